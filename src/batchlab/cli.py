@@ -1,0 +1,232 @@
+"""The command line: parse, call the library, print. Bad input exits 2 with one paragraph."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from batchlab.demo import demo_spec
+from batchlab.errors import BatchlabError
+from batchlab.execute.inline import InlineExecutor
+from batchlab.execute.local import LocalPoolExecutor, available_cores
+from batchlab.execute.sweep import SweepOutcome, run_sweep
+from batchlab.progress import SweepProgress
+from batchlab.results import experiment_rows, run_row
+from batchlab.spec import Spec, load_spec, spec_from_dict
+from batchlab.store import Store
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="batchlab: study how batch size and learning rate shape training, on your model.",
+)
+# tables are wide: when writing to a file or a pipe, do not squeeze them into 80 columns
+console = Console() if sys.stdout.isatty() else Console(width=180)
+err_console = Console(stderr=True)
+
+StoreOpt = Annotated[Path, typer.Option("--store", help="SQLite store file.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a field: train.lr=0.05")]
+WorkersOpt = Annotated[int, typer.Option("--workers", "-w", min=1, help="Parallel processes.")]
+DEFAULT_STORE = Path("batchlab.db")
+DEMO_WORKERS = min(2, available_cores())
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def results_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """The end-of-sweep table: the knobs, final and best metrics, wall time, status."""
+    table = Table(title=title, show_lines=False)
+    cols = [("batch", "batch_size"), ("lr", "lr"), ("eff. lr", "effective_lr"),
+            ("schedule", "schedule"), ("train loss", "final_train_loss"),
+            ("train acc", "final_train_acc"), ("val loss", "final_val_loss"),
+            ("val acc", "final_val_acc"), ("best val acc (epoch)", None),
+            ("time s", "wall_time_s"), ("status", "status")]
+    extra = [k for r in rows for k in r if "." in k]
+    extra = list(dict.fromkeys(extra))
+    for header in [c[0] for c in cols[:4]] + extra + [c[0] for c in cols[4:]]:
+        table.add_column(header, justify="right" if header not in ("schedule", "status") else "left")
+    for r in rows:
+        best = r.get("best_val_acc")
+        best_txt = "-" if best is None or best < 0 else (
+            f"{best:.4f} ({_fmt(r.get('best_val_acc_epoch'), 3)})")
+        status = r["status"]
+        style = {"completed": "green", "diverged": "yellow", "failed": "red"}.get(status, "")
+        cells = [_fmt(r.get(k)) for _, k in cols[:4]] + [_fmt(r.get(k)) for k in extra]
+        cells += [_fmt(r.get(k)) if k else best_txt for _, k in cols[4:-1]]
+        cells.append(f"[{style}]{status}[/]" if style else status)
+        table.add_row(*cells)
+    return table
+
+
+def _sweep(spec: Spec, store_path: Path, workers: int) -> SweepOutcome:
+    store = Store(store_path)
+    try:
+        executor = InlineExecutor() if workers == 1 else LocalPoolExecutor(workers)
+        try:
+            with SweepProgress(console) as progress:
+                outcome = run_sweep(spec, store, executor, on_event=progress.on_event,
+                                    on_plan=progress.on_plan)
+        except KeyboardInterrupt:
+            err_console.print("interrupted: finished runs are stored; run the same command "
+                              "again to resume the rest from their checkpoints.")
+            raise typer.Exit(130) from None
+        console.print(results_table([run_row(r) for r in outcome.records],
+                                    f"experiment '{spec.name}' ({store_path})"))
+        failed = [r for r in outcome.records if r.status == "failed"]
+        for r in failed:
+            err_console.print(f"[red]run {r.id} failed:[/] {r.error}")
+        return outcome
+    finally:
+        store.close()
+
+
+@app.command()
+def demo(
+    store: StoreOpt = DEFAULT_STORE,
+    workers: WorkersOpt = DEMO_WORKERS,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs per run.")] = None,
+) -> None:
+    """The classic study on built-in digits: batch 16/32/64/128 x LR 0.1/0.01/0.001, with and
+    without step decay (24 runs, about 3 minutes on 2 cores)."""
+    _sweep(demo_spec(epochs), store, workers)
+
+
+@app.command()
+def sweep(
+    spec_file: Annotated[Path, typer.Argument(help="TOML spec.")],
+    store: StoreOpt = DEFAULT_STORE,
+    workers: WorkersOpt = 1,
+    set_: SetOpt = None,
+) -> None:
+    """Train every run of the spec's sweep; finished runs are skipped, interrupted ones resume."""
+    _sweep(load_spec(spec_file, set_ or []), store, workers)
+
+
+@app.command()
+def run(
+    spec_file: Annotated[Path, typer.Argument(help="TOML spec.")],
+    store: StoreOpt = DEFAULT_STORE,
+    set_: SetOpt = None,
+) -> None:
+    """Train the spec's base config once (its sweep section is ignored)."""
+    spec = load_spec(spec_file, set_ or [])
+    raw = spec.model_dump(mode="json", exclude={"sweep"})
+    _sweep(spec_from_dict(raw, str(spec_file)), store, 1)
+
+
+@app.command("ls")
+def ls(
+    experiment: Annotated[str | None, typer.Argument(help="List this experiment's runs.")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """List experiments, or the runs of one experiment."""
+    with Store(store, create=False) as st:
+        if experiment is None:
+            table = Table(title=f"experiments in {store}")
+            for col in ("name", "runs", "completed", "diverged", "failed", "other"):
+                table.add_column(col)
+            for e in st.experiments():
+                total = sum(e.counts.values())
+                done = {k: e.counts.get(k, 0) for k in ("completed", "diverged", "failed")}
+                table.add_row(e.name, str(total), *map(str, done.values()),
+                              str(total - sum(done.values())))
+            console.print(table)
+        else:
+            console.print(_with_ids(experiment_rows(st, experiment), experiment))
+
+
+def _with_ids(rows: list[dict[str, Any]], experiment: str) -> Table:
+    table = Table(title=f"runs of '{experiment}'")
+    for col in ("run id", "status", "batch", "lr", "schedule", "seed", "val acc", "time s"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["run_id"], r["status"], _fmt(r["batch_size"]), _fmt(r["lr"]),
+                      r["schedule"], _fmt(r["seed"]), _fmt(r["final_val_acc"]),
+                      _fmt(r["wall_time_s"]))
+    return table
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="Run id or unique prefix.")],
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Everything stored about one run: config, environment, summary and its metrics."""
+    with Store(store, create=False) as st:
+        rec = st.run(run_id)
+        console.print(f"[bold]run {rec.id}[/]  status: {rec.status}  steps: {rec.steps}"
+                      f"/{rec.total_steps}  wall time: {_fmt(rec.wall_time)} s")
+        if rec.error:
+            console.print(f"[red]error:[/] {rec.error}")
+        console.print_json(json.dumps({"config": rec.config, "environment": rec.environment,
+                                       "summary": rec.summary}, default=str))
+        table = Table(title="metrics")
+        for col in ("name", "points", "first", "last", "min", "max"):
+            table.add_column(col)
+        for name, s in st.metrics(rec.id).items():
+            v = s.value
+            table.add_row(name, str(len(v)), _fmt(float(v[0])), _fmt(float(v[-1])),
+                          _fmt(float(min(v))), _fmt(float(max(v))))
+        console.print(table)
+
+
+@app.command()
+def export(
+    experiment: Annotated[str, typer.Argument(help="Experiment name.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="csv or json.")] = "csv",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder (csv) or file.")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Export an experiment: runs and every metric row, as CSV files or one JSON file."""
+    if format not in ("csv", "json"):
+        raise BatchlabError(f"--format {format!r} is not supported; use csv or json.")
+    with Store(store, create=False) as st:
+        rows = experiment_rows(st, experiment)
+        metrics = [(r["run_id"], name, s) for r in rows for name, s in st.metrics(r["run_id"]).items()]
+    if format == "json":
+        out = output or Path(f"{experiment}.json")
+        doc = {"experiment": experiment, "runs": rows, "metrics": [
+            {"run_id": rid, "name": name, "step": s.step.tolist(), "value": s.value.tolist(),
+             "epoch": s.epoch.tolist(), "examples": s.examples.tolist(),
+             "wall_time": s.wall_time.tolist()} for rid, name, s in metrics]}
+        out.write_text(json.dumps(doc, indent=1, default=str))
+    else:
+        out = output or Path(f"{experiment}-export")
+        out.mkdir(parents=True, exist_ok=True)
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        with open(out / "runs.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        with open(out / "metrics.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["run_id", "name", "step", "value", "epoch", "examples", "wall_time"])
+            for rid, name, s in metrics:
+                for i in range(len(s.step)):
+                    writer.writerow([rid, name, int(s.step[i]), repr(float(s.value[i])),
+                                     float(s.epoch[i]), int(s.examples[i]), float(s.wall_time[i])])
+    console.print(f"exported {len(rows)} runs of '{experiment}' to {out}")
+
+
+def main() -> None:
+    """Entry point: user errors become one paragraph on stderr and exit code 2."""
+    try:
+        app()
+    except BatchlabError as err:
+        err_console.print(f"[red]error:[/] {err}", soft_wrap=True)
+        sys.exit(2)

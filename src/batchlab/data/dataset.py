@@ -1,0 +1,75 @@
+"""``load_dataset``: a DataSpec in, train/validation tensors out, ready for training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from batchlab.data.builtin import load_digits, load_mnist1d, load_synthetic
+from batchlab.data.cifar import load_cifar
+from batchlab.data.idx import load_mnist_idx
+from batchlab.data.imagefolder import load_image_folder
+from batchlab.data.npz import load_npz
+from batchlab.data.raw import Loader
+from batchlab.data.split import limit_indices, normalize, split_indices
+from batchlab.spec import DataSpec
+
+LOADERS: dict[str, Loader] = {
+    "digits": load_digits,
+    "mnist1d": load_mnist1d,
+    "synthetic": load_synthetic,
+    "mnist_idx": load_mnist_idx,
+    "cifar10": load_cifar,
+    "cifar100": load_cifar,
+    "image_folder": load_image_folder,
+    "npz": load_npz,
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and validation tensors of one data spec.
+
+    Inputs are float32 (N, *input_shape), normalised with training statistics when
+    spec.normalize; labels are int64 (N,) in 0..num_classes-1. The validation part is the
+    held-out split (validation = "split") or the format's test split (validation = "test").
+    """
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    input_shape: tuple[int, ...]
+    num_classes: int
+    description: str
+
+
+def load_dataset(spec: DataSpec) -> Dataset:
+    """Load, split, limit and normalise the data ``spec`` describes.
+
+    Deterministic: the same spec gives identical tensors. Any missing, corrupt or mis-shaped
+    input raises :class:`~batchlab.errors.DataError` with a message naming the file or field.
+    """
+    want_test = spec.validation == "test"
+    raw = LOADERS[spec.name](spec, want_test)
+    if want_test:
+        assert raw.test_x is not None and raw.test_y is not None  # loaders raise otherwise
+        train_x, train_y, val_x, val_y = raw.train_x, raw.train_y, raw.test_x, raw.test_y
+    else:
+        train_idx, val_idx = split_indices(len(raw.train_y), spec.val_fraction, spec.split_seed)
+        train_x, train_y = raw.train_x[train_idx], raw.train_y[train_idx]
+        val_x, val_y = raw.train_x[val_idx], raw.train_y[val_idx]
+    keep = limit_indices(len(train_y), spec.limit, spec.split_seed)
+    if keep is not None:
+        train_x, train_y = train_x[keep], train_y[keep]
+    if spec.normalize:
+        # in place: every tensor here is a fresh copy owned by this call
+        train_x, val_x = normalize(train_x, val_x)
+    input_shape = tuple(train_x.shape[1:])
+    val_name = "test" if want_test else "validation"
+    description = (
+        f"{spec.name}: {len(train_y)} train / {len(val_y)} {val_name}, "
+        f"{'x'.join(map(str, input_shape))}, {raw.num_classes} classes"
+    )
+    return Dataset(train_x, train_y, val_x, val_y, input_shape, raw.num_classes, description)

@@ -1,0 +1,112 @@
+"""Shared file helpers: every format reads its files through these, so a bad file is a DataError.
+
+The contract for all formats: a missing, truncated, corrupt or mis-shaped file never escapes
+``load_dataset`` as a raw ``OSError``/``KeyError``/``struct.error``...; it becomes a
+:class:`~batchlab.errors.DataError` whose one-paragraph message names the file, says what is
+wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from batchlab.errors import DataError
+from batchlab.spec import DataSpec
+
+
+def fail(subject: str, problem: str, fix: str) -> DataError:
+    """A DataError reading '<subject> <problem>; <fix>.' (one paragraph, names the culprit)."""
+    return DataError(f"{subject} {problem}; {fix}.")
+
+
+def no_test_split(name: str, why: str = "", remedy: str = "") -> DataError:
+    """The error for ``validation = "test"`` on data that has no test split of its own.
+
+    ``why`` says what is missing (": 'x.npz' has no x_test array"), ``remedy`` how to add it.
+    """
+    fix = 'use data.validation = "split" to hold out data.val_fraction of the training data'
+    fix = f"{remedy}, or {fix}" if remedy else fix
+    return fail(f"data.name = {name!r}", f"has no test split{why}", fix)
+
+
+def data_path(spec: DataSpec, *, folder: bool, fix: str) -> Path:
+    """``spec.path`` as a Path, checked to exist and to be a folder (or a file)."""
+    path = Path(str(spec.path)).expanduser()
+    if not path.exists():
+        raise fail(f"data.path '{path}'", "does not exist", fix)
+    if folder and not path.is_dir():
+        raise fail(f"data.path '{path}'", "is a file, not a folder", fix)
+    if not folder and not path.is_file():
+        raise fail(f"data.path '{path}'", "is a folder, not a file", fix)
+    return path
+
+
+def find_file(folder: Path, name: str, fix: str) -> Path:
+    """``folder/name``, or ``folder/name.gz`` when only the gzipped copy exists."""
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise fail(f"data.path '{folder}'", f"has no {name}[.gz]", fix)
+
+
+@contextmanager
+def reading(path: Path, fix: str) -> Iterator[None]:
+    """Turn any failure inside the block into a DataError naming ``path``.
+
+    Wrap only the code that parses the file's bytes. It catches every Exception on purpose: the
+    parsers of untrusted bytes (pickle, Pillow, numpy's .npy header, zipfile, gzip) raise far more
+    than OSError and ValueError on damaged input (struct.error, UnpicklingError, SyntaxError,
+    tokenize.TokenError, NotImplementedError, MemoryError...), and each of those means one thing
+    to the user: this file is unreadable.
+    """
+    try:
+        yield
+    except DataError:
+        raise
+    except Exception as err:
+        problem = f"could not be read ({type(err).__name__}: {err})"
+        raise fail(f"file '{path}'", problem, fix) from err
+
+
+def read_bytes(path: Path, fix: str) -> bytes:
+    """The content of ``path``, gunzipped when its name ends in ``.gz``."""
+    with reading(path, fix):
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as fh:
+                return fh.read()
+        return path.read_bytes()
+
+
+def labels_tensor(
+    labels: np.ndarray, where: str, fix: str, num_classes: int | None = None
+) -> torch.Tensor:
+    """Validate class labels (1-D, whole numbers, 0 <= y < num_classes) and return them as int64.
+
+    Float labels are accepted when every value is a whole number, because arrays that passed
+    through pandas or MATLAB often arrive as float64.
+    """
+    y = np.asarray(labels)
+    if y.ndim != 1:
+        raise fail(where, f"must be a 1-D array of class labels, got shape {y.shape}", fix)
+    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "iub":
+        raise fail(where, f"must hold integer class labels, got dtype {y.dtype}", fix)
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise fail(where, f"has a negative label ({int(y.min())}); labels must be 0..K-1", fix)
+    if num_classes is not None and y.size and y.max() >= num_classes:
+        problem = f"has label {int(y.max())}, but this format has only {num_classes} classes"
+        raise fail(where, problem, fix)
+    return torch.from_numpy(y)
+
+
+def images_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 pixels of shape (N, C, ...) as float32 in [0, 1]."""
+    return torch.from_numpy(pixels.astype(np.float32)).div_(255.0)

@@ -1,0 +1,105 @@
+"""A folder of images with one sub-folder per class, read with Pillow.
+
+Layouts (classes are the sub-folder names, sorted, so label i is the i-th name):
+
+* ``data.path/<class>/<image>``: the train part only; ``validation = "test"`` is an error.
+* ``data.path/train/<class>/<image>`` plus ``data.path/val/...`` (or ``test/``): train/ is the
+  train part and val/ (else test/) the test split. With ``validation = "split"`` the held-out
+  part comes from train/ and val/ is not read. A train/ folder alone is used as the train part.
+
+Images with extensions .png .jpg .jpeg .bmp .gif .webp (any case) are read, converted to RGB and
+resized to ``image_size`` x ``image_size`` (bilinear), giving (3, S, S) float32 in [0, 1]. Other
+files and hidden entries are ignored; an image file Pillow cannot decode is a DataError.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from batchlab.data.fileio import data_path, fail, images_tensor, no_test_split, reading
+from batchlab.data.raw import RawData
+from batchlab.spec import DataSpec
+
+EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
+FIX = (
+    "lay the images out as data.path/<class_name>/<image>, optionally under data.path/train/ "
+    "and data.path/val/ (or test/)"
+)
+
+
+def _visible(entries: list[Path]) -> list[Path]:
+    return sorted(p for p in entries if not p.name.startswith("."))
+
+
+def _class_names(folder: Path) -> list[str]:
+    return [p.name for p in _visible([p for p in folder.iterdir() if p.is_dir()])]
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return [p for p in _visible(list(folder.iterdir())) if p.suffix.lower() in EXTENSIONS]
+
+
+def _read_image(path: Path, size: int) -> np.ndarray:
+    """(size, size, 3) uint8 pixels of one image."""
+    with reading(path, "remove the file or replace it with a valid image"):
+        with Image.open(path) as image:
+            rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+            return np.asarray(rgb, dtype=np.uint8)
+
+
+def _load_part(folder: Path, classes: list[str], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 3, S, S) and labels (N,) of every class folder of ``folder`` that exists."""
+    pixels: list[np.ndarray] = []
+    labels: list[int] = []
+    for label, name in enumerate(classes):
+        class_dir = folder / name
+        if not class_dir.is_dir():
+            continue  # a test split may lack a class; the train part is checked by the caller
+        for path in _images_in(class_dir):
+            pixels.append(_read_image(path, size))
+            labels.append(label)
+    if not pixels:
+        exts = " ".join(sorted(EXTENSIONS))
+        raise fail(f"folder '{folder}'", f"has no images ({exts}) in its class sub-folders", FIX)
+    x = images_tensor(np.stack(pixels).transpose(0, 3, 1, 2))
+    return x, torch.tensor(labels, dtype=torch.int64)
+
+
+def _layout(root: Path) -> tuple[Path, Path | None]:
+    """(train folder, test folder or None) of the image tree at ``root``."""
+    train = root / "train"
+    if not train.is_dir():
+        return root, None
+    for name in ("val", "test"):
+        if (root / name).is_dir():
+            return train, root / name
+    return train, None
+
+
+def load_image_folder(spec: DataSpec, want_test: bool) -> RawData:
+    """Images from class sub-folders; the val/ (or test/) tree is read only when ``want_test``."""
+    root = data_path(spec, folder=True, fix=FIX)
+    train_dir, test_dir = _layout(root)
+    if want_test and test_dir is None:
+        why = f": '{root}' has no train/ and val/ (or test/) sub-folders"
+        raise no_test_split("image_folder", why, "split the class folders into train/ and val/")
+    classes = _class_names(train_dir)
+    if not classes:
+        raise fail(f"folder '{train_dir}'", "has no class sub-folders (zero classes)", FIX)
+    for name in classes:
+        if not _images_in(train_dir / name):
+            raise fail(f"class folder '{train_dir / name}'", "holds no images", FIX)
+    train_x, train_y = _load_part(train_dir, classes, spec.image_size)
+    if not want_test:
+        return RawData(train_x, train_y, len(classes))
+    assert test_dir is not None
+    unknown = sorted(set(_class_names(test_dir)) - set(classes))
+    if unknown:
+        problem = f"has class folders {unknown} that '{train_dir}' does not have"
+        raise fail(f"folder '{test_dir}'", problem, "give both splits the same class folders")
+    test_x, test_y = _load_part(test_dir, classes, spec.image_size)
+    return RawData(train_x, train_y, len(classes), test_x, test_y)

@@ -1,0 +1,31 @@
+"""Keep the last few loaded datasets in memory so a sweep loads each data set once per process."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+
+from batchlab.data import Dataset, load_dataset
+from batchlab.spec import DataSpec
+
+
+class DataCache:
+    """A small LRU of ``load_dataset`` results keyed by the data spec.
+
+    An explicit object owned by an executor (or a worker process), never a module global.
+    """
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Dataset] = OrderedDict()
+
+    def load(self, spec: DataSpec) -> Dataset:
+        key = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        data = load_dataset(spec)
+        self._items[key] = data
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return data

@@ -1,0 +1,28 @@
+"""Train runs one after another in this process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from batchlab.events import Event
+from batchlab.execute.base import RunTask
+from batchlab.execute.datacache import DataCache
+from batchlab.train.loop import train_run
+
+
+class InlineExecutor:
+    """The simplest executor: no processes, no pickling; Ctrl-C reaches the trainer directly."""
+
+    def __init__(self, threads: int | None = None, data_cache: DataCache | None = None) -> None:
+        self.threads = threads
+        self.data_cache = data_cache or DataCache()
+
+    def execute(self, tasks: list[RunTask], on_event: Callable[[Event], None]) -> None:
+        for task in tasks:
+            threads = task.config.train.threads or self.threads
+            if threads:
+                torch.set_num_threads(threads)
+            train_run(task.config, on_event, checkpoint_path=task.checkpoint_path,
+                      max_resume_step=task.max_resume_step, load_data=self.data_cache.load)

@@ -1,0 +1,9 @@
+"""Models: a small zoo after the classics, and user factories ("package.module:factory").
+
+``build_model(spec, input_shape, num_classes)`` returns an ``nn.Module`` mapping a batch
+``(N, *input_shape)`` to logits ``(N, num_classes)``; ``MODEL_NAMES`` lists the zoo.
+"""
+
+from batchlab.models.zoo import MODEL_NAMES, build_model
+
+__all__ = ["MODEL_NAMES", "build_model"]

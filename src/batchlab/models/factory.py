@@ -1,0 +1,154 @@
+"""User models: ``model.name = "package.module:factory"`` builds the user's own nn.Module.
+
+The factory is any callable (a function or an nn.Module subclass). batchlab passes it the
+keywords it declares among ``input_shape`` (tuple of ints, one example's shape) and
+``num_classes`` (int) — all of them when it takes ``**kwargs`` — plus ``dropout`` when the
+factory names that parameter and ``model.dropout`` is set (so a sweep over model.dropout reaches
+user models too), plus everything in ``model.kwargs``. Every failure is a ModelError of one
+paragraph saying what went wrong and what to check.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from batchlab.errors import ModelError
+from batchlab.spec import ModelSpec
+
+# Arguments batchlab derives from the data; setting them in model.kwargs would build a model
+# that does not fit the data, so that is an error rather than a silent override.
+_RESERVED = ("input_shape", "num_classes")
+
+
+def is_factory_name(name: str) -> bool:
+    """True when ``name`` refers to a user factory rather than a zoo model."""
+    return ":" in name
+
+
+def build_from_factory(
+    spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int
+) -> nn.Module:
+    """Import ``spec.name`` ("package.module:factory"), call it, and check it made an nn.Module.
+
+    ``factory`` may be a dotted attribute path (``module:Class.create``).
+    """
+    name = spec.name
+    module_name, _, attr = name.partition(":")
+    module_name, attr = module_name.strip(), attr.strip()
+    if not module_name or not attr:
+        raise ModelError(
+            f"model.name = '{name}' is not a valid factory reference; write it as "
+            "'package.module:factory', where factory is a function or nn.Module class in an "
+            "importable module."
+        )
+    factory = _resolve(name, module_name, attr)
+    call_kwargs = _call_arguments(name, factory, spec, input_shape, num_classes)
+    try:
+        model = factory(**call_kwargs)
+    except Exception as err:  # the user's code: any failure is reported, with its text
+        raise ModelError(
+            f"model factory '{name}' raised {type(err).__name__}: {err} (called with "
+            f"{_describe(call_kwargs)}). Fix the factory or the model.kwargs it is given."
+        ) from err
+    if not isinstance(model, nn.Module):
+        raise ModelError(
+            f"model factory '{name}' returned {type(model).__name__}, not a torch.nn.Module; "
+            "it must return the model instance itself (for example 'return MyNet(...)')."
+        )
+    return model
+
+
+def _resolve(name: str, module_name: str, attr: str) -> Callable[..., Any]:
+    """Import the module and look up the (possibly dotted) attribute."""
+    # Pick up modules created since the interpreter started (a notebook or a test writing the
+    # file just before building); the import system caches directory listings.
+    importlib.invalidate_caches()
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ModelError(
+            f"cannot import module '{module_name}' for model.name = '{name}': {err}. Check that "
+            "the module is on PYTHONPATH (run from the folder that contains it, or add that "
+            "folder to PYTHONPATH) or installed in this environment, and that it imports cleanly."
+        ) from err
+    except Exception as err:  # a bug at the module's top level
+        raise ModelError(
+            f"importing module '{module_name}' for model.name = '{name}' raised "
+            f"{type(err).__name__}: {err}. Fix the error in that module and retry."
+        ) from err
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            candidates = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, candidates, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            where = getattr(module, "__file__", None) or module_name
+            raise ModelError(
+                f"module '{module_name}' ({where}) has no attribute '{attr}' for "
+                f"model.name = '{name}'.{hint} Check the name after the ':'."
+            )
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ModelError(
+            f"'{name}' is a {type(obj).__name__}, not a callable; the name after ':' must be a "
+            "function or nn.Module class that builds the model."
+        )
+    return obj
+
+
+def _call_arguments(
+    name: str,
+    factory: Callable[..., Any],
+    spec: ModelSpec,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+) -> dict[str, Any]:
+    """Keyword arguments for ``factory``: the offered ones it accepts, plus ``spec.kwargs``."""
+    clash = [k for k in _RESERVED if k in spec.kwargs]
+    if clash:
+        raise ModelError(
+            f"model.kwargs sets {', '.join(clash)} for '{name}', but batchlab passes "
+            f"{' and '.join(_RESERVED)} from the data; remove {', '.join(clash)} from model.kwargs."
+        )
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        # Some builtins and C extensions have no signature: pass only what the user gave.
+        return dict(spec.kwargs)
+    params = signature.parameters
+    var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    named = {
+        n
+        for n, p in params.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    offered: dict[str, Any] = {"input_shape": tuple(input_shape), "num_classes": num_classes}
+    call = {k: v for k, v in offered.items() if var_keyword or k in named}
+    # dropout only when declared by name: a **kwargs factory forwarding to a model without a
+    # dropout argument would otherwise break as soon as a spec sets model.dropout.
+    if spec.dropout is not None and "dropout" in named and "dropout" not in spec.kwargs:
+        call["dropout"] = spec.dropout
+    call.update(spec.kwargs)
+    try:
+        signature.bind(**call)
+    except TypeError as err:
+        raise ModelError(
+            f"model factory '{name}' cannot be called with {_describe(call)}: {err}. Its "
+            f"signature is {name.partition(':')[2]}{signature}; batchlab passes input_shape and "
+            "num_classes when the factory declares them, and model.kwargs must supply the rest "
+            "and nothing it does not accept."
+        ) from None
+    return call
+
+
+def _describe(kwargs: dict[str, Any]) -> str:
+    """``a=1, b=(2, 3)`` for error messages, or 'no arguments'."""
+    if not kwargs:
+        return "no arguments"
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())

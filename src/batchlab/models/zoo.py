@@ -1,0 +1,73 @@
+"""The model registry: zoo names → builders, and :func:`build_model`, the one entry point."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+from torch import nn
+
+from batchlab.errors import ModelError
+from batchlab.models.classic import build_alexnet_small, build_cnn1d, build_lenet5, build_mlp
+from batchlab.models.factory import build_from_factory, is_factory_name
+from batchlab.models.mobilenet import build_mobilenet_v2
+from batchlab.models.squeezenet import build_squeezenet
+from batchlab.spec import ModelSpec
+
+Builder = Callable[[ModelSpec, tuple[int, ...], int], nn.Module]
+
+_ZOO: dict[str, Builder] = {
+    "mlp": build_mlp,
+    "lenet5": build_lenet5,
+    "alexnet_small": build_alexnet_small,
+    "mobilenet_v2": build_mobilenet_v2,
+    "squeezenet": build_squeezenet,
+    "cnn1d": build_cnn1d,
+}
+
+MODEL_NAMES: tuple[str, ...] = tuple(_ZOO)
+
+
+def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """Build the model ``spec`` names for examples of ``input_shape`` and ``num_classes`` classes.
+
+    ``spec.name`` is a zoo name (see ``MODEL_NAMES``) or ``"package.module:factory"`` for a user
+    factory. The module maps a batch ``(N, *input_shape)`` to logits ``(N, num_classes)``.
+    Construction draws only from torch's global RNG, so it is deterministic under
+    ``torch.manual_seed``. Raises ModelError for an unknown name, a model that cannot take
+    ``input_shape`` (e.g. a conv net on flat features) or a factory that fails.
+    """
+    shape = _check_shape(input_shape)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ModelError(f"num_classes must be a positive integer, got {num_classes!r}.")
+    if is_factory_name(spec.name):
+        return build_from_factory(spec, shape, num_classes)
+    builder = _ZOO.get(spec.name)
+    if builder is None:
+        raise ModelError(_unknown_name_message(spec.name))
+    return builder(spec, shape, num_classes)
+
+
+def _check_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``input_shape`` as a tuple of positive ints (lists and numpy ints are accepted)."""
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise ModelError(
+            f"input_shape must be a non-empty sequence of positive sizes (one example's shape, "
+            f"without the batch dimension), got {input_shape!r}."
+        )
+    return shape
+
+
+def _unknown_name_message(name: str) -> str:
+    close = difflib.get_close_matches(name.lower(), MODEL_NAMES, n=1, cutoff=0.5)
+    hint = f"Did you mean '{close[0]}'? " if close else ""
+    return (
+        f"unknown model '{name}'. {hint}The zoo has: {', '.join(MODEL_NAMES)}. For your own "
+        "model, set model.name = 'package.module:factory', where factory is a function or "
+        "nn.Module class (in an importable module) that returns the nn.Module; it receives "
+        "input_shape and num_classes if it declares them, plus model.kwargs."
+    )

@@ -1,0 +1,71 @@
+"""Rich progress bars for a sweep: one bar for the runs, one per run in flight."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from batchlab.events import Event, MetricRows, RunEnded, RunStarted
+from batchlab.plan import RunSpec
+from batchlab.results import schedule_label
+
+
+def run_label(run: RunSpec) -> str:
+    t = run.config.train
+    return f"{run.run_id[:8]} B={t.batch_size} lr={t.lr:g} {schedule_label(t.model_dump())}"
+
+
+class SweepProgress:
+    """Observer for ``run_sweep``: ``on_plan`` then ``on_event`` for every stored event."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=console, transient=False,
+        )
+        self.labels: dict[str, str] = {}
+        self.bars: dict[str, Any] = {}
+        self.overall: Any = None
+
+    def __enter__(self) -> SweepProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def on_plan(self, runs: list[RunSpec], todo: set[str]) -> None:
+        self.labels = {r.run_id: run_label(r) for r in runs}
+        self.overall = self.progress.add_task(
+            "runs", total=len(runs), completed=len(runs) - len(todo),
+            info=f"{len(runs) - len(todo)} already in the store" if len(todo) < len(runs) else "",
+        )
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            info = f"resumed at step {event.resumed_from}" if event.resumed_from else ""
+            self.bars[event.run_id] = self.progress.add_task(
+                self.labels.get(event.run_id, event.run_id[:8]), total=event.total_steps,
+                completed=event.resumed_from, info=info)
+        elif isinstance(event, MetricRows) and event.run_id in self.bars:
+            acc = [r[2] for r in event.rows if r[0] == "val_acc"]
+            update: dict[str, Any] = {"completed": event.step}
+            if acc:
+                update["info"] = f"val acc {acc[-1]:.3f}"
+            self.progress.update(self.bars[event.run_id], **update)
+        elif isinstance(event, RunEnded):
+            bar = self.bars.pop(event.run_id, None)
+            if bar is not None:
+                self.progress.remove_task(bar)
+            if self.overall is not None:
+                self.progress.advance(self.overall)

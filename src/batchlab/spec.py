@@ -1,0 +1,244 @@
+"""The study spec: what data, which model, how to train, what to sweep.
+
+A spec is plain pydantic data, loaded from TOML or built in Python. Every model forbids
+unknown fields so a typo (``bach_size``) is an error naming the field, never silently ignored.
+``apply_overrides`` implements the CLI's ``--set train.lr=0.05``.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from batchlab.errors import SpecError
+
+DataName = Literal[
+    "digits", "mnist1d", "synthetic", "mnist_idx", "cifar10", "cifar100", "image_folder", "npz"
+]
+Augmentation = Literal["crop", "flip"]
+ScheduleName = Literal["constant", "step", "multistep", "exponential", "power", "cosine", "onecycle"]
+OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
+ScaleRule = Literal["none", "linear", "sqrt"]
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(_Strict):
+    """Where examples come from and how they are split and prepared."""
+
+    name: DataName = "digits"
+    path: str | None = Field(None, description="local file or folder for file formats")
+    validation: Literal["split", "test"] = Field(
+        "split", description="'split': hold out val_fraction of train; 'test': the format's test split"
+    )
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    split_seed: int = 0
+    limit: PositiveInt | None = Field(None, description="use at most this many training examples")
+    normalize: bool = True
+    augment: list[Augmentation] = []
+    crop_padding: Annotated[int, Field(ge=0)] = 4
+    image_size: PositiveInt = Field(32, description="image_folder: images are resized to this")
+    shape: list[PositiveInt] = Field([1, 28, 28], description="synthetic: input shape")
+    classes: Annotated[int, Field(ge=2)] = Field(10, description="synthetic: number of classes")
+    size: PositiveInt = Field(2000, description="synthetic / mnist1d: number of examples")
+    cache_dir: str | None = Field(None, description="mnist1d cache; default ~/.cache/batchlab")
+
+    @model_validator(mode="after")
+    def _needs_path(self) -> DataSpec:
+        if self.name in ("mnist_idx", "cifar10", "cifar100", "image_folder", "npz") and not self.path:
+            raise ValueError(f"data.path is required for data.name = {self.name!r}")
+        return self
+
+
+class ModelSpec(_Strict):
+    """A zoo model by name, or 'package.module:factory' for the user's own nn.Module."""
+
+    name: str = "mlp"
+    hidden: list[PositiveInt] = Field([256, 128], description="mlp: hidden layer widths")
+    width: PositiveFloat = Field(1.0, description="mobilenet_v2: width multiplier")
+    dropout: float | None = Field(None, ge=0, lt=1, description="override the model's dropout")
+    kwargs: dict[str, Any] = Field({}, description="extra keyword arguments for a user factory")
+
+
+class ScheduleSpec(_Strict):
+    """LR as a function of step. Step sizes and milestones count in ``unit``."""
+
+    name: ScheduleName = "constant"
+    unit: Literal["epoch", "step"] = "epoch"
+    step_size: PositiveInt = Field(10, description="step: decay every step_size units")
+    milestones: list[PositiveInt] = Field([], description="multistep: decay at these units")
+    gamma: PositiveFloat = Field(0.1, description="step/multistep/exponential decay factor")
+    min_lr: Annotated[float, Field(ge=0)] = Field(0.0, description="cosine: final LR")
+    pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle: fraction spent rising")
+    div_factor: PositiveFloat = Field(25.0, description="onecycle: initial LR = lr / div_factor")
+    final_div_factor: PositiveFloat = Field(1e4, description="onecycle: final = initial / this")
+    warmup: Annotated[int, Field(ge=0)] = Field(0, description="linear warm-up length (0 = none)")
+    warmup_unit: Literal["epoch", "step"] = "step"
+
+
+class TrainSpec(_Strict):
+    """One training run's optimisation settings."""
+
+    optimizer: OptimizerName = "sgd"
+    lr: PositiveFloat = 0.01
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    nesterov: bool = False
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    batch_size: PositiveInt = 32
+    epochs: PositiveInt | None = 10
+    steps: PositiveInt | None = None
+    schedule: ScheduleSpec = ScheduleSpec()
+    scale_lr: ScaleRule = "none"
+    base_batch_size: PositiveInt = 32
+    eval_every: PositiveInt | None = Field(None, description="evaluate every N steps (default: each epoch)")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: PositiveInt | None = Field(None, description="torch threads (default: executor's share)")
+    checkpoint: bool = Field(True, description="save a checkpoint every epoch so a run can resume")
+
+    @model_validator(mode="after")
+    def _length(self) -> TrainSpec:
+        if self.steps is not None and "epochs" in self.model_fields_set and self.epochs is not None:
+            raise ValueError("set train.epochs or train.steps, not both")
+        if self.nesterov and self.optimizer == "sgd" and self.momentum == 0:
+            raise ValueError("train.nesterov needs train.momentum > 0")
+        return self
+
+
+class Distribution(_Strict):
+    """One random-search dimension: exactly one of log_uniform, uniform, int_uniform, choice."""
+
+    log_uniform: tuple[PositiveFloat, PositiveFloat] | None = None
+    uniform: tuple[float, float] | None = None
+    int_uniform: tuple[int, int] | None = None
+    choice: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Distribution:
+        given = [k for k in ("log_uniform", "uniform", "int_uniform", "choice") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of log_uniform, uniform, int_uniform, choice")
+        return self
+
+
+class RandomSpec(_Strict):
+    count: PositiveInt
+    seed: int = 0
+    params: dict[str, Distribution]
+
+
+class SweepSpec(_Strict):
+    """Grid over field paths, explicit points, random samples, and repeats (seeds) of each.
+
+    Every grid point is crossed with every explicit point and every random sample.
+    """
+
+    grid: dict[str, list[Any]] = {}
+    points: list[dict[str, Any]] = Field([], description="explicit sweep points")
+    random: RandomSpec | None = None
+    repeats: PositiveInt = 1
+
+
+class Spec(_Strict):
+    """A whole study: an experiment name plus data, model, train and sweep sections."""
+
+    name: str = Field("experiment", min_length=1)
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+    sweep: SweepSpec = SweepSpec()
+
+
+class RunConfig(_Strict):
+    """The resolved config of one run: what the trainer needs, nothing about the sweep."""
+
+    data: DataSpec
+    model: ModelSpec
+    train: TrainSpec
+
+    def run_id(self) -> str:
+        """Stable id: a hash of the canonical JSON of the config (same config, same id)."""
+        import hashlib
+
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One paragraph naming every bad field, what was wrong and how to fix it."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
+        loc = loc or "(top level)"
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown field '{loc}' (check the spelling; see the spec reference in the README)")
+        elif e["type"] == "literal_error":
+            parts.append(f"'{loc}' = {e.get('input')!r} is not allowed: {e['msg'].lower()}")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            parts.append(f"'{loc}': {msg} (got {e.get('input')!r})")
+    return f"invalid spec in {source}: " + "; ".join(parts) + "."
+
+
+def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> Spec:
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as err:
+        raise SpecError(format_validation_error(err, source)) from None
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
+    """Read a TOML spec file, apply ``key=value`` overrides, validate."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"spec file '{p}' does not exist; pass the path of a TOML spec (see examples/).")
+    try:
+        raw = tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise SpecError(f"spec file '{p}' is not valid TOML: {err}. Fix the syntax and retry.") from None
+    raw.setdefault("name", p.stem)
+    return spec_from_dict(apply_overrides(raw, overrides or []), source=str(p))
+
+
+def parse_value(text: str) -> Any:
+    """A CLI override value: TOML/JSON literal when it parses (numbers, bools, lists), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def set_path(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """Return a copy of nested dict ``raw`` with dotted ``path`` set to ``value``."""
+    out = json.loads(json.dumps(raw))
+    node = out
+    keys = path.split(".")
+    for k in keys[:-1]:
+        nxt = node.get(k)
+        if nxt is None:
+            nxt = node[k] = {}
+        if not isinstance(nxt, dict):
+            raise SpecError(f"cannot set '{path}': '{k}' is a value, not a section.")
+        node = nxt
+    node[keys[-1]] = value
+    return out
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"override '{item}' must look like section.field=value, e.g. train.lr=0.05.")
+        raw = set_path(raw, key.strip(), parse_value(text.strip()))
+    return raw

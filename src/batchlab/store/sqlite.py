@@ -1,0 +1,321 @@
+"""The metric store: one SQLite file in WAL mode, with a schema version.
+
+Tables: ``experiments`` (a named sweep and its spec), ``runs`` (id = hash of the resolved run
+config, status, config, environment, timings, summary of final/best metrics),
+``experiment_runs`` (which runs an experiment planned, with their sweep point: one run can
+serve several experiments) and ``metrics`` (one row per run, name and step; NaN is kept as
+NULL because SQLite turns NaN into NULL, +-inf are kept as they are).
+
+Only the driver process writes; the trainer never sees this module.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from batchlab.errors import StoreError
+from batchlab.events import (
+    FINAL_STATUSES,
+    INTERRUPTED,
+    PENDING,
+    RUNNING,
+    Event,
+    MetricRows,
+    RunEnded,
+    RunStarted,
+)
+
+SCHEMA_VERSION = 1
+APP = "batchlab"
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE experiments (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, spec_json TEXT NOT NULL,
+    created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY, status TEXT NOT NULL, config_json TEXT NOT NULL,
+    environment_json TEXT, created REAL NOT NULL, started REAL, finished REAL,
+    wall_time REAL, steps INTEGER, total_steps INTEGER, progress_step INTEGER NOT NULL DEFAULT 0,
+    error TEXT, summary_json TEXT, heartbeat REAL, owner TEXT);
+CREATE TABLE experiment_runs (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    position INTEGER NOT NULL, point_json TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, run_id));
+CREATE TABLE metrics (
+    run_id TEXT NOT NULL, name TEXT NOT NULL, step INTEGER NOT NULL, value REAL,
+    epoch REAL NOT NULL, examples INTEGER NOT NULL, wall_time REAL NOT NULL,
+    PRIMARY KEY (run_id, name, step)) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run as stored. ``point`` is the sweep point within the experiment it was read through."""
+
+    id: str
+    status: str
+    config: dict[str, Any]
+    environment: dict[str, Any]
+    created: float
+    started: float | None
+    finished: float | None
+    wall_time: float | None
+    steps: int | None
+    total_steps: int | None
+    progress_step: int
+    error: str | None
+    summary: dict[str, Any]
+    point: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Series:
+    """One metric of one run, as aligned numpy arrays sorted by step."""
+
+    step: np.ndarray
+    value: np.ndarray
+    epoch: np.ndarray
+    examples: np.ndarray
+    wall_time: np.ndarray
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    spec: dict[str, Any]
+    created: float
+    updated: float
+    counts: dict[str, int]
+
+
+def _loads(text: str | None) -> dict[str, Any]:
+    return json.loads(text) if text else {}
+
+
+def _dumps(obj: Any) -> str:
+    # json cannot write NaN/inf as standard JSON; store them as strings then
+    return json.dumps(obj, sort_keys=True, default=str, allow_nan=True)
+
+
+class Store:
+    """A batchlab store file. Open it with ``Store(path)``; it is created when missing."""
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        exists = self.path.exists() and self.path.stat().st_size > 0
+        if not exists and not create:
+            raise StoreError(
+                f"store '{self.path}' does not exist; run a sweep first or pass --store PATH."
+            )
+        if exists:
+            self._check_header()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            if exists:
+                self._check_schema()
+            else:
+                self._create()
+        except sqlite3.DatabaseError as err:
+            self.conn.close()
+            raise StoreError(self._not_ours(f"SQLite says: {err}")) from None
+
+    # ------------------------------------------------------------------ schema
+    def _not_ours(self, why: str) -> str:
+        return (
+            f"'{self.path}' is not a batchlab store ({why}); it was left untouched. "
+            "Pass --store with a new file name or the path of an existing batchlab.db."
+        )
+
+    def _check_header(self) -> None:
+        with open(self.path, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise StoreError(self._not_ours("not an SQLite database"))
+
+    def _check_schema(self) -> None:
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "meta" not in tables:
+            raise StoreError(self._not_ours("an SQLite file without batchlab's tables"))
+        meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("app") != APP:
+            raise StoreError(self._not_ours("its meta table does not name batchlab"))
+        version = int(meta.get("schema_version", "0"))
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store '{self.path}' has schema version {version}, newer than this batchlab "
+                f"understands ({SCHEMA_VERSION}); it was left untouched. Upgrade batchlab "
+                "(pip install -U batchlab) or use another --store."
+            )
+
+    def _create(self) -> None:
+        with self.conn:
+            self.conn.execute("BEGIN")
+            for statement in SCHEMA.strip().split(";"):
+                if statement.strip():
+                    self.conn.execute(statement)
+            self.conn.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)",
+                [("app", APP), ("schema_version", str(SCHEMA_VERSION)), ("created", str(time.time()))],
+            )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writes
+    def add_experiment(self, name: str, spec: dict[str, Any], runs: Iterable[Any]) -> None:
+        """Record an experiment and its planned runs (``RunSpec``s); existing runs are kept."""
+        now = time.time()
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute(
+                "INSERT INTO experiments(name, spec_json, created, updated) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET spec_json=excluded.spec_json, updated=excluded.updated",
+                (name, _dumps(spec), now, now),
+            )
+            (exp_id,) = self.conn.execute("SELECT id FROM experiments WHERE name=?", (name,)).fetchone()
+            for position, run in enumerate(runs):
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO runs(id, status, config_json, created) VALUES (?, ?, ?, ?)",
+                    (run.run_id, PENDING, _dumps(run.config.model_dump(mode="json")), now),
+                )
+                self.conn.execute(
+                    "INSERT INTO experiment_runs(experiment_id, run_id, position, point_json) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET position=excluded.position, "
+                    "point_json=excluded.point_json",
+                    (exp_id, run.run_id, position, _dumps(run.point)),
+                )
+
+    def record(self, event: Event) -> None:
+        """Apply one trainer event. Each call is one transaction (rows arrive in batches)."""
+        now = time.time()
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            if isinstance(event, MetricRows):
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO metrics(run_id, name, step, value, epoch, examples, "
+                    "wall_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(event.run_id, *row) for row in event.rows],
+                )
+                self.conn.execute(
+                    "UPDATE runs SET progress_step=MAX(progress_step, ?), heartbeat=? WHERE id=?",
+                    (event.step, now, event.run_id),
+                )
+            elif isinstance(event, RunStarted):
+                # rows past the checkpoint belong to the attempt that was cut off: they are redone
+                self.conn.execute(
+                    "DELETE FROM metrics WHERE run_id=? AND step>?", (event.run_id, event.resumed_from)
+                )
+                self.conn.execute(
+                    "UPDATE runs SET status=?, environment_json=?, started=COALESCE(started, ?), "
+                    "total_steps=?, progress_step=?, heartbeat=?, error=NULL WHERE id=?",
+                    (RUNNING, _dumps(event.environment), now, event.total_steps,
+                     event.resumed_from, now, event.run_id),
+                )
+            elif isinstance(event, RunEnded):
+                self.conn.execute(
+                    "UPDATE runs SET status=?, finished=?, wall_time=?, steps=?, error=?, "
+                    "summary_json=?, heartbeat=? WHERE id=?",
+                    (event.status, now, event.wall_time, event.steps, event.error,
+                     _dumps(event.summary), now, event.run_id),
+                )
+
+    def mark_interrupted(self, run_ids: Iterable[str]) -> None:
+        """Runs left RUNNING by a driver that stops: they resume from their checkpoint later."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany(
+                "UPDATE runs SET status=? WHERE id=? AND status=?",
+                [(INTERRUPTED, rid, RUNNING) for rid in run_ids],
+            )
+
+    # ------------------------------------------------------------------ reads
+    def experiments(self) -> list[Experiment]:
+        out = []
+        for exp_id, name, spec, created, updated in self.conn.execute(
+            "SELECT id, name, spec_json, created, updated FROM experiments ORDER BY created"
+        ):
+            counts = dict(self.conn.execute(
+                "SELECT r.status, COUNT(*) FROM runs r JOIN experiment_runs er ON er.run_id=r.id "
+                "WHERE er.experiment_id=? GROUP BY r.status", (exp_id,)).fetchall())
+            out.append(Experiment(name, _loads(spec), created, updated, counts))
+        return out
+
+    def _record(self, row: tuple[Any, ...], point: str | None) -> RunRecord:
+        (rid, status, config, env, created, started, finished, wall, steps, total, progress,
+         error, summary) = row
+        return RunRecord(rid, status, _loads(config), _loads(env), created, started, finished,
+                         wall, steps, total, progress, error, _loads(summary), _loads(point))
+
+    _COLUMNS = ("r.id, r.status, r.config_json, r.environment_json, r.created, r.started, "
+                "r.finished, r.wall_time, r.steps, r.total_steps, r.progress_step, r.error, "
+                "r.summary_json")
+
+    def runs(self, experiment: str | None = None) -> list[RunRecord]:
+        """Runs of one experiment in sweep order, or every run when ``experiment`` is None."""
+        if experiment is None:
+            rows = self.conn.execute(
+                f"SELECT {self._COLUMNS}, NULL FROM runs r ORDER BY r.created, r.id").fetchall()
+        else:
+            if not self.conn.execute("SELECT 1 FROM experiments WHERE name=?", (experiment,)).fetchone():
+                names = ", ".join(e.name for e in self.experiments()) or "none yet"
+                raise StoreError(
+                    f"no experiment named '{experiment}' in '{self.path}' (experiments: {names})."
+                )
+            rows = self.conn.execute(
+                f"SELECT {self._COLUMNS}, er.point_json FROM runs r JOIN experiment_runs er "
+                "ON er.run_id=r.id JOIN experiments e ON e.id=er.experiment_id WHERE e.name=? "
+                "ORDER BY er.position", (experiment,)).fetchall()
+        return [self._record(row[:-1], row[-1]) for row in rows]
+
+    def run(self, run_id: str) -> RunRecord:
+        """One run by id or unique id prefix."""
+        rows = self.conn.execute(
+            f"SELECT {self._COLUMNS}, NULL FROM runs r WHERE r.id LIKE ? || '%'", (run_id,)).fetchall()
+        if len(rows) != 1:
+            what = "no run" if not rows else f"{len(rows)} runs"
+            raise StoreError(f"{what} with id starting '{run_id}' in '{self.path}'; "
+                             "'batchlab ls' lists the run ids.")
+        return self._record(rows[0][:-1], None)
+
+    def metric_names(self, run_id: str) -> list[str]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT name FROM metrics WHERE run_id=? ORDER BY name", (run_id,))]
+
+    def metrics(self, run_id: str, names: Iterable[str] | None = None) -> dict[str, Series]:
+        """Every (or the named) metric of a run as numpy series; NULL values read back as NaN."""
+        wanted = list(names) if names is not None else self.metric_names(run_id)
+        out = {}
+        for name in wanted:
+            rows = self.conn.execute(
+                "SELECT step, value, epoch, examples, wall_time FROM metrics "
+                "WHERE run_id=? AND name=? ORDER BY step", (run_id, name)).fetchall()
+            arr = np.array(rows, dtype=float).reshape(-1, 5)
+            out[name] = Series(arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2],
+                               arr[:, 3].astype(np.int64), arr[:, 4])
+        return out
+
+    def count_metric_rows(self, run_id: str) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM metrics WHERE run_id=?", (run_id,)).fetchone()[0]
+
+
+def is_final(status: str) -> bool:
+    return status in FINAL_STATUSES

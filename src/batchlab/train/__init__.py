@@ -1,0 +1,1 @@
+"""Training: LR schedules, LR scaling, optimizers and the training loop."""

@@ -1,0 +1,219 @@
+"""The training loop: one run, read top to bottom.
+
+data -> model -> optimizer + LR schedule -> loop over random-permutation batches of in-memory
+tensors (no per-sample DataLoader overhead) -> per-step loss and LR, evaluations, an epoch
+checkpoint. A run is a pure function of its config and seed; it never touches the store: it
+emits events to ``sink`` and the executor decides where they go.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+import batchlab
+from batchlab.data import Dataset, augment_batch, load_dataset
+from batchlab.events import (
+    COMPLETED,
+    DIVERGED,
+    FAILED,
+    INTERRUPTED,
+    Event,
+    RunEnded,
+    RunStarted,
+)
+from batchlab.models import build_model
+from batchlab.spec import RunConfig
+from batchlab.train.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
+from batchlab.train.optim import build_optimizer, set_lr
+from batchlab.train.recorder import Recorder
+from batchlab.train.scaling import scaled_lr
+from batchlab.train.schedules import schedule_fn, steps_per_epoch
+
+EVAL_BATCH = 1024
+TRAIN_EVAL_MAX = 2048  # train accuracy is measured on a fixed subset of at most this many examples
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; asking for 'cuda' without one is an error, not a fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device = 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    env = {
+        "batchlab": batchlab.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over (x, y), in eval mode (no dropout, BN running stats)."""
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device)
+    for i in range(0, len(y), EVAL_BATCH):
+        logits = model(x[i : i + EVAL_BATCH])
+        target = y[i : i + EVAL_BATCH]
+        loss_sum += F.cross_entropy(logits, target, reduction="sum")
+        correct += (logits.argmax(dim=1) == target).sum()
+    model.train()
+    n = max(len(y), 1)
+    return loss_sum.item() / n, correct.item() / n
+
+
+def train_run(
+    config: RunConfig,
+    sink: Callable[[Event], None],
+    *,
+    checkpoint_path: Path | None = None,
+    max_resume_step: int | None = None,
+    load_data: Callable[..., Dataset] = load_dataset,
+) -> RunEnded:
+    """Train one run to the end (or divergence/failure/Ctrl-C) and return how it ended.
+
+    ``checkpoint_path``: where epoch checkpoints live; an existing one resumes the run when its
+    step is <= ``max_resume_step`` (the last step the store holds every row for; None = any).
+    KeyboardInterrupt is re-raised after the run is reported as interrupted.
+    """
+    run_id = config.run_id()
+    t = config.train
+    rec: Recorder | None = None
+    step = 0
+
+    def ended(status: str, summary: dict[str, Any], error: str | None = None) -> RunEnded:
+        wall = rec.elapsed() if rec else 0.0
+        event = RunEnded(run_id, status, step, wall, summary, error)
+        sink(event)
+        return event
+
+    try:
+        data = load_data(config.data)
+        device = resolve_device(t.device)
+        torch.manual_seed(t.seed)  # model init and dropout
+        model = build_model(config.model, data.input_shape, data.num_classes).to(device)
+        base_lr = scaled_lr(t.lr, t.batch_size, t.scale_lr, t.base_batch_size)
+        optimizer = build_optimizer(t, model.parameters(), base_lr)
+        n_train, batch = len(data.train_y), t.batch_size
+        spe = steps_per_epoch(n_train, batch)
+        total = t.steps if t.steps is not None else (t.epochs or 1) * spe
+        lr_at = schedule_fn(t.schedule, base_lr, total, spe)
+        eval_every = t.eval_every or spe
+        order = torch.Generator().manual_seed(t.seed)  # batch order and augmentation
+
+        train_x, train_y = data.train_x.to(device), data.train_y.to(device)
+        val_x, val_y = data.val_x.to(device), data.val_y.to(device)
+        # a fixed train subset measures train accuracy in eval mode, comparable to validation
+        sub = torch.randperm(n_train, generator=torch.Generator().manual_seed(0))[:TRAIN_EVAL_MAX]
+        sub_x, sub_y = train_x[sub.to(device)], train_y[sub.to(device)]
+
+        summary: dict[str, Any] = {
+            "effective_lr": base_lr, "steps_per_epoch": spe, "total_steps": total,
+            "n_train": n_train, "n_val": len(val_y), "best_val_acc": -1.0,
+        }
+        clock = 0.0
+        state = load_checkpoint(checkpoint_path, run_id) if checkpoint_path else None
+        if state is not None and (max_resume_step is None or state["step"] <= max_resume_step):
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            order.set_state(state["order_rng"])
+            torch.set_rng_state(state["torch_rng"])
+            if device.type == "cuda" and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
+            step, clock, summary = state["step"], state["wall_time"], state["summary"]
+        sink(RunStarted(run_id, total, step, environment(device)))
+        rec = Recorder(run_id, sink, n_train, batch, spe, clock_offset=clock)
+    except KeyboardInterrupt:
+        ended(INTERRUPTED, {})
+        raise
+    except Exception as err:
+        return ended(FAILED, {}, "".join(traceback.format_exception_only(err)).strip())
+
+    def run_eval() -> None:
+        val_loss, val_acc = evaluate(model, val_x, val_y)
+        train_loss, train_acc = evaluate(model, sub_x, sub_y)
+        rec.log_values(step, {"val_loss": val_loss, "val_acc": val_acc,
+                              "train_eval_loss": train_loss, "train_acc": train_acc})
+        summary.update(final_val_loss=val_loss, final_val_acc=val_acc,
+                       final_train_loss=train_loss, final_train_acc=train_acc)
+        if val_acc > summary["best_val_acc"]:
+            summary.update(best_val_acc=val_acc, best_val_acc_step=step,
+                           best_val_acc_epoch=rec.epoch(step))
+        if val_loss < summary.get("best_val_loss", math.inf):
+            summary["best_val_loss"] = val_loss
+
+    try:
+        model.train()
+        if step == 0:
+            run_eval()  # the curves start at the untrained model
+        last_step, last_time = step, time.perf_counter()
+        while step < total:
+            perm = torch.randperm(n_train, generator=order).to(device)
+            for i in range(0, n_train, batch):
+                if step >= total:
+                    break
+                idx = perm[i : i + batch]
+                xb, yb = train_x[idx], train_y[idx]
+                if data_augment := config.data.augment:
+                    xb = augment_batch(xb, data_augment, config.data.crop_padding, order)
+                lr = lr_at(step)
+                set_lr(optimizer, lr)
+                loss = F.cross_entropy(model(xb), yb)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                rec.log_step(step, loss.detach(), lr)
+
+                if step % eval_every == 0 or step == total:
+                    now = time.perf_counter()
+                    summary["train_time"] = summary.get("train_time", 0.0) + now - last_time
+                    examples = rec.examples(step) - rec.examples(last_step)
+                    rec.log_values(step, {"samples_per_s": examples / max(now - last_time, 1e-9)})
+                    run_eval()
+                    last_step, last_time = step, time.perf_counter()
+                if rec.due() or step % eval_every == 0 or step == total:
+                    if (bad := rec.flush()) is not None:
+                        summary["diverged_at_step"] = bad
+                        return ended(DIVERGED, summary, f"non-finite loss at step {bad}")
+
+            if checkpoint_path is not None and t.checkpoint and step < total:
+                rec.flush()  # the store must hold every row up to the checkpoint's step
+                save_checkpoint(checkpoint_path, {
+                    "run_id": run_id, "step": step, "wall_time": rec.elapsed(),
+                    "summary": summary, "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(), "order_rng": order.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                })
+        rec.flush()
+        summary["samples_per_s"] = rec.examples(step) / max(summary.get("train_time", 0.0), 1e-9)
+        if checkpoint_path is not None:
+            remove_checkpoint(checkpoint_path)
+        return ended(COMPLETED, summary)
+    except KeyboardInterrupt:
+        rec.flush()
+        ended(INTERRUPTED, summary, "interrupted by the user (Ctrl-C)")
+        raise
+    except Exception as err:
+        rec.flush()
+        return ended(FAILED, summary, "".join(traceback.format_exception_only(err)).strip())

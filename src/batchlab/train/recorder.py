@@ -1,0 +1,95 @@
+"""Buffers a run's metrics and hands them to the sink in batches.
+
+The per-step loss stays a device tensor until a flush: calling ``.item()`` every step would
+force a GPU sync each update and cost real throughput. A flush turns the buffered losses into
+floats in one transfer, finds the first non-finite one (divergence) and emits one
+``MetricRows`` event, so the store sees a batch of rows, never one transaction per step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import torch
+
+from batchlab.events import Event, MetricRow, MetricRows
+
+
+class Recorder:
+    """Collects (step, loss, lr) per update and evaluation values; flushes to ``sink``."""
+
+    def __init__(
+        self,
+        run_id: str,
+        sink: Callable[[Event], None],
+        n_train: int,
+        batch_size: int,
+        steps_per_epoch: int,
+        clock_offset: float = 0.0,
+        flush_seconds: float = 1.0,
+    ) -> None:
+        self.run_id = run_id
+        self.sink = sink
+        self.n_train = n_train
+        self.batch_size = batch_size
+        self.steps_per_epoch = steps_per_epoch
+        self.flush_seconds = flush_seconds
+        # wall time continues across a resume: offset by the time the run had already spent
+        self._t0 = time.perf_counter() - clock_offset
+        self._last_flush = time.perf_counter()
+        self._losses: list[torch.Tensor] = []
+        self._steps: list[tuple[int, float, float]] = []  # (step, lr, wall)
+        self._rows: list[MetricRow] = []
+        self.step_done = 0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def examples(self, step: int) -> int:
+        """Examples seen after ``step`` updates (the last batch of an epoch may be partial)."""
+        epochs, within = divmod(step, self.steps_per_epoch)
+        return epochs * self.n_train + min(within * self.batch_size, self.n_train)
+
+    def epoch(self, step: int) -> float:
+        return self.examples(step) / self.n_train
+
+    def log_step(self, step: int, loss: torch.Tensor, lr: float) -> None:
+        """Record update ``step``'s loss (a detached 0-d tensor) and the LR it used."""
+        self._losses.append(loss)
+        self._steps.append((step, lr, self.elapsed()))
+        self.step_done = step
+
+    def log_values(self, step: int, values: dict[str, float]) -> None:
+        """Record evaluation values taken after ``step`` updates."""
+        ep, ex, wall = self.epoch(step), self.examples(step), self.elapsed()
+        self._rows.extend((name, step, float(v), ep, ex, wall) for name, v in values.items())
+        self.step_done = max(self.step_done, step)
+
+    def due(self) -> bool:
+        return time.perf_counter() - self._last_flush >= self.flush_seconds
+
+    def flush(self) -> int | None:
+        """Emit everything buffered. Returns the first step whose loss was not finite, if any.
+
+        Rows after a non-finite loss are dropped: the run ends there as diverged.
+        """
+        diverged_at = None
+        rows = self._rows
+        if self._losses:
+            values = torch.stack(self._losses).float().tolist()
+            for (step, lr, wall), loss in zip(self._steps, values, strict=True):
+                ep, ex = self.epoch(step), self.examples(step)
+                rows.append(("train_loss", step, loss, ep, ex, wall))
+                rows.append(("lr", step, lr, ep, ex, wall))
+                if not math.isfinite(loss):
+                    diverged_at = step
+                    break
+        if diverged_at is not None:
+            rows = [r for r in rows if r[1] <= diverged_at]
+        if rows:
+            self.sink(MetricRows(self.run_id, rows, diverged_at or self.step_done))
+        self._losses, self._steps, self._rows = [], [], []
+        self._last_flush = time.perf_counter()
+        return diverged_at

@@ -1,0 +1,205 @@
+"""Bad files and folders raise DataError naming the culprit, never a raw low-level exception."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from data_writers import write_cifar, write_idx, write_image_folder, write_npz
+
+from batchlab.data import load_dataset
+from batchlab.errors import DataError
+from batchlab.spec import DataSpec
+
+
+def fails(match: str, **fields: object) -> str:
+    """Load DataSpec(**fields), assert DataError whose message contains ``match``; return it."""
+    with pytest.raises(DataError, match=re.escape(match)) as info:
+        load_dataset(DataSpec(**fields))
+    message = str(info.value)
+    assert "\n" not in message  # one paragraph
+    return message
+
+
+@pytest.mark.parametrize("name", ["mnist_idx", "cifar10", "cifar100", "image_folder", "npz"])
+def test_missing_path(tmp_path: Path, name: str) -> None:
+    message = fails("does not exist", name=name, path=str(tmp_path / "nowhere"))
+    assert "nowhere" in message
+
+
+# --------------------------------------------------------------------------- IDX
+
+
+def test_idx_truncated_images(tmp_path: Path) -> None:
+    write_idx(tmp_path)
+    images = tmp_path / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:-100])
+    message = fails("train-images-idx3-ubyte", name="mnist_idx", path=str(tmp_path))
+    assert "truncated" in message
+
+
+def test_idx_header_shorter_than_itself(tmp_path: Path) -> None:
+    write_idx(tmp_path)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00")
+    fails("train-labels-idx1-ubyte' is truncated", name="mnist_idx", path=str(tmp_path))
+
+
+def test_idx_wrong_magic(tmp_path: Path) -> None:
+    write_idx(tmp_path)
+    images = tmp_path / "train-images-idx3-ubyte"
+    blob = images.read_bytes()
+    images.write_bytes(struct.pack(">I", 0x00000804) + blob[4:])
+    message = fails("train-images-idx3-ubyte", name="mnist_idx", path=str(tmp_path))
+    assert "magic number 0x00000804" in message and "0x00000803" in message
+
+
+def test_idx_truncated_gzip(tmp_path: Path) -> None:
+    write_idx(tmp_path, gz=True)
+    labels = tmp_path / "train-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes()[:20])
+    fails("train-labels-idx1-ubyte.gz", name="mnist_idx", path=str(tmp_path))
+
+
+def test_idx_not_gzip(tmp_path: Path) -> None:
+    write_idx(tmp_path, gz=True)
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(b"plain bytes, not gzip")
+    fails("train-labels-idx1-ubyte.gz", name="mnist_idx", path=str(tmp_path))
+
+
+def test_idx_missing_file(tmp_path: Path) -> None:
+    write_idx(tmp_path)
+    (tmp_path / "train-labels-idx1-ubyte").unlink()
+    fails("has no train-labels-idx1-ubyte[.gz]", name="mnist_idx", path=str(tmp_path))
+
+
+def test_idx_count_mismatch(tmp_path: Path) -> None:
+    write_idx(tmp_path, n_train=30)
+    labels = np.zeros(29, dtype=np.uint8)
+    blob = struct.pack(">II", 0x00000801, 29) + labels.tobytes()
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(gzip.decompress(gzip.compress(blob)))
+    fails("holds 29 labels", name="mnist_idx", path=str(tmp_path))
+
+
+def test_idx_test_files_needed_only_for_validation_test(tmp_path: Path) -> None:
+    write_idx(tmp_path)
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (tmp_path / name).unlink()
+    assert len(load_dataset(DataSpec(name="mnist_idx", path=str(tmp_path))).val_y) == 6
+    fails("t10k-images-idx3-ubyte", name="mnist_idx", path=str(tmp_path), validation="test")
+
+
+# --------------------------------------------------------------------------- CIFAR
+
+
+def test_cifar_garbage_pickle(tmp_path: Path) -> None:
+    write_cifar(tmp_path, "cifar10")
+    (tmp_path / "data_batch_3").write_bytes(os.urandom(500))
+    fails("data_batch_3", name="cifar10", path=str(tmp_path))
+
+
+def test_cifar_pickle_naming_other_globals_is_refused_not_run(tmp_path: Path) -> None:
+    write_cifar(tmp_path, "cifar100")
+    marker = tmp_path / "ran"
+    # would create `marker` when unpickled by an unrestricted loader
+    payload = pickle.dumps(_Exploit(str(marker)), protocol=2)
+    (tmp_path / "train").write_bytes(payload)
+    message = fails("cifar-100-python", name="cifar100", path=str(tmp_path))
+    assert "refusing to load global" in message and not marker.exists()
+
+
+class _Exploit:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        return (Path.touch, (Path(self.path),))
+
+
+def test_cifar_wrong_keys_and_shapes(tmp_path: Path) -> None:
+    write_cifar(tmp_path, "cifar10")
+    batch = tmp_path / "data_batch_1"
+    batch.write_bytes(pickle.dumps({b"pixels": np.zeros((2, 3072), np.uint8)}, protocol=2))
+    fails("data_batch_1' has no b'data'", name="cifar10", path=str(tmp_path))
+    batch.write_bytes(pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}))
+    fails("data_batch_1' has b'data' of shape (2, 100)", name="cifar10", path=str(tmp_path))
+    batch.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}))
+    fails("has label 10, but this format has only 10 classes", name="cifar10", path=str(tmp_path))
+
+
+def test_cifar_parent_folder_and_test_batch_only_when_needed(tmp_path: Path) -> None:
+    write_cifar(tmp_path / "cifar-10-batches-py", "cifar10")
+    (tmp_path / "cifar-10-batches-py" / "test_batch").unlink()
+    assert len(load_dataset(DataSpec(name="cifar10", path=str(tmp_path))).train_y) == 32
+    fails("has no test_batch", name="cifar10", path=str(tmp_path), validation="test")
+
+
+# --------------------------------------------------------------------------- image folder
+
+
+def test_image_folder_unreadable_image(tmp_path: Path) -> None:
+    write_image_folder(tmp_path)
+    (tmp_path / "train" / "dog" / "broken.png").write_text("this is no PNG")
+    fails("broken.png", name="image_folder", path=str(tmp_path))
+
+
+def test_image_folder_empty(tmp_path: Path) -> None:
+    fails("has no class sub-folders", name="image_folder", path=str(tmp_path))
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "notes.txt").write_text("no images here")
+    fails("class folder", name="image_folder", path=str(tmp_path))
+
+
+def test_image_folder_test_class_unknown_to_train(tmp_path: Path) -> None:
+    write_image_folder(tmp_path)
+    (tmp_path / "val" / "yak").mkdir()
+    fails("['yak']", name="image_folder", path=str(tmp_path), validation="test")
+
+
+# --------------------------------------------------------------------------- npz and splits
+
+
+def test_npz_problems(tmp_path: Path) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.zeros((4, 3)))
+    fails("has no array 'y' (it has: x)", name="npz", path=str(path))
+    np.savez(path, x=np.zeros((4, 3)), y=np.arange(3))
+    fails("has 4 rows in 'x' but 3 in 'y'", name="npz", path=str(path))
+    np.savez(path, x=np.array([["a"] * 3] * 4), y=np.arange(4))
+    fails("must be numeric", name="npz", path=str(path))
+    np.savez(path, x=np.zeros((4, 3)), y=np.array([0, 1, -1, 2]))
+    fails("negative label", name="npz", path=str(path))
+    np.savez(path, x=np.zeros((4, 3)), y=np.array([0.5, 1, 1, 2]))
+    fails("integer class labels", name="npz", path=str(path))
+    np.savez(path, x=np.zeros((40, 30)), y=np.arange(40))
+    path.write_bytes(path.read_bytes()[:-40])  # truncated archive
+    fails("d.npz", name="npz", path=str(path))
+    path.write_bytes(b"garbage, not a zip archive")
+    fails("d.npz", name="npz", path=str(path))
+
+
+def test_npz_single_array_and_missing_test(tmp_path: Path) -> None:
+    np.save(tmp_path / "one.npy", np.zeros((3, 2)))
+    fails("not an .npz archive", name="npz", path=str(tmp_path / "one.npy"))
+    write_npz(tmp_path / "d.npz", with_test=False)
+    fails("lacks the x_test and y_test arrays", name="npz", path=str(tmp_path / "d.npz"),
+          validation="test")
+
+
+def test_npz_constant_channel_is_centred_not_divided_by_zero(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(10, 2, 3, 3))
+    x[:, 0] = 5.0  # channel 0 is constant: std 0
+    np.savez(tmp_path / "c.npz", x=x, y=np.arange(10) % 2)
+    ds = load_dataset(DataSpec(name="npz", path=str(tmp_path / "c.npz")))
+    assert (ds.train_x[:, 0] == 0).all() and (ds.val_x[:, 0] == 0).all()
+    assert abs(ds.train_x[:, 1].std(correction=0).item() - 1) < 1e-4
+
+
+def test_hold_out_leaving_no_training_data(tmp_path: Path) -> None:
+    np.savez(tmp_path / "d.npz", x=np.zeros((2, 3)), y=np.array([0, 1]))
+    fails("data.val_fraction", name="npz", path=str(tmp_path / "d.npz"), val_fraction=0.9)

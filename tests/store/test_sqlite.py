@@ -1,0 +1,101 @@
+import math
+import sqlite3
+
+import pytest
+
+from batchlab.errors import StoreError
+from batchlab.events import MetricRows, RunEnded, RunStarted
+from batchlab.plan import plan_runs
+from batchlab.spec import spec_from_dict
+from batchlab.store import SCHEMA_VERSION, Store
+
+
+@pytest.fixture
+def planned():
+    spec = spec_from_dict({"name": "exp", "sweep": {"grid": {"train.batch_size": [16, 32]}}})
+    return spec, plan_runs(spec)
+
+
+def test_new_store_is_wal_with_schema_version(tmp_path):
+    path = tmp_path / "b.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    meta = dict(conn.execute("SELECT key, value FROM meta"))
+    assert meta["app"] == "batchlab" and int(meta["schema_version"]) == SCHEMA_VERSION
+
+
+def test_experiment_runs_metrics_round_trip(tmp_path, planned):
+    spec, runs = planned
+    with Store(tmp_path / "b.db") as st:
+        st.add_experiment("exp", spec.model_dump(mode="json"), runs)
+        st.add_experiment("exp", spec.model_dump(mode="json"), runs)  # idempotent
+        rid = runs[0].run_id
+        st.record(RunStarted(rid, 10, 0, {"torch": "x"}))
+        st.record(MetricRows(rid, [("train_loss", 1, 2.5, 0.1, 16, 0.01),
+                                   ("train_loss", 2, math.nan, 0.2, 32, 0.02),
+                                   ("train_loss", 3, math.inf, 0.3, 48, 0.03),
+                                   ("val_acc", 3, 0.5, 0.3, 48, 0.03)], 3))
+        st.record(RunEnded(rid, "diverged", 3, 0.5, {"best_val_acc": 0.5}, "non-finite"))
+        recs = st.runs("exp")
+        assert [r.id for r in recs] == [r.run_id for r in runs]
+        assert recs[0].status == "diverged" and recs[0].summary == {"best_val_acc": 0.5}
+        assert recs[0].environment == {"torch": "x"} and recs[0].point == {"train.batch_size": 16}
+        assert recs[1].status == "pending"
+        s = st.metrics(rid)["train_loss"]
+        assert s.step.tolist() == [1, 2, 3] and s.examples.tolist() == [16, 32, 48]
+        assert s.value[0] == 2.5 and math.isnan(s.value[1]) and s.value[2] == math.inf
+        assert st.count_metric_rows(rid) == 4
+        assert st.run(rid[:6]).id == rid
+        assert [e.name for e in st.experiments()] == ["exp"]
+        assert st.experiments()[0].counts == {"diverged": 1, "pending": 1}
+
+
+def test_resume_drops_rows_past_the_checkpoint_and_replace_is_unique(tmp_path, planned):
+    spec, runs = planned
+    rid = runs[0].run_id
+    with Store(tmp_path / "b.db") as st:
+        st.add_experiment("exp", {}, runs)
+        st.record(MetricRows(rid, [("lr", s, 0.1, 0, 0, 0) for s in range(1, 11)], 10))
+        st.record(RunStarted(rid, 20, 6, {}))
+        assert st.metrics(rid)["lr"].step.tolist() == [1, 2, 3, 4, 5, 6]
+        st.record(MetricRows(rid, [("lr", 6, 0.2, 0, 0, 0)], 6))
+        assert st.count_metric_rows(rid) == 6 and st.metrics(rid)["lr"].value[-1] == 0.2
+        assert st.run(rid).progress_step == 6
+
+
+def test_not_a_batchlab_store_is_left_untouched(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"hello, I am not a database" * 10)
+    before = junk.read_bytes()
+    with pytest.raises(StoreError, match="not a batchlab store"):
+        Store(junk)
+    assert junk.read_bytes() == before
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE t(x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="without batchlab's tables"):
+        Store(other)
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "b.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        Store(path)
+
+
+def test_missing_store_and_unknown_names(tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        Store(tmp_path / "none.db", create=False)
+    with Store(tmp_path / "b.db") as st:
+        with pytest.raises(StoreError, match="no experiment named 'zz'"):
+            st.runs("zz")
+        with pytest.raises(StoreError, match="no run with id starting 'abc'"):
+            st.run("abc")

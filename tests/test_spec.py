@@ -1,0 +1,67 @@
+import pytest
+
+from batchlab.errors import SpecError
+from batchlab.spec import RunConfig, Spec, apply_overrides, load_spec, parse_value, spec_from_dict
+
+
+def test_defaults_validate_and_run_id_is_stable():
+    s = spec_from_dict({})
+    cfg = RunConfig(data=s.data, model=s.model, train=s.train)
+    assert cfg.run_id() == RunConfig(data=s.data, model=s.model, train=s.train).run_id()
+    other = spec_from_dict({"train": {"lr": 0.5}})
+    assert RunConfig(data=other.data, model=other.model, train=other.train).run_id() != cfg.run_id()
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        ({"train": {"bach_size": 3}}, "unknown field 'train.bach_size'"),
+        ({"train": {"batch_size": -4}}, "'train.batch_size': Input should be greater than 0"),
+        ({"train": {"batch_size": "big"}}, "'train.batch_size'"),
+        ({"train": {"optimizer": "adagrad"}}, "'train.optimizer' = 'adagrad' is not allowed"),
+        ({"data": {"name": "npz"}}, "data.path is required"),
+        ({"train": {"epochs": 3, "steps": 10}}, "set train.epochs or train.steps, not both"),
+        ({"sweep": {"random": {"count": 2, "params": {"train.lr": {}}}}}, "exactly one of"),
+    ],
+)
+def test_bad_fields_are_named(raw, needle):
+    with pytest.raises(SpecError) as err:
+        spec_from_dict(raw, source="x.toml")
+    assert needle in str(err.value)
+    assert "x.toml" in str(err.value)
+
+
+def test_steps_alone_replaces_default_epochs():
+    s = spec_from_dict({"train": {"steps": 50}})
+    assert s.train.steps == 50
+
+
+def test_overrides_parse_types_and_nested_paths():
+    raw = apply_overrides({}, ["train.lr=0.05", "train.schedule.name=step", "model.hidden=[8, 4]",
+                               "train.nesterov=true"])
+    s = spec_from_dict(raw)
+    assert s.train.lr == 0.05 and s.train.schedule.name == "step"
+    assert s.model.hidden == [8, 4] and s.train.nesterov is True
+    assert parse_value("abc") == "abc" and parse_value("3") == 3
+
+
+def test_bad_override_syntax():
+    with pytest.raises(SpecError, match="section.field=value"):
+        apply_overrides({}, ["train.lr"])
+
+
+def test_load_spec_file(tmp_path):
+    p = tmp_path / "study.toml"
+    p.write_text('[train]\nlr = 0.1\n[sweep.grid]\n"train.batch_size" = [16, 32]\n')
+    s = load_spec(p, ["train.epochs=2"])
+    assert isinstance(s, Spec) and s.name == "study" and s.train.epochs == 2
+    assert s.sweep.grid == {"train.batch_size": [16, 32]}
+
+
+def test_load_spec_errors(tmp_path):
+    with pytest.raises(SpecError, match="does not exist"):
+        load_spec(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train\nlr=")
+    with pytest.raises(SpecError, match="not valid TOML"):
+        load_spec(bad)
