@@ -65,3 +65,11 @@ def test_flip_mirrors_a_random_half_exactly(shape: tuple[int, ...]) -> None:
 def test_bad_input_rank() -> None:
     with pytest.raises(ValueError, match="augment_batch needs"):
         augment_batch(torch.zeros(4), ["flip"], 1, gen())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_same_result_on_cuda_as_on_cpu() -> None:
+    x = torch.randn(32, 3, 8, 8)
+    cpu = augment_batch(x, ["crop", "flip"], 2, gen(9))
+    cuda = augment_batch(x.cuda(), ["crop", "flip"], 2, gen(9))
+    assert cuda.device.type == "cuda" and torch.equal(cuda.cpu(), cpu)

@@ -33,6 +33,8 @@ PIXELS = 3 * 32 * 32
 
 @dataclass(frozen=True)
 class CifarLayout:
+    """Where one CIFAR variant keeps its pickles and labels."""
+
     folder: str  # the folder name in the official archive
     train: tuple[str, ...]
     test: tuple[str, ...]
@@ -65,6 +67,8 @@ _ALLOWED_GLOBALS = {
 
 
 class _ArrayUnpickler(pickle.Unpickler):
+    """An Unpickler that resolves only ``_ALLOWED_GLOBALS``."""
+
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")

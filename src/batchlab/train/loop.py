@@ -194,6 +194,8 @@ def train_run(
                 if rec.due() or step % eval_every == 0 or step == total:
                     if (bad := rec.flush()) is not None:
                         summary["diverged_at_step"] = bad
+                        if checkpoint_path is not None:  # final: nothing will resume it
+                            remove_checkpoint(checkpoint_path)
                         return ended(DIVERGED, summary, f"non-finite loss at step {bad}")
 
             if checkpoint_path is not None and t.checkpoint and step < total:

@@ -1,0 +1,207 @@
+"""batchlab's trainer vs the minimal hand-written PyTorch loop: same model, data, seed, threads.
+
+For each case (model x data x batch size) both contenders train the same model (built by
+``batchlab.models.build_model`` right after ``torch.manual_seed(seed)``) on the same tensors
+(``batchlab.data.load_dataset``) for the same number of epochs, with SGD (same lr, momentum)
+and the batch order drawn from ``torch.Generator().manual_seed(seed)`` exactly as
+``batchlab.train.loop`` does, so the loss curves should coincide.
+
+Throughput is samples/s over training only: batchlab's ``summary["samples_per_s"]`` (its
+training time excludes evaluation) and, for the hand loop, the time of its training loop. The
+two are interleaved (the order alternates each repetition) and the medians are compared; the
+ratio is the median of the per-repetition ratios batchlab/hand.
+
+    python bench/trainer_overhead.py            # all cases, 1 torch thread (a few minutes)
+    python bench/trainer_overhead.py --quick    # fewer cases, shorter measurements (< 60 s)
+    python bench/trainer_overhead.py --threads 1 2
+    python bench/trainer_overhead.py --profile lenet5:16   # cProfile one batchlab run
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import math
+import pstats
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from _common import (
+    machine_line,
+    median,
+    metric_rows,
+    print_table,
+    run_config,
+    set_threads,
+    train_collect,
+)
+
+from batchlab.data import Dataset, load_dataset
+from batchlab.models import build_model
+from batchlab.spec import DataSpec, ModelSpec, RunConfig
+
+SEED = 0
+LR = 0.01
+MOMENTUM = 0.9
+LOSS_TOLERANCE = 1e-4
+SYNTHETIC = {"name": "synthetic", "shape": [1, 28, 28], "classes": 10, "size": 4096,
+             "val_fraction": 0.05}  # 3891 train / 205 validation: a small eval set
+MNIST1D = {"name": "mnist1d", "size": 5000, "validation": "test"}  # 4000 train / 1000 test
+MODELS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {  # model -> (model spec, data spec)
+    "mlp": ({"name": "mlp"}, SYNTHETIC),
+    "lenet5": ({"name": "lenet5"}, SYNTHETIC),
+    "cnn1d": ({"name": "cnn1d"}, MNIST1D),
+}
+BATCHES = (16, 64, 256, 1024)
+QUICK_BATCHES = (16, 256)
+
+
+def target_ratio(batch: int) -> float:
+    return 0.90 if batch < 64 else 0.95
+
+
+@dataclass(frozen=True)
+class Measure:
+    samples_per_s: float
+    final_loss: float  # mean training loss over the last epoch
+
+
+def hand_loop(data: Dataset, model_spec: ModelSpec, batch: int, epochs: int) -> Measure:
+    """The minimal loop a person writes: no .item() inside it, one at the end."""
+    torch.manual_seed(SEED)
+    model = build_model(model_spec, data.input_shape, data.num_classes)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    order = torch.Generator().manual_seed(SEED)
+    x, y = data.train_x, data.train_y
+    n = len(y)
+    model.train()
+    losses: list[torch.Tensor] = []
+    start = time.perf_counter()
+    for _ in range(epochs):
+        losses = []
+        perm = torch.randperm(n, generator=order)
+        for i in range(0, n, batch):
+            idx = perm[i : i + batch]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.detach())
+    seconds = time.perf_counter() - start
+    return Measure(epochs * n / seconds, torch.stack(losses).mean().item())
+
+
+def batchlab_config(model: str, batch: int, epochs: int) -> RunConfig:
+    model_spec, data_spec = MODELS[model]
+    train = {"optimizer": "sgd", "lr": LR, "momentum": MOMENTUM, "batch_size": batch,
+             "epochs": epochs, "seed": SEED, "checkpoint": False}
+    return run_config(data_spec, model_spec, train)
+
+
+def batchlab_loop(data: Dataset, model: str, batch: int, epochs: int) -> Measure:
+    ended, events = train_collect(batchlab_config(model, batch, epochs), data)
+    spe = ended.summary["steps_per_epoch"]
+    last_epoch = [v for s, v in metric_rows(events, "train_loss") if s > ended.steps - spe]
+    return Measure(ended.summary["samples_per_s"], sum(last_epoch) / len(last_epoch))
+
+
+def measure_case(data: Dataset, model: str, batch: int, seconds: float, reps: int) -> dict[str, Any]:
+    """Warm up both, size the run to ~``seconds`` of training, then ``reps`` interleaved pairs."""
+    model_spec = ModelSpec.model_validate(MODELS[model][0])
+    n = len(data.train_y)
+    warm = hand_loop(data, model_spec, batch, 1)
+    batchlab_loop(data, model, batch, 1)
+    epochs = max(1, math.ceil(seconds * warm.samples_per_s / n))
+    hands: list[Measure] = []
+    labs: list[Measure] = []
+    for rep in range(reps):
+        if rep % 2 == 0:
+            hands.append(hand_loop(data, model_spec, batch, epochs))
+            labs.append(batchlab_loop(data, model, batch, epochs))
+        else:
+            labs.append(batchlab_loop(data, model, batch, epochs))
+            hands.append(hand_loop(data, model_spec, batch, epochs))
+    ratio = median([b.samples_per_s / h.samples_per_s for b, h in zip(labs, hands, strict=True)])
+    hand_loss, lab_loss = hands[0].final_loss, labs[0].final_loss
+    losses_agree = all(abs(b.final_loss - h.final_loss) <= LOSS_TOLERANCE
+                       for b, h in zip(labs, hands, strict=True))
+    return {
+        "epochs": epochs,
+        "hand": median([h.samples_per_s for h in hands]),
+        "lab": median([b.samples_per_s for b in labs]),
+        "ratio": ratio,
+        "hand_loss": hand_loss,
+        "lab_loss": lab_loss,
+        "loss_diff": abs(hand_loss - lab_loss),
+        "losses_agree": losses_agree,
+    }
+
+
+def run_table(threads: int, batches: tuple[int, ...], seconds: float, reps: int) -> bool:
+    set_threads(threads)
+    print(f"\n== torch threads: {threads}  (>= {seconds:g} s of training per contender per "
+          f"repetition, {reps} repetitions interleaved, medians)")
+    headers = ["case", "batch", "epochs", "hand samp/s", "batchlab samp/s", "ratio", "target",
+               "hand loss", "batchlab loss", "|diff|", "loss match", "result"]
+    rows: list[list[Any]] = []
+    all_pass = True
+    for model, (_, data_raw) in MODELS.items():
+        data = load_dataset(DataSpec.model_validate(data_raw))
+        for batch in batches:
+            r = measure_case(data, model, batch, seconds, reps)
+            target = target_ratio(batch)
+            ok = r["ratio"] >= target
+            all_pass &= ok and r["losses_agree"]
+            match = ("identical" if r["loss_diff"] == 0 else "yes") if r["losses_agree"] else "NO"
+            rows.append([f"{model}/{data_raw['name']}", batch, r["epochs"], r["hand"], r["lab"],
+                         f"{r['ratio']:.3f}", f">= {target:.2f}", f"{r['hand_loss']:.6f}",
+                         f"{r['lab_loss']:.6f}", f"{r['loss_diff']:.1e}", match,
+                         "PASS" if ok else "FAIL"])
+            print(f"  {model} batch {batch}: ratio {r['ratio']:.3f}", file=sys.stderr, flush=True)
+    print_table(headers, rows)
+    return all_pass
+
+
+def profile(case: str, threads: int, seconds: float) -> None:
+    """cProfile one batchlab run of ``model:batch`` sized to ~``seconds`` of training."""
+    model, _, batch_text = case.partition(":")
+    batch = int(batch_text or 16)
+    set_threads(threads)
+    data = load_dataset(DataSpec.model_validate(MODELS[model][1]))
+    warm = hand_loop(data, ModelSpec.model_validate(MODELS[model][0]), batch, 1)
+    epochs = max(1, math.ceil(seconds * warm.samples_per_s / len(data.train_y)))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    batchlab_loop(data, model, batch, epochs)
+    profiler.disable()
+    print(f"cProfile of batchlab {model} batch {batch}, {epochs} epochs, {threads} thread(s):")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="batch 16 and 256 only, short runs")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1], help="torch thread counts")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="training seconds per contender per repetition (default 1.5, quick 0.4)")
+    parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions")
+    parser.add_argument("--profile", metavar="MODEL:BATCH", help="profile one batchlab run instead")
+    args = parser.parse_args()
+    seconds = args.seconds if args.seconds is not None else (0.4 if args.quick else 1.5)
+    print(machine_line())
+    if args.profile:
+        profile(args.profile, args.threads[0], seconds)
+        return 0
+    batches = QUICK_BATCHES if args.quick else BATCHES
+    ok = all([run_table(t, batches, seconds, args.reps) for t in args.threads])
+    print(f"\noverall: {'PASS' if ok else 'FAIL'} (ratio >= 0.95 at batch >= 64, >= 0.90 at batch 16;"
+          f" final losses within {LOSS_TOLERANCE:g})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
