@@ -17,7 +17,8 @@ from batchlab.demo import demo_spec
 from batchlab.errors import BatchlabError
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.local import LocalPoolExecutor, available_cores
-from batchlab.execute.sweep import SweepOutcome, run_sweep
+from batchlab.execute.datacache import DataCache
+from batchlab.execute.sweep import SweepOutcome, prepare_sweep, run_sweep
 from batchlab.progress import SweepProgress
 from batchlab.results import experiment_rows, run_row
 from batchlab.spec import Spec, load_spec, spec_from_dict
@@ -74,12 +75,14 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Table:
 
 
 def _sweep(spec: Spec, store_path: Path, workers: int) -> SweepOutcome:
+    cache = DataCache()
+    runs = prepare_sweep(spec, cache)  # bad input fails here, before the store is opened
     store = Store(store_path)
     try:
-        executor = InlineExecutor() if workers == 1 else LocalPoolExecutor(workers)
+        executor = InlineExecutor(data_cache=cache) if workers == 1 else LocalPoolExecutor(workers)
         try:
             with SweepProgress(console) as progress:
-                outcome = run_sweep(spec, store, executor, on_event=progress.on_event,
+                outcome = run_sweep(spec, store, executor, runs=runs, on_event=progress.on_event,
                                     on_plan=progress.on_plan)
         except KeyboardInterrupt:
             err_console.print("interrupted: finished runs are stored; run the same command "
@@ -229,4 +232,4 @@ def main() -> None:
         app()
     except BatchlabError as err:
         err_console.print(f"[red]error:[/] {err}", soft_wrap=True)
-        sys.exit(2)
+        sys.exit(err.exit_code)

@@ -4,6 +4,8 @@
 class BatchlabError(Exception):
     """Bad input the user can fix: the message says what is wrong and how to fix it."""
 
+    exit_code = 2
+
 
 class SpecError(BatchlabError):
     """A spec field is unknown, has the wrong type or an impossible value."""
@@ -19,3 +21,9 @@ class ModelError(BatchlabError):
 
 class StoreError(BatchlabError):
     """The store file is not a batchlab database, or is of a newer schema."""
+
+
+class ExecutorError(BatchlabError):
+    """Runs could not be executed (e.g. every worker process died); finished runs are kept."""
+
+    exit_code = 1

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from batchlab.errors import ExecutorError
 from batchlab.events import FAILED, Event, RunEnded, RunStarted
 from batchlab.execute.base import RunTask
 
@@ -111,14 +112,30 @@ class LocalPoolExecutor:
         procs = self._start(ctx, count, task_q, event_q)
         current: dict[int, str] = {}  # worker -> run it is training
         done: set[int] = set()
+        ended: set[str] = set()
+
+        def deliver(event: Event) -> None:
+            if isinstance(event, RunEnded):
+                ended.add(event.run_id)
+            on_event(event)
+
         try:
-            self._drain(procs, event_q, on_event, current, done)
+            self._drain(procs, event_q, deliver, current, done)
+            missing = [t.run_id for t in tasks if t.run_id not in ended]
+            if missing:
+                codes = sorted({p.exitcode for p in procs})
+                raise ExecutorError(
+                    f"{len(missing)} of {len(tasks)} runs were not trained: the worker processes "
+                    f"exited early (exit codes {codes}). Finished runs are stored; run the same "
+                    "command again, or use --workers 1 to see the error in this process. (In a "
+                    "script, start the pool under `if __name__ == '__main__':`.)"
+                )
         except KeyboardInterrupt:
             for p in procs:
                 if p.is_alive():
                     os.kill(p.pid, signal.SIGUSR1)
             try:
-                self._drain(procs, event_q, on_event, current, done,
+                self._drain(procs, event_q, deliver, current, done,
                             deadline=time.monotonic() + STOP_GRACE_S)
             finally:
                 for p in procs:

@@ -65,19 +65,26 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> None:
                     total, spe)
 
 
+def prepare_sweep(spec: Spec, data_cache: DataCache | None = None) -> list[RunSpec]:
+    """Plan the runs and check every input; raises BatchlabError before anything is stored."""
+    runs = plan_runs(spec)
+    preflight(runs, data_cache or DataCache())
+    return runs
+
+
 def run_sweep(
     spec: Spec,
     store: Store,
     executor: Executor,
     *,
+    runs: list[RunSpec] | None = None,
     on_event: Callable[[Event], None] | None = None,
     on_plan: Callable[[list[RunSpec], set[str]], None] | None = None,
-    data_cache: DataCache | None = None,
 ) -> SweepOutcome:
-    """Train every run of ``spec`` not yet final in ``store``. Ctrl-C propagates after the
+    """Train every run of ``spec`` not yet final in ``store``. ``runs``: the result of
+    ``prepare_sweep`` when the caller already checked the inputs. Ctrl-C propagates after the
     store marks the runs that were cut off as interrupted (they resume next time)."""
-    runs = plan_runs(spec)
-    preflight(runs, data_cache or DataCache())
+    runs = runs if runs is not None else prepare_sweep(spec)
     store.add_experiment(spec.name, spec.model_dump(mode="json"), runs)
     status = {r.id: r for r in store.runs(spec.name)}
     todo = [r for r in runs if status[r.run_id].status not in FINAL_STATUSES]
