@@ -15,9 +15,9 @@ from rich.table import Table
 
 from batchlab.demo import demo_spec
 from batchlab.errors import BatchlabError
+from batchlab.execute.datacache import DataCache
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.local import LocalPoolExecutor, available_cores
-from batchlab.execute.datacache import DataCache
 from batchlab.execute.sweep import SweepOutcome, prepare_sweep, run_sweep
 from batchlab.progress import SweepProgress
 from batchlab.results import experiment_rows, run_row
