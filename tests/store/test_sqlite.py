@@ -99,3 +99,28 @@ def test_missing_store_and_unknown_names(tmp_path):
             st.runs("zz")
         with pytest.raises(StoreError, match="no run with id starting 'abc'"):
             st.run("abc")
+
+
+def test_probes_round_trip(tmp_path):
+    with Store(tmp_path / "b.db") as st:
+        pid = st.add_probe("exp", "lr_range", {"batch_size": 32}, {"suggested_lr": 0.01})
+        st.add_probe("other", "throughput", {}, {"knee": 256})
+        (p,) = st.probes("exp")
+        assert p.id == pid and p.kind == "lr_range" and p.result == {"suggested_lr": 0.01}
+        assert [q.kind for q in st.probes(kind="throughput")] == ["throughput"]
+        assert len(st.probes()) == 2
+
+
+def test_version_1_store_is_migrated(tmp_path):
+    path = tmp_path / "b.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE probes")
+    conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+    with Store(path) as st:
+        st.add_probe("e", "k", {}, {})
+        assert len(st.probes()) == 1
+    meta = dict(sqlite3.connect(path).execute("SELECT key, value FROM meta"))
+    assert meta["schema_version"] == str(SCHEMA_VERSION)

@@ -33,7 +33,7 @@ from batchlab.events import (
     RunStarted,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APP = "batchlab"
 
 SCHEMA = """
@@ -55,7 +55,16 @@ CREATE TABLE metrics (
     run_id TEXT NOT NULL, name TEXT NOT NULL, step INTEGER NOT NULL, value REAL,
     epoch REAL NOT NULL, examples INTEGER NOT NULL, wall_time REAL NOT NULL,
     PRIMARY KEY (run_id, name, step)) WITHOUT ROWID;
+CREATE TABLE probes (
+    id INTEGER PRIMARY KEY, experiment TEXT NOT NULL, kind TEXT NOT NULL, created REAL NOT NULL,
+    config_json TEXT NOT NULL, result_json TEXT NOT NULL);
 """
+
+# Each migration takes a store from version N to N + 1, inside one transaction.
+MIGRATIONS: dict[int, list[str]] = {
+    1: ["CREATE TABLE probes (id INTEGER PRIMARY KEY, experiment TEXT NOT NULL, kind TEXT NOT NULL, "
+        "created REAL NOT NULL, config_json TEXT NOT NULL, result_json TEXT NOT NULL)"],
+}
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,18 @@ class Series:
     epoch: np.ndarray
     examples: np.ndarray
     wall_time: np.ndarray
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    """A stored probe result (LR range test, max batch, throughput, noise scale, ...)."""
+
+    id: int
+    experiment: str
+    kind: str
+    created: float
+    config: dict[str, Any]
+    result: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -159,6 +180,17 @@ class Store:
                 f"understands ({SCHEMA_VERSION}); it was left untouched. Upgrade batchlab "
                 "(pip install -U batchlab) or use another --store."
             )
+        if version < SCHEMA_VERSION:
+            self._migrate(version)
+
+    def _migrate(self, version: int) -> None:
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            for v in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[v]:
+                    self.conn.execute(statement)
+            self.conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
+                              (str(SCHEMA_VERSION),))
 
     def _create(self) -> None:
         with self.conn:
@@ -237,6 +269,24 @@ class Store:
                     (event.status, now, event.wall_time, event.steps, event.error,
                      _dumps(event.summary), now, event.run_id),
                 )
+
+    def add_probe(self, experiment: str, kind: str, config: dict[str, Any],
+                  result: dict[str, Any]) -> int:
+        """Store one probe result under an experiment name; returns its id."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            cur = self.conn.execute(
+                "INSERT INTO probes(experiment, kind, created, config_json, result_json) "
+                "VALUES (?, ?, ?, ?, ?)", (experiment, kind, time.time(), _dumps(config), _dumps(result)))
+            return int(cur.lastrowid)
+
+    def probes(self, experiment: str | None = None, kind: str | None = None) -> list[ProbeRecord]:
+        """Probe results, oldest first, optionally of one experiment and/or kind."""
+        rows = self.conn.execute(
+            "SELECT id, experiment, kind, created, config_json, result_json FROM probes "
+            "WHERE (? IS NULL OR experiment=?) AND (? IS NULL OR kind=?) ORDER BY id",
+            (experiment, experiment, kind, kind)).fetchall()
+        return [ProbeRecord(i, e, k, c, _loads(cfg), _loads(res)) for i, e, k, c, cfg, res in rows]
 
     def mark_interrupted(self, run_ids: Iterable[str]) -> None:
         """Runs left RUNNING by a driver that stops: they resume from their checkpoint later."""
