@@ -1,52 +1,36 @@
-"""The command line: parse, call the library, print. Bad input exits 2 with one paragraph."""
+"""Commands that train and browse runs: demo, sweep, run, ls, show, export."""
 
 from __future__ import annotations
 
 import csv
 import json
-import math
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from batchlab.cli.common import (
+    DEFAULT_STORE,
+    DEMO_WORKERS,
+    SetOpt,
+    StoreOpt,
+    WorkersOpt,
+    app,
+    console,
+    err_console,
+    fmt,
+)
 from batchlab.demo import demo_spec
 from batchlab.errors import BatchlabError
 from batchlab.execute.datacache import DataCache
 from batchlab.execute.inline import InlineExecutor
-from batchlab.execute.local import LocalPoolExecutor, available_cores
+from batchlab.execute.local import LocalPoolExecutor
 from batchlab.execute.sweep import SweepOutcome, prepare_sweep, run_sweep
 from batchlab.progress import SweepProgress
 from batchlab.results import experiment_rows, run_row
 from batchlab.spec import Spec, load_spec, spec_from_dict
 from batchlab.store import Store
-
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-    help="batchlab: study how batch size and learning rate shape training, on your model.",
-)
-# tables are wide: when writing to a file or a pipe, do not squeeze them into 80 columns
-console = Console() if sys.stdout.isatty() else Console(width=180)
-err_console = Console(stderr=True)
-
-StoreOpt = Annotated[Path, typer.Option("--store", help="SQLite store file.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a field: train.lr=0.05")]
-WorkersOpt = Annotated[int, typer.Option("--workers", "-w", min=1, help="Parallel processes.")]
-DEFAULT_STORE = Path("batchlab.db")
-DEMO_WORKERS = min(2, available_cores())
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        return f"{value:.{digits}g}"
-    return str(value)
 
 
 def results_table(rows: list[dict[str, Any]], title: str) -> Table:
@@ -64,11 +48,11 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Table:
     for r in rows:
         best = r.get("best_val_acc")
         best_txt = "-" if best is None or best < 0 else (
-            f"{best:.4f} ({_fmt(r.get('best_val_acc_epoch'), 3)})")
+            f"{best:.4f} ({fmt(r.get('best_val_acc_epoch'), 3)})")
         status = r["status"]
         style = {"completed": "green", "diverged": "yellow", "failed": "red"}.get(status, "")
-        cells = [_fmt(r.get(k)) for _, k in cols[:4]] + [_fmt(r.get(k)) for k in extra]
-        cells += [_fmt(r.get(k)) if k else best_txt for _, k in cols[4:-1]]
+        cells = [fmt(r.get(k)) for _, k in cols[:4]] + [fmt(r.get(k)) for k in extra]
+        cells += [fmt(r.get(k)) if k else best_txt for _, k in cols[4:-1]]
         cells.append(f"[{style}]{status}[/]" if style else status)
         table.add_row(*cells)
     return table
@@ -158,9 +142,9 @@ def _with_ids(rows: list[dict[str, Any]], experiment: str) -> Table:
     for col in ("run id", "status", "batch", "lr", "schedule", "seed", "val acc", "time s"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["run_id"], r["status"], _fmt(r["batch_size"]), _fmt(r["lr"]),
-                      r["schedule"], _fmt(r["seed"]), _fmt(r["final_val_acc"]),
-                      _fmt(r["wall_time_s"]))
+        table.add_row(r["run_id"], r["status"], fmt(r["batch_size"]), fmt(r["lr"]),
+                      r["schedule"], fmt(r["seed"]), fmt(r["final_val_acc"]),
+                      fmt(r["wall_time_s"]))
     return table
 
 
@@ -173,7 +157,7 @@ def show(
     with Store(store, create=False) as st:
         rec = st.run(run_id)
         console.print(f"[bold]run {rec.id}[/]  status: {rec.status}  steps: {rec.steps}"
-                      f"/{rec.total_steps}  wall time: {_fmt(rec.wall_time)} s")
+                      f"/{rec.total_steps}  wall time: {fmt(rec.wall_time)} s")
         if rec.error:
             console.print(f"[red]error:[/] {rec.error}")
         console.print_json(json.dumps({"config": rec.config, "environment": rec.environment,
@@ -183,8 +167,8 @@ def show(
             table.add_column(col)
         for name, s in st.metrics(rec.id).items():
             v = s.value
-            table.add_row(name, str(len(v)), _fmt(float(v[0])), _fmt(float(v[-1])),
-                          _fmt(float(min(v))), _fmt(float(max(v))))
+            table.add_row(name, str(len(v)), fmt(float(v[0])), fmt(float(v[-1])),
+                          fmt(float(min(v))), fmt(float(max(v))))
         console.print(table)
 
 
@@ -224,12 +208,3 @@ def export(
                     writer.writerow([rid, name, int(s.step[i]), repr(float(s.value[i])),
                                      float(s.epoch[i]), int(s.examples[i]), float(s.wall_time[i])])
     console.print(f"exported {len(rows)} runs of '{experiment}' to {out}")
-
-
-def main() -> None:
-    """Entry point: user errors become one paragraph on stderr and exit code 2."""
-    try:
-        app()
-    except BatchlabError as err:
-        err_console.print(f"[red]error:[/] {err}", soft_wrap=True)
-        sys.exit(err.exit_code)

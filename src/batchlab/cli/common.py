@@ -1,0 +1,39 @@
+"""Shared pieces of the command line: the typer app, consoles, common options, formatting."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from batchlab.execute.local import available_cores
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="batchlab: study how batch size and learning rate shape training, on your model.",
+)
+# tables are wide: when writing to a file or a pipe, do not squeeze them into 80 columns
+console = Console() if sys.stdout.isatty() else Console(width=180)
+err_console = Console(stderr=True)
+
+StoreOpt = Annotated[Path, typer.Option("--store", help="SQLite store file.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a field: train.lr=0.05")]
+WorkersOpt = Annotated[int, typer.Option("--workers", "-w", min=1, help="Parallel processes.")]
+DEFAULT_STORE = Path("batchlab.db")
+DEMO_WORKERS = min(2, available_cores())
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
