@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 
 from batchlab.events import Event
-from batchlab.execute.base import RunTask
+from batchlab.execute.base import TaskSource
 from batchlab.execute.datacache import DataCache
 from batchlab.train.loop import train_run
 
@@ -19,8 +19,8 @@ class InlineExecutor:
         self.threads = threads
         self.data_cache = data_cache or DataCache()
 
-    def execute(self, tasks: list[RunTask], on_event: Callable[[Event], None]) -> None:
-        for task in tasks:
+    def execute(self, next_task: TaskSource, on_event: Callable[[Event], None]) -> None:
+        while (task := next_task()) is not None:
             threads = task.config.train.threads or self.threads
             if threads:
                 torch.set_num_threads(threads)

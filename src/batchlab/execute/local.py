@@ -6,9 +6,12 @@ So each worker gets ``OMP_NUM_THREADS`` (set before torch is imported in the chi
 ``torch.set_num_threads`` equal to cores // workers.
 
 Workers never open the store: they send events back over a queue and the driver writes them.
+The driver hands out one task per idle worker (so each run is claimed only when it starts).
+A worker that dies (killed, segfault, OOM killer) is replaced; its run is retried up to
+``retries`` times, resuming from its checkpoint, and then reported failed with the cause.
 Ctrl-C: workers ignore SIGINT from the terminal; the driver sends each one SIGUSR1, which
 raises KeyboardInterrupt inside its trainer at the current step, so every run ends reported
-as interrupted with its rows delivered.
+as interrupted with its rows delivered. A worker whose driver disappears stops by itself.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 from batchlab.errors import ExecutorError
-from batchlab.events import FAILED, Event, RunEnded, RunStarted
-from batchlab.execute.base import RunTask
+from batchlab.events import FAILED, Event, RunEnded
+from batchlab.execute.base import RunTask, TaskSource
 
 STOP_GRACE_S = 15.0
 
@@ -48,6 +51,13 @@ def _worker_main(worker: int, threads: int, tasks: mp.Queue, events: mp.Queue) -
     """Take tasks until a None arrives; send (worker, event) pairs to the driver."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, _interrupt)
+    driver = os.getppid()
+
+    def send(event: Event) -> None:
+        if os.getppid() != driver:  # the driver died (kill -9): stop, its claim will go stale
+            os._exit(3)
+        events.put((worker, event))
+
     try:
         import torch
 
@@ -59,8 +69,8 @@ def _worker_main(worker: int, threads: int, tasks: mp.Queue, events: mp.Queue) -
         while (task := tasks.get()) is not None:
             if task.config.train.threads:
                 torch.set_num_threads(task.config.train.threads)
-            train_run(task.config, lambda e: events.put((worker, e)),
-                      checkpoint_path=task.checkpoint_path,
+            events.put((worker, task.run_id))  # "I took this task"
+            train_run(task.config, send, checkpoint_path=task.checkpoint_path,
                       max_resume_step=task.max_resume_step, load_data=cache.load)
             torch.set_num_threads(threads)
     except KeyboardInterrupt:
@@ -72,103 +82,135 @@ def _worker_main(worker: int, threads: int, tasks: mp.Queue, events: mp.Queue) -
 class LocalPoolExecutor:
     """Run tasks on ``workers`` spawned processes (spawn: safe with torch's thread pools)."""
 
-    def __init__(self, workers: int, threads: int | None = None) -> None:
+    def __init__(self, workers: int, threads: int | None = None, retries: int = 1) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.workers = workers
         self.threads = threads or threads_per_worker(workers)
+        self.retries = retries
 
-    def _start(self, ctx: Any, count: int, tasks: mp.Queue, events: mp.Queue) -> list[Any]:
-        procs = []
+    def _spawn(self, ctx: Any, worker: int, tasks: mp.Queue, events: mp.Queue) -> Any:
         saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         try:
             # the child reads these when torch loads: they must be set before spawn
             for k in saved:
                 os.environ[k] = str(self.threads)
-            for w in range(count):
-                p = ctx.Process(target=_worker_main, args=(w, self.threads, tasks, events),
-                                name=f"batchlab-worker-{w}", daemon=True)
-                p.start()
-                procs.append(p)
+            p = ctx.Process(target=_worker_main, args=(worker, self.threads, tasks, events),
+                            name=f"batchlab-worker-{worker}", daemon=True)
+            p.start()
         finally:
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-        return procs
+        return p
 
-    def execute(self, tasks: list[RunTask], on_event: Callable[[Event], None]) -> None:
-        if not tasks:
+    def execute(self, next_task: TaskSource, on_event: Callable[[Event], None]) -> None:
+        first = [t for t in (next_task() for _ in range(self.workers)) if t is not None]
+        if not first:
             return
         ctx = mp.get_context("spawn")
-        task_q: mp.Queue = ctx.Queue()
-        event_q: mp.Queue = ctx.Queue()
-        for task in tasks:
-            task_q.put(task)
-        count = min(self.workers, len(tasks))  # never start idle workers
-        for _ in range(count):
-            task_q.put(None)
-        procs = self._start(ctx, count, task_q, event_q)
-        current: dict[int, str] = {}  # worker -> run it is training
-        done: set[int] = set()
-        ended: set[str] = set()
-
-        def deliver(event: Event) -> None:
-            if isinstance(event, RunEnded):
-                ended.add(event.run_id)
-            on_event(event)
-
+        pool = _Pool(self, ctx, next_task, on_event)
+        for task in first:
+            pool.dispatch(task)
+        for w in range(len(first)):
+            pool.start_worker(w)
         try:
-            self._drain(procs, event_q, deliver, current, done)
-            missing = [t.run_id for t in tasks if t.run_id not in ended]
-            if missing:
-                codes = sorted({p.exitcode for p in procs})
-                raise ExecutorError(
-                    f"{len(missing)} of {len(tasks)} runs were not trained: the worker processes "
-                    f"exited early (exit codes {codes}). Finished runs are stored; run the same "
-                    "command again, or use --workers 1 to see the error in this process. (In a "
-                    "script, start the pool under `if __name__ == '__main__':`.)"
-                )
+            pool.drain()
         except KeyboardInterrupt:
-            for p in procs:
-                if p.is_alive():
-                    os.kill(p.pid, signal.SIGUSR1)
-            try:
-                self._drain(procs, event_q, deliver, current, done,
-                            deadline=time.monotonic() + STOP_GRACE_S)
-            finally:
-                for p in procs:
-                    if p.is_alive():
-                        p.terminate()
+            pool.interrupt()
             raise
         finally:
-            for p in procs:
-                p.join(timeout=5)
+            pool.close()
+        if pool.unfinished:
+            codes = sorted({p.exitcode for p in pool.procs.values()}, key=str)
+            raise ExecutorError(
+                f"{len(pool.unfinished)} runs were not trained: the worker processes exited "
+                f"early (exit codes {codes}). Finished runs are stored; run the same command "
+                "again, or use --workers 1 to see the error in this process. (In a script, "
+                "start the pool under `if __name__ == '__main__':`.)"
+            )
 
-    @staticmethod
-    def _drain(procs: list[Any], event_q: mp.Queue, on_event: Callable[[Event], None],
-               current: dict[int, str], done: set[int], deadline: float | None = None) -> None:
-        """Deliver events until every worker said it is done (or died, or the deadline passed)."""
-        while len(done) < len(procs):
+
+class _Pool:
+    """The driver side of one ``execute`` call: workers, who runs what, retries."""
+
+    def __init__(self, owner: LocalPoolExecutor, ctx: Any, next_task: TaskSource,
+                 on_event: Callable[[Event], None]) -> None:
+        self.owner, self.ctx, self.next_task, self.on_event = owner, ctx, next_task, on_event
+        self.tasks: mp.Queue = ctx.Queue()
+        self.events: mp.Queue = ctx.Queue()
+        self.procs: dict[int, Any] = {}
+        self.done: set[int] = set()
+        self.current: dict[int, RunTask] = {}  # worker -> task it took
+        self.queued: dict[str, RunTask] = {}  # dispatched, not yet taken
+        self.attempts: dict[str, int] = {}
+        self.unfinished: set[str] = set()
+
+    def start_worker(self, w: int) -> None:
+        self.procs[w] = self.owner._spawn(self.ctx, w, self.tasks, self.events)
+
+    def dispatch(self, task: RunTask | None) -> None:
+        if task is not None:
+            self.queued[task.run_id] = task
+            self.unfinished.add(task.run_id)
+            self.attempts[task.run_id] = self.attempts.get(task.run_id, 0) + 1
+        self.tasks.put(task)
+
+    def live(self) -> list[int]:
+        return [w for w in self.procs if w not in self.done]
+
+    def drain(self, deadline: float | None = None) -> None:
+        """Deliver events until every worker said it is done (or died, or the deadline)."""
+        while self.live():
             if deadline is not None and time.monotonic() > deadline:
                 return
             try:
-                worker, event = event_q.get(timeout=0.2)
+                worker, event = self.events.get(timeout=0.2)
             except queue.Empty:
-                for w, p in enumerate(procs):
-                    if w not in done and not p.is_alive():
-                        # died without saying goodbye (killed, segfault, OOM killer)
-                        done.add(w)
-                        if w in current:
-                            on_event(RunEnded(current.pop(w), FAILED, 0, 0.0, {},
-                                              f"worker process died (exit code {p.exitcode})"))
+                self._reap(deadline is None)
                 continue
             if event is None:
-                done.add(worker)
+                self.done.add(worker)
+            elif isinstance(event, str):  # the worker took a task
+                self.current[worker] = self.queued.pop(event)
+            else:
+                if isinstance(event, RunEnded):
+                    self.current.pop(worker, None)
+                    self.unfinished.discard(event.run_id)
+                self.on_event(event)
+                if isinstance(event, RunEnded) and deadline is None:
+                    self.dispatch(self.next_task())  # this worker is idle now: a task or None
+
+    def _reap(self, replace: bool) -> None:
+        """Notice workers that died without saying goodbye; retry or fail their run."""
+        for w in self.live():
+            p = self.procs[w]
+            if p.is_alive():
                 continue
-            if isinstance(event, RunStarted):
-                current[worker] = event.run_id
-            elif isinstance(event, RunEnded):
-                current.pop(worker, None)
-            on_event(event)
+            self.done.add(w)
+            task = self.current.pop(w, None)
+            if task is None or not replace:
+                continue
+            if self.attempts[task.run_id] > self.owner.retries:
+                self.unfinished.discard(task.run_id)
+                cause = (f"worker process died (exit code {p.exitcode}) "
+                         f"{self.attempts[task.run_id]} times")
+                self.on_event(RunEnded(task.run_id, FAILED, 0, 0.0, {}, cause))
+                task = self.next_task()
+            if task is not None:  # a retry resumes from the run's checkpoint
+                self.dispatch(task)
+                self.start_worker(max(self.procs) + 1)  # keep the pool at full strength
+
+    def interrupt(self) -> None:
+        for w in self.live():
+            if self.procs[w].is_alive():
+                os.kill(self.procs[w].pid, signal.SIGUSR1)
+        self.drain(deadline=time.monotonic() + STOP_GRACE_S)
+
+    def close(self) -> None:
+        for p in self.procs.values():
+            if p.is_alive():
+                p.terminate()
+            p.join(timeout=5)

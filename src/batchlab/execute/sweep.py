@@ -9,18 +9,20 @@ continues from its epoch checkpoint when it has one.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from batchlab.errors import BatchlabError, ModelError
-from batchlab.events import FINAL_STATUSES, Event, RunStarted
+from batchlab.events import FINAL_STATUSES, Event
 from batchlab.execute.base import Executor, RunTask
 from batchlab.execute.datacache import DataCache
 from batchlab.models import build_model
 from batchlab.plan import RunSpec, plan_runs
 from batchlab.spec import Spec
 from batchlab.store import RunRecord, Store
+from batchlab.store.claims import STALE_AFTER_S, Heartbeat, claim, new_owner, release
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import schedule_fn, steps_per_epoch
 
@@ -30,7 +32,7 @@ class SweepOutcome:
     experiment: str
     planned: int
     skipped: int  # already final in the store before this call
-    trained: int
+    trained: int  # runs this call claimed (or found finished by another sweep meanwhile)
     records: list[RunRecord]
 
 
@@ -80,31 +82,60 @@ def run_sweep(
     runs: list[RunSpec] | None = None,
     on_event: Callable[[Event], None] | None = None,
     on_plan: Callable[[list[RunSpec], set[str]], None] | None = None,
+    stale_after: float = STALE_AFTER_S,
+    poll_every: float = 1.0,
 ) -> SweepOutcome:
-    """Train every run of ``spec`` not yet final in ``store``. ``runs``: the result of
-    ``prepare_sweep`` when the caller already checked the inputs. Ctrl-C propagates after the
-    store marks the runs that were cut off as interrupted (they resume next time)."""
+    """Train every run of ``spec`` not yet final in ``store``; return when all are final or
+    were attempted by this call.
+
+    ``runs``: the result of ``prepare_sweep`` when the caller already checked the inputs.
+    Each run is claimed atomically just before it is handed to the executor, so several sweeps
+    on one store share the work; runs another live sweep holds are waited for (and taken over
+    if its heartbeat goes stale). Ctrl-C propagates after this sweep's unfinished runs are
+    marked interrupted (they resume from their checkpoints next time).
+    """
     runs = runs if runs is not None else prepare_sweep(spec)
     store.add_experiment(spec.name, spec.model_dump(mode="json"), runs)
-    status = {r.id: r for r in store.runs(spec.name)}
-    todo = [r for r in runs if status[r.run_id].status not in FINAL_STATUSES]
+    status = {r.id: r.status for r in store.runs(spec.name)}
+    todo = [r for r in runs if status[r.run_id] not in FINAL_STATUSES]
     if on_plan:
         on_plan(runs, {r.run_id for r in todo})
     ckpt = checkpoint_dir(store)
-    tasks = [RunTask(r.run_id, r.config, ckpt / f"{r.run_id}.pt", status[r.run_id].progress_step)
-             for r in todo]
-    started: set[str] = set()
+    owner = new_owner()
+    attempted: set[str] = set()  # claimed (or found final) by this call: never tried twice
+    busy: list[RunSpec] = []
+
+    def next_task() -> RunTask | None:
+        """Claim the next run to train; None when none is left for this sweep right now."""
+        while queue:
+            run = queue.pop(0)
+            outcome = claim(store, run.run_id, owner, stale_after)
+            if outcome == "busy":
+                busy.append(run)
+                continue
+            attempted.add(run.run_id)
+            if outcome == "claimed":
+                progress = store.run(run.run_id).progress_step
+                return RunTask(run.run_id, run.config, ckpt / f"{run.run_id}.pt", progress)
+        return None
 
     def deliver(event: Event) -> None:
         store.record(event)
-        if isinstance(event, RunStarted):
-            started.add(event.run_id)
         if on_event:
             on_event(event)
 
+    queue = list(todo)
     try:
-        executor.execute(tasks, deliver)
+        with Heartbeat(store.path, owner):
+            while True:
+                executor.execute(next_task, deliver)
+                waiting, busy[:] = list(busy), []
+                if not waiting:
+                    break
+                # runs held by another sweep: wait until they end or their claim goes stale
+                time.sleep(poll_every)
+                queue = [r for r in waiting if r.run_id not in attempted]
     finally:
-        store.mark_interrupted(started)  # only those still RUNNING are changed
-    return SweepOutcome(spec.name, len(runs), len(runs) - len(todo), len(todo),
+        release(store, owner)
+    return SweepOutcome(spec.name, len(runs), len(runs) - len(todo), len(attempted),
                         store.runs(spec.name))

@@ -45,7 +45,7 @@ CREATE TABLE runs (
     id TEXT PRIMARY KEY, status TEXT NOT NULL, config_json TEXT NOT NULL,
     environment_json TEXT, created REAL NOT NULL, started REAL, finished REAL,
     wall_time REAL, steps INTEGER, total_steps INTEGER, progress_step INTEGER NOT NULL DEFAULT 0,
-    error TEXT, summary_json TEXT, heartbeat REAL, owner TEXT);
+    error TEXT, summary_json TEXT, heartbeat REAL, owner TEXT, attempts INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE experiment_runs (
     experiment_id INTEGER NOT NULL REFERENCES experiments(id),
     run_id TEXT NOT NULL REFERENCES runs(id),
@@ -62,7 +62,8 @@ CREATE TABLE probes (
 
 # Each migration takes a store from version N to N + 1, inside one transaction.
 MIGRATIONS: dict[int, list[str]] = {
-    1: ["CREATE TABLE probes (id INTEGER PRIMARY KEY, experiment TEXT NOT NULL, kind TEXT NOT NULL, "
+    1: ["ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "CREATE TABLE probes (id INTEGER PRIMARY KEY, experiment TEXT NOT NULL, kind TEXT NOT NULL, "
         "created REAL NOT NULL, config_json TEXT NOT NULL, result_json TEXT NOT NULL)"],
 }
 
@@ -82,6 +83,7 @@ class RunRecord:
     steps: int | None
     total_steps: int | None
     progress_step: int
+    attempts: int  # how many times training started (1 + resumes and retries)
     error: str | None
     summary: dict[str, Any]
     point: dict[str, Any]
@@ -258,7 +260,8 @@ class Store:
                 )
                 self.conn.execute(
                     "UPDATE runs SET status=?, environment_json=?, started=COALESCE(started, ?), "
-                    "total_steps=?, progress_step=?, heartbeat=?, error=NULL WHERE id=?",
+                    "total_steps=?, progress_step=?, heartbeat=?, error=NULL, attempts=attempts+1 "
+                    "WHERE id=?",
                     (RUNNING, _dumps(event.environment), now, event.total_steps,
                      event.resumed_from, now, event.run_id),
                 )
@@ -311,12 +314,13 @@ class Store:
 
     def _record(self, row: tuple[Any, ...], point: str | None) -> RunRecord:
         (rid, status, config, env, created, started, finished, wall, steps, total, progress,
-         error, summary) = row
+         attempts, error, summary) = row
         return RunRecord(rid, status, _loads(config), _loads(env), created, started, finished,
-                         wall, steps, total, progress, error, _loads(summary), _loads(point))
+                         wall, steps, total, progress, attempts, error, _loads(summary),
+                         _loads(point))
 
     _COLUMNS = ("r.id, r.status, r.config_json, r.environment_json, r.created, r.started, "
-                "r.finished, r.wall_time, r.steps, r.total_steps, r.progress_step, r.error, "
+                "r.finished, r.wall_time, r.steps, r.total_steps, r.progress_step, r.attempts, r.error, "
                 "r.summary_json")
 
     def runs(self, experiment: str | None = None) -> list[RunRecord]:

@@ -1,0 +1,161 @@
+"""Fault tests: killed drivers, killed workers, concurrent sweeps. Bounded in time."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from batchlab.execute.inline import InlineExecutor
+from batchlab.execute.sweep import run_sweep
+from batchlab.spec import spec_from_dict
+from batchlab.store import Store
+
+SPEC = """
+name = "faults"
+[data]
+name = "synthetic"
+shape = [64]
+classes = 5
+size = 2500
+[model]
+name = "mlp"
+hidden = [96, 96]
+[train]
+epochs = 25
+lr = 0.02
+threads = 1
+[sweep.grid]
+"train.batch_size" = [16, 24, 32, 48]
+"""
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    p = tmp_path / "faults.toml"
+    p.write_text(SPEC)
+    return p
+
+
+def sweep_cmd(spec_file, db, workers=1):
+    return [sys.executable, "-m", "batchlab", "sweep", str(spec_file), "--store", str(db),
+            "--workers", str(workers)]
+
+
+def children(pid):
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def run_status(db):
+    try:
+        with Store(db) as st:
+            return {r.id: r for r in st.runs("faults")}
+    except Exception:
+        return {}
+
+
+def wait_for(pred, timeout=120):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The metrics of the same sweep run once, uninterrupted, in this process."""
+    with Store(tmp_path_factory.mktemp("ref") / "reference.db") as ref:
+        run_sweep(spec_from_dict(tomllib.loads(SPEC)), ref, InlineExecutor(threads=1))
+        return {r.id: ref.metrics(r.id) for r in ref.runs("faults")}
+
+
+def assert_all_done_once_and_exact(db, expected):
+    """Every run completed, each metric row once, and the numbers equal an uninterrupted sweep."""
+    with Store(db) as st:
+        runs = st.runs("faults")
+        assert [r.status for r in runs] == ["completed"] * 4
+        for r in runs:
+            got = st.metrics(r.id)
+            loss = got["train_loss"]
+            assert loss.step.tolist() == list(range(1, r.summary["total_steps"] + 1))
+            for name in ("train_loss", "lr", "val_loss", "val_acc"):
+                assert got[name].step.tolist() == expected[r.id][name].step.tolist()
+                assert got[name].value.tolist() == expected[r.id][name].value.tolist(), name
+    return runs
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_driver_killed_repeatedly_then_resumed(tmp_path, spec_file, workers, reference):
+    db = tmp_path / "s.db"
+    rng = random.Random(workers)
+    for _ in range(3):
+        proc = subprocess.Popen(sweep_cmd(spec_file, db, workers), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        # kill at a random moment once training is under way (mid-step, mid-write, mid-checkpoint)
+        wait_for(lambda: any(r.progress_step > 0 for r in run_status(db).values()), 60)
+        time.sleep(rng.uniform(0.0, 1.5))
+        kids = children(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        # orphaned workers notice their driver is gone and stop
+        assert wait_for(lambda: not any(Path(f"/proc/{k}").exists()
+                                        and "batchlab" in _cmdline(k) for k in kids), 30)
+    done = subprocess.run(sweep_cmd(spec_file, db, workers), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    runs = assert_all_done_once_and_exact(db, reference)
+    assert any(r.attempts > 1 for r in runs)  # something really was cut off and resumed
+
+
+def _cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_killed_worker_is_replaced_and_its_run_retried(tmp_path, spec_file, reference):
+    db = tmp_path / "s.db"
+    proc = subprocess.Popen(sweep_cmd(spec_file, db, 2), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: sum(r.status == "running" and r.progress_step > 0
+                                    for r in run_status(db).values()) >= 1, 60)
+        workers = [k for k in children(proc.pid) if "spawn_main" in _cmdline(k)
+                   and "resource_tracker" not in _cmdline(k)]
+        assert workers
+        os.kill(workers[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    runs = assert_all_done_once_and_exact(db, reference)
+    assert sum(r.attempts for r in runs) >= 5  # one run was retried
+
+
+def test_two_concurrent_sweeps_share_the_work(tmp_path, spec_file, reference):
+    db = tmp_path / "s.db"
+    procs = [subprocess.Popen(sweep_cmd(spec_file, db, 1), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    runs = assert_all_done_once_and_exact(db, reference)
+    assert [r.attempts for r in runs] == [1, 1, 1, 1]  # no run trained twice
+    # both drivers print the complete table at the end
+    assert all(o.count("completed") == 4 for o, _ in outs)
