@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from batchlab.errors import SpecError
 
@@ -25,6 +25,11 @@ OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
 ScaleRule = Literal["none", "linear", "sqrt"]
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+NOISE_SCALE_FIELDS = ("measure_noise_scale", "noise_scale_micro_batches", "noise_scale_every")
+AUTO_LR_UNRESOLVED = (
+    "train.lr = 'auto' must be resolved by the LR range test first "
+    "(batchlab.probes.lr_range.resolve_auto_lr); or set train.lr to a number."
+)
 
 
 class _Strict(BaseModel):
@@ -88,7 +93,9 @@ class TrainSpec(_Strict):
     """One training run's optimisation settings."""
 
     optimizer: OptimizerName = "sgd"
-    lr: PositiveFloat = 0.01
+    lr: PositiveFloat | Literal["auto"] = Field(
+        0.01, description="learning rate; 'auto': the LR range test's suggestion (resolve_auto_lr)"
+    )
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     nesterov: bool = False
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
@@ -103,6 +110,20 @@ class TrainSpec(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: PositiveInt | None = Field(None, description="torch threads (default: executor's share)")
     checkpoint: bool = Field(True, description="save a checkpoint every epoch so a run can resume")
+    measure_noise_scale: bool = Field(False, description="estimate the gradient noise scale while training")
+    noise_scale_micro_batches: Annotated[int, Field(ge=2)] = Field(
+        4, description="noise scale: micro-batches the batch is split into (B_small = batch / this)"
+    )
+    noise_scale_every: PositiveInt = Field(10, description="noise scale: measure every N steps")
+
+    @field_validator("lr", mode="wrap")
+    @classmethod
+    def _lr(cls, value: Any, handler: Any) -> Any:
+        # one message instead of one per member of the union
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError("must be a positive number or 'auto'") from None
 
     @model_validator(mode="after")
     def _length(self) -> TrainSpec:
@@ -110,7 +131,18 @@ class TrainSpec(_Strict):
             raise ValueError("set train.epochs or train.steps, not both")
         if self.nesterov and self.optimizer == "sgd" and self.momentum == 0:
             raise ValueError("train.nesterov needs train.momentum > 0")
+        if self.measure_noise_scale and self.batch_size < self.noise_scale_micro_batches:
+            raise ValueError(
+                f"train.measure_noise_scale splits each batch into {self.noise_scale_micro_batches} "
+                "micro-batches, so train.batch_size must be at least train.noise_scale_micro_batches"
+            )
         return self
+
+    def numeric_lr(self) -> float:
+        """``lr`` as a number; SpecError when it is still "auto" (never guessed silently)."""
+        if self.lr == "auto":
+            raise SpecError(AUTO_LR_UNRESOLVED)
+        return self.lr
 
 
 class Distribution(_Strict):
@@ -168,7 +200,12 @@ class RunConfig(_Strict):
         """Stable id: a hash of the canonical JSON of the config (same config, same id)."""
         import hashlib
 
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        config = self.model_dump(mode="json")
+        if not self.train.measure_noise_scale:
+            # Added later and inert when off: left out so runs keep the ids they had before.
+            for key in NOISE_SCALE_FIELDS:
+                config["train"].pop(key)
+        blob = json.dumps(config, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -113,7 +113,7 @@ def test_driver_killed_repeatedly_then_resumed(tmp_path, spec_file, workers, ref
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         # orphaned workers notice their driver is gone and stop
-        assert wait_for(lambda: not any(Path(f"/proc/{k}").exists()
+        assert wait_for(lambda kids=kids: not any(Path(f"/proc/{k}").exists()
                                         and "batchlab" in _cmdline(k) for k in kids), 30)
     done = subprocess.run(sweep_cmd(spec_file, db, workers), capture_output=True, text=True,
                           timeout=300)

@@ -14,7 +14,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -31,12 +31,15 @@ from batchlab.events import (
     RunStarted,
 )
 from batchlab.models import build_model
-from batchlab.spec import RunConfig
+from batchlab.spec import RunConfig, TrainSpec
 from batchlab.train.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from batchlab.train.optim import build_optimizer, set_lr
 from batchlab.train.recorder import Recorder
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import schedule_fn, steps_per_epoch
+
+if TYPE_CHECKING:
+    from batchlab.probes.noise_scale import NoiseMeter
 
 EVAL_BATCH = 1024
 TRAIN_EVAL_MAX = 2048  # train accuracy is measured on a fixed subset of at most this many examples
@@ -81,6 +84,23 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[
     return loss_sum.item() / n, correct.item() / n
 
 
+def noise_meter(t: TrainSpec, state: dict[str, Any] | None = None) -> NoiseMeter | None:
+    """The gradient-noise-scale meter when ``t.measure_noise_scale``, else None.
+
+    Every ``t.noise_scale_every`` steps it measures B_simple from ``t.noise_scale_micro_batches``
+    micro-batch gradients *beside* the step (restoring buffers and RNG), so the run's losses
+    and updates are bit-for-bit those of the same run without the option; the cost is one
+    extra forward/backward per measured step. Imported only when asked for, so the default
+    path pays nothing (and the probes package may import this module freely).
+    """
+    if not t.measure_noise_scale:
+        return None
+    from batchlab.probes.noise_scale import NoiseMeter, NoiseScaleEstimator
+
+    estimator = NoiseScaleEstimator.from_state(state) if state is not None else None
+    return NoiseMeter(t.noise_scale_micro_batches, estimator=estimator)
+
+
 def train_run(
     config: RunConfig,
     sink: Callable[[Event], None],
@@ -111,7 +131,7 @@ def train_run(
         device = resolve_device(t.device)
         torch.manual_seed(t.seed)  # model init and dropout
         model = build_model(config.model, data.input_shape, data.num_classes).to(device)
-        base_lr = scaled_lr(t.lr, t.batch_size, t.scale_lr, t.base_batch_size)
+        base_lr = scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size)
         optimizer = build_optimizer(t, model.parameters(), base_lr)
         n_train, batch = len(data.train_y), t.batch_size
         spe = steps_per_epoch(n_train, batch)
@@ -119,6 +139,7 @@ def train_run(
         lr_at = schedule_fn(t.schedule, base_lr, total, spe)
         eval_every = t.eval_every or spe
         order = torch.Generator().manual_seed(t.seed)  # batch order and augmentation
+        noise = noise_meter(t)  # None unless train.measure_noise_scale
 
         train_x, train_y = data.train_x.to(device), data.train_y.to(device)
         val_x, val_y = data.val_x.to(device), data.val_y.to(device)
@@ -140,6 +161,8 @@ def train_run(
             if device.type == "cuda" and state.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(state["cuda_rng"], device)
             step, clock, summary = state["step"], state["wall_time"], state["summary"]
+            if noise is not None and state.get("noise_scale") is not None:
+                noise = noise_meter(t, state["noise_scale"])
         sink(RunStarted(run_id, total, step, environment(device)))
         rec = Recorder(run_id, sink, n_train, batch, spe, clock_offset=clock)
     except KeyboardInterrupt:
@@ -160,6 +183,9 @@ def train_run(
                            best_val_acc_epoch=rec.epoch(step))
         if val_loss < summary.get("best_val_loss", math.inf):
             summary["best_val_loss"] = val_loss
+        if noise is not None and noise.estimator.count:
+            summary["noise_scale"] = noise.estimator.b_simple_ema()
+            rec.log_values(step, {"noise_scale": summary["noise_scale"]})
 
     try:
         model.train()
@@ -175,6 +201,8 @@ def train_run(
                 xb, yb = train_x[idx], train_y[idx]
                 if data_augment := config.data.augment:
                     xb = augment_batch(xb, data_augment, config.data.crop_padding, order)
+                if noise is not None and step % t.noise_scale_every == 0:
+                    noise.measure(model, xb, yb)  # a side computation: the step below is unchanged
                 lr = lr_at(step)
                 set_lr(optimizer, lr)
                 loss = F.cross_entropy(model(xb), yb)
@@ -206,9 +234,12 @@ def train_run(
                     "optimizer": optimizer.state_dict(), "order_rng": order.get_state(),
                     "torch_rng": torch.get_rng_state(),
                     "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                    "noise_scale": noise.estimator.state() if noise is not None else None,
                 })
         rec.flush()
         summary["samples_per_s"] = rec.examples(step) / max(summary.get("train_time", 0.0), 1e-9)
+        if noise is not None:
+            summary.update(noise.summary(seed=t.seed))
         if checkpoint_path is not None:
             remove_checkpoint(checkpoint_path)
         return ended(COMPLETED, summary)
