@@ -10,12 +10,14 @@ import pytest
 
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.local import LocalPoolExecutor
+from batchlab.execute.ray import RayExecutor
 from batchlab.execute.sweep import checkpoint_dir, run_sweep
 from batchlab.plan import plan_runs
 from batchlab.spec import spec_from_dict
 from batchlab.store import Store
 
-EXECUTORS = {"inline": lambda: InlineExecutor(threads=1), "pool": lambda: LocalPoolExecutor(2)}
+EXECUTORS = {"inline": lambda: InlineExecutor(threads=1), "pool": lambda: LocalPoolExecutor(2),
+             "ray": lambda: RayExecutor(cpus_per_run=1)}
 
 
 def small_spec(epochs=3, **extra):
@@ -31,6 +33,8 @@ def small_spec(epochs=3, **extra):
 
 @pytest.fixture(params=sorted(EXECUTORS))
 def executor(request):
+    if request.param == "ray":
+        request.getfixturevalue("ray_local")
     return EXECUTORS[request.param]()
 
 
@@ -58,14 +62,14 @@ def test_sweep_stores_every_run_once_and_skips_them_next_time(tmp_path, executor
         assert not any(checkpoint_dir(store).glob("*.pt"))
 
 
-def test_executors_store_the_same_numbers(tmp_path):
+def test_executors_store_the_same_numbers(tmp_path, ray_local):
     spec = small_spec()
     results = []
     for name, make in sorted(EXECUTORS.items()):
         with Store(tmp_path / f"{name}.db") as store:
             run_sweep(spec, store, make())
             results.append(final_losses(store))
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]
 
 
 def test_bad_input_leaves_the_store_untouched(tmp_path, executor):

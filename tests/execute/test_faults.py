@@ -159,3 +159,23 @@ def test_two_concurrent_sweeps_share_the_work(tmp_path, spec_file, reference):
     assert [r.attempts for r in runs] == [1, 1, 1, 1]  # no run trained twice
     # both drivers print the complete table at the end
     assert all(o.count("completed") == 4 for o, _ in outs)
+
+
+def test_ray_sweep_survives_a_killed_worker(tmp_path, spec_file, reference):
+    pytest.importorskip("ray")
+    db = tmp_path / "s.db"
+    cmd = sweep_cmd(spec_file, db, 1) + ["--executor", "ray"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: any(r.progress_step > 0 for r in run_status(db).values()), 120)
+        tasks = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
+                 if _cmdline(int(p.parent.name)).startswith("ray::_ray_train")]
+        assert tasks, "no Ray task process found"
+        os.kill(tasks[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    runs = assert_all_done_once_and_exact(db, reference)
+    assert sum(r.attempts for r in runs) >= 5  # Ray retried the killed run

@@ -23,6 +23,7 @@ from batchlab.cli.common import (
 )
 from batchlab.demo import demo_spec
 from batchlab.errors import BatchlabError
+from batchlab.execute.base import Executor
 from batchlab.execute.datacache import DataCache
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.local import LocalPoolExecutor
@@ -58,12 +59,25 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
-def _sweep(spec: Spec, store_path: Path, workers: int) -> SweepOutcome:
+def make_executor(kind: str, workers: int, cache: DataCache, address: str | None = None,
+                  cpus_per_run: float = 1, gpus_per_run: float = 0) -> Executor:
+    """``local`` with one worker trains in this process; ``ray`` runs on a Ray cluster."""
+    if kind == "ray":
+        from batchlab.execute.ray import RayExecutor
+
+        return RayExecutor(address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+    if kind != "local":
+        raise BatchlabError(f"--executor {kind!r} is not known; use local or ray.")
+    return InlineExecutor(data_cache=cache) if workers == 1 else LocalPoolExecutor(workers)
+
+
+def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "local",
+           **executor_options: Any) -> SweepOutcome:
     cache = DataCache()
     runs = prepare_sweep(spec, cache)  # bad input fails here, before the store is opened
+    executor = make_executor(executor_kind, workers, cache, **executor_options)
     store = Store(store_path)
     try:
-        executor = InlineExecutor(data_cache=cache) if workers == 1 else LocalPoolExecutor(workers)
         try:
             with SweepProgress(console) as progress:
                 outcome = run_sweep(spec, store, executor, runs=runs, on_event=progress.on_event,
@@ -99,9 +113,15 @@ def sweep(
     store: StoreOpt = DEFAULT_STORE,
     workers: WorkersOpt = 1,
     set_: SetOpt = None,
+    executor: Annotated[str, typer.Option(help="local (this machine) or ray.")] = "local",
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster: auto, ray://host:port; default starts a local one.")] = None,
+    cpus_per_run: Annotated[float, typer.Option(help="Ray: CPUs per run.")] = 1,
+    gpus_per_run: Annotated[float, typer.Option(help="Ray: GPUs per run (e.g. 0.5).")] = 0,
 ) -> None:
     """Train every run of the spec's sweep; finished runs are skipped, interrupted ones resume."""
-    _sweep(load_spec(spec_file, set_ or []), store, workers)
+    _sweep(load_spec(spec_file, set_ or []), store, workers, executor, address=address,
+           cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
 
 
 @app.command()

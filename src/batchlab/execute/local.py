@@ -42,6 +42,26 @@ def threads_per_worker(workers: int) -> int:
     return max(1, available_cores() // workers)
 
 
+def visible_gpu(worker: int, n_gpus: int, visible: str | None = None) -> str | None:
+    """The CUDA device a worker sees: one run per GPU, round robin (None: leave as is).
+
+    ``visible`` is the driver's own CUDA_VISIBLE_DEVICES, whose ids are kept (a user who
+    limited batchlab to GPUs 2,3 gets workers on 2 and 3)."""
+    if n_gpus <= 1:
+        return None
+    ids = visible.split(",")[:n_gpus] if visible else [str(i) for i in range(n_gpus)]
+    return ids[worker % len(ids)].strip()
+
+
+def cuda_device_count() -> int:
+    try:
+        import torch  # the driver already has it; device_count() does not start CUDA
+
+        return torch.cuda.device_count()
+    except Exception:
+        return 0
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # one interrupt is enough
     raise KeyboardInterrupt
@@ -88,13 +108,16 @@ class LocalPoolExecutor:
         self.workers = workers
         self.threads = threads or threads_per_worker(workers)
         self.retries = retries
+        self.gpus = cuda_device_count()
 
     def _spawn(self, ctx: Any, worker: int, tasks: mp.Queue, events: mp.Queue) -> Any:
-        saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
+        if (gpu := visible_gpu(worker, self.gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))):
+            env["CUDA_VISIBLE_DEVICES"] = gpu
+        saved = {k: os.environ.get(k) for k in env}
         try:
             # the child reads these when torch loads: they must be set before spawn
-            for k in saved:
-                os.environ[k] = str(self.threads)
+            os.environ.update(env)
             p = ctx.Process(target=_worker_main, args=(worker, self.threads, tasks, events),
                             name=f"batchlab-worker-{worker}", daemon=True)
             p.start()

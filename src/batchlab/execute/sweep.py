@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchlab.errors import BatchlabError, ModelError
+import torch
+
+from batchlab.errors import BatchlabError, ModelError, SpecError
 from batchlab.events import FINAL_STATUSES, Event
 from batchlab.execute.base import Executor, RunTask
 from batchlab.execute.datacache import DataCache
@@ -61,6 +63,9 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> None:
                     "Pick a model that fits the data (see the model table in the README)."
                 ) from None
         t = cfg.train
+        if t.device == "cuda" and not torch.cuda.is_available():
+            raise SpecError("train.device = 'cuda' but this machine has no CUDA device; "
+                            "use device = 'auto' (CUDA when present) or 'cpu'.")
         spe = steps_per_epoch(len(data.train_y), t.batch_size)
         total = t.steps if t.steps is not None else (t.epochs or 1) * spe
         schedule_fn(t.schedule, scaled_lr(t.lr, t.batch_size, t.scale_lr, t.base_batch_size),

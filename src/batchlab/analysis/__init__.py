@@ -1,0 +1,29 @@
+"""Analysis of stored runs: diagnoses, time to target, scaling fits, experiment conclusions.
+
+Plain data in, plain data out (frozen dataclasses, dicts, numpy): the report draws from these
+and never recomputes them.
+"""
+
+from batchlab.analysis.diagnose import DIAGNOSIS_METRICS, KINDS, Finding, Thresholds, diagnose_run
+from batchlab.analysis.experiment import (
+    ANALYSIS_METRICS,
+    ExperimentAnalysis,
+    RunAnalysis,
+    analyze_experiment,
+    analyze_runs,
+)
+from batchlab.analysis.scaling import (
+    CriticalBatchFit,
+    PowerLawFit,
+    fit_critical_batch,
+    fit_critical_batch_or_reason,
+    fit_power_law,
+)
+from batchlab.analysis.targets import DEFAULT_TARGET_FRACTION, TargetHit, default_target, first_hit
+
+__all__ = [
+    "ANALYSIS_METRICS", "DEFAULT_TARGET_FRACTION", "DIAGNOSIS_METRICS", "KINDS",
+    "CriticalBatchFit", "ExperimentAnalysis", "Finding", "PowerLawFit", "RunAnalysis", "TargetHit",
+    "Thresholds", "analyze_experiment", "analyze_runs", "default_target", "diagnose_run",
+    "first_hit", "fit_critical_batch", "fit_critical_batch_or_reason", "fit_power_law",
+]

@@ -1,0 +1,372 @@
+"""Diagnose one run from its curves: what went wrong (or right), in plain words with numbers.
+
+Each check is a small pure function of the run's series returning a :class:`Finding` or None;
+:func:`diagnose_run` runs them all. Every threshold lives in :class:`Thresholds` with the reason
+for its default, so a user who disagrees changes a number, not the code. Checks never raise on
+empty, short or all-NaN series: a check without the data it needs stays silent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from batchlab.analysis import series as S
+from batchlab.store import Series
+
+#: The metrics the checks read; a caller reading the store needs no others.
+DIAGNOSIS_METRICS = ("train_loss", "train_eval_loss", "val_loss", "val_acc", "train_acc")
+
+#: The initial per-step loss is the median of this many first steps, so one odd first batch
+#: does not set the baseline of "exploding" and "lr_too_small".
+INITIAL_STEPS = 10
+#: Per-step losses are averaged in this many blocks before looking for the lowest loss: the
+#: minimum of raw minibatch losses is a lucky batch, not the model's loss.
+LOSS_BLOCKS = 50
+
+KINDS = ("diverged", "exploding", "unstable", "overfitting", "not_converged", "lr_too_small",
+         "plateau", "healthy")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The named thresholds of every diagnosis and of the experiment-level noise test.
+
+    overfit_gap: final train accuracy minus validation accuracy above this (0.10 = 10 points)
+        is overfitting; below it, the gap is typical of a well-regularised model.
+    overfit_val_loss_rise: the final validation loss this fraction above its minimum (0.10 =
+        10%) while the training loss is still lower than at that minimum is overfitting; smaller
+        rises are evaluation noise.
+    explode_factor: a per-step training loss above this multiple of its initial value (10x) is
+        exploding: a model at initialisation is near chance, so 10x chance is far outside what
+        minibatch noise produces.
+    unstable_val_acc_std: over the last half of training, the standard deviation of the
+        change in validation accuracy between consecutive evaluations above this (0.05 = 5
+        points), with at least one drop that large, is unstable; a steady climb or one jump
+        at an LR decay has a small spread or no drop.
+    not_converged_slope: validation loss still falling by more than this fraction (0.05 = 5%)
+        over the last ``not_converged_window`` of training means more training would help.
+    not_converged_window: the final fraction of training (0.2) that test looks at.
+    lr_too_small_drop: a training loss that never fell more than this fraction (0.05 = 5%)
+        below its initial value learned nearly nothing: the LR is too small (or training far
+        too short).
+    lr_too_small_max_rise: ... but only if the per-step loss never rose more than this
+        fraction (0.5) above its start. A flat loss after a big excursion is a collapse to
+        chance from an LR that is too *large*, not too small.
+    plateau_window: a stretch of at least this fraction of training (0.3) during which the
+        training loss made less than ``plateau_progress`` of its total progress, followed by
+        at least that much progress, is a plateau (time spent stuck, e.g. until an LR decay).
+    plateau_progress: the fraction of the total fall of the loss (initial -> best) that counts
+        as progress (0.1); a converged tail is not a plateau because less than this is left.
+    noise_floor: with a single seed per configuration, two configurations whose validation
+        accuracies differ by less than this (0.01 = 1 point) are within seed noise, the typical
+        seed-to-seed spread of small-data classifiers; with several seeds their std is used.
+    """
+
+    overfit_gap: float = 0.10
+    overfit_val_loss_rise: float = 0.10
+    explode_factor: float = 10.0
+    unstable_val_acc_std: float = 0.05
+    not_converged_slope: float = 0.05
+    not_converged_window: float = 0.2
+    lr_too_small_drop: float = 0.05
+    lr_too_small_max_rise: float = 0.5
+    plateau_window: float = 0.3
+    plateau_progress: float = 0.1
+    noise_floor: float = 0.01
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One diagnosis: ``kind`` (one of :data:`KINDS`), a sentence with the numbers, where it
+    happened (step/epoch, None when it is about the whole run) and the numbers themselves."""
+
+    kind: str
+    message: str
+    step: int | None
+    epoch: float | None
+    numbers: dict[str, float]
+
+
+def pct(x: float) -> str:
+    """An accuracy or fraction as a short percentage: 0.9944 -> '99.4%', 1.0 -> '100%'."""
+    return f"{100 * x:.3g}%"
+
+
+def _at(series: Series, step: float) -> str:
+    """'step 120 (epoch 2.5)' for a step of ``series``."""
+    epoch = S.epoch_at(series, step)
+    return f"step {step:.0f}" + (f" (epoch {epoch:.3g})" if epoch is not None else "")
+
+
+@dataclass(frozen=True)
+class _Curve:
+    """The training loss over training, as evaluated (or block-averaged per-step) points, and
+    the loss of the untrained model."""
+
+    step: np.ndarray
+    epoch: np.ndarray
+    value: np.ndarray
+    initial: float
+
+
+def _initial_loss(train_loss: Series) -> float:
+    v = S.finite(train_loss).value[:INITIAL_STEPS]
+    return float(np.median(v)) if len(v) else float("nan")
+
+
+def loss_curve(metrics: Mapping[str, Series]) -> _Curve:
+    """The training loss curve: ``train_eval_loss`` (eval mode, no minibatch noise) when it has
+    2+ finite points, else per-step ``train_loss`` averaged in :data:`LOSS_BLOCKS` blocks.
+
+    ``initial`` is the first evaluation (the untrained model at step 0) or, per step, the median
+    of the first :data:`INITIAL_STEPS` losses (the first block already includes learning).
+    """
+    ev = S.finite(S.get(metrics, "train_eval_loss"))
+    if len(ev.value) >= 2:
+        return _Curve(ev.step.astype(float), ev.epoch, ev.value, float(ev.value[0]))
+    train_loss = S.get(metrics, "train_loss")
+    st = S.finite(train_loss)
+    if not len(st.value):
+        return _Curve(np.zeros(0), np.zeros(0), np.zeros(0), float("nan"))
+    blocks = np.array_split(np.arange(len(st.value)), min(LOSS_BLOCKS, len(st.value)))
+    return _Curve(np.array([st.step[b].mean() for b in blocks]),
+                  np.array([st.epoch[b].mean() for b in blocks]),
+                  np.array([st.value[b].mean() for b in blocks]), _initial_loss(train_loss))
+
+
+# --------------------------------------------------------------------------------- the checks
+def check_diverged(train_loss: Series, status: str, summary: Mapping[str, Any]) -> Finding | None:
+    """A non-finite training loss, the store's ``diverged`` status or ``diverged_at_step``."""
+    bad = S.first_nonfinite(train_loss)
+    step = summary.get("diverged_at_step")
+    if step is None and bad is not None:
+        step = int(train_loss.step[bad])
+    if step is None and status != "diverged":
+        return None
+    if step is None:
+        return Finding("diverged", "diverged (the step is not recorded)", None, None, {})
+    step = int(step)
+    numbers: dict[str, float] = {"step": float(step)}
+    where = _at(train_loss, step)
+    what = ""
+    if bad is not None:
+        what = f": the training loss became {train_loss.value[bad]}"
+        if bad > 0 and np.isfinite(train_loss.value[bad - 1]):
+            numbers["last_finite_loss"] = float(train_loss.value[bad - 1])
+            what += f" (last finite loss {train_loss.value[bad - 1]:.3g})"
+    epoch = S.epoch_at(train_loss, step)
+    return Finding("diverged", f"diverged at {where}{what}", step, epoch, numbers)
+
+
+def check_exploding(train_loss: Series, th: Thresholds) -> Finding | None:
+    """A finite per-step loss above ``explode_factor`` x its initial value."""
+    f = S.finite(train_loss)
+    initial = _initial_loss(train_loss)
+    if not len(f.value) or not initial > 0:
+        return None
+    above = np.flatnonzero(f.value > th.explode_factor * initial)
+    if not above.size:
+        return None
+    i = int(above[0])
+    peak = float(f.value.max())
+    msg = (f"exploding: train loss {f.value[i]:.3g} at {_at(f, f.step[i])}, "
+           f"{f.value[i] / initial:.3g}x its initial {initial:.3g} (peak {peak:.3g})")
+    return Finding("exploding", msg, int(f.step[i]), float(f.epoch[i]),
+                   {"loss": float(f.value[i]), "initial_loss": initial, "peak_loss": peak,
+                    "factor": float(f.value[i] / initial)})
+
+
+def check_unstable(val_acc: Series, th: Thresholds) -> Finding | None:
+    """Validation accuracy swinging between evaluations over the last half of training."""
+    f = S.finite(val_acc)
+    if len(f.value) < 3:
+        return None
+    half = f.step >= f.step[0] + (f.step[-1] - f.step[0]) / 2
+    change = np.diff(f.value[half])
+    if change.size < 2:
+        return None
+    spread, drop = float(change.std()), float(-change.min())
+    if spread <= th.unstable_val_acc_std or drop <= th.unstable_val_acc_std:
+        return None
+    k = int(np.flatnonzero(half)[0] + np.argmin(change) + 1)  # the evaluation after the drop
+    msg = (f"unstable: over the second half, val acc changes between evaluations have a std of "
+           f"{100 * spread:.3g} points; it drops {100 * drop:.3g} points at {_at(f, f.step[k])}")
+    return Finding("unstable", msg, int(f.step[k]), float(f.epoch[k]),
+                   {"change_std": spread, "largest_drop": drop})
+
+
+# (onset step, onset epoch, numbers, words) of one overfitting signal
+_Signal = tuple[float, float, dict[str, float], str]
+
+
+def _val_loss_rise(metrics: Mapping[str, Series], th: Thresholds) -> _Signal | None:
+    """Validation loss ending ``overfit_val_loss_rise`` above its minimum while the training
+    loss kept falling after that minimum; the onset is the minimum."""
+    val_loss = S.finite(S.get(metrics, "val_loss"))
+    curve = loss_curve(metrics)
+    if len(val_loss.value) < 3 or not len(curve.value):
+        return None
+    i = int(np.argmin(val_loss.value))
+    low, end = float(val_loss.value[i]), float(val_loss.value[-1])
+    if not low > 0 or i == len(val_loss.value) - 1:
+        return None
+    train_then, train_end = float(np.interp(val_loss.step[i], curve.step, curve.value)), float(curve.value[-1])
+    rise = end / low - 1
+    if rise <= th.overfit_val_loss_rise or train_end >= train_then:
+        return None
+    words = (f"val loss {end:.3g} at the end, {pct(rise)} above its minimum {low:.3g}, while train "
+             f"loss fell {train_then:.3g} -> {train_end:.3g}")
+    numbers = {"val_loss_min": low, "val_loss_final": end, "val_loss_rise": rise,
+               "train_loss_at_min": train_then, "train_loss_final": train_end}
+    return float(val_loss.step[i]), float(val_loss.epoch[i]), numbers, words
+
+
+def _accuracy_gap(metrics: Mapping[str, Series], th: Thresholds) -> _Signal | None:
+    """Final train accuracy more than ``overfit_gap`` above validation accuracy; the onset is
+    the first evaluation from which the gap stays above it."""
+    tr, va = S.finite(S.get(metrics, "train_acc")), S.finite(S.get(metrics, "val_acc"))
+    _, ti, vi = np.intersect1d(tr.step, va.step, return_indices=True)  # evaluations with both
+    if not ti.size:
+        return None
+    train_acc, val_acc = tr.value[ti], va.value[vi]
+    gap = train_acc - val_acc
+    if gap[-1] <= th.overfit_gap:
+        return None
+    closed = np.flatnonzero(gap <= th.overfit_gap)
+    k = vi[closed[-1] + 1] if closed.size else vi[0]
+    words = (f"train acc {pct(train_acc[-1])}, val acc {pct(val_acc[-1])} "
+             f"(gap {100 * gap[-1]:.3g} points)")
+    numbers = {"train_acc": float(train_acc[-1]), "val_acc": float(val_acc[-1]), "gap": float(gap[-1])}
+    return float(va.step[k]), float(va.epoch[k]), numbers, words
+
+
+def check_overfitting(metrics: Mapping[str, Series], th: Thresholds) -> Finding | None:
+    """Validation loss rising while training loss falls, and/or a large train/val accuracy gap.
+    The onset is that of the loss signal when present (it turns first), else of the gap."""
+    signals = [x for x in (_val_loss_rise(metrics, th), _accuracy_gap(metrics, th)) if x is not None]
+    if not signals:
+        return None
+    step, epoch = signals[0][0], signals[0][1]
+    numbers = {"onset_step": step}
+    for signal in signals:
+        numbers.update(signal[2])
+    message = f"overfits from epoch {epoch:.3g}: " + "; ".join(x[3] for x in signals)
+    return Finding("overfitting", message, int(step), epoch, numbers)
+
+
+def check_not_converged(val_loss: Series, th: Thresholds) -> Finding | None:
+    """Validation loss still falling fast over the last ``not_converged_window`` of training."""
+    f = S.finite(val_loss)
+    if len(f.value) < 2 or f.step[-1] <= f.step[0]:
+        return None
+    start_step = f.step[-1] - th.not_converged_window * (f.step[-1] - f.step[0])
+    start = S.value_at(f, start_step)
+    end = float(f.value[-1])
+    if not start > 0:
+        return None
+    fall = (start - end) / start
+    if fall <= th.not_converged_slope:
+        return None
+    msg = (f"not converged: val loss still fell {pct(fall)} over the last "
+           f"{pct(th.not_converged_window)} of training ({start:.3g} -> {end:.3g}); train longer")
+    return Finding("not_converged", msg, int(f.step[-1]), float(f.epoch[-1]),
+                   {"val_loss_start": start, "val_loss_final": end, "relative_fall": fall})
+
+
+def check_lr_too_small(metrics: Mapping[str, Series], th: Thresholds) -> Finding | None:
+    """The training loss barely fell, without ever having risen far (see Thresholds)."""
+    curve = loss_curve(metrics)
+    if len(curve.value) < 2 or not curve.initial > 0:
+        return None
+    initial, lowest = curve.initial, float(curve.value.min())
+    fall = (initial - lowest) / initial
+    train_loss = S.finite(S.get(metrics, "train_loss")).value
+    peak = float(train_loss.max()) if len(train_loss) else float(curve.value.max())
+    if fall >= th.lr_too_small_drop or peak > (1 + th.lr_too_small_max_rise) * initial:
+        return None
+    msg = (f"LR too small: training loss fell only {pct(max(fall, 0.0))} "
+           f"({initial:.3g} -> lowest {lowest:.3g}) over the whole run")
+    return Finding("lr_too_small", msg, None, None,
+                   {"initial_loss": initial, "lowest_loss": lowest, "relative_fall": fall})
+
+
+def check_plateau(metrics: Mapping[str, Series], th: Thresholds) -> Finding | None:
+    """The longest stretch where the best training loss so far made < ``plateau_progress`` of
+    its total progress; reported when it spans >= ``plateau_window`` and progress followed."""
+    curve = loss_curve(metrics)
+    if len(curve.value) < 3 or curve.step[-1] <= curve.step[0]:
+        return None
+    initial = curve.initial
+    best_so_far = np.minimum.accumulate(np.minimum(curve.value, initial))
+    total = initial - float(best_so_far[-1])
+    if not initial > 0 or total < th.lr_too_small_drop * initial:
+        return None  # it barely learned at all: that is lr_too_small, not a plateau
+    progress = (initial - best_so_far) / total  # monotone from 0 to 1
+    # for each start i, the last point still within plateau_progress of it
+    end = np.searchsorted(progress, progress + th.plateau_progress, side="left") - 1
+    length = (curve.step[end] - curve.step) / (curve.step[-1] - curve.step[0])
+    i = int(np.argmax(length))
+    j = int(end[i])
+    if length[i] < th.plateau_window or 1 - progress[j] < th.plateau_progress:
+        return None
+    msg = (f"plateau: training loss stuck near {curve.value[i]:.3g} from epoch {curve.epoch[i]:.3g} "
+           f"to epoch {curve.epoch[j]:.3g} ({pct(length[i])} of training), then fell to "
+           f"{best_so_far[-1]:.3g}")
+    return Finding("plateau", msg, int(curve.step[i]), float(curve.epoch[i]),
+                   {"start_step": float(curve.step[i]), "end_step": float(curve.step[j]),
+                    "fraction": float(length[i]), "loss": float(curve.value[i]),
+                    "final_best_loss": float(best_so_far[-1])})
+
+
+def _healthy(metrics: Mapping[str, Series]) -> Finding | None:
+    """A summary of a run with data and nothing wrong; None when there is nothing to judge."""
+    val_acc = S.finite(S.get(metrics, "val_acc"))
+    curve = loss_curve(metrics)
+    if len(val_acc.value) < 2 and len(curve.value) < 2:
+        return None
+    numbers: dict[str, float] = {}
+    parts = []
+    if len(val_acc.value):
+        b = int(np.argmax(val_acc.value))
+        numbers.update(final_val_acc=float(val_acc.value[-1]), best_val_acc=float(val_acc.value[b]))
+        parts.append(f"val acc {pct(val_acc.value[-1])} (best {pct(val_acc.value[b])} at "
+                     f"epoch {val_acc.epoch[b]:.3g})")
+    if len(curve.value):
+        numbers.update(initial_loss=float(curve.value[0]), final_loss=float(curve.value[-1]))
+        parts.append(f"train loss {curve.value[0]:.3g} -> {curve.value[-1]:.3g}")
+    return Finding("healthy", "healthy: " + ", ".join(parts), None, None, numbers)
+
+
+def diagnose_run(
+    metrics: Mapping[str, Series],
+    status: str,
+    summary: Mapping[str, Any],
+    th: Thresholds = Thresholds(),  # noqa: B008 - frozen, so a shared default is safe
+) -> list[Finding]:
+    """Every finding for one run, most severe first (the order of :data:`KINDS`).
+
+    Diverged runs are judged on the points before divergence, and skip the checks that only
+    make sense for a run that ended normally (not_converged, lr_too_small, plateau); an
+    exploding run skips lr_too_small. "healthy" is returned only when nothing else was found
+    and there is data to judge; a run without data (pending) gets an empty list. Never raises.
+    """
+    train_loss = S.get(metrics, "train_loss")
+    findings = [check_diverged(train_loss, status, summary)]
+    cut = S.first_nonfinite(train_loss)
+    if cut is not None:
+        metrics = {**metrics, "train_loss": S.head(train_loss, cut)}
+    exploding = check_exploding(S.get(metrics, "train_loss"), th)
+    findings += [exploding, check_unstable(S.get(metrics, "val_acc"), th), check_overfitting(metrics, th)]
+    if findings[0] is None:
+        findings.append(check_not_converged(S.get(metrics, "val_loss"), th))
+        if exploding is None:
+            findings.append(check_lr_too_small(metrics, th))
+        findings.append(check_plateau(metrics, th))
+    found = [f for f in findings if f is not None]
+    if not found and (healthy := _healthy(metrics)) is not None:
+        found.append(healthy)
+    return found

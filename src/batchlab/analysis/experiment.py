@@ -1,0 +1,151 @@
+"""Analyse a whole experiment: diagnose every run, aggregate seeds, compare batch sizes.
+
+:func:`analyze_runs` is the pure core over (run, series) pairs; :func:`analyze_experiment`
+reads those pairs from a store (only the metrics the analysis uses) and calls it. The result is
+plain data (frozen dataclasses, lists, dicts) that the report draws and ``to_dict`` turns into
+JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from batchlab.analysis import series as S
+from batchlab.analysis.conclusions import write_conclusions
+from batchlab.analysis.diagnose import DIAGNOSIS_METRICS, Finding, Thresholds, diagnose_run
+from batchlab.analysis.groups import by_batch, make_groups, pick_best, run_facts
+from batchlab.analysis.scaling import (
+    CriticalBatchFit,
+    PowerLawFit,
+    fit_critical_batch_or_reason,
+    fit_power_law,
+)
+from batchlab.analysis.targets import TargetHit, default_target, first_hit
+from batchlab.store import RunRecord, Series, Store
+
+#: Every metric the analysis reads; nothing else is loaded from the store.
+ANALYSIS_METRICS = DIAGNOSIS_METRICS  # val_acc (targets, groups) and train_acc are among them
+
+
+@dataclass(frozen=True)
+class RunAnalysis:
+    """One run: its identity, how it ended, its diagnoses and when it first hit the target."""
+
+    run_id: str
+    config: dict
+    point: dict
+    status: str
+    summary: dict
+    findings: list[Finding]
+    hit: TargetHit | None
+
+
+@dataclass(frozen=True)
+class ExperimentAnalysis:
+    """Everything the report shows about one experiment. See ``batchlab.analysis.groups`` for
+    the keys of ``groups`` and of the per-batch tables; ``best`` has keys group, runner_up,
+    difference, noise, noise_source ('seeds' or 'threshold'), within_noise and metric."""
+
+    experiment: str
+    target: float | None
+    runs: list[RunAnalysis]
+    groups: list[dict]
+    best: dict | None
+    to_target_by_batch: list[dict]
+    gap_by_batch: list[dict]
+    best_lr_by_batch: list[dict]
+    lr_exponent: PowerLawFit | None
+    critical_batch: CriticalBatchFit | None
+    conclusions: list[str]
+
+    def to_dict(self) -> dict:
+        """A JSON-safe dict: dataclasses become dicts, numpy scalars Python numbers, NaN/inf None."""
+        return _json_safe(self)
+
+
+def _json_safe(obj: Any) -> Any:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _json_safe(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | np.ndarray):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def _target(facts: Sequence[Any], given: float | None) -> float | None:
+    """The given target, or the default over the runs' best val acc (runs that did not diverge
+    when there are any: a config that diverged is no benchmark). None when nothing evaluated."""
+    if given is not None:
+        return float(given)
+    steady = [f.best_val_acc for f in facts if f.status != "diverged"]
+    value = default_target([x for x in steady if not math.isnan(x)]
+                           or [f.best_val_acc for f in facts])
+    return value if math.isfinite(value) else None
+
+
+def analyze_runs(
+    runs: list[tuple[RunRecord, dict[str, Series]]],
+    experiment: str,
+    target: float | None = None,
+    th: Thresholds = Thresholds(),  # noqa: B008 - frozen, so a shared default is safe
+) -> ExperimentAnalysis:
+    """Analyse runs (each with its metric series) as one experiment. Pure; never raises on
+    empty, pending, diverged or single runs.
+
+    ``target`` is an absolute validation accuracy; None uses :func:`default_target` over the
+    runs' best validation accuracy. The LR exponent needs 2+ batch sizes with an eligible
+    config; the critical batch fit 3+ batch sizes that reach the target (its reason for not
+    fitting goes into the conclusions).
+    """
+    facts = [run_facts(record, metrics) for record, metrics in runs]
+    tgt = _target(facts, target)
+    hits = [first_hit(S.get(metrics, "val_acc"), tgt) if tgt is not None else None for _, metrics in runs]
+    facts = [replace(f, hit=hit) for f, hit in zip(facts, hits, strict=True)]
+    analyses = [
+        RunAnalysis(record.id, record.config, record.point, record.status, record.summary,
+                    diagnose_run(metrics, record.status, record.summary, th), hit)
+        for (record, metrics), hit in zip(runs, hits, strict=True)
+    ]
+    groups = make_groups(facts)
+    best = pick_best(groups, th.noise_floor)
+    to_target, gaps, best_lr = by_batch(groups)
+    with_lr = [r for r in best_lr if r["fit_lr"] is not None]
+    lr_fit = fit_power_law([r["batch_size"] for r in with_lr], [r["fit_lr"] for r in with_lr])
+    reached = [r for r in to_target if r["reached"]]
+    critical = None  # no sentence at all without a target or batch sizes
+    if tgt is not None and to_target:
+        critical = fit_critical_batch_or_reason([r["batch_size"] for r in reached],
+                                                [r["steps"] for r in reached])
+    conclusions = write_conclusions(
+        experiment, [(f, a.findings) for f, a in zip(facts, analyses, strict=True)], tgt,
+        target is not None, groups, best, (to_target, gaps, best_lr), lr_fit, critical, th.noise_floor)
+    return ExperimentAnalysis(
+        experiment, tgt, analyses, groups, best, to_target, gaps, best_lr, lr_fit,
+        critical if isinstance(critical, CriticalBatchFit) else None, conclusions)
+
+
+def analyze_experiment(
+    store: Store,
+    experiment: str,
+    target: float | None = None,
+    th: Thresholds = Thresholds(),  # noqa: B008 - frozen, so a shared default is safe
+) -> ExperimentAnalysis:
+    """Read an experiment's runs and the metrics the analysis needs, then :func:`analyze_runs`.
+
+    An unknown experiment raises the store's ``StoreError``.
+    """
+    records = store.runs(experiment)
+    return analyze_runs([(r, store.metrics(r.id, ANALYSIS_METRICS)) for r in records],
+                        experiment, target, th)

@@ -1,0 +1,225 @@
+"""Runs -> configurations: aggregate seeds, pick the best, and tabulate per batch size.
+
+A *group* is every run of one configuration: runs whose configs are equal once ``train.seed``
+is removed. Groups are plain dicts (they go straight into tables, JSON and the report) with
+these keys:
+
+    key           canonical JSON of the config without the seed (the group's identity)
+    label         'batch 64, lr 0.01, step(20ep, x0.1)' plus any other swept field
+    point         the sweep point without the seed
+    batch_size, lr, effective_lr, scale_lr, schedule
+    run_ids, n_runs (planned), n (runs with validation data), n_diverged
+    best_val_acc_mean/std, final_val_acc_mean/std, final_train_acc_mean, gap_mean/std
+                  (std is None with fewer than 2 runs; gap = final train acc - final val acc)
+    n_hit, steps/epochs/examples/wall_time_to_target_mean (over the runs that hit; None if none)
+    reached       every run with data reached the target
+    eligible      has data and no run diverged: only these are ranked or recommended
+
+Configurations are ranked by mean best validation accuracy (the accuracy an early-stopping
+checkpoint keeps, the number the results table headlines), ties broken by mean final accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from batchlab.analysis import series as S
+from batchlab.analysis.targets import TargetHit
+from batchlab.results import schedule_label
+from batchlab.store import RunRecord, Series
+from batchlab.train.scaling import scaled_lr
+
+DIVERGED = "diverged"
+_KNOBS = ("train.batch_size", "train.lr", "train.schedule", "train.seed")
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """The numbers of one run that the experiment analysis aggregates (NaN = unknown)."""
+
+    run_id: str
+    status: str
+    group_key: str
+    label: str
+    train: dict[str, Any]
+    point: dict[str, Any]
+    has_data: bool
+    best_val_acc: float
+    final_val_acc: float
+    final_train_acc: float
+    effective_lr: float | None
+    hit: TargetHit | None = None
+
+
+def _summary_float(summary: dict[str, Any], key: str) -> float:
+    value = summary.get(key)
+    return float(value) if isinstance(value, int | float) and value >= 0 else float("nan")
+
+
+def run_facts(record: RunRecord, metrics: dict[str, Series], hit: TargetHit | None = None) -> RunFacts:
+    """Facts of one run: accuracies from its series, falling back to the stored summary."""
+    train = dict(record.config.get("train", {}))
+    without_seed = {**record.config, "train": {k: v for k, v in train.items() if k != "seed"}}
+    val_acc = S.get(metrics, "val_acc")
+    has_data = bool(len(S.finite(val_acc).value))
+    best, final = S.best(val_acc), S.last(val_acc)
+    final_train = S.last(S.get(metrics, "train_acc"))
+    summary = record.summary
+    if math.isnan(best):
+        best = _summary_float(summary, "best_val_acc")
+    if math.isnan(final):
+        final = _summary_float(summary, "final_val_acc")
+    if math.isnan(final_train):
+        final_train = _summary_float(summary, "final_train_acc")
+    effective = summary.get("effective_lr")
+    if effective is None and "lr" in train and "batch_size" in train:
+        effective = scaled_lr(train["lr"], train["batch_size"], train.get("scale_lr", "none"),
+                              train.get("base_batch_size", 32))
+    point = {k: v for k, v in record.point.items() if k != "train.seed"}
+    return RunFacts(record.id, record.status, json.dumps(without_seed, sort_keys=True, default=str),
+                    _label(train, point), train, point,
+                    has_data or not math.isnan(best), best, final, final_train, effective, hit)
+
+
+def _label(train: dict[str, Any], point: dict[str, Any]) -> str:
+    parts = [f"batch {train.get('batch_size')}", f"lr {train.get('lr'):g}" if "lr" in train else "lr ?",
+             schedule_label(train)]
+    parts += [f"{k.split('.', 1)[-1]} {v}" for k, v in point.items()
+              if not any(k.startswith(knob) for knob in _KNOBS)]
+    return ", ".join(parts)
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    v = np.asarray([x for x in values if not math.isnan(x)], dtype=float)
+    if not v.size:
+        return None, None
+    return float(v.mean()), (float(v.std(ddof=1)) if v.size >= 2 else None)
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return _mean_std(values)[0]
+
+
+def make_groups(facts: Sequence[RunFacts]) -> list[dict[str, Any]]:
+    """One dict per configuration (see the module doc), in the order configs first appear."""
+    members: dict[str, list[RunFacts]] = {}
+    for f in facts:
+        members.setdefault(f.group_key, []).append(f)
+    groups = []
+    for key, runs in members.items():
+        first = runs[0]
+        data = [r for r in runs if r.has_data]
+        hits = [r.hit for r in data if r.hit is not None]
+        best_mean, best_std = _mean_std([r.best_val_acc for r in data])
+        final_mean, final_std = _mean_std([r.final_val_acc for r in data])
+        gap_mean, gap_std = _mean_std([r.final_train_acc - r.final_val_acc for r in data])
+        n_diverged = sum(r.status == DIVERGED for r in runs)
+        scale = first.train.get("scale_lr", "none")
+        groups.append({
+            "key": key, "label": first.label, "point": first.point,
+            "batch_size": first.train.get("batch_size"), "lr": first.train.get("lr"),
+            "effective_lr": first.effective_lr, "scale_lr": scale,
+            "schedule": schedule_label(first.train),
+            "run_ids": [r.run_id for r in runs], "n_runs": len(runs), "n": len(data),
+            "n_diverged": n_diverged,
+            "best_val_acc_mean": best_mean, "best_val_acc_std": best_std,
+            "final_val_acc_mean": final_mean, "final_val_acc_std": final_std,
+            "final_train_acc_mean": _mean([r.final_train_acc for r in data]),
+            "gap_mean": gap_mean, "gap_std": gap_std,
+            "n_hit": len(hits),
+            "steps_to_target_mean": _mean([h.step for h in hits]),
+            "epochs_to_target_mean": _mean([h.epoch for h in hits]),
+            "examples_to_target_mean": _mean([h.examples for h in hits]),
+            "wall_time_to_target_mean": _mean([h.wall_time for h in hits]),
+            "reached": bool(data) and len(hits) == len(data),
+            "eligible": bool(data) and best_mean is not None and n_diverged == 0,
+        })
+    return groups
+
+
+def _rank_key(group: dict[str, Any]) -> tuple[float, float]:
+    final = group["final_val_acc_mean"]
+    return group["best_val_acc_mean"], final if final is not None else -math.inf
+
+
+def ranked(groups: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Eligible groups, best first."""
+    return sorted((g for g in groups if g["eligible"]), key=_rank_key, reverse=True)
+
+
+def pick_best(groups: Sequence[dict[str, Any]], noise_floor: float) -> dict[str, Any] | None:
+    """The best group, the runner-up and whether their difference is within seed noise.
+
+    Noise is the pooled seed std sqrt((s1^2 + s2^2) / 2) when both have 2+ runs with data
+    (a difference under one typical seed-to-seed spread could flip with another seed), else
+    ``noise_floor``. A lone eligible group is never "within noise" of anything.
+    """
+    order = ranked(groups)
+    if not order:
+        return None
+    best = order[0]
+    out: dict[str, Any] = {"group": best, "runner_up": None, "difference": None, "noise": None,
+                           "noise_source": None, "within_noise": False, "metric": "best_val_acc_mean"}
+    if len(order) < 2:
+        return out
+    runner = order[1]
+    diff = best["best_val_acc_mean"] - runner["best_val_acc_mean"]
+    if best["best_val_acc_std"] is not None and runner["best_val_acc_std"] is not None:
+        noise = math.sqrt((best["best_val_acc_std"] ** 2 + runner["best_val_acc_std"] ** 2) / 2)
+        source = "seeds"
+    else:
+        noise, source = noise_floor, "threshold"
+    out.update(runner_up=runner, difference=diff, noise=noise, noise_source=source,
+               within_noise=bool(diff <= noise))  # <=: an exact tie is within any noise
+    return out
+
+
+def batch_sizes(groups: Sequence[dict[str, Any]]) -> list[Any]:
+    """The distinct batch sizes of the groups, ascending (groups without one are left out)."""
+    return sorted({g["batch_size"] for g in groups if g["batch_size"] is not None})
+
+
+def fit_lr(group: dict[str, Any]) -> float | None:
+    """The LR a group really trained with for the LR-vs-batch fit: the spec LR, or the
+    effective LR when a scaling rule changed it."""
+    return group["effective_lr"] if group["scale_lr"] not in (None, "none") else group["lr"]
+
+
+def by_batch(groups: Sequence[dict[str, Any]]) -> tuple[list[dict], list[dict], list[dict]]:
+    """Per batch size: (to_target_by_batch, gap_by_batch, best_lr_by_batch).
+
+    to_target: batch_size, reached, n_reached (groups), has_data (any run evaluated), and the
+    least mean steps/epochs/examples/wall time to target, each with the ``<clock>_label`` of the
+    group achieving it, over the eligible groups at that batch size whose every run reached the
+    target (each clock minimised on its own; steps, epochs and examples pick the same group at
+    one batch size); None where no group did.
+    gap and best LR: those of the best-ranked eligible group at that batch size.
+    """
+    to_target, gaps, best_lr = [], [], []
+    for b in batch_sizes(groups):
+        here = [g for g in groups if g["batch_size"] == b]
+        done = [g for g in here if g["eligible"] and g["reached"]]
+        row: dict[str, Any] = {"batch_size": b, "reached": bool(done), "n_reached": len(done),
+                               "has_data": any(g["n"] for g in here)}
+        for clock in ("steps", "epochs", "examples", "wall_time"):
+            col = f"{clock}_to_target_mean"
+            fastest = min(done, key=lambda g, c=col: g[c]) if done else None
+            row[clock] = fastest[col] if fastest else None
+            row[f"{clock}_label"] = fastest["label"] if fastest else None
+        to_target.append(row)
+        top = ranked(here)
+        g: dict[str, Any] = top[0] if top else dict.fromkeys(groups[0], None)  # all None: no pick
+        gaps.append({"batch_size": b, "label": g["label"], "lr": g["lr"], "gap": g["gap_mean"],
+                     "gap_std": g["gap_std"], "train_acc": g["final_train_acc_mean"],
+                     "val_acc": g["final_val_acc_mean"], "n": g["n"] or 0})
+        best_lr.append({"batch_size": b, "label": g["label"], "lr": g["lr"],
+                        "effective_lr": g["effective_lr"], "fit_lr": fit_lr(g) if top else None,
+                        "schedule": g["schedule"], "best_val_acc": g["best_val_acc_mean"],
+                        "n_lrs": len({x["lr"] for x in here})})
+    return to_target, gaps, best_lr

@@ -1,0 +1,141 @@
+"""Run a sweep on a Ray cluster (``pip install "batchlab[ray]"``; Ray is imported lazily).
+
+Each run is one Ray task with ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs. Its events
+stream back to the driver through a Ray queue actor, and the driver alone writes the store,
+so workers need no access to the store's file. A task whose worker process dies is retried
+by Ray up to ``retries`` times (resuming from its checkpoint when the checkpoint folder is on
+a filesystem the worker sees: always on one machine, on a cluster only with a shared path)
+and then reported failed with Ray's description of the cause.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from batchlab.errors import ExecutorError
+from batchlab.events import FAILED, INTERRUPTED, Event, RunEnded
+from batchlab.execute.base import RunTask, TaskSource
+
+STOP_GRACE_S = 15.0
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+        import ray.util.queue  # noqa: F401
+    except ImportError:
+        raise ExecutorError(
+            "the Ray executor needs Ray: pip install \"batchlab[ray]\" (or pip install ray), "
+            "or use --executor local."
+        ) from None
+    return ray
+
+
+def _ray_train(task: RunTask, events: Any, threads: int) -> str:
+    """The body of one Ray task: train and stream every event to the driver's queue."""
+    import torch
+
+    from batchlab.train.loop import train_run
+
+    torch.set_num_threads(task.config.train.threads or threads)
+    end = train_run(task.config, events.put, checkpoint_path=task.checkpoint_path,
+                    max_resume_step=task.max_resume_step)
+    return end.status
+
+
+class RayExecutor:
+    """Connect to (or start) a Ray cluster and run each task there with fixed resources."""
+
+    def __init__(self, address: str | None = None, cpus_per_run: float = 1,
+                 gpus_per_run: float = 0, retries: int = 2,
+                 init_kwargs: dict[str, Any] | None = None) -> None:
+        if cpus_per_run <= 0 or gpus_per_run < 0:
+            raise ExecutorError("--cpus-per-run must be > 0 and --gpus-per-run >= 0.")
+        self.address = address
+        self.cpus_per_run = cpus_per_run
+        self.gpus_per_run = gpus_per_run
+        self.retries = retries
+        self.init_kwargs = init_kwargs or {}
+
+    def _connect(self, ray: Any) -> None:
+        if ray.is_initialized():
+            return
+        try:
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                     **self.init_kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise ExecutorError(
+                f"could not connect to Ray at {self.address or 'a new local cluster'}: {err}. "
+                "Start one with `ray start --head` and pass --address auto (or ray://host:port)."
+            ) from None
+
+    def _capacity(self, ray: Any) -> int:
+        """How many runs fit the cluster at once; more would only queue inside Ray."""
+        res = ray.cluster_resources()
+        slots = res.get("CPU", 1) / self.cpus_per_run
+        if self.gpus_per_run:
+            slots = min(slots, res.get("GPU", 0) / self.gpus_per_run)
+        if slots < 1:
+            raise ExecutorError(
+                f"the Ray cluster has {res.get('CPU', 0)} CPUs and {res.get('GPU', 0)} GPUs: "
+                f"not enough for one run with --cpus-per-run {self.cpus_per_run} and "
+                f"--gpus-per-run {self.gpus_per_run}."
+            )
+        return int(slots)
+
+    def execute(self, next_task: TaskSource, on_event: Callable[[Event], None]) -> None:
+        ray = import_ray()
+        self._connect(ray)
+        from ray.util.queue import Queue
+
+        events = Queue()
+        remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
+                            max_retries=self.retries)(_ray_train)
+        threads = max(1, int(self.cpus_per_run))
+        capacity = self._capacity(ray)
+        in_flight: dict[Any, RunTask] = {}
+        ended: set[str] = set()
+
+        def deliver_queued() -> None:
+            for event in events.get_nowait_batch(events.qsize()) if events.qsize() else []:
+                if isinstance(event, RunEnded):
+                    ended.add(event.run_id)
+                on_event(event)
+
+        def settle(ref: Any) -> None:
+            """A task returned or failed for good: make sure its run has a final event."""
+            task = in_flight.pop(ref)
+            deliver_queued()  # its events were queued before it returned
+            try:
+                ray.get(ref)
+            except Exception as err:  # the worker died more than `retries` times, or cancelled
+                if task.run_id not in ended:
+                    status = INTERRUPTED if "cancel" in type(err).__name__.lower() else FAILED
+                    on_event(RunEnded(task.run_id, status, 0, 0.0, {},
+                                      f"Ray task failed: {type(err).__name__}: {err}"[:2000]))
+            ended.add(task.run_id)
+
+        try:
+            while True:
+                while len(in_flight) < capacity and (task := next_task()) is not None:
+                    in_flight[remote.remote(task, events, threads)] = task
+                if not in_flight:
+                    break
+                done, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.2)
+                deliver_queued()
+                for ref in done:
+                    settle(ref)
+        except KeyboardInterrupt:
+            for ref in in_flight:
+                ray.cancel(ref)  # raises KeyboardInterrupt inside the trainer: reported interrupted
+            deadline = time.monotonic() + STOP_GRACE_S
+            while in_flight and time.monotonic() < deadline:
+                done, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0.5)
+                for ref in done:
+                    settle(ref)
+            deliver_queued()
+            raise
+        finally:
+            ray.kill(events.actor)

@@ -1,0 +1,130 @@
+"""What every probe needs, built fresh from a run config, and the rules that keep probes clean.
+
+Contract shared by all probes:
+
+- a probe trains its *own* model and optimizer (``fresh_setup``); a model passed in by the
+  caller is deep-copied first (``private_copy``), so the caller's module (parameters, buffers,
+  e.g. BatchNorm running statistics) is never touched and nothing needs restoring;
+- torch's global RNG state is the same after a probe as before it (``isolated_rng``);
+- bad input raises :class:`ProbeError` (a ``BatchlabError``: the CLI prints it and exits 2)
+  with a message that says what to try.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from batchlab.data import Dataset, augment_batch, load_dataset
+from batchlab.errors import BatchlabError
+from batchlab.models import build_model
+from batchlab.spec import RunConfig
+from batchlab.train.loop import resolve_device
+from batchlab.train.optim import build_optimizer
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class ProbeError(BatchlabError):
+    """A probe cannot run or cannot conclude on this input; the message says what to try."""
+
+
+@dataclass
+class ProbeSetup:
+    """A fresh model, its optimizer factory and the training data, ready for a probe.
+
+    ``train_x``/``train_y`` are the training tensors on ``device``. ``make_optimizer(lr)``
+    builds the config's optimizer (momentum, Nesterov, weight decay) over ``model``'s
+    parameters. ``batch(idx, generator)`` returns the examples ``idx`` with the config's
+    augmentation applied, exactly as the training loop does.
+    """
+
+    config: RunConfig
+    data: Dataset
+    device: torch.device
+    model: nn.Module
+    loss_fn: LossFn
+    seed: int
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+
+    def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
+        return build_optimizer(self.config.train, self.model.parameters(), lr)
+
+    def batch(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = idx.to(self.device)
+        xb, yb = self.train_x[idx], self.train_y[idx]
+        if augment := self.config.data.augment:
+            xb = augment_batch(xb, augment, self.config.data.crop_padding, generator)
+        return xb, yb
+
+
+def isolated_rng() -> AbstractContextManager[object]:
+    """A context that restores torch's global RNG state (CPU and every CUDA device) on exit.
+
+    Probes seed torch (model init, dropout) inside it, so the caller's random stream is the
+    same after the probe as before it.
+    """
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    return torch.random.fork_rng(devices=devices)
+
+
+def private_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` (parameters, buffers, submodules) that shares no storage with it.
+
+    The probe trains the copy; the caller's module is never touched, so there is nothing to
+    restore and no way to restore it wrongly.
+    """
+    return copy.deepcopy(model)
+
+
+def fresh_setup(
+    config: RunConfig,
+    data: Dataset | None = None,
+    *,
+    seed: int | None = None,
+    model: nn.Module | None = None,
+) -> ProbeSetup:
+    """Build data, device, a fresh model and the loss for a probe of ``config``.
+
+    ``data``: an already loaded dataset of ``config.data`` (saves loading it again).
+    ``seed`` (default ``config.train.seed``) seeds model initialisation and dropout through
+    ``torch.manual_seed``, so call this inside :func:`isolated_rng`. ``model``: use a
+    private copy of this module instead of building ``config.model``.
+    """
+    data = data if data is not None else load_dataset(config.data)
+    device = resolve_device(config.train.device)
+    seed = config.train.seed if seed is None else seed
+    torch.manual_seed(seed)
+    net = private_copy(model) if model is not None else build_model(
+        config.model, data.input_shape, data.num_classes)
+    return ProbeSetup(config, data, device, net.to(device), F.cross_entropy, seed,
+                      data.train_x.to(device), data.train_y.to(device))
+
+
+def check_batch_fits(n_train: int, batch_size: int) -> None:
+    """ProbeError when a batch of ``batch_size`` cannot be drawn from ``n_train`` examples."""
+    if batch_size > n_train:
+        raise ProbeError(
+            f"batch size {batch_size} is larger than the {n_train} training examples; pick a "
+            f"batch size of at most {n_train} or use more data (data.limit / data.size)."
+        )
+
+
+def full_batches(n_train: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Endless index batches of exactly ``batch_size``: a fresh permutation per pass.
+
+    The partial batch at the end of a pass is dropped: a probe's statistics (loss noise,
+    gradient noise) depend on the batch size, so every step uses the same one.
+    """
+    check_batch_fits(n_train, batch_size)
+    while True:
+        perm = torch.randperm(n_train, generator=generator)
+        for i in range(0, n_train - batch_size + 1, batch_size):
+            yield perm[i : i + batch_size]

@@ -1,0 +1,375 @@
+"""The LR range test (Leslie Smith 2015/2017), ``lr_find`` over seeds and batch sizes, and
+``train.lr = "auto"``.
+
+``lr_range_test``: train a fresh copy of the model for ``steps`` optimizer steps (one batch
+each, the config's optimizer, momentum and weight decay, no schedule) while the LR grows
+exponentially from ``start_lr`` to ``end_lr``; record the loss of every step and its EMA with
+bias correction (``smoothing`` = 0.98, as fastai); stop once the smoothed loss exceeds
+``diverge_factor`` x its minimum or a loss is not finite. The recorded loss of step i is
+measured on the weights reached with the LRs before it, then the update uses ``lrs[i]``.
+
+``lr_find`` repeats the test with seeds ``seed, seed+1, ...`` at one or more batch sizes and
+reports, per batch size, the median suggestion of the chosen strategy with its min/max over
+the repeats, every strategy's median (flagging a disagreement larger than 3x), and with two
+or more batch sizes the exponent alpha of ``lr* ~ B**alpha``.
+
+Cost: ``repeats x len(batch_sizes) x steps`` optimizer steps at most (100 each by default,
+fewer when the loss diverges early); no evaluation passes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from batchlab.data import Dataset, load_dataset
+from batchlab.plan import RunSpec
+from batchlab.probes.common import (
+    ProbeError,
+    check_batch_fits,
+    fresh_setup,
+    full_batches,
+    isolated_rng,
+)
+from batchlab.probes.suggest import (
+    DEFAULT_STRATEGY,
+    SKIP_START,
+    STRATEGIES,
+    Suggestion,
+    disagreement,
+    fit_power_law,
+    suggest_all,
+    summarize,
+)
+from batchlab.spec import RunConfig
+from batchlab.train.optim import set_lr
+from batchlab.train.scaling import scaled_lr
+
+
+@dataclass(frozen=True)
+class RangeTestResult:
+    """One range test: the LR of every step, its raw and smoothed loss, and why it stopped
+    early (None when it ran all ``steps``)."""
+
+    lrs: list[float]
+    losses: list[float]
+    smoothed: list[float]
+    stopped_early: str | None
+    batch_size: int
+    seed: int
+    steps: int  # planned; len(lrs) is what ran
+
+    def suggestions(self) -> dict[str, Suggestion]:
+        """Every strategy's suggestion on the smoothed loss."""
+        return suggest_all(self.lrs, self.smoothed)
+
+
+def lr_ramp(start_lr: float, end_lr: float, steps: int) -> np.ndarray:
+    """``steps`` LRs growing exponentially from ``start_lr`` to ``end_lr`` (both included)."""
+    return start_lr * (end_lr / start_lr) ** (np.arange(steps) / max(steps - 1, 1))
+
+
+def _check_range(start_lr: float, end_lr: float, steps: int, smoothing: float, diverge: float) -> None:
+    if not 0 < start_lr < end_lr or not math.isfinite(end_lr):
+        raise ProbeError(f"the LR range must satisfy 0 < start_lr < end_lr, got {start_lr:g} to {end_lr:g}.")
+    if steps < 10:
+        raise ProbeError(f"an LR range test needs at least 10 steps to suggest anything, got {steps}.")
+    if not 0 <= smoothing < 1:
+        raise ProbeError(f"smoothing must be in [0, 1), got {smoothing}.")
+    if not diverge > 1:
+        raise ProbeError(f"diverge_factor must be > 1, got {diverge}.")
+
+
+def lr_range_test(
+    config: RunConfig, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100,
+    smoothing: float = 0.98, diverge_factor: float = 4.0, seed: int | None = None,
+    model: nn.Module | None = None, data: Dataset | None = None,
+) -> RangeTestResult:
+    """Run one range test at ``config.train.batch_size`` (see the module doc).
+
+    ``seed`` (default ``config.train.seed``) seeds the model, dropout and batch order.
+    ``model``: probe a private copy of this module (it is never modified). ``data``: the
+    already loaded ``config.data``. Raises ProbeError for an impossible range, a batch larger
+    than the data, or a loss that blows up within the first ``max(5, 10 % of steps)`` steps.
+    """
+    _check_range(start_lr, end_lr, steps, smoothing, diverge_factor)
+    ramp = lr_ramp(start_lr, end_lr, steps)
+    batch = config.train.batch_size
+    lrs: list[float] = []
+    raw: list[float] = []
+    smooth: list[float] = []
+    stopped: str | None = None
+    with isolated_rng():
+        setup = fresh_setup(config, data, seed=seed, model=model)
+        check_batch_fits(len(setup.train_y), batch)
+        net, optimizer = setup.model, setup.make_optimizer(float(ramp[0]))
+        order = torch.Generator().manual_seed(setup.seed)  # batch order and augmentation
+        batches = full_batches(len(setup.train_y), batch, order)
+        net.train()
+        avg, best = 0.0, math.inf
+        for i, lr in enumerate(ramp.tolist()):
+            set_lr(optimizer, lr)
+            xb, yb = setup.batch(next(batches), order)
+            loss = setup.loss_fn(net(xb), yb)
+            value = loss.item()  # needed every step to stop on divergence
+            avg = smoothing * avg + (1 - smoothing) * value
+            smoothed = avg / (1 - smoothing ** (i + 1))
+            lrs.append(lr)
+            raw.append(value)
+            smooth.append(smoothed)
+            if not math.isfinite(smoothed):
+                stopped = f"non-finite loss at lr {lr:.3g}"
+            elif smoothed > diverge_factor * best:
+                stopped = (f"smoothed loss {smoothed:.4g} exceeded {diverge_factor:g} x its "
+                           f"minimum {best:.4g} at lr {lr:.3g}")
+            if stopped:
+                break
+            best = min(best, smoothed)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    at_once = max(5, math.ceil(SKIP_START * steps))
+    if stopped and len(lrs) <= at_once:
+        raise ProbeError(
+            f"the LR range test diverged at once ({stopped}, step {len(lrs)} of {steps}): the "
+            f"range starts too high for this model and data. Lower start_lr (now {start_lr:g}); "
+            "if it already is tiny, check the data (data.normalize) and that the model trains "
+            "at all at a small LR.")
+    return RangeTestResult(lrs, raw, smooth, stopped, batch, setup.seed, steps)
+
+
+# --------------------------------------------------------------------------- lr_find
+
+
+@dataclass(frozen=True)
+class BatchFind:
+    """``lr_find`` at one batch size: the chosen strategy's median over repeats and its
+    range, every strategy's median, and the strategies that disagree by more than 3x."""
+
+    batch_size: int
+    lr: float | None
+    lr_min: float | None
+    lr_max: float | None
+    reason: str
+    by_strategy: dict[str, float | None]
+    disagreement: dict[str, float]
+    tests: list[RangeTestResult]
+    suggestions: list[Suggestion]  # the chosen strategy's, one per repeat
+
+
+@dataclass(frozen=True)
+class LrFindResult:
+    """Suggested LRs per batch size and the fitted exponent of lr* ~ B**alpha."""
+
+    strategy: str
+    batch_size: int  # the one ``suggested_lr`` is for: config's batch size if probed, else first
+    suggested_lr: float | None
+    reason: str
+    per_batch: list[BatchFind]
+    alpha: float | None
+    alpha_prefactor: float | None
+    alpha_reason: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def lr_for(self, batch_size: int) -> float | None:
+        return next((b.lr for b in self.per_batch if b.batch_size == batch_size), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe (non-finite floats become None) for ``Store.add_probe(..., "lr_range", ...)``.
+
+        ``lrs``/``losses``: the smoothed curve of the first repeat at ``batch_size``; every
+        curve is under ``per_batch[i]["repeats"]``.
+        """
+        first = next(b for b in self.per_batch if b.batch_size == self.batch_size).tests[0]
+        per_batch = [{
+            "batch_size": b.batch_size, "suggested_lr": b.lr, "lr_min": b.lr_min,
+            "lr_max": b.lr_max, "reason": b.reason, "by_strategy": b.by_strategy,
+            "disagreement": b.disagreement,
+            "repeats": [{"seed": t.seed, "suggested_lr": s.lr, "reason": s.reason,
+                         "stopped_early": t.stopped_early, "lrs": t.lrs, "losses": t.smoothed,
+                         "raw_losses": t.losses} for t, s in zip(b.tests, b.suggestions, strict=True)],
+        } for b in self.per_batch]
+        out = {
+            "strategy": self.strategy, "batch_size": self.batch_size,
+            "suggested_lr": self.suggested_lr, "reason": self.reason,
+            "lrs": first.lrs, "losses": first.smoothed,
+            "batch_sizes": [b.batch_size for b in self.per_batch],
+            "suggestions": {str(b.batch_size): b.lr for b in self.per_batch},
+            "alpha": self.alpha, "alpha_prefactor": self.alpha_prefactor,
+            "alpha_reason": self.alpha_reason, "per_batch": per_batch, "settings": self.settings,
+        }
+        return json.loads(json.dumps(out, default=float), parse_constant=lambda _: None)
+
+
+def with_batch_size(config: RunConfig, batch_size: int) -> RunConfig:
+    return config.model_copy(update={"train": config.train.model_copy(update={"batch_size": batch_size})})
+
+
+def _find_at(
+    config: RunConfig, repeats: int, strategy: str, test: Callable[..., RangeTestResult]
+) -> BatchFind:
+    seed0 = config.train.seed
+    tests = [test(config, seed=seed0 + r) for r in range(repeats)]
+    per_test = [t.suggestions() for t in tests]
+    chosen = [s[strategy] for s in per_test]
+    lr, lo, hi = summarize([s.lr for s in chosen])
+    by_strategy = {name: summarize([s[name].lr for s in per_test])[0] for name in STRATEGIES}
+    if lr is None:
+        reason = "; ".join(dict.fromkeys(s.reason for s in chosen))
+    else:
+        reason = f"median of {sum(s.lr is not None for s in chosen)} of {repeats} repeats; {chosen[0].reason}"
+    return BatchFind(config.train.batch_size, lr, lo, hi, reason, by_strategy,
+                     disagreement(by_strategy), tests, chosen)
+
+
+def lr_find(
+    config: RunConfig, *, batch_sizes: Sequence[int] | None = None, repeats: int = 3,
+    strategy: str = DEFAULT_STRATEGY, start_lr: float = 1e-7, end_lr: float = 10.0,
+    steps: int = 100, smoothing: float = 0.98, diverge_factor: float = 4.0,
+    model: nn.Module | None = None, data: Dataset | None = None,
+) -> LrFindResult:
+    """Range tests at each batch size (default: the config's) x ``repeats`` seeds.
+
+    Raises ProbeError for an unknown strategy, ``repeats < 1``, a batch larger than the data
+    or a range that diverges at once. A batch size where no LR could be suggested has
+    ``lr = None`` and a ``reason``; the result's ``reason`` repeats it for the main batch size.
+    """
+    if strategy not in STRATEGIES:
+        raise ProbeError(f"unknown LR suggestion strategy '{strategy}'; use one of {', '.join(STRATEGIES)}.")
+    if repeats < 1:
+        raise ProbeError(f"repeats must be at least 1, got {repeats}.")
+    sizes = list(dict.fromkeys(batch_sizes or [config.train.batch_size]))
+    if any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
+        raise ProbeError(f"batch sizes must be positive integers, got {list(batch_sizes or [])}.")
+    data = data if data is not None else load_dataset(config.data)
+    settings = {"start_lr": start_lr, "end_lr": end_lr, "steps": steps, "smoothing": smoothing,
+                "diverge_factor": diverge_factor, "repeats": repeats}
+
+    def test(cfg: RunConfig, seed: int) -> RangeTestResult:
+        return lr_range_test(cfg, start_lr=start_lr, end_lr=end_lr, steps=steps, smoothing=smoothing,
+                             diverge_factor=diverge_factor, seed=seed, model=model, data=data)
+
+    for b in sizes:  # fail on every impossible size before spending time on any
+        check_batch_fits(len(data.train_y), b)
+    finds = [_find_at(with_batch_size(config, b), repeats, strategy, test) for b in sizes]
+    main = next((f for f in finds if f.batch_size == config.train.batch_size), finds[0])
+    fitted = [(f.batch_size, f.lr) for f in finds if f.lr is not None]
+    alpha = prefactor = None
+    if len(fitted) >= 2:
+        alpha, prefactor = fit_power_law(*zip(*fitted, strict=True))
+        alpha_reason = f"least-squares fit of log lr* on log B over {len(fitted)} batch sizes"
+    else:
+        alpha_reason = (f"alpha needs suggestions at 2 or more batch sizes, got {len(fitted)}; "
+                        "pass more batch_sizes")
+    return LrFindResult(strategy, main.batch_size, main.lr, main.reason, finds, alpha, prefactor,
+                        alpha_reason, settings)
+
+
+# --------------------------------------------------------------------------- train.lr = "auto"
+
+
+def auto_lr_key(config: RunConfig) -> str:
+    """What the range test of ``config`` depends on: data, model, the optimizer settings and
+    the batch size. Runs that differ only in seed, schedule, length, ... share one test."""
+    t = config.train
+    fields = {"optimizer", "momentum", "nesterov", "weight_decay", "batch_size", "device"}
+    return json.dumps([config.data.model_dump(mode="json"), config.model.model_dump(mode="json"),
+                       t.model_dump(mode="json", include=fields)], sort_keys=True)
+
+
+def resolve_auto_lr(
+    runs: list[RunSpec], *, repeats: int = 3, strategy: str = DEFAULT_STRATEGY,
+    on_result: Callable[[RunConfig, LrFindResult], None] | None = None, **range_kwargs: Any,
+) -> list[RunSpec]:
+    """Replace ``train.lr = "auto"`` by the LR range test's suggestion; other runs pass through.
+
+    One ``lr_find`` per distinct ``auto_lr_key`` (data, model, optimizer settings, batch
+    size), with seeds 0..repeats-1 whatever the runs' seeds, so every repeat of a sweep point
+    gets the same LR. The suggestion is the *effective* LR at the run's batch size: with a
+    scaling rule, ``train.lr`` is set to suggestion / scale factor so the loop's scaled LR
+    equals it. It is rounded to 3 significant digits, then the run id is the hash of the
+    resolved config: ids are stable across re-runs as long as the suggestion is (it is
+    deterministic for fixed seeds on the same machine and thread count; the rounding absorbs
+    last-bit float differences). ``on_result(config, result)`` sees every lr_find result
+    (e.g. to ``Store.add_probe`` it). ProbeError when no LR can be suggested for a run.
+    """
+    found: dict[str, float] = {}
+    datasets: dict[str, Dataset] = {}
+    out: list[RunSpec] = []
+    seen: set[str] = set()
+    for run in runs:
+        t = run.config.train
+        if t.lr != "auto":
+            resolved = run
+        else:
+            key = auto_lr_key(run.config)
+            if key not in found:
+                probe_cfg = run.config.model_copy(update={"train": t.model_copy(update={"seed": 0})})
+                data_key = probe_cfg.data.model_dump_json()
+                if data_key not in datasets:
+                    datasets[data_key] = load_dataset(probe_cfg.data)
+                result = lr_find(probe_cfg, repeats=repeats, strategy=strategy,
+                                 data=datasets[data_key], **range_kwargs)
+                if on_result is not None:
+                    on_result(probe_cfg, result)
+                if result.suggested_lr is None:
+                    raise ProbeError(
+                        f"train.lr = 'auto' could not be resolved at batch size {t.batch_size}: "
+                        f"{result.reason} Set train.lr to a number instead.")
+                found[key] = result.suggested_lr
+            lr = float(f"{found[key] / scaled_lr(1.0, t.batch_size, t.scale_lr, t.base_batch_size):.3g}")
+            config = RunConfig.model_validate(
+                {**run.config.model_dump(), "train": {**t.model_dump(), "lr": lr}})
+            resolved = RunSpec(config.run_id(), config, run.point)
+        if resolved.run_id not in seen:  # two points can resolve to the same run: train it once
+            seen.add(resolved.run_id)
+            out.append(resolved)
+    return out
+
+
+# --------------------------------------------------------------------------- plot
+
+
+def plot_lr_find(result: LrFindResult, path: str | Path) -> Path:
+    """Loss against LR (log x) per batch size, every repeat, each strategy's median marked.
+
+    Draws with matplotlib's Agg canvas directly (no global backend switch); writes ``path``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = len(result.per_batch)
+    fig = Figure(figsize=(5 * n, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    colors = {"valley": "C1", "steepest": "C2", "minimum_div_10": "C3"}
+    for ax, find in zip(axes, result.per_batch, strict=True):
+        for i, t in enumerate(find.tests):
+            ax.plot(t.lrs, t.smoothed, color="C0", alpha=1.0 if i == 0 else 0.35,
+                    label="smoothed loss" if i == 0 else None)
+        for name, lr in find.by_strategy.items():
+            if lr is not None:
+                style = "-" if name == result.strategy else ":"
+                ax.axvline(lr, color=colors.get(name, "k"), linestyle=style, label=f"{name}: {lr:.3g}")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("loss (smoothed)")
+        title = f"batch {find.batch_size}" + ("" if find.lr is not None else " (no suggestion)")
+        ax.set_title(title)
+        finite = [v for t in find.tests for v in t.smoothed if math.isfinite(v)]
+        if finite:  # keep the blow-up from squashing the interesting part
+            lo, hi = min(finite), min(max(finite), 3 * np.median(finite))
+            ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo) + 1e-12)
+        ax.legend(fontsize="small")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    return out

@@ -1,0 +1,309 @@
+"""The largest batch size that fits in memory, and a recommended one with a safety margin.
+
+Search: double from ``start`` until a trial fails, then binary-search between the last batch
+that fit and the first that failed. Each trial is one full training step (forward, backward,
+optimizer step; two on CUDA, see ``memory.steady_step_memory``) on a *fresh* model and
+optimizer from ``probes.common.fresh_setup``: nothing persists between trials, and no model of
+the caller's is ever touched. A trial fails when
+
+- the step runs out of memory (``memory.is_oom``: CUDA OOM, the CPU allocator's failure,
+  MemoryError): recorded, memory released, the search goes on below it; or
+- its measured peak (``memory.measured_step``) exceeds ``memory_limit``.
+
+Any other error is not an OOM and is never swallowed: the search re-raises it unchanged, and
+:func:`max_batch` (the API boundary) turns it into a ProbeError that quotes the original
+message (the original is its ``__cause__``).
+
+The search stops at the training set size (a batch cannot be larger), at ``max_batch``, and on
+CPU without a memory limit at ``CPU_CAP`` (2**16): with overcommitting OS memory a CPU
+allocation rarely fails cleanly, so an unbounded doubling would swap or get the process killed
+long before it saw an OOM.
+
+**Margin.** A batch that barely fits fails later (fragmentation, a longer input, evaluation on
+the side), so ``recommended`` is the largest batch whose measured peak is at most
+``(1 - margin) * limit``, found by a second binary search, so it is exact, not just the largest
+tried. ``limit`` is ``memory_limit``, else the GPU's total memory, else the host's available
+memory (MemAvailable) at the start. It is *not* rounded to a power of two: the peak grows
+linearly with the batch, so rounding down would give away up to half of the usable batch for
+nothing the margin does not already buy; ``recommended_pow2`` is reported beside it for
+those who want one (e.g. to keep a power-of-two batch grid).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from batchlab.data import Dataset, load_dataset
+from batchlab.errors import BatchlabError
+from batchlab.probes.common import ProbeError, fresh_setup, isolated_rng
+from batchlab.probes.memory import (
+    MemoryMeasure,
+    format_size,
+    is_oom,
+    probe_device,
+    release_memory,
+    setup_batches,
+    setup_optimizer,
+    steady_step_memory,
+)
+from batchlab.spec import RunConfig
+
+CPU_CAP = 2**16  # largest batch tried on CPU without a memory limit
+
+
+class Trial(NamedTuple):
+    """One batch size tried: its measured peak (None after an OOM), whether it fits, and why."""
+
+    batch_size: int
+    peak_bytes: int | None
+    fits: bool
+    reason: str
+
+
+class Search(NamedTuple):
+    """What :func:`search_batch_size` found: the largest fitting batch (0 = none), the largest
+    within the threshold (0 = none), and every trial in the order run."""
+
+    largest: int
+    recommended: int
+    trials: list[Trial]
+
+
+def search_batch_size(trial: Callable[[int], Trial], *, start: int, upper: int,
+                      threshold: int | None) -> Search:
+    """Doubling from ``start`` (capped at ``upper``), then binary search: the largest ``b`` with
+    ``trial(b).fits``, assuming fitting is monotone in ``b``. Then, when ``threshold`` is set, a
+    second binary search for the largest fitting ``b`` with ``peak_bytes <= threshold``.
+
+    Pure over ``trial``: no batch is tried twice and none above ``upper``; errors raised by
+    ``trial`` propagate unchanged.
+    """
+    tried: dict[int, Trial] = {}
+
+    def run(b: int) -> Trial:
+        if b not in tried:
+            tried[b] = trial(b)
+        return tried[b]
+
+    lo, hi = 0, None  # largest known fit, smallest known failure
+    b = min(start, upper)
+    while True:
+        if not run(b).fits:
+            hi = b
+            break
+        lo = b
+        if b >= upper:
+            break
+        b = min(2 * b, upper)
+    if hi is not None:
+        lo, _ = _bisect(run, lo, hi, lambda t: t.fits)
+
+    recommended = lo
+    if threshold is not None and lo > 0:
+        def ok(t: Trial) -> bool:
+            return t.fits and t.peak_bytes is not None and t.peak_bytes <= threshold
+
+        below = max((t.batch_size for t in tried.values() if ok(t)), default=0)
+        above = min((t.batch_size for t in tried.values() if t.batch_size > below and not ok(t)),
+                    default=None)
+        recommended = below if above is None else _bisect(run, below, above, ok)[0]
+    return Search(lo, recommended, list(tried.values()))
+
+
+def _bisect(run: Callable[[int], Trial], good: int, bad: int,
+            ok: Callable[[Trial], bool]) -> tuple[int, int]:
+    """Narrow ``good < bad`` (``ok`` at good or good == 0, not ok at bad) until adjacent."""
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if ok(run(mid)):
+            good = mid
+        else:
+            bad = mid
+    return good, bad
+
+
+# --------------------------------------------------------------------------- the probe
+
+
+@dataclass(frozen=True)
+class MaxBatchResult:
+    """The answer and its evidence. Sizes in bytes; ``trials`` in the order they ran.
+
+    ``largest``: the largest batch that fit. ``recommended``: the largest whose peak is within
+    ``threshold_bytes = (1 - margin) * limit_bytes`` (None when even the smallest fitting batch
+    exceeds it); ``recommended_pow2``: the largest power of two <= recommended.
+    ``limited_by``: what ended the search: "memory", "dataset size", "max_batch" or "cpu cap".
+    """
+
+    largest: int
+    recommended: int | None
+    recommended_pow2: int | None
+    margin: float
+    memory_limit: int | None
+    limit_bytes: int | None
+    limit_source: str
+    threshold_bytes: int | None
+    limited_by: str
+    upper: int
+    n_train: int
+    device: str
+    method: str
+    trials: list[Trial]
+    wall_time: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe, for ``Store.add_probe(experiment, "max_batch", config, result)``."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "trials"}
+        out["notes"] = list(self.notes)
+        out["trials"] = [t._asdict() for t in self.trials]
+        return out
+
+
+def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: float = 0.1,
+              max_batch: int | None = None, start: int = 1,
+              model: nn.Module | None = None) -> MaxBatchResult:
+    """Find the largest batch size of ``config`` that trains within memory (see module doc).
+
+    ``memory_limit``: bytes a step may use (``memory.parse_size("4GiB")`` reads human sizes);
+    None: the device's real limit (an OOM). ``margin``: fraction of the limit kept free in the
+    recommendation, 0 <= margin < 1. ``max_batch``: never try more. ``start``: first batch
+    tried (>= 1). ``model``: probe this module's architecture and weights instead of building
+    ``config.model`` (each trial trains its own deep copy; the module itself is never touched).
+    torch's global RNG state is unchanged afterwards.
+
+    Raises ProbeError for bad arguments, when batch size ``start`` does not fit (with what to
+    try), and when a step fails with a non-OOM error (quoting it; the original is the cause).
+    """
+    _check_arguments(memory_limit, margin, max_batch, start)
+    t0 = time.perf_counter()
+    data = load_dataset(config.data)
+    device = probe_device(config)
+    n_train = len(data.train_y)
+    caps = {"dataset size": n_train}
+    if max_batch is not None:
+        caps["max_batch"] = max_batch
+    if device.type == "cpu" and memory_limit is None:
+        caps["cpu cap"] = CPU_CAP
+    cap_name, upper = min(caps.items(), key=lambda kv: kv[1])
+    limit, limit_source = _margin_reference(memory_limit, device)
+    threshold = None if limit is None else int((1 - margin) * limit)
+    methods: set[str] = set()
+    current = [0]  # the batch size being tried, for the error message
+
+    def trial(b: int) -> Trial:
+        current[0] = b
+        try:
+            measure = _fresh_step_memory(config, data, b, model)
+        except Exception as err:
+            if not is_oom(err):
+                raise
+            reason = f"out of memory: {str(err).splitlines()[0][:200]}"
+        else:
+            methods.add(measure.method)
+            if memory_limit is not None and measure.bytes > memory_limit:
+                return Trial(b, measure.bytes, False,
+                             f"over the memory limit ({format_size(measure.bytes)} > "
+                             f"{format_size(memory_limit)})")
+            return Trial(b, measure.bytes, True, "fits")
+        release_memory(device)  # outside the except block: the traceback is gone by now
+        return Trial(b, None, False, reason)
+
+    try:
+        with isolated_rng():
+            found = search_batch_size(trial, start=min(start, upper), upper=upper,
+                                      threshold=threshold)
+    except BatchlabError:
+        raise
+    except Exception as err:
+        raise ProbeError(
+            f"a training step at batch size {current[0]} failed with {type(err).__name__}: {err}. "
+            "This is not an out-of-memory error, so max-batch cannot tell what fits; make the "
+            f"model train at batch size {current[0]} first (e.g. with batchlab run), or start "
+            "the search at a batch size it accepts (start=...)."
+        ) from err
+    if found.largest == 0:
+        raise ProbeError(_nothing_fits(found.trials, memory_limit, config))
+
+    notes = []
+    limited_by = cap_name if found.largest == upper else "memory"
+    if limited_by != "memory":
+        notes.append(_cap_note(limited_by, upper))
+    if start > upper:
+        notes.append(f"start={start} is above the largest allowed batch {upper}; started there.")
+    recommended = found.recommended or None
+    if threshold is None:
+        notes.append("no memory budget is known on this machine, so no margin was applied.")
+    elif recommended is None:
+        notes.append(f"even batch size {min(t.batch_size for t in found.trials if t.fits)} needs "
+                     f"more than {1 - margin:.0%} of {format_size(limit)}; no batch size keeps "
+                     f"the margin of {margin:.0%}.")
+    pow2 = None if recommended is None else 1 << (recommended.bit_length() - 1)
+    return MaxBatchResult(
+        largest=found.largest, recommended=recommended, recommended_pow2=pow2, margin=margin,
+        memory_limit=memory_limit, limit_bytes=limit, limit_source=limit_source,
+        threshold_bytes=threshold, limited_by=limited_by, upper=upper, n_train=n_train,
+        device=str(device), method="/".join(sorted(methods)), trials=found.trials,
+        wall_time=time.perf_counter() - t0, notes=notes)
+
+
+def _fresh_step_memory(config: RunConfig, data: Dataset, batch_size: int,
+                       model: nn.Module | None) -> MemoryMeasure:
+    """One trial: a fresh model and optimizer, a steady-state step, its MemoryMeasure. Every
+    tensor it makes is local, so all of it is freed when it returns or raises."""
+    setup = fresh_setup(config, data, model=model)
+    gen = torch.Generator().manual_seed(setup.seed)
+    return steady_step_memory(setup.model, setup_optimizer(setup, batch_size),
+                              setup_batches(setup, batch_size, gen), setup.loss_fn)
+
+
+def _check_arguments(memory_limit: int | None, margin: float, max_batch: int | None,
+                     start: int) -> None:
+    if memory_limit is not None and memory_limit <= 0:
+        raise ProbeError(f"memory_limit must be a positive number of bytes, got {memory_limit}.")
+    if not 0 <= margin < 1:
+        raise ProbeError(f"margin must be a fraction in [0, 1), e.g. 0.1 for 10%, got {margin}.")
+    if max_batch is not None and max_batch < 1:
+        raise ProbeError(f"max_batch must be at least 1, got {max_batch}.")
+    if start < 1:
+        raise ProbeError(f"start must be at least 1, got {start}.")
+
+
+def _margin_reference(memory_limit: int | None, device: torch.device) -> tuple[int | None, str]:
+    """The memory the margin is taken from, and where that number came from."""
+    if memory_limit is not None:
+        return memory_limit, "memory_limit"
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory, "GPU total memory"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "available host memory (MemAvailable)"
+    except OSError:
+        pass
+    return None, "none"
+
+
+def _cap_note(limited_by: str, upper: int) -> str:
+    if limited_by == "dataset size":
+        return f"stopped at the training set size ({upper} examples): a batch cannot be larger."
+    if limited_by == "max_batch":
+        return f"stopped at max_batch = {upper}; larger batches were not tried."
+    return (f"stopped at {upper} = 2**16, the CPU cap without a memory limit; pass a memory "
+            "limit to search further.")
+
+
+def _nothing_fits(trials: list[Trial], memory_limit: int | None, config: RunConfig) -> str:
+    first = min(trials, key=lambda t: t.batch_size)
+    what = (f"its step needs {format_size(first.peak_bytes)}, over the memory limit of "
+            f"{format_size(memory_limit)}" if first.peak_bytes is not None else first.reason)
+    return (f"not even batch size {first.batch_size} fits: {what}. Try a smaller model "
+            f"(model.name = '{config.model.name}'; e.g. fewer or narrower layers), a larger "
+            "memory limit, or smaller inputs (e.g. data.image_size).")

@@ -1,0 +1,314 @@
+"""Training throughput (samples/s) and peak step memory per batch size, and the knee.
+
+For each batch size, on a fresh model and optimizer (``probes.common.fresh_setup``): the
+trainer's step (``memory.train_step``: random-permutation batches of in-memory tensors,
+``F.cross_entropy``, ``zero_grad(set_to_none=True)``, backward, step). The first step(s)
+measure peak memory (``memory.steady_step_memory``: one on CPU, two on CUDA) and count as
+warm-up; the rest of ``warmup_steps`` run untimed too (first-call costs: allocator growth,
+oneDNN/cuDNN primitive selection). Then ``windows`` timed windows, each at least one step and
+``window_seconds`` long (or exactly ``window_steps`` steps), each bracketed by CUDA
+synchronisation on a GPU; samples/s is the median over windows, which shrugs off the odd
+window that another process on a shared machine slowed down.
+
+Cost: about ``warmup + windows * window_seconds`` per batch size (1.2 s with the defaults;
+more at batch sizes whose single step is longer), e.g. ~10 s for 8..2048, less than an epoch
+of an MNIST-sized set on a CPU; ``wall_time`` and ``seconds`` say what it took.
+
+The knee (:func:`find_knee`) is the smallest batch size beyond which every doubling buys less
+than ``knee_gain`` (default 1.1, i.e. under 10% more samples/s): past it a larger batch mostly
+costs generalisation and memory and gains little speed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import torch
+from torch import nn
+
+from batchlab.data import Dataset, load_dataset
+from batchlab.errors import BatchlabError
+from batchlab.probes.common import ProbeError, fresh_setup, isolated_rng
+from batchlab.probes.memory import (
+    format_size,
+    is_oom,
+    probe_device,
+    release_memory,
+    setup_batches,
+    setup_optimizer,
+    steady_step_memory,
+    train_step,
+)
+from batchlab.spec import RunConfig
+
+DEFAULT_BATCH_SIZES = tuple(2**k for k in range(3, 12))  # 8 .. 2048
+
+
+# --------------------------------------------------------------------------- the knee
+
+
+def explain_knee(batch_sizes: Sequence[int], samples_per_s: Sequence[float],
+                 gain: float = 1.1) -> tuple[int | None, str]:
+    """The knee of a throughput curve and why: ``(batch_size, reason)`` or ``(None, reason)``.
+
+    The knee is the smallest measured batch size ``b_i`` such that every later step of the
+    curve gains less than ``gain`` per doubling; a step from b to b' counts as
+    ``log2(b'/b)`` doublings, so a gain g over it is ``g ** (1 / log2(b'/b))`` per doubling
+    (sizes need not be powers of two). "Every later step", not "the first step", so that one
+    slow window mid-curve does not end it early. ValueError for malformed input (lengths differ,
+    sizes not strictly increasing, non-positive or non-finite rates, gain <= 1).
+    """
+    if len(batch_sizes) != len(samples_per_s):
+        raise ValueError("batch_sizes and samples_per_s must have the same length")
+    if any(b < 1 for b in batch_sizes) or any(b >= c for b, c in pairwise(batch_sizes)):
+        raise ValueError(f"batch sizes must be positive and increasing, got {list(batch_sizes)}")
+    if any(not (math.isfinite(s) and s > 0) for s in samples_per_s):
+        raise ValueError(f"samples/s must be positive and finite, got {list(samples_per_s)}")
+    if not gain > 1:
+        raise ValueError(f"gain must be > 1 (1.1 = 10% more samples/s per doubling), got {gain}")
+    if len(batch_sizes) < 2:
+        return None, "a knee needs throughput at two or more batch sizes"
+    per_doubling = [
+        (s1 / s0) ** (1 / math.log2(b1 / b0))
+        for (b0, b1), (s0, s1) in zip(pairwise(batch_sizes), pairwise(samples_per_s), strict=True)
+    ]
+    knee = len(per_doubling)
+    while knee > 0 and per_doubling[knee - 1] < gain:
+        knee -= 1
+    if knee == len(per_doubling):
+        return None, (f"throughput still grows by {per_doubling[-1]:.2f}x per doubling at the "
+                      f"largest batch size measured ({batch_sizes[-1]}); no knee below it")
+    return batch_sizes[knee], (f"every doubling beyond batch size {batch_sizes[knee]} gains less "
+                               f"than {gain:g}x samples/s")
+
+
+def find_knee(batch_sizes: Sequence[int], samples_per_s: Sequence[float],
+              gain: float = 1.1) -> int | None:
+    """The knee batch size (see :func:`explain_knee`, which also says why when it is None)."""
+    return explain_knee(batch_sizes, samples_per_s, gain)[0]
+
+
+# --------------------------------------------------------------------------- the curve
+
+
+@dataclass(frozen=True)
+class ThroughputResult:
+    """One throughput curve. Lists are parallel, one entry per measured batch size, ascending.
+
+    ``samples_per_s``: median over the timed windows (``window_samples_per_s``);
+    ``peak_bytes``: the step's peak memory (``memory_method``); ``steps_timed``: steps in
+    the windows; ``seconds``: wall time per batch size, warm-up and setup included.
+    ``skipped``: batch sizes not measured and why (above the training set; after an OOM).
+    ``oom``: ``{"batch_size", "error"}`` when a batch size ran out of memory (the curve ends
+    there), else None.
+    """
+
+    batch_sizes: list[int]
+    samples_per_s: list[float]
+    window_samples_per_s: list[list[float]]
+    peak_bytes: list[int]
+    steps_timed: list[int]
+    seconds: list[float]
+    knee: int | None
+    knee_reason: str
+    knee_gain: float
+    skipped: list[dict[str, Any]]
+    oom: dict[str, Any] | None
+    n_train: int
+    device: str
+    threads: int
+    memory_method: str
+    settings: dict[str, Any]
+    wall_time: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe, for ``Store.add_probe(experiment, "throughput", config, result)``."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class _Point:
+    rate: float
+    windows: list[float]
+    peak: int
+    method: str
+    steps: int
+
+
+def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
+                     warmup_steps: int = 3, windows: int = 5, window_seconds: float = 0.2,
+                     window_steps: int | None = None, knee_gain: float = 1.1,
+                     model: nn.Module | None = None) -> ThroughputResult:
+    """Measure samples/s and peak memory of ``config``'s training step at each batch size.
+
+    ``batch_sizes``: default powers of two 8..2048; sizes above the training set are skipped
+    (listed in ``skipped``). ``warmup_steps`` untimed steps (at least the memory step),
+    then ``windows`` windows of ``window_seconds`` (at least one step each), or of exactly
+    ``window_steps`` steps when given. ``model``: measure this module's architecture instead
+    of ``config.model`` (each batch size trains its own copy; the module is never touched).
+    ``config.train.threads``, when set, is applied for the probe and restored after.
+
+    An out-of-memory error at a batch size ends the curve there (recorded in ``oom``); any
+    other failure raises ProbeError quoting it (the original is its ``__cause__``).
+    torch's global RNG state is unchanged afterwards.
+    """
+    _check_settings(batch_sizes, warmup_steps, windows, window_seconds, window_steps, knee_gain)
+    t0 = time.perf_counter()
+    device = probe_device(config)
+    data = load_dataset(config.data)
+    n_train = len(data.train_y)
+    wanted = sorted(set(batch_sizes if batch_sizes is not None else DEFAULT_BATCH_SIZES))
+    sizes = [b for b in wanted if b <= n_train]
+    skipped = [{"batch_size": b, "reason": f"larger than the {n_train} training examples"}
+               for b in wanted if b > n_train]
+    points: dict[int, _Point] = {}
+    seconds: list[float] = []
+    oom = None
+    with _threads(config.train.threads), isolated_rng():
+        for i, b in enumerate(sizes):
+            started = time.perf_counter()
+            try:
+                points[b] = _measure(config, data, b, model, warmup_steps, windows,
+                                     window_seconds, window_steps)
+            except BatchlabError:
+                raise
+            except Exception as err:
+                if not is_oom(err):
+                    raise ProbeError(
+                        f"a training step at batch size {b} failed with {type(err).__name__}: "
+                        f"{err}. Make the model train at this batch size first (batchlab run), "
+                        "or leave it out of batch_sizes.") from err
+                oom = {"batch_size": b, "error": str(err).splitlines()[0][:200]}
+            if oom is not None:
+                release_memory(device)  # outside the except block: the traceback is gone
+                skipped += [{"batch_size": c, "reason": f"after the out-of-memory error at {b}"}
+                            for c in sizes[i + 1:]]
+                break
+            seconds.append(time.perf_counter() - started)
+        threads = torch.get_num_threads()
+    measured = list(points)
+    rates = [points[b].rate for b in measured]
+    knee, why = explain_knee(measured, rates, knee_gain) if measured else (None, "nothing measured")
+    notes = [f"skipped batch sizes {[s['batch_size'] for s in skipped]}"] if skipped else []
+    return ThroughputResult(
+        batch_sizes=measured, samples_per_s=rates,
+        window_samples_per_s=[points[b].windows for b in measured],
+        peak_bytes=[points[b].peak for b in measured],
+        steps_timed=[points[b].steps for b in measured], seconds=seconds,
+        knee=knee, knee_reason=why, knee_gain=knee_gain, skipped=skipped, oom=oom,
+        n_train=n_train, device=str(device), threads=threads,
+        memory_method="/".join(sorted({p.method for p in points.values()})),
+        settings={"warmup_steps": warmup_steps, "windows": windows,
+                  "window_seconds": window_seconds, "window_steps": window_steps},
+        wall_time=time.perf_counter() - t0, notes=notes)
+
+
+def _measure(config: RunConfig, data: Dataset, batch_size: int, model: nn.Module | None,
+             warmup_steps: int, windows: int, window_seconds: float,
+             window_steps: int | None) -> _Point:
+    """One batch size on a fresh model and optimizer: memory step, warm-up, timed windows."""
+    setup = fresh_setup(config, data, model=model)
+    opt = setup_optimizer(setup, batch_size)
+    batches = setup_batches(setup, batch_size, torch.Generator().manual_seed(setup.seed))
+    memory = steady_step_memory(setup.model, opt, batches, setup.loss_fn)
+    memory_steps = 2 if setup.device.type == "cuda" else 1
+
+    def step() -> None:
+        xb, yb = next(batches)
+        train_step(setup.model, opt, xb, yb, setup.loss_fn)
+
+    for _ in range(warmup_steps - memory_steps):
+        step()
+    timed = [_timed_window(step, setup.device, window_seconds, window_steps)
+             for _ in range(windows)]
+    rates = [n * batch_size / max(dt, 1e-9) for n, dt in timed]
+    return _Point(median(rates), rates, memory.bytes, memory.method, sum(n for n, _ in timed))
+
+
+def _timed_window(step: Callable[[], None], device: torch.device, seconds: float,
+                  steps: int | None) -> tuple[int, float]:
+    """Run steps for ``seconds`` (at least one) or exactly ``steps``; (steps, elapsed).
+
+    On CUDA the clock runs from one synchronisation to the next, so queued kernels are counted;
+    the stop test reads the host clock only, to keep per-step syncs out of the window.
+    """
+    _sync(device)
+    start = time.perf_counter()
+    n = 0
+    while True:
+        step()
+        n += 1
+        if (n >= steps) if steps is not None else (time.perf_counter() - start >= seconds):
+            break
+    _sync(device)
+    return n, time.perf_counter() - start
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextmanager
+def _threads(threads: int | None) -> Iterator[None]:
+    """Apply ``train.threads`` for the probe, as the executors do for a run; restore after."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _check_settings(batch_sizes: Sequence[int] | None, warmup_steps: int, windows: int,
+                    window_seconds: float, window_steps: int | None, knee_gain: float) -> None:
+    if batch_sizes is not None and (not batch_sizes or any(int(b) != b or b < 1 for b in batch_sizes)):
+        raise ProbeError(f"batch_sizes must be positive integers, e.g. 8,16,32; got {batch_sizes}.")
+    if warmup_steps < 0 or windows < 1:
+        raise ProbeError(f"need warmup_steps >= 0 and windows >= 1, got {warmup_steps}, {windows}.")
+    if window_seconds <= 0 or (window_steps is not None and window_steps < 1):
+        raise ProbeError("window_seconds must be > 0 and window_steps >= 1 when given.")
+    if not knee_gain > 1:
+        raise ProbeError(f"knee_gain must be > 1 (1.1 = 10% more samples/s), got {knee_gain}.")
+
+
+# --------------------------------------------------------------------------- the plot
+
+
+def plot_throughput(result: ThroughputResult, path: str | Path) -> Path:
+    """Draw samples/s (left axis) and peak memory (right axis) against batch size (log2 x axis),
+    with the knee marked, into ``path`` (format from the suffix). No pyplot: no global state."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(result.batch_sizes, result.samples_per_s, "o-", color="tab:blue", label="samples/s")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(result.batch_sizes, [str(b) for b in result.batch_sizes])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("training samples/s (median)", color="tab:blue")
+    mem = ax.twinx()
+    mem.plot(result.batch_sizes, [b / 2**20 for b in result.peak_bytes], "s--", color="tab:orange",
+             label="peak memory")
+    mem.set_ylabel(f"peak step memory, MiB ({result.memory_method})", color="tab:orange")
+    if result.knee is not None:
+        ax.axvline(result.knee, color="gray", linestyle=":")
+        ax.annotate(f"knee: {result.knee}", (result.knee, max(result.samples_per_s)),
+                    textcoords="offset points", xytext=(4, -12), color="gray")
+    if result.oom is not None:
+        ax.set_title(f"throughput ({result.device}); out of memory at {result.oom['batch_size']}")
+    else:
+        top = format_size(max(result.peak_bytes)) if result.peak_bytes else "-"
+        ax.set_title(f"throughput ({result.device}, {result.threads} thread(s)); peak {top}")
+    fig.savefig(path, dpi=110)
+    return Path(path)

@@ -1,0 +1,156 @@
+"""diagnose_run on hand-made curves whose diagnosis is known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from analysis_curves import healthy_metrics, per_epoch, per_step, series
+
+from batchlab.analysis import KINDS, Finding, Thresholds, diagnose_run
+
+
+def kinds(found: list[Finding]) -> list[str]:
+    return [f.kind for f in found]
+
+
+def only(found: list[Finding], kind: str) -> Finding:
+    (match,) = [f for f in found if f.kind == kind]
+    return match
+
+
+def test_healthy_run_is_healthy_and_says_its_numbers():
+    found = diagnose_run(healthy_metrics(), "completed", {})
+    assert kinds(found) == ["healthy"]
+    assert "97%" in found[0].message and found[0].numbers["final_val_acc"] == pytest.approx(0.97, abs=1e-3)
+
+
+def test_overfitting_from_the_epoch_the_val_loss_turns():
+    m = healthy_metrics()
+    m["val_loss"] = per_epoch(lambda e: np.where(e <= 7, 1.0 - 0.08 * e, 0.44 + 0.05 * (e - 7)))
+    m["val_acc"] = per_epoch(lambda e: np.minimum(0.45, 0.1 + 0.05 * e))
+    m["train_acc"] = per_epoch(lambda e: np.minimum(1.0, 0.1 + 0.1 * e))
+    found = diagnose_run(m, "completed", {})
+    assert kinds(found) == ["overfitting"]
+    f = found[0]
+    assert f.epoch == 7 and f.step == 70
+    assert "from epoch 7" in f.message and "train acc 100%, val acc 45%" in f.message
+    assert f.numbers["val_loss_min"] == pytest.approx(0.44) and f.numbers["gap"] == pytest.approx(0.55)
+
+
+def test_overfitting_by_accuracy_gap_alone_starts_where_the_gap_opens():
+    m = healthy_metrics()
+    m["train_acc"] = per_epoch(lambda e: np.where(e < 12, 0.9, 1.0))
+    m["val_acc"] = per_epoch(lambda e: np.full_like(e, 0.85))
+    f = only(diagnose_run(m, "completed", {}), "overfitting")
+    assert f.epoch == 12 and "gap 15 points" in f.message
+
+
+@pytest.mark.parametrize("status, summary", [("diverged", {"diverged_at_step": 57}), ("completed", {})])
+def test_diverged_at_the_first_non_finite_loss(status, summary):
+    m = healthy_metrics()
+    m["train_loss"] = per_step(lambda s: np.where(s < 57, 2.3 - 0.01 * s, np.nan), 57)
+    found = diagnose_run(m, status, summary)
+    f = only(found, "diverged")
+    assert f.step == 57 and f.epoch == pytest.approx(5.7)
+    assert "diverged at step 57 (epoch 5.7)" in f.message and "nan" in f.message
+    # a run that stopped early is not judged on convergence or plateaus
+    assert not {"not_converged", "plateau", "lr_too_small", "healthy"} & set(kinds(found))
+
+
+def test_diverged_status_without_a_step_still_reports():
+    assert kinds(diagnose_run({}, "diverged", {})) == ["diverged"]
+
+
+def test_exploding_loss_reports_the_first_step_above_the_factor():
+    m = healthy_metrics()
+    m["train_loss"] = per_step(lambda s: np.where(s < 60, 2.3, 2.3 * 1.2 ** (s - 60)), 120)
+    f = only(diagnose_run(m, "completed", {}), "exploding")
+    first = 60 + math.ceil(math.log(10) / math.log(1.2) + 1e-9)  # first step above 10x 2.3
+    assert f.step == first and f.numbers["initial_loss"] == pytest.approx(2.3)
+    assert f"step {first}" in f.message and "initial 2.3" in f.message
+
+
+def test_oscillating_val_acc_is_unstable():
+    m = healthy_metrics()
+    m["val_acc"] = per_epoch(lambda e: np.where(e < 10, 0.9, np.where(e % 2 == 0, 0.9, 0.6)))
+    f = only(diagnose_run(m, "completed", {}), "unstable")
+    assert f.numbers["largest_drop"] == pytest.approx(0.3)
+    assert "drops 30 points at step 110" in f.message
+
+
+def test_one_jump_at_an_lr_decay_is_not_unstable():
+    m = healthy_metrics()
+    m["val_acc"] = per_epoch(lambda e: np.where(e < 15, 0.85, 0.95))
+    assert "unstable" not in kinds(diagnose_run(m, "completed", {}))
+
+
+def test_still_improving_val_loss_is_not_converged():
+    m = healthy_metrics()
+    m["val_loss"] = per_epoch(lambda e: 2.3 * np.exp(-e / 15))
+    m["train_eval_loss"] = per_epoch(lambda e: 2.3 * np.exp(-e / 15))
+    f = only(diagnose_run(m, "completed", {}), "not_converged")
+    expected = 1 - math.exp(-4 / 15)  # the fall over the last 20% (epochs 16 -> 20)
+    assert f.numbers["relative_fall"] == pytest.approx(expected)
+    assert f"{100 * expected:.3g}%" in f.message
+
+
+def test_flat_loss_means_lr_too_small():
+    rng = np.random.default_rng(0)
+    m = {
+        "train_eval_loss": per_epoch(lambda e: 2.30 - 0.001 * e),
+        "val_loss": per_epoch(lambda e: 2.31 - 0.001 * e),
+        "val_acc": per_epoch(lambda e: 0.10 + 0.001 * e),
+        "train_acc": per_epoch(lambda e: 0.10 + 0.001 * e),
+        "train_loss": per_step(lambda s: 2.3 + rng.normal(0, 0.05, s.size)),
+    }
+    f = only(diagnose_run(m, "completed", {}), "lr_too_small")
+    assert f.numbers["relative_fall"] == pytest.approx(0.02 / 2.3)
+    assert "0.87%" in f.message and "2.3 -> lowest 2.28" in f.message
+
+
+def test_flat_loss_after_a_spike_is_not_lr_too_small():
+    """A collapse to chance (LR too large) ends as flat as a too-small LR but spiked first."""
+    m = {"train_eval_loss": per_epoch(lambda e: np.full_like(e, 2.3)),
+         "train_loss": per_step(lambda s: np.where(s == 5, 8.0, 2.3))}
+    assert "lr_too_small" not in kinds(diagnose_run(m, "completed", {}))
+
+
+def test_per_step_loss_alone_is_enough_for_lr_too_small():
+    m = {"train_loss": per_step(lambda s: 2.3 - 0.0001 * s)}
+    assert kinds(diagnose_run(m, "completed", {})) == ["lr_too_small"]
+
+
+def test_a_long_stall_then_progress_is_a_plateau():
+    m = healthy_metrics()
+    m["train_eval_loss"] = per_epoch(
+        lambda e: np.interp(e, [0, 3, 12, 13, 20], [2.3, 0.5, 0.49, 0.05, 0.05]))
+    f = only(diagnose_run(m, "completed", {}), "plateau")
+    assert f.epoch == 3 and f.numbers["end_step"] == 120
+    assert "from epoch 3 to epoch 12 (45% of training)" in f.message
+
+
+def test_thresholds_are_honoured():
+    m = healthy_metrics()
+    m["val_loss"] = per_epoch(lambda e: 2.3 * np.exp(-e / 15))
+    assert "not_converged" not in kinds(diagnose_run(m, "completed", {}, Thresholds(not_converged_slope=0.5)))
+
+
+@pytest.mark.parametrize("metrics", [
+    {},
+    {"val_acc": series([], [])},
+    {"val_acc": series([math.nan] * 5, range(5)), "val_loss": series([math.nan] * 5, range(5))},
+    {"train_loss": series([math.nan, math.nan], [1, 2])},
+    {"val_acc": series([0.5], [0]), "val_loss": series([1.0], [0]), "train_acc": series([0.6], [0]),
+     "train_eval_loss": series([1.0], [0]), "train_loss": series([2.0], [1])},
+    {"val_loss": series([1.0, 0.0, 1.0], [0, 10, 20]), "train_eval_loss": series([0.0, 0.0], [0, 10]),
+     "val_acc": series([math.inf, 0.5, -math.inf], [0, 10, 20])},
+])
+def test_never_raises_on_empty_short_or_non_finite_series(metrics):
+    found = diagnose_run(metrics, "completed", {})
+    assert all(f.kind in KINDS for f in found)
+
+
+def test_a_run_without_data_gets_no_verdict():
+    assert diagnose_run({}, "pending", {}) == []

@@ -1,0 +1,197 @@
+"""max_batch: the search, OOM recognition, caps, the margin rule, and no side effects."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from batchlab.models import build_model
+from batchlab.probes import max_batch as mb
+from batchlab.probes.common import ProbeError, fresh_setup
+from batchlab.probes.max_batch import CPU_CAP, Trial, max_batch, search_batch_size
+from batchlab.probes.memory import step_memory
+from batchlab.spec import RunConfig, spec_from_dict
+from batchlab.store import Store
+
+N_TRAIN = 240  # synthetic size 300, 20% held out
+
+
+class FailAbove(nn.Module):
+    """A linear model whose forward raises ``error`` on batches larger than ``limit``."""
+
+    def __init__(self, input_shape, num_classes, limit=50, error="oom"):
+        super().__init__()
+        self.fc = nn.Linear(input_shape[0], num_classes)
+        self.limit, self.error = limit, error
+
+    def forward(self, x):
+        if len(x) > self.limit:
+            if self.error == "oom":
+                raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: "
+                                   "can't allocate memory: you tried to allocate 987654321 bytes.")
+            if self.error == "cuda_oom":
+                torch.empty(2**50, device=x.device)  # a real CUDA out-of-memory error
+            raise ValueError(f"bad batch of {len(x)}")
+        return self.fc(x)
+
+
+def config(model=None, device="cpu", **train):
+    s = spec_from_dict({
+        "data": {"name": "synthetic", "shape": [12], "classes": 3, "size": 300},
+        "model": model or {"name": "mlp", "hidden": [16]},
+        "train": {"threads": 1, "device": device, **train},
+    })
+    return RunConfig(data=s.data, model=s.model, train=s.train)
+
+
+def fake(limit, error="oom"):
+    return {"name": f"{__name__}:FailAbove", "kwargs": {"limit": limit, "error": error}}
+
+
+def tried(result):
+    return [t.batch_size for t in result.trials]
+
+
+def test_finds_the_batch_a_memory_limit_allows_and_applies_the_margin():
+    cfg = config()
+    peak = {b: step_memory(fresh_setup(cfg), b).bytes for b in (1, 2, 37)}
+    a, b = 2 * peak[1] - peak[2], peak[2] - peak[1]  # the accounted peak is exactly a + b * B
+    assert peak[37] == a + 37 * b
+    limit = a + 37 * b + b // 2  # 37 fits, 38 does not
+    r = max_batch(cfg, memory_limit=limit, margin=0.1)
+    assert r.largest == 37 and r.limited_by == "memory"
+    threshold = int(0.9 * limit)
+    expected = (threshold - a) // b
+    assert r.threshold_bytes == threshold and r.recommended == expected < 37
+    assert r.recommended_pow2 == 1 << (expected.bit_length() - 1)
+    by_size = {t.batch_size: t for t in r.trials}
+    assert by_size[37].fits and not by_size[38].fits and "over the memory limit" in by_size[38].reason
+    assert by_size[expected].fits and not by_size[expected + 1].peak_bytes <= threshold
+    assert all(t.peak_bytes == a + b * t.batch_size for t in r.trials)
+    assert max(tried(r)) == 64 and len(tried(r)) == len(set(tried(r)))  # doubling stopped at 64
+    assert r.method == "cpu_accounting" and r.limit_source == "memory_limit"
+
+
+def test_zero_margin_recommends_the_largest():
+    r = max_batch(config(), memory_limit=10**7, margin=0.0)
+    assert r.recommended == r.largest
+
+
+def test_an_allocator_failure_is_found_as_the_boundary():
+    r = max_batch(config(fake(50)))
+    assert r.largest == 50 and r.limited_by == "memory"
+    failed = [t for t in r.trials if not t.fits]
+    assert failed and all(t.peak_bytes is None and t.reason.startswith("out of memory") for t in failed)
+    assert min(t.batch_size for t in failed) == 51
+
+
+def test_a_start_that_does_not_fit_searches_below_it():
+    r = max_batch(config(fake(5)), start=16)
+    assert r.largest == 5 and tried(r)[0] == 16
+
+
+@pytest.mark.parametrize(("limit", "failing"), [(0, 1), (8, 16)])
+def test_other_errors_are_not_swallowed(limit, failing):
+    with pytest.raises(ProbeError, match=f"at batch size {failing} failed with ValueError") as info:
+        max_batch(config(fake(limit, error="value")))
+    assert isinstance(info.value.__cause__, ValueError)
+    assert "bad batch of" in str(info.value) and "not an out-of-memory error" in str(info.value)
+
+
+def test_the_search_reraises_other_errors_unchanged():
+    def trial(b):
+        if b > 4:
+            raise ValueError("boom")
+        return Trial(b, b, True, "fits")
+
+    with pytest.raises(ValueError, match="boom"):
+        search_batch_size(trial, start=1, upper=100, threshold=None)
+
+
+def test_stops_at_the_dataset_size():
+    r = max_batch(config())
+    assert r.largest == N_TRAIN == r.n_train and r.limited_by == "dataset size"
+    assert max(tried(r)) == N_TRAIN and "training set size" in r.notes[0]
+
+
+def test_stops_at_max():
+    r = max_batch(config(), max_batch=20)
+    assert r.largest == 20 and r.limited_by == "max_batch" and max(tried(r)) == 20
+
+
+def test_cpu_without_a_limit_never_tries_more_than_the_cap(monkeypatch):
+    assert CPU_CAP == 2**16
+    monkeypatch.setattr(mb, "CPU_CAP", 64)
+    r = max_batch(config())
+    assert r.largest == 64 and r.limited_by == "cpu cap" and max(tried(r)) == 64
+    # with a memory limit the limit bounds the search instead
+    assert max_batch(config(), memory_limit=10**9).limited_by == "dataset size"
+
+
+def test_the_search_never_goes_past_its_upper_bound():
+    calls = []
+    found = search_batch_size(lambda b: calls.append(b) or Trial(b, b, True, "fits"),
+                              start=1, upper=2**16, threshold=None)
+    assert found.largest == 2**16 and max(calls) == 2**16 and len(calls) == 17
+
+
+def test_a_limit_below_one_sample_says_what_to_try():
+    with pytest.raises(ProbeError, match="not even batch size 1 fits.*smaller model.*larger memory limit"):
+        max_batch(config(), memory_limit=1000)
+    with pytest.raises(ProbeError, match="not even batch size 1 fits: out of memory"):
+        max_batch(config(fake(0)))
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"margin": 1.0}, "margin"), ({"margin": -0.1}, "margin"), ({"memory_limit": 0}, "memory_limit"),
+    ({"max_batch": 0}, "max_batch"), ({"start": 0}, "start"),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ProbeError, match=match):
+        max_batch(config(), **kwargs)
+
+
+def test_leaves_the_callers_model_and_the_rng_untouched():
+    cfg = config()
+    torch.manual_seed(3)
+    model = build_model(cfg.model, (12,), 3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    r = max_batch(cfg, model=model, max_batch=16)
+    assert r.largest == 16
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    assert torch.equal(rng, torch.get_rng_state())
+
+
+def test_result_is_json_and_storable(tmp_path):
+    cfg = config()
+    result = max_batch(cfg, memory_limit=10**6).to_dict()
+    assert json.loads(json.dumps(result)) == result
+    assert set(result["trials"][0]) == {"batch_size", "peak_bytes", "fits", "reason"}
+    with Store(tmp_path / "s.db") as store:
+        store.add_probe("exp", "max_batch", cfg.model_dump(mode="json"), result)
+        (rec,) = store.probes("exp", "max_batch")
+    assert rec.result["largest"] == result["largest"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_out_of_memory_is_the_boundary_and_memory_is_released():
+    before = torch.cuda.memory_allocated()
+    r = max_batch(config(fake(24, error="cuda_oom"), device="cuda"))
+    assert r.largest == 24 and r.method == "cuda_max_allocated"
+    assert any(t.reason.startswith("out of memory") for t in r.trials)
+    assert torch.cuda.memory_allocated() == before
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_memory_limit_uses_the_allocator_peak():
+    cfg = config(device="cuda")
+    free = max_batch(cfg, max_batch=64)
+    assert free.largest == 64 and free.limit_source == "GPU total memory"
+    peaks = [t.peak_bytes for t in sorted(free.trials)]
+    assert peaks == sorted(peaks)
+    limit = (peaks[0] + peaks[-1]) // 2
+    r = max_batch(cfg, memory_limit=limit, max_batch=64)
+    assert 1 <= r.largest < 64 and all(t.peak_bytes <= limit for t in r.trials if t.fits)
