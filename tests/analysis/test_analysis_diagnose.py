@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from analysis_curves import healthy_metrics, per_epoch, per_step, series
 
-from batchlab.analysis import KINDS, Finding, Thresholds, diagnose_run
+from batchlab.analysis import KINDS, Finding, Thresholds, diagnose_run, wants_step_loss
 
 
 def kinds(found: list[Finding]) -> list[str]:
@@ -70,6 +70,29 @@ def test_exploding_loss_reports_the_first_step_above_the_factor():
     first = 60 + math.ceil(math.log(10) / math.log(1.2) + 1e-9)  # first step above 10x 2.3
     assert f.step == first and f.numbers["initial_loss"] == pytest.approx(2.3)
     assert f"step {first}" in f.message and "initial 2.3" in f.message
+
+
+def test_exploding_is_seen_in_the_evaluated_loss_without_per_step_losses():
+    m = healthy_metrics()
+    del m["train_loss"]
+    m["train_eval_loss"] = per_epoch(lambda e: np.where(e == 5, 30.0, 2.3 * np.exp(-e / 4)))
+    f = only(diagnose_run(m, "completed", {}), "exploding")
+    assert f.step == 50 and f.numbers["initial_loss"] == pytest.approx(2.3)
+
+
+def eval_only(metrics):
+    return {k: v for k, v in metrics.items() if k != "train_loss"}
+
+
+def test_per_step_loss_is_wanted_only_when_evaluations_leave_a_question():
+    healthy = eval_only(healthy_metrics())
+    assert not wants_step_loss(healthy, "completed")
+    assert wants_step_loss(healthy, "diverged")  # the step and the last finite loss
+    assert wants_step_loss({}, "pending")  # nothing evaluated to judge on
+    flat = {**healthy, "train_eval_loss": per_epoch(lambda e: 2.3 - 0.001 * e)}
+    assert wants_step_loss(flat, "completed")  # too-small LR or a collapse? only the peak tells
+    spike = {**healthy, "train_eval_loss": per_epoch(lambda e: np.where(e == 3, 2.5, 2.3 * np.exp(-e)))}
+    assert wants_step_loss(spike, "completed")
 
 
 def test_oscillating_val_acc_is_unstable():

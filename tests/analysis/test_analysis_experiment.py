@@ -141,6 +141,17 @@ def test_critical_batch_is_fitted_or_explained(result):
         assert f"critical batch size ≈ {result.critical_batch.b_crit:.3g}" in text
 
 
+def test_a_scaling_rule_fits_the_effective_lr():
+    runs = [(record(f"b{b}", {"batch_size": b, "scale_lr": "sqrt"},
+                    summary={"effective_lr": 0.01 * math.sqrt(b / 32)}), healthy_metrics())
+            for b in (32, 128, 512)]
+    result = analyze_runs(runs, "sqrt")
+    assert [r["lr"] for r in result.best_lr_by_batch] == [0.01] * 3
+    assert result.lr_exponent.alpha == pytest.approx(0.5)
+    assert "best LR grows as B^0.50 (R²=1.00, 3 batch sizes): closest to the square-root rule" in \
+        " ".join(result.conclusions)
+
+
 def test_a_config_that_diverged_for_one_seed_is_never_best():
     result = analyze_runs(experiment(diverged={(16, 0.01, 1)}), "div")
     assert result.best["group"]["label"] == "batch 32, lr 0.02, constant"
@@ -183,6 +194,7 @@ def test_single_run():
     assert not result.best["within_noise"] and result.lr_exponent is None
     assert result.critical_batch is None and result.runs[0].findings[0].kind == "healthy"
     text = " ".join(result.conclusions)
+    assert result.conclusions[0] == "1 run in 'solo': 1 completed."
     assert "best config: batch 32, lr 0.01, constant: best val acc 0.97 (1 seed" in text
     assert "no critical batch size: a critical batch size needs steps-to-target at 3 or more" in text
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from batchlab.analysis import ANALYSIS_METRICS, analyze_experiment
+from batchlab.analysis import ANALYSIS_METRICS, EVAL_METRICS, analyze_experiment
 from batchlab.errors import StoreError
 from batchlab.events import MetricRows, RunEnded, RunStarted
 from batchlab.plan import plan_runs
@@ -82,17 +82,21 @@ def test_analyze_experiment_reads_the_store(store):
     json.dumps(result.to_dict(), allow_nan=False)
 
 
-def test_only_the_needed_metrics_are_read(store, monkeypatch):
-    asked = []
+def test_per_step_loss_is_read_only_where_it_can_matter(store, monkeypatch):
+    asked: dict[str, list[tuple[str, ...]]] = {}
     real = Store.metrics
 
     def spy(self, run_id, names=None):
-        asked.append(names)
+        asked.setdefault(run_id, []).append(tuple(names))
         return real(self, run_id, names)
 
     monkeypatch.setattr(Store, "metrics", spy)
-    analyze_experiment(store, "exp")
-    assert asked and all(tuple(names) == ANALYSIS_METRICS and "lr" not in names for names in asked)
+    result = analyze_experiment(store, "exp")
+    for run in result.runs:
+        # healthy completed runs: evaluations only; diverged and pending ones: the per-step loss too
+        expected = [EVAL_METRICS] + ([("train_loss",)] if run.status != "completed" else [])
+        assert asked[run.run_id] == expected
+    assert set(EVAL_METRICS) | {"train_loss"} == set(ANALYSIS_METRICS)
 
 
 def test_an_unknown_experiment_raises_the_store_error(store):

@@ -134,12 +134,14 @@ def test_killed_worker_is_replaced_and_its_run_retried(tmp_path, spec_file, refe
     proc = subprocess.Popen(sweep_cmd(spec_file, db, 2), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
+        # both workers are mid-run (each run has stored rows): kill them both
         assert wait_for(lambda: sum(r.status == "running" and r.progress_step > 0
-                                    for r in run_status(db).values()) >= 1, 60)
+                                    for r in run_status(db).values()) == 2, 60)
         workers = [k for k in children(proc.pid) if "spawn_main" in _cmdline(k)
                    and "resource_tracker" not in _cmdline(k)]
-        assert workers
-        os.kill(workers[0], signal.SIGKILL)
+        assert len(workers) == 2
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:

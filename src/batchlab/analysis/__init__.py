@@ -4,7 +4,15 @@ Plain data in, plain data out (frozen dataclasses, dicts, numpy): the report dra
 and never recomputes them.
 """
 
-from batchlab.analysis.diagnose import DIAGNOSIS_METRICS, KINDS, Finding, Thresholds, diagnose_run
+from batchlab.analysis.diagnose import (
+    DIAGNOSIS_METRICS,
+    EVAL_METRICS,
+    KINDS,
+    Finding,
+    Thresholds,
+    diagnose_run,
+    wants_step_loss,
+)
 from batchlab.analysis.experiment import (
     ANALYSIS_METRICS,
     ExperimentAnalysis,
@@ -22,8 +30,9 @@ from batchlab.analysis.scaling import (
 from batchlab.analysis.targets import DEFAULT_TARGET_FRACTION, TargetHit, default_target, first_hit
 
 __all__ = [
-    "ANALYSIS_METRICS", "DEFAULT_TARGET_FRACTION", "DIAGNOSIS_METRICS", "KINDS",
+    "ANALYSIS_METRICS", "DEFAULT_TARGET_FRACTION", "DIAGNOSIS_METRICS", "EVAL_METRICS", "KINDS",
     "CriticalBatchFit", "ExperimentAnalysis", "Finding", "PowerLawFit", "RunAnalysis", "TargetHit",
     "Thresholds", "analyze_experiment", "analyze_runs", "default_target", "diagnose_run",
     "first_hit", "fit_critical_batch", "fit_critical_batch_or_reason", "fit_power_law",
+    "wants_step_loss",
 ]

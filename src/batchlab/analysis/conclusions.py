@@ -25,7 +25,7 @@ _KIND_WORDS = {
     "overfitting": "overfit",
     "not_converged": "had not converged (val loss still falling at the end)",
     "lr_too_small": "barely learned (LR too small)",
-    "plateau": "spent a long plateau",
+    "plateau": "hit a long plateau (training loss stuck, then falling again)",
 }
 #: Scaling rules the fitted LR exponent is compared with.
 _RULES = ((1.0, "the linear rule (lr ∝ B)"), (0.5, "the square-root rule (lr ∝ √B)"),
@@ -47,20 +47,26 @@ def _pts(x: float) -> str:
     return f"{text} point" + ("" if text == "1" else "s")
 
 
+def _runs(n: int) -> str:
+    return f"{n} run" + ("" if n == 1 else "s")
+
+
 def overview(experiment: str, facts: Sequence[RunFacts]) -> list[str]:
     if not facts:
         return [f"experiment '{experiment}' has no runs: nothing to analyse yet."]
     counts = Counter(f.status for f in facts).most_common()
-    out = [f"{len(facts)} runs in '{experiment}': " + ", ".join(f"{n} {s}" for s, n in counts) + "."]
+    out = [f"{_runs(len(facts))} in '{experiment}': " + ", ".join(f"{n} {s}" for s, n in counts) + "."]
     if not any(f.has_data for f in facts):
         out.append("no run has recorded an evaluation yet: nothing to compare until they train "
                    "('batchlab sweep' trains pending runs).")
     diverged = [f for f in facts if f.status == "diverged"]
     if diverged and len(diverged) == len(facts):
-        out.append(f"all {len(facts)} runs diverged: no configuration is recommended; "
+        every = "all " if len(facts) > 1 else "the "
+        out.append(f"{every}{_runs(len(facts))} diverged: no configuration is recommended; "
                    "try smaller learning rates (or a warm-up).")
     elif diverged:
-        out.append(f"{len(diverged)} of {len(facts)} runs diverged: {_listing([f.label for f in diverged])}.")
+        names = _listing([f.label for f in diverged])
+        out.append(f"{len(diverged)} of {_runs(len(facts))} diverged: {names}.")
     return out
 
 
@@ -170,10 +176,10 @@ def diagnosis_sentences(runs: Sequence[tuple[RunFacts, list[Finding]]]) -> list[
     for kind, words in _KIND_WORDS.items():
         labels = [f.label for f, found in runs if any(x.kind == kind for x in found)]
         if labels:
-            out.append(f"{len(labels)} run{'s' if len(labels) > 1 else ''} {words}: {_listing(labels)}.")
+            out.append(f"{_runs(len(labels))} {words}: {_listing(labels)}.")
     healthy = sum(any(x.kind == "healthy" for x in found) for _, found in runs)
     if healthy:
-        out.append(f"{healthy} of {len(runs)} runs look healthy.")
+        out.append(f"{healthy} of {_runs(len(runs))} look{'s' if len(runs) == 1 else ''} healthy.")
     return out
 
 

@@ -15,17 +15,14 @@ from typing import Any
 import numpy as np
 
 from batchlab.analysis import series as S
+from batchlab.analysis.loss import finest_loss, loss_curve
 from batchlab.store import Series
 
-#: The metrics the checks read; a caller reading the store needs no others.
-DIAGNOSIS_METRICS = ("train_loss", "train_eval_loss", "val_loss", "val_acc", "train_acc")
-
-#: The initial per-step loss is the median of this many first steps, so one odd first batch
-#: does not set the baseline of "exploding" and "lr_too_small".
-INITIAL_STEPS = 10
-#: Per-step losses are averaged in this many blocks before looking for the lowest loss: the
-#: minimum of raw minibatch losses is a lucky batch, not the model's loss.
-LOSS_BLOCKS = 50
+#: Evaluation metrics: a few rows per epoch, cheap to read.
+EVAL_METRICS = ("train_eval_loss", "val_loss", "val_acc", "train_acc")
+#: Every metric the checks read. Per-step ``train_loss`` is nearly all the rows of a long run,
+#: so a store reader fetches it only when :func:`wants_step_loss` says it can matter.
+DIAGNOSIS_METRICS = ("train_loss", *EVAL_METRICS)
 
 KINDS = ("diverged", "exploding", "unstable", "overfitting", "not_converged", "lr_too_small",
          "plateau", "healthy")
@@ -40,9 +37,9 @@ class Thresholds:
     overfit_val_loss_rise: the final validation loss this fraction above its minimum (0.10 =
         10%) while the training loss is still lower than at that minimum is overfitting; smaller
         rises are evaluation noise.
-    explode_factor: a per-step training loss above this multiple of its initial value (10x) is
-        exploding: a model at initialisation is near chance, so 10x chance is far outside what
-        minibatch noise produces.
+    explode_factor: a training loss (per step, else evaluated) above this multiple of its
+        initial value (10x) is exploding: a model at initialisation is near chance, so 10x
+        chance is far outside what minibatch noise produces.
     unstable_val_acc_std: over the last half of training, the standard deviation of the
         change in validation accuracy between consecutive evaluations above this (0.05 = 5
         points), with at least one drop that large, is unstable; a steady climb or one jump
@@ -102,40 +99,22 @@ def _at(series: Series, step: float) -> str:
     return f"step {step:.0f}" + (f" (epoch {epoch:.3g})" if epoch is not None else "")
 
 
-@dataclass(frozen=True)
-class _Curve:
-    """The training loss over training, as evaluated (or block-averaged per-step) points, and
-    the loss of the untrained model."""
-
-    step: np.ndarray
-    epoch: np.ndarray
-    value: np.ndarray
-    initial: float
-
-
-def _initial_loss(train_loss: Series) -> float:
-    v = S.finite(train_loss).value[:INITIAL_STEPS]
-    return float(np.median(v)) if len(v) else float("nan")
-
-
-def loss_curve(metrics: Mapping[str, Series]) -> _Curve:
-    """The training loss curve: ``train_eval_loss`` (eval mode, no minibatch noise) when it has
-    2+ finite points, else per-step ``train_loss`` averaged in :data:`LOSS_BLOCKS` blocks.
-
-    ``initial`` is the first evaluation (the untrained model at step 0) or, per step, the median
-    of the first :data:`INITIAL_STEPS` losses (the first block already includes learning).
-    """
-    ev = S.finite(S.get(metrics, "train_eval_loss"))
-    if len(ev.value) >= 2:
-        return _Curve(ev.step.astype(float), ev.epoch, ev.value, float(ev.value[0]))
-    train_loss = S.get(metrics, "train_loss")
-    st = S.finite(train_loss)
-    if not len(st.value):
-        return _Curve(np.zeros(0), np.zeros(0), np.zeros(0), float("nan"))
-    blocks = np.array_split(np.arange(len(st.value)), min(LOSS_BLOCKS, len(st.value)))
-    return _Curve(np.array([st.step[b].mean() for b in blocks]),
-                  np.array([st.epoch[b].mean() for b in blocks]),
-                  np.array([st.value[b].mean() for b in blocks]), _initial_loss(train_loss))
+def wants_step_loss(
+    metrics: Mapping[str, Series],
+    status: str,
+    th: Thresholds = Thresholds(),  # noqa: B008 - frozen, so a shared default is safe
+) -> bool:
+    """Whether per-step ``train_loss`` could change the diagnosis of a run whose evaluation
+    metrics are ``metrics``: it diverged (the step and the last finite loss), its evaluated
+    training loss ever rose above its initial value (a spike: its size and step), never fell by
+    ``lr_too_small_drop`` (a flat run: only the per-step peak tells a too-small LR from a
+    collapse after a too-large one), or there is no evaluated training loss to judge."""
+    if status == "diverged":
+        return True
+    ev = S.finite(S.get(metrics, "train_eval_loss")).value
+    if len(ev) < 2:
+        return True
+    return bool(ev.max() > ev[0] or ev.min() > (1 - th.lr_too_small_drop) * ev[0])
 
 
 # --------------------------------------------------------------------------------- the checks
@@ -162,10 +141,10 @@ def check_diverged(train_loss: Series, status: str, summary: Mapping[str, Any]) 
     return Finding("diverged", f"diverged at {where}{what}", step, epoch, numbers)
 
 
-def check_exploding(train_loss: Series, th: Thresholds) -> Finding | None:
-    """A finite per-step loss above ``explode_factor`` x its initial value."""
-    f = S.finite(train_loss)
-    initial = _initial_loss(train_loss)
+def check_exploding(metrics: Mapping[str, Series], th: Thresholds) -> Finding | None:
+    """A finite training loss (per step, else evaluated) above ``explode_factor`` x its start."""
+    finest, initial = finest_loss(metrics)
+    f = S.finite(finest)
     if not len(f.value) or not initial > 0:
         return None
     above = np.flatnonzero(f.value > th.explode_factor * initial)
@@ -214,7 +193,8 @@ def _val_loss_rise(metrics: Mapping[str, Series], th: Thresholds) -> _Signal | N
     low, end = float(val_loss.value[i]), float(val_loss.value[-1])
     if not low > 0 or i == len(val_loss.value) - 1:
         return None
-    train_then, train_end = float(np.interp(val_loss.step[i], curve.step, curve.value)), float(curve.value[-1])
+    train_then = float(np.interp(val_loss.step[i], curve.step, curve.value))
+    train_end = float(curve.value[-1])
     rise = end / low - 1
     if rise <= th.overfit_val_loss_rise or train_end >= train_then:
         return None
@@ -284,8 +264,7 @@ def check_lr_too_small(metrics: Mapping[str, Series], th: Thresholds) -> Finding
         return None
     initial, lowest = curve.initial, float(curve.value.min())
     fall = (initial - lowest) / initial
-    train_loss = S.finite(S.get(metrics, "train_loss")).value
-    peak = float(train_loss.max()) if len(train_loss) else float(curve.value.max())
+    peak = float(S.finite(finest_loss(metrics)[0]).value.max())
     if fall >= th.lr_too_small_drop or peak > (1 + th.lr_too_small_max_rise) * initial:
         return None
     msg = (f"LR too small: training loss fell only {pct(max(fall, 0.0))} "
@@ -336,8 +315,8 @@ def _healthy(metrics: Mapping[str, Series]) -> Finding | None:
         parts.append(f"val acc {pct(val_acc.value[-1])} (best {pct(val_acc.value[b])} at "
                      f"epoch {val_acc.epoch[b]:.3g})")
     if len(curve.value):
-        numbers.update(initial_loss=float(curve.value[0]), final_loss=float(curve.value[-1]))
-        parts.append(f"train loss {curve.value[0]:.3g} -> {curve.value[-1]:.3g}")
+        numbers.update(initial_loss=curve.initial, final_loss=float(curve.value[-1]))
+        parts.append(f"train loss {curve.initial:.3g} -> {curve.value[-1]:.3g}")
     return Finding("healthy", "healthy: " + ", ".join(parts), None, None, numbers)
 
 
@@ -359,7 +338,7 @@ def diagnose_run(
     cut = S.first_nonfinite(train_loss)
     if cut is not None:
         metrics = {**metrics, "train_loss": S.head(train_loss, cut)}
-    exploding = check_exploding(S.get(metrics, "train_loss"), th)
+    exploding = check_exploding(metrics, th)
     findings += [exploding, check_unstable(S.get(metrics, "val_acc"), th), check_overfitting(metrics, th)]
     if findings[0] is None:
         findings.append(check_not_converged(S.get(metrics, "val_loss"), th))

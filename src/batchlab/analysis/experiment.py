@@ -17,7 +17,14 @@ import numpy as np
 
 from batchlab.analysis import series as S
 from batchlab.analysis.conclusions import write_conclusions
-from batchlab.analysis.diagnose import DIAGNOSIS_METRICS, Finding, Thresholds, diagnose_run
+from batchlab.analysis.diagnose import (
+    DIAGNOSIS_METRICS,
+    EVAL_METRICS,
+    Finding,
+    Thresholds,
+    diagnose_run,
+    wants_step_loss,
+)
 from batchlab.analysis.groups import by_batch, make_groups, pick_best, run_facts
 from batchlab.analysis.scaling import (
     CriticalBatchFit,
@@ -28,8 +35,9 @@ from batchlab.analysis.scaling import (
 from batchlab.analysis.targets import TargetHit, default_target, first_hit
 from batchlab.store import RunRecord, Series, Store
 
-#: Every metric the analysis reads; nothing else is loaded from the store.
-ANALYSIS_METRICS = DIAGNOSIS_METRICS  # val_acc (targets, groups) and train_acc are among them
+#: Every metric the analysis may read (val_acc for targets and groups is among them); per-step
+#: train_loss only for the runs whose evaluations leave a question (see ``wants_step_loss``).
+ANALYSIS_METRICS = DIAGNOSIS_METRICS
 
 
 @dataclass(frozen=True)
@@ -124,7 +132,7 @@ def analyze_runs(
     with_lr = [r for r in best_lr if r["fit_lr"] is not None]
     lr_fit = fit_power_law([r["batch_size"] for r in with_lr], [r["fit_lr"] for r in with_lr])
     reached = [r for r in to_target if r["reached"]]
-    critical = None  # no sentence at all without a target or batch sizes
+    critical: CriticalBatchFit | str | None = None  # no sentence without a target or batch sizes
     if tgt is not None and to_target:
         critical = fit_critical_batch_or_reason([r["batch_size"] for r in reached],
                                                 [r["steps"] for r in reached])
@@ -144,8 +152,18 @@ def analyze_experiment(
 ) -> ExperimentAnalysis:
     """Read an experiment's runs and the metrics the analysis needs, then :func:`analyze_runs`.
 
+    Every run's evaluation metrics are read; its per-step ``train_loss`` only when
+    :func:`~batchlab.analysis.diagnose.wants_step_loss` says it can change the diagnosis, so
+    the cost follows the number of evaluations, not of steps.
+
     An unknown experiment raises the store's ``StoreError``.
     """
-    records = store.runs(experiment)
-    return analyze_runs([(r, store.metrics(r.id, ANALYSIS_METRICS)) for r in records],
-                        experiment, target, th)
+    runs = []
+    for record in store.runs(experiment):
+        # evaluations are a few rows per epoch; per-step losses are ~all the rows of a long run
+        # (reading them costs ~20 ms per 10k steps), so they are read only where they matter
+        metrics = store.metrics(record.id, EVAL_METRICS)
+        if wants_step_loss(metrics, record.status, th):
+            metrics.update(store.metrics(record.id, ["train_loss"]))
+        runs.append((record, metrics))
+    return analyze_runs(runs, experiment, target, th)

@@ -31,6 +31,7 @@ import numpy as np
 
 from batchlab.analysis import series as S
 from batchlab.analysis.targets import TargetHit
+from batchlab.errors import BatchlabError
 from batchlab.results import schedule_label
 from batchlab.store import RunRecord, Series
 from batchlab.train.scaling import scaled_lr
@@ -78,9 +79,12 @@ def run_facts(record: RunRecord, metrics: dict[str, Series], hit: TargetHit | No
     if math.isnan(final_train):
         final_train = _summary_float(summary, "final_train_acc")
     effective = summary.get("effective_lr")
-    if effective is None and "lr" in train and "batch_size" in train:
-        effective = scaled_lr(train["lr"], train["batch_size"], train.get("scale_lr", "none"),
-                              train.get("base_batch_size", 32))
+    if effective is None and "lr" in train and "batch_size" in train:  # not trained yet
+        try:
+            effective = scaled_lr(train["lr"], train["batch_size"], train.get("scale_lr", "none"),
+                                  train.get("base_batch_size", 32))
+        except (ValueError, BatchlabError):  # a config no run could train with: no LR to show
+            effective = None
     point = {k: v for k, v in record.point.items() if k != "train.seed"}
     return RunFacts(record.id, record.status, json.dumps(without_seed, sort_keys=True, default=str),
                     _label(train, point), train, point,
