@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +27,7 @@ from batchlab.execute.datacache import DataCache
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.local import LocalPoolExecutor
 from batchlab.execute.sweep import SweepOutcome, prepare_sweep, run_sweep
+from batchlab.export import FORMATS, export_experiment
 from batchlab.progress import SweepProgress
 from batchlab.results import experiment_rows, run_row
 from batchlab.spec import Spec, load_spec, spec_from_dict
@@ -103,8 +103,14 @@ def demo(
     epochs: Annotated[int | None, typer.Option(min=1, help="Epochs per run.")] = None,
 ) -> None:
     """The classic study on built-in digits: batch 16/32/64/128 x LR 0.1/0.01/0.001, with and
-    without step decay (24 runs, about 3 minutes on 2 cores)."""
-    _sweep(demo_spec(epochs), store, workers)
+    without step decay (24 runs, about 3 minutes on 2 cores), then its report."""
+    from batchlab.cli.report import print_written, report_path
+    from batchlab.report import write_report
+
+    spec = demo_spec(epochs)
+    _sweep(spec, store, workers)
+    with Store(store, create=False) as st:
+        print_written(write_report(st, spec.name, report_path(spec.name, store)))
 
 
 @app.command()
@@ -195,36 +201,16 @@ def show(
 @app.command()
 def export(
     experiment: Annotated[str, typer.Argument(help="Experiment name.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="csv or json.")] = "csv",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder (csv) or file.")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="csv, json or tensorboard.")] = "csv",
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Folder (csv, tensorboard) or file (json).")] = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
-    """Export an experiment: runs and every metric row, as CSV files or one JSON file."""
-    if format not in ("csv", "json"):
-        raise BatchlabError(f"--format {format!r} is not supported; use csv or json.")
+    """Export an experiment: runs with their diagnosis and every metric row, as CSV files, one
+    JSON file, or TensorBoard event files (one run per sub-folder)."""
+    if format not in FORMATS:
+        raise BatchlabError(f"--format {format!r} is not supported; use one of {', '.join(FORMATS)}.")
     with Store(store, create=False) as st:
-        rows = experiment_rows(st, experiment)
-        metrics = [(r["run_id"], name, s) for r in rows for name, s in st.metrics(r["run_id"]).items()]
-    if format == "json":
-        out = output or Path(f"{experiment}.json")
-        doc = {"experiment": experiment, "runs": rows, "metrics": [
-            {"run_id": rid, "name": name, "step": s.step.tolist(), "value": s.value.tolist(),
-             "epoch": s.epoch.tolist(), "examples": s.examples.tolist(),
-             "wall_time": s.wall_time.tolist()} for rid, name, s in metrics]}
-        out.write_text(json.dumps(doc, indent=1, default=str))
-    else:
-        out = output or Path(f"{experiment}-export")
-        out.mkdir(parents=True, exist_ok=True)
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-        with open(out / "runs.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        with open(out / "metrics.csv", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["run_id", "name", "step", "value", "epoch", "examples", "wall_time"])
-            for rid, name, s in metrics:
-                for i in range(len(s.step)):
-                    writer.writerow([rid, name, int(s.step[i]), repr(float(s.value[i])),
-                                     float(s.epoch[i]), int(s.examples[i]), float(s.wall_time[i])])
-    console.print(f"exported {len(rows)} runs of '{experiment}' to {out}")
+        n = len(st.runs(experiment))
+        out = export_experiment(st, experiment, format, output)
+    console.print(f"exported {n} runs of '{experiment}' to {out}")

@@ -142,5 +142,7 @@ def run_sweep(
                 queue = [r for r in waiting if r.run_id not in attempted]
     finally:
         release(store, owner)
+        if ckpt.is_dir() and not any(ckpt.iterdir()):
+            ckpt.rmdir()  # nothing left to resume
     return SweepOutcome(spec.name, len(runs), len(runs) - len(todo), len(attempted),
                         store.runs(spec.name))

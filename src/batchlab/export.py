@@ -1,0 +1,75 @@
+"""Export an experiment: runs (with their diagnosis) and every metric row, as CSV or JSON;
+TensorBoard event files via ``batchlab.report.export_tensorboard``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from batchlab.analysis import analyze_experiment
+from batchlab.results import experiment_rows
+from batchlab.store import Store
+
+FORMATS = ("csv", "json", "tensorboard")
+METRIC_COLUMNS = ("run_id", "name", "step", "value", "epoch", "examples", "wall_time")
+
+
+def _finite(value: Any) -> Any:
+    """Strict JSON has no NaN/inf: they become null (the CSV keeps them as text)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def rows_with_diagnosis(store: Store, experiment: str) -> tuple[list[dict[str, Any]], dict]:
+    """One row per run plus its findings in words; and the whole analysis as a dict."""
+    analysis = analyze_experiment(store, experiment)
+    findings = {r.run_id: r.findings for r in analysis.runs}
+    rows = experiment_rows(store, experiment)
+    for row in rows:
+        fs = findings.get(row["run_id"], [])
+        row["diagnosis"] = "; ".join(f.kind for f in fs)
+        row["diagnosis_text"] = " | ".join(f.message for f in fs)
+    return rows, analysis.to_dict()
+
+
+def export_experiment(store: Store, experiment: str, fmt: str, output: Path | None) -> Path:
+    """Write the export and return its path (a folder for csv/tensorboard, a file for json)."""
+    if fmt == "tensorboard":
+        from batchlab.report import export_tensorboard
+
+        out = output or Path(f"{experiment}-tensorboard")
+        export_tensorboard(store, experiment, out)
+        return out
+    rows, analysis = rows_with_diagnosis(store, experiment)
+    metrics = [(r["run_id"], name, s) for r in rows
+               for name, s in store.metrics(r["run_id"]).items()]
+    if fmt == "json":
+        out = output or Path(f"{experiment}.json")
+        doc = {"experiment": experiment, "runs": rows, "analysis": analysis, "metrics": [
+            {"run_id": rid, "name": name, "step": s.step.tolist(), "value": s.value.tolist(),
+             "epoch": s.epoch.tolist(), "examples": s.examples.tolist(),
+             "wall_time": s.wall_time.tolist()} for rid, name, s in metrics]}
+        out.write_text(json.dumps(_finite(doc), indent=1, default=str, allow_nan=False))
+        return out
+    out = output or Path(f"{experiment}-export")
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+        writer.writeheader()
+        writer.writerows(rows)
+    with open(out / "metrics.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(METRIC_COLUMNS)
+        for rid, name, s in metrics:
+            writer.writerows(zip([rid] * len(s.step), [name] * len(s.step), s.step.tolist(),
+                                 map(repr, s.value.tolist()), s.epoch.tolist(),
+                                 s.examples.tolist(), s.wall_time.tolist(), strict=True))
+    return out
