@@ -9,7 +9,14 @@ from torch import nn
 from batchlab.models import build_model
 from batchlab.probes import max_batch as mb
 from batchlab.probes.common import ProbeError, fresh_setup
-from batchlab.probes.max_batch import CPU_CAP, Trial, max_batch, search_batch_size
+from batchlab.probes.max_batch import (
+    CPU_CAP,
+    HOST_FRACTION,
+    Trial,
+    max_batch,
+    predict_peak,
+    search_batch_size,
+)
 from batchlab.probes.memory import step_memory
 from batchlab.spec import RunConfig, spec_from_dict
 from batchlab.store import Store
@@ -53,11 +60,17 @@ def tried(result):
     return [t.batch_size for t in result.trials]
 
 
+def linear_peak(cfg):
+    """(a, b) with the accounted step peak exactly a + b * B, checked at B = 37."""
+    peak = {b: step_memory(fresh_setup(cfg), b).bytes for b in (1, 2, 37)}
+    a, b = 2 * peak[1] - peak[2], peak[2] - peak[1]
+    assert peak[37] == a + 37 * b
+    return a, b
+
+
 def test_finds_the_batch_a_memory_limit_allows_and_applies_the_margin():
     cfg = config()
-    peak = {b: step_memory(fresh_setup(cfg), b).bytes for b in (1, 2, 37)}
-    a, b = 2 * peak[1] - peak[2], peak[2] - peak[1]  # the accounted peak is exactly a + b * B
-    assert peak[37] == a + 37 * b
+    a, b = linear_peak(cfg)
     limit = a + 37 * b + b // 2  # 37 fits, 38 does not
     r = max_batch(cfg, memory_limit=limit, margin=0.1)
     assert r.largest == 37 and r.limited_by == "memory"
@@ -71,6 +84,10 @@ def test_finds_the_batch_a_memory_limit_allows_and_applies_the_margin():
     assert all(t.peak_bytes == a + b * t.batch_size for t in r.trials)
     assert max(tried(r)) == 64 and len(tried(r)) == len(set(tried(r)))  # doubling stopped at 64
     assert r.method == "cpu_accounting" and r.limit_source == "memory_limit"
+
+
+def test_an_unresolved_auto_lr_does_not_block_the_probe():
+    assert max_batch(config(lr="auto"), max_batch=8).largest == 8
 
 
 def test_zero_margin_recommends_the_largest():
@@ -129,6 +146,25 @@ def test_cpu_without_a_limit_never_tries_more_than_the_cap(monkeypatch):
     assert max_batch(config(), memory_limit=10**9).limited_by == "dataset size"
 
 
+def test_cpu_trials_predicted_beyond_host_memory_are_not_run(monkeypatch):
+    cfg = config()
+    a, b = linear_peak(cfg)
+    host = int((a + 37 * b + b // 2) / HOST_FRACTION)  # 37 is predicted to fit, 38 not
+    monkeypatch.setattr(mb, "_available_host_memory", lambda: host)
+    r = max_batch(cfg)
+    assert r.largest == 37 and r.limited_by == "memory" and r.recommended == 37
+    assert r.limit_bytes == host and "MemAvailable" in r.limit_source
+    skipped = [t for t in r.trials if not t.fits]
+    assert {t.batch_size for t in skipped} >= {38, 64}
+    assert all(t.reason.startswith("not run: predicted") and t.peak_bytes is None for t in skipped)
+
+
+def test_predict_peak_is_the_line_through_the_two_largest_points_below():
+    assert predict_peak({1: 110, 2: 120, 4: 140}, 8) == 180
+    assert predict_peak({1: 110, 2: 120, 64: 9999}, 3) == 130
+    assert predict_peak({4: 140}, 8) is None
+
+
 def test_the_search_never_goes_past_its_upper_bound():
     calls = []
     found = search_batch_size(lambda b: calls.append(b) or Trial(b, b, True, "fits"),
@@ -178,8 +214,10 @@ def test_result_is_json_and_storable(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_out_of_memory_is_the_boundary_and_memory_is_released():
+    cfg = config(fake(24, error="cuda_oom"), device="cuda")
+    max_batch(cfg)  # the first run creates what CUDA keeps for the process (cuBLAS workspace)
     before = torch.cuda.memory_allocated()
-    r = max_batch(config(fake(24, error="cuda_oom"), device="cuda"))
+    r = max_batch(cfg)
     assert r.largest == 24 and r.method == "cuda_max_allocated"
     assert any(t.reason.startswith("out of memory") for t in r.trials)
     assert torch.cuda.memory_allocated() == before

@@ -15,9 +15,11 @@ Any other error is not an OOM and is never swallowed: the search re-raises it un
 message (the original is its ``__cause__``).
 
 The search stops at the training set size (a batch cannot be larger), at ``max_batch``, and on
-CPU without a memory limit at ``CPU_CAP`` (2**16): with overcommitting OS memory a CPU
-allocation rarely fails cleanly, so an unbounded doubling would swap or get the process killed
-long before it saw an OOM.
+CPU without a memory limit at ``CPU_CAP`` (2**16). On CPU a too-large allocation rarely fails
+cleanly (the OS overcommits, then swaps or kills the process), so a CPU trial is also not run
+when the line through the two largest measured peaks predicts more than ``HOST_FRACTION`` of
+the host memory available at the start (the accounted peak is affine in the batch size,
+``a + b * B``, so the prediction is exact for the zoo); it is recorded as not fitting.
 
 **Margin.** A batch that barely fits fails later (fragmentation, a longer input, evaluation on
 the side), so ``recommended`` is the largest batch whose measured peak is at most
@@ -55,6 +57,7 @@ from batchlab.probes.memory import (
 from batchlab.spec import RunConfig
 
 CPU_CAP = 2**16  # largest batch tried on CPU without a memory limit
+HOST_FRACTION = 0.8  # a CPU trial predicted to need more of the available memory is not run
 
 
 class Trial(NamedTuple):
@@ -128,6 +131,16 @@ def _bisect(run: Callable[[int], Trial], good: int, bad: int,
     return good, bad
 
 
+def predict_peak(peaks: dict[int, int], batch_size: int) -> int | None:
+    """The peak at ``batch_size`` on the line through the two largest measured batch sizes
+    below it (``peaks``: batch size -> measured peak); None with fewer than two of them."""
+    below = sorted(b for b in peaks if b < batch_size)[-2:]
+    if len(below) < 2:
+        return None
+    (b1, p1), (b2, p2) = ((b, peaks[b]) for b in below)
+    return round(p2 + (p2 - p1) / (b2 - b1) * (batch_size - b2))
+
+
 # --------------------------------------------------------------------------- the probe
 
 
@@ -194,11 +207,18 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
     cap_name, upper = min(caps.items(), key=lambda kv: kv[1])
     limit, limit_source = _margin_reference(memory_limit, device)
     threshold = None if limit is None else int((1 - margin) * limit)
+    host = _available_host_memory() if device.type == "cpu" else None
+    guard = None if host is None else int(HOST_FRACTION * host)
     methods: set[str] = set()
+    measured: dict[int, int] = {}
     current = [0]  # the batch size being tried, for the error message
 
     def trial(b: int) -> Trial:
         current[0] = b
+        predicted = predict_peak(measured, b) if guard is not None else None
+        if predicted is not None and predicted > guard:
+            return Trial(b, None, False, f"not run: predicted {format_size(predicted)} > "
+                         f"{HOST_FRACTION:.0%} of the {format_size(host)} host memory available")
         try:
             measure = _fresh_step_memory(config, data, b, model)
         except Exception as err:
@@ -207,6 +227,7 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
             reason = f"out of memory: {str(err).splitlines()[0][:200]}"
         else:
             methods.add(measure.method)
+            measured[b] = measure.bytes
             if memory_limit is not None and measure.bytes > memory_limit:
                 return Trial(b, measure.bytes, False,
                              f"over the memory limit ({format_size(measure.bytes)} > "
@@ -281,14 +302,20 @@ def _margin_reference(memory_limit: int | None, device: torch.device) -> tuple[i
         return memory_limit, "memory_limit"
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory, "GPU total memory"
+    host = _available_host_memory()
+    return (host, "available host memory (MemAvailable)") if host is not None else (None, "none")
+
+
+def _available_host_memory() -> int | None:
+    """MemAvailable from /proc/meminfo in bytes (None where there is no /proc)."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024, "available host memory (MemAvailable)"
+                    return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return None, "none"
+    return None
 
 
 def _cap_note(limited_by: str, upper: int) -> str:

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import gc
 import re
-import resource
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -166,9 +165,15 @@ def probe_device(config: RunConfig) -> torch.device:
 
 
 def setup_optimizer(setup: ProbeSetup, batch_size: int) -> torch.optim.Optimizer:
-    """The config's optimizer at the LR the trainer would use at ``batch_size`` (scaling rule)."""
+    """The config's optimizer at the LR the trainer would use at ``batch_size`` (scaling rule).
+
+    ``train.lr = "auto"`` (not yet resolved by the LR range test) trains at 0.01 here: the
+    memory and the time of a step do not depend on the LR's value, so these probes need not
+    wait for it.
+    """
     t = setup.config.train
-    return setup.make_optimizer(scaled_lr(t.lr, batch_size, t.scale_lr, t.base_batch_size))
+    lr = 0.01 if t.lr == "auto" else t.numeric_lr()
+    return setup.make_optimizer(scaled_lr(lr, batch_size, t.scale_lr, t.base_batch_size))
 
 
 # --------------------------------------------------------------------------- measuring
@@ -234,8 +239,12 @@ def _read_proc_status() -> dict[str, int]:
     return out
 
 
-def _max_rss() -> int:
-    """getrusage's lifetime peak RSS in bytes (KiB on Linux, bytes on macOS)."""
+def _max_rss() -> int | None:
+    """getrusage's lifetime peak RSS in bytes (KiB on Linux, bytes on macOS; None on Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
 
@@ -248,25 +257,27 @@ class _RssWatch:
     current RSS (writing "5" to /proc/self/clear_refs, Linux >= 4.0), so
     ``growth = VmHWM after - VmRSS before`` is this block's own peak growth ("vmhwm_reset").
     Elsewhere the growth of ru_maxrss is reported, a lower bound that is 0 whenever the
-    process peaked higher before ("ru_maxrss_lower_bound").
+    process peaked higher before ("ru_maxrss_lower_bound"). Side effect: the process's VmHWM
+    restarts from the current RSS (nothing in batchlab reads it; ru_maxrss is not reset).
     """
 
     def __enter__(self) -> _RssWatch:
         try:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
-            self.method = "vmhwm_reset"
+            reset = True
         except OSError:
-            self.method = "ru_maxrss_lower_bound"
-        status = _read_proc_status()
-        self.method = self.method if "VmRSS" in status else "ru_maxrss_lower_bound"
+            reset = False
+        status = _read_proc_status()  # read after the reset: VmHWM == VmRSS now
+        self.method = "vmhwm_reset" if reset and "VmRSS" in status else "ru_maxrss_lower_bound"
         self.before = status["VmRSS"] if self.method == "vmhwm_reset" else _max_rss()
         self.growth: int | None = None
         return self
 
     def __exit__(self, *exc: object) -> None:
         after = _read_proc_status().get("VmHWM") if self.method == "vmhwm_reset" else _max_rss()
-        self.growth = None if after is None else max(0, after - self.before)
+        if after is not None and self.before is not None:
+            self.growth = max(0, after - self.before)
 
 
 def measured_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor,
@@ -326,17 +337,22 @@ def measured_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.
 
 def steady_step_memory(model: nn.Module, optimizer: torch.optim.Optimizer,
                        batches: Iterator[Batch], loss_fn: LossFn = F.cross_entropy) -> MemoryMeasure:
-    """Peak memory of a steady-state step; returns after 1 step on CPU, 2 on CUDA.
+    """Peak memory of a steady-state step; returns after 1 step on CPU, 2 on CUDA
+    (``detail["steps"]``).
 
     On CUDA the allocator measures only what exists, so a first, unmeasured step creates the
     gradients and optimizer state that every later step carries; the CPU accounting counts
     them from the first step on.
     """
     xb, yb = next(batches)
+    steps = 1
     if xb.device.type == "cuda":
         train_step(model, optimizer, xb, yb, loss_fn)
         xb, yb = next(batches)
-    return measured_step(model, optimizer, xb, yb, loss_fn)
+        steps = 2
+    measure = measured_step(model, optimizer, xb, yb, loss_fn)
+    measure.detail["steps"] = steps  # callers count these as warm-up
+    return measure
 
 
 def step_memory(setup_or_model: ProbeSetup | nn.Module, batch_size: int, *,

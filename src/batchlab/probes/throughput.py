@@ -10,13 +10,18 @@ oneDNN/cuDNN primitive selection). Then ``windows`` timed windows, each at least
 synchronisation on a GPU; samples/s is the median over windows, which shrugs off the odd
 window that another process on a shared machine slowed down.
 
-Cost: about ``warmup + windows * window_seconds`` per batch size (1.2 s with the defaults;
-more at batch sizes whose single step is longer), e.g. ~10 s for 8..2048, less than an epoch
-of an MNIST-sized set on a CPU; ``wall_time`` and ``seconds`` say what it took.
+Cost: about ``warmup + windows * window_seconds`` per batch size (~1.1 s with the defaults).
+Where one step outlasts a window (judged by the memory step), windows hold one step each and
+the step count is the whole cost, so the memory step is the only warm-up and
+``LONG_STEP_WINDOWS`` (3) windows are timed: 4 steps instead of 8 at the large end, which
+dominates the cost. A default curve thus processes about 8 batches of the largest size
+(2048): under one epoch of an MNIST-sized set, while a tiny set (digits: 1437 examples) pays
+the ~9 s floor of ``windows * window_seconds`` per size. ``wall_time``, ``seconds`` say what
+it took.
 
-The knee (:func:`find_knee`) is the smallest batch size beyond which every doubling buys less
-than ``knee_gain`` (default 1.1, i.e. under 10% more samples/s): past it a larger batch mostly
-costs generalisation and memory and gains little speed.
+The knee (:func:`find_knee`) is the smallest batch size beyond which doubling buys less than
+``knee_gain`` (default 1.1, i.e. under 10% more samples/s per doubling): past it a larger
+batch mostly costs generalisation and memory and gains little speed.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from batchlab.probes.memory import (
 from batchlab.spec import RunConfig
 
 DEFAULT_BATCH_SIZES = tuple(2**k for k in range(3, 12))  # 8 .. 2048
+LONG_STEP_WINDOWS = 3  # windows at a batch size whose single step outlasts a window
 
 
 # --------------------------------------------------------------------------- the knee
@@ -59,12 +65,15 @@ def explain_knee(batch_sizes: Sequence[int], samples_per_s: Sequence[float],
                  gain: float = 1.1) -> tuple[int | None, str]:
     """The knee of a throughput curve and why: ``(batch_size, reason)`` or ``(None, reason)``.
 
-    The knee is the smallest measured batch size ``b_i`` such that every later step of the
-    curve gains less than ``gain`` per doubling; a step from b to b' counts as
-    ``log2(b'/b)`` doublings, so a gain g over it is ``g ** (1 / log2(b'/b))`` per doubling
-    (sizes need not be powers of two). "Every later step", not "the first step", so that one
-    slow window mid-curve does not end it early. ValueError for malformed input (lengths differ,
-    sizes not strictly increasing, non-positive or non-finite rates, gain <= 1).
+    The knee is the smallest measured batch size ``b`` beyond which doubling gains less than
+    ``gain``: going from ``b`` to *any* larger measured size ``b'`` gains less than ``gain``
+    per doubling, where a ratio ``r`` over ``log2(b'/b)`` doublings is ``r ** (1 / log2(b'/b))``
+    per doubling (sizes need not be powers of two). Comparing ``b`` with every later size, not
+    only the next, keeps one noisy window from deciding: a dip followed by recovery is no knee,
+    and a lone late bump of a few percent spread over several doublings does not erase one.
+    The largest size cannot be the knee (nothing beyond it was measured). ValueError for
+    malformed input (lengths differ, sizes not strictly increasing, non-positive or
+    non-finite rates, gain <= 1).
     """
     if len(batch_sizes) != len(samples_per_s):
         raise ValueError("batch_sizes and samples_per_s must have the same length")
@@ -76,18 +85,21 @@ def explain_knee(batch_sizes: Sequence[int], samples_per_s: Sequence[float],
         raise ValueError(f"gain must be > 1 (1.1 = 10% more samples/s per doubling), got {gain}")
     if len(batch_sizes) < 2:
         return None, "a knee needs throughput at two or more batch sizes"
-    per_doubling = [
-        (s1 / s0) ** (1 / math.log2(b1 / b0))
-        for (b0, b1), (s0, s1) in zip(pairwise(batch_sizes), pairwise(samples_per_s), strict=True)
-    ]
-    knee = len(per_doubling)
-    while knee > 0 and per_doubling[knee - 1] < gain:
-        knee -= 1
-    if knee == len(per_doubling):
-        return None, (f"throughput still grows by {per_doubling[-1]:.2f}x per doubling at the "
-                      f"largest batch size measured ({batch_sizes[-1]}); no knee below it")
-    return batch_sizes[knee], (f"every doubling beyond batch size {batch_sizes[knee]} gains less "
-                               f"than {gain:g}x samples/s")
+
+    def best_gain(i: int) -> tuple[float, int]:
+        """The largest per-doubling gain from batch_sizes[i] to any later size, and that size."""
+        b, s = batch_sizes[i], samples_per_s[i]
+        return max(((samples_per_s[j] / s) ** (1 / math.log2(batch_sizes[j] / b)), batch_sizes[j])
+                   for j in range(i + 1, len(batch_sizes)))
+
+    for i in range(len(batch_sizes) - 1):
+        g, to = best_gain(i)
+        if g < gain:
+            return batch_sizes[i], (f"beyond batch size {batch_sizes[i]} every doubling gains less "
+                                    f"than {gain:g}x samples/s (at best {g:.2f}x, up to {to})")
+    g, to = best_gain(len(batch_sizes) - 2)
+    return None, (f"throughput still grows by {g:.2f}x per doubling from {batch_sizes[-2]} to "
+                  f"{to}, the largest batch size measured; measure larger batch sizes to find it")
 
 
 def find_knee(batch_sizes: Sequence[int], samples_per_s: Sequence[float],
@@ -142,6 +154,7 @@ class _Point:
     peak: int
     method: str
     steps: int
+    long_steps: bool
 
 
 def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
@@ -153,8 +166,10 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
     ``batch_sizes``: default powers of two 8..2048; sizes above the training set are skipped
     (listed in ``skipped``). ``warmup_steps`` untimed steps (at least the memory step),
     then ``windows`` windows of ``window_seconds`` (at least one step each), or of exactly
-    ``window_steps`` steps when given. ``model``: measure this module's architecture instead
-    of ``config.model`` (each batch size trains its own copy; the module is never touched).
+    ``window_steps`` steps when given (time windows at a size whose step outlasts a window:
+    no warm-up beyond the memory step and at most 3 windows). ``model``: measure this
+    module's architecture instead of ``config.model`` (each batch size trains its own copy;
+    the module is never touched).
     ``config.train.threads``, when set, is applied for the probe and restored after.
 
     An out-of-memory error at a batch size ends the curve there (recorded in ``oom``); any
@@ -170,6 +185,9 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
     sizes = [b for b in wanted if b <= n_train]
     skipped = [{"batch_size": b, "reason": f"larger than the {n_train} training examples"}
                for b in wanted if b > n_train]
+    if not sizes:
+        raise ProbeError(f"every batch size asked for ({wanted}) is larger than the {n_train} "
+                         "training examples; pick smaller batch sizes or use more data.")
     points: dict[int, _Point] = {}
     seconds: list[float] = []
     oom = None
@@ -199,6 +217,10 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
     rates = [points[b].rate for b in measured]
     knee, why = explain_knee(measured, rates, knee_gain) if measured else (None, "nothing measured")
     notes = [f"skipped batch sizes {[s['batch_size'] for s in skipped]}"] if skipped else []
+    if long := [b for b in measured if points[b].long_steps]:
+        notes.append(f"batch sizes {long}: one step outlasts a {window_seconds:g} s window, so the "
+                     f"memory step is the warm-up and {min(windows, LONG_STEP_WINDOWS)} windows "
+                     "are timed")
     return ThroughputResult(
         batch_sizes=measured, samples_per_s=rates,
         window_samples_per_s=[points[b].windows for b in measured],
@@ -219,19 +241,26 @@ def _measure(config: RunConfig, data: Dataset, batch_size: int, model: nn.Module
     setup = fresh_setup(config, data, model=model)
     opt = setup_optimizer(setup, batch_size)
     batches = setup_batches(setup, batch_size, torch.Generator().manual_seed(setup.seed))
+    started = time.perf_counter()
     memory = steady_step_memory(setup.model, opt, batches, setup.loss_fn)
-    memory_steps = 2 if setup.device.type == "cuda" else 1
+    memory_step = (time.perf_counter() - started) / memory.detail["steps"]
 
     def step() -> None:
         xb, yb = next(batches)
         train_step(setup.model, opt, xb, yb, setup.loss_fn)
 
-    for _ in range(warmup_steps - memory_steps):
+    # A step that outlasts a window is warm after the memory step (every buffer has been
+    # allocated once), and its windows hold one step each: the step count is then the whole
+    # cost, so no further warm-up and fewer windows keep the large sizes from dominating it.
+    long_steps = window_steps is None and memory_step >= window_seconds
+    for _ in range(0 if long_steps else warmup_steps - memory.detail["steps"]):
         step()
+    n_windows = min(windows, LONG_STEP_WINDOWS) if long_steps else windows
     timed = [_timed_window(step, setup.device, window_seconds, window_steps)
-             for _ in range(windows)]
+             for _ in range(n_windows)]
     rates = [n * batch_size / max(dt, 1e-9) for n, dt in timed]
-    return _Point(median(rates), rates, memory.bytes, memory.method, sum(n for n, _ in timed))
+    return _Point(median(rates), rates, memory.bytes, memory.method, sum(n for n, _ in timed),
+                  long_steps)
 
 
 def _timed_window(step: Callable[[], None], device: torch.device, seconds: float,
