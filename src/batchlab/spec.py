@@ -114,7 +114,9 @@ class TrainSpec(_Strict):
     noise_scale_micro_batches: Annotated[int, Field(ge=2)] = Field(
         4, description="noise scale: micro-batches the batch is split into (B_small = batch / this)"
     )
-    noise_scale_every: PositiveInt = Field(10, description="noise scale: measure every N steps")
+    noise_scale_every: PositiveInt = Field(
+        25, description="noise scale: measure every N steps (each costs about 1-2.5 extra steps)"
+    )
 
     @field_validator("lr", mode="wrap")
     @classmethod

@@ -364,10 +364,14 @@ def plot_lr_find(result: LrFindResult, path: str | Path) -> Path:
         ax.set_ylabel("loss (smoothed)")
         title = f"batch {find.batch_size}" + ("" if find.lr is not None else " (no suggestion)")
         ax.set_title(title)
-        finite = [v for t in find.tests for v in t.smoothed if math.isfinite(v)]
-        if finite:  # keep the blow-up from squashing the interesting part
-            lo, hi = min(finite), min(max(finite), 3 * np.median(finite))
-            ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo) + 1e-12)
+        curves = [np.asarray(t.smoothed) for t in find.tests]
+        curves = [c[np.isfinite(c)] for c in curves]
+        curves = [c for c in curves if len(c)]
+        if curves:  # from the minimum to the highest loss before it: the blow-up is off the top
+            lo = min(float(c.min()) for c in curves)
+            hi = max(float(c[: int(np.argmin(c)) + 1].max()) for c in curves)
+            pad = 0.1 * (hi - lo) + 1e-6
+            ax.set_ylim(lo - pad, hi + pad)
         ax.legend(fontsize="small")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,14 @@ reflects step-to-step noise around the average over the measured steps, not drif
 Measuring is a *side computation* (``NoiseMeter.measure``): the micro-batch gradients come
 from ``torch.autograd.grad`` (``.grad`` is never touched), BatchNorm-style buffers are restored
 and torch's RNG is forked, so the normal full-batch step that follows is bit-for-bit the one
-it would be without the measurement. That costs one extra forward/backward per measured step,
-which ``train.noise_scale_every`` amortises in a normal run. BatchNorm layers see micro-batch
-statistics during the measurement (as ghost batch norm would).
+it would be without the measurement. BatchNorm layers see micro-batch statistics during the
+measurement (as ghost batch norm would).
+
+Cost: a measurement is k small forward/backward passes, 1.0-2.6x a normal step on CPU (near
+1x for conv nets at batch 128, most for tiny MLPs whose steps are all per-call overhead).
+A normal run therefore measures every ``train.noise_scale_every`` = 25 steps: measured CPU
+time +2-5 % for LeNet-5 on digits at batch 32-128, about +15 % for a 0.7 ms/step MLP (raise
+``noise_scale_every`` there, or use the probe, which measures every step).
 """
 
 from __future__ import annotations
