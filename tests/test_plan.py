@@ -54,3 +54,9 @@ def test_explicit_points_cross_the_grid():
     runs = plan_runs(spec)
     assert [(r.config.train.batch_size, r.config.train.schedule.name) for r in runs] == [
         (16, "constant"), (16, "power"), (32, "constant"), (32, "power")]
+
+
+def test_steps_based_runs_can_be_swept():
+    spec = spec_from_dict({"train": {"steps": 50}, "sweep": {"grid": {"train.batch_size": [16, 32]}}})
+    runs = plan_runs(spec)
+    assert [(r.config.train.epochs, r.config.train.steps) for r in runs] == [(None, 50), (None, 50)]

@@ -21,7 +21,7 @@ from batchlab.results import schedule_label
 
 def run_label(run: RunSpec) -> str:
     t = run.config.train
-    return f"{run.run_id[:8]} B={t.batch_size} lr={t.lr:g} {schedule_label(t.model_dump())}"
+    return f"{run.run_id[:8]} B={t.batch_size} lr={t.lr} {schedule_label(t.model_dump())}"
 
 
 class SweepProgress:

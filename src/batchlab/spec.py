@@ -138,6 +138,9 @@ class TrainSpec(_Strict):
                 f"train.measure_noise_scale splits each batch into {self.noise_scale_micro_batches} "
                 "micro-batches, so train.batch_size must be at least train.noise_scale_micro_batches"
             )
+        if self.steps is not None and self.epochs is not None:
+            # steps replaces the default length; dumping and reloading must not meet both
+            return self.model_copy(update={"epochs": None})
         return self
 
     def numeric_lr(self) -> float:

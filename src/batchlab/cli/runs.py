@@ -26,7 +26,7 @@ from batchlab.execute.base import Executor
 from batchlab.execute.datacache import DataCache
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.local import LocalPoolExecutor
-from batchlab.execute.sweep import SweepOutcome, prepare_sweep, run_sweep
+from batchlab.execute.sweep import SweepOutcome, known_auto_lrs, prepare_sweep, run_sweep
 from batchlab.export import FORMATS, export_experiment
 from batchlab.progress import SweepProgress
 from batchlab.results import experiment_rows, run_row
@@ -74,13 +74,17 @@ def make_executor(kind: str, workers: int, cache: DataCache, address: str | None
 def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "local",
            **executor_options: Any) -> SweepOutcome:
     cache = DataCache()
-    runs = prepare_sweep(spec, cache)  # bad input fails here, before the store is opened
+    known = {}
+    if store_path.exists():  # LRs an earlier call resolved for lr = "auto" (read only)
+        with Store(store_path, create=False) as st:
+            known = known_auto_lrs(st, spec.name)
+    prepared = prepare_sweep(spec, cache, known)  # bad input fails here, before any write
     executor = make_executor(executor_kind, workers, cache, **executor_options)
     store = Store(store_path)
     try:
         try:
             with SweepProgress(console) as progress:
-                outcome = run_sweep(spec, store, executor, runs=runs, on_event=progress.on_event,
+                outcome = run_sweep(spec, store, executor, prepared=prepared, on_event=progress.on_event,
                                     on_plan=progress.on_plan)
         except KeyboardInterrupt:
             err_console.print("interrupted: finished runs are stored; run the same command "

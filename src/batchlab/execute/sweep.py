@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -22,7 +23,8 @@ from batchlab.execute.base import Executor, RunTask
 from batchlab.execute.datacache import DataCache
 from batchlab.models import build_model
 from batchlab.plan import RunSpec, plan_runs
-from batchlab.spec import Spec
+from batchlab.probes.lr_range import auto_lr_key, resolve_auto_lr
+from batchlab.spec import RunConfig, Spec
 from batchlab.store import RunRecord, Store
 from batchlab.store.claims import STALE_AFTER_S, Heartbeat, claim, new_owner, release
 from batchlab.train.scaling import scaled_lr
@@ -68,15 +70,42 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> None:
                             "use device = 'auto' (CUDA when present) or 'cpu'.")
         spe = steps_per_epoch(len(data.train_y), t.batch_size)
         total = t.steps if t.steps is not None else (t.epochs or 1) * spe
-        schedule_fn(t.schedule, scaled_lr(t.lr, t.batch_size, t.scale_lr, t.base_batch_size),
+        schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size),
                     total, spe)
 
 
-def prepare_sweep(spec: Spec, data_cache: DataCache | None = None) -> list[RunSpec]:
-    """Plan the runs and check every input; raises BatchlabError before anything is stored."""
-    runs = plan_runs(spec)
+@dataclass(frozen=True)
+class PreparedSweep:
+    """Planned, checked runs (``lr = "auto"`` resolved) and the probe results that resolved
+    them, as (kind, config, result) to store once the store is opened."""
+
+    runs: list[RunSpec]
+    probes: list[tuple[str, dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+
+
+def known_auto_lrs(store: Store | None, experiment: str) -> dict[str, float]:
+    """LR range-test suggestions an earlier call stored for this experiment, by auto_lr_key."""
+    known: dict[str, float] = {}
+    for probe in store.probes(experiment, "lr_range") if store is not None else []:
+        lr = probe.result.get("suggested_lr")
+        if lr is not None and probe.config.get("auto_lr_key"):
+            known[probe.config["auto_lr_key"]] = lr
+    return known
+
+
+def prepare_sweep(spec: Spec, data_cache: DataCache | None = None,
+                  known_lrs: dict[str, float] | None = None) -> PreparedSweep:
+    """Plan the runs, resolve ``lr = "auto"`` by the LR range test (unless ``known_lrs`` has
+    the answer) and check every input; raises BatchlabError before anything is stored."""
+    probes: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+
+    def keep(config: RunConfig, result: Any) -> None:
+        probes.append(("lr_range", {**config.model_dump(mode="json"),
+                                    "auto_lr_key": auto_lr_key(config)}, result.to_dict()))
+
+    runs = resolve_auto_lr(plan_runs(spec), on_result=keep, known=known_lrs)
     preflight(runs, data_cache or DataCache())
-    return runs
+    return PreparedSweep(runs, probes)
 
 
 def run_sweep(
@@ -84,7 +113,7 @@ def run_sweep(
     store: Store,
     executor: Executor,
     *,
-    runs: list[RunSpec] | None = None,
+    prepared: PreparedSweep | None = None,
     on_event: Callable[[Event], None] | None = None,
     on_plan: Callable[[list[RunSpec], set[str]], None] | None = None,
     stale_after: float = STALE_AFTER_S,
@@ -93,14 +122,17 @@ def run_sweep(
     """Train every run of ``spec`` not yet final in ``store``; return when all are final or
     were attempted by this call.
 
-    ``runs``: the result of ``prepare_sweep`` when the caller already checked the inputs.
+    ``prepared``: the result of ``prepare_sweep`` when the caller already checked the inputs.
     Each run is claimed atomically just before it is handed to the executor, so several sweeps
     on one store share the work; runs another live sweep holds are waited for (and taken over
     if its heartbeat goes stale). Ctrl-C propagates after this sweep's unfinished runs are
     marked interrupted (they resume from their checkpoints next time).
     """
-    runs = runs if runs is not None else prepare_sweep(spec)
+    prepared = prepared or prepare_sweep(spec, known_lrs=known_auto_lrs(store, spec.name))
+    runs = prepared.runs
     store.add_experiment(spec.name, spec.model_dump(mode="json"), runs)
+    for kind, config, result in prepared.probes:
+        store.add_probe(spec.name, kind, config, result)
     status = {r.id: r.status for r in store.runs(spec.name)}
     todo = [r for r in runs if status[r.run_id] not in FINAL_STATUSES]
     if on_plan:

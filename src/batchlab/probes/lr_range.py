@@ -287,7 +287,8 @@ def auto_lr_key(config: RunConfig) -> str:
 
 def resolve_auto_lr(
     runs: list[RunSpec], *, repeats: int = 3, strategy: str = DEFAULT_STRATEGY,
-    on_result: Callable[[RunConfig, LrFindResult], None] | None = None, **range_kwargs: Any,
+    on_result: Callable[[RunConfig, LrFindResult], None] | None = None,
+    known: dict[str, float] | None = None, **range_kwargs: Any,
 ) -> list[RunSpec]:
     """Replace ``train.lr = "auto"`` by the LR range test's suggestion; other runs pass through.
 
@@ -299,9 +300,11 @@ def resolve_auto_lr(
     resolved config: ids are stable across re-runs as long as the suggestion is (it is
     deterministic for fixed seeds on the same machine and thread count; the rounding absorbs
     last-bit float differences). ``on_result(config, result)`` sees every lr_find result
-    (e.g. to ``Store.add_probe`` it). ProbeError when no LR can be suggested for a run.
+    (e.g. to ``Store.add_probe`` it). ``known``: suggestions already measured, by
+    ``auto_lr_key`` (a re-run of a sweep reuses them, so its run ids cannot drift).
+    ProbeError when no LR can be suggested for a run.
     """
-    found: dict[str, float] = {}
+    found: dict[str, float] = dict(known or {})
     datasets: dict[str, Dataset] = {}
     out: list[RunSpec] = []
     seen: set[str] = set()

@@ -1,0 +1,160 @@
+"""Recommend a batch size, LR and warm-up from the probes, with the numbers behind it.
+
+The model (McCandlish et al. 2018): the steps to reach a target fall with batch size as
+S(B) = S_min (1 + B_noise / B), where B_noise is the gradient noise scale. A step at batch B
+takes B / T(B) seconds with T the measured throughput (samples/s), so the time to target is
+
+    time(B) = S_min (1 + B_noise / B) * B / T(B) = S_min (B + B_noise) / T(B).
+
+Without a measured S_min the times are relative (the best batch size = 1.0); with one (from a
+sweep that reached the target) they are in seconds. The batch size with the least predicted
+time among those that fit in memory wins; its LR comes from the range test at that batch size
+(or the scaling rule when it cannot be measured), and a warm-up is advised when that LR is far
+above the LR at the user's batch size, as Goyal et al. (2017) do for large-batch training.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from batchlab.probes.common import ProbeError
+from batchlab.spec import RunConfig
+from batchlab.train.scaling import scaled_lr
+
+WARMUP_LR_RATIO = 4.0  # LR this many times the one at the user's batch size: warm up first
+WARMUP_FRACTION = 0.05  # of the run's steps (Goyal et al. warm up for 5 of 90 epochs)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    batch_size: int
+    samples_per_s: float
+    steps_factor: float  # S(B) / S_min = 1 + B_noise / B
+    relative_time: float  # time(B) / min over candidates
+    seconds: float | None  # with a measured S_min
+    fits: bool
+
+
+def predict_times(batch_sizes: Sequence[int], samples_per_s: Sequence[float], b_noise: float,
+                  largest_fitting: int | None = None,
+                  s_min: float | None = None) -> list[Prediction]:
+    """Predicted time to target per batch size (pure). Batch sizes above ``largest_fitting``
+    are kept for the figure but marked as not fitting and never chosen."""
+    if b_noise <= 0 or not math.isfinite(b_noise):
+        raise ProbeError(f"the gradient noise scale must be a positive number (got {b_noise}); "
+                         "measure it on more steps (--noise-steps).")
+    raw = [(b + b_noise) / t if t > 0 else math.inf for b, t in zip(batch_sizes, samples_per_s,
+                                                                    strict=True)]
+    fits = [largest_fitting is None or b <= largest_fitting for b in batch_sizes]
+    best = min((r for r, f in zip(raw, fits, strict=True) if f), default=math.inf)
+    if not math.isfinite(best):
+        raise ProbeError("no measured batch size fits in memory; lower --memory-limit's "
+                         "demands (a smaller model or input) or raise the limit.")
+    return [Prediction(b, t, 1 + b_noise / b, r / best, s_min * r if s_min else None, f)
+            for b, t, r, f in zip(batch_sizes, samples_per_s, raw, fits, strict=True)]
+
+
+def choose(predictions: Sequence[Prediction]) -> Prediction:
+    """The fitting batch size with the least predicted time (ties: the smaller batch)."""
+    return min((p for p in predictions if p.fits), key=lambda p: (p.relative_time, p.batch_size))
+
+
+def warmup_steps(lr: float, reference_lr: float, total_steps: int) -> int:
+    """Linear warm-up length advised for ``lr``: none unless it is WARMUP_LR_RATIO x above the
+    LR that trains well at the user's batch size; then WARMUP_FRACTION of the run."""
+    if reference_lr <= 0 or lr / reference_lr < WARMUP_LR_RATIO:
+        return 0
+    return max(1, round(WARMUP_FRACTION * total_steps))
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    batch_size: int
+    lr: float
+    lr_source: str
+    warmup_steps: int
+    b_noise: float
+    b_noise_ci: tuple[float, float]
+    largest_fitting: int | None
+    knee: int | None
+    predictions: list[Prediction]
+    explanation: list[str]
+    probes: dict[str, Any] = field(default_factory=dict)  # each probe's to_dict()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["batch_sizes"] = [p.batch_size for p in self.predictions]
+        d["relative_time"] = [p.relative_time for p in self.predictions]
+        return d
+
+
+def explain(rec_b: Prediction, preds: Sequence[Prediction], b_noise: float,
+            ci: tuple[float, float], lr: float, lr_source: str, warmup: int,
+            largest: int | None, knee: int | None, user_batch: int) -> list[str]:
+    """The recommendation in sentences, each with its numbers."""
+    lines = [
+        f"Gradient noise scale B_noise = {b_noise:.0f} (95% CI {ci[0]:.0f}-{ci[1]:.0f}): up to "
+        f"about that batch size, doubling the batch nearly halves the steps to a target; "
+        f"far above it, more examples per step buy little.",
+        f"Throughput rises from {preds[0].samples_per_s:.0f} samples/s at batch "
+        f"{preds[0].batch_size} to {max(p.samples_per_s for p in preds):.0f} at best"
+        + (f"; beyond batch {knee} doubling gains < 10%." if knee else "."),
+    ]
+    if largest is not None:
+        lines.append(f"The largest batch that fits in memory (with the safety margin) is {largest}.")
+    ranked = sorted((p for p in preds if p.fits), key=lambda p: p.relative_time)
+    others = ", ".join(f"batch {p.batch_size}: x{p.relative_time:.2f}" for p in ranked[1:4])
+    when = f" ({rec_b.seconds:.1f} s)" if rec_b.seconds is not None else ""
+    lines.append(f"Predicted time to target is least at batch {rec_b.batch_size}{when}; "
+                 f"relative to it: {others}.")
+    lines.append(f"Learning rate {lr:.3g} ({lr_source}).")
+    if warmup:
+        lines.append(f"Warm up linearly over the first {warmup} steps: the LR is over "
+                     f"{WARMUP_LR_RATIO:g}x the one at your batch size {user_batch}.")
+    return lines
+
+
+def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
+              memory_limit: int | None = None, margin: float = 0.1, noise_steps: int = 200,
+              lr_repeats: int = 2, s_min: float | None = None) -> Recommendation:
+    """Run the probes on fresh copies (throughput curve, largest batch that fits, noise scale,
+    LR range test at the chosen and at the user's batch size) and combine them."""
+    from batchlab.probes.lr_range import lr_find, resolve_auto_lr
+    from batchlab.probes.max_batch import max_batch
+    from batchlab.probes.noise_scale import measure_noise_scale
+    from batchlab.probes.throughput import throughput_curve
+
+    if config.train.lr == "auto":
+        from batchlab.plan import RunSpec
+
+        config = resolve_auto_lr([RunSpec(config.run_id(), config)], repeats=lr_repeats)[0].config
+    tp = throughput_curve(config, batch_sizes=batch_sizes)
+    mb = max_batch(config, memory_limit=memory_limit, margin=margin,
+                   max_batch=max(tp.batch_sizes) if tp.batch_sizes else None)
+    ns = measure_noise_scale(config, steps=noise_steps)
+    if not math.isfinite(ns.b_simple) or ns.b_simple <= 0:
+        raise ProbeError(f"the gradient noise scale could not be measured: {ns.reason}")
+    largest = mb.recommended if mb.recommended is not None else mb.largest
+    preds = predict_times(tp.batch_sizes, tp.samples_per_s, ns.b_simple, largest, s_min)
+    best = choose(preds)
+    found = lr_find(config, batch_sizes=sorted({best.batch_size, config.train.batch_size}),
+                    repeats=lr_repeats)
+    at = {b.batch_size: b.lr for b in found.per_batch}
+    t = config.train
+    if at.get(best.batch_size):
+        lr, source = at[best.batch_size], f"LR range test at batch {best.batch_size}"
+    else:
+        lr = scaled_lr(t.numeric_lr(), best.batch_size, "sqrt", t.batch_size)
+        source = f"square-root rule from your LR {t.numeric_lr():g} at batch {t.batch_size}"
+    reference = at.get(t.batch_size) or t.numeric_lr()
+    n = len(tp.batch_sizes) and mb.n_train
+    total = t.steps or (t.epochs or 1) * math.ceil(n / best.batch_size)
+    warm = warmup_steps(lr, reference, total)
+    ci = (ns.ci_low, ns.ci_high)
+    text = explain(best, preds, ns.b_simple, ci, lr, source, warm, largest, tp.knee, t.batch_size)
+    return Recommendation(best.batch_size, lr, source, warm, ns.b_simple, ci, largest, tp.knee,
+                          preds, text, {"throughput": tp.to_dict(), "max_batch": mb.to_dict(),
+                                        "noise_scale": ns.to_dict(), "lr_range": found.to_dict()})

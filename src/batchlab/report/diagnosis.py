@@ -1,0 +1,128 @@
+"""The diagnosis part of a report, in words and tables, from an ``ExperimentAnalysis``.
+
+Pure formatting: every number comes from ``batchlab.analysis``; this module only lays it out
+(conclusions, best configuration with its seed spread and the within-noise warning, time to
+target, best LR per batch size with the fitted exponent, critical batch, generalisation gap,
+and each run's findings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from batchlab.report.html import bullets, esc, fmt, table
+
+# Scaling rules the fitted exponent alpha of best LR ∝ B^alpha is compared with.
+RULES = ((1.0, "linear rule (lr ∝ B)"), (0.5, "square-root rule (lr ∝ √B)"), (0.0, "no scaling"))
+
+
+def _pm(mean: Any, std: Any) -> str:
+    """'0.953 ± 0.004', or just the mean without a spread."""
+    if mean is None:
+        return "–"
+    return fmt(mean) + (f" ± {fmt(std, 2)}" if std is not None else "")
+
+
+def conclusions(analysis: Any) -> str:
+    items = list(analysis.conclusions) or ["the analysis drew no conclusions."]
+    return bullets(items)
+
+
+def best_config(analysis: Any) -> str:
+    """The best configuration and the runner-up with their spread over seeds; a warning when
+    they differ by less than the seed noise."""
+    best = analysis.best
+    if not best:
+        return '<p class="note">No configuration qualifies as best (no run with validation data ' \
+               "that did not diverge).</p>"
+    rows = []
+    for role, g in (("best", best["group"]), ("runner-up", best.get("runner_up"))):
+        if g:
+            rows.append([role, g["label"], f"{g['n']}/{g['n_runs']}",
+                         _pm(g["best_val_acc_mean"], g["best_val_acc_std"]),
+                         _pm(g["final_val_acc_mean"], g["final_val_acc_std"]), g["n_diverged"]])
+    out = table(["", "configuration", "seeds with data", "best val acc (mean ± std)",
+                 "final val acc", "diverged"], rows, left=(0, 1))
+    if best.get("difference") is not None:
+        source = "std over seeds" if best.get("noise_source") == "seeds" else "noise threshold"
+        line = (f"Difference {fmt(best['difference'], 3)} vs noise {fmt(best['noise'], 3)} "
+                f"({source}).")
+        if best.get("within_noise"):
+            out += (f'<p class="warn"><b>Within noise:</b> {esc(line)} The best and the runner-up '
+                    "cannot be told apart with these seeds; treat them as equivalent or run more "
+                    "seeds (sweep.repeats).</p>")
+        else:
+            out += f'<p class="note">{esc(line)}</p>'
+    return out
+
+
+def to_target(analysis: Any) -> str:
+    rows = [[r["batch_size"], r.get("steps"), r.get("epochs"), r.get("examples"), r.get("wall_time"),
+             r.get("steps_label") or "not reached"] for r in analysis.to_target_by_batch]
+    if not rows:
+        return '<p class="note">No batch size to compare.</p>'
+    head = f"Target: validation accuracy {fmt(analysis.target)}. " if analysis.target is not None \
+        else "No target (no run has a validation accuracy). "
+    return (f'<p class="note">{esc(head)}Per batch size the fastest configuration whose every '
+            "seed reached the target (means over seeds).</p>"
+            + table(["batch", "steps", "epochs", "examples", "wall time s", "configuration"],
+                    rows, left=(5,)))
+
+
+def best_lr(analysis: Any) -> str:
+    """Best LR per batch size, and the fitted exponent compared with the scaling rules."""
+    rows = [[r["batch_size"], r.get("lr"), r.get("effective_lr"), r.get("schedule"),
+             r.get("best_val_acc"), r.get("n_lrs")] for r in analysis.best_lr_by_batch]
+    out = table(["batch", "best lr", "effective lr", "schedule", "best val acc", "LRs tried"],
+                rows, left=(3,)) if rows else ""
+    fit = analysis.lr_exponent
+    if fit is None:
+        return out + '<p class="note">Best LR ∝ B^α: not fitted (needs a best LR at 2 or more ' \
+                     "batch sizes).</p>"
+    near = min(RULES, key=lambda r: abs(fit.alpha - r[0]))
+    rules = table(["", "fitted", *(name for _, name in RULES)],
+                  [["α", f"{fit.alpha:.2f}", *(f"{a:.1f}" for a, _ in RULES)],
+                   ["fitted − rule", None, *(f"{fit.alpha - a:+.2f}" for a, _ in RULES)]], left=(0,))
+    return out + (f"<p>Fitted <b>best LR ∝ B<sup>α</sup></b>: α = {fit.alpha:.2f} "
+                  f"(r² = {fmt(fit.r2, 3)}, {fit.n} batch sizes), closest to the "
+                  f"<b>{esc(near[1])}</b> (α = {near[0]:g}).</p>" + rules)
+
+
+def critical_batch(analysis: Any) -> str:
+    fit = analysis.critical_batch
+    if fit is None:
+        return ('<p class="note">No critical-batch fit: it needs steps to target at 3 or more '
+                "batch sizes that bound B_crit (see the conclusions for why).</p>")
+    return ("<p>Fit of S(B) = S<sub>min</sub>(1 + B<sub>crit</sub>/B) to steps to target "
+            "(McCandlish et al. 2018): below B_crit doubling the batch nearly halves the steps, "
+            "above it extra examples per step buy little.</p>"
+            + table(["B_crit", "S_min (steps)", "E_min (examples)", "rmse of log S", "points"],
+                    [[fit.b_crit, fit.s_min, fit.e_min, fit.rmse, fit.n]], left=()))
+
+
+def gaps(analysis: Any) -> str:
+    rows = [[r["batch_size"], r.get("label") or "–", r.get("train_acc"), r.get("val_acc"),
+             _pm(r.get("gap"), r.get("gap_std"))] for r in analysis.gap_by_batch]
+    if not rows:
+        return ""
+    return table(["batch", "best configuration", "final train acc", "final val acc",
+                  "gap (train − val)"], rows, left=(1,))
+
+
+def run_findings(analysis: Any) -> dict[str, list[str]]:
+    """Run id -> each finding as 'kind: sentence with numbers' ('no finding' when none)."""
+    return {r.run_id: [f"{f.kind}: {f.message}" for f in r.findings] or ["no finding"]
+            for r in analysis.runs}
+
+
+def diagnosis_parts(analysis: Any) -> Sequence[tuple[str, str]]:
+    """(heading, HTML) parts of the diagnosis section, in reading order."""
+    return (
+        ("Conclusions", conclusions(analysis)),
+        ("Best configuration", best_config(analysis)),
+        ("Time to target per batch size", to_target(analysis)),
+        ("Best learning rate per batch size", best_lr(analysis)),
+        ("Critical batch size", critical_batch(analysis)),
+        ("Generalisation gap per batch size", gaps(analysis)),
+    )

@@ -1,0 +1,331 @@
+"""Plot data: pure functions from the store to plain arrays and dicts (no drawing here).
+
+``load_runs`` reads every stored metric of an experiment's runs; ``group_runs`` folds runs that
+differ only in ``train.seed`` into one group with mean and std per step (a single run is a group
+of one, so every figure draws groups); ``heatmaps`` tabulates best/final validation accuracy over
+LR x batch size per facet. A facet is what else the sweep varied (the schedule, any other swept
+field), so figures never overlay runs that differ in something colour and dash cannot show.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from batchlab.events import DIVERGED
+from batchlab.report.series import (
+    VIEWS,
+    align,
+    envelope_index,
+    running_mean,
+    smoothing_window,
+    stride_index,
+)
+from batchlab.results import schedule_label
+from batchlab.store import RunRecord, Series, Store
+
+# Sweep keys that colour/dash (lr, batch) or grouping (seed) already show, or the schedule label.
+_SHOWN = ("train.lr", "train.batch_size", "train.seed")
+EVAL_METRICS = ("val_loss", "val_acc", "train_eval_loss", "train_acc", "samples_per_s")
+
+
+@dataclass(frozen=True)
+class RunData:
+    """One run with its stored series (full length, as read)."""
+
+    run_id: str
+    status: str
+    lr: float | None
+    batch_size: int | None
+    seed: int | None
+    facet: str
+    group: str
+    series: dict[str, Series]
+    record: RunRecord
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A metric of a group, thinned for drawing: x per view, mean over seeds, std or None."""
+
+    x: dict[str, np.ndarray]
+    y: np.ndarray
+    std: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Group:
+    """Runs that differ only in their seed. ``curves`` names: the stored metrics, plus
+    ``train_loss_smooth`` (running mean of each seed's full train loss, then averaged)."""
+
+    key: str
+    facet: str
+    lr: float | None
+    batch_size: int | None
+    run_ids: tuple[str, ...]
+    statuses: tuple[str, ...]
+    curves: dict[str, Curve] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.run_ids)
+
+    @property
+    def n_diverged(self) -> int:
+        return sum(s == DIVERGED for s in self.statuses)
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """``metric`` per (lr row, batch column) of one facet: mean, std and counts over seeds."""
+
+    facet: str
+    metric: str
+    lrs: list[float]
+    batch_sizes: list[int]
+    mean: np.ndarray
+    std: np.ndarray
+    n: np.ndarray
+    n_diverged: np.ndarray
+
+
+def facet_label(record: RunRecord) -> str:
+    """The schedule label plus any other swept field that is not lr, batch size or seed."""
+    train = record.config.get("train", {})
+    parts = [schedule_label(train)]
+    for key, value in record.point.items():
+        if key not in _SHOWN and not key.startswith("train.schedule"):
+            parts.append(f"{key.rsplit('.', 1)[-1]}={value}")
+    return ", ".join(parts)
+
+
+def facet_title(facet: str) -> str:
+    """'schedule: constant' for a plain schedule label; the label itself when it names more."""
+    return facet if "=" in facet else f"schedule: {facet}"
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of a label: 'step(20ep, x0.1)' -> 'step-20ep-x0.1'."""
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")[:48] or "all"
+
+
+def group_key(config: dict[str, Any]) -> str:
+    """The resolved config without its seed (and thread count, which changes no number)."""
+    train = {k: v for k, v in config.get("train", {}).items() if k not in ("seed", "threads")}
+    return json.dumps({**config, "train": train}, sort_keys=True, default=str)
+
+
+def load_runs(store: Store, experiment: str) -> list[RunData]:
+    """Every run of ``experiment`` in sweep order with all its metrics (StoreError if unknown)."""
+    out = []
+    for rec in store.runs(experiment):
+        train = rec.config.get("train", {})
+        out.append(RunData(
+            run_id=rec.id, status=rec.status, lr=train.get("lr"), batch_size=train.get("batch_size"),
+            seed=train.get("seed"), facet=facet_label(rec), group=group_key(rec.config),
+            series=store.metrics(rec.id), record=rec,
+        ))
+    return out
+
+
+def facets(runs: Sequence[RunData]) -> list[str]:
+    """Facet labels in sweep order."""
+    return list(dict.fromkeys(r.facet for r in runs))
+
+
+def _views(s: Series) -> dict[str, np.ndarray]:
+    return {"epoch": s.epoch, "step": s.step.astype(float), "examples": s.examples.astype(float),
+            "wall_time": s.wall_time}
+
+
+def _curve(members: Sequence[RunData], name: str) -> dict[str, Curve]:
+    """Aligned, thinned curve(s) of metric ``name``; train_loss also yields its smoothed twin."""
+    present = [r.series[name] for r in members if name in r.series and r.series[name].step.size]
+    if not present:
+        return {}
+    columns = [{"value": s.value, **_views(s)} for s in present]
+    if name == "train_loss":
+        for s, cols in zip(present, columns, strict=True):
+            cols["smooth"] = running_mean(s.value, smoothing_window(s.value.size))
+    _, mean, std = align([s.step for s in present], columns)
+    # x views are the same for every seed except wall time, which is averaged
+    x = {v: mean[v] for v in VIEWS}
+    raw_idx = envelope_index(mean["value"])
+    raw_std = std["value"][raw_idx] if std["value"] is not None else None
+    out = {name: Curve({v: a[raw_idx] for v, a in x.items()}, mean["value"][raw_idx],
+                       None if name == "train_loss" else raw_std)}
+    if name == "train_loss":
+        idx = stride_index(mean["smooth"].size)
+        sstd = std["smooth"][idx] if std["smooth"] is not None else None
+        out["train_loss_smooth"] = Curve({v: a[idx] for v, a in x.items()}, mean["smooth"][idx], sstd)
+    return out
+
+
+def group_runs(runs: Sequence[RunData]) -> list[Group]:
+    """Fold seeds into groups (sweep order); each group carries thinned curves of every metric."""
+    members: dict[str, list[RunData]] = {}
+    for r in runs:
+        members.setdefault(r.group, []).append(r)
+    groups = []
+    for key, rs in members.items():
+        names = sorted({n for r in rs for n in r.series})
+        curves: dict[str, Curve] = {}
+        for name in names:
+            curves.update(_curve(rs, name))
+        first = rs[0]
+        groups.append(Group(key, first.facet, first.lr, first.batch_size,
+                            tuple(r.run_id for r in rs), tuple(r.status for r in rs), curves))
+    return groups
+
+
+def run_scores(run: RunData) -> dict[str, float]:
+    """Best and final validation accuracy from the stored curve (NaN when there is none).
+
+    A diverged run has no final model, so its final accuracy is NaN; its best is what it
+    reached before diverging.
+    """
+    s = run.series.get("val_acc")
+    vals = s.value[np.isfinite(s.value)] if s is not None else np.array([])
+    best = float(vals.max()) if vals.size else float("nan")
+    final = float(vals[-1]) if vals.size and run.status != DIVERGED else float("nan")
+    return {"best_val_acc": best, "final_val_acc": final}
+
+
+def heatmaps(runs: Sequence[RunData], metric: str) -> list[Heatmap]:
+    """One LR x batch-size table of ``metric`` ('best_val_acc' or 'final_val_acc') per facet."""
+    out = []
+    for facet in facets(runs):
+        rs = [r for r in runs if r.facet == facet]
+        lrs = sorted({r.lr for r in rs if r.lr is not None}, reverse=True)  # large LR on top
+        bss = sorted({r.batch_size for r in rs if r.batch_size is not None})
+        cells: dict[tuple[int, int], list[float]] = {}
+        div = np.zeros((len(lrs), len(bss)), dtype=int)
+        for r in rs:
+            if r.lr is None or r.batch_size is None:
+                continue
+            ij = (lrs.index(r.lr), bss.index(r.batch_size))
+            cells.setdefault(ij, []).append(run_scores(r)[metric])
+            div[ij] += r.status == DIVERGED
+        mean = np.full(div.shape, np.nan)
+        std = np.full(div.shape, np.nan)
+        n = np.zeros(div.shape, dtype=int)
+        for ij, vals in cells.items():
+            v = np.array([x for x in vals if np.isfinite(x)])
+            n[ij] = v.size
+            if v.size:
+                mean[ij], std[ij] = v.mean(), v.std()
+        out.append(Heatmap(facet, metric, lrs, bss, mean, std, n, div))
+    return out
+
+
+# ---------------------------------------------------------------------------------- probes
+# Preferred x arrays of a probe result, in order; any other numeric array of the same length
+# is plotted against it (lr_range: lrs -> losses; throughput: batch_sizes -> samples_per_s).
+PROBE_X_KEYS = ("lrs", "lr", "batch_sizes", "batch_size", "steps", "step", "x")
+# Arrays shown first when a probe stores several (the headline of each known probe kind).
+PROBE_Y_FIRST = ("losses", "samples_per_s", "trace_b_simple", "peak_bytes")
+
+
+@dataclass(frozen=True)
+class ProbePlot:
+    """A probe's plottable arrays (if any) and the rest of its result, for the summary."""
+
+    id: int
+    kind: str
+    x_key: str | None
+    x: np.ndarray | None
+    ys: dict[str, np.ndarray]
+    summary: dict[str, Any]
+
+
+def _numeric_array(value: Any) -> np.ndarray | None:
+    """A list of >= 2 numbers (None/'NaN' allowed) as floats; anything else None."""
+    if not isinstance(value, list) or len(value) < 2:
+        return None
+    if not all(v is None or isinstance(v, int | float | str) and not isinstance(v, bool) for v in value):
+        return None
+    try:
+        arr = np.array([np.nan if v is None else float(v) for v in value])
+    except ValueError:  # a list of words
+        return None
+    return arr if np.isfinite(arr).any() else None
+
+
+def _columns(result: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Numeric arrays of a result: top-level lists, and lists of flat records as columns."""
+    arrays: dict[str, np.ndarray] = {}
+    for key, value in result.items():
+        arr = _numeric_array(value)
+        if arr is not None:
+            arrays[key] = arr
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for col in dict.fromkeys(k for v in value for k in v):
+                arr = _numeric_array([v.get(col) for v in value])
+                if arr is not None:
+                    arrays.setdefault(col, arr)
+    return arrays
+
+
+def probe_plots(store: Store, experiment: str) -> list[ProbePlot]:
+    """Every probe stored under ``experiment``, oldest first, in a shape the drawer can use."""
+    out = []
+    for p in store.probes(experiment):
+        result = p.result if isinstance(p.result, dict) else {"result": p.result}
+        arrays = _columns(result)
+        x_key = next((k for k in PROBE_X_KEYS if k in arrays), None)
+        x = arrays.pop(x_key) if x_key else None
+        length = x.size if x is not None else None
+        ys = {k: v for k, v in arrays.items() if length is None or v.size == length}
+        ys = dict(sorted(ys.items(), key=lambda kv: (PROBE_Y_FIRST + (kv[0],)).index(kv[0])))
+        summary = {k: v for k, v in result.items() if _numeric_array(v) is None}
+        out.append(ProbePlot(p.id, p.kind, x_key, x, ys, summary))
+    return out
+
+
+# ------------------------------------------------------------------------------ to target
+TARGET_CLOCKS = ("steps", "examples", "wall_time")
+
+
+@dataclass(frozen=True)
+class TargetData:
+    """Cost to reach the target per batch size (best LR each), on three clocks, with the
+    spread over seeds where the analysis gives one, and the critical-batch fit if any."""
+
+    target: float | None
+    batch_sizes: np.ndarray
+    values: dict[str, np.ndarray]
+    errors: dict[str, np.ndarray | None]
+    fit: tuple[float, float, float] | None  # (s_min, e_min, b_crit)
+
+
+_HIT_FIELD = {"steps": "step", "examples": "examples", "wall_time": "wall_time"}
+
+
+def _hit_spread(analysis: Any, label: str | None, clock: str) -> float:
+    """Std over seeds of the cost to target of the group called ``label`` (NaN for < 2 hits)."""
+    group = next((g for g in analysis.groups if label is not None and g["label"] == label), None)
+    if group is None:
+        return float("nan")
+    ids = set(group["run_ids"])
+    vals = [getattr(r.hit, _HIT_FIELD[clock]) for r in analysis.runs if r.run_id in ids and r.hit]
+    return float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+
+
+def target_data(analysis: Any) -> TargetData:
+    """Arrays from an ``ExperimentAnalysis``: ``to_target_by_batch`` rows (the fastest
+    configuration per batch size, means over seeds), the std over that configuration's seeds
+    from the runs' target hits, and the ``critical_batch`` fit."""
+    rows = sorted(analysis.to_target_by_batch, key=lambda r: r["batch_size"])
+    values, errors = {}, {}
+    for clock in TARGET_CLOCKS:
+        values[clock] = np.array([np.nan if r.get(clock) is None else float(r[clock]) for r in rows])
+        err = np.array([_hit_spread(analysis, r.get(f"{clock}_label"), clock) for r in rows])
+        errors[clock] = err if np.isfinite(err).any() else None
+    fit = analysis.critical_batch
+    return TargetData(analysis.target, np.array([float(r["batch_size"]) for r in rows]), values,
+                      errors, (fit.s_min, fit.e_min, fit.b_crit) if fit is not None else None)

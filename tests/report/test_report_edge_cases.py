@@ -1,0 +1,101 @@
+"""Bad or thin input: a clear error or a useful report, never a traceback or a blank figure."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from report_stores import hand_store, tiny_spec
+from test_report_html import assert_not_blank, embedded_pngs
+
+from batchlab.errors import BatchlabError, StoreError
+from batchlab.plan import plan_runs
+from batchlab.report import ReportError, write_comparison, write_report
+from batchlab.store import Store
+
+
+def report(store: Store, name: str, tmp_path) -> tuple[str, object]:
+    result = write_report(store, name, tmp_path / "r.html")
+    html = result.html.read_text(encoding="utf-8")
+    pngs = embedded_pngs(html)
+    assert len(pngs) == len(result.figures) > 0
+    for png in pngs:
+        assert_not_blank(png)
+    return html, result
+
+
+def one_paragraph(err: BaseException) -> str:
+    text = str(err)
+    assert "\n" not in text and "Traceback" not in text and len(text) > 40
+    return text
+
+
+def test_unknown_experiment_is_the_stores_error(tmp_path):
+    with hand_store(tmp_path / "s.db", "known", [{"batch_size": 16, "lr": 0.1}]) as store:
+        with pytest.raises(StoreError) as err:
+            write_report(store, "nope", tmp_path / "r.html")
+        assert "known" in one_paragraph(err.value)  # it lists the experiments there are
+        with pytest.raises(StoreError):
+            write_comparison(store, "known", "nope", tmp_path / "c.html")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_experiment_with_nothing_trained_says_so(tmp_path):
+    spec = tiny_spec("empty")
+    with Store(tmp_path / "s.db") as store:
+        store.add_experiment("empty", spec.model_dump(mode="json"), plan_runs(spec))
+        with pytest.raises(ReportError) as err:
+            write_report(store, "empty", tmp_path / "r.html")
+    text = one_paragraph(err.value)
+    assert isinstance(err.value, BatchlabError)
+    assert "'empty'" in text and "pending" in text and "batchlab sweep" in text
+
+
+def test_all_runs_diverged_still_make_a_report_that_says_so(tmp_path):
+    runs = [{"batch_size": b, "lr": 10.0, "seed": s, "diverge_at": 4} for b in (16, 32) for s in (0, 1)]
+    with hand_store(tmp_path / "s.db", "boom", runs) as store:
+        html, result = report(store, "boom", tmp_path)
+    assert "4 diverged" in html and "diverged" in html.split("Conclusions")[1]
+    assert "heatmaps.png" in {p.name for p in result.figures}
+
+
+def test_a_single_run_makes_a_report(tmp_path):
+    with hand_store(tmp_path / "s.db", "one", [{"batch_size": 16, "lr": 0.1}]) as store:
+        html, result = report(store, "one", tmp_path)
+    assert {"curves-constant", "heatmaps", "to-target", "schedules"} <= {p.stem for p in result.figures}
+    assert "1 runs: 1 completed" in html
+
+
+def test_runs_without_evaluations_or_metrics_are_reported_not_fatal(tmp_path):
+    runs = [{"batch_size": 16, "lr": 0.1, "evals": 1000},  # only the step-0 evaluation
+            {"batch_size": 32, "lr": 0.1, "steps": 0, "status": "failed"},  # nothing recorded
+            {"batch_size": 64, "lr": 0.1}]
+    with hand_store(tmp_path / "s.db", "thin", runs) as store:
+        html, _ = report(store, "thin", tmp_path)
+    assert "failed" in html
+
+
+def test_probes_alone_make_a_report(tmp_path):
+    with Store(tmp_path / "s.db") as store:
+        store.add_probe("finder", "lr_range", {}, {"lrs": [1e-3, 1e-2, 1e-1], "losses": [2.3, 1.0, 9.0]})
+        store.add_probe("finder", "weird", {}, {"x": "not a list", "n": [1], "nested": {"a": [1, 2]}})
+        html, result = report(store, "finder", tmp_path)
+    assert [p.stem for p in result.figures] == ["probe-1"]
+    assert "weird" in html and "only probes" in html
+    assert any("No runs" in n for n in result.notes)
+
+
+def test_an_unwritable_output_path_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with hand_store(tmp_path / "s.db", "one", [{"batch_size": 16, "lr": 0.1}]) as store:
+        with pytest.raises(ReportError) as err:
+            write_report(store, "one", tmp_path / "file" / "r.html")
+    assert re.search(r"cannot write the report", one_paragraph(err.value))
+
+
+def test_a_second_report_replaces_the_figures_of_the_first(tmp_path):
+    with hand_store(tmp_path / "s.db", "one", [{"batch_size": 16, "lr": 0.1}]) as store:
+        (tmp_path / "r_files").mkdir()
+        (tmp_path / "r_files" / "stale.png").write_bytes(b"old")
+        _, result = report(store, "one", tmp_path)
+    assert {p.name for p in result.figures_dir.glob("*.png")} == {p.name for p in result.figures}
