@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from batchlab.cli import report, runs  # noqa: F401  (each registers its commands)
+from batchlab.cli import probes, report, runs  # noqa: F401  (each registers its commands)
 from batchlab.cli.common import app, err_console
 from batchlab.errors import BatchlabError
 

@@ -1,0 +1,210 @@
+"""Commands that measure instead of sweep: lr-find, max-batch, throughput, noise-scale,
+recommend. Each runs on a fresh copy of the spec's model, stores its result in the store (so the
+report shows it) and draws its figure beside the store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from batchlab.cli.common import DEFAULT_STORE, SetOpt, StoreOpt, app, console, fmt
+from batchlab.errors import BatchlabError
+from batchlab.spec import RunConfig, Spec, load_spec
+from batchlab.store import Store
+
+SpecArg = Annotated[Path, typer.Argument(help="TOML spec (its base config is probed).")]
+
+
+def base_config(spec: Spec) -> RunConfig:
+    return RunConfig(data=spec.data, model=spec.model, train=spec.train)
+
+
+def int_list(text: str | None, option: str) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise BatchlabError(f"{option} {text!r} must be whole numbers separated by commas, "
+                            "e.g. 32,128,512.") from None
+    if not values or min(values) < 1:
+        raise BatchlabError(f"{option} needs positive batch sizes, e.g. 32,128,512.")
+    return values
+
+
+def measure(what: str, run: Callable[[], Any]) -> Any:
+    with console.status(f"{what} ..."):
+        return run()
+
+
+def keep(store: Path, spec: Spec, kind: str, config: RunConfig, result: dict[str, Any],
+         figure: Callable[[Path], Path] | None = None) -> None:
+    """Store the probe under the spec's experiment name and draw its figure beside the store."""
+    with Store(store) as st:
+        st.add_probe(spec.name, kind, config.model_dump(mode="json"), result)
+    msg = f"stored as a '{kind}' probe of experiment '{spec.name}' in {store}"
+    if figure is not None:
+        msg += f"; figure: {figure(store.parent / f'{spec.name}-{kind}.png')}"
+    console.print(msg)
+
+
+@app.command("lr-find")
+def lr_find_cmd(
+    spec_file: SpecArg,
+    batch_sizes: Annotated[str | None, typer.Option(help="e.g. 32,128,512 (default: the spec's).")] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Seeds per batch size.")] = 3,
+    store: StoreOpt = DEFAULT_STORE,
+    set_: SetOpt = None,
+) -> None:
+    """LR range test: exponential LR ramp, smoothed loss, a robust suggestion per batch size
+    (median over seeds), and the exponent alpha of lr* ~ B^alpha across batch sizes."""
+    from batchlab.probes.lr_range import lr_find, plot_lr_find
+
+    spec = load_spec(spec_file, set_ or [])
+    config = base_config(spec)
+    sizes = int_list(batch_sizes, "--batch-sizes")
+    result = measure("LR range test", lambda: lr_find(config, batch_sizes=sizes, repeats=repeats))
+    table = Table(title="LR range test")
+    for col in ("batch", "suggested lr", "min-max over seeds", "by strategy", "note"):
+        table.add_column(col)
+    for b in result.per_batch:
+        spread = f"{fmt(b.lr_min, 3)}-{fmt(b.lr_max, 3)}" if b.lr is not None else "-"
+        strategies = ", ".join(f"{k} {fmt(v, 3)}" for k, v in b.by_strategy.items())
+        note = b.reason if b.lr is None else (
+            "strategies disagree >3x" if b.disagreement else "")
+        table.add_row(str(b.batch_size), fmt(b.lr, 3), spread, strategies, note)
+    console.print(table)
+    if result.alpha is not None:
+        console.print(f"best LR grows as B^{result.alpha:.2f} (linear rule: 1, square-root rule: 0.5)")
+    elif len(result.per_batch) > 1:
+        console.print(f"no exponent: {result.alpha_reason}")
+    keep(store, spec, "lr_range", config, result.to_dict(), lambda p: plot_lr_find(result, p))
+
+
+@app.command("max-batch")
+def max_batch_cmd(
+    spec_file: SpecArg,
+    memory_limit: Annotated[str | None, typer.Option(help="e.g. 4GiB (default: the device).")] = None,
+    margin: Annotated[float, typer.Option(min=0, max=0.9, help="Fraction kept free.")] = 0.1,
+    max_: Annotated[int | None, typer.Option("--max", min=1, help="Largest batch to try.")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+    set_: SetOpt = None,
+) -> None:
+    """The largest batch that fits: doubling then binary search, one full training step per
+    trial, with a safety margin; the peak memory of every size tried."""
+    from batchlab.probes.max_batch import max_batch
+    from batchlab.probes.memory import format_size, parse_size
+
+    spec = load_spec(spec_file, set_ or [])
+    config = base_config(spec)
+    limit = parse_size(memory_limit) if memory_limit else None
+    r = measure("largest batch", lambda: max_batch(config, memory_limit=limit, margin=margin,
+                                                   max_batch=max_))
+    table = Table(title=f"batch sizes tried ({r.device}, {r.method})")
+    for col in ("batch", "peak memory", "fits", "why not"):
+        table.add_column(col)
+    for t in r.trials:
+        table.add_row(str(t.batch_size), format_size(t.peak_bytes), "yes" if t.fits else "no",
+                      t.reason or "")
+    console.print(table)
+    console.print(f"largest that fits: {r.largest} (search ended by: {r.limited_by}); "
+                  f"recommended with a {margin:.0%} margin: {r.recommended} "
+                  f"(power of two: {r.recommended_pow2})")
+    for note in r.notes:
+        console.print(f"  note: {note}")
+    keep(store, spec, "max_batch", config, r.to_dict())
+
+
+@app.command()
+def throughput(
+    spec_file: SpecArg,
+    batch_sizes: Annotated[str | None, typer.Option(
+        help="e.g. 8,16,...,2048 (default: powers of 2).")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+    set_: SetOpt = None,
+) -> None:
+    """Training samples/s and peak memory per batch size (warm-up excluded, median of timed
+    windows), and the knee beyond which doubling the batch gains less than 10%."""
+    from batchlab.probes.memory import format_size
+    from batchlab.probes.throughput import plot_throughput, throughput_curve
+
+    spec = load_spec(spec_file, set_ or [])
+    config = base_config(spec)
+    sizes = int_list(batch_sizes, "--batch-sizes")
+    r = measure("throughput curve", lambda: throughput_curve(config, batch_sizes=sizes))
+    table = Table(title=f"throughput ({r.device}, {r.threads} thread(s))")
+    for col in ("batch", "samples/s", "peak memory"):
+        table.add_column(col, justify="right")
+    for b, v, m in zip(r.batch_sizes, r.samples_per_s, r.peak_bytes, strict=True):
+        table.add_row(str(b), f"{v:,.0f}", format_size(m))
+    console.print(table)
+    console.print(f"knee: {r.knee} ({r.knee_reason}); measured in {r.wall_time:.1f} s")
+    for note in r.notes:
+        console.print(f"  note: {note}")
+    keep(store, spec, "throughput", config, r.to_dict(), lambda p: plot_throughput(r, p))
+
+
+@app.command("noise-scale")
+def noise_scale_cmd(
+    spec_file: SpecArg,
+    steps: Annotated[int, typer.Option(min=10, help="Training steps to measure over.")] = 200,
+    store: StoreOpt = DEFAULT_STORE,
+    set_: SetOpt = None,
+) -> None:
+    """Gradient noise scale B_simple = tr(Sigma)/|G|^2 (McCandlish et al. 2018) from micro-batch
+    and batch gradients, with a bootstrap confidence interval and its trace over training."""
+    from batchlab.plan import RunSpec
+    from batchlab.probes.lr_range import resolve_auto_lr
+    from batchlab.probes.noise_scale import measure_noise_scale
+
+    spec = load_spec(spec_file, set_ or [])
+    config = base_config(spec)
+    if config.train.lr == "auto":
+        config = resolve_auto_lr([RunSpec(config.run_id(), config)])[0].config
+    r = measure("gradient noise scale", lambda: measure_noise_scale(config, steps=steps))
+    console.print(f"B_simple = {fmt(r.b_simple, 4)} (95% CI {fmt(r.ci_low, 4)}-{fmt(r.ci_high, 4)}; "
+                  f"EMA at the end {fmt(r.b_simple_ema, 4)}) at batch {r.batch_size}, "
+                  f"{r.micro_batches} micro-batches, {steps} steps")
+    if r.reason:
+        console.print(f"  note: {r.reason}")
+    keep(store, spec, "noise_scale", config, r.to_dict())
+
+
+@app.command()
+def recommend(
+    spec_file: SpecArg,
+    batch_sizes: Annotated[str | None, typer.Option(help="Candidates (default: powers of 2).")] = None,
+    memory_limit: Annotated[str | None, typer.Option(help="e.g. 4GiB (default: the device).")] = None,
+    validate: Annotated[bool, typer.Option(help="Train around the choice and compare.")] = False,
+    store: StoreOpt = DEFAULT_STORE,
+    set_: SetOpt = None,
+) -> None:
+    """Batch size, LR and warm-up from the probes: throughput, memory, noise scale and the LR
+    range test, with the numbers behind each choice and a figure of predicted time vs batch."""
+    from batchlab.probes.memory import parse_size
+    from batchlab.probes.recommend import plot_recommendation
+    from batchlab.probes.recommend import recommend as recommend_fn
+
+    spec = load_spec(spec_file, set_ or [])
+    config = base_config(spec)
+    limit = parse_size(memory_limit) if memory_limit else None
+    sizes = int_list(batch_sizes, "--batch-sizes")
+    rec = measure("probing (throughput, memory, noise scale, LR range test)",
+                  lambda: recommend_fn(config, batch_sizes=sizes, memory_limit=limit))
+    console.print(f"[bold]recommended: batch {rec.batch_size}, lr {rec.lr:.3g}"
+                  + (f", warm-up {rec.warmup_steps} steps" if rec.warmup_steps else "") + "[/]")
+    for line in rec.explanation:
+        console.print(f"  - {line}")
+    keep(store, spec, "recommend", config, rec.to_dict(), lambda p: plot_recommendation(rec, p))
+    if validate:
+        from batchlab.cli.runs import results_table
+        from batchlab.probes.validate import validate_recommendation
+
+        v = validate_recommendation(spec, rec, store)
+        console.print(results_table(v.rows, f"validation sweep '{v.experiment}'"))
+        for line in v.explanation:
+            console.print(f"  - {line}")

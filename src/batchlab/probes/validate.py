@@ -1,0 +1,91 @@
+"""Check a recommendation against what really happens: a short sweep around it.
+
+The sweep trains the recommended batch size and its neighbours (half and double, where they
+were measured and fit in memory), each at the recommended LR moved by the square-root rule,
+for the spec's training length. The time each takes to reach the target (95% of the best
+validation accuracy among them) is compared with the predicted time, both relative to the
+recommended batch size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batchlab.analysis import analyze_experiment
+from batchlab.execute.inline import InlineExecutor
+from batchlab.execute.sweep import run_sweep
+from batchlab.probes.recommend import Recommendation
+from batchlab.results import run_row
+from batchlab.spec import Spec, spec_from_dict
+from batchlab.store import Store
+
+
+@dataclass(frozen=True)
+class Validation:
+    experiment: str
+    rows: list[dict[str, Any]]  # one per run, as in the results table
+    comparison: list[dict[str, Any]]  # batch size, predicted and measured relative time
+    explanation: list[str]
+
+
+def neighbours(rec: Recommendation) -> list[int]:
+    """The recommended batch size and its measured, fitting halves and doubles."""
+    fitting = {p.batch_size for p in rec.predictions if p.fits}
+    return sorted(b for b in {rec.batch_size // 2, rec.batch_size, rec.batch_size * 2}
+                  if b in fitting)
+
+
+def validation_spec(spec: Spec, rec: Recommendation) -> Spec:
+    raw = spec.model_dump(mode="json")
+    raw["name"] = f"{spec.name}-validate"
+    points = []
+    for b in neighbours(rec):
+        point: dict[str, Any] = {"train.batch_size": b,
+                                 "train.lr": float(f"{rec.lr * math.sqrt(b / rec.batch_size):.3g}"),
+                                 "train.scale_lr": "none"}
+        if rec.warmup_steps:
+            point.update({"train.schedule.warmup": rec.warmup_steps,
+                          "train.schedule.warmup_unit": "step"})
+        points.append(point)
+    raw["sweep"] = {"points": points}
+    return spec_from_dict(raw, source="the validation sweep")
+
+
+def compare(rec: Recommendation, measured: dict[int, float | None]) -> tuple[list[dict], list[str]]:
+    """Predicted vs measured time to target, both relative to the recommended batch (pure)."""
+    predicted = {p.batch_size: p.relative_time for p in rec.predictions}
+    base_p, base_m = predicted[rec.batch_size], measured.get(rec.batch_size)
+    rows, lines = [], []
+    for b in sorted(measured):
+        m = measured[b]
+        rel_p = predicted[b] / base_p
+        rel_m = m / base_m if (m is not None and base_m) else None
+        rows.append({"batch_size": b, "predicted": rel_p, "measured": rel_m,
+                     "measured_seconds": m})
+        if rel_m is None:
+            lines.append(f"batch {b}: predicted x{rel_p:.2f}; did not reach the target.")
+        else:
+            lines.append(f"batch {b}: predicted x{rel_p:.2f} the recommended time, measured "
+                         f"x{rel_m:.2f} ({m:.3g} s to target).")
+    reached = {b: m for b, m in measured.items() if m is not None}
+    if reached:
+        fastest = min(reached, key=reached.__getitem__)
+        verdict = "was" if fastest == rec.batch_size else f"was not (batch {fastest} was)"
+        lines.append(f"The recommended batch {rec.batch_size} {verdict} the fastest to the target.")
+    else:
+        lines.append("No run reached the target: train longer (train.epochs) to validate.")
+    return rows, lines
+
+
+def validate_recommendation(spec: Spec, rec: Recommendation, store_path: Path) -> Validation:
+    """Train the validation sweep into the store and compare with the prediction."""
+    vspec = validation_spec(spec, rec)
+    with Store(store_path) as store:
+        out = run_sweep(vspec, store, InlineExecutor())
+        analysis = analyze_experiment(store, vspec.name)
+    measured = {row["batch_size"]: row["wall_time"] for row in analysis.to_target_by_batch}
+    comparison, lines = compare(rec, measured)
+    return Validation(vspec.name, [run_row(r) for r in out.records], comparison, lines)
