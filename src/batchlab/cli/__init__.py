@@ -7,9 +7,15 @@ from __future__ import annotations
 
 import sys
 
-from batchlab.cli import probes, report, runs  # noqa: F401  (each registers its commands)
 from batchlab.cli.common import app, err_console
 from batchlab.errors import BatchlabError
+
+# the import order is the order of the commands in --help; each module registers its own
+# isort: off
+from batchlab.cli import runs  # noqa: F401, E402
+from batchlab.cli import report  # noqa: F401, E402
+from batchlab.cli import probes  # noqa: F401, E402
+# isort: on
 
 
 def main() -> None:

@@ -106,8 +106,8 @@ def demo(
     workers: WorkersOpt = DEMO_WORKERS,
     epochs: Annotated[int | None, typer.Option(min=1, help="Epochs per run.")] = None,
 ) -> None:
-    """The classic study on built-in digits: batch 16/32/64/128 x LR 0.1/0.01/0.001, with and
-    without step decay (24 runs, about 3 minutes on 2 cores), then its report."""
+    """The classic study on built-in digits: batch 16/32/64/128 x LR 0.1/0.01/0.001, with
+    and without step decay (24 runs, about 3 minutes on 2 cores), then its report."""
     from batchlab.cli.report import print_written, report_path
     from batchlab.report import write_report
 
