@@ -115,7 +115,7 @@ class TrainSpec(_Strict):
         4, description="noise scale: micro-batches the batch is split into (B_small = batch / this)"
     )
     noise_scale_every: PositiveInt = Field(
-        25, description="noise scale: measure every N steps (each costs about 1-2.5 extra steps)"
+        50, description="noise scale: measure every N steps (each costs about 1-3.5 extra steps)"
     )
 
     @field_validator("lr", mode="wrap")

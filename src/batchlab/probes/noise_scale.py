@@ -23,9 +23,10 @@ measurement (as ghost batch norm would).
 
 Cost: a measurement is k small forward/backward passes, 1.0-2.6x a normal step on CPU (near
 1x for conv nets at batch 128, most for tiny MLPs whose steps are all per-call overhead).
-A normal run therefore measures every ``train.noise_scale_every`` = 25 steps: measured CPU
-time +2-5 % for LeNet-5 on digits at batch 32-128, about +15 % for a 0.7 ms/step MLP (raise
-``noise_scale_every`` there, or use the probe, which measures every step).
+A normal run therefore measures every ``train.noise_scale_every`` = 50 steps: at 25 the
+overhead was +4 % for LeNet-5 on digits but +14 % for the tiny MNIST-1D CNN, at 50 it was
++0.4 % and +6 % (bench/probe_cost.py); use the probe, which measures every step, for a
+denser estimate.
 """
 
 from __future__ import annotations

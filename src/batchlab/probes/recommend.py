@@ -86,10 +86,23 @@ class Recommendation:
     probes: dict[str, Any] = field(default_factory=dict)  # each probe's to_dict()
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe (non-finite floats become None) for ``Store.add_probe(..., "recommend", ...)``."""
         d = asdict(self)
         d["batch_sizes"] = [p.batch_size for p in self.predictions]
         d["relative_time"] = [p.relative_time for p in self.predictions]
-        return d
+        return _json_safe(d)
+
+
+def _json_safe(v: Any) -> Any:
+    """``v`` with every non-finite float (an unmeasured throughput's infinite time, an open
+    confidence interval) replaced by None, so that strict JSON can hold it."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
 
 
 def explain(rec_b: Prediction, preds: Sequence[Prediction], b_noise: float,
@@ -110,7 +123,7 @@ def explain(rec_b: Prediction, preds: Sequence[Prediction], b_noise: float,
     others = ", ".join(f"batch {p.batch_size}: x{p.relative_time:.2f}" for p in ranked[1:4])
     when = f" ({rec_b.seconds:.1f} s)" if rec_b.seconds is not None else ""
     lines.append(f"Predicted time to target is least at batch {rec_b.batch_size}{when}; "
-                 f"relative to it: {others}.")
+                 + (f"relative to it: {others}." if others else "no other measured batch size fits."))
     lines.append(f"Learning rate {lr:.3g} ({lr_source}).")
     if warmup:
         lines.append(f"Warm up linearly over the first {warmup} steps: the LR is over "

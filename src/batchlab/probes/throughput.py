@@ -10,13 +10,15 @@ oneDNN/cuDNN primitive selection). Then ``windows`` timed windows, each at least
 synchronisation on a GPU; samples/s is the median over windows, which shrugs off the odd
 window that another process on a shared machine slowed down.
 
-Cost: about ``warmup + windows * window_seconds`` per batch size (~1.1 s with the defaults).
+Cost: about ``warmup + windows * window_seconds`` per batch size (~0.35 s with the defaults:
+3 windows of 0.1 s, cut from 5 of 0.2 s after bench/probe_cost.py measured the curve at 35-44
+epochs of the small built-in sets).
 Where one step outlasts a window (judged by the memory step), windows hold one step each and
 the step count is the whole cost, so the memory step is the only warm-up and
 ``LONG_STEP_WINDOWS`` (3) windows are timed: 4 steps instead of 8 at the large end, which
 dominates the cost. A default curve thus processes about 8 batches of the largest size
 (2048): under one epoch of an MNIST-sized set, while a tiny set (digits: 1437 examples) pays
-the ~9 s floor of ``windows * window_seconds`` per size. ``wall_time``, ``seconds`` say what
+the ~3 s floor of ``windows * window_seconds`` over the sizes. ``wall_time``, ``seconds`` say what
 it took.
 
 The knee (:func:`find_knee`) is the smallest batch size beyond which doubling buys less than
@@ -158,7 +160,7 @@ class _Point:
 
 
 def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
-                     warmup_steps: int = 3, windows: int = 5, window_seconds: float = 0.2,
+                     warmup_steps: int = 2, windows: int = 3, window_seconds: float = 0.1,
                      window_steps: int | None = None, knee_gain: float = 1.1,
                      model: nn.Module | None = None) -> ThroughputResult:
     """Measure samples/s and peak memory of ``config``'s training step at each batch size.

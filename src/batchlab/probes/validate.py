@@ -65,8 +65,11 @@ def compare(rec: Recommendation, measured: dict[int, float | None]) -> tuple[lis
         rel_m = m / base_m if (m is not None and base_m) else None
         rows.append({"batch_size": b, "predicted": rel_p, "measured": rel_m,
                      "measured_seconds": m})
-        if rel_m is None:
+        if m is None:
             lines.append(f"batch {b}: predicted x{rel_p:.2f}; did not reach the target.")
+        elif rel_m is None:  # it reached the target, the recommended batch did not: no ratio
+            lines.append(f"batch {b}: predicted x{rel_p:.2f} the recommended time; reached the "
+                         f"target ({m:.3g} s), the recommended batch did not.")
         else:
             lines.append(f"batch {b}: predicted x{rel_p:.2f} the recommended time, measured "
                          f"x{rel_m:.2f} ({m:.3g} s to target).")
