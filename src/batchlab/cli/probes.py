@@ -36,9 +36,18 @@ def int_list(text: str | None, option: str) -> list[int] | None:
     return values
 
 
-def measure(what: str, run: Callable[[], Any]) -> Any:
-    with console.status(f"{what} ..."):
-        return run()
+def measure(what: str, run: Callable[[], Any], config: RunConfig) -> Any:
+    """Run a probe under a spinner, with the spec's ``train.threads`` when it sets them."""
+    import torch
+
+    before = torch.get_num_threads()
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    try:
+        with console.status(f"{what} ..."):
+            return run()
+    finally:
+        torch.set_num_threads(before)
 
 
 def keep(store: Path, spec: Spec, kind: str, config: RunConfig, result: dict[str, Any],
@@ -67,7 +76,8 @@ def lr_find_cmd(
     spec = load_spec(spec_file, set_ or [])
     config = base_config(spec)
     sizes = int_list(batch_sizes, "--batch-sizes")
-    result = measure("LR range test", lambda: lr_find(config, batch_sizes=sizes, repeats=repeats))
+    result = measure("LR range test",
+                     lambda: lr_find(config, batch_sizes=sizes, repeats=repeats), config)
     table = Table(title="LR range test")
     for col in ("batch", "suggested lr", "min-max over seeds", "by strategy", "note"):
         table.add_column(col)
@@ -103,7 +113,7 @@ def max_batch_cmd(
     config = base_config(spec)
     limit = parse_size(memory_limit) if memory_limit else None
     r = measure("largest batch", lambda: max_batch(config, memory_limit=limit, margin=margin,
-                                                   max_batch=max_))
+                                                   max_batch=max_), config)
     table = Table(title=f"batch sizes tried ({r.device}, {r.method})")
     for col in ("batch", "peak memory", "fits", "why not"):
         table.add_column(col)
@@ -135,7 +145,7 @@ def throughput(
     spec = load_spec(spec_file, set_ or [])
     config = base_config(spec)
     sizes = int_list(batch_sizes, "--batch-sizes")
-    r = measure("throughput curve", lambda: throughput_curve(config, batch_sizes=sizes))
+    r = measure("throughput curve", lambda: throughput_curve(config, batch_sizes=sizes), config)
     table = Table(title=f"throughput ({r.device}, {r.threads} thread(s))")
     for col in ("batch", "samples/s", "peak memory"):
         table.add_column(col, justify="right")
@@ -165,7 +175,7 @@ def noise_scale_cmd(
     config = base_config(spec)
     if config.train.lr == "auto":
         config = resolve_auto_lr([RunSpec(config.run_id(), config)])[0].config
-    r = measure("gradient noise scale", lambda: measure_noise_scale(config, steps=steps))
+    r = measure("gradient noise scale", lambda: measure_noise_scale(config, steps=steps), config)
     console.print(f"B_simple = {fmt(r.b_simple, 4)} (95% CI {fmt(r.ci_low, 4)}-{fmt(r.ci_high, 4)}; "
                   f"EMA at the end {fmt(r.b_simple_ema, 4)}) at batch {r.batch_size}, "
                   f"{r.micro_batches} micro-batches, {steps} steps")
@@ -179,6 +189,7 @@ def recommend(
     spec_file: SpecArg,
     batch_sizes: Annotated[str | None, typer.Option(help="Candidates (default: powers of 2).")] = None,
     memory_limit: Annotated[str | None, typer.Option(help="e.g. 4GiB (default: the device).")] = None,
+    noise_steps: Annotated[int, typer.Option(min=10, help="Steps of the noise-scale probe.")] = 200,
     validate: Annotated[bool, typer.Option(help="Train around the choice and compare.")] = False,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
@@ -194,7 +205,8 @@ def recommend(
     limit = parse_size(memory_limit) if memory_limit else None
     sizes = int_list(batch_sizes, "--batch-sizes")
     rec = measure("probing (throughput, memory, noise scale, LR range test)",
-                  lambda: recommend_fn(config, batch_sizes=sizes, memory_limit=limit))
+                  lambda: recommend_fn(config, batch_sizes=sizes, memory_limit=limit,
+                                       noise_steps=noise_steps), config)
     console.print(f"[bold]recommended: batch {rec.batch_size}, lr {rec.lr:.3g}"
                   + (f", warm-up {rec.warmup_steps} steps" if rec.warmup_steps else "") + "[/]")
     for line in rec.explanation:

@@ -1,0 +1,197 @@
+"""recommend (pure parts): predicted time to target, the choice, warm-up, the sentences, the
+stored dict and the figure. Nothing here trains."""
+
+import json
+import math
+
+import pytest
+
+from batchlab.probes.common import ProbeError
+from batchlab.probes.recommend import (
+    WARMUP_FRACTION,
+    WARMUP_LR_RATIO,
+    Prediction,
+    Recommendation,
+    choose,
+    explain,
+    plot_recommendation,
+    predict_times,
+    warmup_steps,
+)
+
+# A hand-made curve. time(B) ~ (B + B_noise) / T(B) with B_noise = 16:
+#   B=8:  24/100 = 0.24     B=16: 32/180 = 0.1778     B=32: 48/300 = 0.16     B=64: 80/400 = 0.20
+# so the least is at B=32; relative to it 1.5, 1.111, 1, 1.25.
+SIZES = [8, 16, 32, 64]
+RATES = [100.0, 180.0, 300.0, 400.0]
+B_NOISE = 16.0
+RAW = [24 / 100, 32 / 180, 48 / 300, 80 / 400]
+
+
+def test_predict_times_matches_the_hand_worked_curve():
+    preds = predict_times(SIZES, RATES, B_NOISE)
+    assert [p.batch_size for p in preds] == SIZES
+    assert [p.samples_per_s for p in preds] == RATES
+    assert all(p.fits for p in preds)  # no memory limit given
+    assert [p.steps_factor for p in preds] == pytest.approx([3.0, 2.0, 1.5, 1.25])
+    assert [p.relative_time for p in preds] == pytest.approx([1.5, (32 / 180) / 0.16, 1.0, 1.25])
+    assert all(p.seconds is None for p in preds)  # no S_min: relative only
+    best = choose(preds)
+    assert best.batch_size == 32 and best.relative_time == 1.0
+    assert min(p.relative_time for p in preds) == 1.0
+
+
+def test_a_faster_batch_that_does_not_fit_is_never_chosen():
+    preds = predict_times(SIZES, RATES, B_NOISE, largest_fitting=16)
+    assert [p.fits for p in preds] == [True, True, False, False]
+    best = choose(preds)
+    assert best.batch_size == 16 and best.relative_time == 1.0
+    # relative to the best *fitting* batch: 32 is predicted faster but is not eligible
+    by_b = {p.batch_size: p for p in preds}
+    assert by_b[32].relative_time == pytest.approx(0.16 / (32 / 180)) and by_b[32].relative_time < 1
+    assert by_b[8].relative_time == pytest.approx(0.24 / (32 / 180))
+    # a limit between measured sizes: 32 fits, 64 does not
+    assert choose(predict_times(SIZES, RATES, B_NOISE, largest_fitting=40)).batch_size == 32
+
+
+def test_seconds_scale_with_s_min():
+    one = predict_times(SIZES, RATES, B_NOISE, s_min=1000)
+    two = predict_times(SIZES, RATES, B_NOISE, s_min=2000)
+    assert [p.seconds for p in one] == pytest.approx([1000 * r for r in RAW])
+    assert [p.seconds for p in two] == pytest.approx([2 * p.seconds for p in one])
+    # S_min scales every time alike: the relative times and the choice do not move
+    assert [p.relative_time for p in one] == [p.relative_time for p in two]
+    assert choose(one).batch_size == choose(two).batch_size == 32
+    assert choose(one).seconds == pytest.approx(160.0)
+
+
+def test_the_noise_scale_moves_the_choice():
+    # A tiny B_noise: steps barely fall with B, so the raw throughput decides less than the
+    # batch itself: (B + 0.5) / T(B) = 0.085, 0.0917, 0.1083, 0.16125 -> batch 8 wins.
+    assert choose(predict_times(SIZES, RATES, 0.5)).batch_size == 8
+    # A huge B_noise: time ~ B_noise / T(B), the fastest throughput wins.
+    assert choose(predict_times(SIZES, RATES, 1e6)).batch_size == 64
+
+
+@pytest.mark.parametrize("b_noise", [0.0, -3.0, math.nan, math.inf])
+def test_bad_noise_scale_is_a_probe_error(b_noise):
+    with pytest.raises(ProbeError, match="noise scale"):
+        predict_times(SIZES, RATES, b_noise)
+
+
+def test_nothing_fits_is_a_probe_error():
+    with pytest.raises(ProbeError, match="fits in memory"):
+        predict_times(SIZES, RATES, B_NOISE, largest_fitting=4)
+    with pytest.raises(ProbeError):  # measured, but no throughput at any fitting size
+        predict_times([8, 16], [0.0, 0.0], B_NOISE)
+
+
+def test_zero_throughput_is_infinitely_slow_but_does_not_break_the_others():
+    preds = predict_times([8, 16], [0.0, 100.0], B_NOISE)
+    assert math.isinf(preds[0].relative_time) and preds[1].relative_time == 1.0
+    assert choose(preds).batch_size == 16
+
+
+def test_choose_breaks_ties_towards_the_smaller_batch():
+    # (16 + 16) / 32 == (32 + 16) / 48 == 1.0 exactly
+    preds = predict_times([32, 16], [48.0, 32.0], 16.0)
+    assert preds[0].relative_time == preds[1].relative_time == 1.0
+    assert choose(preds).batch_size == 16
+    assert choose(list(reversed(preds))).batch_size == 16
+
+
+def test_choose_ignores_predictions_that_do_not_fit():
+    preds = [Prediction(8, 10, 2, 2.0, None, True), Prediction(16, 10, 2, 0.5, None, False),
+             Prediction(32, 10, 2, 1.0, None, True)]
+    assert choose(preds).batch_size == 32
+
+
+def test_warmup_steps_rule():
+    assert WARMUP_LR_RATIO == 4.0 and WARMUP_FRACTION == 0.05
+    assert warmup_steps(0.39, 0.1, 1000) == 0  # 3.9x: no warm-up
+    assert warmup_steps(0.1, 0.1, 1000) == 0
+    assert warmup_steps(0.01, 0.1, 1000) == 0  # a lower LR never needs one
+    assert warmup_steps(4.0, 1.0, 1000) == 50  # exactly 4x: warm up
+    assert warmup_steps(0.41, 0.1, 1000) == 50  # 5% of 1000
+    assert warmup_steps(1.0, 0.1, 300) == 15
+    assert warmup_steps(1.0, 0.1, 10) == 1  # 5% of 10 rounds to 0: at least one step
+    assert warmup_steps(1.0, 0.1, 1) == 1
+    assert warmup_steps(1.0, 0.0, 1000) == 0  # no usable reference LR: no advice
+    assert warmup_steps(1.0, -1.0, 1000) == 0
+
+
+def make_rec(preds=None, *, warmup=0, ci=(10.0, 25.0), largest=64, knee=32, batch=32,
+             lr=0.05, b_noise=B_NOISE):
+    preds = preds if preds is not None else predict_times(SIZES, RATES, b_noise, largest)
+    best = next(p for p in preds if p.batch_size == batch)
+    text = explain(best, preds, b_noise, ci, lr, f"LR range test at batch {batch}", warmup,
+                   largest, knee, 16)
+    return Recommendation(batch, lr, f"LR range test at batch {batch}", warmup, b_noise, ci,
+                          largest, knee, list(preds), text, {"throughput": {"knee": knee}})
+
+
+def test_explain_states_the_numbers():
+    preds = predict_times(SIZES, RATES, B_NOISE, largest_fitting=64, s_min=1000)
+    best = choose(preds)
+    lines = explain(best, preds, B_NOISE, (10.0, 25.0), 0.05, "LR range test at batch 32", 12,
+                    64, 32, 16)
+    text = "\n".join(lines)
+    assert "B_noise = 16 (95% CI 10-25)" in lines[0]
+    assert "from 100 samples/s at batch 8 to 400 at best" in lines[1]
+    assert "beyond batch 32 doubling gains < 10%" in lines[1]
+    assert "largest batch that fits in memory (with the safety margin) is 64" in text
+    assert "least at batch 32 (160.0 s)" in text
+    # the others, fastest first, with their relative times
+    assert "batch 16: x1.11, batch 64: x1.25, batch 8: x1.50" in text
+    assert "Learning rate 0.05 (LR range test at batch 32)." in text
+    assert "first 12 steps" in text and "your batch size 16" in text and "4x" in text
+
+
+def test_explain_leaves_out_what_it_does_not_know():
+    preds = predict_times(SIZES, RATES, B_NOISE)
+    lines = explain(choose(preds), preds, B_NOISE, (10.0, 25.0), 0.05, "src", 0, None, None, 16)
+    text = "\n".join(lines)
+    assert "fits in memory" not in text  # no memory limit measured
+    assert "doubling gains" not in text and lines[1].endswith("at best.")  # no knee
+    assert "Warm up" not in text  # no warm-up
+    assert "least at batch 32;" in text  # no S_min: no seconds
+
+
+def test_to_dict_is_json_safe():
+    rec = make_rec(warmup=3)
+    d = json.loads(json.dumps(rec.to_dict(), allow_nan=False))
+    assert d["batch_size"] == 32 and d["lr"] == 0.05 and d["warmup_steps"] == 3
+    assert d["batch_sizes"] == SIZES
+    assert d["relative_time"] == pytest.approx([p.relative_time for p in rec.predictions])
+    assert d["b_noise_ci"] == [10.0, 25.0]
+    assert [p["batch_size"] for p in d["predictions"]] == SIZES
+    assert d["explanation"] == rec.explanation and d["probes"] == {"throughput": {"knee": 32}}
+
+
+def test_to_dict_is_json_safe_with_non_finite_numbers():
+    # a batch size with no measured throughput (infinite time) and an undetermined CI
+    preds = predict_times([8, 16, 32], [0.0, 180.0, 300.0], B_NOISE, s_min=10)
+    rec = make_rec(preds, ci=(math.nan, math.inf), largest=None, knee=None)
+    d = json.loads(json.dumps(rec.to_dict(), allow_nan=False))
+    assert d["relative_time"][0] is None and d["predictions"][0]["seconds"] is None
+    assert d["relative_time"][2] == 1.0 and d["predictions"][2]["seconds"] == pytest.approx(1.6)
+    assert d["b_noise_ci"] == [None, None]
+
+
+def test_plot_recommendation_writes_a_png(tmp_path):
+    preds = predict_times(SIZES, RATES, B_NOISE, largest_fitting=32)
+    rec = make_rec(preds, largest=32)
+    out = plot_recommendation(rec, tmp_path / "rec.png")
+    assert out == tmp_path / "rec.png"
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    # seconds on the y axis when S_min is known
+    secs = make_rec(predict_times(SIZES, RATES, B_NOISE, s_min=100))
+    assert plot_recommendation(secs, str(tmp_path / "s.png")).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_explain_with_a_single_fitting_batch_size():
+    preds = predict_times([8, 16], [100.0, 180.0], B_NOISE, largest_fitting=8)
+    lines = explain(choose(preds), preds, B_NOISE, (10.0, 25.0), 0.05, "src", 0, 8, None, 8)
+    line = next(x for x in lines if x.startswith("Predicted time"))
+    assert line == "Predicted time to target is least at batch 8; no other measured batch size fits."

@@ -1,0 +1,146 @@
+"""validate: the neighbours trained, the validation sweep, the comparison, and one real
+(tiny) validation sweep into a store."""
+
+import math
+
+import pytest
+
+from batchlab.analysis import analyze_experiment
+from batchlab.plan import plan_runs
+from batchlab.probes.recommend import Prediction, Recommendation
+from batchlab.probes.validate import compare, neighbours, validate_recommendation, validation_spec
+from batchlab.spec import spec_from_dict
+from batchlab.store import Store
+from batchlab.train.scaling import scaled_lr
+
+SPEC = {
+    "name": "vt",
+    "data": {"name": "synthetic", "shape": [10], "classes": 3, "size": 300},
+    "model": {"name": "mlp", "hidden": [16]},
+    "train": {"epochs": 2, "lr": 0.1, "batch_size": 16, "threads": 1, "scale_lr": "sqrt",
+              "eval_every": 2},
+    "sweep": {"grid": {"train.lr": [0.1, 0.01]}, "repeats": 2},
+}
+
+
+def rec(batch=16, lr=0.05, warmup=0, fits=(8, 16, 32), sizes=(8, 16, 32, 64),
+        rel=(1.4, 1.0, 1.2, 1.6)):
+    """A hand-built recommendation over ``sizes`` with relative times ``rel``."""
+    preds = [Prediction(b, 100.0 * b, 1 + 10 / b, r, None, b in fits)
+             for b, r in zip(sizes, rel, strict=True)]
+    return Recommendation(batch, lr, "hand-made", warmup, 10.0, (5.0, 20.0), max(fits), None,
+                          preds, ["a sentence"])
+
+
+def test_neighbours_are_measured_fitting_halves_and_doubles():
+    assert neighbours(rec(16)) == [8, 16, 32]
+    assert neighbours(rec(32)) == [16, 32]  # 64 was measured but does not fit
+    assert neighbours(rec(8)) == [8, 16]  # 4 was never measured
+    assert neighbours(rec(32, fits=(8, 16, 32, 64))) == [16, 32, 64]
+    # only measured sizes: 16's neighbours 8 and 32 are missing from this curve
+    sparse = rec(16, fits=(4, 16, 64), sizes=(4, 16, 64), rel=(2.0, 1.0, 1.5))
+    assert neighbours(sparse) == [16]
+
+
+def test_validation_spec_sweeps_the_neighbours_at_square_root_scaled_lrs():
+    spec = spec_from_dict(SPEC)
+    v = validation_spec(spec, rec(16, lr=0.05))
+    assert v.name == "vt-validate"
+    assert v.sweep.grid == {} and v.sweep.repeats == 1  # the user's sweep is replaced
+    assert v.data == spec.data and v.model == spec.model
+    assert [p["train.batch_size"] for p in v.sweep.points] == [8, 16, 32]
+    # lr * sqrt(b / 16) to 3 significant digits: 0.0354, 0.05, 0.0707
+    assert [p["train.lr"] for p in v.sweep.points] == [0.0354, 0.05, 0.0707]
+    runs = plan_runs(v)
+    assert [(r.config.train.batch_size, r.config.train.lr) for r in runs] == [
+        (8, 0.0354), (16, 0.05), (32, 0.0707)]
+    for r in runs:  # the LR is used as given: no second scaling by the spec's rule
+        assert r.config.train.scale_lr == "none"
+        assert scaled_lr(r.config.train.lr, r.config.train.batch_size, r.config.train.scale_lr,
+                         r.config.train.base_batch_size) == r.config.train.lr
+        assert r.config.train.schedule.warmup == 0  # the recommendation has no warm-up
+        assert r.config.train.epochs == 2  # the spec's training length
+    assert spec.name == "vt" and len(spec.sweep.points) == 0  # the user's spec is untouched
+
+
+def test_validation_spec_carries_the_warmup():
+    v = validation_spec(spec_from_dict(SPEC), rec(32, lr=0.2, warmup=7))
+    runs = plan_runs(v)
+    assert [r.config.train.batch_size for r in runs] == [16, 32]
+    assert [r.config.train.lr for r in runs] == [float(f"{0.2 * math.sqrt(0.5):.3g}"), 0.2]
+    for r in runs:
+        assert r.config.train.schedule.warmup == 7
+        assert r.config.train.schedule.warmup_unit == "step"
+
+
+def test_compare_on_hand_made_numbers():
+    r = rec(16)  # predicted relative times 1.4, 1.0, 1.2 at 8, 16, 32
+    rows, lines = compare(r, {8: 3.0, 16: 2.0, 32: None})
+    assert [row["batch_size"] for row in rows] == [8, 16, 32]
+    assert [row["predicted"] for row in rows] == pytest.approx([1.4, 1.0, 1.2])
+    assert [row["measured"] for row in rows] == [1.5, 1.0, None]
+    assert [row["measured_seconds"] for row in rows] == [3.0, 2.0, None]
+    assert lines[0] == "batch 8: predicted x1.40 the recommended time, measured x1.50 (3 s to target)."
+    assert lines[1].startswith("batch 16: predicted x1.00") and "measured x1.00" in lines[1]
+    assert lines[2] == "batch 32: predicted x1.20; did not reach the target."
+    assert lines[-1] == "The recommended batch 16 was the fastest to the target."
+
+
+def test_compare_when_another_batch_is_faster():
+    rows, lines = compare(rec(16), {8: 1.0, 16: 2.0, 32: 4.0})
+    assert [row["measured"] for row in rows] == [0.5, 1.0, 2.0]
+    assert lines[-1] == "The recommended batch 16 was not (batch 8 was) the fastest to the target."
+
+
+def test_compare_when_the_recommended_batch_never_reached_the_target():
+    rows, lines = compare(rec(16), {8: None, 16: None, 32: 4.0})
+    # no ratio without the recommended batch's time, but batch 32 did reach the target
+    assert [row["measured"] for row in rows] == [None, None, None]
+    assert rows[2]["measured_seconds"] == 4.0
+    assert lines[0] == "batch 8: predicted x1.40; did not reach the target."
+    assert lines[1] == "batch 16: predicted x1.00; did not reach the target."
+    assert lines[2].startswith("batch 32: predicted x1.20") and "did not reach" not in lines[2]
+    assert "reached the target (4 s)" in lines[2] and "the recommended batch did not" in lines[2]
+    assert lines[-1] == "The recommended batch 16 was not (batch 32 was) the fastest to the target."
+
+
+def test_compare_when_nothing_reached_the_target():
+    rows, lines = compare(rec(16), {8: None, 16: None})
+    assert [row["measured"] for row in rows] == [None, None]
+    assert "No run reached the target" in lines[-1] and "train.epochs" in lines[-1]
+
+
+def test_validate_recommendation_trains_the_sweep_into_the_store(tmp_path):
+    spec = spec_from_dict(SPEC)
+    db = tmp_path / "v.db"
+    v = validate_recommendation(spec, rec(16, lr=0.05), db)
+    assert v.experiment == "vt-validate"
+    assert sorted(row["batch_size"] for row in v.rows) == [8, 16, 32]
+    assert {row["status"] for row in v.rows} == {"completed"}
+    with Store(db) as st:
+        assert [e.name for e in st.experiments()] == ["vt-validate"]
+        runs = st.runs("vt-validate")
+        assert len(runs) == 3 and {r.status for r in runs} == {"completed"}
+        assert sorted((r.config["train"]["batch_size"], r.config["train"]["lr"]) for r in runs) == [
+            (8, 0.0354), (16, 0.05), (32, 0.0707)]
+        assert all(st.metrics(r.id, ["val_acc"])["val_acc"].value.size for r in runs)
+    # one comparison row per neighbour, relative to the recommended batch, from the analysis
+    assert [c["batch_size"] for c in v.comparison] == [8, 16, 32]
+    with Store(db) as st:
+        to_target = {row["batch_size"]: row["wall_time"]
+                     for row in analyze_experiment(st, "vt-validate").to_target_by_batch}
+    assert {c["batch_size"]: c["measured_seconds"] for c in v.comparison} == to_target
+    for c in v.comparison:
+        if c["measured_seconds"] is not None and to_target[16] is not None:
+            assert c["measured"] == pytest.approx(c["measured_seconds"] / to_target[16])
+    assert [c["predicted"] for c in v.comparison] == pytest.approx([1.4, 1.0, 1.2])
+    base = next(c for c in v.comparison if c["batch_size"] == 16)
+    if base["measured_seconds"] is not None:  # the recommended batch reached the target
+        assert base["measured"] == 1.0
+    assert len(v.explanation) == 4  # one line per batch size and the verdict
+    assert "fastest to the target" in v.explanation[-1] or "No run reached" in v.explanation[-1]
+    # validating again trains nothing new: the runs are already in the store
+    again = validate_recommendation(spec, rec(16, lr=0.05), db)
+    with Store(db) as st:
+        assert len(st.runs("vt-validate")) == 3
+    assert [c["batch_size"] for c in again.comparison] == [8, 16, 32]

@@ -1,0 +1,245 @@
+"""The probe commands (lr-find, max-batch, throughput, noise-scale, recommend), run as a user
+runs them: exit codes, output, figures beside the store, probe rows in the store, the report.
+
+The commands run once, two at a time, in a module fixture (the probes into one store, each
+bad-input command into a store of its own); each test checks one command's result."""
+
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from batchlab.store import Store
+
+NAME = "cliprobe"
+SPEC = f"""
+name = "{NAME}"
+[data]
+name = "synthetic"
+shape = [10]
+classes = 3
+size = 300
+[model]
+name = "mlp"
+hidden = [16]
+[train]
+epochs = 2
+lr = 0.1
+batch_size = 16
+threads = 1
+"""
+PNG = b"\x89PNG\r\n\x1a\n"
+JOBS = 2  # commands at a time (a 2-core box)
+# One torch thread per process: the box is shared, and lr-find / noise-scale (which, unlike
+# throughput, do not apply train.threads) spend most of their time in thread hand-offs otherwise.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def command(*args):
+    return [sys.executable, "-m", "batchlab", *map(str, args)]
+
+
+def batchlab(*args):
+    return subprocess.run(command(*args), capture_output=True, text=True, timeout=300, env=ENV)
+
+
+def run_all(jobs):
+    """{key: argv} -> {key: CompletedProcess}, JOBS at a time (most of each is start-up)."""
+    with ThreadPoolExecutor(JOBS) as pool:
+        futures = {key: pool.submit(batchlab, *args) for key, args in jobs.items()}
+        return {key: f.result() for key, f in futures.items()}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Every probe command on one spec into one store, and every bad-input command into a store
+    of its own: (folder, store, {key: result}, {bad case: its store})."""
+    folder = tmp_path_factory.mktemp("probes")
+    spec = folder / "probe.toml"
+    spec.write_text(SPEC)
+    db = folder / "p.db"
+    Store(db).close()  # created once here: the probe commands below write to it side by side
+    jobs = {  # the longest first
+        "recommend": ("recommend", spec, "--batch-sizes", "8,16,32,64", "--validate", "--store", db),
+        "throughput": ("throughput", spec, "--batch-sizes", "8,16,32", "--store", db),
+        "lr-find": ("lr-find", spec, "--batch-sizes", "16,64", "--repeats", "2", "--store", db),
+        "max-batch": ("max-batch", spec, "--memory-limit", "2MiB", "--store", db),
+        "noise-scale": ("noise-scale", spec, "--steps", "30", "--store", db),
+    }
+    bad_dbs = {}
+    for case, (args, _) in BAD.items():
+        bad_dbs[case] = folder / f"bad-{len(bad_dbs)}.db"
+        jobs[case] = (*(a.format(spec=spec) for a in args), "--store", bad_dbs[case])
+    return folder, db, run_all(jobs), bad_dbs
+
+
+@pytest.fixture(scope="module")
+def probed(runs):
+    folder, db, out, _ = runs
+    return folder, db, out
+
+
+def ok(res):
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Traceback" not in res.stdout + res.stderr
+    return res.stdout
+
+
+def probe(db, kind):
+    with Store(db) as st:
+        (p,) = st.probes(NAME, kind)
+    assert p.experiment == NAME and p.kind == kind
+    assert p.config["model"]["hidden"] == [16]  # the spec's base config is what was probed
+    return p.result
+
+
+def test_lr_find(probed):
+    folder, db, out = probed
+    text = ok(out["lr-find"])
+    assert "LR range test" in text and "suggested lr" in text
+    rows = [line for line in text.splitlines() if re.match(r"^\W*(16|64)\W", line)]
+    assert len(rows) == 2
+    r = probe(db, "lr_range")
+    assert r["batch_sizes"] == [16, 64]
+    assert [len(b["repeats"]) for b in r["per_batch"]] == [2, 2]
+    assert all(b["suggested_lr"] > 0 for b in r["per_batch"])
+    m = re.search(r"best LR grows as B\^(-?\d+\.\d\d) \(linear rule: 1, square-root rule: 0\.5\)", text)
+    assert m, text
+    assert float(m.group(1)) == pytest.approx(r["alpha"], abs=0.006)
+    assert f"stored as a 'lr_range' probe of experiment '{NAME}'" in text
+    png = folder / f"{NAME}-lr_range.png"
+    assert png.read_bytes()[:8] == PNG and str(png) in text.replace("\n", "")
+
+
+def test_max_batch(probed):
+    folder, db, out = probed
+    text = ok(out["max-batch"])
+    r = probe(db, "max_batch")
+    assert r["memory_limit"] == 2 * 2**20 and r["margin"] == 0.1
+    assert r["trials"] and all(str(t["batch_size"]) in text for t in r["trials"])
+    assert "batch sizes tried" in text and "peak memory" in text
+    assert f"largest that fits: {r['largest']}" in text
+    assert f"recommended with a 10% margin: {r['recommended']}" in text
+    assert r["recommended"] <= r["largest"] <= r["n_train"]
+    fitting = [t for t in r["trials"] if t["fits"]]
+    assert max(t["batch_size"] for t in fitting) == r["largest"]
+    assert all(t["peak_bytes"] <= r["limit_bytes"] for t in fitting)
+    assert not (folder / f"{NAME}-max_batch.png").exists()  # no figure for this one
+
+
+def test_throughput(probed):
+    folder, db, out = probed
+    text = ok(out["throughput"])
+    r = probe(db, "throughput")
+    assert r["batch_sizes"] == [8, 16, 32]
+    assert len(r["samples_per_s"]) == len(r["peak_bytes"]) == 3
+    assert all(v > 0 for v in r["samples_per_s"])
+    assert r["threads"] == 1  # the spec's train.threads
+    assert "samples/s" in text and "knee:" in text
+    for b, v in zip(r["batch_sizes"], r["samples_per_s"], strict=True):
+        assert re.search(rf"\b{b}\s*│\s*{v:,.0f}\b", text), (b, v, text)
+    assert (folder / f"{NAME}-throughput.png").read_bytes()[:8] == PNG
+
+
+def test_noise_scale(probed):
+    _, db, out = probed
+    text = ok(out["noise-scale"])
+    r = probe(db, "noise_scale")
+    assert r["steps"] == list(range(1, 31)) and len(r["trace_loss"]) == 30
+    assert r["batch_size"] == 16 and r["micro_batches"] == 4
+    assert r["b_simple"] > 0 and r["ci_low"] <= r["b_simple"] <= r["ci_high"]
+    m = re.search(r"B_simple = (\S+) \(95% CI", text)
+    assert m and float(m.group(1)) == pytest.approx(r["b_simple"], rel=1e-3)
+    assert "at batch 16, 4 micro-batches, 30 steps" in text
+
+
+def test_recommend_and_validate(probed):
+    folder, db, out = probed
+    text = ok(out["recommend"])
+    r = probe(db, "recommend")
+    assert r["batch_sizes"] == [8, 16, 32, 64]
+    b = r["batch_size"]
+    assert b in r["batch_sizes"] and r["lr"] > 0
+    assert re.search(rf"recommended: batch {b}, lr {r['lr']:.3g}", text)
+    assert "Gradient noise scale B_noise" in text and "Predicted time to target" in text
+    assert set(r["probes"]) == {"throughput", "max_batch", "noise_scale", "lr_range"}
+    assert min(r["relative_time"]) == 1.0
+    assert r["relative_time"][r["batch_sizes"].index(b)] == 1.0
+    assert (folder / f"{NAME}-recommend.png").read_bytes()[:8] == PNG
+    # --validate: the sweep around the choice, its table and one line per batch size
+    assert f"validation sweep '{NAME}-validate'" in text
+    fitting = {p["batch_size"] for p in r["predictions"] if p["fits"]}
+    expected = sorted(x for x in (b // 2, b, 2 * b) if x in fitting)
+    for x in expected:
+        assert re.search(rf"batch {x}: predicted x\d+\.\d\d", text), (x, text)
+    assert "the fastest to the target" in text or "No run reached the target" in text
+    with Store(db) as st:
+        runs = st.runs(f"{NAME}-validate")
+        # the probes' own commands never train runs: the only experiment is the validation's
+        assert [e.name for e in st.experiments()] == [f"{NAME}-validate"]
+    assert sorted(run.config["train"]["batch_size"] for run in runs) == expected
+    assert {run.status for run in runs} == {"completed"}
+    rec_run = next(run for run in runs if run.config["train"]["batch_size"] == b)
+    assert rec_run.config["train"]["lr"] == float(f"{r['lr']:.3g}")
+    assert rec_run.config["train"]["scale_lr"] == "none"
+
+
+def test_report_shows_the_probes(probed):
+    folder, db, _ = probed
+    res = batchlab("report", NAME, "--store", db)
+    ok(res)
+    html = (folder / f"{NAME}-report.html").read_text()
+    assert "<h2>Probes</h2>" in html and 'id="probes"' in html
+    # one row of the probe table per stored probe, by kind
+    kinds = re.findall(r'<td class="l">([a-z_]+)</td>', html)
+    assert sorted(kinds) == ["lr_range", "max_batch", "noise_scale", "recommend", "throughput"]
+    figures = folder / f"{NAME}-report_files"
+    assert any(f.read_bytes()[:8] == PNG for f in figures.glob("*.png"))
+
+
+# ------------------------------------------------------------------------- bad input
+
+BAD = {
+    "batch sizes not numbers": (
+        ("lr-find", "{spec}", "--batch-sizes", "8,x"), "whole numbers separated by commas"),
+    "memory limit garbage": (
+        ("max-batch", "{spec}", "--memory-limit", "10 bytes-ish"), "cannot read the memory size"),
+    "memory limit below one sample": (
+        ("max-batch", "{spec}", "--memory-limit", "1KiB"), "not even batch size 1 fits"),
+    "batch larger than the data": (
+        ("lr-find", "{spec}", "--repeats", "1", "--set", "train.batch_size=512"),
+        "batch size 512 is larger than the 240 training examples"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_runs(runs):
+    """{case: (result, the store it was given)}."""
+    _, _, out, dbs = runs
+    return {case: (out[case], db) for case, db in dbs.items()}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_exits_2_with_one_paragraph(bad_runs, case):
+    res, db = bad_runs[case]
+    assert res.returncode == 2, res.stdout + res.stderr
+    err = res.stderr.strip()
+    assert err.startswith("error:") and "\n\n" not in err
+    assert BAD[case][1].lower() in " ".join(err.split()).lower()
+    assert "Traceback" not in res.stdout + res.stderr
+    assert not db.exists()  # nothing stored
+
+
+def test_memory_limit_below_one_sample_says_what_to_try(bad_runs):
+    res, _ = bad_runs["memory limit below one sample"]
+    err = " ".join(res.stderr.split())
+    assert "over the memory limit of 1.0 KiB" in err
+    assert "Try a smaller model" in err and "a larger memory limit" in err
+
+
+def test_garbage_memory_limit_lists_the_accepted_forms(bad_runs):
+    err = " ".join(bad_runs["memory limit garbage"][0].stderr.split())
+    assert "'10 bytes-ish'" in err and "e.g. 4GiB" in err
