@@ -6,10 +6,11 @@ trainer with an in-memory sink, reading the rows it emitted, medians and a plain
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -62,8 +63,17 @@ def machine_line() -> str:
     return (
         f"{time.strftime('%Y-%m-%d %H:%M')}  {platform.processor() or platform.machine()}  "
         f"python {platform.python_version()}  torch {torch.__version__}  "
-        f"torch threads (default) {torch.get_num_threads()}"
+        f"torch threads (default) {torch.get_num_threads()}\n{load_line()}"
     )
+
+
+def load_line() -> str:
+    """The 1-minute load average against the core count: other work on the machine skews timings."""
+    load = os.getloadavg()[0]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    warn = "  (busy machine: other processes compete for the cores, timings are noisy)" if (
+        load > cores * 0.75) else ""
+    return f"load average (1 min): {load:.2f} on {cores} cores{warn}"
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -87,3 +97,83 @@ def _fmt(value: Any) -> str:
             return f"{value:.4g}" if abs(value) < 100 else f"{value:,.0f}"
         return f"{value:.3e}"
     return str(value)
+
+
+# --------------------------------------------------------------------------- added for probe_cost.py and
+# executor_overhead.py: timing wrappers (nothing above depends on them)
+
+
+class Stopwatch:
+    """``with Stopwatch() as sw: ...`` then ``sw.wall`` (perf_counter) and ``sw.cpu`` (this thread's
+    CPU time, ``time.thread_time``: with one torch thread it is the work done, whatever else
+    competes for the cores)."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    def __enter__(self) -> Stopwatch:
+        self._wall0, self._cpu0 = time.perf_counter(), time.thread_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self._wall0
+        self.cpu = time.thread_time() - self._cpu0
+
+
+class CallTimer:
+    """Wraps ``owner.name`` (a module function or a class method) so every call is counted and
+    its wall time summed: ``with CallTimer(module, "fn") as t: ...`` then ``t.calls`` and
+    ``t.seconds`` (and ``t.tally``, the sum of ``tally(*args, **kwargs)`` when given).
+    ``clock``: ``time.perf_counter`` (wall, default) or e.g. ``time.thread_time``. The original
+    attribute is put back on exit. Only two clock reads are added per call, so it can stay on
+    while a probe runs.
+    """
+
+    def __init__(self, owner: Any, name: str, tally: Callable[..., float] | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.owner, self.name, self._tally, self._clock = owner, name, tally, clock
+        self.calls = 0
+        self.seconds = 0.0
+        self.tally = 0.0  # sum of tally(*args, **kwargs) over the calls (e.g. examples per step)
+
+    def __enter__(self) -> CallTimer:
+        original = self._original = self.owner.__dict__[self.name]
+        timer = self
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = timer._clock()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                timer.seconds += timer._clock() - start
+                timer.calls += 1
+                if timer._tally is not None:
+                    timer.tally += timer._tally(*args, **kwargs)
+
+        setattr(self.owner, self.name, wrapper)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        setattr(self.owner, self.name, self._original)
+
+
+class _TrainerThreadClock:
+    """Stands in for the ``time`` module inside batchlab.train.loop (it only calls perf_counter)."""
+
+    perf_counter = staticmethod(time.thread_time)
+
+
+class trainer_cpu_clock:  # noqa: N801 (used like a function: ``with trainer_cpu_clock(): ...``)
+    """While active, the trainer's own timings (``summary["train_time"]``, ``samples_per_s``)
+    use this thread's CPU clock instead of the wall clock: they then cover exactly the usual
+    region (training steps, evaluation excluded) without counting time other processes hold
+    the core. Meaningful with one torch thread in this thread only."""
+
+    def __enter__(self) -> None:
+        import batchlab.train.loop as loop
+
+        self._loop, self._saved = loop, loop.time
+        loop.time = _TrainerThreadClock  # type: ignore[assignment]
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.time = self._saved
