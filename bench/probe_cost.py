@@ -30,6 +30,7 @@ by wrapping the probe's own functions (``_common.CallTimer``) says what dominate
 from __future__ import annotations
 
 import argparse
+import inspect
 import statistics
 import sys
 import time
@@ -64,6 +65,12 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "cnn1d-mnist1d": ({"name": "cnn1d"}, {"name": "mnist1d", "size": 5000, "validation": "test"}),
 }
 QUICK_THROUGHPUT = {"warmup_steps": 1, "windows": 3, "window_seconds": 0.05}
+# the library's own defaults, read from its signature so the labels never go stale
+DEFAULT_THROUGHPUT = {
+    k: v.default for k, v in inspect.signature(throughput.throughput_curve).parameters.items()
+    if k in ("warmup_steps", "windows", "window_seconds")}
+DEFAULT_LABEL = "sizes 8..2048, {warmup_steps} warm-up, {windows} x {window_seconds} s".format(
+    **DEFAULT_THROUGHPUT)
 NOISE_PROBE_STEPS = 200
 TARGET_LR_FIND = 1.0  # epochs
 TARGET_THROUGHPUT = 1.0  # epochs
@@ -140,7 +147,8 @@ def run_throughput(config: RunConfig, settings: dict[str, Any]) -> tuple[Stopwat
         "other": sw.wall - load.seconds - per_size.seconds,
         "steps": mem_steps.calls + steps.calls, "examples": mem_steps.tally + steps.tally,
         "largest": largest, "largest_s": result.seconds[-1], "notes": result.notes,
-        "window_floor": windows.calls * settings.get("window_seconds", 0.2),
+        "window_floor": windows.calls * settings.get("window_seconds",
+                                                     DEFAULT_THROUGHPUT["window_seconds"]),
     }
 
 
@@ -246,7 +254,7 @@ def run_case(name: str, args: argparse.Namespace) -> None:
         "lr-find, 3 repeats (default)": (lambda: run_lr_find(base, 3), TARGET_LR_FIND,
                                          "100 steps x 3 seeds"),
         "throughput, default": (lambda: run_throughput(base, {}), TARGET_THROUGHPUT,
-                                "sizes 8..2048, 3 warm-up, 5 x 0.2 s"),
+                                DEFAULT_LABEL),
         "throughput, quick": (lambda: run_throughput(base, QUICK_THROUGHPUT), TARGET_THROUGHPUT,
                               "sizes 8..2048, 1 warm-up, 3 x 0.05 s"),
         f"noise-scale probe, {NOISE_PROBE_STEPS} steps": (lambda: run_noise_probe(base), None,
