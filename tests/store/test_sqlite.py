@@ -125,3 +125,32 @@ def test_version_1_store_is_migrated(tmp_path):
         assert len(st.probes()) == 1
     meta = dict(sqlite3.connect(path).execute("SELECT key, value FROM meta"))
     assert meta["schema_version"] == str(SCHEMA_VERSION)
+
+
+RACE = """
+import sys, time
+from batchlab.store import Store
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+Store(sys.argv[1]).close()
+"""
+
+
+def test_two_processes_creating_one_store_at_once_both_open_it(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "race.py"
+    script.write_text(RACE)
+    for i in range(4):
+        path = tmp_path / f"race{i}.db"
+        start = str(time.time() + 1.5)
+        procs = [subprocess.Popen([sys.executable, str(script), str(path), start],
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        errors = [p.communicate(timeout=60)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], errors
+        with Store(path) as st:
+            assert st.experiments() == []
+        assert not list(tmp_path.glob(f".race{i}.db.*"))  # no temporary file left behind

@@ -12,6 +12,7 @@ Only the driver process writes; the trainer never sees this module.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -140,18 +141,22 @@ class Store:
             raise StoreError(
                 f"store '{self.path}' does not exist; run a sweep first or pass --store PATH."
             )
-        if exists:
-            self._check_header()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not exists:
+            self._create_file()
+        self._check_header()
         self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         try:
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            # stores are created in WAL mode; switching modes needs an exclusive lock that a
+            # concurrent sweep may hold, so only an old non-WAL file is switched
+            if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
-            if exists:
-                self._check_schema()
-            else:
-                self._create()
+            self._check_schema()
+        except sqlite3.OperationalError as err:  # locked or unreadable, not foreign
+            self.conn.close()
+            raise StoreError(f"store '{self.path}' could not be opened: {err}. Another process "
+                             "may hold it locked; retry, or pass another --store.") from None
         except sqlite3.DatabaseError as err:
             self.conn.close()
             raise StoreError(self._not_ours(f"SQLite says: {err}")) from None
@@ -194,16 +199,35 @@ class Store:
             self.conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
                               (str(SCHEMA_VERSION),))
 
-    def _create(self) -> None:
-        with self.conn:
-            self.conn.execute("BEGIN")
+    def _create_file(self) -> None:
+        """Build the schema in a private file, then link it into place: a store appears
+        complete or not at all, so two sweeps starting at once on a new path never see a
+        half-made file (the loser of the race simply opens the winner's store)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("BEGIN")
             for statement in SCHEMA.strip().split(";"):
                 if statement.strip():
-                    self.conn.execute(statement)
-            self.conn.executemany(
+                    conn.execute(statement)
+            conn.executemany(
                 "INSERT INTO meta(key, value) VALUES (?, ?)",
                 [("app", APP), ("schema_version", str(SCHEMA_VERSION)), ("created", str(time.time()))],
             )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()  # the last connection folds the WAL back into the file
+        try:
+            if self.path.exists() and self.path.stat().st_size == 0:
+                os.replace(tmp, self.path)  # an empty placeholder file: take its place
+            else:
+                os.link(tmp, self.path)  # fails if another process created it meanwhile
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
         self.conn.close()
