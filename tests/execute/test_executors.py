@@ -124,13 +124,17 @@ def statuses(db):
         return {}
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [1, 2, "ray"])
 def test_interrupted_sweep_resumes_and_completes_each_run_once(tmp_path, workers):
     spec_file = tmp_path / "resume.toml"
     spec_file.write_text(SPEC_TOML)
     db = tmp_path / "s.db"
-    cmd = [sys.executable, "-m", "batchlab", "sweep", str(spec_file), "--store", str(db),
-           "--workers", str(workers)]
+    cmd = [sys.executable, "-m", "batchlab", "sweep", str(spec_file), "--store", str(db)]
+    if workers == "ray":
+        pytest.importorskip("ray")
+        cmd += ["--executor", "ray"]
+    else:
+        cmd += ["--workers", str(workers)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
