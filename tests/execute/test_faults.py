@@ -129,26 +129,34 @@ def _cmdline(pid):
         return ""
 
 
-def test_killed_worker_is_replaced_and_its_run_retried(tmp_path, spec_file, reference):
-    db = tmp_path / "s.db"
-    proc = subprocess.Popen(sweep_cmd(spec_file, db, 2), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+def sweep_killing(cmd, db, reference, ready, victims):
+    """Run a sweep, SIGKILL ``victims()`` once ``ready()``; it must still finish every run
+    exactly once with the uninterrupted numbers, and retry what was killed."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        # both workers are mid-run (each run has stored rows): kill them both
-        assert wait_for(lambda: sum(r.status == "running" and r.progress_step > 0
-                                    for r in run_status(db).values()) == 2, 60)
-        workers = [k for k in children(proc.pid) if "spawn_main" in _cmdline(k)
-                   and "resource_tracker" not in _cmdline(k)]
-        assert len(workers) == 2
-        for pid in workers:
+        assert wait_for(ready, 120)
+        pids = victims(proc.pid)
+        assert pids, "nothing to kill"
+        for pid in pids:
             os.kill(pid, signal.SIGKILL)
-        out, err = proc.communicate(timeout=300)
+        _, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
     runs = assert_all_done_once_and_exact(db, reference)
-    assert sum(r.attempts for r in runs) >= 5  # one run was retried
+    assert sum(r.attempts for r in runs) >= 5  # a killed run was retried
+
+
+def test_killed_worker_is_replaced_and_its_run_retried(tmp_path, spec_file, reference):
+    db = tmp_path / "s.db"
+    # both workers are mid-run (each run has stored rows): kill them both
+    sweep_killing(
+        sweep_cmd(spec_file, db, 2), db, reference,
+        ready=lambda: sum(r.status == "running" and r.progress_step > 0
+                          for r in run_status(db).values()) == 2,
+        victims=lambda driver: [k for k in children(driver) if "spawn_main" in _cmdline(k)
+                                and "resource_tracker" not in _cmdline(k)])
 
 
 def test_two_concurrent_sweeps_share_the_work(tmp_path, spec_file, reference):
@@ -166,18 +174,8 @@ def test_two_concurrent_sweeps_share_the_work(tmp_path, spec_file, reference):
 def test_ray_sweep_survives_a_killed_worker(tmp_path, spec_file, reference):
     pytest.importorskip("ray")
     db = tmp_path / "s.db"
-    cmd = sweep_cmd(spec_file, db, 1) + ["--executor", "ray"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert wait_for(lambda: any(r.progress_step > 0 for r in run_status(db).values()), 120)
-        tasks = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
-                 if _cmdline(int(p.parent.name)).startswith("ray::_ray_train")]
-        assert tasks, "no Ray task process found"
-        os.kill(tasks[0], signal.SIGKILL)
-        out, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
-    runs = assert_all_done_once_and_exact(db, reference)
-    assert sum(r.attempts for r in runs) >= 5  # Ray retried the killed run
+    sweep_killing(
+        sweep_cmd(spec_file, db, 1) + ["--executor", "ray"], db, reference,
+        ready=lambda: any(r.progress_step > 0 for r in run_status(db).values()),
+        victims=lambda driver: [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
+                                if _cmdline(int(p.parent.name)).startswith("ray::_ray_train")][:1])
