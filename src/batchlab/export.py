@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from batchlab.analysis import analyze_experiment
+from batchlab.jsonsafe import json_safe
 from batchlab.results import experiment_rows
 from batchlab.store import Store
 
 FORMATS = ("csv", "json", "tensorboard")
 METRIC_COLUMNS = ("run_id", "name", "step", "value", "epoch", "examples", "wall_time")
-
-
-def _finite(value: Any) -> Any:
-    """Strict JSON has no NaN/inf: they become null (the CSV keeps them as text)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def rows_with_diagnosis(store: Store, experiment: str) -> tuple[list[dict[str, Any]], dict]:
@@ -57,7 +46,7 @@ def export_experiment(store: Store, experiment: str, fmt: str, output: Path | No
             {"run_id": rid, "name": name, "step": s.step.tolist(), "value": s.value.tolist(),
              "epoch": s.epoch.tolist(), "examples": s.examples.tolist(),
              "wall_time": s.wall_time.tolist()} for rid, name, s in metrics]}
-        out.write_text(json.dumps(_finite(doc), indent=1, default=str, allow_nan=False))
+        out.write_text(json.dumps(json_safe(doc), indent=1, default=str, allow_nan=False))
         return out
     out = output or Path(f"{experiment}-export")
     out.mkdir(parents=True, exist_ok=True)

@@ -31,14 +31,6 @@ def config(**train) -> RunConfig:
     return RunConfig(data=s.data, model=s.model, train=s.train)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_ramp_is_exponential_from_start_to_end():
     ramp = lr_ramp(1e-6, 1.0, 7)
     assert ramp[0] == pytest.approx(1e-6) and ramp[-1] == pytest.approx(1.0)

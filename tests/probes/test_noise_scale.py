@@ -32,14 +32,6 @@ DELTA[0] = 1.0
 TRUE_B = ((DIM + 1) * 1.0 + DIM * SIGMA**2) / 1.0  # = 17
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def half_mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * (out.squeeze(1) - y).pow(2).mean()
 

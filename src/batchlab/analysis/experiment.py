@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, is_dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
-
-import numpy as np
 
 from batchlab.analysis import series as S
 from batchlab.analysis.conclusions import write_conclusions
@@ -33,6 +31,7 @@ from batchlab.analysis.scaling import (
     fit_power_law,
 )
 from batchlab.analysis.targets import TargetHit, default_target, first_hit
+from batchlab.jsonsafe import json_safe
 from batchlab.store import RunRecord, Series, Store
 
 #: Every metric the analysis may read (val_acc for targets and groups is among them); per-step
@@ -73,23 +72,7 @@ class ExperimentAnalysis:
 
     def to_dict(self) -> dict:
         """A JSON-safe dict: dataclasses become dicts, numpy scalars Python numbers, NaN/inf None."""
-        return _json_safe(self)
-
-
-def _json_safe(obj: Any) -> Any:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _json_safe(getattr(obj, f.name)) for f in fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | np.ndarray):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, bool | np.bool_):
-        return bool(obj)
-    if isinstance(obj, int | np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
+        return json_safe(self)
 
 
 def _target(facts: Sequence[Any], given: float | None) -> float | None:

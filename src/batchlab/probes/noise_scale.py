@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from batchlab.data import Dataset
+from batchlab.jsonsafe import json_safe
 from batchlab.probes.common import (
     LossFn,
     ProbeError,
@@ -231,12 +232,7 @@ class NoiseScaleResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe (non-finite floats become None) for ``Store.add_probe(..., "noise_scale", ...)``."""
-        def clean(v: Any) -> Any:
-            if isinstance(v, float):
-                return v if math.isfinite(v) else None
-            return [clean(x) for x in v] if isinstance(v, list) else v
-
-        return {k: clean(v) for k, v in self.__dict__.items()}
+        return json_safe(self)
 
 
 def measure_noise_scale(

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batchlab.jsonsafe import json_safe
 from batchlab.probes.common import ProbeError
 from batchlab.spec import RunConfig
 from batchlab.train.scaling import scaled_lr
@@ -90,19 +91,7 @@ class Recommendation:
         d = asdict(self)
         d["batch_sizes"] = [p.batch_size for p in self.predictions]
         d["relative_time"] = [p.relative_time for p in self.predictions]
-        return _json_safe(d)
-
-
-def _json_safe(v: Any) -> Any:
-    """``v`` with every non-finite float (an unmeasured throughput's infinite time, an open
-    confidence interval) replaced by None, so that strict JSON can hold it."""
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    return v
+        return json_safe(d)  # an unmeasured throughput's infinite time becomes None
 
 
 def explain(rec_b: Prediction, preds: Sequence[Prediction], b_noise: float,
