@@ -265,3 +265,11 @@ def test_multistep_needs_milestones():
 def test_cosine_min_lr_above_lr():
     with pytest.raises(SpecError, match=r"train\.schedule\.min_lr"):
         schedule_fn(ScheduleSpec(name="cosine", min_lr=0.5), BASE_LR, 100, 10)
+
+
+def test_run_length_prefers_steps_then_epochs():
+    from batchlab.train.schedules import run_length
+
+    assert run_length(50, None, 7) == 50
+    assert run_length(None, 3, 7) == 21
+    assert run_length(None, None, 7) == 7

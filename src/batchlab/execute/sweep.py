@@ -28,7 +28,7 @@ from batchlab.spec import RunConfig, Spec
 from batchlab.store import RunRecord, Store
 from batchlab.store.claims import STALE_AFTER_S, Heartbeat, claim, new_owner, release
 from batchlab.train.scaling import scaled_lr
-from batchlab.train.schedules import schedule_fn, steps_per_epoch
+from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> None:
             raise SpecError("train.device = 'cuda' but this machine has no CUDA device; "
                             "use device = 'auto' (CUDA when present) or 'cpu'.")
         spe = steps_per_epoch(len(data.train_y), t.batch_size)
-        total = t.steps if t.steps is not None else (t.epochs or 1) * spe
+        total = run_length(t.steps, t.epochs, spe)
         schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size),
                     total, spe)
 

@@ -55,7 +55,7 @@ from batchlab.probes.common import (
 from batchlab.spec import RunConfig
 from batchlab.train.optim import set_lr
 from batchlab.train.scaling import scaled_lr
-from batchlab.train.schedules import schedule_fn, steps_per_epoch
+from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 
 # --------------------------------------------------------------------------- pure estimator
 
@@ -263,7 +263,7 @@ def measure_noise_scale(
         n = len(setup.train_y)
         check_batch_fits(n, t.batch_size)
         spe = steps_per_epoch(n, t.batch_size)
-        total = t.steps if t.steps is not None else (t.epochs or 1) * spe
+        total = run_length(t.steps, t.epochs, spe)
         lr_at = schedule_fn(t.schedule, base_lr, total, spe)
         net, optimizer = setup.model, setup.make_optimizer(base_lr)
         order = torch.Generator().manual_seed(setup.seed)

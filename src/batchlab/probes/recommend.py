@@ -25,6 +25,7 @@ from batchlab.jsonsafe import json_safe
 from batchlab.probes.common import ProbeError
 from batchlab.spec import RunConfig
 from batchlab.train.scaling import scaled_lr
+from batchlab.train.schedules import run_length, steps_per_epoch
 
 WARMUP_LR_RATIO = 4.0  # LR this many times the one at the user's batch size: warm up first
 WARMUP_FRACTION = 0.05  # of the run's steps (Goyal et al. warm up for 5 of 90 epochs)
@@ -153,8 +154,7 @@ def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
         lr = scaled_lr(t.numeric_lr(), best.batch_size, "sqrt", t.batch_size)
         source = f"square-root rule from your LR {t.numeric_lr():g} at batch {t.batch_size}"
     reference = at.get(t.batch_size) or t.numeric_lr()
-    n = len(tp.batch_sizes) and mb.n_train
-    total = t.steps or (t.epochs or 1) * math.ceil(n / best.batch_size)
+    total = run_length(t.steps, t.epochs, steps_per_epoch(mb.n_train, best.batch_size))
     warm = warmup_steps(lr, reference, total)
     ci = (ns.ci_low, ns.ci_high)
     text = explain(best, preds, ns.b_simple, ci, lr, source, warm, largest, tp.knee, t.batch_size)

@@ -36,7 +36,7 @@ from batchlab.train.checkpoint import load_checkpoint, remove_checkpoint, save_c
 from batchlab.train.optim import build_optimizer, set_lr
 from batchlab.train.recorder import Recorder
 from batchlab.train.scaling import scaled_lr
-from batchlab.train.schedules import schedule_fn, steps_per_epoch
+from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 
 if TYPE_CHECKING:
     from batchlab.probes.noise_scale import NoiseMeter
@@ -135,7 +135,7 @@ def train_run(
         optimizer = build_optimizer(t, model.parameters(), base_lr)
         n_train, batch = len(data.train_y), t.batch_size
         spe = steps_per_epoch(n_train, batch)
-        total = t.steps if t.steps is not None else (t.epochs or 1) * spe
+        total = run_length(t.steps, t.epochs, spe)
         lr_at = schedule_fn(t.schedule, base_lr, total, spe)
         eval_every = t.eval_every or spe
         order = torch.Generator().manual_seed(t.seed)  # batch order and augmentation

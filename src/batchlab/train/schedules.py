@@ -34,6 +34,12 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
     return -(-n_train // batch_size)
 
 
+def run_length(steps: int | None, epochs: int | None, steps_per_epoch: int) -> int:
+    """Optimizer steps of a whole run: ``steps`` when given, else ``epochs`` (one when unset)
+    times ``steps_per_epoch``. The one place the trainer, the preflight and the probes agree."""
+    return steps if steps is not None else (epochs or 1) * steps_per_epoch
+
+
 def _steps_per_unit(unit: str, steps_per_epoch: int) -> int:
     """How many optimizer steps one ``unit`` ("epoch" or "step") lasts.
 
