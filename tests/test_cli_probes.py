@@ -106,6 +106,10 @@ def test_lr_find(probed):
     assert r["batch_sizes"] == [16, 64]
     assert [len(b["repeats"]) for b in r["per_batch"]] == [2, 2]
     assert all(b["suggested_lr"] > 0 for b in r["per_batch"])
+    # the default strategy confirms 5 candidates by trial runs; the cost is printed in epochs
+    assert r["strategy"] == "trial" and [len(b["trials"]) for b in r["per_batch"]] == [5, 5]
+    m = re.search(r"cost: (\d+\.\d) epochs of training in all", text)
+    assert m and float(m.group(1)) == pytest.approx(r["cost_epochs"], abs=0.05) and r["cost_epochs"] > 0
     m = re.search(r"best LR grows as B\^(-?\d+\.\d\d) \(linear rule: 1, square-root rule: 0\.5\)", text)
     assert m, text
     assert float(m.group(1)) == pytest.approx(r["alpha"], abs=0.006)

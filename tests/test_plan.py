@@ -60,3 +60,9 @@ def test_steps_based_runs_can_be_swept():
     spec = spec_from_dict({"train": {"steps": 50}, "sweep": {"grid": {"train.batch_size": [16, 32]}}})
     runs = plan_runs(spec)
     assert [(r.config.train.epochs, r.config.train.steps) for r in runs] == [(None, 50), (None, 50)]
+
+
+def test_a_seed_in_the_grid_is_honoured_and_repeats_count_from_it():
+    spec = spec_from_dict({"train": {"seed": 7},
+                           "sweep": {"grid": {"train.seed": [0, 10]}, "repeats": 2}})
+    assert [r.config.train.seed for r in plan_runs(spec)] == [0, 1, 10, 11]

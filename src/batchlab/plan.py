@@ -72,7 +72,8 @@ def plan_runs(spec: Spec) -> list[RunSpec]:
                         "(for example \"train.batch_size\")."
                     )
                 raw = set_path(raw, path, value)
-            raw = set_path(raw, "train.seed", spec.train.seed + repeat)
+            # a seed swept in the grid or given by a point is the first of its repeats
+            raw = set_path(raw, "train.seed", point.get("train.seed", spec.train.seed) + repeat)
             resolved = spec_from_dict(raw, source=f"sweep point {point}")
             config = RunConfig(data=resolved.data, model=resolved.model, train=resolved.train)
             run_id = config.run_id()

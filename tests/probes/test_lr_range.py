@@ -89,7 +89,11 @@ def test_lr_find_over_two_batch_sizes_fits_alpha_and_stores(tmp_path):
     for b in result.per_batch:
         assert b.lr is not None and b.lr_min <= b.lr <= b.lr_max
         assert len(b.tests) == 2 and [t.seed for t in b.tests] == [0, 1]
-        assert set(b.by_strategy) == {"valley", "steepest", "minimum_div_10"}
+        assert set(b.by_strategy) == {"trial", "valley", "steepest", "minimum_div_10"}
+        assert b.by_strategy["trial"] == b.lr and len(b.trials) == 5
+        # two range tests of 40 steps at most, plus five trials of at most 30 steps each
+        assert 0 < b.cost_steps <= 2 * 40 + 5 * 30
+        assert b.cost_epochs == pytest.approx(b.cost_steps * b.batch_size / 320)
     d = result.to_dict()
     json.dumps(d, allow_nan=False)
     assert {"lrs", "losses", "suggested_lr", "batch_sizes", "suggestions", "alpha"} <= set(d)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from batchlab.probes.suggest import (
-    DEFAULT_STRATEGY,
+    DEFAULT_CURVE_STRATEGY,
     STRATEGIES,
     clean_curve,
     despike,
@@ -73,7 +73,7 @@ def test_spikes_do_not_fool_the_default_or_the_filtered_steepest():
 
 
 def test_the_default_strategy_is_valley():
-    assert DEFAULT_STRATEGY == "valley"
+    assert DEFAULT_CURVE_STRATEGY == "valley"
 
 
 def test_a_nan_tail_is_cut_and_the_rest_used():

@@ -8,7 +8,13 @@ import pytest
 from batchlab.analysis import analyze_experiment
 from batchlab.plan import plan_runs
 from batchlab.probes.recommend import Prediction, Recommendation
-from batchlab.probes.validate import compare, neighbours, validate_recommendation, validation_spec
+from batchlab.probes.validate import (
+    against_base,
+    compare,
+    neighbours,
+    validate_recommendation,
+    validation_spec,
+)
 from batchlab.spec import spec_from_dict
 from batchlab.store import Store
 from batchlab.train.scaling import scaled_lr
@@ -48,13 +54,15 @@ def test_validation_spec_sweeps_the_neighbours_at_square_root_scaled_lrs():
     assert v.name == "vt-validate"
     assert v.sweep.grid == {} and v.sweep.repeats == 1  # the user's sweep is replaced
     assert v.data == spec.data and v.model == spec.model
-    assert [p["train.batch_size"] for p in v.sweep.points] == [8, 16, 32]
+    assert v.sweep.points[0] == {}  # the user's base configuration, as written
+    assert [p["train.batch_size"] for p in v.sweep.points[1:]] == [8, 16, 32]
     # lr * sqrt(b / 16) to 3 significant digits: 0.0354, 0.05, 0.0707
-    assert [p["train.lr"] for p in v.sweep.points] == [0.0354, 0.05, 0.0707]
+    assert [p["train.lr"] for p in v.sweep.points[1:]] == [0.0354, 0.05, 0.0707]
     runs = plan_runs(v)
     assert [(r.config.train.batch_size, r.config.train.lr) for r in runs] == [
-        (8, 0.0354), (16, 0.05), (32, 0.0707)]
-    for r in runs:  # the LR is used as given: no second scaling by the spec's rule
+        (16, 0.1), (8, 0.0354), (16, 0.05), (32, 0.0707)]
+    assert runs[0].config.train.scale_lr == "sqrt"  # the base keeps its own settings
+    for r in runs[1:]:  # the LR is used as given: no second scaling by the spec's rule
         assert r.config.train.scale_lr == "none"
         assert scaled_lr(r.config.train.lr, r.config.train.batch_size, r.config.train.scale_lr,
                          r.config.train.base_batch_size) == r.config.train.lr
@@ -65,7 +73,7 @@ def test_validation_spec_sweeps_the_neighbours_at_square_root_scaled_lrs():
 
 def test_validation_spec_carries_the_warmup():
     v = validation_spec(spec_from_dict(SPEC), rec(32, lr=0.2, warmup=7))
-    runs = plan_runs(v)
+    runs = plan_runs(v)[1:]
     assert [r.config.train.batch_size for r in runs] == [16, 32]
     assert [r.config.train.lr for r in runs] == [float(f"{0.2 * math.sqrt(0.5):.3g}"), 0.2]
     for r in runs:
@@ -115,32 +123,55 @@ def test_validate_recommendation_trains_the_sweep_into_the_store(tmp_path):
     db = tmp_path / "v.db"
     v = validate_recommendation(spec, rec(16, lr=0.05), db)
     assert v.experiment == "vt-validate"
-    assert sorted(row["batch_size"] for row in v.rows) == [8, 16, 32]
+    assert sorted(row["batch_size"] for row in v.rows) == [8, 16, 16, 32]
     assert {row["status"] for row in v.rows} == {"completed"}
     with Store(db) as st:
         assert [e.name for e in st.experiments()] == ["vt-validate"]
         runs = st.runs("vt-validate")
-        assert len(runs) == 3 and {r.status for r in runs} == {"completed"}
+        assert len(runs) == 4 and {r.status for r in runs} == {"completed"}
         assert sorted((r.config["train"]["batch_size"], r.config["train"]["lr"]) for r in runs) == [
-            (8, 0.0354), (16, 0.05), (32, 0.0707)]
+            (8, 0.0354), (16, 0.05), (16, 0.1), (32, 0.0707)]
         assert all(st.metrics(r.id, ["val_acc"])["val_acc"].value.size for r in runs)
     # one comparison row per neighbour, relative to the recommended batch, from the analysis
     assert [c["batch_size"] for c in v.comparison] == [8, 16, 32]
     with Store(db) as st:
-        to_target = {row["batch_size"]: row["wall_time"]
-                     for row in analyze_experiment(st, "vt-validate").to_target_by_batch}
-    assert {c["batch_size"]: c["measured_seconds"] for c in v.comparison} == to_target
+        to_target = {(a.config["train"]["batch_size"], a.config["train"]["lr"]): a.hit.wall_time
+                     if a.hit else None for a in analyze_experiment(st, "vt-validate").runs}
+    assert {c["batch_size"]: c["measured_seconds"] for c in v.comparison} == {
+        8: to_target[(8, 0.0354)], 16: to_target[(16, 0.05)], 32: to_target[(32, 0.0707)]}
     for c in v.comparison:
-        if c["measured_seconds"] is not None and to_target[16] is not None:
-            assert c["measured"] == pytest.approx(c["measured_seconds"] / to_target[16])
+        if c["measured_seconds"] is not None and to_target[(16, 0.05)] is not None:
+            assert c["measured"] == pytest.approx(c["measured_seconds"] / to_target[(16, 0.05)])
     assert [c["predicted"] for c in v.comparison] == pytest.approx([1.4, 1.0, 1.2])
     base = next(c for c in v.comparison if c["batch_size"] == 16)
     if base["measured_seconds"] is not None:  # the recommended batch reached the target
         assert base["measured"] == 1.0
-    assert len(v.explanation) == 4  # one line per batch size and the verdict
-    assert "fastest to the target" in v.explanation[-1] or "No run reached" in v.explanation[-1]
+    assert len(v.explanation) == 5  # one line per batch size, the verdict, the base comparison
+    assert "fastest to the target" in v.explanation[-2] or "No run reached" in v.explanation[-2]
+    assert "your base configuration (batch 16, lr 0.1)" in v.explanation[-1].lower()
     # validating again trains nothing new: the runs are already in the store
     again = validate_recommendation(spec, rec(16, lr=0.05), db)
     with Store(db) as st:
-        assert len(st.runs("vt-validate")) == 3
+        assert len(st.runs("vt-validate")) == 4
     assert [c["batch_size"] for c in again.comparison] == [8, 16, 32]
+
+
+def test_a_better_base_configuration_is_said_plainly_and_named():
+    better, line = against_base((128, 0.004), 0.778, (32, 0.05), 0.983)
+    assert better
+    assert line.startswith("Your base configuration (batch 32, lr 0.05) is BETTER than the "
+                           "recommendation (batch 128, lr 0.004)")
+    assert "98.3% vs 77.8%" in line and line.endswith("Keep batch 32, lr 0.05.")
+    better, line = against_base((128, 0.1), 0.995, (32, 0.05), 0.983)
+    assert not better and "beats your base configuration" in line
+    better, line = against_base((128, 0.1), 0.985, (32, 0.05), 0.983)  # within the noise floor
+    assert not better and "within 1% of each other" in line
+    assert not against_base((32, 0.05), 0.9, (32, 0.05), 0.9)[0]
+    assert "no validation accuracy" in against_base((32, 0.1), None, (16, 0.05), 0.9)[1]
+
+
+def test_validation_flags_a_worse_recommendation_on_real_runs(tmp_path):
+    # lr 1e-5 barely trains in two epochs; the base spec's lr 0.1 does
+    v = validate_recommendation(spec_from_dict(SPEC), rec(16, lr=1e-5), tmp_path / "v.db")
+    assert v.base_better
+    assert "Your base configuration (batch 16, lr 0.1) is BETTER" in v.explanation[-1]

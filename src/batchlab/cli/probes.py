@@ -65,7 +65,11 @@ def keep(store: Path, spec: Spec, kind: str, config: RunConfig, result: dict[str
 def lr_find_cmd(
     spec_file: SpecArg,
     batch_sizes: Annotated[str | None, typer.Option(help="e.g. 32,128,512 (default: the spec's).")] = None,
-    repeats: Annotated[int, typer.Option(min=1, help="Seeds per batch size.")] = 3,
+    repeats: Annotated[int | None, typer.Option(
+        min=1, help="Range tests (seeds) per batch size (default: 1 for trial, 3 for curve rules).")] = None,
+    strategy: Annotated[str, typer.Option(
+        help="trial (default: candidates confirmed by short runs), valley, steepest or minimum_div_10.")
+    ] = "trial",
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
@@ -77,17 +81,22 @@ def lr_find_cmd(
     config = base_config(spec)
     sizes = int_list(batch_sizes, "--batch-sizes")
     result = measure("LR range test",
-                     lambda: lr_find(config, batch_sizes=sizes, repeats=repeats), config)
-    table = Table(title="LR range test")
-    for col in ("batch", "suggested lr", "min-max over seeds", "by strategy", "note"):
+                     lambda: lr_find(config, batch_sizes=sizes, repeats=repeats, strategy=strategy), config)
+    table = Table(title=f"LR range test ({result.strategy})")
+    spread_label = "LRs that trained" if result.strategy == "trial" else "min-max over seeds"
+    for col in ("batch", "suggested lr", spread_label, "by strategy", "cost (epochs)", "note"):
         table.add_column(col)
     for b in result.per_batch:
         spread = f"{fmt(b.lr_min, 3)}-{fmt(b.lr_max, 3)}" if b.lr is not None else "-"
         strategies = ", ".join(f"{k} {fmt(v, 3)}" for k, v in b.by_strategy.items())
         note = b.reason if b.lr is None else (
             "strategies disagree >3x" if b.disagreement else "")
-        table.add_row(str(b.batch_size), fmt(b.lr, 3), spread, strategies, note)
+        table.add_row(str(b.batch_size), fmt(b.lr, 3), spread, strategies, f"{b.cost_epochs:.1f}", note)
     console.print(table)
+    for b in result.per_batch:
+        if b.lr is not None:
+            console.print(f"batch {b.batch_size}: {b.reason}")
+    console.print(f"cost: {result.cost_epochs:.1f} epochs of training in all")
     if result.alpha is not None:
         console.print(f"best LR grows as B^{result.alpha:.2f} (linear rule: 1, square-root rule: 0.5)")
     elif len(result.per_batch) > 1:
@@ -218,5 +227,7 @@ def recommend(
 
         v = validate_recommendation(spec, rec, store)
         console.print(results_table(v.rows, f"validation sweep '{v.experiment}'"))
-        for line in v.explanation:
+        for line in v.explanation[:-1]:
             console.print(f"  - {line}")
+        # the comparison with the user's own configuration is the line that must not be missed
+        console.print(f"[bold red]{v.explanation[-1]}[/]" if v.base_better else v.explanation[-1])

@@ -39,19 +39,36 @@ from batchlab.probes.common import (
     full_batches,
     isolated_rng,
 )
+from batchlab.probes.lr_trial import Trial, TrialOutcome, confirm_lr
 from batchlab.probes.suggest import (
-    DEFAULT_STRATEGY,
+    DEFAULT_CURVE_STRATEGY,
     SKIP_START,
     STRATEGIES,
     Suggestion,
     disagreement,
     fit_power_law,
+    loss_minimum,
     suggest_all,
     summarize,
 )
 from batchlab.spec import RunConfig
 from batchlab.train.optim import set_lr
 from batchlab.train.scaling import scaled_lr
+
+TRIAL = "trial"
+#: every strategy ``lr_find`` accepts: short trial runs confirming the curve's candidates, or
+#: a rule on the curve alone (``batchlab.probes.suggest``)
+LR_STRATEGIES = (TRIAL, *STRATEGIES)
+#: measured best on bench/judgement.py (see the README's benchmark section)
+DEFAULT_STRATEGY = TRIAL
+#: range tests per batch size when not given: curve rules take the median of 3 noisy curves;
+#: the trials confirm the candidates themselves, so one curve to anchor them is enough
+DEFAULT_REPEATS = {TRIAL: 1}
+CURVE_REPEATS = 3
+
+
+def default_repeats(strategy: str) -> int:
+    return DEFAULT_REPEATS.get(strategy, CURVE_REPEATS)
 
 
 @dataclass(frozen=True)
@@ -162,7 +179,10 @@ class BatchFind:
     by_strategy: dict[str, float | None]
     disagreement: dict[str, float]
     tests: list[RangeTestResult]
-    suggestions: list[Suggestion]  # the chosen strategy's, one per repeat
+    suggestions: list[Suggestion]  # the chosen strategy's, one per repeat ("trial": the curve default's)
+    trials: list[Trial] = field(default_factory=list)  # the "trial" strategy's candidates
+    cost_steps: int = 0  # optimizer steps the range tests and trials took
+    cost_epochs: float = 0.0  # the same in epochs of the training set
 
 
 @dataclass(frozen=True)
@@ -179,6 +199,11 @@ class LrFindResult:
     alpha_reason: str
     settings: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def cost_epochs(self) -> float:
+        """What the whole probe cost, in epochs of the training set (all batch sizes)."""
+        return sum(b.cost_epochs for b in self.per_batch)
+
     def lr_for(self, batch_size: int) -> float | None:
         return next((b.lr for b in self.per_batch if b.batch_size == batch_size), None)
 
@@ -192,7 +217,10 @@ class LrFindResult:
         per_batch = [{
             "batch_size": b.batch_size, "suggested_lr": b.lr, "lr_min": b.lr_min,
             "lr_max": b.lr_max, "reason": b.reason, "by_strategy": b.by_strategy,
-            "disagreement": b.disagreement,
+            "disagreement": b.disagreement, "cost_steps": b.cost_steps,
+            "cost_epochs": b.cost_epochs,
+            "trials": [{"lr": tr.lr, "steps": tr.steps, "val_loss": tr.val_loss,
+                        "val_acc": tr.val_acc, "rejected": tr.rejected} for tr in b.trials],
             "repeats": [{"seed": t.seed, "suggested_lr": s.lr, "reason": s.reason,
                          "stopped_early": t.stopped_early, "lrs": t.lrs, "losses": t.smoothed,
                          "raw_losses": t.losses} for t, s in zip(b.tests, b.suggestions, strict=True)],
@@ -205,6 +233,7 @@ class LrFindResult:
             "suggestions": {str(b.batch_size): b.lr for b in self.per_batch},
             "alpha": self.alpha, "alpha_prefactor": self.alpha_prefactor,
             "alpha_reason": self.alpha_reason, "per_batch": per_batch, "settings": self.settings,
+            "cost_epochs": self.cost_epochs,
         }
         return json.loads(json.dumps(out, default=float), parse_constant=lambda _: None)
 
@@ -214,36 +243,66 @@ def with_batch_size(config: RunConfig, batch_size: int) -> RunConfig:
 
 
 def _find_at(
-    config: RunConfig, repeats: int, strategy: str, test: Callable[..., RangeTestResult]
+    config: RunConfig, n_train: int, repeats: int, strategy: str,
+    test: Callable[..., RangeTestResult], confirm: Callable[[RunConfig, float], TrialOutcome],
 ) -> BatchFind:
+    """Range tests at ``config``'s batch size, then the strategy's LR (for ``trial``: the
+    candidates below the median loss minimum, confirmed by ``confirm``)."""
     seed0 = config.train.seed
     tests = [test(config, seed=seed0 + r) for r in range(repeats)]
     per_test = [t.suggestions() for t in tests]
-    chosen = [s[strategy] for s in per_test]
+    curve_rule = DEFAULT_CURVE_STRATEGY if strategy == TRIAL else strategy
+    chosen = [s[curve_rule] for s in per_test]
     lr, lo, hi = summarize([s.lr for s in chosen])
     by_strategy = {name: summarize([s[name].lr for s in per_test])[0] for name in STRATEGIES}
     if lr is None:
         reason = "; ".join(dict.fromkeys(s.reason for s in chosen))
     else:
         reason = f"median of {sum(s.lr is not None for s in chosen)} of {repeats} repeats; {chosen[0].reason}"
+    cost = sum(len(t.lrs) for t in tests)
+    trials: list[Trial] = []
+    if strategy == TRIAL:
+        anchor = summarize([loss_minimum(t.lrs, t.smoothed).lr for t in tests])[0]
+        if anchor is None:
+            reason = f"no loss minimum to start trials from, so {curve_rule}: {reason}"
+        else:
+            outcome = confirm(config, anchor)
+            trials, cost = outcome.trials, cost + outcome.steps
+            if outcome.lr is None:
+                alone = "nothing" if lr is None else f"{lr:.3g}"
+                reason = f"{outcome.reason} The range test's {curve_rule} rule alone gives {alone}."
+                lr = lo = hi = None
+            else:
+                lr, reason = outcome.lr, outcome.reason
+                kept = [t.lr for t in trials if t.rejected is None]
+                lo, hi = min(kept), max(kept)
+        by_strategy = {TRIAL: lr, **by_strategy}
+    epochs = cost * config.train.batch_size / n_train
     return BatchFind(config.train.batch_size, lr, lo, hi, reason, by_strategy,
-                     disagreement(by_strategy), tests, chosen)
+                     disagreement(by_strategy), tests, chosen, trials, cost, epochs)
 
 
 def lr_find(
-    config: RunConfig, *, batch_sizes: Sequence[int] | None = None, repeats: int = 3,
+    config: RunConfig, *, batch_sizes: Sequence[int] | None = None, repeats: int | None = None,
     strategy: str = DEFAULT_STRATEGY, start_lr: float = 1e-7, end_lr: float = 10.0,
     steps: int = 100, smoothing: float = 0.98, diverge_factor: float = 4.0,
     model: nn.Module | None = None, data: Dataset | None = None,
 ) -> LrFindResult:
-    """Range tests at each batch size (default: the config's) x ``repeats`` seeds.
+    """Range tests at each batch size (default: the config's) x ``repeats`` seeds (default:
+    :func:`default_repeats` of the strategy), then the
+    strategy's LR per batch size: by default (``trial``) the best of short trial runs at
+    candidates below the curves' loss minimum (``batchlab.probes.lr_trial``); else a rule on
+    the curves alone. Trials last about an epoch and never longer than ``config``'s run, so
+    the run length in ``config`` matters.
 
     Raises ProbeError for an unknown strategy, ``repeats < 1``, a batch larger than the data
     or a range that diverges at once. A batch size where no LR could be suggested has
     ``lr = None`` and a ``reason``; the result's ``reason`` repeats it for the main batch size.
     """
-    if strategy not in STRATEGIES:
-        raise ProbeError(f"unknown LR suggestion strategy '{strategy}'; use one of {', '.join(STRATEGIES)}.")
+    if strategy not in LR_STRATEGIES:
+        raise ProbeError(f"unknown LR suggestion strategy '{strategy}'; "
+                         f"use one of {', '.join(LR_STRATEGIES)}.")
+    repeats = default_repeats(strategy) if repeats is None else repeats
     if repeats < 1:
         raise ProbeError(f"repeats must be at least 1, got {repeats}.")
     sizes = list(dict.fromkeys(batch_sizes or [config.train.batch_size]))
@@ -257,9 +316,14 @@ def lr_find(
         return lr_range_test(cfg, start_lr=start_lr, end_lr=end_lr, steps=steps, smoothing=smoothing,
                              diverge_factor=diverge_factor, seed=seed, model=model, data=data)
 
+    def confirm(cfg: RunConfig, anchor: float) -> TrialOutcome:
+        return confirm_lr(cfg, data, anchor, model=model)
+
+    n_train = len(data.train_y)
     for b in sizes:  # fail on every impossible size before spending time on any
-        check_batch_fits(len(data.train_y), b)
-    finds = [_find_at(with_batch_size(config, b), repeats, strategy, test) for b in sizes]
+        check_batch_fits(n_train, b)
+    finds = [_find_at(with_batch_size(config, b), n_train, repeats, strategy, test, confirm)
+             for b in sizes]
     main = next((f for f in finds if f.batch_size == config.train.batch_size), finds[0])
     fitted = [(f.batch_size, f.lr) for f in finds if f.lr is not None]
     alpha = prefactor = None
@@ -277,16 +341,18 @@ def lr_find(
 
 
 def auto_lr_key(config: RunConfig) -> str:
-    """What the range test of ``config`` depends on: data, model, the optimizer settings and
-    the batch size. Runs that differ only in seed, schedule, length, ... share one test."""
+    """What the LR probe of ``config`` depends on: data, model, the optimizer settings, the
+    batch size and the run length (trials never outlast the run). Runs that differ only in
+    seed, schedule, ... share one probe."""
     t = config.train
-    fields = {"optimizer", "momentum", "nesterov", "weight_decay", "batch_size", "device"}
+    fields = {"optimizer", "momentum", "nesterov", "weight_decay", "batch_size", "device",
+              "epochs", "steps"}
     return json.dumps([config.data.model_dump(mode="json"), config.model.model_dump(mode="json"),
                        t.model_dump(mode="json", include=fields)], sort_keys=True)
 
 
 def resolve_auto_lr(
-    runs: list[RunSpec], *, repeats: int = 3, strategy: str = DEFAULT_STRATEGY,
+    runs: list[RunSpec], *, repeats: int | None = None, strategy: str = DEFAULT_STRATEGY,
     on_result: Callable[[RunConfig, LrFindResult], None] | None = None,
     known: dict[str, float] | None = None, **range_kwargs: Any,
 ) -> list[RunSpec]:
@@ -353,7 +419,7 @@ def plot_lr_find(result: LrFindResult, path: str | Path) -> Path:
     fig = Figure(figsize=(5 * n, 4), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, n, squeeze=False)[0]
-    colors = {"valley": "C1", "steepest": "C2", "minimum_div_10": "C3"}
+    colors = {"valley": "C1", "steepest": "C2", "minimum_div_10": "C3", TRIAL: "C4"}
     for ax, find in zip(axes, result.per_batch, strict=True):
         for i, t in enumerate(find.tests):
             ax.plot(t.lrs, t.smoothed, color="C0", alpha=1.0 if i == 0 else 0.35,

@@ -123,7 +123,7 @@ def explain(rec_b: Prediction, preds: Sequence[Prediction], b_noise: float,
 
 def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
               memory_limit: int | None = None, margin: float = 0.1, noise_steps: int = 200,
-              lr_repeats: int = 2, s_min: float | None = None) -> Recommendation:
+              lr_repeats: int | None = None, s_min: float | None = None) -> Recommendation:
     """Run the probes on fresh copies (throughput curve, largest batch that fits, noise scale,
     LR range test at the chosen and at the user's batch size) and combine them."""
     from batchlab.probes.lr_range import lr_find, resolve_auto_lr

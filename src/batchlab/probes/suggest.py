@@ -15,7 +15,11 @@ curve the same way (``clean_curve``), which is what makes them robust by constru
 
 Strategies (``STRATEGIES``):
 
-- ``valley`` (the default): fastai's rule, with fastai's index arithmetic. Take the longest
+These rules on the curve alone are offered for comparison and as a fallback: ``lr_find``'s
+default confirms candidates with short trial runs instead (``batchlab.probes.lr_trial``),
+because no curve rule was safe across the cases of ``bench/judgement.py``.
+
+- ``valley`` (the curve default): fastai's rule, with fastai's index arithmetic. Take the longest
   strictly decreasing subsequence of the loss, ending at ``end`` with ``length`` points; with
   ``start = end - length`` and ``span = end - start``, suggest ``start + int(span/3) +
   int(span/6)``, about half-way down. A subsequence may skip points, so an isolated spike
@@ -198,11 +202,18 @@ def valley(lrs: Sequence[float], losses: Sequence[float], **clean: float) -> Sug
     return _apply("valley", _valley_index, lrs, losses, **clean)
 
 
+def loss_minimum(lrs: Sequence[float], losses: Sequence[float], **clean: float) -> Suggestion:
+    """The LR at the minimum of the cleaned loss: the edge of what trains (the ``trial``
+    strategy's anchor, see ``batchlab.probes.lr_trial``)."""
+    s = _apply("loss_minimum", _minimum_index, lrs, losses, **clean)
+    return s if s.lr is None else Suggestion(s.lr, s.strategy, f"the loss is lowest at lr {s.lr:.3g}")
+
+
 def minimum_div_10(lrs: Sequence[float], losses: Sequence[float], **clean: float) -> Suggestion:
     """A tenth of the LR at the minimum loss."""
-    s = _apply("minimum_div_10", _minimum_index, lrs, losses, **clean)
+    s = loss_minimum(lrs, losses, **clean)
     if s.lr is None:
-        return s
+        return Suggestion(None, "minimum_div_10", s.reason)
     return Suggestion(s.lr / 10, s.strategy, f"the loss is lowest at lr {s.lr:.3g}; a tenth of it")
 
 
@@ -211,10 +222,13 @@ STRATEGIES: dict[str, Callable[[Sequence[float], Sequence[float]], Suggestion]] 
     "steepest": steepest,
     "minimum_div_10": minimum_div_10,
 }
-DEFAULT_STRATEGY = "valley"
+#: the curve rule ``suggest`` uses by default, and ``lr_find``'s fallback when trials cannot
+#: start; ``lr_find``'s own default is the ``trial`` strategy (``batchlab.probes.lr_trial``)
+DEFAULT_CURVE_STRATEGY = "valley"
 
 
-def suggest(lrs: Sequence[float], losses: Sequence[float], strategy: str = DEFAULT_STRATEGY) -> Suggestion:
+def suggest(lrs: Sequence[float], losses: Sequence[float],
+            strategy: str = DEFAULT_CURVE_STRATEGY) -> Suggestion:
     """Apply the named strategy (ValueError naming the choices for an unknown one)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown LR suggestion strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
