@@ -50,6 +50,7 @@ from batchlab.execute.inline import InlineExecutor  # noqa: E402
 from batchlab.execute.sweep import run_sweep  # noqa: E402
 from batchlab.jsonsafe import json_safe  # noqa: E402
 from batchlab.probes.lr_range import DEFAULT_STRATEGY, LR_STRATEGIES, lr_find  # noqa: E402
+from batchlab.probes.suggest import DEFAULT_CURVE_STRATEGY  # noqa: E402
 from batchlab.spec import RunConfig, spec_from_dict  # noqa: E402
 from batchlab.store import RunRecord, Series, Store  # noqa: E402
 
@@ -87,7 +88,8 @@ def sweep_rows(store: Store, spec: Any) -> list[dict[str, Any]]:
         series = store.metrics(r.id, DIAGNOSIS_METRICS)
         rows.append({
             "lr": t["lr"], "batch_size": t["batch_size"], "seed": t["seed"], "status": r.status,
-            "final_val_acc": r.summary.get("final_val_acc"), "final_val_loss": r.summary.get("final_val_loss"),
+            "final_val_acc": r.summary.get("final_val_acc"),
+            "final_val_loss": r.summary.get("final_val_loss"),
             "summary": r.summary, "config": r.config,
             "series": {k: {f: np.round(getattr(v, f), 6).tolist() for f in
                            ("step", "value", "epoch", "examples", "wall_time")}
@@ -140,29 +142,56 @@ def ground_truth(all_cases: list[Case], names: set[str], regenerate: bool, work:
 
 def judge_suggestions(case: Case, truth: dict[str, Any], store: Store) -> list[dict[str, Any]]:
     config = base_config(case)
-    t0 = time.perf_counter()
-    found = lr_find(config)
-    probe_s = time.perf_counter() - t0
-    find = found.per_batch[0]
+    # each strategy at its own defaults: the trial with its one range test, the curve rules on
+    # the median of their three (one lr_find gives every curve rule on the same curves)
+    trial = lr_find(config).per_batch[0]
+    curves = lr_find(config, strategy=DEFAULT_CURVE_STRATEGY).per_batch[0]
     classes = n_classes(config)
     best_lr, best_acc, edge = grid_best(truth["runs"])
-    suggested = {s: find.by_strategy.get(s) for s in LR_STRATEGIES}
+    suggested = {s: (trial if s == DEFAULT_STRATEGY else curves).by_strategy.get(s) for s in LR_STRATEGIES}
+    cost = {s: (trial if s == DEFAULT_STRATEGY else curves).cost_epochs for s in LR_STRATEGIES}
+    for name, peer in peer_suggestions(config).items():
+        suggested[name], cost[name] = peer
     lrs = sorted({float(f"{v:.3g}") for v in suggested.values() if v})
     rows = sweep_rows(store, spec_for(case, f"suggest-{case.name}", [{"train.lr": lr} for lr in lrs])) \
         if lrs else []
-    curve_cost = sum(len(t.lrs) for t in find.tests) * case.train["batch_size"] / n_train(config)
     out = []
     for strategy, lr in suggested.items():
         entry: dict[str, Any] = {"case": case.name, "strategy": strategy, "lr": lr, "best_lr": best_lr,
-                                 "best_acc": best_acc, "edge": edge,
-                                 "cost_epochs": find.cost_epochs if strategy == "trial" else curve_cost,
-                                 "probe_s": probe_s if strategy == "trial" else None}
+                                 "best_acc": best_acc, "edge": edge, "cost_epochs": cost[strategy]}
         if lr:
             mine = [r for r in rows if r["lr"] == float(f"{lr:.3g}")]
             entry.update(ratio=lr / best_lr, acc=float(np.mean([r["final_val_acc"] or 0 for r in mine])),
                          failed=failed(mine, classes))
         out.append(entry)
     return out
+
+
+def peer_suggestions(config: RunConfig) -> dict[str, tuple[float | None, float]]:
+    """torch-lr-finder's suggestion on the same model, data and optimizer, when installed:
+    ``{name: (lr, cost in epochs)}`` (its defaults: 100 iterations up to lr 10, exponential)."""
+    try:
+        from torch_lr_finder import LRFinder
+    except ImportError:
+        return {}
+    import torch
+    from matplotlib.figure import Figure
+
+    from batchlab.probes.common import fresh_setup
+
+    setup = fresh_setup(config)
+    t = config.train
+    opt = setup.make_optimizer(1e-7)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(setup.train_x, setup.train_y),
+                                         batch_size=t.batch_size, shuffle=True, drop_last=True)
+    finder = LRFinder(setup.model, opt, torch.nn.CrossEntropyLoss(), device="cpu")
+    finder.range_test(loader, end_lr=10, num_iter=100)
+    try:
+        _, lr = finder.plot(ax=Figure().add_subplot(), suggest_lr=True)
+    except Exception:  # it raises when the curve is too short to suggest anything
+        lr = None
+    steps = len(finder.history["lr"])
+    return {"torch-lr-finder": (lr, steps * t.batch_size / len(setup.train_y))}
 
 
 def n_train(config: RunConfig) -> int:
@@ -186,15 +215,18 @@ def print_suggestions(results: list[dict[str, Any]]) -> dict[str, dict[str, floa
     for e in results:
         ratio = e.get("ratio")
         mark = "*" if e["edge"] else " "
-        print(f"{e['case']:26} {e['strategy'] + (' (default)' if e['strategy'] == DEFAULT_STRATEGY else ''):15} "
-              f"{fmt(e['lr']):>9} {fmt(e['best_lr']):>7}{mark} {fmt(ratio, '.2f') + 'x' if ratio else '-':>7} "
+        name = e["strategy"] + (" (default)" if e["strategy"] == DEFAULT_STRATEGY else "")
+        shown = fmt(ratio, ".2f") + "x" if ratio else "-"
+        print(f"{e['case']:26} {name:15} {fmt(e['lr']):>9} {fmt(e['best_lr']):>7}{mark} {shown:>7} "
               f"{fmt(e.get('acc'), '.3f'):>8} {e['best_acc']:8.3f} "
               f"{('yes' if e.get('failed') else 'no') if ratio else '-':>5} {e['cost_epochs']:7.1f}")
     print("(* the grid's best LR is on the grid's edge)")
+    if not any(e["strategy"] == "torch-lr-finder" for e in results):
+        print("(torch-lr-finder is not installed: pip install torch-lr-finder to measure it here too)")
     summary: dict[str, dict[str, float]] = {}
     print(f"\n{'strategy':15} {'within 3x':>10} {'within 2x':>10} {'failed':>7} {'acc lost (mean)':>16} "
           f"{'cost ep (mean)':>15}")
-    for s in LR_STRATEGIES:
+    for s in dict.fromkeys(e["strategy"] for e in results):
         mine = [e for e in results if e["strategy"] == s]
         n = len(mine)
         def far(e: dict[str, Any]) -> float:
@@ -263,7 +295,8 @@ def time_to(row: dict[str, Any], target: float) -> float | None:
 
 def print_recommend(results: list[dict[str, Any]]) -> None:
     print("\nrecommend from the base config vs the grid's best (time to 95% of the best accuracy)")
-    head = f"{'case':26} {'config':12} {'batch':>5} {'lr':>8} {'val acc':>7} {'to target s':>11} {'pred rel':>8}"
+    head = (f"{'case':26} {'config':12} {'batch':>5} {'lr':>8} {'val acc':>7} {'to target s':>11} "
+            f"{'pred rel':>8}")
     print(head)
     print("-" * len(head))
     worse = 0
@@ -337,7 +370,8 @@ def main() -> None:
     names = set(args.cases.split(",")) if args.cases else {c.name for c in all_cases}
     unknown = names - {c.name for c in all_cases}
     if unknown:
-        sys.exit(f"unknown cases: {', '.join(sorted(unknown))}; known: {', '.join(c.name for c in all_cases)}")
+        known = ", ".join(c.name for c in all_cases)
+        sys.exit(f"unknown cases: {', '.join(sorted(unknown))}; known: {known}")
     chosen = [c for c in all_cases if c.name in names]
     print(f"judgement benchmark: {len(chosen)} cases, stores in {work}", flush=True)
     truth = ground_truth(all_cases, names, args.regenerate, work)

@@ -184,9 +184,14 @@ def test_recommend_and_validate(probed):
         runs = st.runs(f"{NAME}-validate")
         # the probes' own commands never train runs: the only experiment is the validation's
         assert [e.name for e in st.experiments()] == [f"{NAME}-validate"]
-    assert sorted(run.config["train"]["batch_size"] for run in runs) == expected
+    # the user's base configuration is trained beside the neighbours and compared plainly
+    base = [run for run in runs if not run.point]
+    assert len(base) == 1 and base[0].config["train"]["batch_size"] == 16
+    assert base[0].config["train"]["lr"] == 0.1
+    assert sorted(run.config["train"]["batch_size"] for run in runs if run not in base) == expected
     assert {run.status for run in runs} == {"completed"}
-    rec_run = next(run for run in runs if run.config["train"]["batch_size"] == b)
+    assert re.search(r"your base configuration \(batch 16, lr [\d.]+\)", text.lower().replace("\n", " "))
+    rec_run = next(run for run in runs if run.config["train"]["batch_size"] == b and run not in base)
     assert rec_run.config["train"]["lr"] == float(f"{r['lr']:.3g}")
     assert rec_run.config["train"]["scale_lr"] == "none"
 
