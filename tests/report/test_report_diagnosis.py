@@ -8,7 +8,6 @@ from batchlab.analysis import CriticalBatchFit, Finding, PowerLawFit
 from batchlab.analysis.scaling import judge_exponent
 from batchlab.report import diagnosis
 
-
 SQRT_FIT = PowerLawFit(alpha=0.55, coefficient=0.01, r2=0.97, n=4, alpha_stderr=0.02)
 
 

@@ -163,8 +163,8 @@ def lr_exponent_sentence(fit: PowerLawFit | None, verdict: ExponentVerdict | Non
     if not verdict.consistent:
         return text + ": none of the scaling rules (linear, square-root, none) lies within the interval."
     held = [_rule_words(n) for n in verdict.consistent]
-    return (text + f": cannot tell apart {', '.join(held[:-1])} and {held[-1]} (all lie within the interval); "
-            + _what_would_tell(verdict) + ".")
+    return (text + f": cannot tell apart {', '.join(held[:-1])} and {held[-1]} (all lie within the "
+            "interval); " + _what_would_tell(verdict) + ".")
 
 
 def critical_batch_sentence(fit: CriticalBatchFit | str | None, tested: Sequence[float]) -> str | None:
