@@ -64,6 +64,10 @@ class Thresholds:
         1/C on balanced data and a little more on mildly imbalanced data, while any trained
         classifier is far above; 1.5/C is at most half way from chance to perfect (exactly
         half way for C = 2), so no trained level falls below it.
+    collapse_kept: ... and so is one that had risen above that level but whose final accuracy
+        keeps less than this fraction (0.25) of its best gain over chance (92.5% -> 17.8% on 10
+        classes keeps 9%): it lost nearly all it learned, far more than the few points an
+        overfitting or noisy run gives back.
     chance_loss_band: a loss within this fraction (0.05) of ln C, the loss of predicting every
         class equally likely, is at chance: predicting the label prior of a mildly imbalanced
         set lies within a few percent below ln C, and a model that ranks classes at all sits
@@ -98,6 +102,7 @@ class Thresholds:
     plateau_window: float = 0.3
     plateau_progress: float = 0.1
     chance_factor: float = 1.5
+    collapse_kept: float = 0.25
     chance_loss_band: float = 0.05
     collapse_fall: float = 0.25
     trained_level: float = 0.5

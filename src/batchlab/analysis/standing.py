@@ -26,23 +26,36 @@ def _pts(x: float) -> str:
 
 
 def _chance_accuracy(val_acc: Series, n_classes: int, th: Thresholds) -> Finding | None:
-    """The final validation accuracy at or below ``chance_factor / C``; the collapse is the
-    first evaluation after the last one above that level."""
+    """The final validation accuracy at or below ``chance_factor / C``, or keeping less than
+    ``collapse_kept`` of its best gain over chance; the collapse is the first evaluation after
+    the last one above that line."""
     f = S.finite(val_acc)
-    level = th.chance_factor / n_classes
-    if not len(f.value) or f.value[-1] > level:
+    if not len(f.value):
         return None
-    numbers = {"final_val_acc": float(f.value[-1]), "chance_level": level, "n_classes": float(n_classes)}
-    where = f"at chance (<= {pct(level)}, 1.5x the {pct(1 / n_classes)} of guessing among {n_classes})"
-    above = np.flatnonzero(f.value > level)
+    chance = 1 / n_classes
+    level = th.chance_factor * chance
+    b = int(np.argmax(f.value))
+    best, final = float(f.value[b]), float(f.value[-1])
+    kept_line = chance + th.collapse_kept * (best - chance)
+    line = max(level, kept_line) if best > level else level
+    if final > line:
+        return None
+    numbers = {"final_val_acc": final, "best_val_acc": best, "chance_level": level,
+               "n_classes": float(n_classes)}
+    if final <= level:
+        where = (f"at chance (<= {pct(level)}, {th.chance_factor:g}x the {pct(chance)} of guessing "
+                 f"among {n_classes})")
+    else:
+        where = (f"keeping {pct((final - chance) / (best - chance))} of its gain over chance "
+                 f"({pct(chance)} for {n_classes} classes)")
+    above = np.flatnonzero(f.value > line)
     if not above.size:
         return Finding("collapsed", f"collapsed: val acc never rose above chance; it ends at "
-                       f"{pct(f.value[-1])}, {where}", None, None, numbers)
-    b = int(np.argmax(f.value))
+                       f"{pct(final)}, {where}", None, None, numbers)
     k = int(above[-1]) + 1
-    numbers.update(best_val_acc=float(f.value[b]), collapse_step=float(f.step[k]))
-    msg = (f"collapsed at {at(f, f.step[k])}: val acc fell from {pct(f.value[b])} (epoch "
-           f"{f.epoch[b]:.3g}) to {pct(f.value[k])} and ends at {pct(f.value[-1])}, {where}")
+    numbers["collapse_step"] = float(f.step[k])
+    msg = (f"collapsed at {at(f, f.step[k])}: val acc fell from {pct(best)} (epoch "
+           f"{f.epoch[b]:.3g}) to {pct(f.value[k])} and ends at {pct(final)}, {where}")
     return Finding("collapsed", msg, int(f.step[k]), float(f.epoch[k]), numbers)
 
 
