@@ -226,3 +226,22 @@ def test_given_target_is_used_as_is(result):
     given = analyze_runs(experiment(), "synthetic", target=0.5)
     assert given.target == 0.5 and "target: val acc 0.5 (given)." in given.conclusions
     assert all(r.hit is not None and r.hit.target == 0.5 for r in given.runs)
+
+
+def test_runs_are_judged_against_the_sweeps_best_and_chance():
+    """A 2-config sweep on 10 classes: the collapsed run is named in the conclusions, the good
+    one is healthy, and a run ending 5 points under the best is below_best, not healthy."""
+    lower = healthy_metrics()
+    lower["val_acc"] = series(0.92 * (1 - np.exp(-np.arange(21) / 2)), np.arange(21) * 10)
+    collapsed = healthy_metrics()
+    collapsed["val_acc"] = series(np.where(np.arange(21) < 12, 0.9, 0.11), np.arange(21) * 10)
+    runs = [(record(name, {"lr": lr}, summary={"num_classes": 10}), m)
+            for name, lr, m in (("good", 0.01, healthy_metrics()), ("lower", 0.1, lower),
+                                ("gone", 1.0, collapsed))]
+    result = analyze_runs(runs, "ten")
+    found = {r.run_id: [f.kind for f in r.findings] for r in result.runs}
+    assert found["good"] == ["healthy"] and found["lower"] == ["below_best"]
+    assert found["gone"][0] == "collapsed"
+    text = " ".join(result.conclusions)
+    assert "1 run collapsed to chance (val acc at chance, or the loss back at ln C): batch 32, lr 1" in text
+    assert "1 run ended below the best configuration by more than the noise: batch 32, lr 0.1" in text

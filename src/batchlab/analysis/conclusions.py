@@ -20,13 +20,13 @@ from batchlab.analysis.targets import DEFAULT_TARGET_FRACTION
 _KIND_WORDS = {
     "collapsed": "collapsed to chance (val acc at chance, or the loss back at ln C)",
     "exploding": "had an exploding loss",
-    "unstable": "are unstable (val acc swings)",
+    "unstable": "had an unstable val acc (it swings between evaluations)",
     "overfitting": "overfit",
     "not_converged": "had not converged (val loss still falling at the end)",
     "lr_too_small": "barely learned (LR too small)",
     "plateau": "hit a long plateau (training loss stuck, then falling again)",
-    "undertrained": "are not clearly trained (alone, with nothing to compare)",
-    "below_best": "end below the best configuration by more than the noise",
+    "undertrained": "did not reach a clearly trained level (judged alone, nothing to compare with)",
+    "below_best": "ended below the best configuration by more than the noise",
 }
 _MAX_LISTED = 4  # configurations named in one sentence before "and N more"
 
