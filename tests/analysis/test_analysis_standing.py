@@ -172,3 +172,10 @@ def test_without_accuracy_the_loss_decides_healthy_in_a_sweep():
 def test_without_accuracy_a_lone_run_is_judged_by_its_loss():
     assert kinds(diagnose_run(loss_run(0.2), "completed", {})) == ["healthy"]
     assert kinds(diagnose_run(loss_run(1.5), "completed", {})) == ["undertrained"]
+
+
+def test_alone_with_nothing_to_judge_the_level_by_gets_no_verdict():
+    """Only a val acc and no number of classes: 'healthy' would be a guess."""
+    m = {"val_acc": per_epoch(lambda e: 0.6 * (1 - np.exp(-e / 2)))}
+    assert diagnose_run(m, "completed", {}) == []
+    assert kinds(diagnose_run(m, "completed", {}, context=TEN)) == ["healthy"]

@@ -145,7 +145,7 @@ def _alone(metrics: Mapping[str, Series], n_classes: int | None, th: Thresholds)
     val_acc = S.finite(S.get(metrics, "val_acc"))
     curve = loss_curve(metrics)
     words, numbers = _loss_words(metrics)
-    parts, short = [], []
+    parts, short, judged = [], [], False
     if len(val_acc.value):
         b = int(np.argmax(val_acc.value))
         final = float(val_acc.value[-1])
@@ -155,18 +155,20 @@ def _alone(metrics: Mapping[str, Series], n_classes: int | None, th: Thresholds)
             chance = 1 / n_classes
             level = chance + th.trained_level * (1 - chance)
             numbers["trained_level"] = level
+            judged = True
             if final < level:
                 short.append(f"val acc {pct(final)} is under {pct(level)}, half way from chance "
                              f"({pct(chance)}) to perfect")
     if len(curve.value) >= 2 and curve.initial > 0:
         parts.append(words)
         limit = (1 - th.trained_loss_fall) * curve.initial
+        judged = True
         if curve.value[-1] > limit:
             fell = 1 - curve.value[-1] / curve.initial
             short.append(f"the training loss fell only {pct(max(fell, 0.0))} "
                          f"({curve.initial:.3g} -> {curve.value[-1]:.3g})")
-    if not parts:
-        return None
+    if not judged:
+        return None  # neither a chance level nor a loss to judge "clearly trained" by
     if short:
         return Finding("undertrained", "undertrained: " + "; ".join(short) + "; with no other "
                        "configuration to compare, train longer or raise the LR", None, None, numbers)
