@@ -107,9 +107,19 @@ def test_best_lr_per_batch_and_its_exponent(result):
     expected = fit_power_law(list(BEST_LR), list(BEST_LR.values()))
     assert result.lr_exponent.alpha == pytest.approx(expected.alpha)
     text = " ".join(result.conclusions)
-    assert f"best LR grows as B^{expected.alpha:.2f} (R²={expected.r2:.2f}, 4 batch sizes)" in text
-    assert "closest to the square-root rule" in text  # 0.70 is nearer 0.5 than 1
-    assert "the LR grid is coarse (up to x2 apart), so the exponent is only resolved to about ±0.33" in text
+    # 0.70 is nearer 0.5 than 1, but its interval holds both: no rule may be named
+    verdict = result.lr_rule
+    assert verdict.rule is None and set(verdict.consistent) >= {"linear", "square-root"}
+    assert verdict.grid_ratio == pytest.approx(2.0) and verdict.grid_halfwidth == pytest.approx(1 / 3)
+    # the fit's own 95% interval: t(2 dof) x the standard error of the slope in log-log
+    x, y = np.log(list(BEST_LR)), np.log(list(BEST_LR.values()))
+    resid = y - np.polyval(np.polyfit(x, y, 1), x)
+    se = math.sqrt(resid @ resid / 2 / ((x - x.mean()) @ (x - x.mean())))
+    assert verdict.half_width == pytest.approx(4.303 * se, rel=1e-3)
+    assert (f"best LR grows as B^{expected.alpha:.2f} ± {4.303 * se:.2f} (95%; R²={expected.r2:.2f}, "
+            "4 batch sizes): cannot tell apart the linear rule") in text
+    assert "closest" not in text
+    assert "a finer LR grid (steps of x2 limit α to ±0.33" in text and "more batch sizes" in text
 
 
 def test_time_to_target_per_batch(result):
@@ -148,8 +158,8 @@ def test_a_scaling_rule_fits_the_effective_lr():
     result = analyze_runs(runs, "sqrt")
     assert [r["lr"] for r in result.best_lr_by_batch] == [0.01] * 3
     assert result.lr_exponent.alpha == pytest.approx(0.5)
-    assert "best LR grows as B^0.50 (R²=1.00, 3 batch sizes): closest to the square-root rule" in \
-        " ".join(result.conclusions)
+    assert ("best LR grows as B^0.50 ± 0.00 (95%; R²=1.00, 3 batch sizes): the square-root rule "
+            "(lr ∝ √B); the interval excludes the linear rule") in " ".join(result.conclusions)
 
 
 def test_a_config_that_diverged_for_one_seed_is_never_best():
@@ -216,3 +226,22 @@ def test_given_target_is_used_as_is(result):
     given = analyze_runs(experiment(), "synthetic", target=0.5)
     assert given.target == 0.5 and "target: val acc 0.5 (given)." in given.conclusions
     assert all(r.hit is not None and r.hit.target == 0.5 for r in given.runs)
+
+
+def test_runs_are_judged_against_the_sweeps_best_and_chance():
+    """A 2-config sweep on 10 classes: the collapsed run is named in the conclusions, the good
+    one is healthy, and a run ending 5 points under the best is below_best, not healthy."""
+    lower = healthy_metrics()
+    lower["val_acc"] = series(0.92 * (1 - np.exp(-np.arange(21) / 2)), np.arange(21) * 10)
+    collapsed = healthy_metrics()
+    collapsed["val_acc"] = series(np.where(np.arange(21) < 12, 0.9, 0.11), np.arange(21) * 10)
+    runs = [(record(name, {"lr": lr}, summary={"num_classes": 10}), m)
+            for name, lr, m in (("good", 0.01, healthy_metrics()), ("lower", 0.1, lower),
+                                ("gone", 1.0, collapsed))]
+    result = analyze_runs(runs, "ten")
+    found = {r.run_id: [f.kind for f in r.findings] for r in result.runs}
+    assert found["good"] == ["healthy"] and found["lower"] == ["below_best"]
+    assert found["gone"][0] == "collapsed"
+    text = " ".join(result.conclusions)
+    assert "1 run collapsed to chance (val acc at chance, or the loss back at ln C): batch 32, lr 1" in text
+    assert "1 run ended below the best configuration by more than the noise: batch 32, lr 0.1" in text

@@ -5,7 +5,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from batchlab.analysis import CriticalBatchFit, Finding, PowerLawFit
+from batchlab.analysis.scaling import judge_exponent
 from batchlab.report import diagnosis
+
+SQRT_FIT = PowerLawFit(alpha=0.55, coefficient=0.01, r2=0.97, n=4, alpha_stderr=0.02)
 
 
 def group(label: str, best: float, std: float | None) -> dict:
@@ -27,7 +30,7 @@ def analysis(**over) -> SimpleNamespace:
                            "best_val_acc": 0.95, "n_lrs": 3}],
         gap_by_batch=[{"batch_size": 32, "label": "batch 32, lr 0.1", "train_acc": 0.99,
                        "val_acc": 0.95, "gap": 0.04, "gap_std": 0.01}],
-        lr_exponent=PowerLawFit(alpha=0.55, coefficient=0.01, r2=0.97, n=4),
+        lr_exponent=SQRT_FIT, lr_rule=judge_exponent(SQRT_FIT, None, 8.0),
         critical_batch=CriticalBatchFit(s_min=100.0, e_min=6400.0, b_crit=64.0, rmse=0.02, n=4),
         runs=[SimpleNamespace(run_id="abc", findings=[Finding("overfitting", "gap 12 points", 10, 1.0,
                                                               {"gap": 0.12})])],
@@ -52,12 +55,21 @@ def test_beyond_noise_has_no_warning():
 
 
 def test_alpha_is_compared_with_linear_and_sqrt_rules():
-    text = html(analysis())
-    assert "α = 0.55" in text and "square-root rule" in text.split("closest to the")[1][:40]
+    text = html(analysis())  # 0.55 ± 4.303 x 0.02: only the square-root rule inside
+    assert "α = 0.55" not in text and "0.55 ± 0.09" in text
+    assert "the square-root rule (lr ∝ √B); the interval excludes the linear rule" in text
     assert "+0.05" in text and "-0.45" in text  # fitted minus sqrt, fitted minus linear
-    assert "linear" in html(analysis(lr_exponent=PowerLawFit(0.97, 0.01, 0.9, 3))).split(
-        "closest to the")[1][:20]
     assert "not fitted" in html(analysis(lr_exponent=None))
+
+
+def test_alpha_whose_interval_holds_both_rules_names_neither():
+    """The issue's case: alpha = 0.7 ± 0.83 cannot tell linear from square-root."""
+    fit = PowerLawFit(0.7, 0.01, 0.8, 4, alpha_stderr=0.83 / 4.303)
+    text = html(analysis(lr_exponent=fit, lr_rule=judge_exponent(fit, 3.16, 8.0)))
+    assert "0.70 ± 0.83" in text and "cannot tell apart the linear rule" in text
+    assert "closest" not in text and "must shrink below ±0.30" in text  # the distance to linear
+    assert "a finer LR grid (steps of x3.16 limit α to ±0.55" in text
+    assert "more batch sizes (the fit&#x27;s own 95% error is ±0.83 with 4)" in text
 
 
 def test_critical_batch_and_time_to_target_tables():

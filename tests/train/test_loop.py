@@ -48,6 +48,7 @@ def test_records_every_step_and_every_eval():
     first, final = series(rows, "val_loss")[0][1], series(rows, "val_loss")[-1][1]
     assert final < first
     assert end.summary["final_val_acc"] == series(rows, "val_acc")[-1][1]
+    assert end.summary["num_classes"] == 3  # the diagnosis's chance level (1/C, ln C)
     assert end.summary["best_val_acc"] == max(v for _, v in series(rows, "val_acc"))
 
 

@@ -9,6 +9,7 @@ from batchlab.analysis.diagnose import (
     EVAL_METRICS,
     KINDS,
     Finding,
+    RunContext,
     Thresholds,
     diagnose_run,
     wants_step_loss,
@@ -31,8 +32,8 @@ from batchlab.analysis.targets import DEFAULT_TARGET_FRACTION, TargetHit, defaul
 
 __all__ = [
     "ANALYSIS_METRICS", "DEFAULT_TARGET_FRACTION", "DIAGNOSIS_METRICS", "EVAL_METRICS", "KINDS",
-    "CriticalBatchFit", "ExperimentAnalysis", "Finding", "PowerLawFit", "RunAnalysis", "TargetHit",
-    "Thresholds", "analyze_experiment", "analyze_runs", "default_target", "diagnose_run",
+    "CriticalBatchFit", "ExperimentAnalysis", "Finding", "PowerLawFit", "RunAnalysis", "RunContext",
+    "TargetHit", "Thresholds", "analyze_experiment", "analyze_runs", "default_target", "diagnose_run",
     "first_hit", "fit_critical_batch", "fit_critical_batch_or_reason", "fit_power_law",
     "wants_step_loss",
 ]

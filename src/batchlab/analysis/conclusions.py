@@ -11,25 +11,23 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from batchlab.analysis.diagnose import Finding, pct
 from batchlab.analysis.groups import RunFacts
-from batchlab.analysis.scaling import CriticalBatchFit, PowerLawFit
+from batchlab.analysis.scaling import SCALING_RULES, CriticalBatchFit, ExponentVerdict, PowerLawFit
 from batchlab.analysis.targets import DEFAULT_TARGET_FRACTION
 
 #: How each diagnosis reads in the summary sentence "N runs <words>: <configs>".
 _KIND_WORDS = {
+    "collapsed": "collapsed to chance (val acc at chance, or the loss back at ln C)",
     "exploding": "had an exploding loss",
-    "unstable": "are unstable (val acc swings)",
+    "unstable": "had an unstable val acc (it swings between evaluations)",
     "overfitting": "overfit",
     "not_converged": "had not converged (val loss still falling at the end)",
     "lr_too_small": "barely learned (LR too small)",
     "plateau": "hit a long plateau (training loss stuck, then falling again)",
+    "undertrained": "did not reach a clearly trained level (judged alone, nothing to compare with)",
+    "below_best": "ended below the best configuration by more than the noise",
 }
-#: Scaling rules the fitted LR exponent is compared with.
-_RULES = ((1.0, "the linear rule (lr ∝ B)"), (0.5, "the square-root rule (lr ∝ √B)"),
-          (0.0, "no scaling (the same LR at every batch)"))
 _MAX_LISTED = 4  # configurations named in one sentence before "and N more"
 
 
@@ -124,25 +122,49 @@ def to_target_sentences(rows: Sequence[dict[str, Any]], target: float | None) ->
     return out
 
 
-def lr_exponent_sentence(fit: PowerLawFit | None, rows: Sequence[dict[str, Any]]) -> str | None:
-    """'best LR grows as B^0.48 (R²=0.97, 4 batch sizes): close to the square-root rule'."""
+def _rule_words(name: str) -> str:
+    return next(words for n, _, words in SCALING_RULES if n == name)
+
+
+def _what_would_tell(v: ExponentVerdict) -> str:
+    """The half-width that would leave one rule in the interval, and what would get there."""
+    distances = sorted(abs(v.alpha - a) for _, a, _ in SCALING_RULES)
+    need = distances[1]  # below the distance to the second-nearest rule, only the nearest is left
+    tips = []
+    if v.grid_halfwidth is not None and v.grid_halfwidth >= need and v.grid_ratio is not None:
+        tips.append(f"a finer LR grid (steps of x{v.grid_ratio:.3g} limit α to ±{v.grid_halfwidth:.2f}; "
+                    f"steps of x{v.batch_ratio ** need:.3g} would give ±{need:.2f})")
+    if not math.isfinite(v.fit_halfwidth):
+        tips.append(f"more batch sizes ({v.n} fit a line exactly: no error estimate)")
+    elif v.fit_halfwidth >= need:
+        tips.append(f"more batch sizes (the fit's own 95% error is ±{v.fit_halfwidth:.2f} with {v.n})")
+    tips.append(f"a wider range of batch sizes (now x{v.batch_ratio:.3g})")
+    return f"to tell them apart the interval must shrink below ±{need:.2f}: " + ", ".join(tips)
+
+
+def lr_exponent_sentence(fit: PowerLawFit | None, verdict: ExponentVerdict | None) -> str | None:
+    """'best LR grows as B^0.48 ± 0.10 (95%; R²=0.97, 4 batch sizes): the square-root rule ...',
+    naming a rule only when the interval excludes the others, else saying it cannot tell and
+    what would."""
     if fit is None:
         return None
-    rule = min(_RULES, key=lambda r: abs(fit.alpha - r[0]))
     exponent = f"{fit.alpha:.2f}".replace("-0.00", "0.00")
     trend = ("does not change with the batch, B^0.00" if exponent == "0.00"
              else f"{'grows' if fit.alpha > 0 else 'falls'} as B^{exponent}")
-    text = f"best LR {trend} (R²={fit.r2:.2f}, {fit.n} batch sizes): closest to {rule[1]}"
-    lrs = np.unique([r["fit_lr"] for r in rows if r["fit_lr"]])
-    bs = [r["batch_size"] for r in rows if r["fit_lr"]]
-    if lrs.size >= 2 and max(bs) > min(bs):
-        # a best LR can only move in whole grid steps: that is the exponent's resolution
-        step = float(np.max(lrs[1:] / lrs[:-1]))
-        resolution = math.log(step) / math.log(max(bs) / min(bs))
-        if resolution > 0.25:
-            text += (f"; the LR grid is coarse (up to x{step:.3g} apart), so the exponent is "
-                     f"only resolved to about ±{resolution:.2f}")
-    return text + "."
+    if verdict is None or not math.isfinite(verdict.half_width):
+        text = f"best LR {trend} (R²={fit.r2:.2f}, {fit.n} batch sizes, no error estimate)"
+    else:
+        text = f"best LR {trend} ± {verdict.half_width:.2f} (95%; R²={fit.r2:.2f}, {fit.n} batch sizes)"
+    if verdict is None:
+        return text + ": cannot tell which scaling rule it follows."
+    others = [_rule_words(n) for n, _, _ in SCALING_RULES if n != verdict.rule]
+    if verdict.rule is not None:
+        return text + f": {_rule_words(verdict.rule)}; the interval excludes {' and '.join(others)}."
+    if not verdict.consistent:
+        return text + ": none of the scaling rules (linear, square-root, none) lies within the interval."
+    held = [_rule_words(n) for n in verdict.consistent]
+    return (text + f": cannot tell apart {', '.join(held[:-1])} and {held[-1]} (all lie within the "
+            "interval); " + _what_would_tell(verdict) + ".")
 
 
 def critical_batch_sentence(fit: CriticalBatchFit | str | None, tested: Sequence[float]) -> str | None:
@@ -194,17 +216,18 @@ def write_conclusions(
     lr_fit: PowerLawFit | None,
     critical: CriticalBatchFit | str | None,
     noise_floor: float,
+    lr_rule: ExponentVerdict | None = None,
 ) -> list[str]:
     """Every conclusion, most important first: what ran, the target, the best config and its
     margin, time to target, the scaling fits, the generalisation gap, then diagnoses."""
     facts = [f for f, _ in runs]
-    to_target, gaps, best_lr = tables
+    to_target, gaps, _ = tables
     tested = [r["batch_size"] for r in to_target]
     out = overview(experiment, facts)
     if (sentence := target_sentence(target, target_given)) is not None:
         out.append(sentence)
     out += best_sentences(best, groups) + to_target_sentences(to_target, target)
-    for sentence in (lr_exponent_sentence(lr_fit, best_lr), critical_batch_sentence(critical, tested),
+    for sentence in (lr_exponent_sentence(lr_fit, lr_rule), critical_batch_sentence(critical, tested),
                      gap_sentence(gaps, noise_floor)):
         if sentence:
             out.append(sentence)

@@ -9,94 +9,25 @@ empty, short or all-NaN series: a check without the data it needs stays silent.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from batchlab.analysis import series as S
+from batchlab.analysis.findings import KINDS, Finding, RunContext, Thresholds, at, pct
 from batchlab.analysis.loss import finest_loss, loss_curve
+from batchlab.analysis.standing import check_collapsed, check_standing
+from batchlab.analysis.trend import tail_trend
 from batchlab.store import Series
+
+__all__ = ["DIAGNOSIS_METRICS", "EVAL_METRICS", "KINDS", "Finding", "RunContext", "Thresholds",
+           "diagnose_run", "pct", "wants_step_loss"]
 
 #: Evaluation metrics: a few rows per epoch, cheap to read.
 EVAL_METRICS = ("train_eval_loss", "val_loss", "val_acc", "train_acc")
 #: Every metric the checks read. Per-step ``train_loss`` is nearly all the rows of a long run,
 #: so a store reader fetches it only when :func:`wants_step_loss` says it can matter.
 DIAGNOSIS_METRICS = ("train_loss", *EVAL_METRICS)
-
-KINDS = ("diverged", "exploding", "unstable", "overfitting", "not_converged", "lr_too_small",
-         "plateau", "healthy")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """The named thresholds of every diagnosis and of the experiment-level noise test.
-
-    overfit_gap: final train accuracy minus validation accuracy above this (0.10 = 10 points)
-        is overfitting; below it, the gap is typical of a well-regularised model.
-    overfit_val_loss_rise: the final validation loss this fraction above its minimum (0.10 =
-        10%) while the training loss is still lower than at that minimum is overfitting; smaller
-        rises are evaluation noise.
-    explode_factor: a training loss (per step, else evaluated) above this multiple of its
-        initial value (10x) is exploding: a model at initialisation is near chance, so 10x
-        chance is far outside what minibatch noise produces.
-    unstable_val_acc_std: over the last half of training, the standard deviation of the
-        change in validation accuracy between consecutive evaluations above this (0.05 = 5
-        points), with at least one drop that large, is unstable; a steady climb or one jump
-        at an LR decay has a small spread or no drop.
-    not_converged_slope: validation loss still falling by more than this fraction (0.05 = 5%)
-        over the last ``not_converged_window`` of training means more training would help.
-    not_converged_window: the final fraction of training (0.2) that test looks at.
-    lr_too_small_drop: a training loss that never fell more than this fraction (0.05 = 5%)
-        below its initial value learned nearly nothing: the LR is too small (or training far
-        too short).
-    lr_too_small_max_rise: ... but only if the per-step loss never rose more than this
-        fraction (0.5) above its start. A flat loss after a big excursion is a collapse to
-        chance from an LR that is too *large*, not too small.
-    plateau_window: a stretch of at least this fraction of training (0.3) during which the
-        training loss made less than ``plateau_progress`` of its total progress, followed by
-        at least that much progress, is a plateau (time spent stuck, e.g. until an LR decay).
-    plateau_progress: the fraction of the total fall of the loss (initial -> best) that counts
-        as progress (0.1); a converged tail is not a plateau because less than this is left.
-    noise_floor: with a single seed per configuration, two configurations whose validation
-        accuracies differ by less than this (0.01 = 1 point) are within seed noise, the typical
-        seed-to-seed spread of small-data classifiers; with several seeds their std is used.
-    """
-
-    overfit_gap: float = 0.10
-    overfit_val_loss_rise: float = 0.10
-    explode_factor: float = 10.0
-    unstable_val_acc_std: float = 0.05
-    not_converged_slope: float = 0.05
-    not_converged_window: float = 0.2
-    lr_too_small_drop: float = 0.05
-    lr_too_small_max_rise: float = 0.5
-    plateau_window: float = 0.3
-    plateau_progress: float = 0.1
-    noise_floor: float = 0.01
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One diagnosis: ``kind`` (one of :data:`KINDS`), a sentence with the numbers, where it
-    happened (step/epoch, None when it is about the whole run) and the numbers themselves."""
-
-    kind: str
-    message: str
-    step: int | None
-    epoch: float | None
-    numbers: dict[str, float]
-
-
-def pct(x: float) -> str:
-    """An accuracy or fraction as a short percentage: 0.9944 -> '99.4%', 1.0 -> '100%'."""
-    return f"{100 * x:.3g}%"
-
-
-def _at(series: Series, step: float) -> str:
-    """'step 120 (epoch 2.5)' for a step of ``series``."""
-    epoch = S.epoch_at(series, step)
-    return f"step {step:.0f}" + (f" (epoch {epoch:.3g})" if epoch is not None else "")
 
 
 def wants_step_loss(
@@ -130,7 +61,7 @@ def check_diverged(train_loss: Series, status: str, summary: Mapping[str, Any]) 
         return Finding("diverged", "diverged (the step is not recorded)", None, None, {})
     step = int(step)
     numbers: dict[str, float] = {"step": float(step)}
-    where = _at(train_loss, step)
+    where = at(train_loss, step)
     what = ""
     if bad is not None:
         what = f": the training loss became {train_loss.value[bad]}"
@@ -152,7 +83,7 @@ def check_exploding(metrics: Mapping[str, Series], th: Thresholds) -> Finding | 
         return None
     i = int(above[0])
     peak = float(f.value.max())
-    msg = (f"exploding: train loss {f.value[i]:.3g} at {_at(f, f.step[i])}, "
+    msg = (f"exploding: train loss {f.value[i]:.3g} at {at(f, f.step[i])}, "
            f"{f.value[i] / initial:.3g}x its initial {initial:.3g} (peak {peak:.3g})")
     return Finding("exploding", msg, int(f.step[i]), float(f.epoch[i]),
                    {"loss": float(f.value[i]), "initial_loss": initial, "peak_loss": peak,
@@ -173,7 +104,7 @@ def check_unstable(val_acc: Series, th: Thresholds) -> Finding | None:
         return None
     k = int(np.flatnonzero(half)[0] + np.argmin(change) + 1)  # the evaluation after the drop
     msg = (f"unstable: over the second half, val acc changes between evaluations have a std of "
-           f"{100 * spread:.3g} points; it drops {100 * drop:.3g} points at {_at(f, f.step[k])}")
+           f"{100 * spread:.3g} points; it drops {100 * drop:.3g} points at {at(f, f.step[k])}")
     return Finding("unstable", msg, int(f.step[k]), float(f.epoch[k]),
                    {"change_std": spread, "largest_drop": drop})
 
@@ -239,22 +170,28 @@ def check_overfitting(metrics: Mapping[str, Series], th: Thresholds) -> Finding 
 
 
 def check_not_converged(val_loss: Series, th: Thresholds) -> Finding | None:
-    """Validation loss still falling fast over the last ``not_converged_window`` of training."""
+    """Validation loss still falling over the last ``not_converged_window`` of training: by more
+    than ``not_converged_slope`` of its level, or at more than ``not_converged_rate`` of its
+    average rate over the run, and in either case by more than its own noise (``trend_noise``).
+    The fall is that of a least-squares line over the window, not of two end points."""
     f = S.finite(val_loss)
-    if len(f.value) < 2 or f.step[-1] <= f.step[0]:
+    trend = tail_trend(f, th.not_converged_window)
+    if trend is None or not trend.fall > 0 or not trend.start > 0:
         return None
-    start_step = f.step[-1] - th.not_converged_window * (f.step[-1] - f.step[0])
-    start = S.value_at(f, start_step)
-    end = float(f.value[-1])
-    if not start > 0:
+    if trend.fall <= th.trend_noise * trend.fall_halfwidth:
+        return None  # a fall inside the curve's own scatter is noise, not progress
+    level = trend.fall / trend.start
+    total = float(f.value[0]) - trend.end
+    rate = trend.fall / total / trend.fraction if total > 0 and trend.fraction > 0 else 0.0
+    if level <= th.not_converged_slope and rate <= th.not_converged_rate:
         return None
-    fall = (start - end) / start
-    if fall <= th.not_converged_slope:
-        return None
-    msg = (f"not converged: val loss still fell {pct(fall)} over the last "
-           f"{pct(th.not_converged_window)} of training ({start:.3g} -> {end:.3g}); train longer")
+    msg = (f"not converged: val loss still falling over the last {pct(trend.fraction)} of training "
+           f"({trend.start:.3g} -> {trend.end:.3g} on a line fitted to {trend.n} evaluations, noise "
+           f"±{trend.fall_halfwidth:.2g}): {pct(level)} of its level, at {rate:.2g}x its average rate "
+           "over the run; train longer (or raise the LR)")
     return Finding("not_converged", msg, int(f.step[-1]), float(f.epoch[-1]),
-                   {"val_loss_start": start, "val_loss_final": end, "relative_fall": fall})
+                   {"val_loss_start": trend.start, "val_loss_final": trend.end, "relative_fall": level,
+                    "rate_ratio": rate, "fall_noise": trend.fall_halfwidth})
 
 
 def check_lr_too_small(metrics: Mapping[str, Series], th: Thresholds) -> Finding | None:
@@ -301,51 +238,40 @@ def check_plateau(metrics: Mapping[str, Series], th: Thresholds) -> Finding | No
                     "final_best_loss": float(best_so_far[-1])})
 
 
-def _healthy(metrics: Mapping[str, Series]) -> Finding | None:
-    """A summary of a run with data and nothing wrong; None when there is nothing to judge."""
-    val_acc = S.finite(S.get(metrics, "val_acc"))
-    curve = loss_curve(metrics)
-    if len(val_acc.value) < 2 and len(curve.value) < 2:
-        return None
-    numbers: dict[str, float] = {}
-    parts = []
-    if len(val_acc.value):
-        b = int(np.argmax(val_acc.value))
-        numbers.update(final_val_acc=float(val_acc.value[-1]), best_val_acc=float(val_acc.value[b]))
-        parts.append(f"val acc {pct(val_acc.value[-1])} (best {pct(val_acc.value[b])} at "
-                     f"epoch {val_acc.epoch[b]:.3g})")
-    if len(curve.value):
-        numbers.update(initial_loss=curve.initial, final_loss=float(curve.value[-1]))
-        parts.append(f"train loss {curve.initial:.3g} -> {curve.value[-1]:.3g}")
-    return Finding("healthy", "healthy: " + ", ".join(parts), None, None, numbers)
-
-
 def diagnose_run(
     metrics: Mapping[str, Series],
     status: str,
     summary: Mapping[str, Any],
     th: Thresholds = Thresholds(),  # noqa: B008 - frozen, so a shared default is safe
+    context: RunContext | None = None,
 ) -> list[Finding]:
     """Every finding for one run, most severe first (the order of :data:`KINDS`).
 
+    ``context`` says what the run is judged against (see :class:`RunContext`); without one it is
+    judged alone, with the number of classes from ``summary["num_classes"]`` when recorded.
     Diverged runs are judged on the points before divergence, and skip the checks that only
     make sense for a run that ended normally (not_converged, lr_too_small, plateau); an
-    exploding run skips lr_too_small. "healthy" is returned only when nothing else was found
-    and there is data to judge; a run without data (pending) gets an empty list. Never raises.
+    exploding run skips lr_too_small. When nothing else was found, the run's standing is
+    given: healthy, below_best or undertrained (see ``batchlab.analysis.standing``); a run
+    without data (pending) gets an empty list. Never raises.
     """
+    ctx = context or RunContext()
+    if ctx.n_classes is None and isinstance(summary.get("num_classes"), int):
+        ctx = RunContext(summary["num_classes"], ctx.sweep_best_val_acc, ctx.sweep_best_val_loss, ctx.noise)
     train_loss = S.get(metrics, "train_loss")
     findings = [check_diverged(train_loss, status, summary)]
     cut = S.first_nonfinite(train_loss)
     if cut is not None:
         metrics = {**metrics, "train_loss": S.head(train_loss, cut)}
     exploding = check_exploding(metrics, th)
-    findings += [exploding, check_unstable(S.get(metrics, "val_acc"), th), check_overfitting(metrics, th)]
+    findings += [check_collapsed(metrics, ctx.n_classes, th), exploding,
+                 check_unstable(S.get(metrics, "val_acc"), th), check_overfitting(metrics, th)]
     if findings[0] is None:
         findings.append(check_not_converged(S.get(metrics, "val_loss"), th))
         if exploding is None:
             findings.append(check_lr_too_small(metrics, th))
         findings.append(check_plateau(metrics, th))
     found = [f for f in findings if f is not None]
-    if not found and (healthy := _healthy(metrics)) is not None:
-        found.append(healthy)
+    if not found and (standing := check_standing(metrics, ctx, th)) is not None:
+        found.append(standing)
     return found

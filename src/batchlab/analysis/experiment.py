@@ -8,6 +8,7 @@ JSON.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -19,16 +20,20 @@ from batchlab.analysis.diagnose import (
     DIAGNOSIS_METRICS,
     EVAL_METRICS,
     Finding,
+    RunContext,
     Thresholds,
     diagnose_run,
     wants_step_loss,
 )
-from batchlab.analysis.groups import by_batch, make_groups, pick_best, run_facts
+from batchlab.analysis.groups import by_batch, fit_lr, make_groups, pick_best, run_facts
 from batchlab.analysis.scaling import (
     CriticalBatchFit,
+    ExponentVerdict,
     PowerLawFit,
     fit_critical_batch_or_reason,
     fit_power_law,
+    judge_exponent,
+    lr_grid_ratio,
 )
 from batchlab.analysis.targets import TargetHit, default_target, first_hit
 from batchlab.jsonsafe import json_safe
@@ -69,6 +74,7 @@ class ExperimentAnalysis:
     lr_exponent: PowerLawFit | None
     critical_batch: CriticalBatchFit | None
     conclusions: list[str]
+    lr_rule: ExponentVerdict | None = None
 
     def to_dict(self) -> dict:
         """A JSON-safe dict: dataclasses become dicts, numpy scalars Python numbers, NaN/inf None."""
@@ -84,6 +90,35 @@ def _target(facts: Sequence[Any], given: float | None) -> float | None:
     value = default_target([x for x in steady if not math.isnan(x)]
                            or [f.best_val_acc for f in facts])
     return value if math.isfinite(value) else None
+
+
+def sweep_context(
+    runs: Sequence[tuple[RunRecord, dict[str, Series]]],
+    groups: Sequence[dict[str, Any]],
+    best: dict[str, Any] | None,
+    noise_floor: float,
+) -> RunContext:
+    """What every run of an experiment is judged against (see :class:`RunContext`).
+
+    The number of classes is the first one a run recorded (``summary["num_classes"]``; one
+    experiment trains on one data set). A sweep needs 2+ configurations with data that did not
+    diverge; the best is the top-ranked configuration's mean best val acc, with the noise of
+    its seed std but never below ``noise_floor`` (two or three seeds can agree by luck).
+    Without accuracies the best is the lowest final val loss of a run that did not diverge.
+    """
+    n_classes = next((r.summary["num_classes"] for r, _ in runs
+                      if isinstance(r.summary.get("num_classes"), int)), None)
+    if sum(g["eligible"] for g in groups) >= 2 and best is not None:
+        g = best["group"]
+        std = g["best_val_acc_std"]
+        return RunContext(n_classes, g["best_val_acc_mean"], None,
+                          max(std, noise_floor) if std is not None else noise_floor)
+    losses = [S.last(S.get(m, "val_loss")) for r, m in runs if r.status != "diverged"]
+    losses = [x for x in losses if math.isfinite(x)]
+    distinct = {json.dumps(r.config, sort_keys=True, default=str) for r, _ in runs}
+    if best is None and len(losses) >= 2 and len(distinct) >= 2:
+        return RunContext(n_classes, None, min(losses), None)
+    return RunContext(n_classes)
 
 
 def analyze_runs(
@@ -104,16 +139,22 @@ def analyze_runs(
     tgt = _target(facts, target)
     hits = [first_hit(S.get(metrics, "val_acc"), tgt) if tgt is not None else None for _, metrics in runs]
     facts = [replace(f, hit=hit) for f, hit in zip(facts, hits, strict=True)]
-    analyses = [
-        RunAnalysis(record.id, record.config, record.point, record.status, record.summary,
-                    diagnose_run(metrics, record.status, record.summary, th), hit)
-        for (record, metrics), hit in zip(runs, hits, strict=True)
-    ]
     groups = make_groups(facts)
     best = pick_best(groups, th.noise_floor)
+    context = sweep_context(runs, groups, best, th.noise_floor)
+    analyses = [
+        RunAnalysis(record.id, record.config, record.point, record.status, record.summary,
+                    diagnose_run(metrics, record.status, record.summary, th, context), hit)
+        for (record, metrics), hit in zip(runs, hits, strict=True)
+    ]
     to_target, gaps, best_lr = by_batch(groups)
     with_lr = [r for r in best_lr if r["fit_lr"] is not None]
     lr_fit = fit_power_law([r["batch_size"] for r in with_lr], [r["fit_lr"] for r in with_lr])
+    lr_rule = None
+    if lr_fit is not None:
+        fitted = [r["batch_size"] for r in with_lr]
+        grid = lr_grid_ratio([g["batch_size"] for g in groups], [fit_lr(g) for g in groups])
+        lr_rule = judge_exponent(lr_fit, grid, max(fitted) / min(fitted))
     reached = [r for r in to_target if r["reached"]]
     critical: CriticalBatchFit | str | None = None  # no sentence without a target or batch sizes
     if tgt is not None and to_target:
@@ -121,10 +162,11 @@ def analyze_runs(
                                                 [r["steps"] for r in reached])
     conclusions = write_conclusions(
         experiment, [(f, a.findings) for f, a in zip(facts, analyses, strict=True)], tgt,
-        target is not None, groups, best, (to_target, gaps, best_lr), lr_fit, critical, th.noise_floor)
+        target is not None, groups, best, (to_target, gaps, best_lr), lr_fit, critical, th.noise_floor,
+        lr_rule)
     return ExperimentAnalysis(
         experiment, tgt, analyses, groups, best, to_target, gaps, best_lr, lr_fit,
-        critical if isinstance(critical, CriticalBatchFit) else None, conclusions)
+        critical if isinstance(critical, CriticalBatchFit) else None, conclusions, lr_rule)
 
 
 def analyze_experiment(

@@ -18,6 +18,11 @@ from batchlab.store import Series
 #: The initial per-step loss is the median of this many first steps, so one odd first batch
 #: does not set the baseline of "exploding" and "lr_too_small".
 INITIAL_STEPS = 10
+#: ... but only of the steps before the loss first exceeds this multiple of the very first
+#: loss (the untrained model's, logged before any update): minibatch noise at initialisation
+#: moves the loss by tens of percent, so doubling within a few steps is training going wrong,
+#: and a median over those steps would already include the blow-up.
+EARLY_RISE = 2.0
 #: Per-step losses are averaged in this many blocks before looking for the lowest loss: the
 #: minimum of raw minibatch losses is a lucky batch, not the model's loss.
 LOSS_BLOCKS = 50
@@ -35,17 +40,22 @@ class LossCurve:
 
 
 def initial_loss(train_loss: Series) -> float:
-    """The median of the first :data:`INITIAL_STEPS` finite per-step losses (NaN if none)."""
+    """The loss before training went wrong: the median of the first :data:`INITIAL_STEPS` finite
+    per-step losses, cut before the first that exceeds :data:`EARLY_RISE` x the first (NaN if
+    there is none)."""
     v = S.finite(train_loss).value[:INITIAL_STEPS]
-    return float(np.median(v)) if len(v) else float("nan")
+    if not len(v):
+        return float("nan")
+    risen = np.flatnonzero(v > EARLY_RISE * v[0]) if v[0] > 0 else np.zeros(0, np.int64)
+    return float(np.median(v[: risen[0]] if risen.size else v))
 
 
 def loss_curve(metrics: Mapping[str, Series]) -> LossCurve:
     """The training loss curve: ``train_eval_loss`` (eval mode, no minibatch noise) when it has
     2+ finite points, else per-step ``train_loss`` averaged in :data:`LOSS_BLOCKS` blocks.
 
-    ``initial`` is the first evaluation (the untrained model at step 0) or, per step, the median
-    of the first :data:`INITIAL_STEPS` losses (the first block already includes learning).
+    ``initial`` is the first evaluation (the untrained model at step 0) or, per step,
+    :func:`initial_loss` (the first block already includes learning).
     """
     ev = S.finite(S.get(metrics, "train_eval_loss"))
     if len(ev.value) >= 2:
@@ -62,7 +72,7 @@ def loss_curve(metrics: Mapping[str, Series]) -> LossCurve:
 
 def finest_loss(metrics: Mapping[str, Series]) -> tuple[Series, float]:
     """The finest training-loss series there is and its initial value: per-step ``train_loss``
-    (initial: median of the first :data:`INITIAL_STEPS`), else ``train_eval_loss`` (initial: the
+    (initial: :func:`initial_loss`), else ``train_eval_loss`` (initial: the
     step-0 evaluation of the untrained model)."""
     train_loss = S.get(metrics, "train_loss")
     if len(S.finite(train_loss).value):

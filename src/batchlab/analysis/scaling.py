@@ -11,10 +11,13 @@ scaling); above it, extra examples per step buy almost nothing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from batchlab.analysis.stats import line_fit, t975
 
 #: The critical-batch search spans this factor below the smallest and above the largest batch
 #: size tested. A best fit at either end means the data do not bound B_crit: steps either do not
@@ -24,14 +27,71 @@ _GRID = 401  # coarse log-spaced candidates for B_crit; then a fine grid around 
 _REFINE = 201
 
 
+#: The scaling rules a fitted exponent of best LR ∝ B^alpha is compared with: (name, alpha, words).
+SCALING_RULES = (("linear", 1.0, "the linear rule (lr ∝ B)"),
+                 ("square-root", 0.5, "the square-root rule (lr ∝ √B)"),
+                 ("none", 0.0, "no scaling (the same LR at every batch)"))
+
+
 @dataclass(frozen=True)
 class PowerLawFit:
-    """y = coefficient * x ** alpha, fitted by least squares in log-log; r2 in log space."""
+    """y = coefficient * x ** alpha, fitted by least squares in log-log; r2 in log space;
+    ``alpha_stderr`` the standard error of alpha (NaN with 2 points: the line fits exactly)."""
 
     alpha: float
     coefficient: float
     r2: float
     n: int
+    alpha_stderr: float = math.nan
+
+
+@dataclass(frozen=True)
+class ExponentVerdict:
+    """What a fitted exponent can tell about the scaling rules (see :func:`judge_exponent`).
+
+    half_width: of the interval alpha ± half_width (NaN when nothing bounds it); the larger of
+    ``fit_halfwidth`` (95% Student-t from the fit's scatter; NaN with 2 points) and
+    ``grid_halfwidth`` (a best LR moves in whole grid steps of ``grid_ratio``, so alpha is only
+    known to log(grid_ratio) / log(batch_ratio); None without a grid). ``consistent``: the names
+    of the :data:`SCALING_RULES` inside the interval; ``rule``: the one rule named, only when it
+    is the single one inside (the interval excludes the others), else None.
+    """
+
+    alpha: float
+    half_width: float
+    fit_halfwidth: float
+    grid_halfwidth: float | None
+    grid_ratio: float | None
+    batch_ratio: float
+    consistent: tuple[str, ...]
+    rule: str | None
+    n: int
+
+
+def lr_grid_ratio(batch_sizes: Sequence[float], lrs: Sequence[float]) -> float | None:
+    """The coarsest step of the LR grid: the largest ratio between neighbouring distinct LRs
+    tried at one batch size (None when no batch size has 2 LRs)."""
+    xa, ya = _positive_pairs(batch_sizes, lrs)
+    ratios = [float(np.max(u[1:] / u[:-1])) for b in np.unique(xa) if (u := np.unique(ya[xa == b])).size >= 2]
+    return max(ratios) if ratios else None
+
+
+def judge_exponent(fit: PowerLawFit, grid_ratio: float | None, batch_ratio: float) -> ExponentVerdict:
+    """Which scaling rules the fitted exponent's interval holds (see :class:`ExponentVerdict`).
+
+    ``batch_ratio`` is largest / smallest batch size fitted. A rule is named only when every
+    other rule lies outside alpha ± half_width; an unknown half-width (2 points, no grid)
+    holds every rule.
+    """
+    fit_hw = t975(fit.n - 2) * fit.alpha_stderr if fit.n >= 3 else math.nan
+    grid_hw = (math.log(grid_ratio) / math.log(batch_ratio)
+               if grid_ratio is not None and grid_ratio > 1 and batch_ratio > 1 else None)
+    known = [x for x in (fit_hw, grid_hw) if x is not None and math.isfinite(x)]
+    half = max(known) if known else math.nan
+    inside = tuple(name for name, a, _ in SCALING_RULES
+                   if not math.isfinite(half) or abs(fit.alpha - a) <= half)
+    return ExponentVerdict(fit.alpha, half, fit_hw, grid_hw, grid_ratio, batch_ratio, inside,
+                           inside[0] if len(inside) == 1 else None, fit.n)
 
 
 @dataclass(frozen=True)
@@ -69,11 +129,13 @@ def fit_power_law(x: Sequence[float], y: Sequence[float]) -> PowerLawFit | None:
     if xa.size < 2 or np.unique(xa).size < 2:
         return None
     lx, ly = np.log(xa), np.log(ya)
-    alpha, intercept = np.polyfit(lx, ly, 1)
-    ss_res = float(np.sum((ly - (alpha * lx + intercept)) ** 2))
+    line = line_fit(lx, ly)
+    if line is None:
+        return None
+    ss_res = float(np.sum((ly - (line.slope * lx + line.intercept)) ** 2))
     ss_tot = float(np.sum((ly - ly.mean()) ** 2))
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
-    return PowerLawFit(float(alpha), float(np.exp(intercept)), r2, int(xa.size))
+    return PowerLawFit(line.slope, float(np.exp(line.intercept)), r2, int(xa.size), line.slope_se)
 
 
 def _profile_sse(b_crit: np.ndarray, batch: np.ndarray, log_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -70,3 +70,15 @@ def epoch_at(series: Series, step: float) -> float | None:
     if not len(series.step):
         return None
     return float(np.interp(step, series.step, series.epoch))
+
+
+def tail(series: Series, fraction: float, min_points: int = 3) -> Series:
+    """The finite points of the last ``fraction`` of the series' step span, and at least its
+    last ``min_points`` (all of them when it has fewer)."""
+    f = finite(series)
+    if not len(f.value):
+        return f
+    start = f.step[-1] - fraction * (f.step[-1] - f.step[0])
+    first = min(int(np.searchsorted(f.step, start, side="left")), max(len(f.value) - min_points, 0))
+    return Series(f.step[first:], f.value[first:], f.epoch[first:], f.examples[first:],
+                  f.wall_time[first:])

@@ -8,13 +8,13 @@ and each run's findings).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+from batchlab.analysis.conclusions import lr_exponent_sentence
+from batchlab.analysis.scaling import SCALING_RULES
 from batchlab.report.html import bullets, esc, fmt, table
-
-# Scaling rules the fitted exponent alpha of best LR ∝ B^alpha is compared with.
-RULES = ((1.0, "linear rule (lr ∝ B)"), (0.5, "square-root rule (lr ∝ √B)"), (0.0, "no scaling"))
 
 
 def _pm(mean: Any, std: Any) -> str:
@@ -80,13 +80,18 @@ def best_lr(analysis: Any) -> str:
     if fit is None:
         return out + '<p class="note">Best LR ∝ B^α: not fitted (needs a best LR at 2 or more ' \
                      "batch sizes).</p>"
-    near = min(RULES, key=lambda r: abs(fit.alpha - r[0]))
-    rules = table(["", "fitted", *(name for _, name in RULES)],
-                  [["α", f"{fit.alpha:.2f}", *(f"{a:.1f}" for a, _ in RULES)],
-                   ["fitted − rule", None, *(f"{fit.alpha - a:+.2f}" for a, _ in RULES)]], left=(0,))
-    return out + (f"<p>Fitted <b>best LR ∝ B<sup>α</sup></b>: α = {fit.alpha:.2f} "
-                  f"(r² = {fmt(fit.r2, 3)}, {fit.n} batch sizes), closest to the "
-                  f"<b>{esc(near[1])}</b> (α = {near[0]:g}).</p>" + rules)
+    verdict = getattr(analysis, "lr_rule", None)
+    inside = set(verdict.consistent) if verdict is not None else {n for n, _, _ in SCALING_RULES}
+    known = verdict is not None and math.isfinite(verdict.half_width)
+    half = f" ± {verdict.half_width:.2f}" if known else ""
+    rules = table(["", "fitted", *(words for _, _, words in SCALING_RULES)],
+                  [["α", f"{fit.alpha:.2f}{half}", *(f"{a:.1f}" for _, a, _ in SCALING_RULES)],
+                   ["fitted − rule", None, *(f"{fit.alpha - a:+.2f}" for _, a, _ in SCALING_RULES)],
+                   ["within the 95% interval", None, *("yes" if n in inside else "no"
+                                                        for n, _, _ in SCALING_RULES)]], left=(0,))
+    # the same sentence as the conclusions: a rule is named only when the interval excludes the others
+    sentence = esc(lr_exponent_sentence(fit, verdict))
+    return out + f"<p>Fitted <b>best LR ∝ B<sup>α</sup></b>: {sentence}</p>" + rules
 
 
 def critical_batch(analysis: Any) -> str:

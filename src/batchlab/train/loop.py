@@ -150,6 +150,7 @@ def train_run(
         summary: dict[str, Any] = {
             "effective_lr": base_lr, "steps_per_epoch": spe, "total_steps": total,
             "n_train": n_train, "n_val": len(val_y), "best_val_acc": -1.0,
+            "num_classes": data.num_classes,  # chance level for the diagnosis (1/C, ln C)
         }
         clock = 0.0
         state = load_checkpoint(checkpoint_path, run_id) if checkpoint_path else None
