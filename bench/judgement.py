@@ -313,29 +313,36 @@ def print_recommend(results: list[dict[str, Any]]) -> None:
 # --------------------------------------------------------------------------- diagnosis
 
 
-def to_record(i: int, row: dict[str, Any]) -> tuple[RunRecord, dict[str, Series]]:
+def to_record(i: int, row: dict[str, Any], classes: int) -> tuple[RunRecord, dict[str, Series]]:
+    """A stored run rebuilt from its JSON row (``num_classes`` added where an older trainer
+    did not record it)."""
     series = {k: Series(*(np.asarray(v[f], dtype=float) for f in
                           ("step", "value", "epoch", "examples", "wall_time")))
               for k, v in row["series"].items()}
+    summary = {"num_classes": classes, **row["summary"]}
     record = RunRecord(f"run{i}", row["status"], row["config"], {}, 0.0, None, None, None, None, None,
-                       0, 1, None, row["summary"], {"train.lr": row["lr"], "train.seed": row["seed"]})
+                       0, 1, None, summary, {"train.lr": row["lr"], "train.seed": row["seed"]})
     return record, series
 
 
 def judge_diagnosis(case: Case, truth: dict[str, Any]) -> dict[str, Any]:
+    """Diagnose the case's ground-truth runs as one experiment, as the report does; check each
+    run's labels against the rules its numbers imply, with the same sweep best and noise."""
     from judgement_rules import check_diagnosis
 
-    runs = [to_record(i, r) for i, r in enumerate(truth["runs"])]
-    analysis = analyze_runs(runs, case.name)
     classes = n_classes(base_config(case))
-    best = max((r["final_val_acc"] or 0.0) for r in truth["runs"])
+    runs = [to_record(i, r, classes) for i, r in enumerate(truth["runs"])]
+    analysis = analyze_runs(runs, case.name)
+    group = (analysis.best or {}).get("group") or {}
+    eligible = len([g for g in analysis.groups if g.get("best_val_acc_mean") is not None])
+    best = group.get("best_val_acc_mean") if eligible >= 2 else None
+    noise = group.get("best_val_acc_std")
     labels: dict[str, int] = {}
     violations = []
     for (record, series), a in zip(runs, analysis.runs, strict=True):
-        kinds = [f.kind for f in a.findings]
-        for k in kinds:
-            labels[k] = labels.get(k, 0) + 1
-        for v in check_diagnosis(series, kinds, best, classes):
+        for f in a.findings:
+            labels[f.kind] = labels.get(f.kind, 0) + 1
+        for v in check_diagnosis(series, a.findings, best, classes, sweep_noise=noise):
             violations.append(f"lr {record.point['train.lr']:.3g} seed {record.point['train.seed']}: {v}")
     return {"case": case.name, "runs": len(runs), "labels": labels, "violations": violations}
 

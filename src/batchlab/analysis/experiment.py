@@ -25,6 +25,7 @@ from batchlab.analysis.diagnose import (
     diagnose_run,
     wants_step_loss,
 )
+from batchlab.analysis.direction import reconsider_lr_too_small
 from batchlab.analysis.groups import by_batch, fit_lr, make_groups, pick_best, run_facts
 from batchlab.analysis.scaling import (
     CriticalBatchFit,
@@ -142,10 +143,12 @@ def analyze_runs(
     groups = make_groups(facts)
     best = pick_best(groups, th.noise_floor)
     context = sweep_context(runs, groups, best, th.noise_floor)
+    findings = reconsider_lr_too_small(
+        [(r.config, r.summary, r.status) for r, _ in runs],
+        [diagnose_run(metrics, record.status, record.summary, th, context) for record, metrics in runs])
     analyses = [
-        RunAnalysis(record.id, record.config, record.point, record.status, record.summary,
-                    diagnose_run(metrics, record.status, record.summary, th, context), hit)
-        for (record, metrics), hit in zip(runs, hits, strict=True)
+        RunAnalysis(record.id, record.config, record.point, record.status, record.summary, found, hit)
+        for (record, _), found, hit in zip(runs, findings, hits, strict=True)
     ]
     to_target, gaps, best_lr = by_batch(groups)
     with_lr = [r for r in best_lr if r["fit_lr"] is not None]

@@ -13,8 +13,8 @@ from batchlab.analysis import series as S
 from batchlab.store import Series
 
 #: Every diagnosis, most severe first (the order findings are listed in).
-KINDS = ("diverged", "collapsed", "exploding", "unstable", "overfitting", "not_converged",
-         "lr_too_small", "plateau", "undertrained", "below_best", "healthy")
+KINDS = ("diverged", "collapsed", "exploding", "lr_too_large", "unstable", "overfitting",
+         "not_converged", "lr_too_small", "plateau", "undertrained", "below_best", "healthy")
 
 
 @dataclass(frozen=True)
