@@ -162,6 +162,9 @@ def test_a_better_base_configuration_is_said_plainly_and_named():
     assert line.startswith("Your base configuration (batch 32, lr 0.05) is BETTER than the "
                            "recommendation (batch 128, lr 0.004)")
     assert "98.3% vs 77.8%" in line and line.endswith("Keep batch 32, lr 0.05.")
+    assert "sooner" not in line
+    _, line = against_base((128, 0.1), 0.969, (32, 0.05), 0.983, times=(0.04, 0.1))
+    assert "The recommendation only reaches the target sooner (0.04 s vs 0.1 s). Keep" in line
     better, line = against_base((128, 0.1), 0.995, (32, 0.05), 0.983)
     assert not better and "beats your base configuration" in line
     better, line = against_base((128, 0.1), 0.985, (32, 0.05), 0.983)  # within the noise floor

@@ -61,9 +61,11 @@ def validation_spec(spec: Spec, rec: Recommendation) -> Spec:
 
 
 def against_base(rec_cfg: tuple[int, float], rec_acc: float | None, base_cfg: tuple[int, float],
-                 base_acc: float | None, noise: float = Thresholds().noise_floor) -> tuple[bool, str]:
+                 base_acc: float | None, noise: float = Thresholds().noise_floor,
+                 times: tuple[float | None, float | None] = (None, None)) -> tuple[bool, str]:
     """(base is better, the sentence) from the best validation accuracy of the recommended
-    and the base configuration, each ``(batch, lr)`` (pure)."""
+    and the base configuration, each ``(batch, lr)``; ``times``: their seconds to the target,
+    when known, quoted where the recommendation is faster but ends lower (pure)."""
     def name(cfg: tuple[int, float]) -> str:
         return f"batch {cfg[0]}, lr {cfg[1]:.3g}"
 
@@ -72,9 +74,13 @@ def against_base(rec_cfg: tuple[int, float], rec_acc: float | None, base_cfg: tu
     if base_acc is None or rec_acc is None:
         return False, "No comparison with your base configuration: a run has no validation accuracy."
     if base_acc > rec_acc + noise:
+        rec_s, base_s = times
+        faster = (f" The recommendation only reaches the target sooner ({rec_s:.3g} s vs "
+                  f"{base_s:.3g} s)." if rec_s is not None and base_s is not None and rec_s < base_s
+                  else "")
         return True, (f"Your base configuration ({name(base_cfg)}) is BETTER than the recommendation "
-                      f"({name(rec_cfg)}): best validation accuracy {base_acc:.1%} vs {rec_acc:.1%}. "
-                      f"Keep {name(base_cfg)}.")
+                      f"({name(rec_cfg)}): best validation accuracy {base_acc:.1%} vs {rec_acc:.1%}."
+                      f"{faster} Keep {name(base_cfg)}.")
     if rec_acc > base_acc + noise:
         return False, (f"The recommendation ({name(rec_cfg)}) beats your base configuration "
                        f"({name(base_cfg)}): best validation accuracy {rec_acc:.1%} vs {base_acc:.1%}.")
@@ -127,7 +133,9 @@ def validate_recommendation(spec: Spec, rec: Recommendation, store_path: Path) -
     base = next(a for a in analysis.runs if not {k: v for k, v in a.point.items() if k != "train.seed"})
     base_cfg = (base.config["train"]["batch_size"], base.config["train"]["lr"])
     mine = by_run.get((rec.batch_size, lrs[rec.batch_size]))
+    base_s = base.hit.wall_time if base.hit else None
     better, line = against_base((rec.batch_size, lrs[rec.batch_size]),
                                 mine.summary.get("best_val_acc") if mine else None,
-                                base_cfg, base.summary.get("best_val_acc"))
+                                base_cfg, base.summary.get("best_val_acc"),
+                                times=(measured.get(rec.batch_size), base_s))
     return Validation(vspec.name, [run_row(r) for r in out.records], comparison, [*lines, line], better)
