@@ -7,7 +7,8 @@ For each case (model x data, batch 32, LR 0.01, SGD momentum 0.9, 1 torch thread
   data loading and model building excluded; the whole run's wall time is printed beside it).
   Median over ``--reps`` runs, measured inside each repetition, between the probes.
 * **probes**, each called as the CLI calls it (from the config: data loading and model set-up
-  included): ``lr_find`` with 1 repeat and with the default 3, ``throughput_curve`` with its
+  included): ``lr_find`` with its default (a range test and 5 trial runs) and with the valley
+  rule on 1 and 3 range tests, ``throughput_curve`` with its
   defaults and with a quick setting (``QUICK_THROUGHPUT``), ``measure_noise_scale`` (200 steps).
   Median wall time over ``--reps`` repetitions, divided by the median epoch.
 * **noise-scale option**: the same ``--run-epochs``-epoch run with ``train.measure_noise_scale``
@@ -118,11 +119,11 @@ def examples_of_step(model: Any, optimizer: Any, xb: torch.Tensor, *rest: Any, *
     return float(len(xb))
 
 
-def run_lr_find(config: RunConfig, repeats: int) -> tuple[Stopwatch, dict[str, Any]]:
+def run_lr_find(config: RunConfig, repeats: int, strategy: str) -> tuple[Stopwatch, dict[str, Any]]:
     with (CallTimer(lr_range, "load_dataset") as load, CallTimer(lr_range, "fresh_setup") as setup,
           Stopwatch() as sw):
-        result = lr_range.lr_find(config, repeats=repeats)
-    steps = sum(len(t.lrs) for b in result.per_batch for t in b.tests)
+        result = lr_range.lr_find(config, repeats=repeats, strategy=strategy)
+    steps = sum(b.cost_steps for b in result.per_batch)  # range tests and trials
     loop = sw.wall - load.seconds - setup.seconds
     return sw, {"steps": steps, "load": load.seconds, "setup": setup.seconds, "loop": loop,
                 "ms_per_step": 1e3 * loop / steps}
@@ -250,9 +251,14 @@ def run_case(name: str, args: argparse.Namespace) -> None:
     epoch_cpu: list[float] = []
     run_wall: list[float] = []
     probes: dict[str, tuple[Callable[[], tuple[Stopwatch, dict[str, Any]]], float | None, str]] = {
-        "lr-find, 1 repeat": (lambda: run_lr_find(base, 1), TARGET_LR_FIND, "100 steps x 1 seed"),
-        "lr-find, 3 repeats (default)": (lambda: run_lr_find(base, 3), TARGET_LR_FIND,
-                                         "100 steps x 3 seeds"),
+        # the default confirms 5 candidates by ~1-epoch trials: it costs ~5 epochs by design
+        # (measured worth it in bench/judgement.py), so only the curve rules are held to 1 epoch
+        "lr-find, trial (default)": (lambda: run_lr_find(base, 1, "trial"), None,
+                                     "100 steps x 1 seed + 5 trials"),
+        "lr-find, valley, 1 repeat": (lambda: run_lr_find(base, 1, "valley"), TARGET_LR_FIND,
+                                      "100 steps x 1 seed"),
+        "lr-find, valley, 3 repeats": (lambda: run_lr_find(base, 3, "valley"), TARGET_LR_FIND,
+                                       "100 steps x 3 seeds"),
         "throughput, default": (lambda: run_throughput(base, {}), TARGET_THROUGHPUT,
                                 DEFAULT_LABEL),
         "throughput, quick": (lambda: run_throughput(base, QUICK_THROUGHPUT), TARGET_THROUGHPUT,
