@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from batchlab.errors import BatchlabError
 from batchlab.store import RunRecord, Store
+from batchlab.train.scaling import scaled_lr
 
 SUMMARY_COLUMNS = (
     "final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc",
@@ -25,6 +28,23 @@ def schedule_label(train: dict[str, Any]) -> str:
     if s.get("warmup"):
         label += f"+warmup {s['warmup']}{'ep' if s.get('warmup_unit') == 'epoch' else 'st'}"
     return label
+
+
+def applied_lr(record: RunRecord) -> float | None:
+    """The LR the run's optimizer actually started from: the stored ``effective_lr`` (after
+    the scaling rule), or, for a run not trained yet, the spec's LR scaled by
+    ``train.scale_lr`` from ``train.base_batch_size``. None when the config has no numeric LR."""
+    stored = record.summary.get("effective_lr")
+    if isinstance(stored, int | float) and math.isfinite(stored):
+        return float(stored)
+    train = record.config.get("train", {})
+    lr, batch = train.get("lr"), train.get("batch_size")
+    if not isinstance(lr, int | float) or not isinstance(batch, int):
+        return None
+    try:
+        return scaled_lr(float(lr), batch, train.get("scale_lr", "none"), train.get("base_batch_size", 32))
+    except (ValueError, BatchlabError):  # a config no run could train with: no LR to show
+        return None
 
 
 def run_row(record: RunRecord) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from batchlab.report import diagnosis, sections
 from batchlab.report.build import FIGURE_SECTIONS, Built, build_figures, style_for
 from batchlab.report.errors import ReportError
 from batchlab.report.html import esc, page
-from batchlab.report.plotdata import ProbePlot, RunData, load_runs, probe_plots
+from batchlab.report.plotdata import RunData, load_runs
+from batchlab.report.probedata import ProbeView, probe_views
 from batchlab.report.style import StyleMap
 from batchlab.store import Store
 
@@ -39,7 +40,7 @@ class ReportResult:
 class _Experiment:
     name: str
     runs: list[RunData]
-    probes: list[ProbePlot]
+    probes: list[ProbeView]
     analysis: ExperimentAnalysis | None
 
 
@@ -50,7 +51,7 @@ def figures_dir(out_html: Path) -> Path:
 
 def _load(store: Store, experiment: str, target: float | None) -> _Experiment:
     """Runs, probes and analysis of one experiment; a clear error when there is nothing."""
-    probes = probe_plots(store, experiment)
+    probes = probe_views(store, experiment)
     try:
         runs = load_runs(store, experiment)
     except StoreError:
