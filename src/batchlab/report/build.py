@@ -94,7 +94,10 @@ def build_figures(experiment: str, runs: Sequence[RunData], probes: Sequence[Pro
         built.notes.append("No runs: learning curves, grids, heatmaps and schedules are left out.")
     else:
         add("heatmaps", "heatmaps", "Best and final validation accuracy",
-            "Per cell: the mean over seeds (± std when there are several). Final accuracy of a "
+            "Per cell: the mean over seeds (± std when there are several). Rows are the LRs "
+            "of the spec; under a scaling rule each cell also names the LR it applied. The "
+            "colour scale spans at least 10 accuracy points down from the best, so a small "
+            "difference looks small; the colour bar gives its span. Final accuracy of a "
             "diverged run is undefined: such cells say so; grey cells were not run.",
             summaryplots.heatmaps(heatmaps(runs, "best_val_acc"), heatmaps(runs, "final_val_acc"),
                                   experiment))
@@ -107,7 +110,8 @@ def build_figures(experiment: str, runs: Sequence[RunData], probes: Sequence[Pro
             "Per batch size, the fastest configuration that reached the target on every seed "
             "without diverging (mean over seeds, error bars ±1 std). Dotted: perfect scaling from "
             "the smallest batch (steps and time ∝ 1/B, examples constant). Red: the critical-batch "
-            "fit S = S_min(1 + B_crit/B), E = E_min(1 + B/B_crit) when the data bound it.",
+            "fit S = S_min(1 + B_crit/B), E = E_min(1 + B/B_crit) when the data bound it, and "
+            "B_crit itself (dashed).",
             summaryplots.to_target(target_data(analysis), f"{experiment}: cost to target"))
     else:
         built.notes.append("Time to target left out: no analysis of this experiment.")

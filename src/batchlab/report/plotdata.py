@@ -112,19 +112,23 @@ def extra_swept(key: str) -> bool:
     return key not in SHOWN and not key.startswith("train.schedule")
 
 
+FACET_SEP = " · "  # between the schedule label and other swept fields ('step(20ep, x0.1)' has commas)
+
+
 def facet_label(record: RunRecord) -> str:
-    """The schedule label plus any other swept field that is not lr, batch size or seed."""
+    """The schedule label plus any other swept field that is not lr, batch size or seed:
+    'constant · momentum=0.9'."""
     train = record.config.get("train", {})
     parts = [schedule_label(train)]
     for key, value in record.point.items():
         if extra_swept(key):
             parts.append(f"{key.rsplit('.', 1)[-1]}={value}")
-    return ", ".join(parts)
+    return FACET_SEP.join(parts)
 
 
 def facet_title(facet: str) -> str:
-    """'schedule: constant' for a plain schedule label, 'schedule: constant, momentum=0.9'
-    when the facet also names other swept fields (never calling those a schedule)."""
+    """'schedule: constant', and 'schedule: constant · momentum=0.9' when the sweep varied
+    another field too (named as itself, never as a schedule)."""
     return f"schedule: {facet}"
 
 

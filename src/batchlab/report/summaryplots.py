@@ -134,8 +134,10 @@ def to_target(data: TargetData, title: str) -> Figure:
             s_min, e_min, b_crit = data.fit
             grid = np.geomspace(b.min() / 2, b.max() * 2, 100)
             fit = s_min * (1 + b_crit / grid) if clock == "steps" else e_min * (1 + grid / b_crit)
-            ax.plot(grid, fit, color="C3", lw=1.3, label=f"fit, B_crit ≈ {b_crit:.3g}")
-            ax.axvline(b_crit, color="C3", lw=0.8, linestyle="--")
+            form = "S_min(1 + B_crit/B)" if clock == "steps" else "E_min(1 + B/B_crit)"
+            ax.plot(grid, fit, color="C3", lw=1.3, label=f"fit {form}")
+            ax.axvline(b_crit, color="C3", lw=0.8, linestyle="--",
+                       label=f"critical batch size B_crit ≈ {b_crit:.3g}")
         ax.set_xscale("log", base=2)
         ax.set_xticks(b, [f"{v:g}" for v in b])  # label the batch sizes tested, nothing else
         ax.xaxis.set_minor_locator(NullLocator())
