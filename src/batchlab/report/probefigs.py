@@ -31,11 +31,20 @@ def _finite(values: Sequence[Any]) -> np.ndarray:
 
 
 def _batch_axis(ax: Axes, sizes: Sequence[float]) -> None:
-    """Log-2 batch-size axis labelled with the sizes tried (thinned to at most 12 labels)."""
+    """Log-2 batch-size axis labelled with the sizes tried, skipping any too close to the one
+    labelled before it (a binary search tries 80, 84, 86, ...), always the largest."""
+    ticks = sorted({float(b) for b in sizes if b > 0})
     ax.set_xscale("log", base=2)
-    ticks = sorted({float(b) for b in sizes})
-    step = max(1, math.ceil(len(ticks) / 12))
-    ax.set_xticks(ticks[::step], [f"{b:g}" for b in ticks[::step]])
+    if not ticks:
+        return
+    gap = max(math.log2(ticks[-1] / ticks[0]) / 10, 0.3)
+    kept = [ticks[0]]
+    for t in ticks[1:]:
+        if math.log2(t / kept[-1]) >= gap:
+            kept.append(t)
+    if kept[-1] != ticks[-1]:
+        kept[-1] = ticks[-1]
+    ax.set_xticks(kept, [f"{b:g}" for b in kept])
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("batch size")
 
