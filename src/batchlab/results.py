@@ -30,21 +30,27 @@ def schedule_label(train: dict[str, Any]) -> str:
     return label
 
 
-def applied_lr(record: RunRecord) -> float | None:
-    """The LR the run's optimizer actually started from: the stored ``effective_lr`` (after
-    the scaling rule), or, for a run not trained yet, the spec's LR scaled by
-    ``train.scale_lr`` from ``train.base_batch_size``. None when the config has no numeric LR."""
-    stored = record.summary.get("effective_lr")
-    if isinstance(stored, int | float) and math.isfinite(stored):
-        return float(stored)
-    train = record.config.get("train", {})
-    lr, batch = train.get("lr"), train.get("batch_size")
-    if not isinstance(lr, int | float) or not isinstance(batch, int):
+def scaled_config_lr(train: dict[str, Any], batch_size: Any = None) -> float | None:
+    """The LR a stored ``train`` config applies at ``batch_size`` (default: its own): its
+    ``lr`` moved by ``scale_lr`` from ``base_batch_size``. None without a numeric LR or for a
+    config no run could train with."""
+    lr = train.get("lr")
+    batch = train.get("batch_size") if batch_size is None else batch_size
+    if not isinstance(lr, int | float) or isinstance(lr, bool) or not isinstance(batch, int):
         return None
     try:
         return scaled_lr(float(lr), batch, train.get("scale_lr", "none"), train.get("base_batch_size", 32))
-    except (ValueError, BatchlabError):  # a config no run could train with: no LR to show
+    except (ValueError, BatchlabError):
         return None
+
+
+def applied_lr(record: RunRecord) -> float | None:
+    """The LR the run's optimizer actually started from: the stored ``effective_lr`` (after
+    the scaling rule), or, for a run not trained yet, ``scaled_config_lr`` of its config."""
+    stored = record.summary.get("effective_lr")
+    if isinstance(stored, int | float) and math.isfinite(stored):
+        return float(stored)
+    return scaled_config_lr(record.config.get("train", {}))
 
 
 def run_row(record: RunRecord) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from report_stores import run_tiny_sweep
 
 from batchlab.analysis import analyze_experiment
 from batchlab.report import write_comparison
-from batchlab.report.report import SIDE_MAX_PX, png_width
 from batchlab.report.html import esc
+from batchlab.report.report import SIDE_MAX_PX, png_width
 from batchlab.store import Store
 
 IMG = re.compile(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from batchlab.results import scaled_config_lr
 from batchlab.store import ProbeRecord, Store
 
 # Page order of the known probe kinds; any other kind follows them.
@@ -254,12 +255,16 @@ def noise_advice(b_simple: float, batch_size: int | None) -> str:
             f"the steps to a given loss; far above it, extra examples per step buy little "
             f"(steps to a target ≈ S_min·(1 + {num(b_simple)}/B)).")
     if batch_size:
-        factor = 1 + b_simple / batch_size
-        where = ("below it: a larger batch would cut the steps nearly in proportion"
-                 if batch_size < b_simple / 2 else
-                 "above it: a larger batch saves few steps and costs examples"
-                 if batch_size > 2 * b_simple else "near it: a balanced choice")
-        text += f" Your batch {batch_size} needs ≈ {factor:.2g}× the fewest steps; it is {where}."
+        factor = f"{1 + b_simple / batch_size:.2g}"
+        if batch_size < b_simple / 2:
+            text += (f" Your batch {batch_size} is well below it: it needs ≈ {factor}× the fewest "
+                     "steps, and a larger batch would cut the steps nearly in proportion.")
+        elif batch_size > 2 * b_simple:
+            text += (f" Your batch {batch_size} is well above it: it needs ≈ {factor}× the fewest "
+                     "steps, so a larger batch saves few steps and costs more examples.")
+        else:
+            text += (f" Your batch {batch_size} is near it: it needs ≈ {factor}× the fewest steps "
+                     "and about as many extra examples, a balanced choice.")
     return text
 
 
@@ -279,7 +284,7 @@ def _noise_scale(r: dict[str, Any], train: dict[str, Any]) -> tuple[str, str]:
     b = r["b_simple"]
     steps = r.get("steps") or []
     settings = (f"batch {r.get('batch_size')} split into {r.get('micro_batches')} micro-batches; "
-                f"{len(steps)} training steps at lr {num(train.get('lr'))}")
+                f"{len(steps)} training steps at lr {num(scaled_config_lr(train, r.get('batch_size')))}")
     if not isinstance(b, int | float) or not math.isfinite(b):
         return settings, f"No estimate: {r.get('reason')}."
     ci = f" (95% CI {num(r.get('ci_low'))}–{num(r.get('ci_high'))})" if r.get("ci_low") is not None else ""
