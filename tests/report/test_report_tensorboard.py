@@ -10,9 +10,16 @@ import pytest
 
 from batchlab.errors import StoreError
 from batchlab.report import ReportError, export_tensorboard
-from batchlab.report.tensorboard import TAGS, read_events, read_scalars, run_dir_names
+from batchlab.report.tensorboard import (
+    PROGRESS_POINTS,
+    TAGS,
+    progress,
+    read_events,
+    read_scalars,
+    run_dir_names,
+)
 from batchlab.report.tfrecord import CorruptRecord, crc32c, crc32c_many, mask, read_records
-from batchlab.store import RunRecord
+from batchlab.store import RunRecord, Series
 
 PROGRESS = {"progress/epoch", "progress/examples_seen"}
 
@@ -58,7 +65,7 @@ def test_every_metric_round_trips_through_the_event_files(exported):
         assert steps == sorted(steps)  # one stream in step order, as TensorBoard expects
 
 
-def test_epoch_and_examples_seen_are_exported_at_every_recorded_step(exported):
+def test_epoch_and_examples_seen_are_exported(exported):
     out, _, runs, metrics = exported
     for run in runs:
         scalars = read_scalars(next(run_dir(out, runs, run).glob("events.*")))
@@ -66,11 +73,24 @@ def test_epoch_and_examples_seen_are_exported_at_every_recorded_step(exported):
         epochs = {s: v for s, v, _ in scalars["progress/epoch"]}
         seen = {s: v for s, v, _ in scalars["progress/examples_seen"]}
         recorded = set().union(*(m.step.tolist() for m in metrics[run.id].values()))
-        assert set(epochs) == set(seen) == recorded
+        assert set(epochs) == set(seen) == recorded  # a short run: every recorded step
         for step, epoch, examples in zip(train.step, train.epoch, train.examples, strict=True):
             assert epochs[int(step)] == pytest.approx(epoch, rel=1e-6)
             assert seen[int(step)] == examples  # exact: below 2**24 in float32
         assert seen[max(seen)] == max(train.examples)
+
+
+def test_progress_of_a_long_run_keeps_every_evaluation_and_the_ends():
+    n = 5000
+    step = np.arange(1, n + 1)
+    per_step = Series(step, np.ones(n), step / 100, step * 32, step * 0.01)
+    ev = np.arange(0, n + 1, 250)
+    evals = Series(ev, np.ones(ev.size), ev / 100, ev * 32, ev * 0.01)
+    steps, epoch, examples, _ = progress({"train_loss": per_step, "val_acc": evals})
+    assert set(ev) <= set(steps.tolist()) and steps[-1] == n and steps[0] == 0
+    assert steps.size <= PROGRESS_POINTS + ev.size
+    np.testing.assert_array_equal(examples, steps * 32)
+    np.testing.assert_allclose(epoch, steps / 100)
 
 
 def test_no_empty_run_and_the_lr_is_a_parameter_not_a_metric(exported):

@@ -4,7 +4,7 @@ Layout: ``out_dir/<run>/events.out.tfevents.<time>.batchlab`` per run, nothing e
 names every swept field with numbers padded so that TensorBoard's text order is numeric order
 (``b0016_lr0.010_momentum0.9_s0`` before ``b0256_...``; see ``run_dir_names``). Each file holds
 every stored metric as a scalar (``train/loss``, ``train/lr``, ``val/loss``, ``val/acc``, ...),
-the progress scalars ``progress/epoch`` and ``progress/examples_seen`` at every recorded step,
+the progress scalars ``progress/epoch`` and ``progress/examples_seen`` (``progress``),
 the run's config as a text summary and its hyperparameters as an HParams session (start +
 end). The HParams experiment (which hyperparameters and metrics the dashboard shows) is written
 into the first run's file: a file of its own in ``out_dir`` would show as an empty run named
@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 
 from batchlab.report.errors import ReportError
-from batchlab.report.plotdata import slug
+from batchlab.report.plotdata import EVAL_METRICS, slug
+from batchlab.report.series import stride_index
 from batchlab.report.tfrecord import (
     BYTES,
     FIXED32,
@@ -212,17 +213,25 @@ def _write(path: Path, records: Sequence[bytes]) -> Path:
     return path
 
 
+PROGRESS_POINTS = 1000  # epoch and examples seen are straight lines between these steps
+
+
 def progress(series: dict[str, Series]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(steps, epochs, examples seen, wall times) at every step any metric was recorded."""
+    """(steps, epochs, examples seen, wall times) at every evaluation and at up to
+    PROGRESS_POINTS evenly spaced recorded steps (first and last included): both grow linearly
+    between, and one event per training step would double the size of the export."""
     present = [s for s in series.values() if s.step.size]
     if not present:
         empty = np.array([])
         return empty.astype(np.int64), empty, empty, empty
     step = np.concatenate([s.step for s in present])
     steps, first = np.unique(step, return_index=True)
-    pick = [np.concatenate([getattr(s, a) for s in present])[first]
+    evals = np.concatenate([s.step for name, s in series.items() if name in EVAL_METRICS and s.step.size]
+                           or [np.array([], dtype=steps.dtype)])
+    keep = np.union1d(stride_index(steps.size, PROGRESS_POINTS), np.searchsorted(steps, evals))
+    pick = [np.concatenate([getattr(s, a) for s in present])[first][keep]
             for a in ("epoch", "examples", "wall_time")]
-    return steps, pick[0], pick[1], pick[2]
+    return steps[keep], pick[0], pick[1], pick[2]
 
 
 def _run_events(store: Store, record: RunRecord, hp: dict[str, Any], tags: set[str]) -> list[bytes]:
