@@ -261,18 +261,22 @@ def _run_events(store: Store, record: RunRecord, hp: dict[str, Any], tags: set[s
     return records
 
 
-def _remove_stale(out_dir: Path, keep: set[str]) -> None:
-    """Delete event files of an earlier export that this one does not replace: a root-level
-    file (an empty run '.' in TensorBoard) and run folders under names no longer used. Only
-    files of ours (``FILE_SUFFIX``) are touched; a folder is removed only once empty."""
+def _remove_stale(out_dir: Path, keep: set[str], run_ids: Sequence[str]) -> None:
+    """Delete event files of an earlier export that this one replaces: a root-level file (an
+    empty run '.' in TensorBoard) and run folders of these runs under names no longer used
+    (found by the run id their HParams session carries; another experiment's folders stay).
+    Only files of ours (``FILE_SUFFIX``) are touched; a folder is removed only once empty."""
     for old in out_dir.glob(f"events.out.tfevents.*{FILE_SUFFIX}"):
         old.unlink()
+    ids = [rid.encode() for rid in run_ids]
     for folder in out_dir.iterdir() if out_dir.is_dir() else []:
-        if folder.is_dir() and folder.name not in keep:
-            for old in folder.glob(f"events.out.tfevents.*{FILE_SUFFIX}"):
+        if not folder.is_dir() or folder.name in keep:
+            continue
+        for old in folder.glob(f"events.out.tfevents.*{FILE_SUFFIX}"):
+            if any(rid in old.read_bytes() for rid in ids):
                 old.unlink()
-            if not any(folder.iterdir()):
-                folder.rmdir()
+        if not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def export_tensorboard(store: Store, experiment: str, out_dir: str | Path) -> list[Path]:
@@ -286,7 +290,7 @@ def export_tensorboard(store: Store, experiment: str, out_dir: str | Path) -> li
         raise ReportError(f"experiment '{experiment}' has no runs to export; run its sweep first.")
     stamp = f"events.out.tfevents.{int(time.time())}{FILE_SUFFIX}"
     names = run_dir_names(runs)
-    _remove_stale(out_dir, set(names.values()))
+    _remove_stale(out_dir, set(names.values()), [r.id for r in runs])
     types: dict[str, type] = {}
     tags: set[str] = set()
     files: list[Path] = []
