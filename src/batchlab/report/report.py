@@ -188,10 +188,11 @@ def write_comparison(store: Store, exp_a: str, exp_b: str, out_html: str | Path,
     for title in sorted({t for s in per_exp for t in s}, key=ORDER.index):
         anchor = next(s[title][0] for s in per_exp if title in s)
         key = next((k for k, t in FIGURE_SECTIONS if t == title), None)
-        if key == "probes":  # the tables side by side, then the figures paired as above
+        if key == "probes":  # the tables side by side, then each one's figures (ids differ)
             tables = [sections.probes(e.probes, []) for e in exps]
             body = _side(*(f"<h3>{esc(n)}</h3>{t}" for n, t in zip(names, tables, strict=True)))
-            body += _paired_figures(key, built, names)
+            body += "".join(f"<h3>{esc(n)}: probe figures</h3>{sections.figures_html(figs)}"
+                            for n, b in zip(names, built, strict=True) if (figs := b.figures.get(key)))
         elif key is not None:
             body = _paired_figures(key, built, names)
         else:
