@@ -131,7 +131,8 @@ def test_max_batch(probed):
     fitting = [t for t in r["trials"] if t["fits"]]
     assert max(t["batch_size"] for t in fitting) == r["largest"]
     assert all(t["peak_bytes"] <= r["limit_bytes"] for t in fitting)
-    assert not (folder / f"{NAME}-max_batch.png").exists()  # no figure for this one
+    png = folder / f"{NAME}-max_batch.png"  # every probe draws its figure (issue 9)
+    assert png.read_bytes()[:8] == PNG and str(png) in text.replace("\n", "")
 
 
 def test_throughput(probed):
@@ -149,7 +150,7 @@ def test_throughput(probed):
 
 
 def test_noise_scale(probed):
-    _, db, out = probed
+    folder, db, out = probed
     text = ok(out["noise-scale"])
     r = probe(db, "noise_scale")
     assert r["steps"] == list(range(1, 31)) and len(r["trace_loss"]) == 30
@@ -158,6 +159,8 @@ def test_noise_scale(probed):
     m = re.search(r"B_simple = (\S+) \(95% CI", text)
     assert m and float(m.group(1)) == pytest.approx(r["b_simple"], rel=1e-3)
     assert "at batch 16, 4 micro-batches, 30 steps" in text
+    png = folder / f"{NAME}-noise_scale.png"  # every probe draws its figure (issue 9)
+    assert png.read_bytes()[:8] == PNG and str(png) in text.replace("\n", "")
 
 
 def test_recommend_and_validate(probed):
@@ -202,11 +205,12 @@ def test_report_shows_the_probes(probed):
     ok(res)
     html = (folder / f"{NAME}-report.html").read_text()
     assert "<h2>Probes</h2>" in html and 'id="probes"' in html
-    # one row of the probe table per stored probe, by kind
-    kinds = re.findall(r'<td class="l">([a-z_]+)</td>', html)
-    assert sorted(kinds) == ["lr_range", "max_batch", "noise_scale", "recommend", "throughput"]
-    figures = folder / f"{NAME}-report_files"
-    assert any(f.read_bytes()[:8] == PNG for f in figures.glob("*.png"))
+    # one row of the probe table per stored probe, by kind, and a figure for each
+    titles = re.findall(r'<tr><td>\d+</td><td class="l">([^<]+)</td>', html)
+    assert titles == ["LR range test", "Largest batch that fits", "Throughput",
+                      "Gradient noise scale", "Recommendation"]
+    figures = sorted((folder / f"{NAME}-report_files").glob("probe-*.png"))
+    assert len(figures) == 5 and all(f.read_bytes()[:8] == PNG for f in figures)
 
 
 # ------------------------------------------------------------------------- bad input

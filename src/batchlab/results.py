@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from batchlab.errors import BatchlabError
 from batchlab.store import RunRecord, Store
+from batchlab.train.scaling import scaled_lr
 
 SUMMARY_COLUMNS = (
     "final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc",
@@ -25,6 +28,29 @@ def schedule_label(train: dict[str, Any]) -> str:
     if s.get("warmup"):
         label += f"+warmup {s['warmup']}{'ep' if s.get('warmup_unit') == 'epoch' else 'st'}"
     return label
+
+
+def scaled_config_lr(train: dict[str, Any], batch_size: Any = None) -> float | None:
+    """The LR a stored ``train`` config applies at ``batch_size`` (default: its own): its
+    ``lr`` moved by ``scale_lr`` from ``base_batch_size``. None without a numeric LR or for a
+    config no run could train with."""
+    lr = train.get("lr")
+    batch = train.get("batch_size") if batch_size is None else batch_size
+    if not isinstance(lr, int | float) or isinstance(lr, bool) or not isinstance(batch, int):
+        return None
+    try:
+        return scaled_lr(float(lr), batch, train.get("scale_lr", "none"), train.get("base_batch_size", 32))
+    except (ValueError, BatchlabError):
+        return None
+
+
+def applied_lr(record: RunRecord) -> float | None:
+    """The LR the run's optimizer actually started from: the stored ``effective_lr`` (after
+    the scaling rule), or, for a run not trained yet, ``scaled_config_lr`` of its config."""
+    stored = record.summary.get("effective_lr")
+    if isinstance(stored, int | float) and math.isfinite(stored):
+        return float(stored)
+    return scaled_config_lr(record.config.get("train", {}))
 
 
 def run_row(record: RunRecord) -> dict[str, Any]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from report_stores import add_probes, run_tiny_sweep
+from report_stores import add_probes, real_probe_results, run_tiny_sweep
 
 from batchlab.report import ReportResult, write_report
 from batchlab.store import Store
@@ -21,11 +22,17 @@ class Made:
 
 
 @pytest.fixture(scope="session")
-def sweep_store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def probe_results() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Real results of the four probes on the tiny spec (computed once)."""
+    return real_probe_results()
+
+
+@pytest.fixture(scope="session")
+def sweep_store_path(tmp_path_factory: pytest.TempPathFactory, probe_results) -> Path:
     path = tmp_path_factory.mktemp("sweep") / "s.db"
     with Store(path) as store:
         run_tiny_sweep(store)
-        add_probes(store, "tiny")
+        add_probes(store, "tiny", probe_results)
     return path
 
 

@@ -31,19 +31,36 @@ def run_tiny_sweep(store: Store, name: str = "tiny", lrs: tuple[float, ...] = (0
     run_sweep(tiny_spec(name, lrs), store, InlineExecutor(threads=1))
 
 
-def add_probes(store: Store, experiment: str) -> None:
-    """One probe of each shape the report must cope with."""
-    lrs = np.geomspace(1e-4, 1, 20)
-    store.add_probe(experiment, "lr_range", {"steps": 20},
-                    {"lrs": lrs.tolist(), "losses": (2 - np.log10(lrs) * 0.1).tolist(),
-                     "suggested_lr": 0.01, "method": "steepest"})
-    store.add_probe(experiment, "throughput", {}, {
-        "batch_sizes": [16, 32, 64], "samples_per_s": [1000.0, 1800.0, 2500.0],
-        "peak_memory_mb": [10.0, None, 30.0]})
-    store.add_probe(experiment, "noise_scale", {}, {"b_simple": 42.0, "note": "no arrays here"})
-    store.add_probe(experiment, "max_batch", {}, {"per_batch": [{"batch_size": 8, "ok": True},
-                                                                {"batch_size": 16, "ok": False}],
-                                                  "max_batch_size": 8, "words": ["a", "b"]})
+def real_probe_results() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(kind, config, result) of the four probes run for real on the tiny spec's config, as the
+    probe commands store them: an LR range test at two batch sizes, the largest batch under a
+    10 KiB limit (so some sizes do not fit), a throughput curve and a noise-scale probe."""
+    from batchlab.probes.lr_range import lr_find
+    from batchlab.probes.max_batch import max_batch
+    from batchlab.probes.noise_scale import measure_noise_scale
+    from batchlab.probes.throughput import throughput_curve
+    from batchlab.spec import RunConfig
+
+    spec = tiny_spec()
+    config = RunConfig(data=spec.data, model=spec.model, train=spec.train)
+    dumped = config.model_dump(mode="json")
+    return [
+        ("lr_range", dumped, lr_find(config, batch_sizes=[16, 64], repeats=2, steps=40).to_dict()),
+        ("max_batch", dumped, max_batch(config, memory_limit=10 * 2**10, max_batch=128).to_dict()),
+        ("throughput", dumped, throughput_curve(config, batch_sizes=[8, 32], window_steps=3,
+                                                window_seconds=0.01).to_dict()),
+        ("noise_scale", dumped, measure_noise_scale(config, steps=40).to_dict()),
+    ]
+
+
+def add_probes(store: Store, experiment: str,
+               results: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
+    """Store ``results`` under ``experiment``, the LR range test twice (a re-run with the same
+    settings, which the report shows once)."""
+    kind, config, result = results[0]
+    store.add_probe(experiment, kind, config, result)
+    for kind, config, result in results:
+        store.add_probe(experiment, kind, config, result)
 
 
 def hand_store(path: Path, name: str, runs: list[dict[str, Any]], n_train: int = 100) -> Store:

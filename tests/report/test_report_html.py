@@ -14,13 +14,14 @@ from report_stores import run_tiny_sweep
 from batchlab.analysis import analyze_experiment
 from batchlab.report import write_comparison
 from batchlab.report.html import esc
+from batchlab.report.report import SIDE_MAX_PX, png_width
 from batchlab.store import Store
 
 IMG = re.compile(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # The sections each figure kind belongs to, as file name prefixes.
 EXPECTED = ("curves-constant", "grid-loss-constant", "grid-acc-constant", "heatmaps", "to-target",
-            "schedules", "probe-1", "probe-2")  # probe 3 and 4 store no numeric arrays
+            "schedules", "probe-2", "probe-3", "probe-4", "probe-5")  # probe 1: replaced by 2
 
 
 def embedded_pngs(html: str) -> list[bytes]:
@@ -68,9 +69,8 @@ def test_diagnosis_text_tables_and_probes_are_present(made, store):
     assert "square-root rule" in html and "linear rule" in html  # alpha vs the rules
     for run in analysis.runs:
         assert run.run_id[:10] in html
-    for kind in ("lr_range", "throughput", "noise_scale", "max_batch"):
-        assert kind in html
-    assert "no arrays here" in html  # a probe without arrays is listed, not plotted
+    for title in ("LR range test", "Throughput", "Gradient noise scale", "Largest batch that fits"):
+        assert f'<td class="l">{title}</td>' in html
 
 
 def test_result_lists_no_notes_for_a_complete_experiment(made):
@@ -89,6 +89,12 @@ def test_comparison_puts_both_experiments_side_by_side(sweep_store_path, tmp_pat
     for stem in ("curves-constant", "heatmaps", "to-target", "schedules"):
         assert f"a-{stem}.png" in names and f"b-{stem}.png" in names
     assert len(embedded_pngs(html)) == len(result.figures)
-    assert html.count('class="side"') >= 8
+    # figures that stay readable at half the page are paired side by side, wider ones stacked
+    side = re.findall(r'<div class="side">(.*?)</div></div>', html)
+    wide = [f for f in result.figures if png_width(f.read_bytes()) > SIDE_MAX_PX]
+    assert wide and any("a-curves" in f.name for f in wide)
+    for f in wide:
+        assert not any(f.name in block for block in side), f.name
+    assert html.count('class="side"') >= 3  # overview, diagnosis, runs...
     assert "tiny-b" in html and not re.search(r"https?://", html)
     assert {p.name for p in Path(result.figures_dir).glob("*.png")} == names

@@ -13,13 +13,12 @@ from batchlab.report import plots, summaryplots
 from batchlab.report.plotdata import (
     Curve,
     Group,
-    ProbePlot,
     TargetData,
     group_runs,
     heatmaps,
     load_runs,
-    probe_plots,
 )
+from batchlab.report.probedata import ProbePlot, probe_plots
 from batchlab.report.series import MAX_POINTS, align, envelope_index, running_mean, stride_index
 from batchlab.report.style import LINESTYLES, StyleMap
 from batchlab.store import Store

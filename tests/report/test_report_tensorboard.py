@@ -10,8 +10,18 @@ import pytest
 
 from batchlab.errors import StoreError
 from batchlab.report import ReportError, export_tensorboard
-from batchlab.report.tensorboard import TAGS, read_events, read_scalars, run_dir_name
+from batchlab.report.tensorboard import (
+    PROGRESS_POINTS,
+    TAGS,
+    progress,
+    read_events,
+    read_scalars,
+    run_dir_names,
+)
 from batchlab.report.tfrecord import CorruptRecord, crc32c, crc32c_many, mask, read_records
+from batchlab.store import RunRecord, Series
+
+PROGRESS = {"progress/epoch", "progress/examples_seen"}
 
 
 def test_crc32c_matches_the_standard_check_values():
@@ -34,13 +44,17 @@ def exported(sweep_store_path, tmp_path_factory):
     return out, files, runs, metrics
 
 
+def run_dir(out, runs, run):
+    return out / run_dir_names(runs)[run.id]
+
+
 def test_every_metric_round_trips_through_the_event_files(exported):
     out, files, runs, metrics = exported
-    assert len(files) == len(runs) + 1 and files[-1].parent == out
+    assert len(files) == len(runs)
     for run in runs:
-        (path,) = (out / run_dir_name(run)).glob("events.out.tfevents.*")
+        (path,) = run_dir(out, runs, run).glob("events.out.tfevents.*")
         scalars = read_scalars(path)
-        assert set(scalars) == {TAGS[name] for name in metrics[run.id]}
+        assert set(scalars) == {TAGS[name] for name in metrics[run.id]} | PROGRESS
         for name, series in metrics[run.id].items():
             got = scalars[TAGS[name]]
             assert [s for s, _, _ in got] == series.step.tolist()
@@ -51,18 +65,82 @@ def test_every_metric_round_trips_through_the_event_files(exported):
         assert steps == sorted(steps)  # one stream in step order, as TensorBoard expects
 
 
-def test_hyperparameters_and_config_are_in_the_files(exported):
+def test_epoch_and_examples_seen_are_exported(exported):
+    out, _, runs, metrics = exported
+    for run in runs:
+        scalars = read_scalars(next(run_dir(out, runs, run).glob("events.*")))
+        train = metrics[run.id]["train_loss"]
+        epochs = {s: v for s, v, _ in scalars["progress/epoch"]}
+        seen = {s: v for s, v, _ in scalars["progress/examples_seen"]}
+        recorded = set().union(*(m.step.tolist() for m in metrics[run.id].values()))
+        assert set(epochs) == set(seen) == recorded  # a short run: every recorded step
+        for step, epoch, examples in zip(train.step, train.epoch, train.examples, strict=True):
+            assert epochs[int(step)] == pytest.approx(epoch, rel=1e-6)
+            assert seen[int(step)] == examples  # exact: below 2**24 in float32
+        assert seen[max(seen)] == max(train.examples)
+
+
+def test_progress_of_a_long_run_keeps_every_evaluation_and_the_ends():
+    n = 5000
+    step = np.arange(1, n + 1)
+    per_step = Series(step, np.ones(n), step / 100, step * 32, step * 0.01)
+    ev = np.arange(0, n + 1, 250)
+    evals = Series(ev, np.ones(ev.size), ev / 100, ev * 32, ev * 0.01)
+    steps, epoch, examples, _ = progress({"train_loss": per_step, "val_acc": evals})
+    assert set(ev) <= set(steps.tolist()) and steps[-1] == n and steps[0] == 0
+    assert steps.size <= PROGRESS_POINTS + ev.size
+    np.testing.assert_array_equal(examples, steps * 32)
+    np.testing.assert_allclose(epoch, steps / 100)
+
+
+def test_no_empty_run_and_the_lr_is_a_parameter_not_a_metric(exported):
+    """The HParams experiment lives in the first run's file, not in a file of its own in the
+    log folder (which TensorBoard lists as an empty run named '.')."""
     out, files, runs, _ = exported
-    events = read_events(next((out / run_dir_name(runs[0])).glob("events.*")))
-    assert events[0]["file_version"] == "brain.Event:2"
-    plugins = {v["tag"]: v for ev in events for v in ev["values"] if v["plugin"]}
-    start = plugins["_hparams_/session_start_info"]
-    assert start["plugin"] == "hparams" and b"batch_size" in start["content"]
-    assert plugins["_hparams_/session_end_info"]["plugin"] == "hparams"
-    assert plugins["config/text_summary"]["plugin"] == "text"
-    assert b'"batch_size": 16' in plugins["config/text_summary"]["tensor"]
-    exp = read_events(files[-1])
-    assert exp[1]["values"][0]["tag"] == "_hparams_/experiment"
+    assert not list(out.glob("events.*"))
+    assert {f.parent.parent for f in files} == {out}
+    assert sorted(p.name for p in out.iterdir()) == sorted(run_dir_names(runs).values())
+    experiment = [v for f in files for ev in read_events(f) for v in ev["values"]
+                  if v["tag"] == "_hparams_/experiment"]
+    assert len(experiment) == 1
+    content = experiment[0]["content"]
+    assert b"val/acc" in content and b"train/loss" in content  # results are metrics
+    assert b"train/lr" not in content and b"progress/" not in content  # the LR is not
+    assert TAGS["lr"] == "train/lr"
+
+
+def record(run_id: str, point: dict, **train) -> RunRecord:
+    return RunRecord(run_id, "completed", {"train": {"batch_size": 16, "lr": 0.1, "seed": 0, **train}},
+                     {}, 0.0, None, None, None, None, None, 0, 1, None, {}, point)
+
+
+def test_run_names_hold_every_swept_field_and_sort_numerically():
+    runs = [record(f"id{b}-{lr}-{m}", {"train.batch_size": b, "train.lr": lr, "train.momentum": m},
+                   batch_size=b, lr=lr, momentum=m)
+            for b in (256, 16, 64) for lr in (0.1, 0.003) for m in (0.9, 0.0)]
+    names = run_dir_names(runs)
+    assert len(set(names.values())) == len(runs)  # four 'b16_lr0.1' runs no longer collide
+    assert names[runs[0].id] == "b256_lr0.100_momentum0.9_s0"
+    assert names[runs[-1].id] == "b064_lr0.003_momentum0.0_s0"
+    by_value = sorted(runs, key=lambda r: (r.config["train"]["batch_size"], r.config["train"]["lr"],
+                                           r.config["train"]["momentum"]))
+    assert sorted(names.values()) == [names[r.id] for r in by_value]  # text order = numeric order
+    twins = run_dir_names([record("aaaaaaaa1", {}), record("bbbbbbbb2", {})])
+    assert sorted(twins.values()) == ["b16_lr0.1_s0_aaaaaaaa", "b16_lr0.1_s0_bbbbbbbb"]
+
+
+def test_a_re_export_removes_the_stale_files_of_an_earlier_one(store, tmp_path):
+    runs = store.runs("tiny")
+    (tmp_path / "events.out.tfevents.1.batchlab").write_bytes(b"")  # the old '.' run
+    old = tmp_path / f"b16_lr0.1_constant_s0_{runs[0].id[:8]}"  # an old name of a run
+    old.mkdir()
+    (old / "events.out.tfevents.1.batchlab").write_bytes(b"session " + runs[0].id.encode())
+    other = tmp_path / "b16_lr0.1_s0"  # another experiment's run, exported here before
+    other.mkdir()
+    (other / "events.out.tfevents.1.batchlab").write_bytes(b"session someone-else")
+    export_tensorboard(store, "tiny", tmp_path)
+    assert not (tmp_path / "events.out.tfevents.1.batchlab").exists() and not old.exists()
+    assert (other / "events.out.tfevents.1.batchlab").read_bytes() == b"session someone-else"
 
 
 def test_a_corrupted_file_is_detected(exported, tmp_path):
@@ -93,10 +171,10 @@ def test_tensorboard_itself_reads_the_scalars_and_hparams(exported):
     plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
     out, _, runs, metrics = exported
     for run in runs:
-        acc = ea_mod.EventAccumulator(str(out / run_dir_name(run)),
+        acc = ea_mod.EventAccumulator(str(run_dir(out, runs, run)),
                                       size_guidance={ea_mod.SCALARS: 0, ea_mod.TENSORS: 0})
         acc.Reload()
-        assert set(acc.Tags()["scalars"]) == {TAGS[n] for n in metrics[run.id]}
+        assert set(acc.Tags()["scalars"]) == {TAGS[n] for n in metrics[run.id]} | PROGRESS
         for name, series in metrics[run.id].items():
             events = acc.Scalars(TAGS[name])
             assert [e.step for e in events] == series.step.tolist()
@@ -107,3 +185,21 @@ def test_tensorboard_itself_reads_the_scalars_and_hparams(exported):
         assert start.hparams["batch_size"].number_value == run.config["train"]["batch_size"]
         assert start.hparams["lr"].number_value == run.config["train"]["lr"]
         assert start.group_name == run.id
+
+
+def test_tensorboard_lists_only_the_runs_and_finds_the_experiment(exported):
+    pem = pytest.importorskip(
+        "tensorboard.backend.event_processing.plugin_event_multiplexer",
+        reason="tensorboard is not installed (optional: pip install tensorboard)")
+    plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
+    out, _, runs, _ = exported
+    mux = pem.EventMultiplexer()
+    mux.AddRunsFromDirectory(str(out))
+    mux.Reload()
+    assert sorted(mux.Runs()) == sorted(run_dir_names(runs).values())  # no run "."
+    content = mux.PluginRunToTagToContent("hparams")
+    (blob,) = [t["_hparams_/experiment"] for t in content.values() if "_hparams_/experiment" in t]
+    exp = plugin_data_pb2.HParamsPluginData.FromString(blob).experiment
+    assert "lr" in {h.name for h in exp.hparam_infos}
+    metrics = {m.name.tag for m in exp.metric_infos}
+    assert "val/acc" in metrics and not metrics & {"lr", "train/lr", *PROGRESS}

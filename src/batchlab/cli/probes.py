@@ -50,14 +50,18 @@ def measure(what: str, run: Callable[[], Any], config: RunConfig) -> Any:
         torch.set_num_threads(before)
 
 
-def keep(store: Path, spec: Spec, kind: str, config: RunConfig, result: dict[str, Any],
-         figure: Callable[[Path], Path] | None = None) -> None:
-    """Store the probe under the spec's experiment name and draw its figure beside the store."""
+def keep(store: Path, spec: Spec, kind: str, config: RunConfig, result: dict[str, Any]) -> None:
+    """Store the probe under the spec's experiment name and draw its figure beside the store:
+    the same figure, from the same stored result, as the report's Probes section."""
+    from batchlab.report.probefigs import write_probe_figure
+
     with Store(store) as st:
-        st.add_probe(spec.name, kind, config.model_dump(mode="json"), result)
+        probe_id = st.add_probe(spec.name, kind, config.model_dump(mode="json"), result)
+        record = next(p for p in st.probes(spec.name, kind) if p.id == probe_id)
     msg = f"stored as a '{kind}' probe of experiment '{spec.name}' in {store}"
-    if figure is not None:
-        msg += f"; figure: {figure(store.parent / f'{spec.name}-{kind}.png')}"
+    path = write_probe_figure(record, store.parent / f"{spec.name}-{kind}.png")
+    if path is not None:
+        msg += f"; figure: {path}"
     console.print(msg)
 
 
@@ -75,7 +79,7 @@ def lr_find_cmd(
 ) -> None:
     """LR range test: exponential LR ramp, smoothed loss, a robust suggestion per batch size
     (median over seeds), and the exponent alpha of lr* ~ B^alpha across batch sizes."""
-    from batchlab.probes.lr_range import lr_find, plot_lr_find
+    from batchlab.probes.lr_range import lr_find
 
     spec = load_spec(spec_file, set_ or [])
     config = base_config(spec)
@@ -101,7 +105,7 @@ def lr_find_cmd(
         console.print(f"best LR grows as B^{result.alpha:.2f} (linear rule: 1, square-root rule: 0.5)")
     elif len(result.per_batch) > 1:
         console.print(f"no exponent: {result.alpha_reason}")
-    keep(store, spec, "lr_range", config, result.to_dict(), lambda p: plot_lr_find(result, p))
+    keep(store, spec, "lr_range", config, result.to_dict())
 
 
 @app.command("max-batch")
@@ -149,7 +153,7 @@ def throughput(
     """Training samples/s and peak memory per batch size (warm-up excluded, median of timed
     windows), and the knee beyond which doubling the batch gains less than 10%."""
     from batchlab.probes.memory import format_size
-    from batchlab.probes.throughput import plot_throughput, throughput_curve
+    from batchlab.probes.throughput import throughput_curve
 
     spec = load_spec(spec_file, set_ or [])
     config = base_config(spec)
@@ -164,7 +168,7 @@ def throughput(
     console.print(f"knee: {r.knee} ({r.knee_reason}); measured in {r.wall_time:.1f} s")
     for note in r.notes:
         console.print(f"  note: {note}")
-    keep(store, spec, "throughput", config, r.to_dict(), lambda p: plot_throughput(r, p))
+    keep(store, spec, "throughput", config, r.to_dict())
 
 
 @app.command("noise-scale")
@@ -206,7 +210,6 @@ def recommend(
     """Batch size, LR and warm-up from the probes: throughput, memory, noise scale and the LR
     range test, with the numbers behind each choice and a figure of predicted time vs batch."""
     from batchlab.probes.memory import parse_size
-    from batchlab.probes.recommend import plot_recommendation
     from batchlab.probes.recommend import recommend as recommend_fn
 
     spec = load_spec(spec_file, set_ or [])
@@ -220,7 +223,7 @@ def recommend(
                   + (f", warm-up {rec.warmup_steps} steps" if rec.warmup_steps else "") + "[/]")
     for line in rec.explanation:
         console.print(f"  - {line}")
-    keep(store, spec, "recommend", config, rec.to_dict(), lambda p: plot_recommendation(rec, p))
+    keep(store, spec, "recommend", config, rec.to_dict())
     if validate:
         from batchlab.cli.runs import results_table
         from batchlab.probes.validate import validate_recommendation

@@ -17,7 +17,6 @@ from batchlab.report import plots, summaryplots
 from batchlab.report.figures import FigureFile, save_figure
 from batchlab.report.plotdata import (
     Group,
-    ProbePlot,
     RunData,
     facet_title,
     facets,
@@ -26,6 +25,8 @@ from batchlab.report.plotdata import (
     slug,
     target_data,
 )
+from batchlab.report.probedata import ProbeView
+from batchlab.report.probefigs import probe_figure
 from batchlab.report.style import StyleMap
 
 # Report sections that hold figures, in page order: (key, title).
@@ -37,7 +38,8 @@ FIGURE_SECTIONS = (
     ("schedules", "Learning-rate schedules applied"),
     ("probes", "Probes"),
 )
-ENCODING = "Colour = learning rate, line style = batch size."
+ENCODING = ("Colour = the learning rate applied (after any scaling rule; the legend names the "
+            "spec's LR where it differs), line style = batch size.")
 
 
 @dataclass
@@ -54,10 +56,11 @@ class Built:
 
 def style_for(runs: Sequence[RunData]) -> StyleMap:
     """The style map of these runs (pass the union of two experiments for a comparison)."""
-    return StyleMap.build([r.lr for r in runs], [r.batch_size for r in runs])
+    return StyleMap.build([r.lr for r in runs], [r.batch_size for r in runs],
+                          [r.spec_lr for r in runs])
 
 
-def build_figures(experiment: str, runs: Sequence[RunData], probes: Sequence[ProbePlot],
+def build_figures(experiment: str, runs: Sequence[RunData], probes: Sequence[ProbeView],
                   analysis: Any, style: StyleMap, folder: Path, prefix: str = "") -> Built:
     """Draw and save every figure of ``experiment`` into ``folder`` (names start ``prefix``).
 
@@ -91,7 +94,10 @@ def build_figures(experiment: str, runs: Sequence[RunData], probes: Sequence[Pro
         built.notes.append("No runs: learning curves, grids, heatmaps and schedules are left out.")
     else:
         add("heatmaps", "heatmaps", "Best and final validation accuracy",
-            "Per cell: the mean over seeds (± std when there are several). Final accuracy of a "
+            "Per cell: the mean over seeds (± std when there are several). Rows are the LRs "
+            "of the spec; under a scaling rule each cell also names the LR it applied. The "
+            "colour scale spans at least 10 accuracy points down from the best, so a small "
+            "difference looks small; the colour bar gives its span. Final accuracy of a "
             "diverged run is undefined: such cells say so; grey cells were not run.",
             summaryplots.heatmaps(heatmaps(runs, "best_val_acc"), heatmaps(runs, "final_val_acc"),
                                   experiment))
@@ -104,15 +110,15 @@ def build_figures(experiment: str, runs: Sequence[RunData], probes: Sequence[Pro
             "Per batch size, the fastest configuration that reached the target on every seed "
             "without diverging (mean over seeds, error bars ±1 std). Dotted: perfect scaling from "
             "the smallest batch (steps and time ∝ 1/B, examples constant). Red: the critical-batch "
-            "fit S = S_min(1 + B_crit/B), E = E_min(1 + B/B_crit) when the data bound it.",
+            "fit S = S_min(1 + B_crit/B), E = E_min(1 + B/B_crit) when the data bound it, and "
+            "B_crit itself (dashed).",
             summaryplots.to_target(target_data(analysis), f"{experiment}: cost to target"))
     else:
         built.notes.append("Time to target left out: no analysis of this experiment.")
     for p in probes:
-        if p.ys:
-            add("probes", f"probe-{p.id}", f"Probe {p.kind} (#{p.id})",
-                "Arrays stored by the probe, plotted against "
-                f"{p.x_key or 'their index'}.", summaryplots.probe(p))
+        fig = probe_figure(p)
+        if fig is not None:
+            add("probes", f"probe-{p.id}", f"{p.title} (probe #{p.id})", p.reading, fig)
     return built
 
 

@@ -84,9 +84,11 @@ def axes_title(ax: Axes, text: str, fontsize: float = 10) -> None:
 
 
 def legend_right(fig: Figure, handles: list[Any], right: float) -> None:
-    """The compact legend in the right margin of ``right`` inches, top aligned."""
+    """The compact legend in the right margin of ``right`` inches, aligned with the top of the
+    axes: never higher, where it would run into the figure's title."""
     w, _ = fig.get_size_inches()
-    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1 - (right - 0.1) / w, 0.97),
+    top = fig.subplotpars.top
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1 - (right - 0.1) / w, top),
                fontsize=9, frameon=False, handlelength=4)  # long enough to show each dash
 
 

@@ -26,21 +26,23 @@ from batchlab.report.series import (
     smoothing_window,
     stride_index,
 )
-from batchlab.results import schedule_label
+from batchlab.results import applied_lr, schedule_label
 from batchlab.store import RunRecord, Series, Store
 
 # Sweep keys that colour/dash (lr, batch) or grouping (seed) already show, or the schedule label.
-_SHOWN = ("train.lr", "train.batch_size", "train.seed")
+SHOWN = ("train.lr", "train.batch_size", "train.seed")
 EVAL_METRICS = ("val_loss", "val_acc", "train_eval_loss", "train_acc", "samples_per_s")
 
 
 @dataclass(frozen=True)
 class RunData:
-    """One run with its stored series (full length, as read)."""
+    """One run with its stored series (full length, as read). ``lr`` is the LR applied (after
+    the scaling rule), which colours every figure; ``spec_lr`` the LR written in the spec."""
 
     run_id: str
     status: str
     lr: float | None
+    spec_lr: float | None
     batch_size: int | None
     seed: int | None
     facet: str
@@ -65,7 +67,8 @@ class Group:
 
     key: str
     facet: str
-    lr: float | None
+    lr: float | None  # applied (colour)
+    spec_lr: float | None  # as in the spec (grid rows)
     batch_size: int | None
     run_ids: tuple[str, ...]
     statuses: tuple[str, ...]
@@ -82,7 +85,9 @@ class Group:
 
 @dataclass(frozen=True)
 class Heatmap:
-    """``metric`` per (lr row, batch column) of one facet: mean, std and counts over seeds."""
+    """``metric`` per (spec LR row, batch column) of one facet: mean, std and counts over
+    seeds, and the LR each cell's runs applied (NaN where none ran; differs from the row's LR
+    under a scaling rule)."""
 
     facet: str
     metric: str
@@ -92,21 +97,39 @@ class Heatmap:
     std: np.ndarray
     n: np.ndarray
     n_diverged: np.ndarray
+    applied: np.ndarray
+
+    @property
+    def scaled(self) -> bool:
+        """Whether any cell applied another LR than its row's (a scaling rule is on)."""
+        rows = np.array(self.lrs, dtype=float)[:, None]
+        ok = np.isfinite(self.applied)
+        return bool(ok.any() and not np.allclose(self.applied[ok], np.broadcast_to(rows, ok.shape)[ok]))
+
+
+def extra_swept(key: str) -> bool:
+    """A swept field that colour, dash, seed grouping or the schedule label do not show."""
+    return key not in SHOWN and not key.startswith("train.schedule")
+
+
+FACET_SEP = " · "  # between the schedule label and other swept fields ('step(20ep, x0.1)' has commas)
 
 
 def facet_label(record: RunRecord) -> str:
-    """The schedule label plus any other swept field that is not lr, batch size or seed."""
+    """The schedule label plus any other swept field that is not lr, batch size or seed:
+    'constant · momentum=0.9'."""
     train = record.config.get("train", {})
     parts = [schedule_label(train)]
     for key, value in record.point.items():
-        if key not in _SHOWN and not key.startswith("train.schedule"):
+        if extra_swept(key):
             parts.append(f"{key.rsplit('.', 1)[-1]}={value}")
-    return ", ".join(parts)
+    return FACET_SEP.join(parts)
 
 
 def facet_title(facet: str) -> str:
-    """'schedule: constant' for a plain schedule label; the label itself when it names more."""
-    return facet if "=" in facet else f"schedule: {facet}"
+    """'schedule: constant', and 'schedule: constant · momentum=0.9' when the sweep varied
+    another field too (named as itself, never as a schedule)."""
+    return f"schedule: {facet}"
 
 
 def slug(text: str) -> str:
@@ -126,11 +149,16 @@ def load_runs(store: Store, experiment: str) -> list[RunData]:
     for rec in store.runs(experiment):
         train = rec.config.get("train", {})
         out.append(RunData(
-            run_id=rec.id, status=rec.status, lr=train.get("lr"), batch_size=train.get("batch_size"),
+            run_id=rec.id, status=rec.status, lr=applied_lr(rec), spec_lr=_number(train.get("lr")),
+            batch_size=train.get("batch_size"),
             seed=train.get("seed"), facet=facet_label(rec), group=group_key(rec.config),
             series=store.metrics(rec.id), record=rec,
         ))
     return out
+
+
+def _number(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
 def facets(runs: Sequence[RunData]) -> list[str]:
@@ -178,7 +206,7 @@ def group_runs(runs: Sequence[RunData]) -> list[Group]:
         for name in names:
             curves.update(_curve(rs, name))
         first = rs[0]
-        groups.append(Group(key, first.facet, first.lr, first.batch_size,
+        groups.append(Group(key, first.facet, first.lr, first.spec_lr, first.batch_size,
                             tuple(r.run_id for r in rs), tuple(r.status for r in rs), curves))
     return groups
 
@@ -197,18 +225,21 @@ def run_scores(run: RunData) -> dict[str, float]:
 
 
 def heatmaps(runs: Sequence[RunData], metric: str) -> list[Heatmap]:
-    """One LR x batch-size table of ``metric`` ('best_val_acc' or 'final_val_acc') per facet."""
+    """One spec-LR x batch-size table of ``metric`` ('best_val_acc' or 'final_val_acc') per
+    facet: rows are the LRs the user swept; each cell also records the LR its runs applied."""
     out = []
     for facet in facets(runs):
         rs = [r for r in runs if r.facet == facet]
-        lrs = sorted({r.lr for r in rs if r.lr is not None}, reverse=True)  # large LR on top
+        lrs = sorted({r.spec_lr for r in rs if r.spec_lr is not None}, reverse=True)  # large on top
         bss = sorted({r.batch_size for r in rs if r.batch_size is not None})
         cells: dict[tuple[int, int], list[float]] = {}
         div = np.zeros((len(lrs), len(bss)), dtype=int)
+        applied = np.full(div.shape, np.nan)
         for r in rs:
-            if r.lr is None or r.batch_size is None:
+            if r.spec_lr is None or r.batch_size is None:
                 continue
-            ij = (lrs.index(r.lr), bss.index(r.batch_size))
+            ij = (lrs.index(r.spec_lr), bss.index(r.batch_size))
+            applied[ij] = np.nan if r.lr is None else r.lr
             cells.setdefault(ij, []).append(run_scores(r)[metric])
             div[ij] += r.status == DIVERGED
         mean = np.full(div.shape, np.nan)
@@ -219,71 +250,7 @@ def heatmaps(runs: Sequence[RunData], metric: str) -> list[Heatmap]:
             n[ij] = v.size
             if v.size:
                 mean[ij], std[ij] = v.mean(), v.std()
-        out.append(Heatmap(facet, metric, lrs, bss, mean, std, n, div))
-    return out
-
-
-# ---------------------------------------------------------------------------------- probes
-# Preferred x arrays of a probe result, in order; any other numeric array of the same length
-# is plotted against it (lr_range: lrs -> losses; throughput: batch_sizes -> samples_per_s).
-PROBE_X_KEYS = ("lrs", "lr", "batch_sizes", "batch_size", "steps", "step", "x")
-# Arrays shown first when a probe stores several (the headline of each known probe kind).
-PROBE_Y_FIRST = ("losses", "samples_per_s", "trace_b_simple", "peak_bytes")
-
-
-@dataclass(frozen=True)
-class ProbePlot:
-    """A probe's plottable arrays (if any) and the rest of its result, for the summary."""
-
-    id: int
-    kind: str
-    x_key: str | None
-    x: np.ndarray | None
-    ys: dict[str, np.ndarray]
-    summary: dict[str, Any]
-
-
-def _numeric_array(value: Any) -> np.ndarray | None:
-    """A list of >= 2 numbers (None/'NaN' allowed) as floats; anything else None."""
-    if not isinstance(value, list) or len(value) < 2:
-        return None
-    if not all(v is None or isinstance(v, int | float | str) and not isinstance(v, bool) for v in value):
-        return None
-    try:
-        arr = np.array([np.nan if v is None else float(v) for v in value])
-    except ValueError:  # a list of words
-        return None
-    return arr if np.isfinite(arr).any() else None
-
-
-def _columns(result: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Numeric arrays of a result: top-level lists, and lists of flat records as columns."""
-    arrays: dict[str, np.ndarray] = {}
-    for key, value in result.items():
-        arr = _numeric_array(value)
-        if arr is not None:
-            arrays[key] = arr
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            for col in dict.fromkeys(k for v in value for k in v):
-                arr = _numeric_array([v.get(col) for v in value])
-                if arr is not None:
-                    arrays.setdefault(col, arr)
-    return arrays
-
-
-def probe_plots(store: Store, experiment: str) -> list[ProbePlot]:
-    """Every probe stored under ``experiment``, oldest first, in a shape the drawer can use."""
-    out = []
-    for p in store.probes(experiment):
-        result = p.result if isinstance(p.result, dict) else {"result": p.result}
-        arrays = _columns(result)
-        x_key = next((k for k in PROBE_X_KEYS if k in arrays), None)
-        x = arrays.pop(x_key) if x_key else None
-        length = x.size if x is not None else None
-        ys = {k: v for k, v in arrays.items() if length is None or v.size == length}
-        ys = dict(sorted(ys.items(), key=lambda kv: (PROBE_Y_FIRST + (kv[0],)).index(kv[0])))
-        summary = {k: v for k, v in result.items() if _numeric_array(v) is None}
-        out.append(ProbePlot(p.id, p.kind, x_key, x, ys, summary))
+        out.append(Heatmap(facet, metric, lrs, bss, mean, std, n, div, applied))
     return out
 
 

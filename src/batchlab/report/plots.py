@@ -161,9 +161,10 @@ def _grid_axes(fig: Figure, lrs: Sequence[float], batch_sizes: Sequence[int]) ->
 
 
 def small_multiples(groups: Sequence[Group], style: StyleMap, kind: str, title: str) -> Figure:
-    """Rows = LR (largest on top), columns = batch size; each cell: train vs validation
-    ``kind`` ('loss' or 'acc') against epochs. Shared axes, so cells compare at a glance."""
-    lrs = sorted({g.lr for g in groups if g.lr is not None}, reverse=True)
+    """Rows = the spec's LR (largest on top), columns = batch size; each cell: train vs
+    validation ``kind`` ('loss' or 'acc') against epochs, titled with the LR it applied.
+    Shared axes, so cells compare at a glance."""
+    lrs = sorted({g.spec_lr for g in groups if g.spec_lr is not None}, reverse=True)
     bss = sorted({g.batch_size for g in groups if g.batch_size is not None})
     train_name, val_name = ("train_eval_loss", "val_loss") if kind == "loss" else ("train_acc", "val_acc")
     if not lrs or not bss:
@@ -173,15 +174,17 @@ def small_multiples(groups: Sequence[Group], style: StyleMap, kind: str, title: 
     fig = new_figure(min(3.0 * len(bss), 18) + LEGEND_IN + 0.8, min(2.3 * len(lrs), 24) + 1.4)
     place(fig, right=LEGEND_IN, top=0.8, wspace=0.08, hspace=0.45)
     axes = _grid_axes(fig, lrs, bss)
-    cells = {(g.lr, g.batch_size): g for g in groups}
+    cells = {(g.spec_lr, g.batch_size): g for g in groups}
     limits = _loss_limits(groups, [train_name, val_name]) if kind == "loss" else None
     for i, lr in enumerate(lrs):
         for j, b in enumerate(bss):
             ax = axes[i][j]
             g = cells.get((lr, b))
-            axes_title(ax, f"lr {fmt_lr(lr)} · batch {b}" + _cell_note(g), fontsize=9)
+            applied = g.lr if g is not None and g.lr is not None else lr
+            spec = f" (spec {fmt_lr(lr)})" if applied != lr else ""
+            axes_title(ax, f"lr {fmt_lr(applied)}{spec} · batch {b}" + _cell_note(g), fontsize=9)
             ax.grid(alpha=0.3)
-            kw = style.of(lr, b)
+            kw = style.of(applied, b)
             drawn = False
             if g is not None:
                 if kind == "loss" and "train_loss_smooth" in g.curves:

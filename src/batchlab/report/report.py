@@ -10,15 +10,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from batchlab.analysis import ExperimentAnalysis, analyze_runs
 from batchlab.errors import StoreError
 from batchlab.report import diagnosis, sections
 from batchlab.report.build import FIGURE_SECTIONS, Built, build_figures, style_for
 from batchlab.report.errors import ReportError
+from batchlab.report.figures import FigureFile
 from batchlab.report.html import esc, page
-from batchlab.report.plotdata import ProbePlot, RunData, load_runs, probe_plots
+from batchlab.report.plotdata import RunData, load_runs
+from batchlab.report.probedata import ProbeView, probe_views
 from batchlab.report.style import StyleMap
 from batchlab.store import Store
 
@@ -39,7 +40,7 @@ class ReportResult:
 class _Experiment:
     name: str
     runs: list[RunData]
-    probes: list[ProbePlot]
+    probes: list[ProbeView]
     analysis: ExperimentAnalysis | None
 
 
@@ -50,7 +51,7 @@ def figures_dir(out_html: Path) -> Path:
 
 def _load(store: Store, experiment: str, target: float | None) -> _Experiment:
     """Runs, probes and analysis of one experiment; a clear error when there is nothing."""
-    probes = probe_plots(store, experiment)
+    probes = probe_views(store, experiment)
     try:
         runs = load_runs(store, experiment)
     except StoreError:
@@ -137,16 +138,36 @@ def _side(a: str, b: str) -> str:
     return f'<div class="side"><div>{a}</div><div>{b}</div></div>'
 
 
+# Figures at most this wide (pixels) are paired side by side; wider ones would shrink to
+# half the page and become unreadable, so they are shown one above the other, full width.
+SIDE_MAX_PX = 800
+
+
+def png_width(png: bytes) -> int:
+    """Width in pixels from a PNG's header (the IHDR chunk comes first)."""
+    return int.from_bytes(png[16:20], "big")
+
+
+def _stacked(figs: Sequence[FigureFile | None], names: Sequence[str], missing: str) -> str:
+    """Figures of A then B, each under its experiment's name, full width."""
+    return "".join(f"<h3>{esc(exp)}</h3>" + (sections.figures_html([f]) if f is not None else
+                                              f'<p class="note">{esc(exp)} has no figure {esc(missing)}.</p>')
+                   for f, exp in zip(figs, names, strict=True))
+
+
 def _paired_figures(key: str, built: Sequence[Built], names: Sequence[str]) -> str:
-    """Figures of one section side by side, paired by name (without the a-/b- prefix)."""
-    by_name: list[dict[str, Any]] = [
+    """Figures of one section paired by name (without the a-/b- prefix): side by side when
+    both are narrow enough to stay readable at half the page, else one above the other."""
+    by_name: list[dict[str, FigureFile]] = [
         {f.name[len(p):]: f for f in b.figures.get(key, [])} for b, p in zip(built, PREFIXES, strict=True)]
     rows = []
     for name in dict.fromkeys(n for figs in by_name for n in figs):
-        cells = [sections.figures_html([figs[name]]) if name in figs else
-                 f'<p class="note">{exp} has no figure {name}.</p>' for figs, exp in zip(by_name, names,
-                                                                                      strict=True)]
-        rows.append(_side(*cells))
+        figs = [figs.get(name) for figs in by_name]
+        if all(f is not None and png_width(f.png) <= SIDE_MAX_PX for f in figs):
+            rows.append(_side(*(f"<h3>{esc(exp)}</h3>" + sections.figures_html([f])
+                                for f, exp in zip(figs, names, strict=True) if f is not None)))
+        else:
+            rows.append(_stacked(figs, names, name))
     return "".join(rows)
 
 
@@ -167,7 +188,12 @@ def write_comparison(store: Store, exp_a: str, exp_b: str, out_html: str | Path,
     for title in sorted({t for s in per_exp for t in s}, key=ORDER.index):
         anchor = next(s[title][0] for s in per_exp if title in s)
         key = next((k for k, t in FIGURE_SECTIONS if t == title), None)
-        if key is not None and key != "probes":
+        if key == "probes":  # the tables side by side, then each one's figures (ids differ)
+            tables = [sections.probes(e.probes, []) for e in exps]
+            body = _side(*(f"<h3>{esc(n)}</h3>{t}" for n, t in zip(names, tables, strict=True)))
+            body += "".join(f"<h3>{esc(n)}: probe figures</h3>{sections.figures_html(figs)}"
+                            for n, b in zip(names, built, strict=True) if (figs := b.figures.get(key)))
+        elif key is not None:
             body = _paired_figures(key, built, names)
         else:
             bodies = [s[title][1] if title in s else '<p class="note">–</p>' for s in per_exp]

@@ -3,17 +3,26 @@ findings, the probe listing, a section of figures, and notes on what was left ou
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from batchlab.report.figures import FigureFile
 from batchlab.report.html import Raw, bullets, esc, figure, table
-from batchlab.report.plotdata import ProbePlot, RunData
-from batchlab.results import run_row
+from batchlab.report.plotdata import RunData, extra_swept
+from batchlab.report.probedata import ProbeView
+from batchlab.results import run_row, schedule_label
 
-PROBE_JSON_CHARS = 600  # a probe's result summary is cut here: the arrays are in its figure
+NOISE_SCALE_NOTE = (
+    "How to read the gradient noise scale B_simple: it is the batch size at which the gradient's "
+    "noise equals its signal. Below it, each doubling of the batch nearly halves the steps to a "
+    "target at almost no extra cost in examples; above it, extra examples per step are mostly "
+    "wasted. A batch near B_simple (the critical batch size, McCandlish et al. 2018) takes about "
+    "twice the fewest steps and twice the fewest examples: a good default when time and compute "
+    "both count. The interval is for the estimate over all the probe's steps; the trace is a "
+    "moving average of the last steps, so its end can sit outside the interval when the noise "
+    "scale changes during training (it usually grows as the loss falls).")
 
 
 def overview(experiment: str, runs: Sequence[RunData], target: float | None) -> str:
@@ -24,16 +33,40 @@ def overview(experiment: str, runs: Sequence[RunData], target: float | None) -> 
     cfg = runs[0].record.config
     data, model, train = cfg.get("data", {}), cfg.get("model", {}), cfg.get("train", {})
     seeds = sorted({r.seed for r in runs if r.seed is not None})
+    spec_lrs = sorted({r.spec_lr for r in runs if r.spec_lr is not None})
+    applied = sorted({r.lr for r in runs if r.lr is not None})
+    lrs = f"learning rates {_fmt_list(spec_lrs)}"
+    if applied != spec_lrs:
+        lrs += f" in the spec, applied after the {train.get('scale_lr')} scaling rule: {_fmt_list(applied)}"
     facts = [
         f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.most_common()),
         f"data {data.get('name')}, model {model.get('name')}, optimizer {train.get('optimizer')}",
-        f"batch sizes {sorted({r.batch_size for r in runs if r.batch_size is not None})}; "
-        f"learning rates {sorted({r.lr for r in runs if r.lr is not None})}; "
-        f"schedules {sorted({r.facet for r in runs})}; seeds {seeds}",
+        f"batch sizes {sorted({r.batch_size for r in runs if r.batch_size is not None})}; {lrs}; "
+        f"schedules {sorted({schedule_label(r.record.config.get('train', {})) for r in runs})}; "
+        f"seeds {seeds}",
     ]
+    other = swept_fields(runs)
+    if other:
+        facts.append("also swept: " + "; ".join(f"{k} {_fmt_list(v)}" for k, v in other.items()))
     if target is not None:
         facts.append(f"target validation accuracy {target:.4g}")
     return bullets(facts)
+
+
+def _fmt_list(values: Sequence[Any]) -> str:
+    return "[" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values) + "]"
+
+
+def swept_fields(runs: Sequence[RunData]) -> dict[str, list[Any]]:
+    """Swept fields other than batch size, LR, seed and the schedule, with their values."""
+    out: dict[str, list[Any]] = {}
+    for r in runs:
+        for key, value in r.record.point.items():
+            if extra_swept(key):
+                values = out.setdefault(key, [])
+                if value not in values:
+                    values.append(value)
+    return out
 
 
 def runs_table(runs: Sequence[RunData], findings: dict[str, list[str]]) -> str:
@@ -43,28 +76,31 @@ def runs_table(runs: Sequence[RunData], findings: dict[str, list[str]]) -> str:
     for r in runs:
         row = run_row(r.record)
         best = row.get("best_val_acc")
-        rows.append([r.run_id[:10], row["batch_size"], row["lr"], row["schedule"], row["seed"],
+        rows.append([r.run_id[:10], row["batch_size"], row["lr"], r.lr, row["schedule"], row["seed"],
                      row["status"], row.get("final_val_acc"),
                      best if best is not None and best >= 0 else None, row.get("steps"),
                      row.get("wall_time_s"), Raw(bullets(findings.get(r.run_id, []), "findings"))])
-    return table(["run", "batch", "lr", "schedule", "seed", "status", "final val acc",
-                  "best val acc", "steps", "time s", "findings"], rows, left=(0, 3, 5, 10))
+    return table(["run", "batch", "lr (spec)", "lr applied", "schedule", "seed", "status",
+                  "final val acc", "best val acc", "steps", "time s", "findings"], rows,
+                 left=(0, 4, 6, 11))
 
 
-def probes(plots: Sequence[ProbePlot], figures: Sequence[FigureFile]) -> str:
-    """Each probe's kind and the gist of its result; then the figures of those with arrays."""
-    if not plots:
+def probes(views: Sequence[ProbeView], figures: Sequence[FigureFile]) -> str:
+    """One row per probe (the latest result per kind and settings): what it measured, with
+    which settings, and its reading in one line; a note on earlier results not shown; then each
+    probe's figure."""
+    if not views:
         return ('<p class="note">No probes stored for this experiment (batchlab lr-find, '
                 "max-batch, throughput and noise-scale store theirs here).</p>")
-    rows = []
-    for p in plots:
-        text = json.dumps(p.summary, default=str, allow_nan=True)
-        if len(text) > PROBE_JSON_CHARS:
-            text = text[:PROBE_JSON_CHARS] + " …"
-        arrays = ", ".join(p.ys) or "–"
-        rows.append([p.id, p.kind, Raw(f"<pre>{esc(text)}</pre>"),
-                     f"{arrays} vs {p.x_key or 'index'}" if p.ys else "–"])
-    return table(["#", "kind", "result", "plotted"], rows, left=(1, 2, 3)) + figures_html(figures)
+    rows = [[v.id, v.title, v.settings or "–", v.reading] for v in views]
+    body = table(["#", "probe", "settings", "reading"], rows, left=(1, 2, 3))
+    hidden = sorted(i for v in views for i in v.replaces)
+    if hidden:
+        body += (f'<p class="note">Earlier results of the same probes with the same settings are '
+                 f"not shown: #{', #'.join(map(str, hidden))} (each replaced by the latest).</p>")
+    if any(v.kind == "noise_scale" for v in views):
+        body += f'<p class="note">{esc(NOISE_SCALE_NOTE)}</p>'
+    return body + figures_html(figures)
 
 
 def figures_html(figures: Sequence[FigureFile]) -> str:

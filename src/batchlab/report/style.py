@@ -1,4 +1,5 @@
-"""The one style mapping of every report figure: colour = learning rate, line style = batch size.
+"""The one style mapping of every report figure: colour = the learning rate applied (after the
+scaling rule), line style = batch size.
 
 Every figure asks ``StyleMap.of(lr, batch_size)`` for its line properties, so a run looks the
 same in every panel of every figure (and in both halves of a comparison, when the map is built
@@ -41,12 +42,28 @@ class StyleMap:
 
     lrs: tuple[float, ...]
     batch_sizes: tuple[int, ...]
+    # applied LR -> the spec LRs that became it, where they differ (a scaling rule is on)
+    spec: tuple[tuple[float, tuple[float, ...]], ...] = ()
 
     @classmethod
-    def build(cls, lrs: Iterable[float], batch_sizes: Iterable[int]) -> StyleMap:
-        """Distinct finite LRs and batch sizes, sorted; unknown values still get a style."""
+    def build(cls, lrs: Iterable[float | None], batch_sizes: Iterable[int | None],
+              spec_lrs: Iterable[float | None] | None = None) -> StyleMap:
+        """Distinct finite LRs (the applied ones) and batch sizes, sorted; unknown values still
+        get a style. ``spec_lrs``, parallel to ``lrs``: the LR each came from in the spec, for
+        legend labels such as 'lr 0.02 (spec 0.01)'."""
+        lrs = list(lrs)
         clean_lrs = sorted({float(v) for v in lrs if v is not None and math.isfinite(float(v))})
-        return cls(tuple(clean_lrs), tuple(sorted({int(b) for b in batch_sizes if b is not None})))
+        origin: dict[float, set[float]] = {}
+        for lr, spec_lr in zip(lrs, spec_lrs if spec_lrs is not None else lrs, strict=True):
+            if lr is not None and spec_lr is not None and not math.isclose(lr, spec_lr):
+                origin.setdefault(float(lr), set()).add(float(spec_lr))
+        spec = tuple((lr, tuple(sorted(v))) for lr, v in sorted(origin.items()))
+        return cls(tuple(clean_lrs), tuple(sorted({int(b) for b in batch_sizes if b is not None})), spec)
+
+    def lr_label(self, lr: float) -> str:
+        """'lr 0.02', or 'lr 0.02 (spec 0.01)' when the spec's LR was scaled to it."""
+        origin = dict(self.spec).get(lr)
+        return f"lr {fmt_lr(lr)}" + (f" (spec {', '.join(map(fmt_lr, origin))})" if origin else "")
 
     def color(self, lr: float | None) -> tuple[float, float, float, float]:
         """Colour by the LR's position on a log scale between the smallest and largest LR."""
@@ -76,7 +93,7 @@ class StyleMap:
             step = (len(lrs) - 1) / (MAX_LEGEND_LRS - 1)
             lrs = [lrs[round(i * step)] for i in range(MAX_LEGEND_LRS)]
         for lr in lrs:
-            handles.append(Line2D([], [], color=self.color(lr), lw=2.5, label=f"lr {fmt_lr(lr)}"))
+            handles.append(Line2D([], [], color=self.color(lr), lw=2.5, label=self.lr_label(lr)))
         for b in self.batch_sizes:
             handles.append(Line2D([], [], color="0.15", lw=1.6, linestyle=self.linestyle(b),
                                   label=f"batch {b}"))

@@ -14,10 +14,14 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from batchlab.report.figures import axes_title, log_axis, new_figure, no_data, place
-from batchlab.report.plotdata import TARGET_CLOCKS, Heatmap, ProbePlot, TargetData, facet_title
+from batchlab.report.plotdata import TARGET_CLOCKS, Heatmap, TargetData, facet_title
+from batchlab.report.probedata import ProbePlot
 from batchlab.report.style import fmt_lr
 
 HEATMAP_CMAP = "viridis"
+# The colour scale spans at least this much accuracy (10 points), anchored at the best value,
+# so a 2-point difference never takes the whole range of colours.
+MIN_COLOR_SPAN = 0.10
 # Scalars of a probe result drawn as a vertical line when they fall on its x axis.
 MARK_WORDS = ("suggest", "knee", "recommended")
 CLOCK_LABELS = {"steps": "steps to target", "examples": "examples seen to target",
@@ -27,12 +31,24 @@ METRIC_TITLES = {"best_val_acc": "best validation accuracy",
 
 
 def _cell_text(h: Heatmap, i: int, j: int) -> str:
-    """'0.953', '0.953±0.004' over seeds, 'diverged', or '—' for a cell with no run."""
+    """'0.953', '0.953±0.004' over seeds, 'diverged', or '—' for a cell with no run; with the
+    LR applied under it when a scaling rule moved it from the row's."""
     mean, n, div = h.mean[i, j], h.n[i, j], h.n_diverged[i, j]
+    lr = f"\nlr {fmt_lr(h.applied[i, j])}" if h.scaled and np.isfinite(h.applied[i, j]) else ""
     if not np.isfinite(mean):
-        return "diverged" if div else "—"
+        return ("diverged" if div else "—") + (lr if div else "")
     text = f"{mean:.3f}" + (f"\n±{h.std[i, j]:.3f}" if n > 1 else "")
-    return text + (f"\n({div} div.)" if div else "")
+    return text + (f"\n({div} div.)" if div else "") + lr
+
+
+def color_limits(values: np.ndarray) -> tuple[float, float]:
+    """Colour scale limits: the data's range, widened downwards to at least MIN_COLOR_SPAN
+    (not below 0), so the colours say how large a difference is, not only its order."""
+    vmin, vmax = float(values.min()), float(values.max())
+    if vmax - vmin < MIN_COLOR_SPAN:
+        vmin = max(0.0, vmax - MIN_COLOR_SPAN)
+        vmax = max(vmax, vmin + MIN_COLOR_SPAN)
+    return vmin, vmax
 
 
 def _draw_heatmap(ax: Axes, h: Heatmap, vmin: float, vmax: float) -> object:
@@ -48,7 +64,7 @@ def _draw_heatmap(ax: Axes, h: Heatmap, vmin: float, vmax: float) -> object:
     ax.set_xticks(range(len(h.batch_sizes)), [str(b) for b in h.batch_sizes])
     ax.set_yticks(range(len(h.lrs)), [fmt_lr(v) for v in h.lrs])
     ax.set_xlabel("batch size")
-    ax.set_ylabel("learning rate")
+    ax.set_ylabel("learning rate in the spec\n(applied LR in each cell)" if h.scaled else "learning rate")
     return image
 
 
@@ -67,9 +83,7 @@ def heatmaps(best: Sequence[Heatmap], final: Sequence[Heatmap], title: str) -> F
             no_data(ax, "no run has a validation accuracy")
         fig.suptitle(title, fontsize=13)
         return fig
-    vmin, vmax = float(allv.min()), float(allv.max())
-    if vmax - vmin < 1e-9:
-        vmin, vmax = vmin - 0.05, vmax + 0.05
+    vmin, vmax = color_limits(allv)
     image = None
     for r, pair in enumerate(pairs):
         for c, h in enumerate(pair):
@@ -82,7 +96,9 @@ def heatmaps(best: Sequence[Heatmap], final: Sequence[Heatmap], title: str) -> F
     if image is not None:
         w, _ = fig.get_size_inches()
         cax = fig.add_axes((1 - 1.1 / w, 0.15, 0.18 / w, 0.7))  # in the right margin
-        fig.colorbar(image, cax=cax, label="validation accuracy")
+        span = (f"colours span {vmin:.3f}–{vmax:.3f}" +
+                (f" (widened to {MIN_COLOR_SPAN:.2f})" if allv.max() - allv.min() < MIN_COLOR_SPAN else ""))
+        fig.colorbar(image, cax=cax, label=f"validation accuracy\n{span}")
     fig.suptitle(title, fontsize=13)
     return fig
 
@@ -118,8 +134,10 @@ def to_target(data: TargetData, title: str) -> Figure:
             s_min, e_min, b_crit = data.fit
             grid = np.geomspace(b.min() / 2, b.max() * 2, 100)
             fit = s_min * (1 + b_crit / grid) if clock == "steps" else e_min * (1 + grid / b_crit)
-            ax.plot(grid, fit, color="C3", lw=1.3, label=f"fit, B_crit ≈ {b_crit:.3g}")
-            ax.axvline(b_crit, color="C3", lw=0.8, linestyle="--")
+            form = "S_min(1 + B_crit/B)" if clock == "steps" else "E_min(1 + B/B_crit)"
+            ax.plot(grid, fit, color="C3", lw=1.3, label=f"fit {form}")
+            ax.axvline(b_crit, color="C3", lw=0.8, linestyle="--",
+                       label=f"critical batch size B_crit ≈ {b_crit:.3g}")
         ax.set_xscale("log", base=2)
         ax.set_xticks(b, [f"{v:g}" for v in b])  # label the batch sizes tested, nothing else
         ax.xaxis.set_minor_locator(NullLocator())

@@ -1,10 +1,14 @@
 """Export an experiment as TensorBoard event files, written by hand (tensorboard not needed).
 
-Layout: ``out_dir/<run>/events.out.tfevents.<time>.batchlab`` per run (``<run>`` =
-``b<batch>_lr<lr>_<schedule>_s<seed>_<id8>``) with every stored metric as a scalar
-(``train/loss``, ``lr``, ``val/loss``, ``val/acc``, ...), the run's config as a text summary and
-its hyperparameters as an HParams session (start + end); and one file in ``out_dir`` holding
-the HParams experiment (which hyperparameters and metrics the dashboard shows).
+Layout: ``out_dir/<run>/events.out.tfevents.<time>.batchlab`` per run, nothing else. ``<run>``
+names every swept field with numbers padded so that TensorBoard's text order is numeric order
+(``b0016_lr0.010_momentum0.9_s0`` before ``b0256_...``; see ``run_dir_names``). Each file holds
+every stored metric as a scalar (``train/loss``, ``train/lr``, ``val/loss``, ``val/acc``, ...),
+the progress scalars ``progress/epoch`` and ``progress/examples_seen`` (``progress``),
+the run's config as a text summary and its hyperparameters as an HParams session (start +
+end). The HParams experiment (which hyperparameters and metrics the dashboard shows) is written
+into the first run's file: a file of its own in ``out_dir`` would show as an empty run named
+".". The LR is a hyperparameter there, never a metric (its per-step scalar is ``train/lr``).
 
 Messages encoded here (field numbers from tensorflow/core/util/event.proto, summary.proto,
 tensor.proto and tensorboard/plugins/hparams/{api,plugin_data}.proto)::
@@ -20,16 +24,20 @@ tensor.proto and tensorboard/plugins/hparams/{api,plugin_data}.proto)::
 from __future__ import annotations
 
 import json
+import math
 import struct
 import time
+from collections import Counter
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from batchlab.report.errors import ReportError
-from batchlab.report.plotdata import slug
+from batchlab.report.plotdata import EVAL_METRICS, slug
+from batchlab.report.series import stride_index
 from batchlab.report.tfrecord import (
     BYTES,
     FIXED32,
@@ -43,11 +51,13 @@ from batchlab.report.tfrecord import (
     varint,
 )
 from batchlab.results import schedule_label
-from batchlab.store import RunRecord, Store
+from batchlab.store import RunRecord, Series, Store
 
-TAGS = {"train_loss": "train/loss", "lr": "lr", "val_loss": "val/loss", "val_acc": "val/acc",
+TAGS = {"train_loss": "train/loss", "lr": "train/lr", "val_loss": "val/loss", "val_acc": "val/acc",
         "train_eval_loss": "train/eval_loss", "train_acc": "train/acc",
         "samples_per_s": "perf/samples_per_s"}
+# Scalars that are not results: never listed as HParams metrics.
+NOT_METRICS = ("train/lr", "progress/epoch", "progress/examples_seen")
 FILE_SUFFIX = ".batchlab"
 # DT_FLOAT tensor of shape (0,): the value hparams summaries carry (their data is in metadata).
 NULL_TENSOR = field_varint(1, 1) + field_bytes(2, field_bytes(2, b""))
@@ -63,11 +73,50 @@ def scalar_tag(metric: str) -> str:
     return TAGS.get(metric, metric)
 
 
-def run_dir_name(record: RunRecord) -> str:
+NAME_FIELDS = (("train.batch_size", "b"), ("train.lr", "lr"))  # always named, in this order
+MAX_DECIMALS = 12
+
+
+def _padded(values: Sequence[Any]) -> dict[Any, str]:
+    """Each value as text that sorts like the number: integers zero-padded to one width,
+    other numbers in fixed point with one count of decimals (0.001 -> '0.001', 0.1 -> '0.100');
+    anything else slugged."""
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numbers) != len(values) or any(v < 0 or not math.isfinite(v) for v in numbers):
+        return {v: slug(str(v)) for v in values}
+    decimals = max((min(MAX_DECIMALS, max(0, -Decimal(repr(float(v))).normalize().as_tuple().exponent))
+                    for v in numbers if not float(v).is_integer()), default=0)
+    width = max(len(str(int(v))) for v in numbers) + (decimals + 1 if decimals else 0)
+    return {v: f"{v:0{width}.{decimals}f}" for v in values}
+
+
+def _fields(record: RunRecord) -> dict[str, Any]:
+    """Named fields of a run: batch size and LR, every other swept field (the schedule by its
+    label), then the seed."""
     train = record.config.get("train", {})
-    lr = train.get("lr")
-    return (f"b{train.get('batch_size')}_lr{lr:g}_{slug(schedule_label(train))}"
-            f"_s{train.get('seed')}_{record.id[:8]}" if lr is not None else f"run_{record.id[:8]}")
+    out: dict[str, Any] = {short: train.get(field.split(".", 1)[1]) for field, short in NAME_FIELDS}
+    for field, value in record.point.items():
+        if field.startswith("train.schedule"):
+            out["schedule"] = schedule_label(train)
+        elif field not in ("train.batch_size", "train.lr", "train.seed"):
+            plain = isinstance(value, int | float | str)
+            out[field.rsplit(".", 1)[-1]] = value if plain else json.dumps(value)
+    out["s"] = train.get("seed")
+    return out
+
+
+def run_dir_names(records: Sequence[RunRecord]) -> dict[str, str]:
+    """Run id -> folder name for every run of an experiment, naming every swept field (and
+    batch size, LR and seed), numbers padded so that the names sort numerically; the run id's
+    first 8 characters are added only to names that would otherwise be the same."""
+    fields = [_fields(r) for r in records]
+    keys = list(dict.fromkeys(k for f in fields for k in f))
+    text = {k: _padded(list(dict.fromkeys(f[k] for f in fields if f.get(k) is not None))) for k in keys}
+    names = {r.id: "_".join(f"{k if k != 'schedule' else ''}{text[k][f[k]]}" for k in keys
+                             if f.get(k) is not None)
+             for r, f in zip(records, fields, strict=True)}
+    counts = Counter(names.values())
+    return {rid: n if counts[n] == 1 else f"{n}_{rid[:8]}" for rid, n in names.items()}
 
 
 # ---------------------------------------------------------------------- messages
@@ -164,43 +213,102 @@ def _write(path: Path, records: Sequence[bytes]) -> Path:
     return path
 
 
+PROGRESS_POINTS = 1000  # epoch and examples seen are straight lines between these steps
+
+
+def progress(series: dict[str, Series]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, epochs, examples seen, wall times) at every evaluation and at up to
+    PROGRESS_POINTS evenly spaced recorded steps (first and last included): both grow linearly
+    between, and one event per training step would double the size of the export."""
+    present = [s for s in series.values() if s.step.size]
+    if not present:
+        empty = np.array([])
+        return empty.astype(np.int64), empty, empty, empty
+    step = np.concatenate([s.step for s in present])
+    steps, first = np.unique(step, return_index=True)
+    evals = np.concatenate([s.step for name, s in series.items() if name in EVAL_METRICS and s.step.size]
+                           or [np.array([], dtype=steps.dtype)])
+    keep = np.union1d(stride_index(steps.size, PROGRESS_POINTS), np.searchsorted(steps, evals))
+    pick = [np.concatenate([getattr(s, a) for s in present])[first][keep]
+            for a in ("epoch", "examples", "wall_time")]
+    return steps[keep], pick[0], pick[1], pick[2]
+
+
+def _run_events(store: Store, record: RunRecord, hp: dict[str, Any], tags: set[str]) -> list[bytes]:
+    """Every event of one run's file, scalars in one step-ordered stream (TensorBoard drops
+    earlier events when a step goes backwards); adds the metric tags it writes to ``tags``."""
+    base = record.started or record.created
+    series = store.metrics(record.id)
+    config = "```json\n" + json.dumps(record.config, indent=2, sort_keys=True, default=str) + "\n```"
+    records = [event(base, 0, file_version="brain.Event:2"),
+               event(base, 0, session_start(hp, record.id, base)),
+               event(base, 0, _value("config/text_summary", "text", b"", _text_tensor(config)))]
+    steps, rows = [], []
+    for name, s in series.items():
+        tag = scalar_tag(name)
+        tags.add(tag)
+        rows += scalar_events(tag, s.step, s.value, base + s.wall_time)
+        steps.append(s.step)
+    at, epoch, examples, wall = progress(series)
+    for tag, values in (("progress/epoch", epoch), ("progress/examples_seen", examples)):
+        rows += scalar_events(tag, at, values, base + wall)
+        steps.append(at)
+    order = np.argsort(np.concatenate(steps), kind="stable") if steps else []
+    records += [rows[i] for i in order]
+    last = max((float(s.wall_time[-1]) for s in series.values() if s.step.size), default=0.0)
+    records.append(event(base + last, int(record.steps or record.progress_step or 0),
+                         session_end(record.status, base + last)))
+    return records
+
+
+def _remove_stale(out_dir: Path, keep: set[str], run_ids: Sequence[str]) -> None:
+    """Delete event files of an earlier export that this one replaces: a root-level file (an
+    empty run '.' in TensorBoard) and run folders of these runs under names no longer used
+    (found by the run id their HParams session carries; another experiment's folders stay).
+    Only files of ours (``FILE_SUFFIX``) are touched; a folder is removed only once empty."""
+    for old in out_dir.glob(f"events.out.tfevents.*{FILE_SUFFIX}"):
+        old.unlink()
+    ids = [rid.encode() for rid in run_ids]
+    for folder in out_dir.iterdir() if out_dir.is_dir() else []:
+        if not folder.is_dir() or folder.name in keep:
+            continue
+        for old in folder.glob(f"events.out.tfevents.*{FILE_SUFFIX}"):
+            if any(rid in old.read_bytes() for rid in ids):
+                old.unlink()
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def export_tensorboard(store: Store, experiment: str, out_dir: str | Path) -> list[Path]:
-    """Write ``experiment`` as TensorBoard event files under ``out_dir``; returns the files
-    (one per run, then the experiment's HParams file). Unknown experiment: StoreError; an
-    experiment without runs: ReportError. Open with ``tensorboard --logdir out_dir``."""
+    """Write ``experiment`` as TensorBoard event files under ``out_dir``: one folder per run
+    (``run_dir_names``), nothing else; returns the files in run order. Unknown experiment:
+    StoreError; an experiment without runs: ReportError. Open with
+    ``tensorboard --logdir out_dir``."""
     out_dir = Path(out_dir)
     runs = store.runs(experiment)
     if not runs:
         raise ReportError(f"experiment '{experiment}' has no runs to export; run its sweep first.")
     stamp = f"events.out.tfevents.{int(time.time())}{FILE_SUFFIX}"
-    files, types, tags = [], {}, set()
+    names = run_dir_names(runs)
+    _remove_stale(out_dir, set(names.values()), [r.id for r in runs])
+    types: dict[str, type] = {}
+    tags: set[str] = set()
+    files: list[Path] = []
+    first: list[bytes] = []
     for record in runs:
-        base = record.started or record.created
-        series = store.metrics(record.id)
         hp = hparams_of(record)
         types.update({k: float if isinstance(v, int | float) and not isinstance(v, bool) else type(v)
                       for k, v in hp.items()})
-        config = "```json\n" + json.dumps(record.config, indent=2, sort_keys=True, default=str) + "\n```"
-        records = [event(base, 0, file_version="brain.Event:2"),
-                   event(base, 0, session_start(hp, record.id, base)),
-                   event(base, 0, _value("config/text_summary", "text", b"", _text_tensor(config)))]
-        # one stream in step order: TensorBoard drops earlier events when a step goes backwards
-        steps, rows = [], []
-        for name, s in series.items():
-            tag = scalar_tag(name)
-            tags.add(tag)
-            rows += scalar_events(tag, s.step, s.value, base + s.wall_time)
-            steps.append(s.step)
-        order = np.argsort(np.concatenate(steps), kind="stable") if steps else []
-        records += [rows[i] for i in order]
-        last = max((float(s.wall_time[-1]) for s in series.values() if s.step.size), default=0.0)
-        records.append(event(base + last, int(record.steps or record.progress_step or 0),
-                             session_end(record.status, base + last)))
-        files.append(_write(out_dir / run_dir_name(record) / stamp, records))
+        records = _run_events(store, record, hp, tags)
+        if not first:  # written last: it also carries the experiment, known once all are read
+            first = records
+            files.append(out_dir / names[record.id] / stamp)
+            continue
+        files.append(_write(out_dir / names[record.id] / stamp, records))
     created = min(r.created for r in runs)
-    exp = [event(created, 0, file_version="brain.Event:2"),
-           event(created, 0, experiment_summary(types, sorted(tags), created))]
-    files.append(_write(out_dir / stamp, exp))
+    metrics = sorted(t for t in tags if t not in NOT_METRICS)
+    first.insert(1, event(created, 0, experiment_summary(types, metrics, created)))
+    _write(files[0], first)
     return files
 
 

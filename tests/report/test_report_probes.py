@@ -1,0 +1,125 @@
+"""The report's Probes section and the probe figures (issue 9): a figure per probe with
+labelled axes and a one-line reading, the latest result per probe and settings, every batch
+size of a range test, the noise scale explained in the user's terms, honest legends."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from batchlab.report.probedata import latest_views, noise_advice, view
+from batchlab.report.probefigs import probe_figure, write_probe_figure
+from batchlab.store import ProbeRecord
+
+
+def record(i: int, kind: str, result: dict, config: dict | None = None) -> ProbeRecord:
+    return ProbeRecord(i, "e", kind, float(i), config or {"train": {"lr": 0.1}}, result)
+
+
+@pytest.fixture(scope="module")
+def views(probe_results):
+    return {kind: view(record(i, kind, result, config))
+            for i, (kind, config, result) in enumerate(probe_results, 1)}
+
+
+def labels(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+
+
+def test_each_probe_kind_has_its_own_figure_with_labelled_axes(views):
+    for kind, v in views.items():
+        fig = probe_figure(v)
+        assert fig is not None, kind
+        for ax in fig.axes:
+            assert ax.get_xlabel() and ax.get_ylabel(), (kind, ax.get_title())
+        assert v.title in fig._suptitle.get_text()
+
+
+def test_the_range_test_figure_shows_every_batch_size_and_seed(views):
+    v = views["lr_range"]
+    fig = probe_figure(v)
+    loss_ax = fig.axes[0]
+    assert len(loss_ax.get_lines()) == 2 * 2 + 2  # 2 batch sizes x 2 seeds, plus 2 suggestions
+    texts = labels(fig)
+    assert "batch 16" in texts and "batch 64" in texts
+    assert any(t.startswith("suggested at batch 64: ") for t in texts)
+    assert any(t.startswith("fit: lr ∝ B^") for t in texts)  # the second panel: lr* vs B
+    assert fig.axes[1].get_xlabel() == "batch size"
+    assert "at batch 16" in v.reading and "at batch 64" in v.reading and "B^" in v.reading
+
+
+def test_max_batch_figure_marks_what_does_not_fit_only_when_something_does_not(views):
+    v = views["max_batch"]
+    assert any(not t["fits"] for t in v.result["trials"])  # the 10 KiB limit stops 128
+    texts = labels(probe_figure(v))
+    assert "fits" in texts and "does not fit" in texts
+    assert any(t.startswith("memory limit: 10 KiB") for t in texts)
+    assert f"recommended: {v.result['recommended']}" in texts
+    all_fit = dict(v.result, trials=[t for t in v.result["trials"] if t["fits"]])
+    texts = labels(probe_figure(view(record(9, "max_batch", all_fit))))
+    assert not any("not fit" in t for t in texts)
+    assert f"Largest batch that fits: {v.result['largest']}" in v.reading
+
+
+def test_recommend_figure_has_no_does_not_fit_entry_without_such_points():
+    preds = [{"batch_size": b, "samples_per_s": 100.0 * b, "relative_time": t, "seconds": None,
+              "fits": True, "steps_factor": 1.0} for b, t in ((16, 2.0), (64, 1.0))]
+    result = {"batch_size": 64, "lr": 0.01, "lr_source": "test", "warmup_steps": 0, "b_noise": 40.0,
+              "predictions": preds, "batch_sizes": [16, 64]}
+    texts = labels(probe_figure(view(record(1, "recommend", result))))
+    assert "recommended: 64" in texts and not any("not fit" in t for t in texts)
+    preds[1]["fits"] = False
+    assert "does not fit in memory" in labels(probe_figure(view(record(1, "recommend", result))))
+
+
+def test_noise_scale_is_explained_for_the_batch_size_to_pick(views):
+    v = views["noise_scale"]
+    b = v.result["b_simple"]
+    fig = probe_figure(v)
+    texts = labels(fig)
+    assert any(t.startswith("B_simple over the whole probe") for t in texts)
+    assert any(t.startswith("95% interval") for t in texts)
+    assert f"the batch size probed: {v.result['batch_size']}" in texts
+    assert "examples per step" in v.reading and "steps to a target" in v.reading
+    # in the user's terms: how many times the fewest steps the probed batch needs
+    factor = 1 + b / v.result["batch_size"]
+    assert f"needs ≈ {factor:.2g}× the fewest steps" in v.reading
+    assert "below it" in noise_advice(100.0, 16) and "above it" in noise_advice(10.0, 64)
+
+
+def test_the_end_of_run_ema_outside_the_interval_is_explained(views):
+    r = dict(views["noise_scale"].result, ci_low=5.0, ci_high=6.0, b_simple=5.5, b_simple_ema=9.0)
+    reading = view(record(1, "noise_scale", r)).reading
+    assert "ends at 9, outside the interval" in reading and "moving average" in reading
+    inside = view(record(1, "noise_scale", dict(r, b_simple_ema=5.8))).reading
+    assert "outside" not in inside
+
+
+def test_only_the_latest_result_per_probe_and_settings_is_shown(probe_results):
+    (kind, config, result), *_ = probe_results
+    other = dict(result, batch_sizes=[16], settings={**result["settings"], "steps": 20})
+    records = [record(1, kind, result, config), record(2, "throughput", probe_results[2][2], config),
+               record(3, kind, result, config), record(4, kind, other, config)]
+    shown = latest_views(records)
+    assert [(v.id, v.replaces) for v in shown] == [(3, (1,)), (4, ()), (2, ())]
+
+
+def test_the_probes_section_has_readings_and_figures_not_raw_json(made):
+    html = made.html
+    section = html[html.index('<section id="probes">'):]
+    section = section[:section.index("</section>")]
+    assert '"per_batch"' not in section and "<pre>" not in section  # no JSON dump
+    rows = re.findall(r'<tr><td>(\d+)</td><td class="l">([^<]+)</td>', section)
+    assert rows == [("2", "LR range test"), ("3", "Largest batch that fits"), ("4", "Throughput"),
+                    ("5", "Gradient noise scale")]
+    assert "not shown: #1" in section  # the re-run with the same settings
+    assert "Suggested LR:" in section and "How to read the gradient noise scale" in section
+    assert section.count("<img") == 4
+
+
+def test_the_probe_commands_write_the_same_figure(probe_results, tmp_path):
+    kind, config, result = probe_results[3]
+    out = write_probe_figure(record(1, kind, result, config), tmp_path / "noise.png")
+    assert out is not None and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert write_probe_figure(record(2, "odd", {"n": 1}), tmp_path / "odd.png") is None
