@@ -14,7 +14,6 @@ from batchlab.probes.recommend import (
     Recommendation,
     choose,
     explain,
-    plot_recommendation,
     predict_times,
     warmup_steps,
 )
@@ -176,18 +175,6 @@ def test_to_dict_is_json_safe_with_non_finite_numbers():
     assert d["relative_time"][0] is None and d["predictions"][0]["seconds"] is None
     assert d["relative_time"][2] == 1.0 and d["predictions"][2]["seconds"] == pytest.approx(1.6)
     assert d["b_noise_ci"] == [None, None]
-
-
-def test_plot_recommendation_writes_a_png(tmp_path):
-    preds = predict_times(SIZES, RATES, B_NOISE, largest_fitting=32)
-    rec = make_rec(preds, largest=32)
-    out = plot_recommendation(rec, tmp_path / "rec.png")
-    assert out == tmp_path / "rec.png"
-    data = out.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
-    # seconds on the y axis when S_min is known
-    secs = make_rec(predict_times(SIZES, RATES, B_NOISE, s_min=100))
-    assert plot_recommendation(secs, str(tmp_path / "s.png")).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_explain_with_a_single_fitting_batch_size():

@@ -23,7 +23,6 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -401,48 +400,4 @@ def resolve_auto_lr(
         if resolved.run_id not in seen:  # two points can resolve to the same run: train it once
             seen.add(resolved.run_id)
             out.append(resolved)
-    return out
-
-
-# --------------------------------------------------------------------------- plot
-
-
-def plot_lr_find(result: LrFindResult, path: str | Path) -> Path:
-    """Loss against LR (log x) per batch size, every repeat, each strategy's median marked.
-
-    Draws with matplotlib's Agg canvas directly (no global backend switch); writes ``path``.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    n = len(result.per_batch)
-    fig = Figure(figsize=(5 * n, 4), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, n, squeeze=False)[0]
-    colors = {"valley": "C1", "steepest": "C2", "minimum_div_10": "C3", TRIAL: "C4"}
-    for ax, find in zip(axes, result.per_batch, strict=True):
-        for i, t in enumerate(find.tests):
-            ax.plot(t.lrs, t.smoothed, color="C0", alpha=1.0 if i == 0 else 0.35,
-                    label="smoothed loss" if i == 0 else None)
-        for name, lr in find.by_strategy.items():
-            if lr is not None:
-                style = "-" if name == result.strategy else ":"
-                ax.axvline(lr, color=colors.get(name, "k"), linestyle=style, label=f"{name}: {lr:.3g}")
-        ax.set_xscale("log")
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel("loss (smoothed)")
-        title = f"batch {find.batch_size}" + ("" if find.lr is not None else " (no suggestion)")
-        ax.set_title(title)
-        curves = [np.asarray(t.smoothed) for t in find.tests]
-        curves = [c[np.isfinite(c)] for c in curves]
-        curves = [c for c in curves if len(c)]
-        if curves:  # from the minimum to the highest loss before it: the blow-up is off the top
-            lo = min(float(c.min()) for c in curves)
-            hi = max(float(c[: int(np.argmin(c)) + 1].max()) for c in curves)
-            pad = 0.1 * (hi - lo) + 1e-6
-            ax.set_ylim(lo - pad, hi + pad)
-        ax.legend(fontsize="small")
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
     return out

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from batchlab.jsonsafe import json_safe
@@ -161,29 +160,3 @@ def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
     return Recommendation(best.batch_size, lr, source, warm, ns.b_simple, ci, largest, tp.knee,
                           preds, text, {"throughput": tp.to_dict(), "max_batch": mb.to_dict(),
                                         "noise_scale": ns.to_dict(), "lr_range": found.to_dict()})
-
-
-def plot_recommendation(rec: Recommendation, path: str | Path) -> Path:
-    """Predicted time to target against batch size (log-log), the choice and the memory limit."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4.2), layout="constrained")
-    ax = fig.add_subplot()
-    xs = [p.batch_size for p in rec.predictions]
-    ys = [p.seconds if p.seconds is not None else p.relative_time for p in rec.predictions]
-    ax.plot(xs, ys, "o-", color="tab:blue", label="predicted time to target")
-    ax.plot([p.batch_size for p in rec.predictions if not p.fits],
-            [y for p, y in zip(rec.predictions, ys, strict=True) if not p.fits],
-            "x", color="tab:red", markersize=9, label="does not fit in memory")
-    ax.axvline(rec.batch_size, color="tab:green", linestyle="--",
-               label=f"recommended: {rec.batch_size}")
-    ax.axvline(rec.b_noise, color="gray", linestyle=":", label=f"B_noise = {rec.b_noise:.0f}")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size")
-    unit = "seconds" if rec.predictions[0].seconds is not None else "relative to the best"
-    ax.set_ylabel(f"time to target ({unit})")
-    ax.set_title("time(B) = S_min (B + B_noise) / throughput(B)")
-    ax.legend(fontsize=8)
-    fig.savefig(path, dpi=110)
-    return Path(path)

@@ -205,7 +205,11 @@ def _lr_range(r: dict[str, Any], train: dict[str, Any]) -> tuple[str, str]:
         return settings, f"suggested LR {num(r['suggested_lr'])}" if r.get("suggested_lr") else _generic(r)
     found = [f"{num(b['suggested_lr'])} at batch {b['batch_size']}" if b.get("suggested_lr")
              else f"none at batch {b['batch_size']} ({b.get('reason')})" for b in per]
-    rule = f" ({r['strategy']} rule, median over seeds)" if r.get("strategy") else ""
+    if r.get("strategy") == "trial":
+        cost = f"; the probe cost {r['cost_epochs']:.1f} epochs" if r.get("cost_epochs") else ""
+        rule = f" (the best of 5 short trial runs below the range test's loss minimum{cost})"
+    else:
+        rule = f" ({r['strategy']} rule, median over seeds)" if r.get("strategy") else ""
     text = f"Suggested LR: {'; '.join(found)}{rule}."
     if len(per) > 1:
         text += (f" Across batch sizes the suggestion grows as B^{r['alpha']:.2f} (linear rule: 1, "

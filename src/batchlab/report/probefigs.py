@@ -103,8 +103,10 @@ def _lr_vs_batch(ax: Axes, r: dict[str, Any]) -> None:
     lr = np.array([float(x["suggested_lr"]) for x in rows])
     lo = np.array([float(x.get("lr_min") or x["suggested_lr"]) for x in rows])
     hi = np.array([float(x.get("lr_max") or x["suggested_lr"]) for x in rows])
+    bar = ("suggested (best trial; bar: the candidate LRs that trained)" if r.get("strategy") == "trial"
+           else "suggested (median; bar: min–max over seeds)")
     ax.errorbar(b, lr, yerr=[lr - lo, hi - lr], marker="o", color="C0", capsize=4, lw=0,
-                elinewidth=1.2, label="suggested (median; bar: min–max over seeds)")
+                elinewidth=1.2, label=bar)
     grid = np.geomspace(b.min(), b.max(), 50)
     if r.get("alpha") is not None and r.get("alpha_prefactor"):
         ax.plot(grid, r["alpha_prefactor"] * grid ** r["alpha"], color="C3", lw=1.3,
