@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
 import json
 import math
@@ -126,15 +127,36 @@ def grid_best(rows: list[dict[str, Any]]) -> tuple[float, float, bool]:
 # --------------------------------------------------------------------------- ground truth
 
 
+def fingerprint(case: Case) -> str:
+    """What a case's ground truth depends on: its definition and the exact tensors batchlab
+    loads for it (so a change to a data pipeline, e.g. normalisation, invalidates the cache)."""
+    from batchlab.data import load_dataset
+
+    config = base_config(case)
+    data = load_dataset(config.data)
+    h = hashlib.sha256(json.dumps([case.name, case.model, case.train, case.lrs(), list(SEEDS)],
+                                  sort_keys=True).encode())
+    for t in (data.train_x, data.train_y, data.val_x, data.val_y):
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def ground_truth(all_cases: list[Case], names: set[str], regenerate: bool, work: Path) -> dict[str, Any]:
+    """The cached ground truth; cases that are missing, asked for again or whose fingerprint
+    changed are measured now (and the cache file rewritten)."""
     truth = json.loads(TRUTH.read_text()) if TRUTH.exists() else {}
-    todo = [c for c in all_cases if c.name in names and (regenerate or c.name not in truth)]
+    prints = {c.name: fingerprint(c) for c in all_cases if c.name in names}
+    todo = [c for c in all_cases if c.name in names
+            and (regenerate or truth.get(c.name, {}).get("fingerprint") != prints[c.name])]
     for case in todo:
+        if case.name in truth and not regenerate:
+            print(f"  {case.name}: its data or definition changed since the cached ground truth", flush=True)
         t0 = time.perf_counter()
         points = [{"train.lr": lr} for lr in case.lrs()]
         with Store(work / "truth.db") as store:
             rows = sweep_rows(store, spec_for(case, f"truth-{case.name}", points))
-        truth[case.name] = {"grid": case.lrs(), "seeds": list(SEEDS), "train": case.train, "runs": rows}
+        truth[case.name] = {"fingerprint": prints[case.name], "grid": case.lrs(), "seeds": list(SEEDS),
+                            "train": case.train, "runs": rows}
         print(f"  ground truth {case.name}: {len(rows)} runs in {time.perf_counter() - t0:.0f} s", flush=True)
         TRUTH.write_text(json.dumps(json_safe(truth), separators=(",", ":"), allow_nan=False))
     return truth
