@@ -93,8 +93,9 @@ def lr_find_cmd(
     for b in result.per_batch:
         spread = f"{fmt(b.lr_min, 3)}-{fmt(b.lr_max, 3)}" if b.lr is not None else "-"
         strategies = ", ".join(f"{k} {fmt(v, 3)}" for k, v in b.by_strategy.items())
+        # the curve rules' disagreement is what the trials settle, so it is news only without them
         note = b.reason if b.lr is None else (
-            "strategies disagree >3x" if b.disagreement else "")
+            "strategies disagree >3x" if b.disagreement and result.strategy != "trial" else "")
         table.add_row(str(b.batch_size), fmt(b.lr, 3), spread, strategies, f"{b.cost_epochs:.1f}", note)
     console.print(table)
     for b in result.per_batch:

@@ -204,7 +204,7 @@ def confirm_lr(config: RunConfig, data: Dataset, anchor: float, *, seed: int | N
     lr = refine(trials, best)
     tb = trials[best]
     return TrialOutcome(lr, (
-        f"best of {len(trials)} {n}-step trials at LRs {trials[0].lr:.3g}-{trials[-1].lr:.3g} "
-        f"below the range test's loss minimum {anchor:.3g}: val acc {tb.val_acc:.1%} "
+        f"best of {len(trials)} {n}-step trials at LRs from {trials[-1].lr:.3g} (the range test's "
+        f"loss minimum) down to {trials[0].lr:.3g}: val acc {tb.val_acc:.1%} "
         f"(val loss {tb.val_loss:.3g}) at lr {tb.lr:.3g}"
         + (f", refined to {lr:.3g} between its neighbours" if lr != tb.lr else "")), trials, start, cost)
