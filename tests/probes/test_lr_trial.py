@@ -65,8 +65,13 @@ def test_refine_moves_towards_the_better_neighbour_by_at_most_half_a_step():
 def test_refine_keeps_the_best_at_the_edges_and_next_to_a_rejected_candidate():
     ts = trials([0.5, 1.0, 2.0, 3.0, 4.0])
     assert refine(ts, 0) == ts[0].lr
+    ts = trials([3.0, 2.0, 1.0, 0.9, math.nan], rejected=(0,))
+    assert refine(ts, 1) == ts[1].lr  # a rejected neighbour below: no parabola
+
+
+def test_refine_steps_back_from_the_edge_of_what_trains():
     ts = trials([3.0, 2.0, 1.0, 0.9, math.nan], rejected=(4,))
-    assert refine(ts, 3) == ts[3].lr
+    assert refine(ts, 3) == pytest.approx(ts[3].lr / LADDER ** 0.5)
     flat = trials([1.0, 1.0, 1.0, 1.0, 1.0])
     assert refine(flat, 2) == flat[2].lr
 

@@ -20,7 +20,10 @@ differently). What the curve *does* tell reliably is the scale: the smoothed los
    (without an accuracy, the loss alone decides);
 6. refines the pick by the vertex of a parabola through it and its two neighbours in
    (log lr, validation loss), at most half a ladder step away, so the answer is not limited
-   to the ladder's half-decade steps.
+   to the ladder's half-decade steps; but when the next candidate up was rejected, the pick
+   sits within one step of the LRs that break training, and a run many times longer than the
+   trial may cross that edge (short trials favour large LRs), so it moves half a step *down*
+   instead.
 
 Its cost is ``CANDIDATES x trial_steps`` optimizer steps plus one evaluation per candidate on
 top of the range test; ``lr_find`` reports the total in epochs.
@@ -108,10 +111,13 @@ def ladder(anchor: float, n: int = CANDIDATES, ratio: float = LADDER) -> list[fl
 
 
 def refine(trials: Sequence[Trial], best: int) -> float:
-    """The vertex of the parabola through the best trial and its two neighbours in
-    (log lr, val loss), limited to half a ladder step around the best; the best's own LR when
-    a neighbour is missing or rejected, or the three points do not curve upwards (pure)."""
+    """Half a ladder step below the best trial when the next one up was rejected; else the
+    vertex of the parabola through the best trial and its two neighbours in (log lr, val loss),
+    limited to half a ladder step around the best; the best's own LR when a neighbour is
+    missing or rejected, or the three points do not curve upwards (pure)."""
     lr = trials[best].lr
+    if best + 1 < len(trials) and trials[best + 1].rejected:
+        return lr / math.sqrt(LADDER)  # next to the edge of what trains: step back from it
     if best == 0 or best == len(trials) - 1:
         return lr
     trio = trials[best - 1 : best + 2]
