@@ -14,7 +14,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,15 +31,13 @@ from batchlab.events import (
     RunStarted,
 )
 from batchlab.models import build_model
-from batchlab.spec import RunConfig, TrainSpec
+from batchlab.spec import RunConfig
 from batchlab.train.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
+from batchlab.train.noise import noise_meter
 from batchlab.train.optim import build_optimizer, set_lr
 from batchlab.train.recorder import Recorder
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
-
-if TYPE_CHECKING:
-    from batchlab.probes.noise_scale import NoiseMeter
 
 EVAL_BATCH = 1024
 TRAIN_EVAL_MAX = 2048  # train accuracy is measured on a fixed subset of at most this many examples
@@ -82,23 +80,6 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[
     model.train()
     n = max(len(y), 1)
     return loss_sum.item() / n, correct.item() / n
-
-
-def noise_meter(t: TrainSpec, state: dict[str, Any] | None = None) -> NoiseMeter | None:
-    """The gradient-noise-scale meter when ``t.measure_noise_scale``, else None.
-
-    Every ``t.noise_scale_every`` steps it measures B_simple from ``t.noise_scale_micro_batches``
-    micro-batch gradients *beside* the step (restoring buffers and RNG), so the run's losses
-    and updates are bit-for-bit those of the same run without the option; the cost is one
-    extra forward/backward per measured step. Imported only when asked for, so the default
-    path pays nothing (and the probes package may import this module freely).
-    """
-    if not t.measure_noise_scale:
-        return None
-    from batchlab.probes.noise_scale import NoiseMeter, NoiseScaleEstimator
-
-    estimator = NoiseScaleEstimator.from_state(state) if state is not None else None
-    return NoiseMeter(t.noise_scale_micro_batches, estimator=estimator)
 
 
 def train_run(
