@@ -1,9 +1,10 @@
 """The training loop: one run, read top to bottom.
 
 data -> model -> optimizer + LR schedule -> loop over random-permutation batches of in-memory
-tensors (no per-sample DataLoader overhead) -> per-step loss and LR, evaluations, an epoch
-checkpoint. A run is a pure function of its config and seed; it never touches the store: it
-emits events to ``sink`` and the executor decides where they go.
+tensors (no per-sample DataLoader overhead) -> per-step loss and LR, evaluations, epoch-end
+checkpoints on a time budget (``checkpoint_timing``). A run is a pure function of its config
+and seed; it never touches the store: it emits events to ``sink`` and the executor decides
+where they go.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from batchlab.events import (
 from batchlab.models import build_model
 from batchlab.spec import RunConfig
 from batchlab.train.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
+from batchlab.train.checkpoint_timing import CheckpointTimer
 from batchlab.train.noise import noise_meter
 from batchlab.train.optim import build_optimizer, set_lr
 from batchlab.train.recorder import Recorder
@@ -89,11 +91,14 @@ def train_run(
     checkpoint_path: Path | None = None,
     max_resume_step: int | None = None,
     load_data: Callable[..., Dataset] = load_dataset,
+    checkpoint_timer: CheckpointTimer | None = None,
 ) -> RunEnded:
     """Train one run to the end (or divergence/failure/Ctrl-C) and return how it ended.
 
     ``checkpoint_path``: where epoch checkpoints live; an existing one resumes the run when its
     step is <= ``max_resume_step`` (the last step the store holds every row for; None = any).
+    Checkpoints are written at epoch ends on a time budget (``checkpoint_timer``, default
+    ``CheckpointTimer()``: the first epoch end, then once their cost is <= 2 % of the time).
     KeyboardInterrupt is re-raised after the run is reported as interrupted.
     """
     run_id = config.run_id()
@@ -173,6 +178,7 @@ def train_run(
         if step == 0:
             run_eval()  # the curves start at the untrained model
         last_step, last_time = step, time.perf_counter()
+        timer = checkpoint_timer or CheckpointTimer()
         while step < total:
             perm = torch.randperm(n_train, generator=order).to(device)
             for i in range(0, n_train, batch):
@@ -207,7 +213,8 @@ def train_run(
                             remove_checkpoint(checkpoint_path)
                         return ended(DIVERGED, summary, f"non-finite loss at step {bad}")
 
-            if checkpoint_path is not None and t.checkpoint and step < total:
+            if checkpoint_path is not None and t.checkpoint and step < total and timer.due():
+                timer.start()
                 rec.flush()  # the store must hold every row up to the checkpoint's step
                 save_checkpoint(checkpoint_path, {
                     "run_id": run_id, "step": step, "wall_time": rec.elapsed(),
@@ -217,6 +224,7 @@ def train_run(
                     "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                     "noise_scale": noise.estimator.state() if noise is not None else None,
                 })
+                timer.written()
         rec.flush()
         summary["samples_per_s"] = rec.examples(step) / max(summary.get("train_time", 0.0), 1e-9)
         if noise is not None:
