@@ -30,7 +30,8 @@ the step count is the whole cost, so the memory step is the only warm-up and
 ``LONG_STEP_WINDOWS`` (3) windows are timed: 4 steps instead of 8 at the large end, which
 dominates the cost. A default curve thus processes about 8 batches of the largest size
 (2048): under one epoch of an MNIST-sized set, while a tiny set (digits: 1437 examples) pays
-the ~3 s floor of ``windows * window_seconds`` over the sizes. ``wall_time``, ``seconds`` say what
+the ~3 s floor of ``windows * window_seconds`` over the sizes. A batch size re-measured on a
+busy machine costs up to ``1 + repeats`` times its windows. ``wall_time``, ``seconds`` say what
 it took.
 
 The knee (``probes.knee.find_knee``) is the smallest batch size beyond which doubling buys
@@ -220,7 +221,8 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
         n_train=n_train, device=str(device), threads=threads, threads_reason=threads_reason,
         memory_method="/".join(sorted({p.method for p in points.values()})),
         settings={"warmup_steps": warmup_steps, "windows": windows,
-                  "window_seconds": window_seconds, "window_steps": window_steps},
+                  "window_seconds": window_seconds, "window_steps": window_steps,
+                  "repeats": repeats, "workers": workers},
         wall_time=time.perf_counter() - t0, notes=notes)
 
 
