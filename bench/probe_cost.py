@@ -58,6 +58,7 @@ import batchlab.probes.lr_range as lr_range
 import batchlab.probes.memory as memory
 import batchlab.probes.noise_scale as noise_scale
 import batchlab.probes.throughput as throughput
+import batchlab.train.noise as noise_core
 from batchlab.data import Dataset, load_dataset
 from batchlab.spec import RunConfig
 
@@ -155,7 +156,7 @@ def run_throughput(config: RunConfig, settings: dict[str, Any]) -> tuple[Stopwat
 
 def run_noise_probe(config: RunConfig) -> tuple[Stopwatch, dict[str, Any]]:
     with (CallTimer(probe_common, "load_dataset") as load,
-          CallTimer(noise_scale.NoiseMeter, "measure") as meas, Stopwatch() as sw):
+          CallTimer(noise_core.NoiseMeter, "measure") as meas, Stopwatch() as sw):
         noise_scale.measure_noise_scale(config, steps=NOISE_PROBE_STEPS)
     return sw, {"load": load.seconds, "measure": meas.seconds, "measurements": meas.calls,
                 "rest": sw.wall - load.seconds - meas.seconds}
@@ -183,9 +184,9 @@ def option_breakdown(config: RunConfig, data: Dataset) -> dict[str, Any]:
     machine): time in NoiseMeter.measure (and in its micro-batch gradients) and in the
     end-of-run summary (bootstrap), against the run and its training steps."""
     cpu = time.thread_time
-    with (CallTimer(noise_scale.NoiseMeter, "measure", clock=cpu) as meas,
-          CallTimer(noise_scale, "micro_batch_norms", clock=cpu) as grads,
-          CallTimer(noise_scale.NoiseMeter, "summary", clock=cpu) as summ,
+    with (CallTimer(noise_core.NoiseMeter, "measure", clock=cpu) as meas,
+          CallTimer(noise_core, "micro_batch_norms", clock=cpu) as grads,
+          CallTimer(noise_core.NoiseMeter, "summary", clock=cpu) as summ,
           trainer_cpu_clock(), Stopwatch() as sw):
         ended, _ = train_collect(config, data)
     steps = ended.steps

@@ -142,7 +142,8 @@ def test_throughput(probed):
     assert r["batch_sizes"] == [8, 16, 32]
     assert len(r["samples_per_s"]) == len(r["peak_bytes"]) == 3
     assert all(v > 0 for v in r["samples_per_s"])
-    assert r["threads"] == 1  # the spec's train.threads
+    assert r["threads"] == 1 and r["threads_reason"] == "train.threads"  # the spec's train.threads
+    assert len(r["window_spread"]) == len(r["rounds"]) == 3 and "window spread" in text
     assert "samples/s" in text and "knee:" in text
     for b, v in zip(r["batch_sizes"], r["samples_per_s"], strict=True):
         assert re.search(rf"\b{b}\s*│\s*{v:,.0f}\b", text), (b, v, text)

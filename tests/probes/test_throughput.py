@@ -8,13 +8,8 @@ import torch
 from torch import nn
 
 from batchlab.probes.common import ProbeError
-from batchlab.probes.throughput import (
-    DEFAULT_BATCH_SIZES,
-    explain_knee,
-    find_knee,
-    plot_throughput,
-    throughput_curve,
-)
+from batchlab.probes.knee import explain_knee, find_knee
+from batchlab.probes.throughput import DEFAULT_BATCH_SIZES, plot_throughput, throughput_curve
 from batchlab.spec import RunConfig, spec_from_dict
 from batchlab.store import Store
 
@@ -123,6 +118,8 @@ def test_curve_on_a_tiny_model(tmp_path):
                for w, m in zip(r.window_samples_per_s, r.samples_per_s, strict=True))
     assert r.peak_bytes == sorted(r.peak_bytes) and r.peak_bytes[0] < r.peak_bytes[-1]
     assert r.memory_method == "cpu_accounting" and r.threads == 1 and r.oom is None
+    assert r.threads_reason == "train.threads"
+    assert len(r.window_spread) == len(r.rounds) == 3 and all(n >= 1 for n in r.rounds)
     assert r.wall_time >= sum(r.seconds) > 0
     d = r.to_dict()
     assert json.loads(json.dumps(d)) == d
@@ -147,16 +144,22 @@ def test_warm_up_steps_are_not_timed():
                             window_steps=1)
     assert min(warm.window_samples_per_s[0]) > 8 / 0.05  # no sleep in any timed window
     cold = throughput_curve(config(fake(slow=3)), batch_sizes=[8], warmup_steps=1, windows=3,
-                            window_steps=1)
+                            window_steps=1, repeats=0)
     rates = cold.window_samples_per_s[0]
     assert max(rates[:2]) < 8 / 0.1 < rates[2]  # the memory step alone warmed up: 2 slow windows
+    # windows that far apart make the curve unreliable ...
+    assert not cold.reliable and cold.window_spread[0] > 1 and cold.knee is None
+    # ... unless repeating them gives a round that agrees: the slow windows are not kept
+    again = throughput_curve(config(fake(slow=3)), batch_sizes=[8], warmup_steps=1, windows=3,
+                             window_steps=1)
+    assert again.rounds[0] >= 2 and min(again.window_samples_per_s[0]) > 8 / 0.1
 
 
 def test_steps_longer_than_a_window_get_no_more_warm_up_and_three_windows():
     # every forward sleeps 0.1 s, twice the window: the memory step, then 3 one-step windows
     Fake.forwards = 0
     r = throughput_curve(config(fake(slow=100)), batch_sizes=[8], warmup_steps=3, windows=5,
-                         window_seconds=0.05)
+                         window_seconds=0.05, repeats=0)  # counts steps: no re-measuring
     assert len(r.window_samples_per_s[0]) == 3 and r.steps_timed == [3]
     assert "the memory step is the warm-up and 3 windows are timed" in r.notes[0]
     assert Fake.forwards == 4
@@ -183,6 +186,7 @@ def test_other_errors_are_raised_with_their_message():
 @pytest.mark.parametrize("kwargs", [
     {"batch_sizes": []}, {"batch_sizes": [0, 8]}, {"windows": 0}, {"warmup_steps": -1},
     {"window_seconds": 0}, {"window_steps": 0}, {"knee_gain": 1.0},
+    {"max_spread": 0}, {"repeats": -1}, {"workers": 0},
     {"batch_sizes": [256, 512]},  # all above the 240 training examples
 ])
 def test_bad_settings(kwargs):
@@ -196,3 +200,15 @@ def test_cuda_curve_measures_allocator_peaks():
     assert r.batch_sizes == [8, 64] and r.memory_method == "cuda_max_allocated"
     assert r.device.startswith("cuda") and all(s > 0 for s in r.samples_per_s)
     assert r.peak_bytes[1] > r.peak_bytes[0]
+
+
+def test_threads_default_to_what_a_sweep_run_would_use():
+    s = spec_from_dict({"data": {"name": "synthetic", "shape": [12], "classes": 3, "size": 300},
+                        "model": {"name": "mlp", "hidden": [16]}, "train": {"device": "cpu"}})
+    no_threads = RunConfig(data=s.data, model=s.model, train=s.train)
+    before = torch.get_num_threads()  # 1: the probe tests' fixture
+    one = throughput_curve(no_threads, batch_sizes=[8], **FAST)
+    assert one.threads == before and "sweep --workers 1" in one.threads_reason
+    many = throughput_curve(no_threads, batch_sizes=[8], workers=64, **FAST)
+    assert many.threads == 1 and "// 64 workers" in many.threads_reason
+    assert torch.get_num_threads() == before

@@ -148,24 +148,32 @@ def throughput(
     spec_file: SpecArg,
     batch_sizes: Annotated[str | None, typer.Option(
         help="e.g. 8,16,...,2048 (default: powers of 2).")] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", "-w", min=1,
+        help="The --workers of the sweep you plan: measure with the threads its runs get.")] = 1,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
     """Training samples/s and peak memory per batch size (warm-up excluded, median of timed
-    windows), and the knee beyond which doubling the batch gains less than 10%."""
+    windows), and the knee beyond which doubling the batch gains less than 10%. Windows that
+    disagree are measured again; a curve that stays noisy is reported unreliable, with no knee."""
     from batchlab.probes.memory import format_size
     from batchlab.probes.throughput import throughput_curve
 
     spec = load_spec(spec_file, set_ or [])
     config = base_config(spec)
     sizes = int_list(batch_sizes, "--batch-sizes")
-    r = measure("throughput curve", lambda: throughput_curve(config, batch_sizes=sizes), config)
-    table = Table(title=f"throughput ({r.device}, {r.threads} thread(s))")
-    for col in ("batch", "samples/s", "peak memory"):
+    r = measure("throughput curve",
+                lambda: throughput_curve(config, batch_sizes=sizes, workers=workers), config)
+    table = Table(title=f"throughput ({r.device}, {r.threads} thread(s): {r.threads_reason})")
+    for col in ("batch", "samples/s", "window spread", "peak memory"):
         table.add_column(col, justify="right")
-    for b, v, m in zip(r.batch_sizes, r.samples_per_s, r.peak_bytes, strict=True):
-        table.add_row(str(b), f"{v:,.0f}", format_size(m))
+    for b, v, spread, m in zip(r.batch_sizes, r.samples_per_s, r.window_spread, r.peak_bytes,
+                               strict=True):
+        table.add_row(str(b), f"{v:,.0f}", f"{spread:.0%}", format_size(m))
     console.print(table)
+    if not r.reliable:
+        console.print("[bold yellow]unreliable:[/] the timings were too noisy to trust (see below)")
     console.print(f"knee: {r.knee} ({r.knee_reason}); measured in {r.wall_time:.1f} s")
     for note in r.notes:
         console.print(f"  note: {note}")

@@ -24,22 +24,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from batchlab.cores import available_cores as available_cores  # re-exported for the CLI
+from batchlab.cores import threads_per_worker
 from batchlab.errors import ExecutorError
 from batchlab.events import FAILED, Event, RunEnded
 from batchlab.execute.base import RunTask, TaskSource
 
 STOP_GRACE_S = 15.0
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
-
-
-def threads_per_worker(workers: int) -> int:
-    return max(1, available_cores() // workers)
 
 
 def visible_gpu(worker: int, n_gpus: int, visible: str | None = None) -> str | None:

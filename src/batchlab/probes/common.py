@@ -13,7 +13,7 @@ Contract shared by all probes:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -26,9 +26,8 @@ from batchlab.errors import BatchlabError
 from batchlab.models import build_model
 from batchlab.spec import RunConfig
 from batchlab.train.loop import resolve_device
+from batchlab.train.noise import LossFn as LossFn  # re-exported: the probes' loss type
 from batchlab.train.optim import build_optimizer
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class ProbeError(BatchlabError):

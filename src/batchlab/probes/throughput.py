@@ -10,6 +10,18 @@ oneDNN/cuDNN primitive selection). Then ``windows`` timed windows, each at least
 synchronisation on a GPU; samples/s is the median over windows, which shrugs off the odd
 window that another process on a shared machine slowed down.
 
+On a busy machine the median is not enough (a loaded 2-core machine once read
+89 -> 154,201 -> 8,008 samples/s). So the spread of a batch size's windows, (max - min) /
+median of their samples/s, is checked: above ``max_spread`` (20 %) the windows are measured
+again, up to ``repeats`` (2) more rounds, and the first round within the limit is kept. A batch
+size still too noisy after that keeps its least-spread round but marks the curve *unreliable*:
+no knee is computed from it, and the result says which sizes were noisy and what to do (the
+pure rules are in ``probes/knee.py``).
+
+Threads: the probe measures with the torch threads a run of ``batchlab sweep --workers N``
+trains with (``batchlab.cores.sweep_threads``: ``train.threads``, else the process default
+for one worker, else cores // N), so the curve describes the runs it advises on.
+
 Cost: about ``warmup + windows * window_seconds`` per batch size (~0.35 s with the defaults:
 3 windows of 0.1 s, cut from 5 of 0.2 s after bench/probe_cost.py measured the curve at 35-44
 epochs of the small built-in sets).
@@ -18,22 +30,20 @@ the step count is the whole cost, so the memory step is the only warm-up and
 ``LONG_STEP_WINDOWS`` (3) windows are timed: 4 steps instead of 8 at the large end, which
 dominates the cost. A default curve thus processes about 8 batches of the largest size
 (2048): under one epoch of an MNIST-sized set, while a tiny set (digits: 1437 examples) pays
-the ~3 s floor of ``windows * window_seconds`` over the sizes. ``wall_time``, ``seconds`` say what
+the ~3 s floor of ``windows * window_seconds`` over the sizes. A batch size re-measured on a
+busy machine costs up to ``1 + repeats`` times its windows. ``wall_time``, ``seconds`` say what
 it took.
 
-The knee (:func:`find_knee`) is the smallest batch size beyond which doubling buys less than
-``knee_gain`` (default 1.1, i.e. under 10% more samples/s per doubling): past it a larger
-batch mostly costs generalisation and memory and gains little speed.
+The knee (``probes.knee.find_knee``) is the smallest batch size beyond which doubling buys
+less than ``knee_gain`` (default 1.1, i.e. under 10% more samples/s per doubling).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import pairwise
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -41,9 +51,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from batchlab.cores import available_cores, sweep_threads
 from batchlab.data import Dataset, load_dataset
 from batchlab.errors import BatchlabError
 from batchlab.probes.common import ProbeError, fresh_setup, isolated_rng
+from batchlab.probes.knee import MAX_SPREAD, REPEATS, Settled, Window, knee_unless_noisy, settle
 from batchlab.probes.memory import (
     format_size,
     is_oom,
@@ -60,56 +72,6 @@ DEFAULT_BATCH_SIZES = tuple(2**k for k in range(3, 12))  # 8 .. 2048
 LONG_STEP_WINDOWS = 3  # windows at a batch size whose single step outlasts a window
 
 
-# --------------------------------------------------------------------------- the knee
-
-
-def explain_knee(batch_sizes: Sequence[int], samples_per_s: Sequence[float],
-                 gain: float = 1.1) -> tuple[int | None, str]:
-    """The knee of a throughput curve and why: ``(batch_size, reason)`` or ``(None, reason)``.
-
-    The knee is the smallest measured batch size ``b`` beyond which doubling gains less than
-    ``gain``: going from ``b`` to *any* larger measured size ``b'`` gains less than ``gain``
-    per doubling, where a ratio ``r`` over ``log2(b'/b)`` doublings is ``r ** (1 / log2(b'/b))``
-    per doubling (sizes need not be powers of two). Comparing ``b`` with every later size, not
-    only the next, keeps one noisy window from deciding: a dip followed by recovery is no knee,
-    and a lone late bump of a few percent spread over several doublings does not erase one.
-    The largest size cannot be the knee (nothing beyond it was measured). ValueError for
-    malformed input (lengths differ, sizes not strictly increasing, non-positive or
-    non-finite rates, gain <= 1).
-    """
-    if len(batch_sizes) != len(samples_per_s):
-        raise ValueError("batch_sizes and samples_per_s must have the same length")
-    if any(b < 1 for b in batch_sizes) or any(b >= c for b, c in pairwise(batch_sizes)):
-        raise ValueError(f"batch sizes must be positive and increasing, got {list(batch_sizes)}")
-    if any(not (math.isfinite(s) and s > 0) for s in samples_per_s):
-        raise ValueError(f"samples/s must be positive and finite, got {list(samples_per_s)}")
-    if not gain > 1:
-        raise ValueError(f"gain must be > 1 (1.1 = 10% more samples/s per doubling), got {gain}")
-    if len(batch_sizes) < 2:
-        return None, "a knee needs throughput at two or more batch sizes"
-
-    def best_gain(i: int) -> tuple[float, int]:
-        """The largest per-doubling gain from batch_sizes[i] to any later size, and that size."""
-        b, s = batch_sizes[i], samples_per_s[i]
-        return max(((samples_per_s[j] / s) ** (1 / math.log2(batch_sizes[j] / b)), batch_sizes[j])
-                   for j in range(i + 1, len(batch_sizes)))
-
-    for i in range(len(batch_sizes) - 1):
-        g, to = best_gain(i)
-        if g < gain:
-            return batch_sizes[i], (f"beyond batch size {batch_sizes[i]} every doubling gains less "
-                                    f"than {gain:g}x samples/s (at best {g:.2f}x, up to {to})")
-    g, to = best_gain(len(batch_sizes) - 2)
-    return None, (f"throughput still grows by {g:.2f}x per doubling from {batch_sizes[-2]} to "
-                  f"{to}, the largest batch size measured; measure larger batch sizes to find it")
-
-
-def find_knee(batch_sizes: Sequence[int], samples_per_s: Sequence[float],
-              gain: float = 1.1) -> int | None:
-    """The knee batch size (see :func:`explain_knee`, which also says why when it is None)."""
-    return explain_knee(batch_sizes, samples_per_s, gain)[0]
-
-
 # --------------------------------------------------------------------------- the curve
 
 
@@ -117,7 +79,10 @@ def find_knee(batch_sizes: Sequence[int], samples_per_s: Sequence[float],
 class ThroughputResult:
     """One throughput curve. Lists are parallel, one entry per measured batch size, ascending.
 
-    ``samples_per_s``: median over the timed windows (``window_samples_per_s``);
+    ``samples_per_s``: median over the timed windows (``window_samples_per_s``, the kept
+    round); ``window_spread``: (max - min) / median of those windows; ``rounds``: rounds of
+    windows measured (more than one when a round spread more than ``max_spread``);
+    ``reliable``: every batch size ended within ``max_spread`` (else no knee is computed);
     ``peak_bytes``: the step's peak memory (``memory_method``); ``steps_timed``: steps in
     the windows; ``seconds``: wall time per batch size, warm-up and setup included.
     ``skipped``: batch sizes not measured and why (above the training set; after an OOM).
@@ -131,6 +96,10 @@ class ThroughputResult:
     peak_bytes: list[int]
     steps_timed: list[int]
     seconds: list[float]
+    window_spread: list[float]
+    rounds: list[int]
+    reliable: bool
+    max_spread: float
     knee: int | None
     knee_reason: str
     knee_gain: float
@@ -139,6 +108,7 @@ class ThroughputResult:
     n_train: int
     device: str
     threads: int
+    threads_reason: str
     memory_method: str
     settings: dict[str, Any]
     wall_time: float
@@ -151,17 +121,20 @@ class ThroughputResult:
 
 @dataclass
 class _Point:
-    rate: float
-    windows: list[float]
+    settled: Settled
     peak: int
     method: str
-    steps: int
     long_steps: bool
+
+    @property
+    def rate(self) -> float:
+        return median(self.settled.rates)
 
 
 def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
                      warmup_steps: int = 2, windows: int = 3, window_seconds: float = 0.1,
                      window_steps: int | None = None, knee_gain: float = 1.1,
+                     max_spread: float = MAX_SPREAD, repeats: int = REPEATS, workers: int = 1,
                      model: nn.Module | None = None) -> ThroughputResult:
     """Measure samples/s and peak memory of ``config``'s training step at each batch size.
 
@@ -172,13 +145,23 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
     no warm-up beyond the memory step and at most 3 windows). ``model``: measure this
     module's architecture instead of ``config.model`` (each batch size trains its own copy;
     the module is never touched).
-    ``config.train.threads``, when set, is applied for the probe and restored after.
+    ``max_spread``, ``repeats``: a batch size whose windows spread more than ``max_spread``
+    is measured again, up to ``repeats`` more rounds; if still noisy the curve is reported
+    unreliable and has no knee (see the module doc).
+    Threads: those of a run of ``batchlab sweep --workers workers`` (``train.threads`` when
+    set, else the process default for 1 worker, else cores // workers), applied for the
+    probe and restored after; ``threads_reason`` says which.
 
     An out-of-memory error at a batch size ends the curve there (recorded in ``oom``); any
     other failure raises ProbeError quoting it (the original is its ``__cause__``).
     torch's global RNG state is unchanged afterwards.
     """
     _check_settings(batch_sizes, warmup_steps, windows, window_seconds, window_steps, knee_gain)
+    if not max_spread > 0 or repeats < 0 or workers < 1:
+        raise ProbeError(f"need max_spread > 0, repeats >= 0 and workers >= 1; got {max_spread}, "
+                         f"{repeats} and {workers}.")
+    threads, threads_reason = sweep_threads(config.train.threads, workers, torch.get_num_threads(),
+                                            available_cores())
     t0 = time.perf_counter()
     device = probe_device(config)
     data = load_dataset(config.data)
@@ -193,12 +176,12 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
     points: dict[int, _Point] = {}
     seconds: list[float] = []
     oom = None
-    with _threads(config.train.threads), isolated_rng():
+    with _threads(threads), isolated_rng():
         for i, b in enumerate(sizes):
             started = time.perf_counter()
             try:
                 points[b] = _measure(config, data, b, model, warmup_steps, windows,
-                                     window_seconds, window_steps)
+                                     window_seconds, window_steps, max_spread, repeats)
             except BatchlabError:
                 raise
             except Exception as err:
@@ -214,32 +197,40 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
                             for c in sizes[i + 1:]]
                 break
             seconds.append(time.perf_counter() - started)
-        threads = torch.get_num_threads()
     measured = list(points)
     rates = [points[b].rate for b in measured]
-    knee, why = explain_knee(measured, rates, knee_gain) if measured else (None, "nothing measured")
+    settled = [points[b].settled for b in measured]
+    knee, why = knee_unless_noisy(measured, rates, [p.spread for p in settled],
+                                  [p.reliable for p in settled], knee_gain, max_spread)
     notes = [f"skipped batch sizes {[s['batch_size'] for s in skipped]}"] if skipped else []
+    if repeated := [b for b, p in zip(measured, settled, strict=True) if p.rounds > 1]:
+        notes.append(f"batch sizes {repeated}: windows spread more than {max_spread:.0%}, so they "
+                     "were measured again (a busy machine)")
     if long := [b for b in measured if points[b].long_steps]:
         notes.append(f"batch sizes {long}: one step outlasts a {window_seconds:g} s window, so the "
                      f"memory step is the warm-up and {min(windows, LONG_STEP_WINDOWS)} windows "
                      "are timed")
     return ThroughputResult(
         batch_sizes=measured, samples_per_s=rates,
-        window_samples_per_s=[points[b].windows for b in measured],
+        window_samples_per_s=[p.rates for p in settled],
         peak_bytes=[points[b].peak for b in measured],
-        steps_timed=[points[b].steps for b in measured], seconds=seconds,
+        steps_timed=[p.steps for p in settled], seconds=seconds,
+        window_spread=[p.spread for p in settled], rounds=[p.rounds for p in settled],
+        reliable=all(p.reliable for p in settled), max_spread=max_spread,
         knee=knee, knee_reason=why, knee_gain=knee_gain, skipped=skipped, oom=oom,
-        n_train=n_train, device=str(device), threads=threads,
+        n_train=n_train, device=str(device), threads=threads, threads_reason=threads_reason,
         memory_method="/".join(sorted({p.method for p in points.values()})),
         settings={"warmup_steps": warmup_steps, "windows": windows,
-                  "window_seconds": window_seconds, "window_steps": window_steps},
+                  "window_seconds": window_seconds, "window_steps": window_steps,
+                  "repeats": repeats, "workers": workers},
         wall_time=time.perf_counter() - t0, notes=notes)
 
 
 def _measure(config: RunConfig, data: Dataset, batch_size: int, model: nn.Module | None,
              warmup_steps: int, windows: int, window_seconds: float,
-             window_steps: int | None) -> _Point:
-    """One batch size on a fresh model and optimizer: memory step, warm-up, timed windows."""
+             window_steps: int | None, max_spread: float, repeats: int) -> _Point:
+    """One batch size on a fresh model and optimizer: memory step, warm-up, timed windows
+    (rounds of them until they agree: ``probes.knee.settle``)."""
     setup = fresh_setup(config, data, model=model)
     opt = setup_optimizer(setup, batch_size)
     batches = setup_batches(setup, batch_size, torch.Generator().manual_seed(setup.seed))
@@ -258,15 +249,17 @@ def _measure(config: RunConfig, data: Dataset, batch_size: int, model: nn.Module
     for _ in range(0 if long_steps else warmup_steps - memory.detail["steps"]):
         step()
     n_windows = min(windows, LONG_STEP_WINDOWS) if long_steps else windows
-    timed = [_timed_window(step, setup.device, window_seconds, window_steps)
-             for _ in range(n_windows)]
-    rates = [n * batch_size / max(dt, 1e-9) for n, dt in timed]
-    return _Point(median(rates), rates, memory.bytes, memory.method, sum(n for n, _ in timed),
-                  long_steps)
+
+    def measure_round() -> list[Window]:
+        return [_timed_window(step, setup.device, window_seconds, window_steps)
+                for _ in range(n_windows)]
+
+    return _Point(settle(measure_round, batch_size, max_spread, repeats), memory.bytes,
+                  memory.method, long_steps)
 
 
 def _timed_window(step: Callable[[], None], device: torch.device, seconds: float,
-                  steps: int | None) -> tuple[int, float]:
+                  steps: int | None) -> Window:
     """Run steps for ``seconds`` (at least one) or exactly ``steps``; (steps, elapsed).
 
     On CUDA the clock runs from one synchronisation to the next, so queued kernels are counted;
@@ -290,11 +283,10 @@ def _sync(device: torch.device) -> None:
 
 
 @contextmanager
-def _threads(threads: int | None) -> Iterator[None]:
-    """Apply ``train.threads`` for the probe, as the executors do for a run; restore after."""
+def _threads(threads: int) -> Iterator[None]:
+    """Apply a run's thread count for the probe, as the executors do for a run; restore after."""
     before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
     try:
         yield
     finally:
@@ -336,7 +328,9 @@ def plot_throughput(result: ThroughputResult, path: str | Path) -> Path:
         ax.axvline(result.knee, color="gray", linestyle=":")
         ax.annotate(f"knee: {result.knee}", (result.knee, max(result.samples_per_s)),
                     textcoords="offset points", xytext=(4, -12), color="gray")
-    if result.oom is not None:
+    if not result.reliable:
+        ax.set_title(f"throughput ({result.device}): UNRELIABLE, timings too noisy; no knee")
+    elif result.oom is not None:
         ax.set_title(f"throughput ({result.device}); out of memory at {result.oom['batch_size']}")
     else:
         top = format_size(max(result.peak_bytes)) if result.peak_bytes else "-"

@@ -1,9 +1,10 @@
 """The training loop: one run, read top to bottom.
 
 data -> model -> optimizer + LR schedule -> loop over random-permutation batches of in-memory
-tensors (no per-sample DataLoader overhead) -> per-step loss and LR, evaluations, an epoch
-checkpoint. A run is a pure function of its config and seed; it never touches the store: it
-emits events to ``sink`` and the executor decides where they go.
+tensors (no per-sample DataLoader overhead) -> per-step loss and LR, evaluations, epoch-end
+checkpoints on a time budget (``checkpoint_timing``). A run is a pure function of its config
+and seed; it never touches the store: it emits events to ``sink`` and the executor decides
+where they go.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,15 +32,14 @@ from batchlab.events import (
     RunStarted,
 )
 from batchlab.models import build_model
-from batchlab.spec import RunConfig, TrainSpec
+from batchlab.spec import RunConfig
 from batchlab.train.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
+from batchlab.train.checkpoint_timing import CheckpointTimer
+from batchlab.train.noise import noise_meter
 from batchlab.train.optim import build_optimizer, set_lr
 from batchlab.train.recorder import Recorder
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
-
-if TYPE_CHECKING:
-    from batchlab.probes.noise_scale import NoiseMeter
 
 EVAL_BATCH = 1024
 TRAIN_EVAL_MAX = 2048  # train accuracy is measured on a fixed subset of at most this many examples
@@ -84,23 +84,6 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[
     return loss_sum.item() / n, correct.item() / n
 
 
-def noise_meter(t: TrainSpec, state: dict[str, Any] | None = None) -> NoiseMeter | None:
-    """The gradient-noise-scale meter when ``t.measure_noise_scale``, else None.
-
-    Every ``t.noise_scale_every`` steps it measures B_simple from ``t.noise_scale_micro_batches``
-    micro-batch gradients *beside* the step (restoring buffers and RNG), so the run's losses
-    and updates are bit-for-bit those of the same run without the option; the cost is one
-    extra forward/backward per measured step. Imported only when asked for, so the default
-    path pays nothing (and the probes package may import this module freely).
-    """
-    if not t.measure_noise_scale:
-        return None
-    from batchlab.probes.noise_scale import NoiseMeter, NoiseScaleEstimator
-
-    estimator = NoiseScaleEstimator.from_state(state) if state is not None else None
-    return NoiseMeter(t.noise_scale_micro_batches, estimator=estimator)
-
-
 def train_run(
     config: RunConfig,
     sink: Callable[[Event], None],
@@ -108,11 +91,14 @@ def train_run(
     checkpoint_path: Path | None = None,
     max_resume_step: int | None = None,
     load_data: Callable[..., Dataset] = load_dataset,
+    checkpoint_timer: CheckpointTimer | None = None,
 ) -> RunEnded:
     """Train one run to the end (or divergence/failure/Ctrl-C) and return how it ended.
 
     ``checkpoint_path``: where epoch checkpoints live; an existing one resumes the run when its
     step is <= ``max_resume_step`` (the last step the store holds every row for; None = any).
+    Checkpoints are written at epoch ends on a time budget (``checkpoint_timer``, default
+    ``CheckpointTimer()``: the first epoch end, then once their cost is <= 2 % of the time).
     KeyboardInterrupt is re-raised after the run is reported as interrupted.
     """
     run_id = config.run_id()
@@ -193,6 +179,7 @@ def train_run(
         if step == 0:
             run_eval()  # the curves start at the untrained model
         last_step, last_time = step, time.perf_counter()
+        timer = checkpoint_timer or CheckpointTimer()
         while step < total:
             perm = torch.randperm(n_train, generator=order).to(device)
             for i in range(0, n_train, batch):
@@ -227,7 +214,8 @@ def train_run(
                             remove_checkpoint(checkpoint_path)
                         return ended(DIVERGED, summary, f"non-finite loss at step {bad}")
 
-            if checkpoint_path is not None and t.checkpoint and step < total:
+            if checkpoint_path is not None and t.checkpoint and step < total and timer.due():
+                timer.start()
                 rec.flush()  # the store must hold every row up to the checkpoint's step
                 save_checkpoint(checkpoint_path, {
                     "run_id": run_id, "step": step, "wall_time": rec.elapsed(),
@@ -237,6 +225,7 @@ def train_run(
                     "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                     "noise_scale": noise.estimator.state() if noise is not None else None,
                 })
+                timer.written()
         rec.flush()
         summary["samples_per_s"] = rec.examples(step) / max(summary.get("train_time", 0.0), 1e-9)
         if noise is not None:
