@@ -182,3 +182,24 @@ def test_explain_with_a_single_fitting_batch_size():
     lines = explain(choose(preds), preds, B_NOISE, (10.0, 25.0), 0.05, "src", 0, 8, None, 8)
     line = next(x for x in lines if x.startswith("Predicted time"))
     assert line == "Predicted time to target is least at batch 8; no other measured batch size fits."
+
+
+def test_an_unreliable_throughput_curve_is_said_in_the_recommendation(monkeypatch):
+    import dataclasses
+
+    from batchlab.probes import throughput
+    from batchlab.probes.recommend import recommend
+    from batchlab.spec import RunConfig, spec_from_dict
+
+    real = throughput.throughput_curve
+
+    def noisy(*args, **kwargs):
+        return dataclasses.replace(real(*args, **kwargs), reliable=False)
+
+    monkeypatch.setattr(throughput, "throughput_curve", noisy)
+    s = spec_from_dict({"data": {"name": "synthetic", "shape": [10], "classes": 3, "size": 300},
+                        "model": {"name": "mlp", "hidden": [16]},
+                        "train": {"epochs": 1, "lr": 0.1, "batch_size": 16, "threads": 1}})
+    rec = recommend(RunConfig(data=s.data, model=s.model, train=s.train), batch_sizes=[8, 16, 32],
+                    noise_steps=20)
+    assert rec.explanation[-1].startswith("Caution: the throughput curve was unreliable")

@@ -157,6 +157,11 @@ def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
     warm = warmup_steps(lr, reference, total)
     ci = (ns.ci_low, ns.ci_high)
     text = explain(best, preds, ns.b_simple, ci, lr, source, warm, largest, tp.knee, t.batch_size)
+    if not tp.reliable:
+        text.append(f"Caution: the throughput curve was unreliable (its timed windows spread more "
+                    f"than {tp.max_spread:.0%} even when re-measured: a busy machine), and the "
+                    "batch-size choice rests on it. Re-run on a quieter machine, or check with "
+                    "--validate.")
     return Recommendation(best.batch_size, lr, source, warm, ns.b_simple, ci, largest, tp.knee,
                           preds, text, {"throughput": tp.to_dict(), "max_batch": mb.to_dict(),
                                         "noise_scale": ns.to_dict(), "lr_range": found.to_dict()})
