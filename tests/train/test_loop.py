@@ -137,3 +137,12 @@ def test_threads_untouched_by_run():
     before = torch.get_num_threads()
     collect(config(epochs=1))
     assert torch.get_num_threads() == before
+
+
+def test_the_train_subset_is_as_large_as_validation_within_bounds():
+    from batchlab.train.loop import TRAIN_EVAL_MAX, TRAIN_EVAL_MIN, train_eval_size
+
+    assert train_eval_size(1437, 360) == TRAIN_EVAL_MIN  # small validation: at least 512
+    assert train_eval_size(40000, 10000) == TRAIN_EVAL_MAX
+    assert train_eval_size(8000, 1000) == 1000
+    assert train_eval_size(300, 60) == 300  # never more than the training set
