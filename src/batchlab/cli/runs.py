@@ -19,6 +19,7 @@ from batchlab.cli.common import (
     console,
     err_console,
     fmt,
+    load_cli_spec,
 )
 from batchlab.demo import demo_spec
 from batchlab.errors import BatchlabError
@@ -30,7 +31,7 @@ from batchlab.execute.sweep import SweepOutcome, known_auto_lrs, prepare_sweep, 
 from batchlab.export import FORMATS, export_experiment
 from batchlab.progress import SweepProgress
 from batchlab.results import experiment_rows, run_row
-from batchlab.spec import Spec, load_spec, spec_from_dict
+from batchlab.spec import Spec, spec_from_dict
 from batchlab.store import Store
 
 
@@ -130,7 +131,7 @@ def sweep(
     gpus_per_run: Annotated[float, typer.Option(help="Ray: GPUs per run (e.g. 0.5).")] = 0,
 ) -> None:
     """Train every run of the spec's sweep; finished runs are skipped, interrupted ones resume."""
-    _sweep(load_spec(spec_file, set_ or []), store, workers, executor, address=address,
+    _sweep(load_cli_spec(spec_file, set_), store, workers, executor, address=address,
            cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
 
 
@@ -141,7 +142,7 @@ def run(
     set_: SetOpt = None,
 ) -> None:
     """Train the spec's base config once (its sweep section is ignored)."""
-    spec = load_spec(spec_file, set_ or [])
+    spec = load_cli_spec(spec_file, set_)
     raw = spec.model_dump(mode="json", exclude={"sweep"})
     _sweep(spec_from_dict(raw, str(spec_file)), store, 1)
 
