@@ -22,6 +22,7 @@ from batchlab.events import FINAL_STATUSES, Event
 from batchlab.execute.base import Executor, RunTask
 from batchlab.execute.datacache import DataCache
 from batchlab.models import build_model
+from batchlab.models.check import check_forward
 from batchlab.plan import RunSpec, plan_runs
 from batchlab.probes.lr_range import auto_lr_key, resolve_auto_lr
 from batchlab.spec import RunConfig, Spec
@@ -46,8 +47,10 @@ def checkpoint_dir(store: Store) -> Path:
 
 def preflight(runs: list[RunSpec], cache: DataCache) -> None:
     """Fail fast on bad input, before the store is touched: every data set loads, every model
-    builds and every schedule is valid. Raises BatchlabError with the user-facing message."""
+    builds and maps a batch of the data to one logit per class, every batch fits in the
+    training set and every schedule is valid. Raises BatchlabError with the user-facing message."""
     checked: set[str] = set()
+    too_big: dict[int, int] = {}  # batch size -> training examples, for batches that do not fit
     for run in runs:
         cfg = run.config
         key = json.dumps([cfg.data.model_dump(mode="json"), cfg.model.model_dump(mode="json")])
@@ -55,7 +58,7 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> None:
         if key not in checked:
             checked.add(key)
             try:
-                build_model(cfg.model, data.input_shape, data.num_classes)
+                model = build_model(cfg.model, data.input_shape, data.num_classes)
             except BatchlabError:
                 raise
             except Exception as err:  # a zoo model that cannot take this input shape
@@ -64,14 +67,29 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> None:
                     f"{data.input_shape} with {data.num_classes} classes: {err}. "
                     "Pick a model that fits the data (see the model table in the README)."
                 ) from None
+            check_forward(model, data.train_x[:2], data.num_classes, cfg.model.name)
         t = cfg.train
         if t.device == "cuda" and not torch.cuda.is_available():
             raise SpecError("train.device = 'cuda' but this machine has no CUDA device; "
                             "use device = 'auto' (CUDA when present) or 'cpu'.")
-        spe = steps_per_epoch(len(data.train_y), t.batch_size)
+        n_train = len(data.train_y)
+        if t.batch_size > n_train:
+            too_big[t.batch_size] = n_train
+            continue
+        spe = steps_per_epoch(n_train, t.batch_size)
         total = run_length(t.steps, t.epochs, spe)
         schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size),
                     total, spe)
+    if too_big:
+        # refused, as the probes do: a batch larger than the data would silently train
+        # full-batch, and two such sizes would be the same run under two names
+        sizes = ", ".join(map(str, sorted(too_big)))
+        n = min(too_big.values())
+        raise SpecError(
+            f"train.batch_size {sizes} is larger than the training set ({n} examples after the "
+            f"validation split); use batch sizes of at most {n} (full batch) or more data "
+            "(data.limit / data.size / data.val_fraction)."
+        )
 
 
 @dataclass(frozen=True)

@@ -212,19 +212,23 @@ def train_run(
                 step += 1
                 rec.log_step(step, loss.detach(), lr)
 
-                if step % eval_every == 0 or step == total:
+                evaluate_now = step % eval_every == 0 or step == total
+                if evaluate_now or rec.due():
                     now = time.perf_counter()
-                    summary["train_time"] = summary.get("train_time", 0.0) + now - last_time
-                    examples = rec.examples(step) - rec.examples(last_step)
-                    rec.log_values(step, {"samples_per_s": examples / max(now - last_time, 1e-9)})
-                    run_eval()
-                    last_step, last_time = step, time.perf_counter()
-                if rec.due() or step % eval_every == 0 or step == total:
+                    # flushed before evaluating: a diverged run's summary and step count stop
+                    # at the divergence, never at an evaluation of the blown-up weights
                     if (bad := rec.flush()) is not None:
+                        step = bad
                         summary["diverged_at_step"] = bad
                         if checkpoint_path is not None:  # final: nothing will resume it
                             remove_checkpoint(checkpoint_path)
                         return ended(DIVERGED, summary, f"non-finite loss at step {bad}")
+                if evaluate_now:
+                    summary["train_time"] = summary.get("train_time", 0.0) + now - last_time
+                    examples = rec.examples(step) - rec.examples(last_step)
+                    rec.log_values(step, {"samples_per_s": examples / max(now - last_time, 1e-9)})
+                    run_eval()  # its rows go out with the next flush
+                    last_step, last_time = step, time.perf_counter()
 
             if checkpoint_path is not None and t.checkpoint and step < total:
                 rec.flush()  # the store must hold every row up to the checkpoint's step
