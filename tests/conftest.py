@@ -7,14 +7,16 @@ import pytest
 
 @pytest.fixture
 def small_fs(tmp_path):
-    """Mount a tiny tmpfs: ``small_fs(kb)`` returns its folder; ``remount_ro(folder)`` makes
-    it read-only. Skips the test where mounting is refused (not root, no CAP_SYS_ADMIN)."""
+    """Mount a tiny tmpfs: ``small_fs(kb)`` returns its folder (``at``: mount on that path,
+    made if missing; ``readonly``: mount it read-only); ``remount_ro(folder)`` makes a mounted
+    one read-only later. Skips the test where mounting is refused (not root, no CAP_SYS_ADMIN)."""
     mounted = []
 
-    def mount(kb: int, name: str = "fs"):
-        d = tmp_path / f"{name}{len(mounted)}"
-        d.mkdir()
-        res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kb}k", "tmpfs", str(d)],
+    def mount(kb: int, at=None, readonly: bool = False):
+        d = at or tmp_path / f"fs{len(mounted)}"
+        d.mkdir(parents=True, exist_ok=True)
+        options = f"size={kb}k" + (",ro" if readonly else "")
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(d)],
                              capture_output=True, text=True)
         if res.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")

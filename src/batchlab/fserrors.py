@@ -10,6 +10,7 @@ shows its traceback.
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -98,3 +99,17 @@ def disk_error(err: BaseException, path: Path | str, doing: str,
     file system: ``raise disk_error(err, ...) from None``."""
     text = describe(err, path, doing, fix)
     return DiskError(text) if text else err
+
+
+def check_writable_folder(folder: Path, doing: str, fix: str = DEFAULT_FIX) -> None:
+    """Make ``folder`` if needed and prove a file can be written there; DiskError otherwise.
+    Used before any run starts, so a read-only folder fails the sweep up front, not each run."""
+    if folder.exists() and not folder.is_dir():
+        raise DiskError(f"'{folder}' is a file, but {doing} needs a folder there; move the file away.")
+    probe = folder / f".batchlab-write-test-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:  # name the folder, not the test file
+        raise disk_error(OSError(err.errno, err.strerror), folder, doing, fix) from None

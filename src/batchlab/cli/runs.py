@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from batchlab.cli.common import (
@@ -22,7 +23,7 @@ from batchlab.cli.common import (
     load_cli_spec,
 )
 from batchlab.demo import demo_spec
-from batchlab.errors import BatchlabError
+from batchlab.errors import BatchlabError, ExecutorError
 from batchlab.execute.base import Executor
 from batchlab.execute.datacache import DataCache
 from batchlab.execute.inline import InlineExecutor
@@ -95,7 +96,9 @@ def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "loc
                                     f"experiment '{spec.name}' ({store_path})"))
         failed = [r for r in outcome.records if r.status == "failed"]
         for r in failed:
-            err_console.print(f"[red]run {r.id} failed:[/] {r.error}")
+            err_console.print(f"[red]run {r.id} failed:[/] {escape(str(r.error))}")
+        if (why := outcome.all_failed()) is not None:
+            raise ExecutorError(why)  # exit 1: nothing trained, though the input was accepted
         return outcome
     finally:
         store.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,10 @@ from typing import Any
 import torch
 
 from batchlab.errors import BatchlabError, ModelError, SpecError
-from batchlab.events import FINAL_STATUSES, Event
+from batchlab.events import FAILED, FINAL_STATUSES, Event
 from batchlab.execute.base import Executor, RunTask
 from batchlab.execute.datacache import DataCache
+from batchlab.fserrors import check_writable_folder
 from batchlab.models import build_model
 from batchlab.models.check import check_forward
 from batchlab.plan import RunSpec, plan_runs
@@ -39,6 +41,19 @@ class SweepOutcome:
     skipped: int  # already final in the store before this call
     trained: int  # runs this call claimed (or found finished by another sweep meanwhile)
     records: list[RunRecord]
+
+    def all_failed(self) -> str | None:
+        """When every run of the experiment that ended failed (none completed or diverged):
+        one paragraph with their most common cause and what to do; None otherwise."""
+        failed = [r for r in self.records if r.status == FAILED]
+        if not failed or any(r.status in FINAL_STATUSES for r in self.records):
+            return None
+        causes = Counter((r.error or "no error text").strip().splitlines()[-1] for r in failed)
+        cause, count = causes.most_common(1)[0]
+        same = "with the same error" if len(causes) == 1 else f"({count} of them with this error)"
+        return (f"all {len(failed)} runs of '{self.experiment}' failed {same}: {cause.rstrip('.')}. Fix that "
+                "cause and run the same command again (failed runs are trained again); "
+                "'batchlab show RUN' shows a run's error, and --workers 1 shows it in this process.")
 
 
 def checkpoint_dir(store: Store) -> Path:
@@ -148,6 +163,10 @@ def run_sweep(
     """
     prepared = prepared or prepare_sweep(spec, known_lrs=known_auto_lrs(store, spec.name))
     runs = prepared.runs
+    ckpt = checkpoint_dir(store)
+    if any(r.config.train.checkpoint for r in runs):  # a read-only folder fails here, not per run
+        check_writable_folder(ckpt, "writing the runs' checkpoints",
+                              "run the same command again (or set train.checkpoint = false)")
     store.add_experiment(spec.name, spec.model_dump(mode="json"), runs)
     for kind, config, result in prepared.probes:
         store.add_probe(spec.name, kind, config, result)
@@ -155,7 +174,6 @@ def run_sweep(
     todo = [r for r in runs if status[r.run_id] not in FINAL_STATUSES]
     if on_plan:
         on_plan(runs, {r.run_id for r in todo})
-    ckpt = checkpoint_dir(store)
     owner = new_owner()
     attempted: set[str] = set()  # claimed (or found final) by this call: never tried twice
     busy: list[RunSpec] = []
