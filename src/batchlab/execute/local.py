@@ -11,7 +11,8 @@ A worker that dies (killed, segfault, OOM killer) is replaced; its run is retrie
 ``retries`` times, resuming from its checkpoint, and then reported failed with the cause.
 Ctrl-C: workers ignore SIGINT from the terminal; the driver sends each one SIGUSR1, which
 raises KeyboardInterrupt inside its trainer at the current step, so every run ends reported
-as interrupted with its rows delivered. A worker whose driver disappears stops by itself.
+as interrupted with its rows delivered. A worker whose driver disappears stops by itself within
+a second, at any moment (a watcher thread polls its parent pid).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -67,11 +69,25 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _worker_main(worker: int, threads: int, tasks: mp.Queue, events: mp.Queue) -> None:
-    """Take tasks until a None arrives; send (worker, event) pairs to the driver."""
+def _watch_driver(driver: int, every: float = 0.5) -> None:
+    """Exit this worker within ``every`` seconds of its driver's death, whatever it is doing
+    (importing torch, training, or blocked waiting for a task the driver never sent): a driver
+    killed with -9 cannot tell its workers, and they would otherwise live on as orphans."""
+    def watch() -> None:
+        while os.getppid() == driver:
+            time.sleep(every)
+        os._exit(3)  # its claims go stale; the next sweep resumes the runs from checkpoints
+
+    threading.Thread(target=watch, name="batchlab-driver-watch", daemon=True).start()
+
+
+def _worker_main(worker: int, threads: int, tasks: mp.Queue, events: mp.Queue,
+                 driver: int) -> None:
+    """Take tasks until a None arrives; send (worker, event) pairs to the driver (pid ``driver``,
+    given by the driver itself: read here, a driver already dead would look like init)."""
+    _watch_driver(driver)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, _interrupt)
-    driver = os.getppid()
 
     def send(event: Event) -> None:
         if os.getppid() != driver:  # the driver died (kill -9): stop, its claim will go stale
@@ -118,7 +134,7 @@ class LocalPoolExecutor:
         try:
             # the child reads these when torch loads: they must be set before spawn
             os.environ.update(env)
-            p = ctx.Process(target=_worker_main, args=(worker, self.threads, tasks, events),
+            p = ctx.Process(target=_worker_main, args=(worker, self.threads, tasks, events, os.getpid()),
                             name=f"batchlab-worker-{worker}", daemon=True)
             p.start()
         finally:
