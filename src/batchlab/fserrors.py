@@ -22,7 +22,7 @@ READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 # SQLite reports these in words, without an errno
 SQLITE_ERRNO = {"database or disk is full": errno.ENOSPC,
                 "attempt to write a readonly database": errno.EROFS}
-DEFAULT_FIX = "run the same command again afterwards: finished runs are kept and the rest resume"
+DEFAULT_FIX = "run the same command again: finished runs are kept and the rest resume"
 
 
 class DiskError(BatchlabError):

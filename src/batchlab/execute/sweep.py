@@ -9,6 +9,7 @@ continues from its epoch checkpoint when it has one.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -19,10 +20,10 @@ from typing import Any
 import torch
 
 from batchlab.errors import BatchlabError, ModelError, SpecError
-from batchlab.events import FAILED, FINAL_STATUSES, Event
+from batchlab.events import FAILED, FINAL_STATUSES, Event, RunEnded
 from batchlab.execute.base import Executor, RunTask
 from batchlab.execute.datacache import DataCache
-from batchlab.fserrors import check_writable_folder
+from batchlab.fserrors import DiskError, check_writable_folder
 from batchlab.models import build_model
 from batchlab.models.check import check_forward
 from batchlab.plan import RunSpec, plan_runs
@@ -193,9 +194,12 @@ def run_sweep(
         return None
 
     def deliver(event: Event) -> None:
-        store.record(event)
+        store.record(event)  # a full disk here raises DiskError: the sweep stops
         if on_event:
             on_event(event)
+        if isinstance(event, RunEnded) and event.fatal:
+            # a full disk or read-only folder would stop every other run too: stop now
+            raise DiskError(event.error or "a file could not be written")
 
     queue = list(todo)
     try:
@@ -209,8 +213,11 @@ def run_sweep(
                 time.sleep(poll_every)
                 queue = [r for r in waiting if r.run_id not in attempted]
     finally:
-        release(store, owner)
-        if ckpt.is_dir() and not any(ckpt.iterdir()):
-            ckpt.rmdir()  # nothing left to resume
+        try:
+            release(store, owner)
+            if ckpt.is_dir() and not any(ckpt.iterdir()):
+                ckpt.rmdir()  # nothing left to resume
+        except (DiskError, sqlite3.OperationalError, OSError):
+            pass  # a full disk: our claims are taken over once this process is gone
     return SweepOutcome(spec.name, len(runs), len(runs) - len(todo), len(attempted),
                         store.runs(spec.name))

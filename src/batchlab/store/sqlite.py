@@ -145,7 +145,7 @@ class Store:
         return version
 
     def _migrate(self, version: int) -> None:
-        with self._transaction(f"upgrading schema version {version}"):
+        with self.transaction(f"upgrading schema version {version}"):
             for v in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[v]:
                     self.conn.execute(statement)
@@ -163,7 +163,7 @@ class Store:
 
     # ------------------------------------------------------------------ writes
     @contextmanager
-    def _transaction(self, doing: str) -> Iterator[None]:
+    def transaction(self, doing: str) -> Iterator[None]:
         """One write transaction; a full disk or read-only file becomes a DiskError paragraph
         (SQLite rolls the transaction back, so nothing stored before is lost)."""
         try:
@@ -178,7 +178,7 @@ class Store:
     def add_experiment(self, name: str, spec: dict[str, Any], runs: Iterable[Any]) -> None:
         """Record an experiment and its planned runs (``RunSpec``s); existing runs are kept."""
         now = time.time()
-        with self._transaction(f"recording experiment '{name}'"):
+        with self.transaction(f"recording experiment '{name}'"):
             self.conn.execute(
                 "INSERT INTO experiments(name, spec_json, created, updated) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET spec_json=excluded.spec_json, updated=excluded.updated",
@@ -200,7 +200,7 @@ class Store:
     def record(self, event: Event) -> None:
         """Apply one trainer event. Each call is one transaction (rows arrive in batches)."""
         now = time.time()
-        with self._transaction(f"recording run {event.run_id}"):
+        with self.transaction(f"recording run {event.run_id}"):
             if isinstance(event, MetricRows):
                 self.conn.executemany(
                     "INSERT OR REPLACE INTO metrics(run_id, name, step, value, epoch, examples, "
@@ -234,7 +234,7 @@ class Store:
     def add_probe(self, experiment: str, kind: str, config: dict[str, Any],
                   result: dict[str, Any]) -> int:
         """Store one probe result under an experiment name; returns its id."""
-        with self._transaction(f"recording a {kind} probe"):
+        with self.transaction(f"recording a {kind} probe"):
             cur = self.conn.execute(
                 "INSERT INTO probes(experiment, kind, created, config_json, result_json) "
                 "VALUES (?, ?, ?, ?, ?)", (experiment, kind, time.time(), _dumps(config), _dumps(result)))
@@ -250,7 +250,7 @@ class Store:
 
     def mark_interrupted(self, run_ids: Iterable[str]) -> None:
         """Runs left RUNNING by a driver that stops: they resume from their checkpoint later."""
-        with self._transaction("marking runs interrupted"):
+        with self.transaction("marking runs interrupted"):
             self.conn.executemany(
                 "UPDATE runs SET status=? WHERE id=? AND status=?",
                 [(INTERRUPTED, rid, RUNNING) for rid in run_ids],

@@ -30,6 +30,7 @@ from batchlab.events import (
     RunEnded,
     RunStarted,
 )
+from batchlab.fserrors import describe
 from batchlab.models import build_model
 from batchlab.spec import RunConfig, TrainSpec
 from batchlab.train.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
@@ -101,6 +102,18 @@ def noise_meter(t: TrainSpec, state: dict[str, Any] | None = None) -> NoiseMeter
     return NoiseMeter(t.noise_scale_micro_batches, estimator=estimator)
 
 
+def checkpoint_or_why(path: Path, state: dict[str, Any], doing: str) -> str | None:
+    """Save a checkpoint; None when it worked, else the paragraph saying why the file system
+    refused it (a full disk, a read-only folder). Other errors propagate."""
+    try:
+        save_checkpoint(path, state)
+    except OSError as err:
+        if (why := describe(err, path, doing)) is None:
+            raise
+        return why
+    return None
+
+
 def train_run(
     config: RunConfig,
     sink: Callable[[Event], None],
@@ -120,9 +133,10 @@ def train_run(
     rec: Recorder | None = None
     step = 0
 
-    def ended(status: str, summary: dict[str, Any], error: str | None = None) -> RunEnded:
+    def ended(status: str, summary: dict[str, Any], error: str | None = None,
+              fatal: bool = False) -> RunEnded:
         wall = rec.elapsed() if rec else 0.0
-        event = RunEnded(run_id, status, step, wall, summary, error)
+        event = RunEnded(run_id, status, step, wall, summary, error, fatal)
         sink(event)
         return event
 
@@ -232,14 +246,16 @@ def train_run(
 
             if checkpoint_path is not None and t.checkpoint and step < total:
                 rec.flush()  # the store must hold every row up to the checkpoint's step
-                save_checkpoint(checkpoint_path, {
+                if (why := checkpoint_or_why(checkpoint_path, {
                     "run_id": run_id, "step": step, "wall_time": rec.elapsed(),
                     "summary": summary, "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(), "order_rng": order.get_state(),
                     "torch_rng": torch.get_rng_state(),
                     "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                     "noise_scale": noise.estimator.state() if noise is not None else None,
-                })
+                }, f"writing the checkpoint of run {run_id}")) is not None:
+                    # interrupted, not failed: it resumes from its previous checkpoint later
+                    return ended(INTERRUPTED, summary, why, fatal=True)
         rec.flush()
         summary["samples_per_s"] = rec.examples(step) / max(summary.get("train_time", 0.0), 1e-9)
         if noise is not None:
