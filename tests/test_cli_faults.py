@@ -94,3 +94,17 @@ def test_hostile_experiment_names_stay_in_their_folder(tmp_path, name):
     assert len([n for n in made if n.endswith(".json")]) == 1
     with Store(work / "s.db") as st:  # the store keeps the name as given
         assert [e.name for e in st.experiments()] == [name]
+
+
+def test_output_file_errors_are_one_paragraph(tmp_path, small_fs):
+    spec = tmp_path / "o.toml"
+    spec.write_text(TINY)
+    db = tmp_path / "s.db"
+    assert batchlab("sweep", spec, "--store", db).returncode == 0
+    res = batchlab("export", "o", "-f", "json", "-o", tmp_path / ("x" * 300 + ".json"), "--store", db)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "is too long for the file system" in res.stderr
+    ro = small_fs(64, readonly=True)
+    res = batchlab("export", "o", "-o", ro / "out", "--store", db)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "read-only" in res.stderr
