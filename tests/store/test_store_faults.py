@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-from conftest import remount_ro
 
 from batchlab.errors import BatchlabError, StoreError
 from batchlab.events import RunEnded, RunStarted
@@ -75,9 +74,9 @@ def test_run_prefix_is_not_a_like_pattern(tmp_path):
                 st.run(pattern)
 
 
-def test_new_store_in_read_only_folder(small_fs):
+def test_new_store_in_read_only_folder(small_fs, read_only):
     folder = small_fs(512)
-    remount_ro(folder)
+    read_only(folder)
     with pytest.raises(BatchlabError) as err:
         Store(folder / "s.db")
     text = str(err.value)
@@ -86,12 +85,12 @@ def test_new_store_in_read_only_folder(small_fs):
     assert res.returncode == 2 and "does not exist" in res.stderr
 
 
-def test_store_on_read_only_media_can_be_read_not_written(small_fs):
+def test_store_on_read_only_media_can_be_read_not_written(small_fs, read_only):
     folder = small_fs(1024)
     db = folder / "s.db"
     run_id = store_with_one_run(db)
     before = sha(db)
-    remount_ro(folder)
+    read_only(folder)
     with Store(db, create=False) as st:
         assert [r.id for r in st.runs("exp")] == [run_id]
         assert st.run(run_id).summary == {"best_val_acc": 0.5}
