@@ -39,7 +39,7 @@ def main() -> None:
     if signal.getsignal(signal.SIGINT) is _quiet_exit:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # commands handle Ctrl-C now
     try:
-        app()  # click itself turns Ctrl-C inside a command into "Aborted!", exit 1
+        app()  # typer turns a Ctrl-C that a command does not handle into exit 130
     except BatchlabError as err:
         err_console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)  # [x] is not markup
         sys.exit(err.exit_code)

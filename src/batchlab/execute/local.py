@@ -237,8 +237,8 @@ class _Pool:
         """The task again, allowed to resume from every checkpoint the store now covers (the
         original task only knew the progress at its first claim, usually 0)."""
         step = self.stored_step.get(task.run_id)
-        if step is None or (task.max_resume_step is not None and step <= task.max_resume_step):
-            return task
+        if step is None or task.max_resume_step is None or step <= task.max_resume_step:
+            return task  # (None already allows any checkpoint)
         return dataclasses.replace(task, max_resume_step=step)
 
     def _reap(self, replace: bool) -> None:

@@ -9,7 +9,6 @@ continues from its epoch checkpoint when it has one.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -217,7 +216,7 @@ def run_sweep(
             release(store, owner)
             if ckpt.is_dir() and not any(ckpt.iterdir()):
                 ckpt.rmdir()  # nothing left to resume
-        except (DiskError, sqlite3.OperationalError, OSError):
+        except (DiskError, OSError):
             pass  # a full disk: our claims are taken over once this process is gone
     return SweepOutcome(spec.name, len(runs), len(runs) - len(todo), len(attempted),
                         store.runs(spec.name))
