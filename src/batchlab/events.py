@@ -43,6 +43,9 @@ class RunEnded:
     wall_time: float
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    # the cause would stop every other run too (a full disk, a read-only folder): the driver
+    # stores this event and then stops the sweep with ``error`` as its message
+    fatal: bool = False
 
 
 Event = RunStarted | MetricRows | RunEnded

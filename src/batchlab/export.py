@@ -10,6 +10,7 @@ from typing import Any
 
 from batchlab.analysis import analyze_experiment
 from batchlab.jsonsafe import json_safe
+from batchlab.paths import safe_name
 from batchlab.results import experiment_rows
 from batchlab.store import Store
 
@@ -30,25 +31,26 @@ def rows_with_diagnosis(store: Store, experiment: str) -> tuple[list[dict[str, A
 
 
 def export_experiment(store: Store, experiment: str, fmt: str, output: Path | None) -> Path:
-    """Write the export and return its path (a folder for csv/tensorboard, a file for json)."""
+    """Write the export and return its path (a folder for csv/tensorboard, a file for json).
+    Default paths are in the current folder, named from ``safe_name(experiment)``."""
     if fmt == "tensorboard":
         from batchlab.report import export_tensorboard
 
-        out = output or Path(f"{experiment}-tensorboard")
+        out = output or Path(f"{safe_name(experiment)}-tensorboard")
         export_tensorboard(store, experiment, out)
         return out
     rows, analysis = rows_with_diagnosis(store, experiment)
     metrics = [(r["run_id"], name, s) for r in rows
                for name, s in store.metrics(r["run_id"]).items()]
     if fmt == "json":
-        out = output or Path(f"{experiment}.json")
+        out = output or Path(f"{safe_name(experiment)}.json")
         doc = {"experiment": experiment, "runs": rows, "analysis": analysis, "metrics": [
             {"run_id": rid, "name": name, "step": s.step.tolist(), "value": s.value.tolist(),
              "epoch": s.epoch.tolist(), "examples": s.examples.tolist(),
              "wall_time": s.wall_time.tolist()} for rid, name, s in metrics]}
         out.write_text(json.dumps(json_safe(doc), indent=1, default=str, allow_nan=False))
         return out
-    out = output or Path(f"{experiment}-export")
+    out = output or Path(f"{safe_name(experiment)}-export")
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "runs.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))

@@ -163,6 +163,11 @@ class Distribution(_Strict):
         given = [k for k in ("log_uniform", "uniform", "int_uniform", "choice") if getattr(self, k)]
         if len(given) != 1:
             raise ValueError("give exactly one of log_uniform, uniform, int_uniform, choice")
+        bounds = getattr(self, given[0]) if given[0] != "choice" else None
+        if bounds is not None and bounds[0] > bounds[1]:
+            # refused rather than swapped: a reversed range is more often a typo in one bound
+            raise ValueError(f"{given[0]} = [{bounds[0]}, {bounds[1]}] is reversed; "
+                             f"give [low, high], e.g. [{bounds[1]}, {bounds[0]}]")
         return self
 
 
@@ -240,9 +245,14 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> Spec:
         raise SpecError(format_validation_error(err, source)) from None
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
-    """Read a TOML spec file, apply ``key=value`` overrides, validate."""
+def load_spec(path: str | Path, overrides: list[str] | None = None,
+              notes: list[str] | None = None) -> Spec:
+    """Read a TOML spec file, apply ``key=value`` overrides (``notes`` collects what they
+    replaced), validate."""
     p = Path(path)
+    if p.is_dir():
+        raise SpecError(f"spec path '{p}' is a folder, not a file; pass the path of a TOML spec "
+                        "file (see examples/).")
     if not p.is_file():
         raise SpecError(f"spec file '{p}' does not exist; pass the path of a TOML spec (see examples/).")
     try:
@@ -250,7 +260,7 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise SpecError(f"spec file '{p}' is not valid TOML: {err}. Fix the syntax and retry.") from None
     raw.setdefault("name", p.stem)
-    return spec_from_dict(apply_overrides(raw, overrides or []), source=str(p))
+    return spec_from_dict(apply_overrides(raw, overrides or [], notes), source=str(p))
 
 
 def parse_value(text: str) -> Any:
@@ -277,10 +287,26 @@ def set_path(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return out
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+# fields of which a spec sets at most one: an override of one replaces the other
+EXCLUSIVE = {"train.steps": "train.epochs", "train.epochs": "train.steps"}
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str],
+                    notes: list[str] | None = None) -> dict[str, Any]:
+    """Apply ``key=value`` overrides in order. Setting one of two exclusive fields (train.steps,
+    train.epochs) removes the other, so the last one given wins; ``notes`` gets a line saying so."""
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise SpecError(f"override '{item}' must look like section.field=value, e.g. train.lr=0.05.")
-        raw = set_path(raw, key.strip(), parse_value(text.strip()))
+        key = key.strip()
+        raw = set_path(raw, key, parse_value(text.strip()))
+        if (other := EXCLUSIVE.get(key)) is not None:
+            section, _, field = other.partition(".")
+            node = raw.get(section)
+            if isinstance(node, dict) and field in node:
+                node.pop(field)
+                if notes is not None:
+                    notes.append(f"--set {item} replaces {other} from the spec (a run has "
+                                 f"either {key} or {other}; the last one given wins).")
     return raw

@@ -5,10 +5,25 @@ Each module registers its commands on the shared ``app`` when imported below.
 
 from __future__ import annotations
 
+import signal
 import sys
 
-from batchlab.cli.common import app, err_console
-from batchlab.errors import BatchlabError
+
+def _quiet_exit(signum: int, frame: object) -> None:
+    """Ctrl-C while the command line is still loading: nothing has started, exit quietly."""
+    sys.stderr.write("interrupted before anything started; nothing was stored.\n")
+    raise SystemExit(130)
+
+
+# before the heavy imports below (torch takes seconds): Ctrl-C there must not print a traceback
+if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _quiet_exit)
+
+from rich.markup import escape  # noqa: E402
+
+from batchlab.cli.common import app, err_console  # noqa: E402
+from batchlab.errors import BatchlabError  # noqa: E402
+from batchlab.fserrors import describe  # noqa: E402
 
 # the import order is the order of the commands in --help; each module registers its own
 # isort: off
@@ -19,9 +34,17 @@ from batchlab.cli import probes  # noqa: F401, E402
 
 
 def main() -> None:
-    """Entry point: user errors become one paragraph on stderr and exit code 2."""
+    """Entry point: user errors (and a full disk, a read-only folder, a name too long) become
+    one paragraph on stderr and exit code 2; Ctrl-C before any run started exits 130."""
+    if signal.getsignal(signal.SIGINT) is _quiet_exit:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # commands handle Ctrl-C now
     try:
-        app()
+        app()  # typer turns a Ctrl-C that a command does not handle into exit 130
     except BatchlabError as err:
-        err_console.print(f"[red]error:[/] {err}", soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)  # [x] is not markup
         sys.exit(err.exit_code)
+    except OSError as err:  # a file the command writes: say what, where and how to fix it
+        if (text := describe(err, err.filename or ".", "writing files")) is None:
+            raise
+        err_console.print(f"[red]error:[/] {escape(text)}", soft_wrap=True)
+        sys.exit(2)

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from batchlab.execute.local import available_cores
+from batchlab.spec import Spec, load_spec
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -25,6 +26,15 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a fiel
 WorkersOpt = Annotated[int, typer.Option("--workers", "-w", min=1, help="Parallel processes.")]
 DEFAULT_STORE = Path("batchlab.db")
 DEMO_WORKERS = min(2, available_cores())
+
+
+def load_cli_spec(spec_file: Path, sets: list[str] | None) -> Spec:
+    """Load a spec with the command line's --set overrides; say what an override replaced."""
+    notes: list[str] = []
+    spec = load_spec(spec_file, sets or [], notes)
+    for note in notes:
+        err_console.print(f"note: {note}", soft_wrap=True)
+    return spec
 
 
 def fmt(value: Any, digits: int = 4) -> str:

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from batchlab.cli.common import DEFAULT_STORE, SetOpt, StoreOpt, app, console, fmt
+from batchlab.cli.common import DEFAULT_STORE, SetOpt, StoreOpt, app, console, fmt, load_cli_spec
 from batchlab.errors import BatchlabError
-from batchlab.spec import RunConfig, Spec, load_spec
+from batchlab.spec import RunConfig, Spec
 from batchlab.store import Store
 
 SpecArg = Annotated[Path, typer.Argument(help="TOML spec (its base config is probed).")]
@@ -81,7 +81,7 @@ def lr_find_cmd(
     (median over seeds), and the exponent alpha of lr* ~ B^alpha across batch sizes."""
     from batchlab.probes.lr_range import lr_find
 
-    spec = load_spec(spec_file, set_ or [])
+    spec = load_cli_spec(spec_file, set_)
     config = base_config(spec)
     sizes = int_list(batch_sizes, "--batch-sizes")
     result = measure("LR range test",
@@ -123,7 +123,7 @@ def max_batch_cmd(
     from batchlab.probes.max_batch import max_batch
     from batchlab.probes.memory import format_size, parse_size
 
-    spec = load_spec(spec_file, set_ or [])
+    spec = load_cli_spec(spec_file, set_)
     config = base_config(spec)
     limit = parse_size(memory_limit) if memory_limit else None
     r = measure("largest batch", lambda: max_batch(config, memory_limit=limit, margin=margin,
@@ -160,7 +160,7 @@ def throughput(
     from batchlab.probes.memory import format_size
     from batchlab.probes.throughput import throughput_curve
 
-    spec = load_spec(spec_file, set_ or [])
+    spec = load_cli_spec(spec_file, set_)
     config = base_config(spec)
     sizes = int_list(batch_sizes, "--batch-sizes")
     r = measure("throughput curve",
@@ -193,7 +193,7 @@ def noise_scale_cmd(
     from batchlab.probes.lr_range import resolve_auto_lr
     from batchlab.probes.noise_scale import measure_noise_scale
 
-    spec = load_spec(spec_file, set_ or [])
+    spec = load_cli_spec(spec_file, set_)
     config = base_config(spec)
     if config.train.lr == "auto":
         config = resolve_auto_lr([RunSpec(config.run_id(), config)])[0].config
@@ -221,7 +221,7 @@ def recommend(
     from batchlab.probes.memory import parse_size
     from batchlab.probes.recommend import recommend as recommend_fn
 
-    spec = load_spec(spec_file, set_ or [])
+    spec = load_cli_spec(spec_file, set_)
     config = base_config(spec)
     limit = parse_size(memory_limit) if memory_limit else None
     sizes = int_list(batch_sizes, "--batch-sizes")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from batchlab.cli.common import DEFAULT_STORE, StoreOpt, app, console
+from batchlab.paths import safe_name
 from batchlab.store import Store
 
 TargetOpt = Annotated[float | None, typer.Option(
@@ -15,8 +16,9 @@ TargetOpt = Annotated[float | None, typer.Option(
 
 
 def report_path(experiment: str, store: Path) -> Path:
-    """Default report file: ``<experiment>-report.html`` beside the store."""
-    return store.parent / f"{experiment}-report.html"
+    """Default report file: ``<experiment>-report.html`` beside the store (the name made safe:
+    see ``safe_name``)."""
+    return store.parent / f"{safe_name(experiment)}-report.html"
 
 
 def print_written(result: object) -> None:
@@ -51,6 +53,6 @@ def compare(
     """The same figures for two experiments side by side, in one HTML file."""
     from batchlab.report import write_comparison
 
-    out = output or store.parent / f"{experiment_a}-vs-{experiment_b}.html"
+    out = output or store.parent / f"{safe_name(experiment_a)}-vs-{safe_name(experiment_b)}.html"
     with Store(store, create=False) as st:
         print_written(write_comparison(st, experiment_a, experiment_b, out, target))

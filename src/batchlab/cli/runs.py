@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from batchlab.cli.common import (
@@ -19,9 +20,10 @@ from batchlab.cli.common import (
     console,
     err_console,
     fmt,
+    load_cli_spec,
 )
 from batchlab.demo import demo_spec
-from batchlab.errors import BatchlabError
+from batchlab.errors import BatchlabError, ExecutorError
 from batchlab.execute.base import Executor
 from batchlab.execute.datacache import DataCache
 from batchlab.execute.inline import InlineExecutor
@@ -30,7 +32,7 @@ from batchlab.execute.sweep import SweepOutcome, known_auto_lrs, prepare_sweep, 
 from batchlab.export import FORMATS, export_experiment
 from batchlab.progress import SweepProgress
 from batchlab.results import experiment_rows, run_row
-from batchlab.spec import Spec, load_spec, spec_from_dict
+from batchlab.spec import Spec, spec_from_dict
 from batchlab.store import Store
 
 
@@ -94,7 +96,9 @@ def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "loc
                                     f"experiment '{spec.name}' ({store_path})"))
         failed = [r for r in outcome.records if r.status == "failed"]
         for r in failed:
-            err_console.print(f"[red]run {r.id} failed:[/] {r.error}")
+            err_console.print(f"[red]run {r.id} failed:[/] {escape(str(r.error))}")
+        if (why := outcome.all_failed()) is not None:
+            raise ExecutorError(why)  # exit 1: nothing trained, though the input was accepted
         return outcome
     finally:
         store.close()
@@ -130,7 +134,7 @@ def sweep(
     gpus_per_run: Annotated[float, typer.Option(help="Ray: GPUs per run (e.g. 0.5).")] = 0,
 ) -> None:
     """Train every run of the spec's sweep; finished runs are skipped, interrupted ones resume."""
-    _sweep(load_spec(spec_file, set_ or []), store, workers, executor, address=address,
+    _sweep(load_cli_spec(spec_file, set_), store, workers, executor, address=address,
            cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
 
 
@@ -141,7 +145,7 @@ def run(
     set_: SetOpt = None,
 ) -> None:
     """Train the spec's base config once (its sweep section is ignored)."""
-    spec = load_spec(spec_file, set_ or [])
+    spec = load_cli_spec(spec_file, set_)
     raw = spec.model_dump(mode="json", exclude={"sweep"})
     _sweep(spec_from_dict(raw, str(spec_file)), store, 1)
 

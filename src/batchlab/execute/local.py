@@ -11,15 +11,18 @@ A worker that dies (killed, segfault, OOM killer) is replaced; its run is retrie
 ``retries`` times, resuming from its checkpoint, and then reported failed with the cause.
 Ctrl-C: workers ignore SIGINT from the terminal; the driver sends each one SIGUSR1, which
 raises KeyboardInterrupt inside its trainer at the current step, so every run ends reported
-as interrupted with its rows delivered. A worker whose driver disappears stops by itself.
+as interrupted with its rows delivered. A worker whose driver disappears stops by itself within
+a second, at any moment (a watcher thread polls its parent pid).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import queue
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +30,7 @@ from typing import Any
 from batchlab.cores import available_cores as available_cores  # re-exported for the CLI
 from batchlab.cores import threads_per_worker
 from batchlab.errors import ExecutorError
-from batchlab.events import FAILED, Event, RunEnded
+from batchlab.events import FAILED, Event, MetricRows, RunEnded, RunStarted
 from batchlab.execute.base import RunTask, TaskSource
 
 STOP_GRACE_S = 15.0
@@ -58,11 +61,25 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _worker_main(worker: int, threads: int, tasks: mp.Queue, events: mp.Queue) -> None:
-    """Take tasks until a None arrives; send (worker, event) pairs to the driver."""
+def _watch_driver(driver: int, every: float = 0.5) -> None:
+    """Exit this worker within ``every`` seconds of its driver's death, whatever it is doing
+    (importing torch, training, or blocked waiting for a task the driver never sent): a driver
+    killed with -9 cannot tell its workers, and they would otherwise live on as orphans."""
+    def watch() -> None:
+        while os.getppid() == driver:
+            time.sleep(every)
+        os._exit(3)  # its claims go stale; the next sweep resumes the runs from checkpoints
+
+    threading.Thread(target=watch, name="batchlab-driver-watch", daemon=True).start()
+
+
+def _worker_main(worker: int, threads: int, tasks: mp.Queue, events: mp.Queue,
+                 driver: int) -> None:
+    """Take tasks until a None arrives; send (worker, event) pairs to the driver (pid ``driver``,
+    given by the driver itself: read here, a driver already dead would look like init)."""
+    _watch_driver(driver)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, _interrupt)
-    driver = os.getppid()
 
     def send(event: Event) -> None:
         if os.getppid() != driver:  # the driver died (kill -9): stop, its claim will go stale
@@ -109,7 +126,7 @@ class LocalPoolExecutor:
         try:
             # the child reads these when torch loads: they must be set before spawn
             os.environ.update(env)
-            p = ctx.Process(target=_worker_main, args=(worker, self.threads, tasks, events),
+            p = ctx.Process(target=_worker_main, args=(worker, self.threads, tasks, events, os.getpid()),
                             name=f"batchlab-worker-{worker}", daemon=True)
             p.start()
         finally:
@@ -161,6 +178,9 @@ class _Pool:
         self.queued: dict[str, RunTask] = {}  # dispatched, not yet taken
         self.attempts: dict[str, int] = {}
         self.unfinished: set[str] = set()
+        # per run, the last step the store holds every row for (as the store computes it from
+        # the same events): a retry may resume from a checkpoint up to there
+        self.stored_step: dict[str, int] = {}
 
     def start_worker(self, w: int) -> None:
         self.procs[w] = self.owner._spawn(self.ctx, w, self.tasks, self.events)
@@ -194,8 +214,23 @@ class _Pool:
                     self.current.pop(worker, None)
                     self.unfinished.discard(event.run_id)
                 self.on_event(event)
+                self._track(event)
                 if isinstance(event, RunEnded) and deadline is None:
                     self.dispatch(self.next_task())  # this worker is idle now: a task or None
+
+    def _track(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.stored_step[event.run_id] = event.resumed_from
+        elif isinstance(event, MetricRows):
+            self.stored_step[event.run_id] = max(self.stored_step.get(event.run_id, 0), event.step)
+
+    def _retry(self, task: RunTask) -> RunTask:
+        """The task again, allowed to resume from every checkpoint the store now covers (the
+        original task only knew the progress at its first claim, usually 0)."""
+        step = self.stored_step.get(task.run_id)
+        if step is None or task.max_resume_step is None or step <= task.max_resume_step:
+            return task  # (None already allows any checkpoint)
+        return dataclasses.replace(task, max_resume_step=step)
 
     def _reap(self, replace: bool) -> None:
         """Notice workers that died without saying goodbye; retry or fail their run."""
@@ -213,6 +248,8 @@ class _Pool:
                          f"{self.attempts[task.run_id]} times")
                 self.on_event(RunEnded(task.run_id, FAILED, 0, 0.0, {}, cause))
                 task = self.next_task()
+            else:
+                task = self._retry(task)
             if task is not None:  # a retry resumes from the run's checkpoint
                 self.dispatch(task)
                 self.start_worker(max(self.procs) + 1)  # keep the pool at full strength

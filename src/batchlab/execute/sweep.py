@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +19,12 @@ from typing import Any
 import torch
 
 from batchlab.errors import BatchlabError, ModelError, SpecError
-from batchlab.events import FINAL_STATUSES, Event
+from batchlab.events import FAILED, FINAL_STATUSES, Event, RunEnded
 from batchlab.execute.base import Executor, RunTask
 from batchlab.execute.datacache import DataCache
+from batchlab.fserrors import DiskError, check_writable_folder
 from batchlab.models import build_model
+from batchlab.models.check import check_forward
 from batchlab.plan import RunSpec, plan_runs
 from batchlab.probes.lr_range import auto_lr_key, resolve_auto_lr
 from batchlab.spec import RunConfig, Spec
@@ -39,6 +42,19 @@ class SweepOutcome:
     trained: int  # runs this call claimed (or found finished by another sweep meanwhile)
     records: list[RunRecord]
 
+    def all_failed(self) -> str | None:
+        """When every run of the experiment that ended failed (none completed or diverged):
+        one paragraph with their most common cause and what to do; None otherwise."""
+        failed = [r for r in self.records if r.status == FAILED]
+        if not failed or any(r.status in FINAL_STATUSES for r in self.records):
+            return None
+        causes = Counter((r.error or "no error text").strip().splitlines()[-1] for r in failed)
+        cause, count = causes.most_common(1)[0]
+        same = "with the same error" if len(causes) == 1 else f"({count} of them with this error)"
+        return (f"all {len(failed)} runs of '{self.experiment}' failed {same}: {cause.rstrip('.')}. Fix that "
+                "cause and run the same command again (failed runs are trained again); "
+                "'batchlab show RUN' shows a run's error, and --workers 1 shows it in this process.")
+
 
 def checkpoint_dir(store: Store) -> Path:
     return store.path.with_name(store.path.name + ".ckpt")
@@ -46,8 +62,10 @@ def checkpoint_dir(store: Store) -> Path:
 
 def preflight(runs: list[RunSpec], cache: DataCache) -> None:
     """Fail fast on bad input, before the store is touched: every data set loads, every model
-    builds and every schedule is valid. Raises BatchlabError with the user-facing message."""
+    builds and maps a batch of the data to one logit per class, every batch fits in the
+    training set and every schedule is valid. Raises BatchlabError with the user-facing message."""
     checked: set[str] = set()
+    too_big: dict[int, int] = {}  # batch size -> training examples, for batches that do not fit
     for run in runs:
         cfg = run.config
         key = json.dumps([cfg.data.model_dump(mode="json"), cfg.model.model_dump(mode="json")])
@@ -55,7 +73,7 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> None:
         if key not in checked:
             checked.add(key)
             try:
-                build_model(cfg.model, data.input_shape, data.num_classes)
+                model = build_model(cfg.model, data.input_shape, data.num_classes)
             except BatchlabError:
                 raise
             except Exception as err:  # a zoo model that cannot take this input shape
@@ -64,14 +82,29 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> None:
                     f"{data.input_shape} with {data.num_classes} classes: {err}. "
                     "Pick a model that fits the data (see the model table in the README)."
                 ) from None
+            check_forward(model, data.train_x[:2], data.num_classes, cfg.model.name)
         t = cfg.train
         if t.device == "cuda" and not torch.cuda.is_available():
             raise SpecError("train.device = 'cuda' but this machine has no CUDA device; "
                             "use device = 'auto' (CUDA when present) or 'cpu'.")
-        spe = steps_per_epoch(len(data.train_y), t.batch_size)
+        n_train = len(data.train_y)
+        if t.batch_size > n_train:
+            too_big[t.batch_size] = n_train
+            continue
+        spe = steps_per_epoch(n_train, t.batch_size)
         total = run_length(t.steps, t.epochs, spe)
         schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size),
                     total, spe)
+    if too_big:
+        # refused, as the probes do: a batch larger than the data would silently train
+        # full-batch, and two such sizes would be the same run under two names
+        sizes = ", ".join(map(str, sorted(too_big)))
+        n = min(too_big.values())
+        raise SpecError(
+            f"train.batch_size {sizes} is larger than the training set ({n} examples after the "
+            f"validation split); use batch sizes of at most {n} (full batch) or more data "
+            "(data.limit / data.size / data.val_fraction)."
+        )
 
 
 @dataclass(frozen=True)
@@ -130,6 +163,10 @@ def run_sweep(
     """
     prepared = prepared or prepare_sweep(spec, known_lrs=known_auto_lrs(store, spec.name))
     runs = prepared.runs
+    ckpt = checkpoint_dir(store)
+    if any(r.config.train.checkpoint for r in runs):  # a read-only folder fails here, not per run
+        check_writable_folder(ckpt, "writing the runs' checkpoints",
+                              "run the same command again (or set train.checkpoint = false)")
     store.add_experiment(spec.name, spec.model_dump(mode="json"), runs)
     for kind, config, result in prepared.probes:
         store.add_probe(spec.name, kind, config, result)
@@ -137,7 +174,6 @@ def run_sweep(
     todo = [r for r in runs if status[r.run_id] not in FINAL_STATUSES]
     if on_plan:
         on_plan(runs, {r.run_id for r in todo})
-    ckpt = checkpoint_dir(store)
     owner = new_owner()
     attempted: set[str] = set()  # claimed (or found final) by this call: never tried twice
     busy: list[RunSpec] = []
@@ -157,9 +193,12 @@ def run_sweep(
         return None
 
     def deliver(event: Event) -> None:
-        store.record(event)
+        store.record(event)  # a full disk here raises DiskError: the sweep stops
         if on_event:
             on_event(event)
+        if isinstance(event, RunEnded) and event.fatal:
+            # a full disk or read-only folder would stop every other run too: stop now
+            raise DiskError(event.error or "a file could not be written")
 
     queue = list(todo)
     try:
@@ -173,8 +212,11 @@ def run_sweep(
                 time.sleep(poll_every)
                 queue = [r for r in waiting if r.run_id not in attempted]
     finally:
-        release(store, owner)
-        if ckpt.is_dir() and not any(ckpt.iterdir()):
-            ckpt.rmdir()  # nothing left to resume
+        try:
+            release(store, owner)
+            if ckpt.is_dir() and not any(ckpt.iterdir()):
+                ckpt.rmdir()  # nothing left to resume
+        except (DiskError, OSError):
+            pass  # a full disk: our claims are taken over once this process is gone
     return SweepOutcome(spec.name, len(runs), len(runs) - len(todo), len(attempted),
                         store.runs(spec.name))

@@ -48,8 +48,7 @@ def claim(store: Store, run_id: str, owner: str, stale_after: float = STALE_AFTE
     """Try to claim ``run_id`` for ``owner``. Returns "claimed", "final" (nothing to do) or
     "busy" (a live driver trains it)."""
     now = time.time()
-    with store.conn:
-        store.conn.execute("BEGIN IMMEDIATE")
+    with store.transaction(f"claiming run {run_id}"):
         row = store.conn.execute(
             "SELECT status, owner, heartbeat FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None or row[0] in FINAL_STATUSES:
@@ -66,8 +65,7 @@ def claim(store: Store, run_id: str, owner: str, stale_after: float = STALE_AFTE
 
 def release(store: Store, owner: str) -> None:
     """Runs this driver still holds as running become interrupted (they resume later)."""
-    with store.conn:
-        store.conn.execute("BEGIN IMMEDIATE")
+    with store.transaction("releasing this sweep's runs"):
         store.conn.execute(
             "UPDATE runs SET status=? WHERE owner=? AND status=?", (INTERRUPTED, owner, RUNNING))
 

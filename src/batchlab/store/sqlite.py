@@ -15,14 +15,14 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from batchlab.errors import StoreError
+from batchlab.errors import BatchlabError, StoreError
 from batchlab.events import (
     FINAL_STATUSES,
     INTERRUPTED,
@@ -33,93 +33,17 @@ from batchlab.events import (
     RunEnded,
     RunStarted,
 )
-
-SCHEMA_VERSION = 2
-APP = "batchlab"
-
-SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE experiments (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, spec_json TEXT NOT NULL,
-    created REAL NOT NULL, updated REAL NOT NULL);
-CREATE TABLE runs (
-    id TEXT PRIMARY KEY, status TEXT NOT NULL, config_json TEXT NOT NULL,
-    environment_json TEXT, created REAL NOT NULL, started REAL, finished REAL,
-    wall_time REAL, steps INTEGER, total_steps INTEGER, progress_step INTEGER NOT NULL DEFAULT 0,
-    error TEXT, summary_json TEXT, heartbeat REAL, owner TEXT, attempts INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE experiment_runs (
-    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    position INTEGER NOT NULL, point_json TEXT NOT NULL,
-    PRIMARY KEY (experiment_id, run_id));
-CREATE TABLE metrics (
-    run_id TEXT NOT NULL, name TEXT NOT NULL, step INTEGER NOT NULL, value REAL,
-    epoch REAL NOT NULL, examples INTEGER NOT NULL, wall_time REAL NOT NULL,
-    PRIMARY KEY (run_id, name, step)) WITHOUT ROWID;
-CREATE TABLE probes (
-    id INTEGER PRIMARY KEY, experiment TEXT NOT NULL, kind TEXT NOT NULL, created REAL NOT NULL,
-    config_json TEXT NOT NULL, result_json TEXT NOT NULL);
-"""
-
-# Each migration takes a store from version N to N + 1, inside one transaction.
-MIGRATIONS: dict[int, list[str]] = {
-    1: ["ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
-        "CREATE TABLE probes (id INTEGER PRIMARY KEY, experiment TEXT NOT NULL, kind TEXT NOT NULL, "
-        "created REAL NOT NULL, config_json TEXT NOT NULL, result_json TEXT NOT NULL)"],
-}
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """A run as stored. ``point`` is the sweep point within the experiment it was read through."""
-
-    id: str
-    status: str
-    config: dict[str, Any]
-    environment: dict[str, Any]
-    created: float
-    started: float | None
-    finished: float | None
-    wall_time: float | None
-    steps: int | None
-    total_steps: int | None
-    progress_step: int
-    attempts: int  # how many times training started (1 + resumes and retries)
-    error: str | None
-    summary: dict[str, Any]
-    point: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Series:
-    """One metric of one run, as aligned numpy arrays sorted by step."""
-
-    step: np.ndarray
-    value: np.ndarray
-    epoch: np.ndarray
-    examples: np.ndarray
-    wall_time: np.ndarray
-
-
-@dataclass(frozen=True)
-class ProbeRecord:
-    """A stored probe result (LR range test, max batch, throughput, noise scale, ...)."""
-
-    id: int
-    experiment: str
-    kind: str
-    created: float
-    config: dict[str, Any]
-    result: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Experiment:
-    name: str
-    spec: dict[str, Any]
-    created: float
-    updated: float
-    counts: dict[str, int]
+from batchlab.fserrors import disk_error, error_number
+from batchlab.store.files import (
+    APP,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    check_path,
+    connect,
+    create_file,
+    writable,
+)
+from batchlab.store.records import Experiment, ProbeRecord, RunRecord, Series
 
 
 def _loads(text: str | None) -> dict[str, Any]:
@@ -132,31 +56,52 @@ def _dumps(obj: Any) -> str:
 
 
 class Store:
-    """A batchlab store file. Open it with ``Store(path)``; it is created when missing."""
+    """A batchlab store file. ``Store(path)`` opens it for writing and creates it when missing;
+    ``Store(path, create=False)`` only reads (ls, show, report, export) and also opens a store on
+    read-only media. A file that is not a batchlab store is never modified: it is checked
+    before anything is written to it."""
 
     def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
+        check_path(self.path)
         exists = self.path.exists() and self.path.stat().st_size > 0
         if not exists and not create:
             raise StoreError(
                 f"store '{self.path}' does not exist; run a sweep first or pass --store PATH."
             )
         if not exists:
-            self._create_file()
+            create_file(self.path)
         self._check_header()
-        self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self.readonly = not create and not writable(self.path)
+        if create and not writable(self.path):
+            raise StoreError(
+                f"store '{self.path}' cannot be written: it or its folder is read-only. Pass "
+                "--store with a file in a folder you can write to (copy the store there to add to it)."
+            )
+        self.conn = connect(self.path, self.readonly)
         try:
-            # stores are created in WAL mode; switching modes needs an exclusive lock that a
-            # concurrent sweep may hold, so only an old non-WAL file is switched
-            if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self._check_schema()
-        except sqlite3.OperationalError as err:  # locked or unreadable, not foreign
+            # read before any write: a foreign file must come out bit-identical
+            version = self._check_schema()
+            if not self.readonly:
+                # stores are created in WAL mode; switching modes needs an exclusive lock that
+                # a concurrent sweep may hold, so only an old non-WAL file is switched
+                if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+                self.conn.execute("PRAGMA foreign_keys=ON")
+            if version < SCHEMA_VERSION:
+                self._migrate(version)
+        except BatchlabError:
             self.conn.close()
-            raise StoreError(f"store '{self.path}' could not be opened: {err}. Another process "
-                             "may hold it locked; retry, or pass another --store.") from None
+            raise
+        except sqlite3.OperationalError as err:  # locked, or no room to write
+            self.conn.close()
+            if error_number(err) is not None:
+                raise disk_error(err, self.path, "opening the store") from None
+            hint = ("Another process holds it locked; retry when it is done" if "locked" in str(err)
+                    else "Check the file and its folder")
+            raise StoreError(f"store '{self.path}' could not be opened: {err}. {hint}, or pass "
+                             "another --store.") from None
         except sqlite3.DatabaseError as err:
             self.conn.close()
             raise StoreError(self._not_ours(f"SQLite says: {err}")) from None
@@ -168,12 +113,17 @@ class Store:
             "Pass --store with a new file name or the path of an existing batchlab.db."
         )
 
+    def _writable(self) -> bool:
+        """Can this process write the store file and its folder (for the WAL files)?"""
+        return os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+
     def _check_header(self) -> None:
         with open(self.path, "rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
                 raise StoreError(self._not_ours("not an SQLite database"))
 
-    def _check_schema(self) -> None:
+    def _check_schema(self) -> int:
+        """Read-only check that this is a batchlab store we understand; its schema version."""
         tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "meta" not in tables:
             raise StoreError(self._not_ours("an SQLite file without batchlab's tables"))
@@ -187,47 +137,20 @@ class Store:
                 f"understands ({SCHEMA_VERSION}); it was left untouched. Upgrade batchlab "
                 "(pip install -U batchlab) or use another --store."
             )
-        if version < SCHEMA_VERSION:
-            self._migrate(version)
+        if version < SCHEMA_VERSION and self.readonly:
+            raise StoreError(
+                f"store '{self.path}' has the older schema version {version} and is read-only, "
+                "so it cannot be upgraded; copy it to a folder you can write to and open the copy."
+            )
+        return version
 
     def _migrate(self, version: int) -> None:
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self.transaction(f"upgrading schema version {version}"):
             for v in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[v]:
                     self.conn.execute(statement)
             self.conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
                               (str(SCHEMA_VERSION),))
-
-    def _create_file(self) -> None:
-        """Build the schema in a private file, then link it into place: a store appears
-        complete or not at all, so two sweeps starting at once on a new path never see a
-        half-made file (the loser of the race simply opens the winner's store)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
-        conn = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("BEGIN")
-            for statement in SCHEMA.strip().split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.executemany(
-                "INSERT INTO meta(key, value) VALUES (?, ?)",
-                [("app", APP), ("schema_version", str(SCHEMA_VERSION)), ("created", str(time.time()))],
-            )
-            conn.execute("COMMIT")
-        finally:
-            conn.close()  # the last connection folds the WAL back into the file
-        try:
-            if self.path.exists() and self.path.stat().st_size == 0:
-                os.replace(tmp, self.path)  # an empty placeholder file: take its place
-            else:
-                os.link(tmp, self.path)  # fails if another process created it meanwhile
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
         self.conn.close()
@@ -239,11 +162,23 @@ class Store:
         self.close()
 
     # ------------------------------------------------------------------ writes
+    @contextmanager
+    def transaction(self, doing: str) -> Iterator[None]:
+        """One write transaction; a full disk or read-only file becomes a DiskError paragraph
+        (SQLite rolls the transaction back, so nothing stored before is lost)."""
+        try:
+            with self.conn:
+                self.conn.execute("BEGIN IMMEDIATE")
+                yield
+        except sqlite3.OperationalError as err:
+            if error_number(err) is None:
+                raise
+            raise disk_error(err, self.path, f"{doing} in the store") from None
+
     def add_experiment(self, name: str, spec: dict[str, Any], runs: Iterable[Any]) -> None:
         """Record an experiment and its planned runs (``RunSpec``s); existing runs are kept."""
         now = time.time()
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self.transaction(f"recording experiment '{name}'"):
             self.conn.execute(
                 "INSERT INTO experiments(name, spec_json, created, updated) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET spec_json=excluded.spec_json, updated=excluded.updated",
@@ -265,8 +200,7 @@ class Store:
     def record(self, event: Event) -> None:
         """Apply one trainer event. Each call is one transaction (rows arrive in batches)."""
         now = time.time()
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self.transaction(f"recording run {event.run_id}"):
             if isinstance(event, MetricRows):
                 self.conn.executemany(
                     "INSERT OR REPLACE INTO metrics(run_id, name, step, value, epoch, examples, "
@@ -300,8 +234,7 @@ class Store:
     def add_probe(self, experiment: str, kind: str, config: dict[str, Any],
                   result: dict[str, Any]) -> int:
         """Store one probe result under an experiment name; returns its id."""
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self.transaction(f"recording a {kind} probe"):
             cur = self.conn.execute(
                 "INSERT INTO probes(experiment, kind, created, config_json, result_json) "
                 "VALUES (?, ?, ?, ?, ?)", (experiment, kind, time.time(), _dumps(config), _dumps(result)))
@@ -317,8 +250,7 @@ class Store:
 
     def mark_interrupted(self, run_ids: Iterable[str]) -> None:
         """Runs left RUNNING by a driver that stops: they resume from their checkpoint later."""
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self.transaction("marking runs interrupted"):
             self.conn.executemany(
                 "UPDATE runs SET status=? WHERE id=? AND status=?",
                 [(INTERRUPTED, rid, RUNNING) for rid in run_ids],
@@ -367,7 +299,8 @@ class Store:
     def run(self, run_id: str) -> RunRecord:
         """One run by id or unique id prefix."""
         rows = self.conn.execute(
-            f"SELECT {self._COLUMNS}, NULL FROM runs r WHERE r.id LIKE ? || '%'", (run_id,)).fetchall()
+            f"SELECT {self._COLUMNS}, NULL FROM runs r WHERE substr(r.id, 1, ?) = ?",
+            (len(run_id), run_id)).fetchall()  # a prefix, never a LIKE pattern ('_' is a wildcard)
         if len(rows) != 1:
             what = "no run" if not rows else f"{len(rows)} runs"
             raise StoreError(f"{what} with id starting '{run_id}' in '{self.path}'; "

@@ -31,6 +31,7 @@ from batchlab.events import (
     RunEnded,
     RunStarted,
 )
+from batchlab.fserrors import describe
 from batchlab.models import build_model
 from batchlab.spec import RunConfig
 from batchlab.train.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
@@ -93,6 +94,18 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[
     return loss_sum.item() / n, correct.item() / n
 
 
+def checkpoint_or_why(path: Path, state: dict[str, Any], doing: str) -> str | None:
+    """Save a checkpoint; None when it worked, else the paragraph saying why the file system
+    refused it (a full disk, a read-only folder). Other errors propagate."""
+    try:
+        save_checkpoint(path, state)
+    except OSError as err:
+        if (why := describe(err, path, doing)) is None:
+            raise
+        return why
+    return None
+
+
 def train_run(
     config: RunConfig,
     sink: Callable[[Event], None],
@@ -115,9 +128,10 @@ def train_run(
     rec: Recorder | None = None
     step = 0
 
-    def ended(status: str, summary: dict[str, Any], error: str | None = None) -> RunEnded:
+    def ended(status: str, summary: dict[str, Any], error: str | None = None,
+              fatal: bool = False) -> RunEnded:
         wall = rec.elapsed() if rec else 0.0
-        event = RunEnded(run_id, status, step, wall, summary, error)
+        event = RunEnded(run_id, status, step, wall, summary, error, fatal)
         sink(event)
         return event
 
@@ -210,31 +224,37 @@ def train_run(
                 step += 1
                 rec.log_step(step, loss.detach(), lr)
 
-                if step % eval_every == 0 or step == total:
+                evaluate_now = step % eval_every == 0 or step == total
+                if evaluate_now or rec.due():
                     now = time.perf_counter()
-                    summary["train_time"] = summary.get("train_time", 0.0) + now - last_time
-                    examples = rec.examples(step) - rec.examples(last_step)
-                    rec.log_values(step, {"samples_per_s": examples / max(now - last_time, 1e-9)})
-                    run_eval()
-                    last_step, last_time = step, time.perf_counter()
-                if rec.due() or step % eval_every == 0 or step == total:
+                    # flushed before evaluating: a diverged run's summary and step count stop
+                    # at the divergence, never at an evaluation of the blown-up weights
                     if (bad := rec.flush()) is not None:
+                        step = bad
                         summary["diverged_at_step"] = bad
                         if checkpoint_path is not None:  # final: nothing will resume it
                             remove_checkpoint(checkpoint_path)
                         return ended(DIVERGED, summary, f"non-finite loss at step {bad}")
+                if evaluate_now:
+                    summary["train_time"] = summary.get("train_time", 0.0) + now - last_time
+                    examples = rec.examples(step) - rec.examples(last_step)
+                    rec.log_values(step, {"samples_per_s": examples / max(now - last_time, 1e-9)})
+                    run_eval()  # its rows go out with the next flush
+                    last_step, last_time = step, time.perf_counter()
 
             if checkpoint_path is not None and t.checkpoint and step < total and timer.due():
                 timer.start()
                 rec.flush()  # the store must hold every row up to the checkpoint's step
-                save_checkpoint(checkpoint_path, {
+                if (why := checkpoint_or_why(checkpoint_path, {
                     "run_id": run_id, "step": step, "wall_time": rec.elapsed(),
                     "summary": summary, "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(), "order_rng": order.get_state(),
                     "torch_rng": torch.get_rng_state(),
                     "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                     "noise_scale": noise.estimator.state() if noise is not None else None,
-                })
+                }, f"writing the checkpoint of run {run_id}")) is not None:
+                    # interrupted, not failed: it resumes from its previous checkpoint later
+                    return ended(INTERRUPTED, summary, why, fatal=True)
                 timer.written()
         rec.flush()
         summary["samples_per_s"] = rec.examples(step) / max(summary.get("train_time", 0.0), 1e-9)

@@ -1,0 +1,131 @@
+"""The store's file: its schema, how a new one is created atomically, how one is opened.
+
+A new store is built in a private temporary file and linked into place, so it appears complete
+or not at all; every temporary file is removed on any failure (a full disk, a read-only folder).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from batchlab.errors import StoreError
+from batchlab.fserrors import disk_error, existing_ancestor
+
+SCHEMA_VERSION = 2
+APP = "batchlab"
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE experiments (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, spec_json TEXT NOT NULL,
+    created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY, status TEXT NOT NULL, config_json TEXT NOT NULL,
+    environment_json TEXT, created REAL NOT NULL, started REAL, finished REAL,
+    wall_time REAL, steps INTEGER, total_steps INTEGER, progress_step INTEGER NOT NULL DEFAULT 0,
+    error TEXT, summary_json TEXT, heartbeat REAL, owner TEXT, attempts INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE experiment_runs (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    position INTEGER NOT NULL, point_json TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, run_id));
+CREATE TABLE metrics (
+    run_id TEXT NOT NULL, name TEXT NOT NULL, step INTEGER NOT NULL, value REAL,
+    epoch REAL NOT NULL, examples INTEGER NOT NULL, wall_time REAL NOT NULL,
+    PRIMARY KEY (run_id, name, step)) WITHOUT ROWID;
+CREATE TABLE probes (
+    id INTEGER PRIMARY KEY, experiment TEXT NOT NULL, kind TEXT NOT NULL, created REAL NOT NULL,
+    config_json TEXT NOT NULL, result_json TEXT NOT NULL);
+"""
+
+# Each migration takes a store from version N to N + 1, inside one transaction.
+MIGRATIONS: dict[int, list[str]] = {
+    1: ["ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "CREATE TABLE probes (id INTEGER PRIMARY KEY, experiment TEXT NOT NULL, kind TEXT NOT NULL, "
+        "created REAL NOT NULL, config_json TEXT NOT NULL, result_json TEXT NOT NULL)"],
+}
+
+
+def check_path(path: Path) -> None:
+    """A folder, or a file where a parent folder should be, is not a store path."""
+    if path.is_dir():
+        raise StoreError(f"--store '{path}' is a folder; give a file name inside it, "
+                         f"e.g. --store {path / 'batchlab.db'}.")
+    blocker = existing_ancestor(path.parent)
+    if not blocker.is_dir():
+        raise StoreError(f"--store '{path}' cannot be created: '{blocker}' is a file, "
+                         "not a folder. Pass --store with a path in an existing folder.")
+
+
+def writable(path: Path) -> bool:
+    """Can this process write the store file and its folder (for the WAL files)?"""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    """A connection in autocommit mode; ``readonly`` opens files on read-only media too."""
+    if not readonly:
+        return sqlite3.connect(path, timeout=30.0, isolation_level=None)
+    uri = path.absolute().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30.0, isolation_level=None)
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return conn
+    except sqlite3.OperationalError:
+        # a WAL store on read-only media: its -shm file cannot be made. Nobody can write
+        # there either, so reading it as immutable is safe.
+        conn.close()
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+
+def create_file(path: Path) -> None:
+    """Build the schema in a private file, then link it into place: a store appears complete
+    or not at all, so two sweeps starting at once on a new path never see a half-made file
+    (the loser of the race simply opens the winner's store). On any failure (a full disk, a
+    read-only folder) every temporary file is removed and DiskError says why."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    leftovers = [tmp, *(tmp.with_name(tmp.name + s) for s in ("-wal", "-shm", "-journal"))]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(path.parent, os.W_OK):  # SQLite would only say "unable to open"
+            raise OSError(errno.EACCES, "folder is not writable", str(path))
+        _build(tmp)
+        if path.exists() and path.stat().st_size == 0:
+            os.replace(tmp, path)  # an empty placeholder file: take its place
+        else:
+            os.link(tmp, path)  # fails if another process created it meanwhile
+    except FileExistsError:
+        pass
+    except (OSError, sqlite3.Error) as err:
+        raise disk_error(err, path, f"creating the store '{path}'", "run the command again") from None
+    finally:
+        for p in leftovers:
+            if p.exists():  # (unlinking a missing file on read-only media raises EROFS)
+                p.unlink(missing_ok=True)
+
+
+def _build(tmp: Path) -> None:
+    """Write a complete empty store to ``tmp``, in WAL mode, with nothing left in a WAL."""
+    conn = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        # built with a rollback journal: the finished file holds every page itself, so a
+        # failed write cannot leave the schema behind in a WAL file that gets lost
+        conn.execute("BEGIN")
+        for statement in SCHEMA.strip().split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?)",
+            [("app", APP), ("schema_version", str(SCHEMA_VERSION)), ("created", str(time.time()))],
+        )
+        conn.execute("COMMIT")
+        if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] != "wal":
+            raise sqlite3.OperationalError("database or disk is full")  # could not switch
+    finally:
+        conn.close()
+    if tmp.with_name(tmp.name + "-wal").exists():  # closing could not fold the WAL back
+        raise OSError(errno.ENOSPC, "the new store could not be written completely", str(tmp))

@@ -1,0 +1,40 @@
+"""Fixtures shared by every test folder."""
+
+import subprocess
+
+import pytest
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """Mount a tiny tmpfs: ``small_fs(kb)`` returns its folder (``at``: mount on that path,
+    made if missing; ``readonly``: mount it read-only); ``remount_ro(folder)`` makes a mounted
+    one read-only later. Skips the test where mounting is refused (not root, no CAP_SYS_ADMIN)."""
+    mounted = []
+
+    def mount(kb: int, at=None, readonly: bool = False):
+        d = at or tmp_path / f"fs{len(mounted)}"
+        d.mkdir(parents=True, exist_ok=True)
+        options = f"size={kb}k" + (",ro" if readonly else "")
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(d)],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+        mounted.append(d)
+        return d
+
+    yield mount
+    for d in reversed(mounted):
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def remount_ro(folder):
+    res = subprocess.run(["mount", "-o", "remount,ro", str(folder)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot remount read-only: {res.stderr.strip()}")
+
+
+@pytest.fixture
+def read_only():
+    """``read_only(folder)`` remounts a ``small_fs`` folder read-only."""
+    return remount_ro

@@ -1,0 +1,89 @@
+"""The sweep's preflight: a model that does not fit the data, or a batch larger than the
+training set, is refused before anything is stored, with what to change."""
+
+import sys
+import textwrap
+
+import pytest
+
+from batchlab.errors import ModelError, SpecError
+from batchlab.execute.datacache import DataCache
+from batchlab.execute.sweep import prepare_sweep
+from batchlab.models.check import check_forward
+from batchlab.spec import spec_from_dict
+
+FACTORIES = """
+import torch
+from torch import nn
+
+def two_outputs(input_shape, num_classes):
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
+
+def fifteen_outputs(input_shape, num_classes):
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 15))
+
+class Unsqueezed(nn.Module):
+    def __init__(self, input_shape, num_classes):
+        super().__init__()
+        self.fc = nn.Linear(12, num_classes)
+    def forward(self, x):
+        return self.fc(x).unsqueeze(-1)
+
+def wrong_width(input_shape, num_classes):
+    return nn.Sequential(nn.Linear(7, num_classes))
+
+def fits(input_shape, num_classes):
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, num_classes))
+"""
+
+
+@pytest.fixture
+def factories(tmp_path, monkeypatch):
+    (tmp_path / "pf_models.py").write_text(textwrap.dedent(FACTORIES))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "pf_models"
+    sys.modules.pop("pf_models", None)
+
+
+def spec(model, **train):
+    return spec_from_dict({
+        "data": {"name": "synthetic", "shape": [12], "classes": 10, "size": 200},
+        "model": {"name": model}, "train": {"epochs": 1, **train}})
+
+
+@pytest.mark.parametrize("factory, needles", [
+    ("two_outputs", ["outputs 2 values per example but the data has 10 classes",
+                     "make its last layer output 10"]),
+    ("fifteen_outputs", ["outputs 15 values per example but the data has 10 classes"]),
+    ("Unsqueezed", ["returns an output of shape (2, 10, 1)", "(batch, classes) = (2, 10)",
+                    "flatten(1)"]),
+    ("wrong_width", ["fails on a batch of this data", "One example has shape (12,)",
+                     "first layer"]),
+])
+def test_model_that_does_not_fit_the_data_is_refused(factories, factory, needles):
+    with pytest.raises(ModelError) as err:
+        prepare_sweep(spec(f"{factories}:{factory}"), DataCache())
+    for needle in needles:
+        assert needle in str(err.value)
+
+
+def test_model_that_fits_passes_and_keeps_its_mode(factories):
+    prepared = prepare_sweep(spec(f"{factories}:fits"), DataCache())
+    assert len(prepared.runs) == 1
+    import torch
+    from torch import nn
+    net = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5))
+    check_forward(net, torch.zeros(2, 3), 4, "net")
+    assert net.training  # put back in train mode
+
+
+def test_batch_larger_than_training_set_is_refused():
+    s = spec_from_dict({
+        "data": {"name": "synthetic", "shape": [12], "classes": 3, "size": 100},
+        "model": {"name": "mlp", "hidden": [4]}, "train": {"epochs": 1},
+        "sweep": {"grid": {"train.batch_size": [16, 128, 512]}}})
+    with pytest.raises(SpecError) as err:
+        prepare_sweep(s, DataCache())
+    text = str(err.value)
+    assert "train.batch_size 128, 512 is larger than the training set (80 examples" in text
+    assert "at most 80 (full batch)" in text

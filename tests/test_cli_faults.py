@@ -1,0 +1,110 @@
+"""The command line under faults: bad ranges, Ctrl-C at start-up, hostile experiment names,
+exclusive --set fields. Exit codes, messages, and where files land."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from batchlab.store import Store
+
+TINY = """
+[data]
+name = "synthetic"
+shape = [6]
+classes = 3
+size = 60
+[model]
+name = "mlp"
+hidden = [4]
+[train]
+steps = 2
+threads = 1
+checkpoint = false
+"""
+
+
+def batchlab(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "batchlab", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def test_reversed_int_range_exits_2(tmp_path):
+    spec = tmp_path / "r.toml"
+    spec.write_text(TINY + '[sweep.random]\ncount = 2\n[sweep.random.params]\n'
+                    '"train.batch_size" = {int_uniform = [64, 8]}\n')
+    res = batchlab("sweep", spec, "--store", tmp_path / "s.db")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "is reversed; give [low, high]" in res.stderr
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_spec_path_that_is_a_folder_exits_2(tmp_path):
+    res = batchlab("sweep", tmp_path, "--store", tmp_path / "s.db")
+    assert res.returncode == 2 and "is a folder, not a file" in res.stderr
+
+
+def test_ctrl_c_while_starting_exits_quietly(tmp_path):
+    spec = tmp_path / "c.toml"
+    spec.write_text(TINY)
+    # the test runner may ignore SIGINT for children; a user's shell does not
+    proc = subprocess.Popen([sys.executable, "-m", "batchlab", "sweep", str(spec), "--store",
+                             str(tmp_path / "s.db")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(0.5)  # still importing (torch alone takes longer)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+def test_set_steps_over_spec_epochs(tmp_path):
+    spec = tmp_path / "e.toml"
+    spec.write_text(TINY.replace("steps = 2", "epochs = 3"))
+    db = tmp_path / "s.db"
+    res = batchlab("sweep", spec, "--store", db, "--set", "train.steps=2")
+    assert res.returncode == 0, res.stderr
+    assert "replaces train.epochs from the spec" in res.stderr
+    with Store(db) as st:
+        (run,) = st.runs("e")
+        assert run.config["train"]["steps"] == 2 and run.config["train"]["epochs"] is None
+        assert run.steps == 2
+
+
+@pytest.mark.parametrize("name", ["../../escape", "a/b", "n" * 300])
+def test_hostile_experiment_names_stay_in_their_folder(tmp_path, name):
+    work = tmp_path / "one" / "two"
+    work.mkdir(parents=True)
+    spec = work / "h.toml"
+    spec.write_text(f'name = "{name}"\n' + TINY)
+    res = batchlab("sweep", spec, "--store", "s.db", cwd=work)
+    assert res.returncode == 0, res.stderr
+    for args in (["report", name], ["export", name], ["export", name, "-f", "json"]):
+        res = batchlab(*args, "--store", "s.db", cwd=work)
+        assert res.returncode == 0, res.stderr
+    # nothing written above or beside the working folder
+    assert sorted(p.name for p in tmp_path.rglob("*") if work not in p.parents and p != work) == [
+        "one"]
+    made = sorted(p.name for p in work.iterdir())
+    assert all(len(n) < 100 for n in made)
+    assert len([n for n in made if n.endswith("-report.html")]) == 1
+    assert len([n for n in made if n.endswith("-export")]) == 1
+    assert len([n for n in made if n.endswith(".json")]) == 1
+    with Store(work / "s.db") as st:  # the store keeps the name as given
+        assert [e.name for e in st.experiments()] == [name]
+
+
+def test_output_file_errors_are_one_paragraph(tmp_path, small_fs):
+    spec = tmp_path / "o.toml"
+    spec.write_text(TINY)
+    db = tmp_path / "s.db"
+    assert batchlab("sweep", spec, "--store", db).returncode == 0
+    res = batchlab("export", "o", "-f", "json", "-o", tmp_path / ("x" * 300 + ".json"), "--store", db)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "is too long for the file system" in res.stderr
+    ro = small_fs(64, readonly=True)
+    res = batchlab("export", "o", "-o", ro / "out", "--store", db)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "read-only" in res.stderr

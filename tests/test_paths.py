@@ -1,0 +1,12 @@
+from batchlab.paths import safe_name
+
+
+def test_safe_names_stay_and_hostile_names_are_slugged():
+    assert safe_name("digits-bs_lr.v2") == "digits-bs_lr.v2"
+    for hostile in ("../../escape", "a/b", "..", ".hidden", "-rf", "x" * 300, "é ü/\\:*?", ""):
+        s = safe_name(hostile)
+        assert 0 < len(s) <= 64 and "/" not in s and "\\" not in s
+        assert not s.startswith((".", "-")) and s not in (".", "..")
+    assert safe_name("a/b") != safe_name("a-b")  # replaced characters do not collide
+    assert safe_name("x" * 300) != safe_name("x" * 299)
+    assert safe_name("../../escape").startswith("escape-")

@@ -1,0 +1,41 @@
+"""Spec edge inputs: reversed random ranges, a folder as spec path, --set of exclusive fields."""
+
+import pytest
+
+from batchlab.errors import SpecError
+from batchlab.spec import apply_overrides, load_spec, spec_from_dict
+
+
+@pytest.mark.parametrize("kind, bounds", [("int_uniform", [64, 8]), ("uniform", [0.1, 0.01]),
+                                          ("log_uniform", [0.1, 0.001])])
+def test_reversed_random_range_is_refused(kind, bounds):
+    raw = {"sweep": {"random": {"count": 2, "params": {"train.batch_size": {kind: bounds}}}}}
+    with pytest.raises(SpecError, match=rf"{kind} = \[.*\] is reversed; give \[low, high\]"):
+        spec_from_dict(raw)
+
+
+def test_equal_bounds_are_fine():
+    spec = spec_from_dict({"sweep": {"random": {"count": 1, "params": {
+        "train.batch_size": {"int_uniform": [8, 8]}}}}})
+    assert spec.sweep.random.params["train.batch_size"].int_uniform == (8, 8)
+
+
+def test_spec_path_that_is_a_folder(tmp_path):
+    with pytest.raises(SpecError, match="is a folder, not a file"):
+        load_spec(tmp_path)
+    with pytest.raises(SpecError, match="does not exist"):
+        load_spec(tmp_path / "missing.toml")
+
+
+def test_set_steps_replaces_epochs_from_the_spec_and_says_so(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text("[train]\nepochs = 7\n")
+    notes = []
+    spec = load_spec(p, ["train.steps=5"], notes)
+    assert spec.train.steps == 5 and spec.train.epochs is None
+    assert notes == ["--set train.steps=5 replaces train.epochs from the spec (a run has either "
+                     "train.steps or train.epochs; the last one given wins)."]
+    # and back again: the last override wins
+    raw = apply_overrides({"train": {"steps": 5}}, ["train.steps=9", "train.epochs=3"])
+    assert raw == {"train": {"epochs": 3}}
+    assert load_spec(p, ["train.steps=5", "train.epochs=2"]).train.epochs == 2
