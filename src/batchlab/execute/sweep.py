@@ -3,7 +3,9 @@
 Resume is by construction: run ids are hashes of the resolved config, so re-running the same
 spec finds its runs in the store; completed and diverged runs are skipped, every other run
 (pending, interrupted, failed, or left running by a driver that died) is trained again and
-continues from its epoch checkpoint when it has one.
+continues from its epoch checkpoint when it has one. Before anything is skipped or resumed,
+the fingerprint of each run's data and model code is compared with the one stored with it
+(``execute.freshness``): a run whose inputs changed is trained again from scratch.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from batchlab.errors import BatchlabError, ModelError, SpecError
 from batchlab.events import FINAL_STATUSES, Event
 from batchlab.execute.base import Executor, RunTask
 from batchlab.execute.datacache import DataCache
+from batchlab.execute.freshness import refresh
+from batchlab.fingerprint import Fingerprint, HashCache, default_cache_file, fingerprint
 from batchlab.models import build_model
 from batchlab.plan import RunSpec, plan_runs
 from batchlab.probes.lr_range import auto_lr_key, resolve_auto_lr
 from batchlab.spec import RunConfig, Spec
 from batchlab.store import RunRecord, Store
 from batchlab.store.claims import STALE_AFTER_S, Heartbeat, claim, new_owner, release
+from batchlab.store.lifecycle import checkpoint_dir as checkpoint_dir_of
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 
@@ -41,17 +46,20 @@ class SweepOutcome:
 
 
 def checkpoint_dir(store: Store) -> Path:
-    return store.path.with_name(store.path.name + ".ckpt")
+    return checkpoint_dir_of(store.path)
 
 
-def preflight(runs: list[RunSpec], cache: DataCache) -> None:
+def preflight(runs: list[RunSpec], cache: DataCache) -> list[str]:
     """Fail fast on bad input, before the store is touched: every data set loads, every model
-    builds and every schedule is valid. Raises BatchlabError with the user-facing message."""
+    builds and every schedule is valid. Raises BatchlabError with the user-facing message;
+    returns the notes loading the data made (e.g. labels remapped), each once."""
     checked: set[str] = set()
+    notes: list[str] = []
     for run in runs:
         cfg = run.config
         key = json.dumps([cfg.data.model_dump(mode="json"), cfg.model.model_dump(mode="json")])
         data = cache.load(cfg.data)
+        notes += [n for n in data.notes if n not in notes]
         if key not in checked:
             checked.add(key)
             try:
@@ -72,15 +80,50 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> None:
         total = run_length(t.steps, t.epochs, spe)
         schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size),
                     total, spe)
+    return notes
 
 
 @dataclass(frozen=True)
 class PreparedSweep:
-    """Planned, checked runs (``lr = "auto"`` resolved) and the probe results that resolved
-    them, as (kind, config, result) to store once the store is opened."""
+    """Planned, checked runs (``lr = "auto"`` resolved), the probe results that resolved
+    them, as (kind, config, result) to store once the store is opened, and the fingerprint of
+    each run's data and model code (by run id)."""
 
     runs: list[RunSpec]
     probes: list[tuple[str, dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what loading the data found (say it)
+
+
+def fingerprints(runs: list[RunSpec]) -> dict[str, Fingerprint]:
+    """Each run's fingerprint; file hashes come from (and go to) the on-disk hash cache."""
+    caches: dict[Path, HashCache] = {}
+    out = {}
+    for run in runs:
+        where = default_cache_file(run.config.data)
+        cache = caches.setdefault(where, HashCache(where))
+        out[run.run_id] = fingerprint(run.config, cache)
+    for cache in caches.values():
+        cache.save()
+    return out
+
+
+def check_workers_can_import(runs: list[RunSpec], executor: Executor) -> None:
+    """A factory defined in ``__main__`` (a notebook, ``python -c``) cannot be imported by
+    worker processes, which have a ``__main__`` of their own: refuse before any run starts."""
+    if getattr(executor, "in_process", False):
+        return
+    for run in runs:
+        name = run.config.model.name
+        if name.partition(":")[0].strip() == "__main__":
+            raise ModelError(
+                f"model.name = '{name}' is a factory defined in the main program (a notebook, "
+                "'python -c' or the script you ran), which worker processes cannot import: "
+                "each has a main program of its own. Move the factory into a module file "
+                f"(for example mymodels.py beside your notebook, then model.name = "
+                f"'mymodels:{name.partition(':')[2].strip()}'), or train in this process with "
+                "one worker (workers=1, --workers 1)."
+            )
 
 
 def known_auto_lrs(store: Store | None, experiment: str) -> dict[str, float]:
@@ -104,8 +147,8 @@ def prepare_sweep(spec: Spec, data_cache: DataCache | None = None,
                                     "auto_lr_key": auto_lr_key(config)}, result.to_dict()))
 
     runs = resolve_auto_lr(plan_runs(spec), on_result=keep, known=known_lrs)
-    preflight(runs, data_cache or DataCache())
-    return PreparedSweep(runs, probes)
+    notes = preflight(runs, data_cache or DataCache())
+    return PreparedSweep(runs, probes, fingerprints(runs), notes)
 
 
 def run_sweep(
@@ -116,6 +159,8 @@ def run_sweep(
     prepared: PreparedSweep | None = None,
     on_event: Callable[[Event], None] | None = None,
     on_plan: Callable[[list[RunSpec], set[str]], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
+    rerun: bool = False,
     stale_after: float = STALE_AFTER_S,
     poll_every: float = 1.0,
 ) -> SweepOutcome:
@@ -127,13 +172,23 @@ def run_sweep(
     on one store share the work; runs another live sweep holds are waited for (and taken over
     if its heartbeat goes stale). Ctrl-C propagates after this sweep's unfinished runs are
     marked interrupted (they resume from their checkpoints next time).
+
+    A stored run whose data or model code changed since it was trained (its fingerprint
+    differs) is trained again from scratch, and so is every run with ``rerun``;
+    ``on_notice`` gets one line per such reason, and each note ``prepare_sweep`` made.
     """
     prepared = prepared or prepare_sweep(spec, known_lrs=known_auto_lrs(store, spec.name))
     runs = prepared.runs
+    check_workers_can_import(runs, executor)
     store.add_experiment(spec.name, spec.model_dump(mode="json"), runs)
     for kind, config, result in prepared.probes:
         store.add_probe(spec.name, kind, config, result)
     status = {r.id: r.status for r in store.runs(spec.name)}
+    notices = prepared.notes + refresh(store, runs, prepared.fingerprints, status, rerun=rerun)
+    if notices:
+        status = {r.id: r.status for r in store.runs(spec.name)}
+    for line in notices if on_notice else []:
+        on_notice(line)
     todo = [r for r in runs if status[r.run_id] not in FINAL_STATUSES]
     if on_plan:
         on_plan(runs, {r.run_id for r in todo})

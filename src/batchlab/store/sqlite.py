@@ -1,7 +1,8 @@
 """The metric store: one SQLite file in WAL mode, with a schema version.
 
 Tables: ``experiments`` (a named sweep and its spec), ``runs`` (id = hash of the resolved run
-config, status, config, environment, timings, summary of final/best metrics),
+config, status, config, environment, timings, summary of final/best metrics, the fingerprint of
+its data and model code),
 ``experiment_runs`` (which runs an experiment planned, with their sweep point: one run can
 serve several experiments) and ``metrics`` (one row per run, name and step; NaN is kept as
 NULL because SQLite turns NaN into NULL, +-inf are kept as they are).
@@ -24,7 +25,6 @@ import numpy as np
 
 from batchlab.errors import StoreError
 from batchlab.events import (
-    FINAL_STATUSES,
     INTERRUPTED,
     PENDING,
     RUNNING,
@@ -34,7 +34,7 @@ from batchlab.events import (
     RunStarted,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APP = "batchlab"
 
 SCHEMA = """
@@ -46,7 +46,8 @@ CREATE TABLE runs (
     id TEXT PRIMARY KEY, status TEXT NOT NULL, config_json TEXT NOT NULL,
     environment_json TEXT, created REAL NOT NULL, started REAL, finished REAL,
     wall_time REAL, steps INTEGER, total_steps INTEGER, progress_step INTEGER NOT NULL DEFAULT 0,
-    error TEXT, summary_json TEXT, heartbeat REAL, owner TEXT, attempts INTEGER NOT NULL DEFAULT 0);
+    error TEXT, summary_json TEXT, heartbeat REAL, owner TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+    fingerprint_json TEXT);
 CREATE TABLE experiment_runs (
     experiment_id INTEGER NOT NULL REFERENCES experiments(id),
     run_id TEXT NOT NULL REFERENCES runs(id),
@@ -66,6 +67,7 @@ MIGRATIONS: dict[int, list[str]] = {
     1: ["ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
         "CREATE TABLE probes (id INTEGER PRIMARY KEY, experiment TEXT NOT NULL, kind TEXT NOT NULL, "
         "created REAL NOT NULL, config_json TEXT NOT NULL, result_json TEXT NOT NULL)"],
+    2: ["ALTER TABLE runs ADD COLUMN fingerprint_json TEXT"],  # batchlab.fingerprint
 }
 
 
@@ -393,7 +395,3 @@ class Store:
 
     def count_metric_rows(self, run_id: str) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM metrics WHERE run_id=?", (run_id,)).fetchone()[0]
-
-
-def is_final(status: str) -> bool:
-    return status in FINAL_STATUSES
