@@ -152,7 +152,8 @@ def throughput(
     for b, v, m in zip(r.batch_sizes, r.samples_per_s, r.peak_bytes, strict=True):
         table.add_row(str(b), f"{v:,.0f}", format_size(m))
     console.print(table)
-    console.print(f"knee: {r.knee} ({r.knee_reason}); measured in {r.wall_time:.1f} s")
+    knee = f"knee at batch {r.knee}" if r.knee is not None else "no knee"
+    console.print(f"{knee} ({r.knee_reason}); measured in {r.wall_time:.1f} s")
     for note in r.notes:
         console.print(f"  note: {note}")
     keep(store, spec, "throughput", config, r.to_dict(), lambda p: plot_throughput(r, p))
