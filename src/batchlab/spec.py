@@ -261,11 +261,42 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def split_path(path: str) -> list[str]:
+    """The keys of a dotted path; a quoted part is one key even with dots inside, as in TOML:
+    ``sweep.grid."train.batch_size"`` -> ["sweep", "grid", "train.batch_size"].
+
+    A sweep grid's keys are field paths themselves, so ``sweep.grid.train.batch_size`` (no
+    quotes) means the same grid key: grid values are never nested sections."""
+    keys: list[str] = []
+    rest = path.strip()
+    while rest:
+        if rest[0] in "\"'":
+            end = rest.find(rest[0], 1)
+            if end < 0:
+                raise SpecError(f"override key '{path}' has an unclosed quote; write it like "
+                                'sweep.grid."train.batch_size"=[64].')
+            keys.append(rest[1:end])
+            rest = rest[end + 1:]
+        else:
+            key, _, _ = rest.partition(".")
+            keys.append(key.strip())
+            rest = rest[len(key):]
+        if rest and not rest.startswith("."):
+            raise SpecError(f"override key '{path}': expected a '.' after a quoted key.")
+        rest = rest[1:]
+    if not keys or any(not k for k in keys):
+        raise SpecError(f"override key '{path}' has an empty part; write section.field, e.g. train.lr.")
+    if keys[:2] == ["sweep", "grid"] and len(keys) > 3:
+        keys = [*keys[:2], ".".join(keys[2:])]
+    return keys
+
+
 def set_path(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """Return a copy of nested dict ``raw`` with dotted ``path`` set to ``value``."""
+    """Return a copy of nested dict ``raw`` with dotted ``path`` set to ``value`` (quoted parts
+    of the path are single keys, see ``split_path``)."""
     out = json.loads(json.dumps(raw))
     node = out
-    keys = path.split(".")
+    keys = split_path(path)
     for k in keys[:-1]:
         nxt = node.get(k)
         if nxt is None:
