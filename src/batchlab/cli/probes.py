@@ -6,20 +6,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from batchlab.cli.common import DEFAULT_STORE, SetOpt, StoreOpt, app, console, fmt
 from batchlab.errors import BatchlabError
-from batchlab.spec import RunConfig, Spec, load_spec
 from batchlab.store import Store
+
+if TYPE_CHECKING:  # pydantic is imported by the commands that run, not by --help (cli.common)
+    from batchlab.spec import RunConfig, Spec
 
 SpecArg = Annotated[Path, typer.Argument(help="TOML spec (its base config is probed).")]
 
 
+def load_spec(path: Path, overrides: list[str]) -> Spec:
+    from batchlab.spec import load_spec as load
+
+    return load(path, overrides)
+
+
 def base_config(spec: Spec) -> RunConfig:
+    from batchlab.spec import RunConfig
+
     return RunConfig(data=spec.data, model=spec.model, train=spec.train)
 
 
