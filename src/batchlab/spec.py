@@ -74,10 +74,13 @@ class ModelSpec(_Strict):
 
 
 class ScheduleSpec(_Strict):
-    """LR as a function of step. Step sizes and milestones count in ``unit``."""
+    """LR as a function of step. step/multistep/exponential decay in whole ``unit``s (their
+    step sizes and milestones count in it); cosine and onecycle anneal per optimizer step over
+    the whole run whatever ``unit`` says (see ``batchlab.train.schedules``)."""
 
     name: ScheduleName = "constant"
-    unit: Literal["epoch", "step"] = "epoch"
+    unit: Literal["epoch", "step"] = Field(
+        "epoch", description="step/multistep/exponential: decay per epoch or per step")
     step_size: PositiveInt = Field(10, description="step: decay every step_size units")
     milestones: list[PositiveInt] = Field([], description="multistep: decay at these units")
     gamma: PositiveFloat = Field(0.1, description="step/multistep/exponential decay factor")
