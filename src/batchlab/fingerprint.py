@@ -162,3 +162,22 @@ def changes(config: RunConfig, old: Fingerprint, new: Fingerprint) -> list[str]:
         where = f" ({source})" if source else ""
         why.append(f"the source of model factory '{config.model.name}'{where} changed")
     return why
+
+
+class HashCaches:
+    """One on-disk file-hash cache per cache folder (``data.cache_dir`` may differ per run)."""
+
+    def __init__(self) -> None:
+        self._caches: dict[Path, HashCache] = {}
+
+    def data(self, spec: DataSpec) -> str | None:
+        where = default_cache_file(spec)
+        return data_fingerprint(spec, self._caches.setdefault(where, HashCache(where)))
+
+    def run(self, config: RunConfig) -> Fingerprint:
+        where = default_cache_file(config.data)
+        return fingerprint(config, self._caches.setdefault(where, HashCache(where)))
+
+    def save(self) -> None:
+        for cache in self._caches.values():
+            cache.save()

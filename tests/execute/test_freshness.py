@@ -12,7 +12,7 @@ import torch
 from batchlab.errors import ModelError
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.local import LocalPoolExecutor
-from batchlab.execute.sweep import run_sweep
+from batchlab.execute.sweep import known_auto_lrs, prepare_sweep, run_sweep
 from batchlab.spec import spec_from_dict
 from batchlab.store import Store
 from batchlab.store.lifecycle import checkpoint_file, fingerprints
@@ -118,3 +118,27 @@ def test_a_main_module_factory_with_workers_is_refused_before_anything_runs(tmp_
         assert store.experiments() == [] and store.runs() == []
         out, _ = sweep(spec, store)  # in this process the factory is visible: it trains
         assert [r.status for r in out.records] == ["completed", "completed"]
+
+
+def test_auto_lr_is_measured_again_when_the_data_changed(tmp_path):
+    data = tmp_path / "d.npz"
+    write_data(data, 0)
+    raw = npz_spec(data).model_dump(mode="json")
+    raw["train"]["lr"] = "auto"
+    raw["sweep"] = {"grid": {"train.batch_size": [16]}}
+    spec = spec_from_dict(raw)
+
+    def sweep_auto(store):
+        out = run_sweep(spec, store, InlineExecutor(threads=1),
+                        prepared=prepare_sweep(spec, known_lrs=known_auto_lrs(store, "fresh")))
+        return out, len(store.probes("fresh", "lr_range"))
+
+    with Store(tmp_path / "s.db") as store:
+        assert sweep_auto(store)[1] == 1
+        out, probes = sweep_auto(store)
+        assert out.trained == 0 and probes == 1  # the stored suggestion is reused
+        write_data(data, 1)
+        _, probes = sweep_auto(store)
+        assert probes == 2  # measured again on the new data, not reused from the old
+        latest = store.probes("fresh", "lr_range")[-1].config["data_fingerprint"]
+        assert latest and latest != store.probes("fresh", "lr_range")[0].config["data_fingerprint"]

@@ -24,11 +24,11 @@ from batchlab.events import FINAL_STATUSES, Event
 from batchlab.execute.base import Executor, RunTask
 from batchlab.execute.datacache import DataCache
 from batchlab.execute.freshness import refresh
-from batchlab.fingerprint import Fingerprint, HashCache, default_cache_file, fingerprint
+from batchlab.fingerprint import Fingerprint, HashCaches
 from batchlab.models import build_model
 from batchlab.plan import RunSpec, plan_runs
 from batchlab.probes.lr_range import auto_lr_key, resolve_auto_lr
-from batchlab.spec import RunConfig, Spec
+from batchlab.spec import DataSpec, RunConfig, Spec
 from batchlab.store import RunRecord, Store
 from batchlab.store.claims import STALE_AFTER_S, Heartbeat, claim, new_owner, release
 from batchlab.store.lifecycle import checkpoint_dir as checkpoint_dir_of
@@ -95,19 +95,6 @@ class PreparedSweep:
     notes: list[str] = field(default_factory=list)  # what loading the data found (say it)
 
 
-def fingerprints(runs: list[RunSpec]) -> dict[str, Fingerprint]:
-    """Each run's fingerprint; file hashes come from (and go to) the on-disk hash cache."""
-    caches: dict[Path, HashCache] = {}
-    out = {}
-    for run in runs:
-        where = default_cache_file(run.config.data)
-        cache = caches.setdefault(where, HashCache(where))
-        out[run.run_id] = fingerprint(run.config, cache)
-    for cache in caches.values():
-        cache.save()
-    return out
-
-
 def check_workers_can_import(runs: list[RunSpec], executor: Executor) -> None:
     """A factory defined in ``__main__`` (a notebook, ``python -c``) cannot be imported by
     worker processes, which have a ``__main__`` of their own: refuse before any run starts."""
@@ -127,12 +114,21 @@ def check_workers_can_import(runs: list[RunSpec], executor: Executor) -> None:
 
 
 def known_auto_lrs(store: Store | None, experiment: str) -> dict[str, float]:
-    """LR range-test suggestions an earlier call stored for this experiment, by auto_lr_key."""
+    """LR range-test suggestions an earlier call stored for this experiment, by auto_lr_key.
+
+    A suggestion measured on data whose files have changed since is left out (its probe
+    stored the data fingerprint), so ``lr = "auto"`` is measured again on the new data."""
     known: dict[str, float] = {}
+    hashes = HashCaches()
     for probe in store.probes(experiment, "lr_range") if store is not None else []:
-        lr = probe.result.get("suggested_lr")
-        if lr is not None and probe.config.get("auto_lr_key"):
-            known[probe.config["auto_lr_key"]] = lr
+        lr, key = probe.result.get("suggested_lr"), probe.config.get("auto_lr_key")
+        stored = probe.config.get("data_fingerprint")
+        if lr is None or not key:
+            continue
+        if stored is not None and hashes.data(DataSpec.model_validate(probe.config["data"])) != stored:
+            continue
+        known[key] = lr
+    hashes.save()
     return known
 
 
@@ -141,14 +137,17 @@ def prepare_sweep(spec: Spec, data_cache: DataCache | None = None,
     """Plan the runs, resolve ``lr = "auto"`` by the LR range test (unless ``known_lrs`` has
     the answer) and check every input; raises BatchlabError before anything is stored."""
     probes: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    hashes = HashCaches()
 
     def keep(config: RunConfig, result: Any) -> None:
-        probes.append(("lr_range", {**config.model_dump(mode="json"),
-                                    "auto_lr_key": auto_lr_key(config)}, result.to_dict()))
+        probes.append(("lr_range", {**config.model_dump(mode="json"), "auto_lr_key": auto_lr_key(config),
+                                    "data_fingerprint": hashes.data(config.data)}, result.to_dict()))
 
     runs = resolve_auto_lr(plan_runs(spec), on_result=keep, known=known_lrs)
     notes = preflight(runs, data_cache or DataCache())
-    return PreparedSweep(runs, probes, fingerprints(runs), notes)
+    prints = {run.run_id: hashes.run(run.config) for run in runs}
+    hashes.save()
+    return PreparedSweep(runs, probes, prints, notes)
 
 
 def run_sweep(
