@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from cli_helpers import batchlab_cli, env
@@ -140,3 +143,14 @@ def test_browsing_commands_never_import_torch(db, args):
     res = subprocess.run([sys.executable, "-c", BROWSE_WITHOUT_TORCH, *args], capture_output=True,
                          text=True, env=env(), timeout=120)
     assert res.stdout.strip().endswith("NO-TORCH"), res.stdout + res.stderr
+
+
+def test_rm_refuses_a_run_another_sweep_is_training(db):
+    with Store(db) as st:
+        rid = st.runs("exp")[2].id
+        st.conn.execute("UPDATE runs SET status='running', owner=?, heartbeat=? WHERE id=?",
+                        (f"{socket.gethostname()}:{os.getpid()}:test", time.time(), rid))
+    res = batchlab_cli("rm", "exp", "--yes", "--store", db)
+    assert res.returncode == 2 and "being trained right now" in res.stderr
+    with Store(db) as st:
+        assert len(st.runs("exp")) == 3
