@@ -74,7 +74,8 @@ def keep(store: Path, spec: Spec, kind: str, config: RunConfig, result: dict[str
 @app.command("lr-find")
 def lr_find_cmd(
     spec_file: SpecArg,
-    batch_sizes: Annotated[str | None, typer.Option(help="e.g. 32,128,512 (default: the spec's).")] = None,
+    batch_sizes: Annotated[str | None, typer.Option(
+        metavar="B1,B2,...", help="e.g. 32,128,512 (default: the spec's).")] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Seeds per batch size.")] = 3,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
@@ -108,7 +109,8 @@ def lr_find_cmd(
 @app.command("max-batch")
 def max_batch_cmd(
     spec_file: SpecArg,
-    memory_limit: Annotated[str | None, typer.Option(help="e.g. 4GiB (default: the device).")] = None,
+    memory_limit: Annotated[str | None, typer.Option(
+        metavar="SIZE", help="e.g. 4GiB (default: the device).")] = None,
     margin: Annotated[float, typer.Option(min=0, max=0.9, help="Fraction kept free.")] = 0.1,
     max_: Annotated[int | None, typer.Option("--max", min=1, help="Largest batch to try.")] = None,
     store: StoreOpt = DEFAULT_STORE,
@@ -143,7 +145,7 @@ def max_batch_cmd(
 def throughput(
     spec_file: SpecArg,
     batch_sizes: Annotated[str | None, typer.Option(
-        help="e.g. 8,16,...,2048 (default: powers of 2).")] = None,
+        metavar="B1,B2,...", help="e.g. 8,16,...,2048 (default: powers of 2).")] = None,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
@@ -198,8 +200,10 @@ def noise_scale_cmd(
 @app.command()
 def recommend(
     spec_file: SpecArg,
-    batch_sizes: Annotated[str | None, typer.Option(help="Candidates (default: powers of 2).")] = None,
-    memory_limit: Annotated[str | None, typer.Option(help="e.g. 4GiB (default: the device).")] = None,
+    batch_sizes: Annotated[str | None, typer.Option(
+        metavar="B1,B2,...", help="Candidates (default: powers of 2).")] = None,
+    memory_limit: Annotated[str | None, typer.Option(
+        metavar="SIZE", help="e.g. 4GiB (default: the device).")] = None,
     noise_steps: Annotated[int, typer.Option(min=10, help="Steps of the noise-scale probe.")] = 200,
     validate: Annotated[bool, typer.Option(help="Train around the choice and compare.")] = False,
     store: StoreOpt = DEFAULT_STORE,
