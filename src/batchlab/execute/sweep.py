@@ -125,8 +125,8 @@ def known_auto_lrs(store: Store | None, experiment: str) -> dict[str, float]:
         stored = probe.config.get("data_fingerprint")
         if lr is None or not key:
             continue
-        if stored is not None and hashes.data(DataSpec.model_validate(probe.config["data"])) != stored:
-            continue
+        if stored is not None and hashes.data(DataSpec.model_construct(**probe.config["data"])) != stored:
+            continue  # model_construct: a probe stored by another batchlab version still reads
         known[key] = lr
     hashes.save()
     return known
