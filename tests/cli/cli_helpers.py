@@ -26,10 +26,20 @@ def batchlab_cli(*args, cwd=None, stdin: str | None = None) -> subprocess.Comple
                           text=True, cwd=cwd, env=env(), input=stdin, timeout=300)
 
 
+# pip's console-script template (the __main__ guard matters: spawned workers re-import it)
+CONSOLE_SCRIPT = """import re
+import sys
+from batchlab.cli import main
+if __name__ == "__main__":
+    sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
+    sys.exit(main())
+"""
+
+
 def console_script(folder: Path) -> Path:
     """A copy of what pip writes as the ``batchlab`` console script, in its own bin folder:
     run as a file, its folder (not the current one) is first on sys.path."""
     script = folder / "bin" / "batchlab"
     script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text("import sys\nfrom batchlab.cli import main\nsys.exit(main())\n")
+    script.write_text(CONSOLE_SCRIPT)
     return script

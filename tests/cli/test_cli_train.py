@@ -51,7 +51,8 @@ def installed_batchlab(script, *args, cwd):
 def test_console_script_imports_factories_from_the_current_folder_and_retrains_on_edit(tmp_path):
     folder = project(tmp_path)
     script = console_script(tmp_path / "venv")
-    res = installed_batchlab(script, "sweep", "mine.toml", cwd=folder)
+    # two worker processes: they import the factory from the current folder too
+    res = installed_batchlab(script, "sweep", "mine.toml", "--workers", "2", cwd=folder)
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("completed") == 2
     res = installed_batchlab(script, "sweep", "mine.toml", cwd=folder)

@@ -25,7 +25,8 @@ def overview(experiment: str, runs: Sequence[RunData], target: float | None) -> 
     data, model, train = cfg.get("data", {}), cfg.get("model", {}), cfg.get("train", {})
     seeds = sorted({r.seed for r in runs if r.seed is not None})
     facts = [
-        f"{len(runs)} run{'' if len(runs) == 1 else 's'}: " + ", ".join(f"{n} {s}" for s, n in counts.most_common()),
+        f"{len(runs)} run{'' if len(runs) == 1 else 's'}: "
+        + ", ".join(f"{n} {s}" for s, n in counts.most_common()),
         f"data {data.get('name')}, model {model.get('name')}, optimizer {train.get('optimizer')}",
         f"batch sizes {sorted({r.batch_size for r in runs if r.batch_size is not None})}; "
         f"learning rates {sorted({r.lr for r in runs if r.lr is not None})}; "
