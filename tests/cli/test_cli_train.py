@@ -101,3 +101,13 @@ def test_seed_column_when_repeats_exist(tmp_path):
     rows = [line.split("│") for line in res.stdout.splitlines() if "completed" in line]
     seed_col = [c.strip() for c in header.split("┃")].index("seed")
     assert sorted(r[seed_col].strip() for r in rows) == ["0", "1"]
+
+
+def test_the_wait_before_the_first_bar_is_explained():
+    from batchlab.cli.runs import _checking
+    from batchlab.spec import spec_from_dict
+
+    plain = _checking(spec_from_dict({}))
+    assert plain.startswith("loading data") and "range test" not in plain
+    auto = _checking(spec_from_dict({"sweep": {"grid": {"train.lr": ["auto", 0.1]}}}))
+    assert auto.startswith("running the LR range test for lr = 'auto'")
