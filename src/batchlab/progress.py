@@ -14,7 +14,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from batchlab.events import Event, MetricRows, RunEnded, RunStarted
+from batchlab.events import INTERRUPTED, Event, MetricRows, RunEnded, RunStarted
 from batchlab.plan import RunSpec
 from batchlab.results import schedule_label
 
@@ -27,7 +27,9 @@ def run_label(run: RunSpec) -> str:
 class SweepProgress:
     """Observer for ``run_sweep``: ``on_plan`` then ``on_event`` for every stored event."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, starting: str = "") -> None:
+        """``starting``: what happens before the first run reports (e.g. workers starting),
+        shown on the overall bar until then."""
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -36,6 +38,8 @@ class SweepProgress:
         self.labels: dict[str, str] = {}
         self.bars: dict[str, Any] = {}
         self.overall: Any = None
+        self.starting = starting
+        self.done_before = 0
 
     def __enter__(self) -> SweepProgress:
         self.progress.start()
@@ -44,15 +48,25 @@ class SweepProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
+    def notice(self, line: str) -> None:
+        """A message about the sweep (a run retrained and why), printed above the bars."""
+        self.progress.console.print(line)
+
+    def _stored(self) -> str:
+        return f"{self.done_before} already in the store" if self.done_before else ""
+
     def on_plan(self, runs: list[RunSpec], todo: set[str]) -> None:
         self.labels = {r.run_id: run_label(r) for r in runs}
+        self.done_before = len(runs) - len(todo)
+        info = ", ".join(s for s in (self._stored(), self.starting if todo else "") if s)
         self.overall = self.progress.add_task(
-            "runs", total=len(runs), completed=len(runs) - len(todo),
-            info=f"{len(runs) - len(todo)} already in the store" if len(todo) < len(runs) else "",
-        )
+            "runs", total=len(runs), completed=self.done_before, info=info)
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, RunStarted):
+            if self.starting and self.overall is not None:  # the workers are up
+                self.starting = ""
+                self.progress.update(self.overall, info=self._stored())
             info = f"resumed at step {event.resumed_from}" if event.resumed_from else ""
             self.bars[event.run_id] = self.progress.add_task(
                 self.labels.get(event.run_id, event.run_id[:8]), total=event.total_steps,
@@ -67,5 +81,6 @@ class SweepProgress:
             bar = self.bars.pop(event.run_id, None)
             if bar is not None:
                 self.progress.remove_task(bar)
-            if self.overall is not None:
+            # an interrupted run is not done: it resumes next time, so it does not count
+            if self.overall is not None and event.status != INTERRUPTED:
                 self.progress.advance(self.overall)

@@ -74,10 +74,13 @@ class ModelSpec(_Strict):
 
 
 class ScheduleSpec(_Strict):
-    """LR as a function of step. Step sizes and milestones count in ``unit``."""
+    """LR as a function of step. step/multistep/exponential decay in whole ``unit``s (their
+    step sizes and milestones count in it); cosine and onecycle anneal per optimizer step over
+    the whole run whatever ``unit`` says (see ``batchlab.train.schedules``)."""
 
     name: ScheduleName = "constant"
-    unit: Literal["epoch", "step"] = "epoch"
+    unit: Literal["epoch", "step"] = Field(
+        "epoch", description="step/multistep/exponential: decay per epoch or per step")
     step_size: PositiveInt = Field(10, description="step: decay every step_size units")
     milestones: list[PositiveInt] = Field([], description="multistep: decay at these units")
     gamma: PositiveFloat = Field(0.1, description="step/multistep/exponential decay factor")
@@ -271,11 +274,42 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def split_path(path: str) -> list[str]:
+    """The keys of a dotted path; a quoted part is one key even with dots inside, as in TOML:
+    ``sweep.grid."train.batch_size"`` -> ["sweep", "grid", "train.batch_size"].
+
+    A sweep grid's keys are field paths themselves, so ``sweep.grid.train.batch_size`` (no
+    quotes) means the same grid key: grid values are never nested sections."""
+    keys: list[str] = []
+    rest = path.strip()
+    while rest:
+        if rest[0] in "\"'":
+            end = rest.find(rest[0], 1)
+            if end < 0:
+                raise SpecError(f"override key '{path}' has an unclosed quote; write it like "
+                                'sweep.grid."train.batch_size"=[64].')
+            keys.append(rest[1:end])
+            rest = rest[end + 1:]
+        else:
+            key, _, _ = rest.partition(".")
+            keys.append(key.strip())
+            rest = rest[len(key):]
+        if rest and not rest.startswith("."):
+            raise SpecError(f"override key '{path}': expected a '.' after a quoted key.")
+        rest = rest[1:]
+    if not keys or any(not k for k in keys):
+        raise SpecError(f"override key '{path}' has an empty part; write section.field, e.g. train.lr.")
+    if keys[:2] == ["sweep", "grid"] and len(keys) > 3:
+        keys = [*keys[:2], ".".join(keys[2:])]
+    return keys
+
+
 def set_path(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """Return a copy of nested dict ``raw`` with dotted ``path`` set to ``value``."""
+    """Return a copy of nested dict ``raw`` with dotted ``path`` set to ``value`` (quoted parts
+    of the path are single keys, see ``split_path``)."""
     out = json.loads(json.dumps(raw))
     node = out
-    keys = path.split(".")
+    keys = split_path(path)
     for k in keys[:-1]:
         nxt = node.get(k)
         if nxt is None:

@@ -87,7 +87,7 @@ def test_best_config_and_runner_up_beyond_noise(result):
     assert best["difference"] == pytest.approx(0.005, abs=1e-4)
     assert best["noise_source"] == "seeds" and not best["within_noise"]
     assert ("the best two configs differ by 0.5 points, beyond seed noise (std 0.14 points); "
-            "runner-up: batch 32, lr 0.02, constant (0.945).") in result.conclusions
+            "runner-up: batch 32, lr 0.02, constant (best val acc 94.5%).") in result.conclusions
 
 
 def test_within_noise_with_a_large_seed_spread():

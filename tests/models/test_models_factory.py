@@ -189,3 +189,18 @@ def test_kwargs_may_not_override_data_arguments(user_module: Callable[[str], str
 def test_malformed_factory_reference(name: str) -> None:
     with pytest.raises(ModelError, match="package.module:factory"):
         build(name)
+
+
+def test_an_edited_module_is_reloaded_before_building(user_module: Callable[[str], str],
+                                                      tmp_path: Path) -> None:
+    # a notebook keeps the module it imported first; the sweep retrains on the edited source
+    # (its fingerprint changed), so the build must use that source too
+    name = user_module("def make(input_shape, num_classes):\n    return nn.ReLU()\n")
+    assert isinstance(build(f"{name}:make"), nn.ReLU)
+    path = tmp_path / f"{name}.py"
+    path.write_text(path.read_text().replace("nn.ReLU()\n", "nn.Tanh()\n"))
+    assert isinstance(build(f"{name}:make"), nn.Tanh)
+    assert isinstance(build(f"{name}:make"), nn.Tanh)  # unchanged since: no reload needed
+    path.write_text(path.read_text() + "\ndef broken(:\n")
+    with pytest.raises(ModelError, match="SyntaxError"):
+        build(f"{name}:make")

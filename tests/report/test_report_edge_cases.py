@@ -63,7 +63,7 @@ def test_a_single_run_makes_a_report(tmp_path):
     with hand_store(tmp_path / "s.db", "one", [{"batch_size": 16, "lr": 0.1}]) as store:
         html, result = report(store, "one", tmp_path)
     assert {"curves-constant", "heatmaps", "to-target", "schedules"} <= {p.stem for p in result.figures}
-    assert "1 runs: 1 completed" in html
+    assert "1 run: 1 completed" in html and "1 runs" not in html
 
 
 def test_runs_without_evaluations_or_metrics_are_reported_not_fatal(tmp_path):

@@ -117,6 +117,7 @@ def test_version_1_store_is_migrated(tmp_path):
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE probes")
     conn.execute("ALTER TABLE runs DROP COLUMN attempts")
+    conn.execute("ALTER TABLE runs DROP COLUMN fingerprint_json")
     conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     conn.commit()
     conn.close()

@@ -91,6 +91,23 @@ def test_cosine_matches_torch(total, spe, min_lr):
     assert_curves_equal(lr_curve(spec, BASE_LR, total, spe), want)
 
 
+@pytest.mark.parametrize("name", ["cosine", "onecycle", "power"])
+def test_smooth_schedules_anneal_per_step_whatever_the_unit(name):
+    # the module docstring and the README say so: only step/multistep/exponential follow unit
+    by_epoch, by_step = (lr_curve(ScheduleSpec(name=name, unit=u), 0.5, 120, 12)
+                         for u in ("epoch", "step"))
+    assert by_epoch == by_step
+    if name != "power":  # a new LR within the first epoch: not held for 12 steps
+        assert len(set(by_epoch[:12])) == 12
+
+
+def test_unit_counts_the_decay_of_stepped_schedules():
+    by_epoch, by_step = (lr_curve(ScheduleSpec(name="step", step_size=2, unit=u), 0.5, 120, 12)
+                         for u in ("epoch", "step"))
+    assert by_epoch[23] == 0.5 and by_epoch[24] == pytest.approx(0.05)
+    assert by_step[1] == 0.5 and by_step[2] == pytest.approx(0.05)
+
+
 @pytest.mark.parametrize("total,spe", GRID + [(2, 1), (3, 1), (1000, 40)])
 @pytest.mark.parametrize(
     "pct_start,div,final_div", [(0.3, 25.0, 1e4), (0.25, 10.0, 100.0), (0.5, 25.0, 1e4)]

@@ -20,7 +20,7 @@ from batchlab.analysis.targets import DEFAULT_TARGET_FRACTION
 _KIND_WORDS = {
     "collapsed": "collapsed to chance (val acc at chance, or the loss back at ln C)",
     "exploding": "had an exploding loss",
-    "unstable": "had an unstable val acc (it swings between evaluations)",
+    "unstable": "had an unstable val acc (swings between evaluations)",
     "overfitting": "overfit",
     "not_converged": "had not converged (val loss still falling at the end)",
     "lr_too_small": "barely learned (LR too small)",
@@ -95,7 +95,7 @@ def best_sentences(best: dict[str, Any] | None, groups: Sequence[dict[str, Any]]
         verdict = "within" if best["within_noise"] else "beyond"
         out.append(f"the best two configs differ by {_pts(best['difference'])}, {verdict} {noise}"
                    + (" (another seed could swap them)" if best["within_noise"] else "")
-                   + f"; runner-up: {r['label']} ({r['best_val_acc_mean']:.4g}).")
+                   + f"; runner-up: {r['label']} (best val acc {100 * r['best_val_acc_mean']:.3g}%).")
     return out
 
 
@@ -201,7 +201,7 @@ def diagnosis_sentences(runs: Sequence[tuple[RunFacts, list[Finding]]]) -> list[
             out.append(f"{_runs(len(labels))} {words}: {_listing(labels)}.")
     healthy = sum(any(x.kind == "healthy" for x in found) for _, found in runs)
     if healthy:
-        out.append(f"{healthy} of {_runs(len(runs))} look{'s' if len(runs) == 1 else ''} healthy.")
+        out.append(f"{healthy} of {_runs(len(runs))} look{'s' if healthy == 1 else ''} healthy.")
     return out
 
 

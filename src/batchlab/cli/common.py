@@ -1,35 +1,93 @@
-"""Shared pieces of the command line: the typer app, consoles, common options, formatting."""
+"""Shared pieces of the command line: the typer app, consoles, common options, formatting.
+
+Start-up time matters here: ``batchlab --help``, ``ls`` and ``show`` must answer in a fraction
+of a second, and importing torch alone takes 1.5-3 s. So this module and every command module
+import only typer, rich and light batchlab modules at the top; a command that trains or probes
+imports what it needs inside its function (``bench/cli_startup.py`` measures it).
+"""
 
 from __future__ import annotations
 
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from batchlab.execute.local import available_cores
-from batchlab.spec import Spec, load_spec
+if TYPE_CHECKING:
+    from batchlab.spec import Spec
 
-app = typer.Typer(
+# Help shows a word for what an option takes, as man pages do ("--workers N"), instead of
+# typer's Python type names ("<int range>", "<list[str]>", "<bool>" after a plain flag).
+_METAVARS = {"int": "N", "float": "NUMBER", "str": "TEXT", "path": "PATH", "file": "FILE"}
+
+
+def _readable(params: list[click.Parameter]) -> list[click.Parameter]:
+    for p in params:
+        if isinstance(p, TyperOption) and p.metavar is None:
+            if p.is_flag:
+                p.metavar = ""
+            else:
+                bare = p.display_type(click.Context(click.Command("x"))).strip("<>")
+                bare = bare.removeprefix("list[").removesuffix("]").removesuffix(" range")
+                p.metavar = _METAVARS.get(bare, bare.upper())
+        elif isinstance(p, TyperArgument):
+            if p.metavar is None and p.name:
+                p.metavar = p.name.upper().removesuffix("_FILE")
+            # the name says what it is: no "<path>" beside it, and "SPEC" rather than "{SPEC}"
+            # in the usage line (optional ones keep their [brackets])
+            usage = p.metavar if p.required else f"[{p.metavar}]"
+            p.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+            p._usage_display_name = lambda usage=usage: usage  # type: ignore[method-assign]
+    return params
+
+
+class ReadableCommand(TyperCommand):
+    """A command whose help names values in words (see ``_METAVARS``)."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return _readable(super().get_params(ctx))
+
+
+class ReadableGroup(TyperGroup):
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return _readable(super().get_params(ctx))
+
+
+class _App(typer.Typer):
+    def command(self, *args: Any, **kwargs: Any) -> Any:  # every command gets readable help
+        kwargs.setdefault("cls", ReadableCommand)
+        return super().command(*args, **kwargs)
+
+
+app = _App(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-    help="batchlab: study how batch size and learning rate shape training, on your model.",
+    cls=ReadableGroup,
+    # markdown: a docstring's single line breaks are joined, so summaries read as prose
+    rich_markup_mode="markdown",
 )
 # tables are wide: when writing to a file or a pipe, do not squeeze them into 80 columns
 console = Console() if sys.stdout.isatty() else Console(width=180)
 err_console = Console(stderr=True)
 
-StoreOpt = Annotated[Path, typer.Option("--store", help="SQLite store file.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a field: train.lr=0.05")]
+StoreOpt = Annotated[Path, typer.Option("--store", metavar="FILE", help="SQLite store file.")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="KEY=VALUE",
+    help='Override a spec field, e.g. train.lr=0.05 or sweep.grid."train.batch_size"=[64] '
+         "(repeatable).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", "-w", min=1, help="Parallel processes.")]
+SpecArg = Annotated[Path, typer.Argument(metavar="SPEC", help="TOML spec file.")]
 DEFAULT_STORE = Path("batchlab.db")
-DEMO_WORKERS = min(2, available_cores())
 
 
 def load_cli_spec(spec_file: Path, sets: list[str] | None) -> Spec:
     """Load a spec with the command line's --set overrides; say what an override replaced."""
+    from batchlab.spec import load_spec  # pydantic: only for the commands that read a spec
+
     notes: list[str] = []
     spec = load_spec(spec_file, sets or [], notes)
     for note in notes:
@@ -38,6 +96,7 @@ def load_cli_spec(spec_file: Path, sets: list[str] | None) -> Spec:
 
 
 def fmt(value: Any, digits: int = 4) -> str:
+    """A table cell: '-' for missing, ``digits`` significant digits for floats."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -47,3 +106,6 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 run', '2 runs' (``many`` for irregular plurals)."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"

@@ -6,20 +6,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from batchlab.cli.common import DEFAULT_STORE, SetOpt, StoreOpt, app, console, fmt, load_cli_spec
 from batchlab.errors import BatchlabError
-from batchlab.spec import RunConfig, Spec
 from batchlab.store import Store
+
+if TYPE_CHECKING:  # pydantic is imported by the commands that run, not by --help (cli.common)
+    from batchlab.spec import RunConfig, Spec
 
 SpecArg = Annotated[Path, typer.Argument(help="TOML spec (its base config is probed).")]
 
 
 def base_config(spec: Spec) -> RunConfig:
+    from batchlab.spec import RunConfig
+
     return RunConfig(data=spec.data, model=spec.model, train=spec.train)
 
 
@@ -68,10 +72,12 @@ def keep(store: Path, spec: Spec, kind: str, config: RunConfig, result: dict[str
 @app.command("lr-find")
 def lr_find_cmd(
     spec_file: SpecArg,
-    batch_sizes: Annotated[str | None, typer.Option(help="e.g. 32,128,512 (default: the spec's).")] = None,
+    batch_sizes: Annotated[str | None, typer.Option(
+        metavar="B1,B2,...", help="e.g. 32,128,512 (default: the spec's).")] = None,
     repeats: Annotated[int | None, typer.Option(
         min=1, help="Range tests (seeds) per batch size (default: 1 for trial, 3 for curve rules).")] = None,
     strategy: Annotated[str, typer.Option(
+        metavar="NAME",
         help="trial (default: candidates confirmed by short runs), valley, steepest or minimum_div_10.")
     ] = "trial",
     store: StoreOpt = DEFAULT_STORE,
@@ -112,7 +118,8 @@ def lr_find_cmd(
 @app.command("max-batch")
 def max_batch_cmd(
     spec_file: SpecArg,
-    memory_limit: Annotated[str | None, typer.Option(help="e.g. 4GiB (default: the device).")] = None,
+    memory_limit: Annotated[str | None, typer.Option(
+        metavar="SIZE", help="e.g. 4GiB (default: the device).")] = None,
     margin: Annotated[float, typer.Option(min=0, max=0.9, help="Fraction kept free.")] = 0.1,
     max_: Annotated[int | None, typer.Option("--max", min=1, help="Largest batch to try.")] = None,
     store: StoreOpt = DEFAULT_STORE,
@@ -147,7 +154,7 @@ def max_batch_cmd(
 def throughput(
     spec_file: SpecArg,
     batch_sizes: Annotated[str | None, typer.Option(
-        help="e.g. 8,16,...,2048 (default: powers of 2).")] = None,
+        metavar="B1,B2,...", help="e.g. 8,16,...,2048 (default: powers of 2).")] = None,
     workers: Annotated[int, typer.Option(
         "--workers", "-w", min=1,
         help="The --workers of the sweep you plan: measure with the threads its runs get.")] = 1,
@@ -174,7 +181,8 @@ def throughput(
     console.print(table)
     if not r.reliable:
         console.print("[bold yellow]unreliable:[/] the timings were too noisy to trust (see below)")
-    console.print(f"knee: {r.knee} ({r.knee_reason}); measured in {r.wall_time:.1f} s")
+    knee = f"knee at batch {r.knee}" if r.knee is not None else "no knee"
+    console.print(f"{knee} ({r.knee_reason}); measured in {r.wall_time:.1f} s")
     for note in r.notes:
         console.print(f"  note: {note}")
     keep(store, spec, "throughput", config, r.to_dict())
@@ -209,8 +217,10 @@ def noise_scale_cmd(
 @app.command()
 def recommend(
     spec_file: SpecArg,
-    batch_sizes: Annotated[str | None, typer.Option(help="Candidates (default: powers of 2).")] = None,
-    memory_limit: Annotated[str | None, typer.Option(help="e.g. 4GiB (default: the device).")] = None,
+    batch_sizes: Annotated[str | None, typer.Option(
+        metavar="B1,B2,...", help="Candidates (default: powers of 2).")] = None,
+    memory_limit: Annotated[str | None, typer.Option(
+        metavar="SIZE", help="e.g. 4GiB (default: the device).")] = None,
     noise_steps: Annotated[int, typer.Option(min=10, help="Steps of the noise-scale probe.")] = 200,
     validate: Annotated[bool, typer.Option(help="Train around the choice and compare.")] = False,
     store: StoreOpt = DEFAULT_STORE,

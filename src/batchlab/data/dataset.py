@@ -34,6 +34,7 @@ class Dataset:
     Inputs are float32 (N, *input_shape), normalised with training statistics when
     spec.normalize; labels are int64 (N,) in 0..num_classes-1. The validation part is the
     held-out split (validation = "split") or the format's test split (validation = "test").
+    ``notes`` says what loading changed that the user should know (a sweep prints them).
     """
 
     train_x: torch.Tensor
@@ -43,6 +44,7 @@ class Dataset:
     input_shape: tuple[int, ...]
     num_classes: int
     description: str
+    notes: tuple[str, ...] = ()
 
 
 def load_dataset(spec: DataSpec) -> Dataset:
@@ -72,4 +74,5 @@ def load_dataset(spec: DataSpec) -> Dataset:
         f"{spec.name}: {len(train_y)} train / {len(val_y)} {val_name}, "
         f"{'x'.join(map(str, input_shape))}, {raw.num_classes} classes"
     )
-    return Dataset(train_x, train_y, val_x, val_y, input_shape, raw.num_classes, description)
+    return Dataset(train_x, train_y, val_x, val_y, input_shape, raw.num_classes, description,
+                   raw.notes)

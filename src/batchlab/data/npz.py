@@ -1,8 +1,10 @@
 """Arrays from a NumPy .npz archive: ``x`` and ``y``, optionally ``x_test`` and ``y_test``.
 
 ``x`` is (N, ...) of any numeric dtype and becomes float32 as is (no scaling); a 3-D x
-(N, H, W) gets a channel dimension, (N, 1, H, W). ``y`` holds class labels 0..K-1 and
-num_classes is the largest label (over train and, when used, test) plus one.
+(N, H, W) gets a channel dimension, (N, 1, H, W). ``y`` holds integer class labels. When they
+are not 0..K-1 (e.g. {3, 7}, which would otherwise build an 8-class output layer with six
+classes that never occur), they are remapped to 0..K-1 in sorted order, over train and, when
+used, test together, and the loader's notes say so with the mapping.
 """
 
 from __future__ import annotations
@@ -50,6 +52,25 @@ def _part(arrays: dict[str, np.ndarray], path: Path, xs: str, ys: str) -> tuple[
     return x, y
 
 
+def compact_labels(*parts: torch.Tensor) -> tuple[list[torch.Tensor], int, str | None]:
+    """Labels remapped to 0..K-1 when the classes present are not exactly 0..K-1.
+
+    Returns the (possibly remapped) parts, K and a note describing the mapping (None when the
+    labels were already 0..K-1). The mapping is the sorted order of the labels present in any
+    part, so train and test agree.
+    """
+    present = torch.unique(torch.cat(parts))
+    k = len(present)
+    if int(present[-1]) == k - 1:
+        return list(parts), k, None
+    shown = ", ".join(f"{int(v)}->{i}" for i, v in enumerate(present[:10]))
+    more = f", ... ({k} classes)" if k > 10 else ""
+    note = (f"the labels are not 0..K-1 ({k} classes, largest label {int(present[-1])}): remapped "
+            f"to 0..{k - 1} in sorted order ({shown}{more}); predicted class i is the i-th "
+            "smallest label")
+    return [torch.searchsorted(present, p) for p in parts], k, note
+
+
 def load_npz(spec: DataSpec, want_test: bool) -> RawData:
     """x/y (and x_test/y_test when ``want_test``) from the .npz at data.path."""
     path = data_path(spec, folder=False, fix="point data.path at an .npz file; " + FIX)
@@ -64,11 +85,16 @@ def load_npz(spec: DataSpec, want_test: bool) -> RawData:
         raise no_test_split("npz", why, "save them into the archive")
     train_x, train_y = _part(arrays, path, "x", "y")
     if not want_test:
-        return RawData(train_x, train_y, int(train_y.max()) + 1)
+        (train_y,), num_classes, note = compact_labels(train_y)
+        return RawData(train_x, train_y, num_classes, notes=_notes(path, note))
     test_x, test_y = _part(arrays, path, "x_test", "y_test")
     if test_x.shape[1:] != train_x.shape[1:]:
         shapes = tuple(test_x.shape[1:]), tuple(train_x.shape[1:])
         problem = f"has x_test examples of shape {shapes[0]} but x examples of shape {shapes[1]}"
         raise fail(f"file '{path}'", problem, FIX)
-    num_classes = int(max(train_y.max(), test_y.max())) + 1
-    return RawData(train_x, train_y, num_classes, test_x, test_y)
+    (train_y, test_y), num_classes, note = compact_labels(train_y, test_y)
+    return RawData(train_x, train_y, num_classes, test_x, test_y, notes=_notes(path, note))
+
+
+def _notes(path: Path, note: str | None) -> tuple[str, ...]:
+    return (f"'{path}': {note}",) if note else ()

@@ -16,6 +16,7 @@ class RawData:
 
     ``test_x``/``test_y`` are the format's own test split; loaders fill them only when asked
     (``want_test``), so a run that validates on a held-out part never reads the test files.
+    ``notes``: what the loader changed that the user should be told (e.g. labels remapped).
     """
 
     train_x: torch.Tensor
@@ -23,6 +24,7 @@ class RawData:
     num_classes: int
     test_x: torch.Tensor | None = None
     test_y: torch.Tensor | None = None
+    notes: tuple[str, ...] = ()
 
 
 # A loader gets the spec and whether the test split is wanted. When it is wanted but the data has

@@ -1,4 +1,4 @@
-"""Deterministic hold-out split, training-set limit and per-channel normalisation."""
+"""Deterministic hold-out split, training-set limit and per-channel/per-feature normalisation."""
 
 from __future__ import annotations
 
@@ -39,13 +39,14 @@ def limit_indices(n: int, limit: int | None, seed: int) -> torch.Tensor | None:
 def normalize(train_x: torch.Tensor, val_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Standardise both parts with mean/std computed on ``train_x`` only (no leak from val).
 
-    Per channel (dim 1) for (N, C, ...) inputs, one global mean/std for flat (N, D) features. A
-    constant channel (std 0) is only centred. Works in place: callers pass tensors they own.
+    Per channel (dim 1, over examples and positions) for images (N, C, H, W) and 1-D signals
+    (N, C, L); per feature for flat inputs (N, D). Tabular features come in unrelated units
+    (a wine's alcohol % next to its proline mg/L), so one mean/std for all of them leaves the
+    small-valued features nearly constant: the wine set reaches 0.67 val accuracy that way and
+    0.97 per feature. A constant channel or feature (std 0) is only centred. Works in place:
+    callers pass tensors they own.
     """
-    if train_x.dim() >= 3:
-        dims = (0, *range(2, train_x.dim()))
-    else:
-        dims = tuple(range(train_x.dim()))
+    dims = (0, *range(2, train_x.dim()))  # (0,) for (N, D): every feature on its own
     std, mean = torch.std_mean(train_x, dim=dims, keepdim=True, correction=0)
     std = torch.where(std > 1e-8, std, torch.ones_like(std))
     return train_x.sub_(mean).div_(std), val_x.sub_(mean).div_(std)

@@ -15,6 +15,8 @@ from batchlab.train.loop import train_run
 class InlineExecutor:
     """The simplest executor: no processes, no pickling; Ctrl-C reaches the trainer directly."""
 
+    in_process = True  # runs see this process's modules, __main__ included
+
     def __init__(self, threads: int | None = None, data_cache: DataCache | None = None) -> None:
         self.threads = threads
         self.data_cache = data_cache or DataCache()

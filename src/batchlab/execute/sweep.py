@@ -3,7 +3,9 @@
 Resume is by construction: run ids are hashes of the resolved config, so re-running the same
 spec finds its runs in the store; completed and diverged runs are skipped, every other run
 (pending, interrupted, failed, or left running by a driver that died) is trained again and
-continues from its epoch checkpoint when it has one.
+continues from its epoch checkpoint when it has one. Before anything is skipped or resumed,
+the fingerprint of each run's data and model code is compared with the one stored with it
+(``execute.freshness``): a run whose inputs changed is trained again from scratch.
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ from batchlab.errors import BatchlabError, ModelError, SpecError
 from batchlab.events import FAILED, FINAL_STATUSES, Event, RunEnded
 from batchlab.execute.base import Executor, RunTask
 from batchlab.execute.datacache import DataCache
+from batchlab.execute.freshness import refresh
+from batchlab.fingerprint import Fingerprint, HashCaches
 from batchlab.fserrors import DiskError, check_writable_folder
 from batchlab.models import build_model
 from batchlab.models.check import check_forward
 from batchlab.plan import RunSpec, plan_runs
 from batchlab.probes.lr_range import auto_lr_key, resolve_auto_lr
-from batchlab.spec import RunConfig, Spec
+from batchlab.spec import DataSpec, RunConfig, Spec
 from batchlab.store import RunRecord, Store
 from batchlab.store.claims import STALE_AFTER_S, Heartbeat, claim, new_owner, release
+from batchlab.store.lifecycle import checkpoint_dir as checkpoint_dir_of
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 
@@ -57,19 +62,22 @@ class SweepOutcome:
 
 
 def checkpoint_dir(store: Store) -> Path:
-    return store.path.with_name(store.path.name + ".ckpt")
+    return checkpoint_dir_of(store.path)
 
 
-def preflight(runs: list[RunSpec], cache: DataCache) -> None:
+def preflight(runs: list[RunSpec], cache: DataCache) -> list[str]:
     """Fail fast on bad input, before the store is touched: every data set loads, every model
     builds and maps a batch of the data to one logit per class, every batch fits in the
-    training set and every schedule is valid. Raises BatchlabError with the user-facing message."""
+    training set and every schedule is valid. Raises BatchlabError with the user-facing message;
+    returns the notes loading the data made (e.g. labels remapped), each once."""
     checked: set[str] = set()
     too_big: dict[int, int] = {}  # batch size -> training examples, for batches that do not fit
+    notes: list[str] = []
     for run in runs:
         cfg = run.config
         key = json.dumps([cfg.data.model_dump(mode="json"), cfg.model.model_dump(mode="json")])
         data = cache.load(cfg.data)
+        notes += [n for n in data.notes if n not in notes]
         if key not in checked:
             checked.add(key)
             try:
@@ -105,24 +113,55 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> None:
             f"validation split); use batch sizes of at most {n} (full batch) or more data "
             "(data.limit / data.size / data.val_fraction)."
         )
+    return notes
 
 
 @dataclass(frozen=True)
 class PreparedSweep:
-    """Planned, checked runs (``lr = "auto"`` resolved) and the probe results that resolved
-    them, as (kind, config, result) to store once the store is opened."""
+    """Planned, checked runs (``lr = "auto"`` resolved), the probe results that resolved
+    them, as (kind, config, result) to store once the store is opened, and the fingerprint of
+    each run's data and model code (by run id)."""
 
     runs: list[RunSpec]
     probes: list[tuple[str, dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what loading the data found (say it)
+
+
+def check_workers_can_import(runs: list[RunSpec], executor: Executor) -> None:
+    """A factory defined in ``__main__`` (a notebook, ``python -c``) cannot be imported by
+    worker processes, which have a ``__main__`` of their own: refuse before any run starts."""
+    if getattr(executor, "in_process", False):
+        return
+    for run in runs:
+        name = run.config.model.name
+        if name.partition(":")[0].strip() == "__main__":
+            raise ModelError(
+                f"model.name = '{name}' is a factory defined in the main program (a notebook, "
+                "'python -c' or the script you ran), which worker processes cannot import: "
+                "each has a main program of its own. Move the factory into a module file "
+                f"(for example mymodels.py beside your notebook, then model.name = "
+                f"'mymodels:{name.partition(':')[2].strip()}'), or train in this process with "
+                "one worker (workers=1, --workers 1)."
+            )
 
 
 def known_auto_lrs(store: Store | None, experiment: str) -> dict[str, float]:
-    """LR range-test suggestions an earlier call stored for this experiment, by auto_lr_key."""
+    """LR range-test suggestions an earlier call stored for this experiment, by auto_lr_key.
+
+    A suggestion measured on data whose files have changed since is left out (its probe
+    stored the data fingerprint), so ``lr = "auto"`` is measured again on the new data."""
     known: dict[str, float] = {}
+    hashes = HashCaches()
     for probe in store.probes(experiment, "lr_range") if store is not None else []:
-        lr = probe.result.get("suggested_lr")
-        if lr is not None and probe.config.get("auto_lr_key"):
-            known[probe.config["auto_lr_key"]] = lr
+        lr, key = probe.result.get("suggested_lr"), probe.config.get("auto_lr_key")
+        stored = probe.config.get("data_fingerprint")
+        if lr is None or not key:
+            continue
+        if stored is not None and hashes.data(DataSpec.model_construct(**probe.config["data"])) != stored:
+            continue  # model_construct: a probe stored by another batchlab version still reads
+        known[key] = lr
+    hashes.save()
     return known
 
 
@@ -131,14 +170,17 @@ def prepare_sweep(spec: Spec, data_cache: DataCache | None = None,
     """Plan the runs, resolve ``lr = "auto"`` by the LR range test (unless ``known_lrs`` has
     the answer) and check every input; raises BatchlabError before anything is stored."""
     probes: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    hashes = HashCaches()
 
     def keep(config: RunConfig, result: Any) -> None:
-        probes.append(("lr_range", {**config.model_dump(mode="json"),
-                                    "auto_lr_key": auto_lr_key(config)}, result.to_dict()))
+        probes.append(("lr_range", {**config.model_dump(mode="json"), "auto_lr_key": auto_lr_key(config),
+                                    "data_fingerprint": hashes.data(config.data)}, result.to_dict()))
 
     runs = resolve_auto_lr(plan_runs(spec), on_result=keep, known=known_lrs)
-    preflight(runs, data_cache or DataCache())
-    return PreparedSweep(runs, probes)
+    notes = preflight(runs, data_cache or DataCache())
+    prints = {run.run_id: hashes.run(run.config) for run in runs}
+    hashes.save()
+    return PreparedSweep(runs, probes, prints, notes)
 
 
 def run_sweep(
@@ -149,6 +191,8 @@ def run_sweep(
     prepared: PreparedSweep | None = None,
     on_event: Callable[[Event], None] | None = None,
     on_plan: Callable[[list[RunSpec], set[str]], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
+    rerun: bool = False,
     stale_after: float = STALE_AFTER_S,
     poll_every: float = 1.0,
 ) -> SweepOutcome:
@@ -160,6 +204,10 @@ def run_sweep(
     on one store share the work; runs another live sweep holds are waited for (and taken over
     if its heartbeat goes stale). Ctrl-C propagates after this sweep's unfinished runs are
     marked interrupted (they resume from their checkpoints next time).
+
+    A stored run whose data or model code changed since it was trained (its fingerprint
+    differs) is trained again from scratch, and so is every run with ``rerun``;
+    ``on_notice`` gets one line per such reason, and each note ``prepare_sweep`` made.
     """
     prepared = prepared or prepare_sweep(spec, known_lrs=known_auto_lrs(store, spec.name))
     runs = prepared.runs
@@ -167,10 +215,16 @@ def run_sweep(
     if any(r.config.train.checkpoint for r in runs):  # a read-only folder fails here, not per run
         check_writable_folder(ckpt, "writing the runs' checkpoints",
                               "run the same command again (or set train.checkpoint = false)")
+    check_workers_can_import(runs, executor)
     store.add_experiment(spec.name, spec.model_dump(mode="json"), runs)
     for kind, config, result in prepared.probes:
         store.add_probe(spec.name, kind, config, result)
     status = {r.id: r.status for r in store.runs(spec.name)}
+    notices = prepared.notes + refresh(store, runs, prepared.fingerprints, status, rerun=rerun)
+    if notices:
+        status = {r.id: r.status for r in store.runs(spec.name)}
+    for line in notices if on_notice else []:
+        on_notice(line)
     todo = [r for r in runs if status[r.run_id] not in FINAL_STATUSES]
     if on_plan:
         on_plan(runs, {r.run_id for r in todo})

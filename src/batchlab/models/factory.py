@@ -10,10 +10,15 @@ paragraph saying what went wrong and what to check.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import hashlib
 import importlib
+import importlib.util
 import inspect
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from torch import nn
@@ -24,6 +29,7 @@ from batchlab.spec import ModelSpec
 # Arguments batchlab derives from the data; setting them in model.kwargs would build a model
 # that does not fit the data, so that is an error rather than a silent override.
 _RESERVED = ("input_shape", "num_classes")
+_SEEN = "__batchlab_source_sha256__"  # on a user module: the source batchlab last built from
 
 
 def is_factory_name(name: str) -> bool:
@@ -70,7 +76,7 @@ def _resolve(name: str, module_name: str, attr: str) -> Callable[..., Any]:
     # file just before building); the import system caches directory listings.
     importlib.invalidate_caches()
     try:
-        module = importlib.import_module(module_name)
+        module = _current(importlib.import_module(module_name))
     except ImportError as err:
         raise ModelError(
             f"cannot import module '{module_name}' for model.name = '{name}': {err}. Check that "
@@ -100,6 +106,30 @@ def _resolve(name: str, module_name: str, attr: str) -> Callable[..., Any]:
             "function or nn.Module class that builds the model."
         )
     return obj
+
+
+def _current(module: ModuleType) -> ModuleType:
+    """``module``, reloaded when its source file changed since batchlab last built from it.
+
+    A long-lived session (a notebook) keeps the module it imported first; the sweep sees the
+    edited file's fingerprint and retrains, so it must also train the edited code, not the
+    copy in memory. The source hash batchlab saw is kept on the module itself.
+    """
+    path = getattr(module, "__file__", None)
+    if not path or not path.endswith(".py") or module.__name__ == "__main__":
+        return module
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return module
+    if getattr(module, _SEEN, digest) != digest:
+        # the .pyc is trusted by mtime in whole seconds and size: an edit within the second
+        # that keeps the size (ReLU -> Tanh) would reload the old bytecode
+        with contextlib.suppress(OSError, ValueError, NotImplementedError):
+            Path(importlib.util.cache_from_source(path)).unlink(missing_ok=True)
+        module = importlib.reload(module)  # errors surface like import errors, in _resolve
+    setattr(module, _SEEN, digest)
+    return module
 
 
 def _call_arguments(

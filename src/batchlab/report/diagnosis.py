@@ -115,9 +115,15 @@ def gaps(analysis: Any) -> str:
                   "gap (train − val)"], rows, left=(1,))
 
 
+def finding_text(kind: str, message: str) -> str:
+    """'kind: sentence', without doubling a kind the sentence already starts with."""
+    words = kind.replace("_", " ")
+    return message if message.lower().startswith(words) else f"{words}: {message}"
+
+
 def run_findings(analysis: Any) -> dict[str, list[str]]:
     """Run id -> each finding as 'kind: sentence with numbers' ('no finding' when none)."""
-    return {r.run_id: [f"{f.kind}: {f.message}" for f in r.findings] or ["no finding"]
+    return {r.run_id: [finding_text(f.kind, f.message) for f in r.findings] or ["no finding"]
             for r in analysis.runs}
 
 

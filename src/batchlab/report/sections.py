@@ -39,7 +39,8 @@ def overview(experiment: str, runs: Sequence[RunData], target: float | None) -> 
     if applied != spec_lrs:
         lrs += f" in the spec, applied after the {train.get('scale_lr')} scaling rule: {_fmt_list(applied)}"
     facts = [
-        f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.most_common()),
+        f"{len(runs)} run{'' if len(runs) == 1 else 's'}: "
+        + ", ".join(f"{n} {s}" for s, n in counts.most_common()),
         f"data {data.get('name')}, model {model.get('name')}, optimizer {train.get('optimizer')}",
         f"batch sizes {sorted({r.batch_size for r in runs if r.batch_size is not None})}; {lrs}; "
         f"schedules {sorted({schedule_label(r.record.config.get('train', {})) for r in runs})}; "

@@ -15,7 +15,7 @@ from pathlib import Path
 from batchlab.errors import StoreError
 from batchlab.fserrors import disk_error, existing_ancestor
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APP = "batchlab"
 
 SCHEMA = """
@@ -27,7 +27,8 @@ CREATE TABLE runs (
     id TEXT PRIMARY KEY, status TEXT NOT NULL, config_json TEXT NOT NULL,
     environment_json TEXT, created REAL NOT NULL, started REAL, finished REAL,
     wall_time REAL, steps INTEGER, total_steps INTEGER, progress_step INTEGER NOT NULL DEFAULT 0,
-    error TEXT, summary_json TEXT, heartbeat REAL, owner TEXT, attempts INTEGER NOT NULL DEFAULT 0);
+    error TEXT, summary_json TEXT, heartbeat REAL, owner TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+    fingerprint_json TEXT);
 CREATE TABLE experiment_runs (
     experiment_id INTEGER NOT NULL REFERENCES experiments(id),
     run_id TEXT NOT NULL REFERENCES runs(id),
@@ -47,6 +48,7 @@ MIGRATIONS: dict[int, list[str]] = {
     1: ["ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
         "CREATE TABLE probes (id INTEGER PRIMARY KEY, experiment TEXT NOT NULL, kind TEXT NOT NULL, "
         "created REAL NOT NULL, config_json TEXT NOT NULL, result_json TEXT NOT NULL)"],
+    2: ["ALTER TABLE runs ADD COLUMN fingerprint_json TEXT"],  # batchlab.fingerprint
 }
 
 

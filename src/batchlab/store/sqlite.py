@@ -1,7 +1,8 @@
 """The metric store: one SQLite file in WAL mode, with a schema version.
 
 Tables: ``experiments`` (a named sweep and its spec), ``runs`` (id = hash of the resolved run
-config, status, config, environment, timings, summary of final/best metrics),
+config, status, config, environment, timings, summary of final/best metrics, the fingerprint of
+its data and model code),
 ``experiment_runs`` (which runs an experiment planned, with their sweep point: one run can
 serve several experiments) and ``metrics`` (one row per run, name and step; NaN is kept as
 NULL because SQLite turns NaN into NULL, +-inf are kept as they are).
@@ -24,7 +25,6 @@ import numpy as np
 
 from batchlab.errors import BatchlabError, StoreError
 from batchlab.events import (
-    FINAL_STATUSES,
     INTERRUPTED,
     PENDING,
     RUNNING,
@@ -326,7 +326,3 @@ class Store:
 
     def count_metric_rows(self, run_id: str) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM metrics WHERE run_id=?", (run_id,)).fetchone()[0]
-
-
-def is_final(status: str) -> bool:
-    return status in FINAL_STATUSES

@@ -4,10 +4,18 @@
 for the optimizer update at ``step``. It holds no torch state, so a resumed run only needs its
 step counter, and a curve can be plotted without building a model.
 
-Every schedule reproduces the matching ``torch.optim.lr_scheduler`` class (StepLR,
-MultiStepLR, ExponentialLR, CosineAnnealingLR, OneCycleLR) value for value, where the torch
-scheduler is stepped once per epoch (``unit = "epoch"``) or once per step (``unit = "step"``).
-Linear warm-up multiplies whichever schedule is chosen.
+Which schedules follow ``unit``:
+
+- ``step``, ``multistep`` and ``exponential`` decay in whole units: they reproduce StepLR,
+  MultiStepLR and ExponentialLR value for value, with the torch scheduler stepped once per
+  epoch (``unit = "epoch"``, the default) or once per optimizer step (``unit = "step"``);
+  ``step_size`` and ``milestones`` count in that unit.
+- ``cosine`` and ``onecycle`` always anneal smoothly per optimizer step over the whole run,
+  whatever ``unit`` says: CosineAnnealingLR with ``T_max`` = total steps and OneCycleLR with
+  ``total_steps`` = total steps, both stepped after every update.
+- ``power`` switches at the thirds of the run counted in steps; ``constant`` never changes.
+
+Linear warm-up (``warmup``, counted in ``warmup_unit``) multiplies whichever schedule is chosen.
 """
 
 from __future__ import annotations

@@ -1,0 +1,75 @@
+"""The fields of a run config that apply to it, for display (``batchlab show``).
+
+A stored config holds every field with its default, so a user factory's run shows ``hidden``,
+a constant schedule shows ``gamma`` and ``milestones``, and so on: noise that makes a reader
+wonder whether those values mattered. ``applicable`` keeps a field only when it has an effect
+on this run. It works on the plain JSON dict (what the store keeps), never changes it, and
+keeps every field it does not know about (a newer batchlab's config still shows in full).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# (section, field) -> predicate over the whole config: keep the field when it is true
+FILE_FORMATS = ("mnist_idx", "cifar10", "cifar100", "image_folder", "npz")
+_STEPPED = ("step", "multistep", "exponential")
+
+
+def _data(c: dict[str, Any]) -> dict[str, Any]:
+    return c.get("data", {})
+
+
+def _train(c: dict[str, Any]) -> dict[str, Any]:
+    return c.get("train", {})
+
+
+def _schedule(c: dict[str, Any]) -> dict[str, Any]:
+    return _train(c).get("schedule", {})
+
+
+RULES: dict[tuple[str, ...], Any] = {
+    ("data", "path"): lambda c: _data(c).get("name") in FILE_FORMATS,
+    ("data", "val_fraction"): lambda c: _data(c).get("validation") == "split",
+    ("data", "split_seed"): lambda c: (_data(c).get("validation") == "split"
+                                       or _data(c).get("name") == "synthetic"),
+    ("data", "crop_padding"): lambda c: "crop" in _data(c).get("augment", []),
+    ("data", "image_size"): lambda c: _data(c).get("name") == "image_folder",
+    ("data", "shape"): lambda c: _data(c).get("name") == "synthetic",
+    ("data", "classes"): lambda c: _data(c).get("name") == "synthetic",
+    ("data", "size"): lambda c: _data(c).get("name") in ("synthetic", "mnist1d"),
+    ("data", "cache_dir"): lambda c: _data(c).get("name") == "mnist1d",
+    ("model", "hidden"): lambda c: c.get("model", {}).get("name") == "mlp",
+    ("model", "width"): lambda c: c.get("model", {}).get("name") == "mobilenet_v2",
+    ("model", "kwargs"): lambda c: ":" in str(c.get("model", {}).get("name", "")),
+    ("train", "momentum"): lambda c: _train(c).get("optimizer") in ("sgd", "rmsprop"),
+    ("train", "nesterov"): lambda c: _train(c).get("optimizer") == "sgd",
+    ("train", "base_batch_size"): lambda c: _train(c).get("scale_lr", "none") != "none",
+    ("train", "noise_scale_micro_batches"): lambda c: bool(_train(c).get("measure_noise_scale")),
+    ("train", "noise_scale_every"): lambda c: bool(_train(c).get("measure_noise_scale")),
+    ("train", "schedule", "unit"): lambda c: _schedule(c).get("name") in _STEPPED,
+    ("train", "schedule", "step_size"): lambda c: _schedule(c).get("name") == "step",
+    ("train", "schedule", "milestones"): lambda c: _schedule(c).get("name") == "multistep",
+    ("train", "schedule", "gamma"): lambda c: _schedule(c).get("name") in _STEPPED,
+    ("train", "schedule", "min_lr"): lambda c: _schedule(c).get("name") == "cosine",
+    ("train", "schedule", "pct_start"): lambda c: _schedule(c).get("name") == "onecycle",
+    ("train", "schedule", "div_factor"): lambda c: _schedule(c).get("name") == "onecycle",
+    ("train", "schedule", "final_div_factor"): lambda c: _schedule(c).get("name") == "onecycle",
+    ("train", "schedule", "warmup_unit"): lambda c: bool(_schedule(c).get("warmup")),
+}
+
+
+def applicable(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` without the fields that have no effect on this run, and without
+    unset optional fields (None: e.g. ``data.limit``, ``train.threads``)."""
+
+    def walk(node: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+        out = {}
+        for key, value in node.items():
+            where = (*path, key)
+            if value is None or not RULES.get(where, lambda c: True)(config):
+                continue
+            out[key] = walk(value, where) if isinstance(value, dict) and key != "kwargs" else value
+        return out
+
+    return walk(config, ())

@@ -1,0 +1,166 @@
+"""Commands that browse and tidy the store: ls, show, export, rm. None of them imports torch."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from batchlab.cli.common import DEFAULT_STORE, StoreOpt, app, console, err_console, fmt, plural
+from batchlab.errors import BatchlabError, StoreError
+from batchlab.store import RunRecord, Store
+
+# ls: one column per status, in the order a run goes through them; "interrupted" runs resume
+# from a checkpoint, "pending" ones never started
+STATUS_COLUMNS = ("completed", "diverged", "failed", "interrupted", "running", "pending")
+
+
+def status_text(status: str, steps: int | None, total: int | None) -> str:
+    """'interrupted at step 40 of 120'; 'pending' never started; others as they are."""
+    if status in ("interrupted", "failed") and steps:
+        return f"{status} at step {steps}" + (f" of {total}" if total else "")
+    return status
+
+
+@app.command("ls")
+def ls(
+    experiment: Annotated[str | None, typer.Argument(
+        metavar="EXPERIMENT", help="List this experiment's runs.", show_default=False)] = None,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """List experiments with their runs per status, or the runs of one experiment."""
+    from batchlab.results import experiment_rows
+
+    with Store(store, create=False) as st:
+        if experiment is None:
+            table = Table(title=f"experiments in {store}")
+            for col in ("name", "runs", *STATUS_COLUMNS):
+                table.add_column(col, justify="left" if col == "name" else "right")
+            for e in st.experiments():
+                counts = [e.counts.get(k, 0) for k in STATUS_COLUMNS]
+                other = sum(e.counts.values()) - sum(counts)  # a status this version does not know
+                counts[-1] += other
+                table.add_row(e.name, str(sum(e.counts.values())), *map(str, counts))
+            console.print(table)
+        else:
+            console.print(_with_ids(experiment_rows(st, experiment), st.runs(experiment), experiment))
+
+
+def _with_ids(rows: list[dict[str, Any]], records: list[RunRecord], experiment: str) -> Table:
+    table = Table(title=f"runs of '{experiment}'")
+    for col in ("run id", "status", "batch", "lr", "schedule", "seed", "val acc", "time s"):
+        table.add_column(col)
+    for r, rec in zip(rows, records, strict=True):
+        table.add_row(r["run_id"], status_text(r["status"], rec.progress_step, rec.total_steps),
+                      fmt(r["batch_size"]), fmt(r["lr"]), r["schedule"], fmt(r["seed"]),
+                      fmt(r["final_val_acc"]), fmt(r["wall_time_s"]))
+    return table
+
+
+def run_header(rec: RunRecord) -> str:
+    """One line about a run: its status with its progress, and its wall time when it ran."""
+    parts = [f"[bold]run {rec.id}[/]", f"status: {status_text(rec.status, rec.progress_step, None)}"]
+    done = rec.steps if rec.steps is not None else rec.progress_step
+    if rec.status != "pending":
+        parts.append(f"steps: {done}" + (f" of {rec.total_steps}" if rec.total_steps else ""))
+    if rec.wall_time is not None:
+        parts.append(f"wall time: {fmt(rec.wall_time)} s")
+    return "  ".join(parts)
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id or unique prefix.")],
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Everything stored about one run: the config fields that apply to it, environment,
+    summary and its metrics."""
+    from batchlab.applicable import applicable
+
+    with Store(store, create=False) as st:
+        rec = st.run(run_id)
+        console.print(run_header(rec))
+        if rec.error:
+            console.print(f"[red]error:[/] {rec.error}")
+        doc: dict[str, Any] = {"config": applicable(rec.config)}
+        if rec.environment:
+            doc["environment"] = rec.environment
+        if rec.summary:
+            doc["summary"] = rec.summary
+        console.print_json(json.dumps(doc, default=str))
+        metrics = st.metrics(rec.id)
+        if not metrics:
+            console.print("no metrics stored yet")
+            return
+        table = Table(title="metrics")
+        for col in ("name", "points", "first", "last", "min", "max"):
+            table.add_column(col)
+        for name, s in metrics.items():
+            v = s.value
+            table.add_row(name, str(len(v)), fmt(float(v[0])), fmt(float(v[-1])),
+                          fmt(float(min(v))), fmt(float(max(v))))
+        console.print(table)
+
+
+@app.command()
+def export(
+    experiment: Annotated[str, typer.Argument(metavar="EXPERIMENT", help="Experiment name.")],
+    format: Annotated[str, typer.Option(
+        "--format", "-f", metavar="csv|json|tensorboard", help="Output format.")] = "csv",
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", metavar="PATH", help="Folder (csv, tensorboard) or file (json).")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Export an experiment: runs with their diagnosis and every metric row, as CSV files, one
+    JSON file, or TensorBoard event files (one run per sub-folder)."""
+    from batchlab.export import FORMATS, export_experiment
+
+    if format not in FORMATS:
+        raise BatchlabError(f"--format {format!r} is not supported; use one of {', '.join(FORMATS)}.")
+    with Store(store, create=False) as st:
+        n = len(st.runs(experiment))
+        out = export_experiment(st, experiment, format, output)
+    console.print(f"exported {plural(n, 'run')} of '{experiment}' to {out}")
+
+
+def _refuse_live(st: Store, run_ids: list[str]) -> None:
+    """A run another sweep is training right now cannot be removed under its feet."""
+    from batchlab.store.claims import STALE_AFTER_S, owner_is_dead
+
+    for rid in run_ids:
+        rec = st.run(rid)
+        owner = st.conn.execute("SELECT owner, heartbeat FROM runs WHERE id=?", (rid,)).fetchone()
+        live = owner[1] is not None and owner[1] >= time.time() - STALE_AFTER_S
+        if rec.status == "running" and live and not owner_is_dead(owner[0]):
+            raise StoreError(
+                f"run {rid} is being trained right now by another batchlab process ({owner[0]}); "
+                "stop that sweep (Ctrl-C) first, then remove it.")
+
+
+@app.command()
+def rm(
+    target: Annotated[str, typer.Argument(
+        metavar="RUN|EXPERIMENT", help="An experiment name, or a run id (or unique prefix).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Remove an experiment (its runs, metrics, probe results and checkpoints; runs another
+    experiment shares are kept) or one run, after asking."""
+    from batchlab.store.lifecycle import checkpoint_file, plan_removal, remove
+
+    with Store(store, create=False) as st:
+        removal = plan_removal(st, target)
+        _refuse_live(st, removal.run_ids)
+        if not yes:
+            if not typer.confirm(f"remove {removal.describe()} from {store}?", default=False,
+                                 err=True):
+                err_console.print("nothing removed.")
+                raise typer.Exit(1)
+        remove(st, removal)
+    for rid in removal.run_ids:  # after the commit: a crash in between leaves unused files only
+        checkpoint_file(store, rid).unlink(missing_ok=True)
+    console.print(f"removed {removal.describe()}")

@@ -1,0 +1,183 @@
+"""What a run's results depend on beyond its config: the data's bytes and the user's model code.
+
+A run id hashes the resolved config only, so editing a model factory (ReLU -> Tanh) or
+overwriting the data file would keep the id and silently reuse stale results. A
+``Fingerprint`` closes that gap: the content hash of the data file(s) under ``data.path`` and
+of the source file of the module a user factory (``model.name = "pkg.mod:make"``) lives in.
+It is stored beside the run and compared before a finished run is skipped; a difference
+retrains the run and says why (``batchlab.execute.freshness``).
+
+Hashing a big data set on every sweep would be slow, so each file's SHA-256 is cached on disk
+keyed by its absolute path, size and mtime: an untouched file costs one ``stat``, and a file
+that was touched but not changed hashes to the same fingerprint (no needless retraining).
+
+Not covered (stated in the README): other modules the factory's module imports, and
+built-in data sets (digits, mnist1d, synthetic), which are fixed by the config itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batchlab.spec import DataSpec, ModelSpec, RunConfig
+
+HASH_CACHE_NAME = "file-hashes.json"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Content hashes a run's results depend on; None where the config alone fixes them."""
+
+    data: str | None = None  # SHA-256 over the files under data.path
+    code: str | None = None  # SHA-256 of the user factory's module source
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"data": self.data, "code": self.code}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Fingerprint:
+        return cls(data=raw.get("data"), code=raw.get("code"))
+
+
+def default_cache_file(spec: DataSpec) -> Path:
+    """Where file hashes are cached: beside the other cached data (data.cache_dir's rule)."""
+    chosen = spec.cache_dir or os.environ.get("BATCHLAB_CACHE") or "~/.cache/batchlab"
+    return Path(chosen).expanduser() / HASH_CACHE_NAME
+
+
+class HashCache:
+    """SHA-256 of files, remembered on disk by (path, size, mtime) so each file is read once.
+
+    An unreadable or corrupt cache file is treated as empty; a cache that cannot be written is
+    simply not saved (hashes are then recomputed next time, never wrong).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.hashed = 0  # files actually read by this object (the tests count them)
+        self._entries: dict[str, list[Any]] = {}
+        self._dirty = False
+        try:
+            loaded = json.loads(path.read_text())
+            if isinstance(loaded, dict):
+                self._entries = loaded
+        except (OSError, ValueError):
+            pass
+
+    def digest(self, file: Path) -> str:
+        """The SHA-256 hex digest of ``file``'s bytes, from the cache when size and mtime match."""
+        key = str(file.resolve())
+        st = file.stat()
+        stamp = [st.st_size, st.st_mtime_ns]
+        cached = self._entries.get(key)
+        if isinstance(cached, list) and len(cached) == 3 and cached[:2] == stamp:
+            return str(cached[2])
+        with open(file, "rb") as fh:
+            value = hashlib.file_digest(fh, "sha256").hexdigest()
+        self.hashed += 1
+        self._entries[key] = [*stamp, value]
+        self._dirty = True
+        return value
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(self._entries))
+            os.replace(tmp, self.path)  # readers see the old or the new file, never half of one
+            self._dirty = False
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
+
+def data_fingerprint(spec: DataSpec, cache: HashCache) -> str | None:
+    """Hash of every file under ``data.path`` (names relative to it, and contents); None when
+    the data set has no path (built-in) or the path does not exist (the loader reports that)."""
+    if not spec.path:
+        return None
+    root = Path(spec.path).expanduser()
+    if root.is_file():
+        return cache.digest(root)
+    if not root.is_dir():
+        return None
+    total = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        total.update(f"{file.relative_to(root).as_posix()}\0{cache.digest(file)}\n".encode())
+    return total.hexdigest()
+
+
+def factory_source_file(name: str) -> Path | None:
+    """The source file of the module a user factory ``"pkg.mod:make"`` lives in, or None
+    (a zoo model, a module without a source file, or one that cannot be found)."""
+    module_name = name.partition(":")[0].strip()
+    if ":" not in name or not module_name:
+        return None
+    module = sys.modules.get(module_name)
+    origin = getattr(module, "__file__", None) if module is not None else None
+    if origin is None and module_name != "__main__":
+        try:
+            found = importlib.util.find_spec(module_name)
+        except (ImportError, ValueError):
+            return None  # preflight reports the import failure with its own message
+        origin = found.origin if found is not None else None
+    if not origin or not Path(origin).is_file():
+        return None
+    return Path(origin)
+
+
+def code_fingerprint(spec: ModelSpec) -> str | None:
+    """SHA-256 of the user factory's module source; None for zoo models."""
+    source = factory_source_file(spec.name)
+    if source is None:
+        return None
+    return hashlib.sha256(source.read_bytes()).hexdigest()
+
+
+def fingerprint(config: RunConfig, cache: HashCache) -> Fingerprint:
+    """The fingerprint of one run's inputs."""
+    return Fingerprint(data=data_fingerprint(config.data, cache), code=code_fingerprint(config.model))
+
+
+def changes(config: RunConfig, old: Fingerprint, new: Fingerprint) -> list[str]:
+    """Why a run trained with ``old`` inputs is stale under ``new`` ones, in words (empty when
+    it is not). A part not recorded before (None) counts as unchanged: runs stored by an
+    older batchlab are not all retrained on upgrade."""
+    why = []
+    if old.data is not None and old.data != new.data:
+        why.append(f"the data at '{config.data.path}' changed")
+    if old.code is not None and old.code != new.code:
+        source = factory_source_file(config.model.name)
+        where = f" ({source})" if source else ""
+        why.append(f"the source of model factory '{config.model.name}'{where} changed")
+    return why
+
+
+class HashCaches:
+    """One on-disk file-hash cache per cache folder (``data.cache_dir`` may differ per run)."""
+
+    def __init__(self) -> None:
+        self._caches: dict[Path, HashCache] = {}
+
+    def data(self, spec: DataSpec) -> str | None:
+        where = default_cache_file(spec)
+        return data_fingerprint(spec, self._caches.setdefault(where, HashCache(where)))
+
+    def run(self, config: RunConfig) -> Fingerprint:
+        where = default_cache_file(config.data)
+        return fingerprint(config, self._caches.setdefault(where, HashCache(where)))
+
+    def save(self) -> None:
+        for cache in self._caches.values():
+            cache.save()

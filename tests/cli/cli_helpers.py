@@ -1,0 +1,45 @@
+"""Running the command line as a user does, from any folder, with this checkout's sources."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import batchlab
+
+SRC = str(Path(batchlab.__file__).resolve().parents[1])
+
+
+def env() -> dict[str, str]:
+    """The environment with this checkout's sources first (absolute: tests change folder)."""
+    out = dict(os.environ)
+    out["PYTHONPATH"] = os.pathsep.join([SRC, *filter(None, [os.environ.get("PYTHONPATH")])])
+    out["COLUMNS"] = "250"  # wide enough that a summary on several lines means a hard break
+    return out
+
+
+def batchlab_cli(*args, cwd=None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """``python -m batchlab ARGS``."""
+    return subprocess.run([sys.executable, "-m", "batchlab", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=env(), input=stdin, timeout=300)
+
+
+# pip's console-script template (the __main__ guard matters: spawned workers re-import it)
+CONSOLE_SCRIPT = """import re
+import sys
+from batchlab.cli import main
+if __name__ == "__main__":
+    sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
+    sys.exit(main())
+"""
+
+
+def console_script(folder: Path) -> Path:
+    """A copy of what pip writes as the ``batchlab`` console script, in its own bin folder:
+    run as a file, its folder (not the current one) is first on sys.path."""
+    script = folder / "bin" / "batchlab"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(CONSOLE_SCRIPT)
+    return script

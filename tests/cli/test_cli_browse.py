@@ -1,0 +1,156 @@
+"""ls, show, rm, --version and --help (issue 9, CLI section and item 2's rm)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from cli_helpers import batchlab_cli, env
+
+from batchlab.events import MetricRows, RunEnded, RunStarted
+from batchlab.plan import plan_runs
+from batchlab.spec import spec_from_dict
+from batchlab.store import Store
+from batchlab.store.lifecycle import checkpoint_file
+
+
+@pytest.fixture
+def db(tmp_path):
+    """A store with one completed, one interrupted and one pending run (no training needed)."""
+    path = tmp_path / "s.db"
+    spec = spec_from_dict({"name": "exp", "model": {"name": "mymodels:make"},
+                           "sweep": {"grid": {"train.batch_size": [16, 32, 64]}}})
+    runs = plan_runs(spec)
+    with Store(path) as st:
+        st.add_experiment("exp", spec.model_dump(mode="json"), runs)
+        done, cut = runs[0].run_id, runs[1].run_id
+        for rid, steps in ((done, 5), (cut, 2)):
+            st.record(RunStarted(rid, 5, 0))
+            st.record(MetricRows(rid, [("train_loss", s, 1.0, s / 5, s * 16, 0.1) for s in
+                                       range(1, steps + 1)], steps))
+        st.record(RunEnded(done, "completed", 5, 1.5, {"final_val_acc": 0.8}))
+        st.record(RunEnded(cut, "interrupted", 2, 0.5, {}))
+    return path
+
+
+def test_ls_tells_interrupted_from_pending(db):
+    res = batchlab_cli("ls", "--store", db)
+    assert res.returncode == 0, res.stderr
+    header = next(line for line in res.stdout.splitlines() if "name" in line)
+    assert re.search(r"completed.*diverged.*failed.*interrupted.*running.*pending", header)
+    row = next(line for line in res.stdout.splitlines() if " exp " in line)
+    assert re.findall(r"\d+", row) == ["3", "1", "0", "0", "1", "0", "1"]
+    res = batchlab_cli("ls", "exp", "--store", db)
+    assert "interrupted at step 2 of 5" in res.stdout and "pending" in res.stdout
+
+
+def test_show_prints_only_fields_that_apply_and_plain_progress(db):
+    with Store(db) as st:
+        pending, done = st.runs("exp")[2], st.runs("exp")[0]
+    res = batchlab_cli("show", pending.id, "--store", db)
+    assert res.returncode == 0, res.stderr
+    assert "status: pending" in res.stdout and "None" not in res.stdout
+    assert '"hidden"' not in res.stdout  # the mlp's widths mean nothing for a user factory
+    assert '"kwargs"' in res.stdout and '"gamma"' not in res.stdout  # constant schedule
+    assert "no metrics stored yet" in res.stdout
+    res = batchlab_cli("show", done.id[:8], "--store", db)
+    assert "steps: 5 of 5" in res.stdout and "wall time: 1.5 s" in res.stdout
+
+
+def test_rm_asks_and_removes_runs_metrics_and_checkpoints(db):
+    with Store(db) as st:
+        ids = [r.id for r in st.runs("exp")]
+    ckpt = checkpoint_file(db, ids[1])
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"state")
+    res = batchlab_cli("rm", "exp", "--store", db, stdin="n\n")
+    assert res.returncode == 1 and "nothing removed" in res.stderr
+    assert "experiment 'exp': 3 runs, 7 metric rows" in res.stderr
+    res = batchlab_cli("rm", "exp", "--store", db, stdin="")  # no terminal, no --yes: no
+    assert res.returncode != 0
+    with Store(db) as st:
+        assert len(st.runs("exp")) == 3 and ckpt.exists()
+    res = batchlab_cli("rm", "exp", "--store", db, stdin="y\n")
+    assert res.returncode == 0, res.stderr
+    with Store(db) as st:
+        assert st.experiments() == [] and st.runs() == []
+        assert sum(st.count_metric_rows(i) for i in ids) == 0
+    assert not ckpt.exists()
+
+
+def test_rm_yes_removes_one_run_by_prefix_and_unknown_targets_exit_2(db):
+    with Store(db) as st:
+        victim = st.runs("exp")[0].id
+    res = batchlab_cli("rm", victim[:7], "--yes", "--store", db)
+    assert res.returncode == 0 and f"run {victim}" in res.stdout
+    with Store(db) as st:
+        assert victim not in [r.id for r in st.runs("exp")] and len(st.runs("exp")) == 2
+    res = batchlab_cli("rm", "nope", "--yes", "--store", db)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "no experiment or run matches 'nope'" in res.stderr
+
+
+def test_version():
+    res = batchlab_cli("--version")
+    assert res.returncode == 0 and res.stdout.strip() == f"batchlab {__import__('batchlab').__version__}"
+
+
+COMMANDS = ["demo", "sweep", "run", "ls", "show", "export", "rm", "report", "compare", "lr-find",
+            "max-batch", "throughput", "noise-scale", "recommend"]
+
+
+def test_help_reads_like_help():
+    res = batchlab_cli("--help")
+    assert res.returncode == 0
+    # each summary on one line of a wide terminal: no hard line breaks from the docstrings
+    lines = {line.split()[1]: line for line in res.stdout.splitlines()
+             if line.startswith("│ ") and len(line.split()) > 2}
+    assert set(COMMANDS) <= set(lines)
+    assert lines["demo"].rstrip(" │").endswith("then its report.")
+    assert lines["lr-find"].rstrip(" │").endswith("across batch sizes.")
+    for command in COMMANDS:
+        text = batchlab_cli(command, "--help").stdout
+        for program_word in ("<bool>", "<list[str]>", "<int range>", "<str>", "<path>", "{"):
+            assert program_word not in text, (command, program_word)
+    assert re.search(r"--workers\s+-w\s+N\b", batchlab_cli("sweep", "--help").stdout)
+
+
+BROWSE_WITHOUT_TORCH = """
+import sys
+sys.argv = ["batchlab", *sys.argv[1:]]
+from batchlab.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print("TORCH-LOADED" if "torch" in sys.modules else "NO-TORCH")
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["ls"], ["ls", "exp"], ["show", "RUN"], ["--version"],
+                                  ["rm", "--help"]])
+def test_browsing_commands_never_import_torch(db, args):
+    with Store(db) as st:
+        run_id = st.runs("exp")[0].id
+    args = [run_id if a == "RUN" else a for a in args]
+    if args[0] in ("ls", "show"):
+        args += ["--store", str(db)]
+    res = subprocess.run([sys.executable, "-c", BROWSE_WITHOUT_TORCH, *args], capture_output=True,
+                         text=True, env=env(), timeout=120)
+    assert res.stdout.strip().endswith("NO-TORCH"), res.stdout + res.stderr
+
+
+def test_rm_refuses_a_run_another_sweep_is_training(db):
+    with Store(db) as st:
+        rid = st.runs("exp")[2].id
+        st.conn.execute("UPDATE runs SET status='running', owner=?, heartbeat=? WHERE id=?",
+                        (f"{socket.gethostname()}:{os.getpid()}:test", time.time(), rid))
+    res = batchlab_cli("rm", "exp", "--yes", "--store", db)
+    assert res.returncode == 2 and "being trained right now" in res.stderr
+    with Store(db) as st:
+        assert len(st.runs("exp")) == 3

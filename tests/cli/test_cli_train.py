@@ -1,0 +1,113 @@
+"""Commands that train, run as a user runs them (issue 9 items 2 and 3, CLI section)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from cli_helpers import batchlab_cli, console_script, env
+
+from batchlab.store import Store
+
+SPEC = """
+name = "mine"
+[data]
+name = "synthetic"
+shape = [6]
+classes = 3
+size = 120
+[model]
+name = "mymodels_fh:make"
+[train]
+epochs = 1
+lr = 0.1
+threads = 1
+batch_size = 64
+[sweep.grid]
+"train.batch_size" = [16, 32]
+"""
+
+RELU = """import torch
+
+def make(input_shape, num_classes):
+    return torch.nn.Sequential(torch.nn.Linear(input_shape[0], 8), torch.nn.ReLU(),
+                               torch.nn.Linear(8, num_classes))
+"""
+
+
+def project(tmp_path):
+    """A user's folder: their model module and their spec, side by side."""
+    (tmp_path / "mymodels_fh.py").write_text(RELU)
+    (tmp_path / "mine.toml").write_text(SPEC)
+    return tmp_path
+
+
+def installed_batchlab(script, *args, cwd):
+    return subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env={**env(), "BATCHLAB_CACHE": str(cwd / "cache")},
+                          timeout=300)
+
+
+def test_console_script_imports_factories_from_the_current_folder_and_retrains_on_edit(tmp_path):
+    folder = project(tmp_path)
+    script = console_script(tmp_path / "venv")
+    # two worker processes: they import the factory from the current folder too
+    res = installed_batchlab(script, "sweep", "mine.toml", "--workers", "2", cwd=folder)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("completed") == 2
+    res = installed_batchlab(script, "sweep", "mine.toml", cwd=folder)
+    assert "retraining" not in res.stdout and "2 already in the store" in res.stdout
+    with Store(folder / "batchlab.db") as st:
+        before = {r.id: r.summary["final_train_loss"] for r in st.runs("mine")}
+
+    (folder / "mymodels_fh.py").write_text(RELU.replace("ReLU", "Tanh"))
+    res = installed_batchlab(script, "sweep", "mine.toml", cwd=folder)
+    assert res.returncode == 0, res.stderr
+    assert "retraining 2 runs" in res.stdout
+    assert "the source of model factory 'mymodels_fh:make'" in res.stdout
+    with Store(folder / "batchlab.db") as st:
+        after = {r.id: r.summary["final_train_loss"] for r in st.runs("mine")}
+        assert after.keys() == before.keys() and all(after[k] != before[k] for k in after)
+        assert all(r.attempts == 1 for r in st.runs("mine"))
+
+
+def test_sweep_rerun_and_run_shows_only_its_run(tmp_path):
+    folder = project(tmp_path)
+    assert batchlab_cli("sweep", "mine.toml", cwd=folder).returncode == 0
+    res = batchlab_cli("sweep", "mine.toml", "--rerun", cwd=folder)
+    assert res.returncode == 0 and "--rerun: training 2 runs again" in res.stdout
+    res = batchlab_cli("run", "mine.toml", cwd=folder)  # the base config: batch 64
+    assert res.returncode == 0, res.stderr
+    table = [line for line in res.stdout.splitlines() if "completed" in line]
+    assert len(table) == 1 and "64" in table[0]
+    assert "has 2 other runs" in res.stdout and "batchlab ls mine" in res.stdout
+
+
+def test_set_addresses_grid_keys(tmp_path):
+    folder = project(tmp_path)
+    res = batchlab_cli("sweep", "mine.toml", "--set", 'sweep.grid."train.batch_size"=[8]', cwd=folder)
+    assert res.returncode == 0, res.stderr
+    with Store(folder / "batchlab.db") as st:
+        assert [r.config["train"]["batch_size"] for r in st.runs("mine")] == [8]
+
+
+def test_seed_column_when_repeats_exist(tmp_path):
+    folder = project(tmp_path)
+    res = batchlab_cli("sweep", "mine.toml", "--set", "sweep.repeats=2", "--set",
+                       'sweep.grid."train.batch_size"=[32]', cwd=folder)
+    assert res.returncode == 0, res.stderr
+    header = next(line for line in res.stdout.splitlines() if "batch" in line and "status" in line)
+    assert "seed" in header
+    rows = [line.split("│") for line in res.stdout.splitlines() if "completed" in line]
+    seed_col = [c.strip() for c in header.split("┃")].index("seed")
+    assert sorted(r[seed_col].strip() for r in rows) == ["0", "1"]
+
+
+def test_the_wait_before_the_first_bar_is_explained():
+    from batchlab.cli.runs import _checking
+    from batchlab.spec import spec_from_dict
+
+    plain = _checking(spec_from_dict({}))
+    assert plain.startswith("loading data") and "range test" not in plain
+    auto = _checking(spec_from_dict({"sweep": {"grid": {"train.lr": ["auto", 0.1]}}}))
+    assert auto.startswith("running the LR range test for lr = 'auto'")
