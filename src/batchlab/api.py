@@ -1,0 +1,205 @@
+"""The Python API on the user's own objects: ``import batchlab as bl``.
+
+``bl.sweep`` trains a grid over a model (an ``nn.Module`` or a function returning one) and
+data (``(x, y)`` tensors or numpy arrays, or a map-style ``Dataset``) with the CLI's store,
+resume and skip rules; ``bl.lr_find``, ``bl.max_batch``, ``bl.throughput``,
+``bl.noise_scale`` and ``bl.recommend`` run the CLI's probes on the same objects and return
+the same result types. Every call is a thin layer: it checks the objects
+(``batchlab.objects``), names them in a spec (``batchlab.apispec``) so run ids cover them, and
+calls the library with ``RunInputs`` that build from the objects instead of the spec.
+
+Runs train in this process (the objects need no pickling and a notebook's classes work);
+asking for worker processes is refused with what to do instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchlab.errors import BatchlabError, ModelError, SpecError
+
+if TYPE_CHECKING:
+    from batchlab.analysis.experiment import ExperimentAnalysis
+    from batchlab.objects import ObjectInputs
+    from batchlab.plan import RunSpec
+    from batchlab.report.report import ReportResult
+    from batchlab.spec import RunConfig, Spec
+
+DEFAULT_STORE = "batchlab.db"
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What ``bl.sweep`` did: counts, the runs' table, the analysis and the report.
+
+    ``planned``/``skipped``/``trained``: runs in the sweep, already final in the store before
+    the call (not trained again), and trained by this call. The table and the analysis are
+    read from the store when asked for, so they include every run of the experiment.
+    """
+
+    experiment: str
+    store: Path
+    planned: int
+    skipped: int
+    trained: int
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per run: id, status, batch size, LR, schedule, seed, summary metrics."""
+        from batchlab.results import experiment_rows
+        from batchlab.store import Store
+
+        with Store(self.store, create=False) as st:
+            return experiment_rows(st, self.experiment)
+
+    @property
+    def table(self) -> Any:
+        """The runs as a pandas DataFrame when pandas is installed, else ``rows``."""
+        from batchlab.reader import frame
+
+        return frame(self.rows)
+
+    @property
+    def analysis(self) -> ExperimentAnalysis:
+        """``batchlab.analysis.analyze_experiment`` of this experiment (diagnosis, best config,
+        time to target, scaling fits, conclusions)."""
+        from batchlab.analysis.experiment import analyze_experiment
+        from batchlab.store import Store
+
+        with Store(self.store, create=False) as st:
+            return analyze_experiment(st, self.experiment)
+
+    def report(self, path: str | Path, target: float | None = None) -> ReportResult:
+        """Write the HTML report to ``path`` (figures in ``<stem>_files/`` beside it)."""
+        from batchlab.report.report import write_report
+        from batchlab.store import Store
+
+        with Store(self.store, create=False) as st:
+            return write_report(st, self.experiment, path, target=target)
+
+
+def _objects(model: Any, train: Any, val: Any, loss: Any, optimizer: Any) -> ObjectInputs:
+    from batchlab.objects import ObjectInputs
+
+    if model is None or train is None:
+        raise SpecError("pass model= (an nn.Module or a function returning one) and "
+                        "train= ((x, y) arrays or a Dataset).")
+    return ObjectInputs.create(model, train, val, loss, optimizer)
+
+
+def _spec(name: str, objects: ObjectInputs, grid: dict[str, list[Any]] | None,
+          fields: dict[str, Any], optimizer: Any, repeats: int = 1) -> Spec:
+    from batchlab.apispec import api_spec
+
+    data_keys = {k: fields.pop(k) for k in list(fields) if k.startswith("data.")}
+    fields = dict(fields)
+    if isinstance(optimizer, str):
+        fields["optimizer"] = optimizer
+    return api_spec(name, data=objects.data_spec(**{k[5:]: v for k, v in data_keys.items()}),
+                    model=objects.model_spec(), grid=grid, fields=fields, repeats=repeats)
+
+
+def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
+    """Fail before anything is stored: the data splits, the model takes a batch, the loss
+    gives a finite scalar for it, every schedule is valid. Errors name the object and the fix."""
+    import torch
+
+    from batchlab.train.scaling import scaled_lr
+    from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
+
+    inputs = objects.run_inputs()
+    cfg = runs[0].config
+    if any(r.config.train.lr == "auto" for r in runs):
+        raise SpecError("lr='auto' is not available with objects yet; measure it with "
+                        "bl.lr_find(model=..., train=...) and pass lr=result.suggested_lr.")
+    data = inputs.load_data(cfg.data)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        net = inputs.build_model(cfg.model, data)
+        xb, yb = data.train_x[:2], data.train_y[:2]
+        try:
+            out = net(xb)
+        except Exception as err:
+            raise ModelError(
+                f"{objects.describe()} fails on a batch of inputs of shape {tuple(xb.shape)}: "
+                f"{type(err).__name__}: {err}. Make the model accept the data's shape."
+            ) from None
+        try:
+            value = inputs.loss_fn(out, yb)
+        except Exception as err:
+            hint = (" For a regression pass loss=torch.nn.MSELoss() (targets are floats)."
+                    if torch.is_floating_point(yb) and "loss" not in objects.fingerprints else "")
+            raise ModelError(
+                f"the loss fails on the model's outputs {tuple(out.shape)} and targets "
+                f"{tuple(yb.shape)} {yb.dtype}: {type(err).__name__}: {err}.{hint}"
+            ) from None
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise ModelError("the loss must return a scalar tensor (the batch mean); "
+                             f"it returned {type(value).__name__} {getattr(value, 'shape', '')}.")
+    for run in runs:
+        t = run.config.train
+        spe = steps_per_epoch(len(data.train_y), t.batch_size)
+        schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr,
+                                          t.base_batch_size), run_length(t.steps, t.epochs, spe), spe)
+
+
+def sweep(name: str, *, model: Any, train: Any, val: Any = None,
+          grid: dict[str, list[Any]] | None = None, store: str | Path = DEFAULT_STORE,
+          loss: Any = None, optimizer: Any = None, repeats: int = 1, workers: int = 1,
+          **train_fields: Any) -> SweepResult:
+    """Train every point of ``grid`` on ``model`` and ``train``; return the result.
+
+    ``model``: an ``nn.Module`` (deep-copied for every run and re-initialised with the run's
+    seed) or a function returning a fresh one. ``train``/``val``: ``(x, y)`` tensors or numpy
+    arrays, or a map-style ``Dataset`` of (x, y) pairs; without ``val`` a ``val_fraction``
+    (0.2) of ``train`` is held out. Integer targets are classes (accuracy is recorded); float
+    targets a regression (pass a ``loss``; the loss alone is recorded). ``grid``: spec field
+    paths or short names (``batch_size``, ``lr``, ``schedule``, ``seed``, ``epochs``,
+    ``optimizer``, ...) -> lists of values. ``loss``: any ``loss(outputs, targets)`` returning
+    the batch mean (default cross-entropy). ``optimizer``: a name or ``(params, lr) ->
+    Optimizer`` (the schedule sets its LR every step). Other keywords set spec fields
+    (``epochs=5``, ``momentum=0``, ``"data.limit"`` via ``**{"data.limit": 500}``).
+
+    Same rules as ``batchlab sweep``: finished runs in ``store`` are skipped, unfinished ones
+    resume from their checkpoints, and changed objects (architecture, data, loss, optimizer)
+    give new run ids, so they train. Raises a BatchlabError naming what to fix on bad input.
+    """
+    if workers != 1:
+        raise SpecError(
+            f"workers={workers}: runs on objects you pass (model=, train=, loss=, optimizer=) "
+            "train in this process, where those objects live; worker processes would need to "
+            "import them. Use workers=1 (the default), or put the model in a module file and "
+            "sweep a spec with model.name = 'mymodule:factory' (batchlab sweep --workers N)."
+        )
+    from batchlab.execute.inline import InlineExecutor
+    from batchlab.execute.sweep import PreparedSweep, run_sweep
+    from batchlab.plan import plan_runs
+    from batchlab.store import Store
+
+    objects = _objects(model, train, val, loss, optimizer)
+    spec = _spec(name, objects, grid, dict(train_fields), optimizer, repeats)
+    runs = plan_runs(spec)
+    preflight(runs, objects)
+    with Store(store) as st:
+        outcome = run_sweep(spec, st, InlineExecutor(inputs=objects.run_inputs()),
+                            prepared=PreparedSweep(runs))
+    return SweepResult(spec.name, Path(store), outcome.planned, outcome.skipped, outcome.trained)
+
+
+# ------------------------------------------------------------------------------- probes
+
+
+def _probe_config(objects: ObjectInputs, optimizer: Any, fields: dict[str, Any]) -> RunConfig:
+    from batchlab.spec import RunConfig
+
+    spec = _spec("probe", objects, None, fields, optimizer)
+    return RunConfig(data=spec.data, model=spec.model, train=spec.train)
+
+
+def _isfinite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+__all__ = ["BatchlabError", "SweepResult", "sweep"]
