@@ -14,12 +14,11 @@ asking for worker processes is refused with what to do instead.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchlab.errors import BatchlabError, ModelError, SpecError
+from batchlab.errors import ModelError, SpecError
 
 if TYPE_CHECKING:
     from batchlab.analysis.experiment import ExperimentAnalysis
@@ -102,22 +101,15 @@ def _spec(name: str, objects: ObjectInputs, grid: dict[str, list[Any]] | None,
                     model=objects.model_spec(), grid=grid, fields=fields, repeats=repeats)
 
 
-def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
-    """Fail before anything is stored: the data splits, the model takes a batch, the loss
-    gives a finite scalar for it, every schedule is valid. Errors name the object and the fix."""
+def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
+    """Fail before anything runs or is stored: the data splits, the model takes a batch and
+    the loss gives a scalar for it. Errors name the object and the fix."""
     import torch
 
-    from batchlab.train.scaling import scaled_lr
-    from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
-
     inputs = objects.run_inputs()
-    cfg = runs[0].config
-    if any(r.config.train.lr == "auto" for r in runs):
-        raise SpecError("lr='auto' is not available with objects yet; measure it with "
-                        "bl.lr_find(model=..., train=...) and pass lr=result.suggested_lr.")
-    data = inputs.load_data(cfg.data)
+    data = inputs.load_data(config.data)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
-        net = inputs.build_model(cfg.model, data)
+        net = inputs.build_model(config.model, data)
         xb, yb = data.train_x[:2], data.train_y[:2]
         try:
             out = net(xb)
@@ -138,9 +130,24 @@ def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             raise ModelError("the loss must return a scalar tensor (the batch mean); "
                              f"it returned {type(value).__name__} {getattr(value, 'shape', '')}.")
+
+
+def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
+    """``check_objects``, then what only a sweep needs: a numeric LR and valid schedules."""
+    from batchlab.train.scaling import scaled_lr
+    from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
+
+    if any(r.config.train.lr == "auto" for r in runs):
+        raise SpecError("lr='auto' is not available with objects yet; measure it with "
+                        "bl.lr_find(model=..., train=...) and pass lr=result.suggested_lr.")
+    if "loss" in objects.fingerprints and any(r.config.train.measure_noise_scale for r in runs):
+        raise SpecError("measure_noise_scale=True measures cross-entropy gradients, not those "
+                        "of your loss=; leave it off and use bl.noise_scale(..., loss=...).")
+    check_objects(runs[0].config, objects)
+    n_train = len(objects.run_inputs().load_data(runs[0].config.data).train_y)
     for run in runs:
         t = run.config.train
-        spe = steps_per_epoch(len(data.train_y), t.batch_size)
+        spe = steps_per_epoch(n_train, t.batch_size)
         schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr,
                                           t.base_batch_size), run_length(t.steps, t.epochs, spe), spe)
 
@@ -189,17 +196,97 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
 
 
 # ------------------------------------------------------------------------------- probes
+# Each probe takes the objects sweep takes (model, train, val, loss, optimizer and spec fields
+# by keyword), runs the CLI's probe on them and returns the same result type. With ``store``,
+# the result is also stored as a probe of experiment ``experiment`` (the report shows it).
 
 
-def _probe_config(objects: ObjectInputs, optimizer: Any, fields: dict[str, Any]) -> RunConfig:
+def _probe(kind: str, run: Any, model: Any, train: Any, val: Any, loss: Any, optimizer: Any,
+           store: str | Path | None, experiment: str, fields: dict[str, Any]) -> Any:
     from batchlab.spec import RunConfig
 
-    spec = _spec("probe", objects, None, fields, optimizer)
-    return RunConfig(data=spec.data, model=spec.model, train=spec.train)
+    objects = _objects(model, train, val, loss, optimizer)
+    spec = _spec(experiment, objects, None, dict(fields), optimizer)
+    config = RunConfig(data=spec.data, model=spec.model, train=spec.train)
+    check_objects(config, objects)
+    result = run(config, objects.run_inputs())
+    if store is not None:
+        from batchlab.store import Store
+
+        with Store(store) as st:
+            st.add_probe(experiment, kind, config.model_dump(mode="json"), result.to_dict())
+    return result
 
 
-def _isfinite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
+def lr_find(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,
+            batch_sizes: list[int] | None = None, strategy: str | None = None,
+            repeats: int | None = None, store: str | Path | None = None,
+            experiment: str = "probes", **train_fields: Any) -> Any:
+    """The LR range test (+ short trials by default) on the objects: an ``LrFindResult``
+    (``suggested_lr``, per batch size, the α of lr* ∝ B^α). ``batch_sizes``: default the
+    ``batch_size`` keyword (32). Other keywords as in :func:`sweep`."""
+    from batchlab.probes.lr_range import DEFAULT_STRATEGY
+    from batchlab.probes.lr_range import lr_find as probe
+
+    return _probe("lr_range", lambda c, i: probe(
+        c, batch_sizes=batch_sizes, repeats=repeats, strategy=strategy or DEFAULT_STRATEGY,
+        inputs=i), model, train, val, loss, optimizer, store, experiment, train_fields)
 
 
-__all__ = ["BatchlabError", "SweepResult", "sweep"]
+def max_batch(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,
+              memory_limit: int | str | None = None, margin: float = 0.1,
+              max_batch: int | None = None, store: str | Path | None = None,
+              experiment: str = "probes", **train_fields: Any) -> Any:
+    """The largest batch size that trains within memory: a ``MaxBatchResult``.
+    ``memory_limit``: bytes or a size such as "4GiB" (default: the device's)."""
+    from batchlab.probes.max_batch import max_batch as probe
+    from batchlab.probes.memory import parse_size
+
+    limit = parse_size(memory_limit) if memory_limit is not None else None
+    return _probe("max_batch", lambda c, i: probe(c, memory_limit=limit, margin=margin,
+                                                   max_batch=max_batch, inputs=i),
+                  model, train, val, loss, optimizer, store, experiment, train_fields)
+
+
+def throughput(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,
+               batch_sizes: list[int] | None = None, store: str | Path | None = None,
+               experiment: str = "probes", **train_fields: Any) -> Any:
+    """Samples/s and peak memory per batch size, and the knee: a ``ThroughputResult``."""
+    from batchlab.probes.throughput import throughput_curve
+
+    return _probe("throughput", lambda c, i: throughput_curve(c, batch_sizes=batch_sizes, inputs=i),
+                  model, train, val, loss, optimizer, store, experiment, train_fields)
+
+
+def noise_scale(*, model: Any, train: Any, val: Any = None, loss: Any = None,
+                optimizer: Any = None, steps: int = 200, micro_batches: int | None = None,
+                store: str | Path | None = None, experiment: str = "probes",
+                **train_fields: Any) -> Any:
+    """The gradient noise scale B_simple over ``steps`` training steps at the ``batch_size``
+    keyword: a ``NoiseScaleResult``."""
+    from batchlab.probes.noise_scale import measure_noise_scale
+
+    return _probe("noise_scale", lambda c, i: measure_noise_scale(
+        c, steps=steps, micro_batches=micro_batches, inputs=i),
+        model, train, val, loss, optimizer, store, experiment, train_fields)
+
+
+def recommend(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,
+              batch_sizes: list[int] | None = None, memory_limit: int | str | None = None,
+              margin: float = 0.1, noise_steps: int = 200, lr_repeats: int | None = None,
+              store: str | Path | None = None, experiment: str = "probes",
+              **train_fields: Any) -> Any:
+    """All the probes combined into a batch size, an LR and a warm-up, with the evidence: a
+    ``Recommendation`` (``.text`` explains it)."""
+    from batchlab.probes.memory import parse_size
+    from batchlab.probes.recommend import recommend as probe
+
+    limit = parse_size(memory_limit) if memory_limit is not None else None
+    return _probe("recommend", lambda c, i: probe(
+        c, batch_sizes=batch_sizes, memory_limit=limit, margin=margin, noise_steps=noise_steps,
+        lr_repeats=lr_repeats, inputs=i), model, train, val, loss, optimizer, store, experiment,
+        train_fields)
+
+
+__all__ = ["SweepResult", "lr_find", "max_batch", "noise_scale", "recommend", "sweep",
+           "throughput"]

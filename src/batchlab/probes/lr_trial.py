@@ -155,7 +155,8 @@ def run_trial(config: RunConfig, data: Dataset, lr: float, steps: int, seed: int
     if not baseline.learned(val_loss, val_acc):
         return Trial(lr, steps, val_loss, val_acc,
                      f"learned nothing: validation loss {val_loss:.3g} (at initialisation "
-                     f"{baseline.val_loss:.3g}), accuracy {val_acc:.1%} (chance {baseline.chance_acc:.1%})")
+                     f"{baseline.val_loss:.3g})" + (f", accuracy {val_acc:.1%} (chance "
+                     f"{baseline.chance_acc:.1%})" if math.isfinite(val_acc) else ""))
     return Trial(lr, steps, val_loss, val_acc, None)
 
 
@@ -212,6 +213,8 @@ def confirm_lr(config: RunConfig, data: Dataset, anchor: float, *, seed: int | N
     tb = trials[best]
     return TrialOutcome(lr, (
         f"best of {len(trials)} {n}-step trials at LRs {trials[0].lr:.3g}-{trials[-1].lr:.3g} "
-        f"below the range test's loss minimum {anchor:.3g}: val acc {tb.val_acc:.1%} "
-        f"(val loss {tb.val_loss:.3g}) at lr {tb.lr:.3g}"
+        f"below the range test's loss minimum {anchor:.3g}: "
+        + (f"val acc {tb.val_acc:.1%} (val loss {tb.val_loss:.3g})" if math.isfinite(tb.val_acc)
+           else f"val loss {tb.val_loss:.3g}")  # a regression records no accuracy
+        + f" at lr {tb.lr:.3g}"
         + (f", refined to {lr:.3g} between its neighbours" if lr != tb.lr else "")), trials, start, cost)
