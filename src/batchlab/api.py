@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchlab.errors import ModelError, SpecError
+from batchlab.errors import BatchlabError, ModelError, SpecError
 
 if TYPE_CHECKING:
     from batchlab.analysis.experiment import ExperimentAnalysis
@@ -130,6 +130,13 @@ def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             raise ModelError("the loss must return a scalar tensor (the batch mean); "
                              f"it returned {type(value).__name__} {getattr(value, 'shape', '')}.")
+    try:  # a factory that fails would otherwise fail every run, one by one
+        inputs.make_optimizer(config.train, net.parameters(), 0.01)
+    except BatchlabError:
+        raise
+    except Exception as err:
+        raise SpecError(f"optimizer= fails on the model's parameters: {type(err).__name__}: "
+                        f"{err}. It must take (params, lr) and return a torch.optim.Optimizer.") from None
 
 
 def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:

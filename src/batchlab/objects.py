@@ -135,6 +135,13 @@ class ObjectInputs:
         if loss is not None and not callable(loss):
             raise SpecError(f"loss= is a {type(loss).__name__}; pass a function "
                             "loss(outputs, targets) -> scalar tensor, e.g. torch.nn.MSELoss().")
+        if loss is None and not data.classification:
+            raise SpecError(
+                f"train's targets are floating point {tuple(data.train_y.shape)}, which reads as "
+                "a regression, but no loss= was given and the default is classification "
+                "cross-entropy; pass loss=torch.nn.MSELoss() (or your own loss(outputs, "
+                "targets)), or integer class labels for a classification."
+            )
         if optimizer is not None and not isinstance(optimizer, str) and not callable(optimizer):
             raise SpecError(f"optimizer= is a {type(optimizer).__name__}; pass a name ('sgd', "
                             "'adam', 'adamw', 'rmsprop') or a function (params, lr) -> Optimizer.")

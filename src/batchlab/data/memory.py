@@ -75,7 +75,8 @@ def as_pair(value: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x, y)`` as (float32 inputs, int64 labels or float32 targets); DataError otherwise."""
     if isinstance(value, (tuple, list)) and len(value) == 2:
         x, y = _tensor(value[0], f"{what}[0] (inputs)"), _tensor(value[1], f"{what}[1] (targets)")
-    elif hasattr(value, "__getitem__") and hasattr(value, "__len__"):
+    elif (hasattr(value, "__getitem__") and hasattr(value, "__len__")
+          and not isinstance(value, (str, bytes, np.ndarray, torch.Tensor))):  # a Dataset
         x, y = _materialise(value, what)
     else:
         raise DataError(
