@@ -50,13 +50,27 @@ def _source(obj: Any) -> str:
         return ""
 
 
+PLAIN = (int, float, str, bool, type(None), tuple)
+
+
+def _settings(obj: Any) -> str:
+    """What configures a callable object beyond its class: its repr, its plain attributes
+    (``nn.HuberLoss(delta=2.0)`` does not show ``delta`` in its repr) and, for a module, its
+    buffers (a class-weighted ``CrossEntropyLoss``)."""
+    attrs = sorted((k, repr(v)) for k, v in getattr(obj, "__dict__", {}).items()
+                   if isinstance(v, PLAIN) and not k.startswith("_"))
+    buffers = ([(k, v.tolist()) for k, v in obj.named_buffers()]
+               if isinstance(obj, nn.Module) else [])
+    return repr(obj) + repr(attrs) + repr(buffers)
+
+
 def callable_fingerprint(fn: Any) -> str:
     """``module.qualname@hash`` of a function, class or callable object: its qualified name,
-    its source (or its class's) and its repr when it is an object (e.g. ``nn.MSELoss()``,
-    ``functools.partial``)."""
+    its source (or its class's) and, for an object (``nn.MSELoss()``, ``functools.partial``),
+    its settings."""
     target = fn if inspect.isfunction(fn) or inspect.isclass(fn) or inspect.ismethod(fn) else type(fn)
     name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
-    extra = "" if target is fn else repr(fn)
+    extra = "" if target is fn else _settings(fn)
     return f"{name}@{_sha(_source(target) + extra)}"
 
 
