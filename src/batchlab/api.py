@@ -284,7 +284,7 @@ def recommend(*, model: Any, train: Any, val: Any = None, loss: Any = None, opti
               store: str | Path | None = None, experiment: str = "probes",
               **train_fields: Any) -> Any:
     """All the probes combined into a batch size, an LR and a warm-up, with the evidence: a
-    ``Recommendation`` (``.text`` explains it)."""
+    ``Recommendation`` (``.explanation``: the reasoning, line by line)."""
     from batchlab.probes.memory import parse_size
     from batchlab.probes.recommend import recommend as probe
 
