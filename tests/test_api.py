@@ -30,9 +30,9 @@ def arrays(n=160, seed=0):
 
 
 def small_sweep(store, name="t", model=None, data=None, **kw):
-    kw.setdefault("grid", {"batch_size": [16, 64]})
+    kw = {"grid": {"batch_size": [16, 64]}, "epochs": 1, **kw}
     return bl.sweep(name, model=model or Net(), train=data or arrays(), store=store,
-                    epochs=1, lr=0.05, threads=1, **kw)
+                    lr=0.05, threads=1, **kw)
 
 
 def test_import_is_cheap():
@@ -180,3 +180,36 @@ def test_lr_find_on_a_regression_uses_the_loss(tmp_path):
     found = bl.lr_find(model=nn.Linear(4, 1), train=(x, x @ np.ones((4, 1), np.float32)),
                        loss=nn.MSELoss(), batch_size=16, epochs=1, threads=1)
     assert found.suggested_lr is not None and "nan" not in found.reason
+
+
+CALLS = {"n": 0, "stop_at": None}
+
+
+def counting_loss(out, y):
+    """Cross-entropy that raises Ctrl-C at the ``stop_at``-th training call (module state, so
+    the function's source, and with it the run id, stays the same)."""
+    if torch.is_grad_enabled():
+        CALLS["n"] += 1
+        if CALLS["n"] == CALLS["stop_at"]:
+            raise KeyboardInterrupt
+    return nn.functional.cross_entropy(out, y)
+
+
+def test_an_interrupted_sweep_resumes_from_its_checkpoint(tmp_path):
+    store = tmp_path / "s.db"
+    kw = dict(grid={"batch_size": [16]}, epochs=3, loss=counting_loss)
+    CALLS.update(n=0, stop_at=12)  # 8 steps per epoch: stopped in epoch 2, checkpoint at step 8
+    with pytest.raises(KeyboardInterrupt):
+        small_sweep(store, **kw)
+    with Store(store) as st:
+        (run,) = st.runs("t")
+    assert run.status == "interrupted"
+    CALLS.update(n=0, stop_at=None)
+    res = small_sweep(store, **kw)
+    assert (res.skipped, res.trained) == (0, 1)
+    with Store(store) as st:
+        (run,) = st.runs("t")
+        steps = st.metrics(run.id, ["train_loss"])["train_loss"].step
+    assert run.status == "completed" and run.attempts == 2
+    assert CALLS["n"] == 16  # resumed at step 8: only epochs 2 and 3 trained again
+    assert list(steps) == list(range(1, 25))

@@ -51,3 +51,12 @@ def test_unknown_names_and_missing_files_are_clear_errors(store, tmp_path):
     with pytest.raises(StoreError, match="does not exist"):
         bl.open(tmp_path / "missing.db")
     assert not (tmp_path / "missing.db").exists()  # never creates an empty store
+
+
+def test_report_of_a_stored_experiment(store, tmp_path):
+    with bl.open(store) as db:
+        written = db.report("exp", tmp_path / "r.html")
+        with pytest.raises(StoreError, match="no experiment 'nope'"):
+            db.report("nope", tmp_path / "x.html")
+    assert written.html.is_file() and "batchlab report: exp" in written.html.read_text()
+    assert not (tmp_path / "x.html").exists()

@@ -39,5 +39,6 @@ def test_the_python_api_examples_run(tmp_path):
     assert "4 0 4" in out.stdout                       # planned, skipped, trained
     assert "compared by validation loss; best config" in out.stdout
     assert "['my-study', 'my-regression']" in out.stdout
-    for name in ("study.db", "my-study.html", "my-regression.html", "batchlab.db"):
+    for name in ("study.db", "my-study.html", "my-regression.html", "my-study-again.html",
+                 "batchlab.db"):
         assert (work / name).is_file(), name

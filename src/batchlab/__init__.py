@@ -2,7 +2,9 @@
 
 ``import batchlab as bl`` is cheap: the Python API (``bl.sweep``, ``bl.lr_find``,
 ``bl.max_batch``, ``bl.throughput``, ``bl.noise_scale``, ``bl.recommend``, ``bl.open``) is
-imported, with torch, on first use (module ``__getattr__``, PEP 562).
+imported, with torch, on first use (module ``__getattr__``, PEP 562). There is no
+``bl.report`` function: ``batchlab.report`` is the report subpackage; write a report with
+``result.report(path)`` or ``bl.open(store).report(experiment, path)``.
 """
 
 from __future__ import annotations

@@ -73,11 +73,10 @@ class SweepResult:
 
     def report(self, path: str | Path, target: float | None = None) -> ReportResult:
         """Write the HTML report to ``path`` (figures in ``<stem>_files/`` beside it)."""
-        from batchlab.report.report import write_report
-        from batchlab.store import Store
+        from batchlab.reader import open_store
 
-        with Store(self.store, create=False) as st:
-            return write_report(st, self.experiment, path, target=target)
+        with open_store(self.store) as db:
+            return db.report(self.experiment, path, target=target)
 
 
 def _objects(model: Any, train: Any, val: Any, loss: Any, optimizer: Any) -> ObjectInputs:

@@ -98,6 +98,16 @@ class StoreReader:
         return frame(rows)
 
 
+    def report(self, experiment: str, path: str | Path, target: float | None = None) -> Any:
+        """Write ``experiment``'s HTML report to ``path`` as ``batchlab report`` does (figures
+        in ``<stem>_files/``): a ``ReportResult``. ``target``: the validation accuracy that
+        counts as reached (default: 95% of the best)."""
+        from batchlab.report.report import write_report
+
+        self.experiment(experiment)
+        return write_report(self._store, experiment, path, target=target)
+
+
 def open_store(path: str | Path) -> StoreReader:
     """Open a store for reading (``bl.open``); StoreError when it does not exist."""
     return StoreReader(path)
