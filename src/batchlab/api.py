@@ -90,14 +90,13 @@ def _objects(model: Any, train: Any, val: Any, loss: Any, optimizer: Any) -> Obj
 
 def _spec(name: str, objects: ObjectInputs, grid: dict[str, list[Any]] | None,
           fields: dict[str, Any], optimizer: Any, repeats: int = 1) -> Spec:
+    """The spec of an API call; an optimizer given by name is the ``train.optimizer`` field."""
     from batchlab.apispec import api_spec
 
-    data_keys = {k: fields.pop(k) for k in list(fields) if k.startswith("data.")}
-    fields = dict(fields)
     if isinstance(optimizer, str):
-        fields["optimizer"] = optimizer
-    return api_spec(name, data=objects.data_spec(**{k[5:]: v for k, v in data_keys.items()}),
-                    model=objects.model_spec(), grid=grid, fields=fields, repeats=repeats)
+        fields = {**fields, "optimizer": optimizer}
+    return api_spec(name, data=objects.data_spec(), model=objects.model_spec(), grid=grid,
+                    fields=fields, repeats=repeats)
 
 
 def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
@@ -120,11 +119,10 @@ def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
         try:
             value = inputs.loss_fn(out, yb)
         except Exception as err:
-            hint = (" For a regression pass loss=torch.nn.MSELoss() (targets are floats)."
-                    if torch.is_floating_point(yb) and "loss" not in objects.fingerprints else "")
             raise ModelError(
                 f"the loss fails on the model's outputs {tuple(out.shape)} and targets "
-                f"{tuple(yb.shape)} {yb.dtype}: {type(err).__name__}: {err}.{hint}"
+                f"{tuple(yb.shape)} {yb.dtype}: {type(err).__name__}: {err}. Make the model's "
+                "last layer match the targets (e.g. one output per class for labels)."
             ) from None
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             raise ModelError("the loss must return a scalar tensor (the batch mean); "
@@ -186,6 +184,8 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
             "import them. Use workers=1 (the default), or put the model in a module file and "
             "sweep a spec with model.name = 'mymodule:factory' (batchlab sweep --workers N)."
         )
+    import torch
+
     from batchlab.execute.inline import InlineExecutor
     from batchlab.execute.sweep import PreparedSweep, run_sweep
     from batchlab.plan import plan_runs
@@ -195,9 +195,13 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
     spec = _spec(name, objects, grid, dict(train_fields), optimizer, repeats)
     runs = plan_runs(spec)
     preflight(runs, objects)
-    with Store(store) as st:
-        outcome = run_sweep(spec, st, InlineExecutor(inputs=objects.run_inputs()),
-                            prepared=PreparedSweep(runs))
+    threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
+    try:
+        with Store(store) as st:
+            outcome = run_sweep(spec, st, InlineExecutor(inputs=objects.run_inputs()),
+                                prepared=PreparedSweep(runs))
+    finally:
+        torch.set_num_threads(threads)
     return SweepResult(spec.name, Path(store), outcome.planned, outcome.skipped, outcome.trained)
 
 
