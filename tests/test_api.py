@@ -46,7 +46,9 @@ def test_sweep_trains_reports_and_skips_on_rerun(tmp_path):
     store = tmp_path / "s.db"
     model = Net()
     before = [p.detach().clone() for p in model.parameters()]
+    threads = torch.get_num_threads()
     res = small_sweep(store, model=model)
+    assert torch.get_num_threads() == threads  # threads=1 applied to the runs only
     assert (res.planned, res.skipped, res.trained) == (2, 0, 2)
     rows = res.rows
     assert [r["batch_size"] for r in rows] == [16, 64]
@@ -139,13 +141,11 @@ def test_a_wrong_loss_for_float_targets_says_how_to_fix(tmp_path):
     (dict(model="mlp"), ModelError, "pass a torch.nn.Module"),
     (dict(data=(np.zeros((4, 6)), np.zeros(3))), DataError, "same first dimension"),
     (dict(optimizer=lambda params, lr: None), SpecError, "torch.optim.Optimizer"),
-    (dict(lr="auto"), SpecError, "bl.lr_find"),
 ])
 def test_bad_input_is_a_clear_error_and_stores_nothing(tmp_path, kw, error, words):
-    lr = kw.pop("lr", 0.05)
     with pytest.raises(error) as err:
         bl.sweep("bad", model=kw.pop("model", Net()), train=kw.pop("data", arrays()),
-                 store=tmp_path / "s.db", epochs=1, lr=lr, threads=1, **kw)
+                 store=tmp_path / "s.db", epochs=1, lr=0.05, threads=1, **kw)
     assert words in str(err.value) and isinstance(err.value, BatchlabError)
     with Store(tmp_path / "s.db") as st:
         assert not st.runs()
@@ -213,3 +213,16 @@ def test_an_interrupted_sweep_resumes_from_its_checkpoint(tmp_path):
     assert run.status == "completed" and run.attempts == 2
     assert CALLS["n"] == 16  # resumed at step 8: only epochs 2 and 3 trained again
     assert list(steps) == list(range(1, 25))
+
+
+def test_lr_auto_is_measured_on_the_objects_and_reused(tmp_path):
+    store = tmp_path / "s.db"
+    kw = dict(grid={"batch_size": [32]}, epochs=1, lr="auto")
+    res = bl.sweep("auto", model=Net(), train=arrays(), store=store, threads=1, **kw)
+    (row,) = res.rows
+    assert row["status"] == "completed" and row["lr"] > 0
+    with Store(store) as st:
+        (probe,) = st.probes("auto", "lr_range")
+    assert probe.config["data"]["name"] == "memory"
+    again = bl.sweep("auto", model=Net(), train=arrays(), store=store, threads=1, **kw)
+    assert (again.skipped, again.trained) == (1, 0)  # the stored suggestion keeps the run id

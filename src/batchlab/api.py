@@ -22,6 +22,7 @@ from batchlab.errors import BatchlabError, ModelError, SpecError
 
 if TYPE_CHECKING:
     from batchlab.analysis.experiment import ExperimentAnalysis
+    from batchlab.execute.sweep import PreparedSweep
     from batchlab.objects import ObjectInputs
     from batchlab.plan import RunSpec
     from batchlab.report.report import ReportResult
@@ -137,23 +138,45 @@ def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
 
 
 def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
-    """``check_objects``, then what only a sweep needs: a numeric LR and valid schedules."""
+    """``check_objects``, then what only a sweep needs: valid schedules (``runs`` have their
+    ``lr = "auto"`` resolved already)."""
     from batchlab.train.scaling import scaled_lr
     from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 
-    if any(r.config.train.lr == "auto" for r in runs):
-        raise SpecError("lr='auto' is not available with objects yet; measure it with "
-                        "bl.lr_find(model=..., train=...) and pass lr=result.suggested_lr.")
     if "loss" in objects.fingerprints and any(r.config.train.measure_noise_scale for r in runs):
         raise SpecError("measure_noise_scale=True measures cross-entropy gradients, not those "
                         "of your loss=; leave it off and use bl.noise_scale(..., loss=...).")
-    check_objects(runs[0].config, objects)
     n_train = len(objects.run_inputs().load_data(runs[0].config.data).train_y)
     for run in runs:
         t = run.config.train
         spe = steps_per_epoch(n_train, t.batch_size)
         schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr,
                                           t.base_batch_size), run_length(t.steps, t.epochs, spe), spe)
+
+
+def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
+                     store: Path) -> PreparedSweep:
+    """The runs with ``lr = "auto"`` replaced by the LR range test's suggestion on the objects
+    (reusing what an earlier call stored for this experiment, as ``batchlab sweep`` does), and
+    the probe results to store beside them."""
+    from batchlab.execute.sweep import PreparedSweep, known_auto_lrs
+    from batchlab.probes.lr_range import auto_lr_key, resolve_auto_lr
+    from batchlab.store import Store
+
+    if all(r.config.train.lr != "auto" for r in runs):
+        return PreparedSweep(runs)
+    known: dict[str, float] = {}
+    if store.is_file():  # read only: bad input must not create a store
+        with Store(store, create=False) as st:
+            known = known_auto_lrs(st, spec.name)
+    probes: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+
+    def keep(config: RunConfig, result: Any) -> None:
+        probes.append(("lr_range", {**config.model_dump(mode="json"),
+                                    "auto_lr_key": auto_lr_key(config)}, result.to_dict()))
+
+    resolved = resolve_auto_lr(runs, on_result=keep, known=known, inputs=objects.run_inputs())
+    return PreparedSweep(resolved, probes)
 
 
 def sweep(name: str, *, model: Any, train: Any, val: Any = None,
@@ -187,19 +210,21 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
     import torch
 
     from batchlab.execute.inline import InlineExecutor
-    from batchlab.execute.sweep import PreparedSweep, run_sweep
+    from batchlab.execute.sweep import run_sweep
     from batchlab.plan import plan_runs
     from batchlab.store import Store
 
     objects = _objects(model, train, val, loss, optimizer)
     spec = _spec(name, objects, grid, dict(train_fields), optimizer, repeats)
     runs = plan_runs(spec)
-    preflight(runs, objects)
+    check_objects(runs[0].config, objects)  # before an lr = "auto" range test trains them
     threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
     try:
+        prepared = _resolve_auto_lr(spec, runs, objects, Path(store))
+        preflight(prepared.runs, objects)
         with Store(store) as st:
             outcome = run_sweep(spec, st, InlineExecutor(inputs=objects.run_inputs()),
-                                prepared=PreparedSweep(runs))
+                                prepared=prepared)
     finally:
         torch.set_num_threads(threads)
     return SweepResult(spec.name, Path(store), outcome.planned, outcome.skipped, outcome.trained)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from batchlab.data import Dataset, load_dataset
+from batchlab.data import Dataset
 from batchlab.plan import RunSpec
 from batchlab.probes.common import (
     ProbeError,
@@ -371,6 +371,7 @@ def resolve_auto_lr(
     last-bit float differences). ``on_result(config, result)`` sees every lr_find result
     (e.g. to ``Store.add_probe`` it). ``known``: suggestions already measured, by
     ``auto_lr_key`` (a re-run of a sweep reuses them, so its run ids cannot drift).
+    ``range_kwargs`` go to ``lr_find`` (``inputs=``: the Python API's objects).
     ProbeError when no LR can be suggested for a run.
     """
     found: dict[str, float] = dict(known or {})
@@ -387,7 +388,8 @@ def resolve_auto_lr(
                 probe_cfg = run.config.model_copy(update={"train": t.model_copy(update={"seed": 0})})
                 data_key = probe_cfg.data.model_dump_json()
                 if data_key not in datasets:
-                    datasets[data_key] = load_dataset(probe_cfg.data)
+                    load = (range_kwargs.get("inputs") or RunInputs()).load_data
+                    datasets[data_key] = load(probe_cfg.data)
                 result = lr_find(probe_cfg, repeats=repeats, strategy=strategy,
                                  data=datasets[data_key], **range_kwargs)
                 if on_result is not None:
