@@ -1,6 +1,8 @@
 """Objects as run inputs: re-initialisation per run and the fingerprints run ids cover."""
 
 import functools
+import importlib.util
+import sys
 
 import numpy as np
 import torch
@@ -68,3 +70,25 @@ def test_model_spec_names_the_objects():
     assert spec.name == "python:Linear"
     assert set(spec.kwargs) == {"architecture", "loss"}
     assert objects.data_spec().path == f"memory:{objects.data.fingerprint()}"
+
+
+def test_an_edited_forward_of_an_inner_block_changes_the_fingerprint(tmp_path, monkeypatch):
+    """Same repr and shapes, different code in a block's module file: the class sources make
+    the difference (the user edited ``forward`` and re-imported between two sweeps)."""
+    def fingerprint_with(activation: str) -> tuple[str, str]:
+        folder = tmp_path / activation
+        folder.mkdir(exist_ok=True)
+        (folder / "userblock.py").write_text(
+            "import torch\nfrom torch import nn\n\n\nclass Block(nn.Module):\n"
+            "    def __init__(self):\n        super().__init__()\n        self.lin = nn.Linear(3, 3)\n\n"
+            f"    def forward(self, x):\n        return torch.{activation}(self.lin(x))\n")
+        spec = importlib.util.spec_from_file_location("userblock", folder / "userblock.py")
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, "userblock", module)  # as an import would
+        spec.loader.exec_module(module)
+        net = nn.Sequential(module.Block(), nn.Linear(3, 2))
+        return repr(net), architecture_fingerprint(net)
+
+    relu, tanh = fingerprint_with("relu"), fingerprint_with("tanh")
+    assert relu[0] == tanh[0] and relu[1] != tanh[1]
+    assert fingerprint_with("relu") == relu

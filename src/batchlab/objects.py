@@ -12,8 +12,8 @@
   and optimizer callables (qualified name + source). Change any of them and the sweep trains
   new runs; leave them and a rerun skips what is finished, as with a spec file.
 
-Not covered by the hash (stated in the README): code a model calls but does not show in its
-``repr`` (e.g. an edited ``forward``) when its class's source cannot be read.
+Not covered by the hash (stated in the README): plain functions a ``forward`` calls (only
+module classes are hashed), and classes whose source Python cannot read (``python -c``).
 """
 
 from __future__ import annotations
@@ -84,11 +84,14 @@ def reinitialise(module: nn.Module) -> nn.Module:
 
 
 def architecture_fingerprint(module: nn.Module) -> str:
-    """Hash of the module's repr, class source, and every parameter's and buffer's name,
-    shape and dtype (not their values: each run re-initialises them)."""
+    """Hash of the module's repr, the source of every module class in it (an edited
+    ``forward`` of a block inside the model counts), and every parameter's and buffer's
+    name, shape and dtype (not their values: each run re-initialises them)."""
+    classes = {f"{c.__module__}.{c.__qualname__}": c for c in map(type, module.modules())}
+    sources = [_source(classes[name]) for name in sorted(classes)]
     shapes = [f"{n}:{tuple(t.shape)}:{t.dtype}" for n, t in
               [*module.named_parameters(), *module.named_buffers()]]
-    return _sha("\n".join([repr(module), _source(type(module)), *shapes]))
+    return _sha("\n".join([repr(module), *sources, *shapes]))
 
 
 def _model_maker(model: Any) -> tuple[Callable[[], nn.Module], str]:
