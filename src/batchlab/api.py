@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from batchlab.execute.sweep import PreparedSweep
     from batchlab.objects import ObjectInputs
     from batchlab.plan import RunSpec
+    from batchlab.probes.lr_range import LrFindResult
+    from batchlab.probes.max_batch import MaxBatchResult
+    from batchlab.probes.noise_scale import NoiseScaleResult
+    from batchlab.probes.recommend import Recommendation
+    from batchlab.probes.throughput import ThroughputResult
     from batchlab.report.report import ReportResult
     from batchlab.spec import RunConfig, Spec
 
@@ -256,7 +261,7 @@ def _probe(kind: str, run: Any, model: Any, train: Any, val: Any, loss: Any, opt
 def lr_find(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,
             batch_sizes: list[int] | None = None, strategy: str | None = None,
             repeats: int | None = None, store: str | Path | None = None,
-            experiment: str = "probes", **train_fields: Any) -> Any:
+            experiment: str = "probes", **train_fields: Any) -> LrFindResult:
     """The LR range test (+ short trials by default) on the objects: an ``LrFindResult``
     (``suggested_lr``, per batch size, the α of lr* ∝ B^α). ``batch_sizes``: default the
     ``batch_size`` keyword (32). Other keywords as in :func:`sweep`."""
@@ -271,7 +276,7 @@ def lr_find(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimi
 def max_batch(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,
               memory_limit: int | str | None = None, margin: float = 0.1,
               max_batch: int | None = None, store: str | Path | None = None,
-              experiment: str = "probes", **train_fields: Any) -> Any:
+              experiment: str = "probes", **train_fields: Any) -> MaxBatchResult:
     """The largest batch size that trains within memory: a ``MaxBatchResult``.
     ``memory_limit``: bytes or a size such as "4GiB" (default: the device's)."""
     from batchlab.probes.max_batch import max_batch as probe
@@ -285,7 +290,7 @@ def max_batch(*, model: Any, train: Any, val: Any = None, loss: Any = None, opti
 
 def throughput(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,
                batch_sizes: list[int] | None = None, store: str | Path | None = None,
-               experiment: str = "probes", **train_fields: Any) -> Any:
+               experiment: str = "probes", **train_fields: Any) -> ThroughputResult:
     """Samples/s and peak memory per batch size, and the knee: a ``ThroughputResult``."""
     from batchlab.probes.throughput import throughput_curve
 
@@ -296,7 +301,7 @@ def throughput(*, model: Any, train: Any, val: Any = None, loss: Any = None, opt
 def noise_scale(*, model: Any, train: Any, val: Any = None, loss: Any = None,
                 optimizer: Any = None, steps: int = 200, micro_batches: int | None = None,
                 store: str | Path | None = None, experiment: str = "probes",
-                **train_fields: Any) -> Any:
+                **train_fields: Any) -> NoiseScaleResult:
     """The gradient noise scale B_simple over ``steps`` training steps at the ``batch_size``
     keyword: a ``NoiseScaleResult``."""
     from batchlab.probes.noise_scale import measure_noise_scale
@@ -310,7 +315,7 @@ def recommend(*, model: Any, train: Any, val: Any = None, loss: Any = None, opti
               batch_sizes: list[int] | None = None, memory_limit: int | str | None = None,
               margin: float = 0.1, noise_steps: int = 200, lr_repeats: int | None = None,
               store: str | Path | None = None, experiment: str = "probes",
-              **train_fields: Any) -> Any:
+              **train_fields: Any) -> Recommendation:
     """All the probes combined into a batch size, an LR and a warm-up, with the evidence: a
     ``Recommendation`` (``.explanation``: the reasoning, line by line)."""
     from batchlab.probes.memory import parse_size
