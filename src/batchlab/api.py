@@ -148,9 +148,6 @@ def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
     from batchlab.train.scaling import scaled_lr
     from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 
-    if "loss" in objects.fingerprints and any(r.config.train.measure_noise_scale for r in runs):
-        raise SpecError("measure_noise_scale=True measures cross-entropy gradients, not those "
-                        "of your loss=; leave it off and use bl.noise_scale(..., loss=...).")
     n_train = len(objects.run_inputs().load_data(runs[0].config.data).train_y)
     for run in runs:
         t = run.config.train

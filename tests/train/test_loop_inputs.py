@@ -66,3 +66,27 @@ def test_evaluate_accuracy_only_for_class_scores():
     assert acc == 2 / 3
     loss, acc = evaluate(model, logits[:, :1], torch.zeros(3, 1), nn.MSELoss())
     assert acc is None and abs(loss - (4 + 0 + 9) / 3) < 1e-6
+
+
+def test_noise_scale_in_a_run_uses_the_callers_loss():
+    """The meter's micro-batch gradients are of the caller's loss, not of cross-entropy."""
+    data = regression_data()
+    calls = {"n": 0}
+
+    def mse(out, y):
+        calls["n"] += 1
+        return ((out - y) ** 2).mean()
+
+    def calls_of(**train):
+        calls["n"] = 0
+        inputs = RunInputs(load_data=data.dataset, build_model=lambda spec, d: nn.Linear(4, 1),
+                           loss_fn=mse)
+        end, rows = run(data, inputs, **train)
+        assert end.status == "completed", end.error
+        return calls["n"], end, rows
+
+    plain, _, _ = calls_of()
+    measured, end, rows = calls_of(measure_noise_scale=True, noise_scale_every=2)
+    assert end.summary["noise_scale_measurements"] >= 10
+    assert any(r[0] == "noise_scale" for r in rows)
+    assert measured >= plain + 2 * end.summary["noise_scale_measurements"]

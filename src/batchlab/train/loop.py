@@ -176,6 +176,8 @@ def train_run(
             step, clock, summary = state["step"], state["wall_time"], state["summary"]
             if noise is not None and state.get("noise_scale") is not None:
                 noise = noise_meter(t, state["noise_scale"])
+        if noise is not None:
+            noise.loss_fn = inputs.loss_fn  # the gradient noise of the loss being trained
         sink(RunStarted(run_id, total, step, environment(device)))
         rec = Recorder(run_id, sink, n_train, batch, spe, clock_offset=clock)
     except KeyboardInterrupt:
