@@ -16,7 +16,8 @@ from typing import Any
 from batchlab.errors import SpecError
 from batchlab.spec import DataSpec, ModelSpec, Spec, TrainSpec, set_path, spec_from_dict
 
-SECTIONS = ("train", "data")  # where a short name is looked up, in this order
+# where a short name is looked up, in this order (model fields name zoo settings: not here)
+SECTIONS = (("train", TrainSpec), ("data", DataSpec))
 # Fields the objects themselves decide: given by keyword they would contradict the objects.
 OBJECT_FIELDS = {"data.name", "data.path", "model.name", "model.kwargs"}
 
@@ -26,10 +27,9 @@ def field_path(key: str) -> str:
     if "." in key:
         path = key
     else:
-        owners = [s for s, model in (("train", TrainSpec), ("data", DataSpec), ("model", ModelSpec))
-                  if key in model.model_fields and s in SECTIONS]
+        owners = [section for section, fields in SECTIONS if key in fields.model_fields]
         if not owners:
-            known = sorted(set(TrainSpec.model_fields) | set(DataSpec.model_fields))
+            known = sorted({f for _, fields in SECTIONS for f in fields.model_fields})
             raise SpecError(
                 f"'{key}' is not a spec field; use a field of train or data ({', '.join(known)}) "
                 "or a full path such as 'train.schedule.warmup'."
