@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from batchlab.errors import SpecError
 
 DataName = Literal[
-    "digits", "mnist1d", "synthetic", "mnist_idx", "cifar10", "cifar100", "image_folder", "npz"
+    "digits", "mnist1d", "synthetic", "mnist_idx", "cifar10", "cifar100", "image_folder", "npz",
+    "memory",  # arrays passed to the Python API (batchlab.data.memory); path = "memory:<hash>"
 ]
 Augmentation = Literal["crop", "flip"]
 ScheduleName = Literal["constant", "step", "multistep", "exponential", "power", "cosine", "onecycle"]

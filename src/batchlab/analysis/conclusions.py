@@ -55,8 +55,9 @@ def overview(experiment: str, facts: Sequence[RunFacts]) -> list[str]:
     counts = Counter(f.status for f in facts).most_common()
     out = [f"{_runs(len(facts))} in '{experiment}': " + ", ".join(f"{n} {s}" for s, n in counts) + "."]
     if not any(f.has_data for f in facts):
-        out.append("no run has recorded an evaluation yet: nothing to compare until they train "
-                   "('batchlab sweep' trains pending runs).")
+        out += loss_only_sentences(facts) or [
+            "no run has recorded an evaluation yet: nothing to compare until they train "
+            "('batchlab sweep' trains pending runs)."]
     diverged = [f for f in facts if f.status == "diverged"]
     if diverged and len(diverged) == len(facts):
         every = "all " if len(facts) > 1 else "the "
@@ -65,6 +66,28 @@ def overview(experiment: str, facts: Sequence[RunFacts]) -> list[str]:
     elif diverged:
         names = _listing([f.label for f in diverged])
         out.append(f"{len(diverged)} of {_runs(len(facts))} diverged: {names}.")
+    return out
+
+
+def loss_only_sentences(facts: Sequence[RunFacts]) -> list[str]:
+    """When no run records accuracy but some record a validation loss (a regression, or a
+    loss without classes): configurations ranked by their mean lowest validation loss."""
+    by_config: dict[str, list[RunFacts]] = {}
+    for f in facts:
+        if f.status != "diverged" and math.isfinite(f.best_val_loss):
+            by_config.setdefault(f.group_key, []).append(f)
+    if not by_config:
+        return []
+    ranked = sorted(by_config.values(), key=lambda fs: sum(f.best_val_loss for f in fs) / len(fs))
+
+    def said(fs: list[RunFacts]) -> str:
+        mean = sum(f.best_val_loss for f in fs) / len(fs)
+        return f"{fs[0].label} (lowest val loss {mean:.4g}, {_runs(len(fs))})"
+
+    out = ["no accuracy recorded (a regression or a loss without classes): configurations are "
+           f"compared by validation loss; best config: {said(ranked[0])}."]
+    if len(ranked) > 1:
+        out.append(f"runner-up: {said(ranked[1])}.")
     return out
 
 

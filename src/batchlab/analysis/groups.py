@@ -56,6 +56,8 @@ class RunFacts:
     final_train_acc: float
     effective_lr: float | None
     hit: TargetHit | None = None
+    # lowest validation loss: what ranks runs that record no accuracy (a regression)
+    best_val_loss: float = float("nan")
 
 
 def _summary_float(summary: dict[str, Any], key: str) -> float:
@@ -88,7 +90,14 @@ def run_facts(record: RunRecord, metrics: dict[str, Series], hit: TargetHit | No
     point = {k: v for k, v in record.point.items() if k != "train.seed"}
     return RunFacts(record.id, record.status, json.dumps(without_seed, sort_keys=True, default=str),
                     _label(train, point), train, point,
-                    has_data or not math.isnan(best), best, final, final_train, effective, hit)
+                    has_data or not math.isnan(best), best, final, final_train, effective, hit,
+                    _lowest(S.get(metrics, "val_loss")))
+
+
+def _lowest(series: Series) -> float:
+    """The smallest finite value, NaN when there is none."""
+    values = S.finite(series).value
+    return float(values.min()) if len(values) else float("nan")
 
 
 def _label(train: dict[str, Any], point: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from batchlab.data.imagefolder import load_image_folder
 from batchlab.data.npz import load_npz
 from batchlab.data.raw import Loader
 from batchlab.data.split import limit_indices, normalize, split_indices
+from batchlab.errors import DataError
 from batchlab.spec import DataSpec
 
 LOADERS: dict[str, Loader] = {
@@ -53,6 +54,12 @@ def load_dataset(spec: DataSpec) -> Dataset:
     Deterministic: the same spec gives identical tensors. Any missing, corrupt or mis-shaped
     input raises :class:`~batchlab.errors.DataError` with a message naming the file or field.
     """
+    if spec.name not in LOADERS:  # "memory": only the Python API holds those arrays
+        raise DataError(
+            f"data.name = {spec.name!r} names arrays passed to the Python API "
+            "(batchlab.sweep(train=(x, y))), which a spec file cannot reach; save them with "
+            "numpy.savez and use data.name = 'npz' with data.path, or call batchlab.sweep."
+        )
     want_test = spec.validation == "test"
     raw = LOADERS[spec.name](spec, want_test)
     if want_test:

@@ -9,6 +9,7 @@ import torch
 from batchlab.events import Event
 from batchlab.execute.base import TaskSource
 from batchlab.execute.datacache import DataCache
+from batchlab.train.inputs import RunInputs
 from batchlab.train.loop import train_run
 
 
@@ -17,9 +18,13 @@ class InlineExecutor:
 
     in_process = True  # runs see this process's modules, __main__ included
 
-    def __init__(self, threads: int | None = None, data_cache: DataCache | None = None) -> None:
+    def __init__(self, threads: int | None = None, data_cache: DataCache | None = None,
+                 inputs: RunInputs | None = None) -> None:
+        """``inputs``: the builders every run uses (the Python API's objects); default: the
+        configs' own, with data from ``data_cache``."""
         self.threads = threads
         self.data_cache = data_cache or DataCache()
+        self.inputs = inputs
 
     def execute(self, next_task: TaskSource, on_event: Callable[[Event], None]) -> None:
         while (task := next_task()) is not None:
@@ -27,4 +32,5 @@ class InlineExecutor:
             if threads:
                 torch.set_num_threads(threads)
             train_run(task.config, on_event, checkpoint_path=task.checkpoint_path,
-                      max_resume_step=task.max_resume_step, load_data=self.data_cache.load)
+                      max_resume_step=task.max_resume_step, load_data=self.data_cache.load,
+                      inputs=self.inputs)

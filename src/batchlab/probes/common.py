@@ -18,15 +18,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from batchlab.data import Dataset, augment_batch, load_dataset
+from batchlab.data import Dataset, augment_batch
 from batchlab.errors import BatchlabError
-from batchlab.models import build_model
 from batchlab.spec import RunConfig
+from batchlab.train.inputs import LossFn as LossFn  # re-exported: the probes' loss type
+from batchlab.train.inputs import OptimizerBuilder, RunInputs
 from batchlab.train.loop import resolve_device
-from batchlab.train.noise import LossFn as LossFn  # re-exported: the probes' loss type
 from batchlab.train.optim import build_optimizer
 
 
@@ -40,8 +39,9 @@ class ProbeSetup:
 
     ``train_x``/``train_y`` are the training tensors on ``device``. ``make_optimizer(lr)``
     builds the config's optimizer (momentum, Nesterov, weight decay) over ``model``'s
-    parameters. ``batch(idx, generator)`` returns the examples ``idx`` with the config's
-    augmentation applied, exactly as the training loop does.
+    parameters, or the caller's (``inputs.make_optimizer``). ``batch(idx, generator)``
+    returns the examples ``idx`` with the config's augmentation applied, exactly as the
+    training loop does.
     """
 
     config: RunConfig
@@ -52,9 +52,10 @@ class ProbeSetup:
     seed: int
     train_x: torch.Tensor
     train_y: torch.Tensor
+    optimizer_factory: OptimizerBuilder = build_optimizer
 
     def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
-        return build_optimizer(self.config.train, self.model.parameters(), lr)
+        return self.optimizer_factory(self.config.train, self.model.parameters(), lr)
 
     def batch(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         idx = idx.to(self.device)
@@ -89,22 +90,24 @@ def fresh_setup(
     *,
     seed: int | None = None,
     model: nn.Module | None = None,
+    inputs: RunInputs | None = None,
 ) -> ProbeSetup:
     """Build data, device, a fresh model and the loss for a probe of ``config``.
 
     ``data``: an already loaded dataset of ``config.data`` (saves loading it again).
     ``seed`` (default ``config.train.seed``) seeds model initialisation and dropout through
     ``torch.manual_seed``, so call this inside :func:`isolated_rng`. ``model``: use a
-    private copy of this module instead of building ``config.model``.
+    private copy of this module instead of building ``config.model``. ``inputs``: where data,
+    model, loss and optimizer come from (the Python API's objects; default: the config's).
     """
-    data = data if data is not None else load_dataset(config.data)
+    inputs = inputs or RunInputs()
+    data = data if data is not None else inputs.load_data(config.data)
     device = resolve_device(config.train.device)
     seed = config.train.seed if seed is None else seed
     torch.manual_seed(seed)
-    net = private_copy(model) if model is not None else build_model(
-        config.model, data.input_shape, data.num_classes)
-    return ProbeSetup(config, data, device, net.to(device), F.cross_entropy, seed,
-                      data.train_x.to(device), data.train_y.to(device))
+    net = private_copy(model) if model is not None else inputs.build_model(config.model, data)
+    return ProbeSetup(config, data, device, net.to(device), inputs.loss_fn, seed,
+                      data.train_x.to(device), data.train_y.to(device), inputs.make_optimizer)
 
 
 def check_batch_fits(n_train: int, batch_size: int) -> None:

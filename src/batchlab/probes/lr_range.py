@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from batchlab.data import Dataset, load_dataset
+from batchlab.data import Dataset
 from batchlab.plan import RunSpec
 from batchlab.probes.common import (
     ProbeError,
@@ -51,6 +51,7 @@ from batchlab.probes.suggest import (
     summarize,
 )
 from batchlab.spec import RunConfig
+from batchlab.train.inputs import RunInputs
 from batchlab.train.optim import set_lr
 from batchlab.train.scaling import scaled_lr
 
@@ -107,13 +108,14 @@ def _check_range(start_lr: float, end_lr: float, steps: int, smoothing: float, d
 def lr_range_test(
     config: RunConfig, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100,
     smoothing: float = 0.98, diverge_factor: float = 4.0, seed: int | None = None,
-    model: nn.Module | None = None, data: Dataset | None = None,
+    model: nn.Module | None = None, data: Dataset | None = None, inputs: RunInputs | None = None,
 ) -> RangeTestResult:
     """Run one range test at ``config.train.batch_size`` (see the module doc).
 
     ``seed`` (default ``config.train.seed``) seeds the model, dropout and batch order.
     ``model``: probe a private copy of this module (it is never modified). ``data``: the
-    already loaded ``config.data``. Raises ProbeError for an impossible range, a batch larger
+    already loaded ``config.data``. ``inputs``: the caller's data/model/loss/optimizer builders
+    (the Python API's objects). Raises ProbeError for an impossible range, a batch larger
     than the data, or a loss that blows up within the first ``max(5, 10 % of steps)`` steps.
     """
     _check_range(start_lr, end_lr, steps, smoothing, diverge_factor)
@@ -124,7 +126,7 @@ def lr_range_test(
     smooth: list[float] = []
     stopped: str | None = None
     with isolated_rng():
-        setup = fresh_setup(config, data, seed=seed, model=model)
+        setup = fresh_setup(config, data, seed=seed, model=model, inputs=inputs)
         check_batch_fits(len(setup.train_y), batch)
         net, optimizer = setup.model, setup.make_optimizer(float(ramp[0]))
         order = torch.Generator().manual_seed(setup.seed)  # batch order and augmentation
@@ -285,7 +287,7 @@ def lr_find(
     config: RunConfig, *, batch_sizes: Sequence[int] | None = None, repeats: int | None = None,
     strategy: str = DEFAULT_STRATEGY, start_lr: float = 1e-7, end_lr: float = 10.0,
     steps: int = 100, smoothing: float = 0.98, diverge_factor: float = 4.0,
-    model: nn.Module | None = None, data: Dataset | None = None,
+    model: nn.Module | None = None, data: Dataset | None = None, inputs: RunInputs | None = None,
 ) -> LrFindResult:
     """Range tests at each batch size (default: the config's) x ``repeats`` seeds (default:
     :func:`default_repeats` of the strategy), then the
@@ -307,16 +309,17 @@ def lr_find(
     sizes = list(dict.fromkeys(batch_sizes or [config.train.batch_size]))
     if any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
         raise ProbeError(f"batch sizes must be positive integers, got {list(batch_sizes or [])}.")
-    data = data if data is not None else load_dataset(config.data)
+    data = data if data is not None else (inputs or RunInputs()).load_data(config.data)
     settings = {"start_lr": start_lr, "end_lr": end_lr, "steps": steps, "smoothing": smoothing,
                 "diverge_factor": diverge_factor, "repeats": repeats}
 
     def test(cfg: RunConfig, seed: int) -> RangeTestResult:
         return lr_range_test(cfg, start_lr=start_lr, end_lr=end_lr, steps=steps, smoothing=smoothing,
-                             diverge_factor=diverge_factor, seed=seed, model=model, data=data)
+                             diverge_factor=diverge_factor, seed=seed, model=model, data=data,
+                             inputs=inputs)
 
     def confirm(cfg: RunConfig, anchor: float) -> TrialOutcome:
-        return confirm_lr(cfg, data, anchor, model=model)
+        return confirm_lr(cfg, data, anchor, model=model, inputs=inputs)
 
     n_train = len(data.train_y)
     for b in sizes:  # fail on every impossible size before spending time on any
@@ -367,6 +370,7 @@ def resolve_auto_lr(
     last-bit float differences). ``on_result(config, result)`` sees every lr_find result
     (e.g. to ``Store.add_probe`` it). ``known``: suggestions already measured, by
     ``auto_lr_key`` (a re-run of a sweep reuses them, so its run ids cannot drift).
+    ``range_kwargs`` go to ``lr_find`` (``inputs=``: the Python API's objects).
     ProbeError when no LR can be suggested for a run.
     """
     found: dict[str, float] = dict(known or {})
@@ -383,7 +387,8 @@ def resolve_auto_lr(
                 probe_cfg = run.config.model_copy(update={"train": t.model_copy(update={"seed": 0})})
                 data_key = probe_cfg.data.model_dump_json()
                 if data_key not in datasets:
-                    datasets[data_key] = load_dataset(probe_cfg.data)
+                    load = (range_kwargs.get("inputs") or RunInputs()).load_data
+                    datasets[data_key] = load(probe_cfg.data)
                 result = lr_find(probe_cfg, repeats=repeats, strategy=strategy,
                                  data=datasets[data_key], **range_kwargs)
                 if on_result is not None:

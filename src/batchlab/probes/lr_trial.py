@@ -41,6 +41,7 @@ from torch import nn
 from batchlab.data import Dataset
 from batchlab.probes.common import fresh_setup, full_batches, isolated_rng
 from batchlab.spec import RunConfig
+from batchlab.train.inputs import RunInputs
 from batchlab.train.loop import evaluate
 from batchlab.train.schedules import run_length, steps_per_epoch
 
@@ -136,10 +137,10 @@ def refine(trials: Sequence[Trial], best: int) -> float:
 
 
 def run_trial(config: RunConfig, data: Dataset, lr: float, steps: int, seed: int,
-              model: nn.Module | None, baseline: Baseline) -> Trial:
+              model: nn.Module | None, baseline: Baseline, inputs: RunInputs | None = None) -> Trial:
     """Train a fresh copy at a constant ``lr`` for ``steps`` steps; evaluate on validation."""
     with isolated_rng():
-        setup = fresh_setup(config, data, seed=seed, model=model)
+        setup = fresh_setup(config, data, seed=seed, model=model, inputs=inputs)
         net, optimizer = setup.model, setup.make_optimizer(lr)
         order = torch.Generator().manual_seed(setup.seed)
         batches = full_batches(len(setup.train_y), config.train.batch_size, order)
@@ -153,22 +154,28 @@ def run_trial(config: RunConfig, data: Dataset, lr: float, steps: int, seed: int
             loss.backward()
             optimizer.step()
         val_x, val_y = data.val_x.to(setup.device), data.val_y.to(setup.device)
-        val_loss, val_acc = evaluate(net, val_x, val_y)
+        val_loss, acc = evaluate(net, val_x, val_y, setup.loss_fn)
+    val_acc = math.nan if acc is None else acc  # a regression: judged on the loss alone
     if not math.isfinite(val_loss):
         return Trial(lr, steps, val_loss, val_acc, "the validation loss is not finite")
     if not baseline.learned(val_loss, val_acc):
         return Trial(lr, steps, val_loss, val_acc,
                      f"learned nothing: validation loss {val_loss:.3g} (at initialisation "
-                     f"{baseline.val_loss:.3g}), accuracy {val_acc:.1%} (chance {baseline.chance_acc:.1%})")
+                     f"{baseline.val_loss:.3g})" + (f", accuracy {val_acc:.1%} (chance "
+                     f"{baseline.chance_acc:.1%})" if math.isfinite(val_acc) else ""))
     return Trial(lr, steps, val_loss, val_acc, None)
 
 
-def baseline(config: RunConfig, data: Dataset, seed: int, model: nn.Module | None) -> Baseline:
-    """The untrained model every trial starts from, on the validation set."""
+def baseline(config: RunConfig, data: Dataset, seed: int, model: nn.Module | None,
+             inputs: RunInputs | None = None) -> Baseline:
+    """The untrained model every trial starts from, on the validation set (chance accuracy
+    NaN for a regression: only the loss can show learning)."""
     with isolated_rng():
-        setup = fresh_setup(config, data, seed=seed, model=model)
+        setup = fresh_setup(config, data, seed=seed, model=model, inputs=inputs)
         val_x, val_y = data.val_x.to(setup.device), data.val_y.to(setup.device)
-        loss, acc = evaluate(setup.model, val_x, val_y)
+        loss, acc = evaluate(setup.model, val_x, val_y, setup.loss_fn)
+    if acc is None:
+        return Baseline(loss, math.nan, len(data.val_y))
     majority = float(torch.bincount(data.val_y).max()) / max(len(data.val_y), 1)
     return Baseline(loss, max(acc, majority), len(data.val_y))
 
@@ -186,7 +193,8 @@ def choose(trials: Sequence[Trial], base: Baseline) -> int | None:
 
 
 def confirm_lr(config: RunConfig, data: Dataset, anchor: float, *, seed: int | None = None,
-               model: nn.Module | None = None, steps: int | None = None) -> TrialOutcome:
+               model: nn.Module | None = None, steps: int | None = None,
+               inputs: RunInputs | None = None) -> TrialOutcome:
     """Train the ladder of candidates below ``anchor`` and pick the best (see the module doc).
 
     ``steps`` per trial defaults to :func:`trial_steps` of the config's data size, batch size
@@ -196,9 +204,9 @@ def confirm_lr(config: RunConfig, data: Dataset, anchor: float, *, seed: int | N
     t = config.train
     seed = t.seed if seed is None else seed
     n = steps or trial_steps(len(data.train_y), t.batch_size, t.steps, t.epochs)
-    base = baseline(config, data, seed, model)
+    base = baseline(config, data, seed, model, inputs)
     start = base.val_loss
-    trials = [run_trial(config, data, lr, n, seed, model, base) for lr in ladder(anchor)]
+    trials = [run_trial(config, data, lr, n, seed, model, base, inputs) for lr in ladder(anchor)]
     cost = sum(tr.steps for tr in trials)
     best = choose(trials, base)
     if best is None:
@@ -211,6 +219,8 @@ def confirm_lr(config: RunConfig, data: Dataset, anchor: float, *, seed: int | N
     tb = trials[best]
     return TrialOutcome(lr, (
         f"best of {len(trials)} {n}-step trials at LRs from {trials[-1].lr:.3g} (the range test's "
-        f"loss minimum) down to {trials[0].lr:.3g}: val acc {tb.val_acc:.1%} "
-        f"(val loss {tb.val_loss:.3g}) at lr {tb.lr:.3g}"
+        f"loss minimum) down to {trials[0].lr:.3g}: "
+        + (f"val acc {tb.val_acc:.1%} (val loss {tb.val_loss:.3g})" if math.isfinite(tb.val_acc)
+           else f"val loss {tb.val_loss:.3g}")  # a regression records no accuracy
+        + f" at lr {tb.lr:.3g}"
         + (f", refined to {lr:.3g} between its neighbours" if lr != tb.lr else "")), trials, start, cost)

@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from batchlab.data import Dataset, load_dataset
+from batchlab.data import Dataset
 from batchlab.errors import BatchlabError
 from batchlab.probes.common import ProbeError, fresh_setup, isolated_rng
 from batchlab.probes.memory import (
@@ -55,6 +55,7 @@ from batchlab.probes.memory import (
     steady_step_memory,
 )
 from batchlab.spec import RunConfig
+from batchlab.train.inputs import RunInputs
 
 CPU_CAP = 2**16  # largest batch tried on CPU without a memory limit
 HOST_FRACTION = 0.8  # a CPU trial predicted to need more of the available memory is not run
@@ -181,7 +182,7 @@ class MaxBatchResult:
 
 def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: float = 0.1,
               max_batch: int | None = None, start: int = 1,
-              model: nn.Module | None = None) -> MaxBatchResult:
+              model: nn.Module | None = None, inputs: RunInputs | None = None) -> MaxBatchResult:
     """Find the largest batch size of ``config`` that trains within memory (see module doc).
 
     ``memory_limit``: bytes a step may use (``memory.parse_size("4GiB")`` reads human sizes);
@@ -189,6 +190,7 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
     recommendation, 0 <= margin < 1. ``max_batch``: never try more. ``start``: first batch
     tried (>= 1). ``model``: probe this module's architecture and weights instead of building
     ``config.model`` (each trial trains its own deep copy; the module itself is never touched).
+    ``inputs``: the caller's data/model/loss/optimizer builders (the Python API's objects).
     torch's global RNG state is unchanged afterwards.
 
     Raises ProbeError for bad arguments, when batch size ``start`` does not fit (with what to
@@ -196,7 +198,7 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
     """
     _check_arguments(memory_limit, margin, max_batch, start)
     t0 = time.perf_counter()
-    data = load_dataset(config.data)
+    data = (inputs or RunInputs()).load_data(config.data)
     device = probe_device(config)
     n_train = len(data.train_y)
     caps = {"dataset size": n_train}
@@ -220,7 +222,7 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
             return Trial(b, None, False, f"not run: predicted {format_size(predicted)} > "
                          f"{HOST_FRACTION:.0%} of the {format_size(host)} host memory available")
         try:
-            measure = _fresh_step_memory(config, data, b, model)
+            measure = _fresh_step_memory(config, data, b, model, inputs)
         except Exception as err:
             if not is_oom(err):
                 raise
@@ -275,10 +277,10 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
 
 
 def _fresh_step_memory(config: RunConfig, data: Dataset, batch_size: int,
-                       model: nn.Module | None) -> MemoryMeasure:
+                       model: nn.Module | None, inputs: RunInputs | None = None) -> MemoryMeasure:
     """One trial: a fresh model and optimizer, a steady-state step, its MemoryMeasure. Every
     tensor it makes is local, so all of it is freed when it returns or raises."""
-    setup = fresh_setup(config, data, model=model)
+    setup = fresh_setup(config, data, model=model, inputs=inputs)
     gen = torch.Generator().manual_seed(setup.seed)
     return steady_step_memory(setup.model, setup_optimizer(setup, batch_size),
                               setup_batches(setup, batch_size, gen), setup.loss_fn)

@@ -21,6 +21,7 @@ from batchlab.data import Dataset
 from batchlab.jsonsafe import json_safe
 from batchlab.probes.common import ProbeError, check_batch_fits, fresh_setup, full_batches, isolated_rng
 from batchlab.spec import RunConfig
+from batchlab.train.inputs import RunInputs
 from batchlab.train.noise import NoiseMeter, bootstrap_ci
 from batchlab.train.optim import set_lr
 from batchlab.train.scaling import scaled_lr
@@ -55,14 +56,15 @@ class NoiseScaleResult:
 def measure_noise_scale(
     config: RunConfig, *, steps: int = 200, micro_batches: int | None = None, ema: float = 0.95,
     level: float = 0.95, n_boot: int = 1000, seed: int | None = None,
-    model: nn.Module | None = None, data: Dataset | None = None,
+    model: nn.Module | None = None, data: Dataset | None = None, inputs: RunInputs | None = None,
 ) -> NoiseScaleResult:
     """Train a fresh copy of the model for ``steps`` steps exactly as ``train_run`` would
     (the config's optimizer, scaled LR and schedule over the run's own length), measuring
     B_simple at every step. Full batches only (the partial last batch of a pass is skipped).
 
     ``micro_batches`` defaults to ``config.train.noise_scale_micro_batches``. ``model``: probe
-    a private copy (never modified). Raises ProbeError for a batch larger than the data or
+    a private copy (never modified). ``inputs``: the caller's data/model/loss/optimizer
+    builders (the gradients are of ``inputs.loss_fn``). Raises ProbeError for a batch larger than the data or
     smaller than ``micro_batches``, SpecError when ``train.lr`` is still "auto".
     """
     t = config.train
@@ -71,12 +73,12 @@ def measure_noise_scale(
         raise ProbeError(f"the noise scale needs micro_batches >= 2, batch_size >= micro_batches and "
                          f"steps >= 2; got {k}, {t.batch_size} and {steps}.")
     base_lr = scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size)
-    meter = NoiseMeter(k, ema=ema)
+    meter = NoiseMeter(k, ema=ema, loss_fn=(inputs or RunInputs()).loss_fn)
     trace_steps: list[int] = []
     trace_b: list[float] = []
     trace_loss: list[float] = []
     with isolated_rng():
-        setup = fresh_setup(config, data, seed=seed, model=model)
+        setup = fresh_setup(config, data, seed=seed, model=model, inputs=inputs)
         n = len(setup.train_y)
         check_batch_fits(n, t.batch_size)
         spe = steps_per_epoch(n, t.batch_size)

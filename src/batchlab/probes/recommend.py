@@ -23,6 +23,7 @@ from typing import Any
 from batchlab.jsonsafe import json_safe
 from batchlab.probes.common import ProbeError
 from batchlab.spec import RunConfig
+from batchlab.train.inputs import RunInputs
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, steps_per_epoch
 
@@ -122,9 +123,11 @@ def explain(rec_b: Prediction, preds: Sequence[Prediction], b_noise: float,
 
 def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
               memory_limit: int | None = None, margin: float = 0.1, noise_steps: int = 200,
-              lr_repeats: int | None = None, s_min: float | None = None) -> Recommendation:
+              lr_repeats: int | None = None, s_min: float | None = None,
+              inputs: RunInputs | None = None) -> Recommendation:
     """Run the probes on fresh copies (throughput curve, largest batch that fits, noise scale,
-    LR range test at the chosen and at the user's batch size) and combine them."""
+    LR range test at the chosen and at the user's batch size) and combine them. ``inputs``:
+    the caller's data/model/loss/optimizer builders (the Python API's objects)."""
     from batchlab.probes.lr_range import lr_find, resolve_auto_lr
     from batchlab.probes.max_batch import max_batch
     from batchlab.probes.noise_scale import measure_noise_scale
@@ -134,17 +137,17 @@ def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
         from batchlab.plan import RunSpec
 
         config = resolve_auto_lr([RunSpec(config.run_id(), config)], repeats=lr_repeats)[0].config
-    tp = throughput_curve(config, batch_sizes=batch_sizes)
+    tp = throughput_curve(config, batch_sizes=batch_sizes, inputs=inputs)
     mb = max_batch(config, memory_limit=memory_limit, margin=margin,
-                   max_batch=max(tp.batch_sizes) if tp.batch_sizes else None)
-    ns = measure_noise_scale(config, steps=noise_steps)
+                   max_batch=max(tp.batch_sizes) if tp.batch_sizes else None, inputs=inputs)
+    ns = measure_noise_scale(config, steps=noise_steps, inputs=inputs)
     if not math.isfinite(ns.b_simple) or ns.b_simple <= 0:
         raise ProbeError(f"the gradient noise scale could not be measured: {ns.reason}")
     largest = mb.recommended if mb.recommended is not None else mb.largest
     preds = predict_times(tp.batch_sizes, tp.samples_per_s, ns.b_simple, largest, s_min)
     best = choose(preds)
     found = lr_find(config, batch_sizes=sorted({best.batch_size, config.train.batch_size}),
-                    repeats=lr_repeats)
+                    repeats=lr_repeats, inputs=inputs)
     at = {b.batch_size: b.lr for b in found.per_batch}
     t = config.train
     if at.get(best.batch_size):

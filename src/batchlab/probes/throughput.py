@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from batchlab.cores import available_cores, sweep_threads
-from batchlab.data import Dataset, load_dataset
+from batchlab.data import Dataset
 from batchlab.errors import BatchlabError
 from batchlab.probes.common import ProbeError, fresh_setup, isolated_rng
 from batchlab.probes.knee import MAX_SPREAD, REPEATS, Settled, Window, knee_unless_noisy, settle
@@ -67,6 +67,7 @@ from batchlab.probes.memory import (
     train_step,
 )
 from batchlab.spec import RunConfig
+from batchlab.train.inputs import RunInputs
 
 DEFAULT_BATCH_SIZES = tuple(2**k for k in range(3, 12))  # 8 .. 2048
 LONG_STEP_WINDOWS = 3  # windows at a batch size whose single step outlasts a window
@@ -135,7 +136,8 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
                      warmup_steps: int = 2, windows: int = 3, window_seconds: float = 0.1,
                      window_steps: int | None = None, knee_gain: float = 1.1,
                      max_spread: float = MAX_SPREAD, repeats: int = REPEATS, workers: int = 1,
-                     model: nn.Module | None = None) -> ThroughputResult:
+                     model: nn.Module | None = None,
+                     inputs: RunInputs | None = None) -> ThroughputResult:
     """Measure samples/s and peak memory of ``config``'s training step at each batch size.
 
     ``batch_sizes``: default powers of two 8..2048; sizes above the training set are skipped
@@ -144,7 +146,7 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
     ``window_steps`` steps when given (time windows at a size whose step outlasts a window:
     no warm-up beyond the memory step and at most 3 windows). ``model``: measure this
     module's architecture instead of ``config.model`` (each batch size trains its own copy;
-    the module is never touched).
+    the module is never touched). ``inputs``: the caller's data/model/loss/optimizer builders.
     ``max_spread``, ``repeats``: a batch size whose windows spread more than ``max_spread``
     is measured again, up to ``repeats`` more rounds; if still noisy the curve is reported
     unreliable and has no knee (see the module doc).
@@ -164,7 +166,7 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
                                             available_cores())
     t0 = time.perf_counter()
     device = probe_device(config)
-    data = load_dataset(config.data)
+    data = (inputs or RunInputs()).load_data(config.data)
     n_train = len(data.train_y)
     wanted = sorted(set(batch_sizes if batch_sizes is not None else DEFAULT_BATCH_SIZES))
     sizes = [b for b in wanted if b <= n_train]
@@ -181,7 +183,7 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
             started = time.perf_counter()
             try:
                 points[b] = _measure(config, data, b, model, warmup_steps, windows,
-                                     window_seconds, window_steps, max_spread, repeats)
+                                     window_seconds, window_steps, max_spread, repeats, inputs)
             except BatchlabError:
                 raise
             except Exception as err:
@@ -228,10 +230,11 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
 
 def _measure(config: RunConfig, data: Dataset, batch_size: int, model: nn.Module | None,
              warmup_steps: int, windows: int, window_seconds: float,
-             window_steps: int | None, max_spread: float, repeats: int) -> _Point:
+             window_steps: int | None, max_spread: float, repeats: int,
+             inputs: RunInputs | None = None) -> _Point:
     """One batch size on a fresh model and optimizer: memory step, warm-up, timed windows
     (rounds of them until they agree: ``probes.knee.settle``)."""
-    setup = fresh_setup(config, data, model=model)
+    setup = fresh_setup(config, data, model=model, inputs=inputs)
     opt = setup_optimizer(setup, batch_size)
     batches = setup_batches(setup, batch_size, torch.Generator().manual_seed(setup.seed))
     started = time.perf_counter()

@@ -34,8 +34,9 @@ def best_config(analysis: Any) -> str:
     they differ by less than the seed noise."""
     best = analysis.best
     if not best:
-        return '<p class="note">No configuration qualifies as best (no run with validation data ' \
-               "that did not diverge).</p>"
+        return '<p class="note">No configuration qualifies as best by accuracy (no run with ' \
+               "validation accuracy that did not diverge; a run that records only its loss is " \
+               "ranked by validation loss in the conclusions above).</p>"
     rows = []
     for role, g in (("best", best["group"]), ("runner-up", best.get("runner_up"))):
         if g:

@@ -32,12 +32,12 @@ from batchlab.events import (
     RunStarted,
 )
 from batchlab.fserrors import describe
-from batchlab.models import build_model
 from batchlab.spec import RunConfig
 from batchlab.train.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from batchlab.train.checkpoint_timing import CheckpointTimer
+from batchlab.train.inputs import LossFn, RunInputs, has_accuracy
 from batchlab.train.noise import noise_meter
-from batchlab.train.optim import build_optimizer, set_lr
+from batchlab.train.optim import set_lr
 from batchlab.train.recorder import Recorder
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
@@ -79,19 +79,28 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over (x, y), in eval mode (no dropout, BN running stats)."""
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+             loss_fn: LossFn = F.cross_entropy) -> tuple[float, float | None]:
+    """Mean loss and accuracy over (x, y), in eval mode (no dropout, BN running stats).
+
+    The loss is ``loss_fn`` averaged over chunks weighted by their size; accuracy is None
+    when the outputs are not class scores for integer labels (a regression, see
+    ``has_accuracy``).
+    """
     model.eval()
     loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device)
+    correct: torch.Tensor | None = torch.zeros((), device=x.device)
     for i in range(0, len(y), EVAL_BATCH):
-        logits = model(x[i : i + EVAL_BATCH])
+        outputs = model(x[i : i + EVAL_BATCH])
         target = y[i : i + EVAL_BATCH]
-        loss_sum += F.cross_entropy(logits, target, reduction="sum")
-        correct += (logits.argmax(dim=1) == target).sum()
+        loss_sum += loss_fn(outputs, target).detach() * len(target)
+        if correct is not None and has_accuracy(outputs, target):
+            correct += (outputs.argmax(dim=1) == target).sum()
+        else:
+            correct = None
     model.train()
     n = max(len(y), 1)
-    return loss_sum.item() / n, correct.item() / n
+    return loss_sum.item() / n, None if correct is None else correct.item() / n
 
 
 def checkpoint_or_why(path: Path, state: dict[str, Any], doing: str) -> str | None:
@@ -114,6 +123,7 @@ def train_run(
     max_resume_step: int | None = None,
     load_data: Callable[..., Dataset] = load_dataset,
     checkpoint_timer: CheckpointTimer | None = None,
+    inputs: RunInputs | None = None,
 ) -> RunEnded:
     """Train one run to the end (or divergence/failure/Ctrl-C) and return how it ended.
 
@@ -121,8 +131,10 @@ def train_run(
     step is <= ``max_resume_step`` (the last step the store holds every row for; None = any).
     Checkpoints are written at epoch ends on a time budget (``checkpoint_timer``, default
     ``CheckpointTimer()``: the first epoch end, then once their cost is <= 2 % of the time).
-    KeyboardInterrupt is re-raised after the run is reported as interrupted.
+    KeyboardInterrupt is re-raised after the run is reported as interrupted. ``inputs``: where
+    the model, loss and optimizer come from (default: the config's, with ``load_data``).
     """
+    inputs = inputs or RunInputs(load_data=load_data)
     run_id = config.run_id()
     t = config.train
     rec: Recorder | None = None
@@ -136,12 +148,12 @@ def train_run(
         return event
 
     try:
-        data = load_data(config.data)
+        data = inputs.load_data(config.data)
         device = resolve_device(t.device)
         torch.manual_seed(t.seed)  # model init and dropout
-        model = build_model(config.model, data.input_shape, data.num_classes).to(device)
+        model = inputs.build_model(config.model, data).to(device)
         base_lr = scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size)
-        optimizer = build_optimizer(t, model.parameters(), base_lr)
+        optimizer = inputs.make_optimizer(t, model.parameters(), base_lr)
         n_train, batch = len(data.train_y), t.batch_size
         spe = steps_per_epoch(n_train, batch)
         total = run_length(t.steps, t.epochs, spe)
@@ -160,7 +172,7 @@ def train_run(
         summary: dict[str, Any] = {
             "effective_lr": base_lr, "steps_per_epoch": spe, "total_steps": total,
             "n_train": n_train, "n_val": len(val_y), "best_val_acc": -1.0,
-            "num_classes": data.num_classes,  # chance level for the diagnosis (1/C, ln C)
+            "num_classes": data.num_classes or None,  # chance level for the diagnosis (1/C, ln C)
         }
         clock = 0.0
         state = load_checkpoint(checkpoint_path, run_id) if checkpoint_path else None
@@ -174,6 +186,8 @@ def train_run(
             step, clock, summary = state["step"], state["wall_time"], state["summary"]
             if noise is not None and state.get("noise_scale") is not None:
                 noise = noise_meter(t, state["noise_scale"])
+        if noise is not None:
+            noise.loss_fn = inputs.loss_fn  # the gradient noise of the loss being trained
         sink(RunStarted(run_id, total, step, environment(device)))
         rec = Recorder(run_id, sink, n_train, batch, spe, clock_offset=clock)
     except KeyboardInterrupt:
@@ -183,13 +197,16 @@ def train_run(
         return ended(FAILED, {}, "".join(traceback.format_exception_only(err)).strip())
 
     def run_eval() -> None:
-        val_loss, val_acc = evaluate(model, val_x, val_y)
-        train_loss, train_acc = evaluate(model, sub_x, sub_y)
-        rec.log_values(step, {"val_loss": val_loss, "val_acc": val_acc,
-                              "train_eval_loss": train_loss, "train_acc": train_acc})
-        summary.update(final_val_loss=val_loss, final_val_acc=val_acc,
-                       final_train_loss=train_loss, final_train_acc=train_acc)
-        if val_acc > summary["best_val_acc"]:
+        val_loss, val_acc = evaluate(model, val_x, val_y, inputs.loss_fn)
+        train_loss, train_acc = evaluate(model, sub_x, sub_y, inputs.loss_fn)
+        rec.log_values(step, {"val_loss": val_loss, "train_eval_loss": train_loss})
+        summary.update(final_val_loss=val_loss, final_train_loss=train_loss)
+        if val_acc is None or train_acc is None:  # a regression: the loss alone is recorded
+            summary.pop("best_val_acc", None)
+        else:
+            rec.log_values(step, {"val_acc": val_acc, "train_acc": train_acc})
+            summary.update(final_val_acc=val_acc, final_train_acc=train_acc)
+        if val_acc is not None and val_acc > summary["best_val_acc"]:
             summary.update(best_val_acc=val_acc, best_val_acc_step=step,
                            best_val_acc_epoch=rec.epoch(step))
         if val_loss < summary.get("best_val_loss", math.inf):
@@ -217,7 +234,7 @@ def train_run(
                     noise.measure(model, xb, yb)  # a side computation: the step below is unchanged
                 lr = lr_at(step)
                 set_lr(optimizer, lr)
-                loss = F.cross_entropy(model(xb), yb)
+                loss = inputs.loss_fn(model(xb), yb)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

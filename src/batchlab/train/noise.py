@@ -36,7 +36,7 @@ imports ``probes/``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,9 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from batchlab.spec import TrainSpec
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
+from batchlab.train.inputs import LossFn
 
 # --------------------------------------------------------------------------- pure estimator
 

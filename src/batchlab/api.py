@@ -1,0 +1,329 @@
+"""The Python API on the user's own objects: ``import batchlab as bl``.
+
+``bl.sweep`` trains a grid over a model (an ``nn.Module`` or a function returning one) and
+data (``(x, y)`` tensors or numpy arrays, or a map-style ``Dataset``) with the CLI's store,
+resume and skip rules; ``bl.lr_find``, ``bl.max_batch``, ``bl.throughput``,
+``bl.noise_scale`` and ``bl.recommend`` run the CLI's probes on the same objects and return
+the same result types. Every call is a thin layer: it checks the objects
+(``batchlab.objects``), names them in a spec (``batchlab.apispec``) so run ids cover them, and
+calls the library with ``RunInputs`` that build from the objects instead of the spec.
+
+Runs train in this process (the objects need no pickling and a notebook's classes work);
+asking for worker processes is refused with what to do instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchlab.errors import BatchlabError, ModelError, SpecError
+
+if TYPE_CHECKING:
+    from batchlab.analysis.experiment import ExperimentAnalysis
+    from batchlab.execute.sweep import PreparedSweep
+    from batchlab.objects import ObjectInputs
+    from batchlab.plan import RunSpec
+    from batchlab.probes.lr_range import LrFindResult
+    from batchlab.probes.max_batch import MaxBatchResult
+    from batchlab.probes.noise_scale import NoiseScaleResult
+    from batchlab.probes.recommend import Recommendation
+    from batchlab.probes.throughput import ThroughputResult
+    from batchlab.report.report import ReportResult
+    from batchlab.spec import RunConfig, Spec
+
+DEFAULT_STORE = "batchlab.db"
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What ``bl.sweep`` did: counts, the runs' table, the analysis and the report.
+
+    ``planned``/``skipped``/``trained``: runs in the sweep, already final in the store before
+    the call (not trained again), and trained by this call. The table and the analysis are
+    read from the store when asked for, so they include every run of the experiment.
+    """
+
+    experiment: str
+    store: Path
+    planned: int
+    skipped: int
+    trained: int
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per run: id, status, batch size, LR, schedule, seed, summary metrics."""
+        from batchlab.results import experiment_rows
+        from batchlab.store import Store
+
+        with Store(self.store, create=False) as st:
+            return experiment_rows(st, self.experiment)
+
+    @property
+    def table(self) -> Any:
+        """The runs as a pandas DataFrame when pandas is installed, else ``rows``."""
+        from batchlab.reader import frame
+
+        return frame(self.rows)
+
+    @property
+    def analysis(self) -> ExperimentAnalysis:
+        """``batchlab.analysis.analyze_experiment`` of this experiment (diagnosis, best config,
+        time to target, scaling fits, conclusions)."""
+        from batchlab.analysis.experiment import analyze_experiment
+        from batchlab.store import Store
+
+        with Store(self.store, create=False) as st:
+            return analyze_experiment(st, self.experiment)
+
+    def report(self, path: str | Path, target: float | None = None) -> ReportResult:
+        """Write the HTML report to ``path`` (figures in ``<stem>_files/`` beside it)."""
+        from batchlab.reader import open_store
+
+        with open_store(self.store) as db:
+            return db.report(self.experiment, path, target=target)
+
+
+def _objects(model: Any, train: Any, val: Any, loss: Any, optimizer: Any) -> ObjectInputs:
+    from batchlab.objects import ObjectInputs
+
+    if model is None or train is None:
+        raise SpecError("pass model= (an nn.Module or a function returning one) and "
+                        "train= ((x, y) arrays or a Dataset).")
+    return ObjectInputs.create(model, train, val, loss, optimizer)
+
+
+def _spec(name: str, objects: ObjectInputs, grid: dict[str, list[Any]] | None,
+          fields: dict[str, Any], optimizer: Any, repeats: int = 1) -> Spec:
+    """The spec of an API call; an optimizer given by name is the ``train.optimizer`` field."""
+    from batchlab.apispec import api_spec
+
+    if isinstance(optimizer, str):
+        fields = {**fields, "optimizer": optimizer}
+    return api_spec(name, data=objects.data_spec(), model=objects.model_spec(), grid=grid,
+                    fields=fields, repeats=repeats)
+
+
+def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
+    """Fail before anything runs or is stored: the data splits, the model takes a batch and
+    the loss gives a scalar for it. Errors name the object and the fix."""
+    import torch
+
+    inputs = objects.run_inputs()
+    data = inputs.load_data(config.data)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        net = inputs.build_model(config.model, data)
+        xb, yb = data.train_x[:2], data.train_y[:2]
+        try:
+            out = net(xb)
+        except Exception as err:
+            raise ModelError(
+                f"{objects.describe()} fails on a batch of inputs of shape {tuple(xb.shape)}: "
+                f"{type(err).__name__}: {err}. Make the model accept the data's shape."
+            ) from None
+        try:
+            value = inputs.loss_fn(out, yb)
+        except Exception as err:
+            raise ModelError(
+                f"the loss fails on the model's outputs {tuple(out.shape)} and targets "
+                f"{tuple(yb.shape)} {yb.dtype}: {type(err).__name__}: {err}. Make the model's "
+                "last layer match the targets (e.g. one output per class for labels)."
+            ) from None
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise ModelError("the loss must return a scalar tensor (the batch mean); "
+                             f"it returned {type(value).__name__} {getattr(value, 'shape', '')}.")
+    try:  # a factory that fails would otherwise fail every run, one by one
+        inputs.make_optimizer(config.train, net.parameters(), 0.01)
+    except BatchlabError:
+        raise
+    except Exception as err:
+        raise SpecError(f"optimizer= fails on the model's parameters: {type(err).__name__}: "
+                        f"{err}. It must take (params, lr) and return a torch.optim.Optimizer.") from None
+
+
+def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
+    """``check_objects``, then what only a sweep needs: valid schedules (``runs`` have their
+    ``lr = "auto"`` resolved already)."""
+    from batchlab.train.scaling import scaled_lr
+    from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
+
+    n_train = len(objects.run_inputs().load_data(runs[0].config.data).train_y)
+    for run in runs:
+        t = run.config.train
+        spe = steps_per_epoch(n_train, t.batch_size)
+        schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr,
+                                          t.base_batch_size), run_length(t.steps, t.epochs, spe), spe)
+
+
+def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
+                     store: Path) -> PreparedSweep:
+    """The runs with ``lr = "auto"`` replaced by the LR range test's suggestion on the objects
+    (reusing what an earlier call stored for this experiment, as ``batchlab sweep`` does), and
+    the probe results to store beside them."""
+    from batchlab.execute.sweep import PreparedSweep, known_auto_lrs
+    from batchlab.probes.lr_range import auto_lr_key, resolve_auto_lr
+    from batchlab.store import Store
+
+    if all(r.config.train.lr != "auto" for r in runs):
+        return PreparedSweep(runs)
+    known: dict[str, float] = {}
+    if store.is_file():  # read only: bad input must not create a store
+        with Store(store, create=False) as st:
+            known = known_auto_lrs(st, spec.name)
+    probes: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+
+    def keep(config: RunConfig, result: Any) -> None:
+        probes.append(("lr_range", {**config.model_dump(mode="json"),
+                                    "auto_lr_key": auto_lr_key(config)}, result.to_dict()))
+
+    resolved = resolve_auto_lr(runs, on_result=keep, known=known, inputs=objects.run_inputs())
+    return PreparedSweep(resolved, probes)
+
+
+def sweep(name: str, *, model: Any, train: Any, val: Any = None,
+          grid: dict[str, list[Any]] | None = None, store: str | Path = DEFAULT_STORE,
+          loss: Any = None, optimizer: Any = None, repeats: int = 1, workers: int = 1,
+          **train_fields: Any) -> SweepResult:
+    """Train every point of ``grid`` on ``model`` and ``train``; return the result.
+
+    ``model``: an ``nn.Module`` (deep-copied for every run and re-initialised with the run's
+    seed) or a function returning a fresh one. ``train``/``val``: ``(x, y)`` tensors or numpy
+    arrays, or a map-style ``Dataset`` of (x, y) pairs; without ``val`` a ``val_fraction``
+    (0.2) of ``train`` is held out. Integer targets are classes (accuracy is recorded); float
+    targets a regression (pass a ``loss``; the loss alone is recorded). ``grid``: spec field
+    paths or short names (``batch_size``, ``lr``, ``schedule``, ``seed``, ``epochs``,
+    ``optimizer``, ...) -> lists of values. ``loss``: any ``loss(outputs, targets)`` returning
+    the batch mean (default cross-entropy). ``optimizer``: a name or ``(params, lr) ->
+    Optimizer`` (the schedule sets its LR every step). Other keywords set spec fields
+    (``epochs=5``, ``momentum=0``, ``"data.limit"`` via ``**{"data.limit": 500}``).
+
+    Same rules as ``batchlab sweep``: finished runs in ``store`` are skipped, unfinished ones
+    resume from their checkpoints, and changed objects (architecture, data, loss, optimizer)
+    give new run ids, so they train. Raises a BatchlabError naming what to fix on bad input.
+    """
+    if workers != 1:
+        raise SpecError(
+            f"workers={workers}: runs on objects you pass (model=, train=, loss=, optimizer=) "
+            "train in this process, where those objects live; worker processes would need to "
+            "import them. Use workers=1 (the default), or put the model in a module file and "
+            "sweep a spec with model.name = 'mymodule:factory' (batchlab sweep --workers N)."
+        )
+    import torch
+
+    from batchlab.execute.inline import InlineExecutor
+    from batchlab.execute.sweep import run_sweep
+    from batchlab.plan import plan_runs
+    from batchlab.store import Store
+
+    objects = _objects(model, train, val, loss, optimizer)
+    spec = _spec(name, objects, grid, dict(train_fields), optimizer, repeats)
+    runs = plan_runs(spec)
+    check_objects(runs[0].config, objects)  # before an lr = "auto" range test trains them
+    threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
+    try:
+        prepared = _resolve_auto_lr(spec, runs, objects, Path(store))
+        preflight(prepared.runs, objects)
+        with Store(store) as st:
+            outcome = run_sweep(spec, st, InlineExecutor(inputs=objects.run_inputs()),
+                                prepared=prepared)
+    finally:
+        torch.set_num_threads(threads)
+    return SweepResult(spec.name, Path(store), outcome.planned, outcome.skipped, outcome.trained)
+
+
+# ------------------------------------------------------------------------------- probes
+# Each probe takes the objects sweep takes (model, train, val, loss, optimizer and spec fields
+# by keyword), runs the CLI's probe on them and returns the same result type. With ``store``,
+# the result is also stored as a probe of experiment ``experiment`` (the report shows it).
+
+
+def _probe(kind: str, run: Any, model: Any, train: Any, val: Any, loss: Any, optimizer: Any,
+           store: str | Path | None, experiment: str, fields: dict[str, Any]) -> Any:
+    from batchlab.spec import RunConfig
+
+    objects = _objects(model, train, val, loss, optimizer)
+    spec = _spec(experiment, objects, None, dict(fields), optimizer)
+    config = RunConfig(data=spec.data, model=spec.model, train=spec.train)
+    check_objects(config, objects)
+    result = run(config, objects.run_inputs())
+    if store is not None:
+        from batchlab.store import Store
+
+        with Store(store) as st:
+            st.add_probe(experiment, kind, config.model_dump(mode="json"), result.to_dict())
+    return result
+
+
+def lr_find(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,
+            batch_sizes: list[int] | None = None, strategy: str | None = None,
+            repeats: int | None = None, store: str | Path | None = None,
+            experiment: str = "probes", **train_fields: Any) -> LrFindResult:
+    """The LR range test (+ short trials by default) on the objects: an ``LrFindResult``
+    (``suggested_lr``, per batch size, the α of lr* ∝ B^α). ``batch_sizes``: default the
+    ``batch_size`` keyword (32). Other keywords as in :func:`sweep`."""
+    from batchlab.probes.lr_range import DEFAULT_STRATEGY
+    from batchlab.probes.lr_range import lr_find as probe
+
+    return _probe("lr_range", lambda c, i: probe(
+        c, batch_sizes=batch_sizes, repeats=repeats, strategy=strategy or DEFAULT_STRATEGY,
+        inputs=i), model, train, val, loss, optimizer, store, experiment, train_fields)
+
+
+def max_batch(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,
+              memory_limit: int | str | None = None, margin: float = 0.1,
+              max_batch: int | None = None, store: str | Path | None = None,
+              experiment: str = "probes", **train_fields: Any) -> MaxBatchResult:
+    """The largest batch size that trains within memory: a ``MaxBatchResult``.
+    ``memory_limit``: bytes or a size such as "4GiB" (default: the device's)."""
+    from batchlab.probes.max_batch import max_batch as probe
+    from batchlab.probes.memory import parse_size
+
+    limit = parse_size(memory_limit) if memory_limit is not None else None
+    return _probe("max_batch", lambda c, i: probe(c, memory_limit=limit, margin=margin,
+                                                   max_batch=max_batch, inputs=i),
+                  model, train, val, loss, optimizer, store, experiment, train_fields)
+
+
+def throughput(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,
+               batch_sizes: list[int] | None = None, store: str | Path | None = None,
+               experiment: str = "probes", **train_fields: Any) -> ThroughputResult:
+    """Samples/s and peak memory per batch size, and the knee: a ``ThroughputResult``."""
+    from batchlab.probes.throughput import throughput_curve
+
+    return _probe("throughput", lambda c, i: throughput_curve(c, batch_sizes=batch_sizes, inputs=i),
+                  model, train, val, loss, optimizer, store, experiment, train_fields)
+
+
+def noise_scale(*, model: Any, train: Any, val: Any = None, loss: Any = None,
+                optimizer: Any = None, steps: int = 200, micro_batches: int | None = None,
+                store: str | Path | None = None, experiment: str = "probes",
+                **train_fields: Any) -> NoiseScaleResult:
+    """The gradient noise scale B_simple over ``steps`` training steps at the ``batch_size``
+    keyword: a ``NoiseScaleResult``."""
+    from batchlab.probes.noise_scale import measure_noise_scale
+
+    return _probe("noise_scale", lambda c, i: measure_noise_scale(
+        c, steps=steps, micro_batches=micro_batches, inputs=i),
+        model, train, val, loss, optimizer, store, experiment, train_fields)
+
+
+def recommend(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,
+              batch_sizes: list[int] | None = None, memory_limit: int | str | None = None,
+              margin: float = 0.1, noise_steps: int = 200, lr_repeats: int | None = None,
+              store: str | Path | None = None, experiment: str = "probes",
+              **train_fields: Any) -> Recommendation:
+    """All the probes combined into a batch size, an LR and a warm-up, with the evidence: a
+    ``Recommendation`` (``.explanation``: the reasoning, line by line)."""
+    from batchlab.probes.memory import parse_size
+    from batchlab.probes.recommend import recommend as probe
+
+    limit = parse_size(memory_limit) if memory_limit is not None else None
+    return _probe("recommend", lambda c, i: probe(
+        c, batch_sizes=batch_sizes, memory_limit=limit, margin=margin, noise_steps=noise_steps,
+        lr_repeats=lr_repeats, inputs=i), model, train, val, loss, optimizer, store, experiment,
+        train_fields)
+
+
+__all__ = ["SweepResult", "lr_find", "max_batch", "noise_scale", "recommend", "sweep",
+           "throughput"]

@@ -1,0 +1,71 @@
+"""The Python API's keywords as a spec: short field names, grid keys and object fields.
+
+``bl.sweep(..., grid={"batch_size": [16, 64]}, epochs=5)`` means the spec
+``{"train": {"epochs": 5}, "sweep": {"grid": {"train.batch_size": [16, 64]}}}``. A short name
+is a field of ``train`` (``batch_size``, ``lr``, ``schedule``, ``seed``, ``epochs``,
+``optimizer``, ...) or of ``data`` (``limit``, ``val_fraction``, ``augment``, ...); a full path
+(``"train.schedule.warmup"``) is taken as it is. A schedule given as a name (``"cosine"``) is
+``{"name": "cosine"}``. Everything is then validated by the same pydantic models as a TOML
+spec, so a typo is an error naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batchlab.errors import SpecError
+from batchlab.spec import DataSpec, ModelSpec, Spec, TrainSpec, set_path, spec_from_dict
+
+# where a short name is looked up, in this order (model fields name zoo settings: not here)
+SECTIONS = (("train", TrainSpec), ("data", DataSpec))
+# Fields the objects themselves decide: given by keyword they would contradict the objects.
+OBJECT_FIELDS = {"data.name", "data.path", "model.name", "model.kwargs"}
+
+
+def field_path(key: str) -> str:
+    """The dotted spec path of an API keyword or grid key; SpecError naming it when unknown."""
+    if "." in key:
+        path = key
+    else:
+        owners = [section for section, fields in SECTIONS if key in fields.model_fields]
+        if not owners:
+            known = sorted({f for _, fields in SECTIONS for f in fields.model_fields})
+            raise SpecError(
+                f"'{key}' is not a spec field; use a field of train or data ({', '.join(known)}) "
+                "or a full path such as 'train.schedule.warmup'."
+            )
+        path = f"{owners[0]}.{key}"
+    if path.split(".")[0] not in ("train", "data", "model"):
+        raise SpecError(f"'{key}' must name a field of train, data or model "
+                        "(for example 'train.batch_size').")
+    if path in OBJECT_FIELDS:
+        raise SpecError(f"'{key}' is set by the objects you pass (model=, train=, val=); "
+                        "leave it out.")
+    return path
+
+
+def _value(path: str, value: Any) -> Any:
+    """A schedule given by name is the schedule section with that name."""
+    if path == "train.schedule" and isinstance(value, str):
+        return {"name": value}
+    return value
+
+
+def api_spec(name: str, *, data: DataSpec, model: ModelSpec, grid: dict[str, list[Any]] | None,
+             fields: dict[str, Any], repeats: int = 1) -> Spec:
+    """The validated Spec of an API call: ``data``/``model`` name the objects, ``fields``
+    (keyword -> value) set single values, ``grid`` (key -> values) is the sweep."""
+    raw: dict[str, Any] = {"name": name, "data": data.model_dump(mode="json"),
+                           "model": model.model_dump(mode="json"), "train": {}}
+    for key, value in fields.items():
+        path = field_path(key)
+        raw = set_path(raw, path, _value(path, value))
+    sweep_grid: dict[str, list[Any]] = {}
+    for key, values in (grid or {}).items():
+        path = field_path(key)
+        if not isinstance(values, (list, tuple)):
+            raise SpecError(f"grid['{key}'] = {values!r} must be a list of values, "
+                            f"e.g. grid={{'{key}': [{values!r}]}}.")
+        sweep_grid[path] = [_value(path, v) for v in values]
+    raw["sweep"] = {"grid": sweep_grid, "repeats": repeats}
+    return spec_from_dict(raw, source=f"batchlab.sweep('{name}')")

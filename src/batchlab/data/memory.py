@@ -1,0 +1,173 @@
+"""Data the user already holds: ``(x, y)`` tensors or numpy arrays, or a map-style Dataset.
+
+The Python API (``batchlab.sweep(train=..., val=...)``) trains on these instead of a file
+format. ``InMemoryData.from_objects`` turns them into tensors once (a ``torch`` Dataset is
+materialised item by item, so it must fit in memory), ``fingerprint`` hashes their content
+(the run id covers it: changed arrays train new runs) and ``dataset(spec)`` applies the
+DataSpec's hold-out split (when no validation data is given), ``limit`` and ``normalize``
+exactly as ``load_dataset`` does for files.
+
+Inputs become float32; integer targets are class labels (int64, classification, accuracy is
+recorded), floating targets are kept as float32 (regression: the loss alone is recorded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from batchlab.data.dataset import Dataset
+from batchlab.data.split import limit_indices, normalize, split_indices
+from batchlab.errors import DataError
+from batchlab.spec import DataSpec
+
+MAX_MATERIALISED_BYTES = 4 << 30  # a Dataset bigger than this is refused, not swapped to death
+
+
+def _tensor(value: Any, what: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    try:
+        return torch.as_tensor(np.asarray(value))
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise DataError(
+            f"{what} is a {type(value).__name__}, which cannot be turned into a tensor ({err}); "
+            "pass a torch tensor or a numpy array."
+        ) from None
+
+
+def _materialise(dataset: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack every ``dataset[i]`` (an (input, target) pair) into two tensors."""
+    n = len(dataset)
+    if n == 0:
+        raise DataError(f"{what} is an empty Dataset; give it at least one example.")
+    first = dataset[0]
+    if not isinstance(first, (tuple, list)) or len(first) != 2:
+        raise DataError(
+            f"{what}[0] is a {type(first).__name__}, not an (input, target) pair; a Dataset "
+            "passed to batchlab must return (x, y) from __getitem__."
+        )
+    x0 = _tensor(first[0], f"{what}[0] input")
+    size = x0.numel() * 4 * n
+    if size > MAX_MATERIALISED_BYTES:
+        raise DataError(
+            f"{what} would take {size / 2**30:.1f} GiB as float32 tensors, more than the "
+            f"{MAX_MATERIALISED_BYTES / 2**30:.0f} GiB batchlab holds in memory; pass a subset "
+            "(torch.utils.data.Subset) or use a file format with a spec (see the README)."
+        )
+    xs, ys = [], []
+    for i in range(n):
+        x, y = dataset[i]
+        xs.append(_tensor(x, f"{what}[{i}] input"))
+        ys.append(_tensor(y, f"{what}[{i}] target"))
+    try:
+        return torch.stack(xs), torch.stack(ys)
+    except RuntimeError as err:
+        raise DataError(f"{what}'s examples do not all have the same shape ({err}); "
+                        "resize them to one shape in the Dataset.") from None
+
+
+def as_pair(value: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` as (float32 inputs, int64 labels or float32 targets); DataError otherwise."""
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        x, y = _tensor(value[0], f"{what}[0] (inputs)"), _tensor(value[1], f"{what}[1] (targets)")
+    elif (hasattr(value, "__getitem__") and hasattr(value, "__len__")
+          and not isinstance(value, (str, bytes, np.ndarray, torch.Tensor))):  # a Dataset
+        x, y = _materialise(value, what)
+    else:
+        raise DataError(
+            f"{what} is a {type(value).__name__}; pass (x, y) tensors or numpy arrays, or a "
+            "map-style torch.utils.data.Dataset returning (x, y)."
+        )
+    if x.ndim == 0 or len(x) != len(y):
+        raise DataError(
+            f"{what}: inputs have shape {tuple(x.shape)} and targets {tuple(y.shape)}; they "
+            "need the same first dimension (one target per example)."
+        )
+    if len(y) == 0:
+        raise DataError(f"{what} has no examples; give at least one.")
+    x = x.to(torch.float32)
+    y = y.to(torch.float32) if torch.is_floating_point(y) else y.to(torch.int64)
+    return x.contiguous(), y.contiguous()
+
+
+def _digest(*tensors: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class InMemoryData:
+    """Training (and optionally validation) tensors passed in by the caller."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
+
+    @classmethod
+    def from_objects(cls, train: Any, val: Any = None) -> InMemoryData:
+        """Convert ``train`` and ``val`` (see ``as_pair``); DataError naming what is wrong."""
+        tx, ty = as_pair(train, "train")
+        vx, vy = as_pair(val, "val") if val is not None else (None, None)
+        if vx is not None and vy is not None:
+            if vx.shape[1:] != tx.shape[1:] or vy.shape[1:] != ty.shape[1:] or vy.dtype != ty.dtype:
+                raise DataError(
+                    f"val has inputs {tuple(vx.shape[1:])} / targets {tuple(vy.shape[1:])} "
+                    f"{vy.dtype} per example but train has {tuple(tx.shape[1:])} / "
+                    f"{tuple(ty.shape[1:])} {ty.dtype}; give both in the same layout."
+                )
+        return cls(tx, ty, vx, vy)
+
+    @property
+    def classification(self) -> bool:
+        return not torch.is_floating_point(self.train_y)
+
+    def num_classes(self) -> int:
+        """1 + the largest label (train and val) for classification; 0 for a regression."""
+        if not self.classification:
+            return 0
+        labels = [self.train_y] + ([self.val_y] if self.val_y is not None else [])
+        return int(max(int(t.max()) for t in labels)) + 1
+
+    def fingerprint(self) -> str:
+        """A hash of every tensor's dtype, shape and bytes (16 hex digits)."""
+        parts = [self.train_x, self.train_y]
+        if self.val_x is not None and self.val_y is not None:
+            parts += [self.val_x, self.val_y]
+        return _digest(*parts)
+
+    def spec(self, **fields: Any) -> DataSpec:
+        """The DataSpec naming these tensors: ``name = "memory"``, ``path = "memory:<hash>"``
+        (so the run id covers the content); not normalised unless ``normalize=True``."""
+        return DataSpec(**{"normalize": False, **fields, "name": "memory",
+                           "path": f"memory:{self.fingerprint()}"})
+
+    def dataset(self, spec: DataSpec) -> Dataset:
+        """Train/validation tensors under ``spec``'s split (when no val was given), limit and
+        normalisation; fresh tensors every call (the caller's arrays are never changed)."""
+        if self.val_x is None or self.val_y is None:
+            train_idx, val_idx = split_indices(len(self.train_y), spec.val_fraction, spec.split_seed)
+            train_x, train_y = self.train_x[train_idx], self.train_y[train_idx]
+            val_x, val_y = self.train_x[val_idx], self.train_y[val_idx]
+        else:
+            train_x, train_y = self.train_x.clone(), self.train_y.clone()
+            val_x, val_y = self.val_x.clone(), self.val_y.clone()
+        keep = limit_indices(len(train_y), spec.limit, spec.split_seed)
+        if keep is not None:
+            train_x, train_y = train_x[keep], train_y[keep]
+        if spec.normalize:
+            train_x, val_x = normalize(train_x, val_x)
+        shape = tuple(train_x.shape[1:])
+        classes = self.num_classes()
+        kind = f"{classes} classes" if classes else "regression"
+        description = (f"in-memory arrays: {len(train_y)} train / {len(val_y)} validation, "
+                       f"{'x'.join(map(str, shape))}, {kind}")
+        return Dataset(train_x, train_y, val_x, val_y, shape, classes, description)

@@ -1,0 +1,194 @@
+"""The user's own objects as run inputs: a model, data, a loss and an optimizer factory.
+
+``ObjectInputs.create`` checks what the Python API was given and turns it into
+
+- ``RunInputs`` for the trainer and the probes: the model is deep-copied fresh for every run
+  and re-initialised under the run's seed (``reset_parameters()`` on every submodule that has
+  it, right after ``torch.manual_seed(seed)``), so runs at different seeds start from
+  different weights and a rerun starts from the same ones; a callable model is called instead;
+- the spec fields that name them, so a run id covers the objects: ``data.path =
+  "memory:<hash of the tensors>"``, ``model.name = "python:<class>"`` and ``model.kwargs``
+  holding the hashes of the architecture (repr + parameter and buffer shapes) and of the loss
+  and optimizer callables (qualified name + source). Change any of them and the sweep trains
+  new runs; leave them and a rerun skips what is finished, as with a spec file.
+
+Not covered by the hash (stated in the README): plain functions a ``forward`` calls (only
+module classes are hashed), and classes whose source Python cannot read (``python -c``).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from batchlab.data.memory import InMemoryData
+from batchlab.errors import ModelError, SpecError
+from batchlab.spec import DataSpec, ModelSpec, TrainSpec
+from batchlab.train.inputs import LossFn, RunInputs
+from batchlab.train.optim import build_optimizer
+
+OptimizerFactory = Callable[[Any, float], torch.optim.Optimizer]
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _source(obj: Any) -> str:
+    """The source of a function or class, or '' when Python cannot show it (a builtin, C)."""
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return ""
+
+
+PLAIN = (int, float, str, bool, type(None), tuple)
+
+
+def _settings(obj: Any) -> str:
+    """What configures a callable object beyond its class: its repr, its plain attributes
+    (``nn.HuberLoss(delta=2.0)`` does not show ``delta`` in its repr) and, for a module, its
+    buffers (a class-weighted ``CrossEntropyLoss``)."""
+    attrs = sorted((k, repr(v)) for k, v in getattr(obj, "__dict__", {}).items()
+                   if isinstance(v, PLAIN) and not k.startswith("_"))
+    buffers = ([(k, v.tolist()) for k, v in obj.named_buffers()]
+               if isinstance(obj, nn.Module) else [])
+    return repr(obj) + repr(attrs) + repr(buffers)
+
+
+def callable_fingerprint(fn: Any) -> str:
+    """``module.qualname@hash`` of a function, class or callable object: its qualified name,
+    its source (or its class's) and, for an object (``nn.MSELoss()``, ``functools.partial``),
+    its settings."""
+    target = fn if inspect.isfunction(fn) or inspect.isclass(fn) or inspect.ismethod(fn) else type(fn)
+    name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+    extra = "" if target is fn else _settings(fn)
+    return f"{name}@{_sha(_source(target) + extra)}"
+
+
+def reinitialise(module: nn.Module) -> nn.Module:
+    """Reset every submodule that knows how (``reset_parameters``), drawing from torch's RNG."""
+    for m in module.modules():
+        reset = getattr(m, "reset_parameters", None)
+        if callable(reset):
+            reset()
+    return module
+
+
+def architecture_fingerprint(module: nn.Module) -> str:
+    """Hash of the module's repr, the source of every module class in it (an edited
+    ``forward`` of a block inside the model counts), and every parameter's and buffer's
+    name, shape and dtype (not their values: each run re-initialises them)."""
+    classes = {f"{c.__module__}.{c.__qualname__}": c for c in map(type, module.modules())}
+    sources = [_source(classes[name]) for name in sorted(classes)]
+    shapes = [f"{n}:{tuple(t.shape)}:{t.dtype}" for n, t in
+              [*module.named_parameters(), *module.named_buffers()]]
+    return _sha("\n".join([repr(module), *sources, *shapes]))
+
+
+def _model_maker(model: Any) -> tuple[Callable[[], nn.Module], str]:
+    """A function returning a fresh, re-initialised module, and the model's display name."""
+    if isinstance(model, nn.Module):
+        template = copy.deepcopy(model)  # a snapshot: later edits to the user's module do not leak in
+        return lambda: reinitialise(copy.deepcopy(template)), type(model).__qualname__
+    if callable(model):
+        def call() -> nn.Module:
+            net = model()
+            if not isinstance(net, nn.Module):
+                raise ModelError(
+                    f"model={getattr(model, '__qualname__', model)!r} returned a "
+                    f"{type(net).__name__}, not a torch.nn.Module; pass a module or a "
+                    "function that returns one."
+                )
+            return net
+        return call, getattr(model, "__qualname__", type(model).__qualname__)
+    raise ModelError(
+        f"model= is a {type(model).__name__}; pass a torch.nn.Module (copied and "
+        "re-initialised for every run) or a function that returns a fresh one."
+    )
+
+
+def _optimizer_builder(optimizer: Any) -> Callable[[TrainSpec, Any, float], torch.optim.Optimizer]:
+    if optimizer is None or isinstance(optimizer, str):
+        return build_optimizer
+
+    def build(spec: TrainSpec, params: Any, lr: float) -> torch.optim.Optimizer:
+        made = optimizer(params, lr)
+        if not isinstance(made, torch.optim.Optimizer):
+            raise SpecError(
+                f"optimizer={getattr(optimizer, '__qualname__', optimizer)!r} returned a "
+                f"{type(made).__name__}; it must take (params, lr) and return a "
+                "torch.optim.Optimizer, e.g. lambda params, lr: torch.optim.Adam(params, lr=lr)."
+            )
+        return made
+    return build
+
+
+@dataclass(frozen=True)
+class ObjectInputs:
+    """The checked objects of one API call, as trainer inputs and as the spec fields naming them."""
+
+    data: InMemoryData
+    make_model: Callable[[], nn.Module]
+    model_name: str
+    loss_fn: LossFn
+    optimizer: Any  # None, a name, or a factory (params, lr) -> Optimizer
+    fingerprints: dict[str, str]
+
+    @classmethod
+    def create(cls, model: Any, train: Any, val: Any = None, loss: LossFn | None = None,
+               optimizer: Any = None) -> ObjectInputs:
+        """Check and fingerprint the objects; ModelError/DataError/SpecError say what to fix."""
+        data = InMemoryData.from_objects(train, val)
+        make_model, name = _model_maker(model)
+        if loss is not None and not callable(loss):
+            raise SpecError(f"loss= is a {type(loss).__name__}; pass a function "
+                            "loss(outputs, targets) -> scalar tensor, e.g. torch.nn.MSELoss().")
+        if loss is None and not data.classification:
+            raise SpecError(
+                f"train's targets are floating point {tuple(data.train_y.shape)}, which reads as "
+                "a regression, but no loss= was given and the default is classification "
+                "cross-entropy; pass loss=torch.nn.MSELoss() (or your own loss(outputs, "
+                "targets)), or integer class labels for a classification."
+            )
+        if optimizer is not None and not isinstance(optimizer, str) and not callable(optimizer):
+            raise SpecError(f"optimizer= is a {type(optimizer).__name__}; pass a name ('sgd', "
+                            "'adam', 'adamw', 'rmsprop') or a function (params, lr) -> Optimizer.")
+        with torch.random.fork_rng(devices=[]):  # building the probe copy must not move the user's RNG
+            arch = architecture_fingerprint(make_model())
+        prints = {"architecture": arch}
+        if not isinstance(model, nn.Module):
+            prints["factory"] = callable_fingerprint(model)
+        if loss is not None:
+            prints["loss"] = callable_fingerprint(loss)
+        if optimizer is not None and not isinstance(optimizer, str):
+            prints["optimizer"] = callable_fingerprint(optimizer)
+        return cls(data, make_model, name, loss or F.cross_entropy, optimizer, prints)
+
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(name=f"python:{self.model_name}", kwargs=self.fingerprints)
+
+    def data_spec(self, **fields: Any) -> DataSpec:
+        return self.data.spec(**fields)
+
+    def run_inputs(self) -> RunInputs:
+        """Builders for ``train_run``/``fresh_setup``; the data spec's split/limit apply."""
+        return RunInputs(
+            load_data=self.data.dataset,
+            build_model=lambda spec, data: self.make_model(),
+            loss_fn=self.loss_fn,
+            make_optimizer=_optimizer_builder(self.optimizer),
+        )
+
+    def describe(self) -> str:
+        """The objects in words, for error messages."""
+        return f"model={self.model_name}" + "".join(f", {k}" for k in ("loss", "optimizer")
+                                                      if k in self.fingerprints)

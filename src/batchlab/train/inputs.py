@@ -1,0 +1,58 @@
+"""Where a run's data, model, loss and optimizer come from: the spec (the default) or the caller.
+
+The trainer and the probes build everything from the config by default: the data set the
+DataSpec names, the model the ModelSpec names, cross-entropy, the TrainSpec's optimizer. The
+Python API (``batchlab.api``) trains the user's own objects instead (an ``nn.Module``,
+arrays, a loss function, an optimizer factory) by passing a ``RunInputs`` whose fields
+replace those four builders; everything else (schedule, batches, evaluation, checkpoints,
+events) is the same code path. ``RunInputs()`` is exactly today's spec-driven behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from batchlab.data import Dataset, load_dataset
+from batchlab.models import build_model
+from batchlab.spec import DataSpec, ModelSpec, TrainSpec
+from batchlab.train.optim import build_optimizer
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ModelBuilder = Callable[[ModelSpec, Dataset], nn.Module]
+OptimizerBuilder = Callable[[TrainSpec, Iterable[nn.Parameter], float], torch.optim.Optimizer]
+
+
+def spec_model(spec: ModelSpec, data: Dataset) -> nn.Module:
+    """The model the spec names, sized for ``data`` (the zoo or a user factory)."""
+    return build_model(spec, data.input_shape, data.num_classes)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """The four builders a run uses; each default is the spec-driven one.
+
+    ``load_data(data_spec)``: train/validation tensors. ``build_model(model_spec, data)``: a
+    fresh module, called right after ``torch.manual_seed(seed)`` so its initialisation is
+    the run's. ``loss_fn(outputs, targets)``: the training and evaluation loss (mean over the
+    batch). ``make_optimizer(train_spec, params, lr)``: the optimizer at initial LR ``lr``
+    (the loop then sets the scheduled LR on every param group each step).
+    """
+
+    load_data: Callable[[DataSpec], Dataset] = load_dataset
+    build_model: ModelBuilder = spec_model
+    loss_fn: LossFn = field(default=F.cross_entropy)
+    make_optimizer: OptimizerBuilder = build_optimizer
+
+
+def has_accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> bool:
+    """Whether accuracy means something here: class scores (N, C) against integer labels (N,).
+
+    A regression (float targets) or any other output shape records its loss alone.
+    """
+    return (outputs.ndim == 2 and targets.ndim == 1
+            and not torch.is_floating_point(targets) and not torch.is_complex(targets))

@@ -1,0 +1,74 @@
+"""In-memory data for the Python API: arrays, tensors and Datasets in; a Dataset out."""
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from batchlab.data import load_dataset
+from batchlab.data.memory import InMemoryData
+from batchlab.errors import DataError
+from batchlab.spec import DataSpec
+
+
+def arrays(n=50):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 3)).astype(np.float64), rng.integers(0, 4, size=n)
+
+
+def test_numpy_tensor_and_dataset_give_the_same_content():
+    x, y = arrays()
+    a = InMemoryData.from_objects((x, y))
+    b = InMemoryData.from_objects((torch.tensor(x), torch.tensor(y)))
+    c = InMemoryData.from_objects(TensorDataset(torch.tensor(x), torch.tensor(y)))
+    assert a.train_x.dtype == torch.float32 and a.train_y.dtype == torch.int64
+    assert a.fingerprint() == b.fingerprint() == c.fingerprint()
+    assert a.num_classes() == int(y.max()) + 1
+
+
+def test_fingerprint_follows_the_content():
+    x, y = arrays()
+    base = InMemoryData.from_objects((x, y)).fingerprint()
+    x2 = x.copy()
+    x2[0, 0] += 1
+    assert InMemoryData.from_objects((x2, y)).fingerprint() != base
+    assert InMemoryData.from_objects((x, y), (x[:5], y[:5])).fingerprint() != base
+
+
+def test_split_limit_and_caller_arrays_untouched():
+    x, y = arrays(100)
+    data = InMemoryData.from_objects((x, y))
+    ds = data.dataset(data.spec(val_fraction=0.25, limit=40, normalize=True))
+    assert (len(ds.train_y), len(ds.val_y)) == (40, 25)
+    assert abs(float(ds.train_x.mean())) < 1e-5  # normalised on train statistics
+    assert np.array_equal(data.train_x.numpy(), x.astype(np.float32))  # ours is a copy
+
+
+def test_float_targets_are_a_regression():
+    x, _ = arrays()
+    data = InMemoryData.from_objects((x, x[:, :1]))
+    assert not data.classification and data.num_classes() == 0
+    ds = data.dataset(data.spec())
+    assert ds.num_classes == 0 and "regression" in ds.description
+
+
+@pytest.mark.parametrize("bad, words", [
+    ((np.zeros((5, 2)), np.zeros(4)), "same first dimension"),
+    ("not data", "pass (x, y) tensors"),
+    ((np.zeros((0, 2)), np.zeros(0)), "no examples"),
+])
+def test_bad_inputs_say_what_to_fix(bad, words):
+    with pytest.raises(DataError, match="train") as err:
+        InMemoryData.from_objects(bad)
+    assert words in str(err.value)
+
+
+def test_val_in_another_layout_is_refused():
+    x, y = arrays()
+    with pytest.raises(DataError, match="same layout"):
+        InMemoryData.from_objects((x, y), (x[:, :2], y))
+
+
+def test_a_spec_file_cannot_name_memory_data():
+    with pytest.raises(DataError, match="Python API"):
+        load_dataset(DataSpec(name="memory", path="memory:abc"))

@@ -1,0 +1,228 @@
+"""The top-level Python API (``import batchlab as bl``) on the user's own objects."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+import batchlab as bl
+from batchlab.errors import BatchlabError, DataError, ModelError, SpecError
+from batchlab.store import Store
+
+
+class Net(nn.Module):
+    def __init__(self, hidden: int = 8) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(6, hidden), nn.ReLU(), nn.Linear(hidden, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def arrays(n=160, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6)).astype(np.float32)
+    return x, (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0.5)
+
+
+def small_sweep(store, name="t", model=None, data=None, **kw):
+    kw = {"grid": {"batch_size": [16, 64]}, "epochs": 1, **kw}
+    return bl.sweep(name, model=model or Net(), train=data or arrays(), store=store,
+                    lr=0.05, threads=1, **kw)
+
+
+def test_import_is_cheap():
+    out = subprocess.run([sys.executable, "-c",
+                          "import sys, batchlab as bl; bl.__version__; print('torch' in sys.modules)"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_sweep_trains_reports_and_skips_on_rerun(tmp_path):
+    store = tmp_path / "s.db"
+    model = Net()
+    before = [p.detach().clone() for p in model.parameters()]
+    threads = torch.get_num_threads()
+    res = small_sweep(store, model=model)
+    assert torch.get_num_threads() == threads  # threads=1 applied to the runs only
+    assert (res.planned, res.skipped, res.trained) == (2, 0, 2)
+    rows = res.rows
+    assert [r["batch_size"] for r in rows] == [16, 64]
+    assert all(r["status"] == "completed" and r["best_val_acc"] is not None for r in rows)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert res.analysis.conclusions[0].startswith("2 runs in 't'")
+    written = res.report(tmp_path / "r.html")
+    assert written.html.is_file() and written.figures
+    again = small_sweep(store)
+    assert (again.planned, again.skipped, again.trained) == (2, 2, 0)
+
+
+def test_changed_objects_get_new_run_ids(tmp_path):
+    store = tmp_path / "s.db"
+    first = {r["run_id"] for r in small_sweep(store).rows}
+    changes = {
+        "architecture": dict(model=Net(hidden=9)),
+        "data": dict(data=arrays(seed=1)),
+        "loss": dict(loss=lambda out, y: nn.functional.cross_entropy(out, y, label_smoothing=0.1)),
+        "optimizer": dict(optimizer=lambda params, lr: torch.optim.Adam(params, lr=lr)),
+    }
+    for what, kw in changes.items():
+        res = small_sweep(store, name=what, **kw)
+        assert res.trained == 2, what
+        assert not {r["run_id"] for r in res.rows} & first, what
+
+
+def test_runs_start_from_the_seed_not_from_the_passed_weights(tmp_path):
+    """Re-initialised per run: the same seed gives the same run whatever weights the module
+    held; another seed gives another start."""
+    trained = Net()
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.fill_(0.5)
+    a = small_sweep(tmp_path / "a.db", grid={"seed": [0, 1]}).rows
+    b = small_sweep(tmp_path / "b.db", model=trained, grid={"seed": [0, 1]}).rows
+    assert [r["final_val_loss"] for r in a] == [r["final_val_loss"] for r in b]
+    assert a[0]["final_val_loss"] != a[1]["final_val_loss"]
+
+
+def test_model_factory_dataset_and_short_names(tmp_path):
+    x, y = arrays()
+    res = bl.sweep("f", model=lambda: Net(hidden=4),
+                   train=TensorDataset(torch.tensor(x), torch.tensor(y)), val=(x[:40], y[:40]),
+                   grid={"schedule": ["constant", "cosine"], "optimizer": ["sgd", "adam"]},
+                   store=tmp_path / "s.db", epochs=1, lr=0.01, batch_size=32, threads=1,
+                   **{"data.limit": 100})
+    rows = res.rows
+    assert len(rows) == 4 and all(r["status"] == "completed" for r in rows)
+    assert {r["schedule"] for r in rows} == {"constant", "cosine"}
+    with Store(tmp_path / "s.db") as st:
+        run = st.runs("f")[0]
+    assert run.config["data"]["limit"] == 100 and run.config["data"]["name"] == "memory"
+    assert run.config["model"]["name"].startswith("python:test_model_factory_dataset")
+    assert run.summary["n_val"] == 40
+
+
+def test_regression_end_to_end(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(160, 4)).astype(np.float32)
+    y = x @ np.array([[1.0], [-1.0], [0.5], [2.0]], dtype=np.float32)
+    res = bl.sweep("reg", model=nn.Linear(4, 1), train=(x, y), loss=nn.MSELoss(),
+                   grid={"lr": [0.05, 0.0001]}, store=tmp_path / "s.db", epochs=2, batch_size=16,
+                   momentum=0.0, threads=1)
+    rows = res.rows
+    assert all(r["status"] == "completed" and r["final_val_acc"] is None for r in rows)
+    with bl.open(tmp_path / "s.db") as db:
+        names = db.store.metric_names(rows[0]["run_id"])
+    assert "val_loss" in names and "val_acc" not in names
+    conclusions = " ".join(res.analysis.conclusions)
+    assert "compared by validation loss; best config: batch 16, lr 0.05" in conclusions
+    kinds = {f.kind for r in res.analysis.runs for f in r.findings}
+    assert "lr_too_small" in kinds or "not_converged" in kinds  # lr 1e-4 barely moves
+    report = res.report(tmp_path / "r.html")
+    assert "compared by validation loss" in report.html.read_text()
+
+
+def test_a_wrong_loss_for_float_targets_says_how_to_fix(tmp_path):
+    x = np.zeros((40, 4), np.float32)
+    with pytest.raises(SpecError, match="MSELoss"):
+        bl.sweep("r", model=nn.Linear(4, 1), train=(x, x[:, :1]), store=tmp_path / "s.db")
+    assert not (tmp_path / "s.db").exists()  # nothing stored before the objects are checked
+
+
+@pytest.mark.parametrize("kw, error, words", [
+    (dict(workers=2), SpecError, "workers=1"),
+    (dict(grid={"bach_size": [16]}), SpecError, "'bach_size' is not a spec field"),
+    (dict(grid={"batch_size": 16}), SpecError, "must be a list"),
+    (dict(model=nn.Linear(5, 3)), ModelError, "fails on a batch of inputs of shape (2, 6)"),
+    (dict(model="mlp"), ModelError, "pass a torch.nn.Module"),
+    (dict(data=(np.zeros((4, 6)), np.zeros(3))), DataError, "same first dimension"),
+    (dict(optimizer=lambda params, lr: None), SpecError, "torch.optim.Optimizer"),
+])
+def test_bad_input_is_a_clear_error_and_stores_nothing(tmp_path, kw, error, words):
+    with pytest.raises(error) as err:
+        bl.sweep("bad", model=kw.pop("model", Net()), train=kw.pop("data", arrays()),
+                 store=tmp_path / "s.db", epochs=1, lr=0.05, threads=1, **kw)
+    assert words in str(err.value) and isinstance(err.value, BatchlabError)
+    with Store(tmp_path / "s.db") as st:
+        assert not st.runs()
+
+
+def test_probes_on_objects_return_the_cli_result_types(tmp_path):
+    from batchlab.probes.lr_range import LrFindResult
+    from batchlab.probes.max_batch import MaxBatchResult
+    from batchlab.probes.noise_scale import NoiseScaleResult
+    from batchlab.probes.throughput import ThroughputResult
+
+    model, data = Net(), arrays()
+    before = [p.detach().clone() for p in model.parameters()]
+    common = dict(model=model, train=data, threads=1)
+    found = bl.lr_find(**common, batch_size=16, epochs=1, strategy="valley", repeats=1,
+                       store=tmp_path / "s.db", experiment="p")
+    assert isinstance(found, LrFindResult) and found.suggested_lr > 0
+    fits = bl.max_batch(**common, memory_limit="2MiB", max_batch=64)
+    assert isinstance(fits, MaxBatchResult) and 1 <= fits.largest <= 64
+    speed = bl.throughput(**common, batch_sizes=[8, 32])
+    assert isinstance(speed, ThroughputResult) and speed.batch_sizes == [8, 32]
+    noise = bl.noise_scale(**common, steps=10, batch_size=16, lr=0.05)
+    assert isinstance(noise, NoiseScaleResult) and noise.steps == list(range(1, 11))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    with Store(tmp_path / "s.db") as st:
+        assert [p.kind for p in st.probes("p")] == ["lr_range"]
+
+
+def test_lr_find_on_a_regression_uses_the_loss(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4)).astype(np.float32)
+    found = bl.lr_find(model=nn.Linear(4, 1), train=(x, x @ np.ones((4, 1), np.float32)),
+                       loss=nn.MSELoss(), batch_size=16, epochs=1, threads=1)
+    assert found.suggested_lr is not None and "nan" not in found.reason
+
+
+CALLS = {"n": 0, "stop_at": None}
+
+
+def counting_loss(out, y):
+    """Cross-entropy that raises Ctrl-C at the ``stop_at``-th training call (module state, so
+    the function's source, and with it the run id, stays the same)."""
+    if torch.is_grad_enabled():
+        CALLS["n"] += 1
+        if CALLS["n"] == CALLS["stop_at"]:
+            raise KeyboardInterrupt
+    return nn.functional.cross_entropy(out, y)
+
+
+def test_an_interrupted_sweep_resumes_from_its_checkpoint(tmp_path):
+    store = tmp_path / "s.db"
+    kw = dict(grid={"batch_size": [16]}, epochs=3, loss=counting_loss)
+    CALLS.update(n=0, stop_at=12)  # 8 steps per epoch: stopped in epoch 2, checkpoint at step 8
+    with pytest.raises(KeyboardInterrupt):
+        small_sweep(store, **kw)
+    with Store(store) as st:
+        (run,) = st.runs("t")
+    assert run.status == "interrupted"
+    CALLS.update(n=0, stop_at=None)
+    res = small_sweep(store, **kw)
+    assert (res.skipped, res.trained) == (0, 1)
+    with Store(store) as st:
+        (run,) = st.runs("t")
+        steps = st.metrics(run.id, ["train_loss"])["train_loss"].step
+    assert run.status == "completed" and run.attempts == 2
+    assert CALLS["n"] == 16  # resumed at step 8: only epochs 2 and 3 trained again
+    assert list(steps) == list(range(1, 25))
+
+
+def test_lr_auto_is_measured_on_the_objects_and_reused(tmp_path):
+    store = tmp_path / "s.db"
+    kw = dict(grid={"batch_size": [32]}, epochs=1, lr="auto")
+    res = bl.sweep("auto", model=Net(), train=arrays(), store=store, threads=1, **kw)
+    (row,) = res.rows
+    assert row["status"] == "completed" and row["lr"] > 0
+    with Store(store) as st:
+        (probe,) = st.probes("auto", "lr_range")
+    assert probe.config["data"]["name"] == "memory"
+    again = bl.sweep("auto", model=Net(), train=arrays(), store=store, threads=1, **kw)
+    assert (again.skipped, again.trained) == (1, 0)  # the stored suggestion keeps the run id

@@ -1,0 +1,62 @@
+"""bl.open: reading a store back as tables and numpy arrays (pandas optional)."""
+
+import numpy as np
+import pytest
+from torch import nn
+
+import batchlab as bl
+from batchlab import reader
+from batchlab.errors import StoreError
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("reader") / "s.db"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4)).astype(np.float32)
+    bl.sweep("exp", model=nn.Linear(4, 2), train=(x, (x[:, 0] > 0).astype(np.int64)),
+             grid={"batch_size": [16, 32]}, epochs=2, lr=0.1, threads=1, store=path)
+    return path
+
+
+def test_experiments_runs_and_metrics_as_arrays(store, monkeypatch):
+    monkeypatch.setattr(reader, "has_pandas", lambda: False)
+    with bl.open(store) as db:
+        assert db.experiments() == ["exp"]
+        runs = db.runs("exp")
+        assert isinstance(runs, list) and [r["batch_size"] for r in runs] == [16, 32]
+        metrics = db.metrics(runs[0]["run_id"][:6], ["val_acc", "train_loss"])
+        acc = metrics["val_acc"]
+        assert isinstance(acc.value, np.ndarray) and list(acc.epoch) == [0.0, 1.0, 2.0]
+        assert len(metrics["train_loss"].step) == 2 * 6  # 96 train examples / 16 per step, 2 epochs
+        long = db.metrics_frame(runs[0]["run_id"], ["val_acc"])
+        assert [r["epoch"] for r in long] == [0.0, 1.0, 2.0]
+        assert db.experiment("exp").counts.get("completed") == 2
+
+
+def test_dataframes_when_pandas_is_installed(store):
+    pd = pytest.importorskip("pandas")
+    with bl.open(store) as db:
+        table = db.runs("exp")
+        assert isinstance(table, pd.DataFrame) and list(table["batch_size"]) == [16, 32]
+        assert set(db.metrics_frame(table["run_id"][0])["metric"]) >= {"val_acc", "train_loss"}
+
+
+def test_unknown_names_and_missing_files_are_clear_errors(store, tmp_path):
+    with bl.open(store) as db:
+        with pytest.raises(StoreError, match="it has: exp"):
+            db.runs("nope")
+        with pytest.raises(StoreError, match="matches no run"):
+            db.run("zzzz")
+    with pytest.raises(StoreError, match="does not exist"):
+        bl.open(tmp_path / "missing.db")
+    assert not (tmp_path / "missing.db").exists()  # never creates an empty store
+
+
+def test_report_of_a_stored_experiment(store, tmp_path):
+    with bl.open(store) as db:
+        written = db.report("exp", tmp_path / "r.html")
+        with pytest.raises(StoreError, match="no experiment 'nope'"):
+            db.report("nope", tmp_path / "x.html")
+    assert written.html.is_file() and "batchlab report: exp" in written.html.read_text()
+    assert not (tmp_path / "x.html").exists()
