@@ -12,7 +12,7 @@ from batchlab.data.idx import load_mnist_idx
 from batchlab.data.imagefolder import load_image_folder
 from batchlab.data.npz import load_npz
 from batchlab.data.raw import Loader
-from batchlab.data.split import limit_indices, normalize, split_indices
+from batchlab.data.split import limit_and_normalize, split_indices
 from batchlab.errors import DataError
 from batchlab.spec import DataSpec
 
@@ -69,12 +69,9 @@ def load_dataset(spec: DataSpec) -> Dataset:
         train_idx, val_idx = split_indices(len(raw.train_y), spec.val_fraction, spec.split_seed)
         train_x, train_y = raw.train_x[train_idx], raw.train_y[train_idx]
         val_x, val_y = raw.train_x[val_idx], raw.train_y[val_idx]
-    keep = limit_indices(len(train_y), spec.limit, spec.split_seed)
-    if keep is not None:
-        train_x, train_y = train_x[keep], train_y[keep]
-    if spec.normalize:
-        # in place: every tensor here is a fresh copy owned by this call
-        train_x, val_x = normalize(train_x, val_x)
+    # every tensor here is a fresh copy owned by this call (normalised in place)
+    train_x, train_y, val_x = limit_and_normalize(train_x, train_y, val_x, spec.limit,
+                                                   spec.split_seed, spec.normalize)
     input_shape = tuple(train_x.shape[1:])
     val_name = "test" if want_test else "validation"
     description = (

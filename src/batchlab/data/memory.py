@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from batchlab.data.dataset import Dataset
-from batchlab.data.split import limit_indices, normalize, split_indices
+from batchlab.data.split import limit_and_normalize, split_indices
 from batchlab.errors import DataError
 from batchlab.spec import DataSpec
 
@@ -160,11 +160,8 @@ class InMemoryData:
         else:
             train_x, train_y = self.train_x.clone(), self.train_y.clone()
             val_x, val_y = self.val_x.clone(), self.val_y.clone()
-        keep = limit_indices(len(train_y), spec.limit, spec.split_seed)
-        if keep is not None:
-            train_x, train_y = train_x[keep], train_y[keep]
-        if spec.normalize:
-            train_x, val_x = normalize(train_x, val_x)
+        train_x, train_y, val_x = limit_and_normalize(train_x, train_y, val_x, spec.limit,
+                                                       spec.split_seed, spec.normalize)
         shape = tuple(train_x.shape[1:])
         classes = self.num_classes()
         kind = f"{classes} classes" if classes else "regression"

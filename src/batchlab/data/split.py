@@ -50,3 +50,19 @@ def normalize(train_x: torch.Tensor, val_x: torch.Tensor) -> tuple[torch.Tensor,
     std, mean = torch.std_mean(train_x, dim=dims, keepdim=True, correction=0)
     std = torch.where(std > 1e-8, std, torch.ones_like(std))
     return train_x.sub_(mean).div_(std), val_x.sub_(mean).div_(std)
+
+
+def limit_and_normalize(
+    train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, limit: int | None,
+    seed: int, normalize_inputs: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The last steps every data source shares once it has a train/validation split: keep at
+    most ``limit`` training examples (``limit_indices``), then standardise with training
+    statistics when ``normalize_inputs``. The tensors must be this call's own copies (the
+    normalisation works in place)."""
+    keep = limit_indices(len(train_y), limit, seed)
+    if keep is not None:
+        train_x, train_y = train_x[keep], train_y[keep]
+    if normalize_inputs:
+        train_x, val_x = normalize(train_x, val_x)
+    return train_x, train_y, val_x
