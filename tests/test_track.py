@@ -169,7 +169,7 @@ def test_same_name_replaces_the_run(tmp_path):
 
 @pytest.mark.parametrize("config, call, message", [
     ({"batch_size": 0}, None, "'batch_size' = 0 must be a positive integer"),
-    ({"lr": "fast"}, None, "'lr' = 'fast' must be a positive number"),
+    ({"lr": "fast"}, None, "'lr' = 'fast' must be a number >= 0"),
     ({}, lambda r: r.log(-1, train_loss=1.0), "step = -1 must be an integer >= 0"),
     ({}, lambda r: r.log(1, train_loss=torch.ones(3)), "'train_loss' = tensor"),
     ({}, lambda r: r.log(1, val_acc="0.5"), "'val_acc' = '0.5' is not a number"),

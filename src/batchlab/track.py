@@ -64,8 +64,8 @@ def _check_config(config: dict[str, Any]) -> None:
             raise SpecError(f"track config '{key}' = {value!r} must be a positive integer "
                             "(or left out); fix the config passed to bl.track.")
     lr = config.get("lr")
-    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0):
-        raise SpecError(f"track config 'lr' = {lr!r} must be a positive number (or left out); "
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float) or not lr >= 0):
+        raise SpecError(f"track config 'lr' = {lr!r} must be a number >= 0 (or left out); "
                         "fix the config passed to bl.track.")
 
 
