@@ -97,6 +97,10 @@ class _Clock(Recorder):
             self.known_spe = math.ceil(self.known_n / self.known_batch)
         super().__init__(run_id, sink, self.known_n or 1, self.known_batch or 1, self.known_spe or 1)
         self.explicit: dict[int, tuple[float | None, int | None]] = {}
+        self.wall: float | None = None  # an imported row's own time, used instead of the clock
+
+    def elapsed(self) -> float:
+        return super().elapsed() if self.wall is None else self.wall
 
     def examples(self, step: int) -> int:
         given = self.explicit.get(step, (None, None))[1]
@@ -149,6 +153,7 @@ class TrackedRun:
         self._rec: _Clock | None = None
         self.diverged_at: int | None = None
         self.last_step = 0
+        self.last_wall: float | None = None  # the latest wall_time given to log, if any
         self.status: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -166,12 +171,13 @@ class TrackedRun:
         return self
 
     def log(self, step: int, *, epoch: float | None = None, examples: int | None = None,
-            **values: Any) -> None:
+            wall_time: float | None = None, **values: Any) -> None:
         """Record metric values taken after ``step`` optimizer updates.
 
         ``train_loss`` (with ``lr``) is the per-update loss; anything else (``val_loss``,
         ``val_acc``, ``train_acc``, your own names) is an evaluation value. ``epoch`` and
-        ``examples`` override what the config lets batchlab derive. After a non-finite
+        ``examples`` override what the config lets batchlab derive; ``wall_time`` (seconds
+        since the run began) replaces the clock, for values read from a log. After a non-finite
         ``train_loss`` the run has diverged and further values are ignored.
         """
         if self._rec is None:
@@ -185,6 +191,9 @@ class TrackedRun:
         if epoch is not None or examples is not None:
             self._rec.explicit[step] = (None if epoch is None else float(epoch),
                                         None if examples is None else int(examples))
+        self._rec.wall = None if wall_time is None else float(wall_time)
+        if wall_time is not None:
+            self.last_wall = max(self.last_wall or 0.0, float(wall_time))
         if "train_loss" in scalars:
             loss = scalars.pop("train_loss")
             lr = scalars.pop("lr", None)
@@ -194,6 +203,7 @@ class TrackedRun:
         if scalars:
             self._rec.log_values(step, {k: float(v) for k, v in scalars.items()})
         self.last_step = max(self.last_step, step)
+        self._rec.wall = None
         if self._rec.due():
             self._flush()
 
@@ -211,7 +221,7 @@ class TrackedRun:
         if self.diverged_at is not None and status == COMPLETED:
             status, error = DIVERGED, f"non-finite loss at step {self.diverged_at}"
         steps = self.diverged_at if self.diverged_at is not None else self.last_step
-        wall = self._rec.elapsed()
+        wall = self._rec.elapsed() if self.last_wall is None else self.last_wall
         self.store.record(RunEnded(self.id, status, steps, wall, self._summary(steps, wall), error))
         self.status, self._rec = status, None
         if not isinstance(self._store_arg, Store):

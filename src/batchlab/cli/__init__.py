@@ -15,6 +15,7 @@ from batchlab.errors import BatchlabError
 from batchlab.cli import runs  # noqa: F401, E402
 from batchlab.cli import report  # noqa: F401, E402
 from batchlab.cli import probes  # noqa: F401, E402
+from batchlab.cli import importing  # noqa: F401, E402
 # isort: on
 
 
