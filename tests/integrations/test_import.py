@@ -88,7 +88,8 @@ def test_keras_style_split_folders_and_epoch_steps(tmp_path):
             w.add_scalar("epoch_loss", v, epoch)
         w.close()
     db = tmp_path / "s.db"
-    res = batchlab("import", "tensorboard", tmp_path / "logs", "-e", "k", "--store", db, "--set", "n_train=320")
+    res = batchlab("import", "tensorboard", tmp_path / "logs", "-e", "k", "--store", db,
+                   "--set", "n_train=320")
     assert res.returncode == 0, res.stderr
     with Store(db) as st:
         (rec,) = st.runs("k")
