@@ -166,3 +166,29 @@ def test_bad_input_exits_2_and_stores_nothing(tmp_path, args, message):
     if db.exists():
         with Store(db) as st:
             assert st.runs() == []
+
+
+def test_batchlab_tensorboard_export_imports_back(tmp_path):
+    """The store -> export --format tensorboard -> import tensorboard round trip keeps every value
+    (to float32, TensorBoard's precision) and the run's batch size and LR (from its hparams)."""
+    import batchlab as bl
+
+    db = tmp_path / "s.db"
+    with bl.track("orig", config={"batch_size": 4, "n_train": 8, "lr": 0.1}, store=db) as run:
+        for s in range(1, 5):
+            run.log(s, train_loss=1.0 / s, lr=0.1)
+        run.log(4, val_loss=0.3, val_acc=0.9)
+    res = batchlab("export", "orig", "--format", "tensorboard", "-o", tmp_path / "tb", "--store", db)
+    assert res.returncode == 0, res.stderr
+    res = batchlab("import", "tensorboard", tmp_path / "tb", "-e", "back", "--store", db,
+                   "--set", "n_train=8")
+    assert res.returncode == 0, res.stderr
+    with Store(db) as st:
+        (orig,), (back,) = st.runs("orig"), st.runs("back")
+        assert back.config["train"]["batch_size"] == 4 and back.config["train"]["lr"] == 0.1
+        a, b = st.metrics(orig.id), st.metrics(back.id)
+    assert set(a) == set(b)
+    for name in a:
+        assert b[name].step.tolist() == a[name].step.tolist()
+        assert b[name].value.tolist() == np.float32(a[name].value).tolist()
+        assert b[name].epoch.tolist() == a[name].epoch.tolist()

@@ -1,10 +1,11 @@
 """Import a TensorBoard log folder into a store (extra ``tensorboard``): one run per run folder.
 
-A run folder is a folder holding event files. Two kinds of sub-folder belong to the run folder
-above them instead of being runs of their own: the ``train``/``validation`` (``val``, ``eval``,
-``test``) folders Keras's TensorBoard callback writes (their tags are read as
-``validation/epoch_loss`` and so on), and the folder ``SummaryWriter.add_hparams`` writes (its
-hyper-parameters become the run's; its summary metrics are not curves and are not imported).
+A run folder is a folder holding event files with scalars. Two kinds of sub-folder belong to
+the run folder above them instead of being runs of their own: the ``train``/``validation``
+(``val``, ``eval``, ``test``) folders Keras's TensorBoard callback writes (their tags are read
+as ``validation/epoch_loss`` and so on), and the timestamp-named folder
+``SummaryWriter.add_hparams`` writes (its hyper-parameters become the run's; its summary
+metrics are not curves and are not imported).
 Events are read with the ``tensorboard`` package's own reader (``EventAccumulator``).
 """
 
@@ -50,6 +51,14 @@ def _hparams(acc: Any) -> dict[str, Any]:
     return out
 
 
+def _is_timestamp(name: str) -> bool:
+    """``SummaryWriter.add_hparams`` names its folder ``str(time.time())``."""
+    try:
+        return float(name) > 1e8
+    except ValueError:
+        return False
+
+
 def _event_folders(logdir: Path) -> list[Path]:
     return sorted({p.parent for p in logdir.rglob("*tfevents*") if p.is_file()})
 
@@ -70,21 +79,17 @@ def read_logdir(logdir: Path) -> dict[str, tuple[dict[str, Any], dict[str, list[
         acc = ea.EventAccumulator(str(folder), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
         acc.Reload()
         hparams = _hparams(acc)
-        owner = next((r for r in runs if r in folder.parents), None)
-        if owner is not None and (hparams or folder.name.lower() in _SPLIT_FOLDERS):
-            runs[owner][0].update(hparams)
-            if hparams:  # add_hparams' folder: its scalars are the session summary, not curves
-                continue
-            prefix = folder.name + "/"
-        elif folder.name.lower() in _SPLIT_FOLDERS and folder != logdir:
-            owner, prefix = folder.parent, folder.name + "/"  # Keras: run/train, run/validation
-            runs.setdefault(owner, ({}, {}))[0].update(hparams)
-        else:
-            owner, prefix = folder, ""
-            runs.setdefault(owner, ({}, {}))[0].update(hparams)
+        if _is_timestamp(folder.name) and folder.parent in runs:
+            runs[folder.parent][0].update(hparams)  # add_hparams' folder: its scalars are the
+            continue                                # session summary, not curves
+        split = folder.name.lower() in _SPLIT_FOLDERS and folder != logdir
+        owner, prefix = (folder.parent, folder.name + "/") if split else (folder, "")
+        runs.setdefault(owner, ({}, {}))[0].update(hparams)
         for tag in acc.Tags()["scalars"]:
             runs[owner][1][prefix + tag] = [Point(e.step, e.value, e.wall_time) for e in acc.Scalars(tag)]
-    return {(str(f.relative_to(logdir)) if f != logdir else logdir.name): v for f, v in runs.items()}
+    # a folder with hparams but no scalars (an export's experiment summary) is no run
+    return {(str(f.relative_to(logdir)) if f != logdir else logdir.name): v for f, v in runs.items()
+            if v[1]}
 
 
 def import_tensorboard(store: Store, logdir: Path, experiment: str, *, mapping: dict[str, str],
