@@ -159,6 +159,9 @@ class TrackedRun:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> TrackedRun:
         """Add the run to its experiment and mark it running."""
+        if self._rec is not None:
+            raise SpecError(f"tracked run {self.id} is already running: a TrackedRun records one "
+                            "run; call bl.track(...) again for another.")
         self.store = self._store_arg if isinstance(self._store_arg, Store) else Store(self._store_arg)
         train = self.config["train"]
         point = {f"train.{k}": train[k] for k in ("batch_size", "lr") if k in train}
