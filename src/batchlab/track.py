@@ -125,8 +125,11 @@ class _Clock(Recorder):
 
 
 def _scalar(name: str, value: Any) -> torch.Tensor | float:
+    if isinstance(value, float):  # the common cases first: this runs every step
+        return value
     if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return value.detach().reshape(())
+        value = value.detach() if value.requires_grad else value
+        return value if value.dim() == 0 else value.reshape(())
     if hasattr(value, "item") and getattr(value, "size", 1) == 1:  # numpy scalars and 1-arrays
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, int | float):
