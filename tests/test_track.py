@@ -192,3 +192,13 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
         (rec,) = st.runs("my-loop")
         assert rec.status == "completed" and rec.steps == 16
         assert st.metrics(rec.id)["val_acc"].epoch.tolist() == [1.0, 2.0]
+
+
+def test_bl_track_works_when_the_module_is_what_the_package_holds(tmp_path, monkeypatch):
+    """``import batchlab.track`` binds the module on the package: ``bl.track(...)`` still works."""
+    import batchlab.track as module
+
+    monkeypatch.setattr(bl, "track", module)
+    with bl.track("m", config={"batch_size": 2}, store=tmp_path / "s.db") as run:
+        run.log(1, train_loss=0.1)
+    assert isinstance(run, module.TrackedRun) and run.status == "completed"

@@ -11,6 +11,7 @@ L = pytest.importorskip("lightning")
 
 from lightning.pytorch.callbacks import LearningRateMonitor  # noqa: E402
 
+import batchlab as bl  # noqa: E402
 from batchlab.integrations.lightning import BatchlabLogger  # noqa: E402
 from batchlab.store import Store  # noqa: E402
 
@@ -53,7 +54,10 @@ def fit(db, module, epochs=2):
     y = (x[:, 0] > 0).long()
     train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
     val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[:32], y[:32]), batch_size=32)
-    logger = BatchlabLogger("lit", config={"n_train": 64, "num_classes": 2}, store=db)
+    # the path the issue names: bl.integrations.lightning.BatchlabLogger (imported lazily)
+    logger = bl.integrations.lightning.BatchlabLogger("lit", config={"n_train": 64, "num_classes": 2},
+                                                      store=db)
+    assert isinstance(logger, BatchlabLogger)
     trainer = L.Trainer(max_epochs=epochs, logger=logger, log_every_n_steps=1, enable_progress_bar=False,
                         enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0,
                         callbacks=[LearningRateMonitor(logging_interval="step")], accelerator="cpu")
