@@ -170,6 +170,7 @@ def test_same_name_replaces_the_run(tmp_path):
 
 @pytest.mark.parametrize("config, call, message", [
     ({"batch_size": 0}, None, "'batch_size' = 0 must be a positive integer"),
+    ({"epochs": 2.5}, None, "'epochs' = 2.5 must be a positive integer"),
     ({"lr": "fast"}, None, "'lr' = 'fast' must be a number >= 0"),
     ({}, lambda r: r.log(-1, train_loss=1.0), "step = -1 must be an integer >= 0"),
     ({}, lambda r: r.log(1, train_loss=torch.ones(3)), "'train_loss' = tensor"),
@@ -196,8 +197,9 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
 
 def test_bl_track_works_when_the_module_is_what_the_package_holds(tmp_path, monkeypatch):
     """``import batchlab.track`` binds the module on the package: ``bl.track(...)`` still works."""
-    import batchlab.track as module
+    import importlib
 
+    module = importlib.import_module("batchlab.track")
     monkeypatch.setattr(bl, "track", module)
     with bl.track("m", config={"batch_size": 2}, store=tmp_path / "s.db") as run:
         run.log(1, train_loss=0.1)

@@ -46,7 +46,7 @@ from batchlab.train.scaling import scaled_lr
 TRAIN_KEYS = ("batch_size", "lr", "optimizer", "momentum", "weight_decay", "epochs", "steps",
               "seed", "scale_lr", "base_batch_size")
 DATA_KEYS = {"data": "name", "n_train": "n_train", "n_val": "n_val", "num_classes": "classes"}
-_POSITIVE_INT = ("batch_size", "n_train", "steps_per_epoch")
+_POSITIVE_INT = ("batch_size", "n_train", "n_val", "steps_per_epoch", "epochs", "steps", "num_classes")
 
 
 def tracked_run_id(experiment: str, name: str | None = None) -> str:

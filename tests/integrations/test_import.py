@@ -192,3 +192,11 @@ def test_batchlab_tensorboard_export_imports_back(tmp_path):
         assert b[name].step.tolist() == a[name].step.tolist()
         assert b[name].value.tolist() == np.float32(a[name].value).tolist()
         assert b[name].epoch.tolist() == a[name].epoch.tolist()
+
+
+def test_a_bad_set_value_exits_2(tmp_path):
+    (tmp_path / "good.csv").write_text("epoch,loss\n0,0.5\n")
+    res = batchlab("import", "csv", tmp_path / "good.csv", "--set", "batch_size=big",
+                   "--store", tmp_path / "s.db")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "'batch_size' = 'big' must be a positive integer" in " ".join(res.stderr.split())
