@@ -204,3 +204,20 @@ def test_bl_track_works_when_the_module_is_what_the_package_holds(tmp_path, monk
     with bl.track("m", config={"batch_size": 2}, store=tmp_path / "s.db") as run:
         run.log(1, train_loss=0.1)
     assert isinstance(run, module.TrackedRun) and run.status == "completed"
+
+
+def test_the_diagnosis_reads_tracked_runs(tmp_path):
+    """A tracked run that never leaves chance is diagnosed as one, beside one that learns."""
+    db = tmp_path / "s.db"
+    for lr, speed in ((0.0001, 0.0), (0.1, 1.0)):
+        config = {"batch_size": 32, "n_train": 320, "lr": lr, "num_classes": 10, "epochs": 5}
+        with bl.track("dg", config=config, store=db) as run:
+            for step in range(1, 51):
+                loss = math.log(10) * math.exp(-speed * step / 20)
+                run.log(step, train_loss=loss, lr=lr)
+                if step % 10 == 0:
+                    run.log(step, val_loss=loss, val_acc=0.1 + 0.8 * (1 - math.exp(-speed * step / 20)))
+    res = batchlab("export", "dg", "--format", "json", "-o", tmp_path / "e.json", "--store", db)
+    assert res.returncode == 0, res.stderr
+    diagnosis = {r["lr"]: r["diagnosis"] for r in json.loads((tmp_path / "e.json").read_text())["runs"]}
+    assert "lr_too_small" in diagnosis[0.0001] and diagnosis[0.1] == "healthy"
