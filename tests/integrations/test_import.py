@@ -200,3 +200,23 @@ def test_a_bad_set_value_exits_2(tmp_path):
                    "--store", tmp_path / "s.db")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "'batch_size' = 'big' must be a positive integer" in " ".join(res.stderr.split())
+
+
+def test_epoch_and_examples_counters_place_the_values(tmp_path):
+    """'progress/epoch' and 'progress/examples_seen' (as batchlab's export writes them) are not
+    metrics: they give the epoch and examples seen of the values at their step."""
+    w = SummaryWriter(str(tmp_path / "logs" / "run"))
+    for step in (1, 2, 3):
+        w.add_scalar("train/loss", 1.0 / step, step)
+        w.add_scalar("progress/epoch", step / 2, step)
+        w.add_scalar("progress/examples_seen", step * 30, step)
+    w.close()
+    db = tmp_path / "s.db"
+    res = batchlab("import", "tensorboard", tmp_path / "logs", "-e", "c", "--store", db)
+    assert res.returncode == 0, res.stderr
+    with Store(db) as st:
+        (rec,) = st.runs("c")
+        m = st.metrics(rec.id)
+    assert set(m) == {"train_loss"}
+    assert m["train_loss"].epoch.tolist() == [0.5, 1.0, 1.5]
+    assert m["train_loss"].examples.tolist() == [30, 60, 90]

@@ -58,10 +58,22 @@ def settings(items: Iterable[str]) -> dict[str, Any]:
     return {config_key(k): parse_value(v) for k, v in parse_pairs(items, "--set").items()}
 
 
+EPOCH, EXAMPLES = "@epoch", "@examples"  # counters, not metrics: they place the values
+_COUNTERS = {EPOCH: {"epoch", "epochs"}, EXAMPLES: {"examples", "seen", "samples"}}
+
+
 def metric_for(tag: str, mapping: dict[str, str]) -> str | None:
-    """batchlab's name for a log's tag: ``--map TAG=NAME`` first (empty NAME drops the tag)."""
+    """batchlab's name for a log's tag: ``--map TAG=NAME`` first (empty NAME drops the tag).
+
+    Counter tags (``epoch``, ``progress/epoch``, ``progress/examples_seen``, as batchlab's
+    TensorBoard export writes them) give EPOCH or EXAMPLES: the epoch and examples seen of the
+    values at their step, rather than metrics of their own."""
     if tag in mapping:
         return mapping[tag] or None
+    tokens = set(re.split(r"[/_\-\s.]+", tag.lower())) - {"progress", ""}
+    for counter, words in _COUNTERS.items():
+        if tokens and tokens <= words:
+            return counter
     return batchlab_name(tag)
 
 
@@ -82,6 +94,8 @@ def write_run(store: Store, experiment: str, name: str, config: dict[str, Any],
     epoch index (Keras logs per epoch), stored at the end of that epoch: step = (index + 1) x
     steps per epoch when the config gives them (else index + 1), epoch = index + 1.
     """
+    series = dict(series)  # the counters are taken out of a copy
+    counters = {c: {p.step: p.value for p in series.pop(c, [])} for c in (EPOCH, EXAMPLES)}
     run = TrackedRun(experiment, config, store, name=name)
     n_train, batch = config.get("n_train"), config.get("batch_size")
     spe = config.get("steps_per_epoch") or (math.ceil(n_train / batch) if n_train and batch else None)
@@ -103,5 +117,7 @@ def write_run(store: Store, experiment: str, name: str, config: dict[str, Any],
                 examples = (index + 1) * n_train if n_train else step * batch if spe and batch else 0
                 run.log(step, epoch=float(index + 1), examples=examples, wall_time=wall, **values)
             else:
-                run.log(index, wall_time=wall, **values)
+                examples = counters[EXAMPLES].get(index)
+                run.log(index, epoch=counters[EPOCH].get(index), wall_time=wall,
+                        examples=None if examples is None else int(examples), **values)
     return run
