@@ -24,6 +24,8 @@ _LAZY = {
     "SweepResult": ("batchlab.api", "SweepResult"),
     "open": ("batchlab.reader", "open_store"),
     "BatchlabError": ("batchlab.errors", "BatchlabError"),
+    "track": ("batchlab.track", "track"),
+    "integrations": ("batchlab.integrations", None),
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -35,8 +37,11 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     module, attr = _LAZY[name]
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value  # later accesses skip this function
+    loaded = importlib.import_module(module)
+    value = loaded if attr is None else getattr(loaded, attr)
+    # later accesses skip this function; for "track" this also rebinds the name that importing
+    # the submodule batchlab.track bound to the module
+    globals()[name] = value
     return value
 
 

@@ -36,6 +36,7 @@ from batchlab.cli import runs  # noqa: F401, E402
 from batchlab.cli import browse  # noqa: F401, E402
 from batchlab.cli import report  # noqa: F401, E402
 from batchlab.cli import probes  # noqa: F401, E402
+from batchlab.cli import importing  # noqa: F401, E402
 # isort: on
 
 

@@ -80,7 +80,9 @@ MAX_DECIMALS = 12
 def _padded(values: Sequence[Any]) -> dict[Any, str]:
     """Each value as text that sorts like the number: integers zero-padded to one width,
     other numbers in fixed point with one count of decimals (0.001 -> '0.001', 0.1 -> '0.100');
-    anything else slugged."""
+    anything else slugged. No values (a field no run has, e.g. a tracked run's seed): {}."""
+    if not values:
+        return {}
     numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
     if len(numbers) != len(values) or any(v < 0 or not math.isfinite(v) for v in numbers):
         return {v: slug(str(v)) for v in values}

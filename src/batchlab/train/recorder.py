@@ -40,7 +40,7 @@ class Recorder:
         self._t0 = time.perf_counter() - clock_offset
         self._last_flush = time.perf_counter()
         self._losses: list[torch.Tensor] = []
-        self._steps: list[tuple[int, float, float]] = []  # (step, lr, wall)
+        self._steps: list[tuple[int, float | None, float]] = []  # (step, lr, wall)
         self._rows: list[MetricRow] = []
         self.step_done = 0
 
@@ -55,8 +55,9 @@ class Recorder:
     def epoch(self, step: int) -> float:
         return self.examples(step) / self.n_train
 
-    def log_step(self, step: int, loss: torch.Tensor, lr: float) -> None:
-        """Record update ``step``'s loss (a detached 0-d tensor) and the LR it used."""
+    def log_step(self, step: int, loss: torch.Tensor, lr: float | None) -> None:
+        """Record update ``step``'s loss (a detached 0-d tensor) and the LR it used (None: not
+        known, as in a tracked loop that logs no LR; no ``lr`` row is written then)."""
         self._losses.append(loss)
         self._steps.append((step, lr, self.elapsed()))
         self.step_done = step
@@ -78,11 +79,14 @@ class Recorder:
         diverged_at = None
         rows = self._rows
         if self._losses:
-            values = torch.stack(self._losses).float().tolist()
+            # float64 on the host: exact for any loss dtype, and a tracked loop's Python floats
+            # are stored as given rather than rounded to float32
+            values = torch.stack(self._losses).cpu().double().tolist()
             for (step, lr, wall), loss in zip(self._steps, values, strict=True):
                 ep, ex = self.epoch(step), self.examples(step)
                 rows.append(("train_loss", step, loss, ep, ex, wall))
-                rows.append(("lr", step, lr, ep, ex, wall))
+                if lr is not None:
+                    rows.append(("lr", step, lr, ep, ex, wall))
                 if not math.isfinite(loss):
                     diverged_at = step
                     break

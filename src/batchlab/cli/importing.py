@@ -1,0 +1,76 @@
+"""``batchlab import``: runs other tools logged (TensorBoard folders, Keras CSVLogger files)
+become runs of an experiment, with the report, the diagnosis and the exports of any run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from batchlab.cli.common import DEFAULT_STORE, SetOpt, StoreOpt, app, console, fmt
+from batchlab.errors import SpecError
+from batchlab.store import Store
+
+import_app = typer.Typer(no_args_is_help=True, help="Import runs logged by other tools "
+                         "(TensorBoard event folders, Keras CSVLogger files) into the store.")
+app.add_typer(import_app, name="import")
+
+MapOpt = Annotated[list[str] | None, typer.Option(
+    "--map", help="Tag or column to metric: 'Loss/train=train_loss' (empty name drops the tag).")]
+
+
+def _print_runs(store: Store, run_ids: list[str], experiment: str) -> None:
+    table = Table(title=f"imported into experiment '{experiment}' ({store.path})")
+    for header in ("run", "name", "batch", "lr", "steps", "metrics", "status"):
+        table.add_column(header)
+    for rid in run_ids:
+        rec = store.run(rid)
+        train = rec.config.get("train", {})
+        table.add_row(rid, str(rec.environment.get("name", "")).split(":", 1)[-1],
+                      fmt(train.get("batch_size")), fmt(train.get("lr")), fmt(rec.steps),
+                      ", ".join(store.metric_names(rid)), rec.status)
+    console.print(table)
+
+
+@import_app.command("tensorboard")
+def tensorboard_cmd(
+    logdir: Annotated[Path, typer.Argument(help="TensorBoard log folder (one run per run folder).")],
+    experiment: Annotated[str | None, typer.Option("--experiment", "-e",
+                                                   help="Experiment name (default: the folder's).")] = None,
+    mapping: MapOpt = None,
+    overrides: SetOpt = None,
+    step_unit: Annotated[str, typer.Option("--step-unit", help="What a logged step counts: step, "
+                                           "epoch, or auto (epoch for Keras's epoch_* tags).")] = "auto",
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Import a TensorBoard log folder: scalars, hparams, batch size and LR from folder names."""
+    from batchlab.integrations.importing import parse_pairs, settings
+    from batchlab.integrations.tensorboard import import_tensorboard
+
+    if step_unit not in ("auto", "step", "epoch"):
+        raise SpecError(f"--step-unit {step_unit!r} is not known; use step, epoch or auto.")
+    maps, sets = parse_pairs(mapping or [], "--map"), settings(overrides or [])
+    name = experiment or logdir.resolve().name
+    with Store(store) as st:
+        runs = import_tensorboard(st, logdir, name, mapping=maps, overrides=sets, unit=step_unit)
+        _print_runs(st, [r.id for r in runs], name)
+
+
+@import_app.command("csv")
+def csv_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Keras CSVLogger files (one run each).")],
+    experiment: Annotated[str, typer.Option("--experiment", "-e", help="Experiment name.")] = "imported",
+    mapping: MapOpt = None,
+    overrides: SetOpt = None,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Import Keras CSVLogger files (epoch, loss, accuracy, val_loss, val_accuracy, lr)."""
+    from batchlab.integrations.csvlog import import_csvlogs
+    from batchlab.integrations.importing import parse_pairs, settings
+
+    maps, sets = parse_pairs(mapping or [], "--map"), settings(overrides or [])
+    with Store(store) as st:
+        runs = import_csvlogs(st, files, experiment, mapping=maps, overrides=sets)
+        _print_runs(st, [r.id for r in runs], experiment)

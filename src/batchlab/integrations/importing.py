@@ -1,0 +1,123 @@
+"""What importers share: a run's config from its name, ``--set`` and hparams; tag -> metric
+names (``--map``); and writing one run's scalar series into the store through ``bl.track``.
+
+A run's config comes from three places, later ones winning: ``key=value`` parts of its folder
+or file name (``LeNet-MNIST-2-BatchSize=16`` gives batch_size 16), the hyper-parameters the log
+holds, and ``--set``. Keys are normalised (``BatchSize``, ``batch-size``, ``bs`` ->
+``batch_size``; ``LearningRate``, ``learning_rate`` -> ``lr``), so they fill batchlab's config.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from batchlab.errors import SpecError
+from batchlab.integrations.names import batchlab_name
+from batchlab.spec import parse_value
+from batchlab.store import Store
+from batchlab.track import TrackedRun
+
+ALIASES = {"batchsize": "batch_size", "bs": "batch_size", "batch": "batch_size", "lr": "lr",
+           "learningrate": "lr", "ntrain": "n_train", "numclasses": "num_classes",
+           "stepsperepoch": "steps_per_epoch", "epochs": "epochs", "seed": "seed",
+           "optimizer": "optimizer", "model": "model", "data": "data"}
+# key=value inside a name: the value is a number (1e-3 included) or a word
+_NAME_PAIR = re.compile(r"([A-Za-z][A-Za-z_]*)=([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|[A-Za-z]\w*)")
+
+
+def config_key(key: str) -> str:
+    """A hyper-parameter name in batchlab's spelling (unknown names keep theirs); a spec path
+    such as ``train.batch_size`` gives its last part."""
+    key = key.rsplit(".", 1)[-1] if key.split(".", 1)[0] in ("train", "data", "model") else key
+    return ALIASES.get(re.sub(r"[^a-z0-9]", "", key.lower()), key)
+
+
+def config_from_name(name: str) -> dict[str, Any]:
+    """``key=value`` parts of a folder or file name, e.g. 'LeNet-BatchSize=16' -> batch_size 16."""
+    return {config_key(k): parse_value(v) for k, v in _NAME_PAIR.findall(name)}
+
+
+def parse_pairs(items: Iterable[str], option: str) -> dict[str, str]:
+    """``KEY=VALUE`` command-line items as a dict; SpecError naming ``option`` otherwise."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"{option} '{item}' must look like KEY=VALUE "
+                            f"(for example {option} batch_size=16).")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def settings(items: Iterable[str]) -> dict[str, Any]:
+    """``--set`` items as config values (numbers parsed, keys normalised)."""
+    return {config_key(k): parse_value(v) for k, v in parse_pairs(items, "--set").items()}
+
+
+EPOCH, EXAMPLES = "@epoch", "@examples"  # counters, not metrics: they place the values
+_COUNTERS = {EPOCH: {"epoch", "epochs"}, EXAMPLES: {"examples", "seen", "samples"}}
+
+
+def metric_for(tag: str, mapping: dict[str, str]) -> str | None:
+    """batchlab's name for a log's tag: ``--map TAG=NAME`` first (empty NAME drops the tag).
+
+    Counter tags (``epoch``, ``progress/epoch``, ``progress/examples_seen``, as batchlab's
+    TensorBoard export writes them) give EPOCH or EXAMPLES: the epoch and examples seen of the
+    values at their step, rather than metrics of their own."""
+    if tag in mapping:
+        return mapping[tag] or None
+    tokens = set(re.split(r"[/_\-\s.]+", tag.lower())) - {"progress", ""}
+    for counter, words in _COUNTERS.items():
+        if tokens and tokens <= words:
+            return counter
+    return batchlab_name(tag)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One logged value: at the log's own step (or epoch index) and wall-clock time."""
+
+    step: int
+    value: float
+    wall_time: float | None = None
+
+
+def write_run(store: Store, experiment: str, name: str, config: dict[str, Any],
+              series: dict[str, list[Point]], *, unit: str = "step") -> TrackedRun:
+    """Store one imported run (replacing an earlier import of the same ``name``).
+
+    ``unit='step'``: a point's step is the updates done. ``unit='epoch'``: it is a 0-based
+    epoch index (Keras logs per epoch), stored at the end of that epoch: step = (index + 1) x
+    steps per epoch when the config gives them (else index + 1), epoch = index + 1.
+    """
+    series = dict(series)  # the counters are taken out of a copy
+    counters = {c: {p.step: p.value for p in series.pop(c, [])} for c in (EPOCH, EXAMPLES)}
+    run = TrackedRun(experiment, config, store, name=name)
+    n_train, batch = config.get("n_train"), config.get("batch_size")
+    spe = config.get("steps_per_epoch") or (math.ceil(n_train / batch) if n_train and batch else None)
+    by_step: dict[int, dict[str, Any]] = {}
+    start = min((p.wall_time for pts in series.values() for p in pts if p.wall_time is not None),
+                default=None)
+    for metric, points in series.items():
+        for p in points:
+            at = by_step.setdefault(p.step, {"values": {}, "wall": None})
+            at["values"][metric] = p.value
+            if p.wall_time is not None and start is not None:
+                at["wall"] = max(at["wall"] or 0.0, p.wall_time - start)
+    with run:
+        for index in sorted(by_step):
+            values, wall = by_step[index]["values"], by_step[index]["wall"]
+            if unit == "epoch":
+                step = (index + 1) * spe if spe else index + 1
+                # examples seen are unknown (0) unless the config says how many an epoch has
+                examples = (index + 1) * n_train if n_train else step * batch if spe and batch else 0
+                run.log(step, epoch=float(index + 1), examples=examples, wall_time=wall, **values)
+            else:
+                examples = counters[EXAMPLES].get(index)
+                run.log(index, epoch=counters[EPOCH].get(index), wall_time=wall,
+                        examples=None if examples is None else int(examples), **values)
+    return run

@@ -1,0 +1,102 @@
+"""A PyTorch Lightning logger that records a ``Trainer.fit`` into a batchlab store
+(extra ``lightning``).
+
+    logger = BatchlabLogger("my-study", config={"n_train": len(train_set)})
+    trainer = L.Trainer(logger=logger, log_every_n_steps=1,
+                        callbacks=[LearningRateMonitor(logging_interval="step")])
+
+Whatever the module logs lands under batchlab's names (``loss``/``train_loss`` -> train_loss,
+``val_acc``/``val_accuracy`` -> val_acc, LearningRateMonitor's ``lr-SGD`` -> lr, see
+``batchlab.integrations.names``); the module's hyper-parameters (``save_hyperparameters``) and
+``config`` become the run's config, so ``batch_size`` and ``lr`` in either place are used.
+Lightning passes step = updates done - 1 (the global step before the update finishes); rows
+are stored at updates done, as the batchlab trainer stores them. Lightning logs the training
+loss every ``log_every_n_steps`` (default 50): set 1 for per-step curves. Its aggregated
+``*_epoch`` twins of per-step values are not stored (the per-step values are).
+A crash marks the run failed, Ctrl-C interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from argparse import Namespace
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
+
+from batchlab.events import COMPLETED, FAILED
+from batchlab.integrations.names import batchlab_name
+from batchlab.store import Store
+from batchlab.track import TrackedRun
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    """Hyper-parameters as JSON-friendly values (objects become their repr)."""
+    return {k: v if isinstance(v, int | float | str | bool | type(None)) else repr(v)
+            for k, v in params.items()}
+
+
+class BatchlabLogger(Logger):
+    """Records one fit as one batchlab run of ``experiment`` in ``store``."""
+
+    def __init__(self, experiment: str, config: dict[str, Any] | None = None,
+                 store: str | Path | Store = "batchlab.db", *, name: str | None = None) -> None:
+        super().__init__()
+        self.experiment, self.user_config, self.store, self.run_name = (
+            experiment, dict(config or {}), store, name)
+        self.hparams: dict[str, Any] = {}
+        self.run: TrackedRun | None = None
+        self.done = False  # one logger records one fit; a later validate/test is not recorded
+        self.run_id = ""
+
+    @property
+    def name(self) -> str:
+        return self.experiment
+
+    @property
+    def version(self) -> str:
+        return self.run_id
+
+    def _open(self) -> TrackedRun:
+        if self.run is None:
+            config = _plain(self.hparams) | self.user_config
+            self.run = TrackedRun(self.experiment, config, self.store, name=self.run_name).start()
+            self.run_id = self.run.id
+        return self.run
+
+    @rank_zero_only
+    def log_hyperparams(self, params: dict[str, Any] | Namespace, *args: Any, **kwargs: Any) -> None:
+        """Kept as the run's config (Lightning calls this before the first metrics)."""
+        self.hparams |= dict(vars(params) if isinstance(params, Namespace) else params)
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if self.done:
+            return
+        run = self._open()
+        values: dict[str, float] = {}
+        for key, value in metrics.items():
+            name = batchlab_name(key.removesuffix("_step"))
+            if name is None or key.endswith("_epoch") or name in values:  # lr: first param group
+                continue
+            values[name] = value
+        if values:
+            run.log((step if step is not None else run.last_step) + 1, **values)
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        """``success`` completes the run; ``failed`` (any exception, Ctrl-C included) ends it as
+        the exception being handled says: interrupted for KeyboardInterrupt, else failed."""
+        if self.run is None:
+            return
+        run, self.run, self.done = self.run, None, True
+        if status == "failed":
+            err = sys.exc_info()[1]
+            if err is not None:
+                run.__exit__(type(err), err, None)
+            else:
+                run.finish(FAILED, "training failed (Lightning reported no exception)")
+        else:
+            run.finish(COMPLETED)

@@ -1,0 +1,120 @@
+"""Import a TensorBoard log folder into a store (extra ``tensorboard``): one run per run folder.
+
+A run folder is a folder holding event files with scalars. Two kinds of sub-folder belong to
+the run folder above them instead of being runs of their own: the ``train``/``validation``
+(``val``, ``eval``, ``test``) folders Keras's TensorBoard callback writes (their tags are read
+as ``validation/epoch_loss`` and so on), and the timestamp-named folder
+``SummaryWriter.add_hparams`` writes (its hyper-parameters become the run's; its summary
+metrics are not curves and are not imported).
+Events are read with the ``tensorboard`` package's own reader (``EventAccumulator``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from batchlab.errors import DataError
+from batchlab.integrations.importing import Point, config_from_name, config_key, metric_for, write_run
+from batchlab.store import Store
+from batchlab.track import TrackedRun
+
+_SPLIT_FOLDERS = {"train", "validation", "val", "eval", "test"}
+
+
+def _reader() -> Any:
+    try:
+        from tensorboard.backend.event_processing import event_accumulator
+    except ImportError:
+        raise DataError("importing TensorBoard logs needs the tensorboard package: "
+                        "pip install 'batchlab[tensorboard]'.") from None
+    return event_accumulator
+
+
+def _hparams(acc: Any) -> dict[str, Any]:
+    """Hyper-parameters of an ``add_hparams`` session, numbers as int when integral."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    try:
+        content = acc.PluginTagToContent("hparams")
+    except KeyError:
+        return {}
+    out: dict[str, Any] = {}
+    for blob in content.values():
+        data = plugin_data_pb2.HParamsPluginData.FromString(blob)
+        if data.WhichOneof("data") != "session_start_info":
+            continue
+        for key, value in data.session_start_info.hparams.items():
+            kind = value.WhichOneof("kind")
+            v = getattr(value, kind) if kind else None
+            out[config_key(key)] = int(v) if isinstance(v, float) and v.is_integer() else v
+    return out
+
+
+def _is_timestamp(name: str) -> bool:
+    """``SummaryWriter.add_hparams`` names its folder ``str(time.time())``."""
+    try:
+        return float(name) > 1e8
+    except ValueError:
+        return False
+
+
+def _event_folders(logdir: Path) -> list[Path]:
+    return sorted({p.parent for p in logdir.rglob("*tfevents*") if p.is_file()})
+
+
+def read_logdir(logdir: Path) -> dict[str, tuple[dict[str, Any], dict[str, list[Point]]]]:
+    """{run name: (hparams, {tag: points})} for every run folder under ``logdir``; tags of a
+    split folder are prefixed with its name ('validation/epoch_loss')."""
+    ea = _reader()
+    if not logdir.is_dir():
+        raise DataError(f"TensorBoard log folder '{logdir}' does not exist; pass the folder you "
+                        "gave to SummaryWriter / the TensorBoard callback (log_dir).")
+    folders = _event_folders(logdir)
+    if not folders:
+        raise DataError(f"no TensorBoard event files (events.out.tfevents.*) under '{logdir}'; "
+                        "pass the log folder that holds the runs.")
+    runs: dict[Path, tuple[dict[str, Any], dict[str, list[Point]]]] = {}
+    for folder in folders:  # sorted: a run folder comes before its sub-folders
+        acc = ea.EventAccumulator(str(folder), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
+        acc.Reload()
+        hparams = _hparams(acc)
+        if _is_timestamp(folder.name) and folder.parent in runs:
+            runs[folder.parent][0].update(hparams)  # add_hparams' folder: its scalars are the
+            continue                                # session summary, not curves
+        split = folder.name.lower() in _SPLIT_FOLDERS and folder != logdir
+        owner, prefix = (folder.parent, folder.name + "/") if split else (folder, "")
+        runs.setdefault(owner, ({}, {}))[0].update(hparams)
+        for tag in acc.Tags()["scalars"]:
+            runs[owner][1][prefix + tag] = [Point(e.step, e.value, e.wall_time) for e in acc.Scalars(tag)]
+    # a folder with hparams but no scalars (an export's experiment summary) is no run
+    return {(str(f.relative_to(logdir)) if f != logdir else logdir.name): v for f, v in runs.items()
+            if v[1]}
+
+
+def import_tensorboard(store: Store, logdir: Path, experiment: str, *, mapping: dict[str, str],
+                       overrides: dict[str, Any], unit: str = "auto") -> list[TrackedRun]:
+    """Import every run folder under ``logdir`` into ``experiment`` (re-importing replaces).
+
+    ``unit``: 'step' or 'epoch' for what a TensorBoard step counts; 'auto' is 'epoch' when every
+    tag starts with ``epoch_`` (Keras's TensorBoard callback) and 'step' otherwise.
+    """
+    out = []
+    for name, (hparams, tags) in read_logdir(logdir).items():
+        series: dict[str, list[Point]] = {}
+        for tag, points in tags.items():
+            metric = metric_for(tag, mapping)
+            if metric is not None and points:
+                series.setdefault(metric, []).extend(points)
+        if not series:
+            continue
+        config = config_from_name(name) | hparams | overrides
+        run_unit = unit
+        if unit == "auto":
+            keras_style = all(t.rsplit("/", 1)[-1].startswith("epoch_") for t in tags)
+            run_unit = "epoch" if keras_style else "step"
+        out.append(write_run(store, experiment, f"tensorboard:{name}", config, series, unit=run_unit))
+    if not out:
+        raise DataError(f"no scalars to import under '{logdir}' (or every tag was dropped by --map); "
+                        "check the folder with 'tensorboard --logdir' and the --map options.")
+    return out

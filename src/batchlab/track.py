@@ -1,0 +1,311 @@
+"""Record any training loop into a batchlab store: ``bl.track``.
+
+    with bl.track("my-study", config={"batch_size": 64, "lr": 0.01, "n_train": 50_000}) as run:
+        for step, (x, y) in enumerate(loader, 1):
+            ...
+            run.log(step, train_loss=loss, lr=opt.param_groups[0]["lr"])
+        run.log(step, val_loss=vl, val_acc=va)
+
+The run is stored exactly as a batchlab-trained run (config sections ``data``/``model``/
+``train``, per-step metric rows, a summary), so ``ls``, ``show``, ``report``, ``compare``, the
+diagnosis and the exports treat it the same. Rows go through the trainer's ``Recorder``: a
+``train_loss`` may stay a device tensor until the next flush (no GPU sync per step), and rows
+reach the store in batches. A non-finite ``train_loss`` ends the run as diverged (later rows
+are dropped, as the trainer does); an exception or Ctrl-C inside the block marks it failed or
+interrupted and propagates.
+
+Tracked run ids start with ``t`` (planned ids are hex digests), so a sweep never mistakes a
+tracked run for one of its own: it is never skipped, claimed or retrained by a sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import platform
+import sys
+import traceback
+import types
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import torch
+
+import batchlab
+from batchlab.errors import SpecError
+from batchlab.events import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RunEnded, RunStarted
+from batchlab.store import Store
+from batchlab.store.tracked import add_tracked_run
+from batchlab.train.recorder import Recorder
+from batchlab.train.scaling import scaled_lr
+
+# config keys with a place in batchlab's run config; every other key is kept under "tracked"
+TRAIN_KEYS = ("batch_size", "lr", "optimizer", "momentum", "weight_decay", "epochs", "steps",
+              "seed", "scale_lr", "base_batch_size")
+DATA_KEYS = {"data": "name", "n_train": "n_train", "n_val": "n_val", "num_classes": "classes"}
+_POSITIVE_INT = ("batch_size", "n_train", "n_val", "steps_per_epoch", "epochs", "steps", "num_classes")
+
+
+def tracked_run_id(experiment: str, name: str | None = None) -> str:
+    """A run id no plan can produce (``t`` is not a hex digit). With ``name`` the id is stable,
+    so tracking (or importing) the same named run again replaces it instead of adding one."""
+    if name is None:
+        return "t" + uuid.uuid4().hex[:11]
+    return "t" + hashlib.sha256(f"{experiment}\0{name}".encode()).hexdigest()[:11]
+
+
+def _check_config(config: dict[str, Any]) -> None:
+    for key in _POSITIVE_INT:
+        value = config.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise SpecError(f"track config '{key}' = {value!r} must be a positive integer "
+                            "(or left out); fix the config passed to bl.track.")
+    lr = config.get("lr")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float) or not lr >= 0):
+        raise SpecError(f"track config 'lr' = {lr!r} must be a number >= 0 (or left out); "
+                        "fix the config passed to bl.track.")
+
+
+def run_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The stored config: the user's flat keys placed in batchlab's ``data``/``model``/``train``
+    sections (what reports and the diagnosis read), the rest kept under ``tracked``."""
+    _check_config(config)
+    train: dict[str, Any] = {k: config[k] for k in TRAIN_KEYS if config.get(k) is not None}
+    train.setdefault("scale_lr", "none")
+    schedule = config.get("schedule", "constant")
+    train["schedule"] = schedule if isinstance(schedule, dict) else {"name": str(schedule)}
+    data = {field: config[key] for key, field in DATA_KEYS.items() if config.get(key) is not None}
+    data.setdefault("name", "custom")
+    model = {"name": str(config.get("model", "custom"))}
+    used = {*TRAIN_KEYS, *DATA_KEYS, "schedule", "model"}
+    extra = {k: v for k, v in config.items() if k not in used}
+    return {"data": data, "model": model, "train": train, "tracked": extra}
+
+
+class _Clock(Recorder):
+    """The trainer's Recorder with epoch/examples from whatever the config gives: batch size
+    and training-set size (exact, as the trainer counts), steps per epoch, or nothing (0)."""
+
+    def __init__(self, run_id: str, sink: Any, config: dict[str, Any]) -> None:
+        self.known_n = config.get("n_train")
+        self.known_batch = config.get("batch_size")
+        self.known_spe = config.get("steps_per_epoch")
+        if self.known_n and self.known_batch:
+            self.known_spe = math.ceil(self.known_n / self.known_batch)
+        super().__init__(run_id, sink, self.known_n or 1, self.known_batch or 1, self.known_spe or 1)
+        self.explicit: dict[int, tuple[float | None, int | None]] = {}
+        self.wall: float | None = None  # an imported row's own time, used instead of the clock
+
+    def elapsed(self) -> float:
+        return super().elapsed() if self.wall is None else self.wall
+
+    def examples(self, step: int) -> int:
+        given = self.explicit.get(step, (None, None))[1]
+        if given is not None:
+            return given
+        if self.known_n and self.known_batch:
+            return super().examples(step)
+        return step * self.known_batch if self.known_batch else 0
+
+    def epoch(self, step: int) -> float:
+        given = self.explicit.get(step, (None, None))[0]
+        if given is not None:
+            return given
+        if self.known_n and self.known_batch:
+            return super().epoch(step)
+        return step / self.known_spe if self.known_spe else 0.0
+
+    def flush(self) -> int | None:
+        bad = super().flush()
+        self.explicit.clear()
+        return bad
+
+
+def _scalar(name: str, value: Any) -> torch.Tensor | float:
+    if isinstance(value, float):  # the common cases first: this runs every step
+        return value
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.detach() if value.requires_grad else value
+        return value if value.dim() == 0 else value.reshape(())
+    if hasattr(value, "item") and getattr(value, "size", 1) == 1:  # numpy scalars and 1-arrays
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecError(f"run.log: '{name}' = {value!r} is not a number; log numbers or "
+                        "one-element tensors (for example loss.detach(), not the batch of losses).")
+    return float(value)
+
+
+class TrackedRun:
+    """One tracked run. Use as a context manager (``with bl.track(...) as run``), or call
+    ``start()`` and ``finish(status)`` yourself (as the Lightning and Keras integrations do)."""
+
+    def __init__(self, experiment: str, config: dict[str, Any] | None = None,
+                 store: str | Path | Store = "batchlab.db", *, name: str | None = None) -> None:
+        if not isinstance(experiment, str) or not experiment.strip():
+            raise SpecError(f"bl.track needs an experiment name (a non-empty string), got {experiment!r}.")
+        self.experiment = experiment
+        self.user_config = dict(config or {})
+        self.config = run_config(self.user_config)
+        self.name = name
+        self.id = tracked_run_id(experiment, name)
+        self._store_arg = store
+        self.store: Store | None = None
+        self._rec: _Clock | None = None
+        self.diverged_at: int | None = None
+        self.last_step = 0
+        self.last_wall: float | None = None  # the latest wall_time given to log, if any
+        self.status: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> TrackedRun:
+        """Add the run to its experiment and mark it running."""
+        if self._rec is not None:
+            raise SpecError(f"tracked run {self.id} is already running: a TrackedRun records one "
+                            "run; call bl.track(...) again for another.")
+        self.store = self._store_arg if isinstance(self._store_arg, Store) else Store(self._store_arg)
+        train = self.config["train"]
+        point = {f"train.{k}": train[k] for k in ("batch_size", "lr") if k in train}
+        add_tracked_run(self.store, self.experiment, self.id, self.config, point)
+        env = {"source": "track", "name": self.name, "batchlab": batchlab.__version__,
+               "torch": torch.__version__, "python": platform.python_version(),
+               "platform": platform.platform()}
+        self.store.record(RunStarted(self.id, self._total_steps() or 0, 0, env))
+        self._rec = _Clock(self.id, self.store.record, self.user_config)
+        return self
+
+    def log(self, step: int, *, epoch: float | None = None, examples: int | None = None,
+            wall_time: float | None = None, **values: Any) -> None:
+        """Record metric values taken after ``step`` optimizer updates.
+
+        ``train_loss`` (with ``lr``) is the per-update loss; anything else (``val_loss``,
+        ``val_acc``, ``train_acc``, your own names) is an evaluation value. ``epoch`` and
+        ``examples`` override what the config lets batchlab derive; ``wall_time`` (seconds
+        since the run began) replaces the clock, for values read from a log. After a non-finite
+        ``train_loss`` the run has diverged and further values are ignored.
+        """
+        if self._rec is None:
+            raise SpecError("run.log called outside its run: use it inside 'with bl.track(...) as run:' "
+                            "(or after run.start() and before run.finish()).")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise SpecError(f"run.log: step = {step!r} must be an integer >= 0 (optimizer updates done).")
+        if self.diverged_at is not None:
+            return
+        scalars = {name: _scalar(name, v) for name, v in values.items()}
+        if epoch is not None or examples is not None:
+            self._rec.explicit[step] = (None if epoch is None else float(epoch),
+                                        None if examples is None else int(examples))
+        self._rec.wall = None if wall_time is None else float(wall_time)
+        if wall_time is not None:
+            self.last_wall = max(self.last_wall or 0.0, float(wall_time))
+        if "train_loss" in scalars:
+            loss = scalars.pop("train_loss")
+            lr = scalars.pop("lr", None)
+            if not isinstance(loss, torch.Tensor):
+                loss = torch.tensor(loss, dtype=torch.float64)
+            self._rec.log_step(step, loss, None if lr is None else float(lr))
+        if scalars:
+            self._rec.log_values(step, {k: float(v) for k, v in scalars.items()})
+        self.last_step = max(self.last_step, step)
+        self._rec.wall = None
+        if self._rec.due():
+            self._flush()
+
+    def _flush(self) -> None:
+        assert self._rec is not None
+        bad = self._rec.flush()
+        if bad is not None and self.diverged_at is None:
+            self.diverged_at = bad
+
+    def finish(self, status: str = COMPLETED, error: str | None = None) -> None:
+        """Flush what is buffered and record how the run ended (a diverged run stays diverged)."""
+        if self._rec is None or self.store is None:
+            return
+        self._flush()
+        if self.diverged_at is not None and status == COMPLETED:
+            status, error = DIVERGED, f"non-finite loss at step {self.diverged_at}"
+        steps = self.diverged_at if self.diverged_at is not None else self.last_step
+        wall = self._rec.elapsed() if self.last_wall is None else self.last_wall
+        self.store.record(RunEnded(self.id, status, steps, wall, self._summary(steps, wall), error))
+        self.status, self._rec = status, None
+        if not isinstance(self._store_arg, Store):
+            self.store.close()
+
+    def __enter__(self) -> TrackedRun:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if err is None:
+            self.finish(COMPLETED)
+        elif isinstance(err, KeyboardInterrupt):
+            self.finish(INTERRUPTED, "interrupted by the user (Ctrl-C)")
+        else:
+            self.finish(FAILED, "".join(traceback.format_exception_only(err)).strip())
+        # returning None re-raises the exception
+
+    # ------------------------------------------------------------------ summary
+    def _total_steps(self) -> int | None:
+        c = self.user_config
+        if c.get("steps"):
+            return int(c["steps"])
+        spe = self._rec.known_spe if self._rec else None
+        if spe is None and c.get("n_train") and c.get("batch_size"):
+            spe = math.ceil(c["n_train"] / c["batch_size"])
+        return int(c["epochs"]) * spe if c.get("epochs") and spe else None
+
+    def _summary(self, steps: int, wall: float) -> dict[str, Any]:
+        """The trainer's summary keys, from the rows now in the store."""
+        assert self.store is not None and self._rec is not None
+        series = self.store.metrics(self.id)
+        c, train = self.user_config, self.config["train"]
+        out: dict[str, Any] = {"total_steps": self._total_steps() or steps,
+                               "steps_per_epoch": self._rec.known_spe, "n_train": c.get("n_train"),
+                               "n_val": c.get("n_val"), "best_val_acc": -1.0}
+        if c.get("num_classes"):
+            out["num_classes"] = int(c["num_classes"])
+        if "lr" in train and "batch_size" in train:
+            out["effective_lr"] = scaled_lr(float(train["lr"]), int(train["batch_size"]),
+                                            train["scale_lr"], int(train.get("base_batch_size", 32)))
+        for name in ("train_loss", "train_acc", "val_loss", "val_acc"):
+            if name in series and series[name].value.size:
+                out[f"final_{name}"] = float(series[name].value[-1])
+        acc = series.get("val_acc")
+        if acc is not None and np.isfinite(acc.value).any():
+            idx = int(np.nanargmax(np.where(np.isfinite(acc.value), acc.value, np.nan)))
+            out.update(best_val_acc=float(acc.value[idx]), best_val_acc_step=int(acc.step[idx]),
+                       best_val_acc_epoch=float(acc.epoch[idx]))
+        loss = series.get("val_loss")
+        if loss is not None and np.isfinite(loss.value).any():
+            out["best_val_loss"] = float(loss.value[np.isfinite(loss.value)].min())
+        if self.diverged_at is not None:
+            out["diverged_at_step"] = self.diverged_at
+        if wall > 0 and self._rec.examples(steps):
+            out["samples_per_s"] = self._rec.examples(steps) / wall
+        return out
+
+
+def track(experiment: str, config: dict[str, Any] | None = None,
+          store: str | Path | Store = "batchlab.db", *, name: str | None = None) -> TrackedRun:
+    """Start recording one run of your own loop into ``store`` under ``experiment``.
+
+    ``config``: flat keys; ``batch_size``, ``lr``, ``optimizer``, ``epochs``/``steps``,
+    ``seed``, ``schedule``, ``model``, ``data``, ``n_train``, ``n_val`` and ``num_classes`` fill
+    batchlab's run config (``batch_size`` with ``n_train``, or ``steps_per_epoch``, gives each
+    row its epoch and examples seen); any other key is kept with the run. ``name``: a stable
+    name, so tracking the same name again replaces the run. Use with ``with``.
+    """
+    return TrackedRun(experiment, config, store, name=name)
+
+
+class _CallableModule(types.ModuleType):
+    """``batchlab.track`` is both this module and the function: whichever an import left bound
+    on the package (``import batchlab.track`` binds the module), ``bl.track(...)`` works."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TrackedRun:
+        return track(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

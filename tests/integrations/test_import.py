@@ -1,0 +1,165 @@
+"""batchlab import: logs written by a real SummaryWriter and a real Keras CSVLogger become runs
+whose values match the logs one by one, and get the report and the diagnosis."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorboard")
+from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+
+from batchlab.store import Store  # noqa: E402
+
+
+def batchlab(*args):
+    return subprocess.run([sys.executable, "-m", "batchlab", *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def write_tensorboard(logdir):
+    """Two runs the way a blog study logs them: batch size in the folder name, per-step loss
+    and LR, per-epoch validation; one run also records its hparams with add_hparams."""
+    written = {}
+    for bs, lr in ((16, 0.05), (64, None)):
+        name = f"LeNet-MNIST-2-BatchSize={bs}"
+        rng = np.random.default_rng(bs)
+        losses = (2.3 * np.exp(-np.arange(1, 13) / 6) + rng.uniform(0, 0.05, 12)).astype(np.float32)
+        vals = np.array([0.42, 0.61, 0.7], dtype=np.float32)
+        w = SummaryWriter(str(logdir / name))
+        for step, loss in enumerate(losses, 1):
+            w.add_scalar("Loss/train", loss, step)
+            w.add_scalar("learning_rate", 0.05, step)
+            w.add_scalar("grad_norm", 1.0 / step, step)
+            if step % 4 == 0:
+                w.add_scalar("Accuracy/val", vals[step // 4 - 1], step)
+                w.add_scalar("Loss/val", 1.5 - vals[step // 4 - 1], step)
+        if lr is not None:
+            w.add_hparams({"lr": lr, "optimizer": "sgd"}, {"hparam/best_acc": 0.7})
+        w.close()
+        written[bs] = (losses, vals)
+    return written
+
+
+def test_tensorboard_folder_imports_value_by_value(tmp_path):
+    written = write_tensorboard(tmp_path / "logs")
+    db = tmp_path / "s.db"
+    res = batchlab("import", "tensorboard", tmp_path / "logs", "--experiment", "blog", "--store", db,
+                   "--set", "n_train=64", "--set", "num_classes=10", "--map", "grad_norm=")
+    assert res.returncode == 0, res.stderr
+    assert "LeNet-MNIST-2-BatchSize=16" in res.stdout
+    with Store(db) as st:
+        runs = {r.config["train"]["batch_size"]: r for r in st.runs("blog")}
+        assert sorted(runs) == [16, 64]
+        assert runs[16].config["train"]["lr"] == 0.05 and "lr" not in runs[64].config["train"]
+        assert runs[16].config["train"]["optimizer"] == "sgd"
+        for bs, (losses, vals) in written.items():
+            m = st.metrics(runs[bs].id)
+            assert set(m) == {"train_loss", "lr", "val_acc", "val_loss"}  # grad_norm dropped
+            assert m["train_loss"].step.tolist() == list(range(1, 13))
+            assert m["train_loss"].value.tolist() == losses.tolist()  # float32 as written
+            assert m["val_acc"].value.tolist() == vals.tolist() and m["val_acc"].step.tolist() == [4, 8, 12]
+            assert m["lr"].value == pytest.approx([0.05] * 12)
+            spe = -(-64 // bs)
+            assert m["val_acc"].epoch.tolist() == [4 / spe, 8 / spe, 12 / spe]
+            assert runs[bs].summary["best_val_acc"] == pytest.approx(0.7)
+            assert all(np.diff(m["train_loss"].wall_time) >= 0)  # the log's own times
+    # imported again: replaced, not doubled
+    assert batchlab("import", "tensorboard", tmp_path / "logs", "-e", "blog", "--store", db).returncode == 0
+    with Store(db) as st:
+        assert len(st.runs("blog")) == 2
+    res = batchlab("report", "blog", "--store", db, "-o", tmp_path / "r.html")
+    assert res.returncode == 0, res.stderr
+    assert "batch sizes [16, 64]" in (tmp_path / "r.html").read_text()
+    res = batchlab("export", "blog", "--store", db, "--format", "json", "-o", tmp_path / "e.json")
+    assert res.returncode == 0, res.stderr
+    assert len(json.loads((tmp_path / "e.json").read_text())["analysis"]["runs"]) == 2
+
+
+def test_keras_style_split_folders_and_epoch_steps(tmp_path):
+    """Keras's TensorBoard callback: run/train and run/validation, epoch_* tags at epoch index."""
+    for split, values in (("train", [1.0, 0.5]), ("validation", [1.2, 0.8])):
+        w = SummaryWriter(str(tmp_path / "logs" / "bs=32" / split))
+        for epoch, v in enumerate(values):
+            w.add_scalar("epoch_loss", v, epoch)
+        w.close()
+    db = tmp_path / "s.db"
+    res = batchlab("import", "tensorboard", tmp_path / "logs", "-e", "k", "--store", db,
+                   "--set", "n_train=320")
+    assert res.returncode == 0, res.stderr
+    with Store(db) as st:
+        (rec,) = st.runs("k")
+        m = st.metrics(rec.id)
+    assert rec.config["train"]["batch_size"] == 32
+    assert m["train_loss"].step.tolist() == [10, 20] and m["train_loss"].value.tolist() == [1.0, 0.5]
+    assert m["val_loss"].epoch.tolist() == [1.0, 2.0]
+    assert m["val_loss"].value.tolist() == np.float32([1.2, 0.8]).tolist()  # as TensorBoard stores it
+
+
+@pytest.mark.parametrize("args, message", [
+    (["tensorboard", "{tmp}/nowhere"], "does not exist"),
+    (["tensorboard", "{tmp}"], "no TensorBoard event files"),
+    (["csv", "{tmp}/bad.csv"], "is not a Keras CSVLogger file"),
+    (["csv", "{tmp}/good.csv", "{tmp}/text.csv"], "column 'loss' = 'low' is not a number"),
+    (["csv", "{tmp}/good.csv", "--map", "loss"], "--map 'loss' must look like KEY=VALUE"),
+    (["tensorboard", "{tmp}", "--step-unit", "hour"], "--step-unit 'hour' is not known"),
+])
+def test_bad_input_exits_2_and_stores_nothing(tmp_path, args, message):
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "good.csv").write_text("epoch,loss\n0,0.5\n")
+    (tmp_path / "text.csv").write_text("epoch,loss\n0,low\n")
+    db = tmp_path / "s.db"
+    res = batchlab("import", *[a.format(tmp=tmp_path) for a in args], "--store", db)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert message in " ".join(res.stderr.split())
+    if db.exists():
+        with Store(db) as st:
+            assert st.runs() == []
+
+
+def test_batchlab_tensorboard_export_imports_back(tmp_path):
+    """The store -> export --format tensorboard -> import tensorboard round trip keeps every value
+    (to float32, TensorBoard's precision) and the run's batch size and LR (from its hparams)."""
+    import batchlab as bl
+
+    db = tmp_path / "s.db"
+    with bl.track("orig", config={"batch_size": 4, "n_train": 8, "lr": 0.1}, store=db) as run:
+        for s in range(1, 5):
+            run.log(s, train_loss=1.0 / s, lr=0.1)
+        run.log(4, val_loss=0.3, val_acc=0.9)
+    res = batchlab("export", "orig", "--format", "tensorboard", "-o", tmp_path / "tb", "--store", db)
+    assert res.returncode == 0, res.stderr
+    res = batchlab("import", "tensorboard", tmp_path / "tb", "-e", "back", "--store", db,
+                   "--set", "n_train=8")
+    assert res.returncode == 0, res.stderr
+    with Store(db) as st:
+        (orig,), (back,) = st.runs("orig"), st.runs("back")
+        assert back.config["train"]["batch_size"] == 4 and back.config["train"]["lr"] == 0.1
+        a, b = st.metrics(orig.id), st.metrics(back.id)
+    assert set(a) == set(b)
+    for name in a:
+        assert b[name].step.tolist() == a[name].step.tolist()
+        assert b[name].value.tolist() == np.float32(a[name].value).tolist()
+        assert b[name].epoch.tolist() == a[name].epoch.tolist()
+
+
+def test_epoch_and_examples_counters_place_the_values(tmp_path):
+    """'progress/epoch' and 'progress/examples_seen' (as batchlab's export writes them) are not
+    metrics: they give the epoch and examples seen of the values at their step."""
+    w = SummaryWriter(str(tmp_path / "logs" / "run"))
+    for step in (1, 2, 3):
+        w.add_scalar("train/loss", 1.0 / step, step)
+        w.add_scalar("progress/epoch", step / 2, step)
+        w.add_scalar("progress/examples_seen", step * 30, step)
+    w.close()
+    db = tmp_path / "s.db"
+    res = batchlab("import", "tensorboard", tmp_path / "logs", "-e", "c", "--store", db)
+    assert res.returncode == 0, res.stderr
+    with Store(db) as st:
+        (rec,) = st.runs("c")
+        m = st.metrics(rec.id)
+    assert set(m) == {"train_loss"}
+    assert m["train_loss"].epoch.tolist() == [0.5, 1.0, 1.5]
+    assert m["train_loss"].examples.tolist() == [30, 60, 90]

@@ -1,0 +1,99 @@
+"""The Lightning logger: a real Trainer.fit recorded into a store, value by value."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+L = pytest.importorskip("lightning")
+
+from lightning.pytorch.callbacks import LearningRateMonitor  # noqa: E402
+
+import batchlab as bl  # noqa: E402
+from batchlab.integrations.lightning import BatchlabLogger  # noqa: E402
+from batchlab.store import Store  # noqa: E402
+
+
+class Blobs(L.LightningModule):
+    """A linear classifier that remembers what it logged, to compare with the store."""
+
+    def __init__(self, lr: float = 0.5, batch_size: int = 16, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = torch.nn.Linear(4, 2)
+        self.seen: dict[str, list[float]] = {"train_loss": [], "val_acc": []}
+
+    def training_step(self, batch, i):
+        if self.hparams.fail_at is not None and self.global_step == self.hparams.fail_at:
+            raise RuntimeError("out of coffee")
+        x, y = batch
+        loss = F.cross_entropy(self.net(x), y)
+        self.log("train_loss", loss)
+        self.seen["train_loss"].append(loss.item())
+        return loss
+
+    def validation_step(self, batch, i):
+        x, y = batch
+        out = self.net(x)
+        acc = (out.argmax(1) == y).float().mean()
+        self.log("val_loss", F.cross_entropy(out, y))
+        self.log("val_accuracy", acc)
+        self.seen["val_acc"].append(acc.item())
+
+    def configure_optimizers(self):
+        opt = torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def fit(db, module, epochs=2):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, generator=g)
+    y = (x[:, 0] > 0).long()
+    train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+    val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[:32], y[:32]), batch_size=32)
+    # the path the issue names: bl.integrations.lightning.BatchlabLogger (imported lazily)
+    logger = bl.integrations.lightning.BatchlabLogger("lit", config={"n_train": 64, "num_classes": 2},
+                                                      store=db)
+    assert isinstance(logger, BatchlabLogger)
+    trainer = L.Trainer(max_epochs=epochs, logger=logger, log_every_n_steps=1, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0,
+                        callbacks=[LearningRateMonitor(logging_interval="step")], accelerator="cpu")
+    trainer.fit(module, train, val)
+    return logger
+
+
+def test_fit_is_recorded_step_by_step_with_hyperparameters(tmp_path):
+    db = tmp_path / "s.db"
+    module = Blobs()
+    logger = fit(db, module)
+    with Store(db) as st:
+        (rec,) = st.runs("lit")
+        m = st.metrics(rec.id)
+    assert rec.id == logger.version and rec.status == "completed" and rec.steps == 8
+    assert rec.config["train"]["batch_size"] == 16 and rec.config["train"]["lr"] == 0.5
+    assert rec.config["tracked"] == {"fail_at": None}
+    assert m["train_loss"].step.tolist() == list(range(1, 9))
+    assert m["train_loss"].value == pytest.approx(module.seen["train_loss"], rel=1e-6)
+    assert m["train_loss"].epoch.tolist()[:4] == [0.25, 0.5, 0.75, 1.0]
+    # StepLR halves every 3 updates: update t used 0.5 * 0.5 ** ((t - 1) // 3)
+    assert m["lr"].value.tolist() == [0.5 * 0.5 ** ((t - 1) // 3) for t in range(1, 9)]
+    assert m["val_acc"].step.tolist() == [4, 8]
+    assert m["val_acc"].value == pytest.approx(module.seen["val_acc"], rel=1e-6)
+    assert "train_loss_epoch" not in m and "epoch" not in m and rec.summary["num_classes"] == 2
+    res = subprocess.run([sys.executable, "-m", "batchlab", "report", "lit", "--store", db, "-o",
+                          tmp_path / "r.html"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "batch sizes [16]" in (tmp_path / "r.html").read_text()
+
+
+def test_a_crash_marks_the_run_failed(tmp_path):
+    db = tmp_path / "s.db"
+    with pytest.raises(RuntimeError, match="out of coffee"):
+        fit(db, Blobs(fail_at=5))
+    with Store(db) as st:
+        (rec,) = st.runs("lit")
+        assert rec.status == "failed" and rec.error == "RuntimeError: out of coffee"
+        assert st.metrics(rec.id)["train_loss"].step.tolist() == [1, 2, 3, 4, 5]
