@@ -13,8 +13,9 @@ validation loss).
 
 Then, measured in this run:
 - LR suggestion: ``lr_find`` at the case's batch size (default settings) gives every strategy's
-  LR; each distinct suggestion is trained like the grid (same budget, 2 seeds). Reported: the
-  ratio to the grid's best LR, validation accuracy at the suggestion vs at the best, whether
+  LR (and torch-lr-finder's and Lightning's tuner's, each when installed); each distinct
+  suggestion is trained like the grid (same budget, 2 seeds). Reported: the ratio to the
+  grid's best LR, validation accuracy at the suggestion vs at the best, whether
   training collapsed or diverged there, and the probe's cost in epochs. Targets for the default
   strategy: within 3x of the best in >= 90% of cases, within 2x in >= 70%, never a collapse.
 - recommend: from the user's base configuration (the case at its ``base_lr``), the recommended
@@ -193,8 +194,54 @@ def judge_suggestions(case: Case, truth: dict[str, Any], store: Store) -> list[d
 
 
 def peer_suggestions(config: RunConfig) -> dict[str, tuple[float | None, float]]:
-    """torch-lr-finder's suggestion on the same model, data and optimizer, when installed:
-    ``{name: (lr, cost in epochs)}`` (its defaults: 100 iterations up to lr 10, exponential)."""
+    """The peers' suggestions on the same model, data and optimizer, each when installed:
+    ``{name: (lr, cost in epochs)}``, at their defaults."""
+    return {**torch_lr_finder_suggestion(config), **lightning_suggestion(config)}
+
+
+def lightning_suggestion(config: RunConfig) -> dict[str, tuple[float | None, float]]:
+    """Lightning's ``Tuner.lr_find`` (defaults: 100 steps from 1e-8 to 1, exponential)."""
+    try:
+        import lightning as L
+        from lightning.pytorch.tuner import Tuner
+    except ImportError:
+        return {}
+    import logging
+
+    import torch
+
+    from batchlab.probes.common import fresh_setup
+    from batchlab.train.optim import build_optimizer
+
+    setup = fresh_setup(config)
+    t = config.train
+
+    class Module(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net, self.lr = setup.model, 1e-3
+
+        def training_step(self, batch: Any, _: int) -> torch.Tensor:
+            x, y = batch
+            return torch.nn.functional.cross_entropy(self.net(x), y)
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return build_optimizer(t, self.parameters(), self.lr)
+
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(setup.train_x, setup.train_y),
+                                         batch_size=t.batch_size, shuffle=True, drop_last=True)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, max_epochs=1000)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        result = Tuner(trainer).lr_find(Module(), train_dataloaders=loader)
+    lr = result.suggestion() if result is not None else None
+    steps = len(result.results["lr"]) if result is not None else 0
+    return {"lightning": (lr, steps * t.batch_size / len(setup.train_y))}
+
+
+def torch_lr_finder_suggestion(config: RunConfig) -> dict[str, tuple[float | None, float]]:
+    """torch-lr-finder's suggestion (defaults: 100 iterations up to lr 10, exponential)."""
     try:
         from torch_lr_finder import LRFinder
     except ImportError:
@@ -247,8 +294,9 @@ def print_suggestions(results: list[dict[str, Any]]) -> dict[str, dict[str, floa
               f"{fmt(e.get('acc'), '.3f'):>8} {e['best_acc']:8.3f} "
               f"{('yes' if e.get('failed') else 'no') if ratio else '-':>5} {e['cost_epochs']:7.1f}")
     print("(* the grid's best LR is on the grid's edge)")
-    if not any(e["strategy"] == "torch-lr-finder" for e in results):
-        print("(torch-lr-finder is not installed: pip install torch-lr-finder to measure it here too)")
+    for peer, package in (("torch-lr-finder", "torch-lr-finder"), ("lightning", "lightning")):
+        if not any(e["strategy"] == peer for e in results):
+            print(f"({peer} is not installed: pip install {package} to measure it here too)")
     summary: dict[str, dict[str, float]] = {}
     print(f"\n{'strategy':15} {'within 3x':>10} {'within 2x':>10} {'failed':>7} {'acc lost (mean)':>16} "
           f"{'cost ep (mean)':>15}")
