@@ -11,12 +11,13 @@ delivers their last events, and re-raises KeyboardInterrupt.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from batchlab.events import Event
+from batchlab.events import Event, MetricRows, RunStarted
 from batchlab.spec import RunConfig
 
 
@@ -31,6 +32,34 @@ class RunTask:
 
 
 TaskSource = Callable[[], "RunTask | None"]
+
+
+class StoredSteps:
+    """Per run, the last step the store holds every row for, followed from the same events the
+    driver writes to the store. A retried task may resume from any checkpoint up to there; the
+    original task only knew the progress at its first claim (usually 0), so without this a
+    retry would ignore the checkpoint its first attempt wrote."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, int] = {}
+
+    def track(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.steps[event.run_id] = event.resumed_from
+        elif isinstance(event, MetricRows):
+            self.steps[event.run_id] = max(self.steps.get(event.run_id, 0), event.step)
+
+    def retry(self, task: RunTask) -> RunTask:
+        """``task`` allowed to resume from every checkpoint the store now covers."""
+        return allow_resume(task, self.steps.get(task.run_id))
+
+
+def allow_resume(task: RunTask, stored: int | None) -> RunTask:
+    """``task`` with ``max_resume_step`` raised to ``stored`` (the store's covered step) when
+    that is later; unchanged when nothing is known or any checkpoint is already allowed."""
+    if stored is None or task.max_resume_step is None or stored <= task.max_resume_step:
+        return task
+    return dataclasses.replace(task, max_resume_step=stored)
 
 
 class Executor(Protocol):

@@ -17,7 +17,6 @@ a second, at any moment (a watcher thread polls its parent pid).
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing as mp
 import os
 import queue
@@ -30,8 +29,8 @@ from typing import Any
 from batchlab.cores import available_cores as available_cores  # re-exported for the CLI
 from batchlab.cores import threads_per_worker
 from batchlab.errors import ExecutorError
-from batchlab.events import FAILED, Event, MetricRows, RunEnded, RunStarted
-from batchlab.execute.base import RunTask, TaskSource
+from batchlab.events import FAILED, Event, RunEnded
+from batchlab.execute.base import RunTask, StoredSteps, TaskSource
 
 STOP_GRACE_S = 15.0
 
@@ -178,9 +177,7 @@ class _Pool:
         self.queued: dict[str, RunTask] = {}  # dispatched, not yet taken
         self.attempts: dict[str, int] = {}
         self.unfinished: set[str] = set()
-        # per run, the last step the store holds every row for (as the store computes it from
-        # the same events): a retry may resume from a checkpoint up to there
-        self.stored_step: dict[str, int] = {}
+        self.stored = StoredSteps()  # what a retried run may resume from
 
     def start_worker(self, w: int) -> None:
         self.procs[w] = self.owner._spawn(self.ctx, w, self.tasks, self.events)
@@ -214,23 +211,9 @@ class _Pool:
                     self.current.pop(worker, None)
                     self.unfinished.discard(event.run_id)
                 self.on_event(event)
-                self._track(event)
+                self.stored.track(event)
                 if isinstance(event, RunEnded) and deadline is None:
                     self.dispatch(self.next_task())  # this worker is idle now: a task or None
-
-    def _track(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            self.stored_step[event.run_id] = event.resumed_from
-        elif isinstance(event, MetricRows):
-            self.stored_step[event.run_id] = max(self.stored_step.get(event.run_id, 0), event.step)
-
-    def _retry(self, task: RunTask) -> RunTask:
-        """The task again, allowed to resume from every checkpoint the store now covers (the
-        original task only knew the progress at its first claim, usually 0)."""
-        step = self.stored_step.get(task.run_id)
-        if step is None or task.max_resume_step is None or step <= task.max_resume_step:
-            return task  # (None already allows any checkpoint)
-        return dataclasses.replace(task, max_resume_step=step)
 
     def _reap(self, replace: bool) -> None:
         """Notice workers that died without saying goodbye; retry or fail their run."""
@@ -249,7 +232,7 @@ class _Pool:
                 self.on_event(RunEnded(task.run_id, FAILED, 0, 0.0, {}, cause))
                 task = self.next_task()
             else:
-                task = self._retry(task)
+                task = self.stored.retry(task)
             if task is not None:  # a retry resumes from the run's checkpoint
                 self.dispatch(task)
                 self.start_worker(max(self.procs) + 1)  # keep the pool at full strength

@@ -3,9 +3,12 @@
 Each run is one Ray task with ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs. Its events
 stream back to the driver through a Ray queue actor, and the driver alone writes the store,
 so workers need no access to the store's file. A task whose worker process dies is retried
-by Ray up to ``retries`` times (resuming from its checkpoint when the checkpoint folder is on
-a filesystem the worker sees: always on one machine, on a cluster only with a shared path)
-and then reported failed with Ray's description of the cause.
+by Ray up to ``retries`` times and then reported failed with Ray's description of the cause.
+Ray retries the original task, so the task asks at its start how far the store has got
+(``StoredSteps``, kept by the driver from the events it writes and shared through a small
+actor): a retry resumes from the checkpoint its first attempt wrote, when the checkpoint
+folder is on a filesystem the worker sees (always on one machine, on a cluster only with a
+shared path).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 from batchlab.errors import ExecutorError
 from batchlab.events import FAILED, INTERRUPTED, Event, RunEnded
-from batchlab.execute.base import RunTask, TaskSource
+from batchlab.execute.base import RunTask, StoredSteps, TaskSource, allow_resume
 
 STOP_GRACE_S = 15.0
 
@@ -33,16 +36,41 @@ def import_ray() -> Any:
     return ray
 
 
-def _ray_train(task: RunTask, events: Any, threads: int) -> str:
-    """The body of one Ray task: train and stream every event to the driver's queue."""
+def _ray_train(task: RunTask, events: Any, threads: int,
+               stored_step: Callable[[str], int | None]) -> str:
+    """The body of one Ray task: train and stream every event to the driver's queue.
+    ``stored_step(run_id)``: how far the store has got now (a retry may resume up to there)."""
     import torch
 
     from batchlab.train.loop import train_run
 
+    task = allow_resume(task, stored_step(task.run_id))
     torch.set_num_threads(task.config.train.threads or threads)
     end = train_run(task.config, events.put, checkpoint_path=task.checkpoint_path,
                     max_resume_step=task.max_resume_step)
     return end.status
+
+
+class _Coverage:
+    """A Ray actor holding the driver's ``StoredSteps``, for the tasks to read."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, int] = {}
+
+    def set(self, run_id: str, step: int) -> None:
+        self.steps[run_id] = step
+
+    def get(self, run_id: str) -> int | None:
+        return self.steps.get(run_id)
+
+
+def _asker(coverage: Any) -> Callable[[str], int | None]:
+    """``stored_step`` for a task: one call to the coverage actor."""
+    def stored_step(run_id: str) -> int | None:
+        import ray
+
+        return ray.get(coverage.get.remote(run_id))
+    return stored_step
 
 
 class RayExecutor:
@@ -91,6 +119,9 @@ class RayExecutor:
         from ray.util.queue import Queue
 
         events = Queue()
+        stored = StoredSteps()
+        coverage = ray.remote(num_cpus=0)(_Coverage).remote()
+        ask = _asker(coverage)
         remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
                             max_retries=self.retries)(_ray_train)
         threads = max(1, int(self.cpus_per_run))
@@ -102,7 +133,11 @@ class RayExecutor:
             for event in events.get_nowait_batch(events.qsize()) if events.qsize() else []:
                 if isinstance(event, RunEnded):
                     ended.add(event.run_id)
-                on_event(event)
+                on_event(event)  # the store holds it now: a retry may resume up to here
+                before = stored.steps.get(event.run_id)
+                stored.track(event)
+                if stored.steps.get(event.run_id) != before:
+                    coverage.set.remote(event.run_id, stored.steps[event.run_id])
 
         def settle(ref: Any) -> None:
             """A task returned or failed for good: make sure its run has a final event."""
@@ -120,7 +155,7 @@ class RayExecutor:
         try:
             while True:
                 while len(in_flight) < capacity and (task := next_task()) is not None:
-                    in_flight[remote.remote(task, events, threads)] = task
+                    in_flight[remote.remote(task, events, threads, ask)] = task
                 if not in_flight:
                     break
                 done, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.2)
@@ -139,3 +174,4 @@ class RayExecutor:
             raise
         finally:
             ray.kill(events.actor)
+            ray.kill(coverage)
