@@ -131,10 +131,7 @@ def grid_best(rows: list[dict[str, Any]]) -> tuple[float, float, bool]:
 def fingerprint(case: Case) -> str:
     """What a case's ground truth depends on: its definition and the exact tensors batchlab
     loads for it (so a change to a data pipeline, e.g. normalisation, invalidates the cache)."""
-    from batchlab.data import load_dataset
-
-    config = base_config(case)
-    data = load_dataset(config.data)
+    data = dataset(base_config(case))
     h = hashlib.sha256(json.dumps([case.name, case.model, case.train, case.lrs(), list(SEEDS)],
                                   sort_keys=True).encode())
     for t in (data.train_x, data.train_y, data.val_x, data.val_y):
@@ -267,16 +264,26 @@ def torch_lr_finder_suggestion(config: RunConfig) -> dict[str, tuple[float | Non
     return {"torch-lr-finder": (lr, steps * t.batch_size / len(setup.train_y))}
 
 
-def n_train(config: RunConfig) -> int:
+_DATASETS: dict[str, Any] = {}
+
+
+def dataset(config: RunConfig) -> Any:
+    """The case's data, loaded once per data spec (the fingerprint, the suggestion and the
+    recommend parts all need it)."""
     from batchlab.data import load_dataset
 
-    return len(load_dataset(config.data).train_y)
+    key = config.data.model_dump_json()
+    if key not in _DATASETS:
+        _DATASETS[key] = load_dataset(config.data)
+    return _DATASETS[key]
+
+
+def n_train(config: RunConfig) -> int:
+    return len(dataset(config).train_y)
 
 
 def n_classes(config: RunConfig) -> int:
-    from batchlab.data import load_dataset
-
-    return load_dataset(config.data).num_classes
+    return dataset(config).num_classes
 
 
 def print_suggestions(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
