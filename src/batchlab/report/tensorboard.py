@@ -1,4 +1,5 @@
-"""Export an experiment as TensorBoard event files, written by hand (tensorboard not needed).
+"""Export an experiment as TensorBoard event files, written with the tensorboard package's own
+protocol buffers and record writer (the optional ``tensorboard`` extra; no TensorFlow).
 
 Layout: ``out_dir/<run>/events.out.tfevents.<time>.batchlab`` per run, nothing else. ``<run>``
 names every swept field with numbers padded so that TensorBoard's text order is numeric order
@@ -9,23 +10,12 @@ the run's config as a text summary and its hyperparameters as an HParams session
 end). The HParams experiment (which hyperparameters and metrics the dashboard shows) is written
 into the first run's file: a file of its own in ``out_dir`` would show as an empty run named
 ".". The LR is a hyperparameter there, never a metric (its per-step scalar is ``train/lr``).
-
-Messages encoded here (field numbers from tensorflow/core/util/event.proto, summary.proto,
-tensor.proto and tensorboard/plugins/hparams/{api,plugin_data}.proto)::
-
-    Event      wall_time=1 (double), step=2 (int64), file_version=3 (string), summary=5
-    Summary    value=1 (repeated Value)
-    Value      tag=1, simple_value=2 (float), tensor=8, metadata=9
-    Metadata   plugin_data=1 {plugin_name=1, content=2}
-    Tensor     dtype=1, tensor_shape=2 {dim=2 {size=1}}, string_val=8
-    HParamsPluginData  version=1, experiment=2, session_start_info=3, session_end_info=4
 """
 
 from __future__ import annotations
 
 import json
 import math
-import struct
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -38,18 +28,6 @@ import numpy as np
 from batchlab.report.errors import ReportError
 from batchlab.report.plotdata import EVAL_METRICS, slug
 from batchlab.report.series import stride_index
-from batchlab.report.tfrecord import (
-    BYTES,
-    FIXED32,
-    field_bytes,
-    field_double,
-    field_varint,
-    frame_records,
-    key,
-    parse,
-    read_records,
-    varint,
-)
 from batchlab.results import schedule_label
 from batchlab.store import RunRecord, Series, Store
 
@@ -59,13 +37,11 @@ TAGS = {"train_loss": "train/loss", "lr": "train/lr", "val_loss": "val/loss", "v
 # Scalars that are not results: never listed as HParams metrics.
 NOT_METRICS = ("train/lr", "progress/epoch", "progress/examples_seen")
 FILE_SUFFIX = ".batchlab"
-# DT_FLOAT tensor of shape (0,): the value hparams summaries carry (their data is in metadata).
-NULL_TENSOR = field_varint(1, 1) + field_bytes(2, field_bytes(2, b""))
-DT_STRING = 7
-# SessionEndInfo.Status by run status; anything else is STATUS_UNKNOWN (0).
-SESSION_STATUS = {"completed": 1, "diverged": 2, "failed": 2, "running": 3, "pending": 3}
-# HParamInfo.type: DATA_TYPE_STRING = 1, DATA_TYPE_BOOL = 2, DATA_TYPE_FLOAT64 = 3
-_TYPE_CODES = {str: 1, bool: 2, float: 3}
+# SessionEndInfo.Status by run status (api.proto); anything else is STATUS_UNKNOWN.
+SESSION_STATUS = {"completed": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE",
+                  "failed": "STATUS_FAILURE", "running": "STATUS_RUNNING", "pending": "STATUS_RUNNING"}
+# HParamInfo.type by the Python type of a hyperparameter's values.
+_DATA_TYPES = {str: "DATA_TYPE_STRING", bool: "DATA_TYPE_BOOL", float: "DATA_TYPE_FLOAT64"}
 
 
 def scalar_tag(metric: str) -> str:
@@ -122,70 +98,88 @@ def run_dir_names(records: Sequence[RunRecord]) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------- messages
-def event(wall_time: float, step: int, summary: bytes | None = None, file_version: str = "") -> bytes:
-    msg = field_double(1, wall_time) + field_varint(2, step)
+class _TB:
+    """The tensorboard modules the export uses, imported once and only when exporting (the
+    package is an optional extra, and importing it costs a second)."""
+
+    def __init__(self) -> None:
+        try:
+            from tensorboard.compat.proto import event_pb2, summary_pb2
+            from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+            from tensorboard.plugins.hparams import metadata as hparams_metadata
+            from tensorboard.plugins.text import metadata as text_metadata
+            from tensorboard.summary.writer.record_writer import RecordWriter
+            from tensorboard.util import tensor_util
+        except ImportError:
+            raise ReportError("exporting TensorBoard event files needs the tensorboard package: "
+                              "pip install 'batchlab[tensorboard]' (no TensorFlow needed), then "
+                              "run the export again.") from None
+        self.Event, self.Summary = event_pb2.Event, summary_pb2.Summary
+        self.api, self.plugin_data, self.hparams_meta = api_pb2, plugin_data_pb2, hparams_metadata
+        self.text_meta, self.tensor_util, self.RecordWriter = text_metadata, tensor_util, RecordWriter
+
+
+def event(tb: _TB, wall_time: float, step: int, summary: Any = None, file_version: str = "") -> bytes:
+    """One serialised Event."""
+    ev = tb.Event(wall_time=wall_time, step=step)
     if file_version:
-        msg += field_bytes(3, file_version.encode())
+        ev.file_version = file_version
     if summary is not None:
-        msg += field_bytes(5, summary)
-    return msg
+        ev.summary.CopyFrom(summary)
+    return ev.SerializeToString()
 
 
-def _value(tag: str, plugin: str, content: bytes, tensor: bytes) -> bytes:
-    """A Summary holding one plugin value: tag, tensor and plugin metadata."""
-    plugin_data = field_bytes(1, plugin.encode()) + (field_bytes(2, content) if content else b"")
-    metadata = field_bytes(1, plugin_data)
-    value = field_bytes(1, tag.encode()) + field_bytes(8, tensor) + field_bytes(9, metadata)
-    return field_bytes(1, value)
+def _hparams(tb: _TB, tag: str, data: Any) -> Any:
+    """A Summary holding one HParamsPluginData message under one of the plugin's tags."""
+    return tb.Summary(value=[tb.Summary.Value(
+        tag=tag, metadata=tb.hparams_meta.create_summary_metadata(data),
+        tensor=tb.hparams_meta.NULL_TENSOR)])
 
 
-def _text_tensor(text: str) -> bytes:
-    return field_varint(1, DT_STRING) + field_bytes(2, b"") + field_bytes(8, text.encode())
+def session_start(tb: _TB, hparams: dict[str, Any], group: str, start: float) -> Any:
+    info = tb.plugin_data.SessionStartInfo(group_name=group, start_time_secs=start)
+    for k, v in hparams.items():
+        if isinstance(v, bool):
+            info.hparams[k].bool_value = v
+        elif isinstance(v, int | float):
+            info.hparams[k].number_value = float(v)
+        else:
+            info.hparams[k].string_value = str(v)
+    return _hparams(tb, tb.hparams_meta.SESSION_START_INFO_TAG,
+                    tb.plugin_data.HParamsPluginData(session_start_info=info))
 
 
-def _proto_value(v: Any) -> bytes:
-    """google.protobuf.Value: number_value=2, string_value=3, bool_value=4."""
-    if isinstance(v, bool):
-        return field_varint(4, int(v))
-    if isinstance(v, int | float):
-        return field_double(2, float(v))
-    return field_bytes(3, str(v).encode())
+def session_end(tb: _TB, status: str, end: float) -> Any:
+    code = tb.api.Status.Value(SESSION_STATUS.get(status, "STATUS_UNKNOWN"))
+    info = tb.plugin_data.SessionEndInfo(status=code, end_time_secs=end)
+    return _hparams(tb, tb.hparams_meta.SESSION_END_INFO_TAG,
+                    tb.plugin_data.HParamsPluginData(session_end_info=info))
 
 
-def _hparams(tag: str, data_field: int, data: bytes) -> bytes:
-    """An HParamsPluginData (version 0) summary under one of the hparams plugin's tags."""
-    return _value(tag, "hparams", field_varint(1, 0) + field_bytes(data_field, data), NULL_TENSOR)
+def experiment_summary(tb: _TB, hparam_types: dict[str, type], metric_tags: Sequence[str],
+                       created: float) -> Any:
+    exp = tb.api.Experiment(
+        time_created_secs=created,
+        hparam_infos=[tb.api.HParamInfo(name=name, type=tb.api.DataType.Value(_DATA_TYPES[t]))
+                      for name, t in hparam_types.items()],
+        metric_infos=[tb.api.MetricInfo(name=tb.api.MetricName(tag=tag)) for tag in metric_tags])
+    return _hparams(tb, tb.hparams_meta.EXPERIMENT_TAG, tb.plugin_data.HParamsPluginData(experiment=exp))
 
 
-def session_start(hparams: dict[str, Any], group: str, start: float) -> bytes:
-    entries = b"".join(field_bytes(1, field_bytes(1, k.encode()) + field_bytes(2, _proto_value(v)))
-                       for k, v in hparams.items())
-    info = entries + field_bytes(4, group.encode()) + field_double(5, start)
-    return _hparams("_hparams_/session_start_info", 3, info)
+def text_summary(tb: _TB, tag: str, text: str) -> Any:
+    return tb.Summary(value=[tb.Summary.Value(
+        tag=tag, metadata=tb.text_meta.create_summary_metadata(display_name=tag, description=""),
+        tensor=tb.tensor_util.make_tensor_proto([text]))])
 
 
-def session_end(status: str, end: float) -> bytes:
-    return _hparams("_hparams_/session_end_info", 4,
-                    field_varint(1, SESSION_STATUS.get(status, 0)) + field_double(2, end))
-
-
-def experiment_summary(hparam_types: dict[str, type], metric_tags: Sequence[str], created: float) -> bytes:
-    infos = b"".join(field_bytes(4, field_bytes(1, name.encode()) + field_varint(4, _TYPE_CODES[t]))
-                     for name, t in hparam_types.items())
-    metrics = b"".join(field_bytes(5, field_bytes(1, field_bytes(2, tag.encode()))) for tag in metric_tags)
-    return _hparams("_hparams_/experiment", 2, field_double(3, created) + infos + metrics)
-
-
-def scalar_events(tag: str, steps: np.ndarray, values: np.ndarray, walls: np.ndarray) -> list[bytes]:
-    """Events of one scalar series; everything but wall time, step and value is a constant
-    prefix, so each event is a join of a few byte strings."""
-    vpre = field_bytes(1, tag.encode()) + key(2, FIXED32)
-    spre = key(1, BYTES) + varint(len(vpre) + 4) + vpre  # Summary.value; the float follows
-    epre = key(5, BYTES) + varint(len(spre) + 4) + spre
-    with np.errstate(over="ignore"):  # a diverged 1e300 loss becomes inf, as in TensorFlow
-        floats = np.asarray(values, dtype=np.float32).tobytes()
-    return [b"\x09" + struct.pack("<d", w) + b"\x10" + varint(s) + epre + floats[4 * i:4 * i + 4]
-            for i, (s, w) in enumerate(zip(steps.tolist(), walls.tolist(), strict=True))]
+def scalar_events(tb: _TB, tag: str, steps: np.ndarray, values: np.ndarray,
+                  walls: np.ndarray) -> list[bytes]:
+    """Serialised events of one scalar series (a value beyond float32, e.g. a diverged 1e300
+    loss, becomes inf, as in TensorFlow)."""
+    Event, Value = tb.Event, tb.Summary.Value
+    return [Event(wall_time=w, step=s, summary={"value": [Value(tag=tag, simple_value=v)]})
+            .SerializeToString()
+            for s, v, w in zip(steps.tolist(), values.tolist(), walls.tolist(), strict=True)]
 
 
 # ----------------------------------------------------------------------- export
@@ -207,11 +201,15 @@ def hparams_of(record: RunRecord) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _write(path: Path, records: Sequence[bytes]) -> Path:
+def _write(tb: _TB, path: Path, records: Sequence[bytes]) -> Path:
+    """Write serialised events as one TFRecord file with tensorboard's RecordWriter."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for old in path.parent.glob(f"events.out.tfevents.*{FILE_SUFFIX}"):
         old.unlink()  # a re-export replaces ours; TensorBoard would merge both files otherwise
-    path.write_bytes(frame_records(records))
+    with path.open("wb") as f:
+        writer = tb.RecordWriter(f)
+        for record in records:
+            writer.write(record)
     return path
 
 
@@ -236,30 +234,31 @@ def progress(series: dict[str, Series]) -> tuple[np.ndarray, np.ndarray, np.ndar
     return steps[keep], pick[0], pick[1], pick[2]
 
 
-def _run_events(store: Store, record: RunRecord, hp: dict[str, Any], tags: set[str]) -> list[bytes]:
+def _run_events(tb: _TB, store: Store, record: RunRecord, hp: dict[str, Any],
+                tags: set[str]) -> list[bytes]:
     """Every event of one run's file, scalars in one step-ordered stream (TensorBoard drops
     earlier events when a step goes backwards); adds the metric tags it writes to ``tags``."""
     base = record.started or record.created
     series = store.metrics(record.id)
     config = "```json\n" + json.dumps(record.config, indent=2, sort_keys=True, default=str) + "\n```"
-    records = [event(base, 0, file_version="brain.Event:2"),
-               event(base, 0, session_start(hp, record.id, base)),
-               event(base, 0, _value("config/text_summary", "text", b"", _text_tensor(config)))]
+    records = [event(tb, base, 0, file_version="brain.Event:2"),
+               event(tb, base, 0, session_start(tb, hp, record.id, base)),
+               event(tb, base, 0, text_summary(tb, "config/text_summary", config))]
     steps, rows = [], []
     for name, s in series.items():
         tag = scalar_tag(name)
         tags.add(tag)
-        rows += scalar_events(tag, s.step, s.value, base + s.wall_time)
+        rows += scalar_events(tb, tag, s.step, s.value, base + s.wall_time)
         steps.append(s.step)
     at, epoch, examples, wall = progress(series)
     for tag, values in (("progress/epoch", epoch), ("progress/examples_seen", examples)):
-        rows += scalar_events(tag, at, values, base + wall)
+        rows += scalar_events(tb, tag, at, values, base + wall)
         steps.append(at)
     order = np.argsort(np.concatenate(steps), kind="stable") if steps else []
     records += [rows[i] for i in order]
     last = max((float(s.wall_time[-1]) for s in series.values() if s.step.size), default=0.0)
-    records.append(event(base + last, int(record.steps or record.progress_step or 0),
-                         session_end(record.status, base + last)))
+    records.append(event(tb, base + last, int(record.steps or record.progress_step or 0),
+                         session_end(tb, record.status, base + last)))
     return records
 
 
@@ -288,6 +287,7 @@ def export_tensorboard(store: Store, experiment: str, out_dir: str | Path) -> li
     ``tensorboard --logdir out_dir``."""
     out_dir = Path(out_dir)
     runs = store.runs(experiment)
+    tb = _TB()
     if not runs:
         raise ReportError(f"experiment '{experiment}' has no runs to export; run its sweep first.")
     stamp = f"events.out.tfevents.{int(time.time())}{FILE_SUFFIX}"
@@ -301,62 +301,14 @@ def export_tensorboard(store: Store, experiment: str, out_dir: str | Path) -> li
         hp = hparams_of(record)
         types.update({k: float if isinstance(v, int | float) and not isinstance(v, bool) else type(v)
                       for k, v in hp.items()})
-        records = _run_events(store, record, hp, tags)
+        records = _run_events(tb, store, record, hp, tags)
         if not first:  # written last: it also carries the experiment, known once all are read
             first = records
             files.append(out_dir / names[record.id] / stamp)
             continue
-        files.append(_write(out_dir / names[record.id] / stamp, records))
+        files.append(_write(tb, out_dir / names[record.id] / stamp, records))
     created = min(r.created for r in runs)
     metrics = sorted(t for t in tags if t not in NOT_METRICS)
-    first.insert(1, event(created, 0, experiment_summary(types, metrics, created)))
-    _write(files[0], first)
+    first.insert(1, event(tb, created, 0, experiment_summary(tb, types, metrics, created)))
+    _write(tb, files[0], first)
     return files
-
-
-# ------------------------------------------------------------------------ reading
-def read_events(path: str | Path) -> list[dict[str, Any]]:
-    """Decode an event file written here (CRCs checked): per event its wall_time, step,
-    file_version and values (tag, simple_value, plugin, content, tensor)."""
-    out = []
-    for rec in read_records(Path(path)):
-        ev: dict[str, Any] = {"wall_time": None, "step": 0, "file_version": None, "values": []}
-        for field, _, v in parse(rec):
-            if field == 1:
-                ev["wall_time"] = struct.unpack("<d", v)[0]
-            elif field == 2:
-                ev["step"] = v
-            elif field == 3:
-                ev["file_version"] = v.decode()
-            elif field == 5:
-                ev["values"] = [_read_value(val) for f, _, val in parse(v) if f == 1]
-        out.append(ev)
-    return out
-
-
-def _read_value(msg: bytes) -> dict[str, Any]:
-    value: dict[str, Any] = {"tag": None, "simple_value": None, "plugin": None, "content": b"",
-                             "tensor": None}
-    for field, _, v in parse(msg):
-        if field == 1:
-            value["tag"] = v.decode()
-        elif field == 2:
-            value["simple_value"] = float(np.frombuffer(v, dtype="<f4")[0])
-        elif field == 8:
-            value["tensor"] = v
-        elif field == 9:
-            for f, _, pd in parse(v):
-                if f == 1:
-                    for g, _, x in parse(pd):
-                        value["plugin" if g == 1 else "content"] = x.decode() if g == 1 else x
-    return value
-
-
-def read_scalars(path: str | Path) -> dict[str, list[tuple[int, float, float]]]:
-    """tag -> [(step, value, wall_time)] of every simple scalar in an event file."""
-    out: dict[str, list[tuple[int, float, float]]] = {}
-    for ev in read_events(path):
-        for v in ev["values"]:
-            if v["simple_value"] is not None:
-                out.setdefault(v["tag"], []).append((ev["step"], v["simple_value"], ev["wall_time"]))
-    return out
