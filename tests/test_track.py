@@ -3,6 +3,8 @@ compared, diagnosed and exported like a batchlab-trained run."""
 
 import json
 import math
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -221,3 +223,35 @@ def test_the_diagnosis_reads_tracked_runs(tmp_path):
     assert res.returncode == 0, res.stderr
     diagnosis = {r["lr"]: r["diagnosis"] for r in json.loads((tmp_path / "e.json").read_text())["runs"]}
     assert "lr_too_small" in diagnosis[0.0001] and diagnosis[0.1] == "healthy"
+
+
+KILLED_LOOP = """
+import os, signal, sys
+import batchlab as bl
+with bl.track("killed", config={"batch_size": 8, "lr": 0.1}, store=sys.argv[1]) as run:
+    for step in range(1, 6):
+        run.log(step, train_loss=1.0 / step, lr=0.1)
+    run._flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_loop_killed_with_kill_9_reads_as_interrupted_not_running(tmp_path):
+    """Nothing can mark a run whose process was killed outright; ls and show see that its
+    process is gone and say interrupted (the store keeps 'running', as for a sweep's run)."""
+    db = tmp_path / "s.db"
+    res = subprocess.run([sys.executable, "-c", KILLED_LOOP, str(db)], capture_output=True, timeout=300)
+    assert res.returncode == -9
+    with Store(db) as st:
+        (rec,) = st.runs("killed")
+        assert rec.status == "running" and len(st.metrics(rec.id)["train_loss"].value) == 5
+    res = batchlab("ls", "killed", "--store", db)
+    assert res.returncode == 0, res.stderr
+    assert "interrupted at step 5 (its process is gone)" in res.stdout and "running" not in res.stdout
+    overview = subprocess.run([sys.executable, "-m", "batchlab", "ls", "--store", str(db)], timeout=300,
+                              capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}).stdout
+    row = next(line for line in overview.splitlines() if line.startswith("│ killed "))
+    columns = ("runs", "completed", "diverged", "failed", "interrupted", "running", "pending")
+    counts = dict(zip(columns, map(int, re.findall(r"\d+", row)), strict=True))
+    assert counts["interrupted"] == 1 and counts["running"] == 0 and counts["runs"] == 1
+    assert "interrupted at step 5" in batchlab("show", rec.id[:8], "--store", db).stdout

@@ -38,6 +38,7 @@ import batchlab
 from batchlab.errors import SpecError
 from batchlab.events import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RunEnded, RunStarted
 from batchlab.store import Store
+from batchlab.store.claims import claim, new_owner
 from batchlab.store.tracked import add_tracked_run
 from batchlab.train.recorder import Recorder
 from batchlab.train.scaling import scaled_lr
@@ -169,6 +170,8 @@ class TrackedRun:
         train = self.config["train"]
         point = {f"train.{k}": train[k] for k in ("batch_size", "lr") if k in train}
         add_tracked_run(self.store, self.experiment, self.id, self.config, point)
+        # owned by this process, so a loop killed with kill -9 reads as interrupted, not running
+        claim(self.store, self.id, new_owner())
         env = {"source": "track", "name": self.name, "batchlab": batchlab.__version__,
                "torch": torch.__version__, "python": platform.python_version(),
                "platform": platform.platform()}

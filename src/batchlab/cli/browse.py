@@ -19,8 +19,14 @@ from batchlab.store import RunRecord, Store
 STATUS_COLUMNS = ("completed", "diverged", "failed", "interrupted", "running", "pending")
 
 
-def status_text(status: str, steps: int | None, total: int | None) -> str:
-    """'interrupted at step 40 of 120'; 'pending' never started; others as they are."""
+GONE = " (its process is gone)"
+
+
+def status_text(status: str, steps: int | None, total: int | None, gone: bool = False) -> str:
+    """'interrupted at step 40 of 120'; 'pending' never started; a running run whose process
+    died (``gone``) reads 'interrupted ... (its process is gone)'; others as they are."""
+    if gone and status == "running":
+        return status_text("interrupted", steps, total) + GONE
     if status in ("interrupted", "failed") and steps:
         return f"{status} at step {steps}" + (f" of {total}" if total else "")
     return status
@@ -34,36 +40,46 @@ def ls(
 ) -> None:
     """List experiments with their runs per status, or the runs of one experiment."""
     from batchlab.results import experiment_rows
+    from batchlab.store.claims import abandoned
 
     with Store(store, create=False) as st:
+        gone = abandoned(st)
         if experiment is None:
             table = Table(title=f"experiments in {store}")
             for col in ("name", "runs", *STATUS_COLUMNS):
                 table.add_column(col, justify="left" if col == "name" else "right")
             for e in st.experiments():
-                counts = [e.counts.get(k, 0) for k in STATUS_COLUMNS]
-                other = sum(e.counts.values()) - sum(counts)  # a status this version does not know
-                counts[-1] += other
-                table.add_row(e.name, str(sum(e.counts.values())), *map(str, counts))
+                counts = dict(e.counts)
+                if gone:
+                    dead = sum(r.id in gone for r in st.runs(e.name))
+                    counts["running"] = counts.get("running", 0) - dead
+                    counts["interrupted"] = counts.get("interrupted", 0) + dead
+                cells = [counts.get(k, 0) for k in STATUS_COLUMNS]
+                cells[-1] += sum(counts.values()) - sum(cells)  # a status this version does not know
+                table.add_row(e.name, str(sum(counts.values())), *map(str, cells))
             console.print(table)
         else:
-            console.print(_with_ids(experiment_rows(st, experiment), st.runs(experiment), experiment))
+            console.print(_with_ids(experiment_rows(st, experiment), st.runs(experiment), experiment,
+                                    gone))
 
 
-def _with_ids(rows: list[dict[str, Any]], records: list[RunRecord], experiment: str) -> Table:
+def _with_ids(rows: list[dict[str, Any]], records: list[RunRecord], experiment: str,
+              gone: set[str]) -> Table:
     table = Table(title=f"runs of '{experiment}'")
     for col in ("run id", "status", "batch", "lr", "schedule", "seed", "val acc", "time s"):
         table.add_column(col)
     for r, rec in zip(rows, records, strict=True):
-        table.add_row(r["run_id"], status_text(r["status"], rec.progress_step, rec.total_steps),
+        table.add_row(r["run_id"], status_text(r["status"], rec.progress_step, rec.total_steps,
+                                               rec.id in gone),
                       fmt(r["batch_size"]), fmt(r["lr"]), r["schedule"], fmt(r["seed"]),
                       fmt(r["final_val_acc"]), fmt(r["wall_time_s"]))
     return table
 
 
-def run_header(rec: RunRecord) -> str:
+def run_header(rec: RunRecord, gone: bool = False) -> str:
     """One line about a run: its status with its progress, and its wall time when it ran."""
-    parts = [f"[bold]run {rec.id}[/]", f"status: {status_text(rec.status, rec.progress_step, None)}"]
+    parts = [f"[bold]run {rec.id}[/]",
+             f"status: {status_text(rec.status, rec.progress_step, None, gone)}"]
     done = rec.steps if rec.steps is not None else rec.progress_step
     if rec.status != "pending":
         parts.append(f"steps: {done}" + (f" of {rec.total_steps}" if rec.total_steps else ""))
@@ -80,10 +96,11 @@ def show(
     """Everything stored about one run: the config fields that apply to it, environment,
     summary and its metrics."""
     from batchlab.applicable import applicable
+    from batchlab.store.claims import abandoned
 
     with Store(store, create=False) as st:
         rec = st.run(run_id)
-        console.print(run_header(rec))
+        console.print(run_header(rec, rec.id in abandoned(st)))
         if rec.error:
             console.print(f"[red]error:[/] {rec.error}")
         doc: dict[str, Any] = {"config": applicable(rec.config)}

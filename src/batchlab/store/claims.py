@@ -63,6 +63,15 @@ def claim(store: Store, run_id: str, owner: str, stale_after: float = STALE_AFTE
         return "claimed"
 
 
+def abandoned(store: Store) -> set[str]:
+    """Ids of runs still marked running whose process on this host is gone (killed with
+    ``kill -9``, or the machine's power cut): nothing will ever end them, so they read as
+    interrupted. A run owned by another host cannot be judged from here and is left out."""
+    rows = store.conn.execute(
+        "SELECT id, owner FROM runs WHERE status=? AND owner IS NOT NULL", (RUNNING,)).fetchall()
+    return {rid for rid, owner in rows if owner_is_dead(owner)}
+
+
 def release(store: Store, owner: str) -> None:
     """Runs this driver still holds as running become interrupted (they resume later)."""
     with store.transaction("releasing this sweep's runs"):
