@@ -7,6 +7,7 @@ from batchlab.events import MetricRows, RunStarted
 from batchlab.execute.base import RunTask, StoredSteps, allow_resume
 from batchlab.execute.ray import _ray_train
 from batchlab.spec import RunConfig, spec_from_dict
+from batchlab.train.checkpoint_timing import CheckpointTimer
 from batchlab.train.loop import train_run
 
 
@@ -48,7 +49,9 @@ def test_a_ray_task_resumes_from_the_checkpoint_the_store_covers(tmp_path):
             raise KeyboardInterrupt  # as a killed worker: the epoch checkpoints stay on disk
 
     with pytest.raises(KeyboardInterrupt):
-        train_run(config, dies_in_epoch_three, checkpoint_path=ckpt)
+        # a timer without a size key writes at the first epoch end even after the run above
+        # measured this model's write cost
+        train_run(config, dies_in_epoch_three, checkpoint_path=ckpt, checkpoint_timer=CheckpointTimer())
     assert ckpt.is_file()
 
     class Events(list):
@@ -60,7 +63,9 @@ def test_a_ray_task_resumes_from_the_checkpoint_the_store_covers(tmp_path):
     assert events[0].resumed_from == 0  # nothing known: the checkpoint is (rightly) ignored
 
     with pytest.raises(KeyboardInterrupt):
-        train_run(config, dies_in_epoch_three, checkpoint_path=ckpt)
+        # a timer without a size key writes at the first epoch end even after the run above
+        # measured this model's write cost
+        train_run(config, dies_in_epoch_three, checkpoint_path=ckpt, checkpoint_timer=CheckpointTimer())
     events = Events()
     assert _ray_train(original, events, 1, lambda run_id: 2 * spe) == "completed"
     started = events[0]

@@ -2,12 +2,14 @@
 clock, and the loop obeying it (no real timing anywhere)."""
 
 import itertools
+import time
 
 import pytest
 from test_loop import collect, config
 
+import batchlab.train.checkpoint_timing as checkpoint_timing
 import batchlab.train.loop as loop
-from batchlab.train.checkpoint_timing import BUDGET, CheckpointTimer, checkpoint_due
+from batchlab.train.checkpoint_timing import BUDGET, CheckpointTimer, checkpoint_due, measured_cost
 from batchlab.train.loop import train_run
 
 
@@ -65,3 +67,37 @@ def test_no_checkpoint_when_switched_off(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "save_checkpoint", lambda path, state: saved.append(state["step"]))
     train_run(config(epochs=3, checkpoint=False), lambda e: None, checkpoint_path=tmp_path / "r.pt")
     assert saved == []
+
+
+def test_a_later_run_of_the_same_size_starts_from_the_measured_cost():
+    """The first write of a process calibrates; the next run of that model (a sweep worker's
+    next run) starts from its cost and writes nothing until the budget allows it."""
+    now = [0.0]
+    first = CheckpointTimer(0.1, clock=lambda: now[0], key=("size", 1))
+    assert first.due()  # nothing measured yet: the first epoch end writes
+    first.start()
+    now[0] += 0.2
+    first.written()
+    assert measured_cost(("size", 1)) == pytest.approx(0.2)
+    second = CheckpointTimer(0.1, clock=lambda: now[0], key=("size", 1))
+    now[0] += 1.9
+    assert not second.due()  # a 0.2 s write waits 2 s from the run's start
+    now[0] += 0.1
+    assert second.due()
+    assert CheckpointTimer(0.1, clock=lambda: now[0], key=("size", 2)).due()  # another size
+
+
+def test_a_sweep_of_short_runs_writes_only_the_first_runs_checkpoint(tmp_path, monkeypatch):
+    """Runs far shorter than cost / budget: the first run writes at its first epoch end, the
+    next run of the same model in this process writes none (resume stays exact either way)."""
+    saved = []
+
+    def slow_save(path, state):  # a write that takes long next to these tiny epochs
+        time.sleep(0.2)
+        saved.append((path.name, state["step"]))
+
+    monkeypatch.setattr(loop, "save_checkpoint", slow_save)
+    monkeypatch.setattr(checkpoint_timing, "_MEASURED", {})
+    collect(config(epochs=3), checkpoint_path=tmp_path / "a.pt")
+    collect(config(epochs=3), checkpoint_path=tmp_path / "b.pt")
+    assert [name for name, _ in saved] == ["a.pt"]

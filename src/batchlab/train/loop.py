@@ -34,7 +34,7 @@ from batchlab.events import (
 from batchlab.fserrors import describe
 from batchlab.spec import RunConfig
 from batchlab.train.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
-from batchlab.train.checkpoint_timing import CheckpointTimer
+from batchlab.train.checkpoint_timing import CheckpointTimer, checkpoint_key
 from batchlab.train.inputs import LossFn, RunInputs, has_accuracy
 from batchlab.train.noise import noise_meter
 from batchlab.train.optim import set_lr
@@ -220,7 +220,7 @@ def train_run(
         if step == 0:
             run_eval()  # the curves start at the untrained model
         last_step, last_time = step, time.perf_counter()
-        timer = checkpoint_timer or CheckpointTimer()
+        timer = checkpoint_timer or CheckpointTimer(key=checkpoint_key(model, t.optimizer))
         while step < total:
             perm = torch.randperm(n_train, generator=order).to(device)
             for i in range(0, n_train, batch):
