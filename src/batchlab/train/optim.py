@@ -12,7 +12,7 @@ from batchlab.spec import TrainSpec
 def build_optimizer(
     spec: TrainSpec, params: Iterable[torch.nn.Parameter], lr: float
 ) -> torch.optim.Optimizer:
-    """Build ``spec.optimizer`` over ``params`` with initial LR ``lr``.
+    """Build ``spec.optimizer`` over those of ``params`` that require grad, with initial LR ``lr``.
 
     ``lr`` is passed separately because the caller decides it (scaled, then scheduled).
     Hyperparameters used: sgd - momentum, nesterov, weight_decay; adam - weight_decay
@@ -21,7 +21,9 @@ def build_optimizer(
     adam/adamw, nesterov for rmsprop) are ignored so one sweep can span optimizers.
     torch's default ``foreach=None`` is kept: it picks the fused-by-list path where supported.
     """
-    params = list(params)
+    # Only what requires grad: a frozen backbone (model.freeze) is not the optimizer's to
+    # update, and weight decay or momentum state on it would be wasted memory and time.
+    params = [p for p in params if p.requires_grad]
     wd = spec.weight_decay
     name = spec.optimizer
     if name == "sgd":
