@@ -24,6 +24,8 @@ _TOGETHER = (
     "torchvision release works only with the torch release it was built for): pip install torch "
     f"torchvision, or a known pair such as pip install {KNOWN_PAIR}"
 )
+_MATCH = f"Torchvision must match the installed torch: {_TOGETHER}"
+_REPAIR = {"torchvision": _MATCH, "timm": _MATCH}  # timm imports torchvision
 _INSTALL = {
     "torchvision": f'{_TOGETHER}; the "batchlab[vision]" extra is torchvision>=0.18',
     "timm": f'pip install "batchlab[timm]" or pip install timm; timm needs torchvision, so {_TOGETHER}',
@@ -51,7 +53,7 @@ def import_optional(package: str, wanted_by: str) -> ModuleType:
     raise ModelError(
         f"{wanted_by} needs {root}, but {root} {_version(root)} is installed and fails "
         f"to import beside torch {_version('torch')}: {type(failure).__name__}: {failure}. "
-        f"Torchvision must match the installed torch: {_TOGETHER}; then retry."
+        f"{_REPAIR.get(root, f'Reinstall it (pip install --force-reinstall {root})')}; then retry."
     ) from None
 
 
