@@ -82,7 +82,8 @@ def torchvision_weights(models: Any, arch: str, value: str) -> Any:
         weights = enum[member]
     except KeyError:
         raise ModelError(f"torchvision:{arch} has no weights '{member}'; its weights are "
-                         f"{_members(enum)} (or a local state-dict file).") from None
+                         f"{_members(enum)}. A local state-dict file is named by its path, with a "
+                         f"{'/'.join(FILE_SUFFIXES)} suffix.") from None
     cached = hub_cache_file(weights.url)
     if not cached.is_file():
         raise ModelError(
