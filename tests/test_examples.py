@@ -26,6 +26,13 @@ def test_readme_lists_exactly_the_examples():
     assert sorted(table) == [p.name for p in EXAMPLES]
 
 
-def test_no_example_claims_transfer_learning():
-    # batchlab has no pretrained weights to start from: every example trains from scratch
-    assert [p.name for p in EXAMPLES if "transfer" in p.name] == []
+def test_transfer_examples_start_from_weights_and_scratch_ones_do_not():
+    # the name tells the truth: "transfer" loads pretrained weights, "scratch" starts random
+    transfer = [p for p in EXAMPLES if "transfer" in p.name]
+    assert [p.name for p in transfer] == ["mobilenet_transfer_imagefolder.toml"]
+    for path in EXAMPLES:
+        weights = load_spec(path).model.weights
+        assert (weights is not None) == ("transfer" in path.name), path.name
+    spec = load_spec(transfer[0])
+    assert spec.model.name == "torchvision:mobilenet_v2" and spec.data.image_size == 224
+    assert spec.sweep.grid == {"train.batch_size": [16, 32, 64, 128], "model.freeze": ["backbone", "none"]}

@@ -82,3 +82,25 @@ def test_code_fingerprint_is_the_module_source(tmp_path, monkeypatch):
     assert changes(config, Fingerprint(code=after), Fingerprint(code=after)) == []
     # recorded by an older batchlab (nothing stored): not a reason to retrain
     assert changes(config, Fingerprint(), Fingerprint(code=after)) == []
+
+
+def test_weights_file_is_fingerprinted(tmp_path):
+    import torch
+
+    from batchlab.fingerprint import factory_source_file, fingerprint
+
+    torch.save({"w": torch.zeros(2)}, tmp_path / "w.pth")
+    config = RunConfig(data=DataSpec(), train=TrainSpec(),
+                       model=ModelSpec(name="torchvision:resnet18", weights=str(tmp_path / "w.pth")))
+    cache = HashCache(tmp_path / "h.json")
+    before = fingerprint(config, cache)
+    assert before.weights is not None and before.code is None  # "torchvision" is no factory module
+    assert factory_source_file("torchvision:resnet18") is None
+    assert Fingerprint.from_dict(before.to_dict()) == before
+    torch.save({"w": torch.ones(2)}, tmp_path / "w.pth")  # the same file name, other weights
+    after = fingerprint(config, cache)
+    assert after.weights not in (before.weights, None)
+    why = changes(config, before, after)
+    assert why == [f"the weights file of model.weights = '{tmp_path / 'w.pth'}' changed"]
+    assert "weights" not in fingerprint(RunConfig(data=DataSpec(), model=ModelSpec(), train=TrainSpec()),
+                                        cache).to_dict()  # stored as before for runs without weights

@@ -1,7 +1,17 @@
 import pytest
 
 from batchlab.errors import SpecError
-from batchlab.spec import RunConfig, Spec, apply_overrides, load_spec, parse_value, spec_from_dict
+from batchlab.spec import (
+    DataSpec,
+    ModelSpec,
+    RunConfig,
+    Spec,
+    TrainSpec,
+    apply_overrides,
+    load_spec,
+    parse_value,
+    spec_from_dict,
+)
 
 
 def test_defaults_validate_and_run_id_is_stable():
@@ -78,3 +88,12 @@ def test_load_spec_errors(tmp_path):
     bad.write_text("[train\nlr=")
     with pytest.raises(SpecError, match="not valid TOML"):
         load_spec(bad)
+
+
+def test_model_weights_and_freeze_keep_old_run_ids_at_their_defaults():
+    # the id batchlab gave this config before model.weights / model.freeze existed
+    base = RunConfig(data=DataSpec(), model=ModelSpec(name="lenet5"), train=TrainSpec())
+    assert base.run_id() == "4f6934ccd9dd"
+    frozen = RunConfig(data=DataSpec(), model=ModelSpec(name="lenet5", freeze="backbone"), train=TrainSpec())
+    weighted = RunConfig(data=DataSpec(), model=ModelSpec(name="lenet5", weights="w.pth"), train=TrainSpec())
+    assert len({base.run_id(), frozen.run_id(), weighted.run_id()}) == 3

@@ -2,8 +2,9 @@
 
 A run id hashes the resolved config only, so editing a model factory (ReLU -> Tanh) or
 overwriting the data file would keep the id and silently reuse stale results. A
-``Fingerprint`` closes that gap: the content hash of the data file(s) under ``data.path`` and
-of the source file of the module a user factory (``model.name = "pkg.mod:make"``) lives in.
+``Fingerprint`` closes that gap: the content hash of the data file(s) under ``data.path``, of
+the source file of the module a user factory (``model.name = "pkg.mod:make"``) lives in, and
+of the pretrained weights file ``model.weights`` loads.
 It is stored beside the run and compared before a finished run is skipped; a difference
 retrains the run and says why (``batchlab.execute.freshness``).
 
@@ -30,6 +31,7 @@ from typing import Any
 from batchlab.spec import DataSpec, ModelSpec, RunConfig
 
 HASH_CACHE_NAME = "file-hashes.json"
+LIBRARY_PREFIXES = ("torchvision", "timm")  # model.name "torchvision:x" is not a factory module
 _CHUNK = 1 << 20
 
 
@@ -39,13 +41,17 @@ class Fingerprint:
 
     data: str | None = None  # SHA-256 over the files under data.path
     code: str | None = None  # SHA-256 of the user factory's module source
+    weights: str | None = None  # SHA-256 of the model.weights file (local or hub cache)
 
     def to_dict(self) -> dict[str, str | None]:
-        return {"data": self.data, "code": self.code}
+        out = {"data": self.data, "code": self.code}
+        if self.weights is not None:  # stored only when there are weights, as before otherwise
+            out["weights"] = self.weights
+        return out
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Fingerprint:
-        return cls(data=raw.get("data"), code=raw.get("code"))
+        return cls(data=raw.get("data"), code=raw.get("code"), weights=raw.get("weights"))
 
 
 def default_cache_file(spec: DataSpec) -> Path:
@@ -122,7 +128,7 @@ def factory_source_file(name: str) -> Path | None:
     """The source file of the module a user factory ``"pkg.mod:make"`` lives in, or None
     (a zoo model, a module without a source file, or one that cannot be found)."""
     module_name = name.partition(":")[0].strip()
-    if ":" not in name or not module_name:
+    if ":" not in name or not module_name or module_name in LIBRARY_PREFIXES:
         return None
     module = sys.modules.get(module_name)
     origin = getattr(module, "__file__", None) if module is not None else None
@@ -145,9 +151,26 @@ def code_fingerprint(spec: ModelSpec) -> str | None:
     return hashlib.sha256(source.read_bytes()).hexdigest()
 
 
+def weights_file(spec: ModelSpec) -> Path | None:
+    """The file ``model.weights`` loads (a local file, or a torchvision weights name's file in
+    the torch hub cache), or None when there is none or it cannot be resolved (building the
+    model then reports why)."""
+    if spec.weights is None:
+        return None
+    from batchlab.errors import BatchlabError
+    from batchlab.models.weights import resolve_file  # imports torch: only when weights are set
+
+    try:
+        return resolve_file(spec)
+    except BatchlabError:
+        return None
+
+
 def fingerprint(config: RunConfig, cache: HashCache) -> Fingerprint:
     """The fingerprint of one run's inputs."""
-    return Fingerprint(data=data_fingerprint(config.data, cache), code=code_fingerprint(config.model))
+    weights = weights_file(config.model)
+    return Fingerprint(data=data_fingerprint(config.data, cache), code=code_fingerprint(config.model),
+                       weights=cache.digest(weights) if weights is not None else None)
 
 
 def changes(config: RunConfig, old: Fingerprint, new: Fingerprint) -> list[str]:
@@ -161,6 +184,8 @@ def changes(config: RunConfig, old: Fingerprint, new: Fingerprint) -> list[str]:
         source = factory_source_file(config.model.name)
         where = f" ({source})" if source else ""
         why.append(f"the source of model factory '{config.model.name}'{where} changed")
+    if old.weights is not None and old.weights != new.weights:
+        why.append(f"the weights file of model.weights = '{config.model.weights}' changed")
     return why
 
 

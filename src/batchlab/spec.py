@@ -27,6 +27,7 @@ ScaleRule = Literal["none", "linear", "sqrt"]
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 NOISE_SCALE_FIELDS = ("measure_noise_scale", "noise_scale_micro_batches", "noise_scale_every")
+MODEL_FIELDS_ADDED = {"weights": None, "freeze": "none"}  # left out of run ids at these values
 AUTO_LR_UNRESOLVED = (
     "train.lr = 'auto' must be resolved by the LR range test first "
     "(batchlab.probes.lr_range.resolve_auto_lr); or set train.lr to a number."
@@ -65,13 +66,19 @@ class DataSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    """A zoo model by name, or 'package.module:factory' for the user's own nn.Module."""
+    """A zoo model by name, 'package.module:factory' for the user's own nn.Module, or
+    'torchvision:<builder>' / 'timm:<name>' (batchlab.models.vision)."""
 
     name: str = "mlp"
     hidden: list[PositiveInt] = Field([256, 128], description="mlp: hidden layer widths")
     width: PositiveFloat = Field(1.0, description="mobilenet_v2: width multiplier")
     dropout: float | None = Field(None, ge=0, lt=1, description="override the model's dropout")
     kwargs: dict[str, Any] = Field({}, description="extra keyword arguments for a user factory")
+    weights: str | None = Field(
+        None, description="torchvision:/timm: models: a local state-dict file (.pth/.pt/.bin/"
+        ".safetensors) or a torchvision weights name read from the torch hub cache (batchlab.models.weights)")
+    freeze: Literal["none", "backbone"] = Field(
+        "none", description="torchvision:/timm: models: 'backbone' trains only the new classifier head")
 
 
 class ScheduleSpec(_Strict):
@@ -219,6 +226,9 @@ class RunConfig(_Strict):
             # Added later and inert when off: left out so runs keep the ids they had before.
             for key in NOISE_SCALE_FIELDS:
                 config["train"].pop(key)
+        for key, default in MODEL_FIELDS_ADDED.items():  # likewise for model fields at their default
+            if config["model"].get(key) == default:
+                config["model"].pop(key)
         blob = json.dumps(config, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

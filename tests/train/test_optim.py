@@ -71,3 +71,10 @@ def test_set_lr_changes_every_group():
     assert [g["lr"] for g in opt.param_groups] == [0.1, 0.5]
     set_lr(opt, 0.025)
     assert [g["lr"] for g in opt.param_groups] == [0.025, 0.025]
+
+
+def test_only_parameters_that_require_grad_are_optimised():
+    net = model()
+    net[0].requires_grad_(False)  # a frozen first layer (model.freeze = "backbone" does this)
+    opt = build_optimizer(TrainSpec(optimizer="adamw"), net.parameters(), 0.1)
+    assert opt.param_groups[0]["params"] == [net[2].weight, net[2].bias]

@@ -1,4 +1,7 @@
-"""Models: a small zoo after the classics, and user factories ("package.module:factory").
+"""Models: a small zoo after the classics, user factories ("package.module:factory"), and
+torchvision/timm architectures ("torchvision:<builder>", "timm:<name>") with local pretrained
+weights and an optionally frozen backbone (``vision``, ``weights``, ``freeze``; both libraries
+are optional and imported only when named).
 
 ``build_model(spec, input_shape, num_classes)`` returns an ``nn.Module`` mapping a batch
 ``(N, *input_shape)`` to logits ``(N, num_classes)``; ``MODEL_NAMES`` lists the zoo.

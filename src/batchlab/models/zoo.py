@@ -12,6 +12,7 @@ from batchlab.models.classic import build_alexnet_small, build_cnn1d, build_lene
 from batchlab.models.factory import build_from_factory, is_factory_name
 from batchlab.models.mobilenet import build_mobilenet_v2
 from batchlab.models.squeezenet import build_squeezenet
+from batchlab.models.vision import build_library_model, is_library_name
 from batchlab.spec import ModelSpec
 
 Builder = Callable[[ModelSpec, tuple[int, ...], int], nn.Module]
@@ -31,8 +32,10 @@ MODEL_NAMES: tuple[str, ...] = tuple(_ZOO)
 def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """Build the model ``spec`` names for examples of ``input_shape`` and ``num_classes`` classes.
 
-    ``spec.name`` is a zoo name (see ``MODEL_NAMES``) or ``"package.module:factory"`` for a user
-    factory. The module maps a batch ``(N, *input_shape)`` to logits ``(N, num_classes)``.
+    ``spec.name`` is a zoo name (see ``MODEL_NAMES``), ``"package.module:factory"`` for a user
+    factory, or ``"torchvision:<builder>"`` / ``"timm:<name>"`` (``batchlab.models.vision``; only
+    those take ``model.weights`` and ``model.freeze``). The module maps a batch
+    ``(N, *input_shape)`` to logits ``(N, num_classes)``.
     Construction draws only from torch's global RNG, so it is deterministic under
     ``torch.manual_seed``. Raises ModelError for an unknown name, a model that cannot take
     ``input_shape`` (e.g. a conv net on flat features) or a factory that fails.
@@ -40,12 +43,34 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int)
     shape = _check_shape(input_shape)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ModelError(f"num_classes must be a positive integer, got {num_classes!r}.")
+    if is_library_name(spec.name):  # before factories: "torchvision:x" has a ':' too
+        return build_library_model(spec, shape, num_classes)
+    _refuse_library_fields(spec)
     if is_factory_name(spec.name):
         return build_from_factory(spec, shape, num_classes)
     builder = _ZOO.get(spec.name)
     if builder is None:
         raise ModelError(_unknown_name_message(spec.name))
     return builder(spec, shape, num_classes)
+
+
+def _refuse_library_fields(spec: ModelSpec) -> None:
+    """model.weights / model.freeze on a zoo model or factory: say where they apply instead of
+    ignoring them (a silently random "pretrained" model would be the worst outcome)."""
+    if spec.weights is not None:
+        raise ModelError(
+            f"model.weights is set, but model '{spec.name}' is not a torchvision: or timm: model; "
+            "batchlab loads weights into those only. For your own model, load the state dict in "
+            "your factory (model.load_state_dict(torch.load(path))); or set model.name = "
+            "'torchvision:<builder>' (e.g. 'torchvision:mobilenet_v2')."
+        )
+    if spec.freeze != "none":
+        raise ModelError(
+            f"model.freeze = '{spec.freeze}' needs a torchvision: or timm: model (where batchlab "
+            f"replaces the classifier head and so knows the backbone), not '{spec.name}'. In your "
+            "own factory, set requires_grad=False on the layers to freeze: batchlab trains only "
+            "the parameters that require grad."
+        )
 
 
 def _check_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -69,5 +94,6 @@ def _unknown_name_message(name: str) -> str:
         f"unknown model '{name}'. {hint}The zoo has: {', '.join(MODEL_NAMES)}. For your own "
         "model, set model.name = 'package.module:factory', where factory is a function or "
         "nn.Module class (in an importable module) that returns the nn.Module; it receives "
-        "input_shape and num_classes if it declares them, plus model.kwargs."
+        "input_shape and num_classes if it declares them, plus model.kwargs. For torchvision "
+        "and timm architectures: 'torchvision:<builder>' or 'timm:<name>' (optional extras)."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -12,7 +13,7 @@ from batchlab.spec import TrainSpec
 def build_optimizer(
     spec: TrainSpec, params: Iterable[torch.nn.Parameter], lr: float
 ) -> torch.optim.Optimizer:
-    """Build ``spec.optimizer`` over ``params`` with initial LR ``lr``.
+    """Build ``spec.optimizer`` over those of ``params`` that require grad, with initial LR ``lr``.
 
     ``lr`` is passed separately because the caller decides it (scaled, then scheduled).
     Hyperparameters used: sgd - momentum, nesterov, weight_decay; adam - weight_decay
@@ -21,7 +22,7 @@ def build_optimizer(
     adam/adamw, nesterov for rmsprop) are ignored so one sweep can span optimizers.
     torch's default ``foreach=None`` is kept: it picks the fused-by-list path where supported.
     """
-    params = list(params)
+    params = _trainable(params)
     wd = spec.weight_decay
     name = spec.optimizer
     if name == "sgd":
@@ -37,6 +38,21 @@ def build_optimizer(
         return torch.optim.RMSprop(params, lr=lr, momentum=spec.momentum, weight_decay=wd)
     # Unreachable through a validated TrainSpec; guards a new name added to the Literal only.
     raise ValueError(f"unknown optimizer {name!r}")
+
+
+def _trainable(params: Iterable[Any]) -> list[Any]:
+    """``params`` (tensors, or param-group dicts) without those that do not require grad: a
+    frozen backbone (model.freeze) is not the optimizer's to update, and weight decay or
+    momentum state on it would be wasted memory and time. Groups left empty are dropped."""
+    out: list[Any] = []
+    for item in params:
+        if isinstance(item, dict):
+            kept = [p for p in item["params"] if p.requires_grad]
+            if kept:
+                out.append({**item, "params": kept})
+        elif item.requires_grad:
+            out.append(item)
+    return out
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
