@@ -131,6 +131,8 @@ def test_max_batch(probed):
     fitting = [t for t in r["trials"] if t["fits"]]
     assert max(t["batch_size"] for t in fitting) == r["largest"]
     assert all(t["peak_bytes"] <= r["limit_bytes"] for t in fitting)
+    # the spec's batch (16) is what the accumulation advice is about
+    assert r["want"] == 16 and r["advice"] and " ".join(r["advice"].split()) in " ".join(text.split())
     png = folder / f"{NAME}-max_batch.png"  # every probe draws its figure (issue 9)
     assert png.read_bytes()[:8] == PNG and str(png) in text.replace("\n", "")
 

@@ -122,11 +122,14 @@ def max_batch_cmd(
         metavar="SIZE", help="e.g. 4GiB (default: the device).")] = None,
     margin: Annotated[float, typer.Option(min=0, max=0.9, help="Fraction kept free.")] = 0.1,
     max_: Annotated[int | None, typer.Option("--max", min=1, help="Largest batch to try.")] = None,
+    want: Annotated[int | None, typer.Option(
+        min=1, help="The batch you want to train at (default: the spec's train.batch_size).")] = None,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
     """The largest batch that fits: doubling then binary search, one full training step per
-    trial, with a safety margin; the peak memory of every size tried."""
+    trial, with a safety margin; the peak memory of every size tried; and how to reach the
+    batch you want by gradient accumulation when it does not fit in one step."""
     from batchlab.probes.max_batch import max_batch
     from batchlab.probes.memory import format_size, parse_size
 
@@ -134,7 +137,7 @@ def max_batch_cmd(
     config = base_config(spec)
     limit = parse_size(memory_limit) if memory_limit else None
     r = measure("largest batch", lambda: max_batch(config, memory_limit=limit, margin=margin,
-                                                   max_batch=max_), config)
+                                                   max_batch=max_, want=want), config)
     table = Table(title=f"batch sizes tried ({r.device}, {r.method})")
     for col in ("batch", "peak memory", "fits", "why not"):
         table.add_column(col)
@@ -145,6 +148,7 @@ def max_batch_cmd(
     console.print(f"largest that fits: {r.largest} (search ended by: {r.limited_by}); "
                   f"recommended with a {margin:.0%} margin: {r.recommended} "
                   f"(power of two: {r.recommended_pow2})")
+    console.print(r.advice)
     for note in r.notes:
         console.print(f"  note: {note}")
     keep(store, spec, "max_batch", config, r.to_dict())

@@ -23,6 +23,11 @@ from torch import nn
 from batchlab.train.inputs import LossFn
 from batchlab.train.precision import Precision
 
+#: BatchNorm's batch statistics get noisy below this many examples per forward pass (Wu & He
+#: 2018, Group Normalization: ImageNet error rises steeply below 16 per GPU); max-batch's
+#: advice and the diagnosis warn below it.
+BN_MIN_BATCH = 16
+
 
 def micro_slices(n: int, micro: int) -> list[slice]:
     """Consecutive slices covering ``range(n)`` with at most ``micro`` elements each (n, micro >= 1)."""
