@@ -162,12 +162,15 @@ def throughput(
     workers: Annotated[int, typer.Option(
         "--workers", "-w", min=1,
         help="The --workers of the sweep you plan: measure with the threads its runs get.")] = 1,
+    options: Annotated[bool, typer.Option(
+        "--options", help="Also time bf16 / channels_last at train.batch_size (~3 s more).")] = False,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
     """Training samples/s and peak memory per batch size (warm-up excluded, median of timed
     windows), and the knee beyond which doubling the batch gains less than 10%. Windows that
-    disagree are measured again; a curve that stays noisy is reported unreliable, with no knee."""
+    disagree are measured again; a curve that stays noisy is reported unreliable, with no knee.
+    With --options, what train.precision / train.channels_last would buy at the spec's batch."""
     from batchlab.probes.memory import format_size
     from batchlab.probes.throughput import throughput_curve
 
@@ -189,7 +192,23 @@ def throughput(
     console.print(f"{knee} ({r.knee_reason}); measured in {r.wall_time:.1f} s")
     for note in r.notes:
         console.print(f"  note: {note}")
-    keep(store, spec, "throughput", config, r.to_dict())
+    result = r.to_dict()
+    if options:
+        result["options"] = print_options(config, config.train.batch_size)
+    keep(store, spec, "throughput", config, result)
+
+
+def print_options(config: RunConfig, batch_size: int) -> dict[str, Any]:
+    """Time the precision / memory-format variants at ``batch_size``, print one line each
+    ("bf16 autocast: 1.84x samples/s ..."), and return the stored form."""
+    from batchlab.probes.options import option_speedups
+
+    o = measure("precision and memory format", lambda: option_speedups(config, batch_size=batch_size),
+                config)
+    console.print(f"what each option would buy (vs fp32, {o.device}, measured in {o.wall_time:.1f} s):")
+    for line in o.lines():
+        console.print(f"  {line}")
+    return o.to_dict()
 
 
 @app.command("noise-scale")
@@ -227,6 +246,8 @@ def recommend(
         metavar="SIZE", help="e.g. 4GiB (default: the device).")] = None,
     noise_steps: Annotated[int, typer.Option(min=10, help="Steps of the noise-scale probe.")] = 200,
     validate: Annotated[bool, typer.Option(help="Train around the choice and compare.")] = False,
+    options: Annotated[bool, typer.Option(
+        "--options", help="Also time bf16 / channels_last at the recommended batch (~3 s).")] = False,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
@@ -246,7 +267,10 @@ def recommend(
                   + (f", warm-up {rec.warmup_steps} steps" if rec.warmup_steps else "") + "[/]")
     for line in rec.explanation:
         console.print(f"  - {line}")
-    keep(store, spec, "recommend", config, rec.to_dict())
+    result = rec.to_dict()
+    if options:
+        result["options"] = print_options(config, rec.batch_size)
+    keep(store, spec, "recommend", config, result)
     if validate:
         from batchlab.cli.runs import results_table
         from batchlab.probes.validate import validate_recommendation

@@ -254,14 +254,14 @@ def _measure(config: RunConfig, data: Dataset, batch_size: int, model: nn.Module
     n_windows = min(windows, LONG_STEP_WINDOWS) if long_steps else windows
 
     def measure_round() -> list[Window]:
-        return [_timed_window(step, setup.device, window_seconds, window_steps)
+        return [timed_window(step, setup.device, window_seconds, window_steps)
                 for _ in range(n_windows)]
 
     return _Point(settle(measure_round, batch_size, max_spread, repeats), memory.bytes,
                   memory.method, long_steps)
 
 
-def _timed_window(step: Callable[[], None], device: torch.device, seconds: float,
+def timed_window(step: Callable[[], None], device: torch.device, seconds: float,
                   steps: int | None) -> Window:
     """Run steps for ``seconds`` (at least one) or exactly ``steps``; (steps, elapsed).
 
