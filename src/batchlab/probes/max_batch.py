@@ -336,7 +336,8 @@ def _fresh_step_memory(config: RunConfig, data: Dataset, batch_size: int,
     setup = fresh_setup(config, data, model=model, inputs=inputs)
     gen = torch.Generator().manual_seed(setup.seed)
     return steady_step_memory(setup.model, setup_optimizer(setup, batch_size),
-                              setup_batches(setup, batch_size, gen), setup.loss_fn)
+                              setup_batches(setup, batch_size, gen), setup.loss_fn,
+                              setup.precision)
 
 
 def _check_arguments(memory_limit: int | None, margin: float, max_batch: int | None,

@@ -44,12 +44,6 @@ from batchlab.probes.throughput import timed_window
 from batchlab.spec import RunConfig
 from batchlab.train.accumulate import accumulate_gradients
 from batchlab.train.inputs import RunInputs
-from batchlab.train.precision import (
-    as_channels_last,
-    check_channels_last,
-    make_precision,
-    to_channels_last,
-)
 
 #: (label, precision, channels_last); fp16 only where a GPU makes it worth timing
 VARIANTS = (("fp32", "fp32", False), ("channels_last", "fp32", True),
@@ -149,26 +143,21 @@ def option_speedups(config: RunConfig, *, batch_size: int | None = None, warmup_
         wall_time=time.perf_counter() - t0)
 
 
-def _variant_step(config: RunConfig, data: Any, batch: int, micro: int, precision_name: str,
+def _variant_step(config: RunConfig, data: Any, batch: int, micro: int, precision: str,
                   channels_last: bool, model: nn.Module | None,
                   inputs: RunInputs | None) -> Callable[[], None]:
     """The trainer's step for one variant, on a fresh model and optimizer of its own."""
-    setup = fresh_setup(config, data, model=model, inputs=inputs)
-    precision = make_precision(precision_name, setup.device)
-    net = setup.model
-    if channels_last:
-        check_channels_last(data.input_shape)
-        net = to_channels_last(net)
+    train = config.train.model_copy(update={"precision": precision, "channels_last": channels_last})
+    # fresh_setup applies both as the trainer does (SpecError where one cannot apply)
+    setup = fresh_setup(config.model_copy(update={"train": train}), data, model=model, inputs=inputs)
     opt = setup_optimizer(setup, batch)
     batches = setup_batches(setup, batch, torch.Generator().manual_seed(setup.seed))
 
     def step() -> None:
         xb, yb = next(batches)
-        if channels_last:
-            xb = as_channels_last(xb)
         opt.zero_grad(set_to_none=True)
-        accumulate_gradients(net, setup.loss_fn, xb, yb, micro, precision)
-        precision.step(opt)
+        accumulate_gradients(setup.model, setup.loss_fn, xb, yb, micro, setup.precision)
+        setup.precision.step(opt)
 
     return step
 

@@ -238,12 +238,12 @@ def _measure(config: RunConfig, data: Dataset, batch_size: int, model: nn.Module
     opt = setup_optimizer(setup, batch_size)
     batches = setup_batches(setup, batch_size, torch.Generator().manual_seed(setup.seed))
     started = time.perf_counter()
-    memory = steady_step_memory(setup.model, opt, batches, setup.loss_fn)
+    memory = steady_step_memory(setup.model, opt, batches, setup.loss_fn, setup.precision)
     memory_step = (time.perf_counter() - started) / memory.detail["steps"]
 
     def step() -> None:
         xb, yb = next(batches)
-        train_step(setup.model, opt, xb, yb, setup.loss_fn)
+        train_step(setup.model, opt, xb, yb, setup.loss_fn, precision=setup.precision)
 
     # A step that outlasts a window is warm after the memory step (every buffer has been
     # allocated once), and its windows hold one step each: the step count is then the whole
