@@ -42,5 +42,6 @@ def test_training_options_show_only_when_set():
     plain = shown()["train"]
     assert not {"accumulate", "micro_batch_size", "precision", "channels_last"} & set(plain)
     c = shown(train=TrainSpec(batch_size=64, accumulate=4, precision="bf16", channels_last=True))
-    assert (c["train"]["accumulate"], c["train"]["precision"], c["train"]["channels_last"]) == (4, "bf16", True)
+    t = c["train"]
+    assert (t["accumulate"], t["precision"], t["channels_last"]) == (4, "bf16", True)
     assert shown(train=TrainSpec(micro_batch_size=8))["train"]["micro_batch_size"] == 8
