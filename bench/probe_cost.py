@@ -135,7 +135,7 @@ def run_throughput(config: RunConfig, settings: dict[str, Any]) -> tuple[Stopwat
           CallTimer(throughput, "_measure") as per_size,
           CallTimer(throughput, "fresh_setup") as setup,
           CallTimer(throughput, "steady_step_memory") as mem,
-          CallTimer(throughput, "_timed_window") as windows,
+          CallTimer(throughput, "timed_window") as windows,
           CallTimer(memory, "train_step", examples_of_step) as mem_steps,
           CallTimer(throughput, "train_step", examples_of_step) as steps,
           Stopwatch() as sw):

@@ -36,3 +36,12 @@ def test_data_and_optimizer_fields_follow_their_choices():
     assert "momentum" not in adam and "nesterov" not in adam and adam["base_batch_size"] == 32
     synthetic = shown(data=DataSpec(name="synthetic", augment=["crop"]))["data"]
     assert synthetic["shape"] == [1, 28, 28] and synthetic["crop_padding"] == 4
+
+
+def test_training_options_show_only_when_set():
+    plain = shown()["train"]
+    assert not {"accumulate", "micro_batch_size", "precision", "channels_last"} & set(plain)
+    c = shown(train=TrainSpec(batch_size=64, accumulate=4, precision="bf16", channels_last=True))
+    t = c["train"]
+    assert (t["accumulate"], t["precision"], t["channels_last"]) == (4, "bf16", True)
+    assert shown(train=TrainSpec(micro_batch_size=8))["train"]["micro_batch_size"] == 8

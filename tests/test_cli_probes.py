@@ -64,7 +64,7 @@ def runs(tmp_path_factory):
     Store(db).close()  # created once here: the probe commands below write to it side by side
     jobs = {  # the longest first
         "recommend": ("recommend", spec, "--batch-sizes", "8,16,32,64", "--validate", "--store", db),
-        "throughput": ("throughput", spec, "--batch-sizes", "8,16,32", "--store", db),
+        "throughput": ("throughput", spec, "--batch-sizes", "8,16,32", "--options", "--store", db),
         "lr-find": ("lr-find", spec, "--batch-sizes", "16,64", "--repeats", "2", "--store", db),
         "max-batch": ("max-batch", spec, "--memory-limit", "2MiB", "--store", db),
         "noise-scale": ("noise-scale", spec, "--steps", "30", "--store", db),
@@ -131,6 +131,8 @@ def test_max_batch(probed):
     fitting = [t for t in r["trials"] if t["fits"]]
     assert max(t["batch_size"] for t in fitting) == r["largest"]
     assert all(t["peak_bytes"] <= r["limit_bytes"] for t in fitting)
+    # the spec's batch (16) is what the accumulation advice is about
+    assert r["want"] == 16 and r["advice"] and " ".join(r["advice"].split()) in " ".join(text.split())
     png = folder / f"{NAME}-max_batch.png"  # every probe draws its figure (issue 9)
     assert png.read_bytes()[:8] == PNG and str(png) in text.replace("\n", "")
 
@@ -149,6 +151,12 @@ def test_throughput(probed):
     for b, v in zip(r["batch_sizes"], r["samples_per_s"], strict=True):
         assert re.search(rf"\b{b}\s*│\s*{v:,.0f}\b", text), (b, v, text)
     assert (folder / f"{NAME}-throughput.png").read_bytes()[:8] == PNG
+    # --options: what bf16 / channels_last would buy at the spec's batch (16), one line each
+    o = r["options"]
+    assert o["batch_size"] == 16 and o["labels"][0] == "fp32" and o["samples_per_s"][0] > 0
+    flat = " ".join(text.split())
+    assert f"bf16 autocast: {o['ratio'][2]:.2f}x samples/s" in flat
+    assert "channels_last: not measured (train.channels_last = true needs image inputs" in flat
 
 
 def test_noise_scale(probed):

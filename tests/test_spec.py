@@ -97,3 +97,50 @@ def test_model_weights_and_freeze_keep_old_run_ids_at_their_defaults():
     frozen = RunConfig(data=DataSpec(), model=ModelSpec(name="lenet5", freeze="backbone"), train=TrainSpec())
     weighted = RunConfig(data=DataSpec(), model=ModelSpec(name="lenet5", weights="w.pth"), train=TrainSpec())
     assert len({base.run_id(), frozen.run_id(), weighted.run_id()}) == 3
+
+
+def _run_id(raw):
+    s = spec_from_dict(raw)
+    return RunConfig(data=s.data, model=s.model, train=s.train).run_id()
+
+
+def test_training_options_at_their_defaults_keep_the_ids_runs_had_before_them():
+    # the ids of these specs before train.accumulate/micro_batch_size/precision/channels_last
+    assert _run_id({}) == "6847e0e9e512"
+    assert _run_id({"train": {"lr": 0.5, "batch_size": 128}, "model": {"name": "lenet5"}}) \
+        == "4b2f07f1f803"
+    assert _run_id({"train": {"accumulate": 1, "precision": "fp32", "channels_last": False}}) \
+        == "6847e0e9e512"
+    changed = [{"accumulate": 4}, {"micro_batch_size": 8}, {"precision": "bf16"},
+               {"channels_last": True}]
+    ids = {_run_id({"train": t}) for t in changed}
+    assert len(ids) == 4 and "6847e0e9e512" not in ids
+
+
+@pytest.mark.parametrize(
+    ("train", "micro"),
+    [({}, 32), ({"accumulate": 4, "batch_size": 128}, 32), ({"micro_batch_size": 16}, 16),
+     ({"micro_batch_size": 64}, 32), ({"accumulate": 32}, 1)],
+)
+def test_micro_batch_follows_accumulate_or_micro_batch_size(train, micro):
+    assert spec_from_dict({"train": train}).train.micro_batch() == micro
+
+
+@pytest.mark.parametrize(
+    ("train", "needle"),
+    [({"batch_size": 128, "accumulate": 3},
+      "train.accumulate = 3 does not divide train.batch_size = 128 into equal micro-batches; "
+      "use one of its divisors (2, 4, 8, 16, 32, 64)"),
+     ({"batch_size": 100, "micro_batch_size": 30},
+      "train.micro_batch_size = 30 does not divide train.batch_size = 100 into equal "
+      "micro-batches; use a divisor of the batch size (e.g. 25)"),
+     ({"accumulate": 2, "micro_batch_size": 16}, "set train.accumulate or train.micro_batch_size, not both"),
+     ({"accumulate": 0}, "'train.accumulate': Input should be greater than 0"),
+     ({"precision": "fp8"}, "'train.precision' = 'fp8' is not allowed"),
+     ({"batch_size": 8, "accumulate": 16}, "train.accumulate = 16 does not divide"),
+     ],
+)
+def test_bad_accumulation_and_precision_are_one_paragraph(train, needle):
+    with pytest.raises(SpecError) as err:
+        spec_from_dict({"train": train}, source="x.toml")
+    assert needle in str(err.value) and "\n" not in str(err.value)

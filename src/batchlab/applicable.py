@@ -47,6 +47,10 @@ RULES: dict[tuple[str, ...], Any] = {
     ("train", "base_batch_size"): lambda c: _train(c).get("scale_lr", "none") != "none",
     ("train", "noise_scale_micro_batches"): lambda c: bool(_train(c).get("measure_noise_scale")),
     ("train", "noise_scale_every"): lambda c: bool(_train(c).get("measure_noise_scale")),
+    # the training options at their defaults change nothing: shown only when set
+    ("train", "accumulate"): lambda c: _train(c).get("accumulate", 1) != 1,
+    ("train", "precision"): lambda c: _train(c).get("precision", "fp32") != "fp32",
+    ("train", "channels_last"): lambda c: bool(_train(c).get("channels_last")),
     ("train", "schedule", "unit"): lambda c: _schedule(c).get("name") in _STEPPED,
     ("train", "schedule", "step_size"): lambda c: _schedule(c).get("name") == "step",
     ("train", "schedule", "milestones"): lambda c: _schedule(c).get("name") == "multistep",

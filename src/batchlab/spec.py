@@ -24,10 +24,16 @@ Augmentation = Literal["crop", "flip"]
 ScheduleName = Literal["constant", "step", "multistep", "exponential", "power", "cosine", "onecycle"]
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
 ScaleRule = Literal["none", "linear", "sqrt"]
+Precision = Literal["fp32", "bf16", "fp16"]
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 NOISE_SCALE_FIELDS = ("measure_noise_scale", "noise_scale_micro_batches", "noise_scale_every")
-MODEL_FIELDS_ADDED = {"weights": None, "freeze": "none"}  # left out of run ids at these values
+#: fields added after runs were stored, per section, with the default that leaves a run
+#: unchanged: a run at the default keeps the id it had before the field existed (``run_id``)
+LATER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "model": {"weights": None, "freeze": "none"},
+    "train": {"accumulate": 1, "micro_batch_size": None, "precision": "fp32", "channels_last": False},
+}
 AUTO_LR_UNRESOLVED = (
     "train.lr = 'auto' must be resolved by the LR range test first "
     "(batchlab.probes.lr_range.resolve_auto_lr); or set train.lr to a number."
@@ -128,6 +134,12 @@ class TrainSpec(_Strict):
     noise_scale_every: PositiveInt = Field(
         50, description="noise scale: measure every N steps (each costs about 1-3.5 extra steps)"
     )
+    accumulate: PositiveInt = Field(
+        1, description="gradient accumulation: each batch in this many equal micro-batches")
+    micro_batch_size: PositiveInt | None = Field(
+        None, description="gradient accumulation: at most this many examples per forward/backward")
+    precision: Precision = Field("fp32", description="autocast dtype: fp32 (off), bf16, fp16")
+    channels_last: bool = Field(False, description="model and 4-D image inputs in channels_last")
 
     @field_validator("lr", mode="wrap")
     @classmethod
@@ -149,16 +161,49 @@ class TrainSpec(_Strict):
                 f"train.measure_noise_scale splits each batch into {self.noise_scale_micro_batches} "
                 "micro-batches, so train.batch_size must be at least train.noise_scale_micro_batches"
             )
+        if (why := _accumulation_error(self)) is not None:
+            raise ValueError(why)
         if self.steps is not None and self.epochs is not None:
             # steps replaces the default length; dumping and reloading must not meet both
             return self.model_copy(update={"epochs": None})
         return self
+
+    def micro_batch(self) -> int:
+        """Examples per forward/backward for a full batch (``batch_size`` without accumulation).
+
+        The optimizer still steps once per ``batch_size`` examples: see
+        ``batchlab.train.accumulate``."""
+        if self.micro_batch_size is not None:
+            return min(self.micro_batch_size, self.batch_size)
+        return self.batch_size // self.accumulate
 
     def numeric_lr(self) -> float:
         """``lr`` as a number; SpecError when it is still "auto" (never guessed silently)."""
         if self.lr == "auto":
             raise SpecError(AUTO_LR_UNRESOLVED)
         return self.lr
+
+
+def _accumulation_error(t: TrainSpec) -> str | None:
+    """Why ``accumulate`` / ``micro_batch_size`` cannot split ``batch_size``, or None.
+
+    Micro-batches are equal so that every forward/backward of a full batch needs the same
+    memory (the one max-batch measured); a micro_batch_size at or above the batch is no split.
+    """
+    if t.accumulate > 1 and t.micro_batch_size is not None:
+        return ("set train.accumulate or train.micro_batch_size, not both: accumulate = N splits "
+                "every batch into N micro-batches, micro_batch_size = M into batch_size / M")
+    if t.batch_size % t.accumulate:
+        divisors = [d for d in range(2, t.batch_size + 1) if t.batch_size % d == 0][:6]
+        return (f"train.accumulate = {t.accumulate} does not divide train.batch_size = "
+                f"{t.batch_size} into equal micro-batches; use one of its divisors "
+                f"({', '.join(map(str, divisors)) or 'only 1'}), or set train.micro_batch_size")
+    m = t.micro_batch_size
+    if m is not None and m < t.batch_size and t.batch_size % m:
+        return (f"train.micro_batch_size = {m} does not divide train.batch_size = {t.batch_size} "
+                f"into equal micro-batches; use a divisor of the batch size (e.g. "
+                f"{max(d for d in range(1, m + 1) if t.batch_size % d == 0)}) or change the batch")
+    return None
 
 
 class Distribution(_Strict):
@@ -226,9 +271,10 @@ class RunConfig(_Strict):
             # Added later and inert when off: left out so runs keep the ids they had before.
             for key in NOISE_SCALE_FIELDS:
                 config["train"].pop(key)
-        for key, default in MODEL_FIELDS_ADDED.items():  # likewise for model fields at their default
-            if config["model"].get(key) == default:
-                config["model"].pop(key)
+        for section, defaults in LATER_DEFAULTS.items():
+            for key, default in defaults.items():
+                if key in config[section] and config[section][key] == default:
+                    config[section].pop(key)
         blob = json.dumps(config, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

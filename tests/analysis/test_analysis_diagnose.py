@@ -182,3 +182,51 @@ def test_never_raises_on_empty_short_or_non_finite_series(metrics):
 
 def test_a_run_without_data_gets_no_verdict():
     assert diagnose_run({}, "pending", {}) == []
+
+
+@pytest.mark.parametrize(("summary", "noted"), [
+    ({"has_batchnorm": True, "micro_batch_size": 8}, True),
+    ({"has_batchnorm": True, "micro_batch_size": 16}, False),
+    ({"has_batchnorm": False, "micro_batch_size": 4}, False),
+    ({"micro_batch_size": 4}, False),  # not recorded (a tracked loop, an older run): silent
+    ({"has_batchnorm": True}, False),
+])
+def test_batchnorm_below_16_per_forward_pass_is_noted_beside_the_standing(summary, noted):
+    found = diagnose_run(healthy_metrics(), "completed", summary)
+    assert kinds(found) == (["small_bn_batch", "healthy"] if noted else ["healthy"])
+    if noted:
+        note = only(found, "small_bn_batch")
+        assert note.message.startswith("BatchNorm normalised batches of 8 examples per forward pass: "
+                                       "below ~16 its batch statistics are noisy")
+        assert note.numbers == {"micro_batch_size": 8.0, "bn_min_batch": 16.0}
+    assert kinds(diagnose_run(healthy_metrics(), "completed", summary,
+                              Thresholds(bn_min_batch=4))) == ["healthy"]
+
+
+def test_the_trainer_records_what_the_batchnorm_note_needs():
+    from batchlab.spec import RunConfig, spec_from_dict
+    from batchlab.train.loop import train_run
+
+    s = spec_from_dict({"data": {"name": "synthetic", "shape": [3, 32, 32], "size": 60},
+                        "model": {"name": "mobilenet_v2", "width": 0.25},
+                        "train": {"batch_size": 16, "accumulate": 2, "steps": 1, "threads": 1,
+                                  "checkpoint": False}})
+    end = train_run(RunConfig(data=s.data, model=s.model, train=s.train), lambda e: None)
+    assert end.status == "completed", end.error
+    assert end.summary["has_batchnorm"] is True and end.summary["micro_batch_size"] == 8
+    assert "small_bn_batch" in kinds(diagnose_run(healthy_metrics(), "completed", end.summary))
+
+
+def test_the_conclusions_name_the_runs_with_the_batchnorm_note():
+    from batchlab.analysis.conclusions import diagnosis_sentences
+    from batchlab.analysis.groups import RunFacts
+
+    def facts(label):
+        return RunFacts("r-" + label, "completed", label, label, {}, {}, True, 0.9, 0.9, 0.9, 0.1)
+
+    note = diagnose_run(healthy_metrics(), "completed", {"has_batchnorm": True, "micro_batch_size": 4})
+    plain = diagnose_run(healthy_metrics(), "completed", {})
+    text = diagnosis_sentences([(facts("batch 4"), note), (facts("batch 64"), plain)])
+    assert text[0] == ("1 run trained BatchNorm on fewer than 16 examples per forward pass (noisy batch "
+                       "statistics; a larger micro-batch or a model without BatchNorm may do better): "
+                       "batch 4.")

@@ -87,3 +87,17 @@ def test_batch_larger_than_training_set_is_refused():
     text = str(err.value)
     assert "train.batch_size 128, 512 is larger than the training set (80 examples" in text
     assert "at most 80 (full batch)" in text
+
+
+def test_channels_last_on_data_that_are_not_images_is_refused_before_the_sweep():
+    s = spec_from_dict({
+        "data": {"name": "synthetic", "shape": [12], "classes": 3, "size": 100},
+        "model": {"name": "mlp", "hidden": [4]}, "train": {"epochs": 1, "channels_last": True}})
+    with pytest.raises(SpecError, match=r"train.channels_last = true needs image inputs .* examples "
+                                        r"have shape \(12,\); set train.channels_last = false"):
+        prepare_sweep(s, DataCache())
+    images = spec_from_dict({
+        "data": {"name": "synthetic", "shape": [1, 8, 8], "classes": 3, "size": 100},
+        "model": {"name": "mlp", "hidden": [4]},
+        "train": {"epochs": 1, "channels_last": True, "precision": "bf16"}})
+    assert len(prepare_sweep(images, DataCache()).runs) == 1

@@ -233,3 +233,44 @@ def test_cuda_memory_limit_uses_the_allocator_peak():
     limit = (peaks[0] + peaks[-1]) // 2
     r = max_batch(cfg, memory_limit=limit, max_batch=64)
     assert 1 <= r.largest < 64 and all(t.peak_bytes <= limit for t in r.trials if t.fits)
+
+
+@pytest.mark.parametrize(("want", "fits", "split"), [
+    (128, 33, (4, 32)), (128, 128, (1, 128)), (100, 40, (4, 25)), (97, 40, (97, 1)), (64, 1, (64, 1)),
+])
+def test_accumulation_split_is_the_fewest_equal_micro_batches_that_fit(want, fits, split):
+    assert mb.accumulation_split(want, fits) == split
+    k, micro = split
+    assert k * micro == want and micro <= max(fits, 1)
+
+
+def test_a_wanted_batch_that_does_not_fit_is_reached_by_accumulation():
+    cfg = config(batch_size=128)
+    a, b = linear_peak(cfg)
+    limit = int((a + 34 * b + b // 2) / 0.9) + 1  # 34 within the 10% margin: 128 = 4 x 32
+    r = max_batch(cfg, memory_limit=limit, margin=0.1)
+    assert (r.recommended, r.want, r.accumulate, r.micro_batch_size) == (34, 128, 4, 32)
+    assert r.advice == (
+        "batch 128 does not fit in one step (at most 34 within the margin); reach it by gradient "
+        "accumulation: batch 128 = 4 x 32 with train.accumulate = 4 (or train.micro_batch_size = "
+        "32): the update is batch 128's, memory holds 32 at a time.")
+    stored = json.loads(json.dumps(r.to_dict()))
+    assert stored["accumulate"] == 4 and stored["advice"] == r.advice
+    # an explicit want replaces the spec's batch size; one that fits needs no accumulation
+    small = max_batch(cfg, memory_limit=limit, margin=0.1, want=24)
+    assert (small.want, small.accumulate, small.micro_batch_size) == (24, 1, 24)
+    assert small.advice == "batch 24 fits in one step (34 fit within the margin): no accumulation needed."
+
+
+def test_accumulation_advice_warns_about_batchnorm_below_16_per_micro_batch():
+    text = mb.accumulation_advice(128, 10, True, True, 1000)
+    assert "batch 128 = 16 x 8 with train.accumulate = 16" in text
+    assert "The model has BatchNorm, which normalises each micro-batch of 8 on its own" in text
+    assert "BatchNorm" not in mb.accumulation_advice(128, 10, True, False, 1000)
+    assert "BatchNorm" not in mb.accumulation_advice(128, 40, True, True, 1000)  # micro 32
+    assert "larger than the 100 training examples" in mb.accumulation_advice(128, 40, False, False, 100)
+
+
+def test_want_must_be_positive():
+    with pytest.raises(ProbeError, match="want must be a batch size of at least 1, got 0"):
+        max_batch(config(), want=0)

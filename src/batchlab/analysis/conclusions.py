@@ -25,6 +25,8 @@ _KIND_WORDS = {
     "not_converged": "had not converged (val loss still falling at the end)",
     "lr_too_small": "barely learned (LR too small)",
     "plateau": "hit a long plateau (training loss stuck, then falling again)",
+    "small_bn_batch": "trained BatchNorm on fewer than 16 examples per forward pass (noisy batch "
+                      "statistics; a larger micro-batch or a model without BatchNorm may do better)",
     "undertrained": "did not reach a clearly trained level (judged alone, nothing to compare with)",
     "below_best": "ended below the best configuration by more than the noise",
 }

@@ -238,6 +238,23 @@ def check_plateau(metrics: Mapping[str, Series], th: Thresholds) -> Finding | No
                     "final_best_loss": float(best_so_far[-1])})
 
 
+def check_small_bn_batch(summary: Mapping[str, Any], th: Thresholds) -> Finding | None:
+    """A BatchNorm model trained on fewer than ``th.bn_min_batch`` examples per forward pass.
+
+    Reads the facts the trainer records (``summary["has_batchnorm"]``, ``"micro_batch_size"``);
+    silent for runs that did not record them (tracked loops, runs stored before them)."""
+    micro = summary.get("micro_batch_size")
+    if summary.get("has_batchnorm") is not True or not isinstance(micro, int) or micro >= th.bn_min_batch:
+        return None
+    return Finding(
+        "small_bn_batch",
+        f"BatchNorm normalised batches of {micro} examples per forward pass: below "
+        f"~{th.bn_min_batch} its batch statistics are noisy and can cost accuracy; train on "
+        f"at least {th.bn_min_batch} per forward pass (a larger batch, or fewer micro-batches: "
+        "train.accumulate / train.micro_batch_size), or use a model without BatchNorm.",
+        None, None, {"micro_batch_size": float(micro), "bn_min_batch": float(th.bn_min_batch)})
+
+
 def diagnose_run(
     metrics: Mapping[str, Series],
     status: str,
@@ -253,7 +270,8 @@ def diagnose_run(
     make sense for a run that ended normally (not_converged, lr_too_small, plateau); an
     exploding run skips lr_too_small. When nothing else was found, the run's standing is
     given: healthy, below_best or undertrained (see ``batchlab.analysis.standing``); a run
-    without data (pending) gets an empty list. Never raises.
+    without data (pending) gets an empty list. ``small_bn_batch`` is a note given beside
+    any of these (see :func:`check_small_bn_batch`). Never raises.
     """
     ctx = context or RunContext()
     if ctx.n_classes is None and isinstance(summary.get("num_classes"), int):
@@ -274,4 +292,6 @@ def diagnose_run(
     found = [f for f in findings if f is not None]
     if not found and (standing := check_standing(metrics, ctx, th)) is not None:
         found.append(standing)
+    if (bn := check_small_bn_batch(summary, th)) is not None:  # a note beside any standing
+        found = sorted([*found, bn], key=lambda f: KINDS.index(f.kind))
     return found

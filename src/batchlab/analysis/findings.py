@@ -14,7 +14,8 @@ from batchlab.store import Series
 
 #: Every diagnosis, most severe first (the order findings are listed in).
 KINDS = ("diverged", "collapsed", "exploding", "lr_too_large", "unstable", "overfitting",
-         "not_converged", "lr_too_small", "plateau", "undertrained", "below_best", "healthy")
+         "not_converged", "lr_too_small", "plateau", "small_bn_batch", "undertrained", "below_best",
+         "healthy")
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,10 @@ class Thresholds:
     loss_noise_floor: without accuracies, two final validation losses within this fraction
         (0.05) of each other are within noise (a few percent is the typical seed-to-seed
         spread of a final loss on small sets; the overfitting test calls only a 10% rise real).
+    bn_min_batch: a model with BatchNorm trained on fewer examples than this (16) per forward
+        pass (the micro-batch under gradient accumulation, else the batch) gets a note: its
+        batch statistics are noisy (Wu & He 2018: BatchNorm's ImageNet error rises steeply
+        below 16 per GPU). A note, not a failure: it says why a small batch may lose accuracy.
     """
 
     overfit_gap: float = 0.10
@@ -109,6 +114,7 @@ class Thresholds:
     trained_loss_fall: float = 0.5
     noise_floor: float = 0.01
     loss_noise_floor: float = 0.05
+    bn_min_batch: int = 16
 
 
 @dataclass(frozen=True)

@@ -122,11 +122,14 @@ def max_batch_cmd(
         metavar="SIZE", help="e.g. 4GiB (default: the device).")] = None,
     margin: Annotated[float, typer.Option(min=0, max=0.9, help="Fraction kept free.")] = 0.1,
     max_: Annotated[int | None, typer.Option("--max", min=1, help="Largest batch to try.")] = None,
+    want: Annotated[int | None, typer.Option(
+        min=1, help="The batch you want to train at (default: the spec's train.batch_size).")] = None,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
     """The largest batch that fits: doubling then binary search, one full training step per
-    trial, with a safety margin; the peak memory of every size tried."""
+    trial, with a safety margin; the peak memory of every size tried; and how to reach the
+    batch you want by gradient accumulation when it does not fit in one step."""
     from batchlab.probes.max_batch import max_batch
     from batchlab.probes.memory import format_size, parse_size
 
@@ -134,7 +137,7 @@ def max_batch_cmd(
     config = base_config(spec)
     limit = parse_size(memory_limit) if memory_limit else None
     r = measure("largest batch", lambda: max_batch(config, memory_limit=limit, margin=margin,
-                                                   max_batch=max_), config)
+                                                   max_batch=max_, want=want), config)
     table = Table(title=f"batch sizes tried ({r.device}, {r.method})")
     for col in ("batch", "peak memory", "fits", "why not"):
         table.add_column(col)
@@ -145,6 +148,7 @@ def max_batch_cmd(
     console.print(f"largest that fits: {r.largest} (search ended by: {r.limited_by}); "
                   f"recommended with a {margin:.0%} margin: {r.recommended} "
                   f"(power of two: {r.recommended_pow2})")
+    console.print(r.advice)
     for note in r.notes:
         console.print(f"  note: {note}")
     keep(store, spec, "max_batch", config, r.to_dict())
@@ -158,12 +162,15 @@ def throughput(
     workers: Annotated[int, typer.Option(
         "--workers", "-w", min=1,
         help="The --workers of the sweep you plan: measure with the threads its runs get.")] = 1,
+    options: Annotated[bool, typer.Option(
+        "--options", help="Also time bf16 / channels_last at train.batch_size (~3 s more).")] = False,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
     """Training samples/s and peak memory per batch size (warm-up excluded, median of timed
     windows), and the knee beyond which doubling the batch gains less than 10%. Windows that
-    disagree are measured again; a curve that stays noisy is reported unreliable, with no knee."""
+    disagree are measured again; a curve that stays noisy is reported unreliable, with no knee.
+    With --options, what train.precision / train.channels_last would buy at the spec's batch."""
     from batchlab.probes.memory import format_size
     from batchlab.probes.throughput import throughput_curve
 
@@ -185,7 +192,23 @@ def throughput(
     console.print(f"{knee} ({r.knee_reason}); measured in {r.wall_time:.1f} s")
     for note in r.notes:
         console.print(f"  note: {note}")
-    keep(store, spec, "throughput", config, r.to_dict())
+    result = r.to_dict()
+    if options:
+        result["options"] = print_options(config, config.train.batch_size)
+    keep(store, spec, "throughput", config, result)
+
+
+def print_options(config: RunConfig, batch_size: int) -> dict[str, Any]:
+    """Time the precision / memory-format variants at ``batch_size``, print one line each
+    ("bf16 autocast: 1.84x samples/s ..."), and return the stored form."""
+    from batchlab.probes.options import option_speedups
+
+    o = measure("precision and memory format", lambda: option_speedups(config, batch_size=batch_size),
+                config)
+    console.print(f"what each option would buy (vs fp32, {o.device}, measured in {o.wall_time:.1f} s):")
+    for line in o.lines():
+        console.print(f"  {line}")
+    return o.to_dict()
 
 
 @app.command("noise-scale")
@@ -223,6 +246,8 @@ def recommend(
         metavar="SIZE", help="e.g. 4GiB (default: the device).")] = None,
     noise_steps: Annotated[int, typer.Option(min=10, help="Steps of the noise-scale probe.")] = 200,
     validate: Annotated[bool, typer.Option(help="Train around the choice and compare.")] = False,
+    options: Annotated[bool, typer.Option(
+        "--options", help="Also time bf16 / channels_last at the recommended batch (~3 s).")] = False,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
@@ -242,7 +267,10 @@ def recommend(
                   + (f", warm-up {rec.warmup_steps} steps" if rec.warmup_steps else "") + "[/]")
     for line in rec.explanation:
         console.print(f"  - {line}")
-    keep(store, spec, "recommend", config, rec.to_dict())
+    result = rec.to_dict()
+    if options:
+        result["options"] = print_options(config, rec.batch_size)
+    keep(store, spec, "recommend", config, result)
     if validate:
         from batchlab.cli.runs import results_table
         from batchlab.probes.validate import validate_recommendation

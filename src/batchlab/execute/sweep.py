@@ -35,6 +35,8 @@ from batchlab.spec import DataSpec, RunConfig, Spec
 from batchlab.store import RunRecord, Store
 from batchlab.store.claims import STALE_AFTER_S, Heartbeat, claim, new_owner, release
 from batchlab.store.lifecycle import checkpoint_dir as checkpoint_dir_of
+from batchlab.train.loop import resolve_device
+from batchlab.train.precision import check_channels_last, make_precision
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 
@@ -95,6 +97,9 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> list[str]:
         if t.device == "cuda" and not torch.cuda.is_available():
             raise SpecError("train.device = 'cuda' but this machine has no CUDA device; "
                             "use device = 'auto' (CUDA when present) or 'cpu'.")
+        if t.channels_last:
+            check_channels_last(data.input_shape)  # SpecError: the data are not images
+        make_precision(t.precision, resolve_device(t.device))  # SpecError: no such autocast here
         n_train = len(data.train_y)
         if t.batch_size > n_train:
             too_big[t.batch_size] = n_train

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -27,6 +27,13 @@ from batchlab.train.inputs import LossFn as LossFn  # re-exported: the probes' l
 from batchlab.train.inputs import OptimizerBuilder, RunInputs
 from batchlab.train.loop import resolve_device
 from batchlab.train.optim import build_optimizer
+from batchlab.train.precision import (
+    Precision,
+    as_channels_last,
+    check_channels_last,
+    make_precision,
+    to_channels_last,
+)
 
 
 class ProbeError(BatchlabError):
@@ -41,7 +48,8 @@ class ProbeSetup:
     builds the config's optimizer (momentum, Nesterov, weight decay) over ``model``'s
     parameters, or the caller's (``inputs.make_optimizer``). ``batch(idx, generator)``
     returns the examples ``idx`` with the config's augmentation applied, exactly as the
-    training loop does.
+    training loop does (in channels_last when ``train.channels_last``). ``precision``: the
+    run's autocast and fp16 grad scaler (``train.precision``), for the probes' steps.
     """
 
     config: RunConfig
@@ -53,6 +61,7 @@ class ProbeSetup:
     train_x: torch.Tensor
     train_y: torch.Tensor
     optimizer_factory: OptimizerBuilder = build_optimizer
+    precision: Precision = field(default_factory=lambda: Precision("fp32", "cpu"))
 
     def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
         return self.optimizer_factory(self.config.train, self.model.parameters(), lr)
@@ -62,6 +71,8 @@ class ProbeSetup:
         xb, yb = self.train_x[idx], self.train_y[idx]
         if augment := self.config.data.augment:
             xb = augment_batch(xb, augment, self.config.data.crop_padding, generator)
+        if self.config.train.channels_last:
+            xb = as_channels_last(xb)
         return xb, yb
 
 
@@ -99,6 +110,8 @@ def fresh_setup(
     ``torch.manual_seed``, so call this inside :func:`isolated_rng`. ``model``: use a
     private copy of this module instead of building ``config.model``. ``inputs``: where data,
     model, loss and optimizer come from (the Python API's objects; default: the config's).
+    The model is in channels_last under ``train.channels_last`` (SpecError on non-image data),
+    and ``precision`` is ``train.precision``'s, as in the trainer.
     """
     inputs = inputs or RunInputs()
     data = data if data is not None else inputs.load_data(config.data)
@@ -106,8 +119,13 @@ def fresh_setup(
     seed = config.train.seed if seed is None else seed
     torch.manual_seed(seed)
     net = private_copy(model) if model is not None else inputs.build_model(config.model, data)
-    return ProbeSetup(config, data, device, net.to(device), inputs.loss_fn, seed,
-                      data.train_x.to(device), data.train_y.to(device), inputs.make_optimizer)
+    net = net.to(device)
+    if config.train.channels_last:
+        check_channels_last(data.input_shape)
+        net = to_channels_last(net)
+    return ProbeSetup(config, data, device, net, inputs.loss_fn, seed,
+                      data.train_x.to(device), data.train_y.to(device), inputs.make_optimizer,
+                      make_precision(config.train.precision, device))
 
 
 def check_batch_fits(n_train: int, batch_size: int) -> None:

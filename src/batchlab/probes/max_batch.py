@@ -29,6 +29,12 @@ memory (MemAvailable) at the start. It is *not* rounded to a power of two: the p
 linearly with the batch, so rounding down would give away up to half of the usable batch for
 nothing the margin does not already buy; ``recommended_pow2`` is reported beside it for
 those who want one (e.g. to keep a power-of-two batch grid).
+
+**The batch you want.** ``want`` (default: the config's ``train.batch_size``) is compared with
+what fits (``recommended``, else ``largest``): when it does not fit in one step, ``advice``
+says how to reach it by gradient accumulation (``accumulation_split``: the fewest equal
+micro-batches that fit), e.g. "batch 128 = 4 x 32 with train.accumulate = 4", and warns when
+the model's BatchNorm would then see fewer than ``BN_MIN_BATCH`` examples per micro-batch.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from batchlab.probes.memory import (
     steady_step_memory,
 )
 from batchlab.spec import RunConfig
+from batchlab.train.accumulate import BN_MIN_BATCH, has_batchnorm
 from batchlab.train.inputs import RunInputs
 
 CPU_CAP = 2**16  # largest batch tried on CPU without a memory limit
@@ -153,6 +160,8 @@ class MaxBatchResult:
     ``threshold_bytes = (1 - margin) * limit_bytes`` (None when even the smallest fitting batch
     exceeds it); ``recommended_pow2``: the largest power of two <= recommended.
     ``limited_by``: what ended the search: "memory", "dataset size", "max_batch" or "cpu cap".
+    ``want``: the batch the user wants; ``accumulate`` x ``micro_batch_size`` = ``want`` is how
+    to reach it in steps that fit (accumulate 1 when it fits as it is); ``advice`` says so.
     """
 
     largest: int
@@ -171,6 +180,10 @@ class MaxBatchResult:
     trials: list[Trial]
     wall_time: float
     notes: list[str] = field(default_factory=list)
+    want: int | None = None
+    accumulate: int | None = None
+    micro_batch_size: int | None = None
+    advice: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe, for ``Store.add_probe(experiment, "max_batch", config, result)``."""
@@ -182,7 +195,8 @@ class MaxBatchResult:
 
 def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: float = 0.1,
               max_batch: int | None = None, start: int = 1,
-              model: nn.Module | None = None, inputs: RunInputs | None = None) -> MaxBatchResult:
+              model: nn.Module | None = None, inputs: RunInputs | None = None,
+              want: int | None = None) -> MaxBatchResult:
     """Find the largest batch size of ``config`` that trains within memory (see module doc).
 
     ``memory_limit``: bytes a step may use (``memory.parse_size("4GiB")`` reads human sizes);
@@ -191,12 +205,16 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
     tried (>= 1). ``model``: probe this module's architecture and weights instead of building
     ``config.model`` (each trial trains its own deep copy; the module itself is never touched).
     ``inputs``: the caller's data/model/loss/optimizer builders (the Python API's objects).
+    ``want``: the batch to advise on (default ``config.train.batch_size``; see module doc).
     torch's global RNG state is unchanged afterwards.
 
     Raises ProbeError for bad arguments, when batch size ``start`` does not fit (with what to
     try), and when a step fails with a non-OOM error (quoting it; the original is the cause).
     """
     _check_arguments(memory_limit, margin, max_batch, start)
+    if want is not None and want < 1:
+        raise ProbeError(f"want must be a batch size of at least 1, got {want}.")
+    want = want or config.train.batch_size
     t0 = time.perf_counter()
     data = (inputs or RunInputs()).load_data(config.data)
     device = probe_device(config)
@@ -268,12 +286,47 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
                      f"more than {1 - margin:.0%} of {format_size(limit)}; no batch size keeps "
                      f"the margin of {margin:.0%}.")
     pow2 = None if recommended is None else 1 << (recommended.bit_length() - 1)
+    per_step = recommended or found.largest
+    accumulate, micro = accumulation_split(want, per_step)
+    with isolated_rng():
+        batchnorm = has_batchnorm(fresh_setup(config, data, model=model, inputs=inputs).model)
+    advice = accumulation_advice(want, per_step, recommended is not None, batchnorm, n_train)
     return MaxBatchResult(
         largest=found.largest, recommended=recommended, recommended_pow2=pow2, margin=margin,
         memory_limit=memory_limit, limit_bytes=limit, limit_source=limit_source,
         threshold_bytes=threshold, limited_by=limited_by, upper=upper, n_train=n_train,
         device=str(device), method="/".join(sorted(methods)), trials=found.trials,
-        wall_time=time.perf_counter() - t0, notes=notes)
+        wall_time=time.perf_counter() - t0, notes=notes, want=want, accumulate=accumulate,
+        micro_batch_size=micro, advice=advice)
+
+
+def accumulation_split(want: int, fits: int) -> tuple[int, int]:
+    """(accumulate, micro): the fewest equal micro-batches of at most ``fits`` examples that
+    make a batch of ``want``; (1, want) when it fits as it is. Always exists: micro 1 fits."""
+    k = -(-want // max(fits, 1))
+    while want % k:
+        k += 1
+    return k, want // k
+
+
+def accumulation_advice(want: int, fits: int, with_margin: bool, batchnorm: bool,
+                        n_train: int) -> str:
+    """One sentence: whether batch ``want`` fits in one step of at most ``fits`` examples, and
+    if not, the train.accumulate / train.micro_batch_size that reaches it."""
+    k, micro = accumulation_split(want, fits)
+    where = "within the margin" if with_margin else "at all"
+    larger = (f" (it is also larger than the {n_train} training examples, so every step "
+              "would see the whole set)" if want > n_train else "")
+    if k == 1:
+        return f"batch {want} fits in one step ({fits} fit {where}): no accumulation needed{larger}."
+    text = (f"batch {want} does not fit in one step (at most {fits} {where}){larger}; reach it "
+            f"by gradient accumulation: batch {want} = {k} x {micro} with train.accumulate = {k} "
+            f"(or train.micro_batch_size = {micro}): the update is batch {want}'s, memory "
+            f"holds {micro} at a time.")
+    if batchnorm and micro < BN_MIN_BATCH:
+        text += (f" The model has BatchNorm, which normalises each micro-batch of {micro} on its "
+                 f"own: its statistics get noisy below ~{BN_MIN_BATCH} examples.")
+    return text
 
 
 def _fresh_step_memory(config: RunConfig, data: Dataset, batch_size: int,
@@ -283,7 +336,8 @@ def _fresh_step_memory(config: RunConfig, data: Dataset, batch_size: int,
     setup = fresh_setup(config, data, model=model, inputs=inputs)
     gen = torch.Generator().manual_seed(setup.seed)
     return steady_step_memory(setup.model, setup_optimizer(setup, batch_size),
-                              setup_batches(setup, batch_size, gen), setup.loss_fn)
+                              setup_batches(setup, batch_size, gen), setup.loss_fn,
+                              setup.precision)
 
 
 def _check_arguments(memory_limit: int | None, margin: float, max_batch: int | None,

@@ -56,6 +56,7 @@ from torch import nn
 from batchlab.probes.common import LossFn, ProbeError, ProbeSetup, full_batches, isolated_rng, private_copy
 from batchlab.spec import RunConfig
 from batchlab.train.loop import resolve_device
+from batchlab.train.precision import Precision
 from batchlab.train.scaling import scaled_lr
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -133,18 +134,22 @@ def release_memory(device: torch.device) -> None:
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor,
                yb: torch.Tensor, loss_fn: LossFn = F.cross_entropy,
-               forward_context: AbstractContextManager[Any] | None = None) -> torch.Tensor:
+               forward_context: AbstractContextManager[Any] | None = None,
+               precision: Precision | None = None) -> torch.Tensor:
     """One optimizer update on (xb, yb), in the trainer's order; returns the (attached) loss.
 
     ``zero_grad`` comes after the forward pass, as in the trainer, so the previous step's
     gradients are alive during the forward pass. ``forward_context`` wraps the forward pass and
-    the loss only (the memory accounting installs its saved-tensor hooks there).
+    the loss only (the memory accounting installs its saved-tensor hooks there). ``precision``:
+    the run's ``train.precision`` (autocast around the forward pass, fp16's grad scaler), so
+    memory and speed are measured as the run will train; None is fp32.
     """
-    with forward_context or nullcontext():
+    precision = precision or Precision("fp32", xb.device.type)
+    with forward_context or nullcontext(), precision.autocast():
         loss = loss_fn(model(xb), yb)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    precision.backward(loss)
+    precision.step(optimizer)
     return loss
 
 
@@ -281,7 +286,8 @@ class _RssWatch:
 
 
 def measured_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor,
-                  yb: torch.Tensor, loss_fn: LossFn = F.cross_entropy) -> MemoryMeasure:
+                  yb: torch.Tensor, loss_fn: LossFn = F.cross_entropy,
+                  precision: Precision | None = None) -> MemoryMeasure:
     """Run one :func:`train_step` and measure it (CUDA allocator peak, or CPU accounting).
 
     The accounting is done on every device (on CUDA it is in ``detail["accounted"]``); it
@@ -303,7 +309,7 @@ def measured_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.
         torch.cuda.synchronize(device)
         resident = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
-        loss = train_step(model, optimizer, xb, yb, loss_fn, hooks)
+        loss = train_step(model, optimizer, xb, yb, loss_fn, hooks, precision)
         torch.cuda.synchronize(device)
         cuda = {"resident_before": resident, "peak": torch.cuda.max_memory_allocated(device),
                 "reserved_peak": torch.cuda.max_memory_reserved(device),
@@ -311,7 +317,7 @@ def measured_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.
         rss = None
     else:
         with _RssWatch() as rss:
-            loss = train_step(model, optimizer, xb, yb, loss_fn, hooks)
+            loss = train_step(model, optimizer, xb, yb, loss_fn, hooks, precision)
 
     # Model and batch first: autograd saves weights and inputs too, and they are counted once.
     # Gradients and optimizer state are never saved by autograd, but a new gradient may reuse
@@ -336,7 +342,8 @@ def measured_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.
 
 
 def steady_step_memory(model: nn.Module, optimizer: torch.optim.Optimizer,
-                       batches: Iterator[Batch], loss_fn: LossFn = F.cross_entropy) -> MemoryMeasure:
+                       batches: Iterator[Batch], loss_fn: LossFn = F.cross_entropy,
+                       precision: Precision | None = None) -> MemoryMeasure:
     """Peak memory of a steady-state step; returns after 1 step on CPU, 2 on CUDA
     (``detail["steps"]``).
 
@@ -347,10 +354,10 @@ def steady_step_memory(model: nn.Module, optimizer: torch.optim.Optimizer,
     xb, yb = next(batches)
     steps = 1
     if xb.device.type == "cuda":
-        train_step(model, optimizer, xb, yb, loss_fn)
+        train_step(model, optimizer, xb, yb, loss_fn, precision=precision)
         xb, yb = next(batches)
         steps = 2
-    measure = measured_step(model, optimizer, xb, yb, loss_fn)
+    measure = measured_step(model, optimizer, xb, yb, loss_fn, precision)
     measure.detail["steps"] = steps  # callers count these as warm-up
     return measure
 
@@ -376,7 +383,8 @@ def step_memory(setup_or_model: ProbeSetup | nn.Module, batch_size: int, *,
         if isinstance(setup_or_model, ProbeSetup):
             setup = setup_or_model
             return steady_step_memory(setup.model, setup_optimizer(setup, batch_size),
-                                      setup_batches(setup, batch_size, gen), setup.loss_fn)
+                                      setup_batches(setup, batch_size, gen), setup.loss_fn,
+                                      setup.precision)
         if input_shape is None or num_classes is None:
             raise ProbeError("step_memory on a bare nn.Module needs input_shape (one example's "
                              "shape) and num_classes, to make a batch; or pass a ProbeSetup.")

@@ -238,12 +238,12 @@ def _measure(config: RunConfig, data: Dataset, batch_size: int, model: nn.Module
     opt = setup_optimizer(setup, batch_size)
     batches = setup_batches(setup, batch_size, torch.Generator().manual_seed(setup.seed))
     started = time.perf_counter()
-    memory = steady_step_memory(setup.model, opt, batches, setup.loss_fn)
+    memory = steady_step_memory(setup.model, opt, batches, setup.loss_fn, setup.precision)
     memory_step = (time.perf_counter() - started) / memory.detail["steps"]
 
     def step() -> None:
         xb, yb = next(batches)
-        train_step(setup.model, opt, xb, yb, setup.loss_fn)
+        train_step(setup.model, opt, xb, yb, setup.loss_fn, precision=setup.precision)
 
     # A step that outlasts a window is warm after the memory step (every buffer has been
     # allocated once), and its windows hold one step each: the step count is then the whole
@@ -254,14 +254,14 @@ def _measure(config: RunConfig, data: Dataset, batch_size: int, model: nn.Module
     n_windows = min(windows, LONG_STEP_WINDOWS) if long_steps else windows
 
     def measure_round() -> list[Window]:
-        return [_timed_window(step, setup.device, window_seconds, window_steps)
+        return [timed_window(step, setup.device, window_seconds, window_steps)
                 for _ in range(n_windows)]
 
     return _Point(settle(measure_round, batch_size, max_spread, repeats), memory.bytes,
                   memory.method, long_steps)
 
 
-def _timed_window(step: Callable[[], None], device: torch.device, seconds: float,
+def timed_window(step: Callable[[], None], device: torch.device, seconds: float,
                   steps: int | None) -> Window:
     """Run steps for ``seconds`` (at least one) or exactly ``steps``; (steps, elapsed).
 

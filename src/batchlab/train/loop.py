@@ -14,6 +14,7 @@ import platform
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,19 @@ from batchlab.events import (
 )
 from batchlab.fserrors import describe
 from batchlab.spec import RunConfig
+from batchlab.train.accumulate import accumulate_gradients, has_batchnorm
 from batchlab.train.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from batchlab.train.checkpoint_timing import CheckpointTimer, checkpoint_key
 from batchlab.train.inputs import LossFn, RunInputs, has_accuracy
 from batchlab.train.noise import noise_meter
 from batchlab.train.optim import set_lr
+from batchlab.train.precision import (
+    Precision,
+    as_channels_last,
+    check_channels_last,
+    make_precision,
+    to_channels_last,
+)
 from batchlab.train.recorder import Recorder
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
@@ -80,8 +89,10 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-             loss_fn: LossFn = F.cross_entropy) -> tuple[float, float | None]:
-    """Mean loss and accuracy over (x, y), in eval mode (no dropout, BN running stats).
+             loss_fn: LossFn = F.cross_entropy,
+             precision: Precision | None = None) -> tuple[float, float | None]:
+    """Mean loss and accuracy over (x, y), in eval mode (no dropout, BN running stats), under
+    ``precision``'s autocast when given (evaluated as trained).
 
     The loss is ``loss_fn`` averaged over chunks weighted by their size; accuracy is None
     when the outputs are not class scores for integer labels (a regression, see
@@ -91,9 +102,10 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     loss_sum = torch.zeros((), device=x.device)
     correct: torch.Tensor | None = torch.zeros((), device=x.device)
     for i in range(0, len(y), EVAL_BATCH):
-        outputs = model(x[i : i + EVAL_BATCH])
         target = y[i : i + EVAL_BATCH]
-        loss_sum += loss_fn(outputs, target).detach() * len(target)
+        with precision.autocast() if precision is not None else nullcontext():
+            outputs = model(x[i : i + EVAL_BATCH])
+            loss_sum += loss_fn(outputs, target).detach().float() * len(target)
         if correct is not None and has_accuracy(outputs, target):
             correct += (outputs.argmax(dim=1) == target).sum()
         else:
@@ -152,6 +164,11 @@ def train_run(
         device = resolve_device(t.device)
         torch.manual_seed(t.seed)  # model init and dropout
         model = inputs.build_model(config.model, data).to(device)
+        precision = make_precision(t.precision, device)  # autocast dtype, fp16's grad scaler
+        if t.channels_last:
+            check_channels_last(data.input_shape)
+            model = to_channels_last(model)
+        micro = t.micro_batch()  # examples per forward/backward (< batch: accumulation)
         base_lr = scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size)
         optimizer = inputs.make_optimizer(t, model.parameters(), base_lr)
         n_train, batch = len(data.train_y), t.batch_size
@@ -173,12 +190,15 @@ def train_run(
             "effective_lr": base_lr, "steps_per_epoch": spe, "total_steps": total,
             "n_train": n_train, "n_val": len(val_y), "best_val_acc": -1.0,
             "num_classes": data.num_classes or None,  # chance level for the diagnosis (1/C, ln C)
+            "micro_batch_size": micro, "has_batchnorm": has_batchnorm(model),  # BN at small batches
         }
         clock = 0.0
         state = load_checkpoint(checkpoint_path, run_id) if checkpoint_path else None
         if state is not None and (max_resume_step is None or state["step"] <= max_resume_step):
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
+            if precision.scaler is not None and state.get("scaler") is not None:
+                precision.scaler.load_state_dict(state["scaler"])
             order.set_state(state["order_rng"])
             torch.set_rng_state(state["torch_rng"])
             if device.type == "cuda" and state.get("cuda_rng") is not None:
@@ -197,8 +217,8 @@ def train_run(
         return ended(FAILED, {}, "".join(traceback.format_exception_only(err)).strip())
 
     def run_eval() -> None:
-        val_loss, val_acc = evaluate(model, val_x, val_y, inputs.loss_fn)
-        train_loss, train_acc = evaluate(model, sub_x, sub_y, inputs.loss_fn)
+        val_loss, val_acc = evaluate(model, val_x, val_y, inputs.loss_fn, precision)
+        train_loss, train_acc = evaluate(model, sub_x, sub_y, inputs.loss_fn, precision)
         rec.log_values(step, {"val_loss": val_loss, "train_eval_loss": train_loss})
         summary.update(final_val_loss=val_loss, final_train_loss=train_loss)
         if val_acc is None or train_acc is None:  # a regression: the loss alone is recorded
@@ -230,14 +250,16 @@ def train_run(
                 xb, yb = train_x[idx], train_y[idx]
                 if data_augment := config.data.augment:
                     xb = augment_batch(xb, data_augment, config.data.crop_padding, order)
+                if t.channels_last:
+                    xb = as_channels_last(xb)
                 if noise is not None and step % t.noise_scale_every == 0:
                     noise.measure(model, xb, yb)  # a side computation: the step below is unchanged
                 lr = lr_at(step)
                 set_lr(optimizer, lr)
-                loss = inputs.loss_fn(model(xb), yb)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                # forward/backward in micro-batches of `micro`; the loss is the full batch's mean
+                loss = accumulate_gradients(model, inputs.loss_fn, xb, yb, micro, precision)
+                precision.step(optimizer)
                 step += 1
                 rec.log_step(step, loss.detach(), lr)
 
@@ -266,6 +288,7 @@ def train_run(
                     "run_id": run_id, "step": step, "wall_time": rec.elapsed(),
                     "summary": summary, "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(), "order_rng": order.get_state(),
+                    "scaler": precision.scaler.state_dict() if precision.scaler else None,
                     "torch_rng": torch.get_rng_state(),
                     "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                     "noise_scale": noise.estimator.state() if noise is not None else None,

@@ -1,0 +1,61 @@
+"""Gradient accumulation: one optimizer update over a batch that memory holds only in parts.
+
+The batch is split into micro-batches of at most ``micro`` examples; each is forwarded and
+backpropagated on its own, so activations for ``micro`` examples are alive at a time, and the
+gradients add up in ``.grad``. Each micro-batch's mean loss is weighted by its share of the
+batch (``len(part) / len(batch)``), so the accumulated gradient is that of the mean loss over
+the *whole* batch — the full-batch update — including a last, partial batch of an epoch whose
+last micro-batch is smaller still. The returned loss is the same weighted sum: the full-batch
+mean loss, what the recorder stores per step.
+
+Exact for losses that are a mean over examples (cross-entropy, MSE: the ``RunInputs.loss_fn``
+contract) and models whose examples do not interact. BatchNorm in training mode normalises
+each micro-batch with its own statistics, so with BatchNorm the update is *not* the
+full-batch one (and the running statistics are updated once per micro-batch); dropout draws
+its masks per micro-batch, which changes the random stream but not the expectation.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from batchlab.train.inputs import LossFn
+from batchlab.train.precision import Precision
+
+#: BatchNorm's batch statistics get noisy below this many examples per forward pass (Wu & He
+#: 2018, Group Normalization: ImageNet error rises steeply below 16 per GPU); max-batch's
+#: advice and the diagnosis warn below it.
+BN_MIN_BATCH = 16
+
+
+def micro_slices(n: int, micro: int) -> list[slice]:
+    """Consecutive slices covering ``range(n)`` with at most ``micro`` elements each (n, micro >= 1)."""
+    return [slice(i, min(i + micro, n)) for i in range(0, n, micro)]
+
+
+def accumulate_gradients(model: nn.Module, loss_fn: LossFn, xb: torch.Tensor, yb: torch.Tensor,
+                         micro: int, precision: Precision) -> torch.Tensor:
+    """Backpropagate the mean loss over (xb, yb) in micro-batches of at most ``micro`` examples.
+
+    Gradients are *added* to the parameters' ``.grad`` (zero them before, step after). Forward
+    passes run under ``precision.autocast()`` and backward through ``precision.backward``.
+    Returns the full-batch mean loss as a detached float32 0-d tensor on the batch's device
+    (never synchronised with the host, see ``train.recorder``).
+    """
+    n = len(yb)
+    total = torch.zeros((), device=yb.device)
+    for part in micro_slices(n, micro):
+        with precision.autocast():
+            loss = loss_fn(model(xb[part]), yb[part])
+        if part.stop - part.start != n:  # the one-part case stays exactly today's computation
+            loss = loss * ((part.stop - part.start) / n)
+        precision.backward(loss)
+        total += loss.detach().float()
+    return total
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    """Whether ``model`` has a BatchNorm layer: its statistics come from each micro-batch, so
+    the diagnosis warns when the per-step (micro-)batch is small."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
