@@ -44,12 +44,15 @@ def accumulate_gradients(model: nn.Module, loss_fn: LossFn, xb: torch.Tensor, yb
     (never synchronised with the host, see ``train.recorder``).
     """
     n = len(yb)
+    if micro >= n:  # no split (the default): the plain step, without per-part bookkeeping
+        with precision.autocast():
+            loss = loss_fn(model(xb), yb)
+        precision.backward(loss)
+        return loss.detach().float()
     total = torch.zeros((), device=yb.device)
     for part in micro_slices(n, micro):
         with precision.autocast():
-            loss = loss_fn(model(xb[part]), yb[part])
-        if part.stop - part.start != n:  # the one-part case stays exactly today's computation
-            loss = loss * ((part.stop - part.start) / n)
+            loss = loss_fn(model(xb[part]), yb[part]) * ((part.stop - part.start) / n)
         precision.backward(loss)
         total += loss.detach().float()
     return total
