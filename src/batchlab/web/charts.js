@@ -226,7 +226,8 @@
       axes: [{label: clockName, values: function (u, vs) { return vs.map(function (v) { return fmt(v); }); }},
              {label: this.metric, size: 60, values: function (u, vs) { return vs.map(function (v) { return fmt(v); }); }}],
       series: series,
-      cursor: {drag: {x: true, y: false}},
+      cursor: {drag: {x: true, y: false}, focus: {prox: 16}},
+      focus: {alpha: 0.25},
       legend: {live: true},
       hooks: {
         setSeries: [function (u, i, o) {
@@ -235,10 +236,19 @@
         setSelect: [function (u) { if (u.select.width > 0) self.zoomed = true; }]
       }
     }, t.data, this.area);
+    t.runs.forEach(function (r, k) { self.plot.series[k + 1]._runId = r.run_id; });
   };
 
-  /* Conclusions, then each run's findings under its coloured label (escaped text only). */
-  function diagnosis(container, runs, style, summary) {
+  /* Highlight one run's line (null: none), e.g. while its findings are hovered. */
+  CurveChart.prototype.focus = function (runId) {
+    if (!this.plot) return;
+    var i = runId === null ? -1 : this.plot.series.findIndex(function (s, k) { return k && s._runId === runId; });
+    this.plot.setSeries(i < 1 ? null : i, {focus: true});
+  };
+
+  /* Conclusions, then each run's findings under its coloured label (escaped text only);
+     hovering a run's findings highlights its line in ``charts``. */
+  function diagnosis(container, runs, style, summary, charts) {
     while (container.firstChild) container.removeChild(container.firstChild);
     var s = summary || {};
     if (s.best) {
@@ -256,9 +266,12 @@
       if (!items.length) return;
       var sw = el("span", {"class": "bl-swatch"});
       sw.style.background = ((style.runs || {})[r.run_id] || {}).color || "#555";
-      list.appendChild(el("div", {"class": "bl-run-findings"}, [
+      var block = el("div", {"class": "bl-run-findings", "data-run": r.run_id}, [
         el("div", {"class": "bl-run-label"}, [sw, r.label + " · " + r.status]),
-        el("ul", {}, items.map(function (t) { return el("li", {text: t}); }))]));
+        el("ul", {}, items.map(function (t) { return el("li", {text: t}); }))]);
+      block.onmouseenter = function () { (charts || []).forEach(function (c) { c.focus(r.run_id); }); };
+      block.onmouseleave = function () { (charts || []).forEach(function (c) { c.focus(null); }); };
+      list.appendChild(block);
     });
     if (!list.firstChild) list.appendChild(el("p", {"class": "note", text: "No run has a finding yet."}));
     container.appendChild(list);

@@ -158,7 +158,7 @@
 
   function drawSummary() {
     var s = state.summary || {};
-    BC.diagnosis(document.getElementById("diagnosis"), state.runs, state.style, s);
+    BC.diagnosis(document.getElementById("diagnosis"), state.runs, state.style, s, state.charts);
     var heat = clear("heatmaps");
     heat.className = "heatmaps";
     (s.heatmaps || []).forEach(function (h) { heat.appendChild(heatTable(h)); });

@@ -92,11 +92,17 @@ def runs(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
                        "reason": reason(r)}) for r in records]
 
 
-def series(s: Series, index: np.ndarray | None = None) -> dict[str, list[Any]]:
-    """A stored series as columns (value and the four clocks), optionally at ``index``."""
+def series(s: Series, index: np.ndarray | None = None, digits: int | None = None
+           ) -> dict[str, list[Any]]:
+    """A stored series as columns (value and the four clocks), optionally at ``index`` and
+    rounded to ``digits`` significant digits (a smaller file; a chart cannot show more)."""
     cols = {"value": s.value, "epoch": s.epoch, "step": s.step, "examples": s.examples,
             "wall_time": s.wall_time}
-    return {k: json_safe(v if index is None else v[index]) for k, v in cols.items()}
+    out = {k: json_safe(v if index is None else v[index]) for k, v in cols.items()}
+    if digits is not None:
+        out = {k: [v if v is None or isinstance(v, int) else float(f"{v:.{digits}g}") for v in vs]
+               for k, vs in out.items()}
+    return out
 
 
 def curves(store: Store, records: Iterable[RunRecord],
@@ -111,13 +117,15 @@ def curves(store: Store, records: Iterable[RunRecord],
     return out
 
 
-def thinned_curves(run_series: Iterable[tuple[str, Mapping[str, Series]]]) -> dict[str, Any]:
-    """Like ``curves`` for runs already loaded, each line thinned to the report's point budget
-    (``series.envelope_index``: the min/max envelope keeps spikes), so a report of long runs
-    stays small."""
+def thinned_curves(run_series: Iterable[tuple[str, Mapping[str, Series]]],
+                   max_points: int) -> dict[str, Any]:
+    """Like ``curves`` for runs already loaded, each line thinned to ``max_points`` (the
+    report's ``envelope_index``: the min/max envelope keeps spikes) with 6 significant
+    digits, so a report of long runs stays small."""
     from batchlab.report.series import envelope_index
 
-    return {rid: {name: series(s, envelope_index(s.value)) for name, s in ms.items() if s.step.size}
+    return {rid: {name: series(s, envelope_index(s.value, max_points), 6)
+                  for name, s in ms.items() if s.step.size}
             for rid, ms in run_series}
 
 

@@ -20,12 +20,12 @@ import sys
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
 from batchlab.errors import BatchlabError, StoreError
+from batchlab.web import asset
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -35,6 +35,7 @@ ASSETS = {
     "/static/dashboard.js": ("web/dashboard.js", "text/javascript; charset=utf-8"),
     "/static/charts.js": ("web/charts.js", "text/javascript; charset=utf-8"),
     "/static/dashboard.css": ("web/dashboard.css", "text/css; charset=utf-8"),
+    "/static/charts.css": ("web/charts.css", "text/css; charset=utf-8"),
     "/static/uPlot.iife.min.js": ("web/vendor/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
     "/static/uPlot.min.css": ("web/vendor/uPlot.min.css", "text/css; charset=utf-8"),
 }
@@ -44,11 +45,6 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline';
 
 class DashboardError(BatchlabError):
     """The dashboard cannot start (the port is taken, the address cannot be bound)."""
-
-
-def asset(name: str) -> bytes:
-    """The bytes of a packaged asset (``ASSETS`` values), e.g. 'web/charts.js'."""
-    return resources.files("batchlab").joinpath(name).read_bytes()
 
 
 def _api(store_path: Path, route: str, query: dict[str, list[str]]) -> Any:
