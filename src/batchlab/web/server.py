@@ -104,7 +104,10 @@ def handler_for(store_path: Path, allowed_hosts: set[str]) -> type[BaseHTTPReque
             self.send_header("Referrer-Policy", "no-referrer")
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the browser left (a reload, a closed tab): nothing to tell anyone
 
         def _json(self, status: int, obj: Any) -> None:
             self._send(status, json.dumps(obj, allow_nan=False).encode(), "application/json")
