@@ -73,7 +73,7 @@
     this.metric = opts.metric || "train_loss";
     this.clock = opts.clock || "epoch";
     this.log = !!opts.log;
-    this.alpha = opts.alpha === undefined ? 0.6 : opts.alpha;
+    this.alpha = opts.alpha === undefined ? 0.9 : opts.alpha;
     this.runs = [];
     this.style = {runs: {}};
     this.data = opts.data || {};  // run id -> metric -> columns (shared by a page's charts)

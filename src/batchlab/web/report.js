@@ -11,7 +11,7 @@
   var metrics = ["train_loss", "val_acc"], data = {};
   BC.appendRows(data, payload.curves);
   var charts = Array.prototype.map.call(box.querySelectorAll(".bl-chart"), function (node, i) {
-    return new BC.CurveChart(node, {metric: metrics[i], data: data, alpha: i ? 0 : 0.6,
+    return new BC.CurveChart(node, {metric: metrics[i], data: data, alpha: i ? 0 : 0.9,
                                     runs: payload.runs, style: payload.style});
   });
   BC.diagnosis(box.querySelector(".bl-diagnosis"), payload.runs, payload.style, payload.summary, charts);
