@@ -214,3 +214,18 @@ def test_report_interactive_charts_render_offline(tmp_path, watched):
     assert EVIL_ERROR in w.page.locator(".bl-diagnosis").inner_text()
     assert w.page.locator("body").get_attribute("data-images-ok") is not None
     w.assert_clean()
+
+
+def test_comparison_report_draws_both_experiments(tmp_path, watched):
+    from batchlab.report import write_comparison
+
+    db, out = tmp_path / "two.db", tmp_path / "report" / "c.html"
+    make_store(db, "grid")
+    make_store(db, EVIL, evil_run=True)
+    with Store(db, create=False) as st:
+        write_comparison(st, "grid", EVIL, out)
+    w = watched(out.parent.as_uri())
+    w.page.goto(out.as_uri())
+    w.page.wait_for_function("() => [...document.querySelectorAll('.bl-interactive')]"
+                             ".filter(b => b.dataset.chartsOk === '2').length === 2", timeout=WAIT_MS)
+    w.assert_clean()

@@ -185,6 +185,18 @@
     if (!st || !st.name) return Promise.resolve();
     return getJSON("/api/runs", {experiment: st.name}).then(function (body) {
       if (st !== state) return;
+      // a run that started again (resumed or re-run) replaced its rows past a checkpoint:
+      // drop what this page holds of it and fetch it afresh
+      var before = st.attempts || {}, restarted = false;
+      st.attempts = {};
+      body.runs.forEach(function (r) {
+        st.attempts[r.run_id] = r.attempts;
+        if (before[r.run_id] !== undefined && before[r.run_id] !== r.attempts) {
+          delete st.data[r.run_id];
+          restarted = true;
+        }
+      });
+      if (restarted) st.charts.forEach(function (c) { c.render(true); });
       st.runs = body.runs;
       st.style = body.style;
       clear("style-legend").appendChild(BC.styleLegend(body.style));

@@ -86,10 +86,11 @@ def run_label(record: RunRecord) -> str:
 
 def runs(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     """One row per run (``results.run_row``: status, knobs, final/best metrics) plus its
-    progress, the LR applied, a legend label and the reason it ended, if stored."""
+    progress, attempts (a new attempt may have replaced rows a live view holds), the LR
+    applied, a legend label and the reason it ended, if stored."""
     return [json_safe({**run_row(r), "lr_applied": applied_lr(r), "label": run_label(r),
                        "progress_step": r.progress_step, "total_steps": r.total_steps,
-                       "reason": reason(r)}) for r in records]
+                       "attempts": r.attempts, "reason": reason(r)}) for r in records]
 
 
 def series(s: Series, index: np.ndarray | None = None, digits: int | None = None

@@ -39,7 +39,7 @@ ASSETS = {
     "/static/uPlot.iife.min.js": ("web/vendor/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
     "/static/uPlot.min.css": ("web/vendor/uPlot.min.css", "text/css; charset=utf-8"),
 }
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; "
        "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
 
 
