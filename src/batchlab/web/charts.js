@@ -35,6 +35,11 @@
     return String(+v.toPrecision(digits || 4));
   }
 
+  /* Axis tick labels: log axes pass null for the ticks they leave unlabelled. */
+  function ticks(u, vs) {
+    return vs.map(function (v) { return v === null ? "" : fmt(v); });
+  }
+
   /* Exponential moving average with TensorBoard's debiasing; nulls are kept and skipped. */
   function ema(values, alpha) {
     if (!alpha) return values;
@@ -223,8 +228,7 @@
     this.plot = new global.uPlot({
       width: width, height: 300,
       scales: {x: {time: false}, y: {distr: this.log ? 3 : 1}},
-      axes: [{label: clockName, values: function (u, vs) { return vs.map(function (v) { return fmt(v); }); }},
-             {label: this.metric, size: 60, values: function (u, vs) { return vs.map(function (v) { return fmt(v); }); }}],
+      axes: [{label: clockName, values: ticks}, {label: this.metric, size: 60, values: ticks}],
       series: series,
       cursor: {drag: {x: true, y: false}, focus: {prox: 16}},
       focus: {alpha: 0.25},
@@ -278,5 +282,6 @@
   }
 
   global.BatchlabCharts = {CurveChart: CurveChart, diagnosis: diagnosis, styleLegend: styleLegend,
-                           appendRows: appendRows, lastSteps: lastSteps, el: el, fmt: fmt, ema: ema};
+                           appendRows: appendRows, lastSteps: lastSteps, el: el, fmt: fmt, ema: ema,
+                           ticks: ticks};
 })(window);

@@ -156,6 +156,40 @@
       })));
   }
 
+  /* Cost to the target per batch size on log-log axes, with perfect scaling from the smallest
+     batch (steps and time ∝ 1/B, examples constant), as the report's figure draws it. */
+  var TARGET_CLOCKS = [["steps", "steps"], ["examples", "examples seen"], ["wall_time", "wall time (s)"]];
+
+  function targetChart(box, t) {
+    var sel = el("select", {"class": "bl-target-clock", "aria-label": "clock"});
+    TARGET_CLOCKS.forEach(function (c) { sel.appendChild(el("option", {value: c[0], text: c[1]})); });
+    var area = el("div", {"class": "bl-chart target-chart"});
+    box.appendChild(el("div", {}, [el("label", {}, ["cost to target in ", sel])]));
+    box.appendChild(area);
+    var plot = null;
+    function draw() {
+      var clock = sel.value, ys = t.values[clock], bs = t.batch_sizes;
+      var i0 = ys.findIndex(function (v) { return v !== null; });
+      var ideal = bs.map(function (b) {
+        return i0 < 0 ? null : clock === "examples" ? ys[i0] : ys[i0] * bs[i0] / b;
+      });
+      var label = TARGET_CLOCKS.filter(function (c) { return c[0] === clock; })[0][1];
+      if (plot) plot.destroy();
+      plot = new window.uPlot({
+        width: Math.min(620, Math.max(320, box.clientWidth - 20)), height: 260,
+        scales: {x: {time: false, distr: 3}, y: {distr: 3}},
+        axes: [{label: "batch size", values: BC.ticks}, {label: label, size: 60, values: BC.ticks}],
+        series: [{label: "batch", value: function (u, v) { return fmt(v); }},
+                 {label: "fastest configuration", stroke: "#175cd3", width: 2, points: {size: 7},
+                  value: function (u, v) { return fmt(v); }},
+                 {label: "perfect scaling", stroke: "#8a8f98", dash: [2, 4], width: 1.4,
+                  value: function (u, v) { return fmt(v); }}]
+      }, [bs, ys, ideal], area);
+    }
+    sel.onchange = draw;
+    draw();
+  }
+
   function drawSummary() {
     var s = state.summary || {};
     BC.diagnosis(document.getElementById("diagnosis"), state.runs, state.style, s, state.charts);
@@ -168,6 +202,7 @@
       target.appendChild(el("p", {"class": "note", text: "Target: validation accuracy " + fmt(t.target) +
         ". Per batch size the fastest configuration whose every seed reached it (means over seeds)." +
         (t.fit ? " Critical batch size (fit): " + fmt(t.fit[2]) + "." : "")}));
+      if (t.batch_sizes.length > 1) targetChart(target, t);
       target.appendChild(simpleTable(["batch", "steps", "epochs", "examples", "wall time s", "configuration"],
         t.rows.map(function (r) { return [r.batch_size, r.steps, r.epochs, r.examples, r.wall_time, r.steps_label || "not reached"]; })));
     } else target.appendChild(el("p", {"class": "note", text: "No run reached a target yet."}));
