@@ -53,7 +53,7 @@ def test_style_is_the_reports_mapping(dashboard):
     assert [e["label"] for e in body["style"]["batches"]] == ["batch 16", "batch 64"]
 
 
-def test_curves_send_only_the_rows_after_the_last_step_seen(dashboard, grid_db):
+def test_curves_send_only_the_rows_from_the_last_step_seen(dashboard, grid_db):
     _, body = get(dashboard + "api/curves?experiment=grid")
     curves = body["curves"]
     rid = next(iter(curves))
@@ -68,8 +68,11 @@ def test_curves_send_only_the_rows_after_the_last_step_seen(dashboard, grid_db):
     since = quote(json.dumps({r: max(c["train_loss"]["step"]) for r, c in curves.items()}))
     _, body = get(dashboard + f"api/curves?experiment=grid&since={since}")
     new = body["curves"]
-    assert new[rid]["train_loss"]["step"] == [last + 1, last + 2, last + 3]
-    assert all(not c for r, c in new.items() if r != rid)  # nothing new for the others
+    assert new[rid]["train_loss"]["step"] == [last, last + 1, last + 2, last + 3]
+    for r, c in new.items():  # the others: only their last step again (every metric logged there)
+        if r != rid:
+            assert {name: cols["step"] for name, cols in c.items()} == \
+                {name: [curves[r]["train_loss"]["step"][-1]] for name in c}
 
 
 def test_summary_has_the_reports_parts(dashboard):
@@ -199,3 +202,17 @@ def test_importing_the_server_loads_nothing_heavy():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ})
     assert res.stdout.strip() == "[]", res.stderr
+
+
+def test_an_evaluation_stored_after_its_steps_training_row_is_not_missed(dashboard, grid_db):
+    with Store(grid_db, create=False) as st:
+        rid = st.runs("grid")[0].id
+        last = int(st.metrics(rid, ["train_loss"])["train_loss"].step[-1])
+    with Store(grid_db) as st:
+        st.record(MetricRows(rid, [("train_loss", last + 1, 0.5, 9.0, 0, 1.0)], last + 1))
+    since = quote(json.dumps({rid: last + 1}))  # the page has seen step last + 1 ...
+    with Store(grid_db) as st:  # ... and then that step's evaluation lands
+        st.record(MetricRows(rid, [("val_acc", last + 1, 0.95, 9.0, 0, 1.0)], last + 1))
+    _, body = get(dashboard + f"api/curves?experiment=grid&since={since}")
+    assert body["curves"][rid]["val_acc"]["step"] == [last + 1]
+    assert body["curves"][rid]["val_acc"]["value"] == [0.95]

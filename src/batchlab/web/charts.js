@@ -148,7 +148,8 @@
     return added;
   }
 
-  /* The last step seen per run in ``data`` (what a live view asks to be sent after). */
+  /* The last step seen per run in ``data``: a live view asks for the rows from there on
+     (that step again too: its evaluation may be stored after its training row). */
   function lastSteps(data) {
     var out = {};
     Object.keys(data).forEach(function (rid) {

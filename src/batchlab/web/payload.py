@@ -108,12 +108,14 @@ def series(s: Series, index: np.ndarray | None = None, digits: int | None = None
 
 def curves(store: Store, records: Iterable[RunRecord],
            since: Mapping[str, int] | None = None) -> dict[str, dict[str, Any]]:
-    """Run id -> metric name -> the rows past ``since[run id]`` (all rows of a run it does not
-    name): what a live chart appends since it last asked."""
+    """Run id -> metric name -> the rows from step ``since[run id]`` on (all rows of a run it
+    does not name): what a live chart appends since it last asked. The step itself is sent
+    again: an evaluation at the last step seen can land in the store after that step's
+    training row (the page skips the rows it has)."""
     since = since or {}
     out = {}
     for r in records:
-        metrics = store.metrics(r.id, after=since.get(r.id))
+        metrics = store.metrics(r.id, after=since[r.id] - 1 if r.id in since else None)
         out[r.id] = {name: series(s) for name, s in metrics.items() if s.step.size}
     return out
 
