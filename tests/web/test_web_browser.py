@@ -105,6 +105,7 @@ def test_dashboard_lists_the_runs_and_draws_their_curves(grid_db, watched):
         assert "healthy" in w.page.locator("#diagnosis").inner_text() or \
             w.page.locator("#diagnosis li").count() > 0
         assert w.page.locator("#heatmaps table").count() == 2
+        w.page.wait_for_selector("#target canvas", timeout=WAIT_MS)  # time to target, log-log
 
         # the controls: x axis, log y, legend toggle, sort and filter
         w.page.select_option("#chart-a .bl-clock", "examples")
