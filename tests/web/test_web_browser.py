@@ -81,9 +81,14 @@ def watched(browser: Any) -> Iterator[Any]:
         w.context.close()
 
 
+def wait_js(w: Watched, condition: str) -> None:
+    """Until the JavaScript ``condition`` holds on the page (a function: the page's CSP
+    forbids evaluating strings)."""
+    w.page.wait_for_function(f"() => {condition}", timeout=WAIT_MS)
+
+
 def wait_rows(w: Watched, n: int) -> None:
-    w.page.wait_for_function(f"() => document.querySelectorAll('#runs tbody tr').length === {n}",
-                             timeout=WAIT_MS)
+    wait_js(w, f"document.querySelectorAll('#runs tbody tr').length === {n}")
 
 
 def test_dashboard_lists_the_runs_and_draws_their_curves(grid_db, watched):
@@ -93,8 +98,7 @@ def test_dashboard_lists_the_runs_and_draws_their_curves(grid_db, watched):
         w = watched(url)
         w.page.goto(url)
         wait_rows(w, 4)
-        w.page.wait_for_function("() => document.querySelector('#chart-a').dataset.series === '4'",
-                                 timeout=WAIT_MS)
+        wait_js(w, "document.querySelector('#chart-a').dataset.series === '4'")
         ids = w.page.locator("#runs tbody tr td:first-child").all_text_contents()
         assert sorted(ids) == sorted(r.id[:10] for r in runs)
         steps = sum(r.progress_step for r in runs)
@@ -159,11 +163,9 @@ def test_a_curve_gains_points_while_a_run_writes_to_the_store(tmp_path, watched)
         with serving(db) as url:
             w = watched(url)
             w.page.goto(url + "#exp=live")
-            w.page.wait_for_function("() => +document.querySelector('#chart-a').dataset.points > 0",
-                                     timeout=WAIT_MS)
+            wait_js(w, "+document.querySelector('#chart-a').dataset.points > 0")
             first = w.points("#chart-a")
-            w.page.wait_for_function(f"() => +document.querySelector('#chart-a').dataset.points > {first}",
-                                     timeout=WAIT_MS)
+            wait_js(w, f"+document.querySelector('#chart-a').dataset.points > {first}")
             assert w.page.locator("#runs tbody tr td:nth-child(2)").first.inner_text() == "running"
             assert w.page.locator("#experiment").input_value() == "live"
             stop.touch()
@@ -171,8 +173,7 @@ def test_a_curve_gains_points_while_a_run_writes_to_the_store(tmp_path, watched)
             # the finished run: the chart ends with every row the store holds
             with Store(db, create=False) as st:
                 total = st.count_metric_rows(st.runs("live")[0].id)
-            w.page.wait_for_function(f"() => +document.querySelector('#chart-a').dataset.points === {total}",
-                                     timeout=WAIT_MS)
+            wait_js(w, f"+document.querySelector('#chart-a').dataset.points === {total}")
         w.assert_clean()
     finally:
         stop.touch()
@@ -189,8 +190,7 @@ def test_hostile_names_render_as_text(tmp_path, watched):
         w = watched(url)
         w.page.goto(url)
         wait_rows(w, 4)
-        w.page.wait_for_function("() => document.querySelector('#diagnosis').textContent.length > 0",
-                                 timeout=WAIT_MS)
+        wait_js(w, "document.querySelector('#diagnosis').textContent.length > 0")
         assert EVIL in w.page.locator("#experiment option").first.inner_text()
         assert EVIL_ERROR in w.page.locator("#runs tbody").inner_text()
         assert EVIL_ERROR in w.page.locator("#diagnosis").inner_text()
@@ -227,6 +227,6 @@ def test_comparison_report_draws_both_experiments(tmp_path, watched):
         write_comparison(st, "grid", EVIL, out)
     w = watched(out.parent.as_uri())
     w.page.goto(out.as_uri())
-    w.page.wait_for_function("() => [...document.querySelectorAll('.bl-interactive')]"
-                             ".filter(b => b.dataset.chartsOk === '2').length === 2", timeout=WAIT_MS)
+    wait_js(w, "[...document.querySelectorAll('.bl-interactive')]"
+               ".filter(b => b.dataset.chartsOk === '2').length === 2")
     w.assert_clean()
