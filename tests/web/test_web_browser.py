@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import serving
+from web_helpers import serving
 from web_stores import EVIL, EVIL_ERROR, make_store
 
 from batchlab.store import Store

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from conftest import get, serving
+from web_helpers import get, serving
 from web_stores import EVIL, EVIL_ERROR, make_store, rows
 
 from batchlab.events import MetricRows

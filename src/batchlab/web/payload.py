@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from batchlab.jsonsafe import json_safe
+from batchlab.report.series import MAX_POINTS, envelope_index
 from batchlab.results import applied_lr, run_row
 from batchlab.store import RunRecord, Series, Store
 
@@ -93,40 +94,46 @@ def runs(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
                        "attempts": r.attempts, "reason": reason(r)}) for r in records]
 
 
+def column(values: np.ndarray, digits: int | None = None) -> list[Any]:
+    """One array as a JSON list: integers as they are, floats rounded to ``digits``
+    significant digits when given, NaN and inf as None (strict JSON has neither). Vectorised
+    where it can be: a long sweep's page holds millions of values."""
+    if values.dtype.kind in "iub":
+        return values.tolist()
+    values = values.astype(float)
+    out = values.tolist() if digits is None else [float(f"{v:.{digits}g}") for v in values.tolist()]
+    for i in np.flatnonzero(~np.isfinite(values)):
+        out[i] = None
+    return out
+
+
 def series(s: Series, index: np.ndarray | None = None, digits: int | None = None
            ) -> dict[str, list[Any]]:
     """A stored series as columns (value and the four clocks), optionally at ``index`` and
-    rounded to ``digits`` significant digits (a smaller file; a chart cannot show more)."""
+    rounded to ``digits`` significant digits (a smaller page; a chart cannot show more)."""
     cols = {"value": s.value, "epoch": s.epoch, "step": s.step, "examples": s.examples,
             "wall_time": s.wall_time}
-    out = {k: json_safe(v if index is None else v[index]) for k, v in cols.items()}
-    if digits is not None:
-        out = {k: [v if v is None or isinstance(v, int) else float(f"{v:.{digits}g}") for v in vs]
-               for k, vs in out.items()}
-    return out
+    return {k: column(v if index is None else v[index], digits) for k, v in cols.items()}
 
 
-def curves(store: Store, records: Iterable[RunRecord],
-           since: Mapping[str, int] | None = None) -> dict[str, dict[str, Any]]:
+def curves(store: Store, records: Iterable[RunRecord], since: Mapping[str, int] | None = None,
+           max_points: int = MAX_POINTS) -> dict[str, dict[str, Any]]:
     """Run id -> metric name -> the rows from step ``since[run id]`` on (all rows of a run it
     does not name): what a live chart appends since it last asked. The step itself is sent
     again: an evaluation at the last step seen can land in the store after that step's
-    training row (the page skips the rows it has)."""
+    training row (the page skips the rows it has). Each line is thinned to ``max_points``
+    as the report thins it, so opening a long sweep's history stays quick; rows that land
+    between two polls are far fewer and come as they are."""
     since = since or {}
-    out = {}
-    for r in records:
-        metrics = store.metrics(r.id, after=since[r.id] - 1 if r.id in since else None)
-        out[r.id] = {name: series(s) for name, s in metrics.items() if s.step.size}
-    return out
+    return thinned_curves(((r.id, store.metrics(r.id, after=since[r.id] - 1 if r.id in since else None))
+                           for r in records), max_points)
 
 
 def thinned_curves(run_series: Iterable[tuple[str, Mapping[str, Series]]],
                    max_points: int) -> dict[str, Any]:
-    """Like ``curves`` for runs already loaded, each line thinned to ``max_points`` (the
+    """Run id -> metric name -> columns of each series, thinned to ``max_points`` (the
     report's ``envelope_index``: the min/max envelope keeps spikes) with 6 significant
-    digits, so a report of long runs stays small."""
-    from batchlab.report.series import envelope_index
-
+    digits, so a page of long runs stays small."""
     return {rid: {name: series(s, envelope_index(s.value, max_points), 6)
                   for name, s in ms.items() if s.step.size}
             for rid, ms in run_series}
