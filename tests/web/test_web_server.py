@@ -216,3 +216,23 @@ def test_an_evaluation_stored_after_its_steps_training_row_is_not_missed(dashboa
     _, body = get(dashboard + f"api/curves?experiment=grid&since={since}")
     assert body["curves"][rid]["val_acc"]["step"] == [last + 1]
     assert body["curves"][rid]["val_acc"]["value"] == [0.95]
+
+
+def test_a_long_history_is_thinned_but_new_rows_come_as_they_are(dashboard, grid_db):
+    from batchlab.report.series import MAX_POINTS
+
+    with Store(grid_db, create=False) as st:
+        rid = st.runs("grid")[0].id
+    n = 3 * MAX_POINTS
+    with Store(grid_db) as st:
+        st.record(MetricRows(rid, [("train_loss", s, 1.0 + (s == 4321) * 9, s / 8, s * 16, s * 0.01)
+                                   for s in range(25, n + 1)], n))
+    _, body = get(dashboard + "api/curves?experiment=grid")
+    steps = body["curves"][rid]["train_loss"]["step"]
+    assert len(steps) <= MAX_POINTS and steps[0] == 1 and steps[-1] == n
+    assert 10.0 in body["curves"][rid]["train_loss"]["value"]  # the spike is kept
+    with Store(grid_db) as st:
+        st.record(MetricRows(rid, [("train_loss", s, 0.5, s / 8, s * 16, s * 0.01)
+                                   for s in range(n + 1, n + 11)], n + 10))
+    _, body = get(dashboard + "api/curves?experiment=grid&since=" + quote(json.dumps({rid: n})))
+    assert body["curves"][rid]["train_loss"]["step"] == list(range(n, n + 11))
