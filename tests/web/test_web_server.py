@@ -97,6 +97,10 @@ def test_bad_requests_get_json_errors(dashboard):
 
 
 def test_assets_are_served_from_the_package(dashboard):
+    from batchlab.web.server import ASSETS
+
+    for route in ASSETS:  # every file the page names is packaged
+        assert get(dashboard + route.lstrip("/"))[0] == 200
     status, page = get(dashboard)
     assert status == 200 and b"/static/uPlot.iife.min.js" in page and b"http" not in page
     status, js = get(dashboard + "static/uPlot.iife.min.js")
