@@ -33,6 +33,8 @@ def main(store: Path, out: Path) -> None:
                                    "document.querySelector('#diagnosis').textContent.length > 0",
                                    timeout=60_000)
             page.check("#chart-a .bl-log")  # per-step losses over decades read best on a log axis
+            box = page.locator("#chart-b .u-over").bounding_box()  # hover: the legend shows values
+            page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.55)
             png = page.screenshot()
             browser.close()
     finally:

@@ -233,7 +233,11 @@
       series: series,
       cursor: {drag: {x: true, y: false}, focus: {prox: 16}},
       focus: {alpha: 0.25},
-      legend: {live: true},
+      // legend markers carry the batch size's line style too (solid, dashed or dotted)
+      legend: {live: true, markers: {width: 2, dash: function (u, i) {
+        var d = u.series[i].dash || [];
+        return !d.length ? "solid" : d[0] < 3 ? "dotted" : "dashed";
+      }}},
       hooks: {
         setSeries: [function (u, i, o) {
           if (i && o && o.show !== undefined) self.hidden[t.runs[i - 1].run_id] = !o.show;
