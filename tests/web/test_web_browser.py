@@ -143,7 +143,7 @@ with bl.track("live", config=config, store=store) as run:
 
 def wait_for_experiment(db: Path, name: str, proc: subprocess.Popen) -> None:
     """Until the tracked run has started (its experiment is in the store)."""
-    deadline = time.monotonic() + WAIT_MS / 1000
+    deadline = time.monotonic() + 180  # importing torch alone can take a minute on a busy machine
     while time.monotonic() < deadline and proc.poll() is None:
         with Store(db, create=False, read_only=True) as st:
             if name in [e.name for e in st.experiments()]:
