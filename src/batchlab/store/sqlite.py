@@ -324,8 +324,8 @@ class Store:
         for name in wanted:
             rows = self.conn.execute(
                 "SELECT step, value, epoch, examples, wall_time FROM metrics "
-                "WHERE run_id=? AND name=? AND step>? ORDER BY step",
-                (run_id, name, -1 if after is None else after)).fetchall()
+                "WHERE run_id=? AND name=? AND (? IS NULL OR step>?) ORDER BY step",
+                (run_id, name, after, after)).fetchall()
             arr = np.array(rows, dtype=float).reshape(-1, 5)
             out[name] = Series(arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2],
                                arr[:, 3].astype(np.int64), arr[:, 4])
