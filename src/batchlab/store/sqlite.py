@@ -320,12 +320,13 @@ class Store:
         """Every (or the named) metric of a run as numpy series; NULL values read back as NaN.
         ``after``: only the rows past that step (a live view fetching what is new)."""
         wanted = list(names) if names is not None else self.metric_names(run_id)
+        # a plain range on the key's last column, so the (run, name, step) index finds the rows
+        since, args = ("AND step>? ", (after,)) if after is not None else ("", ())
         out = {}
         for name in wanted:
             rows = self.conn.execute(
                 "SELECT step, value, epoch, examples, wall_time FROM metrics "
-                "WHERE run_id=? AND name=? AND (? IS NULL OR step>?) ORDER BY step",
-                (run_id, name, after, after)).fetchall()
+                f"WHERE run_id=? AND name=? {since}ORDER BY step", (run_id, name, *args)).fetchall()
             arr = np.array(rows, dtype=float).reshape(-1, 5)
             out[name] = Series(arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2],
                                arr[:, 3].astype(np.int64), arr[:, 4])
