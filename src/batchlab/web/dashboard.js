@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   var BC = window.BatchlabCharts, el = BC.el, fmt = BC.fmt;
-  var POLL_MS = 2000, SUMMARY_MS = 8000;
+  var POLL_MS = 2000, SUMMARY_MS = 15000;  // the summary re-reads every row: not every poll
   var COLUMNS = [  // [key, header, left-aligned?]
     ["run_id", "run", true], ["status", "status", true], ["batch_size", "batch"], ["lr", "lr (spec)"],
     ["lr_applied", "lr applied"], ["schedule", "schedule", true], ["seed", "seed"],
