@@ -133,7 +133,7 @@ print("TORCH-LOADED" if "torch" in sys.modules else "NO-TORCH")
 
 
 @pytest.mark.parametrize("args", [["--help"], ["ls"], ["ls", "exp"], ["show", "RUN"], ["--version"],
-                                  ["rm", "--help"]])
+                                  ["rm", "--help"], ["dashboard", "--help"]])
 def test_browsing_commands_never_import_torch(db, args):
     with Store(db) as st:
         run_id = st.runs("exp")[0].id

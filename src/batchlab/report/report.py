@@ -13,7 +13,7 @@ from pathlib import Path
 
 from batchlab.analysis import ExperimentAnalysis, analyze_runs
 from batchlab.errors import StoreError
-from batchlab.report import diagnosis, sections
+from batchlab.report import diagnosis, interactive, sections
 from batchlab.report.build import FIGURE_SECTIONS, Built, build_figures, style_for
 from batchlab.report.errors import ReportError
 from batchlab.report.figures import FigureFile
@@ -85,6 +85,9 @@ def _prepare_output(out_html: Path) -> Path:
     return folder
 
 
+INTERACTIVE = "Interactive learning curves"
+
+
 def _sections(exp: _Experiment, built: Built) -> list[tuple[str, str, str]]:
     """(title, anchor, body) of a one-experiment report, in reading order."""
     target = exp.analysis.target if exp.analysis else None
@@ -92,6 +95,8 @@ def _sections(exp: _Experiment, built: Built) -> list[tuple[str, str, str]]:
     if exp.analysis is not None:
         body = "".join(sections.heading(h, b) for h, b in diagnosis.diagnosis_parts(exp.analysis))
         out.append(("Diagnosis", "diagnosis", body))
+    if any(r.series for r in exp.runs):
+        out.append((INTERACTIVE, "interactive", interactive.section(exp.runs, exp.analysis)))
     for key, title in FIGURE_SECTIONS:
         figs = built.figures.get(key, [])
         if key == "probes":
@@ -131,7 +136,8 @@ def write_report(store: Store, experiment: str, out_html: str | Path,
 
 PREFIXES = ("a-", "b-")  # figure names of experiment A and B in a comparison's folder
 # Section titles in page order, for merging the sections of two experiments.
-ORDER = ("Overview", "Diagnosis", *(t for _, t in FIGURE_SECTIONS), "Runs and their diagnosis", "Notes")
+ORDER = ("Overview", "Diagnosis", INTERACTIVE, *(t for _, t in FIGURE_SECTIONS),
+         "Runs and their diagnosis", "Notes")
 
 
 def _side(a: str, b: str) -> str:

@@ -58,10 +58,14 @@ def _dumps(obj: Any) -> str:
 class Store:
     """A batchlab store file. ``Store(path)`` opens it for writing and creates it when missing;
     ``Store(path, create=False)`` only reads (ls, show, report, export) and also opens a store on
-    read-only media. A file that is not a batchlab store is never modified: it is checked
-    before anything is written to it."""
+    read-only media. ``Store(path, create=False, read_only=True)`` always connects read-only
+    (SQLite ``mode=ro``), so no statement can write, even on a writable file (the dashboard).
+    A file that is not a batchlab store is never modified: it is checked before anything is
+    written to it."""
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, read_only: bool = False) -> None:
+        if read_only and create:
+            raise ValueError("a read-only store cannot be created: pass create=False")
         self.path = Path(path)
         check_path(self.path)
         exists = self.path.exists() and self.path.stat().st_size > 0
@@ -72,7 +76,7 @@ class Store:
         if not exists:
             create_file(self.path)
         self._check_header()
-        self.readonly = not create and not writable(self.path)
+        self.readonly = read_only or (not create and not writable(self.path))
         if create and not writable(self.path):
             raise StoreError(
                 f"store '{self.path}' cannot be written: it or its folder is read-only. Pass "
@@ -311,14 +315,18 @@ class Store:
         return [r[0] for r in self.conn.execute(
             "SELECT DISTINCT name FROM metrics WHERE run_id=? ORDER BY name", (run_id,))]
 
-    def metrics(self, run_id: str, names: Iterable[str] | None = None) -> dict[str, Series]:
-        """Every (or the named) metric of a run as numpy series; NULL values read back as NaN."""
+    def metrics(self, run_id: str, names: Iterable[str] | None = None,
+                after: int | None = None) -> dict[str, Series]:
+        """Every (or the named) metric of a run as numpy series; NULL values read back as NaN.
+        ``after``: only the rows past that step (a live view fetching what is new)."""
         wanted = list(names) if names is not None else self.metric_names(run_id)
+        # a plain range on the key's last column, so the (run, name, step) index finds the rows
+        since, args = ("AND step>? ", (after,)) if after is not None else ("", ())
         out = {}
         for name in wanted:
             rows = self.conn.execute(
                 "SELECT step, value, epoch, examples, wall_time FROM metrics "
-                "WHERE run_id=? AND name=? ORDER BY step", (run_id, name)).fetchall()
+                f"WHERE run_id=? AND name=? {since}ORDER BY step", (run_id, name, *args)).fetchall()
             arr = np.array(rows, dtype=float).reshape(-1, 5)
             out[name] = Series(arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2],
                                arr[:, 3].astype(np.int64), arr[:, 4])

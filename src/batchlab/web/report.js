@@ -1,0 +1,20 @@
+/* The static report's interactive charts: reads the JSON embedded beside this script (one
+   block per experiment, so a comparison holds two) and draws it with BatchlabCharts. No
+   network: the data, uPlot and these scripts are all inside the report file. When done it
+   sets data-charts-ok="N" on its block (N charts drawn) for headless checks. */
+(function () {
+  "use strict";
+  var box = document.currentScript.parentNode;
+  var BC = window.BatchlabCharts;
+  var payload = JSON.parse(box.querySelector("script.bl-data").textContent);
+  box.querySelector(".bl-legend-box").appendChild(BC.styleLegend(payload.style));
+  var metrics = ["train_loss", "val_acc"], data = {};
+  BC.appendRows(data, payload.curves);
+  var charts = Array.prototype.map.call(box.querySelectorAll(".bl-chart"), function (node, i) {
+    return new BC.CurveChart(node, {metric: metrics[i], data: data, alpha: i ? 0 : 0.9,
+                                    runs: payload.runs, style: payload.style});
+  });
+  BC.diagnosis(box.querySelector(".bl-diagnosis"), payload.runs, payload.style, payload.summary, charts);
+  window.addEventListener("resize", function () { charts.forEach(function (c) { c.render(true); }); });
+  box.dataset.chartsOk = String(charts.filter(function (c) { return c.plot; }).length);
+})();

@@ -1,0 +1,189 @@
+"""``batchlab dashboard``: a read-only local web app over one store (standard library only).
+
+Safety, by construction:
+- every request opens the store with ``Store(path, create=False, read_only=True)``: SQLite's
+  ``mode=ro``, so no statement can write; only GET and HEAD are answered (other methods: 405);
+- the only file read besides the store is one of the page's own assets, looked up by name in
+  ``ASSETS`` (a fixed table): no request parameter ever becomes a path;
+- JSON only carries data; the page builds its DOM with ``textContent``, so names, configs and
+  error texts from the store render as text. A Content-Security-Policy allows scripts from
+  the server itself only, and requests whose Host is not this server's are refused (a web
+  page elsewhere cannot read the store through DNS rebinding);
+- it binds 127.0.0.1 unless told otherwise (``--host 0.0.0.0`` exposes it deliberately).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import sys
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import parse_qs, urlsplit
+
+from batchlab.errors import BatchlabError, StoreError
+from batchlab.web import asset
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+# name in the URL -> (file in the package, content type); nothing else is ever served
+ASSETS = {
+    "/": ("web/dashboard.html", "text/html; charset=utf-8"),
+    "/static/dashboard.js": ("web/dashboard.js", "text/javascript; charset=utf-8"),
+    "/static/charts.js": ("web/charts.js", "text/javascript; charset=utf-8"),
+    "/static/dashboard.css": ("web/dashboard.css", "text/css; charset=utf-8"),
+    "/static/charts.css": ("web/charts.css", "text/css; charset=utf-8"),
+    "/static/uPlot.iife.min.js": ("web/vendor/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
+    "/static/uPlot.min.css": ("web/vendor/uPlot.min.css", "text/css; charset=utf-8"),
+}
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; "
+       "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
+
+
+class DashboardError(BatchlabError):
+    """The dashboard cannot start (the port is taken, the address cannot be bound)."""
+
+
+def _api(store_path: Path, route: str, query: dict[str, list[str]]) -> Any:
+    """The JSON of one API route; StoreError for an unknown experiment, KeyError for a route
+    that does not exist."""
+    from batchlab.store import Store
+    from batchlab.web import payload
+
+    def arg(name: str) -> str:
+        values = query.get(name)
+        if not values:
+            raise StoreError(f"parameter '{name}' is missing")
+        return values[0]
+
+    with Store(store_path, create=False, read_only=True) as store:
+        if route == "experiments":
+            return {"store": str(store_path), "experiments": payload.experiments(store)}
+        if route == "runs":
+            records = store.runs(arg("experiment"))
+            return {"runs": payload.runs(records), "style": payload.style(records)}
+        if route == "curves":
+            since = _since(query.get("since", ["{}"])[0])
+            return {"curves": payload.curves(store, store.runs(arg("experiment")), since)}
+        if route == "summary":
+            return payload.summary(store, arg("experiment"))
+    raise KeyError(route)
+
+
+def _since(text: str) -> dict[str, int]:
+    """The ``since`` parameter: a JSON object run id -> last step seen (bad input: none)."""
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): int(v) for k, v in raw.items() if isinstance(v, int | float)}
+
+
+def handler_for(store_path: Path, allowed_hosts: set[str]) -> type[BaseHTTPRequestHandler]:
+    """A request handler class bound to one store."""
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "batchlab-dashboard"
+        sys_version = ""
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+            pass  # a poll every 2 s would flood the terminal
+
+        def _send(self, status: int, body: bytes, ctype: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Content-Security-Policy", CSP)
+            self.send_header("Referrer-Policy", "no-referrer")
+            self.end_headers()
+            if self.command != "HEAD":
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the browser left (a reload, a closed tab): nothing to tell anyone
+
+        def _json(self, status: int, obj: Any) -> None:
+            self._send(status, json.dumps(obj, allow_nan=False).encode(), "application/json")
+
+        def do_GET(self) -> None:  # noqa: N802 - the base class's naming
+            host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+            if allowed_hosts and host not in allowed_hosts:
+                return self._json(HTTPStatus.FORBIDDEN, {"error": f"host '{host}' not served"})
+            url = urlsplit(self.path)
+            if url.path in ASSETS:
+                name, ctype = ASSETS[url.path]
+                return self._send(HTTPStatus.OK, asset(name), ctype)
+            if not url.path.startswith("/api/"):
+                return self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
+            try:
+                body = _api(store_path, url.path[len("/api/"):], parse_qs(url.query))
+            except KeyError:
+                return self._json(HTTPStatus.NOT_FOUND, {"error": "no such endpoint"})
+            except BatchlabError as err:
+                return self._json(HTTPStatus.NOT_FOUND, {"error": str(err)})
+            self._json(HTTPStatus.OK, body)
+
+        do_HEAD = do_GET  # noqa: N815
+
+        def _refuse(self) -> None:
+            self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "the dashboard is read-only"})
+
+        do_POST = do_PUT = do_DELETE = do_PATCH = _refuse  # noqa: N815
+
+    return Handler
+
+
+def make_server(store_path: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> ThreadingHTTPServer:
+    """A server over ``store_path`` bound to ``host:port`` (port 0: any free port). The store
+    is checked first (it must exist and be a batchlab store: StoreError otherwise);
+    DashboardError when the address cannot be bound."""
+    from batchlab.store import Store
+
+    with Store(store_path, create=False, read_only=True):
+        pass
+    local = {"127.0.0.1", "localhost", "::1"}
+    # bound to a loopback address: only requests naming it are served (DNS rebinding);
+    # bound to all interfaces, the user chose to expose it and names vary
+    allowed = local | {host} if host in local else set()
+    try:
+        server = ThreadingHTTPServer((host, port), handler_for(store_path, allowed))
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise DashboardError(
+                f"port {port} on {host} is already in use (another dashboard or program "
+                "listens there); pass another one with --port N, or stop the other program.") from None
+        raise DashboardError(f"cannot listen on {host}:{port}: {err.strerror}. Pass another "
+                             "--host or --port.") from None
+    server.daemon_threads = True  # a browser's open connection never blocks Ctrl-C
+    return server
+
+
+def url_of(server: ThreadingHTTPServer) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
+
+
+def serve(store_path: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          out: TextIO = sys.stdout, ready: Callable[[str], None] | None = None) -> None:
+    """Serve until Ctrl-C, then close the socket and return (no traceback)."""
+    server = make_server(store_path, host, port)
+    url = url_of(server)
+    exposed = (" (listening on every interface: anyone who can reach this machine can read "
+               "the store)" if host not in ("127.0.0.1", "localhost", "::1") else "")
+    out.write(f"batchlab dashboard of {store_path} at {url}{exposed}; Ctrl-C stops it.\n")
+    out.flush()
+    if ready is not None:
+        ready(url)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        out.write("dashboard stopped.\n")
+    finally:
+        server.server_close()
