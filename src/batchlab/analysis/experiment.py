@@ -145,7 +145,8 @@ def analyze_runs(
     context = sweep_context(runs, groups, best, th.noise_floor)
     findings = reconsider_lr_too_small(
         [(r.config, r.summary, r.status) for r, _ in runs],
-        [diagnose_run(metrics, record.status, record.summary, th, context) for record, metrics in runs])
+        [diagnose_run(metrics, record.status, record.summary, th, context, record.error)
+         for record, metrics in runs])
     analyses = [
         RunAnalysis(record.id, record.config, record.point, record.status, record.summary, found, hit)
         for (record, _), found, hit in zip(runs, findings, hits, strict=True)

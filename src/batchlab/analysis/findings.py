@@ -14,7 +14,7 @@ from batchlab.collapse import CHANCE_FACTOR, CHANCE_LOSS_BAND, COLLAPSE_FALL, CO
 from batchlab.store import Series
 
 #: Every diagnosis, most severe first (the order findings are listed in).
-KINDS = ("diverged", "collapsed", "exploding", "lr_too_large", "unstable", "overfitting",
+KINDS = ("diverged", "pruned", "collapsed", "exploding", "lr_too_large", "unstable", "overfitting",
          "not_converged", "lr_too_small", "plateau", "undertrained", "below_best", "healthy")
 
 

@@ -8,20 +8,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from batchlab.cli.common import DEFAULT_STORE, StoreOpt, app, console, err_console, fmt, plural
 from batchlab.errors import BatchlabError, StoreError
 from batchlab.store import RunRecord, Store
 
-# ls: one column per status, in the order a run goes through them; "interrupted" runs resume
-# from a checkpoint, "pending" ones never started
-STATUS_COLUMNS = ("completed", "diverged", "failed", "interrupted", "running", "pending")
+# ls: one column per status, in the order a run goes through them; "pruned" runs were stopped
+# early by sweep.prune, "interrupted" runs resume from a checkpoint, "pending" ones never started
+STATUS_COLUMNS = ("completed", "diverged", "pruned", "failed", "interrupted", "running", "pending")
 
 
 def status_text(status: str, steps: int | None, total: int | None) -> str:
     """'interrupted at step 40 of 120'; 'pending' never started; others as they are."""
-    if status in ("interrupted", "failed") and steps:
+    if status in ("interrupted", "failed", "pruned") and steps:
         return f"{status} at step {steps}" + (f" of {total}" if total else "")
     return status
 
@@ -84,8 +85,9 @@ def show(
     with Store(store, create=False) as st:
         rec = st.run(run_id)
         console.print(run_header(rec))
-        if rec.error:
-            console.print(f"[red]error:[/] {rec.error}")
+        if rec.error:  # a pruned run's error text is why it was pruned
+            label = "[magenta]pruned:[/]" if rec.status == "pruned" else "[red]error:[/]"
+            console.print(f"{label} {escape(rec.error)}")
         doc: dict[str, Any] = {"config": applicable(rec.config)}
         if rec.environment:
             doc["environment"] = rec.environment

@@ -63,7 +63,8 @@ FILE_SUFFIX = ".batchlab"
 NULL_TENSOR = field_varint(1, 1) + field_bytes(2, field_bytes(2, b""))
 DT_STRING = 7
 # SessionEndInfo.Status by run status; anything else is STATUS_UNKNOWN (0).
-SESSION_STATUS = {"completed": 1, "diverged": 2, "failed": 2, "running": 3, "pending": 3}
+SESSION_STATUS = {"completed": 1, "pruned": 1, "diverged": 2, "failed": 2, "running": 3,
+                  "pending": 3}  # pruned: ended as its sweep asked (the reason is in the run's text)
 # HParamInfo.type: DATA_TYPE_STRING = 1, DATA_TYPE_BOOL = 2, DATA_TYPE_FLOAT64 = 3
 _TYPE_CODES = {str: 1, bool: 2, float: 3}
 

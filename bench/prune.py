@@ -1,0 +1,153 @@
+"""What sweep.prune saves, and whether it changes the answer.
+
+1. ``batchlab demo``'s spec (24 runs: LeNet-5 on digits, batch 16/32/64/128 x LR 0.1/0.01/0.001
+   x constant/step decay, 30 epochs) with ``sweep.prune = "off"`` and ``"hopeless"``: the best
+   configuration of each, and the ratio of their times (target <= 0.8).
+2. A 16-run sweep (the demo's model and data, constant LR, batch 16/32/64/128 x LR
+   0.1/0.03/0.01/0.001) with ``"off"`` and ``"halving"`` (eta 3): the best configuration of
+   each (the same, or the halving pick within seed noise of the best) and the fraction of the
+   examples the off sweep trained that halving trained.
+3. The false-positive check of the hopeless rule, on the "off" runs: replaying the rule on each
+   run's evaluations, which runs it would have pruned and where, and whether any of them ended
+   at (or within a point of) the best final accuracy.
+
+Each sweep runs through ``run_sweep`` with ``InlineExecutor(threads=1)`` into a fresh store, one
+after another; the off stores are shared by 1 and 2, so the 12 runs the two sweeps have in
+common (same config, same run id) are trained once. Times: wall clock, and the process's CPU
+time (one torch thread: the work done, steadier than the wall on a shared machine).
+
+    python bench/prune.py                 # ~10 CPU minutes
+    python bench/prune.py --epochs 10     # quicker, less saved (a collapse is cut at epoch ~4)
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import load_line, machine_line, print_table, set_threads
+
+from batchlab.analysis import analyze_experiment
+from batchlab.collapse import hopeless
+from batchlab.demo import demo_spec
+from batchlab.execute.inline import InlineExecutor
+from batchlab.execute.sweep import run_sweep
+from batchlab.spec import Spec, spec_from_dict
+from batchlab.store import Store
+
+NEAR_BEST = 0.01  # a run within a point of the best final val acc "ended near best"
+
+
+def with_sweep(spec: Spec, name: str, **sweep: Any) -> Spec:
+    raw = spec.model_dump(mode="json")
+    raw["name"] = name
+    raw["sweep"] = {**raw["sweep"], **sweep}
+    return spec_from_dict(raw)
+
+
+def timed_sweep(spec: Spec, store: Store) -> tuple[float, float]:
+    """(wall s, CPU s) of one sweep in this process."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run_sweep(spec, store, InlineExecutor(threads=1))
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def best_label(store: Store, name: str) -> tuple[str, float]:
+    best = analyze_experiment(store, name).best
+    if best is None:
+        return "none", float("nan")
+    return best["group"]["label"], best["group"]["best_val_acc_mean"]
+
+
+def examples_trained(store: Store, name: str) -> int:
+    """Examples seen over every run of the experiment (each run's last per-step row)."""
+    total = 0
+    for r in store.runs(name):
+        loss = store.metrics(r.id, ["train_loss"]).get("train_loss")
+        total += int(loss.examples[-1]) if loss is not None and len(loss.step) else 0
+    return total
+
+
+def would_prune(store: Store, name: str) -> list[list[str]]:
+    """The hopeless rule replayed on every run's evaluations (see the module doc)."""
+    runs = store.runs(name)
+    finals = {}
+    rows = []
+    for r in runs:
+        m = store.metrics(r.id, ["val_acc", "train_eval_loss"])
+        acc, loss = m["val_acc"], m["train_eval_loss"]
+        finals[r.id] = float(acc.value[-1])
+        epochs, accs, losses = list(acc.epoch), list(acc.value), list(loss.value)
+        at = next((i for i in range(1, len(accs) + 1)
+                   if hopeless(epochs[:i], accs[:i], losses[:i], 10) is not None), None)
+        rows.append((r, at, epochs))
+    best = max(finals.values())
+    out = []
+    for r, at, epochs in rows:
+        t = r.config["train"]
+        near = finals[r.id] >= best - NEAR_BEST
+        out.append([f"batch {t['batch_size']}, lr {t['lr']}, {t['schedule']['name']}",
+                    f"{finals[r.id]:.3f}", "yes" if near else "no",
+                    f"epoch {epochs[at - 1]:.0f}" if at else "never"])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=30)
+    args = parser.parse_args()
+    set_threads(1)
+    print(machine_line())
+    demo = demo_spec(args.epochs)
+    sixteen = {"train.batch_size": [16, 32, 64, 128], "train.lr": [0.1, 0.03, 0.01, 0.001]}
+    with tempfile.TemporaryDirectory() as tmp:
+        off = Store(Path(tmp) / "off.db")
+        hop = Store(Path(tmp) / "hopeless.db")
+        halv = Store(Path(tmp) / "halving.db")
+        times = {"demo off": timed_sweep(with_sweep(demo, "demo", prune="off"), off),
+                 "demo hopeless": timed_sweep(with_sweep(demo, "demo", prune="hopeless"), hop),
+                 "16 off": timed_sweep(with_sweep(demo, "sixteen", prune="off", grid=sixteen), off),
+                 "16 halving": timed_sweep(with_sweep(demo, "sixteen", prune="halving",
+                                                      grid=sixteen), halv)}
+        print(load_line())
+        print("\n1. demo, prune off vs hopeless")
+        (b_off, a_off), (b_hop, a_hop) = best_label(off, "demo"), best_label(hop, "demo")
+        pruned = [r for r in hop.runs("demo") if r.status == "pruned"]
+        print_table(["sweep", "wall s", "CPU s", "best configuration", "its best val acc"], [
+            ["off", f"{times['demo off'][0]:.0f}", f"{times['demo off'][1]:.0f}", b_off, f"{a_off:.4f}"],
+            ["hopeless", f"{times['demo hopeless'][0]:.0f}", f"{times['demo hopeless'][1]:.0f}",
+             b_hop, f"{a_hop:.4f}"]])
+        wall = times["demo hopeless"][0] / times["demo off"][0]
+        cpu = times["demo hopeless"][1] / times["demo off"][1]
+        print(f"hopeless / off: wall {wall:.2f}, CPU {cpu:.2f} (target <= 0.8: "
+              f"{'PASS' if cpu <= 0.8 else 'FAIL'} on CPU); same best: {b_off == b_hop}; "
+              f"{len(pruned)} runs pruned:")
+        for r in pruned:
+            print(f"  batch {r.config['train']['batch_size']}, lr {r.config['train']['lr']}, "
+                  f"{r.config['train']['schedule']['name']}: step {r.steps} of {r.total_steps}: {r.error}")
+        print("\n2. 16-run sweep, prune off vs halving (eta 3)")
+        (b16, a16), (bh, _) = best_label(off, "sixteen"), best_label(halv, "sixteen")
+        accs = {g["label"]: g["best_val_acc_mean"] for g in analyze_experiment(off, "sixteen").groups}
+        fraction = examples_trained(halv, "sixteen") / examples_trained(off, "sixteen")
+        print_table(["sweep", "wall s", "CPU s", "best configuration", "its best val acc (off)"], [
+            ["off", f"{times['16 off'][0]:.0f}", f"{times['16 off'][1]:.0f}", b16, f"{a16:.4f}"],
+            ["halving", f"{times['16 halving'][0]:.0f}", f"{times['16 halving'][1]:.0f}", bh,
+             f"{accs.get(bh, float('nan')):.4f}"]])
+        gap = a16 - accs.get(bh, float("nan"))
+        print(f"same best: {b16 == bh}; halving's pick is {100 * gap:.2g} points under the best "
+              f"(noise floor 1 point); examples trained: {fraction:.2f} of the off sweep's")
+        statuses = [r.status for r in halv.runs("sixteen")]
+        print(f"halving: {statuses.count('completed')} completed, {statuses.count('pruned')} pruned")
+        print("\n3. the hopeless rule replayed on the off runs (false positives)")
+        print_table(["run", "final val acc", "near best", "would be pruned at"],
+                    would_prune(off, "demo") + [row for row in would_prune(off, "sixteen")
+                                                if "lr 0.03" in row[0]])
+        for st in (off, hop, halv):
+            st.close()
+
+
+if __name__ == "__main__":
+    main()
