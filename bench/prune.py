@@ -23,6 +23,7 @@ time (one torch thread: the work done, steadier than the wall on a shared machin
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ from typing import Any
 from _common import load_line, machine_line, print_table, set_threads
 
 from batchlab.analysis import analyze_experiment
-from batchlab.collapse import hopeless
+from batchlab.collapse import CollapseRule, hopeless
 from batchlab.demo import demo_spec
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.sweep import run_sweep
@@ -95,6 +96,34 @@ def would_prune(store: Store, name: str) -> list[list[str]]:
     return out
 
 
+def truth_replay(path: Path, rule: CollapseRule = CollapseRule()  # noqa: B008 - frozen
+                 ) -> tuple[int, list[str], list[str]]:
+    """The hopeless rule replayed on bench/judgement's ground truth (every run trained to its
+    end, prune off): (runs, those it would prune, those of them that ended near their case's
+    best final val acc)."""
+    truth = json.loads(path.read_text())
+    n, pruned, near = 0, [], []
+    for case, entry in truth.items():
+        runs = entry["runs"]
+        best = max(r["final_val_acc"] or 0.0 for r in runs)
+        for r in runs:
+            n += 1
+            acc, loss = r["series"].get("val_acc"), r["series"].get("train_eval_loss")
+            classes = r["summary"].get("num_classes")
+            if not acc or not loss or len(acc["value"]) != len(loss["value"]):
+                continue
+            epochs, accs, losses = acc["epoch"], acc["value"], loss["value"]
+            at = next((i for i in range(1, len(accs) + 1)
+                       if hopeless(epochs[:i], accs[:i], losses[:i], classes, rule) is not None), None)
+            if at is None:
+                continue
+            name = f"{case} lr {r['lr']:g} seed {r['seed']} (epoch {epochs[at - 1]:.3g})"
+            pruned.append(name)
+            if (r["final_val_acc"] or 0.0) >= best - NEAR_BEST:
+                near.append(name)
+    return n, pruned, near
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
@@ -145,6 +174,12 @@ def main() -> None:
         print_table(["run", "final val acc", "near best", "would be pruned at"],
                     would_prune(off, "demo") + [row for row in would_prune(off, "sixteen")
                                                 if "lr 0.03" in row[0]])
+        for patience in (3, 2, 1):  # 3 is the default; fewer shows how close the margin is
+            n, cut, near = truth_replay(Path(__file__).parent / "judgement_truth.json",
+                                        CollapseRule(patience=patience))
+            print(f"\nbench/judgement ground truth, patience {patience}: {n} runs, the rule would "
+                  f"prune {len(cut)}, of which {len(near)} ended within {100 * NEAR_BEST:g} point "
+                  "of their case's best" + "".join(f"\n  {c}" for c in cut))
         for st in (off, hop, halv):
             st.close()
 
