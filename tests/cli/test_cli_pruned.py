@@ -87,3 +87,11 @@ def test_a_pruned_configuration_is_shown_but_never_ranked_best(db, tmp_path):
     html = (tmp_path / "r.html").read_text()
     assert "pruned: successive halving: val loss 1.5 at 480 examples seen" in html
     assert "1 pruned" in html  # the overview's run counts
+
+
+def test_the_conclusions_name_the_pruned_runs(db):
+    with Store(db, create=False) as st:
+        analysis = analyze_experiment(st, "exp")
+    said = [c for c in analysis.conclusions if "sweep.prune" in c]
+    assert said == ["1 of 2 runs stopped early by sweep.prune (shown, never ranked best; why: "
+                    "each run's findings): batch 16, lr 0.01, constant."]

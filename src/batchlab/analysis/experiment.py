@@ -114,7 +114,7 @@ def sweep_context(
         std = g["best_val_acc_std"]
         return RunContext(n_classes, g["best_val_acc_mean"], None,
                           max(std, noise_floor) if std is not None else noise_floor)
-    losses = [S.last(S.get(m, "val_loss")) for r, m in runs if r.status != "diverged"]
+    losses = [S.last(S.get(m, "val_loss")) for r, m in runs if r.status not in ("diverged", "pruned")]
     losses = [x for x in losses if math.isfinite(x)]
     distinct = {json.dumps(r.config, sort_keys=True, default=str) for r, _ in runs}
     if best is None and len(losses) >= 2 and len(distinct) >= 2:
