@@ -109,3 +109,21 @@ def test_halving_needs_checkpoints():
     spec = spec_from_dict({**halving_spec().model_dump(), "train": {"checkpoint": False}})
     with pytest.raises(SpecError, match="train.checkpoint = false"):
         prepare_sweep(spec)
+
+
+def test_halving_picks_up_from_the_store_after_an_interruption(tmp_path):
+    """The ranking at each rung is read back from the store: a run of the sweep left
+    unfinished (here: the survivor reset to pending) is trained again, nothing else is, and
+    every other run keeps its status."""
+    from batchlab.store.lifecycle import reset_runs
+
+    with Store(tmp_path / "s.db") as store:
+        run_sweep(halving_spec(), store, InlineExecutor(threads=1))
+        before = {r.id: r.status for r in store.runs("halve")}
+        survivor = next(rid for rid, s in before.items() if s == "completed")
+        reset_runs(store, [survivor])
+        again = run_sweep(halving_spec(), store, InlineExecutor(threads=1))
+        assert again.trained == 1
+        assert {r.id: r.status for r in store.runs("halve")} == before
+        seen = store.metrics(survivor, ["val_loss"])["val_loss"].examples.tolist()
+        assert seen[-1] == 2160 and 240 in seen and 720 in seen
