@@ -75,7 +75,8 @@ def spec_for(case: Case, name: str, points: list[dict[str, Any]], **train: Any) 
         "name": name, "data": case.data, "model": case.model,
         "train": {**case.train, "lr": case.base_lr, "device": "cpu", "threads": 1,
                   "checkpoint": False, **train},
-        "sweep": {"points": points, "repeats": len(SEEDS)}})
+        # prune off: the ground truth is every run trained to its end
+        "sweep": {"points": points, "repeats": len(SEEDS), "prune": "off"}})
 
 
 def base_config(case: Case) -> RunConfig:

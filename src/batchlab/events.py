@@ -17,7 +17,10 @@ MetricRow = tuple[str, int, float, float, int, float]
 COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, PENDING = (
     "completed", "diverged", "failed", "interrupted", "running", "pending"
 )
-FINAL_STATUSES = (COMPLETED, DIVERGED)  # re-running a sweep skips these
+# stopped early by sweep.prune (hopeless, or cut by successive halving); the reason is the
+# run's error text. Final like completed: a re-run skips it, --rerun trains it again.
+PRUNED = "pruned"
+FINAL_STATUSES = (COMPLETED, DIVERGED, PRUNED)  # re-running a sweep skips these
 
 
 @dataclass(frozen=True)

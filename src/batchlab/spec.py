@@ -243,6 +243,11 @@ class SweepSpec(_Strict):
     points: list[dict[str, Any]] = Field([], description="explicit sweep points")
     random: RandomSpec | None = None
     repeats: PositiveInt = 1
+    prune: Literal["off", "hopeless", "halving"] = Field(
+        "hopeless", description="stop runs early: 'hopeless' ones (collapsed to chance), or "
+        "successive 'halving' at equal examples seen (which prunes hopeless runs too)")
+    halving_eta: Annotated[int, Field(ge=2)] = Field(
+        3, description="halving: keep the best 1/eta of the configurations at each rung")
 
 
 class Spec(_Strict):

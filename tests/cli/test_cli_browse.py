@@ -42,9 +42,9 @@ def test_ls_tells_interrupted_from_pending(db):
     res = batchlab_cli("ls", "--store", db)
     assert res.returncode == 0, res.stderr
     header = next(line for line in res.stdout.splitlines() if "name" in line)
-    assert re.search(r"completed.*diverged.*failed.*interrupted.*running.*pending", header)
+    assert re.search(r"completed.*diverged.*pruned.*failed.*interrupted.*running.*pending", header)
     row = next(line for line in res.stdout.splitlines() if " exp " in line)
-    assert re.findall(r"\d+", row) == ["3", "1", "0", "0", "1", "0", "1"]
+    assert re.findall(r"\d+", row) == ["3", "1", "0", "0", "0", "1", "0", "1"]
     res = batchlab_cli("ls", "exp", "--store", db)
     assert "interrupted at step 2 of 5" in res.stdout and "pending" in res.stdout
 

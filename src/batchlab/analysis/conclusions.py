@@ -68,6 +68,9 @@ def overview(experiment: str, facts: Sequence[RunFacts]) -> list[str]:
     elif diverged:
         names = _listing([f.label for f in diverged])
         out.append(f"{len(diverged)} of {_runs(len(facts))} diverged: {names}.")
+    if pruned := [f for f in facts if f.status == "pruned"]:
+        out.append(f"{len(pruned)} of {_runs(len(facts))} stopped early by sweep.prune (shown, "
+                   f"never ranked best; why: each run's findings): {_listing([f.label for f in pruned])}.")
     return out
 
 
@@ -76,7 +79,7 @@ def loss_only_sentences(facts: Sequence[RunFacts]) -> list[str]:
     loss without classes): configurations ranked by their mean lowest validation loss."""
     by_config: dict[str, list[RunFacts]] = {}
     for f in facts:
-        if f.status != "diverged" and math.isfinite(f.best_val_loss):
+        if f.status not in ("diverged", "pruned") and math.isfinite(f.best_val_loss):
             by_config.setdefault(f.group_key, []).append(f)
     if not by_config:
         return []

@@ -49,6 +49,17 @@ def wants_step_loss(
 
 
 # --------------------------------------------------------------------------------- the checks
+def check_pruned(status: str, summary: Mapping[str, Any], error: str | None) -> Finding | None:
+    """A run stopped early by ``sweep.prune``, with the reason it was given (the store keeps it
+    as the run's error text) and the step (``summary["pruned_at_step"]``, hopeless runs)."""
+    if status != "pruned":
+        return None
+    why = error or "the reason is not recorded"
+    step = summary.get("pruned_at_step")
+    return Finding("pruned", f"pruned: {why}", int(step) if isinstance(step, int) else None, None,
+                   {"step": float(step)} if isinstance(step, int) else {})
+
+
 def check_diverged(train_loss: Series, status: str, summary: Mapping[str, Any]) -> Finding | None:
     """A non-finite training loss, the store's ``diverged`` status or ``diverged_at_step``."""
     bad = S.first_nonfinite(train_loss)
@@ -261,30 +272,33 @@ def diagnose_run(
     summary: Mapping[str, Any],
     th: Thresholds = Thresholds(),  # noqa: B008 - frozen, so a shared default is safe
     context: RunContext | None = None,
+    error: str | None = None,
 ) -> list[Finding]:
     """Every finding for one run, most severe first (the order of :data:`KINDS`).
 
     ``context`` says what the run is judged against (see :class:`RunContext`); without one it is
     judged alone, with the number of classes from ``summary["num_classes"]`` when recorded.
     Diverged runs are judged on the points before divergence, and skip the checks that only
-    make sense for a run that ended normally (not_converged, lr_too_small, plateau); an
-    exploding run skips lr_too_small. When nothing else was found, the run's standing is
-    given: healthy, below_best or undertrained (see ``batchlab.analysis.standing``); a run
-    without data (pending) gets an empty list. ``small_bn_batch`` is a note given beside
-    any of these (see :func:`check_small_bn_batch`). Never raises.
+    make sense for a run that ended normally (not_converged, lr_too_small, plateau), and so do
+    pruned runs (stopped early on purpose), which are labelled ``pruned`` with their reason
+    (``error``, the store's text for the run); an exploding run skips lr_too_small. When
+    nothing else was found, the run's standing is given: healthy, below_best or undertrained
+    (see ``batchlab.analysis.standing``); a run without data (pending) gets an empty list.
+    ``small_bn_batch`` is a note given beside any of these (see :func:`check_small_bn_batch`).
+    Never raises.
     """
     ctx = context or RunContext()
     if ctx.n_classes is None and isinstance(summary.get("num_classes"), int):
         ctx = RunContext(summary["num_classes"], ctx.sweep_best_val_acc, ctx.sweep_best_val_loss, ctx.noise)
     train_loss = S.get(metrics, "train_loss")
-    findings = [check_diverged(train_loss, status, summary)]
+    findings = [check_diverged(train_loss, status, summary), check_pruned(status, summary, error)]
     cut = S.first_nonfinite(train_loss)
     if cut is not None:
         metrics = {**metrics, "train_loss": S.head(train_loss, cut)}
     exploding = check_exploding(metrics, th)
     findings += [check_collapsed(metrics, ctx.n_classes, th), exploding,
                  check_unstable(S.get(metrics, "val_acc"), th), check_overfitting(metrics, th)]
-    if findings[0] is None:
+    if findings[0] is None and findings[1] is None:
         findings.append(check_not_converged(S.get(metrics, "val_loss"), th))
         if exploding is None:
             findings.append(check_lr_too_small(metrics, th))

@@ -114,7 +114,7 @@ def sweep_context(
         std = g["best_val_acc_std"]
         return RunContext(n_classes, g["best_val_acc_mean"], None,
                           max(std, noise_floor) if std is not None else noise_floor)
-    losses = [S.last(S.get(m, "val_loss")) for r, m in runs if r.status != "diverged"]
+    losses = [S.last(S.get(m, "val_loss")) for r, m in runs if r.status not in ("diverged", "pruned")]
     losses = [x for x in losses if math.isfinite(x)]
     distinct = {json.dumps(r.config, sort_keys=True, default=str) for r, _ in runs}
     if best is None and len(losses) >= 2 and len(distinct) >= 2:
@@ -145,7 +145,8 @@ def analyze_runs(
     context = sweep_context(runs, groups, best, th.noise_floor)
     findings = reconsider_lr_too_small(
         [(r.config, r.summary, r.status) for r, _ in runs],
-        [diagnose_run(metrics, record.status, record.summary, th, context) for record, metrics in runs])
+        [diagnose_run(metrics, record.status, record.summary, th, context, record.error)
+         for record, metrics in runs])
     analyses = [
         RunAnalysis(record.id, record.config, record.point, record.status, record.summary, found, hit)
         for (record, _), found, hit in zip(runs, findings, hits, strict=True)

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from batchlab.analysis import series as S
+from batchlab.collapse import CHANCE_FACTOR, CHANCE_LOSS_BAND, COLLAPSE_FALL, COLLAPSE_KEPT
 from batchlab.store import Series
 
 #: Every diagnosis, most severe first (the order findings are listed in).
-KINDS = ("diverged", "collapsed", "exploding", "lr_too_large", "unstable", "overfitting",
+KINDS = ("diverged", "pruned", "collapsed", "exploding", "lr_too_large", "unstable", "overfitting",
          "not_converged", "lr_too_small", "plateau", "small_bn_batch", "undertrained", "below_best",
          "healthy")
 
@@ -76,6 +77,7 @@ class Thresholds:
     collapse_fall: a loss back at chance counts as a collapse only if it had first fallen at
         least this fraction (0.25) below ln C: then the model had learned (a quarter of the
         label entropy explained is far beyond evaluation noise), and lost it.
+    (These four defaults are the constants of ``batchlab.collapse``, whose rule pruning shares.)
     trained_level: a run judged alone (no sweep to compare with) has reached a clearly trained
         level when its final validation accuracy is at least this fraction (0.5) of the way from
         chance to perfect ...
@@ -106,10 +108,10 @@ class Thresholds:
     lr_too_small_max_rise: float = 0.5
     plateau_window: float = 0.3
     plateau_progress: float = 0.1
-    chance_factor: float = 1.5
-    collapse_kept: float = 0.25
-    chance_loss_band: float = 0.05
-    collapse_fall: float = 0.25
+    chance_factor: float = CHANCE_FACTOR
+    collapse_kept: float = COLLAPSE_KEPT
+    chance_loss_band: float = CHANCE_LOSS_BAND
+    collapse_fall: float = COLLAPSE_FALL
     trained_level: float = 0.5
     trained_loss_fall: float = 0.5
     noise_floor: float = 0.01

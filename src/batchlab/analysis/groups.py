@@ -8,12 +8,16 @@ these keys:
     label         'batch 64, lr 0.01, step(20ep, x0.1)' plus any other swept field
     point         the sweep point without the seed
     batch_size, lr, effective_lr, scale_lr, schedule
-    run_ids, n_runs (planned), n (runs with validation data), n_diverged
+    run_ids, n_runs (planned), n (runs with validation data), n_diverged, n_pruned
     best_val_acc_mean/std, final_val_acc_mean/std, final_train_acc_mean, gap_mean/std
                   (std is None with fewer than 2 runs; gap = final train acc - final val acc)
     n_hit, steps/epochs/examples/wall_time_to_target_mean (over the runs that hit; None if none)
     reached       every run with data reached the target
-    eligible      has data and no run diverged: only these are ranked or recommended
+    eligible      has data and no run diverged or was pruned: only these are ranked or
+                  recommended. A pruned run (sweep.prune) stopped early, so its numbers are not
+                  those of its configuration trained to the end: a hopeless one collapsed (its
+                  best accuracy is a peak it lost), one cut by successive halving ranked below
+                  the configurations that went on. Its curves and metrics are still shown.
 
 Configurations are ranked by mean best validation accuracy (the accuracy an early-stopping
 checkpoint keeps, the number the results table headlines), ties broken by mean final accuracy.
@@ -36,7 +40,7 @@ from batchlab.results import schedule_label
 from batchlab.store import RunRecord, Series
 from batchlab.train.scaling import scaled_lr
 
-DIVERGED = "diverged"
+DIVERGED, PRUNED = "diverged", "pruned"
 _KNOBS = ("train.batch_size", "train.lr", "train.schedule", "train.seed")
 
 
@@ -133,6 +137,7 @@ def make_groups(facts: Sequence[RunFacts]) -> list[dict[str, Any]]:
         final_mean, final_std = _mean_std([r.final_val_acc for r in data])
         gap_mean, gap_std = _mean_std([r.final_train_acc - r.final_val_acc for r in data])
         n_diverged = sum(r.status == DIVERGED for r in runs)
+        n_pruned = sum(r.status == PRUNED for r in runs)
         scale = first.train.get("scale_lr", "none")
         groups.append({
             "key": key, "label": first.label, "point": first.point,
@@ -140,7 +145,7 @@ def make_groups(facts: Sequence[RunFacts]) -> list[dict[str, Any]]:
             "effective_lr": first.effective_lr, "scale_lr": scale,
             "schedule": schedule_label(first.train),
             "run_ids": [r.run_id for r in runs], "n_runs": len(runs), "n": len(data),
-            "n_diverged": n_diverged,
+            "n_diverged": n_diverged, "n_pruned": n_pruned,
             "best_val_acc_mean": best_mean, "best_val_acc_std": best_std,
             "final_val_acc_mean": final_mean, "final_val_acc_std": final_std,
             "final_train_acc_mean": _mean([r.final_train_acc for r in data]),
@@ -151,7 +156,7 @@ def make_groups(facts: Sequence[RunFacts]) -> list[dict[str, Any]]:
             "examples_to_target_mean": _mean([h.examples for h in hits]),
             "wall_time_to_target_mean": _mean([h.wall_time for h in hits]),
             "reached": bool(data) and len(hits) == len(data),
-            "eligible": bool(data) and best_mean is not None and n_diverged == 0,
+            "eligible": bool(data) and best_mean is not None and n_diverged == n_pruned == 0,
         })
     return groups
 

@@ -18,6 +18,7 @@ from batchlab.analysis import series as S
 from batchlab.analysis.findings import Finding, RunContext, Thresholds, at, pct
 from batchlab.analysis.loss import loss_curve
 from batchlab.analysis.trend import tail_trend
+from batchlab.collapse import accuracy_line, fell_below_chance, near_chance_loss
 from batchlab.store import Series
 
 
@@ -36,8 +37,7 @@ def _chance_accuracy(val_acc: Series, n_classes: int, th: Thresholds) -> Finding
     level = th.chance_factor * chance
     b = int(np.argmax(f.value))
     best, final = float(f.value[b]), float(f.value[-1])
-    kept_line = chance + th.collapse_kept * (best - chance)
-    line = max(level, kept_line) if best > level else level
+    line = accuracy_line(best, n_classes, th.chance_factor, th.collapse_kept)
     if final > line:
         return None
     numbers = {"final_val_acc": final, "best_val_acc": best, "chance_level": level,
@@ -72,13 +72,13 @@ def _chance_loss(metrics: Mapping[str, Series], n_classes: int, th: Thresholds) 
     chance = math.log(n_classes)
     if len(value) < 2 or not chance > 0:
         return None
-    near = np.abs(value - chance) <= th.chance_loss_band * chance
+    near = near_chance_loss(value, n_classes, th.chance_loss_band)
     if not near[-1]:
         return None
     away = np.flatnonzero(~near)
     k = int(away[-1]) + 1 if away.size else 0
     low = int(np.argmin(value[:k])) if k else 0
-    if not k or value[low] > (1 - th.collapse_fall) * chance:
+    if not k or not fell_below_chance(float(value[low]), n_classes, th.collapse_fall):
         return None  # it never learned: at chance from the start is no collapse of the loss
     msg = (f"collapsed at step {step[k]:.0f} (epoch {epoch[k]:.3g}): the {name} fell to "
            f"{value[low]:.3g} (epoch {epoch[low]:.3g}), then came back to "

@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from batchlab.cli.common import DEFAULT_STORE, StoreOpt, app, console, err_console, fmt, plural
 from batchlab.errors import BatchlabError, StoreError
 from batchlab.store import RunRecord, Store
 
-# ls: one column per status, in the order a run goes through them; "interrupted" runs resume
-# from a checkpoint, "pending" ones never started
-STATUS_COLUMNS = ("completed", "diverged", "failed", "interrupted", "running", "pending")
+# ls: one column per status, in the order a run goes through them; "pruned" runs were stopped
+# early by sweep.prune, "interrupted" runs resume from a checkpoint, "pending" ones never started
+STATUS_COLUMNS = ("completed", "diverged", "pruned", "failed", "interrupted", "running", "pending")
 
 
 GONE = " (its process is gone)"
@@ -27,7 +28,7 @@ def status_text(status: str, steps: int | None, total: int | None, gone: bool = 
     died (``gone``) reads 'interrupted ... (its process is gone)'; others as they are."""
     if gone and status == "running":
         return status_text("interrupted", steps, total) + GONE
-    if status in ("interrupted", "failed") and steps:
+    if status in ("interrupted", "failed", "pruned") and steps:
         return f"{status} at step {steps}" + (f" of {total}" if total else "")
     return status
 
@@ -101,8 +102,9 @@ def show(
     with Store(store, create=False) as st:
         rec = st.run(run_id)
         console.print(run_header(rec, rec.id in abandoned(st)))
-        if rec.error:
-            console.print(f"[red]error:[/] {rec.error}")
+        if rec.error:  # a pruned run's error text is why it was pruned
+            label = "[magenta]pruned:[/]" if rec.status == "pruned" else "[red]error:[/]"
+            console.print(f"{label} {escape(rec.error)}")
         doc: dict[str, Any] = {"config": applicable(rec.config)}
         if rec.environment:
             doc["environment"] = rec.environment

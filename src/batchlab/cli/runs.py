@@ -56,7 +56,8 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Table:
         best_txt = "-" if best is None or best < 0 else (
             f"{best:.4f} ({fmt(r.get('best_val_acc_epoch'), 3)})")
         status = r["status"]
-        style = {"completed": "green", "diverged": "yellow", "failed": "red"}.get(status, "")
+        style = {"completed": "green", "diverged": "yellow", "pruned": "magenta",
+                 "failed": "red"}.get(status, "")
         cells = [fmt(r.get(k)) for _, k in knobs] + [fmt(r.get(k)) for k in extra]
         cells += [fmt(r.get(k)) if k else best_txt for _, k in metrics]
         cells.append(f"[{style}]{status}[/]" if style else status)

@@ -19,16 +19,19 @@ from typing import Protocol
 
 from batchlab.events import Event, MetricRows, RunStarted
 from batchlab.spec import RunConfig
+from batchlab.train.prune import PruneOrder
 
 
 @dataclass(frozen=True)
 class RunTask:
-    """One run to train: its config, where its checkpoint lives, how far it may resume."""
+    """One run to train: its config, where its checkpoint lives, how far it may resume, and
+    when to stop it early (``sweep.prune``; None: never)."""
 
     run_id: str
     config: RunConfig
     checkpoint_path: Path | None
     max_resume_step: int | None
+    prune: PruneOrder | None = None
 
 
 TaskSource = Callable[[], "RunTask | None"]

@@ -33,4 +33,4 @@ class InlineExecutor:
                 torch.set_num_threads(threads)
             train_run(task.config, on_event, checkpoint_path=task.checkpoint_path,
                       max_resume_step=task.max_resume_step, load_data=self.data_cache.load,
-                      inputs=self.inputs)
+                      inputs=self.inputs, prune=task.prune)

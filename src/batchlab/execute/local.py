@@ -98,7 +98,7 @@ def _worker_main(worker: int, threads: int, tasks: mp.Queue, events: mp.Queue,
                 torch.set_num_threads(task.config.train.threads)
             events.put((worker, task.run_id))  # "I took this task"
             train_run(task.config, send, checkpoint_path=task.checkpoint_path,
-                      max_resume_step=task.max_resume_step, load_data=cache.load)
+                      max_resume_step=task.max_resume_step, load_data=cache.load, prune=task.prune)
             torch.set_num_threads(threads)
     except KeyboardInterrupt:
         pass

@@ -47,7 +47,7 @@ def _ray_train(task: RunTask, events: Any, threads: int,
     task = allow_resume(task, stored_step(task.run_id))
     torch.set_num_threads(task.config.train.threads or threads)
     end = train_run(task.config, events.put, checkpoint_path=task.checkpoint_path,
-                    max_resume_step=task.max_resume_step)
+                    max_resume_step=task.max_resume_step, prune=task.prune)
     return end.status
 
 

@@ -25,6 +25,7 @@ from batchlab.events import FAILED, FINAL_STATUSES, Event, RunEnded
 from batchlab.execute.base import Executor, RunTask
 from batchlab.execute.datacache import DataCache
 from batchlab.execute.freshness import refresh
+from batchlab.execute.halving import check_halving, run_halving
 from batchlab.fingerprint import Fingerprint, HashCaches
 from batchlab.fserrors import DiskError, check_writable_folder
 from batchlab.models import build_model
@@ -37,6 +38,7 @@ from batchlab.store.claims import STALE_AFTER_S, Heartbeat, claim, new_owner, re
 from batchlab.store.lifecycle import checkpoint_dir as checkpoint_dir_of
 from batchlab.train.loop import resolve_device
 from batchlab.train.precision import check_channels_last, make_precision
+from batchlab.train.prune import PruneOrder
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 
@@ -131,6 +133,7 @@ class PreparedSweep:
     probes: list[tuple[str, dict[str, Any], dict[str, Any]]] = field(default_factory=list)
     fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what loading the data found (say it)
+    n_train: dict[str, int] = field(default_factory=dict)  # training examples, by run id
 
 
 def check_workers_can_import(runs: list[RunSpec], executor: Executor) -> None:
@@ -182,10 +185,13 @@ def prepare_sweep(spec: Spec, data_cache: DataCache | None = None,
                                     "data_fingerprint": hashes.data(config.data)}, result.to_dict()))
 
     runs = resolve_auto_lr(plan_runs(spec), on_result=keep, known=known_lrs)
-    notes = preflight(runs, data_cache or DataCache())
+    cache = data_cache or DataCache()
+    notes = preflight(runs, cache)
+    check_halving(spec, runs)
     prints = {run.run_id: hashes.run(run.config) for run in runs}
     hashes.save()
-    return PreparedSweep(runs, probes, prints, notes)
+    n_train = {run.run_id: len(cache.load(run.config.data).train_y) for run in runs}
+    return PreparedSweep(runs, probes, prints, notes, n_train)
 
 
 def run_sweep(
@@ -236,6 +242,7 @@ def run_sweep(
     owner = new_owner()
     attempted: set[str] = set()  # claimed (or found final) by this call: never tried twice
     busy: list[RunSpec] = []
+    order = PruneOrder(hopeless=spec.sweep.prune != "off")
 
     def next_task() -> RunTask | None:
         """Claim the next run to train; None when none is left for this sweep right now."""
@@ -248,7 +255,7 @@ def run_sweep(
             attempted.add(run.run_id)
             if outcome == "claimed":
                 progress = store.run(run.run_id).progress_step
-                return RunTask(run.run_id, run.config, ckpt / f"{run.run_id}.pt", progress)
+                return RunTask(run.run_id, run.config, ckpt / f"{run.run_id}.pt", progress, order)
         return None
 
     def deliver(event: Event) -> None:
@@ -259,17 +266,31 @@ def run_sweep(
             # a full disk or read-only folder would stop every other run too: stop now
             raise DiskError(event.error or "a file could not be written")
 
-    queue = list(todo)
+    def train(these: list[RunSpec], prune: PruneOrder) -> None:
+        """Train ``these`` (claiming each) with ``prune``, waiting for runs another sweep holds."""
+        nonlocal queue, order
+        queue, order = list(these), prune
+        tried: set[str] = set()
+        while True:
+            executor.execute(next_task, deliver)
+            waiting, busy[:] = list(busy), []
+            tried |= attempted
+            if not waiting:
+                break
+            # runs held by another sweep: wait until they end or their claim goes stale
+            time.sleep(poll_every)
+            queue = [r for r in waiting if r.run_id not in tried]
+        attempted.clear()  # a halving rung trains a run again at the next rung
+        trained.update(tried)
+
+    queue: list[RunSpec] = []
+    trained: set[str] = set()
     try:
         with Heartbeat(store.path, owner):
-            while True:
-                executor.execute(next_task, deliver)
-                waiting, busy[:] = list(busy), []
-                if not waiting:
-                    break
-                # runs held by another sweep: wait until they end or their claim goes stale
-                time.sleep(poll_every)
-                queue = [r for r in waiting if r.run_id not in attempted]
+            if spec.sweep.prune == "halving":
+                run_halving(runs, store, train, spec.sweep.halving_eta, prepared.n_train)
+            else:
+                train(todo, order)
     finally:
         try:
             release(store, owner)
@@ -277,5 +298,5 @@ def run_sweep(
                 ckpt.rmdir()  # nothing left to resume
         except (DiskError, OSError):
             pass  # a full disk: our claims are taken over once this process is gone
-    return SweepOutcome(spec.name, len(runs), len(runs) - len(todo), len(attempted),
+    return SweepOutcome(spec.name, len(runs), len(runs) - len(todo), len(trained),
                         store.runs(spec.name))

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from batchlab.events import DIVERGED
+from batchlab.events import DIVERGED, PRUNED
 from batchlab.report.series import (
     VIEWS,
     align,
@@ -81,6 +81,11 @@ class Group:
     @property
     def n_diverged(self) -> int:
         return sum(s == DIVERGED for s in self.statuses)
+
+    @property
+    def n_pruned(self) -> int:
+        """Runs stopped early by sweep.prune: their curves end where they were stopped."""
+        return sum(s == PRUNED for s in self.statuses)
 
 
 @dataclass(frozen=True)

@@ -219,6 +219,8 @@ def _cell_note(g: Group | None) -> str:
     notes = [f"{g.n} seeds"] if g.n > 1 else []
     if g.n_diverged:
         notes.append(f"{g.n_diverged} diverged" if g.n > 1 else "diverged")
+    if g.n_pruned:  # why is in the runs table's findings
+        notes.append(f"{g.n_pruned} pruned" if g.n > 1 else "pruned")
     return f"\n({', '.join(notes)})" if notes else ""
 
 

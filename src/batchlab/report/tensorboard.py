@@ -37,8 +37,9 @@ TAGS = {"train_loss": "train/loss", "lr": "train/lr", "val_loss": "val/loss", "v
 # Scalars that are not results: never listed as HParams metrics.
 NOT_METRICS = ("train/lr", "progress/epoch", "progress/examples_seen")
 FILE_SUFFIX = ".batchlab"
-# SessionEndInfo.Status by run status (api.proto); anything else is STATUS_UNKNOWN.
-SESSION_STATUS = {"completed": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE",
+# SessionEndInfo.Status by run status (api.proto); anything else is STATUS_UNKNOWN. Pruned:
+# ended as its sweep asked (the reason is in the run's text).
+SESSION_STATUS = {"completed": "STATUS_SUCCESS", "pruned": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE",
                   "failed": "STATUS_FAILURE", "running": "STATUS_RUNNING", "pending": "STATUS_RUNNING"}
 # HParamInfo.type by the Python type of a hyperparameter's values.
 _DATA_TYPES = {str: "DATA_TYPE_STRING", bool: "DATA_TYPE_BOOL", float: "DATA_TYPE_FLOAT64"}

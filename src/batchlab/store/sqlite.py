@@ -27,6 +27,7 @@ from batchlab.errors import BatchlabError, StoreError
 from batchlab.events import (
     INTERRUPTED,
     PENDING,
+    PRUNED,
     RUNNING,
     Event,
     MetricRows,
@@ -259,6 +260,20 @@ class Store:
                 "UPDATE runs SET status=? WHERE id=? AND status=?",
                 [(INTERRUPTED, rid, RUNNING) for rid in run_ids],
             )
+
+    def mark_pruned(self, run_ids: Iterable[str], reason: str) -> list[str]:
+        """Runs paused by successive halving (interrupted or pending, never one a sweep is
+        training, never a final one) become ``pruned`` with ``reason`` as their error text;
+        returns the ids that did."""
+        done = []
+        with self.transaction("marking runs pruned"):
+            for rid in run_ids:
+                cur = self.conn.execute(
+                    "UPDATE runs SET status=?, error=?, finished=? WHERE id=? AND status IN (?, ?)",
+                    (PRUNED, reason, time.time(), rid, INTERRUPTED, PENDING))
+                if cur.rowcount:
+                    done.append(rid)
+        return done
 
     # ------------------------------------------------------------------ reads
     def experiments(self) -> list[Experiment]:

@@ -28,6 +28,7 @@ from batchlab.events import (
     DIVERGED,
     FAILED,
     INTERRUPTED,
+    PRUNED,
     Event,
     RunEnded,
     RunStarted,
@@ -47,6 +48,7 @@ from batchlab.train.precision import (
     make_precision,
     to_channels_last,
 )
+from batchlab.train.prune import PruneOrder, Pruner
 from batchlab.train.recorder import Recorder
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
@@ -136,6 +138,7 @@ def train_run(
     load_data: Callable[..., Dataset] = load_dataset,
     checkpoint_timer: CheckpointTimer | None = None,
     inputs: RunInputs | None = None,
+    prune: PruneOrder | None = None,
 ) -> RunEnded:
     """Train one run to the end (or divergence/failure/Ctrl-C) and return how it ended.
 
@@ -145,6 +148,8 @@ def train_run(
     ``CheckpointTimer()``: the first epoch end, then once their cost is <= 2 % of the time).
     KeyboardInterrupt is re-raised after the run is reported as interrupted. ``inputs``: where
     the model, loss and optimizer come from (default: the config's, with ``load_data``).
+    ``prune``: what the sweep asks (``batchlab.train.prune``; default: never stop early): a
+    hopeless run ends ``pruned`` with the reason, a run at its halving rung ends ``interrupted``.
     """
     inputs = inputs or RunInputs(load_data=load_data)
     run_id = config.run_id()
@@ -178,6 +183,7 @@ def train_run(
         eval_every = t.eval_every or spe
         order = torch.Generator().manual_seed(t.seed)  # batch order and augmentation
         noise = noise_meter(t)  # None unless train.measure_noise_scale
+        pruner = Pruner(prune or PruneOrder(hopeless=False), data.num_classes or None)
 
         train_x, train_y = data.train_x.to(device), data.train_y.to(device)
         val_x, val_y = data.val_x.to(device), data.val_y.to(device)
@@ -206,6 +212,7 @@ def train_run(
             step, clock, summary = state["step"], state["wall_time"], state["summary"]
             if noise is not None and state.get("noise_scale") is not None:
                 noise = noise_meter(t, state["noise_scale"])
+            pruner.restore(state.get("prune"))
         if noise is not None:
             noise.loss_fn = inputs.loss_fn  # the gradient noise of the loss being trained
         sink(RunStarted(run_id, total, step, environment(device)))
@@ -216,7 +223,10 @@ def train_run(
     except Exception as err:
         return ended(FAILED, {}, "".join(traceback.format_exception_only(err)).strip())
 
-    def run_eval() -> None:
+    def run_eval() -> str | None:
+        """Evaluate and record; the reason to prune the run here, or None."""
+        nonlocal last_eval
+        last_eval = step
         val_loss, val_acc = evaluate(model, val_x, val_y, inputs.loss_fn, precision)
         train_loss, train_acc = evaluate(model, sub_x, sub_y, inputs.loss_fn, precision)
         rec.log_values(step, {"val_loss": val_loss, "train_eval_loss": train_loss})
@@ -234,11 +244,22 @@ def train_run(
         if noise is not None and noise.estimator.count:
             summary["noise_scale"] = noise.estimator.b_simple_ema()
             rec.log_values(step, {"noise_scale": summary["noise_scale"]})
+        return pruner.observe(rec.epoch(step), val_acc, train_loss)
+
+    def pruned(why: str) -> RunEnded:
+        """End a hopeless run: its rows so far are kept, nothing will resume it."""
+        rec.flush()
+        summary["pruned_at_step"] = step
+        if checkpoint_path is not None:
+            remove_checkpoint(checkpoint_path)
+        return ended(PRUNED, summary, why)
+
+    last_eval = -1
 
     try:
         model.train()
-        if step == 0:
-            run_eval()  # the curves start at the untrained model
+        if step == 0 and (why := run_eval()) is not None:  # the curves start untrained
+            return pruned(why)
         last_step, last_time = step, time.perf_counter()
         timer = checkpoint_timer or CheckpointTimer(key=checkpoint_key(model, t.optimizer))
         while step < total:
@@ -278,10 +299,16 @@ def train_run(
                     summary["train_time"] = summary.get("train_time", 0.0) + now - last_time
                     examples = rec.examples(step) - rec.examples(last_step)
                     rec.log_values(step, {"samples_per_s": examples / max(now - last_time, 1e-9)})
-                    run_eval()  # its rows go out with the next flush
+                    why = run_eval()  # its rows go out with the next flush
                     last_step, last_time = step, time.perf_counter()
+                    if why is not None:
+                        return pruned(why)
 
-            if checkpoint_path is not None and t.checkpoint and step < total and timer.due():
+            pause = step < total and pruner.pause_due(rec.examples(step))
+            if pause and last_eval != step and (why := run_eval()) is not None:
+                return pruned(why)  # halving ranks runs by the validation loss at the rung
+            if checkpoint_path is not None and t.checkpoint and step < total and (
+                    timer.due() or pause):
                 timer.start()
                 rec.flush()  # the store must hold every row up to the checkpoint's step
                 if (why := checkpoint_or_why(checkpoint_path, {
@@ -292,10 +319,14 @@ def train_run(
                     "torch_rng": torch.get_rng_state(),
                     "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                     "noise_scale": noise.estimator.state() if noise is not None else None,
+                    "prune": pruner.state(),
                 }, f"writing the checkpoint of run {run_id}")) is not None:
                     # interrupted, not failed: it resumes from its previous checkpoint later
                     return ended(INTERRUPTED, summary, why, fatal=True)
                 timer.written()
+            if pause:
+                rec.flush()
+                return ended(INTERRUPTED, summary, pruner.pause_message(rec.examples(step)))
         rec.flush()
         summary["samples_per_s"] = rec.examples(step) / max(summary.get("train_time", 0.0), 1e-9)
         if noise is not None:

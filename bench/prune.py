@@ -1,0 +1,231 @@
+"""What sweep.prune saves, and whether it changes the answer.
+
+1. ``batchlab demo``'s spec (24 runs: LeNet-5 on digits, batch 16/32/64/128 x LR 0.1/0.01/0.001
+   x constant/step decay, 30 epochs) with ``sweep.prune = "off"`` and ``"hopeless"``: the best
+   configuration of each, and the ratio of their times (target <= 0.8).
+2. A 16-run sweep (the demo's model and data, constant LR, batch 16/32/64/128 x LR
+   0.1/0.03/0.01/0.001) with ``"off"`` and ``"halving"`` (eta 3): the best configuration of
+   each (the same, or the halving pick within seed noise of the best) and the fraction of the
+   examples the off sweep trained that halving trained.
+3. The false-positive check of the hopeless rule, on the "off" runs: replaying the rule on each
+   run's evaluations, which runs it would have pruned and where, and whether any of them ended
+   at (or within a point of) the best final accuracy.
+
+Each sweep runs through ``run_sweep`` with ``LocalPoolExecutor(2, threads=1)`` (as ``batchlab
+demo``; ``--workers 1``: ``InlineExecutor(threads=1)``) into a fresh store, one after another;
+the off stores are shared by 1 and 2, so the 12 runs the two sweeps have in common (same
+config, same run id) are trained once. Times: wall clock, and the CPU time of the process and
+its workers (one torch thread each: the work done, steadier than the wall on a shared machine).
+``--replay STORE`` runs part 3 alone on a store trained with prune off.
+
+    python bench/prune.py                 # ~10 CPU minutes
+    python bench/prune.py --epochs 10     # quicker, less saved (a collapse is cut at epoch ~4)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import load_line, machine_line, print_table, set_threads
+
+from batchlab.analysis import analyze_experiment
+from batchlab.collapse import CollapseRule, hopeless
+from batchlab.demo import demo_spec
+from batchlab.execute.inline import InlineExecutor
+from batchlab.execute.local import LocalPoolExecutor
+from batchlab.execute.sweep import run_sweep
+from batchlab.spec import Spec, spec_from_dict
+from batchlab.store import Store
+
+NEAR_BEST = 0.01  # a run within a point of the best final val acc "ended near best"
+
+
+def with_sweep(spec: Spec, name: str, **sweep: Any) -> Spec:
+    raw = spec.model_dump(mode="json")
+    raw["name"] = name
+    raw["sweep"] = {**raw["sweep"], **sweep}
+    return spec_from_dict(raw)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the pool's workers)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def timed_sweep(spec: Spec, store: Store, workers: int) -> tuple[float, float]:
+    """(wall s, CPU s) of one sweep: in this process with one worker, else a local pool whose
+    workers have 1 torch thread each (as ``batchlab demo``)."""
+    executor = InlineExecutor(threads=1) if workers == 1 else LocalPoolExecutor(workers, threads=1)
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    run_sweep(spec, store, executor)
+    return time.perf_counter() - wall, cpu_seconds() - cpu
+
+
+def best_label(store: Store, name: str) -> tuple[str, float]:
+    best = analyze_experiment(store, name).best
+    if best is None:
+        return "none", float("nan")
+    return best["group"]["label"], best["group"]["best_val_acc_mean"]
+
+
+def examples_trained(store: Store, name: str) -> int:
+    """Examples seen over every run of the experiment (each run's last per-step row)."""
+    total = 0
+    for r in store.runs(name):
+        loss = store.metrics(r.id, ["train_loss"]).get("train_loss")
+        total += int(loss.examples[-1]) if loss is not None and len(loss.step) else 0
+    return total
+
+
+def would_prune(store: Store, name: str) -> tuple[list[list[str]], float]:
+    """The hopeless rule replayed on every run's evaluations (see the module doc): a row per
+    run, and the fraction of the runs' summed wall time that pruning would have saved (each
+    pruned run's time after the evaluation that pruned it; pruning only observes, so the run
+    is the same up to there)."""
+    runs = [r for r in store.runs(name) if r.status != "pending"]
+    finals, rows = {}, []
+    for r in runs:
+        m = store.metrics(r.id, ["val_acc", "train_eval_loss"])
+        acc, loss = m["val_acc"], m["train_eval_loss"]
+        finals[r.id] = float(acc.value[-1])
+        epochs, accs, losses = list(acc.epoch), list(acc.value), list(loss.value)
+        at = next((i for i in range(1, len(accs) + 1)
+                   if hopeless(epochs[:i], accs[:i], losses[:i], 10) is not None), None)
+        rows.append((r, at, epochs, float(acc.wall_time[at - 1]) if at else None))
+    best = max(finals.values())
+    out, total, saved = [], 0.0, 0.0
+    for r, at, epochs, wall_at in rows:
+        t = r.config["train"]
+        total += r.wall_time or 0.0
+        saved += (r.wall_time or 0.0) - wall_at if wall_at is not None else 0.0
+        near = finals[r.id] >= best - NEAR_BEST
+        out.append([f"batch {t['batch_size']}, lr {t['lr']}, {t['schedule']['name']}",
+                    f"{finals[r.id]:.3f}", "yes" if near else "no",
+                    f"epoch {epochs[at - 1]:.0f}" if at else "never"])
+    return out, saved / total if total else float("nan")
+
+
+def run_time(store: Store, name: str) -> float:
+    """The summed wall time of the experiment's runs (a paused and resumed run counts once)."""
+    return sum(r.wall_time or 0.0 for r in store.runs(name))
+
+
+def truth_replay(path: Path, rule: CollapseRule = CollapseRule()  # noqa: B008 - frozen
+                 ) -> tuple[int, list[str], list[str]]:
+    """The hopeless rule replayed on bench/judgement's ground truth (every run trained to its
+    end, prune off): (runs, those it would prune, those of them that ended near their case's
+    best final val acc)."""
+    truth = json.loads(path.read_text())
+    n, pruned, near = 0, [], []
+    for case, entry in truth.items():
+        runs = entry["runs"]
+        best = max(r["final_val_acc"] or 0.0 for r in runs)
+        for r in runs:
+            n += 1
+            acc, loss = r["series"].get("val_acc"), r["series"].get("train_eval_loss")
+            classes = r["summary"].get("num_classes")
+            if not acc or not loss or len(acc["value"]) != len(loss["value"]):
+                continue
+            epochs, accs, losses = acc["epoch"], acc["value"], loss["value"]
+            at = next((i for i in range(1, len(accs) + 1)
+                       if hopeless(epochs[:i], accs[:i], losses[:i], classes, rule) is not None), None)
+            if at is None:
+                continue
+            name = f"{case} lr {r['lr']:g} seed {r['seed']} (epoch {epochs[at - 1]:.3g})"
+            pruned.append(name)
+            if (r["final_val_acc"] or 0.0) >= best - NEAR_BEST:
+                near.append(name)
+    return n, pruned, near
+
+
+def replay(store: Store, names: list[str]) -> None:
+    """Part 3 (see the module doc) on ``store``'s experiments ``names`` and on the judgement
+    ground truth."""
+    print("\n3. the hopeless rule replayed on the runs trained with prune off (false positives)")
+    seen: set[str] = set()
+    for name in names:
+        rows, saved = would_prune(store, name)
+        print_table(["run", "final val acc", "near best", "would be pruned at"],
+                    [row for row in rows if row[0] not in seen])
+        seen |= {row[0] for row in rows}
+        print(f"'{name}': pruning would have saved {saved:.0%} of the runs' summed wall time")
+    for patience in (3, 2, 1):  # 3 is the default; fewer shows how close the margin is
+        n, cut, near = truth_replay(Path(__file__).parent / "judgement_truth.json",
+                                    CollapseRule(patience=patience))
+        print(f"\nbench/judgement ground truth, patience {patience}: {n} runs, the rule would "
+              f"prune {len(cut)}, of which {len(near)} ended within {100 * NEAR_BEST:g} point "
+              "of their case's best" + "".join(f"\n  {c}" for c in cut))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--replay", type=Path, metavar="STORE",
+                        help="only replay the rule on the runs of an existing store trained "
+                        "with prune off (experiment --experiment), and on the judgement truth")
+    parser.add_argument("--experiment", default="demo")
+    parser.add_argument("--workers", type=int, default=2, help="as batchlab demo (1: in process)")
+    args = parser.parse_args()
+    set_threads(1)
+    print(machine_line())
+    if args.replay is not None:
+        with Store(args.replay, create=False) as st:
+            replay(st, [args.experiment])
+        return
+    demo = demo_spec(args.epochs)
+    sixteen = {"train.batch_size": [16, 32, 64, 128], "train.lr": [0.1, 0.03, 0.01, 0.001]}
+    with tempfile.TemporaryDirectory() as tmp:
+        off = Store(Path(tmp) / "off.db")
+        hop = Store(Path(tmp) / "hopeless.db")
+        halv = Store(Path(tmp) / "halving.db")
+        w = args.workers
+        times = {"demo off": timed_sweep(with_sweep(demo, "demo", prune="off"), off, w),
+                 "demo hopeless": timed_sweep(with_sweep(demo, "demo", prune="hopeless"), hop, w),
+                 "16 off": timed_sweep(with_sweep(demo, "sixteen", prune="off", grid=sixteen), off, w),
+                 "16 halving": timed_sweep(with_sweep(demo, "sixteen", prune="halving",
+                                                      grid=sixteen), halv, w)}
+        print(load_line())
+        print("\n1. demo, prune off vs hopeless")
+        (b_off, a_off), (b_hop, a_hop) = best_label(off, "demo"), best_label(hop, "demo")
+        pruned = [r for r in hop.runs("demo") if r.status == "pruned"]
+        print_table(["sweep", "wall s", "CPU s", "best configuration", "its best val acc"], [
+            ["off", f"{times['demo off'][0]:.0f}", f"{times['demo off'][1]:.0f}", b_off, f"{a_off:.4f}"],
+            ["hopeless", f"{times['demo hopeless'][0]:.0f}", f"{times['demo hopeless'][1]:.0f}",
+             b_hop, f"{a_hop:.4f}"]])
+        wall = times["demo hopeless"][0] / times["demo off"][0]
+        cpu = times["demo hopeless"][1] / times["demo off"][1]
+        print(f"hopeless / off: wall {wall:.2f}, CPU {cpu:.2f} (target <= 0.8: "
+              f"{'PASS' if cpu <= 0.8 else 'FAIL'} on CPU); same best: {b_off == b_hop}; "
+              f"{len(pruned)} runs pruned:")
+        for r in pruned:
+            print(f"  batch {r.config['train']['batch_size']}, lr {r.config['train']['lr']}, "
+                  f"{r.config['train']['schedule']['name']}: step {r.steps} of {r.total_steps}: {r.error}")
+        print("\n2. 16-run sweep, prune off vs halving (eta 3); 12 of its runs are the demo's, "
+              "trained once in the off store, so its time is the runs' summed wall time")
+        (b16, a16), (bh, _) = best_label(off, "sixteen"), best_label(halv, "sixteen")
+        accs = {g["label"]: g["best_val_acc_mean"] for g in analyze_experiment(off, "sixteen").groups}
+        fraction = examples_trained(halv, "sixteen") / examples_trained(off, "sixteen")
+        t_off, t_halv = run_time(off, "sixteen"), run_time(halv, "sixteen")
+        print_table(["sweep", "run time s", "best configuration", "its best val acc (off)"], [
+            ["off", f"{t_off:.0f}", b16, f"{a16:.4f}"],
+            ["halving", f"{t_halv:.0f}", bh, f"{accs.get(bh, float('nan')):.4f}"]])
+        gap = a16 - accs.get(bh, float("nan"))
+        print(f"same best: {b16 == bh}; halving's pick is {100 * gap:.2g} points under the best "
+              f"(noise floor 1 point); examples trained: {fraction:.2f} of the off sweep's; "
+              f"run time {t_halv / t_off:.2f} of it")
+        statuses = [r.status for r in halv.runs("sixteen")]
+        print(f"halving: {statuses.count('completed')} completed, {statuses.count('pruned')} pruned")
+        replay(off, ["demo", "sixteen"])
+        for st in (off, hop, halv):
+            st.close()
+
+
+if __name__ == "__main__":
+    main()

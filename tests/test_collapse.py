@@ -1,0 +1,65 @@
+"""The collapse rule shared by the diagnosis and pruning (batchlab.collapse)."""
+
+import math
+
+import numpy as np
+
+from batchlab.analysis.findings import Thresholds
+from batchlab.collapse import CollapseRule, accuracy_line, hopeless
+
+LN10 = math.log(10)
+
+
+def evals(accs, losses=None):
+    """Epochs 0..n-1 with the given val accs and (default: ln 10 at chance, else 0.5) losses."""
+    losses = losses or [LN10 if a is not None and a <= 0.15 else 0.5 for a in accs]
+    return list(map(float, range(len(accs)))), accs, losses
+
+
+def test_diagnosis_thresholds_default_to_the_rule_constants():
+    th, rule = Thresholds(), CollapseRule()
+    assert (th.chance_factor, th.collapse_kept, th.chance_loss_band, th.collapse_fall) == (
+        rule.chance_factor, rule.collapse_kept, rule.chance_loss_band, rule.collapse_fall)
+
+
+def test_accuracy_line_keeps_a_quarter_of_the_gain_once_risen():
+    assert math.isclose(accuracy_line(0.12, 10), 0.15)  # never above 1.5/C: the level itself
+    assert math.isclose(accuracy_line(0.9, 10), 0.1 + 0.25 * 0.8)
+
+
+def test_collapse_after_learning_is_hopeless_after_patience_evaluations():
+    epochs, accs, losses = evals([0.1, 0.6, 0.1, 0.09, 0.1])
+    why = hopeless(epochs, accs, losses, 10)
+    assert why is not None and why.startswith("collapsed to chance: val acc 0.1")
+    assert "after reaching 0.6 at epoch 1" in why and "for 3 evaluations (epoch 2 to 4)" in why
+    # two evaluations at chance are not enough: it may recover
+    assert hopeless(epochs[:4], accs[:4], losses[:4], 10) is None
+    assert hopeless(epochs[:4], accs[:4], losses[:4], 10, CollapseRule(patience=2)) is not None
+
+
+def test_a_recovery_inside_the_window_is_not_hopeless():
+    epochs, accs, losses = evals([0.1, 0.6, 0.1, 0.5, 0.1, 0.1])
+    assert hopeless(epochs, accs, losses, 10) is None
+
+
+def test_slow_starters_are_never_hopeless():
+    # at chance for many evaluations without having learned: too small an LR, not a collapse
+    epochs, accs, losses = evals([0.1] * 8, [LN10] * 8)
+    assert hopeless(epochs, accs, losses, 10) is None
+    # a slow climb that is still under the line of its best is not a collapse either
+    epochs, accs, losses = evals([0.1, 0.12, 0.14, 0.2, 0.3, 0.4], [LN10, 2.2, 2.1, 2.0, 1.8, 1.5])
+    assert hopeless(epochs, accs, losses, 10) is None
+
+
+def test_loss_back_at_ln_c_after_falling_is_hopeless_without_accuracy():
+    losses = [LN10, 1.0, LN10, LN10 * 1.01, LN10 * 0.99]
+    why = hopeless(list(map(float, range(5))), [None] * 5, losses, 10)
+    assert why is not None and "training loss" in why and "after falling to 1" in why
+    # a loss that never fell a quarter below ln C is a slow start
+    assert hopeless(list(map(float, range(5))), [None] * 5, [LN10, 2.0] + [LN10] * 3, 10) is None
+
+
+def test_nothing_is_hopeless_without_classes():
+    epochs, accs, losses = evals([0.1, 0.6, 0.1, 0.09, 0.1])
+    assert hopeless(epochs, accs, losses, None) is None
+    assert hopeless(epochs, [None] * 5, [float(x) for x in np.ones(5)], None) is None
