@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import batchlab as bl
+from batchlab.cli.browse import STATUS_COLUMNS
 from batchlab.errors import SpecError
 from batchlab.events import MetricRows
 from batchlab.execute.inline import InlineExecutor
@@ -251,7 +252,7 @@ def test_a_loop_killed_with_kill_9_reads_as_interrupted_not_running(tmp_path):
     overview = subprocess.run([sys.executable, "-m", "batchlab", "ls", "--store", str(db)], timeout=300,
                               capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}).stdout
     row = next(line for line in overview.splitlines() if line.startswith("│ killed "))
-    columns = ("runs", "completed", "diverged", "failed", "interrupted", "running", "pending")
+    columns = ("runs", *STATUS_COLUMNS)
     counts = dict(zip(columns, map(int, re.findall(r"\d+", row)), strict=True))
     assert counts["interrupted"] == 1 and counts["running"] == 0 and counts["runs"] == 1
     assert "interrupted at step 5" in batchlab("show", rec.id[:8], "--store", db).stdout
