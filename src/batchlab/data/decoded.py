@@ -84,7 +84,8 @@ class _Decode(TorchDataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor | Failed:
-        return guarded(lambda: torch.from_numpy(self.decode(self.paths[i], self.size)))
+        # Pillow's buffer is read-only; torch wants a writable one (a 3*S*S-byte copy)
+        return guarded(lambda: torch.from_numpy(np.array(self.decode(self.paths[i], self.size))))
 
 
 def _build(path: Path, paths: list[Path], size: int, workers: int,
