@@ -14,8 +14,11 @@ process of the run's tree, loader processes included):
 * memory vs stream with 2 loader processes on alexnet_small, whose step costs more than
   decoding a batch: target, stream >= 0.8x memory samples/s.
 
-    python bench/data_pipeline.py              # ~6-10 minutes on 2 busy cores
-    python bench/data_pipeline.py --steps 60   # shorter
+    python bench/data_pipeline.py                                 # ~5 min on 2 quiet cores
+    python bench/data_pipeline.py --steps 40 --heavy-steps 20     # shorter
+
+Nearly all of the time is JPEG decoding (about 75,000 decodes in all), so on a busy machine
+it takes several times longer (23 minutes at a load average of 7-19 on 2 cores).
 
 Configurations run one after another, so on a shared machine their timings are noisy; the
 load average is printed at the start and the end.
