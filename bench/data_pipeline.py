@@ -14,7 +14,7 @@ process of the run's tree, loader processes included):
 * memory vs stream with 2 loader processes on alexnet_small, whose step costs more than
   decoding a batch: target, stream >= 0.8x memory samples/s.
 
-    python bench/data_pipeline.py                                 # ~5 min on 2 quiet cores
+    python bench/data_pipeline.py                                 # ~5 min expected on 2 quiet cores
     python bench/data_pipeline.py --steps 40 --heavy-steps 20     # shorter
 
 Nearly all of the time is JPEG decoding (about 75,000 decodes in all), so on a busy machine
