@@ -63,7 +63,7 @@ class DataSpec(_Strict):
         "auto", description="'memory': decoded tensors; 'stream': DataLoader decoding per sample; "
         "'auto': memory when the decoded set fits comfortably in memory")
     workers: Annotated[int, Field(ge=0)] = Field(0, description="stream: loader processes")
-    cache: bool = Field(False, description="stream: decode each image once into a uint8 memmap")
+    cache: bool = Field(False, description="image_folder: decode each image once into a uint8 memmap")
 
     @model_validator(mode="after")
     def _needs_path(self) -> DataSpec:

@@ -124,3 +124,31 @@ def test_loading_fields_do_not_change_run_ids():
     assert base.run_id() == same.run_id()
     streamed = RunConfig(data=DataSpec(pipeline="stream"), model=ModelSpec(), train=TrainSpec())
     assert streamed.run_id() != base.run_id()  # other batches: other numbers, another run
+
+
+def test_the_memory_pipeline_reads_the_cache_too(tmp_path, monkeypatch):
+    from batchlab.data import load_dataset
+
+    root = write_separable_folder(tmp_path / "img")
+    plain = load_dataset(spec(root, pipeline="memory"))
+    opened = counting_decodes(monkeypatch)
+    first = load_dataset(spec(root, pipeline="memory", cache=True))
+    assert len(opened) == 48
+    second = load_dataset(spec(root, pipeline="memory", cache=True))
+    assert len(opened) == 48  # decoded once, by the first load
+    for data in (first, second):
+        assert torch.equal(data.train_x, plain.train_x) and torch.equal(data.val_x, plain.val_x)
+    # the stream pipeline finds the same file
+    open_stream(spec(root, pipeline="stream", cache=True))
+    assert len(opened) == 48
+
+
+def test_an_unwritable_cache_folder_only_costs_decoding(tmp_path):
+    root = write_separable_folder(tmp_path / "img")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    s = spec(root, pipeline="stream", cache=True, cache_dir=str(blocker))
+    data = open_stream(s)
+    assert data.train.part.cache is None
+    assert len(data.notes) == 1 and data.notes[0].startswith("data.cache: the decoded cache could not")
+    assert data.head(2).shape == (2, 3, 8, 8)

@@ -127,3 +127,17 @@ def decoded_pixels(path: Path, paths: list[Path], size: int, workers: int = 0,
     if pixels is None:
         raise OSError(f"the decoded cache '{path}' could not be read back after writing it")
     return pixels
+
+
+def cached_part(spec: DataSpec, part: str, paths: list[Path], notes: list[str]) -> Path | None:
+    """The decoded cache file of ``part`` of ``spec``'s folder, built first if needed; None
+    (and a note saying why in ``notes``) when it cannot be written: the caller decodes then."""
+    try:
+        where = cache_file(spec, part)
+        if where is not None:
+            decoded_pixels(where, paths, spec.image_size, spec.workers)
+        return where
+    except OSError as err:
+        notes.append(f"data.cache: the decoded cache could not be written ({err}); images are "
+                     "decoded as they are read instead. Free disk space or set data.cache_dir.")
+        return None

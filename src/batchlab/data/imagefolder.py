@@ -120,18 +120,29 @@ def folder_files(spec: DataSpec, want_test: bool) -> FolderFiles:
     return FolderFiles(classes, train, part_files(test_dir, classes))
 
 
-def _decode(files: tuple[list[Path], list[int]], size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, 3, S, S) float32 in [0, 1] and labels (N,) of listed files."""
+def _decode(spec: DataSpec, files: tuple[list[Path], list[int]], part: str,
+            notes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 3, S, S) float32 in [0, 1] and labels (N,) of listed files: decoded here, or
+    copied from the decoded cache (``data.cache``), which decodes each image once for every
+    run and sweep."""
     paths, labels = files
-    pixels = np.stack([read_image(path, size) for path in paths])
+    pixels = None
+    if spec.cache:
+        from batchlab.data.decoded import cached_part  # it imports this module's decoder
+
+        if (where := cached_part(spec, part, paths, notes)) is not None:
+            pixels = np.load(where, mmap_mode="r")
+    if pixels is None:
+        pixels = np.stack([read_image(path, spec.image_size) for path in paths])
     return images_tensor(pixels.transpose(0, 3, 1, 2)), torch.tensor(labels, dtype=torch.int64)
 
 
 def load_image_folder(spec: DataSpec, want_test: bool) -> RawData:
     """Images from class sub-folders; the val/ (or test/) tree is read only when ``want_test``."""
     files = folder_files(spec, want_test)
-    train_x, train_y = _decode(files.train, spec.image_size)
+    notes: list[str] = []
+    train_x, train_y = _decode(spec, files.train, "train", notes)
     if files.test is None:
-        return RawData(train_x, train_y, len(files.classes))
-    test_x, test_y = _decode(files.test, spec.image_size)
-    return RawData(train_x, train_y, len(files.classes), test_x, test_y)
+        return RawData(train_x, train_y, len(files.classes), notes=tuple(notes))
+    test_x, test_y = _decode(spec, files.test, "test", notes)
+    return RawData(train_x, train_y, len(files.classes), test_x, test_y, tuple(notes))

@@ -16,7 +16,7 @@ are map-style ``ImageSamples`` a DataLoader reads in any number of processes:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from batchlab.data.augment import augment_batch
-from batchlab.data.decoded import cache_file, decoded_pixels
+from batchlab.data.decoded import cached_part
 from batchlab.data.fileio import images_tensor
 from batchlab.data.imagefolder import folder_files, read_image
 from batchlab.data.loader import Failed, collate, guarded, unwrap, usable_workers
@@ -152,19 +152,8 @@ def _part(spec: DataSpec, files: tuple[list[Path], list[int]], name: str,
           notes: list[str]) -> Part:
     """A listed part, with its decoded cache built or opened when ``data.cache``."""
     paths, labels = files
-    part = Part(paths, torch.tensor(labels, dtype=torch.int64))
-    if not spec.cache:
-        return part
-    try:
-        where = cache_file(spec, name)
-        if where is None:
-            return part
-        decoded_pixels(where, paths, spec.image_size, spec.workers)
-    except OSError as err:
-        notes.append(f"data.cache: the decoded cache could not be written ({err}); this run "
-                     "decodes every image as it goes. Free disk space or set data.cache_dir.")
-        return part
-    return replace(part, cache=where)
+    cache = cached_part(spec, name, paths, notes) if spec.cache else None
+    return Part(paths, torch.tensor(labels, dtype=torch.int64), cache)
 
 
 def open_stream(spec: DataSpec) -> StreamData:
