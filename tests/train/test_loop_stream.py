@@ -128,3 +128,20 @@ def test_a_cached_sweep_decodes_each_image_once(tmp_path):
         assert res.stdout.count("completed") == listed  # the table lists the experiment's runs
     assert count.read_text() == "x" * image_count(root)  # 8 runs, 2 sweeps: one decode each
     assert len(list((cache / "decoded").glob("*.npy"))) == 1
+
+
+def test_a_resumed_stream_run_continues_bit_for_bit(folder, tmp_path):
+    cfg = config(folder, pipeline="stream", workers=2, augment=["crop", "flip"], crop_padding=1)
+    _, _, full = run(cfg)
+    ckpt = tmp_path / "run.pt"
+
+    def interrupt_in_third_epoch(e):
+        if isinstance(e, MetricRows) and e.step > 2 * 6 + 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, interrupt_in_third_epoch, checkpoint_path=ckpt)
+    end, events, rest = run(cfg, checkpoint_path=ckpt)
+    resumed = events[0].resumed_from
+    assert end.status == "completed" and resumed > 0 and resumed % 6 == 0
+    assert rest == full[resumed:]  # the same batches, augmentations and losses after the resume
