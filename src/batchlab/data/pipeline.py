@@ -48,6 +48,10 @@ def decoded_bytes(spec: DataSpec) -> int:
     return images * 3 * spec.image_size**2 * 4
 
 
+def _bytes(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**29 else f"{n / 2**20:.1f} MiB"
+
+
 def choose_pipeline(spec: DataSpec, available: int | None = None) -> tuple[str, str | None]:
     """("memory" | "stream", the note saying why auto chose it, or None when not auto).
 
@@ -60,10 +64,9 @@ def choose_pipeline(spec: DataSpec, available: int | None = None) -> tuple[str, 
         return "memory", None
     need = decoded_bytes(spec)
     budget = available_memory() if available is None else available
-    gib = 2**30
-    size = (f"the decoded set takes {need / gib:.2f} GiB as float32, "
+    size = (f"the decoded set takes {_bytes(need)} as float32, "
             f"{'within' if need <= AUTO_MEMORY_SHARE * budget else 'more than'} "
-            f"{AUTO_MEMORY_SHARE:.0%} of the {budget / gib:.1f} GiB available")
+            f"{AUTO_MEMORY_SHARE:.0%} of the {_bytes(budget)} available")
     if need <= AUTO_MEMORY_SHARE * budget:
         return "memory", f"data.pipeline = 'auto' chose 'memory': {size}."
     return "stream", (f"data.pipeline = 'auto' chose 'stream' (decoding per sample with "
