@@ -20,7 +20,8 @@ DataName = Literal[
     "digits", "mnist1d", "synthetic", "mnist_idx", "cifar10", "cifar100", "image_folder", "npz",
     "memory",  # arrays passed to the Python API (batchlab.data.memory); path = "memory:<hash>"
 ]
-Augmentation = Literal["crop", "flip"]
+Augmentation = Literal["crop", "flip", "resized_crop"]
+Pipeline = Literal["auto", "memory", "stream"]
 ScheduleName = Literal["constant", "step", "multistep", "exponential", "power", "cosine", "onecycle"]
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
 ScaleRule = Literal["none", "linear", "sqrt"]
@@ -31,9 +32,12 @@ NOISE_SCALE_FIELDS = ("measure_noise_scale", "noise_scale_micro_batches", "noise
 #: fields added after runs were stored, per section, with the default that leaves a run
 #: unchanged: a run at the default keeps the id it had before the field existed (``run_id``)
 LATER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "data": {"pipeline": "auto"},
     "model": {"weights": None, "freeze": "none"},
     "train": {"accumulate": 1, "micro_batch_size": None, "precision": "fp32", "channels_last": False},
 }
+# how batches are produced, not which: the same seed gives the same numbers with any of them
+DATA_LOADING_FIELDS = ("workers", "cache")
 AUTO_LR_UNRESOLVED = (
     "train.lr = 'auto' must be resolved by the LR range test first "
     "(batchlab.probes.lr_range.resolve_auto_lr); or set train.lr to a number."
@@ -63,6 +67,11 @@ class DataSpec(_Strict):
     classes: Annotated[int, Field(ge=2)] = Field(10, description="synthetic: number of classes")
     size: PositiveInt = Field(2000, description="synthetic / mnist1d: number of examples")
     cache_dir: str | None = Field(None, description="mnist1d cache; default ~/.cache/batchlab")
+    pipeline: Pipeline = Field(
+        "auto", description="'memory': decoded tensors; 'stream': DataLoader decoding per sample; "
+        "'auto': memory when the decoded set fits comfortably in memory")
+    workers: Annotated[int, Field(ge=0)] = Field(0, description="stream: loader processes")
+    cache: bool = Field(False, description="image_folder: decode each image once into a uint8 memmap")
 
     @model_validator(mode="after")
     def _needs_path(self) -> DataSpec:
@@ -276,6 +285,8 @@ class RunConfig(_Strict):
             # Added later and inert when off: left out so runs keep the ids they had before.
             for key in NOISE_SCALE_FIELDS:
                 config["train"].pop(key)
+        for key in DATA_LOADING_FIELDS:  # added later; they never change a run's numbers
+            config["data"].pop(key)
         for section, defaults in LATER_DEFAULTS.items():
             for key, default in defaults.items():
                 if key in config[section] and config[section][key] == default:

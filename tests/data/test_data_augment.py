@@ -73,3 +73,19 @@ def test_same_result_on_cuda_as_on_cpu() -> None:
     cpu = augment_batch(x, ["crop", "flip"], 2, gen(9))
     cuda = augment_batch(x.cuda(), ["crop", "flip"], 2, gen(9))
     assert cuda.device.type == "cuda" and torch.equal(cuda.cpu(), cpu)
+
+
+def test_resized_crop_is_deterministic_and_stretches_a_sub_box():
+    x = torch.arange(4 * 3 * 16 * 16, dtype=torch.float32).view(4, 3, 16, 16)
+    a = augment_batch(x, ["resized_crop"], 0, gen(1))
+    assert a.shape == x.shape and torch.equal(a, augment_batch(x, ["resized_crop"], 0, gen(1)))
+    assert not torch.equal(a, augment_batch(x, ["resized_crop"], 0, gen(2)))
+    for i in range(4):  # a box of the image stretched: values stay within the image's range,
+        # and a box smaller than the image spans a narrower range of its (increasing) pixels
+        assert x[i].min() <= a[i].min() and a[i].max() <= x[i].max()
+        assert a[i].max() - a[i].min() < x[i].max() - x[i].min()
+
+
+def test_resized_crop_needs_images():
+    with pytest.raises(ValueError, match="resized_crop needs images"):
+        augment_batch(torch.randn(4, 2, 9), ["resized_crop"], 0, gen())

@@ -2,7 +2,10 @@
 
 ``load_dataset(spec)`` supports digits, mnist1d, synthetic, mnist_idx, cifar10, cifar100,
 image_folder and npz; every bad file or folder raises ``batchlab.errors.DataError``.
-``augment_batch`` applies random crops and flips to a batch on its own device.
+``augment_batch`` applies random crops, flips and resized crops to a batch on its own device.
+``pipeline.load_data(spec)`` picks the pipeline (``data.pipeline``): those tensors, or an image
+folder opened for streaming (``stream``); ``batches.batch_source`` turns either into the
+batches the trainer iterates.
 """
 
 from batchlab.data.augment import augment_batch

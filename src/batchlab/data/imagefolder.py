@@ -14,6 +14,7 @@ files and hidden entries are ignored; an image file Pillow cannot decode is a Da
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,30 +44,34 @@ def _images_in(folder: Path) -> list[Path]:
     return [p for p in _visible(list(folder.iterdir())) if p.suffix.lower() in EXTENSIONS]
 
 
-def _read_image(path: Path, size: int) -> np.ndarray:
-    """(size, size, 3) uint8 pixels of one image."""
+def read_image(path: Path, size: int) -> np.ndarray:
+    """(size, size, 3) uint8 pixels of one image; a file Pillow cannot decode is a DataError.
+
+    The one decoder of both pipelines (memory and stream) and of the decoded cache, so every
+    path sees the same pixels.
+    """
     with reading(path, "remove the file or replace it with a valid image"):
         with Image.open(path) as image:
             rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(rgb, dtype=np.uint8)
 
 
-def _load_part(folder: Path, classes: list[str], size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, 3, S, S) and labels (N,) of every class folder of ``folder`` that exists."""
-    pixels: list[np.ndarray] = []
+def part_files(folder: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
+    """The image files of every class folder of ``folder`` that exists, with their labels, in
+    class then file-name order; DataError when there is none."""
+    paths: list[Path] = []
     labels: list[int] = []
     for label, name in enumerate(classes):
         class_dir = folder / name
         if not class_dir.is_dir():
             continue  # a test split may lack a class; the train part is checked by the caller
-        for path in _images_in(class_dir):
-            pixels.append(_read_image(path, size))
-            labels.append(label)
-    if not pixels:
+        found = _images_in(class_dir)
+        paths += found
+        labels += [label] * len(found)
+    if not paths:
         exts = " ".join(sorted(EXTENSIONS))
         raise fail(f"folder '{folder}'", f"has no images ({exts}) in its class sub-folders", FIX)
-    x = images_tensor(np.stack(pixels).transpose(0, 3, 1, 2))
-    return x, torch.tensor(labels, dtype=torch.int64)
+    return paths, labels
 
 
 def _layout(root: Path) -> tuple[Path, Path | None]:
@@ -80,8 +85,19 @@ def _layout(root: Path) -> tuple[Path, Path | None]:
     return train, None
 
 
-def load_image_folder(spec: DataSpec, want_test: bool) -> RawData:
-    """Images from class sub-folders; the val/ (or test/) tree is read only when ``want_test``."""
+@dataclass(frozen=True)
+class FolderFiles:
+    """The image files of an image folder: the train part and the test part (when asked)."""
+
+    classes: list[str]
+    train: tuple[list[Path], list[int]]
+    test: tuple[list[Path], list[int]] | None = None
+
+
+def folder_files(spec: DataSpec, want_test: bool) -> FolderFiles:
+    """List (not decode) the images of ``spec``'s folder: classes, train and test files. Every
+    layout error is the DataError ``load_image_folder`` raises; the val/ (or test/) tree is
+    listed only when ``want_test``."""
     root = data_path(spec, folder=True, fix=FIX)
     train_dir, test_dir = _layout(root)
     if want_test and test_dir is None:
@@ -93,13 +109,40 @@ def load_image_folder(spec: DataSpec, want_test: bool) -> RawData:
     for name in classes:
         if not _images_in(train_dir / name):
             raise fail(f"class folder '{train_dir / name}'", "holds no images", FIX)
-    train_x, train_y = _load_part(train_dir, classes, spec.image_size)
+    train = part_files(train_dir, classes)
     if not want_test:
-        return RawData(train_x, train_y, len(classes))
+        return FolderFiles(classes, train)
     assert test_dir is not None
     unknown = sorted(set(_class_names(test_dir)) - set(classes))
     if unknown:
         problem = f"has class folders {unknown} that '{train_dir}' does not have"
         raise fail(f"folder '{test_dir}'", problem, "give both splits the same class folders")
-    test_x, test_y = _load_part(test_dir, classes, spec.image_size)
-    return RawData(train_x, train_y, len(classes), test_x, test_y)
+    return FolderFiles(classes, train, part_files(test_dir, classes))
+
+
+def _decode(spec: DataSpec, files: tuple[list[Path], list[int]], part: str,
+            notes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 3, S, S) float32 in [0, 1] and labels (N,) of listed files: decoded here, or
+    copied from the decoded cache (``data.cache``), which decodes each image once for every
+    run and sweep."""
+    paths, labels = files
+    pixels = None
+    if spec.cache:
+        from batchlab.data.decoded import cached_part  # it imports this module's decoder
+
+        if (where := cached_part(spec, part, paths, notes)) is not None:
+            pixels = np.load(where, mmap_mode="r")
+    if pixels is None:
+        pixels = np.stack([read_image(path, spec.image_size) for path in paths])
+    return images_tensor(pixels.transpose(0, 3, 1, 2)), torch.tensor(labels, dtype=torch.int64)
+
+
+def load_image_folder(spec: DataSpec, want_test: bool) -> RawData:
+    """Images from class sub-folders; the val/ (or test/) tree is read only when ``want_test``."""
+    files = folder_files(spec, want_test)
+    notes: list[str] = []
+    train_x, train_y = _decode(spec, files.train, "train", notes)
+    if files.test is None:
+        return RawData(train_x, train_y, len(files.classes), notes=tuple(notes))
+    test_x, test_y = _decode(spec, files.test, "test", notes)
+    return RawData(train_x, train_y, len(files.classes), test_x, test_y, tuple(notes))

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from batchlab.data.pipeline import first_inputs
 from batchlab.errors import BatchlabError, ModelError, SpecError
 from batchlab.events import FAILED, FINAL_STATUSES, Event, RunEnded
 from batchlab.execute.base import Executor, RunTask
@@ -94,7 +95,7 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> list[str]:
                     f"{data.input_shape} with {data.num_classes} classes: {err}. "
                     "Pick a model that fits the data (see the model table in the README)."
                 ) from None
-            check_forward(model, data.train_x[:2], data.num_classes, cfg.model.name)
+            check_forward(model, first_inputs(data, 2), data.num_classes, cfg.model.name)
         t = cfg.train
         if t.device == "cuda" and not torch.cuda.is_available():
             raise SpecError("train.device = 'cuda' but this machine has no CUDA device; "

@@ -1,7 +1,8 @@
 """The training loop: one run, read top to bottom.
 
-data -> model -> optimizer + LR schedule -> loop over random-permutation batches of in-memory
-tensors (no per-sample DataLoader overhead) -> per-step loss and LR, evaluations, epoch-end
+data -> model -> optimizer + LR schedule -> loop over the batches of a batch source (random-
+permutation slices of in-memory tensors, or a streaming DataLoader for data beyond memory:
+``batchlab.data.batches``) -> per-step loss and LR, evaluations, epoch-end
 checkpoints on a time budget (``checkpoint_timing``). A run is a pure function of its config
 and seed; it never touches the store: it emits events to ``sink`` and the executor decides
 where they go.
@@ -13,7 +14,7 @@ import math
 import platform
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 import batchlab
-from batchlab.data import Dataset, augment_batch, load_dataset
+from batchlab.data import pipeline
+from batchlab.data.batches import Batch, batch_source
 from batchlab.events import (
     COMPLETED,
     DIVERGED,
@@ -100,20 +102,29 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     when the outputs are not class scores for integer labels (a regression, see
     ``has_accuracy``).
     """
+    chunks = ((x[i : i + EVAL_BATCH], y[i : i + EVAL_BATCH]) for i in range(0, len(y), EVAL_BATCH))
+    return evaluate_batches(model, chunks, loss_fn, x.device, precision)
+
+
+@torch.no_grad()
+def evaluate_batches(model: torch.nn.Module, batches: Iterable[Batch], loss_fn: LossFn,
+                     device: torch.device, precision: Precision | None = None) -> tuple[float, float | None]:
+    """``evaluate`` over (inputs, targets) batches on ``device`` (a batch source's)."""
     model.eval()
-    loss_sum = torch.zeros((), device=x.device)
-    correct: torch.Tensor | None = torch.zeros((), device=x.device)
-    for i in range(0, len(y), EVAL_BATCH):
-        target = y[i : i + EVAL_BATCH]
+    loss_sum = torch.zeros((), device=device)
+    correct: torch.Tensor | None = torch.zeros((), device=device)
+    n = 0
+    for inputs, target in batches:
         with precision.autocast() if precision is not None else nullcontext():
-            outputs = model(x[i : i + EVAL_BATCH])
+            outputs = model(inputs)
             loss_sum += loss_fn(outputs, target).detach().float() * len(target)
+        n += len(target)
         if correct is not None and has_accuracy(outputs, target):
             correct += (outputs.argmax(dim=1) == target).sum()
         else:
             correct = None
     model.train()
-    n = max(len(y), 1)
+    n = max(n, 1)
     return loss_sum.item() / n, None if correct is None else correct.item() / n
 
 
@@ -135,7 +146,7 @@ def train_run(
     *,
     checkpoint_path: Path | None = None,
     max_resume_step: int | None = None,
-    load_data: Callable[..., Dataset] = load_dataset,
+    load_data: Callable[..., pipeline.LoadedData] = pipeline.load_data,
     checkpoint_timer: CheckpointTimer | None = None,
     inputs: RunInputs | None = None,
     prune: PruneOrder | None = None,
@@ -147,7 +158,8 @@ def train_run(
     Checkpoints are written at epoch ends on a time budget (``checkpoint_timer``, default
     ``CheckpointTimer()``: the first epoch end, then once their cost is <= 2 % of the time).
     KeyboardInterrupt is re-raised after the run is reported as interrupted. ``inputs``: where
-    the model, loss and optimizer come from (default: the config's, with ``load_data``).
+    the model, loss and optimizer come from (default: the config's, with ``load_data``: the
+    pipeline ``data.pipeline`` picks).
     ``prune``: what the sweep asks (``batchlab.train.prune``; default: never stop early): a
     hopeless run ends ``pruned`` with the reason, a run at its halving rung ends ``interrupted``.
     """
@@ -176,7 +188,9 @@ def train_run(
         micro = t.micro_batch()  # examples per forward/backward (< batch: accumulation)
         base_lr = scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size)
         optimizer = inputs.make_optimizer(t, model.parameters(), base_lr)
-        n_train, batch = len(data.train_y), t.batch_size
+        batch = t.batch_size
+        batches = batch_source(data, config.data, batch, device, t.seed, train_eval_size)
+        n_train = batches.n_train
         spe = steps_per_epoch(n_train, batch)
         total = run_length(t.steps, t.epochs, spe)
         lr_at = schedule_fn(t.schedule, base_lr, total, spe)
@@ -185,16 +199,9 @@ def train_run(
         noise = noise_meter(t)  # None unless train.measure_noise_scale
         pruner = Pruner(prune or PruneOrder(hopeless=False), data.num_classes or None)
 
-        train_x, train_y = data.train_x.to(device), data.train_y.to(device)
-        val_x, val_y = data.val_x.to(device), data.val_y.to(device)
-        # a fixed train subset measures train accuracy in eval mode, comparable to validation
-        sub = torch.randperm(n_train, generator=torch.Generator().manual_seed(0))[
-            : train_eval_size(n_train, len(val_y))]
-        sub_x, sub_y = train_x[sub.to(device)], train_y[sub.to(device)]
-
         summary: dict[str, Any] = {
             "effective_lr": base_lr, "steps_per_epoch": spe, "total_steps": total,
-            "n_train": n_train, "n_val": len(val_y), "best_val_acc": -1.0,
+            "n_train": n_train, "n_val": batches.n_val, "best_val_acc": -1.0,
             "num_classes": data.num_classes or None,  # chance level for the diagnosis (1/C, ln C)
             "micro_batch_size": micro, "has_batchnorm": has_batchnorm(model),  # BN at small batches
         }
@@ -215,7 +222,7 @@ def train_run(
             pruner.restore(state.get("prune"))
         if noise is not None:
             noise.loss_fn = inputs.loss_fn  # the gradient noise of the loss being trained
-        sink(RunStarted(run_id, total, step, environment(device)))
+        sink(RunStarted(run_id, total, step, {**environment(device), "data_pipeline": batches.kind}))
         rec = Recorder(run_id, sink, n_train, batch, spe, clock_offset=clock)
     except KeyboardInterrupt:
         ended(INTERRUPTED, {})
@@ -224,11 +231,14 @@ def train_run(
         return ended(FAILED, {}, "".join(traceback.format_exception_only(err)).strip())
 
     def run_eval() -> str | None:
-        """Evaluate and record; the reason to prune the run here, or None."""
+        """Evaluate and record; the reason to prune the run here, or None. The fixed train
+        subset measures train accuracy in eval mode, comparable to validation."""
         nonlocal last_eval
         last_eval = step
-        val_loss, val_acc = evaluate(model, val_x, val_y, inputs.loss_fn, precision)
-        train_loss, train_acc = evaluate(model, sub_x, sub_y, inputs.loss_fn, precision)
+        val_loss, val_acc = evaluate_batches(model, batches.val_batches(EVAL_BATCH), inputs.loss_fn,
+                                             device, precision)
+        train_loss, train_acc = evaluate_batches(
+            model, batches.train_eval_batches(EVAL_BATCH), inputs.loss_fn, device, precision)
         rec.log_values(step, {"val_loss": val_loss, "train_eval_loss": train_loss})
         summary.update(final_val_loss=val_loss, final_train_loss=train_loss)
         if val_acc is None or train_acc is None:  # a regression: the loss alone is recorded
@@ -263,14 +273,7 @@ def train_run(
         last_step, last_time = step, time.perf_counter()
         timer = checkpoint_timer or CheckpointTimer(key=checkpoint_key(model, t.optimizer))
         while step < total:
-            perm = torch.randperm(n_train, generator=order).to(device)
-            for i in range(0, n_train, batch):
-                if step >= total:
-                    break
-                idx = perm[i : i + batch]
-                xb, yb = train_x[idx], train_y[idx]
-                if data_augment := config.data.augment:
-                    xb = augment_batch(xb, data_augment, config.data.crop_padding, order)
+            for xb, yb in batches.epoch(order, limit=total - step):
                 if t.channels_last:
                     xb = as_channels_last(xb)
                 if noise is not None and step % t.noise_scale_every == 0:

@@ -1,0 +1,153 @@
+"""Batch sources: the one interface the training loop gets batches through, from either pipeline.
+
+``batch_source(data, ...)`` wraps what ``pipeline.load_data`` returned:
+
+* ``MemoryBatches`` (a ``Dataset``): the tensors on the device, each epoch a random
+  permutation sliced into batches and augmented per batch: exactly the loop's original code,
+  moved here unchanged, so the memory path is as fast as before.
+* ``StreamBatches`` (a ``StreamData``): a DataLoader over the per-sample dataset with
+  ``data.workers`` processes, pinned memory on CUDA. Each epoch draws the permutation *and*
+  one seed per sample from the run's generator, and the sampler hands (index, seed) pairs to
+  the loader, so the same run seed gives the same batches with any number of workers.
+
+Both draw everything from the run's ``order`` generator, whose state the epoch checkpoints
+save, so a resumed run continues with the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from batchlab.data.augment import augment_batch
+from batchlab.data.dataset import Dataset
+from batchlab.data.loader import loader_options, unwrap, usable_workers
+from batchlab.data.stream import NO_AUGMENT, StreamData
+from batchlab.spec import DataSpec
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+SEED_RANGE = 2**62
+
+
+class BatchSource(Protocol):
+    """Training batches per epoch, and evaluation batches of the validation set and of a fixed
+    training subset (unaugmented), all on the run's device."""
+
+    kind: str  # "memory" or "stream"
+    n_train: int
+    n_val: int
+
+    def epoch(self, order: torch.Generator, limit: int) -> Iterator[Batch]:
+        """One epoch's batches in random order (at most ``limit`` of them), augmented."""
+        ...
+
+    def val_batches(self, size: int) -> Iterable[Batch]: ...
+
+    def train_eval_batches(self, size: int) -> Iterable[Batch]: ...
+
+
+def _chunks(x: torch.Tensor, y: torch.Tensor, size: int) -> Iterator[Batch]:
+    for i in range(0, len(y), size):
+        yield x[i : i + size], y[i : i + size]
+
+
+class MemoryBatches:
+    """Batches sliced from in-memory tensors (see the module docstring)."""
+
+    kind = "memory"
+
+    def __init__(self, data: Dataset, spec: DataSpec, batch_size: int, device: torch.device,
+                 eval_rows: torch.Tensor) -> None:
+        self.spec, self.batch_size = spec, batch_size
+        self.train_x, self.train_y = data.train_x.to(device), data.train_y.to(device)
+        self.val_x, self.val_y = data.val_x.to(device), data.val_y.to(device)
+        self.sub_x, self.sub_y = self.train_x[eval_rows.to(device)], self.train_y[eval_rows.to(device)]
+        self.n_train, self.n_val = len(self.train_y), len(self.val_y)
+
+    def epoch(self, order: torch.Generator, limit: int) -> Iterator[Batch]:
+        perm = torch.randperm(self.n_train, generator=order).to(self.train_x.device)
+        for i in range(0, min(self.n_train, limit * self.batch_size), self.batch_size):
+            idx = perm[i : i + self.batch_size]
+            xb, yb = self.train_x[idx], self.train_y[idx]
+            if data_augment := self.spec.augment:
+                xb = augment_batch(xb, data_augment, self.spec.crop_padding, order)
+            yield xb, yb
+
+    def val_batches(self, size: int) -> Iterable[Batch]:
+        return _chunks(self.val_x, self.val_y, size)
+
+    def train_eval_batches(self, size: int) -> Iterable[Batch]:
+        return _chunks(self.sub_x, self.sub_y, size)
+
+
+class _Keys(Sampler[list[tuple[int, int]]]):
+    """A batch sampler whose batches the owner sets before each pass (the loader iterates it in
+    the training process, so persistent workers see each pass's keys)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[int, int]]] = []
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class StreamBatches:
+    """Batches decoded per sample by a DataLoader (see the module docstring)."""
+
+    kind = "stream"
+
+    def __init__(self, data: StreamData, spec: DataSpec, batch_size: int, device: torch.device,
+                 eval_rows: torch.Tensor, seed: int) -> None:
+        self.batch_size, self.device = batch_size, device
+        self.n_train, self.n_val = len(data.train), len(data.val)
+        self.workers = usable_workers(spec.workers)
+        self.eval_rows = eval_rows.tolist()
+        self._train_keys, self._val_keys, self._sub_keys = _Keys(), _Keys(), _Keys()
+        options = loader_options(spec.workers, device, seed)
+        self._train = DataLoader(data.train, batch_sampler=self._train_keys, **options)
+        # Evaluation has loaders of its own: it runs mid-epoch, while the training loader's
+        # (persistent) iterator is suspended, and a second pass over it would reset it.
+        self._val = DataLoader(data.val, batch_sampler=self._val_keys, **options)
+        self._sub = DataLoader(data.train, batch_sampler=self._sub_keys, **options)
+
+    def _to_device(self, batches: Iterable[Batch]) -> Iterator[Batch]:
+        for xb, yb in unwrap(batches):
+            yield (xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True))
+
+    def epoch(self, order: torch.Generator, limit: int) -> Iterator[Batch]:
+        perm = torch.randperm(self.n_train, generator=order).tolist()
+        seeds = torch.randint(0, SEED_RANGE, (self.n_train,), generator=order).tolist()
+        keys = list(zip(perm, seeds, strict=True))
+        self._train_keys.batches = [keys[i : i + self.batch_size]
+                                    for i in range(0, self.n_train, self.batch_size)][:limit]
+        return self._to_device(self._train)
+
+    def _eval(self, loader: DataLoader, keys: _Keys, rows: list[int], size: int) -> Iterator[Batch]:
+        keys.batches = [[(i, NO_AUGMENT) for i in rows[j : j + size]]
+                        for j in range(0, len(rows), size)]
+        return self._to_device(loader)
+
+    def val_batches(self, size: int) -> Iterable[Batch]:
+        return self._eval(self._val, self._val_keys, list(range(self.n_val)), size)
+
+    def train_eval_batches(self, size: int) -> Iterable[Batch]:
+        return self._eval(self._sub, self._sub_keys, self.eval_rows, size)
+
+
+def batch_source(data: Dataset | StreamData, spec: DataSpec, batch_size: int,
+                 device: torch.device, seed: int,
+                 eval_size: Callable[[int, int], int]) -> MemoryBatches | StreamBatches:
+    """The batch source of loaded ``data``. ``eval_size(n_train, n_val)``: how many training
+    examples the fixed train-accuracy subset has (drawn with seed 0, as the loop always did)."""
+    n_train, n_val = len(data.train_y), len(data.val_y)
+    rows = torch.randperm(n_train, generator=torch.Generator().manual_seed(0))[
+        : eval_size(n_train, n_val)]
+    if isinstance(data, StreamData):
+        return StreamBatches(data, spec, batch_size, device, rows, seed)
+    return MemoryBatches(data, spec, batch_size, device, rows)
