@@ -4,6 +4,17 @@ import subprocess
 
 import pytest
 
+from batchlab.train import checkpoint_timing
+
+
+@pytest.fixture(autouse=True)
+def fresh_checkpoint_costs(monkeypatch):
+    """Each test starts as a fresh process would: no checkpoint write cost measured yet, so a
+    run's first epoch end writes one (a later run of the same model in one process starts
+    from the measured cost instead, see ``train/checkpoint_timing.py``; tests must not depend
+    on which tests ran before them)."""
+    monkeypatch.setattr(checkpoint_timing, "_MEASURED", {})
+
 
 @pytest.fixture
 def small_fs(tmp_path):

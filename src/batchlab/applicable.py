@@ -42,6 +42,7 @@ RULES: dict[tuple[str, ...], Any] = {
     ("model", "hidden"): lambda c: c.get("model", {}).get("name") == "mlp",
     ("model", "width"): lambda c: c.get("model", {}).get("name") == "mobilenet_v2",
     ("model", "kwargs"): lambda c: ":" in str(c.get("model", {}).get("name", "")),
+    ("model", "freeze"): lambda c: c.get("model", {}).get("freeze", "none") != "none",
     ("train", "momentum"): lambda c: _train(c).get("optimizer") in ("sgd", "rmsprop"),
     ("train", "nesterov"): lambda c: _train(c).get("optimizer") == "sgd",
     ("train", "base_batch_size"): lambda c: _train(c).get("scale_lr", "none") != "none",
