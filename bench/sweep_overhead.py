@@ -125,7 +125,7 @@ def batchlab_sweep(spec: Spec) -> LabSweep:
     """One sweep into a fresh store: its clocks, its checkpoint writes, its evaluation time."""
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         with (Store(Path(tmp) / "sweep.db") as store, CallTimer(loop, "save_checkpoint") as saves,
-              CallTimer(loop, "evaluate", clock=time.process_time) as evals):
+              CallTimer(loop, "evaluate_batches", clock=time.process_time) as evals):
             start = clocks()
             outcome = run_sweep(spec, store, InlineExecutor(threads=1))
             took = since(start)

@@ -226,3 +226,18 @@ def test_lr_auto_is_measured_on_the_objects_and_reused(tmp_path):
     assert probe.config["data"]["name"] == "memory"
     again = bl.sweep("auto", model=Net(), train=arrays(), store=store, threads=1, **kw)
     assert (again.skipped, again.trained) == (1, 0)  # the stored suggestion keeps the run id
+
+
+def test_prune_is_a_sweep_keyword(tmp_path):
+    """A collapsing LR is stopped early as pruned by default; prune="off" trains it to the end."""
+    kw = dict(grid={"lr": [5.0]}, epochs=8)  # learns in epoch 1, then collapses
+    small_sweep(tmp_path / "a.db", **kw)
+    small_sweep(tmp_path / "b.db", prune="off", **kw)
+    with Store(tmp_path / "a.db") as st:
+        (pruned,) = st.runs("t")
+    with Store(tmp_path / "b.db") as st:
+        (full,) = st.runs("t")
+    assert full.status == "completed" and full.steps == 32
+    assert pruned.status == "pruned" and pruned.steps < 32 and "collapsed to chance" in pruned.error
+    with pytest.raises(SpecError, match="prune"):
+        small_sweep(tmp_path / "c.db", prune="sometimes")

@@ -95,14 +95,14 @@ def _objects(model: Any, train: Any, val: Any, loss: Any, optimizer: Any) -> Obj
 
 
 def _spec(name: str, objects: ObjectInputs, grid: dict[str, list[Any]] | None,
-          fields: dict[str, Any], optimizer: Any, repeats: int = 1) -> Spec:
+          fields: dict[str, Any], optimizer: Any, repeats: int = 1, prune: str = "hopeless") -> Spec:
     """The spec of an API call; an optimizer given by name is the ``train.optimizer`` field."""
     from batchlab.apispec import api_spec
 
     if isinstance(optimizer, str):
         fields = {**fields, "optimizer": optimizer}
     return api_spec(name, data=objects.data_spec(), model=objects.model_spec(), grid=grid,
-                    fields=fields, repeats=repeats)
+                    fields=fields, repeats=repeats, prune=prune)
 
 
 def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
@@ -184,7 +184,7 @@ def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
 def sweep(name: str, *, model: Any, train: Any, val: Any = None,
           grid: dict[str, list[Any]] | None = None, store: str | Path = DEFAULT_STORE,
           loss: Any = None, optimizer: Any = None, repeats: int = 1, workers: int = 1,
-          **train_fields: Any) -> SweepResult:
+          prune: str = "hopeless", **train_fields: Any) -> SweepResult:
     """Train every point of ``grid`` on ``model`` and ``train``; return the result.
 
     ``model``: an ``nn.Module`` (deep-copied for every run and re-initialised with the run's
@@ -195,8 +195,9 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
     paths or short names (``batch_size``, ``lr``, ``schedule``, ``seed``, ``epochs``,
     ``optimizer``, ...) -> lists of values. ``loss``: any ``loss(outputs, targets)`` returning
     the batch mean (default cross-entropy). ``optimizer``: a name or ``(params, lr) ->
-    Optimizer`` (the schedule sets its LR every step). Other keywords set spec fields
-    (``epochs=5``, ``momentum=0``, ``"data.limit"`` via ``**{"data.limit": 500}``).
+    Optimizer`` (the schedule sets its LR every step). ``prune``: ``sweep.prune``, "hopeless"
+    (default: collapsed runs stop early as ``pruned``), "halving" or "off". Other keywords set
+    spec fields (``epochs=5``, ``momentum=0``, ``"data.limit"`` via ``**{"data.limit": 500}``).
 
     Same rules as ``batchlab sweep``: finished runs in ``store`` are skipped, unfinished ones
     resume from their checkpoints, and changed objects (architecture, data, loss, optimizer)
@@ -217,7 +218,7 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
     from batchlab.store import Store
 
     objects = _objects(model, train, val, loss, optimizer)
-    spec = _spec(name, objects, grid, dict(train_fields), optimizer, repeats)
+    spec = _spec(name, objects, grid, dict(train_fields), optimizer, repeats, prune)
     runs = plan_runs(spec)
     check_objects(runs[0].config, objects)  # before an lr = "auto" range test trains them
     threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
