@@ -27,8 +27,8 @@ def test_label_reason_and_attempts(tmp_path):
     assert run_label(first) == f"lr {first.config['train']['lr']:g} · batch " \
         f"{first.config['train']['batch_size']} · seed {first.config['train']['seed']}"
     assert reason(first) is None and reason(last) == EVIL_ERROR
-    assert reason(replace(first, summary={"reason": "hopeless: at chance for 3 evaluations"})) \
-        == "hopeless: at chance for 3 evaluations"
+    why = "collapsed to chance: val acc 0.1 at or below 0.15 for 3 evaluations"
+    assert reason(replace(first, status="pruned", error=why)) == why  # a pruned run's reason
     rows = runs(records)
     assert [r["attempts"] for r in rows] == [1, 1, 1, 1]
     assert rows[-1]["status"] == "pruned"  # any status string is passed through

@@ -67,12 +67,9 @@ def experiments(store: Store) -> list[dict[str, Any]]:
 
 
 def reason(record: RunRecord) -> str | None:
-    """Why a run ended as it did, when the store says: its error text, or a stored reason
-    (a pruned run keeps one)."""
-    for value in (getattr(record, "reason", None), record.summary.get("reason"), record.error):
-        if isinstance(value, str) and value:
-            return value
-    return None
+    """Why a run ended as it did, when the store says: its error text (a failed run's error,
+    a pruned run's reason for pruning)."""
+    return record.error or None
 
 
 def run_label(record: RunRecord) -> str:
