@@ -2,10 +2,11 @@
 
 import math
 
-from batchlab.events import MetricRows, RunEnded
+from test_loop_faults import collect
+
+from batchlab.events import RunEnded
 from batchlab.spec import RunConfig, spec_from_dict
 from batchlab.train.checkpoint import load_checkpoint
-from batchlab.train.loop import train_run
 from batchlab.train.prune import PruneOrder
 
 N_TRAIN = 400  # data.limit: training examples after the validation split
@@ -18,13 +19,6 @@ def config(**train) -> RunConfig:
         "train": {"batch_size": 16, "epochs": 8, "lr": 0.05, "threads": 1, **train},
     })
     return RunConfig(data=s.data, model=s.model, train=s.train)
-
-
-def collect(cfg, **kw):
-    events = []
-    end = train_run(cfg, events.append, **kw)
-    rows = [r for e in events if isinstance(e, MetricRows) for r in e.rows]
-    return end, rows
 
 
 def test_a_run_at_a_huge_lr_is_pruned_early_with_its_reason_and_rows():
