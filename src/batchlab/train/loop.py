@@ -156,7 +156,7 @@ def train_run(
     ``checkpoint_path``: where epoch checkpoints live; an existing one resumes the run when its
     step is <= ``max_resume_step`` (the last step the store holds every row for; None = any).
     Checkpoints are written at epoch ends on a time budget (``checkpoint_timer``, default
-    ``CheckpointTimer()``: the first epoch end, then once their cost is <= 2 % of the time).
+    ``CheckpointTimer`` keyed by the model and optimizer: once their cost is <= 2 % of the time).
     KeyboardInterrupt is re-raised after the run is reported as interrupted. ``inputs``: where
     the model, loss and optimizer come from (default: the config's, with ``load_data``: the
     pipeline ``data.pipeline`` picks).
