@@ -5,6 +5,7 @@ EventMultiplexer, as the TensorBoard app reads a log folder."""
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -201,3 +202,12 @@ def test_tensorboard_lists_only_the_runs_and_finds_the_experiment(exported):
     assert "lr" in {h.name for h in exp.hparam_infos}
     metrics = {m.name.tag for m in exp.metric_infos}
     assert "val/acc" in metrics and not metrics & {"lr", "train/lr", *PROGRESS}
+
+
+def test_without_the_tensorboard_package_the_export_says_what_to_install(store, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
+    for name in [m for m in sys.modules if m.startswith("tensorboard.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ReportError, match=r"pip install 'batchlab\[tensorboard\]'"):
+        export_tensorboard(store, "tiny", tmp_path / "tb")
+    assert not (tmp_path / "tb").exists()

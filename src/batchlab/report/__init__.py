@@ -2,7 +2,8 @@
 
 ``write_report(store, experiment, out_html)`` and ``write_comparison(store, a, b, out_html)``
 write an offline HTML report plus the figures as PNGs beside it; ``export_tensorboard(store,
-experiment, out_dir)`` writes TensorBoard event files without needing tensorboard installed.
+experiment, out_dir)`` writes TensorBoard event files with the tensorboard package (the
+``tensorboard`` extra).
 """
 
 from batchlab.report.errors import ReportError

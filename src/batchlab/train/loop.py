@@ -285,7 +285,7 @@ def train_run(
                 loss = accumulate_gradients(model, inputs.loss_fn, xb, yb, micro, precision)
                 precision.step(optimizer)
                 step += 1
-                rec.log_step(step, loss.detach(), lr)
+                rec.log_step(step, loss, lr)  # detached by accumulate_gradients
 
                 evaluate_now = step % eval_every == 0 or step == total
                 if evaluate_now or rec.due():
