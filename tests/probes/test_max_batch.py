@@ -150,7 +150,7 @@ def test_cpu_trials_predicted_beyond_host_memory_are_not_run(monkeypatch):
     cfg = config()
     a, b = linear_peak(cfg)
     host = int((a + 37 * b + b // 2) / HOST_FRACTION)  # 37 is predicted to fit, 38 not
-    monkeypatch.setattr(mb, "_available_host_memory", lambda: host)
+    monkeypatch.setattr(mb, "mem_available", lambda: host)
     r = max_batch(cfg)
     assert r.largest == 37 and r.limited_by == "memory" and r.recommended == 37
     assert r.limit_bytes == host and "MemAvailable" in r.limit_source

@@ -26,8 +26,8 @@ AUTO_MEMORY_SHARE = 0.25
 LoadedData = Dataset | StreamData
 
 
-def available_memory() -> int:
-    """Bytes of memory available now (Linux MemAvailable; else free physical pages)."""
+def mem_available() -> int | None:
+    """Linux's MemAvailable from /proc/meminfo in bytes (None where there is no /proc)."""
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
@@ -35,6 +35,13 @@ def available_memory() -> int:
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
+    return None
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (Linux MemAvailable; else free physical pages)."""
+    if (available := mem_available()) is not None:
+        return available
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):

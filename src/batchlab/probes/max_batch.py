@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from batchlab.data import Dataset
+from batchlab.data.pipeline import mem_available
 from batchlab.errors import BatchlabError
 from batchlab.probes.common import ProbeError, fresh_setup, isolated_rng
 from batchlab.probes.memory import (
@@ -227,7 +228,7 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
     cap_name, upper = min(caps.items(), key=lambda kv: kv[1])
     limit, limit_source = _margin_reference(memory_limit, device)
     threshold = None if limit is None else int((1 - margin) * limit)
-    host = _available_host_memory() if device.type == "cpu" else None
+    host = mem_available() if device.type == "cpu" else None
     guard = None if host is None else int(HOST_FRACTION * host)
     methods: set[str] = set()
     measured: dict[int, int] = {}
@@ -358,20 +359,9 @@ def _margin_reference(memory_limit: int | None, device: torch.device) -> tuple[i
         return memory_limit, "memory_limit"
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory, "GPU total memory"
-    host = _available_host_memory()
+    host = mem_available()
     return (host, "available host memory (MemAvailable)") if host is not None else (None, "none")
 
-
-def _available_host_memory() -> int | None:
-    """MemAvailable from /proc/meminfo in bytes (None where there is no /proc)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def _cap_note(limited_by: str, upper: int) -> str:
