@@ -46,3 +46,16 @@ def test_healthy_run_unchanged_by_the_flush_order(eval_every):
     every = eval_every or end.summary["steps_per_epoch"]
     expected = sorted({0, *range(every, end.steps + 1, every), end.steps})
     assert val_steps == expected
+
+
+def test_a_short_run_writes_its_rows_in_one_batch_not_one_per_evaluation():
+    # losses are checked for divergence at every evaluation, but rows go out once a second:
+    # a run of milliseconds sends one MetricRows event (its end), though it evaluates 4 times
+    events = []
+    end = train_run(config(checkpoint=False), events.append)
+    batches = [e for e in events if isinstance(e, MetricRows)]
+    rows = [r for e in batches for r in e.rows]
+    assert end.status == "completed"
+    assert len([r for r in rows if r[0] == "val_acc"]) == 4  # step 0 and 3 epoch ends
+    assert len(batches) == 1
+    assert len([r for r in rows if r[0] == "train_loss"]) == end.steps

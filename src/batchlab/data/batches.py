@@ -69,11 +69,12 @@ class MemoryBatches:
 
     def epoch(self, order: torch.Generator, limit: int) -> Iterator[Batch]:
         perm = torch.randperm(self.n_train, generator=order).to(self.train_x.device)
-        for i in range(0, min(self.n_train, limit * self.batch_size), self.batch_size):
-            idx = perm[i : i + self.batch_size]
-            xb, yb = self.train_x[idx], self.train_y[idx]
-            if data_augment := self.spec.augment:
-                xb = augment_batch(xb, data_augment, self.spec.crop_padding, order)
+        x, y, size, augment = self.train_x, self.train_y, self.batch_size, self.spec.augment
+        for i in range(0, min(self.n_train, limit * size), size):
+            idx = perm[i : i + size]
+            xb, yb = x[idx], y[idx]
+            if augment:
+                xb = augment_batch(xb, augment, self.spec.crop_padding, order)
             yield xb, yb
 
     def val_batches(self, size: int) -> Iterable[Batch]:

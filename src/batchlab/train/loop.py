@@ -37,7 +37,7 @@ from batchlab.events import (
 )
 from batchlab.fserrors import describe
 from batchlab.spec import RunConfig
-from batchlab.train.accumulate import accumulate_gradients, has_batchnorm
+from batchlab.train.accumulate import has_batchnorm
 from batchlab.train.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from batchlab.train.checkpoint_timing import CheckpointTimer, checkpoint_key
 from batchlab.train.inputs import LossFn, RunInputs, has_accuracy
@@ -54,6 +54,7 @@ from batchlab.train.prune import PruneOrder, Pruner
 from batchlab.train.recorder import Recorder
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
+from batchlab.train.step import make_train_step
 
 EVAL_BATCH = 1024
 TRAIN_EVAL_MAX = 2048  # train accuracy is measured on a fixed subset of at most this many examples
@@ -272,6 +273,8 @@ def train_run(
             return pruned(why)
         last_step, last_time = step, time.perf_counter()
         timer = checkpoint_timer or CheckpointTimer(key=checkpoint_key(model, t.optimizer))
+        # forward/backward in micro-batches of `micro` under `precision`, then the update
+        train_step = make_train_step(model, inputs.loss_fn, optimizer, batch, micro, precision)
         while step < total:
             for xb, yb in batches.epoch(order, limit=total - step):
                 if t.channels_last:
@@ -280,19 +283,18 @@ def train_run(
                     noise.measure(model, xb, yb)  # a side computation: the step below is unchanged
                 lr = lr_at(step)
                 set_lr(optimizer, lr)
-                optimizer.zero_grad(set_to_none=True)
-                # forward/backward in micro-batches of `micro`; the loss is the full batch's mean
-                loss = accumulate_gradients(model, inputs.loss_fn, xb, yb, micro, precision)
-                precision.step(optimizer)
+                loss = train_step(xb, yb)  # the full batch's mean loss, detached
                 step += 1
-                rec.log_step(step, loss, lr)  # detached by accumulate_gradients
+                rec.log_step(step, loss, lr)
 
                 evaluate_now = step % eval_every == 0 or step == total
                 if evaluate_now or rec.due():
                     now = time.perf_counter()
-                    # flushed before evaluating: a diverged run's summary and step count stop
-                    # at the divergence, never at an evaluation of the blown-up weights
-                    if (bad := rec.flush()) is not None:
+                    # checked before evaluating: a diverged run's summary and step count stop
+                    # at the divergence, never at an evaluation of the blown-up weights; the
+                    # rows go to the store once a second (``Recorder``)
+                    if (bad := rec.flush() if rec.due() else rec.check()) is not None:
+                        rec.flush()
                         step = bad
                         summary["diverged_at_step"] = bad
                         if checkpoint_path is not None:  # final: nothing will resume it
