@@ -83,20 +83,20 @@ def test_range_test_decodes_only_the_batches_it_trains_on(folder, decodes):
     assert len(decodes) == 10 * 4  # 40 of the 60 images, one batch at a time
 
 
-def test_max_batch_decodes_two_batches_per_trial_not_the_folder(folder, decodes):
+def test_max_batch_decodes_one_batch_per_trial_not_the_folder(folder, decodes):
     r = max_batch(config(folder, normalize=False), max_batch=4)
     assert r.largest == 4 and r.limited_by == "max_batch" and r.n_train == 48
     assert [t.batch_size for t in r.trials] == [1, 2, 4]
-    assert len(decodes) == 2 * (1 + 2 + 4)  # MEASURE_BATCHES per trial, of 60 images
+    assert len(decodes) == 1 + 2 + 4  # one batch per trial on CPU (measure_batches), of 60
 
 
 def test_throughput_cycles_a_few_decoded_batches(folder, decodes):
     r = throughput_curve(config(folder, normalize=False), batch_sizes=[4, 8], warmup_steps=2,
                          windows=2, window_steps=3)
     assert r.batch_sizes == [4, 8] and all(v > 0 for v in r.samples_per_s)
-    assert r.steps_timed == [6, 6]  # 9 steps per batch size in all, on 2 decoded batches
-    assert len(decodes) == 2 * 4 + 2 * 8
-    assert any(n.startswith("streamed data: each batch size decoded 2 batches") for n in r.notes)
+    assert r.steps_timed == [6, 6]  # 8 steps per batch size in all, on one decoded batch
+    assert len(decodes) == 4 + 8
+    assert any(n.startswith("streamed data: each batch size decoded 1 batch") for n in r.notes)
 
 
 def test_the_probes_read_the_decoded_cache_instead_of_decoding(folder, decodes):
@@ -195,7 +195,7 @@ threads = 1
 
     ok = cli("throughput", "--batch-sizes", "4,8")
     assert ok.returncode == 0, ok.stderr
-    assert "streamed data: each batch size decoded 2 batches" in " ".join(ok.stdout.split())
+    assert "streamed data: each batch size decoded 1 batch" in " ".join(ok.stdout.split())
     # lr-find trains and evaluates: it reaches the file in the training or the validation part
     failed = cli("lr-find", "--set", f"data.path={bad}", "--set", "data.workers=2")
     assert failed.returncode == 2

@@ -153,18 +153,20 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Ten
     return loss
 
 
-#: batches a memory or speed measurement needs to be different (``steady_step_memory`` takes
-#: two on CUDA); streamed data decodes just these and cycles them (``ProbeSetup.batches``)
-MEASURE_BATCHES = 2
+def measure_batches(device: torch.device) -> int:
+    """Different batches a memory or speed measurement needs: those ``steady_step_memory``
+    takes (1 on CPU, 2 on CUDA). Streamed data decodes just these and cycles them: a second
+    host batch on CPU would be memory the accounting does not see."""
+    return 2 if device.type == "cuda" else 1
 
 
 def setup_batches(setup: ProbeSetup, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
     """Endless training batches of exactly ``batch_size`` from ``setup``'s data for measuring a
     step: a fresh random permutation per pass, sliced and augmented as the trainer does;
-    streamed data decodes MEASURE_BATCHES batches and cycles them (the step's memory and time
-    do not depend on which examples it sees). ProbeError if the batch is larger than the
+    streamed data decodes ``measure_batches`` batches and cycles them (the step's memory and
+    time do not depend on which examples it sees). ProbeError if the batch is larger than the
     training set."""
-    return setup.batches(batch_size, generator, distinct=MEASURE_BATCHES)
+    return setup.batches(batch_size, generator, distinct=measure_batches(setup.device))
 
 
 def probe_device(config: RunConfig) -> torch.device:

@@ -3,13 +3,13 @@
 For each batch size, on a fresh model and optimizer (``probes.common.fresh_setup``): the
 trainer's step (``memory.train_step``: random-permutation batches of in-memory tensors,
 ``F.cross_entropy``, ``zero_grad(set_to_none=True)``, backward, step). On streamed data
-(``data.pipeline = "stream"``) a batch size decodes ``memory.MEASURE_BATCHES`` batches before
-anything is timed and its steps cycle them: the curve is the step's, not the decoding's, and
-the folder is never read whole (a note in the result says so). The first step(s)
-measure peak memory (``memory.steady_step_memory``: one on CPU, two on CUDA) and count as
-warm-up; the rest of ``warmup_steps`` run untimed too (first-call costs: allocator growth,
-oneDNN/cuDNN primitive selection). Then ``windows`` timed windows, each at least one step and
-``window_seconds`` long (or exactly ``window_steps`` steps), each bracketed by CUDA
+(``data.pipeline = "stream"``) a batch size decodes the batches ``memory.measure_batches``
+says (1 on CPU, 2 on CUDA) before anything is timed and its steps cycle them: the curve is
+the step's, not the decoding's, and the folder is never read whole (a note in the result says
+so). The first step(s) measure peak memory (``memory.steady_step_memory``: one on CPU, two on
+CUDA) and count as warm-up; the rest of ``warmup_steps`` run untimed too (first-call costs:
+allocator growth, oneDNN/cuDNN primitive selection). Then ``windows`` timed windows, each at
+least one step and ``window_seconds`` long (or exactly ``window_steps`` steps), each bracketed by CUDA
 synchronisation on a GPU; samples/s is the median over windows, which shrugs off the odd
 window that another process on a shared machine slowed down.
 
@@ -61,9 +61,9 @@ from batchlab.errors import BatchlabError
 from batchlab.probes.common import ProbeError, fresh_setup, isolated_rng, load_probe_data
 from batchlab.probes.knee import MAX_SPREAD, REPEATS, Settled, Window, knee_unless_noisy, settle
 from batchlab.probes.memory import (
-    MEASURE_BATCHES,
     format_size,
     is_oom,
+    measure_batches,
     probe_device,
     release_memory,
     setup_batches,
@@ -211,9 +211,11 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
                                   [p.reliable for p in settled], knee_gain, max_spread)
     notes = [f"skipped batch sizes {[s['batch_size'] for s in skipped]}"] if skipped else []
     if isinstance(data, StreamData):
-        notes.append(f"streamed data: each batch size decoded {MEASURE_BATCHES} batches before "
-                     "timing and its steps cycle them, so the curve is the training step's; the "
-                     "decoding (data.workers loader processes) is not in it")
+        n = measure_batches(device)
+        notes.append(f"streamed data: each batch size decoded {n} batch{'es' if n > 1 else ''} "
+                     f"before timing and its steps cycle {'them' if n > 1 else 'it'}, so the curve "
+                     "is the training step's; the decoding (data.workers loader processes) is not "
+                     "in it")
     if repeated := [b for b, p in zip(measured, settled, strict=True) if p.rounds > 1]:
         notes.append(f"batch sizes {repeated}: windows spread more than {max_spread:.0%}, so they "
                      "were measured again (a busy machine)")
