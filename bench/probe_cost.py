@@ -59,7 +59,7 @@ import batchlab.probes.memory as memory
 import batchlab.probes.noise_scale as noise_scale
 import batchlab.probes.throughput as throughput
 import batchlab.train.noise as noise_core
-from batchlab.data import Dataset, load_dataset
+from batchlab.data import Dataset, load_dataset, pipeline
 from batchlab.spec import RunConfig
 
 CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
@@ -121,7 +121,7 @@ def examples_of_step(model: Any, optimizer: Any, xb: torch.Tensor, *rest: Any, *
 
 
 def run_lr_find(config: RunConfig, repeats: int, strategy: str) -> tuple[Stopwatch, dict[str, Any]]:
-    with (CallTimer(lr_range, "load_dataset") as load, CallTimer(lr_range, "fresh_setup") as setup,
+    with (CallTimer(lr_range, "load_probe_data") as load, CallTimer(lr_range, "fresh_setup") as setup,
           Stopwatch() as sw):
         result = lr_range.lr_find(config, repeats=repeats, strategy=strategy)
     steps = sum(b.cost_steps for b in result.per_batch)  # range tests and trials
@@ -131,7 +131,7 @@ def run_lr_find(config: RunConfig, repeats: int, strategy: str) -> tuple[Stopwat
 
 
 def run_throughput(config: RunConfig, settings: dict[str, Any]) -> tuple[Stopwatch, dict[str, Any]]:
-    with (CallTimer(throughput, "load_dataset") as load,
+    with (CallTimer(throughput, "load_probe_data") as load,
           CallTimer(throughput, "_measure") as per_size,
           CallTimer(throughput, "fresh_setup") as setup,
           CallTimer(throughput, "steady_step_memory") as mem,
@@ -155,7 +155,7 @@ def run_throughput(config: RunConfig, settings: dict[str, Any]) -> tuple[Stopwat
 
 
 def run_noise_probe(config: RunConfig) -> tuple[Stopwatch, dict[str, Any]]:
-    with (CallTimer(probe_common, "load_dataset") as load,
+    with (CallTimer(pipeline, "load_data") as load,
           CallTimer(noise_core.NoiseMeter, "measure") as meas, Stopwatch() as sw):
         noise_scale.measure_noise_scale(config, steps=NOISE_PROBE_STEPS)
     return sw, {"load": load.seconds, "measure": meas.seconds, "measurements": meas.calls,

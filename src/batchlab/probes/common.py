@@ -7,25 +7,33 @@ Contract shared by all probes:
   e.g. BatchNorm running statistics) is never touched and nothing needs restoring;
 - torch's global RNG state is the same after a probe as before it (``isolated_rng``);
 - bad input raises :class:`ProbeError` (a ``BatchlabError``: the CLI prints it and exits 2)
-  with a message that says what to try.
+  with a message that says what to try;
+- data comes through ``data.pipeline`` as the trainer's does (``load_probe_data``): in-memory
+  tensors, or an image folder streamed per sample (``probes.streamed``), and every probe
+  draws its batches through ``ProbeSetup.batches`` / ``val_batches``, which serve both, so no
+  probe ever decodes a streamed folder into memory.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from batchlab.data import Dataset, augment_batch
+from batchlab.data import augment_batch, pipeline
+from batchlab.data.batches import Batch
+from batchlab.data.pipeline import LoadedData
+from batchlab.data.stream import StreamData
 from batchlab.errors import BatchlabError
+from batchlab.probes.streamed import stream_eval_batches, stream_train_batches
 from batchlab.spec import RunConfig
 from batchlab.train.inputs import LossFn as LossFn  # re-exported: the probes' loss type
 from batchlab.train.inputs import OptimizerBuilder, RunInputs
-from batchlab.train.loop import resolve_device
+from batchlab.train.loop import EVAL_BATCH, resolve_device
 from batchlab.train.optim import build_optimizer
 from batchlab.train.precision import (
     Precision,
@@ -40,33 +48,56 @@ class ProbeError(BatchlabError):
     """A probe cannot run or cannot conclude on this input; the message says what to try."""
 
 
+def probe_inputs(inputs: RunInputs | None) -> RunInputs:
+    """The caller's builders, or the spec's with the data through ``data.pipeline`` (as the
+    trainer loads it: a streamed image folder stays on disk)."""
+    return inputs or RunInputs(load_data=pipeline.load_data)
+
+
+def load_probe_data(config: RunConfig, inputs: RunInputs | None = None) -> LoadedData:
+    """``config``'s data as a probe gets it (see :func:`probe_inputs`)."""
+    return probe_inputs(inputs).load_data(config.data)
+
+
 @dataclass
 class ProbeSetup:
     """A fresh model, its optimizer factory and the training data, ready for a probe.
 
-    ``train_x``/``train_y`` are the training tensors on ``device``. ``make_optimizer(lr)``
+    ``data``: in-memory tensors (``Dataset``) or a streamed image folder (``StreamData``).
+    ``train_y``: the training labels on ``device``; ``train_x``: the training inputs on
+    ``device``, None for streamed data (its pixels stay on disk). ``make_optimizer(lr)``
     builds the config's optimizer (momentum, Nesterov, weight decay) over ``model``'s
-    parameters, or the caller's (``inputs.make_optimizer``). ``batch(idx, generator)``
-    returns the examples ``idx`` with the config's augmentation applied, exactly as the
-    training loop does (in channels_last when ``train.channels_last``). ``precision``: the
-    run's autocast and fp16 grad scaler (``train.precision``), for the probes' steps.
+    parameters, or the caller's (``inputs.make_optimizer``). ``batches(size, generator)``
+    draws training batches from either kind of data, augmented exactly as the training loop
+    does (in channels_last when ``train.channels_last``); ``val_batches()`` the validation
+    set. ``precision``: the run's autocast and fp16 grad scaler (``train.precision``), for the
+    probes' steps.
     """
 
     config: RunConfig
-    data: Dataset
+    data: LoadedData
     device: torch.device
     model: nn.Module
     loss_fn: LossFn
     seed: int
-    train_x: torch.Tensor
+    train_x: torch.Tensor | None
     train_y: torch.Tensor
     optimizer_factory: OptimizerBuilder = build_optimizer
     precision: Precision = field(default_factory=lambda: Precision("fp32", "cpu"))
 
+    @property
+    def n_train(self) -> int:
+        return len(self.train_y)
+
     def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
         return self.optimizer_factory(self.config.train, self.model.parameters(), lr)
 
-    def batch(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, idx: torch.Tensor, generator: torch.Generator) -> Batch:
+        """The in-memory examples ``idx``, augmented with ``generator`` (streamed data is drawn
+        only through :meth:`batches`: its loader decodes ahead)."""
+        if self.train_x is None:
+            raise TypeError("ProbeSetup.batch needs in-memory data; draw streamed data with "
+                            "ProbeSetup.batches")
         idx = idx.to(self.device)
         xb, yb = self.train_x[idx], self.train_y[idx]
         if augment := self.config.data.augment:
@@ -74,6 +105,41 @@ class ProbeSetup:
         if self.config.train.channels_last:
             xb = as_channels_last(xb)
         return xb, yb
+
+    def batches(self, batch_size: int, generator: torch.Generator,
+                distinct: int | None = None) -> Iterator[Batch]:
+        """Endless training batches of exactly ``batch_size``, in random order from
+        ``generator`` (each pass a fresh permutation; the partial last batch dropped), and
+        augmented with it. ProbeError when the batch is larger than the training set.
+
+        In memory: ``full_batches`` sliced by :meth:`batch`. Streamed: the trainer's
+        DataLoader path (``probes.streamed``) with ``data.workers`` loader processes, the
+        augmentation seeds drawn from ``generator``. ``distinct``: the caller needs only that
+        many different batches (a memory or speed measurement); a streamed source decodes
+        just those and cycles them, while in memory every batch stays a fresh slice (which
+        costs nothing and keeps the numbers as they always were).
+        """
+        check_batch_fits(self.n_train, batch_size)
+        data = self.data
+        if not isinstance(data, StreamData):
+            return (self.batch(idx, generator)
+                    for idx in full_batches(self.n_train, batch_size, generator))
+        streamed = stream_train_batches(data.train, batch_size, generator,
+                                        workers=self.config.data.workers, device=self.device,
+                                        seed=self.seed, distinct=distinct)
+        if not self.config.train.channels_last:
+            return streamed
+        return ((as_channels_last(xb), yb) for xb, yb in streamed)
+
+    def val_batches(self, size: int = EVAL_BATCH) -> Iterable[Batch]:
+        """The validation set in order, unaugmented, in batches of ``size`` on ``device``
+        (for ``train.loop.evaluate_batches``; the same chunks as ``train.loop.evaluate``)."""
+        data = self.data
+        if isinstance(data, StreamData):
+            return stream_eval_batches(data.val, size, workers=self.config.data.workers,
+                                       device=self.device, seed=self.seed)
+        x, y = data.val_x.to(self.device), data.val_y.to(self.device)
+        return ((x[i : i + size], y[i : i + size]) for i in range(0, len(y), size))
 
 
 def isolated_rng() -> AbstractContextManager[object]:
@@ -97,7 +163,7 @@ def private_copy(model: nn.Module) -> nn.Module:
 
 def fresh_setup(
     config: RunConfig,
-    data: Dataset | None = None,
+    data: LoadedData | None = None,
     *,
     seed: int | None = None,
     model: nn.Module | None = None,
@@ -105,7 +171,8 @@ def fresh_setup(
 ) -> ProbeSetup:
     """Build data, device, a fresh model and the loss for a probe of ``config``.
 
-    ``data``: an already loaded dataset of ``config.data`` (saves loading it again).
+    ``data``: ``config.data`` already loaded (saves loading it again; default
+    :func:`load_probe_data`: a streamed image folder stays streamed).
     ``seed`` (default ``config.train.seed``) seeds model initialisation and dropout through
     ``torch.manual_seed``, so call this inside :func:`isolated_rng`. ``model``: use a
     private copy of this module instead of building ``config.model``. ``inputs``: where data,
@@ -113,7 +180,7 @@ def fresh_setup(
     The model is in channels_last under ``train.channels_last`` (SpecError on non-image data),
     and ``precision`` is ``train.precision``'s, as in the trainer.
     """
-    inputs = inputs or RunInputs()
+    inputs = probe_inputs(inputs)
     data = data if data is not None else inputs.load_data(config.data)
     device = resolve_device(config.train.device)
     seed = config.train.seed if seed is None else seed
@@ -123,8 +190,9 @@ def fresh_setup(
     if config.train.channels_last:
         check_channels_last(data.input_shape)
         net = to_channels_last(net)
-    return ProbeSetup(config, data, device, net, inputs.loss_fn, seed,
-                      data.train_x.to(device), data.train_y.to(device), inputs.make_optimizer,
+    train_x = None if isinstance(data, StreamData) else data.train_x.to(device)
+    return ProbeSetup(config, data, device, net, inputs.loss_fn, seed, train_x,
+                      data.train_y.to(device), inputs.make_optimizer,
                       make_precision(config.train.precision, device))
 
 

@@ -29,14 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from batchlab.data import Dataset
+from batchlab.data.pipeline import LoadedData
 from batchlab.plan import RunSpec
 from batchlab.probes.common import (
     ProbeError,
     check_batch_fits,
     fresh_setup,
-    full_batches,
     isolated_rng,
+    load_probe_data,
 )
 from batchlab.probes.lr_trial import Trial, TrialOutcome, confirm_lr
 from batchlab.probes.suggest import (
@@ -108,7 +108,7 @@ def _check_range(start_lr: float, end_lr: float, steps: int, smoothing: float, d
 def lr_range_test(
     config: RunConfig, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100,
     smoothing: float = 0.98, diverge_factor: float = 4.0, seed: int | None = None,
-    model: nn.Module | None = None, data: Dataset | None = None, inputs: RunInputs | None = None,
+    model: nn.Module | None = None, data: LoadedData | None = None, inputs: RunInputs | None = None,
 ) -> RangeTestResult:
     """Run one range test at ``config.train.batch_size`` (see the module doc).
 
@@ -127,15 +127,14 @@ def lr_range_test(
     stopped: str | None = None
     with isolated_rng():
         setup = fresh_setup(config, data, seed=seed, model=model, inputs=inputs)
-        check_batch_fits(len(setup.train_y), batch)
         net, optimizer = setup.model, setup.make_optimizer(float(ramp[0]))
         order = torch.Generator().manual_seed(setup.seed)  # batch order and augmentation
-        batches = full_batches(len(setup.train_y), batch, order)
+        batches = setup.batches(batch, order)
         net.train()
         avg, best = 0.0, math.inf
         for i, lr in enumerate(ramp.tolist()):
             set_lr(optimizer, lr)
-            xb, yb = setup.batch(next(batches), order)
+            xb, yb = next(batches)
             loss = setup.loss_fn(net(xb), yb)
             value = loss.item()  # needed every step to stop on divergence
             avg = smoothing * avg + (1 - smoothing) * value
@@ -287,7 +286,7 @@ def lr_find(
     config: RunConfig, *, batch_sizes: Sequence[int] | None = None, repeats: int | None = None,
     strategy: str = DEFAULT_STRATEGY, start_lr: float = 1e-7, end_lr: float = 10.0,
     steps: int = 100, smoothing: float = 0.98, diverge_factor: float = 4.0,
-    model: nn.Module | None = None, data: Dataset | None = None, inputs: RunInputs | None = None,
+    model: nn.Module | None = None, data: LoadedData | None = None, inputs: RunInputs | None = None,
 ) -> LrFindResult:
     """Range tests at each batch size (default: the config's) x ``repeats`` seeds (default:
     :func:`default_repeats` of the strategy), then the
@@ -309,7 +308,7 @@ def lr_find(
     sizes = list(dict.fromkeys(batch_sizes or [config.train.batch_size]))
     if any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
         raise ProbeError(f"batch sizes must be positive integers, got {list(batch_sizes or [])}.")
-    data = data if data is not None else (inputs or RunInputs()).load_data(config.data)
+    data = data if data is not None else load_probe_data(config, inputs)
     settings = {"start_lr": start_lr, "end_lr": end_lr, "steps": steps, "smoothing": smoothing,
                 "diverge_factor": diverge_factor, "repeats": repeats}
 
@@ -374,7 +373,7 @@ def resolve_auto_lr(
     ProbeError when no LR can be suggested for a run.
     """
     found: dict[str, float] = dict(known or {})
-    datasets: dict[str, Dataset] = {}
+    datasets: dict[str, LoadedData] = {}
     out: list[RunSpec] = []
     seen: set[str] = set()
     for run in runs:
@@ -387,8 +386,7 @@ def resolve_auto_lr(
                 probe_cfg = run.config.model_copy(update={"train": t.model_copy(update={"seed": 0})})
                 data_key = probe_cfg.data.model_dump_json()
                 if data_key not in datasets:
-                    load = (range_kwargs.get("inputs") or RunInputs()).load_data
-                    datasets[data_key] = load(probe_cfg.data)
+                    datasets[data_key] = load_probe_data(probe_cfg, range_kwargs.get("inputs"))
                 result = lr_find(probe_cfg, repeats=repeats, strategy=strategy,
                                  data=datasets[data_key], **range_kwargs)
                 if on_result is not None:

@@ -38,11 +38,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from batchlab.data import Dataset
-from batchlab.probes.common import fresh_setup, full_batches, isolated_rng
+from batchlab.data.pipeline import LoadedData
+from batchlab.probes.common import ProbeSetup, fresh_setup, isolated_rng
 from batchlab.spec import RunConfig
 from batchlab.train.inputs import RunInputs
-from batchlab.train.loop import evaluate
+from batchlab.train.loop import evaluate_batches
 from batchlab.train.schedules import run_length, steps_per_epoch
 
 CANDIDATES = 5  # half-decade ladder: lr_min, lr_min/3.2, ..., lr_min/100
@@ -136,25 +136,30 @@ def refine(trials: Sequence[Trial], best: int) -> float:
     return 10 ** (x[1] + shift)
 
 
-def run_trial(config: RunConfig, data: Dataset, lr: float, steps: int, seed: int,
+def validation_loss(setup: ProbeSetup) -> tuple[float, float | None]:
+    """``setup``'s model on the validation set: mean loss and accuracy (None: a regression)."""
+    return evaluate_batches(setup.model, setup.val_batches(), setup.loss_fn, setup.device)
+
+
+def run_trial(config: RunConfig, data: LoadedData, lr: float, steps: int, seed: int,
               model: nn.Module | None, baseline: Baseline, inputs: RunInputs | None = None) -> Trial:
     """Train a fresh copy at a constant ``lr`` for ``steps`` steps; evaluate on validation."""
     with isolated_rng():
         setup = fresh_setup(config, data, seed=seed, model=model, inputs=inputs)
         net, optimizer = setup.model, setup.make_optimizer(lr)
         order = torch.Generator().manual_seed(setup.seed)
-        batches = full_batches(len(setup.train_y), config.train.batch_size, order)
+        batches = setup.batches(config.train.batch_size, order)
         net.train()
         for step in range(steps):
-            xb, yb = setup.batch(next(batches), order)
+            xb, yb = next(batches)
             loss = setup.loss_fn(net(xb), yb)
             if not math.isfinite(loss.item()):
                 return Trial(lr, step, math.nan, math.nan, f"the loss turned non-finite at step {step + 1}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        val_x, val_y = data.val_x.to(setup.device), data.val_y.to(setup.device)
-        val_loss, acc = evaluate(net, val_x, val_y, setup.loss_fn)
+        del batches  # a streamed loader's processes end before the evaluation's start
+        val_loss, acc = validation_loss(setup)
     val_acc = math.nan if acc is None else acc  # a regression: judged on the loss alone
     if not math.isfinite(val_loss):
         return Trial(lr, steps, val_loss, val_acc, "the validation loss is not finite")
@@ -166,14 +171,13 @@ def run_trial(config: RunConfig, data: Dataset, lr: float, steps: int, seed: int
     return Trial(lr, steps, val_loss, val_acc, None)
 
 
-def baseline(config: RunConfig, data: Dataset, seed: int, model: nn.Module | None,
+def baseline(config: RunConfig, data: LoadedData, seed: int, model: nn.Module | None,
              inputs: RunInputs | None = None) -> Baseline:
     """The untrained model every trial starts from, on the validation set (chance accuracy
     NaN for a regression: only the loss can show learning)."""
     with isolated_rng():
         setup = fresh_setup(config, data, seed=seed, model=model, inputs=inputs)
-        val_x, val_y = data.val_x.to(setup.device), data.val_y.to(setup.device)
-        loss, acc = evaluate(setup.model, val_x, val_y, setup.loss_fn)
+        loss, acc = validation_loss(setup)
     if acc is None:
         return Baseline(loss, math.nan, len(data.val_y))
     majority = float(torch.bincount(data.val_y).max()) / max(len(data.val_y), 1)
@@ -192,7 +196,7 @@ def choose(trials: Sequence[Trial], base: Baseline) -> int | None:
     return min(kept, key=lambda i: trials[i].val_loss)
 
 
-def confirm_lr(config: RunConfig, data: Dataset, anchor: float, *, seed: int | None = None,
+def confirm_lr(config: RunConfig, data: LoadedData, anchor: float, *, seed: int | None = None,
                model: nn.Module | None = None, steps: int | None = None,
                inputs: RunInputs | None = None) -> TrialOutcome:
     """Train the ladder of candidates below ``anchor`` and pick the best (see the module doc).

@@ -47,10 +47,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from batchlab.data import Dataset
-from batchlab.data.pipeline import mem_available
+from batchlab.data.pipeline import LoadedData, mem_available
 from batchlab.errors import BatchlabError
-from batchlab.probes.common import ProbeError, fresh_setup, isolated_rng
+from batchlab.probes.common import ProbeError, fresh_setup, isolated_rng, load_probe_data
 from batchlab.probes.memory import (
     MemoryMeasure,
     format_size,
@@ -217,7 +216,7 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
         raise ProbeError(f"want must be a batch size of at least 1, got {want}.")
     want = want or config.train.batch_size
     t0 = time.perf_counter()
-    data = (inputs or RunInputs()).load_data(config.data)
+    data = load_probe_data(config, inputs)
     device = probe_device(config)
     n_train = len(data.train_y)
     caps = {"dataset size": n_train}
@@ -330,7 +329,7 @@ def accumulation_advice(want: int, fits: int, with_margin: bool, batchnorm: bool
     return text
 
 
-def _fresh_step_memory(config: RunConfig, data: Dataset, batch_size: int,
+def _fresh_step_memory(config: RunConfig, data: LoadedData, batch_size: int,
                        model: nn.Module | None, inputs: RunInputs | None = None) -> MemoryMeasure:
     """One trial: a fresh model and optimizer, a steady-state step, its MemoryMeasure. Every
     tensor it makes is local, so all of it is freed when it returns or raises."""

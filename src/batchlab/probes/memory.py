@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from batchlab.probes.common import LossFn, ProbeError, ProbeSetup, full_batches, isolated_rng, private_copy
+from batchlab.probes.common import LossFn, ProbeError, ProbeSetup, isolated_rng, private_copy
 from batchlab.spec import RunConfig
 from batchlab.train.loop import resolve_device
 from batchlab.train.precision import Precision
@@ -153,12 +153,20 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Ten
     return loss
 
 
+def measure_batches(device: torch.device) -> int:
+    """Different batches a memory or speed measurement needs: those ``steady_step_memory``
+    takes (1 on CPU, 2 on CUDA). Streamed data decodes just these and cycles them: a second
+    host batch on CPU would be memory the accounting does not see."""
+    return 2 if device.type == "cuda" else 1
+
+
 def setup_batches(setup: ProbeSetup, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
-    """Endless training batches of exactly ``batch_size`` from ``setup``'s data: a fresh random
-    permutation per pass, sliced and augmented as the trainer does (ProbeError if the batch is
-    larger than the training set)."""
-    for idx in full_batches(len(setup.train_y), batch_size, generator):
-        yield setup.batch(idx, generator)
+    """Endless training batches of exactly ``batch_size`` from ``setup``'s data for measuring a
+    step: a fresh random permutation per pass, sliced and augmented as the trainer does;
+    streamed data decodes ``measure_batches`` batches and cycles them (the step's memory and
+    time do not depend on which examples it sees). ProbeError if the batch is larger than the
+    training set."""
+    return setup.batches(batch_size, generator, distinct=measure_batches(setup.device))
 
 
 def probe_device(config: RunConfig) -> torch.device:

@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from batchlab.data import Dataset
+from batchlab.data.pipeline import LoadedData
 from batchlab.jsonsafe import json_safe
-from batchlab.probes.common import ProbeError, check_batch_fits, fresh_setup, full_batches, isolated_rng
+from batchlab.probes.common import ProbeError, fresh_setup, isolated_rng
 from batchlab.spec import RunConfig
 from batchlab.train.inputs import RunInputs
 from batchlab.train.noise import NoiseMeter, bootstrap_ci
@@ -56,7 +56,7 @@ class NoiseScaleResult:
 def measure_noise_scale(
     config: RunConfig, *, steps: int = 200, micro_batches: int | None = None, ema: float = 0.95,
     level: float = 0.95, n_boot: int = 1000, seed: int | None = None,
-    model: nn.Module | None = None, data: Dataset | None = None, inputs: RunInputs | None = None,
+    model: nn.Module | None = None, data: LoadedData | None = None, inputs: RunInputs | None = None,
 ) -> NoiseScaleResult:
     """Train a fresh copy of the model for ``steps`` steps exactly as ``train_run`` would
     (the config's optimizer, scaled LR and schedule over the run's own length), measuring
@@ -79,17 +79,16 @@ def measure_noise_scale(
     trace_loss: list[float] = []
     with isolated_rng():
         setup = fresh_setup(config, data, seed=seed, model=model, inputs=inputs)
-        n = len(setup.train_y)
-        check_batch_fits(n, t.batch_size)
+        n = setup.n_train
+        order = torch.Generator().manual_seed(setup.seed)
+        batches = setup.batches(t.batch_size, order)  # ProbeError: a batch larger than the data
         spe = steps_per_epoch(n, t.batch_size)
         total = run_length(t.steps, t.epochs, spe)
         lr_at = schedule_fn(t.schedule, base_lr, total, spe)
         net, optimizer = setup.model, setup.make_optimizer(base_lr)
-        order = torch.Generator().manual_seed(setup.seed)
-        batches = full_batches(n, t.batch_size, order)
         net.train()
         for step in range(steps):
-            xb, yb = setup.batch(next(batches), order)
+            xb, yb = next(batches)
             meter.measure(net, xb, yb)
             set_lr(optimizer, lr_at(min(step, total - 1)))
             loss = setup.loss_fn(net(xb), yb)

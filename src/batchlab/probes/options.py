@@ -30,8 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from batchlab.errors import BatchlabError
-from batchlab.probes.common import ProbeError, check_batch_fits, fresh_setup, isolated_rng
+from batchlab.errors import BatchlabError, DataError
+from batchlab.probes.common import ProbeError, check_batch_fits, fresh_setup, isolated_rng, load_probe_data
 from batchlab.probes.knee import window_spread
 from batchlab.probes.memory import (
     is_oom,
@@ -101,7 +101,7 @@ def option_speedups(config: RunConfig, *, batch_size: int | None = None, warmup_
     t0 = time.perf_counter()
     batch = batch_size or config.train.batch_size
     device = probe_device(config)
-    data = (inputs or RunInputs()).load_data(config.data)
+    data = load_probe_data(config, inputs)
     check_batch_fits(len(data.train_y), batch)
     micro = _micro_batch(config, batch)
     variants = VARIANTS + (CUDA_VARIANTS if device.type == "cuda" else ())
@@ -114,6 +114,8 @@ def option_speedups(config: RunConfig, *, batch_size: int | None = None, warmup_
                                              model, inputs)
                 for _ in range(warmup_steps):
                     steps[label]()
+            except DataError:  # a bad file of streamed data: the user's to fix, not a skip
+                raise
             except BatchlabError as err:  # does not apply here (not images, no such dtype)
                 skipped[label] = str(err)
                 steps.pop(label, None)

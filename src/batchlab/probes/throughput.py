@@ -2,11 +2,14 @@
 
 For each batch size, on a fresh model and optimizer (``probes.common.fresh_setup``): the
 trainer's step (``memory.train_step``: random-permutation batches of in-memory tensors,
-``F.cross_entropy``, ``zero_grad(set_to_none=True)``, backward, step). The first step(s)
-measure peak memory (``memory.steady_step_memory``: one on CPU, two on CUDA) and count as
-warm-up; the rest of ``warmup_steps`` run untimed too (first-call costs: allocator growth,
-oneDNN/cuDNN primitive selection). Then ``windows`` timed windows, each at least one step and
-``window_seconds`` long (or exactly ``window_steps`` steps), each bracketed by CUDA
+``F.cross_entropy``, ``zero_grad(set_to_none=True)``, backward, step). On streamed data
+(``data.pipeline = "stream"``) a batch size decodes the batches ``memory.measure_batches``
+says (1 on CPU, 2 on CUDA) before anything is timed and its steps cycle them: the curve is
+the step's, not the decoding's, and the folder is never read whole (a note in the result says
+so). The first step(s) measure peak memory (``memory.steady_step_memory``: one on CPU, two on
+CUDA) and count as warm-up; the rest of ``warmup_steps`` run untimed too (first-call costs:
+allocator growth, oneDNN/cuDNN primitive selection). Then ``windows`` timed windows, each at
+least one step and ``window_seconds`` long (or exactly ``window_steps`` steps), each bracketed by CUDA
 synchronisation on a GPU; samples/s is the median over windows, which shrugs off the odd
 window that another process on a shared machine slowed down.
 
@@ -52,13 +55,15 @@ import torch
 from torch import nn
 
 from batchlab.cores import available_cores, sweep_threads
-from batchlab.data import Dataset
+from batchlab.data.pipeline import LoadedData
+from batchlab.data.stream import StreamData
 from batchlab.errors import BatchlabError
-from batchlab.probes.common import ProbeError, fresh_setup, isolated_rng
+from batchlab.probes.common import ProbeError, fresh_setup, isolated_rng, load_probe_data
 from batchlab.probes.knee import MAX_SPREAD, REPEATS, Settled, Window, knee_unless_noisy, settle
 from batchlab.probes.memory import (
     format_size,
     is_oom,
+    measure_batches,
     probe_device,
     release_memory,
     setup_batches,
@@ -166,7 +171,7 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
                                             available_cores())
     t0 = time.perf_counter()
     device = probe_device(config)
-    data = (inputs or RunInputs()).load_data(config.data)
+    data = load_probe_data(config, inputs)
     n_train = len(data.train_y)
     wanted = sorted(set(batch_sizes if batch_sizes is not None else DEFAULT_BATCH_SIZES))
     sizes = [b for b in wanted if b <= n_train]
@@ -205,6 +210,12 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
     knee, why = knee_unless_noisy(measured, rates, [p.spread for p in settled],
                                   [p.reliable for p in settled], knee_gain, max_spread)
     notes = [f"skipped batch sizes {[s['batch_size'] for s in skipped]}"] if skipped else []
+    if isinstance(data, StreamData):
+        n = measure_batches(device)
+        notes.append(f"streamed data: each batch size decoded {n} batch{'es' if n > 1 else ''} "
+                     f"before timing and its steps cycle {'them' if n > 1 else 'it'}, so the curve "
+                     "is the training step's; the decoding (data.workers loader processes) is not "
+                     "in it")
     if repeated := [b for b, p in zip(measured, settled, strict=True) if p.rounds > 1]:
         notes.append(f"batch sizes {repeated}: windows spread more than {max_spread:.0%}, so they "
                      "were measured again (a busy machine)")
@@ -228,7 +239,7 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
         wall_time=time.perf_counter() - t0, notes=notes)
 
 
-def _measure(config: RunConfig, data: Dataset, batch_size: int, model: nn.Module | None,
+def _measure(config: RunConfig, data: LoadedData, batch_size: int, model: nn.Module | None,
              warmup_steps: int, windows: int, window_seconds: float,
              window_steps: int | None, max_spread: float, repeats: int,
              inputs: RunInputs | None = None) -> _Point:
