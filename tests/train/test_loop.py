@@ -142,7 +142,10 @@ def test_threads_untouched_by_run():
 def test_the_train_subset_is_as_large_as_validation_within_bounds():
     from batchlab.train.loop import TRAIN_EVAL_MAX, TRAIN_EVAL_MIN, train_eval_size
 
-    assert train_eval_size(1437, 360) == TRAIN_EVAL_MIN  # small validation: at least 512
+    assert train_eval_size(1437, 360) == TRAIN_EVAL_MIN  # digits: 1/8 of the set is below 256
     assert train_eval_size(40000, 10000) == TRAIN_EVAL_MAX
-    assert train_eval_size(8000, 1000) == 1000
-    assert train_eval_size(300, 60) == 300  # never more than the training set
+    assert train_eval_size(8000, 1000) == 1000  # as large as validation
+    assert train_eval_size(10000, 2000) == 1250  # at most 1/8 of the training set
+    assert train_eval_size(4000, 100) == TRAIN_EVAL_MIN  # a small validation set: the floor
+    assert train_eval_size(300, 60) == TRAIN_EVAL_MIN  # the floor ...
+    assert train_eval_size(200, 60) == 200  # ... but never more than the training set
