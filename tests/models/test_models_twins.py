@@ -172,3 +172,17 @@ def test_cli_a_weights_name_on_a_zoo_model_is_a_clear_error(tmp_path):
     assert res.returncode == 2, out
     assert "zoo model 'squeezenet' loads weights from a local file only" in out
     assert "Traceback" not in out
+
+
+@pytest.mark.parametrize("zoo", ["mobilenet_v2", "squeezenet"])
+def test_state_dicts_of_the_earlier_zoo_layout_still_load(zoo):
+    """A checkpoint written before the zoo took torchvision's layout (a run interrupted before an
+    upgrade) resumes: ``zoo_earlier_keys.json`` lists the earlier code's keys, in the same
+    parameter order as now."""
+    earlier = json.loads(Path(__file__).with_name("zoo_earlier_keys.json").read_text())[zoo]
+    now = build(zoo).state_dict()
+    assert len(earlier) == len(now) and earlier != list(now)
+    values = [v + 1 for v in now.values()]  # anything but the fresh model's values
+    model = build(zoo)
+    model.load_state_dict(dict(zip(earlier, values, strict=True)))  # strict: every key found a home
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), values, strict=True))

@@ -10,6 +10,7 @@ default initialisation, not torchvision's, so zoo runs train as they always have
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 import torch
 from torch import nn
@@ -74,6 +75,19 @@ class InvertedResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv(x)
         return x + out if self.residual else out
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # The zoo's earlier layout named the body "block" and wrapped the projection's conv and
+        # BatchNorm in one Sequential: its state dicts (a checkpoint of a run interrupted before
+        # an upgrade, a saved model) still load. The parameters were created in the same order.
+        projection = len(self.conv) - 2
+        for key in [k for k in state_dict if k.startswith(f"{prefix}block.")]:
+            index, _, tail = key.removeprefix(f"{prefix}block.").partition(".")
+            if int(index) == projection:  # block.<p>.0 (conv) -> conv.<p>, block.<p>.1 (BN) -> conv.<p+1>
+                sub, _, tail = tail.partition(".")
+                index = str(projection + int(sub))
+            state_dict[f"{prefix}conv.{index}.{tail}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
 
 def build_mobilenet_v2(

@@ -10,6 +10,7 @@ PyTorch's default initialisation, not torchvision's, so zoo runs train as they a
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 import torch
 from torch import nn
@@ -59,6 +60,33 @@ class Fire(nn.Module):
             dim=1,
         )
 
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # the zoo's earlier layout wrapped each conv with its ReLU: "squeeze.0.weight" (see Features)
+        for conv in ("squeeze", "expand1x1", "expand3x3"):
+            for param in ("weight", "bias"):
+                old = f"{prefix}{conv}.0.{param}"
+                if old in state_dict:
+                    state_dict[f"{prefix}{conv}.{param}"] = state_dict.pop(old)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+
+class Features(nn.Sequential):
+    """The feature layers; a plain Sequential that also loads the zoo's earlier layout.
+
+    That layout wrapped the stem conv with its ReLU (``0.0.weight``), which shifted every later
+    layer down by one: its state dicts (a checkpoint of a run interrupted before an upgrade, a
+    saved model) still load. The parameters were created in the same order.
+    """
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        if f"{prefix}0.0.weight" in state_dict:
+            old = {k: state_dict.pop(k) for k in [k for k in state_dict if k.startswith(prefix)]}
+            for key, value in old.items():
+                index, _, tail = key.removeprefix(prefix).partition(".")
+                new = f"0.{tail.removeprefix('0.')}" if index == "0" else f"{int(index) + 1}.{tail}"
+                state_dict[prefix + new] = value
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
 
 def build_squeezenet(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """SqueezeNet 1.1 for images of 4x4 or more.
@@ -93,4 +121,4 @@ def build_squeezenet(spec: ModelSpec, input_shape: tuple[int, ...], num_classes:
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
     )
-    return nn.Sequential(OrderedDict(features=nn.Sequential(*layers), classifier=classifier))
+    return nn.Sequential(OrderedDict(features=Features(*layers), classifier=classifier))
