@@ -108,7 +108,7 @@ def build_squeezenet(spec: ModelSpec, input_shape: tuple[int, ...], num_classes:
     channels = _STEM_CHANNELS
     for item in _LAYOUT:
         if item == "M":
-            # ceil_mode on tiny maps would ask for a window wider than the padded-less input
+            # padded on small images, as the zoo's pools always were (their results stay the same)
             pool = nn.MaxPool2d(3, 2, padding=1) if small else nn.MaxPool2d(3, 2, ceil_mode=True)
             layers.append(pool)
         else:
