@@ -5,7 +5,9 @@ with the backbone frozen and not (issue 11, "Done when").
 The test keeps the example's grid and settings and shrinks only what a CPU test cannot afford,
 with --set: a generated 2-class folder of 160 small images, 32 px instead of 224, 1 epoch, and
 a randomly initialised MobileNetV2 state dict saved locally as the "pretrained" weights.
-Runs in .ci/run's .venv-vision (``python -m pytest -m vision``); skipped without torchvision.
+The torchvision run is in .ci/run's .venv-vision (``python -m pytest -m vision``), skipped
+without torchvision; the same study with the zoo's mobilenet_v2 (torchvision's architecture,
+the same weights file) runs everywhere.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import pytest
 import torch
 from PIL import Image
 
+import batchlab as bl
+from batchlab.models import build_model
+from batchlab.spec import ModelSpec
+
 try:
     import torchvision
 except Exception as err:  # missing, or built for another torch
-    pytest.skip(f"torchvision is not importable: {err}", allow_module_level=True)
+    torchvision, NO_TORCHVISION = None, f"torchvision is not importable: {err}"
 
-import batchlab as bl
-
-pytestmark = pytest.mark.vision
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mobilenet_transfer_imagefolder.toml"
 
 
@@ -41,23 +44,45 @@ def write_folder(root: Path, per_class: int = 80, size: int = 16) -> None:
             Image.fromarray(pixels).save(root / name / f"{i:03d}.png")
 
 
-def test_transfer_example_trains_frozen_and_not_at_batch_16_to_128(tmp_path):
+def run_example(tmp_path: Path, weights: Path, *extra: str) -> None:
+    """Sweep the example on a generated folder with ``weights``, shrunk for a CPU test."""
     write_folder(tmp_path / "images")
-    torch.manual_seed(0)
-    weights = tmp_path / "mobilenet_v2-random.pth"
-    pretrained = torchvision.models.mobilenet_v2().state_dict()
-    torch.save(pretrained, weights)
     res = subprocess.run(
         [sys.executable, "-m", "batchlab", "sweep", str(EXAMPLE), "--store", str(tmp_path / "t.db"),
          "--set", f"data.path={tmp_path / 'images'}", "--set", f"model.weights={weights}",
-         "--set", "data.image_size=32", "--set", "train.epochs=1", "--set", "train.threads=1"],
+         "--set", "data.image_size=32", "--set", "train.epochs=1", "--set", "train.threads=1", *extra],
         capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+
+
+def stored_configs(tmp_path: Path) -> list[dict]:
+    """The example's 8 runs, all completed: batch 16 to 128, frozen and not; their configs."""
     with bl.open(tmp_path / "t.db") as db:
         runs = db.runs("mobilenet-transfer")
+        runs = runs.to_dict("records") if hasattr(runs, "to_dict") else runs  # pandas or not
         assert sorted(r["batch_size"] for r in runs) == [16, 16, 32, 32, 64, 64, 128, 128]
         assert {r["status"] for r in runs} == {"completed"}
         configs = [db.store.run(r["run_id"]).config for r in runs]
     assert sorted(c["model"]["freeze"] for c in configs) == ["backbone"] * 4 + ["none"] * 4
-    assert {c["model"]["name"] for c in configs} == {"torchvision:mobilenet_v2"}
     assert {c["data"]["image_size"] for c in configs} == {32}
+    return configs
+
+
+@pytest.mark.vision
+@pytest.mark.skipif(torchvision is None, reason=globals().get("NO_TORCHVISION", ""))
+def test_transfer_example_trains_frozen_and_not_at_batch_16_to_128(tmp_path):
+    torch.manual_seed(0)
+    weights = tmp_path / "mobilenet_v2-random.pth"
+    torch.save(torchvision.models.mobilenet_v2().state_dict(), weights)
+    run_example(tmp_path, weights)
+    assert {c["model"]["name"] for c in stored_configs(tmp_path)} == {"torchvision:mobilenet_v2"}
+
+
+def test_transfer_example_runs_without_torchvision_on_the_zoo_mobilenet_v2(tmp_path):
+    # a random state dict in torchvision's format: the zoo model's own, whose keys and shapes
+    # tests/models/test_models_twins*.py prove to be torchvision's (1,000-class head included)
+    torch.manual_seed(0)
+    weights = tmp_path / "mobilenet_v2-random.pth"
+    torch.save(build_model(ModelSpec(name="mobilenet_v2"), (3, 224, 224), 1000).state_dict(), weights)
+    run_example(tmp_path, weights, "--set", "model.name=mobilenet_v2")
+    assert {c["model"]["name"] for c in stored_configs(tmp_path)} == {"mobilenet_v2"}

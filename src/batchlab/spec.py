@@ -82,7 +82,8 @@ class DataSpec(_Strict):
 
 class ModelSpec(_Strict):
     """A zoo model by name, 'package.module:factory' for the user's own nn.Module, or
-    'torchvision:<builder>' / 'timm:<name>' (batchlab.models.vision)."""
+    'torchvision:<builder>' / 'timm:<name>' (batchlab.models.vision). ``weights``/``freeze``
+    apply to the latter and to the zoo's torchvision twins (batchlab.models.twins)."""
 
     name: str = "mlp"
     hidden: list[PositiveInt] = Field([256, 128], description="mlp: hidden layer widths")
@@ -90,10 +91,12 @@ class ModelSpec(_Strict):
     dropout: float | None = Field(None, ge=0, lt=1, description="override the model's dropout")
     kwargs: dict[str, Any] = Field({}, description="extra keyword arguments for a user factory")
     weights: str | None = Field(
-        None, description="torchvision:/timm: models: a local state-dict file (.pth/.pt/.bin/"
-        ".safetensors) or a torchvision weights name read from the torch hub cache (batchlab.models.weights)")
+        None, description="torchvision:/timm: models and zoo mobilenet_v2/squeezenet: a local state-dict "
+        "file (.pth/.pt/.bin/.safetensors) or, torchvision: only, a weights name read from the torch "
+        "hub cache (batchlab.models.weights, batchlab.models.twins)")
     freeze: Literal["none", "backbone"] = Field(
-        "none", description="torchvision:/timm: models: 'backbone' trains only the new classifier head")
+        "none", description="torchvision:/timm: models and zoo mobilenet_v2/squeezenet: 'backbone' trains "
+        "only the new classifier head")
 
 
 class ScheduleSpec(_Strict):

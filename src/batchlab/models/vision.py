@@ -65,7 +65,7 @@ def build_library_model(spec: ModelSpec, input_shape: tuple[int, ...], num_class
         model, head = _torchvision(spec, arch, num_classes)
     else:
         model, head = _timm(spec, arch, num_classes)
-    _adapt_channels(model, input_shape[0], spec.name)
+    adapt_channels(model, input_shape[0], spec.name)
     if spec.freeze == "backbone":
         freeze_backbone(model, head)
     return model
@@ -178,8 +178,9 @@ def _replace(model: nn.Module, path: str, num_classes: int) -> None:
     setattr(model.get_submodule(parent) if parent else model, leaf, new)
 
 
-def _adapt_channels(model: nn.Module, channels: int, name: str) -> None:
-    """Repeat grey images to the 3 channels the first convolution wants; refuse other mismatches."""
+def adapt_channels(model: nn.Module, channels: int, name: str) -> None:
+    """Repeat grey images to the 3 channels the first convolution wants; refuse other mismatches
+    (ModelError). Also used for zoo models built for RGB weights (``batchlab.models.twins``)."""
     first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     wanted = first.in_channels if first is not None else channels
     if wanted == channels:

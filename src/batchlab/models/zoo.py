@@ -12,6 +12,7 @@ from batchlab.models.classic import build_alexnet_small, build_cnn1d, build_lene
 from batchlab.models.factory import build_from_factory, is_factory_name
 from batchlab.models.mobilenet import build_mobilenet_v2
 from batchlab.models.squeezenet import build_squeezenet
+from batchlab.models.twins import TWINS, build_twin
 from batchlab.models.vision import build_library_model, is_library_name
 from batchlab.spec import ModelSpec
 
@@ -45,6 +46,8 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int)
         raise ModelError(f"num_classes must be a positive integer, got {num_classes!r}.")
     if is_library_name(spec.name):  # before factories: "torchvision:x" has a ':' too
         return build_library_model(spec, shape, num_classes)
+    if spec.name in TWINS:
+        return build_twin(_ZOO[spec.name], spec, shape, num_classes)
     _refuse_library_fields(spec)
     if is_factory_name(spec.name):
         return build_from_factory(spec, shape, num_classes)
@@ -55,19 +58,24 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int)
 
 
 def _refuse_library_fields(spec: ModelSpec) -> None:
-    """model.weights / model.freeze on a zoo model or factory: say where they apply instead of
-    ignoring them (a silently random "pretrained" model would be the worst outcome)."""
+    """model.weights / model.freeze on a zoo model without a torchvision twin or a factory: say
+    where they apply instead of ignoring them (a silently random "pretrained" model would be the
+    worst outcome)."""
+    twins = ", ".join(TWINS)
     if spec.weights is not None:
         raise ModelError(
-            f"model.weights is set, but model '{spec.name}' is not a torchvision: or timm: model; "
-            "batchlab loads weights into those only. For your own model, load the state dict in "
+            f"model.weights is set, but model '{spec.name}' is not a torchvision: or timm: model, "
+            f"nor a zoo model with torchvision's architecture ({twins}); batchlab loads weights "
+            "into those only. For your own model, load the state dict in "
             "your factory (model.load_state_dict(torch.load(path))); or set model.name = "
-            "'torchvision:<builder>' (e.g. 'torchvision:mobilenet_v2')."
+            f"'{next(iter(TWINS))}' (the zoo's, with torchvision's architecture) or "
+            "'torchvision:<builder>' (e.g. 'torchvision:resnet18')."
         )
     if spec.freeze != "none":
         raise ModelError(
-            f"model.freeze = '{spec.freeze}' needs a torchvision: or timm: model (where batchlab "
-            f"replaces the classifier head and so knows the backbone), not '{spec.name}'. In your "
+            f"model.freeze = '{spec.freeze}' needs a torchvision: or timm: model, or a zoo model "
+            f"with torchvision's architecture ({twins}), where batchlab knows the classifier head "
+            f"and so the backbone; not '{spec.name}'. In your "
             "own factory, set requires_grad=False on the layers to freeze: batchlab trains only "
             "the parameters that require grad."
         )
