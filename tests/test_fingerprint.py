@@ -104,3 +104,24 @@ def test_weights_file_is_fingerprinted(tmp_path):
     assert why == [f"the weights file of model.weights = '{tmp_path / 'w.pth'}' changed"]
     assert "weights" not in fingerprint(RunConfig(data=DataSpec(), model=ModelSpec(), train=TrainSpec()),
                                         cache).to_dict()  # stored as before for runs without weights
+
+
+def test_a_sweep_reads_its_hash_cache_file_once_not_once_per_run(tmp_path, monkeypatch):
+    import batchlab.fingerprint as fp
+    from batchlab.spec import spec_from_dict
+
+    opened = []
+
+    class Counting(fp.HashCache):
+        def __init__(self, path):
+            opened.append(path)
+            super().__init__(path)
+
+    monkeypatch.setattr(fp, "HashCache", Counting)
+    spec = spec_from_dict({"data": {"name": "digits", "cache_dir": str(tmp_path)}})
+    config = RunConfig(data=spec.data, model=spec.model, train=spec.train)
+    caches = fp.HashCaches()
+    for _ in range(5):
+        caches.run(config)
+        caches.data(config.data)
+    assert opened == [tmp_path / fp.HASH_CACHE_NAME]

@@ -195,13 +195,17 @@ class HashCaches:
     def __init__(self) -> None:
         self._caches: dict[Path, HashCache] = {}
 
-    def data(self, spec: DataSpec) -> str | None:
+    def _cache(self, spec: DataSpec) -> HashCache:
         where = default_cache_file(spec)
-        return data_fingerprint(spec, self._caches.setdefault(where, HashCache(where)))
+        if where not in self._caches:  # read each cache file once, not once per run
+            self._caches[where] = HashCache(where)
+        return self._caches[where]
+
+    def data(self, spec: DataSpec) -> str | None:
+        return data_fingerprint(spec, self._cache(spec))
 
     def run(self, config: RunConfig) -> Fingerprint:
-        where = default_cache_file(config.data)
-        return fingerprint(config, self._caches.setdefault(where, HashCache(where)))
+        return fingerprint(config, self._cache(config.data))
 
     def save(self) -> None:
         for cache in self._caches.values():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 
 from batchlab.data.pipeline import LoadedData, load_data
@@ -21,7 +20,7 @@ class DataCache:
         self._items: OrderedDict[str, LoadedData] = OrderedDict()
 
     def load(self, spec: DataSpec) -> LoadedData:
-        key = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
+        key = spec.model_dump_json()  # pydantic's serializer: the same spec, the same key
         if key in self._items:
             self._items.move_to_end(key)
             return self._items[key]
