@@ -1,5 +1,6 @@
 """bench/precision.py's accuracy verdict: bf16 "costs accuracy" only when the per-seed paired
-differences bf16 - fp32 show a loss beyond 1 point that seed noise cannot explain."""
+differences bf16 - fp32 show a loss beyond 1 point that seed noise cannot explain. (Not named
+test_precision.py: pytest needs unique basenames without packages, and tests/train has one.)"""
 
 from __future__ import annotations
 
