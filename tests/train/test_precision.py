@@ -83,6 +83,24 @@ def test_evaluation_runs_under_the_runs_autocast():
     assert model.seen[-1] == torch.float32
 
 
+def test_bf16_computes_the_loss_in_float32_from_bf16_logits():
+    """Why the loop does not cast the logits before the loss: under CPU bf16 autocast
+    cross_entropy is on torch's float32 list, so the loss and its gradient are exactly those of
+    the logits cast to float32 (bench/README.md: bf16's accuracy on the quality cases)."""
+    torch.manual_seed(0)
+    model, x, y = nn.Linear(4, 3), torch.randn(16, 4), torch.randint(0, 3, (16,))
+    grads = []
+    for cast in (False, True):
+        model.zero_grad()
+        with make_precision("bf16", CPU).autocast():
+            logits = model(x)
+            loss = F.cross_entropy(logits.float() if cast else logits, y)
+        assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+        loss.backward()
+        grads.append((loss.detach(), model.weight.grad.clone()))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+
+
 def test_channels_last_puts_conv_weights_and_inputs_in_channels_last():
     cfg = config({"name": "lenet5"}, {"name": "synthetic", "shape": [3, 28, 28], "size": 120},
                  steps=2, batch_size=16, channels_last=True)
