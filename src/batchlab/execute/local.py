@@ -257,18 +257,26 @@ class _Pool:
         self.drain(deadline=time.monotonic() + STOP_GRACE_S)
 
     def close(self) -> None:
-        """End every worker: those still running (after an error, or past the interrupt's
-        grace) are terminated, then killed if they linger; all are joined. Nothing is left for
-        multiprocessing's exit handler to wait on, and a second Ctrl-C here still kills."""
+        """End every worker. Those that said goodbye are exiting (ending their loader processes
+        on the way): they get END_GRACE_S to finish. Any still running then (after an error,
+        or past the interrupt's grace) is terminated, then killed if it lingers; all are
+        joined. Nothing is left for multiprocessing's exit handler to wait on, and a second
+        Ctrl-C in here still kills."""
         try:
+            _join([p for w, p in self.procs.items() if w in self.done], END_GRACE_S)
             for p in self.procs.values():
                 if p.is_alive():
                     p.terminate()
-            deadline = time.monotonic() + END_GRACE_S
-            for p in self.procs.values():
-                p.join(timeout=max(0.0, deadline - time.monotonic()))
+            _join(list(self.procs.values()), END_GRACE_S)
         finally:
             for p in self.procs.values():
                 if p.is_alive():
                     p.kill()
                     p.join()
+
+
+def _join(procs: list[Any], grace: float) -> None:
+    """Join ``procs``, waiting ``grace`` seconds for all of them together."""
+    deadline = time.monotonic() + grace
+    for p in procs:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
