@@ -82,14 +82,15 @@ def die_with_parent(parent: int) -> None:
     own watchdog still stops an orphaned loader process once it is idle).
 
     Why not rely on torch's watchdog alone: it polls only between samples, and an orphan whose
-    result queue is full blocks at exit flushing it, forever. The signal follows the *thread*
-    that started the process; batchlab's loaders live inside one call (a run, the statistics,
-    the cache build) in the thread that iterates them, so that thread outlives them.
+    result queue's pipe is full can block at exit, flushing into a pipe nobody reads. The
+    signal follows the *thread* that started the process; batchlab's loaders live inside one
+    call (a run, the statistics, the cache build) in the thread that iterates them, so that
+    thread outlives them.
     """
     if not sys.platform.startswith("linux"):
         return
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         return  # no prctl in this libc: keep torch's watchdog
     if os.getppid() != parent:  # it died before the request took effect
