@@ -27,7 +27,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 from batchlab.data.builtin import cache_dir
 from batchlab.data.imagefolder import read_image
-from batchlab.data.loader import Failed, collate, guarded, unwrap, usable_workers
+from batchlab.data.loader import Failed, collate, guarded, unwrap, worker_options
 from batchlab.fingerprint import HashCache, data_fingerprint, default_cache_file
 from batchlab.spec import DataSpec
 
@@ -96,7 +96,7 @@ def _build(path: Path, paths: list[Path], size: int, workers: int,
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                         shape=(len(paths), size, size, 3))
         loader = DataLoader(_Decode(paths, size, decode), batch_size=BUILD_CHUNK,
-                            num_workers=usable_workers(workers), collate_fn=collate)
+                            collate_fn=collate, **worker_options(workers))
         start = 0
         for chunk in unwrap(loader):
             out[start : start + len(chunk)] = chunk.numpy()

@@ -29,7 +29,7 @@ from batchlab.data.augment import augment_batch
 from batchlab.data.decoded import cached_part
 from batchlab.data.fileio import images_tensor
 from batchlab.data.imagefolder import folder_files, read_image
-from batchlab.data.loader import Failed, collate, guarded, unwrap, usable_workers
+from batchlab.data.loader import Failed, collate, guarded, unwrap, usable_workers, worker_options
 from batchlab.data.split import limit_indices, split_indices
 from batchlab.errors import DataError
 from batchlab.spec import DataSpec
@@ -135,8 +135,8 @@ def channel_stats(samples: ImageSamples, seed: int, workers: int) -> tuple[torch
     total = torch.zeros(3, dtype=torch.float64)
     squares = torch.zeros(3, dtype=torch.float64)
     count = 0
-    loader = DataLoader(subset, batch_size=STATS_BATCH, num_workers=usable_workers(workers),
-                        collate_fn=collate)
+    loader = DataLoader(subset, batch_size=STATS_BATCH, collate_fn=collate,
+                        **worker_options(workers))
     for x, _ in unwrap(loader):
         x = x.to(torch.float64)
         total += x.sum(dim=(0, 2, 3))
@@ -169,6 +169,13 @@ def open_stream(spec: DataSpec) -> StreamData:
     want_test = spec.validation == "test"
     files = folder_files(spec, want_test)
     notes: list[str] = []
+    if spec.workers and not usable_workers(spec.workers):
+        notes.append(
+            f"data.workers = {spec.workers} is not used here: this process is daemonic (a "
+            "multiprocessing.Pool worker, say) and Python forbids daemonic processes to start "
+            "loader processes, so images are decoded in the training process, one at a time. "
+            "Call batchlab from a non-daemonic process (the CLI, a plain "
+            "multiprocessing.Process) to decode in parallel.")
     train_part = _part(spec, files.train, "train", notes)
     if files.test is not None:
         train_rows = torch.arange(len(train_part.paths))

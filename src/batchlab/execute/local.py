@@ -13,6 +13,13 @@ Ctrl-C: workers ignore SIGINT from the terminal; the driver sends each one SIGUS
 raises KeyboardInterrupt inside its trainer at the current step, so every run ends reported
 as interrupted with its rows delivered. A worker whose driver disappears stops by itself within
 a second, at any moment (a watcher thread polls its parent pid).
+
+Workers are not daemonic, so a run can start its ``data.workers`` DataLoader processes (Python
+forbids daemonic processes to have children). What the daemon flag gave, the driver and the
+workers do themselves: ``execute`` ends every worker it started, whatever happens (so
+multiprocessing's exit handler, which joins non-daemonic children, never waits on one); a
+worker whose driver was killed exits by its watcher; loader processes die with their worker
+(``batchlab.data.loader.die_with_parent``).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from batchlab.events import FAILED, Event, RunEnded
 from batchlab.execute.base import RunTask, StoredSteps, TaskSource
 
 STOP_GRACE_S = 15.0
+END_GRACE_S = 5.0  # a terminated worker's time to go before it is killed
 
 
 def visible_gpu(worker: int, n_gpus: int, visible: str | None = None) -> str | None:
@@ -77,6 +85,10 @@ def _worker_main(worker: int, threads: int, tasks: mp.Queue, events: mp.Queue,
     """Take tasks until a None arrives; send (worker, event) pairs to the driver (pid ``driver``,
     given by the driver itself: read here, a driver already dead would look like init)."""
     _watch_driver(driver)
+    # A spawned child inherits "spawn" as its start method; its runs' loader processes take
+    # this platform's default instead, as in the driver (fork on Linux: no re-import of torch
+    # and the data in each loader process, which would cost seconds per loader per run).
+    mp.set_start_method(None, force=True)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, _interrupt)
 
@@ -125,8 +137,9 @@ class LocalPoolExecutor:
         try:
             # the child reads these when torch loads: they must be set before spawn
             os.environ.update(env)
+            # not daemonic: a run may start loader processes (see the module docstring)
             p = ctx.Process(target=_worker_main, args=(worker, self.threads, tasks, events, os.getpid()),
-                            name=f"batchlab-worker-{worker}", daemon=True)
+                            name=f"batchlab-worker-{worker}", daemon=False)
             p.start()
         finally:
             for k, v in saved.items():
@@ -144,9 +157,9 @@ class LocalPoolExecutor:
         pool = _Pool(self, ctx, next_task, on_event)
         for task in first:
             pool.dispatch(task)
-        for w in range(len(first)):
-            pool.start_worker(w)
         try:
+            for w in range(len(first)):  # inside the try: a failed start ends those started
+                pool.start_worker(w)
             pool.drain()
         except KeyboardInterrupt:
             pool.interrupt()
@@ -244,7 +257,26 @@ class _Pool:
         self.drain(deadline=time.monotonic() + STOP_GRACE_S)
 
     def close(self) -> None:
-        for p in self.procs.values():
-            if p.is_alive():
-                p.terminate()
-            p.join(timeout=5)
+        """End every worker. Those that said goodbye are exiting (ending their loader processes
+        on the way): they get END_GRACE_S to finish. Any still running then (after an error,
+        or past the interrupt's grace) is terminated, then killed if it lingers; all are
+        joined. Nothing is left for multiprocessing's exit handler to wait on, and a second
+        Ctrl-C in here still kills."""
+        try:
+            _join([p for w, p in self.procs.items() if w in self.done], END_GRACE_S)
+            for p in self.procs.values():
+                if p.is_alive():
+                    p.terminate()
+            _join(list(self.procs.values()), END_GRACE_S)
+        finally:
+            for p in self.procs.values():
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+
+
+def _join(procs: list[Any], grace: float) -> None:
+    """Join ``procs``, waiting ``grace`` seconds for all of them together."""
+    deadline = time.monotonic() + grace
+    for p in procs:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))

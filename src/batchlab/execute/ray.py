@@ -9,6 +9,10 @@ Ray retries the original task, so the task asks at its start how far the store h
 actor): a retry resumes from the checkpoint its first attempt wrote, when the checkpoint
 folder is on a filesystem the worker sees (always on one machine, on a cluster only with a
 shared path).
+
+A task runs in the main thread of a Ray worker process, which is no daemonic multiprocessing
+child, so a streamed run starts its ``data.workers`` loader processes there as in the driver
+(forked on Linux, and dying with the Ray worker: ``batchlab.data.loader.die_with_parent``).
 """
 
 from __future__ import annotations
