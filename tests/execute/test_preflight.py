@@ -101,3 +101,25 @@ def test_channels_last_on_data_that_are_not_images_is_refused_before_the_sweep()
         "model": {"name": "mlp", "hidden": [4]},
         "train": {"epochs": 1, "channels_last": True, "precision": "bf16"}})
     assert len(prepare_sweep(images, DataCache()).runs) == 1
+
+
+def test_run_sweep_checks_and_trains_from_one_load_of_the_data(tmp_path, monkeypatch):
+    # run_sweep without a prepared sweep checks the inputs with the in-process executor's data
+    # cache, so a data set (an image folder decoded into memory, say) is loaded once, not twice
+    import batchlab.execute.datacache as datacache
+    from batchlab.execute.inline import InlineExecutor
+    from batchlab.execute.sweep import run_sweep
+    from batchlab.store import Store
+
+    loads = []
+    real = datacache.load_data
+    monkeypatch.setattr(datacache, "load_data", lambda s: loads.append(s) or real(s))
+    sweep = spec_from_dict({
+        "name": "once", "data": {"name": "synthetic", "shape": [4], "classes": 2, "size": 64},
+        "model": {"name": "mlp", "hidden": [4]},
+        "train": {"epochs": 1, "batch_size": 16, "threads": 1, "checkpoint": False},
+        "sweep": {"grid": {"train.lr": [0.01, 0.1]}}})
+    with Store(tmp_path / "s.db") as store:
+        outcome = run_sweep(sweep, store, InlineExecutor(threads=1))
+    assert [r.status for r in outcome.records] == ["completed", "completed"]
+    assert len(loads) == 1

@@ -221,7 +221,9 @@ def run_sweep(
     differs) is trained again from scratch, and so is every run with ``rerun``;
     ``on_notice`` gets one line per such reason, and each note ``prepare_sweep`` made.
     """
-    prepared = prepared or prepare_sweep(spec, known_lrs=known_auto_lrs(store, spec.name))
+    # an in-process executor's data cache serves the checks too: the data loads once
+    prepared = prepared or prepare_sweep(spec, getattr(executor, "data_cache", None),
+                                         known_lrs=known_auto_lrs(store, spec.name))
     runs = prepared.runs
     ckpt = checkpoint_dir(store)
     if any(r.config.train.checkpoint for r in runs):  # a read-only folder fails here, not per run
