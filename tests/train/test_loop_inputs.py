@@ -90,3 +90,16 @@ def test_noise_scale_in_a_run_uses_the_callers_loss():
     assert end.summary["noise_scale_measurements"] >= 10
     assert any(r[0] == "noise_scale" for r in rows)
     assert measured >= plain + 2 * end.summary["noise_scale_measurements"]
+
+
+def test_evaluate_runs_in_eval_mode_and_leaves_the_model_in_the_mode_it_found():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 3))
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    model.train()
+    first = evaluate(model, x, y)
+    assert model.training and all(m.training for m in model.modules())
+    assert evaluate(model, x, y) == first  # no dropout while evaluating: the same numbers
+    model.eval()
+    assert evaluate(model, x, y) == first
+    assert not any(m.training for m in model.modules())  # was: always back in train mode

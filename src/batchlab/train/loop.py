@@ -119,8 +119,11 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
 @torch.no_grad()
 def evaluate_batches(model: torch.nn.Module, batches: Iterable[Batch], loss_fn: LossFn,
                      device: torch.device, precision: Precision | None = None) -> tuple[float, float | None]:
-    """``evaluate`` over (inputs, targets) batches on ``device`` (a batch source's)."""
-    model.eval()
+    """``evaluate`` over (inputs, targets) batches on ``device`` (a batch source's). The model
+    is evaluated in eval mode and left in the mode it was in."""
+    was_training = model.training
+    if was_training:  # a caller evaluating several sets switches once (a walk over every module)
+        model.eval()
     loss_sum = torch.zeros((), device=device)
     correct: torch.Tensor | None = torch.zeros((), device=device)
     n = 0
@@ -133,7 +136,8 @@ def evaluate_batches(model: torch.nn.Module, batches: Iterable[Batch], loss_fn: 
             correct += (outputs.argmax(dim=1) == target).sum()
         else:
             correct = None
-    model.train()
+    if was_training:
+        model.train()
     n = max(n, 1)
     return loss_sum.item() / n, None if correct is None else correct.item() / n
 
@@ -245,10 +249,12 @@ def train_run(
         subset measures train accuracy in eval mode, comparable to validation."""
         nonlocal last_eval
         last_eval = step
+        model.eval()
         val_loss, val_acc = evaluate_batches(model, batches.val_batches(EVAL_BATCH), inputs.loss_fn,
                                              device, precision)
         train_loss, train_acc = evaluate_batches(
             model, batches.train_eval_batches(EVAL_BATCH), inputs.loss_fn, device, precision)
+        model.train()
         rec.log_values(step, {"val_loss": val_loss, "train_eval_loss": train_loss})
         summary.update(final_val_loss=val_loss, final_train_loss=train_loss)
         if val_acc is None or train_acc is None:  # a regression: the loss alone is recorded
