@@ -45,6 +45,7 @@ def test_the_default_step_is_the_plain_one_and_equals_the_general_step_bit_for_b
     for xb, yb in batches():
         loss_a, loss_b = plain(xb, yb), general(xb, yb)
         assert not loss_a.requires_grad and loss_a.dtype == torch.float32 and loss_a.dim() == 0
+        assert loss_a.dtype == loss_b.dtype
         assert torch.equal(loss_a, loss_b)
     for a, b in zip(model_a.parameters(), model_b.parameters(), strict=True):
         assert torch.equal(a, b)

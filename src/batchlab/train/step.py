@@ -26,15 +26,15 @@ def make_train_step(model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Op
                     batch_size: int, micro: int, precision: Precision) -> TrainStep:
     """The update for batches of at most ``batch_size`` examples, forwarded ``micro`` at a
     time. The returned function takes one (inputs, targets) batch, updates the parameters and
-    returns the batch's mean loss, detached (a float32 0-d tensor on the batch's device, never
-    synchronised with the host)."""
+    returns the batch's mean loss, detached (a 0-d tensor on the batch's device in the loss's
+    own dtype, float32 under autocast; never synchronised with the host)."""
     if precision.name == "fp32" and precision.scaler is None and micro >= batch_size:
         def plain_step(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(xb), yb)
             loss.backward()
             optimizer.step()
-            return loss.detach().float()
+            return loss.detach()
         return plain_step
 
     def step(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
