@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,16 @@ def batchlab_cli(*args, cwd=None, stdin: str | None = None) -> subprocess.Comple
     """``python -m batchlab ARGS``."""
     return subprocess.run([sys.executable, "-m", "batchlab", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, env=env(), input=stdin, timeout=300)
+
+
+def ls_overview(store: Path, experiment: str) -> tuple[str, list[str]]:
+    """``batchlab ls``'s header line and the numbers in ``experiment``'s row (its run counts)."""
+    res = batchlab_cli("ls", "--store", store)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    header = next(line for line in lines if "name" in line)
+    row = next(line for line in lines if f" {experiment} " in line)
+    return header, re.findall(r"\d+", row)
 
 
 # pip's console-script template (the __main__ guard matters: spawned workers re-import it)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import batchlab_cli
+from cli_helpers import batchlab_cli, ls_overview
 
 from batchlab.analysis import analyze_experiment
 from batchlab.events import PRUNED
@@ -42,12 +42,9 @@ def pruned_run(path):
 
 
 def test_ls_counts_pruned_runs_and_lists_them(db):
-    res = batchlab_cli("ls", "--store", db)
-    assert res.returncode == 0, res.stderr
-    header = next(line for line in res.stdout.splitlines() if "name" in line)
+    header, counts = ls_overview(db, "exp")
     assert re.search(r"completed.*diverged.*pruned.*failed", header)
-    row = next(line for line in res.stdout.splitlines() if " exp " in line)
-    assert re.findall(r"\d+", row) == ["2", "1", "0", "1", "0", "0", "0", "0"]
+    assert counts == ["2", "1", "0", "1", "0", "0", "0", "0"]
     res = batchlab_cli("ls", "exp", "--store", db)
     assert "pruned at step 30 of 30" in res.stdout
 

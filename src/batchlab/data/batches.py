@@ -54,6 +54,12 @@ def _chunks(x: torch.Tensor, y: torch.Tensor, size: int) -> Iterator[Batch]:
         yield x[i : i + size], y[i : i + size]
 
 
+def on_device(batches: Iterable[Batch], device: torch.device) -> Iterator[Batch]:
+    """Host batches copied to ``device`` as they are drawn (asynchronously from pinned memory)."""
+    for xb, yb in batches:
+        yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+
+
 class MemoryBatches:
     """Batches sliced from in-memory tensors (see the module docstring)."""
 
@@ -118,8 +124,7 @@ class StreamBatches:
         self._sub = DataLoader(data.train, batch_sampler=self._sub_keys, **options)
 
     def _to_device(self, batches: Iterable[Batch]) -> Iterator[Batch]:
-        for xb, yb in unwrap(batches):
-            yield (xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True))
+        return on_device(unwrap(batches), self.device)
 
     def epoch(self, order: torch.Generator, limit: int) -> Iterator[Batch]:
         perm = torch.randperm(self.n_train, generator=order).tolist()

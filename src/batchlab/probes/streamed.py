@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from batchlab.data.batches import SEED_RANGE, Batch
+from batchlab.data.batches import SEED_RANGE, Batch, on_device
 from batchlab.data.loader import loader_options, unwrap
 from batchlab.data.stream import NO_AUGMENT, ImageSamples
 
@@ -60,11 +60,6 @@ def _loader(samples: ImageSamples, keys: Iterable[list[tuple[int, int]]], worker
     return DataLoader(samples, batch_sampler=keys, **options)  # type: ignore[arg-type]
 
 
-def _on_device(batches: Iterable[Batch], device: torch.device) -> Iterator[Batch]:
-    for xb, yb in batches:
-        yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-
-
 def stream_train_batches(samples: ImageSamples, batch_size: int, generator: torch.Generator, *,
                          workers: int, device: torch.device, seed: int,
                          distinct: int | None = None) -> Iterator[Batch]:
@@ -75,7 +70,7 @@ def stream_train_batches(samples: ImageSamples, batch_size: int, generator: torc
     streamed batch. A file that cannot be decoded raises the memory path's DataError."""
     keys = FullBatchKeys(len(samples), batch_size, generator, distinct)
     host = unwrap(_loader(samples, keys, workers, device, seed))
-    return _on_device(host if distinct is None else cycle(list(host)), device)
+    return on_device(host if distinct is None else cycle(list(host)), device)
 
 
 def stream_eval_batches(samples: ImageSamples, size: int, *, workers: int, device: torch.device,
@@ -83,4 +78,4 @@ def stream_eval_batches(samples: ImageSamples, size: int, *, workers: int, devic
     """Every sample of ``samples`` in order, unaugmented, in batches of ``size`` on ``device``."""
     n = len(samples)
     keys = [[(i, NO_AUGMENT) for i in range(j, min(j + size, n))] for j in range(0, n, size)]
-    return _on_device(unwrap(_loader(samples, keys, workers, device, seed)), device)
+    return on_device(unwrap(_loader(samples, keys, workers, device, seed)), device)

@@ -303,13 +303,13 @@ def train_run(
                 rec.log_step(step, loss, lr)
 
                 evaluate_now = step % eval_every == 0 or step == total
-                if evaluate_now or rec.due():
+                flush_due = rec.due()  # the rows go to the store once a second (``Recorder``)
+                if evaluate_now or flush_due:
                     now = time.perf_counter()
                     # checked before evaluating: a diverged run's summary and step count stop
-                    # at the divergence, never at an evaluation of the blown-up weights; the
-                    # rows go to the store once a second (``Recorder``)
-                    if (bad := rec.flush() if rec.due() else rec.check()) is not None:
-                        rec.flush()
+                    # at the divergence, never at an evaluation of the blown-up weights
+                    if (bad := rec.flush() if flush_due else rec.check()) is not None:
+                        rec.flush()  # the rows up to the divergence
                         step = bad
                         summary["diverged_at_step"] = bad
                         if checkpoint_path is not None:  # final: nothing will resume it
