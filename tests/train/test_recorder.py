@@ -41,3 +41,34 @@ def test_rows_checked_earlier_go_out_with_the_next_flush_in_step_order():
         ("train_loss", 1, 1.5), ("lr", 1, 0.1), ("val_acc", 1, 0.5),
         ("train_loss", 2, 1.25), ("lr", 2, 0.1)]
     assert batch.step == 2
+
+
+def test_step_rows_carry_the_epoch_and_examples_that_examples_and_epoch_give():
+    # 45 examples in batches of 10: the fifth batch of each epoch is partial (5 examples)
+    events = []
+    rec = Recorder("r", events.append, n_train=45, batch_size=10, steps_per_epoch=5)
+    steps = range(1, 13)
+    for step in steps:
+        rec.log_step(step, torch.tensor(1.0), 0.1)
+    rec.flush()
+    rows = [r for r in events[0].rows if r[0] == "train_loss"]
+    assert [(r[3], r[4]) for r in rows] == [(rec.epoch(s), rec.examples(s)) for s in steps]
+    assert rows[4][3:5] == (1.0, 45) and rows[5][3:5] == (55 / 45, 55)  # an epoch ends at step 5
+
+
+class _Halved(Recorder):
+    """A subclass counting its own way, as a tracked loop's recorder does."""
+
+    def examples(self, step: int) -> int:
+        return step * 5
+
+    def epoch(self, step: int) -> float:
+        return step / 100
+
+
+def test_a_subclass_that_counts_its_own_way_is_used_for_every_row():
+    events = []
+    rec = _Halved("r", events.append, n_train=45, batch_size=10, steps_per_epoch=5)
+    rec.log_step(3, torch.tensor(1.0), 0.1)
+    rec.flush()
+    assert {(r[0], r[3], r[4]) for r in events[0].rows} == {("train_loss", 0.03, 15), ("lr", 0.03, 15)}

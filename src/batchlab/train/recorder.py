@@ -83,17 +83,35 @@ class Recorder:
             # float64 on the host: exact for any loss dtype, and a tracked loop's Python floats
             # are stored as given rather than rounded to float32
             values = torch.stack(self._losses).cpu().double().tolist()
-            for (step, lr, wall), loss in zip(self._steps, values, strict=True):
-                if self._diverged_at is not None:
-                    break
-                ep, ex = self.epoch(step), self.examples(step)
-                self._rows.append(("train_loss", step, loss, ep, ex, wall))
-                if lr is not None:
-                    self._rows.append(("lr", step, lr, ep, ex, wall))
-                if not math.isfinite(loss):
-                    self._diverged_at = step
+            if self._diverged_at is None:
+                steps = self._steps
+                if not all(map(math.isfinite, values)):
+                    bad = next(i for i, v in enumerate(values) if not math.isfinite(v))
+                    self._diverged_at = steps[bad][0]
+                    steps, values = steps[: bad + 1], values[: bad + 1]
+                self._rows.extend(self._step_rows(steps, values))
             self._losses, self._steps = [], []
         return self._diverged_at
+
+    def _step_rows(self, steps: list[tuple[int, float | None, float]],
+                   losses: list[float]) -> list[MetricRow]:
+        """The ``train_loss`` (and ``lr``) rows of those updates. Runs over every step of a
+        run, so ``examples``/``epoch`` are computed inline rather than called per step, unless
+        a subclass counts them its own way (a tracked loop: ``batchlab.track``)."""
+        spe, n, b = self.steps_per_epoch, self.n_train, self.batch_size
+        inline = type(self).examples is Recorder.examples and type(self).epoch is Recorder.epoch
+        rows: list[MetricRow] = []
+        for (step, lr, wall), loss in zip(steps, losses, strict=True):
+            if inline:
+                epochs, within = divmod(step, spe)
+                ex = epochs * n + min(within * b, n)  # = self.examples(step)
+                ep = ex / n
+            else:
+                ep, ex = self.epoch(step), self.examples(step)
+            rows.append(("train_loss", step, loss, ep, ex, wall))
+            if lr is not None:
+                rows.append(("lr", step, lr, ep, ex, wall))
+        return rows
 
     def flush(self) -> int | None:
         """Emit everything buffered. Returns the first step whose loss was not finite, if any.
