@@ -77,11 +77,27 @@ def wait_for(pred, timeout=120):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The metrics of the same sweep run once, uninterrupted, in this process."""
-    with Store(tmp_path_factory.mktemp("ref") / "reference.db") as ref:
+def reference_db(tmp_path_factory):
+    """The same sweep run once, uninterrupted, in this process."""
+    db = tmp_path_factory.mktemp("ref") / "reference.db"
+    with Store(db) as ref:
         run_sweep(spec_from_dict(tomllib.loads(SPEC)), ref, InlineExecutor(threads=1))
+    return db
+
+
+@pytest.fixture(scope="module")
+def reference(reference_db):
+    """The metrics of the uninterrupted sweep, by run id."""
+    with Store(reference_db) as ref:
         return {r.id: ref.metrics(r.id) for r in ref.runs("faults")}
+
+
+@pytest.fixture(scope="module")
+def shortest_run_s(reference_db):
+    """Wall seconds of the sweep's shortest run on this machine: a kill within it lands
+    mid-training whatever the machine's speed."""
+    with Store(reference_db) as ref:
+        return min(r.wall_time for r in ref.runs("faults"))
 
 
 def assert_all_done_once_and_exact(db, expected):
@@ -100,15 +116,18 @@ def assert_all_done_once_and_exact(db, expected):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_driver_killed_repeatedly_then_resumed(tmp_path, spec_file, workers, reference):
+def test_driver_killed_repeatedly_then_resumed(tmp_path, spec_file, workers, reference,
+                                               shortest_run_s):
     db = tmp_path / "s.db"
     rng = random.Random(workers)
     for _ in range(3):
         proc = subprocess.Popen(sweep_cmd(spec_file, db, workers), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        # kill at a random moment once training is under way (mid-step, mid-write, mid-checkpoint)
-        wait_for(lambda: any(r.progress_step > 0 for r in run_status(db).values()), 60)
-        time.sleep(rng.uniform(0.0, 1.5))
+        # kill at a random moment once training is under way (mid-step, mid-write, mid-checkpoint):
+        # from the moment this driver starts a run (its rows reach the store only once a second)
+        started = attempts(db)
+        wait_for(lambda started=started: attempts(db) > started or all_done(db), 60)
+        time.sleep(rng.uniform(0.0, 0.8) * shortest_run_s)
         kids = children(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
@@ -120,6 +139,16 @@ def test_driver_killed_repeatedly_then_resumed(tmp_path, spec_file, workers, ref
     assert done.returncode == 0, done.stderr
     runs = assert_all_done_once_and_exact(db, reference)
     assert any(r.attempts > 1 for r in runs)  # something really was cut off and resumed
+
+
+def attempts(db):
+    """How many times the store's runs were started, all together."""
+    return sum(r.attempts for r in run_status(db).values())
+
+
+def all_done(db):
+    runs = run_status(db).values()
+    return bool(runs) and all(r.status == "completed" for r in runs)
 
 
 def _cmdline(pid):
