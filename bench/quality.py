@@ -46,20 +46,12 @@ CASES = (
         {"optimizer": "adam", "lr": 1e-2, "batch_size": 100, "epochs": 150},
         0.90,
     ),
-    Case(
-        "mlp / digits (20% held out)",
-        {"name": "digits", "validation": "split", "val_fraction": 0.2},
-        {"name": "mlp"},
-        {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 32, "epochs": 30},
-        0.95,
-    ),
-    Case(
-        "lenet5 / digits (20% held out)",
-        {"name": "digits", "validation": "split", "val_fraction": 0.2},
-        {"name": "lenet5"},
-        {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 32, "epochs": 30},
-        0.95,
-    ),
+    *(Case(f"{model} / digits (20% held out)",
+           {"name": "digits", "validation": "split", "val_fraction": 0.2},
+           {"name": model},
+           {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 32, "epochs": 30},
+           0.95)
+      for model in ("mlp", "lenet5")),
 )
 
 

@@ -103,21 +103,15 @@ class _Clock(Recorder):
     def elapsed(self) -> float:
         return super().elapsed() if self.wall is None else self.wall
 
-    def examples(self, step: int) -> int:
-        given = self.explicit.get(step, (None, None))[1]
-        if given is not None:
-            return given
+    def position(self, step: int) -> tuple[float, int]:
+        given_epoch, given_examples = self.explicit.get(step, (None, None))
         if self.known_n and self.known_batch:
-            return super().examples(step)
-        return step * self.known_batch if self.known_batch else 0
-
-    def epoch(self, step: int) -> float:
-        given = self.explicit.get(step, (None, None))[0]
-        if given is not None:
-            return given
-        if self.known_n and self.known_batch:
-            return super().epoch(step)
-        return step / self.known_spe if self.known_spe else 0.0
+            epoch, examples = super().position(step)  # exact, as the trainer counts
+        else:
+            epoch = step / self.known_spe if self.known_spe else 0.0
+            examples = step * self.known_batch if self.known_batch else 0
+        return (epoch if given_epoch is None else given_epoch,
+                examples if given_examples is None else given_examples)
 
     def flush(self) -> int | None:
         bad = super().flush()

@@ -59,11 +59,8 @@ def test_step_rows_carry_the_epoch_and_examples_that_examples_and_epoch_give():
 class _Halved(Recorder):
     """A subclass counting its own way, as a tracked loop's recorder does."""
 
-    def examples(self, step: int) -> int:
-        return step * 5
-
-    def epoch(self, step: int) -> float:
-        return step / 100
+    def position(self, step: int) -> tuple[float, int]:
+        return step / 100, step * 5
 
 
 def test_a_subclass_that_counts_its_own_way_is_used_for_every_row():

@@ -52,13 +52,19 @@ class Recorder:
     def elapsed(self) -> float:
         return time.perf_counter() - self._t0
 
-    def examples(self, step: int) -> int:
-        """Examples seen after ``step`` updates (the last batch of an epoch may be partial)."""
+    def position(self, step: int) -> tuple[float, int]:
+        """(epoch, examples seen) after ``step`` updates: what every row records. The last batch
+        of an epoch may be partial; the epoch is fractional (examples seen / n_train). The one
+        place a subclass counts its own way (a tracked loop: ``batchlab.track``)."""
         epochs, within = divmod(step, self.steps_per_epoch)
-        return epochs * self.n_train + min(within * self.batch_size, self.n_train)
+        examples = epochs * self.n_train + min(within * self.batch_size, self.n_train)
+        return examples / self.n_train, examples
+
+    def examples(self, step: int) -> int:
+        return self.position(step)[1]
 
     def epoch(self, step: int) -> float:
-        return self.examples(step) / self.n_train
+        return self.position(step)[0]
 
     def log_step(self, step: int, loss: torch.Tensor, lr: float | None) -> None:
         """Record update ``step``'s loss (a detached 0-d tensor) and the LR it used (None: not
@@ -69,7 +75,7 @@ class Recorder:
 
     def log_values(self, step: int, values: dict[str, float]) -> None:
         """Record evaluation values taken after ``step`` updates."""
-        ep, ex, wall = self.epoch(step), self.examples(step), self.elapsed()
+        (ep, ex), wall = self.position(step), self.elapsed()
         self._rows.extend((name, step, float(v), ep, ex, wall) for name, v in values.items())
         self.step_done = max(self.step_done, step)
 
@@ -95,19 +101,11 @@ class Recorder:
 
     def _step_rows(self, steps: list[tuple[int, float | None, float]],
                    losses: list[float]) -> list[MetricRow]:
-        """The ``train_loss`` (and ``lr``) rows of those updates. Runs over every step of a
-        run, so ``examples``/``epoch`` are computed inline rather than called per step, unless
-        a subclass counts them its own way (a tracked loop: ``batchlab.track``)."""
-        spe, n, b = self.steps_per_epoch, self.n_train, self.batch_size
-        inline = type(self).examples is Recorder.examples and type(self).epoch is Recorder.epoch
+        """The ``train_loss`` (and ``lr``) rows of those updates, in one pass (it runs over
+        every step of a run)."""
         rows: list[MetricRow] = []
         for (step, lr, wall), loss in zip(steps, losses, strict=True):
-            if inline:
-                epochs, within = divmod(step, spe)
-                ex = epochs * n + min(within * b, n)  # = self.examples(step)
-                ep = ex / n
-            else:
-                ep, ex = self.epoch(step), self.examples(step)
+            ep, ex = self.position(step)
             rows.append(("train_loss", step, loss, ep, ex, wall))
             if lr is not None:
                 rows.append(("lr", step, lr, ep, ex, wall))
