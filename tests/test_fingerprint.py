@@ -125,3 +125,50 @@ def test_a_sweep_reads_its_hash_cache_file_once_not_once_per_run(tmp_path, monke
         caches.run(config)
         caches.data(config.data)
     assert opened == [tmp_path / fp.HASH_CACHE_NAME]
+
+
+def test_the_cache_file_is_read_only_when_a_file_is_hashed(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    cache_file = tmp_path / "h.json"
+    cache_file.write_text('{"/elsewhere/a.npz": [1, 2, "abc"]}')
+    reads = []
+    real = Path.read_text
+
+    def counting(self, *args, **kwargs):
+        reads.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting)
+    cache = HashCache(cache_file)
+    assert data_fingerprint(DataSpec(name="digits"), cache) is None
+    cache.save()
+    assert reads == []  # built-in data: nothing to hash, the cache is never parsed
+    f = tmp_path / "d.npz"
+    npz(f)
+    data_fingerprint(DataSpec(name="npz", path=str(f)), cache)
+    data_fingerprint(DataSpec(name="npz", path=str(f)), cache)
+    assert reads == [cache_file]
+
+
+def test_saving_drops_entries_of_files_that_are_gone(tmp_path):
+    import json
+
+    kept, gone = tmp_path / "kept.npz", tmp_path / "gone.npz"
+    npz(kept)
+    npz(gone, seed=1)
+    cache_file = tmp_path / "h.json"
+    cache = HashCache(cache_file)
+    for f in (kept, gone):
+        data_fingerprint(DataSpec(name="npz", path=str(f)), cache)
+    cache.save()
+    assert set(json.loads(cache_file.read_text())) == {str(kept.resolve()), str(gone.resolve())}
+    gone.unlink()  # a temporary folder removed, a data set moved
+    npz(kept, seed=2)
+    cache = HashCache(cache_file)
+    data_fingerprint(DataSpec(name="npz", path=str(kept)), cache)
+    cache.save()
+    assert set(json.loads(cache_file.read_text())) == {str(kept.resolve())}
+    again = HashCache(cache_file)
+    data_fingerprint(DataSpec(name="npz", path=str(kept)), again)
+    assert again.hashed == 0  # the entry in use survived the pruning

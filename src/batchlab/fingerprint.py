@@ -70,14 +70,22 @@ class HashCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.hashed = 0  # files actually read by this object (the tests count them)
-        self._entries: dict[str, list[Any]] = {}
+        self._loaded: dict[str, list[Any]] | None = None
         self._dirty = False
-        try:
-            loaded = json.loads(path.read_text())
-            if isinstance(loaded, dict):
-                self._entries = loaded
-        except (OSError, ValueError):
-            pass
+
+    @property
+    def _entries(self) -> dict[str, list[Any]]:
+        # read on first use: a sweep of built-in data and zoo models hashes nothing, so it
+        # never pays for parsing a cache that holds every data file this machine has seen
+        if self._loaded is None:
+            self._loaded = {}
+            try:
+                loaded = json.loads(self.path.read_text())
+                if isinstance(loaded, dict):
+                    self._loaded = loaded
+            except (OSError, ValueError):
+                pass
+        return self._loaded
 
     def digest(self, file: Path) -> str:
         """The SHA-256 hex digest of ``file``'s bytes, from the cache when size and mtime match."""
@@ -98,9 +106,12 @@ class HashCache:
         if not self._dirty:
             return
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        # entries of files that are gone (a temporary folder, a moved data set) are dropped,
+        # so the cache stays the size of the data in use, not of every file ever hashed
+        kept = {key: value for key, value in self._entries.items() if os.path.exists(key)}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(self._entries))
+            tmp.write_text(json.dumps(kept))
             os.replace(tmp, self.path)  # readers see the old or the new file, never half of one
             self._dirty = False
         except OSError:
