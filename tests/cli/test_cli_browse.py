@@ -130,16 +130,22 @@ print("TORCH-LOADED" if "torch" in sys.modules else "NO-TORCH")
 
 
 @pytest.mark.parametrize("args", [["--help"], ["ls"], ["ls", "exp"], ["show", "RUN"], ["--version"],
-                                  ["rm", "--help"], ["dashboard", "--help"]])
-def test_browsing_commands_never_import_torch(db, args):
+                                  ["rm", "--help"], ["dashboard", "--help"], ["rm", "RUN", "--yes"],
+                                  ["export", "exp", "--format", "csv", "-o", "OUT"],
+                                  ["export", "exp", "--format", "json", "-o", "OUT"]])
+def test_browsing_commands_never_import_torch(db, tmp_path, args):
     with Store(db) as st:
         run_id = st.runs("exp")[0].id
-    args = [run_id if a == "RUN" else a for a in args]
-    if args[0] in ("ls", "show"):
+    args = [{"RUN": run_id, "OUT": str(tmp_path / "out")}.get(a, a) for a in args]
+    if args[0] in ("ls", "show", "rm", "export") and "--help" not in args:
         args += ["--store", str(db)]
     res = subprocess.run([sys.executable, "-c", BROWSE_WITHOUT_TORCH, *args], capture_output=True,
                          text=True, env=env(), timeout=120)
     assert res.stdout.strip().endswith("NO-TORCH"), res.stdout + res.stderr
+    if args[0] in ("rm", "export") and "--help" not in args:  # the command did its work
+        with Store(db) as st:
+            assert (run_id in {r.id for r in st.runs("exp")}) == (args[0] == "export")
+        assert (tmp_path / "out").exists() == (args[0] == "export")
 
 
 def test_rm_refuses_a_run_another_sweep_is_training(db):
