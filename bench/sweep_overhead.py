@@ -197,8 +197,9 @@ def main() -> int:
     for rep in range(args.reps):
         for name in names[rep % len(names):] + names[: rep % len(names)]:
             if name.startswith("hand"):
-                took[name].append(hand_sweep(specs["batchlab"], args.epochs, name == "hand, same work",
-                                             name != "hand"))
+                took[name].append(hand_sweep(specs["batchlab"], args.epochs,
+                                             same_evaluations=name == "hand, same work",
+                                             gather_per_epoch=name != "hand"))
             else:
                 lab = batchlab_sweep(specs[name])
                 took[name].append(lab.took)
