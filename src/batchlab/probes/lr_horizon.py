@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import torch
 
 from batchlab.data.pipeline import LoadedData
+from batchlab.probes.common import fresh_setup, isolated_rng
 from batchlab.probes.lr_trial import Baseline, Trial, baseline, choose, run_trial
 from batchlab.spec import RunConfig
 from batchlab.train.inputs import RunInputs
@@ -46,17 +47,16 @@ from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 
 CANDIDATES = 5  # rung 0: from the top down to a hundredth of it
 STEP = 10 ** 0.5  # half a decade between rung-0 candidates
-REFINE = 10 ** 0.25  # rung 1 adds the midpoint of the two best when they are neighbours
 ETA = 3  # each rung trains 3x longer than the one before
 RUNGS = 2
 LAST_FRACTION = 0.1  # the last rung trains for at most this fraction of the run
-KEEP = 2  # rung 0's best two go on
+KEEP = 3  # rung 0's best three go on: a parabola through them refines the pick
+FLOOR = 0.1  # the ladder never starts below this x the optimizer's conventional LR
 MIN_STEPS = 8  # a trial shorter than this ranks LRs by noise
 EXTEND = 2  # candidates added below the ladder when its lowest is the best
 MAX_EXTEND = 1
 FALLBACK_ABOVE = 10.0  # without a range test, the ladder's top is this x the default
 BUDGET = 0.4  # the trials' share of the run's steps, at most (the range test is extra)
-LOSS_TIE = 0.02  # relative: two validation losses this close are a tie (no accuracy)
 
 
 def conventional_lr(optimizer: torch.optim.Optimizer) -> float:
@@ -82,14 +82,14 @@ def compressed(config: RunConfig, n_train: int, horizon: int) -> Callable[[int],
 
 def rung_steps(total: int, budget_steps: int, candidates: int) -> list[int]:
     """Trial lengths of the rungs, shortest first, each ETA x the one before, the last at most
-    ``LAST_FRACTION`` of the run, so that ``candidates`` x h0 plus KEEP + 1 survivors x h1
+    ``LAST_FRACTION`` of the run, so that ``candidates`` x h0 plus KEEP survivors x h1
     fit ``budget_steps``; a single rung of MIN_STEPS when nothing longer fits (pure)."""
     last = max(MIN_STEPS, round(LAST_FRACTION * total))
     while last >= MIN_STEPS:
         rungs = [last]
         while rungs[0] // ETA >= MIN_STEPS and len(rungs) < RUNGS:
             rungs.insert(0, rungs[0] // ETA)
-        cost = candidates * rungs[0] + (KEEP + 1) * sum(rungs[1:])
+        cost = candidates * rungs[0] + KEEP * sum(rungs[1:])
         if cost <= budget_steps:
             return rungs
         last = int(last * 0.8)
@@ -125,20 +125,24 @@ def _survivors(trials: list[Trial], base: Baseline, keep: int) -> list[Trial]:
     return sorted(out, key=lambda t: t.lr)
 
 
-def _ties(trials: list[Trial], base: Baseline) -> list[Trial]:
-    """The kept trials within noise of the best: accuracy within one standard error of the top
-    (the binomial error of the validation set), or without an accuracy a validation loss
-    within LOSS_TIE of the lowest."""
-    kept = [t for t in trials if t.rejected is None]
-    if not kept:
-        return []
-    with_acc = [t for t in kept if math.isfinite(t.val_acc)]
-    if with_acc:
-        top = max(t.val_acc for t in with_acc)
-        return [t for t in with_acc if t.val_acc >= top - base.standard_error(top)]
-    low = min(t.val_loss for t in kept)
-    return [t for t in kept if t.val_loss <= low * (1 + LOSS_TIE) if low > 0] or \
-        [min(kept, key=lambda t: t.val_loss)]
+def _vertex(trials: list[Trial], best: Trial) -> float:
+    """The vertex of the parabola through ``best`` and its two ladder neighbours in (log lr,
+    validation loss), within half a step of it; ``best.lr`` when a neighbour is missing or
+    rejected, or the three do not curve upwards."""
+    by_lr = sorted((t for t in trials if t.rejected is None), key=lambda t: t.lr)
+    i = next(k for k, t in enumerate(by_lr) if t is best)
+    if i == 0 or i == len(by_lr) - 1:
+        return best.lr
+    lo, hi = by_lr[i - 1], by_lr[i + 1]
+    if abs(math.log(best.lr / lo.lr / STEP)) > 0.1 or abs(math.log(hi.lr / best.lr / STEP)) > 0.1:
+        return best.lr  # not neighbours on the ladder
+    y0, y1, y2 = lo.val_loss, best.val_loss, hi.val_loss
+    curvature = y0 - 2 * y1 + y2
+    if curvature <= 0:
+        return best.lr
+    h = math.log10(STEP)
+    shift = max(-h / 2, min(h / 2, h * (y0 - y2) / (2 * curvature)))
+    return 10 ** (math.log10(best.lr) + shift)
 
 
 def horizon_lr(config: RunConfig, data: LoadedData, top: float | None, *,
@@ -154,16 +158,18 @@ def horizon_lr(config: RunConfig, data: LoadedData, top: float | None, *,
     n_train = len(data.train_y)
     total = run_length(t.steps, t.epochs, steps_per_epoch(n_train, t.batch_size))
     tried: list[str] = []
-    anchored = top is not None
+    with isolated_rng():
+        setup = fresh_setup(config, data, seed=seed, model=model, inputs=inputs)
+        default = conventional_lr(setup.make_optimizer(1e-3))
+    anchored = top is not None and top >= FLOOR * default
     if top is None:
-        from batchlab.probes.common import fresh_setup, isolated_rng
-
-        with isolated_rng():
-            setup = fresh_setup(config, data, seed=seed, model=model, inputs=inputs)
-            default = conventional_lr(setup.make_optimizer(1e-3))
         top = FALLBACK_ABOVE * default
         tried.append(f"no usable range test: a ladder from {top:.3g} ({FALLBACK_ABOVE:g}x the "
                      f"optimizer's conventional {default:.3g}) down")
+    elif not anchored:  # a short, noisy range test can put its minimum at its very start
+        tried.append(f"the range test's loss minimum ({top:.3g}) is below {FLOOR:g}x the "
+                     f"optimizer's conventional {default:.3g}: the ladder starts there instead")
+        top = FLOOR * default
     ladder = [top / STEP ** k for k in range(CANDIDATES)]
     rungs_h = rung_steps(total, int(BUDGET * total), CANDIDATES + EXTEND * MAX_EXTEND)
     base = baseline(config, data, seed, model, inputs)
@@ -199,23 +205,20 @@ def horizon_lr(config: RunConfig, data: LoadedData, top: float | None, *,
             "returned, but check the data (data.normalize), the model and the loss.",
             rungs, cost, tried)
     if len(rungs_h) > 1:
-        lrs = [tr.lr for tr in alive]
-        if len(lrs) == 2 and abs(math.log(lrs[1] / lrs[0] / STEP)) < 0.1:  # ladder neighbours
-            lrs.insert(1, lrs[0] * REFINE)
-        trials = [trial(lr, rungs_h[1]) for lr in lrs]
+        trials = [trial(tr.lr, rungs_h[1]) for tr in alive]
         cost += sum(tr.steps for tr in trials)
         rungs.append(trials)
-    ties = _ties(rungs[-1], base) or _ties(rungs[0], base)
-    # Longer horizons favour lower LRs (the short-horizon bias), so among the LRs that the
-    # miniatures cannot tell apart the lowest is the one the whole run is likeliest to prefer.
-    pick = min(ties, key=lambda tr: tr.lr)
+    last = rungs[-1] if _survivors(rungs[-1], base, 1) else rungs[0]
+    pick = _survivors(last, base, 1)[0]
+    lr = _vertex(last, pick)
     lo, hi = min(tr.lr for tr in rungs[0]), max(tr.lr for tr in rungs[0])
     edge = pick.lr in (lo, hi)
     confidence = "high" if anchored and not edge and not tried else ("medium" if anchored else "low")
     score = (f"val acc {pick.val_acc:.1%} (val loss {pick.val_loss:.3g})"
              if math.isfinite(pick.val_acc) else f"val loss {pick.val_loss:.3g}")
+    then = f", then the best {len(rungs[-1])} into {rungs_h[-1]}" if len(rungs) > 1 else ""
     reason = (f"best of {len(rungs[0])} LRs from {lo:.3g} to {hi:.3g}, each trained as a miniature "
-              f"of the run (its schedule squeezed into {rungs_h[0]} steps, then the best "
-              f"{len(rungs[-1])} into {rungs_h[-1]}): {score} at lr {pick.lr:.3g}"
-              + (f", the lowest of {len(ties)} within noise of each other" if len(ties) > 1 else ""))
-    return HorizonOutcome(pick.lr, confidence, reason, rungs, cost, tried)
+              f"of the run (its schedule squeezed into {rungs_h[0]} steps{then}): {score} at lr "
+              f"{pick.lr:.3g}"
+              + (f", refined to {lr:.3g} between its neighbours" if lr != pick.lr else ""))
+    return HorizonOutcome(lr, confidence, reason, rungs, cost, tried)
