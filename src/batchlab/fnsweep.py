@@ -28,12 +28,13 @@ NOT_SWEPT = ("function", "options")  # set by the call itself
 
 
 def function_name(fn: Any) -> str:
-    """``module:qualname`` of a training function; SpecError when ``fn`` is not callable."""
-    if not callable(fn):
+    """``module:qualname`` of a training function; SpecError when ``fn`` is not a function
+    (a callable object's name would not tell two of them apart in the run ids)."""
+    if not inspect.isfunction(fn):
         raise SpecError(f"bl.sweep's second argument is a {type(fn).__name__}; pass your training "
-                        "function, def train(run): ..., or model= and train= for batchlab's loop.")
-    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else type(fn)
-    return f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', repr(target))}"
+                        "function (def train(run): ...; wrap a callable object in one), or "
+                        "model= and train= for batchlab's own loop.")
+    return f"{fn.__module__}:{fn.__qualname__}"
 
 
 def field_path(key: str) -> str:
@@ -87,7 +88,12 @@ def sweep_function(name: str, fn: TrainFn, *, grid: dict[str, list[Any]] | None,
     import torch
 
     from batchlab.api import SweepResult
-    from batchlab.execute.function import check_importable, prepare_function_sweep
+    from batchlab.execute.function import (
+        check_importable,
+        importable,
+        prepare_function_sweep,
+        resolve_function,
+    )
     from batchlab.execute.inline import InlineExecutor
     from batchlab.execute.local import LocalPoolExecutor
     from batchlab.execute.sweep import run_sweep
@@ -97,7 +103,11 @@ def sweep_function(name: str, fn: TrainFn, *, grid: dict[str, list[Any]] | None,
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SpecError(f"workers={workers!r} must be a positive integer (1: in this process).")
     if workers > 1:
-        check_importable(fn_name, fn)
+        check_importable(fn_name)
+    if importable(fn_name):
+        # the module's current code, reloaded when its file changed since it was imported (as
+        # model factories are): the fingerprint is the file's, so the runs must train its code
+        fn = resolve_function(fn_name)
     spec = function_spec(name, fn_name, grid, dict(fields), repeats, prune)
     prepared = prepare_function_sweep(spec, fn, source_fingerprint(fn, fn_name))
     executor = InlineExecutor(function=fn) if workers == 1 else LocalPoolExecutor(workers)

@@ -127,10 +127,17 @@ def train_task(config: RunConfig, sink: Callable[[Event], None], *, function: Tr
     return train_run(config, sink, **options)
 
 
-def check_importable(name: str, function: Any = None) -> None:
-    """Refuse a function that worker processes cannot import by ``name``: one defined in the
-    main program (a notebook, ``python -c``, the script run), inside another function, or a
-    lambda; with ``function``, the name must also lead back to that very object."""
+def importable(name: str) -> bool:
+    """Whether another process can import ``module:function`` by its name: not a function of
+    the main program (a notebook, ``python -c``, the script run), nor a lambda or a function
+    defined inside another one."""
+    module, _, attr = name.partition(":")
+    return module.strip() != "__main__" and "<" not in attr
+
+
+def check_importable(name: str) -> None:
+    """Refuse a function that worker processes cannot import by ``name`` (see ``importable``);
+    SpecError with the reason and what to do instead."""
     module, _, attr = name.partition(":")
     why = None
     if module.strip() == "__main__":
@@ -138,14 +145,11 @@ def check_importable(name: str, function: Any = None) -> None:
               "which worker processes cannot import: each has a main program of its own"
     elif "<" in attr:
         why = "is a lambda or is defined inside another function, which no other process can import"
-    elif function is not None:
+    else:
         try:
-            found = resolve_function(name)
+            resolve_function(name)
         except SpecError as err:
             why = f"cannot be imported by that name ({err})"
-        else:
-            if found is not function:
-                why = "imports as another object than the one passed"
     if why is not None:
         raise SpecError(
             f"train function '{name}' {why}. Move it to a module file at its top level (for "
