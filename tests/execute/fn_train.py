@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+INTERRUPT_AFTER_EPOCH = None  # a test sets it: Ctrl-C right after that epoch's save, once
+
 
 def blobs(n, d=32, classes=5, seed=0):
     """Gaussian class blobs: a task a small MLP learns in a few epochs."""
@@ -53,6 +55,12 @@ def train(run):
                   "sched": sched.state_dict(), "epoch": epoch + 1, "step": step})
         if run.should_stop():
             return
+        global INTERRUPT_AFTER_EPOCH
+        if INTERRUPT_AFTER_EPOCH == epoch + 1:
+            INTERRUPT_AFTER_EPOCH = None
+            torch.randn(3)  # work after the save that a resumed run must not see
+            run.log(step + 1, train_loss=9.0)  # a row after the save: dropped on resume
+            raise KeyboardInterrupt
 
 
 def scripted(run):

@@ -13,6 +13,7 @@ import batchlab as bl
 from batchlab.errors import BatchlabError
 from batchlab.spec import ScheduleSpec
 from batchlab.store import Store
+from batchlab.store.lifecycle import checkpoint_file
 from batchlab.train.schedules import schedule_fn
 
 HERE = Path(__file__).parent
@@ -54,7 +55,28 @@ def test_runs_are_stored_like_built_in_runs_and_skipped_when_finished(tmp_path):
     assert widths == {16, 32}
     again = bl.sweep("fn", fn_train.train, **kw)
     assert (again.planned, again.skipped, again.trained) == (4, 4, 0)
-    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+    assert not checkpoint_file(db, "x").parent.exists()  # every run final: no checkpoint left
+
+
+def test_an_interrupted_run_resumes_from_its_save_with_the_numbers_of_an_unbroken_one(
+        tmp_path, monkeypatch):
+    kw = dict(grid={"batch_size": [40]}, epochs=5, lr=0.05, schedule="onecycle", n_train=200)
+    bl.sweep("ref", fn_train.train, store=tmp_path / "ref.db", **kw)
+    (_, reference), = runs_of(tmp_path / "ref.db", "ref").values()
+    db = tmp_path / "s.db"
+    monkeypatch.setattr(fn_train, "INTERRUPT_AFTER_EPOCH", 3)
+    with pytest.raises(KeyboardInterrupt):
+        bl.sweep("cut", fn_train.train, store=db, **kw)
+    (record, _), = runs_of(db, "cut").values()
+    assert record.status == "interrupted" and checkpoint_file(db, record.id).is_file()
+    again = bl.sweep("cut", fn_train.train, store=db, **kw)
+    assert again.trained == 1
+    (record, metrics), = runs_of(db, "cut").values()
+    assert record.status == "completed" and record.attempts == 2
+    for name in ("train_loss", "lr", "val_loss", "val_acc"):
+        assert metrics[name].step.tolist() == reference[name].step.tolist(), name
+        assert metrics[name].value.tolist() == reference[name].value.tolist(), name
+    assert not checkpoint_file(db, record.id).exists()  # final: nothing left to resume
 
 
 def test_the_function_sees_the_resolved_point(tmp_path):
