@@ -110,3 +110,15 @@ def test_bad_specs_exit_2_with_the_fix_and_store_nothing(tmp_path, edit, message
     assert res.returncode == 2, res.stderr
     assert message in " ".join(res.stderr.split()) and "Traceback" not in res.stderr
     assert not (folder / "s.db").exists()
+
+
+def test_the_ray_executor_runs_the_function(tmp_path):
+    pytest.importorskip("ray")
+    folder = user_folder(tmp_path, widths="[16]")
+    res = batchlab_cli("sweep", "fn.toml", "--store", "s.db", "--executor", "ray",
+                       "--set", "train.epochs=1", cwd=folder)
+    assert res.returncode == 0, res.stderr
+    with Store(folder / "s.db") as st:
+        runs = st.runs("fn")
+        assert [r.status for r in runs] == ["completed"] * 2
+        assert all(len(st.metrics(r.id)["val_acc"].value) == 1 for r in runs)
