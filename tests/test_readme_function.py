@@ -2,11 +2,10 @@
 blocks, in order, as one script in an empty folder (the Lightning block uses the data of the
 first)."""
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
+
+from test_readme_api import run_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,15 +26,7 @@ def test_the_section_shows_the_run_handle():
 
 
 def test_the_examples_run(tmp_path):
-    script = tmp_path / "readme_function.py"
-    script.write_text("\n\n".join(blocks()))
-    work = tmp_path / "work"
-    work.mkdir()
-    path = os.pathsep.join([str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    out = subprocess.run([sys.executable, str(script)], cwd=work, capture_output=True, text=True,
-                         env=env, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
+    out, work = run_blocks(blocks(), tmp_path)
     assert "8 0 8" in out.stdout
     assert "best config: batch" in out.stdout
     assert "['completed', 'completed']" in out.stdout

@@ -16,9 +16,9 @@ import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchlab.apispec import _value
+from batchlab.apispec import keyword_spec
 from batchlab.errors import SpecError
-from batchlab.spec import Spec, TrainSpec, set_path, spec_from_dict
+from batchlab.spec import Spec, TrainSpec
 
 if TYPE_CHECKING:
     from batchlab.api import SweepResult
@@ -54,18 +54,8 @@ def function_spec(name: str, fn_name: str, grid: dict[str, list[Any]] | None,
                   fields: dict[str, Any], repeats: int, prune: str) -> Spec:
     """The validated spec of a function sweep (see the module doc)."""
     raw: dict[str, Any] = {"name": name, "train": {"function": fn_name}}
-    for key, value in fields.items():
-        path = field_path(key)
-        raw = set_path(raw, path, _value(path, value))
-    sweep_grid: dict[str, list[Any]] = {}
-    for key, values in (grid or {}).items():
-        path = field_path(key)
-        if not isinstance(values, (list, tuple)):
-            raise SpecError(f"grid['{key}'] = {values!r} must be a list of values, "
-                            f"e.g. grid={{'{key}': [{values!r}]}}.")
-        sweep_grid[path] = [_value(path, v) for v in values]
-    raw["sweep"] = {"grid": sweep_grid, "repeats": repeats, "prune": prune}
-    return spec_from_dict(raw, source=f"batchlab.sweep('{name}', {fn_name})")
+    return keyword_spec(raw, grid, fields, repeats, prune, f"batchlab.sweep('{name}', {fn_name})",
+                        field_path)
 
 
 def source_fingerprint(fn: Any, fn_name: str) -> str | None:

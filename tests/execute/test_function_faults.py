@@ -3,28 +3,13 @@
 killed with SIGKILL at random moments, then resumed. Every run must end completed with each
 metric row once and the numbers of an uninterrupted sweep (``run.save``/``run.restore``)."""
 
-import os
-import random
 import shutil
-import signal
-import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
 import pytest
-from test_faults import (
-    _cmdline,
-    all_done,
-    assert_all_done_once_and_exact,
-    attempts,
-    children,
-    run_status,
-    sweep_cmd,
-    sweep_killing,
-    wait_for,
-)
+from test_faults import kill_both_workers, kill_driver_repeatedly_then_resume
 
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.sweep import run_sweep
@@ -90,33 +75,11 @@ def test_driver_killed_repeatedly_then_resumed(tmp_path, workers, reference, sho
                                                monkeypatch):
     spec_file = folder_with_function(tmp_path)
     monkeypatch.chdir(tmp_path)  # the function is found from the current folder
-    db = tmp_path / "s.db"
-    rng = random.Random(workers)
-    for _ in range(3):
-        proc = subprocess.Popen(sweep_cmd(spec_file, db, workers), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        started = attempts(db)
-        wait_for(lambda started=started: attempts(db) > started or all_done(db), 60)
-        time.sleep(rng.uniform(0.0, 0.8) * shortest_run_s)
-        kids = children(proc.pid)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        assert wait_for(lambda kids=kids: not any(Path(f"/proc/{k}").exists()
-                                                  and "batchlab" in _cmdline(k) for k in kids), 30)
-    done = subprocess.run(sweep_cmd(spec_file, db, workers), capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
-    runs = assert_all_done_once_and_exact(db, reference)
-    assert any(r.attempts > 1 for r in runs)  # something really was cut off and resumed
+    kill_driver_repeatedly_then_resume(spec_file, tmp_path / "s.db", workers, reference,
+                                       shortest_run_s)
 
 
 def test_killed_worker_is_replaced_and_its_run_retried(tmp_path, reference, monkeypatch):
     spec_file = folder_with_function(tmp_path)
     monkeypatch.chdir(tmp_path)
-    db = tmp_path / "s.db"
-    sweep_killing(
-        sweep_cmd(spec_file, db, 2), db, reference,
-        ready=lambda: sum(r.status == "running" and r.progress_step > 0
-                          for r in run_status(db).values()) == 2,
-        victims=lambda driver: [k for k in children(driver) if "spawn_main" in _cmdline(k)
-                                and "resource_tracker" not in _cmdline(k)])
+    kill_both_workers(spec_file, tmp_path / "s.db", reference)
