@@ -211,6 +211,8 @@ def test_a_main_program_function_is_refused_for_workers(tmp_path):
     ({"model": "x"}, "leave out model=, train="),
     ({"**data.limit": 5}, "a function sweep has train fields and keys of its own only"),
     ({"schedule": {"name": "multistep"}, "n_train": 100}, "milestones must list at least one"),
+    ({"schedule": "cosine"}, "schedule 'cosine' counts the run in epochs, whose length in steps"),
+    ({"schedule": "step", "steps": 50}, "schedule 'step' counts epochs, whose length in steps"),
 ])
 def test_bad_input_is_refused_before_anything_is_stored(tmp_path, kwargs, message):
     kwargs = {k.removeprefix("**"): v for k, v in kwargs.items()}

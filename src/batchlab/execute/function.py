@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from batchlab.errors import BatchlabError, SpecError
 from batchlab.events import FAILED, INTERRUPTED, Event, RunEnded
 from batchlab.execute.halving import check_halving
-from batchlab.execute.handle import CheckpointFailed, SweepRun, run_steps_per_epoch
+from batchlab.execute.handle import CheckpointFailed, SweepRun, schedule_length
 from batchlab.fingerprint import Fingerprint, HashCaches
 from batchlab.models.factory import _current
 from batchlab.plan import RunSpec, plan_runs
@@ -32,7 +32,7 @@ from batchlab.spec import RunConfig, Spec
 from batchlab.train.checkpoint import load_checkpoint
 from batchlab.train.loop import train_run
 from batchlab.train.prune import PruneOrder
-from batchlab.train.schedules import run_length, schedule_fn
+from batchlab.train.schedules import schedule_fn
 
 if TYPE_CHECKING:
     from batchlab.execute.sweep import PreparedSweep
@@ -204,12 +204,12 @@ def _check_run(run: RunSpec) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise SpecError(f"the sweep's key '{key}' = {value!r} must be a positive integer "
                             f"(or left out): batchlab reads it to count epochs and examples seen.")
-    spe = run_steps_per_epoch(t.options, t.batch_size)
-    if spe is not None or t.steps is not None or t.schedule.name == "constant":
-        try:
-            schedule_fn(t.schedule, t.numeric_lr(), run_length(t.steps, t.epochs, spe or t.steps or 1),
-                        spe or t.steps or 1)
-        except BatchlabError:
-            raise
-        except ValueError as err:
-            raise SpecError(f"train.schedule of run {run.point}: {err}") from None
+    length = schedule_length(t)
+    if isinstance(length, str):  # every run would fail at run.lr_at: say it once, now
+        raise SpecError(f"train.schedule of run {run.point}: {length}.")
+    try:
+        schedule_fn(t.schedule, t.numeric_lr(), *length)
+    except BatchlabError:
+        raise
+    except ValueError as err:
+        raise SpecError(f"train.schedule of run {run.point}: {err}") from None

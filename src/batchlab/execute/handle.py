@@ -42,7 +42,7 @@ import torch
 
 from batchlab.errors import SpecError
 from batchlab.events import COMPLETED, DIVERGED, INTERRUPTED, PRUNED, RunEnded, RunStarted
-from batchlab.spec import RunConfig
+from batchlab.spec import RunConfig, TrainSpec
 from batchlab.track import TrackedRun, _Clock
 from batchlab.train.checkpoint import remove_checkpoint
 from batchlab.train.loop import checkpoint_or_why, environment, resolve_device
@@ -73,6 +73,22 @@ def run_steps_per_epoch(options: dict[str, Any], batch_size: int) -> int | None:
     if options.get("n_train"):
         return steps_per_epoch(int(options["n_train"]), batch_size)
     return options.get("steps_per_epoch")
+
+
+def schedule_length(train: TrainSpec) -> tuple[int, int] | str:
+    """(steps of the whole run, steps per epoch) for ``train``'s schedule, or why they are not
+    known: a schedule that counts epochs needs ``n_train`` or ``steps_per_epoch`` among the
+    sweep's keys, and a run given in epochs needs them to count its steps."""
+    s = train.schedule
+    spe = run_steps_per_epoch(train.options, train.batch_size)
+    by_epoch = (s.unit == "epoch" and s.name in ("step", "multistep", "exponential")) or (
+        s.warmup > 0 and s.warmup_unit == "epoch")
+    if spe is None and s.name != "constant" and (by_epoch or train.steps is None):
+        return (f"schedule '{s.name}' counts {'epochs' if by_epoch else 'the run in epochs'}, "
+                "whose length in steps batchlab does not know; give n_train (training examples) "
+                "or steps_per_epoch as a key of the sweep" + ("" if by_epoch else ", or train.steps"))
+    spe = spe or train.steps or 1  # unused by the schedule then: any positive length
+    return run_length(train.steps, train.epochs, spe), spe
 
 
 class BatchlabLR(torch.optim.lr_scheduler.LRScheduler):
@@ -274,16 +290,11 @@ class SweepRun(TrackedRun):
         """The LR of optimizer update ``step`` (0-based): the sweep's schedule from the
         scaled LR (``run.lr``) over the run's length (``epochs`` or ``steps``)."""
         if self._lr_at is None:
-            t = self.spec.train
-            spe = self.steps_per_epoch
-            if spe is None and t.schedule.name != "constant" and t.steps is None:
-                raise SpecError(
-                    f"run.lr_at: schedule '{t.schedule.name}' spans the run's epochs, whose "
-                    "length in steps batchlab does not know; give n_train (training examples) "
-                    "or steps_per_epoch as a key of the sweep, or train.steps.")
-            spe = spe or t.steps or 1
-            self._schedule_steps = run_length(t.steps, t.epochs, spe)
-            self._lr_at = schedule_fn(t.schedule, self.lr, self._schedule_steps, spe)
+            length = schedule_length(self.spec.train)
+            if isinstance(length, str):
+                raise SpecError(f"run.lr_at: {length}.")
+            self._schedule_steps, spe = length
+            self._lr_at = schedule_fn(self.spec.train.schedule, self.lr, self._schedule_steps, spe)
         return self._lr_at(step)
 
     def scheduler(self, optimizer: torch.optim.Optimizer) -> BatchlabLR:
