@@ -83,6 +83,13 @@ def test_ls_show_report_and_export_read_its_runs(swept):
     assert export.returncode == 0, export.stderr
     exported = json.loads((folder / "fn.json").read_text())
     assert len(exported["runs"]) == 4
+    from batchlab.web import payload  # what the dashboard serves
+
+    with Store(folder / "s.db") as st:
+        heatmap = payload.summary(st, "fn")["heatmaps"][0]
+        assert heatmap["batch_sizes"] == [50, 100] and heatmap["metric"] == "best_val_acc"
+        curves = payload.curves(st, st.runs("fn"))
+        assert all(len(c["val_acc"]["value"]) == 3 for c in curves.values())
 
 
 def test_an_installed_console_script_finds_the_function_in_the_current_folder(tmp_path):
