@@ -181,7 +181,7 @@ def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
     return PreparedSweep(resolved, probes)
 
 
-def sweep(name: str, *, model: Any, train: Any, val: Any = None,
+def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = None, val: Any = None,
           grid: dict[str, list[Any]] | None = None, store: str | Path = DEFAULT_STORE,
           loss: Any = None, optimizer: Any = None, repeats: int = 1, workers: int = 1,
           prune: str = "hopeless", **train_fields: Any) -> SweepResult:
@@ -202,7 +202,21 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
     Same rules as ``batchlab sweep``: finished runs in ``store`` are skipped, unfinished ones
     resume from their checkpoints, and changed objects (architecture, data, loss, optimizer)
     give new run ids, so they train. Raises a BatchlabError naming what to fix on bad input.
+
+    ``train_fn``: sweep your own training function instead (``train_fn(run)``, see
+    ``batchlab.fnsweep``); then pass no model= or train=, and keys that are not train fields
+    reach the function in ``run.config``.
     """
+    if train_fn is not None:
+        if model is not None or train is not None or val is not None or loss is not None \
+                or optimizer is not None:
+            raise SpecError("bl.sweep(name, train_fn, ...) sweeps your function, which builds its "
+                            "own model and loads its own data: leave out model=, train=, val=, "
+                            "loss= and optimizer= (or leave out train_fn for batchlab's loop).")
+        from batchlab.fnsweep import sweep_function
+
+        return sweep_function(name, train_fn, grid=grid, store=store, repeats=repeats,
+                              workers=workers, prune=prune, fields=train_fields)
     if workers != 1:
         raise SpecError(
             f"workers={workers}: runs on objects you pass (model=, train=, loss=, optimizer=) "

@@ -11,6 +11,7 @@ spec, so a typo is an error naming the field.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from batchlab.errors import SpecError
@@ -58,15 +59,23 @@ def api_spec(name: str, *, data: DataSpec, model: ModelSpec, grid: dict[str, lis
     its ``sweep.prune``."""
     raw: dict[str, Any] = {"name": name, "data": data.model_dump(mode="json"),
                            "model": model.model_dump(mode="json"), "train": {}}
+    return keyword_spec(raw, grid, fields, repeats, prune, f"batchlab.sweep('{name}')")
+
+
+def keyword_spec(raw: dict[str, Any], grid: dict[str, list[Any]] | None, fields: dict[str, Any],
+                 repeats: int, prune: str, source: str,
+                 path_of: Callable[[str], str] = field_path) -> Spec:
+    """``raw`` with ``fields`` set and ``grid`` as its sweep, validated; ``path_of`` maps a
+    keyword or grid key to its spec path (default: ``field_path``)."""
     for key, value in fields.items():
-        path = field_path(key)
+        path = path_of(key)
         raw = set_path(raw, path, _value(path, value))
     sweep_grid: dict[str, list[Any]] = {}
     for key, values in (grid or {}).items():
-        path = field_path(key)
+        path = path_of(key)
         if not isinstance(values, (list, tuple)):
             raise SpecError(f"grid['{key}'] = {values!r} must be a list of values, "
                             f"e.g. grid={{'{key}': [{values!r}]}}.")
         sweep_grid[path] = [_value(path, v) for v in values]
     raw["sweep"] = {"grid": sweep_grid, "repeats": repeats, "prune": prune}
-    return spec_from_dict(raw, source=f"batchlab.sweep('{name}')")
+    return spec_from_dict(raw, source=source)

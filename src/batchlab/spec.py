@@ -19,6 +19,7 @@ from batchlab.errors import SpecError
 DataName = Literal[
     "digits", "mnist1d", "synthetic", "mnist_idx", "cifar10", "cifar100", "image_folder", "npz",
     "memory",  # arrays passed to the Python API (batchlab.data.memory); path = "memory:<hash>"
+    "custom",  # loaded by the user's own training function (train.function), never by batchlab
 ]
 Augmentation = Literal["crop", "flip", "resized_crop"]
 Pipeline = Literal["auto", "memory", "stream"]
@@ -34,7 +35,8 @@ NOISE_SCALE_FIELDS = ("measure_noise_scale", "noise_scale_micro_batches", "noise
 LATER_DEFAULTS: dict[str, dict[str, Any]] = {
     "data": {"pipeline": "auto"},
     "model": {"weights": None, "freeze": "none"},
-    "train": {"accumulate": 1, "micro_batch_size": None, "precision": "fp32", "channels_last": False},
+    "train": {"accumulate": 1, "micro_batch_size": None, "precision": "fp32", "channels_last": False,
+              "function": None, "options": {}},
 }
 # how batches are produced, not which: the same seed gives the same numbers with any of them
 DATA_LOADING_FIELDS = ("workers", "cache")
@@ -152,6 +154,11 @@ class TrainSpec(_Strict):
         None, description="gradient accumulation: at most this many examples per forward/backward")
     precision: Precision = Field("fp32", description="autocast dtype: fp32 (off), bf16, fp16")
     channels_last: bool = Field(False, description="model and 4-D image inputs in channels_last")
+    function: str | None = Field(
+        None, description="'module:function': sweep your own training function instead of the "
+        "built-in loop (batchlab.execute.function); it loads its own data and builds its model")
+    options: dict[str, Any] = Field(
+        {}, description="train.function: your own keys, given to the function in run.config")
 
     @field_validator("lr", mode="wrap")
     @classmethod
@@ -270,6 +277,25 @@ class Spec(_Strict):
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
     sweep: SweepSpec = SweepSpec()
+
+    @model_validator(mode="after")
+    def _function_owns_data_and_model(self) -> Spec:
+        # a training function loads its data and builds its model: the run config says so
+        # ("custom", as for tracked runs) rather than naming the default digits and mlp
+        custom = self.data.name == "custom"
+        if self.train.function is None:
+            if custom:
+                raise ValueError("data.name = 'custom' is the data of a train.function; set "
+                                 "train.function = 'module:function' or name a data set")
+            return self
+        if "data" in self.model_fields_set and not custom:
+            raise ValueError(f"train.function = '{self.train.function}' loads its own data, so "
+                             "the spec takes no [data] section; leave it out")
+        if "model" in self.model_fields_set and self.model.name != "custom":
+            raise ValueError(f"train.function = '{self.train.function}' builds its own model, so "
+                             "the spec takes no [model] section; leave it out (put your own "
+                             "keys in [train.options])")
+        return self.model_copy(update={"data": DataSpec(name="custom"), "model": ModelSpec(name="custom")})
 
 
 class RunConfig(_Strict):

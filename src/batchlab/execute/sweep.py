@@ -26,6 +26,7 @@ from batchlab.events import FAILED, FINAL_STATUSES, Event, RunEnded
 from batchlab.execute.base import Executor, RunTask
 from batchlab.execute.datacache import DataCache
 from batchlab.execute.freshness import refresh
+from batchlab.execute.function import check_importable, prepare_function_sweep
 from batchlab.execute.halving import check_halving, run_halving
 from batchlab.fingerprint import Fingerprint, HashCaches
 from batchlab.fserrors import DiskError, check_writable_folder
@@ -143,6 +144,9 @@ def check_workers_can_import(runs: list[RunSpec], executor: Executor) -> None:
     if getattr(executor, "in_process", False):
         return
     for run in runs:
+        if run.config.train.function is not None:
+            check_importable(run.config.train.function)
+            continue
         name = run.config.model.name
         if name.partition(":")[0].strip() == "__main__":
             raise ModelError(
@@ -177,7 +181,10 @@ def known_auto_lrs(store: Store | None, experiment: str) -> dict[str, float]:
 def prepare_sweep(spec: Spec, data_cache: DataCache | None = None,
                   known_lrs: dict[str, float] | None = None) -> PreparedSweep:
     """Plan the runs, resolve ``lr = "auto"`` by the LR range test (unless ``known_lrs`` has
-    the answer) and check every input; raises BatchlabError before anything is stored."""
+    the answer) and check every input; raises BatchlabError before anything is stored.
+    A spec with ``train.function`` is a function sweep (``batchlab.execute.function``)."""
+    if spec.train.function is not None:
+        return prepare_function_sweep(spec)
     probes: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     hashes = HashCaches()
 
