@@ -85,7 +85,8 @@ def against_base(rec_cfg: tuple[int, float], rec_score: float | None, base_cfg: 
         return False, f"The recommendation is your base configuration ({name(base_cfg)})."
     metric = "lowest validation loss" if loss else "best validation accuracy"
     if base_score is None or rec_score is None:
-        return False, f"No comparison with your base configuration: a run has no {metric}."
+        return False, ("No comparison with your base configuration: a run has no validation "
+                       f"{'loss' if loss else 'accuracy'}.")
     if loss:  # lower is better: compare the negated losses, with a relative margin
         margin = LOSS_TOLERANCE * max(abs(base_score), abs(rec_score))
         base_ahead, rec_ahead = -base_score > -rec_score + margin, -rec_score > -base_score + margin
