@@ -91,7 +91,8 @@ def test_regression_is_refused_on_the_class_label_formats() -> None:
     assert "'digits' holds class labels" in str(info.value) and "data.name = 'npz'" in str(info.value)
     with pytest.raises(SpecError, match="'data.task' = 'regresion' is not allowed"):
         spec_from_dict({"data": {"name": "npz", "path": "d.npz", "task": "regresion"}})
-    assert spec_from_dict({"data": {"name": "digits", "task": "classification"}}).data.task == "classification"
+    labels = spec_from_dict({"data": {"name": "digits", "task": "classification"}})
+    assert labels.data.task == "classification"
 
 
 def test_task_auto_keeps_run_ids() -> None:

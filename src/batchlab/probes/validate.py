@@ -107,7 +107,7 @@ def against_base(rec_cfg: tuple[int, float], rec_score: float | None, base_cfg: 
         return False, (f"The recommendation ({name(rec_cfg)}) beats your base configuration "
                        f"({name(base_cfg)}): {metric} {both}.")
     return False, (f"The recommendation ({name(rec_cfg)}) and your base configuration "
-                   f"({name(base_cfg)}) end within {within} of each other ({both}); compare "
+                   f"({name(base_cfg)}) end within {within} of each other ({metric} {both}); compare "
                    "their times to the target above.")
 
 
