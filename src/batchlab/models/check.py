@@ -48,7 +48,9 @@ def check_forward(model: nn.Module, batch: torch.Tensor, num_classes: int, name:
             "Flatten or squeeze the output in forward (e.g. return out.flatten(1))."
         )
     if out.shape[1] != num_classes:
-        has = f"{num_classes} regression target columns" if regression else f"{num_classes} classes"
+        plural = "" if num_classes == 1 else "s"
+        has = (f"{num_classes} regression target{plural}" if regression
+               else f"{num_classes} classes")
         raise ModelError(
             f"model '{name}' outputs {out.shape[1]} values per example but the data has "
             f"{has}; make its last layer output {num_classes} (a factory that "
