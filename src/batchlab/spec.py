@@ -81,7 +81,7 @@ class DataSpec(_Strict):
     def _needs_path(self) -> DataSpec:
         if self.name in ("mnist_idx", "cifar10", "cifar100", "image_folder", "npz") and not self.path:
             raise ValueError(f"data.path is required for data.name = {self.name!r}")
-        if self.task == "regression" and self.name not in ("npz", "memory"):
+        if self.task == "regression" and self.name != "npz":
             raise ValueError(f"data.name = {self.name!r} holds class labels, so data.task = "
                              "'regression' does not apply; save inputs and float targets with "
                              "numpy.savez and use data.name = 'npz', or drop data.task")

@@ -104,3 +104,12 @@ def test_task_auto_keeps_run_ids() -> None:
 
     assert run_id() == run_id(task="auto") == "5d5aa682c795"
     assert run_id(task="regression") != run_id()
+
+
+def test_the_python_api_refuses_data_task() -> None:
+    # the arrays passed decide the task there (float targets: a regression), so a task= would
+    # be silently ignored
+    from batchlab.apispec import field_path
+
+    with pytest.raises(SpecError, match="'task' is set by the objects you pass"):
+        field_path("task")
