@@ -87,28 +87,27 @@ def against_base(rec_cfg: tuple[int, float], rec_score: float | None, base_cfg: 
     if base_score is None or rec_score is None:
         return False, ("No comparison with your base configuration: a run has no validation "
                        f"{'loss' if loss else 'accuracy'}.")
-    if loss:  # lower is better: compare the negated losses, with a relative margin
+    if loss:  # lower is better, within a margin relative to the losses' own size
         margin = LOSS_TOLERANCE * max(abs(base_score), abs(rec_score))
-        base_ahead, rec_ahead = -base_score > -rec_score + margin, -rec_score > -base_score + margin
-        both, within = f"{rec_score:.4g} vs {base_score:.4g}", f"{LOSS_TOLERANCE:.0%}"
+        base_ahead, rec_ahead = base_score < rec_score - margin, rec_score < base_score - margin
+        rec_text, base_text, within = f"{rec_score:.4g}", f"{base_score:.4g}", f"{LOSS_TOLERANCE:.0%}"
     else:
         base_ahead, rec_ahead = base_score > rec_score + noise, rec_score > base_score + noise
-        both, within = f"{rec_score:.1%} vs {base_score:.1%}", f"{noise:.0%}"
+        rec_text, base_text, within = f"{rec_score:.1%}", f"{base_score:.1%}", f"{noise:.0%}"
     if base_ahead:
         rec_s, base_s = times
         faster = (f" The recommendation only reaches the target sooner ({rec_s:.3g} s vs "
                   f"{base_s:.3g} s)." if rec_s is not None and base_s is not None and rec_s < base_s
                   else "")
-        first, second = both.split(" vs ")
         return True, (f"Your base configuration ({name(base_cfg)}) is BETTER than the recommendation "
-                      f"({name(rec_cfg)}): {metric} {second} vs {first}."
+                      f"({name(rec_cfg)}): {metric} {base_text} vs {rec_text}."
                       f"{faster} Keep {name(base_cfg)}.")
     if rec_ahead:
         return False, (f"The recommendation ({name(rec_cfg)}) beats your base configuration "
-                       f"({name(base_cfg)}): {metric} {both}.")
+                       f"({name(base_cfg)}): {metric} {rec_text} vs {base_text}.")
     return False, (f"The recommendation ({name(rec_cfg)}) and your base configuration "
-                   f"({name(base_cfg)}) end within {within} of each other ({metric} {both}); compare "
-                   "their times to the target above.")
+                   f"({name(base_cfg)}) end within {within} of each other ({metric} {rec_text} "
+                   f"vs {base_text}); compare their times to the target above.")
 
 
 def compare(rec: Recommendation, measured: dict[int, float | None]) -> tuple[list[dict], list[str]]:
