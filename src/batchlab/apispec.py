@@ -20,7 +20,8 @@ from batchlab.spec import DataSpec, ModelSpec, Spec, TrainSpec, set_path, spec_f
 # where a short name is looked up, in this order (model fields name zoo settings: not here)
 SECTIONS = (("train", TrainSpec), ("data", DataSpec))
 # Fields the objects themselves decide: given by keyword they would contradict the objects.
-OBJECT_FIELDS = {"data.name", "data.path", "model.name", "model.kwargs"}
+# data.task too: the targets passed decide it (integer labels or float regression targets)
+OBJECT_FIELDS = {"data.name", "data.path", "data.task", "model.name", "model.kwargs"}
 
 
 def field_path(key: str) -> str:

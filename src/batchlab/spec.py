@@ -24,7 +24,8 @@ DataName = Literal[
 Augmentation = Literal["crop", "flip", "resized_crop"]
 Pipeline = Literal["auto", "memory", "stream"]
 ScheduleName = Literal["constant", "step", "multistep", "exponential", "power", "cosine", "onecycle"]
-OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
+OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+Task = Literal["auto", "classification", "regression"]
 ScaleRule = Literal["none", "linear", "sqrt"]
 Precision = Literal["fp32", "bf16", "fp16"]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -33,7 +34,7 @@ NOISE_SCALE_FIELDS = ("measure_noise_scale", "noise_scale_micro_batches", "noise
 #: fields added after runs were stored, per section, with the default that leaves a run
 #: unchanged: a run at the default keeps the id it had before the field existed (``run_id``)
 LATER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "data": {"pipeline": "auto"},
+    "data": {"pipeline": "auto", "task": "auto"},
     "model": {"weights": None, "freeze": "none"},
     "train": {"accumulate": 1, "micro_batch_size": None, "precision": "fp32", "channels_last": False,
               "function": None, "options": {}},
@@ -74,11 +75,18 @@ class DataSpec(_Strict):
         "'auto': memory when the decoded set fits comfortably in memory")
     workers: Annotated[int, Field(ge=0)] = Field(0, description="stream: loader processes")
     cache: bool = Field(False, description="image_folder: decode each image once into a uint8 memmap")
+    task: Task = Field(
+        "auto", description="npz: 'regression' fits float targets with MSE, 'classification' "
+        "reads class labels; 'auto': regression for 2-D or non-whole float targets")
 
     @model_validator(mode="after")
     def _needs_path(self) -> DataSpec:
         if self.name in ("mnist_idx", "cifar10", "cifar100", "image_folder", "npz") and not self.path:
             raise ValueError(f"data.path is required for data.name = {self.name!r}")
+        if self.task == "regression" and self.name != "npz":
+            raise ValueError(f"data.name = {self.name!r} holds class labels, so data.task = "
+                             "'regression' does not apply; save inputs and float targets with "
+                             "numpy.savez and use data.name = 'npz', or drop data.task")
         return self
 
 

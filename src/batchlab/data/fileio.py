@@ -107,6 +107,24 @@ def labels_tensor(
     return torch.from_numpy(y)
 
 
+def regression_targets(targets: np.ndarray, where: str, fix: str) -> torch.Tensor:
+    """Validate regression targets (N,) or (N, k), numeric and finite; return them as float32.
+
+    The shape is kept: (N,) stays (N,) and the built-in loss (``train.inputs.spec_loss``)
+    lines a model's (N, 1) output up with it, so the two are never broadcast to (N, N).
+    """
+    y = np.asarray(targets)
+    if y.dtype.kind not in "biuf":
+        raise fail(where, f"must hold numeric regression targets, got dtype {y.dtype}", fix)
+    if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] == 0):
+        problem = f"must be (N,) or (N, k) regression targets, got shape {y.shape}"
+        raise fail(where, problem, fix)
+    y = y.astype(np.float32)
+    if not np.isfinite(y).all():
+        raise fail(where, "contains NaN or infinite targets", "drop or impute those rows, then " + fix)
+    return torch.from_numpy(y)
+
+
 def images_tensor(pixels: np.ndarray) -> torch.Tensor:
     """uint8 pixels of shape (N, C, ...) as float32 in [0, 1]."""
     return torch.from_numpy(pixels.astype(np.float32)).div_(255.0)

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from batchlab.data.dataset import output_width, task_words
 from batchlab.data.pipeline import first_inputs
 from batchlab.errors import BatchlabError, ModelError, SpecError
 from batchlab.events import FAILED, FINAL_STATUSES, Event, RunEnded
@@ -86,17 +87,19 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> list[str]:
         notes += [n for n in data.notes if n not in notes]
         if key not in checked:
             checked.add(key)
+            width = output_width(data.num_classes, data.train_y)  # classes, or regression targets
             try:
-                model = build_model(cfg.model, data.input_shape, data.num_classes)
+                model = build_model(cfg.model, data.input_shape, width)
             except BatchlabError:
                 raise
             except Exception as err:  # a zoo model that cannot take this input shape
                 raise ModelError(
                     f"model '{cfg.model.name}' cannot be built for input shape "
-                    f"{data.input_shape} with {data.num_classes} classes: {err}. "
-                    "Pick a model that fits the data (see the model table in the README)."
+                    f"{data.input_shape} with {task_words(data.num_classes, data.train_y)}: "
+                    f"{err}. Pick a model that fits the data (see the model table in the README)."
                 ) from None
-            check_forward(model, first_inputs(data, 2), data.num_classes, cfg.model.name)
+            check_forward(model, first_inputs(data, 2), width, cfg.model.name,
+                          regression=not data.num_classes)
         t = cfg.train
         if t.device == "cuda" and not torch.cuda.is_available():
             raise SpecError("train.device = 'cuda' but this machine has no CUDA device; "
