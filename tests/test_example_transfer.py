@@ -5,9 +5,6 @@ with the backbone frozen and not (issue 11, "Done when").
 The test keeps the example's grid and settings and shrinks only what a CPU test cannot afford,
 with --set: a generated 2-class folder of 160 small images, 32 px instead of 224, 1 epoch, and
 a randomly initialised MobileNetV2 state dict saved locally as the "pretrained" weights.
-The torchvision run is in .ci/run's .venv-vision (``python -m pytest -m vision``), skipped
-without torchvision; the same study with the zoo's mobilenet_v2 (torchvision's architecture,
-the same weights file) runs everywhere.
 """
 
 from __future__ import annotations
@@ -17,18 +14,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
+import torchvision
 from PIL import Image
 
 import batchlab as bl
 from batchlab.models import build_model
 from batchlab.spec import ModelSpec
-
-try:
-    import torchvision
-except Exception as err:  # missing, or built for another torch
-    torchvision, NO_TORCHVISION = None, f"torchvision is not importable: {err}"
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mobilenet_transfer_imagefolder.toml"
 
@@ -68,8 +60,6 @@ def stored_configs(tmp_path: Path) -> list[dict]:
     return configs
 
 
-@pytest.mark.vision
-@pytest.mark.skipif(torchvision is None, reason=globals().get("NO_TORCHVISION", ""))
 def test_transfer_example_trains_frozen_and_not_at_batch_16_to_128(tmp_path):
     torch.manual_seed(0)
     weights = tmp_path / "mobilenet_v2-random.pth"
