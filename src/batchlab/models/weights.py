@@ -1,5 +1,5 @@
-"""Pretrained weights for torchvision:/timm: models and the zoo's torchvision twins
-(``batchlab.models.twins``: files only), from local files only (never downloaded).
+"""Pretrained weights for torchvision:/timm: models and the zoo's mobilenet_v2/squeezenet
+(``batchlab.models.torchvision_zoo``), from local files only (never downloaded).
 
 ``model.weights`` is either
 
