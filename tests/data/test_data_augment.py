@@ -72,7 +72,7 @@ def test_bad_input_rank() -> None:
         augment_batch(torch.zeros(4), ["flip"], 1, gen())
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_same_result_on_cuda_as_on_cpu() -> None:
     x = torch.randn(32, 3, 8, 8)
     cpu = augment_batch(x, ["crop", "flip"], 2, gen(9))
