@@ -19,6 +19,7 @@ from torch import nn
 
 from batchlab.data.memory import InMemoryData
 from batchlab.errors import ModelError
+from batchlab.fingerprint import weights_file
 from batchlab.models import build_model
 from batchlab.models.torchvision_zoo import BUILDERS, HEAD
 from batchlab.spec import ModelSpec, RunConfig, TrainSpec
@@ -133,6 +134,8 @@ def test_a_weights_name_loads_the_file_from_the_torch_hub_cache(tmp_path, monkey
     torch.save(theirs.state_dict(), where)
     own = build("squeezenet", weights="IMAGENET1K_V1").state_dict()
     assert torch.equal(own["features.3.expand3x3.weight"], theirs.state_dict()["features.3.expand3x3.weight"])
+    # the run's fingerprint hashes that file: replacing it retrains the runs that used it
+    assert weights_file(ModelSpec(name="squeezenet", weights="IMAGENET1K_V1")) == where
 
 
 def test_grey_images_without_weights_get_a_grey_stem_and_with_weights_are_repeated(tmp_path):
