@@ -93,7 +93,7 @@ class DataSpec(_Strict):
 class ModelSpec(_Strict):
     """A zoo model by name, 'package.module:factory' for the user's own nn.Module, or
     'torchvision:<builder>' / 'timm:<name>' (batchlab.models.vision). ``weights``/``freeze``
-    apply to the latter and to the zoo's torchvision twins (batchlab.models.twins)."""
+    apply to the latter and to the zoo's mobilenet_v2/squeezenet (batchlab.models.torchvision_zoo)."""
 
     name: str = "mlp"
     hidden: list[PositiveInt] = Field([256, 128], description="mlp: hidden layer widths")
@@ -102,8 +102,8 @@ class ModelSpec(_Strict):
     kwargs: dict[str, Any] = Field({}, description="extra keyword arguments for a user factory")
     weights: str | None = Field(
         None, description="torchvision:/timm: models and zoo mobilenet_v2/squeezenet: a local state-dict "
-        "file (.pth/.pt/.bin/.safetensors) or, torchvision: only, a weights name read from the torch "
-        "hub cache (batchlab.models.weights, batchlab.models.twins)")
+        "file (.pth/.pt/.bin/.safetensors) or, not timm:, a weights name read from the torch "
+        "hub cache (batchlab.models.weights)")
     freeze: Literal["none", "backbone"] = Field(
         "none", description="torchvision:/timm: models and zoo mobilenet_v2/squeezenet: 'backbone' trains "
         "only the new classifier head")

@@ -212,7 +212,7 @@ def test_result_is_json_and_storable(tmp_path):
     assert rec.result["largest"] == result["largest"]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_out_of_memory_is_the_boundary_and_memory_is_released():
     cfg = config(fake(24, error="cuda_oom"), device="cuda")
     max_batch(cfg)  # the first run creates what CUDA keeps for the process (cuBLAS workspace)
@@ -223,7 +223,7 @@ def test_cuda_out_of_memory_is_the_boundary_and_memory_is_released():
     assert torch.cuda.memory_allocated() == before
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_memory_limit_uses_the_allocator_peak():
     cfg = config(device="cuda")
     free = max_batch(cfg, max_batch=64)

@@ -121,7 +121,7 @@ def test_bad_calls():
         step_memory(fresh_setup(config()), 10_000)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_peak_covers_the_accounted_tensors_and_grows_with_the_batch():
     setup = fresh_setup(config(device="cuda"))
     small, large = step_memory(setup, 4), step_memory(fresh_setup(config(device="cuda")), 200)

@@ -31,7 +31,8 @@ from batchlab.data.loader import Failed, collate, guarded, unwrap, worker_option
 from batchlab.fingerprint import HashCache, data_fingerprint, default_cache_file
 from batchlab.spec import DataSpec
 
-FORMAT = "v1"  # bump when the decoding changes (RGB, bilinear resize): old files are not read
+# bump when the decoding changes (v2: torchvision.io for JPEG/PNG): old files are not read
+FORMAT = "v2"
 BUILD_CHUNK = 64  # images per loader batch while building
 
 
