@@ -95,7 +95,8 @@ class Outcome:
     series: dict[str, dict[str, list[float]]]
 
 
-def _evaluate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, regression: bool) -> tuple[float, float]:
+def _evaluate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+              regression: bool) -> tuple[float, float]:
     """(mean loss, accuracy or NaN) on (x, y) in eval mode, in chunks."""
     net.eval()
     total, correct = 0.0, 0

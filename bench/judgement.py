@@ -109,12 +109,13 @@ def objects(case: Case) -> dict[str, Any]:
             **_optimizer(case)}
 
 
-def batchlab_suggestion(case: Case) -> dict[str, Any]:
+def batchlab_suggestion(case: Case, strategy: str | None = None) -> dict[str, Any]:
+    """``bl.lr_find`` on the case at its defaults (``strategy``: another of its strategies)."""
     import batchlab as bl
 
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        r = bl.lr_find(**objects(case))
+        r = bl.lr_find(**objects(case), strategy=strategy)
     b = r.per_batch[0]
     return {"lr": r.suggested_lr, "cost_steps": b.cost_steps, "confidence": b.confidence,
             "reason": r.reason, "seconds": time.perf_counter() - t0}
@@ -193,7 +194,8 @@ def lightning_tuner(case: Case) -> tuple[float | None, int]:
     return lr, len(result.results["lr"]) if result is not None else 0
 
 
-FINDERS = {"torch-lr-finder": ("torch_lr_finder", torch_lr_finder), "lightning": ("lightning", lightning_tuner)}
+FINDERS = {"torch-lr-finder": ("torch_lr_finder", torch_lr_finder),
+           "lightning": ("lightning", lightning_tuner)}
 
 
 def peer_finders(case: Case, entry: dict[str, Any], jobs: int) -> dict[str, Any]:
@@ -378,7 +380,8 @@ def print_recommend(title: str, rows: list[dict[str, Any]]) -> bool:
     ok = share >= GOAL_RECOMMEND and silent == 0
     print(f"  {'PASS' if share >= GOAL_RECOMMEND else 'FAIL'}  within noise of the grid's best at the user's "
           f"batch on >= {GOAL_RECOMMEND:.0%} ({share:.0%})")
-    print(f"  {'PASS' if silent == 0 else 'FAIL'}  never worse than the base without saying so ({silent} silent)")
+    print(f"  {'PASS' if silent == 0 else 'FAIL'}  never worse than the base without saying so "
+          f"({silent} silent)")
     return ok
 
 
@@ -387,10 +390,12 @@ def print_recommend(title: str, rows: list[dict[str, Any]]) -> bool:
 
 def judge_case(case: Case, entry: dict[str, Any], jobs: int) -> dict[str, Any]:
     d = data_of(case)
-    mine = batchlab_suggestion(case)
-    runs = truthlib.train_lrs(case, [mine["lr"]], jobs) if mine["lr"] else []
-    judged = {"batchlab": {**judge_lr(case, entry, mine["lr"], runs, mine["cost_steps"]),
-                           "confidence": mine["confidence"], "seconds": mine["seconds"]}}
+    judged = {}
+    for who, strategy in (("batchlab", None), ("trial (0.2)", "trial")):
+        mine = batchlab_suggestion(case, strategy)
+        runs = truthlib.train_lrs(case, [mine["lr"]], jobs) if mine["lr"] else []
+        judged[who] = {**judge_lr(case, entry, mine["lr"], runs, mine["cost_steps"]),
+                       "confidence": mine["confidence"], "seconds": mine["seconds"]}
     for name, f in peer_finders(case, entry, jobs).items():
         judged[name] = judge_lr(case, entry, f["lr"], f["runs"], f["cost_steps"])
     s = entry["summary"]
@@ -415,7 +420,8 @@ def main() -> None:
         wanted = set(args.cases.split(","))
         unknown = wanted - {c.name for c in cases}
         if unknown:
-            sys.exit(f"unknown cases: {', '.join(sorted(unknown))}; run python bench/_bench_space.py to list them")
+            sys.exit(f"unknown cases: {', '.join(sorted(unknown))}; "
+                     "python bench/_bench_space.py lists them")
         cases = [c for c in cases if c.name in wanted]
     if args.half != "both":
         cases = [c for c in cases if c.half == args.half]
@@ -447,7 +453,8 @@ def main() -> None:
         from _bench_diagnosis import judge_diagnosis, print_diagnosis
 
         print_diagnosis([judge_diagnosis(c, truth[c.name]) for c in cases])
-    print("\nheld-out: " + ("PASS" if passed.get("held-out") else "FAIL" if "held-out" in passed else "not run"))
+    verdict = "PASS" if passed.get("held-out") else "FAIL" if "held-out" in passed else "not run"
+    print(f"\nheld-out: {verdict}")
 
 
 if __name__ == "__main__":

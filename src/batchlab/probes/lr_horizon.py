@@ -52,6 +52,8 @@ RUNGS = 2
 LAST_FRACTION = 0.1  # the last rung trains for at most this fraction of the run
 KEEP = 3  # rung 0's best three go on: a parabola through them refines the pick
 FLOOR = 0.1  # the ladder never starts below this x the optimizer's conventional LR
+CLEAR_LOSS = 0.9  # a trial "clearly learned" below this fraction of the initial val loss
+PRIOR_BELOW = 10.0  # when no trial clearly learned: the range test's minimum / this
 MIN_STEPS = 8  # a trial shorter than this ranks LRs by noise
 EXTEND = 2  # candidates added below the ladder when its lowest is the best
 MAX_EXTEND = 1
@@ -145,6 +147,13 @@ def _vertex(trials: list[Trial], best: Trial) -> float:
     return 10 ** (math.log10(best.lr) + shift)
 
 
+def _clearly_learned(trial: Trial, base: Baseline) -> bool:
+    """Whether a trial moved well away from the untrained model: its validation loss fell
+    below CLEAR_LOSS of the initial one (an accuracy a few points above chance on a large
+    validation set is no sign of it: it can come from the first steps' noise)."""
+    return trial.val_loss < CLEAR_LOSS * base.val_loss
+
+
 def horizon_lr(config: RunConfig, data: LoadedData, top: float | None, *,
                model: torch.nn.Module | None = None, inputs: RunInputs | None = None,
                seed: int | None = None) -> HorizonOutcome:
@@ -211,6 +220,14 @@ def horizon_lr(config: RunConfig, data: LoadedData, top: float | None, *,
     last = rungs[-1] if _survivors(rungs[-1], base, 1) else rungs[0]
     pick = _survivors(last, base, 1)[0]
     lr = _vertex(last, pick)
+    if anchored and not _clearly_learned(pick, base):
+        # Miniatures this short rank LRs by noise; the range test's scale is the better guide:
+        # on the bench's dev half the best LR lay a median of a decade below its loss minimum.
+        tried.append(f"the miniatures were too short to tell the LRs apart (the best, {pick.lr:.3g}, "
+                     f"barely learned: val loss {pick.val_loss:.3g} from {base.val_loss:.3g}): "
+                     f"a tenth of the range test's loss minimum instead")
+        return HorizonOutcome(top / PRIOR_BELOW, "low", f"{PRIOR_BELOW:g}x below the range test's loss "
+                              f"minimum {top:.3g}; " + tried[-1], rungs, cost, tried)
     lo, hi = min(tr.lr for tr in rungs[0]), max(tr.lr for tr in rungs[0])
     edge = pick.lr in (lo, hi)
     confidence = "high" if anchored and not edge and not tried else ("medium" if anchored else "low")
