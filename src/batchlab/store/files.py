@@ -156,11 +156,19 @@ def _open(target: str | Path, path: Path, **options: Any) -> StoreConnection:
 
 
 def connect(path: Path, readonly: bool) -> StoreConnection:
-    """A connection in autocommit mode; ``readonly`` opens files on read-only media too.
-    A damaged store raises StoreError from whichever query first reads a damaged page."""
+    """A connection in autocommit mode; ``readonly`` opens files on read-only media too and
+    never makes a file beside the store. A damaged store raises StoreError from whichever
+    query first reads a damaged page."""
     if not readonly:
         return _open(path, path, timeout=30.0)
     uri = path.absolute().as_uri()
+    if not path.with_name(path.name + "-wal").exists():
+        # no process has the store open in WAL mode (a writer keeps its -wal file while
+        # open): every committed row is in the file itself. A mode=ro connection would still
+        # create an empty -wal and -shm that it can never remove; immutable reads the file
+        # alone. Readers open one connection per request, so a sweep starting later is seen
+        # by the next one, which finds its -wal and takes the mode=ro branch.
+        return _open(f"{uri}?immutable=1", path, uri=True)
     conn = _open(f"{uri}?mode=ro", path, uri=True, timeout=30.0)
     try:
         conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
