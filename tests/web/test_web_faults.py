@@ -37,14 +37,32 @@ def raw(url: str, method: str, path: str, hosts: list[str]) -> http.client.HTTPR
     return resp
 
 
-@pytest.mark.parametrize("since", ['{"a": 1e999}', '{"a": NaN}', '{"a": Infinity}',
-                                   '{"a": -Infinity}', "[" * 5000 + "]" * 5000,
-                                   '{"a": ' + "[" * 5000 + "]" * 5000 + "}"],
-                         ids=["1e999", "NaN", "Infinity", "-Infinity", "nested", "nested-value"])
-def test_malformed_since_is_ignored(dashboard, since):
+@pytest.mark.parametrize("value", ["1e999", "NaN", "Infinity", "-Infinity", "true", '"7"'])
+def test_malformed_since_values_are_ignored(dashboard, value):
     _, everything = get(dashboard + "api/curves?experiment=grid")
+    since = "{" + ", ".join(f'"{rid}": {value}' for rid in everything["curves"]) + "}"
     status, body = get(dashboard + "api/curves?experiment=grid&since=" + quote(since))
     assert status == 200 and body == everything  # ignored: every row, as with no 'since'
+
+
+@pytest.mark.parametrize("value", ["1e300", "1" + "0" * 30, "-1e300"])
+def test_huge_since_steps_are_clamped(dashboard, value):
+    _, everything = get(dashboard + "api/curves?experiment=grid")
+    since = "{" + ", ".join(f'"{rid}": {value}' for rid in everything["curves"]) + "}"
+    status, body = get(dashboard + "api/curves?experiment=grid&since=" + quote(since))
+    assert status == 200
+    if value.startswith("-"):  # before the first step: every row
+        assert body == everything
+    else:  # past every step: no rows
+        assert all(not cols["step"] for c in body["curves"].values() for cols in c.values())
+
+
+@pytest.mark.parametrize("since", ["[" * 5000 + "]" * 5000, '{"a": ' + "[" * 5000 + "]" * 5000 + "}",
+                                   "{" * 5000, '{"a": 1'], ids=["nested", "nested-value", "open", "cut"])
+def test_since_that_is_not_a_json_object_is_ignored(dashboard, since):
+    _, everything = get(dashboard + "api/curves?experiment=grid")
+    status, body = get(dashboard + "api/curves?experiment=grid&since=" + quote(since))
+    assert status == 200 and body == everything
 
 
 def test_two_host_headers_are_refused(dashboard):
@@ -122,3 +140,15 @@ def test_a_live_writer_is_still_seen(dashboard, grid_db):
         assert (grid_db.parent / "grid.db-wal").stat().st_size > 0
         _, body = get(dashboard + "api/curves?experiment=grid")
         assert body["curves"][rid]["train_loss"]["step"][-1] == last + 1
+
+
+def test_a_bug_in_an_endpoint_is_a_500_answer_not_a_dropped_connection(dashboard, monkeypatch):
+    from batchlab.web import payload
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(payload, "curves", broken)
+    resp = raw(dashboard, "GET", "/api/curves?experiment=grid", ["127.0.0.1"])
+    assert resp.status == 500 and "RuntimeError: a bug" in json.loads(resp.body)["error"]
+    assert {k: resp.getheader(k) for k in SECURITY} == SECURITY

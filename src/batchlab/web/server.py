@@ -44,6 +44,7 @@ ASSETS = {
     "/static/uPlot.iife.min.js": ("web/vendor/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
     "/static/uPlot.min.css": ("web/vendor/uPlot.min.css", "text/css; charset=utf-8"),
 }
+MAX_STEP = 2**62  # a step beyond any run's, still an SQLite integer once 1 is subtracted
 # http.server listens with a backlog of 5: 50 browsers/clients at once overflow it, and the
 # kernel drops their connection attempts (retried after 1 s, 3 s, 7 s ... up to timeouts)
 LISTEN_BACKLOG = max(128, socket.SOMAXCONN)
@@ -84,14 +85,16 @@ def _api(store_path: Path, route: str, query: dict[str, list[str]]) -> Any:
 def _since(text: str) -> dict[str, int]:
     """The ``since`` parameter: a JSON object run id -> last step seen. Bad input is ignored
     (the page then gets every row): text that is not JSON or nests too deep (RecursionError),
-    anything but an object, and values that are not finite numbers (NaN, Infinity, 1e999)."""
+    anything but an object, and values that are not finite numbers (NaN, Infinity, 1e999);
+    steps are clamped to 0..MAX_STEP."""
     try:
         raw = json.loads(text)
     except (ValueError, RecursionError):
         return {}
     if not isinstance(raw, dict):
         return {}
-    return {str(k): int(v) for k, v in raw.items()
+    # clamped to SQLite's integers: 1e300 or 10**30 would overflow the query's parameter
+    return {str(k): min(max(int(v), 0), MAX_STEP) for k, v in raw.items()
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
 
 
@@ -154,6 +157,10 @@ def handler_for(store_path: Path, allowed_hosts: set[str]) -> type[BaseHTTPReque
                 return self._json(HTTPStatus.NOT_FOUND, {"error": "no such endpoint"})
             except BatchlabError as err:
                 return self._json(HTTPStatus.NOT_FOUND, {"error": str(err)})
+            except Exception as err:  # a bug of ours: answer it, never drop the connection
+                sys.stderr.write(f"batchlab dashboard: {self.path}: {type(err).__name__}: {err}\n")
+                return self._json(HTTPStatus.INTERNAL_SERVER_ERROR,
+                                  {"error": f"internal error ({type(err).__name__}: {err})"})
             self._json(HTTPStatus.OK, body)
 
         do_HEAD = do_GET  # noqa: N815
