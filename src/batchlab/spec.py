@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -126,6 +127,18 @@ class ScheduleSpec(_Strict):
     final_div_factor: PositiveFloat = Field(1e4, description="onecycle: final = initial / this")
     warmup: Annotated[int, Field(ge=0)] = Field(0, description="linear warm-up length (0 = none)")
     warmup_unit: Literal["epoch", "step"] = "step"
+
+    @model_validator(mode="after")
+    def _milestones_in_order(self) -> ScheduleSpec:
+        # an unsorted or repeated list is more often a typo than a wish to decay twice at
+        # once; milestones past the end of a run are refused where its length is known
+        # (batchlab.train.schedules, for every run the sweep plans)
+        m = self.milestones
+        if any(a >= b for a, b in pairwise(m)):
+            raise ValueError(
+                f"train.schedule.milestones = {m} must increase strictly (each {self.unit} "
+                f"once, in order), e.g. {sorted(set(m))}")
+        return self
 
 
 class TrainSpec(_Strict):

@@ -10,8 +10,8 @@ Layouts (classes are the sub-folder names, sorted, so label i is the i-th name):
 
 Images with extensions .png .jpg .jpeg .bmp .gif .webp (any case) are read, converted to RGB and
 resized to ``image_size`` x ``image_size`` (bilinear, antialiased), giving (3, S, S) float32 in
-[0, 1]. Other files and hidden entries are ignored; an image file neither torchvision nor
-Pillow can decode is a DataError.
+[0, 1]. Hidden entries are ignored; other files are skipped and counted in the data's notes.
+Image files neither torchvision nor Pillow can decode are one DataError naming every one of them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from batchlab.data.fileio import data_path, fail, images_tensor, no_test_split, reading
+from batchlab.data.fileio import (
+    UnreadableFiles,
+    data_path,
+    fail,
+    images_tensor,
+    no_test_split,
+    reading,
+)
 from batchlab.data.raw import RawData
 from batchlab.spec import DataSpec
 
@@ -51,6 +58,12 @@ def _images_in(folder: Path) -> list[Path]:
 # the pixels agree with Pillow's to one level out of 255 (tests/data/test_data_decode.py).
 # BMP, GIF (torchvision returns every frame of an animated one) and WebP stay with Pillow.
 TORCHVISION_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg"})
+
+
+def _others_in(folder: Path) -> list[Path]:
+    """The visible files of a class folder that are not images: skipped, and counted."""
+    return [p for p in _visible(list(folder.iterdir()))
+            if p.suffix.lower() not in EXTENSIONS and p.is_file()]
 
 
 def read_image(path: Path, size: int) -> np.ndarray:
@@ -87,6 +100,21 @@ def _torchvision_decode(path: Path, size: int) -> np.ndarray | None:
     return image.permute(1, 2, 0).contiguous().numpy()
 
 
+def read_images(paths: list[Path], size: int) -> np.ndarray:
+    """(N, size, size, 3) uint8 pixels of ``paths``. Every file is tried: those Pillow cannot
+    decode are one DataError naming them all (not one per attempt)."""
+    pixels: list[np.ndarray] = []
+    bad: list[UnreadableFiles] = []
+    for path in paths:
+        try:
+            pixels.append(read_image(path, size))
+        except UnreadableFiles as err:
+            bad.append(err)
+    if bad:
+        raise UnreadableFiles.merge(bad)
+    return np.stack(pixels)
+
+
 def part_files(folder: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
     """The image files of every class folder of ``folder`` that exists, with their labels, in
     class then file-name order; DataError when there is none."""
@@ -103,6 +131,12 @@ def part_files(folder: Path, classes: list[str]) -> tuple[list[Path], list[int]]
         exts = " ".join(sorted(EXTENSIONS))
         raise fail(f"folder '{folder}'", f"has no images ({exts}) in its class sub-folders", FIX)
     return paths, labels
+
+
+def skipped_files(folders: list[Path], classes: list[str]) -> list[Path]:
+    """The files in the class folders of ``folders`` that are not images (so not read)."""
+    return [p for folder in folders for name in classes if (folder / name).is_dir()
+            for p in _others_in(folder / name)]
 
 
 def _layout(root: Path) -> tuple[Path, Path | None]:
@@ -123,6 +157,17 @@ class FolderFiles:
     classes: list[str]
     train: tuple[list[Path], list[int]]
     test: tuple[list[Path], list[int]] | None = None
+    skipped: tuple[Path, ...] = ()  # files in the class folders that are not images
+
+    def notes(self) -> list[str]:
+        """What listing found that the user should hear: the files that were skipped."""
+        if not self.skipped:
+            return []
+        n = len(self.skipped)
+        named = ", ".join(f"'{p}'" for p in self.skipped[:3]) + (", ..." if n > 3 else "")
+        return [f"data.path: skipped {n} file{'s' if n > 1 else ''} in the class folders that "
+                f"{'are' if n > 1 else 'is'} not an image ({' '.join(sorted(EXTENSIONS))}): "
+                f"{named}. Convert or rename such files to train on them."]
 
 
 def folder_files(spec: DataSpec, want_test: bool) -> FolderFiles:
@@ -142,13 +187,14 @@ def folder_files(spec: DataSpec, want_test: bool) -> FolderFiles:
             raise fail(f"class folder '{train_dir / name}'", "holds no images", FIX)
     train = part_files(train_dir, classes)
     if not want_test:
-        return FolderFiles(classes, train)
+        return FolderFiles(classes, train, skipped=tuple(skipped_files([train_dir], classes)))
     assert test_dir is not None
     unknown = sorted(set(_class_names(test_dir)) - set(classes))
     if unknown:
         problem = f"has class folders {unknown} that '{train_dir}' does not have"
         raise fail(f"folder '{test_dir}'", problem, "give both splits the same class folders")
-    return FolderFiles(classes, train, part_files(test_dir, classes))
+    skipped = tuple(skipped_files([train_dir, test_dir], classes))
+    return FolderFiles(classes, train, part_files(test_dir, classes), skipped)
 
 
 def _decode(spec: DataSpec, files: tuple[list[Path], list[int]], part: str,
@@ -164,14 +210,14 @@ def _decode(spec: DataSpec, files: tuple[list[Path], list[int]], part: str,
         if (where := cached_part(spec, part, paths, notes)) is not None:
             pixels = np.load(where, mmap_mode="r")
     if pixels is None:
-        pixels = np.stack([read_image(path, spec.image_size) for path in paths])
+        pixels = read_images(paths, spec.image_size)
     return images_tensor(pixels.transpose(0, 3, 1, 2)), torch.tensor(labels, dtype=torch.int64)
 
 
 def load_image_folder(spec: DataSpec, want_test: bool) -> RawData:
     """Images from class sub-folders; the val/ (or test/) tree is read only when ``want_test``."""
     files = folder_files(spec, want_test)
-    notes: list[str] = []
+    notes = files.notes()
     train_x, train_y = _decode(spec, files.train, "train", notes)
     if files.test is None:
         return RawData(train_x, train_y, len(files.classes), notes=tuple(notes))
