@@ -99,15 +99,18 @@ def probe(db, kind):
 def test_lr_find(probed):
     folder, db, out = probed
     text = ok(out["lr-find"])
-    assert "LR range test" in text and "suggested lr" in text
+    assert "LR suggestion (horizon)" in text and "suggested lr" in text
     rows = [line for line in text.splitlines() if re.match(r"^\W*(16|64)\W", line)]
     assert len(rows) == 2
     r = probe(db, "lr_range")
     assert r["batch_sizes"] == [16, 64]
     assert [len(b["repeats"]) for b in r["per_batch"]] == [2, 2]
     assert all(b["suggested_lr"] > 0 for b in r["per_batch"])
-    # the default strategy confirms 5 candidates by trial runs; the cost is printed in epochs
-    assert r["strategy"] == "trial" and [len(b["trials"]) for b in r["per_batch"]] == [5, 5]
+    # the default strategy trains miniatures of the run (5 at rung 0), says how sure it is,
+    # and the cost is printed in epochs
+    assert r["strategy"] == "horizon" and all(len(b["trials"]) >= 5 for b in r["per_batch"])
+    assert all(b["confidence"] in ("high", "medium", "low") for b in r["per_batch"])
+    assert "confidence" in text
     m = re.search(r"cost: (\d+\.\d) epochs of training in all", text)
     assert m and float(m.group(1)) == pytest.approx(r["cost_epochs"], abs=0.05) and r["cost_epochs"] > 0
     m = re.search(r"best LR grows as B\^(-?\d+\.\d\d) \(linear rule: 1, square-root rule: 0\.5\)", text)
