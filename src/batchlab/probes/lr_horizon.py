@@ -10,24 +10,29 @@ same batches, only the LR differs) for ``h`` steps under the user's schedule *co
 so each trial ends annealed, as the run will; and the trials that survive are judged again at
 a longer horizon, up to ``LAST_FRACTION`` of the run.
 
-1. The ladder: ``CANDIDATES`` LRs a third of a decade apart from the top LR down; the top is
-   the range test's loss minimum (the edge of what trains), or, without a usable range test
-   (a shallow or noisy curve, an early blow-up), ``FALLBACK_ABOVE`` x the optimizer's
-   conventional default (``conventional_lr``).
-2. Rung 0 trains every candidate for ``h0`` steps; each later rung keeps the best third
-   (at least two) and trains them for three times as long; the last rung lasts
-   ``LAST_FRACTION`` of the run. A candidate whose loss turns non-finite or that learned
-   nothing is rejected (``lr_trial.Baseline``). When the best of rung 0 is the lowest
-   candidate, the ladder is extended downwards (``EXTEND`` more, up to ``MAX_EXTEND`` times);
-   when every candidate is rejected, likewise.
+1. The ladder: ``CANDIDATES`` LRs half a decade apart from the top LR down to a hundredth of
+   it; the top is the range test's loss minimum (the edge of what trains), never below
+   ``FLOOR`` x the optimizer's conventional LR (``conventional_lr``: a short, noisy range test
+   can put its minimum at its very start), or without a usable range test (a shallow or noisy
+   curve, an early blow-up) ``FALLBACK_ABOVE`` x that conventional LR.
+2. Rung 0 trains every candidate for ``h0`` steps. A candidate whose loss turns non-finite
+   or that learned nothing is rejected (``lr_trial.Baseline``). When the best is the lowest
+   candidate the ladder is extended downwards (``EXTEND`` more), when it is the highest
+   upwards, when every candidate is rejected downwards (up to ``MAX_EXTEND`` times). The best
+   ``KEEP`` train again for ``ETA`` x as long (the last rung lasts at most ``LAST_FRACTION``
+   of the run; a short run gets one rung only).
 3. The answer is the best of the last rung (validation accuracy, ties within a standard
    error broken by the loss; the loss alone for a regression), moved to the vertex of a
-   parabola through it and its ladder neighbours when those were measured at the same rung.
+   parabola through it and its ladder neighbours. When even the best miniature barely
+   learned (its validation loss above ``CLEAR_LOSS`` of the untrained model's), the
+   miniatures were too short to tell LRs apart, and the answer is the range test's minimum
+   / ``PRIOR_BELOW`` (the median relation on the benchmark's development half), with
+   confidence "low".
 
 There is always an answer: when no candidate learned anything, the lowest LR tried is
 returned with confidence "low" and the reason. The cost is bounded by construction: the
-rungs' budgets are fractions of the run (``BUDGET``), so the probe never costs more than the
-run it advises (``lr_find`` reports the total in steps and epochs).
+rungs' budgets are at most ``BUDGET`` of the run's steps (plus the range test), so the probe
+never costs more than the run it advises (``lr_find`` reports the total in steps and epochs).
 """
 
 from __future__ import annotations
@@ -192,14 +197,20 @@ def horizon_lr(config: RunConfig, data: LoadedData, top: float | None, *,
     first = [trial(lr, h0) for lr in ladder]
     cost += sum(tr.steps for tr in first)
     for _ in range(MAX_EXTEND):
+        # the best on the ladder's edge: the best LR may lie beyond it (as the ground truth's
+        # grids are extended while their best is on an edge)
         kept = [tr for tr in first if tr.rejected is None]
-        lowest = min(first, key=lambda tr: tr.lr)
+        lowest, highest = min(first, key=lambda tr: tr.lr), max(first, key=lambda tr: tr.lr)
         best = _survivors(first, base, 1)
-        if kept and best[0] is not lowest:
+        if kept and best[0] is highest:
+            more = [highest.lr * STEP ** (k + 1) for k in range(EXTEND)]
+            tried.append(f"the highest candidate was the best: added {more[0]:.3g} and {more[-1]:.3g}")
+        elif not kept or best[0] is lowest:
+            more = [lowest.lr / STEP ** (k + 1) for k in range(EXTEND)]
+            tried.append(f"the lowest candidate {'was the best' if kept else 'was rejected too'}: "
+                         f"added {more[-1]:.3g} and {more[0]:.3g}")
+        else:
             break
-        more = [lowest.lr / STEP ** (k + 1) for k in range(EXTEND)]
-        tried.append(f"the lowest candidate {'was the best' if kept else 'was rejected too'}: "
-                     f"added {more[-1]:.3g} and {more[0]:.3g}")
         extra = [trial(lr, h0) for lr in more]
         cost += sum(tr.steps for tr in extra)
         first += extra
