@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchlab.errors import BatchlabError, ModelError, SpecError
+from batchlab.errors import ExecutorError, SpecError
 
 if TYPE_CHECKING:
     from batchlab.analysis.experiment import ExperimentAnalysis
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from batchlab.spec import RunConfig, Spec
 
 DEFAULT_STORE = "batchlab.db"
+# what to do after every run of a sweep failed (the CLI says it with its commands)
+API_AGAIN = ("Fix that cause and call bl.sweep again (failed runs are trained again); "
+             "bl.open('{store}').runs('{name}') lists each run's error.")
 
 
 @dataclass(frozen=True)
@@ -105,57 +108,6 @@ def _spec(name: str, objects: ObjectInputs, grid: dict[str, list[Any]] | None,
                     fields=fields, repeats=repeats, prune=prune)
 
 
-def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
-    """Fail before anything runs or is stored: the data splits, the model takes a batch and
-    the loss gives a scalar for it. Errors name the object and the fix."""
-    import torch
-
-    inputs = objects.run_inputs()
-    data = inputs.load_data(config.data)
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        net = inputs.build_model(config.model, data)
-        xb, yb = data.train_x[:2], data.train_y[:2]
-        try:
-            out = net(xb)
-        except Exception as err:
-            raise ModelError(
-                f"{objects.describe()} fails on a batch of inputs of shape {tuple(xb.shape)}: "
-                f"{type(err).__name__}: {err}. Make the model accept the data's shape."
-            ) from None
-        try:
-            value = inputs.loss_fn(out, yb)
-        except Exception as err:
-            raise ModelError(
-                f"the loss fails on the model's outputs {tuple(out.shape)} and targets "
-                f"{tuple(yb.shape)} {yb.dtype}: {type(err).__name__}: {err}. Make the model's "
-                "last layer match the targets (e.g. one output per class for labels)."
-            ) from None
-        if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise ModelError("the loss must return a scalar tensor (the batch mean); "
-                             f"it returned {type(value).__name__} {getattr(value, 'shape', '')}.")
-    try:  # a factory that fails would otherwise fail every run, one by one
-        inputs.make_optimizer(config.train, net.parameters(), 0.01)
-    except BatchlabError:
-        raise
-    except Exception as err:
-        raise SpecError(f"optimizer= fails on the model's parameters: {type(err).__name__}: "
-                        f"{err}. It must take (params, lr) and return a torch.optim.Optimizer.") from None
-
-
-def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
-    """``check_objects``, then what only a sweep needs: valid schedules (``runs`` have their
-    ``lr = "auto"`` resolved already)."""
-    from batchlab.train.scaling import scaled_lr
-    from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
-
-    n_train = len(objects.run_inputs().load_data(runs[0].config.data).train_y)
-    for run in runs:
-        t = run.config.train
-        spe = steps_per_epoch(n_train, t.batch_size)
-        schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr,
-                                          t.base_batch_size), run_length(t.steps, t.epochs, spe), spe)
-
-
 def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
                      store: Path) -> PreparedSweep:
     """The runs with ``lr = "auto"`` replaced by the LR range test's suggestion on the objects
@@ -212,6 +164,7 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
         )
     import torch
 
+    from batchlab.apicheck import check_objects, preflight
     from batchlab.execute.inline import InlineExecutor
     from batchlab.execute.sweep import run_sweep
     from batchlab.plan import plan_runs
@@ -230,6 +183,8 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
                                 prepared=prepared)
     finally:
         torch.set_num_threads(threads)
+    if (why := outcome.all_failed(API_AGAIN.format(name=spec.name, store=store))) is not None:
+        raise ExecutorError(why)  # nothing trained: a table of failed rows would hide it
     return SweepResult(spec.name, Path(store), outcome.planned, outcome.skipped, outcome.trained)
 
 
@@ -241,6 +196,7 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
 
 def _probe(kind: str, run: Any, model: Any, train: Any, val: Any, loss: Any, optimizer: Any,
            store: str | Path | None, experiment: str, fields: dict[str, Any]) -> Any:
+    from batchlab.apicheck import check_objects
     from batchlab.spec import RunConfig
 
     objects = _objects(model, train, val, loss, optimizer)

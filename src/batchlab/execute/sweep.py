@@ -43,6 +43,10 @@ from batchlab.train.prune import PruneOrder
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 
+# what to do after every run failed, as the CLI says it
+CLI_AGAIN = ("Fix that cause and run the same command again (failed runs are trained again); "
+             "'batchlab show RUN' shows a run's error, and --workers 1 shows it in this process.")
+
 
 @dataclass(frozen=True)
 class SweepOutcome:
@@ -52,18 +56,17 @@ class SweepOutcome:
     trained: int  # runs this call claimed (or found finished by another sweep meanwhile)
     records: list[RunRecord]
 
-    def all_failed(self) -> str | None:
+    def all_failed(self, again: str = CLI_AGAIN) -> str | None:
         """When every run of the experiment that ended failed (none completed or diverged):
-        one paragraph with their most common cause and what to do; None otherwise."""
+        one paragraph with their most common cause and what to do (``again``: how to retry
+        and see a run's error, in the caller's words); None otherwise."""
         failed = [r for r in self.records if r.status == FAILED]
         if not failed or any(r.status in FINAL_STATUSES for r in self.records):
             return None
         causes = Counter((r.error or "no error text").strip().splitlines()[-1] for r in failed)
         cause, count = causes.most_common(1)[0]
         same = "with the same error" if len(causes) == 1 else f"({count} of them with this error)"
-        return (f"all {len(failed)} runs of '{self.experiment}' failed {same}: {cause.rstrip('.')}. Fix that "
-                "cause and run the same command again (failed runs are trained again); "
-                "'batchlab show RUN' shows a run's error, and --workers 1 shows it in this process.")
+        return f"all {len(failed)} runs of '{self.experiment}' failed {same}: {cause.rstrip('.')}. {again}"
 
 
 def checkpoint_dir(store: Store) -> Path:
@@ -111,17 +114,24 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> list[str]:
         total = run_length(t.steps, t.epochs, spe)
         schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size),
                     total, spe)
-    if too_big:
-        # refused, as the probes do: a batch larger than the data would silently train
-        # full-batch, and two such sizes would be the same run under two names
-        sizes = ", ".join(map(str, sorted(too_big)))
-        n = min(too_big.values())
-        raise SpecError(
-            f"train.batch_size {sizes} is larger than the training set ({n} examples after the "
-            f"validation split); use batch sizes of at most {n} (full batch) or more data "
-            "(data.limit / data.size / data.val_fraction)."
-        )
+    refuse_batches_larger_than_data(too_big)
     return notes
+
+
+def refuse_batches_larger_than_data(too_big: dict[int, int],
+                                    more: str = "data.limit / data.size / data.val_fraction") -> None:
+    """SpecError naming every batch size larger than its training set (``too_big``: batch
+    size -> training examples); nothing when it is empty. Refused, as the probes do: a batch
+    larger than the data would silently train full-batch, and two such sizes would be the
+    same run under two names. ``more``: how the caller gets more training examples."""
+    if not too_big:
+        return
+    sizes = ", ".join(map(str, sorted(too_big)))
+    n = min(too_big.values())
+    raise SpecError(
+        f"train.batch_size {sizes} is larger than the training set ({n} examples after the "
+        f"validation split); use batch sizes of at most {n} (full batch) or more data ({more})."
+    )
 
 
 @dataclass(frozen=True)

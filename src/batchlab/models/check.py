@@ -14,11 +14,16 @@ from torch import nn
 
 from batchlab.errors import ModelError
 
+FACTORY_WIDTH = "a factory that takes a num_classes argument is given the right number"
 
-def check_forward(model: nn.Module, batch: torch.Tensor, num_classes: int, name: str) -> None:
+
+def check_forward(model: nn.Module, batch: torch.Tensor, num_classes: int, name: str,
+                  classes: str = "", width_fix: str = FACTORY_WIDTH) -> None:
     """Run ``batch`` (a few examples, on the CPU) through ``model`` in eval mode without
     gradients; raise ModelError saying what to change unless it returns logits of shape
-    ``(len(batch), num_classes)``. The model's parameters are not changed."""
+    ``(len(batch), num_classes)``. The model's parameters are not changed. ``classes``: where
+    the class count comes from (said after it), ``width_fix``: the caller's way to get the
+    width right."""
     shape = tuple(batch.shape[1:])
     was_training = model.training
     model.eval()
@@ -47,6 +52,5 @@ def check_forward(model: nn.Module, batch: torch.Tensor, num_classes: int, name:
     if out.shape[1] != num_classes:
         raise ModelError(
             f"model '{name}' outputs {out.shape[1]} values per example but the data has "
-            f"{num_classes} classes; make its last layer output {num_classes} (a factory that "
-            "takes a num_classes argument is given the right number)."
+            f"{num_classes} classes{classes}; make its last layer output {num_classes} ({width_fix})."
         )
