@@ -133,6 +133,14 @@ def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
     return PreparedSweep(resolved, probes)
 
 
+def _warn(line: str) -> None:
+    """A sweep's notice (runs trained again, another model under this name) as a warning,
+    which a notebook shows and a script can filter."""
+    import warnings
+
+    warnings.warn(line, UserWarning, stacklevel=4)
+
+
 def sweep(name: str, *, model: Any, train: Any, val: Any = None,
           grid: dict[str, list[Any]] | None = None, store: str | Path = DEFAULT_STORE,
           loss: Any = None, optimizer: Any = None, repeats: int = 1, workers: int = 1,
@@ -180,7 +188,7 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
         preflight(prepared.runs, objects)
         with Store(store) as st:
             outcome = run_sweep(spec, st, InlineExecutor(inputs=objects.run_inputs()),
-                                prepared=prepared)
+                                prepared=prepared, on_notice=_warn)
     finally:
         torch.set_num_threads(threads)
     if (why := outcome.all_failed(API_AGAIN.format(name=spec.name, store=store))) is not None:

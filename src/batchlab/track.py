@@ -260,7 +260,7 @@ class TrackedRun:
         c, train = self.user_config, self.config["train"]
         out: dict[str, Any] = {"total_steps": self._total_steps() or steps,
                                "steps_per_epoch": self._rec.known_spe, "n_train": c.get("n_train"),
-                               "n_val": c.get("n_val"), "best_val_acc": -1.0}
+                               "n_val": c.get("n_val")}
         if c.get("num_classes"):
             out["num_classes"] = int(c["num_classes"])
         if "lr" in train and "batch_size" in train:

@@ -27,6 +27,7 @@ from batchlab.execute.base import Executor, RunTask
 from batchlab.execute.datacache import DataCache
 from batchlab.execute.freshness import refresh
 from batchlab.execute.halving import check_halving, run_halving
+from batchlab.execute.mixed import label_sections
 from batchlab.fingerprint import Fingerprint, HashCaches
 from batchlab.fserrors import DiskError, check_writable_folder
 from batchlab.models import build_model
@@ -240,11 +241,12 @@ def run_sweep(
         check_writable_folder(ckpt, "writing the runs' checkpoints",
                               "run the same command again (or set train.checkpoint = false)")
     check_workers_can_import(runs, executor)
+    runs, mixed = label_sections(store, spec.name, runs)  # another model under this name: say so
     store.add_experiment(spec.name, spec.model_dump(mode="json"), runs)
     for kind, config, result in prepared.probes:
         store.add_probe(spec.name, kind, config, result)
     status = {r.id: r.status for r in store.runs(spec.name)}
-    notices = prepared.notes + refresh(store, runs, prepared.fingerprints, status, rerun=rerun)
+    notices = prepared.notes + mixed + refresh(store, runs, prepared.fingerprints, status, rerun=rerun)
     if notices:
         status = {r.id: r.status for r in store.runs(spec.name)}
     for line in notices if on_notice else []:

@@ -202,6 +202,14 @@ class Store:
                     (exp_id, run.run_id, position, _dumps(run.point)),
                 )
 
+    def set_points(self, experiment: str, points: dict[str, dict[str, Any]]) -> None:
+        """Replace the sweep point of these runs (run id -> point) in ``experiment``."""
+        with self.transaction(f"recording experiment '{experiment}'"):
+            self.conn.executemany(
+                "UPDATE experiment_runs SET point_json=? WHERE run_id=? AND experiment_id="
+                "(SELECT id FROM experiments WHERE name=?)",
+                [(_dumps(point), run_id, experiment) for run_id, point in points.items()])
+
     def record(self, event: Event) -> None:
         """Apply one trainer event. Each call is one transaction (rows arrive in batches)."""
         now = time.time()
