@@ -241,3 +241,17 @@ def test_prune_is_a_sweep_keyword(tmp_path):
     assert pruned.status == "pruned" and pruned.steps < 32 and "collapsed to chance" in pruned.error
     with pytest.raises(SpecError, match="prune"):
         small_sweep(tmp_path / "c.db", prune="sometimes")
+
+
+@pytest.mark.parametrize("probe", ["lr_find", "throughput", "noise_scale", "max_batch", "recommend"])
+def test_a_probe_s_bad_keyword_names_the_probe(probe):
+    """Not batchlab.sweep('probes'): the user called a probe (issue 21, part 2, item 12)."""
+    with pytest.raises(SpecError) as err:
+        getattr(bl, probe)(model=Net(), train=arrays(), lr=-0.1)
+    assert f"batchlab.{probe}(...)" in str(err.value) and "sweep" not in str(err.value)
+    assert "'train.lr': must be a positive number" in str(err.value)
+
+
+def test_a_sweep_s_bad_keyword_names_the_sweep(tmp_path):
+    with pytest.raises(SpecError, match=r"batchlab.sweep\('t'\)"):
+        bl.sweep("t", model=Net(), train=arrays(), store=tmp_path / "s.db", lr=-0.1)

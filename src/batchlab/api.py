@@ -98,14 +98,16 @@ def _objects(model: Any, train: Any, val: Any, loss: Any, optimizer: Any) -> Obj
 
 
 def _spec(name: str, objects: ObjectInputs, grid: dict[str, list[Any]] | None,
-          fields: dict[str, Any], optimizer: Any, repeats: int = 1, prune: str = "hopeless") -> Spec:
-    """The spec of an API call; an optimizer given by name is the ``train.optimizer`` field."""
+          fields: dict[str, Any], optimizer: Any, repeats: int = 1, prune: str = "hopeless",
+          call: str = "sweep") -> Spec:
+    """The spec of an API call; an optimizer given by name is the ``train.optimizer`` field.
+    ``call``: the API function, named in errors (``bl.lr_find(...)``)."""
     from batchlab.apispec import api_spec
 
     if isinstance(optimizer, str):
         fields = {**fields, "optimizer": optimizer}
     return api_spec(name, data=objects.data_spec(), model=objects.model_spec(), grid=grid,
-                    fields=fields, repeats=repeats, prune=prune)
+                    fields=fields, repeats=repeats, prune=prune, call=call)
 
 
 def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
@@ -202,13 +204,18 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
 # the result is also stored as a probe of experiment ``experiment`` (the report shows it).
 
 
+# the API function of each probe kind, as errors name it
+PROBE_CALLS = {"lr_range": "lr_find", "max_batch": "max_batch", "throughput": "throughput",
+               "noise_scale": "noise_scale", "recommend": "recommend"}
+
+
 def _probe(kind: str, run: Any, model: Any, train: Any, val: Any, loss: Any, optimizer: Any,
            store: str | Path | None, experiment: str, fields: dict[str, Any]) -> Any:
     from batchlab.apicheck import check_objects
     from batchlab.spec import RunConfig
 
     objects = _objects(model, train, val, loss, optimizer)
-    spec = _spec(experiment, objects, None, dict(fields), optimizer)
+    spec = _spec(experiment, objects, None, dict(fields), optimizer, call=PROBE_CALLS[kind])
     config = RunConfig(data=spec.data, model=spec.model, train=spec.train)
     check_objects(config, objects)
     result = run(config, objects.run_inputs())

@@ -52,10 +52,11 @@ def _value(path: str, value: Any) -> Any:
 
 
 def api_spec(name: str, *, data: DataSpec, model: ModelSpec, grid: dict[str, list[Any]] | None,
-             fields: dict[str, Any], repeats: int = 1, prune: str = "hopeless") -> Spec:
+             fields: dict[str, Any], repeats: int = 1, prune: str = "hopeless",
+             call: str = "sweep") -> Spec:
     """The validated Spec of an API call: ``data``/``model`` name the objects, ``fields``
     (keyword -> value) set single values, ``grid`` (key -> values) is the sweep, ``prune``
-    its ``sweep.prune``."""
+    its ``sweep.prune``; ``call`` names the API function in errors."""
     raw: dict[str, Any] = {"name": name, "data": data.model_dump(mode="json"),
                            "model": model.model_dump(mode="json"), "train": {}}
     for key, value in fields.items():
@@ -69,4 +70,5 @@ def api_spec(name: str, *, data: DataSpec, model: ModelSpec, grid: dict[str, lis
                             f"e.g. grid={{'{key}': [{values!r}]}}.")
         sweep_grid[path] = [_value(path, v) for v in values]
     raw["sweep"] = {"grid": sweep_grid, "repeats": repeats, "prune": prune}
-    return spec_from_dict(raw, source=f"batchlab.sweep('{name}')")
+    where = f"batchlab.sweep('{name}')" if call == "sweep" else f"batchlab.{call}(...)"
+    return spec_from_dict(raw, source=where)
