@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -172,6 +173,14 @@ def test_probes_on_objects_return_the_cli_result_types(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     with Store(tmp_path / "s.db") as st:
         assert [p.kind for p in st.probes("p")] == ["lr_range"]
+    # .plot(): the probe's figure, drawn from this result (issue 21, part 2, item 13)
+    titles = {"LR range test": found, "Largest batch that fits": fits, "Throughput": speed,
+              "Gradient noise scale": noise}
+    for title, result in titles.items():
+        fig = result.plot()
+        assert isinstance(fig, Figure) and fig.get_suptitle() == title
+    drawn = [list(line.get_ydata()) for ax in speed.plot().axes for line in ax.get_lines()]
+    assert list(speed.samples_per_s) in drawn
 
 
 def test_lr_find_on_a_regression_uses_the_loss(tmp_path):
@@ -255,3 +264,16 @@ def test_a_probe_s_bad_keyword_names_the_probe(probe):
 def test_a_sweep_s_bad_keyword_names_the_sweep(tmp_path):
     with pytest.raises(SpecError, match=r"batchlab.sweep\('t'\)"):
         bl.sweep("t", model=Net(), train=arrays(), store=tmp_path / "s.db", lr=-0.1)
+
+
+def test_a_sweep_result_plots_its_curves_and_heatmaps(tmp_path):
+    res = small_sweep(tmp_path / "s.db", verbose=False)
+    curves = res.plot()
+    assert isinstance(curves, Figure) and "schedule: constant" in curves.get_suptitle()
+    drawn = sum(len(ax.get_lines()) for ax in curves.axes)
+    assert drawn >= 2 * 3  # each run's train, validation loss and accuracy lines
+    heat = res.plot("heatmaps")
+    assert [ax.get_title() for ax in heat.axes[:2]] == [
+        "best validation accuracy — schedule: constant", "final validation accuracy — schedule: constant"]
+    with pytest.raises(BatchlabError, match="'curves' or 'heatmaps'"):
+        res.plot("bars")

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from batchlab.errors import ExecutorError, SpecError
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from batchlab.analysis.experiment import ExperimentAnalysis
     from batchlab.execute.sweep import PreparedSweep
     from batchlab.objects import ObjectInputs
@@ -79,6 +81,16 @@ class SweepResult:
 
         with Store(self.store, create=False) as st:
             return analyze_experiment(st, self.experiment)
+
+    def plot(self, what: str = "curves", facet: str | None = None) -> Figure:
+        """A ``matplotlib.figure.Figure`` of the experiment: ``what="curves"`` (learning
+        curves against epochs, steps, examples and wall time; colour = LR, dash = batch size)
+        of one ``facet`` (what else the sweep varied; default the first), or "heatmaps"."""
+        from batchlab.report.build import experiment_figure
+        from batchlab.store import Store
+
+        with Store(self.store, create=False) as st:
+            return experiment_figure(st, self.experiment, what, facet)
 
     def report(self, path: str | Path, target: float | None = None) -> ReportResult:
         """Write the HTML report to ``path`` (figures in ``<stem>_files/`` beside it)."""
@@ -146,7 +158,7 @@ def _warn(line: str) -> None:
 def sweep(name: str, *, model: Any, train: Any, val: Any = None,
           grid: dict[str, list[Any]] | None = None, store: str | Path = DEFAULT_STORE,
           loss: Any = None, optimizer: Any = None, repeats: int = 1, workers: int = 1,
-          prune: str = "hopeless", **train_fields: Any) -> SweepResult:
+          prune: str = "hopeless", verbose: bool = True, **train_fields: Any) -> SweepResult:
     """Train every point of ``grid`` on ``model`` and ``train``; return the result.
 
     ``model``: an ``nn.Module`` (deep-copied for every run and re-initialised with the run's
@@ -160,6 +172,8 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
     Optimizer`` (the schedule sets its LR every step). ``prune``: ``sweep.prune``, "hopeless"
     (default: collapsed runs stop early as ``pruned``), "halving" or "off". Other keywords set
     spec fields (``epochs=5``, ``momentum=0``, ``"data.limit"`` via ``**{"data.limit": 500}``).
+    ``verbose``: print a line when the plan is known and one per run that ends (in a terminal
+    and in a notebook alike); False prints nothing.
 
     Same rules as ``batchlab sweep``: finished runs in ``store`` are skipped, unfinished ones
     resume from their checkpoints, and changed objects (architecture, data, loss, optimizer)
@@ -177,6 +191,7 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
     from batchlab.apicheck import check_objects, preflight
     from batchlab.execute.inline import InlineExecutor
     from batchlab.execute.sweep import run_sweep
+    from batchlab.lineprogress import LineProgress
     from batchlab.plan import plan_runs
     from batchlab.store import Store
 
@@ -189,8 +204,11 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
         prepared = _resolve_auto_lr(spec, runs, objects, Path(store))
         preflight(prepared.runs, objects)
         with Store(store) as st:
+            progress = LineProgress(spec.name) if verbose else None
             outcome = run_sweep(spec, st, InlineExecutor(inputs=objects.run_inputs()),
-                                prepared=prepared, on_notice=_warn)
+                                prepared=prepared, on_notice=_warn,
+                                on_plan=progress.on_plan if progress else None,
+                                on_event=progress.on_event if progress else None)
     finally:
         torch.set_num_threads(threads)
     if (why := outcome.all_failed(API_AGAIN.format(name=spec.name, store=store))) is not None:

@@ -235,3 +235,5 @@ def test_bl_recommend_says_the_largest_candidate_is_not_a_memory_limit():
     assert rec.probes["max_batch"]["limited_by"] == "max_batch"
     assert ("Every batch size up to the largest candidate batch size (32) fits in memory"
             in "\n".join(rec.explanation))
+    fig = rec.plot()  # the recommendation's figure, as the report draws it
+    assert fig.get_suptitle() == "Recommendation" and fig.axes

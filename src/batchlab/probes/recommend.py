@@ -18,10 +18,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from batchlab.jsonsafe import json_safe
 from batchlab.probes.common import ProbeError
+from batchlab.probes.plotting import Plottable
 from batchlab.spec import RunConfig
 from batchlab.train.inputs import RunInputs
 from batchlab.train.scaling import scaled_lr
@@ -74,7 +75,9 @@ def warmup_steps(lr: float, reference_lr: float, total_steps: int) -> int:
 
 
 @dataclass(frozen=True)
-class Recommendation:
+class Recommendation(Plottable):
+    KIND: ClassVar[str] = "recommend"
+
     batch_size: int
     lr: float
     lr_source: str

@@ -14,6 +14,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from batchlab.report import plots, summaryplots
+from batchlab.report.errors import ReportError
 from batchlab.report.figures import FigureFile, save_figure
 from batchlab.report.plotdata import (
     Group,
@@ -23,12 +24,14 @@ from batchlab.report.plotdata import (
     group_runs,
     heatmaps,
     is_regression,
+    load_runs,
     slug,
     target_data,
 )
 from batchlab.report.probedata import ProbeView
 from batchlab.report.probefigs import probe_figure
 from batchlab.report.style import StyleMap
+from batchlab.store import Store
 
 # Report sections that hold figures, in page order: (key, title).
 FIGURE_SECTIONS = (
@@ -144,3 +147,26 @@ def _unique_slugs(labels: Sequence[str]) -> list[str]:
         s = slug(label)
         out.append(s if s not in out else f"{s}-{len(out) + 1}")
     return out
+
+
+def experiment_figure(store: Store, experiment: str, what: str = "curves",
+                      facet: str | None = None) -> Figure:
+    """One figure of a stored experiment (``SweepResult.plot``): ``what`` = "curves" (the
+    learning curves of one ``facet``, default the first: what else the sweep varied, e.g. the
+    schedule) or "heatmaps" (best and final validation accuracy, or loss for a regression,
+    over LR x batch size). ReportError naming the choices when one is unknown."""
+    runs = load_runs(store, experiment)
+    if not runs:
+        raise ReportError(f"experiment '{experiment}' has no runs to plot yet.")
+    style = style_for(runs)
+    if what == "heatmaps":
+        best, final = ("best_val_loss", "final_val_loss") if is_regression(runs) else (
+            "best_val_acc", "final_val_acc")
+        return summaryplots.heatmaps(heatmaps(runs, best), heatmaps(runs, final), experiment)
+    names = facets(runs)
+    if what != "curves" or (facet is not None and facet not in names):
+        raise ReportError(f"plot(what={what!r}, facet={facet!r}): what is 'curves' or "
+                          f"'heatmaps', and facet one of {names}.")
+    chosen = facet or names[0]
+    groups = [g for g in group_runs(runs) if g.facet == chosen]
+    return plots.learning_curves(groups, style, f"{experiment} — {facet_title(chosen)}")
