@@ -1,5 +1,6 @@
 """The top-level Python API (``import batchlab as bl``) on the user's own objects."""
 
+import os
 import subprocess
 import sys
 
@@ -135,7 +136,9 @@ def test_a_wrong_loss_for_float_targets_says_how_to_fix(tmp_path):
 
 
 @pytest.mark.parametrize("kw, error, words", [
-    (dict(workers=2), SpecError, "workers=1"),
+    (dict(workers=0), SpecError, "workers=0 must be a whole number >= 1"),
+    (dict(workers=2, loss=lambda out, y: nn.functional.cross_entropy(out, y)), SpecError,
+     "cannot be sent to worker processes (PicklingError"),
     (dict(grid={"bach_size": [16]}), SpecError, "'bach_size' is not a spec field"),
     (dict(grid={"batch_size": 16}), SpecError, "must be a list"),
     (dict(model=nn.Linear(5, 3)), ModelError, "fails on a batch of inputs of shape (2, 6)"),
@@ -277,3 +280,59 @@ def test_a_sweep_result_plots_its_curves_and_heatmaps(tmp_path):
         "best validation accuracy — schedule: constant", "final validation accuracy — schedule: constant"]
     with pytest.raises(BatchlabError, match="'curves' or 'heatmaps'"):
         res.plot("bars")
+
+
+WORKER_SCRIPT = """
+import sys
+import numpy as np
+import batchlab as bl
+from mymodels import Net
+
+if __name__ == "__main__":  # spawned workers run this file again: guard the sweep
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4)).astype(np.float32)
+    res = bl.sweep("w", model=Net(), train=(x, (x[:, 0] > 0).astype(np.int64)), store=sys.argv[1],
+                   grid={"batch_size": [16, 32]}, epochs=1, lr=0.1, workers=int(sys.argv[2]),
+                   verbose=False)
+    print([(r["batch_size"], r["status"], r["best_val_acc"], r["final_val_loss"]) for r in res.rows])
+"""
+MODELS = """
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+
+def test_workers_train_module_level_objects_in_processes_with_the_same_numbers(tmp_path):
+    """Issue 21, part 2, item 13: workers > 1 is accepted for objects worker processes can
+    receive (a module's class, tensors), and trains the same runs as workers=1."""
+    (tmp_path / "mymodels.py").write_text(MODELS)
+    (tmp_path / "study.py").write_text(WORKER_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = {}
+    for workers in (2, 1):
+        run = subprocess.run([sys.executable, "study.py", f"s{workers}.db", str(workers)],
+                             cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+        assert run.returncode == 0, run.stderr[-2000:]
+        out[workers] = run.stdout.strip().splitlines()[-1]
+    assert out[2] == out[1] and out[2].count("'completed'") == 2
+
+
+def test_workers_refuse_a_notebook_class_with_the_reason(tmp_path):
+    code = ("import numpy as np, batchlab as bl\nfrom torch import nn\n"
+            "class Mine(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.fc = nn.Linear(4, 2)\n    def forward(self, x):\n        return self.fc(x)\n"
+            "x = np.zeros((40, 4), np.float32)\n"
+            "try:\n    bl.sweep('c', model=Mine(), train=(x, np.arange(40) % 2), store='u.db', workers=2)\n"
+            "except bl.BatchlabError as err:\n    print(err)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "workers=2: Mine is defined in this notebook (or 'python -c')" in run.stdout
+    assert "module file" in run.stdout and not (tmp_path / "u.db").exists()

@@ -8,8 +8,9 @@ the same result types. Every call is a thin layer: it checks the objects
 (``batchlab.objects``), names them in a spec (``batchlab.apispec``) so run ids cover them, and
 calls the library with ``RunInputs`` that build from the objects instead of the spec.
 
-Runs train in this process (the objects need no pickling and a notebook's classes work);
-asking for worker processes is refused with what to do instead.
+Runs train in this process by default (the objects need no pickling and a notebook's classes
+work); ``workers=N`` sends them to N worker processes when they can be pickled and imported
+there, and refuses with the reason otherwise (``apicheck.refuse_unsendable``).
 """
 
 from __future__ import annotations
@@ -172,24 +173,21 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
     Optimizer`` (the schedule sets its LR every step). ``prune``: ``sweep.prune``, "hopeless"
     (default: collapsed runs stop early as ``pruned``), "halving" or "off". Other keywords set
     spec fields (``epochs=5``, ``momentum=0``, ``"data.limit"`` via ``**{"data.limit": 500}``).
-    ``verbose``: print a line when the plan is known and one per run that ends (in a terminal
+    ``workers``: runs trained at a time, in worker processes when > 1 (the objects must be
+    module-level, picklable; refused with the reason when they are not). ``verbose``: print a line when the plan is known and one per run that ends (in a terminal
     and in a notebook alike); False prints nothing.
 
     Same rules as ``batchlab sweep``: finished runs in ``store`` are skipped, unfinished ones
     resume from their checkpoints, and changed objects (architecture, data, loss, optimizer)
     give new run ids, so they train. Raises a BatchlabError naming what to fix on bad input.
     """
-    if workers != 1:
-        raise SpecError(
-            f"workers={workers}: runs on objects you pass (model=, train=, loss=, optimizer=) "
-            "train in this process, where those objects live; worker processes would need to "
-            "import them. Use workers=1 (the default), or put the model in a module file and "
-            "sweep a spec with model.name = 'mymodule:factory' (batchlab sweep --workers N)."
-        )
+    if not isinstance(workers, int) or workers < 1:
+        raise SpecError(f"workers={workers!r} must be a whole number >= 1 (1: train in this process).")
     import torch
 
-    from batchlab.apicheck import check_objects, preflight
+    from batchlab.apicheck import check_objects, preflight, refuse_unsendable
     from batchlab.execute.inline import InlineExecutor
+    from batchlab.execute.local import LocalPoolExecutor
     from batchlab.execute.sweep import run_sweep
     from batchlab.lineprogress import LineProgress
     from batchlab.plan import plan_runs
@@ -199,13 +197,17 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
     spec = _spec(name, objects, grid, dict(train_fields), optimizer, repeats, prune)
     runs = plan_runs(spec)
     check_objects(runs[0].config, objects)  # before an lr = "auto" range test trains them
+    if workers > 1:
+        refuse_unsendable(workers, objects, model, loss, optimizer)
     threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
     try:
         prepared = _resolve_auto_lr(spec, runs, objects, Path(store))
         preflight(prepared.runs, objects)
         with Store(store) as st:
             progress = LineProgress(spec.name) if verbose else None
-            outcome = run_sweep(spec, st, InlineExecutor(inputs=objects.run_inputs()),
+            executor = (InlineExecutor(inputs=objects.run_inputs()) if workers == 1 else
+                        LocalPoolExecutor(workers, inputs=objects.run_inputs()))
+            outcome = run_sweep(spec, st, executor,
                                 prepared=prepared, on_notice=_warn,
                                 on_plan=progress.on_plan if progress else None,
                                 on_event=progress.on_event if progress else None)

@@ -9,7 +9,9 @@ scalar, a regression whose outputs and targets differ by a trailing 1 (which a l
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import inspect
+import pickle
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -105,3 +107,40 @@ def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
         schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr,
                                           t.base_batch_size), run_length(t.steps, t.epochs, spe), spe)
     refuse_batches_larger_than_data(too_big, "train= with more examples, or a smaller val_fraction")
+
+
+def _main_objects(objects: ObjectInputs, model: Any, loss: Any, optimizer: Any) -> list[str]:
+    """Names of the classes and functions among the objects defined in ``__main__``."""
+    from torch import nn
+
+    found = [type(m) for m in model.modules()] if isinstance(model, nn.Module) else [model]
+    found += [f if inspect.isfunction(f) or inspect.isclass(f) else type(f)
+              for f in (loss, optimizer) if f is not None and not isinstance(f, str)]
+    return sorted({getattr(f, "__qualname__", repr(f)) for f in found
+                   if getattr(f, "__module__", None) == "__main__"})
+
+
+def refuse_unsendable(workers: int, objects: ObjectInputs, model: Any, loss: Any,
+                      optimizer: Any) -> None:
+    """SpecError unless worker processes can receive the objects: they are pickled (no
+    lambdas or local functions), and a class or function of ``__main__`` is only found again
+    when the main program is a file each (spawned) worker can run again; a notebook or
+    ``python -c`` is not."""
+    import __main__
+
+    main = _main_objects(objects, model, loss, optimizer)
+    if main and not getattr(__main__, "__file__", None):
+        raise SpecError(
+            f"workers={workers}: {', '.join(main)} {'is' if len(main) == 1 else 'are'} defined in "
+            "this notebook (or 'python -c'), which worker processes cannot import. Move "
+            f"{'it' if len(main) == 1 else 'them'} into a module file beside the notebook (e.g. "
+            "mymodels.py) and import from there, or use workers=1."
+        )
+    try:
+        pickle.dumps(objects.run_inputs())
+    except Exception as err:
+        raise SpecError(
+            f"workers={workers}: the objects cannot be sent to worker processes ({type(err).__name__}: "
+            f"{err}); use module-level functions and classes for model=, loss= and optimizer= "
+            "(no lambdas or functions defined inside functions), or workers=1."
+        ) from None
