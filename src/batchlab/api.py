@@ -174,8 +174,9 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
     (default: collapsed runs stop early as ``pruned``), "halving" or "off". Other keywords set
     spec fields (``epochs=5``, ``momentum=0``, ``"data.limit"`` via ``**{"data.limit": 500}``).
     ``workers``: runs trained at a time, in worker processes when > 1 (the objects must be
-    module-level, picklable; refused with the reason when they are not). ``verbose``: print a line when the plan is known and one per run that ends (in a terminal
-    and in a notebook alike); False prints nothing.
+    module-level, picklable; refused with the reason when they are not). ``verbose``: print
+    a line when the plan is known and one per run that ends (in a terminal and in a notebook
+    alike); False prints nothing.
 
     Same rules as ``batchlab sweep``: finished runs in ``store`` are skipped, unfinished ones
     resume from their checkpoints, and changed objects (architecture, data, loss, optimizer)
