@@ -1,42 +1,36 @@
-"""How good is batchlab's advice? LR suggestions, `recommend` and the diagnosis, scored against
-ground truth from plain sweeps on varied cases.
+"""How good is batchlab's advice on cases nobody tuned it on? The LR suggestion, `recommend`
+and the diagnosis, scored against plain sweeps on a generated bench with a held-out half.
 
     python bench/judgement.py                  # ground truth from the cache, advice measured now
-    python bench/judgement.py --regenerate     # re-measure the ground truth too (~10 min, 1 core)
-    python bench/judgement.py --cases digits-mlp-sgd-b64,cancer-mlp-sgd-b32 --no-recommend
+    python bench/judgement.py --half held-out  # only the half that counts
+    python bench/judgement.py --regenerate     # measure the ground truth again (~1 h on 2 cores)
+    python bench/judgement.py --cases 05-...,12-... --no-recommend --jobs 2
 
-Ground truth (cached in bench/judgement_truth.json): for every case of
-``_judgement_cases.py``, a plain sweep of the case's LR grid (a third of a decade apart) x 2
-seeds at the case's fixed budget, run by batchlab's own sweep into a store. The grid's best LR
-is the one with the highest validation accuracy at the end (mean over seeds; ties broken by
-validation loss).
+The cases (``_bench_space.py``) are drawn from a declared design space (model family x task x
+data x optimizer x batch size x run length x schedule) and split into ``dev`` and
+``held-out`` by a hash of their names. Ground truth (``_bench_truth.py``, cached in
+``judgement_truth.json``): an independent plain PyTorch loop (``_plain_loop.py``) trains every
+case over an LR grid a third of a decade apart x 2 seeds to the end of its budget, and the
+LR-free optimizers (Prodigy, Schedule-Free AdamW/SGD, D-Adaptation Adam) at their documented
+defaults.
 
-Then, measured in this run:
-- LR suggestion: ``lr_find`` at the case's batch size (default settings) gives every strategy's
-  LR (and torch-lr-finder's and Lightning's tuner's, each when installed); each distinct
-  suggestion is trained like the grid (same budget, 2 seeds). Reported: the ratio to the
-  grid's best LR, validation accuracy at the suggestion vs at the best, whether
-  training collapsed or diverged there, and the probe's cost in epochs. Targets for the default
-  strategy: within 3x of the best in >= 90% of cases, within 2x in >= 70%, never a collapse.
-- recommend: from the user's base configuration (the case at its ``base_lr``), the recommended
-  (batch, LR) is trained like the grid and compared with the base and the grid's best:
-  predicted vs measured time to target (the target: 95% of the grid's best accuracy).
-- diagnosis: every ground-truth run is diagnosed as one experiment per case, and the labels are
-  checked against rules implied by the run's own numbers (``judgement_rules.check_diagnosis``).
-
-Everything runs on one thread. Not a test: a measurement, printed as tables.
+Measured now, per case: batchlab's suggestion (``bl.lr_find`` on the case's model, arrays,
+optimizer, batch size, run length and schedule, at its defaults) trained by the plain loop x 2
+seeds; the peers' finders (torch-lr-finder, Lightning's tuner: cached with the truth, as they
+do not depend on batchlab); ``bl.recommend`` from the user's base configuration, trained the
+same way at the recommended batch size for the same number of examples; and the diagnosis of
+every ground-truth run checked against the rules its numbers imply.
+Tables for both halves, with PASS/FAIL against the targets of issue 20; the held-out table
+is the one that counts. Everything trains on one thread per process.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import io
-import json
 import math
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,453 +40,421 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _judgement_cases import Case, cases, threads_pinned  # noqa: E402
+import _bench_truth as truthlib  # noqa: E402
+from _bench_space import Case, draw  # noqa: E402
+from _bench_truth import SEEDS, data_of, ground_truth, run_many  # noqa: E402
 
-from batchlab.analysis.diagnose import DIAGNOSIS_METRICS  # noqa: E402
-from batchlab.analysis.experiment import analyze_runs  # noqa: E402
-from batchlab.execute.inline import InlineExecutor  # noqa: E402
-from batchlab.execute.sweep import run_sweep  # noqa: E402
-from batchlab.jsonsafe import json_safe  # noqa: E402
-from batchlab.probes.lr_range import DEFAULT_STRATEGY, LR_STRATEGIES, lr_find  # noqa: E402
-from batchlab.probes.suggest import DEFAULT_CURVE_STRATEGY  # noqa: E402
-from batchlab.probes.validate import against_base  # noqa: E402
-from batchlab.spec import RunConfig, spec_from_dict  # noqa: E402
-from batchlab.store import RunRecord, Series, Store  # noqa: E402
-
-TRUTH = HERE / "judgement_truth.json"
-SEEDS = (0, 1)  # train.seed 0 with 2 repeats
-TARGET_FRACTION = 0.95  # time to target: 95% of the grid's best accuracy
-RATIO_3X, RATIO_2X = 3.0, 2.0
-GOAL_3X, GOAL_2X = 0.9, 0.7
+# the targets (held-out half)
+GOAL_ANSWER = 1.0
+GOAL_3X, GOAL_2X = 0.9, 0.75
+GOAL_LOST_ACC = 0.005  # 0.5 accuracy points, mean over the classification cases
+GOAL_LOST_REL = 0.05  # 5 % relative MSE, mean over the regression cases
+GOAL_COST_MEDIAN, GOAL_COST_MAX = 0.5, 1.0  # of one run's steps
+GOAL_VS_FREE = 0.8
+GOAL_RECOMMEND = 0.9
 
 
-# --------------------------------------------------------------------------- training
+# --------------------------------------------------------------------------- batchlab's side
 
 
-def spec_for(case: Case, name: str, points: list[dict[str, Any]], **train: Any) -> Any:
-    """A sweep spec of ``case`` over explicit points x the benchmark's seeds."""
-    return spec_from_dict({
-        "name": name, "data": case.data, "model": case.model,
-        "train": {**case.train, "lr": case.base_lr, "device": "cpu", "threads": 1,
-                  "checkpoint": False, **train},
-        # prune off: the ground truth is every run trained to its end
-        "sweep": {"points": points, "repeats": len(SEEDS), "prune": "off"}})
+BATCHLAB_OPTIMIZER = {"sgd": {"optimizer": "sgd", "momentum": 0.0},
+                      "momentum": {"optimizer": "sgd", "momentum": 0.9},
+                      "nesterov": {"optimizer": "sgd", "momentum": 0.9, "nesterov": True},
+                      "adam": {"optimizer": "adam"}, "adamw": {"optimizer": "adamw", "weight_decay": 0.01},
+                      "rmsprop": {"optimizer": "rmsprop", "momentum": 0.0},
+                      "adagrad": {"optimizer": "adagrad"}}
 
 
-def base_config(case: Case) -> RunConfig:
-    spec = spec_for(case, "base", [{}])
-    return RunConfig(data=spec.data, model=spec.model, train=spec.train)
+def batchlab_schedule(case: Case) -> dict[str, Any]:
+    """The case's schedule (``_plain_loop.lr_factor``) as a batchlab ScheduleSpec."""
+    if case.schedule == "step":
+        return {"name": "multistep", "unit": "step", "gamma": 0.1,
+                "milestones": [case.steps // 2, 3 * case.steps // 4]}
+    if case.schedule == "cosine":
+        return {"name": "cosine", "warmup": max(1, case.steps // 20), "warmup_unit": "step"}
+    return {"name": "constant"}
 
 
-def sweep_rows(store: Store, spec: Any) -> list[dict[str, Any]]:
-    """Train ``spec`` (runs already in the store are reused) and return one row per run:
-    its point, status, final numbers and every series the diagnosis reads."""
-    run_sweep(spec, store, InlineExecutor(threads=1))
-    rows = []
-    for r in store.runs(spec.name):
-        t = r.config["train"]
-        series = store.metrics(r.id, DIAGNOSIS_METRICS)
-        rows.append({
-            "lr": t["lr"], "batch_size": t["batch_size"], "seed": t["seed"], "status": r.status,
-            "final_val_acc": r.summary.get("final_val_acc"),
-            "final_val_loss": r.summary.get("final_val_loss"),
-            "summary": r.summary, "config": r.config,
-            "series": {k: {f: np.round(getattr(v, f), 6).tolist() for f in
-                           ("step", "value", "epoch", "examples", "wall_time")}
-                       for k, v in series.items()}})
-    return rows
+def _optimizer(case: Case) -> dict[str, Any]:
+    """batchlab's optimizer fields for the case (a factory where batchlab has no name)."""
+    from typing import get_args
+
+    from batchlab.spec import OptimizerName
+
+    fields = dict(BATCHLAB_OPTIMIZER[case.optimizer])
+    if fields["optimizer"] not in get_args(OptimizerName):
+        from _plain_loop import make_optimizer
+
+        fields["optimizer"] = lambda params, lr: make_optimizer(case.optimizer, params, lr)
+    return fields
 
 
-def mean_at(rows: list[dict[str, Any]], key: str = "final_val_acc") -> dict[tuple[int, float], float]:
-    """Mean of ``key`` over seeds per (batch size, lr); NaN for runs without it (diverged)."""
-    out: dict[tuple[int, float], list[float]] = {}
-    for r in rows:
-        v = r[key]
-        out.setdefault((r["batch_size"], r["lr"]), []).append(math.nan if v is None else float(v))
-    return {k: float(np.mean(v)) for k, v in out.items()}
+def objects(case: Case) -> dict[str, Any]:
+    """The keywords of ``bl.lr_find`` / ``bl.recommend`` for ``case``: the user's objects."""
+    import _bench_models
+    import torch.nn.functional as F
+
+    d = data_of(case)
+    outputs = 1 if d.regression else d.classes
+
+    def model() -> Any:
+        return _bench_models.build(case.family, d.input_shape, outputs)
+
+    def mse(out: Any, y: Any) -> Any:
+        return F.mse_loss(out.squeeze(-1), y)
+
+    return {"model": model, "train": (d.x_train, d.y_train), "val": (d.x_val, d.y_val),
+            "loss": mse if d.regression else None, "batch_size": case.batch_size, "steps": case.steps,
+            "schedule": batchlab_schedule(case), "device": "cpu", "threads": 1,
+            **_optimizer(case)}
 
 
-def failed(rows: list[dict[str, Any]], classes: int) -> bool:
-    """Did any run collapse (final val acc <= 1.5 / classes) or diverge?"""
-    return any(r["status"] == "diverged" or r["final_val_acc"] is None
-               or r["final_val_acc"] <= 1.5 / classes for r in rows)
+def batchlab_suggestion(case: Case, strategy: str | None = None) -> dict[str, Any]:
+    """``bl.lr_find`` on the case at its defaults (``strategy``: another of its strategies)."""
+    import batchlab as bl
+
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        r = bl.lr_find(**objects(case), strategy=strategy)
+    b = r.per_batch[0]
+    return {"lr": r.suggested_lr, "cost_steps": b.cost_steps, "confidence": b.confidence,
+            "reason": r.reason, "seconds": time.perf_counter() - t0}
 
 
-def grid_best(rows: list[dict[str, Any]]) -> tuple[float, float, bool]:
-    """(best lr, its mean val acc, whether it lies on the grid's edge)."""
-    acc, loss = mean_at(rows), mean_at(rows, "final_val_loss")
-    keys = sorted(acc)
-    best = max(keys, key=lambda k: (np.nan_to_num(acc[k], nan=-1), -np.nan_to_num(loss[k], nan=np.inf)))
-    return best[1], acc[best], best in (keys[0], keys[-1])
+# --------------------------------------------------------------------------- peers' finders
 
 
-# --------------------------------------------------------------------------- ground truth
-
-
-def fingerprint(case: Case) -> str:
-    """What a case's ground truth depends on: its definition and the exact tensors batchlab
-    loads for it (so a change to a data pipeline, e.g. normalisation, invalidates the cache)."""
-    data = dataset(base_config(case))
-    h = hashlib.sha256(json.dumps([case.name, case.model, case.train, case.lrs(), list(SEEDS)],
-                                  sort_keys=True).encode())
-    for t in (data.train_x, data.train_y, data.val_x, data.val_y):
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def ground_truth(all_cases: list[Case], names: set[str], regenerate: bool, work: Path) -> dict[str, Any]:
-    """The cached ground truth; cases that are missing, asked for again or whose fingerprint
-    changed are measured now (and the cache file rewritten)."""
-    truth = json.loads(TRUTH.read_text()) if TRUTH.exists() else {}
-    prints = {c.name: fingerprint(c) for c in all_cases if c.name in names}
-    todo = [c for c in all_cases if c.name in names
-            and (regenerate or truth.get(c.name, {}).get("fingerprint") != prints[c.name])]
-    for case in todo:
-        if case.name in truth and not regenerate:
-            print(f"  {case.name}: its data or definition changed since the cached ground truth", flush=True)
-        t0 = time.perf_counter()
-        points = [{"train.lr": lr} for lr in case.lrs()]
-        with Store(work / "truth.db") as store:
-            rows = sweep_rows(store, spec_for(case, f"truth-{case.name}", points))
-        truth[case.name] = {"fingerprint": prints[case.name], "grid": case.lrs(), "seeds": list(SEEDS),
-                            "train": case.train, "runs": rows}
-        print(f"  ground truth {case.name}: {len(rows)} runs in {time.perf_counter() - t0:.0f} s", flush=True)
-        TRUTH.write_text(json.dumps(json_safe(truth), separators=(",", ":"), allow_nan=False))
-    return truth
-
-
-# --------------------------------------------------------------------------- LR suggestions
-
-
-def judge_suggestions(case: Case, truth: dict[str, Any], store: Store) -> list[dict[str, Any]]:
-    config = base_config(case)
-    # each strategy at its own defaults: the trial with its one range test, the curve rules on
-    # the median of their three (one lr_find gives every curve rule on the same curves)
-    trial = lr_find(config).per_batch[0]
-    curves = lr_find(config, strategy=DEFAULT_CURVE_STRATEGY).per_batch[0]
-    classes = n_classes(config)
-    best_lr, best_acc, edge = grid_best(truth["runs"])
-    suggested = {s: (trial if s == DEFAULT_STRATEGY else curves).by_strategy.get(s) for s in LR_STRATEGIES}
-    cost = {s: (trial if s == DEFAULT_STRATEGY else curves).cost_epochs for s in LR_STRATEGIES}
-    for name, peer in peer_suggestions(config).items():
-        suggested[name], cost[name] = peer
-    lrs = sorted({float(f"{v:.3g}") for v in suggested.values() if v})
-    rows = sweep_rows(store, spec_for(case, f"suggest-{case.name}", [{"train.lr": lr} for lr in lrs])) \
-        if lrs else []
-    out = []
-    for strategy, lr in suggested.items():
-        entry: dict[str, Any] = {"case": case.name, "strategy": strategy, "lr": lr, "best_lr": best_lr,
-                                 "best_acc": best_acc, "edge": edge, "cost_epochs": cost[strategy]}
-        if lr:
-            mine = [r for r in rows if r["lr"] == float(f"{lr:.3g}")]
-            entry.update(ratio=lr / best_lr, acc=float(np.mean([r["final_val_acc"] or 0 for r in mine])),
-                         failed=failed(mine, classes))
-        out.append(entry)
-    return out
-
-
-def peer_suggestions(config: RunConfig) -> dict[str, tuple[float | None, float]]:
-    """The peers' suggestions on the same model, data and optimizer, each when installed:
-    ``{name: (lr, cost in epochs)}``, at their defaults."""
-    return {**torch_lr_finder_suggestion(config), **lightning_suggestion(config)}
-
-
-def lightning_suggestion(config: RunConfig) -> dict[str, tuple[float | None, float]]:
-    """Lightning's ``Tuner.lr_find`` (defaults: 100 steps from 1e-8 to 1, exponential)."""
-    try:
-        import lightning as L
-        from lightning.pytorch.tuner import Tuner
-    except ImportError:
-        return {}
-    import logging
-
+def _loader(case: Case) -> Any:
     import torch
 
-    from batchlab.probes.common import fresh_setup
-    from batchlab.train.optim import build_optimizer
-
-    setup = fresh_setup(config)
-    t = config.train
-
-    class Module(L.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net, self.lr = setup.model, 1e-3
-
-        def training_step(self, batch: Any, _: int) -> torch.Tensor:
-            x, y = batch
-            return torch.nn.functional.cross_entropy(self.net(x), y)
-
-        def configure_optimizers(self) -> torch.optim.Optimizer:
-            return build_optimizer(t, self.parameters(), self.lr)
-
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(setup.train_x, setup.train_y),
-                                         batch_size=t.batch_size, shuffle=True, drop_last=True)
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, max_epochs=1000)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        result = Tuner(trainer).lr_find(Module(), train_dataloaders=loader)
-    lr = result.suggestion() if result is not None else None
-    steps = len(result.results["lr"]) if result is not None else 0
-    return {"lightning": (lr, steps * t.batch_size / len(setup.train_y))}
+    d = data_of(case)
+    ds = torch.utils.data.TensorDataset(torch.from_numpy(d.x_train), torch.from_numpy(d.y_train))
+    return torch.utils.data.DataLoader(ds, batch_size=case.batch_size, shuffle=True, drop_last=True,
+                                       generator=torch.Generator().manual_seed(0))
 
 
-def torch_lr_finder_suggestion(config: RunConfig) -> dict[str, tuple[float | None, float]]:
-    """torch-lr-finder's suggestion (defaults: 100 iterations up to lr 10, exponential)."""
-    try:
-        from torch_lr_finder import LRFinder
-    except ImportError:
-        return {}
+def _net_and_loss(case: Case) -> tuple[Any, Any]:
+    import _bench_models
     import torch
+    import torch.nn.functional as F
+
+    d = data_of(case)
+    torch.manual_seed(0)
+    net = _bench_models.build(case.family, d.input_shape, 1 if d.regression else d.classes)
+    if d.regression:
+        return net, lambda out, y: F.mse_loss(out.squeeze(-1), y)
+    return net, F.cross_entropy
+
+
+def torch_lr_finder(case: Case) -> tuple[float | None, int]:
+    """torch-lr-finder at its defaults (100 iterations up to lr 10, exponential)."""
+    from _plain_loop import make_optimizer
     from matplotlib.figure import Figure
+    from torch_lr_finder import LRFinder
 
-    from batchlab.probes.common import fresh_setup
-
-    setup = fresh_setup(config)
-    t = config.train
-    opt = setup.make_optimizer(1e-7)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(setup.train_x, setup.train_y),
-                                         batch_size=t.batch_size, shuffle=True, drop_last=True)
-    finder = LRFinder(setup.model, opt, torch.nn.CrossEntropyLoss(), device="cpu")
+    net, loss = _net_and_loss(case)
+    finder = LRFinder(net, make_optimizer(case.optimizer, net.parameters(), 1e-7), loss, device="cpu")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        finder.range_test(loader, end_lr=10, num_iter=100)  # its progress bar and prints
+        finder.range_test(_loader(case), end_lr=10, num_iter=100)
         try:
             _, lr = finder.plot(ax=Figure().add_subplot(), suggest_lr=True)
         except Exception:  # it raises when the curve is too short to suggest anything
             lr = None
-    steps = len(finder.history["lr"])
-    return {"torch-lr-finder": (lr, steps * t.batch_size / len(setup.train_y))}
+    return lr, len(finder.history["lr"])
 
 
-_DATASETS: dict[str, Any] = {}
+def lightning_tuner(case: Case) -> tuple[float | None, int]:
+    """Lightning's ``Tuner.lr_find`` at its defaults (100 steps from 1e-8 to 1)."""
+    import logging
+
+    import lightning as L
+    from _plain_loop import make_optimizer
+    from lightning.pytorch.tuner import Tuner
+
+    net, loss = _net_and_loss(case)
+
+    class Module(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net, self.lr = net, 1e-3
+
+        def training_step(self, batch: Any, _: int) -> Any:
+            x, y = batch
+            return loss(self.net(x), y)
+
+        def configure_optimizers(self) -> Any:
+            return make_optimizer(case.optimizer, self.parameters(), self.lr)
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, max_epochs=1000)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        result = Tuner(trainer).lr_find(Module(), train_dataloaders=_loader(case))
+    lr = result.suggestion() if result is not None else None
+    return lr, len(result.results["lr"]) if result is not None else 0
 
 
-def dataset(config: RunConfig) -> Any:
-    """The case's data, loaded once per data spec (the fingerprint, the suggestion and the
-    recommend parts all need it)."""
-    from batchlab.data import load_dataset
-
-    key = config.data.model_dump_json()
-    if key not in _DATASETS:
-        _DATASETS[key] = load_dataset(config.data)
-    return _DATASETS[key]
+FINDERS = {"torch-lr-finder": ("torch_lr_finder", torch_lr_finder),
+           "lightning": ("lightning", lightning_tuner)}
 
 
-def n_train(config: RunConfig) -> int:
-    return len(dataset(config).train_y)
+def peer_finders(case: Case, entry: dict[str, Any], jobs: int) -> dict[str, Any]:
+    """The finders' suggestions and their plain-loop outcomes, cached in the truth entry."""
+    import importlib.util
+
+    cached = entry.setdefault("finders", {})
+    for name, (package, fn) in FINDERS.items():
+        if name in cached or importlib.util.find_spec(package) is None:
+            continue
+        lr, steps = fn(case)
+        runs = truthlib.train_lrs(case, [lr], jobs) if lr else []
+        cached[name] = {"lr": lr, "cost_steps": steps, "runs": runs}
+    return cached
 
 
-def n_classes(config: RunConfig) -> int:
-    return dataset(config).num_classes
+# --------------------------------------------------------------------------- scoring
 
 
-def print_suggestions(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    print("\nLR suggestion vs the grid's best (val acc: mean of 2 seeds at the case's budget)")
-    head = f"{'case':26} {'strategy':15} {'suggested':>9} {'best':>8} {'ratio':>7} " \
-           f"{'acc@sugg':>8} {'acc@best':>8} {'fails':>5} {'cost ep':>7}"
+def chance(case: Case) -> float | None:
+    """The accuracy of guessing (the better of 1.5/classes and the validation set's majority
+    class), or None for a regression."""
+    d = data_of(case)
+    if d.regression:
+        return None
+    return max(1.5 / d.classes, float(np.bincount(d.y_val).max()) / len(d.y_val))
+
+
+def outcome_score(case: Case, runs: list[dict[str, Any]]) -> tuple[float, bool]:
+    """(mean score over the seeds as higher-is-better, failed: diverged or at chance / no
+    better than predicting the mean)."""
+    d = data_of(case)
+    table = truthlib.by_lr(runs, d.regression)
+    score = next(iter(table.values()))[0]
+    if not math.isfinite(score):
+        return score, True
+    at_chance = (-score >= 0.95 * float(np.var(d.y_val))) if d.regression else score <= chance(case)
+    return score, at_chance
+
+
+def judge_lr(case: Case, entry: dict[str, Any], lr: float | None, runs: list[dict[str, Any]],
+             cost_steps: float) -> dict[str, Any]:
+    """How far ``lr`` lands from the grid's best, what it loses there, what it cost."""
+    s = entry["summary"]
+    regression = data_of(case).regression
+    out: dict[str, Any] = {"lr": lr, "best_lr": s["best_lr"], "cost": cost_steps / case.steps}
+    if not lr:
+        return {**out, "answered": False, "failed": True, "within3": False, "within2": False,
+                "lost": math.inf, "score": -math.inf}
+    score, failed = outcome_score(case, runs)
+    ratio = lr / s["best_lr"]
+    far = max(ratio, 1 / ratio)
+    inside = s["range"][0] / 1.01 <= lr <= s["range"][1] * 1.01
+    best = s["best"]
+    lost = (best - score) / abs(best) if regression else best - score
+    return {**out, "answered": True, "ratio": ratio, "inside": inside, "within3": far <= 3 or inside,
+            "within2": far <= 2 or inside, "failed": failed, "score": score, "lost": lost}
+
+
+def free_best(case: Case, entry: dict[str, Any]) -> tuple[str | None, float]:
+    """The best LR-free optimizer on the case and its score (-inf when none was measured)."""
+    regression = data_of(case).regression
+    best, name = -math.inf, None
+    for peer, runs in entry.get("peers", {}).items():
+        score = truthlib.by_lr(runs, regression)
+        v = next(iter(score.values()))[0]
+        if v > best:
+            best, name = v, peer
+    return name, best
+
+
+def fmt(v: Any, spec: str = ".3g") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return format(v, spec)
+
+
+def print_suggestions(title: str, rows: list[dict[str, Any]]) -> bool:
+    """The per-case table and the summary with PASS/FAIL for one half; True when all pass."""
+    print(f"\n== LR suggestion, {title}: {len(rows)} cases (mean of {len(SEEDS)} seeds, plain loop)")
+    head = (f"{'case':58} {'who':16} {'lr':>8} {'best':>8} {'ratio':>6} {'in':>3} {'score':>7} "
+            f"{'best':>7} {'fail':>4} {'cost':>5}")
     print(head)
     print("-" * len(head))
-    for e in results:
-        ratio = e.get("ratio")
-        mark = "*" if e["edge"] else " "
-        name = e["strategy"] + (" (default)" if e["strategy"] == DEFAULT_STRATEGY else "")
-        shown = fmt(ratio, ".2f") + "x" if ratio else "-"
-        print(f"{e['case']:26} {name:15} {fmt(e['lr']):>9} {fmt(e['best_lr']):>7}{mark} {shown:>7} "
-              f"{fmt(e.get('acc'), '.3f'):>8} {e['best_acc']:8.3f} "
-              f"{('yes' if e.get('failed') else 'no') if ratio else '-':>5} {e['cost_epochs']:7.1f}")
-    print("(* the grid's best LR is on the grid's edge)")
-    for peer, package in (("torch-lr-finder", "torch-lr-finder"), ("lightning", "lightning")):
-        if not any(e["strategy"] == peer for e in results):
-            print(f"({peer} is not installed: pip install {package} to measure it here too)")
-    summary: dict[str, dict[str, float]] = {}
-    print(f"\n{'strategy':15} {'within 3x':>10} {'within 2x':>10} {'failed':>7} {'acc lost (mean)':>16} "
-          f"{'cost ep (mean)':>15}")
-    for s in dict.fromkeys(e["strategy"] for e in results):
-        mine = [e for e in results if e["strategy"] == s]
-        n = len(mine)
-        def far(e: dict[str, Any]) -> float:
-            return max(e["ratio"], 1 / e["ratio"]) if e.get("ratio") else math.inf
-        w3 = sum(far(e) <= RATIO_3X for e in mine) / n
-        w2 = sum(far(e) <= RATIO_2X for e in mine) / n
-        fails = sum(bool(e.get("failed")) or not e.get("ratio") for e in mine)
-        lost = float(np.mean([e["best_acc"] - e.get("acc", 0.0) for e in mine]))
-        cost = float(np.mean([e["cost_epochs"] for e in mine]))
-        summary[s] = {"within_3x": w3, "within_2x": w2, "failed": fails, "acc_lost": lost, "cost": cost}
-        print(f"{s:15} {w3:10.0%} {w2:10.0%} {fails:7d} {lost:16.3f} {cost:15.1f}")
-    d = summary[DEFAULT_STRATEGY]
-    ok = d["within_3x"] >= GOAL_3X and d["within_2x"] >= GOAL_2X and d["failed"] == 0
-    print(f"default '{DEFAULT_STRATEGY}': within 3x {d['within_3x']:.0%} (goal >= {GOAL_3X:.0%}), within 2x "
-          f"{d['within_2x']:.0%} (goal >= {GOAL_2X:.0%}), collapsed/diverged {d['failed']:.0f} (goal 0): "
-          + ("PASS" if ok else "FAIL"))
-    return summary
-
-
-def fmt(v: float | None, spec: str = ".3g") -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+    for r in rows:
+        for who, j in r["judged"].items():
+            print(f"{r['case']:58} {who:16} {fmt(j['lr']):>8} {fmt(j['best_lr']):>8} "
+                  f"{fmt(j.get('ratio'), '.2f'):>6} {'yes' if j.get('inside') else 'no':>3} "
+                  f"{fmt(j.get('score'), '.3f'):>7} {r['best']:7.3f} {'yes' if j['failed'] else 'no':>4} "
+                  f"{fmt(j['cost'], '.2f'):>5}")
+        free_name, free_score = r["free"]
+        if free_name:
+            print(f"{'':58} {'best LR-free':16} {free_name:>8} {'':8} {'':6} {'':3} {free_score:7.3f}")
+    print("(score: val acc, or minus val MSE for a regression; in: inside the grid's within-noise range; "
+          "cost: the probe's steps / the run's)")
+    whos = list(dict.fromkeys(w for r in rows for w in r["judged"]))
+    print(f"\n{'who':16} {'answer':>6} {'in 3x':>6} {'in 2x':>6} {'failed':>6} {'lost acc':>8} "
+          f"{'lost mse':>8} {'cost med':>8} {'cost max':>8} {'>= free':>7}")
+    ok_all = True
+    for who in whos:
+        js = [(r, r["judged"][who]) for r in rows if who in r["judged"]]
+        n = len(js)
+        answer = sum(j["answered"] for _, j in js) / n
+        w3 = sum(j["within3"] for _, j in js) / n
+        w2 = sum(j["within2"] for _, j in js) / n
+        fails = sum(j["failed"] and j["answered"] for _, j in js)
+        acc = [j["lost"] for r, j in js if not r["regression"]]
+        mse = [j["lost"] for r, j in js if r["regression"]]
+        lost_acc = float(np.mean(acc)) if acc else 0.0
+        lost_mse = float(np.mean(mse)) if mse else 0.0
+        costs = [j["cost"] for _, j in js]
+        vs_free = [j["score"] >= r["free"][1] - r["noise"] for r, j in js if r["free"][0]]
+        free_share = sum(vs_free) / len(vs_free) if vs_free else math.nan
+        print(f"{who:16} {answer:6.0%} {w3:6.0%} {w2:6.0%} {fails:6d} {lost_acc:8.3f} {lost_mse:8.1%} "
+              f"{np.median(costs):8.2f} {max(costs):8.2f} {fmt(free_share, '.0%'):>7}")
+        if who == "batchlab":
+            checks = {
+                f"an answer on every case ({answer:.0%})": answer >= GOAL_ANSWER,
+                f"no suggestion that diverges or ends at chance ({fails})": fails == 0,
+                f"within 3x or in range >= {GOAL_3X:.0%} ({w3:.0%})": w3 >= GOAL_3X,
+                f"within 2x or in range >= {GOAL_2X:.0%} ({w2:.0%})": w2 >= GOAL_2X,
+                f"mean accuracy lost <= {100 * GOAL_LOST_ACC:.1f} points ({100 * lost_acc:.2f})":
+                    lost_acc <= GOAL_LOST_ACC,
+                f"mean MSE lost <= {GOAL_LOST_REL:.0%} relative ({lost_mse:.1%})": lost_mse <= GOAL_LOST_REL,
+                f"probe cost median <= {GOAL_COST_MEDIAN} run ({np.median(costs):.2f})":
+                    np.median(costs) <= GOAL_COST_MEDIAN,
+                f"probe cost max <= {GOAL_COST_MAX} run ({max(costs):.2f})": max(costs) <= GOAL_COST_MAX,
+                f">= the best LR-free optimizer (within noise) on >= {GOAL_VS_FREE:.0%} "
+                f"({fmt(free_share, '.0%')})": not vs_free or free_share >= GOAL_VS_FREE,
+            }
+    print(f"\nbatchlab's default suggestion, {title}:")
+    for text, ok in checks.items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {text}")
+        ok_all &= ok
+    return ok_all
 
 
 # --------------------------------------------------------------------------- recommend
 
 
-def judge_recommend(case: Case, truth: dict[str, Any], store: Store) -> dict[str, Any]:
-    """Recommend from the user's base config; train the recommendation, the base and the grid's
-    best alike; compare accuracy and time to target (95% of the grid's best)."""
-    from batchlab.probes.recommend import recommend
+def judge_recommend(case: Case, entry: dict[str, Any], jobs: int) -> dict[str, Any]:
+    """``bl.recommend`` from the base configuration, trained by the plain loop at the
+    recommended batch size for the case's number of examples; against the grid's best and the
+    base LR at the user's batch size."""
+    import batchlab as bl
+    from batchlab.probes.validate import against_base
 
-    config = base_config(case)
-    n = n_train(config)
-    sizes = [b for b in (16, 32, 64, 128, 256) if b <= n // 2]
+    d = data_of(case)
+    sizes = [b for b in (16, 32, 64, 128, 256, 512) if b <= len(d.y_train) // 8] or [case.batch_size]
+    kw = objects(case)
+    kw.pop("batch_size")
     t0 = time.perf_counter()
-    rec = recommend(config, batch_sizes=sizes)
-    probe_s = time.perf_counter() - t0
-    best_lr, best_acc, _ = grid_best(truth["runs"])
-    b0 = case.train["batch_size"]
-    points = {"recommended": (rec.batch_size, float(f"{rec.lr:.3g}")), "base": (b0, case.base_lr),
-              "grid best": (b0, best_lr)}
-    rows = sweep_rows(store, spec_for(case, f"recommend-{case.name}", [
-        {"train.batch_size": b, "train.lr": lr} for b, lr in dict.fromkeys(points.values())]))
-    target = TARGET_FRACTION * best_acc
-    pred = {p.batch_size: p.relative_time for p in rec.predictions}
-    out: dict[str, Any] = {"case": case.name, "probe_s": probe_s, "target": target}
-    for label, (b, lr) in points.items():
-        mine = [r for r in rows if r["batch_size"] == b and r["lr"] == lr]
-        out[label] = {"batch_size": b, "lr": lr,
-                      "acc": float(np.mean([r["final_val_acc"] or 0 for r in mine])),
-                      "seconds": mean_to(mine, target, "wall_time"),
-                      "examples": mean_to(mine, target, "examples"),
-                      "predicted_rel": pred.get(b)}
-    return out
+    with contextlib.redirect_stdout(io.StringIO()):
+        rec = bl.recommend(**kw, batch_size=case.batch_size, batch_sizes=sizes)
+    seconds = time.perf_counter() - t0
+    b, lr = rec.batch_size, float(f"{rec.lr:.3g}")
+    steps = max(1, round(case.steps * case.batch_size / b))
+    moved = Case(case.name, case.data, case.variant, case.family, case.optimizer, b, steps, case.schedule)
+    runs = run_many([(moved, case.optimizer, lr, s, False) for s in SEEDS], jobs)
+    score, failed = outcome_score(moved, runs)
+    s = entry["summary"]
+    base = s["scores"].get(str(truthlib.lr_at(case, 0)), -math.inf)
+    as_acc = (lambda v: v) if not d.regression else (lambda v: -v)
+    flagged, line = against_base((b, lr), as_acc(score), (case.batch_size, case.base_lr), as_acc(base))
+    worse_than_base = score < base - s["noise"]
+    return {"case": case.name, "batch": b, "lr": lr, "score": score, "best": s["best"], "base": base,
+            "ok": score >= s["best"] - s["noise"], "failed": failed, "worse": worse_than_base,
+            "said": flagged, "seconds": seconds}
 
 
-def mean_to(rows: list[dict[str, Any]], target: float, clock: str) -> float | None:
-    """Mean over the runs of ``clock`` (wall_time, examples) at the first evaluation whose
-    validation accuracy reached ``target``; None when a run never reached it."""
-    hits = []
-    for row in rows:
-        s = row["series"].get("val_acc") or {"value": [], clock: []}
-        hit = [w for v, w in zip(s["value"], s[clock], strict=True) if v is not None and v >= target]
-        if not hit:
-            return None
-        hits.append(hit[0])
-    return float(np.mean(hits)) if hits else None
-
-
-def print_recommend(results: list[dict[str, Any]]) -> None:
-    print("\nrecommend from the user's base config, vs the base and the grid's best LR at the case's batch")
-    print("(to target: 95% of the grid's best accuracy, mean of 2 seeds, '-' when a seed never reached it;")
-    print(" pred/meas: predicted and measured time to target relative to the recommendation)")
-    head = (f"{'case':26} {'config':12} {'batch':>5} {'lr':>8} {'val acc':>7} {'examples':>9} "
-            f"{'seconds':>7} {'pred':>5} {'meas':>5}")
+def print_recommend(title: str, rows: list[dict[str, Any]]) -> bool:
+    print(f"\n== recommend, {title}: from the base configuration, vs the grid at the user's batch size")
+    head = f"{'case':58} {'batch':>5} {'lr':>8} {'score':>7} {'best':>7} {'base':>7} {'ok':>3} {'said':>4}"
     print(head)
     print("-" * len(head))
-    worse = 0
-    for r in results:
-        rec = r["recommended"]
-        for label in ("recommended", "base", "grid best"):
-            e = r[label]
-            known = e["predicted_rel"] and rec["predicted_rel"]
-            pred = e["predicted_rel"] / rec["predicted_rel"] if known else None
-            meas = e["seconds"] / rec["seconds"] if e["seconds"] is not None and rec["seconds"] else None
-            print(f"{r['case']:26} {label:12} {e['batch_size']:5d} {e['lr']:8.3g} {e['acc']:7.3f} "
-                  f"{fmt(e['examples'], '.0f'):>9} {fmt(e['seconds'], '.2f'):>7} {fmt(pred, '.2f'):>5} "
-                  f"{fmt(meas, '.2f'):>5}")
-        base = r["base"]
-        flagged, line = against_base((rec["batch_size"], rec["lr"]), rec["acc"],
-                                     (base["batch_size"], base["lr"]), base["acc"])
-        if flagged:
-            worse += 1
-            print(f"{'':26} validate says: {line}")
-    print(f"recommendation worse than the user's base config beyond the noise floor: {worse} of "
-          f"{len(results)}, each named plainly by `recommend --validate` (the line above)")
-
-
-# --------------------------------------------------------------------------- diagnosis
-
-
-def to_record(i: int, row: dict[str, Any], classes: int) -> tuple[RunRecord, dict[str, Series]]:
-    """A stored run rebuilt from its JSON row (``num_classes`` added where an older trainer
-    did not record it)."""
-    series = {k: Series(*(np.asarray(v[f], dtype=float) for f in
-                          ("step", "value", "epoch", "examples", "wall_time")))
-              for k, v in row["series"].items()}
-    summary = {"num_classes": classes, **row["summary"]}
-    record = RunRecord(f"run{i}", row["status"], row["config"], {}, 0.0, None, None, None, None, None,
-                       0, 1, None, summary, {"train.lr": row["lr"], "train.seed": row["seed"]})
-    return record, series
-
-
-def judge_diagnosis(case: Case, truth: dict[str, Any]) -> dict[str, Any]:
-    """Diagnose the case's ground-truth runs as one experiment, as the report does; check each
-    run's labels against the rules its numbers imply, with the same sweep best and noise."""
-    from judgement_rules import check_diagnosis
-
-    classes = n_classes(base_config(case))
-    runs = [to_record(i, r, classes) for i, r in enumerate(truth["runs"])]
-    analysis = analyze_runs(runs, case.name)
-    group = (analysis.best or {}).get("group") or {}
-    eligible = len([g for g in analysis.groups if g.get("best_val_acc_mean") is not None])
-    best = group.get("best_val_acc_mean") if eligible >= 2 else None
-    noise = group.get("best_val_acc_std")
-    labels: dict[str, int] = {}
-    violations = []
-    for (record, series), a in zip(runs, analysis.runs, strict=True):
-        for f in a.findings:
-            labels[f.kind] = labels.get(f.kind, 0) + 1
-        for v in check_diagnosis(series, a.findings, best, classes, sweep_noise=noise):
-            violations.append(f"lr {record.point['train.lr']:.3g} seed {record.point['train.seed']}: {v}")
-    return {"case": case.name, "runs": len(runs), "labels": labels, "violations": violations}
-
-
-def print_diagnosis(results: list[dict[str, Any]]) -> None:
-    print("\ndiagnosis of every ground-truth run, checked against the rules its own numbers imply")
-    total = sum(r["runs"] for r in results)
-    bad = sum(len(r["violations"]) for r in results)
-    for r in results:
-        labels = ", ".join(f"{k} {n}" for k, n in sorted(r["labels"].items()))
-        print(f"{r['case']:26} {r['runs']:3d} runs: {labels}; violations: {len(r['violations'])}")
-        for v in r["violations"]:
-            print(f"    {v}")
-    print(f"rule violations: {bad} over {total} runs: " + ("PASS" if bad == 0 else "FAIL"))
+    for r in rows:
+        print(f"{r['case']:58} {r['batch']:5d} {r['lr']:8.3g} {fmt(r['score'], '.3f'):>7} {r['best']:7.3f} "
+              f"{fmt(r['base'], '.3f'):>7} {'yes' if r['ok'] else 'no':>3} "
+              f"{('yes' if r['said'] else 'NO') if r['worse'] else '-':>4}")
+    share = sum(r["ok"] for r in rows) / max(1, len(rows))
+    silent = sum(r["worse"] and not r["said"] for r in rows)
+    ok = share >= GOAL_RECOMMEND and silent == 0
+    print(f"  {'PASS' if share >= GOAL_RECOMMEND else 'FAIL'}  within noise of the grid's best at the user's "
+          f"batch on >= {GOAL_RECOMMEND:.0%} ({share:.0%})")
+    print(f"  {'PASS' if silent == 0 else 'FAIL'}  never worse than the base without saying so "
+          f"({silent} silent)")
+    return ok
 
 
 # --------------------------------------------------------------------------- main
 
 
+def judge_case(case: Case, entry: dict[str, Any], jobs: int) -> dict[str, Any]:
+    d = data_of(case)
+    judged = {}
+    for who, strategy in (("batchlab", None), ("trial (0.2)", "trial")):
+        mine = batchlab_suggestion(case, strategy)
+        runs = truthlib.train_lrs(case, [mine["lr"]], jobs) if mine["lr"] else []
+        judged[who] = {**judge_lr(case, entry, mine["lr"], runs, mine["cost_steps"]),
+                       "confidence": mine["confidence"], "seconds": mine["seconds"]}
+    for name, f in peer_finders(case, entry, jobs).items():
+        judged[name] = judge_lr(case, entry, f["lr"], f["runs"], f["cost_steps"])
+    s = entry["summary"]
+    return {"case": case.name, "half": case.half, "regression": d.regression, "best": s["best"],
+            "noise": s["noise"], "free": free_best(case, entry), "judged": judged}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--regenerate", action="store_true", help="re-measure the cached ground truth")
+    parser.add_argument("--regenerate", action="store_true", help="measure the cached ground truth again")
     parser.add_argument("--cases", help="comma-separated case names (default: all)")
-    parser.add_argument("--no-recommend", action="store_true", help="skip the recommend part (slowest)")
-    parser.add_argument("--no-suggest", action="store_true", help="skip the LR suggestion part")
-    parser.add_argument("--workdir", type=Path, help="keep the stores here (default: a temp folder)")
+    parser.add_argument("--half", choices=("dev", "held-out", "both"), default="both")
+    parser.add_argument("--no-recommend", action="store_true", help="skip the recommend part")
+    parser.add_argument("--no-diagnosis", action="store_true", help="skip the diagnosis part")
+    parser.add_argument("--jobs", type=int, default=2, help="plain-loop processes (one thread each)")
     args = parser.parse_args()
-    threads_pinned(1)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="batchlab-judgement-"))
-    work.mkdir(parents=True, exist_ok=True)
-    all_cases = cases(work / "data")
-    names = set(args.cases.split(",")) if args.cases else {c.name for c in all_cases}
-    unknown = names - {c.name for c in all_cases}
-    if unknown:
-        known = ", ".join(c.name for c in all_cases)
-        sys.exit(f"unknown cases: {', '.join(sorted(unknown))}; known: {known}")
-    chosen = [c for c in all_cases if c.name in names]
-    print(f"judgement benchmark: {len(chosen)} cases, stores in {work}", flush=True)
-    truth = ground_truth(all_cases, names, args.regenerate, work)
-    with Store(work / "judge.db") as store:
-        if not args.no_suggest:
-            sugg = []
-            for case in chosen:
-                sugg += judge_suggestions(case, truth[case.name], store)
-                print(f"  suggestions measured: {case.name}", flush=True)
-            print_suggestions(sugg)
-        if not args.no_recommend:
-            recs = []
-            for case in chosen:
-                recs.append(judge_recommend(case, truth[case.name], store))
-                print(f"  recommend measured: {case.name}", flush=True)
-            print_recommend(recs)
-    print_diagnosis([judge_diagnosis(c, truth[c.name]) for c in chosen])
+    import torch
+
+    torch.set_num_threads(1)
+    cases = draw()
+    if args.cases:
+        wanted = set(args.cases.split(","))
+        unknown = wanted - {c.name for c in cases}
+        if unknown:
+            sys.exit(f"unknown cases: {', '.join(sorted(unknown))}; "
+                     "python bench/_bench_space.py lists them")
+        cases = [c for c in cases if c.name in wanted]
+    if args.half != "both":
+        cases = [c for c in cases if c.half == args.half]
+    print(f"judgement bench: {len(cases)} cases ({sum(c.half == 'dev' for c in cases)} dev, "
+          f"{sum(c.half == 'held-out' for c in cases)} held-out)", flush=True)
+    truth = truthlib.restore_none(ground_truth(cases, args.regenerate, args.jobs))
+    results = []
+    for case in cases:
+        results.append(judge_case(case, truth[case.name], args.jobs))
+        j = results[-1]["judged"]["batchlab"]
+        print(f"  suggestion measured: {case.name}: lr {fmt(j['lr'])} (best {fmt(j['best_lr'])}), "
+              f"cost {j['cost']:.2f} run, {j['seconds']:.0f} s", flush=True)
+    truthlib.merge_truth({c.name: truth[c.name] for c in cases})  # the finders' results
+    recs = []
+    if not args.no_recommend:
+        for case in cases:
+            recs.append({**judge_recommend(case, truth[case.name], args.jobs), "half": case.half})
+            print(f"  recommend measured: {case.name}", flush=True)
+    passed = {}
+    for half in ("dev", "held-out"):
+        rows = [r for r in results if r["half"] == half]
+        if not rows:
+            continue
+        title = half + (" (the half that counts)" if half == "held-out" else " (rules developed here)")
+        passed[half] = print_suggestions(title, rows)
+        if recs:
+            passed[half] &= print_recommend(title, [r for r in recs if r["half"] == half])
+    if not args.no_diagnosis:
+        from _bench_diagnosis import judge_diagnosis, print_diagnosis
+
+        print_diagnosis([judge_diagnosis(c, truth[c.name]) for c in cases])
+    verdict = "PASS" if passed.get("held-out") else "FAIL" if "held-out" in passed else "not run"
+    print(f"\nheld-out: {verdict}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import tempfile
 import time
@@ -120,27 +121,36 @@ def run_time(store: Store, name: str) -> float:
 def truth_replay(path: Path, rule: CollapseRule = CollapseRule()  # noqa: B008 - frozen
                  ) -> tuple[int, list[str], list[str]]:
     """The hopeless rule replayed on bench/judgement's ground truth (every run trained to its
-    end, prune off): (runs, those it would prune, those of them that ended near their case's
-    best final val acc)."""
+    end by the plain loop, 10 evaluations): (runs, those it would prune, those of them that
+    ended near their case's best final val acc). Regressions have no accuracy: skipped."""
+    from _bench_space import draw
+    from _bench_truth import data_of
+
     truth = json.loads(path.read_text())
     n, pruned, near = 0, [], []
-    for case, entry in truth.items():
+    for case in draw():
+        entry = truth.get(case.name)
+        data = data_of(case)
+        if entry is None or data.regression:
+            continue
         runs = entry["runs"]
-        best = max(r["final_val_acc"] or 0.0 for r in runs)
+        best = max(r["final"] or 0.0 for r in runs)
+        per_epoch = len(data.y_train) // case.batch_size
         for r in runs:
             n += 1
             acc, loss = r["series"].get("val_acc"), r["series"].get("train_eval_loss")
-            classes = r["summary"].get("num_classes")
             if not acc or not loss or len(acc["value"]) != len(loss["value"]):
                 continue
-            epochs, accs, losses = acc["epoch"], acc["value"], loss["value"]
+            epochs = [s / per_epoch for s in acc["step"]]
+            accs = [math.nan if v is None else v for v in acc["value"]]
+            losses = [math.nan if v is None else v for v in loss["value"]]
             at = next((i for i in range(1, len(accs) + 1)
-                       if hopeless(epochs[:i], accs[:i], losses[:i], classes, rule) is not None), None)
+                       if hopeless(epochs[:i], accs[:i], losses[:i], data.classes, rule) is not None), None)
             if at is None:
                 continue
-            name = f"{case} lr {r['lr']:g} seed {r['seed']} (epoch {epochs[at - 1]:.3g})"
+            name = f"{case.name} lr {r['lr']:g} seed {r['seed']} (epoch {epochs[at - 1]:.3g})"
             pruned.append(name)
-            if (r["final_val_acc"] or 0.0) >= best - NEAR_BEST:
+            if (r["final"] or 0.0) >= best - NEAR_BEST:
                 near.append(name)
     return n, pruned, near
 

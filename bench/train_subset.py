@@ -28,11 +28,24 @@ from typing import Any
 import numpy as np
 import torch
 from _common import machine_line, print_table, run_config, set_threads
-from _judgement_cases import breast_cancer_npz
 
 import batchlab.train.loop as loop
 from batchlab.analysis.findings import Thresholds
 from batchlab.data import load_dataset
+
+
+def breast_cancer_npz(folder: Path) -> Path:
+    """scikit-learn's breast cancer set, standardised per feature, as a local ``.npz`` file."""
+    from sklearn.datasets import load_breast_cancer
+
+    path = folder / "breast_cancer_std.npz"
+    if not path.exists():
+        x, y = load_breast_cancer(return_X_y=True)
+        x = (x - x.mean(0)) / x.std(0)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(path, x=x.astype(np.float32), y=y.astype(np.int64))
+    return path
+
 
 SIZES = (64, 128, 256, 512)
 GAP = Thresholds().overfit_gap

@@ -3,6 +3,7 @@
 import subprocess
 
 import pytest
+import torch
 
 from batchlab.train import checkpoint_timing
 
@@ -49,3 +50,14 @@ def remount_ro(folder):
 def read_only():
     """``read_only(folder)`` remounts a ``small_fs`` folder read-only."""
     return remount_ro
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` skip without a CUDA GPU; ``python bench/gpu_check.py`` runs them
+    (``pytest -m cuda``) on a GPU machine."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run python bench/gpu_check.py on a GPU machine)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

@@ -112,7 +112,7 @@ def bad(tmp_path, text):
         ('[train]\nlr = "fast"\n', "'train.lr'"),
         ('[model]\nname = "resnet9000"\n', "unknown model 'resnet9000'"),
         ('[model]\nname = "no_such_pkg.mod:make"\n', "no_such_pkg"),
-        ('[train]\noptimizer = "adagrad"\n', "'train.optimizer' = 'adagrad'"),
+        ('[train]\noptimizer = "lbfgs"\n', "'train.optimizer' = 'lbfgs'"),
         ('[data]\nname = "mnist_idx"\npath = "/nonexistent/mnist"\n', "/nonexistent/mnist"),
         ('[train\n', "not valid TOML"),
     ],

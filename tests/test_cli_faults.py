@@ -108,3 +108,17 @@ def test_output_file_errors_are_one_paragraph(tmp_path, small_fs):
     res = batchlab("export", "o", "-o", ro / "out", "--store", db)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "read-only" in res.stderr
+
+
+@pytest.mark.parametrize(("milestones", "says"), [
+    ("[5, 2]", "milestones = [5, 2] must increase strictly"),
+    ("[2, 5]", "[2, 5] are at or past the end of the run (1 epoch), where the LR never decays")])
+def test_multistep_milestones_out_of_order_or_past_the_end_exit_2(tmp_path, milestones, says):
+    """The issue's spec: epochs = 1 and milestones [5, 2] used to train silently."""
+    spec = tmp_path / "m.toml"
+    spec.write_text(TINY.replace("steps = 2", "epochs = 1")
+                    + f'schedule = {{ name = "multistep", milestones = {milestones} }}\n')
+    res = batchlab("sweep", spec, "--store", tmp_path / "s.db")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert says in res.stderr
+    assert not (tmp_path / "s.db").exists()  # refused before the store is made

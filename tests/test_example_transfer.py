@@ -5,9 +5,6 @@ with the backbone frozen and not (issue 11, "Done when").
 The test keeps the example's grid and settings and shrinks only what a CPU test cannot afford,
 with --set: a generated 2-class folder of 160 small images, 32 px instead of 224, 1 epoch, and
 a randomly initialised MobileNetV2 state dict saved locally as the "pretrained" weights.
-The torchvision run is in .ci/run's .venv-vision (``python -m pytest -m vision``), skipped
-without torchvision; the same study with the zoo's mobilenet_v2 (torchvision's architecture,
-the same weights file) runs everywhere.
 """
 
 from __future__ import annotations
@@ -17,18 +14,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
+import torchvision
 from PIL import Image
 
 import batchlab as bl
-from batchlab.models import build_model
-from batchlab.spec import ModelSpec
-
-try:
-    import torchvision
-except Exception as err:  # missing, or built for another torch
-    torchvision, NO_TORCHVISION = None, f"torchvision is not importable: {err}"
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mobilenet_transfer_imagefolder.toml"
 
@@ -68,21 +58,9 @@ def stored_configs(tmp_path: Path) -> list[dict]:
     return configs
 
 
-@pytest.mark.vision
-@pytest.mark.skipif(torchvision is None, reason=globals().get("NO_TORCHVISION", ""))
 def test_transfer_example_trains_frozen_and_not_at_batch_16_to_128(tmp_path):
     torch.manual_seed(0)
     weights = tmp_path / "mobilenet_v2-random.pth"
     torch.save(torchvision.models.mobilenet_v2().state_dict(), weights)
     run_example(tmp_path, weights)
     assert {c["model"]["name"] for c in stored_configs(tmp_path)} == {"torchvision:mobilenet_v2"}
-
-
-def test_transfer_example_runs_without_torchvision_on_the_zoo_mobilenet_v2(tmp_path):
-    # a random state dict in torchvision's format: the zoo model's own, whose keys and shapes
-    # tests/models/test_models_twins*.py prove to be torchvision's (1,000-class head included)
-    torch.manual_seed(0)
-    weights = tmp_path / "mobilenet_v2-random.pth"
-    torch.save(build_model(ModelSpec(name="mobilenet_v2"), (3, 224, 224), 1000).state_dict(), weights)
-    run_example(tmp_path, weights, "--set", "model.name=mobilenet_v2")
-    assert {c["model"]["name"] for c in stored_configs(tmp_path)} == {"mobilenet_v2"}

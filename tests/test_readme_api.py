@@ -25,9 +25,11 @@ def test_the_section_shows_every_entry_point():
         assert call in code, call
 
 
-def test_the_python_api_examples_run(tmp_path):
-    script = tmp_path / "readme_api.py"
-    script.write_text("\n\n".join(api_blocks()))
+def run_blocks(blocks: list[str], tmp_path: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """The blocks as one script, run in an empty folder (returned) with this checkout's code;
+    it must exit 0."""
+    script = tmp_path / "readme_blocks.py"
+    script.write_text("\n\n".join(blocks))
     work = tmp_path / "work"
     work.mkdir()
     # this checkout's sources first, resolved: the script runs in another folder
@@ -36,6 +38,11 @@ def test_the_python_api_examples_run(tmp_path):
     out = subprocess.run([sys.executable, str(script)], cwd=work, capture_output=True, text=True,
                          env=env, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
+    return out, work
+
+
+def test_the_python_api_examples_run(tmp_path):
+    out, work = run_blocks(api_blocks(), tmp_path)
     assert "4 0 4" in out.stdout                       # planned, skipped, trained
     assert "compared by validation loss; best config" in out.stdout
     assert "['my-study', 'my-regression']" in out.stdout

@@ -156,7 +156,7 @@ def _warn(line: str) -> None:
     warnings.warn(line, UserWarning, stacklevel=4)
 
 
-def sweep(name: str, *, model: Any, train: Any, val: Any = None,
+def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = None, val: Any = None,
           grid: dict[str, list[Any]] | None = None, store: str | Path = DEFAULT_STORE,
           loss: Any = None, optimizer: Any = None, repeats: int = 1, workers: int = 1,
           prune: str = "hopeless", verbose: bool = True, **train_fields: Any) -> SweepResult:
@@ -181,8 +181,22 @@ def sweep(name: str, *, model: Any, train: Any, val: Any = None,
     Same rules as ``batchlab sweep``: finished runs in ``store`` are skipped, unfinished ones
     resume from their checkpoints, and changed objects (architecture, data, loss, optimizer)
     give new run ids, so they train. Raises a BatchlabError naming what to fix on bad input.
+
+    ``train_fn``: sweep your own training function instead (``train_fn(run)``, see
+    ``batchlab.fnsweep``); then pass no model= or train=, and keys that are not train fields
+    reach the function in ``run.config``.
     """
-    if not isinstance(workers, int) or workers < 1:
+    if train_fn is not None:
+        if model is not None or train is not None or val is not None or loss is not None \
+                or optimizer is not None:
+            raise SpecError("bl.sweep(name, train_fn, ...) sweeps your function, which builds its "
+                            "own model and loads its own data: leave out model=, train=, val=, "
+                            "loss= and optimizer= (or leave out train_fn for batchlab's loop).")
+        from batchlab.fnsweep import sweep_function
+
+        return sweep_function(name, train_fn, grid=grid, store=store, repeats=repeats,
+                              workers=workers, prune=prune, verbose=verbose, fields=train_fields)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SpecError(f"workers={workers!r} must be a whole number >= 1 (1: train in this process).")
     import torch
 
@@ -250,17 +264,22 @@ def _probe(kind: str, run: Any, model: Any, train: Any, val: Any, loss: Any, opt
 
 def lr_find(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,
             batch_sizes: list[int] | None = None, strategy: str | None = None,
-            repeats: int | None = None, store: str | Path | None = None,
+            repeats: int | None = None, start_lr: float = 1e-7, end_lr: float = 10.0,
+            range_steps: int | None = None, store: str | Path | None = None,
             experiment: str = "probes", **train_fields: Any) -> LrFindResult:
-    """The LR range test (+ short trials by default) on the objects: an ``LrFindResult``
-    (``suggested_lr``, per batch size, the α of lr* ∝ B^α). ``batch_sizes``: default the
-    ``batch_size`` keyword (32). Other keywords as in :func:`sweep`."""
+    """The LR suggestion on the objects: an ``LrFindResult`` (``suggested_lr``, per batch
+    size with its ``confidence``, the α of lr* ∝ B^α). The default ``horizon`` strategy
+    compares miniatures of the run the keywords describe (``epochs``/``steps``, ``schedule``),
+    so give them as you will train. ``start_lr``/``end_lr``/``range_steps``: the range test's
+    ramp (``range_steps`` default: a tenth of the run within 20-100 for ``horizon``, else 100).
+    ``batch_sizes``: default the ``batch_size`` keyword (32). Other keywords as in :func:`sweep`."""
     from batchlab.probes.lr_range import DEFAULT_STRATEGY
     from batchlab.probes.lr_range import lr_find as probe
 
     return _probe("lr_range", lambda c, i: probe(
         c, batch_sizes=batch_sizes, repeats=repeats, strategy=strategy or DEFAULT_STRATEGY,
-        inputs=i), model, train, val, loss, optimizer, store, experiment, train_fields)
+        start_lr=start_lr, end_lr=end_lr, steps=range_steps, inputs=i),
+        model, train, val, loss, optimizer, store, experiment, train_fields)
 
 
 def max_batch(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,

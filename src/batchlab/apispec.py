@@ -11,6 +11,7 @@ spec, so a typo is an error naming the field.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from batchlab.errors import SpecError
@@ -19,7 +20,8 @@ from batchlab.spec import DataSpec, ModelSpec, Spec, TrainSpec, set_path, spec_f
 # where a short name is looked up, in this order (model fields name zoo settings: not here)
 SECTIONS = (("train", TrainSpec), ("data", DataSpec))
 # Fields the objects themselves decide: given by keyword they would contradict the objects.
-OBJECT_FIELDS = {"data.name", "data.path", "model.name", "model.kwargs"}
+# data.task too: the targets passed decide it (integer labels or float regression targets)
+OBJECT_FIELDS = {"data.name", "data.path", "data.task", "model.name", "model.kwargs"}
 
 
 def field_path(key: str) -> str:
@@ -59,16 +61,24 @@ def api_spec(name: str, *, data: DataSpec, model: ModelSpec, grid: dict[str, lis
     its ``sweep.prune``; ``call`` names the API function in errors."""
     raw: dict[str, Any] = {"name": name, "data": data.model_dump(mode="json"),
                            "model": model.model_dump(mode="json"), "train": {}}
+    where = f"batchlab.sweep('{name}')" if call == "sweep" else f"batchlab.{call}(...)"
+    return keyword_spec(raw, grid, fields, repeats, prune, where)
+
+
+def keyword_spec(raw: dict[str, Any], grid: dict[str, list[Any]] | None, fields: dict[str, Any],
+                 repeats: int, prune: str, source: str,
+                 path_of: Callable[[str], str] = field_path) -> Spec:
+    """``raw`` with ``fields`` set and ``grid`` as its sweep, validated; ``path_of`` maps a
+    keyword or grid key to its spec path (default: ``field_path``)."""
     for key, value in fields.items():
-        path = field_path(key)
+        path = path_of(key)
         raw = set_path(raw, path, _value(path, value))
     sweep_grid: dict[str, list[Any]] = {}
     for key, values in (grid or {}).items():
-        path = field_path(key)
+        path = path_of(key)
         if not isinstance(values, (list, tuple)):
             raise SpecError(f"grid['{key}'] = {values!r} must be a list of values, "
                             f"e.g. grid={{'{key}': [{values!r}]}}.")
         sweep_grid[path] = [_value(path, v) for v in values]
     raw["sweep"] = {"grid": sweep_grid, "repeats": repeats, "prune": prune}
-    where = f"batchlab.sweep('{name}')" if call == "sweep" else f"batchlab.{call}(...)"
-    return spec_from_dict(raw, source=where)
+    return spec_from_dict(raw, source=source)

@@ -3,7 +3,8 @@
 A run id hashes the resolved config only, so editing a model factory (ReLU -> Tanh) or
 overwriting the data file would keep the id and silently reuse stale results. A
 ``Fingerprint`` closes that gap: the content hash of the data file(s) under ``data.path``, of
-the source file of the module a user factory (``model.name = "pkg.mod:make"``) lives in, and
+the source file of the module a user factory (``model.name = "pkg.mod:make"``) or training
+function (``train.function``) lives in, and
 of the pretrained weights file ``model.weights`` loads.
 It is stored beside the run and compared before a finished run is skipped; a difference
 retrains the run and says why (``batchlab.execute.freshness``).
@@ -154,9 +155,10 @@ def factory_source_file(name: str) -> Path | None:
     return Path(origin)
 
 
-def code_fingerprint(spec: ModelSpec) -> str | None:
-    """SHA-256 of the user factory's module source; None for zoo models."""
-    source = factory_source_file(spec.name)
+def code_fingerprint(spec: ModelSpec | str) -> str | None:
+    """SHA-256 of the module source of a user factory (its ModelSpec) or of a training
+    function (``train.function``, "module:function"); None for zoo models."""
+    source = factory_source_file(spec if isinstance(spec, str) else spec.name)
     if source is None:
         return None
     return hashlib.sha256(source.read_bytes()).hexdigest()
@@ -180,7 +182,8 @@ def weights_file(spec: ModelSpec) -> Path | None:
 def fingerprint(config: RunConfig, cache: HashCache) -> Fingerprint:
     """The fingerprint of one run's inputs."""
     weights = weights_file(config.model)
-    return Fingerprint(data=data_fingerprint(config.data, cache), code=code_fingerprint(config.model),
+    code = code_fingerprint(config.train.function or config.model)  # the function builds its model
+    return Fingerprint(data=data_fingerprint(config.data, cache), code=code,
                        weights=cache.digest(weights) if weights is not None else None)
 
 
@@ -192,9 +195,11 @@ def changes(config: RunConfig, old: Fingerprint, new: Fingerprint) -> list[str]:
     if old.data is not None and old.data != new.data:
         why.append(f"the data at '{config.data.path}' changed")
     if old.code is not None and old.code != new.code:
-        source = factory_source_file(config.model.name)
+        name = config.train.function or config.model.name
+        source = factory_source_file(name)
         where = f" ({source})" if source else ""
-        why.append(f"the source of model factory '{config.model.name}'{where} changed")
+        what = "training function" if config.train.function else "model factory"
+        why.append(f"the source of {what} '{name}'{where} changed")
     if old.weights is not None and old.weights != new.weights:
         why.append(f"the weights file of model.weights = '{config.model.weights}' changed")
     return why

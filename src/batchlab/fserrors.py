@@ -13,6 +13,8 @@ import errno
 import os
 import shutil
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from batchlab.errors import BatchlabError
@@ -113,3 +115,17 @@ def check_writable_folder(folder: Path, doing: str, fix: str = DEFAULT_FIX) -> N
         probe.unlink()
     except OSError as err:  # name the folder, not the test file
         raise disk_error(OSError(err.errno, err.strerror), folder, doing, fix) from None
+
+
+@contextmanager
+def removed_if_empty(folder: Path) -> Iterator[None]:
+    """Remove ``folder`` on leaving when it is empty, however the block ends (nothing left in
+    it to resume from); a folder that cannot be removed is left as it is."""
+    try:
+        yield
+    finally:
+        try:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        except OSError:
+            pass  # read-only media or a full disk: an empty folder does no harm

@@ -200,7 +200,7 @@ class ObjectInputs:
             )
         if optimizer is not None and not isinstance(optimizer, str) and not callable(optimizer):
             raise SpecError(f"optimizer= is a {type(optimizer).__name__}; pass a name ('sgd', "
-                            "'adam', 'adamw', 'rmsprop') or a function (params, lr) -> Optimizer.")
+                            "'adam', 'adamw', 'rmsprop', 'adagrad') or a function (params, lr) -> Optimizer.")
         with torch.random.fork_rng(devices=[]):  # building the probe copy must not move the user's RNG
             arch = architecture_fingerprint(make_model())
         prints = {"architecture": arch}

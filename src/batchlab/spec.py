@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,11 +20,13 @@ from batchlab.errors import SpecError
 DataName = Literal[
     "digits", "mnist1d", "synthetic", "mnist_idx", "cifar10", "cifar100", "image_folder", "npz",
     "memory",  # arrays passed to the Python API (batchlab.data.memory); path = "memory:<hash>"
+    "custom",  # loaded by the user's own training function (train.function), never by batchlab
 ]
 Augmentation = Literal["crop", "flip", "resized_crop"]
 Pipeline = Literal["auto", "memory", "stream"]
 ScheduleName = Literal["constant", "step", "multistep", "exponential", "power", "cosine", "onecycle"]
-OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
+OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+Task = Literal["auto", "classification", "regression"]
 ScaleRule = Literal["none", "linear", "sqrt"]
 Precision = Literal["fp32", "bf16", "fp16"]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -32,9 +35,10 @@ NOISE_SCALE_FIELDS = ("measure_noise_scale", "noise_scale_micro_batches", "noise
 #: fields added after runs were stored, per section, with the default that leaves a run
 #: unchanged: a run at the default keeps the id it had before the field existed (``run_id``)
 LATER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "data": {"pipeline": "auto"},
+    "data": {"pipeline": "auto", "task": "auto"},
     "model": {"weights": None, "freeze": "none"},
-    "train": {"accumulate": 1, "micro_batch_size": None, "precision": "fp32", "channels_last": False},
+    "train": {"accumulate": 1, "micro_batch_size": None, "precision": "fp32", "channels_last": False,
+              "function": None, "options": {}},
 }
 # how batches are produced, not which: the same seed gives the same numbers with any of them
 DATA_LOADING_FIELDS = ("workers", "cache")
@@ -72,18 +76,25 @@ class DataSpec(_Strict):
         "'auto': memory when the decoded set fits comfortably in memory")
     workers: Annotated[int, Field(ge=0)] = Field(0, description="stream: loader processes")
     cache: bool = Field(False, description="image_folder: decode each image once into a uint8 memmap")
+    task: Task = Field(
+        "auto", description="npz: 'regression' fits float targets with MSE, 'classification' "
+        "reads class labels; 'auto': regression for 2-D or non-whole float targets")
 
     @model_validator(mode="after")
     def _needs_path(self) -> DataSpec:
         if self.name in ("mnist_idx", "cifar10", "cifar100", "image_folder", "npz") and not self.path:
             raise ValueError(f"data.path is required for data.name = {self.name!r}")
+        if self.task == "regression" and self.name != "npz":
+            raise ValueError(f"data.name = {self.name!r} holds class labels, so data.task = "
+                             "'regression' does not apply; save inputs and float targets with "
+                             "numpy.savez and use data.name = 'npz', or drop data.task")
         return self
 
 
 class ModelSpec(_Strict):
     """A zoo model by name, 'package.module:factory' for the user's own nn.Module, or
     'torchvision:<builder>' / 'timm:<name>' (batchlab.models.vision). ``weights``/``freeze``
-    apply to the latter and to the zoo's torchvision twins (batchlab.models.twins)."""
+    apply to the latter and to the zoo's mobilenet_v2/squeezenet (batchlab.models.torchvision_zoo)."""
 
     name: str = "mlp"
     hidden: list[PositiveInt] = Field([256, 128], description="mlp: hidden layer widths")
@@ -92,8 +103,8 @@ class ModelSpec(_Strict):
     kwargs: dict[str, Any] = Field({}, description="extra keyword arguments for a user factory")
     weights: str | None = Field(
         None, description="torchvision:/timm: models and zoo mobilenet_v2/squeezenet: a local state-dict "
-        "file (.pth/.pt/.bin/.safetensors) or, torchvision: only, a weights name read from the torch "
-        "hub cache (batchlab.models.weights, batchlab.models.twins)")
+        "file (.pth/.pt/.bin/.safetensors) or, not timm:, a weights name read from the torch "
+        "hub cache (batchlab.models.weights)")
     freeze: Literal["none", "backbone"] = Field(
         "none", description="torchvision:/timm: models and zoo mobilenet_v2/squeezenet: 'backbone' trains "
         "only the new classifier head")
@@ -116,6 +127,18 @@ class ScheduleSpec(_Strict):
     final_div_factor: PositiveFloat = Field(1e4, description="onecycle: final = initial / this")
     warmup: Annotated[int, Field(ge=0)] = Field(0, description="linear warm-up length (0 = none)")
     warmup_unit: Literal["epoch", "step"] = "step"
+
+    @model_validator(mode="after")
+    def _milestones_in_order(self) -> ScheduleSpec:
+        # an unsorted or repeated list is more often a typo than a wish to decay twice at
+        # once; milestones past the end of a run are refused where its length is known
+        # (batchlab.train.schedules, for every run the sweep plans)
+        m = self.milestones
+        if any(a >= b for a, b in pairwise(m)):
+            raise ValueError(
+                f"train.schedule.milestones = {m} must increase strictly (each {self.unit} "
+                f"once, in order), e.g. {sorted(set(m))}")
+        return self
 
 
 class TrainSpec(_Strict):
@@ -152,6 +175,11 @@ class TrainSpec(_Strict):
         None, description="gradient accumulation: at most this many examples per forward/backward")
     precision: Precision = Field("fp32", description="autocast dtype: fp32 (off), bf16, fp16")
     channels_last: bool = Field(False, description="model and 4-D image inputs in channels_last")
+    function: str | None = Field(
+        None, description="'module:function': sweep your own training function instead of the "
+        "built-in loop (batchlab.execute.function); it loads its own data and builds its model")
+    options: dict[str, Any] = Field(
+        {}, description="train.function: your own keys, given to the function in run.config")
 
     @field_validator("lr", mode="wrap")
     @classmethod
@@ -270,6 +298,25 @@ class Spec(_Strict):
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
     sweep: SweepSpec = SweepSpec()
+
+    @model_validator(mode="after")
+    def _function_owns_data_and_model(self) -> Spec:
+        # a training function loads its data and builds its model: the run config says so
+        # ("custom", as for tracked runs) rather than naming the default digits and mlp
+        custom = self.data.name == "custom"
+        if self.train.function is None:
+            if custom:
+                raise ValueError("data.name = 'custom' is the data of a train.function; set "
+                                 "train.function = 'module:function' or name a data set")
+            return self
+        if "data" in self.model_fields_set and not custom:
+            raise ValueError(f"train.function = '{self.train.function}' loads its own data, so "
+                             "the spec takes no [data] section; leave it out")
+        if "model" in self.model_fields_set and self.model.name != "custom":
+            raise ValueError(f"train.function = '{self.train.function}' builds its own model, so "
+                             "the spec takes no [model] section; leave it out (put your own "
+                             "keys in [train.options])")
+        return self.model_copy(update={"data": DataSpec(name="custom"), "model": ModelSpec(name="custom")})
 
 
 class RunConfig(_Strict):

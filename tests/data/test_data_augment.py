@@ -1,12 +1,17 @@
-"""augment_batch: random crop and flip, vectorised, deterministic given the generator."""
+"""augment_batch: random crop and flip, vectorised, deterministic given the generator; the same
+distributions as torchvision.transforms.v2."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 
 from batchlab.data import augment_batch
+from batchlab.data.augment import RESIZED_CROP_RATIO, RESIZED_CROP_SCALE, crop_resize, resized_crop_boxes
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -67,7 +72,7 @@ def test_bad_input_rank() -> None:
         augment_batch(torch.zeros(4), ["flip"], 1, gen())
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_same_result_on_cuda_as_on_cpu() -> None:
     x = torch.randn(32, 3, 8, 8)
     cpu = augment_batch(x, ["crop", "flip"], 2, gen(9))
@@ -89,3 +94,57 @@ def test_resized_crop_is_deterministic_and_stretches_a_sub_box():
 def test_resized_crop_needs_images():
     with pytest.raises(ValueError, match="resized_crop needs images"):
         augment_batch(torch.randn(4, 2, 9), ["resized_crop"], 0, gen())
+
+
+# ---- the same distributions as torchvision.transforms.v2 (the same box for a seed need not hold)
+def ks(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the empirical CDFs."""
+    points = np.sort(np.concatenate([a, b]))
+    cdf = [np.searchsorted(np.sort(s), points, side="right") / s.size for s in (a, b)]
+    return float(np.abs(cdf[0] - cdf[1]).max())
+
+
+@pytest.mark.parametrize(("height", "width"), [(32, 32), (24, 40)])
+def test_resized_crop_boxes_have_torchvisions_distribution(height, width):
+    n = 20000
+    ours = np.stack([t.numpy() for t in resized_crop_boxes(n, height, width, gen(3))], 1)
+    torch.manual_seed(3)
+    rrc = v2.RandomResizedCrop((height, width), scale=RESIZED_CROP_SCALE, ratio=RESIZED_CROP_RATIO)
+    image = torch.zeros(3, height, width)
+    theirs = np.array([[p["top"], p["left"], p["height"], p["width"]]
+                       for p in (rrc.make_params([image]) for _ in range(n))], dtype=np.float64)
+    area = [b[:, 2] * b[:, 3] / (height * width) for b in (ours, theirs)]
+    assert ks(*area) < 0.03  # the old clipped continuous boxes: 0.14 (mean area 0.62 vs 0.57)
+    assert ks(np.log(ours[:, 3] / ours[:, 2]), np.log(theirs[:, 3] / theirs[:, 2])) < 0.03
+    for column in (0, 1):  # where the box lies
+        assert ks(ours[:, column], theirs[:, column]) < 0.03
+    assert (ours[:, 0] + ours[:, 2] <= height).all() and (ours[:, 1] + ours[:, 3] <= width).all()
+
+
+def test_a_box_is_stretched_as_torchvision_crops_and_resizes_it():
+    x = torch.rand(1, 3, 32, 32)
+    box = (torch.tensor([5.0]), torch.tensor([3.0]), torch.tensor([20.0]), torch.tensor([24.0]))
+    ours = crop_resize(x, box)[0]
+    theirs = TF.resized_crop(x[0], 5, 3, 20, 24, [32, 32], antialias=False)
+    # equal inside; at the box's edges ours blends in the pixel beyond it, torchvision repeats
+    # the edge pixel
+    torch.testing.assert_close(ours[:, 2:-2, 2:-2], theirs[:, 2:-2, 2:-2], rtol=0, atol=1e-5)
+
+
+def test_crop_and_flip_have_torchvisions_distribution():
+    n, pad, size = 4000, 4, 16
+    x = (torch.arange(size * size, dtype=torch.float32) + 1).view(1, 1, size, size)
+    ours = augment_batch(x.expand(n, 1, size, size), ["crop"], pad, gen(5))[:, 0]
+    torch.manual_seed(5)
+    crop = v2.RandomCrop(size, padding=pad)
+    theirs = torch.stack([crop(x[0])[0] for _ in range(n)])
+    # output[pad, pad] is the image's pixel at the crop's offset: recover each offset
+    for out in (ours, theirs):
+        assert (out[:, pad, pad] > 0).all()
+    offsets = [((o[:, pad, pad] - 1) // size, (o[:, pad, pad] - 1) % size) for o in (ours, theirs)]
+    for axis in (0, 1):
+        assert ks(offsets[0][axis].numpy(), offsets[1][axis].numpy()) < 0.04
+    flipped = augment_batch(x.expand(n, 1, size, size), ["flip"], 0, gen(6))
+    theirs_flipped = torch.stack([v2.RandomHorizontalFlip()(x[0]) for _ in range(n)])
+    rates = [float((f[:, 0, 0, 0] != 1).float().mean()) for f in (flipped, theirs_flipped)]
+    assert abs(rates[0] - 0.5) < 0.03 and abs(rates[1] - 0.5) < 0.03

@@ -173,7 +173,7 @@ def test_npz_problems(tmp_path: Path) -> None:
     fails("must be numeric", name="npz", path=str(path))
     np.savez(path, x=np.zeros((4, 3)), y=np.array([0, 1, -1, 2]))
     fails("negative label", name="npz", path=str(path))
-    np.savez(path, x=np.zeros((4, 3)), y=np.array([0.5, 1, 1, 2]))
+    np.savez(path, x=np.zeros((4, 3)), y=np.array(["a", "b", "a", "b"]))
     fails("integer class labels", name="npz", path=str(path))
     np.savez(path, x=np.zeros((40, 30)), y=np.arange(40))
     path.write_bytes(path.read_bytes()[:-40])  # truncated archive

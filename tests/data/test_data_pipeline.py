@@ -45,12 +45,16 @@ def test_auto_streams_when_the_decoded_set_exceeds_the_budget(tmp_path):
 
 
 def counting_decodes(monkeypatch) -> list[Path]:
-    """Patch Pillow's open as the decoders see it; returns the list of files opened."""
+    """Patch the decoders' file readers (torchvision.io's for JPEG/PNG, Pillow's open for the
+    rest); returns the list of files read."""
+    import torchvision.io
+
     import batchlab.data.imagefolder as imagefolder
 
     opened: list[Path] = []
-    real = imagefolder.Image.open
-    monkeypatch.setattr(imagefolder.Image, "open", lambda p, *a: opened.append(p) or real(p, *a))
+    for module, name in ((imagefolder.Image, "open"), (torchvision.io, "read_file")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda p, *a, real=real: opened.append(p) or real(p, *a))
     return opened
 
 

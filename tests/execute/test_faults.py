@@ -118,7 +118,13 @@ def assert_all_done_once_and_exact(db, expected):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_driver_killed_repeatedly_then_resumed(tmp_path, spec_file, workers, reference,
                                                shortest_run_s):
-    db = tmp_path / "s.db"
+    kill_driver_repeatedly_then_resume(spec_file, tmp_path / "s.db", workers, reference,
+                                       shortest_run_s)
+
+
+def kill_driver_repeatedly_then_resume(spec_file, db, workers, reference, shortest_run_s):
+    """SIGKILL the sweep's driver three times at random moments, then let a fourth finish: every
+    run must end once, with the numbers of an uninterrupted sweep (``reference``)."""
     rng = random.Random(workers)
     for _ in range(3):
         proc = subprocess.Popen(sweep_cmd(spec_file, db, workers), stdout=subprocess.DEVNULL,
@@ -178,8 +184,12 @@ def sweep_killing(cmd, db, reference, ready, victims):
 
 
 def test_killed_worker_is_replaced_and_its_run_retried(tmp_path, spec_file, reference):
-    db = tmp_path / "s.db"
-    # both workers are mid-run (each run has stored rows): kill them both
+    kill_both_workers(spec_file, tmp_path / "s.db", reference)
+
+
+def kill_both_workers(spec_file, db, reference):
+    """Once both workers are mid-run (each run has stored rows), SIGKILL them both: the sweep
+    replaces them, retries their runs and ends with the uninterrupted numbers."""
     sweep_killing(
         sweep_cmd(spec_file, db, 2), db, reference,
         ready=lambda: sum(r.status == "running" and r.progress_step > 0

@@ -7,7 +7,7 @@ from batchlab.execute.local import visible_gpu
 from batchlab.spec import RunConfig, spec_from_dict
 from batchlab.train.loop import resolve_device, train_run
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+needs_cuda = pytest.mark.cuda  # skipped without a CUDA GPU (tests/conftest.py)
 
 
 def test_one_run_per_gpu_round_robin():

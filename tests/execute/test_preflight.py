@@ -123,3 +123,22 @@ def test_run_sweep_checks_and_trains_from_one_load_of_the_data(tmp_path, monkeyp
         outcome = run_sweep(sweep, store, InlineExecutor(threads=1))
     assert [r.status for r in outcome.records] == ["completed", "completed"]
     assert len(loads) == 1
+
+
+def regression_spec(tmp_path, model, targets):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "r.npz", x=rng.normal(size=(40, 12)), y=rng.normal(size=targets))
+    return spec_from_dict({"data": {"name": "npz", "path": str(tmp_path / "r.npz")},
+                           "model": {"name": model}, "train": {"epochs": 1}})
+
+
+def test_regression_model_is_sized_and_checked_by_target_columns(factories, tmp_path):
+    # a factory's num_classes is the number of target columns: 3 here, 1 for (N,) targets
+    prepared = prepare_sweep(regression_spec(tmp_path, f"{factories}:fits", (40, 3)), DataCache())
+    assert len(prepared.runs) == 1
+    assert len(prepare_sweep(regression_spec(tmp_path, "mlp", (40,)), DataCache()).runs) == 1
+    with pytest.raises(ModelError) as err:
+        prepare_sweep(regression_spec(tmp_path, f"{factories}:two_outputs", (40,)), DataCache())
+    assert ("outputs 2 values per example but the data has 1 regression target; make its "
+            "last layer output 1") in str(err.value)

@@ -1,6 +1,6 @@
 """timm: models: reset_classifier for the data's classes, local weights, a frozen backbone.
 
-Run in .ci/run's .venv-vision (``python -m pytest -m vision``); skipped without timm.
+timm is an optional extra (.ci/run installs it and checks that it imports); skipped without it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from batchlab.models import build_model
 from batchlab.spec import ModelSpec, TrainSpec
 from batchlab.train.optim import build_optimizer
 
-pytestmark = pytest.mark.vision
 RGB = (3, 32, 32)
 
 

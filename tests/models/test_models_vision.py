@@ -1,7 +1,6 @@
 """torchvision: models: builders with a new head, weights from local files, a frozen backbone.
 
-Run in a venv with torchvision (.ci/run's .venv-vision: ``python -m pytest -m vision``);
-skipped where torchvision is missing or does not import beside the installed torch.
+torchvision is a core dependency: these tests run in the one environment, with no skip.
 """
 
 from __future__ import annotations
@@ -10,12 +9,8 @@ import copy
 
 import pytest
 import torch
+import torchvision
 from torch import nn
-
-try:
-    import torchvision
-except Exception as err:  # missing, or built for another torch ("torchvision::nms does not exist")
-    pytest.skip(f"torchvision is not importable: {err}", allow_module_level=True)
 
 from batchlab.data.memory import InMemoryData
 from batchlab.errors import ModelError
@@ -27,7 +22,6 @@ from batchlab.train.inputs import RunInputs, spec_model
 from batchlab.train.loop import train_run
 from batchlab.train.optim import build_optimizer
 
-pytestmark = pytest.mark.vision
 RGB = (3, 32, 32)
 
 

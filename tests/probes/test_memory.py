@@ -110,6 +110,11 @@ def test_rss_cross_check_is_reported():
     d = step_memory(small_mlp(), 4, input_shape=(6,), num_classes=3).detail
     assert d["rss_method"] in ("vmhwm_reset", "ru_maxrss_lower_bound")
     assert d["rss_growth"] is None or d["rss_growth"] >= 0
+    if d["rss_method"] == "vmhwm_reset":  # Linux: the process's resident peak in the step
+        from batchlab.probes.host import resident_bytes
+
+        assert d["rss_peak"] >= d["rss_growth"] and d["rss_peak"] > 0
+        assert resident_bytes() > 0
 
 
 def test_bad_calls():
@@ -121,7 +126,7 @@ def test_bad_calls():
         step_memory(fresh_setup(config()), 10_000)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_peak_covers_the_accounted_tensors_and_grows_with_the_batch():
     setup = fresh_setup(config(device="cuda"))
     small, large = step_memory(setup, 4), step_memory(fresh_setup(config(device="cuda")), 200)

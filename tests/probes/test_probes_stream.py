@@ -88,13 +88,14 @@ def test_max_batch_decodes_one_batch_per_trial_not_the_folder(folder, decodes):
     r = max_batch(config(folder, normalize=False), max_batch=4)
     assert r.largest == 4 and r.limited_by == "max_batch" and r.n_train == 48
     assert [t.batch_size for t in r.trials] == [1, 2, 4]
-    assert len(decodes) == 1 + 2 + 4  # one batch per trial on CPU (measure_batches), of 60
+    # one batch per trial on CPU (measure_batches), of 60, and the warm-up step's (batch 1)
+    assert len(decodes) == 1 + 1 + 2 + 4
 
 
 def test_auto_that_chose_stream_streams_the_probes_too(folder, decodes, monkeypatch):
     monkeypatch.setattr(pipeline, "available_memory", lambda: 1000)  # the folder does not fit
     r = max_batch(config(folder, pipeline="auto", normalize=False), max_batch=2)
-    assert r.largest == 2 and len(decodes) == 1 + 2
+    assert r.largest == 2 and len(decodes) == 1 + 1 + 2  # the warm-up, then 1 and 2
 
 
 def test_throughput_cycles_a_few_decoded_batches(folder, decodes):

@@ -194,7 +194,7 @@ def test_bad_settings(kwargs):
         throughput_curve(config(), **kwargs)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_curve_measures_allocator_peaks():
     r = throughput_curve(config(device="cuda"), batch_sizes=[8, 64], **FAST)
     assert r.batch_sizes == [8, 64] and r.memory_method == "cuda_max_allocated"

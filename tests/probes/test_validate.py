@@ -3,6 +3,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from batchlab.analysis import analyze_experiment
@@ -171,6 +172,35 @@ def test_a_better_base_configuration_is_said_plainly_and_named():
     assert not better and "within 1% of each other" in line
     assert not against_base((32, 0.05), 0.9, (32, 0.05), 0.9)[0]
     assert "no validation accuracy" in against_base((32, 0.1), None, (16, 0.05), 0.9)[1]
+
+
+def test_a_regression_is_compared_by_lowest_validation_loss():
+    # lower is better: a base loss 20% under the recommendation's wins, and is said in bold
+    better, line = against_base((64, 0.03), 0.025, (32, 0.01), 0.020, loss=True)
+    assert better
+    assert ("Your base configuration (batch 32, lr 0.01) is BETTER than the recommendation "
+            "(batch 64, lr 0.03): lowest validation loss 0.02 vs 0.025. Keep batch 32") in line
+    better, line = against_base((64, 0.03), 0.020, (32, 0.01), 0.025, loss=True)
+    assert not better and "beats your base configuration" in line and "0.02 vs 0.025" in line
+    # within 5% (relative: a loss has no natural scale) is a tie, at any magnitude
+    for scale in (1e-4, 1.0, 1e3):
+        better, line = against_base((64, 0.03), 1.03 * scale, (32, 0.01), scale, loss=True)
+        assert not better and "within 5% of each other" in line
+    assert "no validation loss" in against_base((32, 0.1), None, (16, 0.05), 0.9, loss=True)[1]
+
+
+def test_validation_of_a_regression_reaches_a_loss_target(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6))
+    np.savez(tmp_path / "r.npz", x=x, y=x @ rng.normal(size=6) / 3)
+    raw = {**SPEC, "data": {"name": "npz", "path": str(tmp_path / "r.npz")},
+           "train": {**SPEC["train"], "lr": 0.05, "epochs": 4}}
+    v = validate_recommendation(spec_from_dict(raw), rec(16, lr=0.05), tmp_path / "v.db")
+    # before: no accuracy, so no target, "No run reached the target" and no comparison
+    assert any(c["measured_seconds"] is not None for c in v.comparison), v.explanation
+    assert not any("No run reached the target" in line for line in v.explanation)
+    assert "lowest validation loss" in v.explanation[-1] or "is your base" in v.explanation[-1]
+    assert all(r["best_val_acc"] is None and r["status"] == "completed" for r in v.rows)
 
 
 def test_validation_flags_a_worse_recommendation_on_real_runs(tmp_path):

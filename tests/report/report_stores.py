@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 
@@ -44,9 +45,13 @@ def real_probe_results() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     spec = tiny_spec()
     config = RunConfig(data=spec.data, model=spec.model, train=spec.train)
     dumped = config.model_dump(mode="json")
+    # max_batch from the step's accounting alone (no resident-memory reading): exact, so the
+    # same sizes fit the 10 KiB on every machine
+    with patch("batchlab.probes.max_batch.resident_bytes", return_value=None):
+        largest = max_batch(config, memory_limit=10 * 2**10, max_batch=128).to_dict()
     return [
         ("lr_range", dumped, lr_find(config, batch_sizes=[16, 64], repeats=2, steps=40).to_dict()),
-        ("max_batch", dumped, max_batch(config, memory_limit=10 * 2**10, max_batch=128).to_dict()),
+        ("max_batch", dumped, largest),
         ("throughput", dumped, throughput_curve(config, batch_sizes=[8, 32], window_steps=3,
                                                 window_seconds=0.01).to_dict()),
         ("noise_scale", dumped, measure_noise_scale(config, steps=40).to_dict()),

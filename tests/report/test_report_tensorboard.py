@@ -1,4 +1,4 @@
-"""TensorBoard export (written with the tensorboard package's protos and record writer): read
+"""TensorBoard export (written with torch.utils.tensorboard's SummaryWriter): read
 back event by event with TensorBoard's own loader (CRCs checked) and its EventAccumulator and
 EventMultiplexer, as the TensorBoard app reads a log folder."""
 
@@ -156,6 +156,8 @@ def test_the_files_carry_valid_record_checksums(exported, tmp_path):
     out, files, _, _ = exported
     events = read_events(files[0])
     assert events[0].file_version == "brain.Event:2" and len(events) > 10
+    # written by tensorboard's own event-file writer (behind SummaryWriter), not a copy of it
+    assert events[0].source_metadata.writer == "tensorboard.summary.writer.event_file_writer"
     blob = bytearray(files[0].read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     bad = tmp_path / "events.out.tfevents.bad"
@@ -206,7 +208,7 @@ def test_tensorboard_lists_only_the_runs_and_finds_the_experiment(exported):
 
 def test_without_the_tensorboard_package_the_export_says_what_to_install(store, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
-    for name in [m for m in sys.modules if m.startswith("tensorboard.")]:
+    for name in [m for m in sys.modules if m.startswith(("tensorboard.", "torch.utils.tensorboard"))]:
         monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ReportError, match=r"pip install 'batchlab\[tensorboard\]'"):
         export_tensorboard(store, "tiny", tmp_path / "tb")

@@ -115,3 +115,43 @@ def test_full_disk_while_creating_leaves_nothing_and_says_so(small_fs):
     filler.unlink()
     with Store(folder / "s.db") as st:  # with room again, the same path works
         assert st.experiments() == []
+
+
+def damage_runs_table(db):
+    """Overwrite the start of every page of the ``runs`` table with garbage: the header and
+    the pages ``open`` reads stay intact, so the damage shows only once runs are read."""
+    conn = sqlite3.connect(db)
+    pages = [p for (p,) in conn.execute("SELECT pageno FROM dbstat WHERE name='runs'")]
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    data = bytearray(db.read_bytes())
+    for page in pages:
+        data[(page - 1) * size:(page - 1) * size + 64] = b"\xde\xad\xbe\xef" * 16
+    db.write_bytes(bytes(data))
+    return pages
+
+
+def test_garbage_in_the_middle_of_a_store_is_one_paragraph(tmp_path):
+    db = tmp_path / "s.db"
+    spec = spec_from_dict({"name": "exp", "data": {"name": "digits"}, "model": {"name": "mlp"},
+                           "train": {"epochs": 1},
+                           "sweep": {"grid": {"train.lr": [0.01 * (i + 1) for i in range(30)]}}})
+    with Store(db) as st:
+        st.add_experiment("exp", spec.model_dump(mode="json"), plan_runs(spec))
+    assert 1 not in damage_runs_table(db)
+    for args in (["ls", "exp"], ["show", "abc"]):
+        res = cli(*args, "--store", db)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert "is damaged" in res.stderr and "malformed" in res.stderr and ".recover" in res.stderr
+    toml = tmp_path / "exp.toml"
+    toml.write_text('name = "exp"\n[data]\nname = "digits"\n[model]\nname = "mlp"\n'
+                    '[train]\nepochs = 1\n[sweep.grid]\n"train.lr" = [0.01, 0.02]\n')
+    before = sha(db)
+    res = cli("sweep", toml, "--store", db)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert "is damaged" in res.stderr
+    assert sha(db) == before
+    assert not (tmp_path / "s.db.ckpt").exists()  # no empty checkpoint folder left behind
+    import batchlab as bl
+    with pytest.raises(StoreError, match="is damaged"):
+        bl.open(db).runs("exp")

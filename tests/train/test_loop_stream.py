@@ -107,13 +107,16 @@ def test_a_cached_sweep_decodes_each_image_once(tmp_path):
     cache = tmp_path / "cache"
     (tmp_path / "s.toml").write_text(SWEEP.format(root=root, cache=cache))
     probe = (
-        "import sys, runpy, PIL.Image as I\n"
-        "real, log = I.open, sys.argv[1]\n"
-        "def counted(*a, **k):\n"
-        "    with open(log, 'a') as fh:\n"
-        "        fh.write('x')\n"
-        "    return real(*a, **k)\n"
-        "I.open = counted\n"
+        # the decoders' file readers: torchvision.io's for JPEG/PNG, Pillow's for the rest
+        "import sys, runpy, PIL.Image as I, torchvision.io as tio\n"
+        "log = sys.argv[1]\n"
+        "def counting(real):\n"
+        "    def counted(*a, **k):\n"
+        "        with open(log, 'a') as fh:\n"
+        "            fh.write('x')\n"
+        "        return real(*a, **k)\n"
+        "    return counted\n"
+        "I.open, tio.read_file = counting(I.open), counting(tio.read_file)\n"
         "sys.argv = ['batchlab', *sys.argv[2:]]\n"
         "runpy.run_module('batchlab', run_name='__main__')\n"
     )

@@ -53,7 +53,26 @@ def test_rmsprop():
     assert (g["lr"], g["momentum"], g["weight_decay"]) == (0.01, 0.5, 1e-5)
 
 
-@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop"])
+def test_adagrad_takes_weight_decay_and_ignores_momentum():
+    spec = TrainSpec(optimizer="adagrad", momentum=0.9, nesterov=True, weight_decay=1e-3)
+    opt = build_optimizer(spec, model().parameters(), 0.05)
+    assert type(opt) is torch.optim.Adagrad
+    g = opt.param_groups[0]
+    assert (g["lr"], g["weight_decay"], g["lr_decay"]) == (0.05, 1e-3, 0)
+    assert "momentum" not in g
+
+
+def test_adagrad_weight_decay_is_coupled_l2():
+    # with a zero loss gradient the only update is the decay's: w <- w - lr * wd * w / sqrt(G)
+    w = torch.nn.Parameter(torch.tensor([2.0]))
+    opt = build_optimizer(TrainSpec(optimizer="adagrad", weight_decay=0.5), [w], 0.1)
+    w.grad = torch.zeros(1)
+    opt.step()
+    # grad = 0 + 0.5 * 2 = 1, G = 1, step = 0.1 * 1 / (sqrt(1) + 1e-10)
+    assert w.item() == pytest.approx(1.9)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
 def test_optimizer_takes_a_step(name):
     net = model()
     opt = build_optimizer(TrainSpec(optimizer=name), net.parameters(), 0.05)

@@ -12,7 +12,7 @@ from batchlab.train.loop import evaluate, train_run
 from batchlab.train.precision import as_channels_last, check_channels_last, make_precision
 
 CPU = torch.device("cpu")
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+needs_cuda = pytest.mark.cuda  # skipped without a CUDA GPU (tests/conftest.py)
 
 
 def config(model=None, data=None, **train) -> RunConfig:

@@ -48,6 +48,12 @@ def assert_curves_equal(got: list[float], want: list[float]) -> None:
         assert math.isclose(g, w, rel_tol=1e-9), f"step {s}: got {g}, want {w}"
 
 
+def past_the_end(spec: ScheduleSpec, total: int, spe: int) -> bool:
+    """Does a multistep milestone fall at or after the run's last step (never reached)?"""
+    unit_len = spe if spec.unit == "epoch" else 1
+    return any(m * unit_len >= total for m in spec.milestones)
+
+
 # unit -> ScheduleSpec fields and the torch scheduler they should match.
 CASES: dict[str, list[tuple[dict, MakeSched]]] = {
     "epoch": [
@@ -77,6 +83,10 @@ CASES: dict[str, list[tuple[dict, MakeSched]]] = {
 )
 def test_decay_schedules_match_torch(total, spe, unit, fields, make):
     spec = ScheduleSpec(unit=unit, **fields)
+    if past_the_end(spec, total, spe):  # torch would ignore it; batchlab refuses it
+        with pytest.raises(SpecError, match="at or past the end of the run"):
+            lr_curve(spec, BASE_LR, total, spe)
+        return
     want = torch_curve(make, total, spe, per_epoch=unit == "epoch")
     assert_curves_equal(lr_curve(spec, BASE_LR, total, spe), want)
 
@@ -153,10 +163,28 @@ def test_constant(total, spe, unit):
     )
 
 
-def test_multistep_milestone_order_and_repeats_match_torch():
-    # Unsorted milestones are sorted; a repeated milestone decays twice, as in MultiStepLR.
-    spec = ScheduleSpec(name="multistep", unit="step", milestones=[30, 10, 10], gamma=0.5)
-    want = torch_curve(lambda o: tls.MultiStepLR(o, [30, 10, 10], gamma=0.5), 40, 8, False)
+@pytest.mark.parametrize("milestones", [[30, 10], [10, 10, 30], [5, 2]])
+def test_multistep_milestones_must_increase(milestones):
+    """Unsorted or repeated milestones are refused (MultiStepLR would decay twice at a
+    repeated one, silently): one message naming the field and the sorted list."""
+    with pytest.raises(ValueError, match=r"milestones = \[.*\] must increase strictly.*e\.g\. \["):
+        ScheduleSpec(name="multistep", milestones=milestones)
+
+
+@pytest.mark.parametrize(("unit", "total", "spe", "late", "fix"), [
+    ("epoch", 3, 3, r"\[2, 5\] are .* \(1 epoch\)", "train longer"),
+    ("epoch", 12, 3, r"\[5\] is .* \(4 epochs\)", r"below 4 \(e\.g\. \[2\]\)"),
+    ("step", 5, 3, r"\[5\] is .* \(5 steps\)", r"below 5 \(e\.g\. \[2\]\)")])
+def test_multistep_milestones_past_the_end_are_refused(unit, total, spe, late, fix):
+    spec = ScheduleSpec(name="multistep", unit=unit, milestones=[2, 5])
+    says = rf"milestones = \[2, 5\]: {late}, where the LR never decays; .*{fix}"
+    with pytest.raises(SpecError, match=says):
+        schedule_fn(spec, BASE_LR, total, spe)
+
+
+def test_multistep_last_milestone_inside_the_run_matches_torch():
+    spec = ScheduleSpec(name="multistep", unit="step", milestones=[10, 39], gamma=0.5)
+    want = torch_curve(lambda o: tls.MultiStepLR(o, [10, 39], gamma=0.5), 40, 8, False)
     assert_curves_equal(lr_curve(spec, BASE_LR, 40, 8), want)
 
 
@@ -231,6 +259,8 @@ def test_warmup_matches_torch_chained(fields, make_base):
     ],
 )
 def test_warmup_multiplies_any_schedule(total, spe, warmup, warmup_unit, fields):
+    if past_the_end(ScheduleSpec(**fields), total, spe):
+        return  # refused (test_multistep_milestones_past_the_end_are_refused)
     plain = lr_curve(ScheduleSpec(**fields), BASE_LR, total, spe)
     warm_spec = ScheduleSpec(warmup=warmup, warmup_unit=warmup_unit, **fields)
     steps = warmup * (spe if warmup_unit == "epoch" else 1)

@@ -73,3 +73,13 @@ def default_target(best_values: Sequence[float], fraction: float = DEFAULT_TARGE
     values = np.asarray(list(best_values), dtype=float)
     values = values[np.isfinite(values)]
     return float(fraction * values.max()) if values.size else float("nan")
+
+
+def default_loss_target(lowest_losses: Sequence[float],
+                        fraction: float = DEFAULT_TARGET_FRACTION) -> float:
+    """The loss counterpart of :func:`default_target`, for runs that record no accuracy (a
+    regression): the lowest finite value in ``lowest_losses`` (runs' lowest val loss) divided
+    by ``fraction``, i.e. about 5% above the best loss. NaN when no value is finite."""
+    values = np.asarray(list(lowest_losses), dtype=float)
+    values = values[np.isfinite(values)]
+    return float(values.min() / fraction) if values.size else float("nan")

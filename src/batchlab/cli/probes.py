@@ -75,38 +75,52 @@ def lr_find_cmd(
     batch_sizes: Annotated[str | None, typer.Option(
         metavar="B1,B2,...", help="e.g. 32,128,512 (default: the spec's).")] = None,
     repeats: Annotated[int | None, typer.Option(
-        min=1, help="Range tests (seeds) per batch size (default: 1 for trial, 3 for curve rules).")] = None,
+        min=1, help="Range tests (seeds) per batch size (default: 1 for horizon and trial, 3 for "
+        "curve rules).")] = None,
     strategy: Annotated[str, typer.Option(
         metavar="NAME",
-        help="trial (default: candidates confirmed by short runs), valley, steepest or minimum_div_10.")
-    ] = "trial",
+        help="horizon (default: miniatures of your run compared by successive halving), trial, "
+        "valley, steepest or minimum_div_10.")] = "horizon",
+    start_lr: Annotated[float, typer.Option(min=0, help="Range test: first LR.")] = 1e-7,
+    end_lr: Annotated[float, typer.Option(min=0, help="Range test: last LR.")] = 10.0,
+    range_steps: Annotated[int | None, typer.Option(
+        min=10, help="Range test: steps (default: 100; horizon: a tenth of the run, 20-100).")] = None,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
-    """LR range test: exponential LR ramp, smoothed loss, a robust suggestion per batch size
-    (median over seeds), and the exponent alpha of lr* ~ B^alpha across batch sizes."""
+    """LR suggestion for the spec's run: a range test (exponential LR ramp, smoothed loss)
+    finds where training breaks, then (default) miniatures of the run at LRs below it are
+    compared by successive halving. Per batch size, with the exponent alpha of lr* ~ B^alpha
+    across batch sizes."""
     from batchlab.probes.lr_range import lr_find
 
     spec = load_cli_spec(spec_file, set_)
     config = base_config(spec)
     sizes = int_list(batch_sizes, "--batch-sizes")
-    result = measure("LR range test",
-                     lambda: lr_find(config, batch_sizes=sizes, repeats=repeats, strategy=strategy), config)
-    table = Table(title=f"LR range test ({result.strategy})")
-    spread_label = "LRs that trained" if result.strategy == "trial" else "min-max over seeds"
-    for col in ("batch", "suggested lr", spread_label, "by strategy", "cost (epochs)", "note"):
+    result = measure("LR range test", lambda: lr_find(
+        config, batch_sizes=sizes, repeats=repeats, strategy=strategy, start_lr=start_lr,
+        end_lr=end_lr, steps=range_steps), config)
+    confirmed = result.strategy in ("trial", "horizon")
+    table = Table(title=f"LR suggestion ({result.strategy})")
+    spread_label = "LRs that trained" if confirmed else "min-max over seeds"
+    columns = ["batch", "suggested lr", spread_label]
+    columns += ["confidence"] if result.strategy == "horizon" else ["by strategy"]
+    for col in (*columns, "cost (epochs)", "note"):
         table.add_column(col)
     for b in result.per_batch:
         spread = f"{fmt(b.lr_min, 3)}-{fmt(b.lr_max, 3)}" if b.lr is not None else "-"
         strategies = ", ".join(f"{k} {fmt(v, 3)}" for k, v in b.by_strategy.items())
         # the curve rules' disagreement is what the trials settle, so it is news only without them
         note = b.reason if b.lr is None else (
-            "strategies disagree >3x" if b.disagreement and result.strategy != "trial" else "")
-        table.add_row(str(b.batch_size), fmt(b.lr, 3), spread, strategies, f"{b.cost_epochs:.1f}", note)
+            "strategies disagree >3x" if b.disagreement and not confirmed else "")
+        middle = b.confidence or "-" if result.strategy == "horizon" else strategies
+        table.add_row(str(b.batch_size), fmt(b.lr, 3), spread, middle, f"{b.cost_epochs:.1f}", note)
     console.print(table)
     for b in result.per_batch:
         if b.lr is not None:
             console.print(f"batch {b.batch_size}: {b.reason}")
+        for line in b.tried:
+            console.print(f"  also: {line}")
     console.print(f"cost: {result.cost_epochs:.1f} epochs of training in all")
     if result.alpha is not None:
         console.print(f"best LR grows as B^{result.alpha:.2f} (linear rule: 1, square-root rule: 0.5)")

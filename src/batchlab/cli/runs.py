@@ -82,6 +82,8 @@ def make_executor(kind: str, workers: int, cache: DataCache, address: str | None
 
 def _checking(spec: Spec) -> str:
     """What the seconds before the first progress bar are spent on, in words."""
+    if spec.train.function is not None:
+        return f"importing train.function '{spec.train.function}' and checking the schedules ..."
     auto = spec.train.lr == "auto" or any(
         v == "auto" for k, vs in spec.sweep.grid.items() if k == "train.lr" for v in vs)
     what = "loading data, building each model and checking the schedules"

@@ -33,7 +33,8 @@ class Dataset:
     """Train and validation tensors of one data spec.
 
     Inputs are float32 (N, *input_shape), normalised with training statistics when
-    spec.normalize; labels are int64 (N,) in 0..num_classes-1. The validation part is the
+    spec.normalize; labels are int64 (N,) in 0..num_classes-1, or, for a regression
+    (``num_classes`` 0), float32 targets (N,) or (N, k) as loaded. The validation part is the
     held-out split (validation = "split") or the format's test split (validation = "test").
     ``notes`` says what loading changed that the user should know (a sweep prints them).
     """
@@ -76,7 +77,23 @@ def load_dataset(spec: DataSpec) -> Dataset:
     val_name = "test" if want_test else "validation"
     description = (
         f"{spec.name}: {len(train_y)} train / {len(val_y)} {val_name}, "
-        f"{'x'.join(map(str, input_shape))}, {raw.num_classes} classes"
+        f"{'x'.join(map(str, input_shape))}, {task_words(raw.num_classes, train_y)}"
     )
     return Dataset(train_x, train_y, val_x, val_y, input_shape, raw.num_classes, description,
                    raw.notes)
+
+
+def output_width(num_classes: int, targets: torch.Tensor) -> int:
+    """Outputs a model needs: one logit per class, or, for a regression (``num_classes`` 0,
+    float targets), one value per target column (1 for (N,) targets)."""
+    if num_classes:
+        return num_classes
+    return 1 if targets.ndim == 1 else int(targets[0].numel())
+
+
+def task_words(num_classes: int, targets: torch.Tensor) -> str:
+    """The task in a data description: "10 classes", or "regression, 1 target"."""
+    if num_classes:
+        return f"{num_classes} classes"
+    k = output_width(0, targets)
+    return f"regression, {k} target{'s' if k != 1 else ''}"

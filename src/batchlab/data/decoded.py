@@ -31,7 +31,8 @@ from batchlab.data.loader import Failed, collate, guarded, unwrap, worker_option
 from batchlab.fingerprint import HashCache, data_fingerprint, default_cache_file
 from batchlab.spec import DataSpec
 
-FORMAT = "v1"  # bump when the decoding changes (RGB, bilinear resize): old files are not read
+# bump when the decoding changes (v2: torchvision.io for JPEG/PNG): old files are not read
+FORMAT = "v2"
 BUILD_CHUNK = 64  # images per loader batch while building
 
 
@@ -98,7 +99,7 @@ def _build(path: Path, paths: list[Path], size: int, workers: int,
         loader = DataLoader(_Decode(paths, size, decode), batch_size=BUILD_CHUNK,
                             collate_fn=collate, **worker_options(workers))
         start = 0
-        for chunk in unwrap(loader):
+        for chunk in unwrap(loader, every=True):  # every bad image named at once
             out[start : start + len(chunk)] = chunk.numpy()
             start += len(chunk)
         out.flush()
@@ -113,8 +114,9 @@ def decoded_pixels(path: Path, paths: list[Path], size: int, workers: int = 0,
     """The (N, S, S, 3) uint8 pixels of ``paths``, memory-mapped read-only from ``path``;
     decoded and written first when the file is absent (once, whoever else asks meanwhile).
 
-    ``workers``: loader processes decoding while building. A file that cannot be decoded is
-    the DataError ``read_image`` raises, and leaves no cache file behind. OSError when the
+    ``workers``: loader processes decoding while building. Files that cannot be decoded are
+    one DataError naming every one of them, raised after all were tried, and leave no cache
+    file behind. OSError when the
     cache folder cannot be written (the caller streams without the cache then).
     """
     if (pixels := _open(path, len(paths), size)) is not None:

@@ -19,6 +19,39 @@ import torch
 from batchlab.errors import DataError
 from batchlab.spec import DataSpec
 
+NAMED_AT_MOST = 10  # unreadable files named in one message; the rest are counted
+
+
+class UnreadableFiles(DataError):
+    """Files that could not be parsed, all named in one paragraph: a pass that reads every
+    file (decoding an image folder) collects them and raises once, so the user finds every
+    bad file in one try instead of one per try. ``failures`` holds (path, why) pairs."""
+
+    def __init__(self, failures: list[tuple[str, str]], fix: str) -> None:
+        self.failures, self.fix = list(failures), fix
+        super().__init__(_unreadable(self.failures, fix))
+
+    def __reduce__(self) -> tuple[type, tuple[list[tuple[str, str]], str]]:
+        return UnreadableFiles, (self.failures, self.fix)  # crosses loader processes intact
+
+    @staticmethod
+    def merge(errors: list[UnreadableFiles]) -> UnreadableFiles:
+        """One error naming every file of ``errors`` (which share their fix)."""
+        return UnreadableFiles([f for e in errors for f in e.failures], errors[0].fix)
+
+
+def _unreadable(failures: list[tuple[str, str]], fix: str) -> str:
+    if len(failures) == 1:
+        path, why = failures[0]
+        return f"file '{path}' could not be read ({why}); {fix}."
+    # Pillow repeats the file's name in its reason: say it once
+    named = "; ".join(f"'{path}' ({why.replace(f' {path!r}', '')})"
+                      for path, why in failures[:NAMED_AT_MOST])
+    more = len(failures) - NAMED_AT_MOST
+    more_text = f"; and {more} more" if more > 0 else ""
+    fix = fix.replace("the file", "each file")
+    return f"{len(failures)} files could not be read: {named}{more_text}; {fix}."
+
 
 def fail(subject: str, problem: str, fix: str) -> DataError:
     """A DataError reading '<subject> <problem>; <fix>.' (one paragraph, names the culprit)."""
@@ -70,8 +103,7 @@ def reading(path: Path, fix: str) -> Iterator[None]:
     except DataError:
         raise
     except Exception as err:
-        problem = f"could not be read ({type(err).__name__}: {err})"
-        raise fail(f"file '{path}'", problem, fix) from err
+        raise UnreadableFiles([(str(path), f"{type(err).__name__}: {err}")], fix) from err
 
 
 def read_bytes(path: Path, fix: str) -> bytes:
@@ -104,6 +136,24 @@ def labels_tensor(
     if num_classes is not None and y.size and y.max() >= num_classes:
         problem = f"has label {int(y.max())}, but this format has only {num_classes} classes"
         raise fail(where, problem, fix)
+    return torch.from_numpy(y)
+
+
+def regression_targets(targets: np.ndarray, where: str, fix: str) -> torch.Tensor:
+    """Validate regression targets (N,) or (N, k), numeric and finite; return them as float32.
+
+    The shape is kept: (N,) stays (N,) and the built-in loss (``train.inputs.spec_loss``)
+    lines a model's (N, 1) output up with it, so the two are never broadcast to (N, N).
+    """
+    y = np.asarray(targets)
+    if y.dtype.kind not in "biuf":
+        raise fail(where, f"must hold numeric regression targets, got dtype {y.dtype}", fix)
+    if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] == 0):
+        problem = f"must be (N,) or (N, k) regression targets, got shape {y.shape}"
+        raise fail(where, problem, fix)
+    y = y.astype(np.float32)
+    if not np.isfinite(y).all():
+        raise fail(where, "contains NaN or infinite targets", "drop or impute those rows, then " + fix)
     return torch.from_numpy(y)
 
 

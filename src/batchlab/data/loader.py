@@ -3,8 +3,9 @@
 A DataError raised in a loader process reaches the caller re-wrapped by torch ("Caught
 DataError in DataLoader worker process 0. Original Traceback ..."), which would lose the
 one-paragraph message the memory path gives for the same bad file. So samples catch it
-(``guarded``), hand it over as a ``Failed`` value, ``collate`` lets it through, and
-``unwrap`` raises the very same DataError in the training process.
+(``guarded``), hand it over as a ``Failed`` value, ``collate`` lets it through (merging the
+bad files of one batch into one error), and ``unwrap`` raises the very same DataError in the
+training process (after every batch, naming every bad file, when asked to).
 
 Loader processes die with the process that started them (``die_with_parent``): a run worker
 of a local pool killed mid-epoch (kill -9, the OOM killer, or by its own driver-death watch)
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
+from batchlab.data.fileio import UnreadableFiles
 from batchlab.errors import DataError
 
 T = TypeVar("T")
@@ -35,33 +37,48 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Failed:
-    """A sample that could not be produced: the DataError's message."""
+    """A sample (or a batch) that could not be produced: the DataError that says why."""
 
-    message: str
+    error: DataError
 
 
 def guarded(make: Callable[[], T]) -> T | Failed:
-    """``make()``, or a Failed carrying its DataError's message."""
+    """``make()``, or a Failed carrying its DataError."""
     try:
         return make()
     except DataError as err:
-        return Failed(str(err))
+        return Failed(err)
+
+
+def _merged(failures: list[Failed]) -> Failed:
+    """One Failed naming every unreadable file of ``failures`` (another error: the first)."""
+    errors = [f.error for f in failures]
+    if len(errors) > 1 and all(isinstance(e, UnreadableFiles) for e in errors):
+        return Failed(UnreadableFiles.merge(errors))  # type: ignore[arg-type]
+    return failures[0]
 
 
 def collate(samples: list[Any]) -> Any:
-    """``default_collate``, except that a Failed sample makes the whole batch that Failed."""
-    for sample in samples:
-        if isinstance(sample, Failed):
-            return sample
-    return default_collate(samples)
+    """``default_collate``, except that Failed samples make the whole batch one Failed that
+    names every bad file of the batch."""
+    failed = [s for s in samples if isinstance(s, Failed)]
+    return _merged(failed) if failed else default_collate(samples)
 
 
-def unwrap(batches: Iterable[T | Failed]) -> Iterator[T]:
-    """The batches, raising the original DataError where one Failed."""
+def unwrap(batches: Iterable[T | Failed], *, every: bool = False) -> Iterator[T]:
+    """The batches, raising the original DataError where one Failed. ``every``: read every
+    batch first (skipping failed ones) and raise once at the end, naming every unreadable
+    file: for passes that read all the data anyway (a decoded cache's build)."""
+    failures: list[Failed] = []
     for batch in batches:
-        if isinstance(batch, Failed):
-            raise DataError(batch.message)
-        yield batch
+        if not isinstance(batch, Failed):
+            yield batch
+        elif every:
+            failures.append(batch)
+        else:
+            raise batch.error
+    if failures:
+        raise _merged(failures).error
 
 
 def seed_worker(worker_id: int) -> None:

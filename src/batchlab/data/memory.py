@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from batchlab.data.dataset import Dataset
+from batchlab.data.dataset import Dataset, task_words
 from batchlab.data.split import limit_and_normalize, split_indices
 from batchlab.errors import DataError
 from batchlab.spec import DataSpec
@@ -164,7 +164,6 @@ class InMemoryData:
                                                        spec.split_seed, spec.normalize)
         shape = tuple(train_x.shape[1:])
         classes = self.num_classes()
-        kind = f"{classes} classes" if classes else "regression"
         description = (f"in-memory arrays: {len(train_y)} train / {len(val_y)} validation, "
-                       f"{'x'.join(map(str, shape))}, {kind}")
+                       f"{'x'.join(map(str, shape))}, {task_words(classes, train_y)}")
         return Dataset(train_x, train_y, val_x, val_y, shape, classes, description)

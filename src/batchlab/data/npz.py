@@ -1,10 +1,16 @@
 """Arrays from a NumPy .npz archive: ``x`` and ``y``, optionally ``x_test`` and ``y_test``.
 
 ``x`` is (N, ...) of any numeric dtype and becomes float32 as is (no scaling); a 3-D x
-(N, H, W) gets a channel dimension, (N, 1, H, W). ``y`` holds integer class labels. When they
-are not 0..K-1 (e.g. {3, 7}, which would otherwise build an 8-class output layer with six
-classes that never occur), they are remapped to 0..K-1 in sorted order, over train and, when
-used, test together, and the loader's notes say so with the mapping.
+(N, H, W) gets a channel dimension, (N, 1, H, W).
+
+``data.task`` says what ``y`` holds. ``"classification"``: integer class labels (floats that are
+all whole numbers are accepted). When they are not 0..K-1 (e.g. {3, 7}, which would otherwise
+build an 8-class output layer with six classes that never occur), they are remapped to 0..K-1
+in sorted order, over train and, when used, test together, and the loader's notes say so with
+the mapping. ``"regression"``: numeric targets (N,) or (N, k), kept as float32 (integers too),
+``num_classes`` 0; the spec path fits them with MSE. ``"auto"`` (the default): a regression when
+``y`` (or ``y_test``) is 2-D or holds floats that are not all whole numbers, else a
+classification (a note says so when float targets were read as class labels).
 """
 
 from __future__ import annotations
@@ -14,11 +20,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from batchlab.data.fileio import data_path, fail, labels_tensor, no_test_split, reading
+from batchlab.data.fileio import (
+    data_path,
+    fail,
+    labels_tensor,
+    no_test_split,
+    reading,
+    regression_targets,
+)
 from batchlab.data.raw import RawData
 from batchlab.spec import DataSpec
 
 FIX = "save it with np.savez(path, x=inputs, y=labels[, x_test=..., y_test=...])"
+REGRESSION_FIX = "save it with np.savez(path, x=inputs, y=targets[, x_test=..., y_test=...])"
 
 
 def _read_arrays(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -44,9 +58,36 @@ def _inputs(x: np.ndarray, where: str) -> torch.Tensor:
     return torch.from_numpy(x)
 
 
-def _part(arrays: dict[str, np.ndarray], path: Path, xs: str, ys: str) -> tuple[torch.Tensor, ...]:
+def _whole(y: np.ndarray) -> bool:
+    """Whether every value of ``y`` is a whole number (integers always are)."""
+    return y.dtype.kind != "f" or bool(np.all(np.isfinite(y)) and np.all(y == np.round(y)))
+
+
+def infer_task(*targets: np.ndarray) -> str:
+    """``data.task = "auto"``'s reading of the target arrays: "regression" when any is 2-D or
+    holds floats that are not all whole numbers, else "classification"."""
+    if any(y.ndim == 2 or not _whole(y) for y in targets):
+        return "regression"
+    return "classification"
+
+
+def _targets(y: np.ndarray, where: str, task: str) -> torch.Tensor:
+    """``y`` as the ``task`` reads it: int64 class labels or float32 regression targets."""
+    if task == "regression":
+        return regression_targets(y, where, REGRESSION_FIX)
+    if y.dtype.kind == "f" and y.ndim == 1 and not _whole(y):
+        example = next(float(v) for v in y if not (np.isfinite(v) and v == round(v)))
+        raise fail(where, f"holds values that are not whole numbers (e.g. {example:g}), which "
+                   "data.task = 'classification' cannot read as class labels",
+                   "set data.task = 'regression' (or 'auto') to fit them with MSE, or save "
+                   "integer class labels")
+    return labels_tensor(y, where, FIX)
+
+
+def _part(arrays: dict[str, np.ndarray], path: Path, xs: str, ys: str,
+          task: str) -> tuple[torch.Tensor, ...]:
     x = _inputs(arrays[xs], f"array {xs!r} in '{path}'")
-    y = labels_tensor(arrays[ys], f"array {ys!r} in '{path}'", FIX)
+    y = _targets(arrays[ys], f"array {ys!r} in '{path}'", task)
     if len(x) != len(y):
         raise fail(f"file '{path}'", f"has {len(x)} rows in {xs!r} but {len(y)} in {ys!r}", FIX)
     return x, y
@@ -83,18 +124,28 @@ def load_npz(spec: DataSpec, want_test: bool) -> RawData:
     if want_test and not {"x_test", "y_test"} <= arrays.keys():
         why = f": '{path}' lacks the x_test and y_test arrays"
         raise no_test_split("npz", why, "save them into the archive")
-    train_x, train_y = _part(arrays, path, "x", "y")
-    if not want_test:
-        (train_y,), num_classes, note = compact_labels(train_y)
-        return RawData(train_x, train_y, num_classes, notes=_notes(path, note))
-    test_x, test_y = _part(arrays, path, "x_test", "y_test")
-    if test_x.shape[1:] != train_x.shape[1:]:
-        shapes = tuple(test_x.shape[1:]), tuple(train_x.shape[1:])
-        problem = f"has x_test examples of shape {shapes[0]} but x examples of shape {shapes[1]}"
-        raise fail(f"file '{path}'", problem, FIX)
-    (train_y, test_y), num_classes, note = compact_labels(train_y, test_y)
-    return RawData(train_x, train_y, num_classes, test_x, test_y, notes=_notes(path, note))
-
-
-def _notes(path: Path, note: str | None) -> tuple[str, ...]:
-    return (f"'{path}': {note}",) if note else ()
+    ys = [arrays[n] for n in ("y", "y_test") if n in arrays]
+    task = infer_task(*ys) if spec.task == "auto" else spec.task
+    train_x, train_y = _part(arrays, path, "x", "y", task)
+    parts = [train_y]
+    test_x = test_y = None
+    if want_test:
+        test_x, test_y = _part(arrays, path, "x_test", "y_test", task)
+        if test_x.shape[1:] != train_x.shape[1:] or test_y.shape[1:] != train_y.shape[1:]:
+            got = tuple(test_x.shape[1:]), tuple(test_y.shape[1:])
+            want = tuple(train_x.shape[1:]), tuple(train_y.shape[1:])
+            problem = (f"has x_test/y_test examples of shape {got[0]}/{got[1]} but x/y examples "
+                       f"of shape {want[0]}/{want[1]}")
+            raise fail(f"file '{path}'", problem, FIX)
+        parts.append(test_y)
+    if task == "regression":
+        return RawData(train_x, train_y, 0, test_x, test_y)
+    parts, num_classes, note = compact_labels(*parts)
+    notes = [note] if note else []
+    if spec.task == "auto" and any(y.dtype.kind == "f" for y in ys):
+        notes.append(f"data.task = 'auto' read the float targets as {num_classes} class labels "
+                     "(every value is a whole number); set data.task = 'regression' to fit "
+                     "them as values with MSE")
+    train_y, test_y = parts[0], (parts[1] if want_test else None)
+    return RawData(train_x, train_y, num_classes, test_x, test_y,
+                   notes=tuple(f"'{path}': {n}" for n in notes))

@@ -137,7 +137,7 @@ def channel_stats(samples: ImageSamples, seed: int, workers: int) -> tuple[torch
     count = 0
     loader = DataLoader(subset, batch_size=STATS_BATCH, collate_fn=collate,
                         **worker_options(workers))
-    for x, _ in unwrap(loader):
+    for x, _ in unwrap(loader, every=True):  # every bad image of the sample at once
         x = x.to(torch.float64)
         total += x.sum(dim=(0, 2, 3))
         squares += x.pow(2).sum(dim=(0, 2, 3))
@@ -168,7 +168,7 @@ def open_stream(spec: DataSpec) -> StreamData:
         )
     want_test = spec.validation == "test"
     files = folder_files(spec, want_test)
-    notes: list[str] = []
+    notes = files.notes()
     if spec.workers and not usable_workers(spec.workers):
         notes.append(
             f"data.workers = {spec.workers} is not used here: this process is daemonic (a "

@@ -102,7 +102,7 @@ def _worker_main(worker: int, threads: int, tasks: mp.Queue, events: mp.Queue,
         import torch
 
         from batchlab.execute.datacache import DataCache
-        from batchlab.train.loop import train_run
+        from batchlab.execute.function import train_task
 
         torch.set_num_threads(threads)
         cache = DataCache()
@@ -110,9 +110,9 @@ def _worker_main(worker: int, threads: int, tasks: mp.Queue, events: mp.Queue,
             if task.config.train.threads:
                 torch.set_num_threads(task.config.train.threads)
             events.put((worker, task.run_id))  # "I took this task"
-            train_run(task.config, send, checkpoint_path=task.checkpoint_path,
-                      max_resume_step=task.max_resume_step, load_data=cache.load, prune=task.prune,
-                      inputs=inputs)
+            train_task(task.config, send, checkpoint_path=task.checkpoint_path,
+                       max_resume_step=task.max_resume_step, load_data=cache.load, prune=task.prune,
+                       inputs=inputs)
             torch.set_num_threads(threads)
     except KeyboardInterrupt:
         pass

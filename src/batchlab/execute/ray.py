@@ -46,12 +46,12 @@ def _ray_train(task: RunTask, events: Any, threads: int,
     ``stored_step(run_id)``: how far the store has got now (a retry may resume up to there)."""
     import torch
 
-    from batchlab.train.loop import train_run
+    from batchlab.execute.function import train_task
 
     task = allow_resume(task, stored_step(task.run_id))
     torch.set_num_threads(task.config.train.threads or threads)
-    end = train_run(task.config, events.put, checkpoint_path=task.checkpoint_path,
-                    max_resume_step=task.max_resume_step, prune=task.prune)
+    end = train_task(task.config, events.put, checkpoint_path=task.checkpoint_path,
+                     max_resume_step=task.max_resume_step, prune=task.prune)
     return end.status
 
 

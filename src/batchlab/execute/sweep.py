@@ -20,16 +20,18 @@ from typing import Any
 
 import torch
 
+from batchlab.data.dataset import output_width, task_words
 from batchlab.data.pipeline import first_inputs
 from batchlab.errors import BatchlabError, ModelError, SpecError
 from batchlab.events import FAILED, FINAL_STATUSES, Event, RunEnded
 from batchlab.execute.base import Executor, RunTask
 from batchlab.execute.datacache import DataCache
 from batchlab.execute.freshness import refresh
+from batchlab.execute.function import check_importable, prepare_function_sweep
 from batchlab.execute.halving import check_halving, run_halving
 from batchlab.execute.mixed import label_sections
 from batchlab.fingerprint import Fingerprint, HashCaches
-from batchlab.fserrors import DiskError, check_writable_folder
+from batchlab.fserrors import DiskError, check_writable_folder, removed_if_empty
 from batchlab.models import build_model
 from batchlab.models.check import check_forward
 from batchlab.plan import RunSpec, plan_runs
@@ -89,17 +91,19 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> list[str]:
         notes += [n for n in data.notes if n not in notes]
         if key not in checked:
             checked.add(key)
+            width = output_width(data.num_classes, data.train_y)  # classes, or regression targets
             try:
-                model = build_model(cfg.model, data.input_shape, data.num_classes)
+                model = build_model(cfg.model, data.input_shape, width)
             except BatchlabError:
                 raise
             except Exception as err:  # a zoo model that cannot take this input shape
                 raise ModelError(
                     f"model '{cfg.model.name}' cannot be built for input shape "
-                    f"{data.input_shape} with {data.num_classes} classes: {err}. "
-                    "Pick a model that fits the data (see the model table in the README)."
+                    f"{data.input_shape} with {task_words(data.num_classes, data.train_y)}: "
+                    f"{err}. Pick a model that fits the data (see the model table in the README)."
                 ) from None
-            check_forward(model, first_inputs(data, 2), data.num_classes, cfg.model.name)
+            check_forward(model, first_inputs(data, 2), width, cfg.model.name,
+                          regression=not data.num_classes)
         t = cfg.train
         if t.device == "cuda" and not torch.cuda.is_available():
             raise SpecError("train.device = 'cuda' but this machine has no CUDA device; "
@@ -154,6 +158,9 @@ def check_workers_can_import(runs: list[RunSpec], executor: Executor) -> None:
     if getattr(executor, "in_process", False):
         return
     for run in runs:
+        if run.config.train.function is not None:
+            check_importable(run.config.train.function)
+            continue
         name = run.config.model.name
         if name.partition(":")[0].strip() == "__main__":
             raise ModelError(
@@ -188,7 +195,10 @@ def known_auto_lrs(store: Store | None, experiment: str) -> dict[str, float]:
 def prepare_sweep(spec: Spec, data_cache: DataCache | None = None,
                   known_lrs: dict[str, float] | None = None) -> PreparedSweep:
     """Plan the runs, resolve ``lr = "auto"`` by the LR range test (unless ``known_lrs`` has
-    the answer) and check every input; raises BatchlabError before anything is stored."""
+    the answer) and check every input; raises BatchlabError before anything is stored.
+    A spec with ``train.function`` is a function sweep (``batchlab.execute.function``)."""
+    if spec.train.function is not None:
+        return prepare_function_sweep(spec)
     probes: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     hashes = HashCaches()
 
@@ -237,81 +247,83 @@ def run_sweep(
                                          known_lrs=known_auto_lrs(store, spec.name))
     runs = prepared.runs
     ckpt = checkpoint_dir(store)
-    if any(r.config.train.checkpoint for r in runs):  # a read-only folder fails here, not per run
-        check_writable_folder(ckpt, "writing the runs' checkpoints",
-                              "run the same command again (or set train.checkpoint = false)")
-    check_workers_can_import(runs, executor)
-    runs, mixed = label_sections(store, spec.name, runs)  # another model under this name: say so
-    store.add_experiment(spec.name, spec.model_dump(mode="json"), runs)
-    for kind, config, result in prepared.probes:
-        store.add_probe(spec.name, kind, config, result)
-    status = {r.id: r.status for r in store.runs(spec.name)}
-    notices = prepared.notes + mixed + refresh(store, runs, prepared.fingerprints, status, rerun=rerun)
-    if notices:
+    # the checkpoint folder is made up front (a read-only folder fails here, not per run);
+    # whatever ends the sweep, even a damaged store's first query, removes it when empty
+    with removed_if_empty(ckpt):
+        if any(r.config.train.checkpoint for r in runs):
+            check_writable_folder(ckpt, "writing the runs' checkpoints",
+                                  "run the same command again (or set train.checkpoint = false)")
+        check_workers_can_import(runs, executor)
+        runs, mixed = label_sections(store, spec.name, runs)  # another model under this name: say so
+        store.add_experiment(spec.name, spec.model_dump(mode="json"), runs)
+        for kind, config, result in prepared.probes:
+            store.add_probe(spec.name, kind, config, result)
         status = {r.id: r.status for r in store.runs(spec.name)}
-    for line in notices if on_notice else []:
-        on_notice(line)
-    todo = [r for r in runs if status[r.run_id] not in FINAL_STATUSES]
-    if on_plan:
-        on_plan(runs, {r.run_id for r in todo})
-    owner = new_owner()
-    attempted: set[str] = set()  # claimed (or found final) by this call: never tried twice
-    busy: list[RunSpec] = []
-    order = PruneOrder(hopeless=spec.sweep.prune != "off")
+        notices = (prepared.notes + mixed
+                   + refresh(store, runs, prepared.fingerprints, status, rerun=rerun))
+        if notices:
+            status = {r.id: r.status for r in store.runs(spec.name)}
+        for line in notices if on_notice else []:
+            on_notice(line)
+        todo = [r for r in runs if status[r.run_id] not in FINAL_STATUSES]
+        if on_plan:
+            on_plan(runs, {r.run_id for r in todo})
+        owner = new_owner()
+        attempted: set[str] = set()  # claimed (or found final) by this call: never tried twice
+        busy: list[RunSpec] = []
+        order = PruneOrder(hopeless=spec.sweep.prune != "off")
 
-    def next_task() -> RunTask | None:
-        """Claim the next run to train; None when none is left for this sweep right now."""
-        while queue:
-            run = queue.pop(0)
-            outcome = claim(store, run.run_id, owner, stale_after)
-            if outcome == "busy":
-                busy.append(run)
-                continue
-            attempted.add(run.run_id)
-            if outcome == "claimed":
-                progress = store.run(run.run_id).progress_step
-                return RunTask(run.run_id, run.config, ckpt / f"{run.run_id}.pt", progress, order)
-        return None
+        def next_task() -> RunTask | None:
+            """Claim the next run to train; None when none is left for this sweep right now."""
+            while queue:
+                run = queue.pop(0)
+                outcome = claim(store, run.run_id, owner, stale_after)
+                if outcome == "busy":
+                    busy.append(run)
+                    continue
+                attempted.add(run.run_id)
+                if outcome == "claimed":
+                    progress = store.run(run.run_id).progress_step
+                    return RunTask(run.run_id, run.config, ckpt / f"{run.run_id}.pt", progress, order)
+            return None
 
-    def deliver(event: Event) -> None:
-        store.record(event)  # a full disk here raises DiskError: the sweep stops
-        if on_event:
-            on_event(event)
-        if isinstance(event, RunEnded) and event.fatal:
-            # a full disk or read-only folder would stop every other run too: stop now
-            raise DiskError(event.error or "a file could not be written")
+        def deliver(event: Event) -> None:
+            store.record(event)  # a full disk here raises DiskError: the sweep stops
+            if on_event:
+                on_event(event)
+            if isinstance(event, RunEnded) and event.fatal:
+                # a full disk or read-only folder would stop every other run too: stop now
+                raise DiskError(event.error or "a file could not be written")
 
-    def train(these: list[RunSpec], prune: PruneOrder) -> None:
-        """Train ``these`` (claiming each) with ``prune``, waiting for runs another sweep holds."""
-        nonlocal queue, order
-        queue, order = list(these), prune
-        tried: set[str] = set()
-        while True:
-            executor.execute(next_task, deliver)
-            waiting, busy[:] = list(busy), []
-            tried |= attempted
-            if not waiting:
-                break
-            # runs held by another sweep: wait until they end or their claim goes stale
-            time.sleep(poll_every)
-            queue = [r for r in waiting if r.run_id not in tried]
-        attempted.clear()  # a halving rung trains a run again at the next rung
-        trained.update(tried)
+        def train(these: list[RunSpec], prune: PruneOrder) -> None:
+            """Train ``these`` (claiming each) with ``prune``, waiting for runs another sweep holds."""
+            nonlocal queue, order
+            queue, order = list(these), prune
+            tried: set[str] = set()
+            while True:
+                executor.execute(next_task, deliver)
+                waiting, busy[:] = list(busy), []
+                tried |= attempted
+                if not waiting:
+                    break
+                # runs held by another sweep: wait until they end or their claim goes stale
+                time.sleep(poll_every)
+                queue = [r for r in waiting if r.run_id not in tried]
+            attempted.clear()  # a halving rung trains a run again at the next rung
+            trained.update(tried)
 
-    queue: list[RunSpec] = []
-    trained: set[str] = set()
-    try:
-        with Heartbeat(store.path, owner):
-            if spec.sweep.prune == "halving":
-                run_halving(runs, store, train, spec.sweep.halving_eta, prepared.n_train)
-            else:
-                train(todo, order)
-    finally:
+        queue: list[RunSpec] = []
+        trained: set[str] = set()
         try:
-            release(store, owner)
-            if ckpt.is_dir() and not any(ckpt.iterdir()):
-                ckpt.rmdir()  # nothing left to resume
-        except (DiskError, OSError):
-            pass  # a full disk: our claims are taken over once this process is gone
-    return SweepOutcome(spec.name, len(runs), len(runs) - len(todo), len(trained),
-                        store.runs(spec.name))
+            with Heartbeat(store.path, owner):
+                if spec.sweep.prune == "halving":
+                    run_halving(runs, store, train, spec.sweep.halving_eta, prepared.n_train)
+                else:
+                    train(todo, order)
+        finally:
+            try:
+                release(store, owner)
+            except (DiskError, OSError):
+                pass  # a full disk: our claims are taken over once this process is gone
+        return SweepOutcome(spec.name, len(runs), len(runs) - len(todo), len(trained),
+                            store.runs(spec.name))

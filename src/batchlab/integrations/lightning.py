@@ -30,6 +30,7 @@ from typing import Any
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
+from batchlab.errors import SpecError
 from batchlab.events import COMPLETED, FAILED
 from batchlab.integrations.names import batchlab_name
 from batchlab.paths import safe_name
@@ -46,17 +47,23 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
 class BatchlabLogger(Logger):
     """Records one fit as one batchlab run of ``experiment`` in ``store``."""
 
-    def __init__(self, experiment: str, config: dict[str, Any] | None = None,
+    def __init__(self, experiment: str = "", config: dict[str, Any] | None = None,
                  store: str | Path | Store = "batchlab.db", *, name: str | None = None,
-                 save_dir: str | Path | None = None) -> None:
+                 save_dir: str | Path | None = None, run: TrackedRun | None = None) -> None:
+        """``run``: record into that run instead, the run a function sweep hands its training
+        function (``BatchlabLogger(run=run)``); the sweep then ends the run, not the logger.
+        ``save_dir``: where the checkpoints' ``<name>/<version>/`` folder goes."""
         super().__init__()
+        if not experiment and run is None:
+            raise SpecError("BatchlabLogger needs an experiment name (BatchlabLogger(\"my-study\")), "
+                            "or run= inside a function sweep (BatchlabLogger(run=run)).")
         self.experiment, self.user_config, self.store, self.run_name = (
-            experiment, dict(config or {}), store, name)
+            experiment or run.experiment, dict(config or {}), store, name)  # type: ignore[union-attr]
         self.hparams: dict[str, Any] = {}
-        self.run: TrackedRun | None = None
+        self.run: TrackedRun | None = run
         self.done = False  # one logger records one fit; a later validate/test is not recorded
         # known now: Lightning reads version (the checkpoint folder) before anything is logged
-        self.run_id = tracked_run_id(experiment, name)
+        self.run_id = run.id if run is not None else tracked_run_id(experiment, name)
         self._save_dir = None if save_dir is None else str(save_dir)
 
     @property

@@ -39,22 +39,22 @@ def _reader() -> Any:
 
 
 def _hparams(acc: Any) -> dict[str, Any]:
-    """Hyper-parameters of an ``add_hparams`` session, numbers as int when integral."""
-    from tensorboard.plugins.hparams import plugin_data_pb2
+    """Hyper-parameters of an ``add_hparams`` session (parsed by the hparams plugin's own
+    ``metadata``), numbers as int when integral."""
+    from tensorboard.plugins.hparams import metadata
 
     try:
-        content = acc.PluginTagToContent("hparams")
+        content = acc.PluginTagToContent(metadata.PLUGIN_NAME)
     except KeyError:
         return {}
     out: dict[str, Any] = {}
-    for blob in content.values():
-        data = plugin_data_pb2.HParamsPluginData.FromString(blob)
-        if data.WhichOneof("data") != "session_start_info":
-            continue
-        for key, value in data.session_start_info.hparams.items():
-            kind = value.WhichOneof("kind")
-            v = getattr(value, kind) if kind else None
-            out[config_key(key)] = int(v) if isinstance(v, float) and v.is_integer() else v
+    blob = content.get(metadata.SESSION_START_INFO_TAG)
+    if blob is None:
+        return out
+    for key, value in metadata.parse_session_start_info_plugin_data(blob).hparams.items():
+        kind = value.WhichOneof("kind")
+        v = getattr(value, kind) if kind else None
+        out[config_key(key)] = int(v) if isinstance(v, float) and v.is_integer() else v
     return out
 
 

@@ -18,12 +18,15 @@ FACTORY_WIDTH = "a factory that takes a num_classes argument is given the right 
 
 
 def check_forward(model: nn.Module, batch: torch.Tensor, num_classes: int, name: str,
-                  classes: str = "", width_fix: str = FACTORY_WIDTH) -> None:
+                  classes: str = "", width_fix: str = FACTORY_WIDTH,
+                  regression: bool = False) -> None:
     """Run ``batch`` (a few examples, on the CPU) through ``model`` in eval mode without
     gradients; raise ModelError saying what to change unless it returns logits of shape
-    ``(len(batch), num_classes)``. The model's parameters are not changed. ``classes``: where
-    the class count comes from (said after it), ``width_fix``: the caller's way to get the
-    width right."""
+    ``(len(batch), num_classes)`` (for a ``regression``, ``num_classes`` is the number of target
+    columns and the messages speak of targets). The model's parameters are not changed.
+    ``classes``: where the class count comes from (said after it), ``width_fix``: the caller's
+    way to get the width right."""
+    wanted = "outputs of shape (batch, targets)" if regression else "logits of shape (batch, classes)"
     shape = tuple(batch.shape[1:])
     was_training = model.training
     model.eval()
@@ -41,16 +44,19 @@ def check_forward(model: nn.Module, batch: torch.Tensor, num_classes: int, name:
         model.train(was_training)
     if not isinstance(out, torch.Tensor):
         raise ModelError(f"model '{name}' returns {type(out).__name__}, not a tensor; its forward "
-                         f"must return logits of shape (batch, classes) = (N, {num_classes}).")
+                         f"must return {wanted} = (N, {num_classes}).")
     n = len(batch)
     if out.ndim != 2 or out.shape[0] != n:
         raise ModelError(
             f"model '{name}' returns an output of shape {tuple(out.shape)} for a batch of {n} "
-            f"examples; batchlab needs logits of shape (batch, classes) = ({n}, {num_classes}). "
+            f"examples; batchlab needs {wanted} = ({n}, {num_classes}). "
             "Flatten or squeeze the output in forward (e.g. return out.flatten(1))."
         )
     if out.shape[1] != num_classes:
+        plural = "" if num_classes == 1 else "s"
+        has = (f"{num_classes} regression target{plural}" if regression
+               else f"{num_classes} classes")
         raise ModelError(
             f"model '{name}' outputs {out.shape[1]} values per example but the data has "
-            f"{num_classes} classes{classes}; make its last layer output {num_classes} ({width_fix})."
+            f"{has}{classes}; make its last layer output {num_classes} ({width_fix})."
         )

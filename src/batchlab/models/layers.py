@@ -83,7 +83,7 @@ def output_numel(module: nn.Module, input_shape: tuple[int, ...]) -> int:
     return out[0].numel()
 
 
-# The zoo's torchvision twins (mobilenet_v2, squeezenet) downsample images this large (shorter
+# The zoo's torchvision models (mobilenet_v2, squeezenet) downsample images this large (shorter
 # side, pixels) as torchvision does, 32x, which still leaves a 4x4 map (7x7 at 224 px); smaller
 # images take the small-image strides (8x: 32 px -> 4x4), which 32x would reduce to 1x1.
 IMAGENET_LAYOUT_MIN_SIZE = 128

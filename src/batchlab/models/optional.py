@@ -1,7 +1,7 @@
 """torchvision, timm and safetensors: imported only when a spec asks for them.
 
-They are optional extras (``pip install "batchlab[vision]"`` / ``"batchlab[timm]"``), so
-``import batchlab`` and every zoo study work without them. A missing or broken package is a
+torchvision is a dependency, timm (``pip install "batchlab[timm]"``) and safetensors are
+optional; ``import batchlab`` imports none of them. A missing or broken package is a
 ModelError of one paragraph saying what to install. torchvision is the usual culprit: each
 release is built for exactly one torch release, and a torchvision that does not match the
 installed torch fails at import ("operator torchvision::nms does not exist"), so the advice
@@ -27,7 +27,7 @@ _TOGETHER = (
 _MATCH = f"Torchvision must match the installed torch: {_TOGETHER}"
 _REPAIR = {"torchvision": _MATCH, "timm": _MATCH}  # timm imports torchvision
 _INSTALL = {
-    "torchvision": f'{_TOGETHER}; the "batchlab[vision]" extra is torchvision>=0.18',
+    "torchvision": f"{_TOGETHER} (batchlab needs torchvision>=0.18)",
     "timm": f'pip install "batchlab[timm]" or pip install timm; timm needs torchvision, so {_TOGETHER}',
     "safetensors": "pip install safetensors (it comes with timm), or save the weights with "
                    "torch.save(model.state_dict(), 'weights.pth') instead",

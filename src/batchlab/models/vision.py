@@ -180,7 +180,7 @@ def _replace(model: nn.Module, path: str, num_classes: int) -> None:
 
 def adapt_channels(model: nn.Module, channels: int, name: str) -> None:
     """Repeat grey images to the 3 channels the first convolution wants; refuse other mismatches
-    (ModelError). Also used for zoo models built for RGB weights (``batchlab.models.twins``)."""
+    (ModelError). Also used for zoo models built for RGB weights (``batchlab.models.torchvision_zoo``)."""
     first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     wanted = first.in_channels if first is not None else channels
     if wanted == channels:

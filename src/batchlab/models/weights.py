@@ -1,5 +1,5 @@
-"""Pretrained weights for torchvision:/timm: models and the zoo's torchvision twins
-(``batchlab.models.twins``: files only), from local files only (never downloaded).
+"""Pretrained weights for torchvision:/timm: models and the zoo's mobilenet_v2/squeezenet
+(``batchlab.models.torchvision_zoo``), from local files only (never downloaded).
 
 ``model.weights`` is either
 
@@ -159,11 +159,16 @@ def load_backbone(model: nn.Module, path: Path, head: str, name: str,
 
 def resolve_file(spec: Any) -> Path:
     """The file ``spec.weights`` (a ModelSpec with weights set) reads: the local file, or for a
-    torchvision weights name its file in the hub cache. ModelError when there is none."""
+    torchvision weights name (on torchvision: models and the zoo's mobilenet_v2 / squeezenet)
+    its file in the hub cache. ModelError when there is none."""
     value = str(spec.weights)
     if is_weights_file(value):
         return local_file(value)
+    from batchlab.models.torchvision_zoo import BUILDERS  # here: it imports this module
+
     library, _, arch = spec.name.strip().partition(":")
+    if spec.name in BUILDERS:  # the zoo's mobilenet_v2 / squeezenet are torchvision's
+        library, arch = "torchvision", BUILDERS[spec.name]
     if library != "torchvision":
         raise ModelError(f"model.weights = '{value}' is a torchvision weights name; '{spec.name}' "
                          "takes a local state-dict file.")

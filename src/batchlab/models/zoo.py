@@ -10,9 +10,7 @@ from torch import nn
 from batchlab.errors import ModelError
 from batchlab.models.classic import build_alexnet_small, build_cnn1d, build_lenet5, build_mlp
 from batchlab.models.factory import build_from_factory, is_factory_name
-from batchlab.models.mobilenet import build_mobilenet_v2
-from batchlab.models.squeezenet import build_squeezenet
-from batchlab.models.twins import TWINS, build_twin
+from batchlab.models.torchvision_zoo import BUILDERS, build_torchvision_zoo
 from batchlab.models.vision import build_library_model, is_library_name
 from batchlab.spec import ModelSpec
 
@@ -22,8 +20,8 @@ _ZOO: dict[str, Builder] = {
     "mlp": build_mlp,
     "lenet5": build_lenet5,
     "alexnet_small": build_alexnet_small,
-    "mobilenet_v2": build_mobilenet_v2,
-    "squeezenet": build_squeezenet,
+    "mobilenet_v2": build_torchvision_zoo,
+    "squeezenet": build_torchvision_zoo,
     "cnn1d": build_cnn1d,
 }
 
@@ -35,8 +33,8 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int)
 
     ``spec.name`` is a zoo name (see ``MODEL_NAMES``), ``"package.module:factory"`` for a user
     factory, or ``"torchvision:<builder>"`` / ``"timm:<name>"`` (``batchlab.models.vision``; only
-    those take ``model.weights`` and ``model.freeze``). The module maps a batch
-    ``(N, *input_shape)`` to logits ``(N, num_classes)``.
+    those and the zoo's ``mobilenet_v2``/``squeezenet`` take ``model.weights`` and
+    ``model.freeze``). The module maps a batch ``(N, *input_shape)`` to logits ``(N, num_classes)``.
     Construction draws only from torch's global RNG, so it is deterministic under
     ``torch.manual_seed``. Raises ModelError for an unknown name, a model that cannot take
     ``input_shape`` (e.g. a conv net on flat features) or a factory that fails.
@@ -46,8 +44,8 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int)
         raise ModelError(f"num_classes must be a positive integer, got {num_classes!r}.")
     if is_library_name(spec.name):  # before factories: "torchvision:x" has a ':' too
         return build_library_model(spec, shape, num_classes)
-    if spec.name in TWINS:
-        return build_twin(_ZOO[spec.name], spec, shape, num_classes)
+    if spec.name in BUILDERS:  # torchvision's: they take weights and freeze
+        return build_torchvision_zoo(spec, shape, num_classes)
     _refuse_library_fields(spec)
     if is_factory_name(spec.name):
         return build_from_factory(spec, shape, num_classes)
@@ -58,23 +56,23 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int)
 
 
 def _refuse_library_fields(spec: ModelSpec) -> None:
-    """model.weights / model.freeze on a zoo model without a torchvision twin or a factory: say
+    """model.weights / model.freeze on a zoo model not built by torchvision, or a factory: say
     where they apply instead of ignoring them (a silently random "pretrained" model would be the
     worst outcome)."""
-    twins = ", ".join(TWINS)
+    named = ", ".join(BUILDERS)
     if spec.weights is not None:
         raise ModelError(
             f"model.weights is set, but model '{spec.name}' is not a torchvision: or timm: model, "
-            f"nor a zoo model with torchvision's architecture ({twins}); batchlab loads weights "
+            f"nor a zoo model built by torchvision ({named}); batchlab loads weights "
             "into those only. For your own model, load the state dict in "
             "your factory (model.load_state_dict(torch.load(path))); or set model.name = "
-            f"'{next(iter(TWINS))}' (the zoo's, with torchvision's architecture) or "
+            f"'{next(iter(BUILDERS))}' (the zoo's, built by torchvision) or "
             "'torchvision:<builder>' (e.g. 'torchvision:resnet18')."
         )
     if spec.freeze != "none":
         raise ModelError(
             f"model.freeze = '{spec.freeze}' needs a torchvision: or timm: model, or a zoo model "
-            f"with torchvision's architecture ({twins}), where batchlab knows the classifier head "
+            f"built by torchvision ({named}), where batchlab knows the classifier head "
             f"and so the backbone; not '{spec.name}'. In your "
             "own factory, set requires_grad=False on the layers to freeze: batchlab trains only "
             "the parameters that require grad."

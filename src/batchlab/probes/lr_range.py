@@ -38,6 +38,7 @@ from batchlab.probes.common import (
     isolated_rng,
     load_probe_data,
 )
+from batchlab.probes.lr_horizon import HorizonOutcome, horizon_lr
 from batchlab.probes.lr_trial import Trial, TrialOutcome, confirm_lr
 from batchlab.probes.plotting import Plottable
 from batchlab.probes.suggest import (
@@ -55,21 +56,44 @@ from batchlab.spec import RunConfig
 from batchlab.train.inputs import RunInputs
 from batchlab.train.optim import set_lr
 from batchlab.train.scaling import scaled_lr
+from batchlab.train.schedules import run_length, steps_per_epoch
 
+HORIZON = "horizon"
 TRIAL = "trial"
-#: every strategy ``lr_find`` accepts: short trial runs confirming the curve's candidates, or
-#: a rule on the curve alone (``batchlab.probes.suggest``)
-LR_STRATEGIES = (TRIAL, *STRATEGIES)
-#: measured best on bench/judgement.py (see the README's benchmark section)
-DEFAULT_STRATEGY = TRIAL
+#: every strategy ``lr_find`` accepts: miniatures of the run judged by successive halving
+#: (``batchlab.probes.lr_horizon``), short constant-LR trials below the curve's minimum
+#: (``batchlab.probes.lr_trial``), or a rule on the curve alone (``batchlab.probes.suggest``)
+LR_STRATEGIES = (HORIZON, TRIAL, *STRATEGIES)
+#: measured best on the held-out half of bench/judgement.py (see the README)
+DEFAULT_STRATEGY = HORIZON
 #: range tests per batch size when not given: curve rules take the median of 3 noisy curves;
 #: the trials confirm the candidates themselves, so one curve to anchor them is enough
-DEFAULT_REPEATS = {TRIAL: 1}
+DEFAULT_REPEATS = {TRIAL: 1, HORIZON: 1}
 CURVE_REPEATS = 3
+#: the horizon strategy's range test lasts a tenth of the run, within these bounds: it only
+#: has to find the edge of what trains, and the whole probe must cost well under one run
+HORIZON_RANGE_STEPS = (20, 100)
 
 
 def default_repeats(strategy: str) -> int:
     return DEFAULT_REPEATS.get(strategy, CURVE_REPEATS)
+
+
+def default_range_steps(strategy: str, config: RunConfig, n_train: int) -> int:
+    """Range-test steps when not given: 100, or for ``horizon`` a tenth of the run within
+    HORIZON_RANGE_STEPS."""
+    if strategy != HORIZON:
+        return 100
+    t = config.train
+    total = run_length(t.steps, t.epochs, steps_per_epoch(n_train, t.batch_size))
+    lo, hi = HORIZON_RANGE_STEPS
+    return max(lo, min(hi, total // 10))
+
+
+def default_smoothing(steps: int) -> float:
+    """fastai's 0.98 for a test of 100 steps or more; less for a shorter test, whose EMA would
+    otherwise still be dominated by its first losses when it ends."""
+    return min(0.98, 1 - 2 / steps)
 
 
 @dataclass(frozen=True)
@@ -158,9 +182,9 @@ def lr_range_test(
     if stopped and len(lrs) <= at_once:
         raise ProbeError(
             f"the LR range test diverged at once ({stopped}, step {len(lrs)} of {steps}): the "
-            f"range starts too high for this model and data. Lower start_lr (now {start_lr:g}); "
-            "if it already is tiny, check the data (data.normalize) and that the model trains "
-            "at all at a small LR.")
+            f"range starts too high for this model and data. Lower its start (now {start_lr:g}: "
+            "start_lr= in Python, --start-lr in the CLI); if it already is tiny, check the data "
+            "(data.normalize) and that the model trains at all at a small LR.")
     return RangeTestResult(lrs, raw, smooth, stopped, batch, setup.seed, steps)
 
 
@@ -181,9 +205,12 @@ class BatchFind:
     disagreement: dict[str, float]
     tests: list[RangeTestResult]
     suggestions: list[Suggestion]  # the chosen strategy's, one per repeat ("trial": the curve default's)
-    trials: list[Trial] = field(default_factory=list)  # the "trial" strategy's candidates
+    trials: list[Trial] = field(default_factory=list)  # the trial strategies' candidates
     cost_steps: int = 0  # optimizer steps the range tests and trials took
     cost_epochs: float = 0.0  # the same in epochs of the training set
+    confidence: str | None = None  # "horizon": high | medium | low
+    tried: list[str] = field(default_factory=list)  # "horizon": what it did beyond the ladder
+    rung_steps: list[int] = field(default_factory=list)  # "horizon": each rung's trial length
 
 
 @dataclass(frozen=True)
@@ -221,7 +248,8 @@ class LrFindResult(Plottable):
             "batch_size": b.batch_size, "suggested_lr": b.lr, "lr_min": b.lr_min,
             "lr_max": b.lr_max, "reason": b.reason, "by_strategy": b.by_strategy,
             "disagreement": b.disagreement, "cost_steps": b.cost_steps,
-            "cost_epochs": b.cost_epochs,
+            "cost_epochs": b.cost_epochs, "confidence": b.confidence, "tried": b.tried,
+            "rung_steps": b.rung_steps,
             "trials": [{"lr": tr.lr, "steps": tr.steps, "val_loss": tr.val_loss,
                         "val_acc": tr.val_acc, "rejected": tr.rejected} for tr in b.trials],
             "repeats": [{"seed": t.seed, "suggested_lr": s.lr, "reason": s.reason,
@@ -243,6 +271,49 @@ class LrFindResult(Plottable):
 
 def with_batch_size(config: RunConfig, batch_size: int) -> RunConfig:
     return config.model_copy(update={"train": config.train.model_copy(update={"batch_size": batch_size})})
+
+
+def _horizon_top(tests: list[RangeTestResult]) -> tuple[float | None, str | None]:
+    """Where the horizon ladder starts: the median loss minimum of the curves; a third of a
+    decade below the LR where a curve blew up when none has a usable minimum (a shallow or
+    noisy descent); None (the optimizer's conventional LR) without either."""
+    anchor = summarize([loss_minimum(t.lrs, t.smoothed).lr for t in tests])[0]
+    if anchor is not None:
+        return anchor, None
+    blown = summarize([t.lrs[-1] for t in tests if t.stopped_early])[0]
+    if blown is not None:
+        return blown / 10 ** (1 / 3), (f"the range test's loss barely fell before it blew up at "
+                                       f"lr {blown:.3g}: the ladder starts just below that")
+    return None, None
+
+
+def _find_horizon(config: RunConfig, n_train: int, repeats: int,
+                  test: Callable[..., RangeTestResult],
+                  horizon: Callable[[RunConfig, float | None], HorizonOutcome]) -> BatchFind:
+    """``horizon`` at ``config``'s batch size: range tests for the top of the ladder (an
+    immediate blow-up is not fatal: the ladder then starts from the optimizer's
+    conventional LR), then successive halving over miniatures of the run."""
+    seed0 = config.train.seed
+    tests: list[RangeTestResult] = []
+    notes: list[str] = []
+    for r in range(repeats):
+        try:
+            tests.append(test(config, seed=seed0 + r))
+        except ProbeError as err:  # diverged at once: the ladder starts lower instead
+            notes.append(f"range test: {err}")
+    top, note = _horizon_top(tests)
+    notes += [note] if note else []
+    outcome = horizon(config, top)
+    kept = [t.lr for t in outcome.rungs[-1] if t.rejected is None] or [outcome.lr]
+    cost = sum(len(t.lrs) for t in tests) + outcome.steps
+    per_test = [t.suggestions() for t in tests]
+    by_strategy = {HORIZON: outcome.lr,
+                   **{name: summarize([s[name].lr for s in per_test])[0] for name in STRATEGIES}}
+    chosen = [s[DEFAULT_CURVE_STRATEGY] for s in per_test]
+    return BatchFind(config.train.batch_size, outcome.lr, min(kept), max(kept), outcome.reason,
+                     by_strategy, disagreement(by_strategy), tests, chosen, outcome.trials, cost,
+                     cost * config.train.batch_size / n_train, outcome.confidence,
+                     notes + outcome.tried, [r[0].steps if r else 0 for r in outcome.rungs])
 
 
 def _find_at(
@@ -288,19 +359,22 @@ def _find_at(
 def lr_find(
     config: RunConfig, *, batch_sizes: Sequence[int] | None = None, repeats: int | None = None,
     strategy: str = DEFAULT_STRATEGY, start_lr: float = 1e-7, end_lr: float = 10.0,
-    steps: int = 100, smoothing: float = 0.98, diverge_factor: float = 4.0,
+    steps: int | None = None, smoothing: float | None = None, diverge_factor: float = 4.0,
     model: nn.Module | None = None, data: LoadedData | None = None, inputs: RunInputs | None = None,
 ) -> LrFindResult:
     """Range tests at each batch size (default: the config's) x ``repeats`` seeds (default:
-    :func:`default_repeats` of the strategy), then the
-    strategy's LR per batch size: by default (``trial``) the best of short trial runs at
-    candidates below the curves' loss minimum (``batchlab.probes.lr_trial``); else a rule on
-    the curves alone. Trials last about an epoch and never longer than ``config``'s run, so
-    the run length in ``config`` matters.
+    :func:`default_repeats` of the strategy), then the strategy's LR per batch size: by
+    default (``horizon``) the best of miniatures of ``config``'s run (its length and
+    schedule) by successive halving (``batchlab.probes.lr_horizon``), which always gives an
+    LR, with a ``confidence``; ``trial``: short constant-LR trials below the curves' loss
+    minimum (``batchlab.probes.lr_trial``); else a rule on the curves alone. So the run
+    length and schedule in ``config`` matter.
 
-    Raises ProbeError for an unknown strategy, ``repeats < 1``, a batch larger than the data
-    or a range that diverges at once. A batch size where no LR could be suggested has
-    ``lr = None`` and a ``reason``; the result's ``reason`` repeats it for the main batch size.
+    ``steps`` (range-test steps) defaults to :func:`default_range_steps`, ``smoothing`` to
+    :func:`default_smoothing` of them. Raises ProbeError for an unknown strategy,
+    ``repeats < 1``, a bad range or a batch larger than the data; for the strategies other
+    than ``horizon`` also for a range that diverges at once, and a batch size where they
+    could not suggest an LR has ``lr = None`` and a ``reason``.
     """
     if strategy not in LR_STRATEGIES:
         raise ProbeError(f"unknown LR suggestion strategy '{strategy}'; "
@@ -312,21 +386,31 @@ def lr_find(
     if any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
         raise ProbeError(f"batch sizes must be positive integers, got {list(batch_sizes or [])}.")
     data = data if data is not None else load_probe_data(config, inputs)
-    settings = {"start_lr": start_lr, "end_lr": end_lr, "steps": steps, "smoothing": smoothing,
+    n_train = len(data.train_y)
+    main_steps = steps or default_range_steps(strategy, config, n_train)
+    settings = {"start_lr": start_lr, "end_lr": end_lr, "steps": main_steps,
+                "smoothing": smoothing or default_smoothing(main_steps),
                 "diverge_factor": diverge_factor, "repeats": repeats}
+    _check_range(start_lr, end_lr, main_steps, settings["smoothing"], diverge_factor)
 
     def test(cfg: RunConfig, seed: int) -> RangeTestResult:
-        return lr_range_test(cfg, start_lr=start_lr, end_lr=end_lr, steps=steps, smoothing=smoothing,
+        n = steps or default_range_steps(strategy, cfg, n_train)
+        return lr_range_test(cfg, start_lr=start_lr, end_lr=end_lr, steps=n,
+                             smoothing=smoothing or default_smoothing(n),
                              diverge_factor=diverge_factor, seed=seed, model=model, data=data,
                              inputs=inputs)
 
     def confirm(cfg: RunConfig, anchor: float) -> TrialOutcome:
         return confirm_lr(cfg, data, anchor, model=model, inputs=inputs)
 
-    n_train = len(data.train_y)
+    def horizon(cfg: RunConfig, top: float | None) -> HorizonOutcome:
+        return horizon_lr(cfg, data, top, model=model, inputs=inputs)
+
     for b in sizes:  # fail on every impossible size before spending time on any
         check_batch_fits(n_train, b)
-    finds = [_find_at(with_batch_size(config, b), n_train, repeats, strategy, test, confirm)
+    finds = [_find_horizon(with_batch_size(config, b), n_train, repeats, test, horizon)
+             if strategy == HORIZON else
+             _find_at(with_batch_size(config, b), n_train, repeats, strategy, test, confirm)
              for b in sizes]
     main = next((f for f in finds if f.batch_size == config.train.batch_size), finds[0])
     fitted = [(f.batch_size, f.lr) for f in finds if f.lr is not None]
@@ -372,8 +456,9 @@ def resolve_auto_lr(
     last-bit float differences). ``on_result(config, result)`` sees every lr_find result
     (e.g. to ``Store.add_probe`` it). ``known``: suggestions already measured, by
     ``auto_lr_key`` (a re-run of a sweep reuses them, so its run ids cannot drift).
-    ``range_kwargs`` go to ``lr_find`` (``inputs=``: the Python API's objects).
-    ProbeError when no LR can be suggested for a run.
+    ``range_kwargs`` go to ``lr_find`` (``inputs=``: the Python API's objects). A strategy
+    that finds no LR (a curve rule on a shallow curve) falls back to ``horizon``, which
+    always answers: ``lr = "auto"`` never aborts a sweep for want of a suggestion.
     """
     found: dict[str, float] = dict(known or {})
     datasets: dict[str, LoadedData] = {}
@@ -392,12 +477,11 @@ def resolve_auto_lr(
                     datasets[data_key] = load_probe_data(probe_cfg, range_kwargs.get("inputs"))
                 result = lr_find(probe_cfg, repeats=repeats, strategy=strategy,
                                  data=datasets[data_key], **range_kwargs)
+                if result.suggested_lr is None:  # a curve rule found nothing: horizon always answers
+                    result = lr_find(probe_cfg, strategy=HORIZON, data=datasets[data_key],
+                                     **range_kwargs)
                 if on_result is not None:
                     on_result(probe_cfg, result)
-                if result.suggested_lr is None:
-                    raise ProbeError(
-                        f"train.lr = 'auto' could not be resolved at batch size {t.batch_size}: "
-                        f"{result.reason} Set train.lr to a number instead.")
                 found[key] = result.suggested_lr
             lr = float(f"{found[key] / scaled_lr(1.0, t.batch_size, t.scale_lr, t.base_batch_size):.3g}")
             config = RunConfig.model_validate(

@@ -32,7 +32,7 @@ top of the range test; ``lr_find`` reports the total in epochs.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -43,6 +43,7 @@ from batchlab.probes.common import ProbeSetup, fresh_setup, isolated_rng
 from batchlab.spec import RunConfig
 from batchlab.train.inputs import RunInputs
 from batchlab.train.loop import evaluate_batches
+from batchlab.train.optim import set_lr
 from batchlab.train.schedules import run_length, steps_per_epoch
 
 CANDIDATES = 5  # half-decade ladder: lr_min, lr_min/3.2, ..., lr_min/100
@@ -142,8 +143,10 @@ def validation_loss(setup: ProbeSetup) -> tuple[float, float | None]:
 
 
 def run_trial(config: RunConfig, data: LoadedData, lr: float, steps: int, seed: int,
-              model: nn.Module | None, baseline: Baseline, inputs: RunInputs | None = None) -> Trial:
-    """Train a fresh copy at a constant ``lr`` for ``steps`` steps; evaluate on validation."""
+              model: nn.Module | None, baseline: Baseline, inputs: RunInputs | None = None,
+              factor: Callable[[int], float] | None = None) -> Trial:
+    """Train a fresh copy at ``lr`` for ``steps`` steps; evaluate on validation. The LR is
+    constant, or ``lr * factor(step)`` (a schedule's multiplier) when ``factor`` is given."""
     with isolated_rng():
         setup = fresh_setup(config, data, seed=seed, model=model, inputs=inputs)
         net, optimizer = setup.model, setup.make_optimizer(lr)
@@ -151,6 +154,8 @@ def run_trial(config: RunConfig, data: LoadedData, lr: float, steps: int, seed: 
         batches = setup.batches(config.train.batch_size, order)
         net.train()
         for step in range(steps):
+            if factor is not None:
+                set_lr(optimizer, lr * factor(step))
             xb, yb = next(batches)
             loss = setup.loss_fn(net(xb), yb)
             if not math.isfinite(loss.item()):

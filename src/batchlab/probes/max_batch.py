@@ -16,16 +16,19 @@ message (the original is its ``__cause__``).
 
 The search stops at the training set size (a batch cannot be larger), at ``max_batch``, and on
 CPU without a memory limit at ``CPU_CAP`` (2**16). On CPU a too-large allocation rarely fails
-cleanly (the OS overcommits, then swaps or kills the process), so a CPU trial is also not run
-when the line through the two largest measured peaks predicts more than ``HOST_FRACTION`` of
-the host memory available at the start (the accounted peak is affine in the batch size,
-``a + b * B``, so the prediction is exact for the zoo); it is recorded as not fitting.
+cleanly (the OS overcommits, then swaps or kills the process), so the host is protected by
+what the process really uses (``probes.host``): a CPU trial's peak is the larger of its
+accounted step and how far the process's resident peak during the step rose above its size
+when the probe started, and a trial fits only within ``HOST_FRACTION`` of the host memory
+available at the start. A trial is not run at all when the line through the two largest
+measured peaks predicts more than that share; it is recorded as not fitting.
 
 **Margin.** A batch that barely fits fails later (fragmentation, a longer input, evaluation on
 the side), so ``recommended`` is the largest batch whose measured peak is at most
 ``(1 - margin) * limit``, found by a second binary search, so it is exact, not just the largest
-tried. ``limit`` is ``memory_limit``, else the GPU's total memory, else the host's available
-memory (MemAvailable) at the start. It is *not* rounded to a power of two: the peak grows
+tried. ``limit`` is ``memory_limit``, else the GPU's total memory, else on CPU the share of
+the host a trial may take (``HOST_FRACTION`` of MemAvailable at the start), so the margin is
+kept inside that share. It is *not* rounded to a power of two: the peak grows
 linearly with the batch, so rounding down would give away up to half of the usable batch for
 nothing the margin does not already buy; ``recommended_pow2`` is reported beside it for
 those who want one (e.g. to keep a power-of-two batch grid).
@@ -50,6 +53,7 @@ from torch import nn
 from batchlab.data.pipeline import LoadedData, mem_available
 from batchlab.errors import BatchlabError
 from batchlab.probes.common import ProbeError, fresh_setup, isolated_rng, load_probe_data
+from batchlab.probes.host import HOST_FRACTION, HostBudget, resident_bytes, warm_up
 from batchlab.probes.memory import (
     MemoryMeasure,
     format_size,
@@ -66,7 +70,6 @@ from batchlab.train.accumulate import BN_MIN_BATCH, has_batchnorm
 from batchlab.train.inputs import RunInputs
 
 CPU_CAP = 2**16  # largest batch tried on CPU without a memory limit
-HOST_FRACTION = 0.8  # a CPU trial predicted to need more of the available memory is not run
 
 
 class Trial(NamedTuple):
@@ -228,20 +231,25 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
     if device.type == "cpu" and memory_limit is None:
         caps["cpu cap"] = CPU_CAP
     cap_name, upper = min(caps.items(), key=lambda kv: kv[1])
-    limit, limit_source = _margin_reference(memory_limit, device)
+    budget = HostBudget(None, None)
+    if device.type == "cpu":  # the process's size and the free memory it may take a share of
+        warm_up(lambda: _fresh_step_memory(config, data, min(start, upper), model, inputs))
+        release_memory(device)
+        budget = HostBudget(mem_available(), resident_bytes())
+    limit, limit_source = _margin_reference(memory_limit, device, budget)
     threshold = None if limit is None else int((1 - margin) * limit)
-    host = mem_available() if device.type == "cpu" else None
-    guard = None if host is None else int(HOST_FRACTION * host)
+    guard, host = budget.share, format_size(budget.available)
     methods: set[str] = set()
     measured: dict[int, int] = {}
     current = [0]  # the batch size being tried, for the error message
 
     def trial(b: int) -> Trial:
         current[0] = b
+        release_memory(device)  # what the last trial left in the allocator is not this one's
         predicted = predict_peak(measured, b) if guard is not None else None
         if predicted is not None and predicted > guard:
             return Trial(b, None, False, f"not run: predicted {format_size(predicted)} > "
-                         f"{HOST_FRACTION:.0%} of the {format_size(host)} host memory available")
+                         f"{HOST_FRACTION:.0%} of the {host} host memory available")
         try:
             measure = _fresh_step_memory(config, data, b, model, inputs)
         except Exception as err:
@@ -250,12 +258,14 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
             reason = f"out of memory: {str(err).splitlines()[0][:200]}"
         else:
             methods.add(measure.method)
-            measured[b] = measure.bytes
-            if memory_limit is not None and measure.bytes > memory_limit:
-                return Trial(b, measure.bytes, False,
-                             f"over the memory limit ({format_size(measure.bytes)} > "
+            used = measured[b] = budget.used(measure.bytes, measure.detail.get("rss_peak"))
+            if memory_limit is not None and used > memory_limit:
+                return Trial(b, used, False, f"over the memory limit ({format_size(used)} > "
                              f"{format_size(memory_limit)})")
-            return Trial(b, measure.bytes, True, "fits")
+            if guard is not None and used > guard:
+                return Trial(b, used, False, f"over {HOST_FRACTION:.0%} of the {host} host "
+                             f"memory available ({format_size(used)} > {format_size(guard)})")
+            return Trial(b, used, True, "fits")
         release_memory(device)  # outside the except block: the traceback is gone by now
         return Trial(b, None, False, reason)
 
@@ -282,6 +292,9 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
     if start > upper:
         notes.append(f"start={start} is above the largest allowed batch {upper}; started there.")
     recommended = found.recommended or None
+    if budget.base is not None:
+        notes.append("on CPU a batch's peak is what the process really took: the larger of its "
+                     "step's tensors and the rise of its resident memory (VmHWM) in the step.")
     if threshold is None:
         notes.append("no memory budget is known on this machine, so no margin was applied.")
     elif recommended is None:
@@ -355,14 +368,16 @@ def _check_arguments(memory_limit: int | None, margin: float, max_batch: int | N
         raise ProbeError(f"start must be at least 1, got {start}.")
 
 
-def _margin_reference(memory_limit: int | None, device: torch.device) -> tuple[int | None, str]:
+def _margin_reference(memory_limit: int | None, device: torch.device,
+                      budget: HostBudget) -> tuple[int | None, str]:
     """The memory the margin is taken from, and where that number came from."""
     if memory_limit is not None:
         return memory_limit, "memory_limit"
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory, "GPU total memory"
-    host = mem_available()
-    return (host, "available host memory (MemAvailable)") if host is not None else (None, "none")
+    if budget.share is None:
+        return None, "none"
+    return budget.share, f"{HOST_FRACTION:.0%} of the available host memory (MemAvailable)"
 
 
 

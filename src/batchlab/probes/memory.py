@@ -32,8 +32,10 @@ measure is what ``batchlab.train.loop`` runs.
   after it, whatever the batch size), and the allocator's fragmentation and caching. For the
   zoo models the accounted peak is exactly linear in the batch size, ``a + b * B``.
   As a cross-check ``detail["rss_growth"]`` gives how far the process's resident set rose
-  above its size before the step (see :func:`_RssWatch`); it is noisy (freed memory the C
-  allocator keeps is reused without growing the RSS), so it is reported, never used.
+  above its size before the step, and ``detail["rss_peak"]`` the process's resident peak
+  during the step (see :class:`batchlab.probes.host.RssWatch`). The accounting leaves out
+  what the host still has to provide, so ``max_batch`` decides on the larger of the two
+  (``batchlab.probes.host``); this measure itself stays the deterministic accounting.
 
 ``parse_size("4GiB")`` reads the human sizes the CLI accepts; ``is_oom`` recognises an
 out-of-memory error precisely, so that every other error propagates unchanged.
@@ -43,7 +45,6 @@ from __future__ import annotations
 
 import gc
 import re
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from batchlab.probes.common import LossFn, ProbeError, ProbeSetup, isolated_rng, private_copy
+from batchlab.probes.host import RssWatch, trim_heap
 from batchlab.spec import RunConfig
 from batchlab.train.loop import resolve_device
 from batchlab.train.precision import Precision
@@ -122,11 +124,15 @@ def is_oom(err: BaseException) -> bool:
 
 
 def release_memory(device: torch.device) -> None:
-    """Return what a failed step left behind: collect reference cycles (an exception's traceback
-    keeps the failing frame's tensors alive until collected) and empty CUDA's cache."""
+    """Return what a step left behind: collect reference cycles (an exception's traceback
+    keeps the failing frame's tensors alive until collected), empty CUDA's cache, and hand
+    the C allocator's free pages back to the OS (so the next trial's resident set starts
+    from what is alive, not from the previous trial's leftovers)."""
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
+    else:
+        trim_heap()
 
 
 # --------------------------------------------------------------------------- the step
@@ -238,61 +244,6 @@ def _state_tensors(optimizer: torch.optim.Optimizer) -> Iterator[torch.Tensor]:
         yield from (v for v in state.values() if isinstance(v, torch.Tensor))
 
 
-def _read_proc_status() -> dict[str, int]:
-    """VmRSS and VmHWM of this process in bytes ({} where /proc is missing)."""
-    out: dict[str, int] = {}
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM"):
-                    out[key] = int(value.split()[0]) * 1024
-    except OSError:
-        pass
-    return out
-
-
-def _max_rss() -> int | None:
-    """getrusage's lifetime peak RSS in bytes (KiB on Linux, bytes on macOS; None on Windows)."""
-    try:
-        import resource
-    except ImportError:
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
-
-
-class _RssWatch:
-    """How far the resident set rose during a block: a cross-check of the CPU accounting.
-
-    The kernel's high-water mark (VmHWM, ru_maxrss) is a process-lifetime peak, so a step that
-    stays below an earlier peak would show no growth. On Linux the mark is first reset to the
-    current RSS (writing "5" to /proc/self/clear_refs, Linux >= 4.0), so
-    ``growth = VmHWM after - VmRSS before`` is this block's own peak growth ("vmhwm_reset").
-    Elsewhere the growth of ru_maxrss is reported, a lower bound that is 0 whenever the
-    process peaked higher before ("ru_maxrss_lower_bound"). Side effect: the process's VmHWM
-    restarts from the current RSS (nothing in batchlab reads it; ru_maxrss is not reset).
-    """
-
-    def __enter__(self) -> _RssWatch:
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-            reset = True
-        except OSError:
-            reset = False
-        status = _read_proc_status()  # read after the reset: VmHWM == VmRSS now
-        self.method = "vmhwm_reset" if reset and "VmRSS" in status else "ru_maxrss_lower_bound"
-        self.before = status["VmRSS"] if self.method == "vmhwm_reset" else _max_rss()
-        self.growth: int | None = None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        after = _read_proc_status().get("VmHWM") if self.method == "vmhwm_reset" else _max_rss()
-        if after is not None and self.before is not None:
-            self.growth = max(0, after - self.before)
-
-
 def measured_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor,
                   yb: torch.Tensor, loss_fn: LossFn = F.cross_entropy,
                   precision: Precision | None = None) -> MemoryMeasure:
@@ -324,7 +275,7 @@ def measured_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.
                 "device_total": torch.cuda.get_device_properties(device).total_memory}
         rss = None
     else:
-        with _RssWatch() as rss:
+        with RssWatch() as rss:
             loss = train_step(model, optimizer, xb, yb, loss_fn, hooks, precision)
 
     # Model and batch first: autograd saves weights and inputs too, and they are counted once.
@@ -345,7 +296,7 @@ def measured_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.
         detail.update(cuda)
         return MemoryMeasure(cuda["peak"], "cuda_max_allocated", detail)
     assert rss is not None
-    detail.update(rss_growth=rss.growth, rss_method=rss.method)
+    detail.update(rss_growth=rss.growth, rss_method=rss.method, rss_peak=rss.peak)
     return MemoryMeasure(accounted, "cpu_accounting", detail)
 
 

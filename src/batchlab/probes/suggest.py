@@ -129,7 +129,7 @@ def clean_curve(
         return lr, loss, (
             f"too few usable points ({len(loss)} after skipping the first {skip_start:.0%} and "
             f"last {skip_end:.0%}; {where}): the range diverged almost at once or is too short. "
-            "Lower start_lr, or raise steps.")
+            "Lower start_lr, or raise range_steps (--start-lr, --range-steps in the CLI).")
     return lr, despike(loss, window), ""
 
 
@@ -142,9 +142,10 @@ def _no_descent(lr: np.ndarray, loss: np.ndarray) -> str:
     span = f"between lr {lr[0]:.3g} and {lr[-1]:.3g}"
     if loss[-1] - loss[0] > MIN_DROP * max(abs(float(loss[0])), 1e-12):
         return (f"the loss never decreased (it rose from {loss[0]:.4g} to {loss[-1]:.4g} {span}): "
-                "the range starts too high; lower start_lr.")
+                "the range starts too high; lower start_lr (--start-lr in the CLI).")
     return (f"the loss stayed flat (within {MIN_DROP:.0%}) {span}: these LRs are too small to "
-            "train, or the model cannot learn this data; raise end_lr or steps.")
+            "train, or the model cannot learn this data; raise end_lr or range_steps (--end-lr, "
+            "--range-steps in the CLI).")
 
 
 # --------------------------------------------------------------------------- strategies

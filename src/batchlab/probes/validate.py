@@ -8,6 +8,10 @@ with the predicted time, both relative to the recommended batch size. When the b
 configuration ends better than the recommendation (by more than the noise floor), the verdict
 says so plainly and names the better configuration: a recommendation is never silently worse
 than what the user already had.
+
+A regression records no accuracy: its runs are compared by their lowest validation loss
+(lower is better, within LOSS_TOLERANCE of each other counts as a tie), and the target is
+that loss of the best run divided by 0.95 (``analysis.targets.default_loss_target``).
 """
 
 from __future__ import annotations
@@ -19,12 +23,17 @@ from typing import Any
 
 from batchlab.analysis import analyze_experiment
 from batchlab.analysis.diagnose import Thresholds
+from batchlab.analysis.targets import TargetHit, default_loss_target, first_hit
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.sweep import run_sweep
 from batchlab.probes.recommend import Recommendation
 from batchlab.results import run_row
 from batchlab.spec import Spec, spec_from_dict
 from batchlab.store import Store
+
+#: two runs' lowest validation losses within this fraction of each other are a tie (the
+#: accuracy comparison's noise floor is absolute; a loss has no natural scale, so relative)
+LOSS_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -60,33 +69,45 @@ def validation_spec(spec: Spec, rec: Recommendation) -> Spec:
     return spec_from_dict(raw, source="the validation sweep")
 
 
-def against_base(rec_cfg: tuple[int, float], rec_acc: float | None, base_cfg: tuple[int, float],
-                 base_acc: float | None, noise: float = Thresholds().noise_floor,
-                 times: tuple[float | None, float | None] = (None, None)) -> tuple[bool, str]:
-    """(base is better, the sentence) from the best validation accuracy of the recommended
-    and the base configuration, each ``(batch, lr)``; ``times``: their seconds to the target,
-    when known, quoted where the recommendation is faster but ends lower (pure)."""
+def against_base(rec_cfg: tuple[int, float], rec_score: float | None, base_cfg: tuple[int, float],
+                 base_score: float | None, noise: float = Thresholds().noise_floor,
+                 times: tuple[float | None, float | None] = (None, None),
+                 loss: bool = False) -> tuple[bool, str]:
+    """(base is better, the sentence) from the scores of the recommended and the base
+    configuration, each ``(batch, lr)``: their best validation accuracy, or with ``loss`` (a
+    regression) their lowest validation loss, lower being better and ``LOSS_TOLERANCE``
+    (relative) replacing ``noise``. ``times``: their seconds to the target, when known, quoted
+    where the recommendation is faster but ends worse (pure)."""
     def name(cfg: tuple[int, float]) -> str:
         return f"batch {cfg[0]}, lr {cfg[1]:.3g}"
 
     if base_cfg == rec_cfg:
         return False, f"The recommendation is your base configuration ({name(base_cfg)})."
-    if base_acc is None or rec_acc is None:
-        return False, "No comparison with your base configuration: a run has no validation accuracy."
-    if base_acc > rec_acc + noise:
+    metric = "lowest validation loss" if loss else "best validation accuracy"
+    if base_score is None or rec_score is None:
+        return False, ("No comparison with your base configuration: a run has no validation "
+                       f"{'loss' if loss else 'accuracy'}.")
+    if loss:  # lower is better, within a margin relative to the losses' own size
+        margin = LOSS_TOLERANCE * max(abs(base_score), abs(rec_score))
+        base_ahead, rec_ahead = base_score < rec_score - margin, rec_score < base_score - margin
+        rec_text, base_text, within = f"{rec_score:.4g}", f"{base_score:.4g}", f"{LOSS_TOLERANCE:.0%}"
+    else:
+        base_ahead, rec_ahead = base_score > rec_score + noise, rec_score > base_score + noise
+        rec_text, base_text, within = f"{rec_score:.1%}", f"{base_score:.1%}", f"{noise:.0%}"
+    if base_ahead:
         rec_s, base_s = times
         faster = (f" The recommendation only reaches the target sooner ({rec_s:.3g} s vs "
                   f"{base_s:.3g} s)." if rec_s is not None and base_s is not None and rec_s < base_s
                   else "")
         return True, (f"Your base configuration ({name(base_cfg)}) is BETTER than the recommendation "
-                      f"({name(rec_cfg)}): best validation accuracy {base_acc:.1%} vs {rec_acc:.1%}."
+                      f"({name(rec_cfg)}): {metric} {base_text} vs {rec_text}."
                       f"{faster} Keep {name(base_cfg)}.")
-    if rec_acc > base_acc + noise:
+    if rec_ahead:
         return False, (f"The recommendation ({name(rec_cfg)}) beats your base configuration "
-                       f"({name(base_cfg)}): best validation accuracy {rec_acc:.1%} vs {base_acc:.1%}.")
+                       f"({name(base_cfg)}): {metric} {rec_text} vs {base_text}.")
     return False, (f"The recommendation ({name(rec_cfg)}) and your base configuration "
-                   f"({name(base_cfg)}) end within {noise:.0%} of each other ({rec_acc:.1%} vs "
-                   f"{base_acc:.1%}); compare their times to the target above.")
+                   f"({name(base_cfg)}) end within {within} of each other ({metric} {rec_text} "
+                   f"vs {base_text}); compare their times to the target above.")
 
 
 def compare(rec: Recommendation, measured: dict[int, float | None]) -> tuple[list[dict], list[str]]:
@@ -125,17 +146,30 @@ def validate_recommendation(spec: Spec, rec: Recommendation, store_path: Path) -
     with Store(store_path) as store:
         out = run_sweep(vspec, store, InlineExecutor())
         analysis = analyze_experiment(store, vspec.name)
+        # a regression records no accuracy, so no accuracy target: time to a loss target
+        regression = not any(isinstance(a.summary.get("best_val_acc"), float) for a in analysis.runs)
+        hits = _loss_hits(store, analysis.runs) if regression else {a.run_id: a.hit for a in analysis.runs}
     by_run = {(a.config["train"]["batch_size"], a.config["train"]["lr"]): a for a in analysis.runs}
     lrs = {p["train.batch_size"]: p["train.lr"] for p in vspec.sweep.points[1:]}
-    measured = {b: (a.hit.wall_time if (a := by_run.get((b, lr))) and a.hit else None)
+    measured = {b: (hit.wall_time if (a := by_run.get((b, lr))) and (hit := hits[a.run_id]) else None)
                 for b, lr in lrs.items()}
     comparison, lines = compare(rec, measured)
     base = next(a for a in analysis.runs if not {k: v for k, v in a.point.items() if k != "train.seed"})
     base_cfg = (base.config["train"]["batch_size"], base.config["train"]["lr"])
     mine = by_run.get((rec.batch_size, lrs[rec.batch_size]))
-    base_s = base.hit.wall_time if base.hit else None
+    base_s = base_hit.wall_time if (base_hit := hits[base.run_id]) else None
+    score = "best_val_loss" if regression else "best_val_acc"
     better, line = against_base((rec.batch_size, lrs[rec.batch_size]),
-                                mine.summary.get("best_val_acc") if mine else None,
-                                base_cfg, base.summary.get("best_val_acc"),
-                                times=(measured.get(rec.batch_size), base_s))
+                                mine.summary.get(score) if mine else None,
+                                base_cfg, base.summary.get(score),
+                                times=(measured.get(rec.batch_size), base_s), loss=regression)
     return Validation(vspec.name, [run_row(r) for r in out.records], comparison, [*lines, line], better)
+
+
+def _loss_hits(store: Store, runs: list[Any]) -> dict[str, TargetHit | None]:
+    """Each run's first crossing of the loss target (``default_loss_target`` over the runs'
+    lowest validation losses; diverged runs set no bar), by run id."""
+    lowest = [a.summary.get("best_val_loss", math.nan) for a in runs if a.status != "diverged"]
+    target = default_loss_target([x for x in lowest if isinstance(x, float)])
+    return {a.run_id: first_hit(store.metrics(a.run_id, ["val_loss"])["val_loss"], target,
+                                higher_is_better=False) for a in runs}

@@ -1,9 +1,11 @@
-"""Export an experiment as TensorBoard event files, written with the tensorboard package's own
-protocol buffers and record writer (the optional ``tensorboard`` extra; no TensorFlow).
+"""Export an experiment as TensorBoard event files, written with PyTorch's
+``torch.utils.tensorboard.SummaryWriter`` (it needs the optional ``tensorboard`` extra; no
+TensorFlow).
 
-Layout: ``out_dir/<run>/events.out.tfevents.<time>.batchlab`` per run, nothing else. ``<run>``
-names every swept field with numbers padded so that TensorBoard's text order is numeric order
-(``b0016_lr0.010_momentum0.9_s0`` before ``b0256_...``; see ``run_dir_names``). Each file holds
+Layout: ``out_dir/<run>/events.out.tfevents.<time>.<host>.<pid>.<n>.batchlab`` (SummaryWriter's
+name) per run, nothing else. ``<run>`` names every swept field with numbers padded so that
+TensorBoard's text order is numeric order (``b0016_lr0.010_momentum0.9_s0`` before
+``b0256_...``; see ``run_dir_names``). Each file holds
 every stored metric as a scalar (``train/loss``, ``train/lr``, ``val/loss``, ``val/acc``, ...),
 the progress scalars ``progress/epoch`` and ``progress/examples_seen`` (``progress``),
 the run's config as a text summary and its hyperparameters as an HParams session (start +
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections import Counter
 from collections.abc import Sequence
 from decimal import Decimal
@@ -100,43 +101,32 @@ def run_dir_names(records: Sequence[RunRecord]) -> dict[str, str]:
 
 # ---------------------------------------------------------------------- messages
 class _TB:
-    """The tensorboard modules the export uses, imported once and only when exporting (the
-    package is an optional extra, and importing it costs a second)."""
+    """What the export uses of PyTorch's TensorBoard writer and of tensorboard's HParams plugin,
+    imported once and only when exporting (tensorboard is an optional extra, and importing the
+    writer costs a second or two)."""
 
     def __init__(self) -> None:
         try:
-            from tensorboard.compat.proto import event_pb2, summary_pb2
+            from tensorboard.compat.proto import summary_pb2
             from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
             from tensorboard.plugins.hparams import metadata as hparams_metadata
-            from tensorboard.plugins.text import metadata as text_metadata
-            from tensorboard.summary.writer.record_writer import RecordWriter
-            from tensorboard.util import tensor_util
+            from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise ReportError("exporting TensorBoard event files needs the tensorboard package: "
                               "pip install 'batchlab[tensorboard]' (no TensorFlow needed), then "
                               "run the export again.") from None
-        self.Event, self.Summary = event_pb2.Event, summary_pb2.Summary
+        self.Summary, self.SummaryWriter = summary_pb2.Summary, SummaryWriter
         self.api, self.plugin_data, self.hparams_meta = api_pb2, plugin_data_pb2, hparams_metadata
-        self.text_meta, self.tensor_util, self.RecordWriter = text_metadata, tensor_util, RecordWriter
 
 
-def event(tb: _TB, wall_time: float, step: int, summary: Any = None, file_version: str = "") -> bytes:
-    """One serialised Event."""
-    ev = tb.Event(wall_time=wall_time, step=step)
-    if file_version:
-        ev.file_version = file_version
-    if summary is not None:
-        ev.summary.CopyFrom(summary)
-    return ev.SerializeToString()
-
-
+# The HParams summaries are the plugin's own messages (tensorboard.plugins.hparams): the writers'
+# helpers cannot say them (SummaryWriter.add_hparams writes a second run folder, always with
+# STATUS_SUCCESS and no group; tensorboard's hparams summary API needs TensorFlow).
 def _hparams(tb: _TB, tag: str, data: Any) -> Any:
     """A Summary holding one HParamsPluginData message under one of the plugin's tags."""
     return tb.Summary(value=[tb.Summary.Value(
         tag=tag, metadata=tb.hparams_meta.create_summary_metadata(data),
         tensor=tb.hparams_meta.NULL_TENSOR)])
-
-
 def session_start(tb: _TB, hparams: dict[str, Any], group: str, start: float) -> Any:
     info = tb.plugin_data.SessionStartInfo(group_name=group, start_time_secs=start)
     for k, v in hparams.items():
@@ -167,22 +157,6 @@ def experiment_summary(tb: _TB, hparam_types: dict[str, type], metric_tags: Sequ
     return _hparams(tb, tb.hparams_meta.EXPERIMENT_TAG, tb.plugin_data.HParamsPluginData(experiment=exp))
 
 
-def text_summary(tb: _TB, tag: str, text: str) -> Any:
-    return tb.Summary(value=[tb.Summary.Value(
-        tag=tag, metadata=tb.text_meta.create_summary_metadata(display_name=tag, description=""),
-        tensor=tb.tensor_util.make_tensor_proto([text]))])
-
-
-def scalar_events(tb: _TB, tag: str, steps: np.ndarray, values: np.ndarray,
-                  walls: np.ndarray) -> list[bytes]:
-    """Serialised events of one scalar series (a value beyond float32, e.g. a diverged 1e300
-    loss, becomes inf, as in TensorFlow)."""
-    Event, Value = tb.Event, tb.Summary.Value
-    return [Event(wall_time=w, step=s, summary={"value": [Value(tag=tag, simple_value=v)]})
-            .SerializeToString()
-            for s, v, w in zip(steps.tolist(), values.tolist(), walls.tolist(), strict=True)]
-
-
 # ----------------------------------------------------------------------- export
 def hparams_of(record: RunRecord) -> dict[str, Any]:
     """The knobs people compare, plus every swept field, as flat name -> scalar."""
@@ -200,18 +174,6 @@ def hparams_of(record: RunRecord) -> dict[str, Any]:
         if k.rsplit(".", 1)[-1] not in out and not k.startswith("train.schedule"):
             out[k] = v if isinstance(v, bool | int | float | str) else json.dumps(v)
     return {k: v for k, v in out.items() if v is not None}
-
-
-def _write(tb: _TB, path: Path, records: Sequence[bytes]) -> Path:
-    """Write serialised events as one TFRecord file with tensorboard's RecordWriter."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for old in path.parent.glob(f"events.out.tfevents.*{FILE_SUFFIX}"):
-        old.unlink()  # a re-export replaces ours; TensorBoard would merge both files otherwise
-    with path.open("wb") as f:
-        writer = tb.RecordWriter(f)
-        for record in records:
-            writer.write(record)
-    return path
 
 
 PROGRESS_POINTS = 1000  # epoch and examples seen are straight lines between these steps
@@ -235,32 +197,41 @@ def progress(series: dict[str, Series]) -> tuple[np.ndarray, np.ndarray, np.ndar
     return steps[keep], pick[0], pick[1], pick[2]
 
 
-def _run_events(tb: _TB, store: Store, record: RunRecord, hp: dict[str, Any],
-                tags: set[str]) -> list[bytes]:
-    """Every event of one run's file, scalars in one step-ordered stream (TensorBoard drops
-    earlier events when a step goes backwards); adds the metric tags it writes to ``tags``."""
+def _write_run(tb: _TB, folder: Path, record: RunRecord, series: dict[str, Series],
+               hp: dict[str, Any], experiment: Any = None) -> Path:
+    """Write one run's file into ``folder`` with SummaryWriter: the experiment (first run only),
+    its HParams session start, its config as text, every scalar in one step-ordered stream
+    (TensorBoard drops earlier events when a step goes backwards) and the session end.
+    Returns the file written; an earlier export's file of ours in ``folder`` is replaced."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob(f"events.out.tfevents.*{FILE_SUFFIX}"):
+        old.unlink()  # a re-export replaces ours; TensorBoard would merge both files otherwise
     base = record.started or record.created
-    series = store.metrics(record.id)
     config = "```json\n" + json.dumps(record.config, indent=2, sort_keys=True, default=str) + "\n```"
-    records = [event(tb, base, 0, file_version="brain.Event:2"),
-               event(tb, base, 0, session_start(tb, hp, record.id, base)),
-               event(tb, base, 0, text_summary(tb, "config/text_summary", config))]
-    steps, rows = [], []
-    for name, s in series.items():
-        tag = scalar_tag(name)
-        tags.add(tag)
-        rows += scalar_events(tb, tag, s.step, s.value, base + s.wall_time)
-        steps.append(s.step)
+    columns = [(scalar_tag(name), s.step, s.value, s.wall_time) for name, s in series.items()]
     at, epoch, examples, wall = progress(series)
-    for tag, values in (("progress/epoch", epoch), ("progress/examples_seen", examples)):
-        rows += scalar_events(tb, tag, at, values, base + wall)
-        steps.append(at)
-    order = np.argsort(np.concatenate(steps), kind="stable") if steps else []
-    records += [rows[i] for i in order]
-    last = max((float(s.wall_time[-1]) for s in series.values() if s.step.size), default=0.0)
-    records.append(event(tb, base + last, int(record.steps or record.progress_step or 0),
-                         session_end(tb, record.status, base + last)))
-    return records
+    columns += [("progress/epoch", at, epoch, wall), ("progress/examples_seen", at, examples, wall)]
+    tags = [tag for tag, steps, _, _ in columns for _ in range(steps.size)]
+    steps, values, walls = (np.concatenate([c[i] for c in columns]) for i in (1, 2, 3))
+    # a huge queue: the writer's thread never blocks the loop, and flushes once at close
+    writer = tb.SummaryWriter(str(folder), max_queue=max(10, steps.size + 8), flush_secs=3600,
+                              filename_suffix=FILE_SUFFIX)
+    try:
+        add = writer.file_writer.add_summary
+        if experiment is not None:
+            add(experiment, 0, base)
+        add(session_start(tb, hp, record.id, base), 0, base)
+        writer.add_text("config", config, 0, walltime=base)  # tag "config/text_summary"
+        # a value beyond float32 (a diverged 1e300 loss) is written as inf, as in TensorFlow
+        for i in np.argsort(steps, kind="stable").tolist():
+            writer.add_scalar(tags[i], float(values[i]), int(steps[i]), walltime=base + float(walls[i]))
+        last = max((float(s.wall_time[-1]) for s in series.values() if s.step.size), default=0.0)
+        add(session_end(tb, record.status, base + last),
+            int(record.steps or record.progress_step or 0), base + last)
+    finally:
+        writer.close()
+    (path,) = folder.glob(f"events.out.tfevents.*{FILE_SUFFIX}")
+    return path
 
 
 def _remove_stale(out_dir: Path, keep: set[str], run_ids: Sequence[str]) -> None:
@@ -291,25 +262,25 @@ def export_tensorboard(store: Store, experiment: str, out_dir: str | Path) -> li
     tb = _TB()
     if not runs:
         raise ReportError(f"experiment '{experiment}' has no runs to export; run its sweep first.")
-    stamp = f"events.out.tfevents.{int(time.time())}{FILE_SUFFIX}"
     names = run_dir_names(runs)
     _remove_stale(out_dir, set(names.values()), [r.id for r in runs])
     types: dict[str, type] = {}
     tags: set[str] = set()
     files: list[Path] = []
-    first: list[bytes] = []
+    first = None
     for record in runs:
         hp = hparams_of(record)
         types.update({k: float if isinstance(v, int | float) and not isinstance(v, bool) else type(v)
                       for k, v in hp.items()})
-        records = _run_events(tb, store, record, hp, tags)
-        if not first:  # written last: it also carries the experiment, known once all are read
-            first = records
-            files.append(out_dir / names[record.id] / stamp)
+        series = store.metrics(record.id)
+        tags.update(scalar_tag(name) for name in series)
+        if first is None:  # written last: it also carries the experiment, known once all are read
+            first = (record, series, hp)
             continue
-        files.append(_write(tb, out_dir / names[record.id] / stamp, records))
+        files.append(_write_run(tb, out_dir / names[record.id], record, series, hp))
     created = min(r.created for r in runs)
     metrics = sorted(t for t in tags if t not in NOT_METRICS)
-    first.insert(1, event(tb, created, 0, experiment_summary(tb, types, metrics, created)))
-    _write(tb, files[0], first)
+    record, series, hp = first
+    files.insert(0, _write_run(tb, out_dir / names[record.id], record, series, hp,
+                               experiment_summary(tb, types, metrics, created)))
     return files

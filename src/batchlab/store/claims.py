@@ -98,6 +98,8 @@ class Heartbeat:
                                  (time.time(), self.owner, RUNNING))
                 except sqlite3.OperationalError:
                     continue  # store busy: the next beat will do
+                except sqlite3.DatabaseError:
+                    return  # a damaged store: the sweep's own next query says so, in one paragraph
         finally:
             conn.close()
 

@@ -10,7 +10,10 @@ import errno
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from batchlab.errors import StoreError
 from batchlab.fserrors import disk_error, existing_ancestor
@@ -68,20 +71,116 @@ def writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
-def connect(path: Path, readonly: bool) -> sqlite3.Connection:
-    """A connection in autocommit mode; ``readonly`` opens files on read-only media too."""
+# SQLite's primary result codes for a file whose pages do not hold what its header promises
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
+
+
+def damaged(err: sqlite3.Error, path: Path) -> StoreError | None:
+    """The paragraph for a store whose pages are garbage (a truncated file, bytes overwritten
+    in its middle); None for any other SQLite error (locked, full disk, a bug of ours)."""
+    if (getattr(err, "sqlite_errorcode", 0) & 0xFF) not in (SQLITE_CORRUPT, SQLITE_NOTADB):
+        return None
+    return StoreError(
+        f"store '{path}' cannot be read: it is damaged or not a batchlab store (SQLite says: "
+        f"{err}); it was left untouched. Restore it from a backup, or copy what can still be "
+        f"read into a new file with `sqlite3 {path} .recover | sqlite3 recovered.db` and pass "
+        "--store recovered.db, or pass --store with a new file name."
+    )
+
+
+@contextmanager
+def _translated(conn: sqlite3.Connection) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.DatabaseError as err:
+        error = damaged(err, getattr(conn, "store_path", Path("?")))
+        if error is None:
+            raise
+        raise error from None
+
+
+class StoreCursor(sqlite3.Cursor):
+    """A cursor whose every read and write turns a damaged page into a StoreError paragraph.
+    Damage can sit in any page, so it surfaces at whichever query first touches it (``ls``
+    reads other pages than ``sweep``); guarding the cursor covers every caller, including
+    those that query ``store.conn`` directly."""
+
+    def execute(self, *args: Any) -> StoreCursor:
+        with _translated(self.connection):
+            return super().execute(*args)
+
+    def executemany(self, *args: Any) -> StoreCursor:
+        with _translated(self.connection):
+            return super().executemany(*args)
+
+    def fetchone(self) -> Any:
+        with _translated(self.connection):
+            return super().fetchone()
+
+    def fetchmany(self, *args: Any) -> list[Any]:
+        with _translated(self.connection):
+            return super().fetchmany(*args)
+
+    def fetchall(self) -> list[Any]:
+        with _translated(self.connection):
+            return super().fetchall()
+
+    def __next__(self) -> Any:
+        with _translated(self.connection):
+            return super().__next__()
+
+
+class StoreConnection(sqlite3.Connection):
+    """A connection whose cursors are ``StoreCursor``s (``execute`` on the connection too)."""
+
+    store_path: Path
+
+    def cursor(self, factory: Any = StoreCursor) -> Any:  # type: ignore[override]
+        return super().cursor(factory)
+
+    def execute(self, *args: Any) -> StoreCursor:  # type: ignore[override]
+        return self.cursor().execute(*args)
+
+    def executemany(self, *args: Any) -> StoreCursor:  # type: ignore[override]
+        return self.cursor().executemany(*args)
+
+    def __exit__(self, *exc: Any) -> Any:  # the COMMIT of ``with conn:`` reads pages too
+        with _translated(self):
+            return super().__exit__(*exc)
+
+
+def _open(target: str | Path, path: Path, **options: Any) -> StoreConnection:
+    conn = sqlite3.connect(target, isolation_level=None, factory=StoreConnection, **options)
+    conn.store_path = path
+    return conn
+
+
+def connect(path: Path, readonly: bool) -> StoreConnection:
+    """A connection in autocommit mode; ``readonly`` opens files on read-only media too and
+    never makes a file beside the store. A damaged store raises StoreError from whichever
+    query first reads a damaged page."""
     if not readonly:
-        return sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        return _open(path, path, timeout=30.0)
     uri = path.absolute().as_uri()
-    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30.0, isolation_level=None)
+    if not path.with_name(path.name + "-wal").exists():
+        # no process has the store open in WAL mode (a writer keeps its -wal file while
+        # open): every committed row is in the file itself. A mode=ro connection would still
+        # create an empty -wal and -shm that it can never remove; immutable reads the file
+        # alone. Readers open one connection per request, so a sweep starting later is seen
+        # by the next one, which finds its -wal and takes the mode=ro branch.
+        return _open(f"{uri}?immutable=1", path, uri=True)
+    conn = _open(f"{uri}?mode=ro", path, uri=True, timeout=30.0)
     try:
         conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         return conn
+    except StoreError:
+        conn.close()
+        raise
     except sqlite3.OperationalError:
         # a WAL store on read-only media: its -shm file cannot be made. Nobody can write
         # there either, so reading it as immutable is safe.
         conn.close()
-        return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+        return _open(f"{uri}?immutable=1", path, uri=True)
 
 
 def create_file(path: Path) -> None:

@@ -19,7 +19,9 @@ def build_optimizer(
     Hyperparameters used: sgd - momentum, nesterov, weight_decay; adam - weight_decay
     (coupled L2, as torch's Adam does); adamw - weight_decay (decoupled); rmsprop -
     momentum, weight_decay. Fields an optimizer has no use for (momentum and nesterov for
-    adam/adamw, nesterov for rmsprop) are ignored so one sweep can span optimizers.
+    adam/adamw, nesterov for rmsprop) are ignored so one sweep can span optimizers;
+    adagrad - weight_decay (coupled L2; it has no momentum, so momentum and nesterov are
+    ignored too).
     torch's default ``foreach=None`` is kept: it picks the fused-by-list path where supported.
     """
     params = _trainable(params)
@@ -36,6 +38,8 @@ def build_optimizer(
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, momentum=spec.momentum, weight_decay=wd)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
     # Unreachable through a validated TrainSpec; guards a new name added to the Literal only.
     raise ValueError(f"unknown optimizer {name!r}")
 

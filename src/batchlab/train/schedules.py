@@ -73,8 +73,22 @@ def _multistep(spec: ScheduleSpec, base_lr: float, total: int, unit_len: int) ->
             "train.schedule.milestones must list at least one "
             f"{spec.unit} for a multistep schedule, e.g. milestones = [30, 60]."
         )
-    # MultiStepLR counts repeated milestones twice; bisect_right on the sorted list does too.
-    milestones, gamma = sorted(spec.milestones), spec.gamma
+    # the LR decays after milestone m units, at step m * unit_len: one at or past the last
+    # step never takes effect, so the run would not be the schedule the user asked for
+    length = total / unit_len
+    late = [m for m in spec.milestones if m * unit_len >= total]
+    if late:
+        early = [m for m in spec.milestones if m * unit_len < total]
+        fix = (f"give milestones below {length:g}{f' (e.g. {early})' if early else ''} or train "
+               "longer (train.epochs / train.steps)" if length > 1 else
+               "train longer (train.epochs / train.steps) or use another schedule")
+        raise SpecError(
+            f"train.schedule.milestones = {spec.milestones}: {late} "
+            f"{'is' if len(late) == 1 else 'are'} at or past the end of the run ({length:g} "
+            f"{spec.unit}{'' if length == 1 else 's'}), where the LR never decays; {fix}."
+        )
+    # ScheduleSpec keeps the milestones strictly increasing: bisect counts those passed
+    milestones, gamma = spec.milestones, spec.gamma
     return lambda step: base_lr * gamma ** bisect.bisect_right(milestones, step // unit_len)
 
 

@@ -2,13 +2,16 @@
 
 Safety, by construction:
 - every request opens the store with ``Store(path, create=False, read_only=True)``: SQLite's
-  ``mode=ro``, so no statement can write; only GET and HEAD are answered (other methods: 405);
+  ``mode=ro`` (or ``immutable`` while no sweep has it open), so no statement can write and no
+  file is made beside it; only GET and HEAD are answered (every other method: 405);
 - the only file read besides the store is one of the page's own assets, looked up by name in
   ``ASSETS`` (a fixed table): no request parameter ever becomes a path;
 - JSON only carries data; the page builds its DOM with ``textContent``, so names, configs and
   error texts from the store render as text. A Content-Security-Policy allows scripts from
   the server itself only, and requests whose Host is not this server's are refused (a web
-  page elsewhere cannot read the store through DNS rebinding);
+  page elsewhere cannot read the store through DNS rebinding; a request with two Host
+  headers is refused too). Every response, errors of the HTTP machinery included, carries
+  the same security headers;
 - it binds 127.0.0.1 unless told otherwise (``--host 0.0.0.0`` exposes it deliberately).
 """
 
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import errno
 import json
+import math
+import socket
 import sys
 from collections.abc import Callable
 from http import HTTPStatus
@@ -39,6 +44,10 @@ ASSETS = {
     "/static/uPlot.iife.min.js": ("web/vendor/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
     "/static/uPlot.min.css": ("web/vendor/uPlot.min.css", "text/css; charset=utf-8"),
 }
+MAX_STEP = 2**62  # a step beyond any run's, still an SQLite integer once 1 is subtracted
+# http.server listens with a backlog of 5: 50 browsers/clients at once overflow it, and the
+# kernel drops their connection attempts (retried after 1 s, 3 s, 7 s ... up to timeouts)
+LISTEN_BACKLOG = max(128, socket.SOMAXCONN)
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; "
        "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
 
@@ -74,14 +83,19 @@ def _api(store_path: Path, route: str, query: dict[str, list[str]]) -> Any:
 
 
 def _since(text: str) -> dict[str, int]:
-    """The ``since`` parameter: a JSON object run id -> last step seen (bad input: none)."""
+    """The ``since`` parameter: a JSON object run id -> last step seen. Bad input is ignored
+    (the page then gets every row): text that is not JSON or nests too deep (RecursionError),
+    anything but an object, and values that are not finite numbers (NaN, Infinity, 1e999);
+    steps are clamped to 0..MAX_STEP."""
     try:
         raw = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     if not isinstance(raw, dict):
         return {}
-    return {str(k): int(v) for k, v in raw.items() if isinstance(v, int | float)}
+    # clamped to SQLite's integers: 1e300 or 10**30 would overflow the query's parameter
+    return {str(k): min(max(int(v), 0), MAX_STEP) for k, v in raw.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
 
 
 def handler_for(store_path: Path, allowed_hosts: set[str]) -> type[BaseHTTPRequestHandler]:
@@ -94,8 +108,11 @@ def handler_for(store_path: Path, allowed_hosts: set[str]) -> type[BaseHTTPReque
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
             pass  # a poll every 2 s would flood the terminal
 
-        def _send(self, status: int, body: bytes, ctype: str) -> None:
+        def _send(self, status: int, body: bytes, ctype: str,
+                  extra: dict[str, str] | None = None) -> None:
             self.send_response(status)
+            for name, value in (extra or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
@@ -109,11 +126,23 @@ def handler_for(store_path: Path, allowed_hosts: set[str]) -> type[BaseHTTPReque
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the browser left (a reload, a closed tab): nothing to tell anyone
 
-        def _json(self, status: int, obj: Any) -> None:
-            self._send(status, json.dumps(obj, allow_nan=False).encode(), "application/json")
+        def _json(self, status: int, obj: Any, extra: dict[str, str] | None = None) -> None:
+            self._send(status, json.dumps(obj, allow_nan=False).encode(), "application/json", extra)
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """The base class's own errors (a bad request line, headers too long, a method
+            with no ``do_`` handler: OPTIONS, TRACE, ...) as JSON with the security headers,
+            instead of its bare HTML page."""
+            self.close_connection = True  # the request may not have been read to its end
+            if code == HTTPStatus.NOT_IMPLEMENTED:  # any method but GET/HEAD: read-only
+                return self._refuse()
+            self._json(code, {"error": message or HTTPStatus(code).phrase})
 
         def do_GET(self) -> None:  # noqa: N802 - the base class's naming
-            host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+            hosts = self.headers.get_all("Host") or []
+            if len(hosts) > 1:  # which one would a proxy or the browser have meant? (RFC 9112)
+                return self._json(HTTPStatus.BAD_REQUEST, {"error": "more than one Host header"})
+            host = (hosts[0] if hosts else "").rsplit(":", 1)[0].strip("[]")
             if allowed_hosts and host not in allowed_hosts:
                 return self._json(HTTPStatus.FORBIDDEN, {"error": f"host '{host}' not served"})
             url = urlsplit(self.path)
@@ -128,19 +157,29 @@ def handler_for(store_path: Path, allowed_hosts: set[str]) -> type[BaseHTTPReque
                 return self._json(HTTPStatus.NOT_FOUND, {"error": "no such endpoint"})
             except BatchlabError as err:
                 return self._json(HTTPStatus.NOT_FOUND, {"error": str(err)})
+            except Exception as err:  # a bug of ours: answer it, never drop the connection
+                sys.stderr.write(f"batchlab dashboard: {self.path}: {type(err).__name__}: {err}\n")
+                return self._json(HTTPStatus.INTERNAL_SERVER_ERROR,
+                                  {"error": f"internal error ({type(err).__name__}: {err})"})
             self._json(HTTPStatus.OK, body)
 
         do_HEAD = do_GET  # noqa: N815
 
         def _refuse(self) -> None:
-            self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "the dashboard is read-only"})
-
-        do_POST = do_PUT = do_DELETE = do_PATCH = _refuse  # noqa: N815
+            self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "the dashboard is read-only"},
+                       {"Allow": "GET, HEAD"})
 
     return Handler
 
 
-def make_server(store_path: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> ThreadingHTTPServer:
+class DashboardServer(ThreadingHTTPServer):
+    """One thread per request, with a listen backlog that holds a burst of clients."""
+
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True  # a browser's open connection never blocks Ctrl-C
+
+
+def make_server(store_path: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> DashboardServer:
     """A server over ``store_path`` bound to ``host:port`` (port 0: any free port). The store
     is checked first (it must exist and be a batchlab store: StoreError otherwise);
     DashboardError when the address cannot be bound."""
@@ -153,7 +192,7 @@ def make_server(store_path: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_
     # bound to all interfaces, the user chose to expose it and names vary
     allowed = local | {host} if host in local else set()
     try:
-        server = ThreadingHTTPServer((host, port), handler_for(store_path, allowed))
+        server = DashboardServer((host, port), handler_for(store_path, allowed))
     except OSError as err:
         if err.errno == errno.EADDRINUSE:
             raise DashboardError(
@@ -161,7 +200,6 @@ def make_server(store_path: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_
                 "listens there); pass another one with --port N, or stop the other program.") from None
         raise DashboardError(f"cannot listen on {host}:{port}: {err.strerror}. Pass another "
                              "--host or --port.") from None
-    server.daemon_threads = True  # a browser's open connection never blocks Ctrl-C
     return server
 
 

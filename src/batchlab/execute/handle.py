@@ -1,0 +1,329 @@
+"""The run a training function receives in a function sweep: ``train_fn(run)``.
+
+    def train(run):
+        model = Net(width=run.config["width"])
+        opt = torch.optim.SGD(model.parameters(), lr=run.lr, momentum=0.9)
+        sched = run.scheduler(opt)                 # batchlab's schedule, per optimizer step
+        start, step = 0, 0
+        if (state := run.restore()) is not None:   # an interrupted run continues here
+            model.load_state_dict(state["model"]); opt.load_state_dict(state["opt"])
+            sched.load_state_dict(state["sched"]); start, step = state["epoch"], state["step"]
+        for epoch in range(start, run.config["epochs"]):
+            for x, y in loader:
+                ...; step += 1
+                run.log(step, train_loss=loss, lr=sched.get_last_lr()[0])
+            run.log(step, val_loss=vl, val_acc=va)
+            run.save({"model": model.state_dict(), "opt": opt.state_dict(),
+                      "sched": sched.state_dict(), "epoch": epoch + 1, "step": step})
+            if run.should_stop():                  # the sweep's pruning
+                return
+
+``run.log`` is ``bl.track``'s (the same Recorder, names, epochs and examples seen: exact when
+the config holds ``n_train``, the training set's size). An evaluation (a ``val_loss`` or
+``val_acc``) is judged by the sweep's pruning there: ``should_stop()`` turns True for a hopeless
+run (collapsed to chance), at a successive-halving rung (examples seen), and after a non-finite
+training loss. ``save(state)`` flushes the rows and writes ``state`` (anything ``torch.save``
+takes) with the run's counters and RNG states; after a kill the sweep resumes the run from it,
+the store dropping the rows logged after it, and ``restore()`` hands it back with the RNG
+states of the moment it was saved, so the resumed run gives the numbers of an uninterrupted
+one. Log a step's values before saving it: a step at or before the last save cannot be
+logged again (its rows would be lost on a resume).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from batchlab.errors import SpecError
+from batchlab.events import COMPLETED, DIVERGED, INTERRUPTED, PRUNED, RunEnded, RunStarted
+from batchlab.spec import RunConfig, TrainSpec
+from batchlab.track import TrackedRun, _Clock
+from batchlab.train.checkpoint import remove_checkpoint
+from batchlab.train.loop import checkpoint_or_why, environment, resolve_device
+from batchlab.train.prune import PruneOrder, Pruner
+from batchlab.train.scaling import scaled_lr
+from batchlab.train.schedules import LRFn, run_length, schedule_fn, steps_per_epoch
+
+EVALUATION = ("val_loss", "val_acc")  # a log holding one of these is an evaluation
+KEPT = ("train_acc", "val_loss", "val_acc")  # their last values: final_*
+CLOCK_KEYS = ("n_train", "steps_per_epoch", "num_classes")  # train.options keys batchlab reads
+NOT_CONFIG = ("function", "options", "measure_noise_scale", "noise_scale_micro_batches",
+              "noise_scale_every")
+
+
+class CheckpointFailed(Exception):
+    """``run.save`` could not write (a full disk, a read-only folder): the run stops, resumable."""
+
+
+def flat_config(config: RunConfig) -> dict[str, Any]:
+    """``run.config``: the train fields (``batch_size``, ``lr``, ``schedule`` as a dict,
+    ``seed``, ``epochs``, ...) with the sweep's own keys (``train.options``) beside them."""
+    train = {k: v for k, v in config.train.model_dump(mode="json").items() if k not in NOT_CONFIG}
+    return {**train, **config.train.options}
+
+
+def run_steps_per_epoch(options: dict[str, Any], batch_size: int) -> int | None:
+    """Steps per epoch from ``n_train`` (exact, as the trainer counts) or ``steps_per_epoch``."""
+    if options.get("n_train"):
+        return steps_per_epoch(int(options["n_train"]), batch_size)
+    return options.get("steps_per_epoch")
+
+
+def schedule_length(train: TrainSpec) -> tuple[int, int] | str:
+    """(steps of the whole run, steps per epoch) for ``train``'s schedule, or why they are not
+    known: a schedule that counts epochs needs ``n_train`` or ``steps_per_epoch`` among the
+    sweep's keys, and a run given in epochs needs them to count its steps."""
+    s = train.schedule
+    spe = run_steps_per_epoch(train.options, train.batch_size)
+    by_epoch = (s.unit == "epoch" and s.name in ("step", "multistep", "exponential")) or (
+        s.warmup > 0 and s.warmup_unit == "epoch")
+    if spe is None and s.name != "constant" and (by_epoch or train.steps is None):
+        return (f"schedule '{s.name}' counts {'epochs' if by_epoch else 'the run in epochs'}, "
+                "whose length in steps batchlab does not know; give n_train (training examples) "
+                "or steps_per_epoch as a key of the sweep" + ("" if by_epoch else ", or train.steps"))
+    spe = spe or train.steps or 1  # unused by the schedule then: any positive length
+    return run_length(train.steps, train.epochs, spe), spe
+
+
+class BatchlabLR(torch.optim.lr_scheduler.LRScheduler):
+    """Sets every parameter group's LR to batchlab's ``lr_at(step)``; step it after every
+    optimizer update (the schedules count optimizer steps, not epochs)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, lr_at: LRFn, last_epoch: int = -1) -> None:
+        self.lr_at = lr_at
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return [self.lr_at(self.last_epoch)] * len(self.optimizer.param_groups)
+
+    def state_dict(self) -> dict[str, Any]:
+        # the schedule is a closure (not picklable) and comes back from the config anyway
+        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_at")}
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "random": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["random"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    """The run's seed in torch, numpy and random: a run is a function of its config."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+class SweepRun(TrackedRun):
+    """One run of a function sweep, as its training function sees it (see the module doc).
+
+    A ``TrackedRun`` whose rows go to the sweep's event sink (the driver writes the store)
+    rather than to a store of its own; ``config`` is the flat resolved point.
+    """
+
+    def __init__(self, config: RunConfig, sink: Any, *, checkpoint_path: Path | None = None,
+                 resume: dict[str, Any] | None = None, prune: PruneOrder | None = None) -> None:
+        t, options = config.train, config.train.options
+        flat = flat_config(config)
+        super().__init__("function sweep", {k: flat.get(k) for k in (
+            "batch_size", "lr", "epochs", "steps", "seed", *CLOCK_KEYS)})
+        self.id = self.run_id = config.run_id()
+        self.config: dict[str, Any] = flat  # type: ignore[assignment]  # what train_fn reads
+        self.spec = config
+        self.lr = scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size)
+        self.steps_per_epoch = run_steps_per_epoch(options, t.batch_size)
+        self.total_steps = (run_length(t.steps, t.epochs, self.steps_per_epoch)
+                            if self.steps_per_epoch or t.steps else None)
+        self._sink = sink
+        self._path = checkpoint_path if t.checkpoint else None
+        self._resume = resume
+        self.resumed_step = resume["step"] if resume else 0
+        self._floor = self.resumed_step if resume else -1  # steps at or before this are stored
+        self._restored = False
+        self._pruner = Pruner(prune or PruneOrder(hopeless=False), options.get("num_classes"))
+        self._values: dict[str, Any] = dict(resume["summary"]) if resume else {}
+        self._last_loss: Any = self._values.get("final_train_loss")
+        self._lr_at: LRFn | None = None
+        self._schedule_steps = 0  # the schedule's length in steps, once lr_at built it
+        self.stop_reason: str | None = None  # why pruning stopped the run (hopeless)
+        self.paused_at: int | None = None  # examples seen at the halving rung it reached
+        if resume:
+            self._pruner.restore(resume.get("prune"))
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> SweepRun:
+        t = self.spec.train
+        env = {**environment(resolve_device(t.device)), "source": "function",
+               "function": t.function}
+        self._sink(RunStarted(self.id, self.total_steps or 0, self.resumed_step, env))
+        self._rec = _Clock(self.id, self._sink, self.user_config)
+        if self._resume:  # the run's clock goes on from the time it had spent
+            self._rec._t0 -= self._resume["wall_time"]
+        seed_everything(t.seed)
+        return self
+
+    def conclude(self) -> RunEnded:
+        """End a run whose function returned: diverged, pruned, paused at a rung or completed."""
+        assert self._rec is not None
+        self._flush()
+        if self.diverged_at is not None:
+            return self.end(DIVERGED, f"non-finite loss at step {self.diverged_at}", final=True)
+        if self.stop_reason is not None:
+            self._values["pruned_at_step"] = self.last_step
+            return self.end(PRUNED, self.stop_reason, final=True)
+        if self.paused_at is not None:
+            return self.end(INTERRUPTED, self._pruner.pause_message(self.paused_at))
+        return self.end(COMPLETED, final=True)
+
+    def end(self, status: str, error: str | None = None, *, final: bool = False,
+            fatal: bool = False) -> RunEnded:
+        """Flush and report how the run ended; ``final`` removes its checkpoint (nothing will
+        resume it)."""
+        assert self._rec is not None
+        self._flush()
+        steps = self.diverged_at if self.diverged_at is not None else self.last_step
+        wall = self._rec.elapsed()
+        event = RunEnded(self.id, status, steps, wall, self._summary(steps, wall), error, fatal)
+        self._sink(event)
+        self.status, self._rec = status, None
+        if final and self._path is not None:
+            remove_checkpoint(self._path)
+        return event
+
+    def finish(self, status: str = COMPLETED, error: str | None = None) -> None:
+        """Left to the sweep: a logger or callback inside ``train_fn`` does not end the run."""
+
+    # ------------------------------------------------------------------ what train_fn calls
+    def log(self, step: int, *, epoch: float | None = None, examples: int | None = None,
+            wall_time: float | None = None, **values: Any) -> None:
+        """``bl.track``'s ``run.log`` (see ``TrackedRun.log``); an evaluation is also judged
+        by the sweep's pruning (``should_stop``)."""
+        if isinstance(step, int) and not isinstance(step, bool) and step <= self._floor:
+            raise SpecError(
+                f"run.log({step}, ...): step {step} is at or before the run's last save (step "
+                f"{self._floor}), whose rows are stored already. Log a step's values before "
+                "run.save(); after a resume, call run.restore() and continue after the saved step.")
+        super().log(step, epoch=epoch, examples=examples, wall_time=wall_time, **values)
+        if self.diverged_at is not None or self._rec is None:
+            return
+        if "train_loss" in values:
+            self._last_loss = values["train_loss"]
+        for name in KEPT:
+            if name in values:
+                self._values[f"final_{name}"] = float(values[name])
+        if any(name in values for name in EVALUATION):
+            self._evaluated(step, values, epoch, examples)
+
+    def _evaluated(self, step: int, values: dict[str, Any], epoch: float | None,
+                   examples: int | None) -> None:
+        assert self._rec is not None
+        at_epoch, at_examples = self._rec.position(step)
+        at_epoch = at_epoch if epoch is None else float(epoch)
+        at_examples = at_examples if examples is None else int(examples)
+        acc = values.get("val_acc")
+        if acc is not None and float(acc) > self._values.get("best_val_acc", -math.inf):
+            self._values.update(best_val_acc=float(acc), best_val_acc_step=step,
+                                best_val_acc_epoch=at_epoch)
+        if "val_loss" in values and float(values["val_loss"]) < self._values.get("best_val_loss", math.inf):
+            self._values["best_val_loss"] = float(values["val_loss"])
+        train_loss = values.get("train_eval_loss", self._last_loss)
+        why = self._pruner.observe(at_epoch, None if acc is None else float(acc),
+                                   math.nan if train_loss is None else float(train_loss))
+        if why is not None and self.stop_reason is None:
+            self.stop_reason = why
+        elif self._pruner.pause_due(at_examples):
+            self.paused_at = at_examples
+
+    def should_stop(self) -> bool:
+        """Whether the sweep wants this run to stop now: pruned as hopeless, paused at a
+        successive-halving rung (save first: the run continues from its save if it is among
+        the best), or diverged. Ask after each evaluation; returning then ends the run."""
+        if self._rec is not None and self.diverged_at is None and self._rec.check() is not None:
+            self._flush()  # the rows up to the non-finite loss; later values are ignored
+        return self.diverged_at is not None or self.stop_reason is not None or self.paused_at is not None
+
+    def save(self, state: Any) -> bool:
+        """Flush the rows logged so far and write ``state`` as the run's checkpoint (atomically,
+        replacing the previous one). False, and nothing written, when ``train.checkpoint`` is
+        off or the run has diverged."""
+        if self._rec is None:
+            raise SpecError("run.save called after the run ended; save inside train_fn.")
+        self._flush()
+        if self._path is None or self.diverged_at is not None:
+            return False
+        why = checkpoint_or_why(self._path, {
+            "run_id": self.id, "step": self.last_step, "wall_time": self._rec.elapsed(),
+            "summary": {**self._values, "final_train_loss": self._loss_value()},
+            "prune": self._pruner.state(), "rng": rng_state(), "user": state,
+        }, f"writing the checkpoint of run {self.id}")
+        if why is not None:
+            raise CheckpointFailed(why)
+        self._floor = self.last_step
+        return True
+
+    def restore(self) -> Any:
+        """The ``state`` of the run's last save when the sweep resumed it, else None. The RNG
+        states (torch, numpy, random) are set back to the moment of that save."""
+        if self._resume is None:
+            return None
+        if not self._restored:
+            set_rng_state(self._resume["rng"])
+            self._restored = True
+        return self._resume["user"]
+
+    def lr_at(self, step: int) -> float:
+        """The LR of optimizer update ``step`` (0-based): the sweep's schedule from the
+        scaled LR (``run.lr``) over the run's length (``epochs`` or ``steps``)."""
+        if self._lr_at is None:
+            length = schedule_length(self.spec.train)
+            if isinstance(length, str):
+                raise SpecError(f"run.lr_at: {length}.")
+            self._schedule_steps, spe = length
+            self._lr_at = schedule_fn(self.spec.train.schedule, self.lr, self._schedule_steps, spe)
+        return self._lr_at(step)
+
+    def scheduler(self, optimizer: torch.optim.Optimizer) -> BatchlabLR:
+        """A torch LR scheduler following ``lr_at``: call ``step()`` after every optimizer
+        update; ``state_dict``/``load_state_dict`` carry its position across a save."""
+        self.lr_at(0)  # a schedule that cannot be built fails here, not at the first step
+        last = self._schedule_steps - 1
+        # stepped after the last update too (as torch's schedulers are): that LR is never used
+        return BatchlabLR(optimizer, lambda step: self.lr_at(min(step, last)))
+
+    # ------------------------------------------------------------------ summary
+    def _loss_value(self) -> float | None:
+        loss = self._last_loss
+        return None if loss is None else float(loss.item() if hasattr(loss, "item") else loss)
+
+    def _summary(self, steps: int, wall: float) -> dict[str, Any]:
+        """The trainer's summary keys from the values logged (no store here: the driver has it)."""
+        assert self._rec is not None
+        options = self.spec.train.options
+        out: dict[str, Any] = {**self._values, "total_steps": self.total_steps or steps,
+                               "steps_per_epoch": self.steps_per_epoch,
+                               "n_train": options.get("n_train"), "effective_lr": self.lr}
+        if options.get("num_classes"):
+            out["num_classes"] = int(options["num_classes"])
+        if (loss := self._loss_value()) is not None and math.isfinite(loss):
+            out["final_train_loss"] = loss
+        if self.diverged_at is not None:
+            out["diverged_at_step"] = self.diverged_at
+        if wall > 0 and self._rec.examples(steps):
+            out["samples_per_s"] = self._rec.examples(steps) / wall
+        return out
+
