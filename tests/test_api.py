@@ -1,11 +1,13 @@
 """The top-level Python API (``import batchlab as bl``) on the user's own objects."""
 
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -134,7 +136,9 @@ def test_a_wrong_loss_for_float_targets_says_how_to_fix(tmp_path):
 
 
 @pytest.mark.parametrize("kw, error, words", [
-    (dict(workers=2), SpecError, "workers=1"),
+    (dict(workers=0), SpecError, "workers=0 must be a whole number >= 1"),
+    (dict(workers=2, loss=lambda out, y: nn.functional.cross_entropy(out, y)), SpecError,
+     "cannot be sent to worker processes (PicklingError"),
     (dict(grid={"bach_size": [16]}), SpecError, "'bach_size' is not a spec field"),
     (dict(grid={"batch_size": 16}), SpecError, "must be a list"),
     (dict(model=nn.Linear(5, 3)), ModelError, "fails on a batch of inputs of shape (2, 6)"),
@@ -172,6 +176,14 @@ def test_probes_on_objects_return_the_cli_result_types(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     with Store(tmp_path / "s.db") as st:
         assert [p.kind for p in st.probes("p")] == ["lr_range"]
+    # .plot(): the probe's figure, drawn from this result (issue 21, part 2, item 13)
+    titles = {"LR range test": found, "Largest batch that fits": fits, "Throughput": speed,
+              "Gradient noise scale": noise}
+    for title, result in titles.items():
+        fig = result.plot()
+        assert isinstance(fig, Figure) and fig.get_suptitle() == title
+    drawn = [list(line.get_ydata()) for ax in speed.plot().axes for line in ax.get_lines()]
+    assert list(speed.samples_per_s) in drawn
 
 
 def test_lr_find_on_a_regression_uses_the_loss(tmp_path):
@@ -241,3 +253,86 @@ def test_prune_is_a_sweep_keyword(tmp_path):
     assert pruned.status == "pruned" and pruned.steps < 32 and "collapsed to chance" in pruned.error
     with pytest.raises(SpecError, match="prune"):
         small_sweep(tmp_path / "c.db", prune="sometimes")
+
+
+@pytest.mark.parametrize("probe", ["lr_find", "throughput", "noise_scale", "max_batch", "recommend"])
+def test_a_probe_s_bad_keyword_names_the_probe(probe):
+    """Not batchlab.sweep('probes'): the user called a probe (issue 21, part 2, item 12)."""
+    with pytest.raises(SpecError) as err:
+        getattr(bl, probe)(model=Net(), train=arrays(), lr=-0.1)
+    assert f"batchlab.{probe}(...)" in str(err.value) and "sweep" not in str(err.value)
+    assert "'train.lr': must be a positive number" in str(err.value)
+
+
+def test_a_sweep_s_bad_keyword_names_the_sweep(tmp_path):
+    with pytest.raises(SpecError, match=r"batchlab.sweep\('t'\)"):
+        bl.sweep("t", model=Net(), train=arrays(), store=tmp_path / "s.db", lr=-0.1)
+
+
+def test_a_sweep_result_plots_its_curves_and_heatmaps(tmp_path):
+    res = small_sweep(tmp_path / "s.db", verbose=False)
+    curves = res.plot()
+    assert isinstance(curves, Figure) and "schedule: constant" in curves.get_suptitle()
+    drawn = sum(len(ax.get_lines()) for ax in curves.axes)
+    assert drawn >= 2 * 3  # each run's train, validation loss and accuracy lines
+    heat = res.plot("heatmaps")
+    assert [ax.get_title() for ax in heat.axes[:2]] == [
+        "best validation accuracy — schedule: constant", "final validation accuracy — schedule: constant"]
+    with pytest.raises(BatchlabError, match="'curves' or 'heatmaps'"):
+        res.plot("bars")
+
+
+WORKER_SCRIPT = """
+import sys
+import numpy as np
+import batchlab as bl
+from mymodels import Net
+
+if __name__ == "__main__":  # spawned workers run this file again: guard the sweep
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4)).astype(np.float32)
+    res = bl.sweep("w", model=Net(), train=(x, (x[:, 0] > 0).astype(np.int64)), store=sys.argv[1],
+                   grid={"batch_size": [16, 32]}, epochs=1, lr=0.1, workers=int(sys.argv[2]),
+                   verbose=False)
+    print([(r["batch_size"], r["status"], r["best_val_acc"], r["final_val_loss"]) for r in res.rows])
+"""
+MODELS = """
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+
+def test_workers_train_module_level_objects_in_processes_with_the_same_numbers(tmp_path):
+    """Issue 21, part 2, item 13: workers > 1 is accepted for objects worker processes can
+    receive (a module's class, tensors), and trains the same runs as workers=1."""
+    (tmp_path / "mymodels.py").write_text(MODELS)
+    (tmp_path / "study.py").write_text(WORKER_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = {}
+    for workers in (2, 1):
+        run = subprocess.run([sys.executable, "study.py", f"s{workers}.db", str(workers)],
+                             cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+        assert run.returncode == 0, run.stderr[-2000:]
+        out[workers] = run.stdout.strip().splitlines()[-1]
+    assert out[2] == out[1] and out[2].count("'completed'") == 2
+
+
+def test_workers_refuse_a_notebook_class_with_the_reason(tmp_path):
+    code = ("import numpy as np, batchlab as bl\nfrom torch import nn\n"
+            "class Mine(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.fc = nn.Linear(4, 2)\n    def forward(self, x):\n        return self.fc(x)\n"
+            "x = np.zeros((40, 4), np.float32)\n"
+            "try:\n    bl.sweep('c', model=Mine(), train=(x, np.arange(40) % 2), store='u.db', workers=2)\n"
+            "except bl.BatchlabError as err:\n    print(err)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "workers=2: Mine is defined in this notebook (or 'python -c')" in run.stdout
+    assert "module file" in run.stdout and not (tmp_path / "u.db").exists()

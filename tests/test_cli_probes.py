@@ -198,8 +198,9 @@ def test_recommend_and_validate(probed):
     assert "the fastest to the target" in text or "No run reached the target" in text
     with Store(db) as st:
         runs = st.runs(f"{NAME}-validate")
-        # the probes' own commands never train runs: the only experiment is the validation's
-        assert [e.name for e in st.experiments()] == [f"{NAME}-validate"]
+        # the probes' own commands never train runs: their experiment holds probe results only
+        assert [e.name for e in st.experiments()] == [NAME, f"{NAME}-validate"]
+        assert st.runs(NAME) == [] and st.probes(NAME)
     # the user's base configuration is trained beside the neighbours and compared plainly
     base = [run for run in runs if not run.point]
     assert len(base) == 1 and base[0].config["train"]["batch_size"] == 16

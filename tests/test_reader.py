@@ -60,3 +60,34 @@ def test_report_of_a_stored_experiment(store, tmp_path):
             db.report("nope", tmp_path / "x.html")
     assert written.html.is_file() and "batchlab report: exp" in written.html.read_text()
     assert not (tmp_path / "x.html").exists()
+
+
+def test_an_experiment_of_probes_only_is_listed_read_reported_and_removed(tmp_path):
+    """bl.throughput(store=, experiment=) stores no runs: bl.open, ls, report and rm agree
+    that the experiment exists (issue 21, part 2, item 6)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "p.db"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4)).astype(np.float32)
+    bl.throughput(model=nn.Linear(4, 2), train=(x, (x[:, 0] > 0).astype(np.int64)),
+                  batch_sizes=[8, 16], store=path, experiment="pr")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "batchlab", *args, "--store", str(path)],
+                              capture_output=True, text=True, timeout=120)
+
+    with bl.open(path) as db:
+        assert db.experiments() == ["pr"]
+        assert len(db.runs("pr")) == 0
+        written = db.report("pr", tmp_path / "pr.html")
+    assert written.html.is_file() and [p.name for p in written.figures] == ["probe-1.png"]
+    listing = cli("ls")
+    assert listing.returncode == 0 and "│ pr " in listing.stdout
+    assert "'pr' holds 1 probe result(s) (throughput) and no runs" in listing.stdout
+    assert cli("ls", "pr").returncode == 0
+    removed = cli("rm", "pr", "--yes")
+    assert removed.returncode == 0, removed.stderr
+    with bl.open(path) as db:
+        assert db.experiments() == [] and not db.store.probes("pr")

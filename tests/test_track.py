@@ -256,3 +256,33 @@ def test_a_loop_killed_with_kill_9_reads_as_interrupted_not_running(tmp_path):
     counts = dict(zip(columns, map(int, re.findall(r"\d+", row)), strict=True))
     assert counts["interrupted"] == 1 and counts["running"] == 0 and counts["runs"] == 1
     assert "interrupted at step 5" in batchlab("show", rec.id[:8], "--store", db).stdout
+
+
+def test_a_schedule_given_by_name_reads_without_none_everywhere(tmp_path):
+    """{"schedule": "step"} holds no step size or factor: tables and file names say 'step'."""
+    db = tmp_path / "s.db"
+    own = {"batch_size": 4, "lr": 0.1, "n_train": 8, "epochs": 2, "num_classes": 2, "schedule": "step"}
+    with bl.track("e", config=own, store=db) as run:
+        for step in (1, 2, 3, 4):
+            run.log(step, train_loss=1.0 / step, lr=0.1)
+        run.log(4, val_loss=0.5, val_acc=0.75)
+    with bl.open(db) as db_:
+        rows = db_.runs("e")
+        rows = rows if isinstance(rows, list) else rows.to_dict("records")
+        assert [r["schedule"] for r in rows] == ["step"]
+        report = db_.report("e", tmp_path / "r.html")
+    files = " ".join(p.name for p in report.figures)
+    assert "curves-step.png" in files and "none" not in files
+    assert "Noneep" not in report.html.read_text() and "xNone" not in report.html.read_text()
+    listing = batchlab("ls", "e", "--store", db)
+    assert listing.returncode == 0 and "None" not in listing.stdout and "step" in listing.stdout
+
+
+def test_a_tracked_run_that_failed_before_validation_has_no_best_accuracy(tmp_path):
+    db = tmp_path / "s.db"
+    with pytest.raises(ValueError):
+        with bl.track("e", config={"batch_size": 4, "n_train": 8}, store=db) as run:
+            run.log(1, train_loss=0.7, lr=0.1)
+            raise ValueError("bad batch")
+    with Store(db) as st:
+        assert "best_val_acc" not in st.run(run.id).summary

@@ -8,8 +8,9 @@ the same result types. Every call is a thin layer: it checks the objects
 (``batchlab.objects``), names them in a spec (``batchlab.apispec``) so run ids cover them, and
 calls the library with ``RunInputs`` that build from the objects instead of the spec.
 
-Runs train in this process (the objects need no pickling and a notebook's classes work);
-asking for worker processes is refused with what to do instead.
+Runs train in this process by default (the objects need no pickling and a notebook's classes
+work); ``workers=N`` sends them to N worker processes when they can be pickled and imported
+there, and refuses with the reason otherwise (``apicheck.refuse_unsendable``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchlab.errors import BatchlabError, ModelError, SpecError
+from batchlab.errors import ExecutorError, SpecError
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from batchlab.analysis.experiment import ExperimentAnalysis
     from batchlab.execute.sweep import PreparedSweep
     from batchlab.objects import ObjectInputs
@@ -34,6 +37,9 @@ if TYPE_CHECKING:
     from batchlab.spec import RunConfig, Spec
 
 DEFAULT_STORE = "batchlab.db"
+# what to do after every run of a sweep failed (the CLI says it with its commands)
+API_AGAIN = ("Fix that cause and call bl.sweep again (failed runs are trained again); "
+             "bl.open('{store}').runs('{name}') lists each run's error.")
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,16 @@ class SweepResult:
         with Store(self.store, create=False) as st:
             return analyze_experiment(st, self.experiment)
 
+    def plot(self, what: str = "curves", facet: str | None = None) -> Figure:
+        """A ``matplotlib.figure.Figure`` of the experiment: ``what="curves"`` (learning
+        curves against epochs, steps, examples and wall time; colour = LR, dash = batch size)
+        of one ``facet`` (what else the sweep varied; default the first), or "heatmaps"."""
+        from batchlab.report.build import experiment_figure
+        from batchlab.store import Store
+
+        with Store(self.store, create=False) as st:
+            return experiment_figure(st, self.experiment, what, facet)
+
     def report(self, path: str | Path, target: float | None = None) -> ReportResult:
         """Write the HTML report to ``path`` (figures in ``<stem>_files/`` beside it)."""
         from batchlab.reader import open_store
@@ -95,65 +111,16 @@ def _objects(model: Any, train: Any, val: Any, loss: Any, optimizer: Any) -> Obj
 
 
 def _spec(name: str, objects: ObjectInputs, grid: dict[str, list[Any]] | None,
-          fields: dict[str, Any], optimizer: Any, repeats: int = 1, prune: str = "hopeless") -> Spec:
-    """The spec of an API call; an optimizer given by name is the ``train.optimizer`` field."""
+          fields: dict[str, Any], optimizer: Any, repeats: int = 1, prune: str = "hopeless",
+          call: str = "sweep") -> Spec:
+    """The spec of an API call; an optimizer given by name is the ``train.optimizer`` field.
+    ``call``: the API function, named in errors (``bl.lr_find(...)``)."""
     from batchlab.apispec import api_spec
 
     if isinstance(optimizer, str):
         fields = {**fields, "optimizer": optimizer}
     return api_spec(name, data=objects.data_spec(), model=objects.model_spec(), grid=grid,
-                    fields=fields, repeats=repeats, prune=prune)
-
-
-def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
-    """Fail before anything runs or is stored: the data splits, the model takes a batch and
-    the loss gives a scalar for it. Errors name the object and the fix."""
-    import torch
-
-    inputs = objects.run_inputs()
-    data = inputs.load_data(config.data)
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        net = inputs.build_model(config.model, data)
-        xb, yb = data.train_x[:2], data.train_y[:2]
-        try:
-            out = net(xb)
-        except Exception as err:
-            raise ModelError(
-                f"{objects.describe()} fails on a batch of inputs of shape {tuple(xb.shape)}: "
-                f"{type(err).__name__}: {err}. Make the model accept the data's shape."
-            ) from None
-        try:
-            value = inputs.loss_fn(out, yb)
-        except Exception as err:
-            raise ModelError(
-                f"the loss fails on the model's outputs {tuple(out.shape)} and targets "
-                f"{tuple(yb.shape)} {yb.dtype}: {type(err).__name__}: {err}. Make the model's "
-                "last layer match the targets (e.g. one output per class for labels)."
-            ) from None
-        if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise ModelError("the loss must return a scalar tensor (the batch mean); "
-                             f"it returned {type(value).__name__} {getattr(value, 'shape', '')}.")
-    try:  # a factory that fails would otherwise fail every run, one by one
-        inputs.make_optimizer(config.train, net.parameters(), 0.01)
-    except BatchlabError:
-        raise
-    except Exception as err:
-        raise SpecError(f"optimizer= fails on the model's parameters: {type(err).__name__}: "
-                        f"{err}. It must take (params, lr) and return a torch.optim.Optimizer.") from None
-
-
-def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
-    """``check_objects``, then what only a sweep needs: valid schedules (``runs`` have their
-    ``lr = "auto"`` resolved already)."""
-    from batchlab.train.scaling import scaled_lr
-    from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
-
-    n_train = len(objects.run_inputs().load_data(runs[0].config.data).train_y)
-    for run in runs:
-        t = run.config.train
-        spe = steps_per_epoch(n_train, t.batch_size)
-        schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr,
-                                          t.base_batch_size), run_length(t.steps, t.epochs, spe), spe)
+                    fields=fields, repeats=repeats, prune=prune, call=call)
 
 
 def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
@@ -181,10 +148,18 @@ def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
     return PreparedSweep(resolved, probes)
 
 
+def _warn(line: str) -> None:
+    """A sweep's notice (runs trained again, another model under this name) as a warning,
+    which a notebook shows and a script can filter."""
+    import warnings
+
+    warnings.warn(line, UserWarning, stacklevel=4)
+
+
 def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = None, val: Any = None,
           grid: dict[str, list[Any]] | None = None, store: str | Path = DEFAULT_STORE,
           loss: Any = None, optimizer: Any = None, repeats: int = 1, workers: int = 1,
-          prune: str = "hopeless", **train_fields: Any) -> SweepResult:
+          prune: str = "hopeless", verbose: bool = True, **train_fields: Any) -> SweepResult:
     """Train every point of ``grid`` on ``model`` and ``train``; return the result.
 
     ``model``: an ``nn.Module`` (deep-copied for every run and re-initialised with the run's
@@ -198,6 +173,10 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
     Optimizer`` (the schedule sets its LR every step). ``prune``: ``sweep.prune``, "hopeless"
     (default: collapsed runs stop early as ``pruned``), "halving" or "off". Other keywords set
     spec fields (``epochs=5``, ``momentum=0``, ``"data.limit"`` via ``**{"data.limit": 500}``).
+    ``workers``: runs trained at a time, in worker processes when > 1 (the objects must be
+    module-level, picklable; refused with the reason when they are not). ``verbose``: print
+    a line when the plan is known and one per run that ends (in a terminal and in a notebook
+    alike); False prints nothing.
 
     Same rules as ``batchlab sweep``: finished runs in ``store`` are skipped, unfinished ones
     resume from their checkpoints, and changed objects (architecture, data, loss, optimizer)
@@ -216,18 +195,16 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
         from batchlab.fnsweep import sweep_function
 
         return sweep_function(name, train_fn, grid=grid, store=store, repeats=repeats,
-                              workers=workers, prune=prune, fields=train_fields)
-    if workers != 1:
-        raise SpecError(
-            f"workers={workers}: runs on objects you pass (model=, train=, loss=, optimizer=) "
-            "train in this process, where those objects live; worker processes would need to "
-            "import them. Use workers=1 (the default), or put the model in a module file and "
-            "sweep a spec with model.name = 'mymodule:factory' (batchlab sweep --workers N)."
-        )
+                              workers=workers, prune=prune, verbose=verbose, fields=train_fields)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise SpecError(f"workers={workers!r} must be a whole number >= 1 (1: train in this process).")
     import torch
 
+    from batchlab.apicheck import check_objects, preflight, refuse_unsendable
     from batchlab.execute.inline import InlineExecutor
+    from batchlab.execute.local import LocalPoolExecutor
     from batchlab.execute.sweep import run_sweep
+    from batchlab.lineprogress import LineProgress
     from batchlab.plan import plan_runs
     from batchlab.store import Store
 
@@ -235,15 +212,24 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
     spec = _spec(name, objects, grid, dict(train_fields), optimizer, repeats, prune)
     runs = plan_runs(spec)
     check_objects(runs[0].config, objects)  # before an lr = "auto" range test trains them
+    if workers > 1:
+        refuse_unsendable(workers, objects, model, loss, optimizer)
     threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
     try:
         prepared = _resolve_auto_lr(spec, runs, objects, Path(store))
         preflight(prepared.runs, objects)
         with Store(store) as st:
-            outcome = run_sweep(spec, st, InlineExecutor(inputs=objects.run_inputs()),
-                                prepared=prepared)
+            progress = LineProgress(spec.name) if verbose else None
+            executor = (InlineExecutor(inputs=objects.run_inputs()) if workers == 1 else
+                        LocalPoolExecutor(workers, inputs=objects.run_inputs()))
+            outcome = run_sweep(spec, st, executor,
+                                prepared=prepared, on_notice=_warn,
+                                on_plan=progress.on_plan if progress else None,
+                                on_event=progress.on_event if progress else None)
     finally:
         torch.set_num_threads(threads)
+    if (why := outcome.all_failed(API_AGAIN.format(name=spec.name, store=store))) is not None:
+        raise ExecutorError(why)  # nothing trained: a table of failed rows would hide it
     return SweepResult(spec.name, Path(store), outcome.planned, outcome.skipped, outcome.trained)
 
 
@@ -253,12 +239,18 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
 # the result is also stored as a probe of experiment ``experiment`` (the report shows it).
 
 
+# the API function of each probe kind, as errors name it
+PROBE_CALLS = {"lr_range": "lr_find", "max_batch": "max_batch", "throughput": "throughput",
+               "noise_scale": "noise_scale", "recommend": "recommend"}
+
+
 def _probe(kind: str, run: Any, model: Any, train: Any, val: Any, loss: Any, optimizer: Any,
            store: str | Path | None, experiment: str, fields: dict[str, Any]) -> Any:
+    from batchlab.apicheck import check_objects
     from batchlab.spec import RunConfig
 
     objects = _objects(model, train, val, loss, optimizer)
-    spec = _spec(experiment, objects, None, dict(fields), optimizer)
+    spec = _spec(experiment, objects, None, dict(fields), optimizer, call=PROBE_CALLS[kind])
     config = RunConfig(data=spec.data, model=spec.model, train=spec.train)
     check_objects(config, objects)
     result = run(config, objects.run_inputs())

@@ -54,13 +54,15 @@ def _value(path: str, value: Any) -> Any:
 
 
 def api_spec(name: str, *, data: DataSpec, model: ModelSpec, grid: dict[str, list[Any]] | None,
-             fields: dict[str, Any], repeats: int = 1, prune: str = "hopeless") -> Spec:
+             fields: dict[str, Any], repeats: int = 1, prune: str = "hopeless",
+             call: str = "sweep") -> Spec:
     """The validated Spec of an API call: ``data``/``model`` name the objects, ``fields``
     (keyword -> value) set single values, ``grid`` (key -> values) is the sweep, ``prune``
-    its ``sweep.prune``."""
+    its ``sweep.prune``; ``call`` names the API function in errors."""
     raw: dict[str, Any] = {"name": name, "data": data.model_dump(mode="json"),
                            "model": model.model_dump(mode="json"), "train": {}}
-    return keyword_spec(raw, grid, fields, repeats, prune, f"batchlab.sweep('{name}')")
+    where = f"batchlab.sweep('{name}')" if call == "sweep" else f"batchlab.{call}(...)"
+    return keyword_spec(raw, grid, fields, repeats, prune, where)
 
 
 def keyword_spec(raw: dict[str, Any], grid: dict[str, list[Any]] | None, fields: dict[str, Any],

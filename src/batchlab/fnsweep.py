@@ -73,11 +73,12 @@ def source_fingerprint(fn: Any, fn_name: str) -> str | None:
 
 def sweep_function(name: str, fn: TrainFn, *, grid: dict[str, list[Any]] | None,
                    store: str | Path, repeats: int, workers: int, prune: str,
-                   fields: dict[str, Any]) -> SweepResult:
-    """Run the function sweep and return ``bl.sweep``'s result (see ``batchlab.api.sweep``)."""
+                   fields: dict[str, Any], verbose: bool = True) -> SweepResult:
+    """Run the function sweep and return ``bl.sweep``'s result (see ``batchlab.api.sweep``);
+    ``verbose``: print the plan and one line per run that ends, as ``bl.sweep`` does."""
     import torch
 
-    from batchlab.api import SweepResult
+    from batchlab.api import SweepResult, _warn
     from batchlab.execute.function import (
         check_importable,
         importable,
@@ -87,6 +88,7 @@ def sweep_function(name: str, fn: TrainFn, *, grid: dict[str, list[Any]] | None,
     from batchlab.execute.inline import InlineExecutor
     from batchlab.execute.local import LocalPoolExecutor
     from batchlab.execute.sweep import run_sweep
+    from batchlab.lineprogress import LineProgress
     from batchlab.store import Store
 
     fn_name = function_name(fn)
@@ -104,7 +106,10 @@ def sweep_function(name: str, fn: TrainFn, *, grid: dict[str, list[Any]] | None,
     threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
     try:
         with Store(store) as st:
-            outcome = run_sweep(spec, st, executor, prepared=prepared)
+            progress = LineProgress(spec.name) if verbose else None
+            outcome = run_sweep(spec, st, executor, prepared=prepared, on_notice=_warn,
+                                on_plan=progress.on_plan if progress else None,
+                                on_event=progress.on_event if progress else None)
     finally:
         torch.set_num_threads(threads)
     return SweepResult(spec.name, Path(store), outcome.planned, outcome.skipped, outcome.trained)

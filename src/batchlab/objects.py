@@ -94,42 +94,81 @@ def architecture_fingerprint(module: nn.Module) -> str:
     return _sha("\n".join([repr(module), *sources, *shapes]))
 
 
+# The builders below are small classes rather than closures so that ``RunInputs`` pickle:
+# worker processes (``bl.sweep(workers=N)``) receive them.
+
+
+@dataclass(frozen=True)
+class _CopyModel:
+    """A fresh, re-initialised copy of ``template`` per call."""
+
+    template: nn.Module
+
+    def __call__(self) -> nn.Module:
+        return reinitialise(copy.deepcopy(self.template))
+
+
+@dataclass(frozen=True)
+class _CallFactory:
+    """``factory()``, checked to be a module."""
+
+    factory: Callable[[], Any]
+
+    def __call__(self) -> nn.Module:
+        net = self.factory()
+        if not isinstance(net, nn.Module):
+            raise ModelError(
+                f"model={getattr(self.factory, '__qualname__', self.factory)!r} returned a "
+                f"{type(net).__name__}, not a torch.nn.Module; pass a module or a "
+                "function that returns one."
+            )
+        return net
+
+
+@dataclass(frozen=True)
+class _BuildModel:
+    """``RunInputs.build_model``: the spec and data are the objects' own, so unused."""
+
+    make: Callable[[], nn.Module]
+
+    def __call__(self, spec: Any, data: Any) -> nn.Module:
+        return self.make()
+
+
 def _model_maker(model: Any) -> tuple[Callable[[], nn.Module], str]:
     """A function returning a fresh, re-initialised module, and the model's display name."""
     if isinstance(model, nn.Module):
-        template = copy.deepcopy(model)  # a snapshot: later edits to the user's module do not leak in
-        return lambda: reinitialise(copy.deepcopy(template)), type(model).__qualname__
+        # a snapshot: later edits to the user's module do not leak in
+        return _CopyModel(copy.deepcopy(model)), type(model).__qualname__
     if callable(model):
-        def call() -> nn.Module:
-            net = model()
-            if not isinstance(net, nn.Module):
-                raise ModelError(
-                    f"model={getattr(model, '__qualname__', model)!r} returned a "
-                    f"{type(net).__name__}, not a torch.nn.Module; pass a module or a "
-                    "function that returns one."
-                )
-            return net
-        return call, getattr(model, "__qualname__", type(model).__qualname__)
+        return _CallFactory(model), getattr(model, "__qualname__", type(model).__qualname__)
     raise ModelError(
         f"model= is a {type(model).__name__}; pass a torch.nn.Module (copied and "
         "re-initialised for every run) or a function that returns a fresh one."
     )
 
 
-def _optimizer_builder(optimizer: Any) -> Callable[[TrainSpec, Any, float], torch.optim.Optimizer]:
-    if optimizer is None or isinstance(optimizer, str):
-        return build_optimizer
+@dataclass(frozen=True)
+class _BuildOptimizer:
+    """``RunInputs.make_optimizer`` from the user's ``(params, lr) -> Optimizer``, checked."""
 
-    def build(spec: TrainSpec, params: Any, lr: float) -> torch.optim.Optimizer:
-        made = optimizer(params, lr)
+    factory: Callable[[Any, float], Any]
+
+    def __call__(self, spec: TrainSpec, params: Any, lr: float) -> torch.optim.Optimizer:
+        made = self.factory(params, lr)
         if not isinstance(made, torch.optim.Optimizer):
             raise SpecError(
-                f"optimizer={getattr(optimizer, '__qualname__', optimizer)!r} returned a "
+                f"optimizer={getattr(self.factory, '__qualname__', self.factory)!r} returned a "
                 f"{type(made).__name__}; it must take (params, lr) and return a "
                 "torch.optim.Optimizer, e.g. lambda params, lr: torch.optim.Adam(params, lr=lr)."
             )
         return made
-    return build
+
+
+def _optimizer_builder(optimizer: Any) -> Callable[[TrainSpec, Any, float], torch.optim.Optimizer]:
+    if optimizer is None or isinstance(optimizer, str):
+        return build_optimizer
+    return _BuildOptimizer(optimizer)
 
 
 @dataclass(frozen=True)
@@ -183,7 +222,7 @@ class ObjectInputs:
         """Builders for ``train_run``/``fresh_setup``; the data spec's split/limit apply."""
         return RunInputs(
             load_data=self.data.dataset,
-            build_model=lambda spec, data: self.make_model(),
+            build_model=_BuildModel(self.make_model),
             loss_fn=self.loss_fn,
             make_optimizer=_optimizer_builder(self.optimizer),
         )

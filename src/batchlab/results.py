@@ -16,15 +16,23 @@ SUMMARY_COLUMNS = (
 
 
 def schedule_label(train: dict[str, Any]) -> str:
-    """A short human name of a run's schedule, e.g. 'step(10ep, x0.1)+warmup 5'."""
+    """A short human name of a run's schedule, e.g. 'step(10ep, x0.1)+warmup 5st'. A setting
+    the config does not hold (a tracked run's ``{"name": "step"}``) is left out, not shown as
+    None: 'step'."""
     s = train.get("schedule", {})
     name = s.get("name", "constant")
     unit = "ep" if s.get("unit", "epoch") == "epoch" else "st"
-    label = {
-        "step": f"step({s.get('step_size')}{unit}, x{s.get('gamma')})",
-        "multistep": f"multistep({','.join(map(str, s.get('milestones', [])))}{unit}, x{s.get('gamma')})",
-        "exponential": f"exp(x{s.get('gamma')}/{unit})",
-    }.get(name, name)
+    gamma = f"x{s['gamma']}" if s.get("gamma") is not None else None
+    milestones = ",".join(map(str, s.get("milestones") or []))
+    args = {
+        "step": [f"{s['step_size']}{unit}" if s.get("step_size") is not None else None, gamma],
+        "multistep": [f"{milestones}{unit}" if milestones else None, gamma],
+        "exponential": [f"{gamma}/{unit}" if gamma else None],
+    }.get(name, [])
+    shown = [a for a in args if a]
+    label = "exp" if name == "exponential" else name
+    if shown:
+        label += f"({', '.join(shown)})"
     if s.get("warmup"):
         label += f"+warmup {s['warmup']}{'ep' if s.get('warmup_unit') == 'epoch' else 'st'}"
     return label
@@ -74,8 +82,13 @@ def run_row(record: RunRecord) -> dict[str, Any]:
     for key, value in record.point.items():  # swept fields without a column of their own
         if key.rsplit(".", 1)[-1] not in row and key != "train.schedule.name":
             row[key] = value
+    for section in ("model", "data"):  # runs of one experiment differ there: their labels
+        if section in record.point:
+            row[section] = record.point[section]
     for key in SUMMARY_COLUMNS:
         row[key] = record.summary.get(key)
+    if isinstance(row["best_val_acc"], int | float) and row["best_val_acc"] < 0:
+        row["best_val_acc"] = None  # the -1.0 placeholder older versions stored before an evaluation
     row["error"] = record.error
     return row
 

@@ -138,14 +138,17 @@ class TrackedRun:
     ``start()`` and ``finish(status)`` yourself (as the Lightning and Keras integrations do)."""
 
     def __init__(self, experiment: str, config: dict[str, Any] | None = None,
-                 store: str | Path | Store = "batchlab.db", *, name: str | None = None) -> None:
+                 store: str | Path | Store = "batchlab.db", *, name: str | None = None,
+                 run_id: str | None = None) -> None:
+        """``run_id``: for an integration that must name the run before it starts (the
+        Lightning logger's version folder); default ``tracked_run_id(experiment, name)``."""
         if not isinstance(experiment, str) or not experiment.strip():
             raise SpecError(f"bl.track needs an experiment name (a non-empty string), got {experiment!r}.")
         self.experiment = experiment
         self.user_config = dict(config or {})
         self.config = run_config(self.user_config)
         self.name = name
-        self.id = tracked_run_id(experiment, name)
+        self.id = run_id or tracked_run_id(experiment, name)
         self._store_arg = store
         self.store: Store | None = None
         self._rec: _Clock | None = None
@@ -260,7 +263,7 @@ class TrackedRun:
         c, train = self.user_config, self.config["train"]
         out: dict[str, Any] = {"total_steps": self._total_steps() or steps,
                                "steps_per_epoch": self._rec.known_spe, "n_train": c.get("n_train"),
-                               "n_val": c.get("n_val"), "best_val_acc": -1.0}
+                               "n_val": c.get("n_val")}
         if c.get("num_classes"):
             out["num_classes"] = int(c["num_classes"])
         if "lr" in train and "batch_size" in train:

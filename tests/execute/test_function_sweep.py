@@ -252,3 +252,18 @@ def test_an_edited_function_retrains_its_runs(tmp_path, monkeypatch):
     assert after.id == before.id
     assert metrics["train_loss"].value[0] == pytest.approx(2.0 / 2)  # the edited code ran
     sys.modules.pop("editable_train", None)
+
+
+def test_a_function_sweep_prints_progress_lines_unless_verbose_is_false(tmp_path, capsys):
+    """The merge of function sweeps with bl.sweep's progress lines: verbose= works for both."""
+    db = tmp_path / "s.db"
+    kw = dict(grid={"batch_size": [50, 100]}, epochs=1, lr=0.05, n_train=100, num_classes=5,
+              threads=1, store=db)
+    res = bl.sweep("pl", fn_train.train, **kw)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "sweep 'pl': 2 runs; training 2"
+    assert [line.split()[0] for line in lines[1:]] == ["[1/2]", "[2/2]"]
+    for line, row in zip(lines[1:], res.rows, strict=True):
+        assert f"{row['run_id'][:8]} B={row['batch_size']} lr=0.05 constant: completed" in line
+    bl.sweep("pl2", fn_train.train, **kw, verbose=False)
+    assert capsys.readouterr().out == ""

@@ -101,7 +101,7 @@ def test_keras_style_split_folders_and_epoch_steps(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["tensorboard", "{tmp}/nowhere"], "does not exist"),
     (["tensorboard", "{tmp}"], "no TensorBoard event files"),
-    (["csv", "{tmp}/bad.csv"], "is not a Keras CSVLogger file"),
+    (["csv", "{tmp}/bad.csv"], "is not a CSVLogger file"),
     (["csv", "{tmp}/good.csv", "{tmp}/text.csv"], "column 'loss' = 'low' is not a number"),
     (["csv", "{tmp}/good.csv", "--map", "loss"], "--map 'loss' must look like KEY=VALUE"),
     (["tensorboard", "{tmp}", "--step-unit", "hour"], "--step-unit 'hour' is not known"),

@@ -69,3 +69,77 @@ def test_a_bad_set_value_exits_2(tmp_path):
                    "--store", tmp_path / "s.db")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "'batch_size' = 'big' must be a positive integer" in " ".join(res.stderr.split())
+
+
+# metrics.csv and hparams.yaml as Lightning 2's CSVLogger wrote them for a 2-epoch fit (96
+# examples, batch 16: 6 updates per epoch; log_every_n_steps=2, LearningRateMonitor)
+LIGHTNING_METRICS = """\
+epoch,lr-SGD,step,train_acc,train_loss,val_acc,val_loss
+,0.1,0,,,,
+,0.1,1,,,,
+0,,1,0.5,0.7402362823486328,,
+,0.1,3,,,,
+0,,3,0.625,0.6992635130882263,,
+,0.1,5,,,,
+0,,5,0.5,0.8890550136566162,,
+0,,5,,,0.71875,0.5983431339263916
+,0.1,6,,,,
+,0.1,7,,,,
+1,,7,0.8125,0.567151665687561,,
+,0.1,9,,,,
+1,,9,0.6875,0.568301260471344,,
+,0.1,11,,,,
+1,,11,0.625,0.7004871368408203,,
+1,,11,,,0.84375,0.49226754903793335
+"""
+
+
+def lightning_log(tmp_path, folder="digits", hparams="batch_size: 16\nlr: 0.1\n"):
+    version = tmp_path / "logs" / folder / "version_0"
+    version.mkdir(parents=True)
+    (version / "metrics.csv").write_text(LIGHTNING_METRICS)
+    if hparams:
+        (version / "hparams.yaml").write_text(hparams)
+    return version / "metrics.csv"
+
+
+def test_lightning_csvlogger_metrics_import_with_their_sparse_rows(tmp_path):
+    path = lightning_log(tmp_path)
+    out = batchlab("import", "csv", path, "-e", "lt", "--store", tmp_path / "s.db")
+    assert out.returncode == 0, out.stderr
+    assert "note:" not in out.stdout  # every column mapped, batch size and LR from hparams.yaml
+    with Store(tmp_path / "s.db") as st:
+        (run,) = st.runs("lt")
+        assert run.status == "completed" and run.steps == 12
+        assert run.config["train"]["batch_size"] == 16 and run.config["train"]["lr"] == 0.1
+        m = st.metrics(run.id)
+    # Lightning's step k is the (k+1)-th update; epochs from 6 updates per epoch
+    assert m["val_acc"].step.tolist() == [6, 12] and m["val_acc"].epoch.tolist() == [1.0, 2.0]
+    assert m["val_loss"].value.tolist() == [0.5983431339263916, 0.49226754903793335]
+    assert m["train_loss"].step.tolist() == [2, 4, 6, 8, 10, 12]
+    assert m["train_acc"].value.tolist() == [0.5, 0.625, 0.5, 0.8125, 0.6875, 0.625]
+    assert m["lr"].step.tolist() == [1, 2, 4, 6, 7, 8, 10, 12] and set(m["lr"].value) == {0.1}
+
+
+def test_imports_say_what_they_dropped_left_unmapped_or_lack(tmp_path):
+    path = tmp_path / "run-a.csv"  # a Keras file with a column batchlab has no name for
+    path.write_text("epoch,loss,f1,val_loss,grad_norm\n0,1.0,0.5,1.1,3\n1,0.8,0.6,0.9,2\n")
+    out = batchlab("import", "csv", path, "--map", "grad_norm=", "--store", tmp_path / "s.db")
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    assert "dropped grad_norm" in text
+    assert "kept under their own names, which the report and the diagnosis do not read: f1" in text
+    assert "no batch_size or lr in its name" in text and "--set batch_size=32 --set lr=0.1" in text
+
+
+@pytest.mark.parametrize("name, config", [
+    ("bs=16_lr=0.1", {"batch_size": 16, "lr": 0.1}),
+    ("run,lr=1e-3,opt=adam", {"lr": 0.001, "optimizer": "adam"}),
+    ("opt=adam_lr=0.1", {"optimizer": "adam", "lr": 0.1}),
+    ("lenet_bs=16-lr=0.01", {"batch_size": 16, "lr": 0.01}),
+    ("LeNet-MNIST-2-BatchSize=16", {"batch_size": 16}),
+])
+def test_key_value_parts_of_names_whatever_separates_them(name, config):
+    from batchlab.integrations.importing import config_from_name
+
+    assert config_from_name(name) == config

@@ -97,3 +97,28 @@ def test_a_crash_marks_the_run_failed(tmp_path):
         (rec,) = st.runs("lit")
         assert rec.status == "failed" and rec.error == "RuntimeError: out of coffee"
         assert st.metrics(rec.id)["train_loss"].step.tolist() == [1, 2, 3, 4, 5]
+
+
+def test_each_fit_checkpoints_into_its_own_version_folder(tmp_path):
+    """Lightning reads save_dir/name/version before anything is logged: the run id is known
+    then, so two fits never share (and overwrite) one checkpoint folder."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 4, generator=g)
+    data = torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long())
+    ids = []
+    for _ in range(2):
+        logger = BatchlabLogger("lit/ckpt", config={"n_train": 32}, store=tmp_path / "s.db")
+        assert logger.version and logger.save_dir is None
+        trainer = L.Trainer(max_epochs=1, logger=logger, default_root_dir=tmp_path / "root",
+                            log_every_n_steps=1, enable_progress_bar=False,
+                            enable_model_summary=False, accelerator="cpu")
+        trainer.fit(Blobs(), torch.utils.data.DataLoader(data, batch_size=16))
+        ids.append(logger.version)
+    folders = sorted(p.parent.parent for p in (tmp_path / "root").rglob("*.ckpt"))
+    assert len(set(ids)) == 2
+    assert folders == sorted(tmp_path / "root" / logger.name / i for i in ids)
+    assert logger.name != "lit/ckpt" and "/" not in logger.name  # a safe folder name
+    with Store(tmp_path / "s.db") as st:
+        assert sorted(r.id for r in st.runs("lit/ckpt")) == sorted(ids)
+    chosen = BatchlabLogger("e", store=tmp_path / "s.db", save_dir=tmp_path / "elsewhere")
+    assert chosen.save_dir == str(tmp_path / "elsewhere")

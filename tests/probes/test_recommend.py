@@ -203,3 +203,37 @@ def test_an_unreliable_throughput_curve_is_said_in_the_recommendation(monkeypatc
     rec = recommend(RunConfig(data=s.data, model=s.model, train=s.train), batch_sizes=[8, 16, 32],
                     noise_steps=20)
     assert rec.explanation[-1].startswith("Caution: the throughput curve was unreliable")
+
+
+@pytest.mark.parametrize("limited_by, words", [
+    ("memory", "The largest batch that fits in memory (with the safety margin) is 64."),
+    ("max_batch", "Every batch size up to the largest candidate batch size (64) fits in memory"),
+    ("dataset size", "Every batch size up to the training set's size (64 examples) fits in memory"),
+    ("cpu cap", "Every batch size up to the CPU search's cap (64) fits in memory"),
+])
+def test_explain_names_the_limit_that_stopped_the_memory_search(limited_by, words):
+    """64 is the largest batch that fits only when memory stopped the search (issue 21, part
+    2, item 12)."""
+    preds = predict_times(SIZES, RATES, B_NOISE, largest_fitting=64)
+    text = "\n".join(explain(choose(preds), preds, B_NOISE, (10.0, 25.0), 0.05, "src", 0, 64, None,
+                             16, limited_by))
+    assert words in text
+    assert ("largest batch that fits in memory" in text) == (limited_by == "memory")
+
+
+def test_bl_recommend_says_the_largest_candidate_is_not_a_memory_limit():
+    import numpy as np
+    from torch import nn
+
+    import batchlab as bl
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(160, 6)).astype(np.float32)
+    rec = bl.recommend(model=nn.Linear(6, 2), train=(x, (x[:, 0] > 0).astype(np.int64)),
+                       batch_sizes=[16, 32], noise_steps=20, lr_repeats=1, epochs=1, lr=0.05,
+                       threads=1)
+    assert rec.probes["max_batch"]["limited_by"] == "max_batch"
+    assert ("Every batch size up to the largest candidate batch size (32) fits in memory"
+            in "\n".join(rec.explanation))
+    fig = rec.plot()  # the recommendation's figure, as the report draws it
+    assert fig.get_suptitle() == "Recommendation" and fig.axes

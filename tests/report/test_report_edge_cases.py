@@ -99,3 +99,31 @@ def test_a_second_report_replaces_the_figures_of_the_first(tmp_path):
         (tmp_path / "r_files" / "stale.png").write_bytes(b"old")
         _, result = report(store, "one", tmp_path)
     assert {p.name for p in result.figures_dir.glob("*.png")} == {p.name for p in result.figures}
+
+
+def test_a_regression_report_shows_loss_heatmaps_and_no_empty_accuracy_panels(tmp_path):
+    """Issue 21, part 2, item 9: no accuracy grid or accuracy-target panel without an accuracy;
+    the heatmaps show the validation loss, lowest in the light cells."""
+    import numpy as np
+    from torch import nn
+
+    import batchlab as bl
+    from batchlab.report.plotdata import heatmaps, load_runs
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4)).astype(np.float32)
+    y = x @ np.array([[1.0], [-1.0], [0.5], [2.0]], dtype=np.float32)
+    bl.sweep("reg", model=nn.Linear(4, 1), train=(x, y), loss=nn.MSELoss(), momentum=0.0,
+             grid={"lr": [0.05, 0.005], "batch_size": [16, 32]}, store=tmp_path / "s.db",
+             epochs=2, threads=1)
+    with Store(tmp_path / "s.db") as st:
+        html, result = report(st, "reg", tmp_path)
+        runs = load_runs(st, "reg")
+    stems = {p.stem for p in result.figures}
+    assert stems == {"curves-constant", "grid-loss-constant", "heatmaps", "schedules"}
+    assert any("a regression" in note for note in result.notes)
+    assert "not reached" not in html  # no table of targets nothing could reach
+    assert "Lowest and final validation loss" in html
+    (best,) = heatmaps(runs, "best_val_loss")
+    lowest = min(r["best_val_loss"] for r in bl.open(tmp_path / "s.db").runs("reg").to_dict("records"))
+    assert np.nanmin(best.mean) == pytest.approx(lowest)

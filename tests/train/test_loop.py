@@ -149,3 +149,17 @@ def test_the_train_subset_is_as_large_as_validation_within_bounds():
     assert train_eval_size(4000, 100) == TRAIN_EVAL_MIN  # a small validation set: the floor
     assert train_eval_size(300, 60) == TRAIN_EVAL_MIN  # the floor ...
     assert train_eval_size(200, 60) == 200  # ... but never more than the training set
+
+
+def test_a_run_that_fails_before_its_first_evaluation_has_no_best_accuracy():
+    """No -1.0 placeholder: tables would show it as an accuracy."""
+    from batchlab.train.inputs import RunInputs
+
+    def broken(out, y):
+        raise IndexError("Target 7 is out of bounds.")
+
+    end, _, _ = collect(config(epochs=1), inputs=RunInputs(loss_fn=broken))
+    assert end.status == "failed" and "Target 7" in end.error
+    assert "best_val_acc" not in end.summary
+    ok, _, _ = collect(config(epochs=1))
+    assert 0 <= ok.summary["best_val_acc"] <= 1

@@ -59,9 +59,16 @@ def ls(
                 cells[-1] += sum(counts.values()) - sum(cells)  # a status this version does not know
                 table.add_row(e.name, str(sum(counts.values())), *map(str, cells))
             console.print(table)
+            probes_only = [e.name for e in st.experiments() if not e.spec]
         else:
             console.print(_with_ids(experiment_rows(st, experiment), st.runs(experiment), experiment,
                                     gone))
+            probes_only = [experiment] if not st.runs(experiment) else []
+        for name in probes_only:
+            if found := st.probes(name):
+                kinds = ", ".join(sorted({p.kind for p in found}))
+                console.print(f"'{name}' holds {len(found)} probe result(s) ({kinds}) and no "
+                              f"runs; 'batchlab report {name} --store {store}' shows them.")
 
 
 def _with_ids(rows: list[dict[str, Any]], records: list[RunRecord], experiment: str,

@@ -14,7 +14,7 @@ from batchlab.errors import SpecError
 from batchlab.store import Store
 
 import_app = typer.Typer(no_args_is_help=True, help="Import runs logged by other tools "
-                         "(TensorBoard event folders, Keras CSVLogger files) into the store.")
+                         "(TensorBoard event folders, Keras or Lightning CSVLogger files) into the store.")
 app.add_typer(import_app, name="import")
 
 MapOpt = Annotated[list[str] | None, typer.Option(
@@ -32,6 +32,11 @@ def _print_runs(store: Store, run_ids: list[str], experiment: str) -> None:
                       fmt(train.get("batch_size")), fmt(train.get("lr")), fmt(rec.steps),
                       ", ".join(store.metric_names(rid)), rec.status)
     console.print(table)
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
 
 
 @import_app.command("tensorboard")
@@ -53,24 +58,30 @@ def tensorboard_cmd(
         raise SpecError(f"--step-unit {step_unit!r} is not known; use step, epoch or auto.")
     maps, sets = parse_pairs(mapping or [], "--map"), settings(overrides or [])
     name = experiment or logdir.resolve().name
+    notes: list[str] = []
     with Store(store) as st:
-        runs = import_tensorboard(st, logdir, name, mapping=maps, overrides=sets, unit=step_unit)
+        runs = import_tensorboard(st, logdir, name, mapping=maps, overrides=sets, unit=step_unit,
+                                  notes=notes)
         _print_runs(st, [r.id for r in runs], name)
+    _print_notes(notes)
 
 
 @import_app.command("csv")
 def csv_cmd(
-    files: Annotated[list[Path], typer.Argument(help="Keras CSVLogger files (one run each).")],
+    files: Annotated[list[Path], typer.Argument(
+        help="Keras CSVLogger files or Lightning metrics.csv (one run each).")],
     experiment: Annotated[str, typer.Option("--experiment", "-e", help="Experiment name.")] = "imported",
     mapping: MapOpt = None,
     overrides: SetOpt = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
-    """Import Keras CSVLogger files (epoch, loss, accuracy, val_loss, val_accuracy, lr)."""
+    """Import Keras or Lightning CSVLogger files (epoch/step, loss, accuracy, val_loss, ..., lr)."""
     from batchlab.integrations.csvlog import import_csvlogs
     from batchlab.integrations.importing import parse_pairs, settings
 
     maps, sets = parse_pairs(mapping or [], "--map"), settings(overrides or [])
+    notes: list[str] = []
     with Store(store) as st:
-        runs = import_csvlogs(st, files, experiment, mapping=maps, overrides=sets)
+        runs = import_csvlogs(st, files, experiment, mapping=maps, overrides=sets, notes=notes)
         _print_runs(st, [r.id for r in runs], experiment)
+    _print_notes(notes)

@@ -81,9 +81,10 @@ def _watch_driver(driver: int, every: float = 0.5) -> None:
 
 
 def _worker_main(worker: int, threads: int, tasks: mp.Queue, events: mp.Queue,
-                 driver: int) -> None:
+                 driver: int, inputs: Any = None) -> None:
     """Take tasks until a None arrives; send (worker, event) pairs to the driver (pid ``driver``,
-    given by the driver itself: read here, a driver already dead would look like init)."""
+    given by the driver itself: read here, a driver already dead would look like init).
+    ``inputs``: the ``RunInputs`` every run uses (the Python API's objects, pickled), or None."""
     _watch_driver(driver)
     # A spawned child inherits "spawn" as its start method; its runs' loader processes take
     # this platform's default instead, as in the driver (fork on Linux: no re-import of torch
@@ -110,7 +111,8 @@ def _worker_main(worker: int, threads: int, tasks: mp.Queue, events: mp.Queue,
                 torch.set_num_threads(task.config.train.threads)
             events.put((worker, task.run_id))  # "I took this task"
             train_task(task.config, send, checkpoint_path=task.checkpoint_path,
-                       max_resume_step=task.max_resume_step, load_data=cache.load, prune=task.prune)
+                       max_resume_step=task.max_resume_step, load_data=cache.load, prune=task.prune,
+                       inputs=inputs)
             torch.set_num_threads(threads)
     except KeyboardInterrupt:
         pass
@@ -121,10 +123,14 @@ def _worker_main(worker: int, threads: int, tasks: mp.Queue, events: mp.Queue,
 class LocalPoolExecutor:
     """Run tasks on ``workers`` spawned processes (spawn: safe with torch's thread pools)."""
 
-    def __init__(self, workers: int, threads: int | None = None, retries: int = 1) -> None:
+    def __init__(self, workers: int, threads: int | None = None, retries: int = 1,
+                 inputs: Any = None) -> None:
+        """``inputs``: a picklable ``RunInputs`` every run uses (the Python API's objects,
+        sent to each worker once); default the configs' own builders."""
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.workers = workers
+        self.inputs = inputs
         self.threads = threads or threads_per_worker(workers)
         self.retries = retries
         self.gpus = cuda_device_count()
@@ -138,7 +144,8 @@ class LocalPoolExecutor:
             # the child reads these when torch loads: they must be set before spawn
             os.environ.update(env)
             # not daemonic: a run may start loader processes (see the module docstring)
-            p = ctx.Process(target=_worker_main, args=(worker, self.threads, tasks, events, os.getpid()),
+            p = ctx.Process(target=_worker_main,
+                            args=(worker, self.threads, tasks, events, os.getpid(), self.inputs),
                             name=f"batchlab-worker-{worker}", daemon=False)
             p.start()
         finally:

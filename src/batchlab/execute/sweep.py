@@ -29,6 +29,7 @@ from batchlab.execute.datacache import DataCache
 from batchlab.execute.freshness import refresh
 from batchlab.execute.function import check_importable, prepare_function_sweep
 from batchlab.execute.halving import check_halving, run_halving
+from batchlab.execute.mixed import label_sections
 from batchlab.fingerprint import Fingerprint, HashCaches
 from batchlab.fserrors import DiskError, check_writable_folder, removed_if_empty
 from batchlab.models import build_model
@@ -45,6 +46,10 @@ from batchlab.train.prune import PruneOrder
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 
+# what to do after every run failed, as the CLI says it
+CLI_AGAIN = ("Fix that cause and run the same command again (failed runs are trained again); "
+             "'batchlab show RUN' shows a run's error, and --workers 1 shows it in this process.")
+
 
 @dataclass(frozen=True)
 class SweepOutcome:
@@ -54,18 +59,17 @@ class SweepOutcome:
     trained: int  # runs this call claimed (or found finished by another sweep meanwhile)
     records: list[RunRecord]
 
-    def all_failed(self) -> str | None:
+    def all_failed(self, again: str = CLI_AGAIN) -> str | None:
         """When every run of the experiment that ended failed (none completed or diverged):
-        one paragraph with their most common cause and what to do; None otherwise."""
+        one paragraph with their most common cause and what to do (``again``: how to retry
+        and see a run's error, in the caller's words); None otherwise."""
         failed = [r for r in self.records if r.status == FAILED]
         if not failed or any(r.status in FINAL_STATUSES for r in self.records):
             return None
         causes = Counter((r.error or "no error text").strip().splitlines()[-1] for r in failed)
         cause, count = causes.most_common(1)[0]
         same = "with the same error" if len(causes) == 1 else f"({count} of them with this error)"
-        return (f"all {len(failed)} runs of '{self.experiment}' failed {same}: {cause.rstrip('.')}. Fix that "
-                "cause and run the same command again (failed runs are trained again); "
-                "'batchlab show RUN' shows a run's error, and --workers 1 shows it in this process.")
+        return f"all {len(failed)} runs of '{self.experiment}' failed {same}: {cause.rstrip('.')}. {again}"
 
 
 def checkpoint_dir(store: Store) -> Path:
@@ -115,17 +119,24 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> list[str]:
         total = run_length(t.steps, t.epochs, spe)
         schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size),
                     total, spe)
-    if too_big:
-        # refused, as the probes do: a batch larger than the data would silently train
-        # full-batch, and two such sizes would be the same run under two names
-        sizes = ", ".join(map(str, sorted(too_big)))
-        n = min(too_big.values())
-        raise SpecError(
-            f"train.batch_size {sizes} is larger than the training set ({n} examples after the "
-            f"validation split); use batch sizes of at most {n} (full batch) or more data "
-            "(data.limit / data.size / data.val_fraction)."
-        )
+    refuse_batches_larger_than_data(too_big)
     return notes
+
+
+def refuse_batches_larger_than_data(too_big: dict[int, int],
+                                    more: str = "data.limit / data.size / data.val_fraction") -> None:
+    """SpecError naming every batch size larger than its training set (``too_big``: batch
+    size -> training examples); nothing when it is empty. Refused, as the probes do: a batch
+    larger than the data would silently train full-batch, and two such sizes would be the
+    same run under two names. ``more``: how the caller gets more training examples."""
+    if not too_big:
+        return
+    sizes = ", ".join(map(str, sorted(too_big)))
+    n = min(too_big.values())
+    raise SpecError(
+        f"train.batch_size {sizes} is larger than the training set ({n} examples after the "
+        f"validation split); use batch sizes of at most {n} (full batch) or more data ({more})."
+    )
 
 
 @dataclass(frozen=True)
@@ -243,11 +254,13 @@ def run_sweep(
             check_writable_folder(ckpt, "writing the runs' checkpoints",
                                   "run the same command again (or set train.checkpoint = false)")
         check_workers_can_import(runs, executor)
+        runs, mixed = label_sections(store, spec.name, runs)  # another model under this name: say so
         store.add_experiment(spec.name, spec.model_dump(mode="json"), runs)
         for kind, config, result in prepared.probes:
             store.add_probe(spec.name, kind, config, result)
         status = {r.id: r.status for r in store.runs(spec.name)}
-        notices = prepared.notes + refresh(store, runs, prepared.fingerprints, status, rerun=rerun)
+        notices = (prepared.notes + mixed
+                   + refresh(store, runs, prepared.fingerprints, status, rerun=rerun))
         if notices:
             status = {r.id: r.status for r in store.runs(spec.name)}
         for line in notices if on_notice else []:

@@ -1,18 +1,48 @@
-"""Import Keras ``CSVLogger`` files (one run per file): a row per epoch with ``epoch``, ``loss``,
-``accuracy``, ``val_loss``, ``val_accuracy`` and ``lr``/``learning_rate`` (any other column is
-kept under its own name). Values land at the end of their epoch (see ``write_run``)."""
+"""Import CSV logs (one run per file):
+
+- Keras ``CSVLogger`` files: a row per epoch with ``epoch``, ``loss``, ``accuracy``,
+  ``val_loss``, ``val_accuracy`` and ``lr``/``learning_rate``. Values land at the end of their
+  epoch (see ``write_run``).
+- Lightning ``CSVLogger`` files (``<save_dir>/<name>/version_N/metrics.csv``): a ``step``
+  column and sparse rows (a training row, a validation row, an ``lr-SGD`` row, each filling
+  only its own cells). A value logged at Lightning's step k is the (k+1)-th update's, so it is
+  stored at step k + 1; the steps per epoch are the last step logged in epoch 0, plus one (the
+  epoch-end validation is logged there), unless the config gives them; ``hparams.yaml`` beside
+  the file gives the config (``batch_size``, ``lr``, ...), and the run folder's name too.
+
+Any other column is kept under its own name, and the import says so.
+"""
 
 from __future__ import annotations
 
 import csv
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from batchlab.errors import DataError
-from batchlab.integrations.importing import Point, config_from_name, metric_for, write_run
+from batchlab.integrations.importing import (
+    Point,
+    config_from_name,
+    config_key,
+    import_notes,
+    metric_for,
+    write_run,
+)
+from batchlab.spec import parse_value
 from batchlab.store import Store
 from batchlab.track import TrackedRun
+
+
+@dataclass(frozen=True)
+class CsvLog:
+    """One file's columns as points, what their index counts ('epoch': Keras's 0-based epoch
+    index, 'step': updates done) and the config the file and its folder give."""
+
+    columns: dict[str, list[Point]]
+    unit: str
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 def _number(text: str, path: Path, line: int, column: str) -> float:
@@ -20,40 +50,77 @@ def _number(text: str, path: Path, line: int, column: str) -> float:
         return float(text)  # 'nan' and 'inf' parse too: a diverged epoch is kept as such
     except ValueError:
         raise DataError(f"'{path}' line {line}: column '{column}' = {text!r} is not a number; "
-                        "pass the CSV file Keras's CSVLogger wrote (one number per cell).") from None
+                        "pass the CSV file a CSVLogger (Keras or Lightning) wrote (one number "
+                        "per cell).") from None
 
 
-def read_csvlog(path: Path) -> dict[str, list[Point]]:
-    """{column: points at their 0-based epoch} from one CSVLogger file."""
-    if not path.is_file():
-        raise DataError(f"CSV log '{path}' does not exist; pass the file given to keras.callbacks.CSVLogger.")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or "epoch" not in rows[0]:
-        raise DataError(f"'{path}' is not a Keras CSVLogger file: it needs a header with an 'epoch' "
-                        "column and one row per epoch (epoch,loss,accuracy,val_loss,...).")
-    out: dict[str, list[Point]] = {}
-    for line, row in enumerate(rows, start=2):
-        epoch = _number(row["epoch"], path, line, "epoch")
-        if not math.isfinite(epoch) or epoch < 0 or not epoch.is_integer():
-            raise DataError(f"'{path}' line {line}: epoch {row['epoch']!r} must be an integer >= 0.")
-        for column, text in row.items():
-            if column != "epoch" and column is not None and text not in (None, ""):
-                out.setdefault(column, []).append(Point(int(epoch), _number(text, path, line, column)))
+def _index(row: dict[str, Any], key: str, path: Path, line: int) -> int:
+    value = _number(row[key], path, line, key)
+    if not math.isfinite(value) or value < 0 or not value.is_integer():
+        raise DataError(f"'{path}' line {line}: {key} {row[key]!r} must be an integer >= 0.")
+    return int(value)
+
+
+def _hparams(folder: Path) -> dict[str, Any]:
+    """Top-level ``key: value`` scalars of Lightning's ``hparams.yaml`` in ``folder`` ({} if none)."""
+    file = folder / "hparams.yaml"
+    out: dict[str, Any] = {}
+    if file.is_file():
+        for text in file.read_text(errors="replace").splitlines():
+            key, sep, value = text.partition(":")
+            if sep and key and not key[0].isspace() and value.strip() and not key.startswith("#"):
+                out[config_key(key.strip())] = parse_value(value.strip().strip("'\""))
     return out
 
 
+def read_csvlog(path: Path) -> CsvLog:
+    """The points of one Keras or Lightning CSVLogger file; DataError naming what is wrong."""
+    if not path.is_file():
+        raise DataError(f"CSV log '{path}' does not exist; pass the file a CSVLogger wrote "
+                        "(Keras: the file given to it; Lightning: version_N/metrics.csv).")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    lightning = bool(rows) and "step" in rows[0]
+    if not rows or not lightning and "epoch" not in rows[0]:
+        raise DataError(f"'{path}' is not a CSVLogger file: it needs a header with an 'epoch' "
+                        "column and one row per epoch (Keras: epoch,loss,accuracy,val_loss,...) "
+                        "or a 'step' column (Lightning's metrics.csv).")
+    columns: dict[str, list[Point]] = {}
+    last_in_first_epoch, epochs = -1, set()
+    for line, row in enumerate(rows, start=2):
+        if lightning:
+            at = _index(row, "step", path, line) + 1  # Lightning's step k: the (k+1)-th update
+            if row.get("epoch") not in (None, ""):
+                epochs.add(epoch := _index(row, "epoch", path, line))
+                last_in_first_epoch = max(last_in_first_epoch, at) if epoch == 0 else last_in_first_epoch
+        else:
+            at = _index(row, "epoch", path, line)
+        for column, text in row.items():
+            if column not in ("epoch", "step") and column is not None and text not in (None, ""):
+                columns.setdefault(column, []).append(Point(at, _number(text, path, line, column)))
+    if not lightning:
+        return CsvLog(columns, "epoch")
+    config = config_from_name(f"{path.parent.parent.name}/{path.parent.name}") | _hparams(path.parent)
+    if len(epochs) > 1 and last_in_first_epoch > 0:
+        config = {"steps_per_epoch": last_in_first_epoch} | config
+    return CsvLog(columns, "step", config)
+
+
 def import_csvlogs(store: Store, paths: list[Path], experiment: str, *, mapping: dict[str, str],
-                   overrides: dict[str, Any]) -> list[TrackedRun]:
+                   overrides: dict[str, Any], notes: list[str] | None = None) -> list[TrackedRun]:
     """Import each file as one run of ``experiment`` (re-importing a file replaces its run).
-    Every file is read before anything is stored, so a bad file stores nothing."""
+    Every file is read before anything is stored, so a bad file stores nothing. ``notes``
+    gets what each import dropped, left unmapped or lacks (``import_notes``)."""
     read = [(path, read_csvlog(path)) for path in paths]
     runs = []
-    for path, columns in read:
+    for path, log in read:
         series: dict[str, list[Point]] = {}
-        for column, points in columns.items():
-            if (metric := metric_for(column, mapping)) is not None:
+        tags = {column: metric_for(column, mapping) for column in log.columns}
+        for column, points in log.columns.items():
+            if (metric := tags[column]) is not None:
                 series.setdefault(metric, []).extend(points)
-        config = config_from_name(path.stem) | overrides
-        runs.append(write_run(store, experiment, f"csv:{path.resolve()}", config, series, unit="epoch"))
+        config = config_from_name(path.stem) | log.config | overrides
+        runs.append(write_run(store, experiment, f"csv:{path.resolve()}", config, series, unit=log.unit))
+        if notes is not None:
+            notes += import_notes(str(path), tags, config)
     return runs

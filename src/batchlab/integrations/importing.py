@@ -24,9 +24,12 @@ from batchlab.track import TrackedRun
 ALIASES = {"batchsize": "batch_size", "bs": "batch_size", "batch": "batch_size", "lr": "lr",
            "learningrate": "lr", "ntrain": "n_train", "numclasses": "num_classes",
            "stepsperepoch": "steps_per_epoch", "epochs": "epochs", "seed": "seed",
-           "optimizer": "optimizer", "model": "model", "data": "data"}
-# key=value inside a name: the value is a number (1e-3 included) or a word
-_NAME_PAIR = re.compile(r"([A-Za-z][A-Za-z_]*)=([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|[A-Za-z]\w*)")
+           "optimizer": "optimizer", "opt": "optimizer", "model": "model", "data": "data"}
+# key=value inside a name, between any separators: the value is a number (1e-3 included) or a
+# word of letters and digits (so 'opt=adam_lr=0.1' is two pairs)
+_NAME_PAIR = re.compile(r"([A-Za-z][A-Za-z_]*)=([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|[A-Za-z][A-Za-z0-9]*)")
+# what an imported run's metrics are called in batchlab (any other name is kept as it is)
+KNOWN_METRICS = {"train_loss", "val_loss", "train_acc", "val_acc", "lr"}
 
 
 def config_key(key: str) -> str:
@@ -36,9 +39,44 @@ def config_key(key: str) -> str:
     return ALIASES.get(re.sub(r"[^a-z0-9]", "", key.lower()), key)
 
 
+def _name_key(key: str) -> str:
+    """``config_key`` of a key read from a name; a key glued to a word before it by '_'
+    ('lenet_bs' in 'lenet_bs=16') is its known last part."""
+    parts = key.split("_")
+    for i in range(len(parts)):
+        known = config_key("_".join(parts[i:]))
+        if known in ALIASES.values():
+            return known
+    return config_key(key)
+
+
 def config_from_name(name: str) -> dict[str, Any]:
-    """``key=value`` parts of a folder or file name, e.g. 'LeNet-BatchSize=16' -> batch_size 16."""
-    return {config_key(k): parse_value(v) for k, v in _NAME_PAIR.findall(name)}
+    """``key=value`` parts of a folder or file name, whatever separates them: 'LeNet-BatchSize=16',
+    'bs=16_lr=0.1', 'run,lr=1e-3,opt=adam' -> batch_size 16, lr 0.1, ..."""
+    return {_name_key(k): parse_value(v) for k, v in _NAME_PAIR.findall(name)}
+
+
+def import_notes(name: str, tags: dict[str, str | None], config: dict[str, Any]) -> list[str]:
+    """What to tell about one imported run: the tags or columns it dropped (``--map TAG=``),
+    those kept under their own name (nothing maps them to batchlab's ``train_loss``,
+    ``val_acc``, ...: the report does not draw them), and a batch size or LR it lacks."""
+    notes = []
+    dropped = sorted(t for t, m in tags.items() if m is None and t.lower() not in ("epoch", "step"))
+    unmapped = sorted(t for t, m in tags.items() if m is not None and not m.startswith("@")
+                      and m not in KNOWN_METRICS)
+    if dropped:
+        notes.append(f"{name}: dropped {', '.join(dropped)}.")
+    if unmapped:
+        notes.append(f"{name}: kept under their own names, which the report and the diagnosis do "
+                     f"not read: {', '.join(unmapped)}; map one with --map TAG=val_acc (or "
+                     "train_loss, val_loss, train_acc, lr), or drop it with --map TAG=.")
+    missing = [k for k in ("batch_size", "lr") if config.get(k) is None]
+    if missing:
+        example = " ".join(f"--set {k}={'32' if k == 'batch_size' else '0.1'}" for k in missing)
+        notes.append(f"{name}: no {' or '.join(missing)} in its name (key=value parts such as "
+                     f"'bs=32_lr=0.1') or its log; pass them with {example}, or the report cannot "
+                     "place the run by batch size and LR.")
+    return notes
 
 
 def parse_pairs(items: Iterable[str], option: str) -> dict[str, str]:

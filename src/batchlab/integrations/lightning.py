@@ -14,6 +14,10 @@ are stored at updates done, as the batchlab trainer stores them. Lightning logs 
 loss every ``log_every_n_steps`` (default 50): set 1 for per-step curves. Its aggregated
 ``*_epoch`` twins of per-step values are not stored (the per-step values are).
 A crash marks the run failed, Ctrl-C interrupted.
+
+Each fit's files (``ModelCheckpoint``'s checkpoints) go to its own folder,
+``<save_dir>/<experiment>/<run id>/`` (``save_dir``: default the Trainer's
+``default_root_dir``), since the run id is the logger's ``version``, known before the fit starts.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from lightning.pytorch.utilities import rank_zero_only
 from batchlab.errors import SpecError
 from batchlab.events import COMPLETED, FAILED
 from batchlab.integrations.names import batchlab_name
+from batchlab.paths import safe_name
 from batchlab.store import Store
-from batchlab.track import TrackedRun
+from batchlab.track import TrackedRun, tracked_run_id
 
 
 def _plain(params: dict[str, Any]) -> dict[str, Any]:
@@ -44,9 +49,10 @@ class BatchlabLogger(Logger):
 
     def __init__(self, experiment: str = "", config: dict[str, Any] | None = None,
                  store: str | Path | Store = "batchlab.db", *, name: str | None = None,
-                 run: TrackedRun | None = None) -> None:
+                 save_dir: str | Path | None = None, run: TrackedRun | None = None) -> None:
         """``run``: record into that run instead, the run a function sweep hands its training
-        function (``BatchlabLogger(run=run)``); the sweep then ends the run, not the logger."""
+        function (``BatchlabLogger(run=run)``); the sweep then ends the run, not the logger.
+        ``save_dir``: where the checkpoints' ``<name>/<version>/`` folder goes."""
         super().__init__()
         if not experiment and run is None:
             raise SpecError("BatchlabLogger needs an experiment name (BatchlabLogger(\"my-study\")), "
@@ -56,21 +62,30 @@ class BatchlabLogger(Logger):
         self.hparams: dict[str, Any] = {}
         self.run: TrackedRun | None = run
         self.done = False  # one logger records one fit; a later validate/test is not recorded
-        self.run_id = run.id if run is not None else ""
+        # known now: Lightning reads version (the checkpoint folder) before anything is logged
+        self.run_id = run.id if run is not None else tracked_run_id(experiment, name)
+        self._save_dir = None if save_dir is None else str(save_dir)
 
     @property
     def name(self) -> str:
-        return self.experiment
+        """The experiment as a folder name (``safe_name``: it is part of the checkpoint path)."""
+        return safe_name(self.experiment)
 
     @property
     def version(self) -> str:
+        """The run id: every fit's checkpoints get a folder of their own."""
         return self.run_id
+
+    @property
+    def save_dir(self) -> str | None:
+        """Where ``<name>/<version>/`` goes; None: the Trainer's ``default_root_dir``."""
+        return self._save_dir
 
     def _open(self) -> TrackedRun:
         if self.run is None:
             config = _plain(self.hparams) | self.user_config
-            self.run = TrackedRun(self.experiment, config, self.store, name=self.run_name).start()
-            self.run_id = self.run.id
+            self.run = TrackedRun(self.experiment, config, self.store, name=self.run_name,
+                                  run_id=self.run_id).start()
         return self.run
 
     @rank_zero_only

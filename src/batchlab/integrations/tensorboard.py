@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from batchlab.errors import DataError
-from batchlab.integrations.importing import Point, config_from_name, config_key, metric_for, write_run
+from batchlab.integrations.importing import (
+    Point,
+    config_from_name,
+    config_key,
+    import_notes,
+    metric_for,
+    write_run,
+)
 from batchlab.store import Store
 from batchlab.track import TrackedRun
 
@@ -93,17 +100,20 @@ def read_logdir(logdir: Path) -> dict[str, tuple[dict[str, Any], dict[str, list[
 
 
 def import_tensorboard(store: Store, logdir: Path, experiment: str, *, mapping: dict[str, str],
-                       overrides: dict[str, Any], unit: str = "auto") -> list[TrackedRun]:
+                       overrides: dict[str, Any], unit: str = "auto",
+                       notes: list[str] | None = None) -> list[TrackedRun]:
     """Import every run folder under ``logdir`` into ``experiment`` (re-importing replaces).
 
     ``unit``: 'step' or 'epoch' for what a TensorBoard step counts; 'auto' is 'epoch' when every
-    tag starts with ``epoch_`` (Keras's TensorBoard callback) and 'step' otherwise.
+    tag starts with ``epoch_`` (Keras's TensorBoard callback) and 'step' otherwise. ``notes``
+    gets what each run's import dropped, left unmapped or lacks (``import_notes``).
     """
     out = []
     for name, (hparams, tags) in read_logdir(logdir).items():
         series: dict[str, list[Point]] = {}
+        metrics = {tag: metric_for(tag, mapping) for tag in tags}
         for tag, points in tags.items():
-            metric = metric_for(tag, mapping)
+            metric = metrics[tag]
             if metric is not None and points:
                 series.setdefault(metric, []).extend(points)
         if not series:
@@ -114,6 +124,8 @@ def import_tensorboard(store: Store, logdir: Path, experiment: str, *, mapping: 
             keras_style = all(t.rsplit("/", 1)[-1].startswith("epoch_") for t in tags)
             run_unit = "epoch" if keras_style else "step"
         out.append(write_run(store, experiment, f"tensorboard:{name}", config, series, unit=run_unit))
+        if notes is not None:
+            notes += import_notes(name, metrics, config)
     if not out:
         raise DataError(f"no scalars to import under '{logdir}' (or every tag was dropped by --map); "
                         "check the folder with 'tensorboard --logdir' and the --map options.")

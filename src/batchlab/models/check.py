@@ -14,13 +14,18 @@ from torch import nn
 
 from batchlab.errors import ModelError
 
+FACTORY_WIDTH = "a factory that takes a num_classes argument is given the right number"
+
 
 def check_forward(model: nn.Module, batch: torch.Tensor, num_classes: int, name: str,
+                  classes: str = "", width_fix: str = FACTORY_WIDTH,
                   regression: bool = False) -> None:
     """Run ``batch`` (a few examples, on the CPU) through ``model`` in eval mode without
     gradients; raise ModelError saying what to change unless it returns logits of shape
     ``(len(batch), num_classes)`` (for a ``regression``, ``num_classes`` is the number of target
-    columns and the messages speak of targets). The model's parameters are not changed."""
+    columns and the messages speak of targets). The model's parameters are not changed.
+    ``classes``: where the class count comes from (said after it), ``width_fix``: the caller's
+    way to get the width right."""
     wanted = "outputs of shape (batch, targets)" if regression else "logits of shape (batch, classes)"
     shape = tuple(batch.shape[1:])
     was_training = model.training
@@ -53,6 +58,5 @@ def check_forward(model: nn.Module, batch: torch.Tensor, num_classes: int, name:
                else f"{num_classes} classes")
         raise ModelError(
             f"model '{name}' outputs {out.shape[1]} values per example but the data has "
-            f"{has}; make its last layer output {num_classes} (a factory that "
-            "takes a num_classes argument is given the right number)."
+            f"{has}{classes}; make its last layer output {num_classes} ({width_fix})."
         )

@@ -23,7 +23,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ from batchlab.probes.common import (
 )
 from batchlab.probes.lr_horizon import HorizonOutcome, horizon_lr
 from batchlab.probes.lr_trial import Trial, TrialOutcome, confirm_lr
+from batchlab.probes.plotting import Plottable
 from batchlab.probes.suggest import (
     DEFAULT_CURVE_STRATEGY,
     SKIP_START,
@@ -213,8 +214,10 @@ class BatchFind:
 
 
 @dataclass(frozen=True)
-class LrFindResult:
+class LrFindResult(Plottable):
     """Suggested LRs per batch size and the fitted exponent of lr* ~ B**alpha."""
+
+    KIND: ClassVar[str] = "lr_range"
 
     strategy: str
     batch_size: int  # the one ``suggested_lr`` is for: config's batch size if probed, else first

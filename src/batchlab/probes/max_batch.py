@@ -45,7 +45,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -64,6 +64,7 @@ from batchlab.probes.memory import (
     setup_optimizer,
     steady_step_memory,
 )
+from batchlab.probes.plotting import Plottable
 from batchlab.spec import RunConfig
 from batchlab.train.accumulate import BN_MIN_BATCH, has_batchnorm
 from batchlab.train.inputs import RunInputs
@@ -156,7 +157,7 @@ def predict_peak(peaks: dict[int, int], batch_size: int) -> int | None:
 
 
 @dataclass(frozen=True)
-class MaxBatchResult:
+class MaxBatchResult(Plottable):
     """The answer and its evidence. Sizes in bytes; ``trials`` in the order they ran.
 
     ``largest``: the largest batch that fit. ``recommended``: the largest whose peak is within
@@ -166,6 +167,8 @@ class MaxBatchResult:
     ``want``: the batch the user wants; ``accumulate`` x ``micro_batch_size`` = ``want`` is how
     to reach it in steps that fit (accumulate 1 when it fits as it is); ``advice`` says so.
     """
+
+    KIND: ClassVar[str] = "max_batch"
 
     largest: int
     recommended: int | None

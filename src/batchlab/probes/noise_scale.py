@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -20,6 +20,7 @@ from torch import nn
 from batchlab.data.pipeline import LoadedData
 from batchlab.jsonsafe import json_safe
 from batchlab.probes.common import ProbeError, fresh_setup, isolated_rng
+from batchlab.probes.plotting import Plottable
 from batchlab.spec import RunConfig
 from batchlab.train.inputs import RunInputs
 from batchlab.train.noise import NoiseMeter, bootstrap_ci
@@ -31,9 +32,11 @@ from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 
 
 @dataclass(frozen=True)
-class NoiseScaleResult:
+class NoiseScaleResult(Plottable):
     """B_simple over the probe's steps: ratio of plain means with its bootstrap interval
     (``b_simple``, ``ci_low``, ``ci_high``), the final EMA (``b_simple_ema``), and the trace."""
+
+    KIND: ClassVar[str] = "noise_scale"
 
     b_simple: float
     ci_low: float

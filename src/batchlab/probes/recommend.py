@@ -18,10 +18,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from batchlab.jsonsafe import json_safe
 from batchlab.probes.common import ProbeError
+from batchlab.probes.plotting import Plottable
 from batchlab.spec import RunConfig
 from batchlab.train.inputs import RunInputs
 from batchlab.train.scaling import scaled_lr
@@ -74,7 +75,9 @@ def warmup_steps(lr: float, reference_lr: float, total_steps: int) -> int:
 
 
 @dataclass(frozen=True)
-class Recommendation:
+class Recommendation(Plottable):
+    KIND: ClassVar[str] = "recommend"
+
     batch_size: int
     lr: float
     lr_source: str
@@ -95,10 +98,26 @@ class Recommendation:
         return json_safe(d)  # an unmeasured throughput's infinite time becomes None
 
 
+def memory_sentence(largest: int, limited_by: str) -> str:
+    """What the memory search found at ``largest``, naming the limit that stopped it."""
+    stopped = {
+        "dataset size": f"the training set's size ({largest} examples)",
+        "max_batch": f"the largest candidate batch size ({largest})",
+        "cpu cap": f"the CPU search's cap ({largest})",
+    }.get(limited_by)
+    if stopped is None:
+        return f"The largest batch that fits in memory (with the safety margin) is {largest}."
+    return (f"Every batch size up to {stopped} fits in memory (with the safety margin); the "
+            "memory limit itself was not reached.")
+
+
 def explain(rec_b: Prediction, preds: Sequence[Prediction], b_noise: float,
             ci: tuple[float, float], lr: float, lr_source: str, warmup: int,
-            largest: int | None, knee: int | None, user_batch: int) -> list[str]:
-    """The recommendation in sentences, each with its numbers."""
+            largest: int | None, knee: int | None, user_batch: int,
+            limited_by: str = "memory") -> list[str]:
+    """The recommendation in sentences, each with its numbers. ``limited_by``: what ended the
+    memory search at ``largest`` (``MaxBatchResult.limited_by``): only "memory" makes it the
+    largest batch that fits; the others are where the search stopped."""
     lines = [
         f"Gradient noise scale B_noise = {b_noise:.0f} (95% CI {ci[0]:.0f}-{ci[1]:.0f}): up to "
         f"about that batch size, doubling the batch nearly halves the steps to a target; "
@@ -108,7 +127,7 @@ def explain(rec_b: Prediction, preds: Sequence[Prediction], b_noise: float,
         + (f"; beyond batch {knee} doubling gains < 10%." if knee else "."),
     ]
     if largest is not None:
-        lines.append(f"The largest batch that fits in memory (with the safety margin) is {largest}.")
+        lines.append(memory_sentence(largest, limited_by))
     ranked = sorted((p for p in preds if p.fits), key=lambda p: p.relative_time)
     others = ", ".join(f"batch {p.batch_size}: x{p.relative_time:.2f}" for p in ranked[1:4])
     when = f" ({rec_b.seconds:.1f} s)" if rec_b.seconds is not None else ""
@@ -159,7 +178,9 @@ def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
     total = run_length(t.steps, t.epochs, steps_per_epoch(mb.n_train, best.batch_size))
     warm = warmup_steps(lr, reference, total)
     ci = (ns.ci_low, ns.ci_high)
-    text = explain(best, preds, ns.b_simple, ci, lr, source, warm, largest, tp.knee, t.batch_size)
+    # the margin can put the recommended batch below where the search stopped: memory limits it
+    stop = mb.limited_by if largest == mb.largest else "memory"
+    text = explain(best, preds, ns.b_simple, ci, lr, source, warm, largest, tp.knee, t.batch_size, stop)
     if not tp.reliable:
         text.append(f"Caution: the throughput curve was unreliable (its timed windows spread more "
                     f"than {tp.max_spread:.0%} even when re-measured: a busy machine), and the "

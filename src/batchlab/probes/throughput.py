@@ -49,7 +49,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -71,6 +71,7 @@ from batchlab.probes.memory import (
     steady_step_memory,
     train_step,
 )
+from batchlab.probes.plotting import Plottable
 from batchlab.spec import RunConfig
 from batchlab.train.inputs import RunInputs
 
@@ -82,7 +83,7 @@ LONG_STEP_WINDOWS = 3  # windows at a batch size whose single step outlasts a wi
 
 
 @dataclass(frozen=True)
-class ThroughputResult:
+class ThroughputResult(Plottable):
     """One throughput curve. Lists are parallel, one entry per measured batch size, ascending.
 
     ``samples_per_s``: median over the timed windows (``window_samples_per_s``, the kept
@@ -95,6 +96,8 @@ class ThroughputResult:
     ``oom``: ``{"batch_size", "error"}`` when a batch size ran out of memory (the curve ends
     there), else None.
     """
+
+    KIND: ClassVar[str] = "throughput"
 
     batch_sizes: list[int]
     samples_per_s: list[float]

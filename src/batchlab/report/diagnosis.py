@@ -63,8 +63,11 @@ def to_target(analysis: Any) -> str:
              r.get("steps_label") or "not reached"] for r in analysis.to_target_by_batch]
     if not rows:
         return '<p class="note">No batch size to compare.</p>'
-    head = f"Target: validation accuracy {fmt(analysis.target)}. " if analysis.target is not None \
-        else "No target (no run has a validation accuracy). "
+    if analysis.target is None:  # a table of "not reached" rows would say nothing (a regression)
+        return ('<p class="note">No target: no run has a validation accuracy, and time to '
+                "target is measured against one; the conclusions compare the runs by "
+                "validation loss.</p>")
+    head = f"Target: validation accuracy {fmt(analysis.target)}. "
     return (f'<p class="note">{esc(head)}Per batch size the fastest configuration whose every '
             "seed reached the target (means over seeds).</p>"
             + table(["batch", "steps", "epochs", "examples", "wall time s", "configuration"],

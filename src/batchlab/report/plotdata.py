@@ -217,20 +217,31 @@ def group_runs(runs: Sequence[RunData]) -> list[Group]:
 
 
 def run_scores(run: RunData) -> dict[str, float]:
-    """Best and final validation accuracy from the stored curve (NaN when there is none).
+    """Best and final validation accuracy and loss from the stored curves (NaN when there is
+    none; the best loss is the lowest).
 
-    A diverged run has no final model, so its final accuracy is NaN; its best is what it
+    A diverged run has no final model, so its final values are NaN; its best is what it
     reached before diverging.
     """
-    s = run.series.get("val_acc")
-    vals = s.value[np.isfinite(s.value)] if s is not None else np.array([])
-    best = float(vals.max()) if vals.size else float("nan")
-    final = float(vals[-1]) if vals.size and run.status != DIVERGED else float("nan")
-    return {"best_val_acc": best, "final_val_acc": final}
+    out = {}
+    for metric, best_of in (("val_acc", np.max), ("val_loss", np.min)):
+        s = run.series.get(metric)
+        vals = s.value[np.isfinite(s.value)] if s is not None else np.array([])
+        out[f"best_{metric}"] = float(best_of(vals)) if vals.size else float("nan")
+        out[f"final_{metric}"] = float(vals[-1]) if vals.size and run.status != DIVERGED else float("nan")
+    return out
+
+
+def is_regression(runs: Sequence[RunData]) -> bool:
+    """Whether the runs evaluated a validation loss but never an accuracy (a regression;
+    runs that have not evaluated yet say nothing either way)."""
+    def finite(metric: str) -> bool:
+        return any(np.isfinite(r.series[metric].value).any() for r in runs if metric in r.series)
+    return finite("val_loss") and not finite("val_acc")
 
 
 def heatmaps(runs: Sequence[RunData], metric: str) -> list[Heatmap]:
-    """One spec-LR x batch-size table of ``metric`` ('best_val_acc' or 'final_val_acc') per
+    """One spec-LR x batch-size table of ``metric`` (a ``run_scores`` key) per
     facet: rows are the LRs the user swept; each cell also records the LR its runs applied."""
     out = []
     for facet in facets(runs):

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullLocator
 
 from batchlab.report import summaryplots
+from batchlab.report.errors import ReportError
 from batchlab.report.figures import axes_title, log_axis, new_figure, place
 from batchlab.report.probedata import ProbeView, fmt_bytes, num, view
 from batchlab.store import ProbeRecord
@@ -50,7 +51,8 @@ def _batch_axis(ax: Axes, sizes: Sequence[float]) -> None:
 
 
 def _title(fig: Figure, v: ProbeView) -> None:
-    fig.suptitle(f"{v.title} (probe #{v.id})", fontsize=12)
+    """The probe's title, with its store id when it has one (``.plot()`` of a fresh result has not)."""
+    fig.suptitle(f"{v.title} (probe #{v.id})" if v.id else v.title, fontsize=12)
 
 
 # --------------------------------------------------------------------------- lr_range
@@ -301,6 +303,17 @@ def probe_figure(v: ProbeView) -> Figure | None:
         except (KeyError, TypeError, ValueError, IndexError):
             pass  # an older or hand-written result: plot what arrays it has
     return summaryplots.probe(v.plot) if v.plot.ys else None
+
+
+def result_figure(kind: str, result: dict[str, Any], config: dict[str, Any] | None = None) -> Figure:
+    """The figure of a probe result not (yet) stored: ``kind`` and its ``to_dict()``.
+    ``.plot()`` of every probe result type; ProbeError when the result holds nothing to draw."""
+    import time
+
+    fig = probe_figure(view(ProbeRecord(0, "", kind, time.time(), config or {}, result)))
+    if fig is None:
+        raise ReportError(f"this {kind} result holds no measurements to draw.")
+    return fig
 
 
 def write_probe_figure(record: ProbeRecord, path: Path) -> Path | None:

@@ -27,7 +27,14 @@ MARK_WORDS = ("suggest", "knee", "recommended")
 CLOCK_LABELS = {"steps": "steps to target", "examples": "examples seen to target",
                 "wall_time": "wall time to target (s)"}
 METRIC_TITLES = {"best_val_acc": "best validation accuracy",
-                 "final_val_acc": "final validation accuracy"}
+                 "final_val_acc": "final validation accuracy",
+                 "best_val_loss": "lowest validation loss",
+                 "final_val_loss": "final validation loss"}
+
+
+def _is_loss(h: Heatmap) -> bool:
+    """Loss heatmaps (a regression): lower is better, so the colour map runs the other way."""
+    return h.metric.endswith("_loss")
 
 
 def _cell_text(h: Heatmap, i: int, j: int) -> str:
@@ -37,7 +44,8 @@ def _cell_text(h: Heatmap, i: int, j: int) -> str:
     lr = f"\nlr {fmt_lr(h.applied[i, j])}" if h.scaled and np.isfinite(h.applied[i, j]) else ""
     if not np.isfinite(mean):
         return ("diverged" if div else "—") + (lr if div else "")
-    text = f"{mean:.3f}" + (f"\n±{h.std[i, j]:.3f}" if n > 1 else "")
+    form = ".3g" if _is_loss(h) else ".3f"
+    text = f"{mean:{form}}" + (f"\n±{h.std[i, j]:{form}}" if n > 1 else "")
     return text + (f"\n({div} div.)" if div else "") + lr
 
 
@@ -52,13 +60,14 @@ def color_limits(values: np.ndarray) -> tuple[float, float]:
 
 
 def _draw_heatmap(ax: Axes, h: Heatmap, vmin: float, vmax: float) -> object:
-    image = ax.imshow(np.ma.masked_invalid(h.mean), cmap=HEATMAP_CMAP, vmin=vmin, vmax=vmax,
-                      aspect="auto")
+    loss = _is_loss(h)  # the best cells are the light ones either way
+    image = ax.imshow(np.ma.masked_invalid(h.mean), cmap=HEATMAP_CMAP + ("_r" if loss else ""),
+                      vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_facecolor("0.85")  # grey where nothing finite: diverged or never run
     mid = (vmin + vmax) / 2
     for i in range(len(h.lrs)):
         for j in range(len(h.batch_sizes)):
-            dark = not np.isfinite(h.mean[i, j]) or h.mean[i, j] > mid
+            dark = not np.isfinite(h.mean[i, j]) or (h.mean[i, j] < mid if loss else h.mean[i, j] > mid)
             ax.text(j, i, _cell_text(h, i, j), ha="center", va="center", fontsize=8,
                     color="black" if dark else "white")
     ax.set_xticks(range(len(h.batch_sizes)), [str(b) for b in h.batch_sizes])
@@ -69,8 +78,9 @@ def _draw_heatmap(ax: Axes, h: Heatmap, vmin: float, vmax: float) -> object:
 
 
 def heatmaps(best: Sequence[Heatmap], final: Sequence[Heatmap], title: str) -> Figure:
-    """Rows: one per facet (schedule); columns: best and final validation accuracy. One colour
-    scale for every panel, mean (± std over seeds) written in each cell."""
+    """Rows: one per facet (schedule); columns: best and final validation accuracy (or loss,
+    for a regression). One colour scale for every panel, mean (± std over seeds) written in
+    each cell; an accuracy scale spans at least MIN_COLOR_SPAN, a loss scale the data."""
     pairs = list(zip(best, final, strict=True))
     rows = max([len(b.lrs) for b, _ in pairs] or [1])
     fig = new_figure(14, 1.0 + max(1, len(pairs)) * (1.1 + 0.6 * rows))
@@ -78,12 +88,14 @@ def heatmaps(best: Sequence[Heatmap], final: Sequence[Heatmap], title: str) -> F
     axes = fig.subplots(max(1, len(pairs)), 2, squeeze=False)
     allv = np.concatenate([h.mean.ravel() for h in (*best, *final)] or [np.array([])])
     allv = allv[np.isfinite(allv)]
+    loss = any(_is_loss(h) for h in best)
+    what = "validation loss" if loss else "validation accuracy"
     if not allv.size:
         for ax in axes.ravel():
-            no_data(ax, "no run has a validation accuracy")
+            no_data(ax, f"no run has a {what}")
         fig.suptitle(title, fontsize=13)
         return fig
-    vmin, vmax = color_limits(allv)
+    vmin, vmax = (float(allv.min()), float(allv.max())) if loss else color_limits(allv)
     image = None
     for r, pair in enumerate(pairs):
         for c, h in enumerate(pair):
@@ -96,9 +108,10 @@ def heatmaps(best: Sequence[Heatmap], final: Sequence[Heatmap], title: str) -> F
     if image is not None:
         w, _ = fig.get_size_inches()
         cax = fig.add_axes((1 - 1.1 / w, 0.15, 0.18 / w, 0.7))  # in the right margin
-        span = (f"colours span {vmin:.3f}–{vmax:.3f}" +
-                (f" (widened to {MIN_COLOR_SPAN:.2f})" if allv.max() - allv.min() < MIN_COLOR_SPAN else ""))
-        fig.colorbar(image, cax=cax, label=f"validation accuracy\n{span}")
+        widened = not loss and allv.max() - allv.min() < MIN_COLOR_SPAN
+        span = (f"colours span {vmin:.3g}–{vmax:.3g}" if loss else f"colours span {vmin:.3f}–{vmax:.3f}"
+                + (f" (widened to {MIN_COLOR_SPAN:.2f})" if widened else ""))
+        fig.colorbar(image, cax=cax, label=f"{what}\n{span}")
     fig.suptitle(title, fontsize=13)
     return fig
 

@@ -95,6 +95,9 @@ def plan_removal(store: Store, target: str) -> Removal:
         probes = store.conn.execute(
             "SELECT COUNT(*) FROM probes WHERE experiment=?", (target,)).fetchone()[0]
         return Removal(target, mine, len(ids) - len(mine), _rows(store, mine), probes)
+    probes = store.conn.execute("SELECT COUNT(*) FROM probes WHERE experiment=?", (target,)).fetchone()[0]
+    if probes:  # an experiment only probes were stored under
+        return Removal(target, [], 0, 0, probes)
     matches = [r[0] for r in store.conn.execute(
         "SELECT id FROM runs WHERE id LIKE ? || '%'", (target,))] if target else []
     if len(matches) != 1:
@@ -116,10 +119,10 @@ def remove(store: Store, removal: Removal) -> None:
     with store.conn:
         store.conn.execute("BEGIN IMMEDIATE")
         if removal.experiment is not None:
-            (exp_id,) = store.conn.execute(
-                "SELECT id FROM experiments WHERE name=?", (removal.experiment,)).fetchone()
-            store.conn.execute("DELETE FROM experiment_runs WHERE experiment_id=?", (exp_id,))
-            store.conn.execute("DELETE FROM experiments WHERE id=?", (exp_id,))
+            for (exp_id,) in store.conn.execute(  # none for an experiment of probes only
+                    "SELECT id FROM experiments WHERE name=?", (removal.experiment,)).fetchall():
+                store.conn.execute("DELETE FROM experiment_runs WHERE experiment_id=?", (exp_id,))
+                store.conn.execute("DELETE FROM experiments WHERE id=?", (exp_id,))
             store.conn.execute("DELETE FROM probes WHERE experiment=?", (removal.experiment,))
         store.conn.executemany("DELETE FROM metrics WHERE run_id=?", ids)
         store.conn.executemany("DELETE FROM experiment_runs WHERE run_id=?", ids)

@@ -202,6 +202,14 @@ class Store:
                     (exp_id, run.run_id, position, _dumps(run.point)),
                 )
 
+    def set_points(self, experiment: str, points: dict[str, dict[str, Any]]) -> None:
+        """Replace the sweep point of these runs (run id -> point) in ``experiment``."""
+        with self.transaction(f"recording experiment '{experiment}'"):
+            self.conn.executemany(
+                "UPDATE experiment_runs SET point_json=? WHERE run_id=? AND experiment_id="
+                "(SELECT id FROM experiments WHERE name=?)",
+                [(_dumps(point), run_id, experiment) for run_id, point in points.items()])
+
     def record(self, event: Event) -> None:
         """Apply one trainer event. Each call is one transaction (rows arrive in batches)."""
         now = time.time()
@@ -277,6 +285,9 @@ class Store:
 
     # ------------------------------------------------------------------ reads
     def experiments(self) -> list[Experiment]:
+        """Every experiment, oldest first: those a sweep or a tracked run recorded, and those
+        only probes were stored under (``bl.lr_find(store=..., experiment=...)``), which have
+        no spec and no runs."""
         out = []
         for exp_id, name, spec, created, updated in self.conn.execute(
             "SELECT id, name, spec_json, created, updated FROM experiments ORDER BY created"
@@ -285,7 +296,12 @@ class Store:
                 "SELECT r.status, COUNT(*) FROM runs r JOIN experiment_runs er ON er.run_id=r.id "
                 "WHERE er.experiment_id=? GROUP BY r.status", (exp_id,)).fetchall())
             out.append(Experiment(name, _loads(spec), created, updated, counts))
-        return out
+        known = {e.name for e in out}
+        for name, created, updated in self.conn.execute(
+                "SELECT experiment, MIN(created), MAX(created) FROM probes GROUP BY experiment"):
+            if name not in known:
+                out.append(Experiment(name, {}, created, updated, {}))
+        return sorted(out, key=lambda e: e.created)
 
     def _record(self, row: tuple[Any, ...], point: str | None) -> RunRecord:
         (rid, status, config, env, created, started, finished, wall, steps, total, progress,
@@ -304,7 +320,9 @@ class Store:
             rows = self.conn.execute(
                 f"SELECT {self._COLUMNS}, NULL FROM runs r ORDER BY r.created, r.id").fetchall()
         else:
-            if not self.conn.execute("SELECT 1 FROM experiments WHERE name=?", (experiment,)).fetchone():
+            if not self.conn.execute("SELECT 1 FROM experiments WHERE name=? UNION ALL SELECT 1 "
+                                     "FROM probes WHERE experiment=? LIMIT 1",
+                                     (experiment, experiment)).fetchone():
                 names = ", ".join(e.name for e in self.experiments()) or "none yet"
                 raise StoreError(
                     f"no experiment named '{experiment}' in '{self.path}' (experiments: {names})."

@@ -215,7 +215,7 @@ def train_run(
 
         summary: dict[str, Any] = {
             "effective_lr": base_lr, "steps_per_epoch": spe, "total_steps": total,
-            "n_train": n_train, "n_val": batches.n_val, "best_val_acc": -1.0,
+            "n_train": n_train, "n_val": batches.n_val,
             "num_classes": data.num_classes or None,  # chance level for the diagnosis (1/C, ln C)
             "micro_batch_size": micro, "has_batchnorm": has_batchnorm(model),  # BN at small batches
         }
@@ -262,7 +262,8 @@ def train_run(
         else:
             rec.log_values(step, {"val_acc": val_acc, "train_acc": train_acc})
             summary.update(final_val_acc=val_acc, final_train_acc=train_acc)
-        if val_acc is not None and val_acc > summary["best_val_acc"]:
+        # no best_val_acc before the first evaluation: a run that fails first has none (not -1)
+        if val_acc is not None and val_acc > summary.get("best_val_acc", -math.inf):
             summary.update(best_val_acc=val_acc, best_val_acc_step=step,
                            best_val_acc_epoch=rec.epoch(step))
         if val_loss < summary.get("best_val_loss", math.inf):

@@ -1,0 +1,146 @@
+"""Checks the Python API makes on the user's objects before anything trains or is stored.
+
+The same promises as a spec's preflight (``execute.sweep.preflight``): the model takes a batch
+of the data, class labels get one output per class, every batch size fits in the training set,
+every schedule is valid; and what only objects can get wrong: a loss that fails or is not a
+scalar, a regression whose outputs and targets differ by a trailing 1 (which a loss such as
+``MSELoss`` silently broadcasts to an N x N comparison), an optimizer factory that fails.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from batchlab.errors import BatchlabError, ModelError, SpecError
+from batchlab.execute.sweep import refuse_batches_larger_than_data
+from batchlab.models.check import check_forward
+
+if TYPE_CHECKING:
+    from batchlab.objects import ObjectInputs
+    from batchlab.plan import RunSpec
+    from batchlab.spec import RunConfig
+
+
+def check_regression_shapes(out: torch.Tensor, targets: torch.Tensor) -> None:
+    """ModelError when float targets and outputs differ only by trailing size-1 dimensions,
+    e.g. targets (N,) and outputs (N, 1): an element-wise loss would broadcast them to (N, N)
+    and train every output towards the mean of all targets."""
+    if not torch.is_floating_point(targets) or out.shape == targets.shape:
+        return
+    squeeze = [d for d in out.shape if d != 1] == [d for d in targets.shape if d != 1]
+    if not squeeze or out.ndim == targets.ndim:
+        return
+    if out.ndim > targets.ndim:
+        fix = ("return out.squeeze(-1) from the model's forward, or give targets of shape "
+               f"{tuple(out.shape[1:])} per example (y.reshape(-1, 1))")
+    else:
+        fix = "return outputs of the targets' shape (out.unsqueeze(-1)), or give targets y.reshape(-1)"
+    raise ModelError(
+        f"the model's outputs have shape {tuple(out.shape)} but the targets {tuple(targets.shape)}; "
+        "a loss such as MSELoss would broadcast them to a comparison of every output with every "
+        f"target (N x N) and not learn. Make them the same shape: {fix}."
+    )
+
+
+def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
+    """Fail before anything runs or is stored: the data splits, the model takes a batch and
+    gives one output per class for class labels (as a spec's model must), the loss gives a
+    scalar for it, and the optimizer factory works. Errors name the object and the fix."""
+    inputs = objects.run_inputs()
+    data = inputs.load_data(config.data)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        net = inputs.build_model(config.model, data)
+        xb, yb = data.train_x[:2], data.train_y[:2]
+        try:
+            out = net(xb)
+        except Exception as err:
+            raise ModelError(
+                f"{objects.describe()} fails on a batch of inputs of shape {tuple(xb.shape)}: "
+                f"{type(err).__name__}: {err}. Make the model accept the data's shape."
+            ) from None
+        if data.num_classes:  # labels 0..C-1: every label, not only these two, needs an output
+            check_forward(net, xb, data.num_classes, objects.model_name,
+                          f" (labels 0..{data.num_classes - 1})",
+                          "cross-entropy would leave the extra outputs as classes no example has"
+                          if int(out.shape[-1]) > data.num_classes else
+                          "a label without an output fails the run when a batch holds one")
+        check_regression_shapes(out, yb)
+        try:
+            value = inputs.loss_fn(out, yb)
+        except Exception as err:
+            raise ModelError(
+                f"the loss fails on the model's outputs {tuple(out.shape)} and targets "
+                f"{tuple(yb.shape)} {yb.dtype}: {type(err).__name__}: {err}. Make the model's "
+                "last layer match the targets (e.g. one output per class for labels)."
+            ) from None
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise ModelError("the loss must return a scalar tensor (the batch mean); "
+                             f"it returned {type(value).__name__} {getattr(value, 'shape', '')}.")
+    try:  # a factory that fails would otherwise fail every run, one by one
+        inputs.make_optimizer(config.train, net.parameters(), 0.01)
+    except BatchlabError:
+        raise
+    except Exception as err:
+        raise SpecError(f"optimizer= fails on the model's parameters: {type(err).__name__}: "
+                        f"{err}. It must take (params, lr) and return a torch.optim.Optimizer.") from None
+
+
+def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
+    """``check_objects``' companion for a sweep: every batch size fits in the training set
+    (refused, as the CLI does, rather than trained full-batch) and every schedule is valid
+    (``runs`` have their ``lr = "auto"`` resolved already)."""
+    from batchlab.train.scaling import scaled_lr
+    from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
+
+    n_train = len(objects.run_inputs().load_data(runs[0].config.data).train_y)
+    too_big: dict[int, int] = {}
+    for run in runs:
+        t = run.config.train
+        if t.batch_size > n_train:
+            too_big[t.batch_size] = n_train
+            continue
+        spe = steps_per_epoch(n_train, t.batch_size)
+        schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr,
+                                          t.base_batch_size), run_length(t.steps, t.epochs, spe), spe)
+    refuse_batches_larger_than_data(too_big, "train= with more examples, or a smaller val_fraction")
+
+
+def _main_objects(objects: ObjectInputs, model: Any, loss: Any, optimizer: Any) -> list[str]:
+    """Names of the classes and functions among the objects defined in ``__main__``."""
+    from torch import nn
+
+    found = [type(m) for m in model.modules()] if isinstance(model, nn.Module) else [model]
+    found += [f if inspect.isfunction(f) or inspect.isclass(f) else type(f)
+              for f in (loss, optimizer) if f is not None and not isinstance(f, str)]
+    return sorted({getattr(f, "__qualname__", repr(f)) for f in found
+                   if getattr(f, "__module__", None) == "__main__"})
+
+
+def refuse_unsendable(workers: int, objects: ObjectInputs, model: Any, loss: Any,
+                      optimizer: Any) -> None:
+    """SpecError unless worker processes can receive the objects: they are pickled (no
+    lambdas or local functions), and a class or function of ``__main__`` is only found again
+    when the main program is a file each (spawned) worker can run again; a notebook or
+    ``python -c`` is not."""
+    import __main__
+
+    main = _main_objects(objects, model, loss, optimizer)
+    if main and not getattr(__main__, "__file__", None):
+        raise SpecError(
+            f"workers={workers}: {', '.join(main)} {'is' if len(main) == 1 else 'are'} defined in "
+            "this notebook (or 'python -c'), which worker processes cannot import. Move "
+            f"{'it' if len(main) == 1 else 'them'} into a module file beside the notebook (e.g. "
+            "mymodels.py) and import from there, or use workers=1."
+        )
+    try:
+        pickle.dumps(objects.run_inputs())
+    except Exception as err:
+        raise SpecError(
+            f"workers={workers}: the objects cannot be sent to worker processes ({type(err).__name__}: "
+            f"{err}); use module-level functions and classes for model=, loss= and optimizer= "
+            "(no lambdas or functions defined inside functions), or workers=1."
+        ) from None

@@ -1,0 +1,62 @@
+"""Plain-text progress of a sweep for the Python API: one line when the plan is known and one
+per run that ends, printed as it happens.
+
+Plain lines (not a live bar) read the same in a terminal, a Jupyter or VS Code notebook, a log
+file and CI output: a notebook shows each line as soon as it is printed, with no widget library.
+``bl.sweep(..., verbose=False)`` prints nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from batchlab.events import Event, RunEnded
+from batchlab.plan import RunSpec
+from batchlab.results import schedule_label
+
+
+def _number(value: object) -> str | None:
+    return f"{value:.4g}" if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def ended_line(label: str, event: RunEnded) -> str:
+    """'B=32 lr=0.05 constant: completed, val acc 0.912, val loss 0.31, 12 steps, 1.2 s'."""
+    parts = [event.status]
+    for key, name in (("best_val_acc", "best val acc"), ("final_val_loss", "val loss")):
+        if (shown := _number(event.summary.get(key))) is not None:
+            parts.append(f"{name} {shown}")
+    parts.append(f"{event.steps} steps, {event.wall_time:.1f} s")
+    if event.error:
+        parts.append(event.error.strip().splitlines()[-1])
+    return f"{label}: {', '.join(parts)}"
+
+
+class LineProgress:
+    """Observer for ``run_sweep`` (``on_plan``, ``on_event``) printing to ``stream``."""
+
+    def __init__(self, experiment: str, stream: TextIO | None = None) -> None:
+        self.experiment = experiment
+        self.stream = stream
+        self.labels: dict[str, str] = {}
+        self.todo = 0
+        self.done = 0
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.stream or sys.stdout, flush=True)  # a notebook shows it now
+
+    def on_plan(self, runs: list[RunSpec], todo: set[str]) -> None:
+        for run in runs:
+            t = run.config.train
+            self.labels[run.run_id] = (f"{run.run_id[:8]} B={t.batch_size} lr={_number(t.lr) or t.lr} "
+                                       f"{schedule_label(t.model_dump())}")
+        self.todo = len(todo)
+        skipped = len(runs) - len(todo)
+        kept = f", {skipped} already in the store" if skipped else ""
+        self._print(f"sweep '{self.experiment}': {len(runs)} runs{kept}; training {len(todo)}")
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, RunEnded):
+            self.done += 1
+            count = f"[{self.done}/{self.todo}]" if self.done <= self.todo else f"[{self.done}]"
+            self._print(f"{count} {ended_line(self.labels.get(event.run_id, event.run_id), event)}")

@@ -1,0 +1,97 @@
+"""What ``bl.sweep`` refuses before training (``batchlab.apicheck``) and what it says when
+every run failed: issue 21, part 2, items 1, 2, 3 and 5."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+
+import batchlab as bl
+from batchlab.errors import ExecutorError, ModelError, SpecError
+
+
+def digits(n=300):
+    x, y = load_digits(return_X_y=True)
+    return x[:n].astype(np.float32) / 16, y[:n]
+
+
+def sweep(tmp_path, model, data=None, **kw):
+    kw = {"grid": {"batch_size": [32]}, **kw}
+    return bl.sweep("t", model=model, train=data or digits(), store=tmp_path / "s.db",
+                    epochs=1, lr=0.05, threads=1, **kw)
+
+
+@pytest.mark.parametrize("width, why", [
+    (12, "extra outputs as classes no example has"),
+    (5, "a label without an output fails the run"),
+])
+def test_an_output_width_other_than_the_classes_is_refused_before_training(tmp_path, width, why):
+    # labels 0..9; both the first two labels (0, 1) fit in 5 outputs, so a check of those
+    # two examples alone would let width 5 through and fail at run time
+    with pytest.raises(ModelError) as err:
+        sweep(tmp_path, nn.Linear(64, width))
+    text = str(err.value)
+    assert f"outputs {width} values per example but the data has 10 classes (labels 0..9)" in text
+    assert "output 10" in text and why in text and "num_classes argument" not in text
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_probes_refuse_the_wrong_width_too():
+    with pytest.raises(ModelError, match="outputs 12 values"):
+        bl.throughput(model=nn.Linear(64, 12), train=digits(), batch_sizes=[16])
+
+
+class FailsOnBigBatches(nn.Module):
+    """Passes the 2-example checks, then fails in every run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(x) > 2:
+            raise RuntimeError("boom in forward")
+        return self.fc(x)
+
+
+def test_a_sweep_whose_every_run_failed_raises_with_the_cause(tmp_path):
+    with pytest.raises(ExecutorError) as err:
+        sweep(tmp_path, FailsOnBigBatches(), grid={"batch_size": [16, 32]})
+    text = str(err.value)
+    assert "all 2 runs of 't' failed with the same error: RuntimeError: boom in forward" in text
+    assert "call bl.sweep again" in text and f"bl.open('{tmp_path / 's.db'}').runs('t')" in text
+    assert err.value.exit_code == 1
+    with bl.open(tmp_path / "s.db") as db:  # the failed runs are stored, with their errors
+        assert [r.status for r in db.store.runs("t")] == ["failed", "failed"]
+
+
+def test_a_batch_larger_than_the_training_set_is_refused(tmp_path):
+    with pytest.raises(SpecError) as err:  # 300 examples, 240 after the validation split
+        sweep(tmp_path, nn.Linear(64, 10), grid={"batch_size": [32, 4096]})
+    assert "train.batch_size 4096 is larger than the training set (240 examples" in str(err.value)
+    assert "at most 240" in str(err.value) and "val_fraction" in str(err.value)
+    assert not (tmp_path / "s.db").exists()
+
+
+def regression(n=120, target_shape=(-1,)):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    return x, (x @ np.array([1.0, -1.0, 0.5, 2.0], np.float32)).reshape(target_shape)
+
+
+@pytest.mark.parametrize("model, targets, fix", [
+    (nn.Linear(4, 1), (-1,), "out.squeeze(-1)"),
+    (nn.Sequential(nn.Linear(4, 1), nn.Flatten(0)), (-1, 1), "y.reshape(-1)"),
+])
+def test_regression_outputs_that_would_broadcast_are_refused(tmp_path, model, targets, fix):
+    with pytest.raises(ModelError) as err:
+        sweep(tmp_path, model, regression(target_shape=targets), loss=nn.MSELoss())
+    text = str(err.value)
+    assert "N x N" in text and fix in text
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_matching_regression_shapes_train(tmp_path):
+    res = sweep(tmp_path, nn.Linear(4, 1), regression(target_shape=(-1, 1)), loss=nn.MSELoss())
+    assert [r["status"] for r in res.rows] == ["completed"]
