@@ -88,10 +88,10 @@ def lr_find_cmd(
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
-    """LR suggestion for the spec's run: a range test (exponential LR ramp, smoothed loss)
-    finds where training breaks, then (default) miniatures of the run at LRs below it are
-    compared by successive halving. Per batch size, with the exponent alpha of lr* ~ B^alpha
-    across batch sizes."""
+    """LR suggestion for the spec's run, and the exponent alpha of lr* ~ B^alpha across batch sizes.
+
+    A range test (exponential LR ramp, smoothed loss) finds where training breaks; then, by
+    default, miniatures of the run at LRs below it are compared by successive halving."""
     from batchlab.probes.lr_range import lr_find
 
     spec = load_cli_spec(spec_file, set_)
