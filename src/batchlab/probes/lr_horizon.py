@@ -152,6 +152,28 @@ def _vertex(trials: list[Trial], best: Trial) -> float:
     return 10 ** (math.log10(best.lr) + shift)
 
 
+def _extended(first: list[Trial], train: Callable[[float], Trial], base: Baseline,
+              tried: list[str]) -> list[Trial]:
+    """Rung 0's trials, with EXTEND more candidates beyond the ladder's edge while its best is
+    on that edge (up to MAX_EXTEND times; downwards when every candidate was rejected), as the
+    ground truth's grids are extended; what was added is appended to ``tried``."""
+    for _ in range(MAX_EXTEND):
+        kept = [tr for tr in first if tr.rejected is None]
+        lowest, highest = min(first, key=lambda tr: tr.lr), max(first, key=lambda tr: tr.lr)
+        best = _survivors(first, base, 1)
+        if kept and best[0] is highest:
+            more = [highest.lr * STEP ** (k + 1) for k in range(EXTEND)]
+            tried.append(f"the highest candidate was the best: added {more[0]:.3g} and {more[-1]:.3g}")
+        elif not kept or best[0] is lowest:
+            more = [lowest.lr / STEP ** (k + 1) for k in range(EXTEND)]
+            tried.append(f"the lowest candidate {'was the best' if kept else 'was rejected too'}: "
+                         f"added {more[-1]:.3g} and {more[0]:.3g}")
+        else:
+            break
+        first = first + [train(lr) for lr in more]
+    return first
+
+
 def _clearly_learned(trial: Trial, base: Baseline) -> bool:
     """Whether a trial moved well away from the untrained model: its validation loss fell
     below CLEAR_LOSS of the initial one (an accuracy a few points above chance on a large
@@ -192,28 +214,9 @@ def horizon_lr(config: RunConfig, data: LoadedData, top: float | None, *,
         return run_trial(config, data, lr, h, seed, model, base, inputs,
                          factor=compressed(config, n_train, h))
 
-    cost = 0
     h0 = rungs_h[0]
-    first = [trial(lr, h0) for lr in ladder]
-    cost += sum(tr.steps for tr in first)
-    for _ in range(MAX_EXTEND):
-        # the best on the ladder's edge: the best LR may lie beyond it (as the ground truth's
-        # grids are extended while their best is on an edge)
-        kept = [tr for tr in first if tr.rejected is None]
-        lowest, highest = min(first, key=lambda tr: tr.lr), max(first, key=lambda tr: tr.lr)
-        best = _survivors(first, base, 1)
-        if kept and best[0] is highest:
-            more = [highest.lr * STEP ** (k + 1) for k in range(EXTEND)]
-            tried.append(f"the highest candidate was the best: added {more[0]:.3g} and {more[-1]:.3g}")
-        elif not kept or best[0] is lowest:
-            more = [lowest.lr / STEP ** (k + 1) for k in range(EXTEND)]
-            tried.append(f"the lowest candidate {'was the best' if kept else 'was rejected too'}: "
-                         f"added {more[-1]:.3g} and {more[0]:.3g}")
-        else:
-            break
-        extra = [trial(lr, h0) for lr in more]
-        cost += sum(tr.steps for tr in extra)
-        first += extra
+    first = _extended([trial(lr, h0) for lr in ladder], lambda lr: trial(lr, h0), base, tried)
+    cost = sum(tr.steps for tr in first)
     rungs = [sorted(first, key=lambda tr: tr.lr)]
     alive = _survivors(first, base, KEEP)
     if not alive:
@@ -234,11 +237,10 @@ def horizon_lr(config: RunConfig, data: LoadedData, top: float | None, *,
     if anchored and not _clearly_learned(pick, base):
         # Miniatures this short rank LRs by noise; the range test's scale is the better guide:
         # on the bench's dev half the best LR lay a median of a decade below its loss minimum.
-        tried.append(f"the miniatures were too short to tell the LRs apart (the best, {pick.lr:.3g}, "
-                     f"barely learned: val loss {pick.val_loss:.3g} from {base.val_loss:.3g}): "
-                     f"a tenth of the range test's loss minimum instead")
-        return HorizonOutcome(top / PRIOR_BELOW, "low", f"{PRIOR_BELOW:g}x below the range test's loss "
-                              f"minimum {top:.3g}; " + tried[-1], rungs, cost, tried)
+        return HorizonOutcome(top / PRIOR_BELOW, "low", (
+            f"{PRIOR_BELOW:g}x below the range test's loss minimum {top:.3g}: the miniatures of "
+            f"the run were too short to tell the LRs apart (the best, {pick.lr:.3g}, barely "
+            f"learned: val loss {pick.val_loss:.3g} from {base.val_loss:.3g})"), rungs, cost, tried)
     lo, hi = min(tr.lr for tr in rungs[0]), max(tr.lr for tr in rungs[0])
     edge = pick.lr in (lo, hi)
     confidence = "high" if anchored and not edge and not tried else ("medium" if anchored else "low")
