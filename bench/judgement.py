@@ -358,8 +358,10 @@ def judge_recommend(case: Case, entry: dict[str, Any], jobs: int) -> dict[str, A
     score, failed = outcome_score(moved, runs)
     s = entry["summary"]
     base = s["scores"].get(str(truthlib.lr_at(case, 0)), -math.inf)
-    as_acc = (lambda v: v) if not d.regression else (lambda v: -v)
-    flagged, line = against_base((b, lr), as_acc(score), (case.batch_size, case.base_lr), as_acc(base))
+    # a regression is compared on its loss (the MSE, lower is better), as --validate does
+    as_metric = (lambda v: -v) if d.regression else (lambda v: v)
+    flagged, line = against_base((b, lr), as_metric(score), (case.batch_size, case.base_lr),
+                                 as_metric(base), loss=d.regression)
     worse_than_base = score < base - s["noise"]
     return {"case": case.name, "batch": b, "lr": lr, "score": score, "best": s["best"], "base": base,
             "ok": score >= s["best"] - s["noise"], "failed": failed, "worse": worse_than_base,

@@ -92,6 +92,15 @@ def test_regression_outputs_that_would_broadcast_are_refused(tmp_path, model, ta
     assert not (tmp_path / "s.db").exists()
 
 
+def test_a_loss_that_aligns_the_shapes_itself_is_accepted(tmp_path):
+    # (N, 1) outputs against (N,) targets are fine when the loss squeezes them
+    def mse(out, y):
+        return nn.functional.mse_loss(out.squeeze(-1), y)
+
+    res = sweep(tmp_path, nn.Linear(4, 1), regression(target_shape=(-1,)), loss=mse)
+    assert [r["status"] for r in res.rows] == ["completed"]
+
+
 def test_matching_regression_shapes_train(tmp_path):
     res = sweep(tmp_path, nn.Linear(4, 1), regression(target_shape=(-1, 1)), loss=nn.MSELoss())
     assert [r["status"] for r in res.rows] == ["completed"]

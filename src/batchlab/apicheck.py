@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -23,16 +24,29 @@ if TYPE_CHECKING:
     from batchlab.objects import ObjectInputs
     from batchlab.plan import RunSpec
     from batchlab.spec import RunConfig
+    from batchlab.train.inputs import LossFn
 
 
-def check_regression_shapes(out: torch.Tensor, targets: torch.Tensor) -> None:
+def check_regression_shapes(out: torch.Tensor, targets: torch.Tensor, loss_fn: LossFn) -> None:
     """ModelError when float targets and outputs differ only by trailing size-1 dimensions,
-    e.g. targets (N,) and outputs (N, 1): an element-wise loss would broadcast them to (N, N)
-    and train every output towards the mean of all targets."""
+    e.g. targets (N,) and outputs (N, 1), and ``loss_fn`` broadcasts them: an element-wise
+    loss would compare every output with every target (N, N) and train every output towards
+    the mean of all targets. A loss that aligns the shapes itself (``out.squeeze(-1)``) gives
+    the same value on aligned outputs, and is accepted."""
     if not torch.is_floating_point(targets) or out.shape == targets.shape:
         return
     squeeze = [d for d in out.shape if d != 1] == [d for d in targets.shape if d != 1]
     if not squeeze or out.ndim == targets.ndim:
+        return
+    with warnings.catch_warnings():  # torch warns about the very broadcast this checks for
+        warnings.simplefilter("ignore")
+        try:
+            as_given = loss_fn(out, targets)
+            aligned = loss_fn(out.reshape(targets.shape), targets)
+        except Exception:  # the loss cannot take one of them: the loss check names it
+            as_given = aligned = None
+    if isinstance(as_given, torch.Tensor) and isinstance(aligned, torch.Tensor) and \
+            as_given.shape == aligned.shape and torch.allclose(as_given, aligned):
         return
     if out.ndim > targets.ndim:
         fix = ("return out.squeeze(-1) from the model's forward, or give targets of shape "
@@ -68,7 +82,7 @@ def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
                           "cross-entropy would leave the extra outputs as classes no example has"
                           if int(out.shape[-1]) > data.num_classes else
                           "a label without an output fails the run when a batch holds one")
-        check_regression_shapes(out, yb)
+        check_regression_shapes(out, yb, inputs.loss_fn)
         try:
             value = inputs.loss_fn(out, yb)
         except Exception as err:
