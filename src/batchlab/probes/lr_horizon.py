@@ -27,7 +27,7 @@ a longer horizon, up to ``LAST_FRACTION`` of the run.
    learned (its validation loss above ``CLEAR_LOSS`` of the untrained model's), the
    miniatures were too short to tell LRs apart, and the answer is the range test's minimum
    / ``PRIOR_BELOW`` (the median relation on the benchmark's development half), with
-   confidence "low".
+   confidence "low"; without a usable range test, the optimizer's conventional LR.
 
 There is always an answer: when no candidate learned anything, the lowest LR tried is
 returned with confidence "low" and the reason. The cost is bounded by construction: the
@@ -182,6 +182,21 @@ def _clearly_learned(trial: Trial, base: Baseline) -> bool:
     return trial.val_loss < CLEAR_LOSS * base.val_loss
 
 
+def _uninformed(top: float, default: float, anchored: bool, best: Trial, base: Baseline,
+                rungs: list[list[Trial]], cost: int, tried: list[str]) -> HorizonOutcome:
+    """The answer when no miniature clearly learned (they were too short to tell LRs apart):
+    the range test's scale, its loss minimum / PRIOR_BELOW (on the bench's dev half the best
+    LR lay a median of a decade below it), or without a usable range test the optimizer's
+    conventional LR, which is a better guess than a pick among noise; confidence "low"."""
+    why = (f"the miniatures of the run were too short to tell the LRs apart (the best, "
+           f"{best.lr:.3g}, barely learned: val loss {best.val_loss:.3g} from {base.val_loss:.3g})")
+    if anchored:
+        return HorizonOutcome(top / PRIOR_BELOW, "low", f"{PRIOR_BELOW:g}x below the range test's "
+                              f"loss minimum {top:.3g}: {why}", rungs, cost, tried)
+    return HorizonOutcome(default, "low", f"the optimizer's conventional LR {default:.3g}: the range "
+                          f"test gave no usable edge and {why}", rungs, cost, tried)
+
+
 def horizon_lr(config: RunConfig, data: LoadedData, top: float | None, *,
                model: torch.nn.Module | None = None, inputs: RunInputs | None = None,
                seed: int | None = None) -> HorizonOutcome:
@@ -220,6 +235,9 @@ def horizon_lr(config: RunConfig, data: LoadedData, top: float | None, *,
     cost = sum(tr.steps for tr in first)
     rungs = [sorted(first, key=lambda tr: tr.lr)]
     alive = _survivors(first, base, KEEP)
+    if not alive and all((tr.rejected or "").startswith("learned nothing") for tr in first):
+        # none broke, none moved: miniatures this short say nothing (see the fallbacks below)
+        return _uninformed(top, default, anchored, first[0], base, [first], cost, tried)
     if not alive:
         lowest = min(first, key=lambda tr: tr.lr)
         return HorizonOutcome(
@@ -235,13 +253,8 @@ def horizon_lr(config: RunConfig, data: LoadedData, top: float | None, *,
     last = rungs[-1] if _survivors(rungs[-1], base, 1) else rungs[0]
     pick = _survivors(last, base, 1)[0]
     lr = _vertex(last, pick)
-    if anchored and not _clearly_learned(pick, base):
-        # Miniatures this short rank LRs by noise; the range test's scale is the better guide:
-        # on the bench's dev half the best LR lay a median of a decade below its loss minimum.
-        return HorizonOutcome(top / PRIOR_BELOW, "low", (
-            f"{PRIOR_BELOW:g}x below the range test's loss minimum {top:.3g}: the miniatures of "
-            f"the run were too short to tell the LRs apart (the best, {pick.lr:.3g}, barely "
-            f"learned: val loss {pick.val_loss:.3g} from {base.val_loss:.3g})"), rungs, cost, tried)
+    if not _clearly_learned(pick, base):
+        return _uninformed(top, default, anchored, pick, base, rungs, cost, tried)
     lo, hi = min(tr.lr for tr in rungs[0]), max(tr.lr for tr in rungs[0])
     edge = pick.lr in (lo, hi)
     confidence = "high" if anchored and not edge and not tried else ("medium" if anchored else "low")
