@@ -78,6 +78,16 @@ def test_horizon_always_answers_even_when_nothing_learns():
     assert "no candidate" in out.reason and "check the data" in out.reason
 
 
+def test_without_a_range_test_and_nothing_learned_the_answer_is_the_conventional_lr():
+    cfg = config()  # SGD with momentum: conventionally 0.01
+    data = load_dataset(cfg.data)
+    data = type(data)(**{**data.__dict__, "train_y": data.train_y[torch.randperm(len(data.train_y))],
+                         "val_y": data.val_y[torch.randperm(len(data.val_y))]})
+    out = horizon_lr(cfg, data, top=None)  # no edge from a range test; labels nothing can learn
+    assert out.lr == pytest.approx(0.01) and out.confidence == "low"
+    assert "conventional LR 0.01" in out.reason and "too short to tell" in out.reason
+
+
 def test_lr_find_horizon_without_a_usable_range_test_starts_from_the_optimizers_default():
     cfg = config()
     # a range that blows up at once: the range test is not usable, the answer still comes
