@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import _bench_truth as truthlib  # noqa: E402
-from _bench_space import Case, draw  # noqa: E402
+from _bench_space import FRESH, Case, draw  # noqa: E402
 from _bench_truth import SEEDS, data_of, ground_truth, run_many  # noqa: E402
 
 # the targets (held-out half)
@@ -443,20 +443,27 @@ def main() -> None:
             recs.append({**judge_recommend(case, truth[case.name], args.jobs), "half": case.half})
             print(f"  recommend measured: {case.name}", flush=True)
     passed = {}
-    for half in ("dev", "held-out"):
-        rows = [r for r in results if r["half"] == half]
+    fresh = {c.name for c in draw()[FRESH:]}
+    for half in ("dev", "held-out", "fresh"):
+        if half == "fresh":  # the held-out cases drawn after the older ones had been seen
+            names = {r["case"] for r in results if r["half"] == "held-out" and r["case"] in fresh}
+            title = f"held-out, fresh cases only (drawn from index {FRESH} on, unseen until measured)"
+        else:
+            names = {r["case"] for r in results if r["half"] == half}
+            title = half + (" (the half that counts)" if half == "held-out" else " (rules developed here)")
+        rows = [r for r in results if r["case"] in names]
         if not rows:
             continue
-        title = half + (" (the half that counts)" if half == "held-out" else " (rules developed here)")
         passed[half] = print_suggestions(title, rows)
         if recs:
-            passed[half] &= print_recommend(title, [r for r in recs if r["half"] == half])
+            passed[half] &= print_recommend(title, [r for r in recs if r["case"] in names])
     if not args.no_diagnosis:
         from _bench_diagnosis import judge_diagnosis, print_diagnosis
 
         print_diagnosis([judge_diagnosis(c, truth[c.name]) for c in cases])
-    verdict = "PASS" if passed.get("held-out") else "FAIL" if "held-out" in passed else "not run"
-    print(f"\nheld-out: {verdict}")
+    for half in ("held-out", "fresh"):
+        verdict = "PASS" if passed.get(half) else "FAIL" if half in passed else "not run"
+        print(f"\n{half if half == 'held-out' else 'held-out, fresh cases'}: {verdict}")
 
 
 if __name__ == "__main__":

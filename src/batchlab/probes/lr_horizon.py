@@ -26,8 +26,8 @@ a longer horizon, up to ``LAST_FRACTION`` of the run.
    parabola through it and its ladder neighbours. When even the best miniature barely
    learned (its validation loss above ``CLEAR_LOSS`` of the untrained model's), the
    miniatures were too short to tell LRs apart, and the answer is the range test's minimum
-   / ``PRIOR_BELOW`` (the median relation on the benchmark's development half), with
-   confidence "low"; without a usable range test, the optimizer's conventional LR.
+   / ``PRIOR_BELOW`` (near the edge: see ``_uninformed``), with confidence "low"; without
+   a usable range test, the optimizer's conventional LR.
 
 There is always an answer: when no candidate learned anything, the lowest LR tried is
 returned with confidence "low" and the reason. The cost is bounded by construction: the
@@ -59,7 +59,7 @@ LAST_FRACTION = 0.1  # the last rung trains for at most this fraction of the run
 KEEP = 3  # rung 0's best three go on: a parabola through them refines the pick
 FLOOR = 0.1  # the ladder never starts below this x the optimizer's conventional LR
 CLEAR_LOSS = 0.9  # a trial "clearly learned" below this fraction of the initial val loss
-PRIOR_BELOW = 10.0  # when no trial clearly learned: the range test's minimum / this
+PRIOR_BELOW = 3.0  # when no trial clearly learned: the range test's minimum / this
 MIN_STEPS = 8  # a trial shorter than this ranks LRs by noise
 EXTEND = 2  # candidates added below the ladder when its lowest is the best
 MAX_EXTEND = 1
@@ -185,9 +185,18 @@ def _clearly_learned(trial: Trial, base: Baseline) -> bool:
 def _uninformed(top: float, default: float, anchored: bool, best: Trial, base: Baseline,
                 rungs: list[list[Trial]], cost: int, tried: list[str]) -> HorizonOutcome:
     """The answer when no miniature clearly learned (they were too short to tell LRs apart):
-    the range test's scale, its loss minimum / PRIOR_BELOW (on the bench's dev half the best
-    LR lay a median of a decade below it), or without a usable range test the optimizer's
-    conventional LR, which is a better guess than a pick among noise; confidence "low"."""
+    the range test's scale, its loss minimum / PRIOR_BELOW, or without a usable range test the
+    optimizer's conventional LR, which is a better guess than a pick among noise; confidence
+    "low".
+
+    Why near the edge: miniatures of a tenth of the run that barely learn mean the whole run
+    is short for this model, so it ends still descending, where the fastest stable LR wins.
+    On the five dev cases of the bench where this answer applied, the best LR was 0.13, 0.9,
+    1.2 and 1.7x the range test's minimum (and 1/460 on one whose range test ended at 4.6
+    for AdamW); the factor 3 keeps a margin below the edge of stability, where a run can
+    blow up. An earlier factor of 10, the median relation over all dev cases (long runs
+    included), put three of those answers 9-17x too low.
+    """
     why = (f"the miniatures of the run were too short to tell the LRs apart (the best, "
            f"{best.lr:.3g}, barely learned: val loss {best.val_loss:.3g} from {base.val_loss:.3g})")
     if anchored:
