@@ -66,15 +66,15 @@ class Block:
         return self.lang == "python" or (self.lang == "toml" and self.title is not None)
 
 
-def pages() -> list[str]:
-    """README.md and every page of the docs site."""
-    return ["README.md", *sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))]
+def pages(root: Path = ROOT) -> list[str]:
+    """README.md and every page of the docs site (relative to ``root``, this checkout)."""
+    return ["README.md", *sorted(f"docs/{p.name}" for p in (root / "docs").glob("*.md"))]
 
 
-def blocks(page: str) -> list[Block]:
+def blocks(page: str, root: Path = ROOT) -> list[Block]:
     """The fenced blocks of one page, in order. An unclosed fence is an error."""
     found: list[Block] = []
-    lines = (ROOT / page).read_text().splitlines()
+    lines = (root / page).read_text().splitlines()
     i = 0
     while i < len(lines):
         opening = FENCE.match(lines[i])
