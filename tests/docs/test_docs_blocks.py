@@ -3,6 +3,8 @@ block that is not run says why, and every spec shown is a valid spec."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from docblocks import LANGUAGES, ROOT, Block, all_blocks, blocks
 
@@ -61,3 +63,17 @@ def test_the_readme_is_a_short_front_door():
     for page in sorted((ROOT / "docs").glob("*.md")):
         assert f"](docs/{page.name}" in readme, f"the README links to docs/{page.name}"
     assert "](docs/report.png)" in readme
+
+
+def test_the_code_sends_readers_to_pages_that_exist():
+    """Error messages and docstrings that point at the documentation name a page that exists,
+    and none points at the README for the reference (it is a short front door now)."""
+    named: set[str] = set()
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        text = path.read_text()
+        named |= set(re.findall(r"docs/([\w-]+\.md)", text))
+        stale = [line.strip() for line in text.splitlines()
+                 if "README" in line and not line.lstrip().startswith("#")]
+        assert not stale, f"{path.relative_to(ROOT)} sends the reader to the README: {stale}"
+    missing = sorted(n for n in named if not (ROOT / "docs" / n).is_file())
+    assert named and not missing, missing
