@@ -1,5 +1,5 @@
 """What ``bl.track`` costs a hand-written loop: the same loop with and without ``run.log`` of
-the loss (a tensor, as the README shows) and LR every step and validation every epoch.
+the loss (a tensor, as docs/tracking.md shows) and LR every step and validation every epoch.
 
 Both loops train the same small MLP on the same random tensors (1 torch thread), interleaved
 (the order alternates each repetition); the ratio is the median of the per-repetition ratios

@@ -1,4 +1,4 @@
-"""The ready specs in examples/: each loads, is listed in the README, and its name tells the
+"""The ready specs in examples/: each loads, is listed in docs/examples.md, and its name tells the
 truth about what it trains."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ def test_example_loads_and_its_comments_name_its_own_file(path):
     assert named <= {path.name}
 
 
-def test_readme_lists_exactly_the_examples():
-    table = re.findall(r"^\| `([\w-]+\.toml)` \|", (ROOT / "README.md").read_text(), re.M)
+def test_the_docs_list_exactly_the_examples():
+    table = re.findall(r"^\| `([\w-]+\.toml)` \|", (ROOT / "docs" / "examples.md").read_text(), re.M)
     assert sorted(table) == [p.name for p in EXAMPLES]
 
 

@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -184,18 +183,6 @@ def test_bad_input_is_one_clear_error(tmp_path, config, call, message):
         with bl.track("x", config=config, store=tmp_path / "s.db") as run:
             call(run)
     assert message in str(err.value)
-
-
-def test_the_readme_example_runs(tmp_path, monkeypatch):
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    section = readme.split("## Tracking any training loop", 1)[1]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
-    with Store(tmp_path / "batchlab.db") as st:
-        (rec,) = st.runs("my-loop")
-        assert rec.status == "completed" and rec.steps == 16
-        assert st.metrics(rec.id)["val_acc"].epoch.tolist() == [1.0, 2.0]
 
 
 def test_bl_track_works_when_the_module_is_what_the_package_holds(tmp_path, monkeypatch):

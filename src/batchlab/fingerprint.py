@@ -13,7 +13,7 @@ Hashing a big data set on every sweep would be slow, so each file's SHA-256 is c
 keyed by its absolute path, size and mtime: an untouched file costs one ``stat``, and a file
 that was touched but not changed hashes to the same fingerprint (no needless retraining).
 
-Not covered (stated in the README): other modules the factory's module imports, and
+Not covered (stated in docs/runs.md): other modules the factory's module imports, and
 built-in data sets (digits, mnist1d, synthetic), which are fixed by the config itself.
 """
 

@@ -12,7 +12,7 @@
   and optimizer callables (qualified name + source). Change any of them and the sweep trains
   new runs; leave them and a rerun skips what is finished, as with a spec file.
 
-Not covered by the hash (stated in the README): plain functions a ``forward`` calls (only
+Not covered by the hash (stated in docs/python-api.md): plain functions a ``forward`` calls (only
 module classes are hashed), and classes whose source Python cannot read (``python -c``).
 """
 

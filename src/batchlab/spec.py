@@ -355,7 +355,7 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
         loc = loc or "(top level)"
         if e["type"] == "extra_forbidden":
-            parts.append(f"unknown field '{loc}' (check the spelling; see the spec reference in the README)")
+            parts.append(f"unknown field '{loc}' (check the spelling; the spec reference: docs/spec.md)")
         elif e["type"] == "literal_error":
             parts.append(f"'{loc}' = {e.get('input')!r} is not allowed: {e['msg'].lower()}")
         else:

@@ -213,7 +213,7 @@ def test_cli_a_missing_weights_file_is_a_clear_error(tmp_path):
 
 
 def test_alexnet_small_is_not_torchvisions_alexnet():
-    """Said in the README: alexnet_small takes no torchvision weights."""
+    """Said in docs/spec.md: alexnet_small takes no torchvision weights."""
     ours = build_model(ModelSpec(name="alexnet_small"), (3, 224, 224), 1000).state_dict()
     theirs = torchvision.models.alexnet().state_dict()
     assert [v.shape for v in ours.values()] != [v.shape for v in theirs.values()]

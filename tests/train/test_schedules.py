@@ -103,7 +103,7 @@ def test_cosine_matches_torch(total, spe, min_lr):
 
 @pytest.mark.parametrize("name", ["cosine", "onecycle", "power"])
 def test_smooth_schedules_anneal_per_step_whatever_the_unit(name):
-    # the module docstring and the README say so: only step/multistep/exponential follow unit
+    # the module docstring and docs/spec.md say so: only step/multistep/exponential follow unit
     by_epoch, by_step = (lr_curve(ScheduleSpec(name=name, unit=u), 0.5, 120, 12)
                          for u in ("epoch", "step"))
     assert by_epoch == by_step

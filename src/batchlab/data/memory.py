@@ -57,7 +57,7 @@ def _materialise(dataset: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
         raise DataError(
             f"{what} would take {size / 2**30:.1f} GiB as float32 tensors, more than the "
             f"{MAX_MATERIALISED_BYTES / 2**30:.0f} GiB batchlab holds in memory; pass a subset "
-            "(torch.utils.data.Subset) or use a file format with a spec (see the README)."
+            "(torch.utils.data.Subset) or use a file format with a spec (see docs/spec.md)."
         )
     xs, ys = [], []
     for i in range(n):

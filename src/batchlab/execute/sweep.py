@@ -100,7 +100,7 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> list[str]:
                 raise ModelError(
                     f"model '{cfg.model.name}' cannot be built for input shape "
                     f"{data.input_shape} with {task_words(data.num_classes, data.train_y)}: "
-                    f"{err}. Pick a model that fits the data (see the model table in the README)."
+                    f"{err}. Pick a model that fits the data (see the model table in docs/spec.md)."
                 ) from None
             check_forward(model, first_inputs(data, 2), width, cfg.model.name,
                           regression=not data.num_classes)
