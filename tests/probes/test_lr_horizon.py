@@ -117,3 +117,25 @@ def test_auto_lr_never_aborts_when_a_curve_rule_finds_nothing():
     # a range far below anything that trains: the loss stays flat, valley suggests nothing
     resolved = resolve_auto_lr(runs, strategy="valley", start_lr=1e-9, end_lr=1e-8)
     assert resolved[0].config.train.lr > 0
+
+
+def test_uninformed_answers_below_the_range_minimum_capped_by_the_miniatures_that_blew_up():
+    from batchlab.probes.lr_horizon import PRIOR_BELOW, _stable_ceiling, _uninformed
+    from batchlab.probes.lr_trial import Baseline, Trial
+
+    base = Baseline(val_loss=2.3, chance_acc=0.1, n_val=500)
+    calm = [Trial(lr, 11, 2.2, 0.2, None) for lr in (0.003, 0.01, 0.03)]
+    # miniatures that barely learned and none blew up: a third of the range test's minimum
+    out = _uninformed(0.03, 1e-3, True, calm[0], base, [calm], 33, [])
+    assert out.lr == pytest.approx(0.03 / PRIOR_BELOW) and out.confidence == "low"
+    # a range minimum far above LRs whose miniatures blew up (non-finite, or 10x the
+    # untrained loss) is capped by the highest LR that stayed stable
+    wild = calm + [Trial(0.1, 11, 2.9, 0.1, None), Trial(0.3, 11, 55.0, 0.1, "learned nothing"),
+                   Trial(1.0, 3, float("nan"), float("nan"), "non-finite")]
+    assert _stable_ceiling(wild, base, 4.6) == 0.1
+    assert _stable_ceiling(wild[4:], base, 4.6) == 4.6  # none stable: nothing to cap with
+    out = _uninformed(4.6, 1e-3, True, calm[0], base, [wild], 40, [])
+    assert out.lr == pytest.approx(0.1 / PRIOR_BELOW)
+    assert "did not blow up" in out.reason and "4.6" in out.reason
+    # without a range test: the optimizer's conventional LR, whatever the miniatures did
+    assert _uninformed(4.6, 1e-3, False, calm[0], base, [wild], 40, []).lr == 1e-3

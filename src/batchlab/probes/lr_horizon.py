@@ -64,6 +64,7 @@ MIN_STEPS = 8  # a trial shorter than this ranks LRs by noise
 EXTEND = 2  # candidates added below the ladder when its lowest is the best
 MAX_EXTEND = 1
 FALLBACK_ABOVE = 10.0  # without a range test, the ladder's top is this x the default
+BLOWN_UP = 10.0  # a miniature whose val loss ends this x above the untrained model's blew up
 BUDGET = 0.4  # the trials' share of the run's steps, at most (the range test is extra)
 
 
@@ -182,6 +183,15 @@ def _clearly_learned(trial: Trial, base: Baseline) -> bool:
     return trial.val_loss < CLEAR_LOSS * base.val_loss
 
 
+def _stable_ceiling(trials: list[Trial], base: Baseline, otherwise: float) -> float:
+    """The highest LR whose miniature stayed finite and within BLOWN_UP x the untrained
+    model's validation loss (``otherwise`` when none did): the edge of stability can lie no
+    higher. A short noisy range test can put its minimum far above it (4.6 for AdamW on one
+    dev case, whose miniatures blew up from 1.5 on)."""
+    stable = [t.lr for t in trials if math.isfinite(t.val_loss) and t.val_loss < BLOWN_UP * base.val_loss]
+    return max(stable, default=otherwise)
+
+
 def _uninformed(top: float, default: float, anchored: bool, best: Trial, base: Baseline,
                 rungs: list[list[Trial]], cost: int, tried: list[str]) -> HorizonOutcome:
     """The answer when no miniature clearly learned (they were too short to tell LRs apart):
@@ -200,8 +210,12 @@ def _uninformed(top: float, default: float, anchored: bool, best: Trial, base: B
     why = (f"the miniatures of the run were too short to tell the LRs apart (the best, "
            f"{best.lr:.3g}, barely learned: val loss {best.val_loss:.3g} from {base.val_loss:.3g})")
     if anchored:
-        return HorizonOutcome(top / PRIOR_BELOW, "low", f"{PRIOR_BELOW:g}x below the range test's "
-                              f"loss minimum {top:.3g}: {why}", rungs, cost, tried)
+        edge = min(top, _stable_ceiling([t for rung in rungs for t in rung], base, top))
+        source = (f"the range test's loss minimum {top:.3g}" if edge == top else
+                  f"{edge:.3g}, the highest LR whose miniature did not blow up (the range test's "
+                  f"loss minimum {top:.3g} lies above it)")
+        return HorizonOutcome(edge / PRIOR_BELOW, "low", f"{PRIOR_BELOW:g}x below {source}: {why}",
+                              rungs, cost, tried)
     return HorizonOutcome(default, "low", f"the optimizer's conventional LR {default:.3g}: the range "
                           f"test gave no usable edge and {why}", rungs, cost, tried)
 
