@@ -230,3 +230,14 @@ def test_the_conclusions_name_the_runs_with_the_batchnorm_note():
     assert text[0] == ("1 run trained BatchNorm on fewer than 16 examples per forward pass (noisy batch "
                        "statistics; a larger micro-batch or a model without BatchNorm may do better): "
                        "batch 4.")
+
+
+def test_a_loss_logged_every_50_steps_that_learns_then_returns_to_chance_is_no_explosion():
+    # a tracked loop or an imported log keeps one loss in 50 steps: its first ten points span
+    # 500 steps of learning, and their median (0.1) is no initial loss; the climb back to
+    # 2.3 (chance for 10 classes) is a collapse, not a loss 10x its initial value
+    m = healthy_metrics()
+    steps = np.arange(0, 1000, 50)
+    values = np.where(steps == 0, 2.3, np.where(steps < 600, 0.1, 2.3))
+    m["train_loss"] = series(values, steps)
+    assert "exploding" not in kinds(diagnose_run(m, "completed", {}))

@@ -40,12 +40,18 @@ class LossCurve:
 
 
 def initial_loss(train_loss: Series) -> float:
-    """The loss before training went wrong: the median of the first :data:`INITIAL_STEPS` finite
-    per-step losses, cut before the first that exceeds :data:`EARLY_RISE` x the first (NaN if
-    there is none)."""
-    v = S.finite(train_loss).value[:INITIAL_STEPS]
-    if not len(v):
+    """The loss before training went wrong: the median of the finite per-step losses of the
+    first :data:`INITIAL_STEPS` steps, cut before the first that exceeds :data:`EARLY_RISE` x the
+    first (NaN if there is none).
+
+    Counted in steps, not in points: a loss logged every 50 steps (a tracked loop, an imported
+    log) has its first ten points spread over 500 steps of learning, whose median is no
+    initial loss (the judgement bench's sampled runs quoted 0.13 for a loss that began at 2.3).
+    """
+    f = S.finite(train_loss)
+    if not len(f.value):
         return float("nan")
+    v = f.value[: max(1, int(np.count_nonzero(f.step < f.step[0] + INITIAL_STEPS)))]
     risen = np.flatnonzero(v > EARLY_RISE * v[0]) if v[0] > 0 else np.zeros(0, np.int64)
     return float(np.median(v[: risen[0]] if risen.size else v))
 
