@@ -180,7 +180,10 @@ class RayExecutor:
             while True:
                 while len(in_flight) < capacity and (task := next_task()) is not None:
                     sent = travelling(task, self.checkpoint_storage, files)
-                    in_flight[remote.remote(sent, events, threads, ask)] = task
+                    # named by its run: Ray's dashboard and the worker's process title
+                    # ("ray::batchlab run <id>") say which run a task trains
+                    named = remote.options(name=f"batchlab run {task.run_id}")
+                    in_flight[named.remote(sent, events, threads, ask)] = task
                 if not in_flight:
                     break
                 done, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.2)
