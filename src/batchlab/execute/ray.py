@@ -82,9 +82,13 @@ def _asker(coverage: Any) -> Callable[[str], int | None]:
 
 def _on_driver_node(ray: Any) -> dict[str, Any]:
     """Actor options that place an actor on this (the driver's) node: an actor Ray put on a
-    worker node would die with that node, and the sweep with it."""
+    worker node would die with that node, and the sweep with it. Through Ray Client
+    (``ray://``) the driver is outside the cluster: Ray places them."""
+    from ray.util.client import ray as client
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    if client.is_connected():
+        return {"num_cpus": 0}
     node = ray.get_runtime_context().get_node_id()
     return {"num_cpus": 0, "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
 
