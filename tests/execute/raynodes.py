@@ -119,7 +119,7 @@ class TwoNodes:
                "--dashboard-agent-listen-port", str(free_port()),
                "--dashboard-agent-grpc-port", str(free_port()),
                "--runtime-env-agent-port", str(free_port()),
-               "--metrics-export-port", str(free_port()), *args]
+               "--metrics-export-port", str(free_port()), "--include-log-monitor", "false", *args]
         if hide is not None:
             cmd = hidden(hide, cmd)
         return subprocess.Popen(cmd, env=ray_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -7,21 +7,17 @@ checkpoint storage goes through Ray), with the numbers of an uninterrupted sweep
 import subprocess
 import sys
 import time
-import tomllib
 
 import pytest
 import torch
 from raynodes import TwoNodes, ray_env
 
-from batchlab.execute.inline import InlineExecutor
-from batchlab.execute.sweep import run_sweep
-from batchlab.spec import spec_from_dict
 from batchlab.store import Store
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install batchlab[ray])")
 
-# two runs of ~2,500 steps: long enough to kill one after its first checkpoint (epoch 1),
-# short enough for a fast test
+# two runs of ~1,500 and ~2,000 steps: long enough to kill one after its first checkpoint
+# (epoch 1), short enough for a fast test
 SPEC = """
 name = "nodes"
 [data]
@@ -33,7 +29,7 @@ size = 1500
 name = "mlp"
 hidden = [32]
 [train]
-epochs = 60
+epochs = 40
 lr = 0.05
 threads = 1
 [sweep.grid]
@@ -42,13 +38,23 @@ threads = 1
 COMPARED = ("train_loss", "lr", "val_loss", "val_acc")
 
 
-def wait_for(pred, timeout, what):
+def wait_for(pred, timeout, what, every=0.05):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if (got := pred()):
             return got
-        time.sleep(0.05)
+        time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def sweep_cmd(spec_file, db, *options):
+    return [sys.executable, "-m", "batchlab", "sweep", str(spec_file), "--store", str(db), *options]
+
+
+def start(cmd, log):
+    """``cmd`` in the background, its output to the file ``log`` (a pipe left unread can fill)."""
+    with open(log, "w") as out:
+        return subprocess.Popen(cmd, env=ray_env(), stdout=out, stderr=subprocess.STDOUT)
 
 
 def checkpoint_step(path):
@@ -88,41 +94,44 @@ def two_nodes():
 def test_a_killed_node_s_run_resumes_on_the_other_node(tmp_path, two_nodes):
     spec_file = tmp_path / "nodes.toml"
     spec_file.write_text(SPEC)
-    head = two_nodes.start_head()
-    # the uninterrupted sweep, in this process, while the head starts
-    with Store(tmp_path / "reference.db") as ref:
-        run_sweep(spec_from_dict(tomllib.loads(SPEC)), ref, InlineExecutor(threads=1))
-        reference = {r.id: ref.metrics(r.id) for r in ref.runs("nodes")}
-    two_nodes.wait_started(head)
-    # the second node does not see this test's folder (the store, the checkpoints beside it):
-    # no shared filesystem, as on another machine
-    two_nodes.wait_started(two_nodes.start_node(hide=tmp_path))
-
     db = tmp_path / "s.db"
     ckpt = tmp_path / "s.db.ckpt"
-    sweep = subprocess.Popen(
-        [sys.executable, "-m", "batchlab", "sweep", str(spec_file), "--store", str(db),
-         "--executor", "ray", "--address", two_nodes.address],
-        env=ray_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # the uninterrupted sweep, in a process of its own while the cluster starts and trains
+    uninterrupted = start(sweep_cmd(spec_file, tmp_path / "reference.db"), tmp_path / "reference.log")
+    sweep = None
     try:
+        two_nodes.wait_started(two_nodes.start_head())
+        # the second node does not see this test's folder (the store, the checkpoints beside
+        # it): no shared filesystem, as on another machine
+        two_nodes.wait_started(two_nodes.start_node(hide=tmp_path))
+        sweep = start(sweep_cmd(spec_file, db, "--executor", "ray", "--address", two_nodes.address),
+                      tmp_path / "sweep.log")
+
         def victim_checkpointed():
             """The run on the second node, once it has sent a checkpoint past step 0."""
             assert sweep.poll() is None, "the sweep ended before a node was killed"
+            if not any(ckpt.glob("*.pt")):  # cheap: no process scan before any checkpoint
+                return None
             return next((r for r in two_nodes.busy_runs()
                          if checkpoint_step(ckpt / f"{r}.pt") > 0), None)
 
-        victim = wait_for(victim_checkpointed, 240, "a checkpoint of the second node's run")
+        victim = wait_for(victim_checkpointed, 240, "a checkpoint of the second node's run", 0.1)
         assert two_nodes.kill_node()
         saved = wait_for(lambda: checkpoint_step(ckpt / f"{victim}.pt"), 10, "the checkpoint")
         # the rows up to the checkpoint reach the store (the driver drains Ray's queue)
         wait_for(lambda: store_runs(db)[victim].progress_step >= saved, 30, "the stored rows")
         kept = train_loss_rows(db, victim, saved)
-        out, _ = sweep.communicate(timeout=300)
+        sweep.wait(timeout=300)
+        uninterrupted.wait(timeout=300)
     finally:
-        if sweep.poll() is None:
-            sweep.kill()
-            sweep.wait()
-    assert sweep.returncode == 0, out[-3000:]
+        for proc in (sweep, uninterrupted):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert sweep.returncode == 0, (tmp_path / "sweep.log").read_text()[-3000:]
+    assert uninterrupted.returncode == 0, (tmp_path / "reference.log").read_text()[-3000:]
+    with Store(tmp_path / "reference.db") as ref:
+        reference = {r.id: ref.metrics(r.id) for r in ref.runs("nodes")}
     assert not two_nodes.node_processes()  # the second node stayed dead: all ran on the head
 
     runs = store_runs(db)
