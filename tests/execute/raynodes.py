@@ -125,20 +125,31 @@ class TwoNodes:
         return subprocess.Popen(cmd, env=ray_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
 
-    def start_head(self) -> subprocess.Popen:
-        """Start the head (returns at once: ``wait_started`` it)."""
-        return self._start("--head", "--port", str(self.gcs_port), "--include-dashboard", "false",
-                           "--ray-client-server-port", str(free_port()), temp_dir=self.head_dir)
-
-    def start_node(self, hide: Path | None = None) -> subprocess.Popen:
-        """Start the second node; ``hide``: a folder it must not see (where it is possible)."""
-        return self._start("--address", self.address, temp_dir=self.node_dir,
-                           hide=hide if can_hide() else None)
+    def start(self, hide: Path | None = None) -> None:
+        """Start the head, then the second node (``hide``: a folder the second node must not
+        see, where that is possible). Ray gives a raylet 30 s to register, which a loaded
+        machine can miss: a `ray start` that fails is tried again once, after its processes
+        are killed (the head on a new port)."""
+        head = ["--head", "--include-dashboard", "false", "--ray-client-server-port"]
+        for attempt in (1, 2):
+            proc = self._start(*head, str(free_port()), "--port", str(self.gcs_port),
+                               temp_dir=self.head_dir)
+            if self._started(proc, last=attempt == 2):
+                break
+            kill(processes([str(self.head_dir), f":{self.gcs_port} "]))
+            self.gcs_port = free_port()
+        for attempt in (1, 2):
+            proc = self._start("--address", self.address, temp_dir=self.node_dir,
+                               hide=hide if can_hide() else None)
+            if self._started(proc, last=attempt == 2):
+                break
+            kill(self.node_processes())
 
     @staticmethod
-    def wait_started(proc: subprocess.Popen, timeout: float = 180) -> None:
+    def _started(proc: subprocess.Popen, last: bool, timeout: float = 180) -> bool:
         out, _ = proc.communicate(timeout=timeout)
-        assert proc.returncode == 0, f"ray start failed:\n{out[-3000:]}"
+        assert proc.returncode == 0 or not last, f"ray start failed:\n{out[-3000:]}"
+        return proc.returncode == 0
 
     def node_processes(self) -> set[int]:
         """Every process of the second node: its raylet, agents, workers, log monitor."""

@@ -96,16 +96,17 @@ def test_a_killed_node_s_run_resumes_on_the_other_node(tmp_path, two_nodes):
     spec_file.write_text(SPEC)
     db = tmp_path / "s.db"
     ckpt = tmp_path / "s.db.ckpt"
-    # the uninterrupted sweep, in a process of its own while the cluster starts and trains
-    uninterrupted = start(sweep_cmd(spec_file, tmp_path / "reference.db"), tmp_path / "reference.log")
-    sweep = None
+    sweep = uninterrupted = None
     try:
-        two_nodes.wait_started(two_nodes.start_head())
         # the second node does not see this test's folder (the store, the checkpoints beside
         # it): no shared filesystem, as on another machine
-        two_nodes.wait_started(two_nodes.start_node(hide=tmp_path))
+        two_nodes.start(hide=tmp_path)
         sweep = start(sweep_cmd(spec_file, db, "--executor", "ray", "--address", two_nodes.address),
                       tmp_path / "sweep.log")
+        # the uninterrupted sweep, in a process of its own, while that one trains (not while
+        # the nodes start: Ray gives a raylet 30 s to come up)
+        uninterrupted = start(sweep_cmd(spec_file, tmp_path / "reference.db"),
+                              tmp_path / "reference.log")
 
         def victim_checkpointed():
             """The run on the second node, once it has sent a checkpoint past step 0."""
