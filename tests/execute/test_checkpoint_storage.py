@@ -9,14 +9,20 @@ import pytest
 from batchlab.errors import BatchlabError
 from batchlab.events import RunStarted
 from batchlab.execute.base import RunTask
-from batchlab.execute.checkpoints import UriCheckpoint, check_storage, travelling
+from batchlab.execute.checkpoints import (
+    DriverCheckpoint,
+    DriverFiles,
+    UriCheckpoint,
+    check_storage,
+    travelling,
+)
 from batchlab.execute.sweep import run_sweep
 from batchlab.fserrors import DiskError
 from batchlab.spec import RunConfig, spec_from_dict
 from batchlab.store import Store
 from batchlab.train.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from batchlab.train.checkpoint_timing import CheckpointTimer
-from batchlab.train.loop import train_run
+from batchlab.train.loop import checkpoint_or_why, train_run
 
 
 @pytest.mark.parametrize("uri, says", [
@@ -91,6 +97,21 @@ def test_the_loop_resumes_from_a_uri_checkpoint(tmp_path):
     assert end.status == "completed"
     assert isinstance(events[0], RunStarted) and events[0].resumed_from == saved > 0
     assert not (tmp_path / "far" / f"{config.run_id()}.pt").exists()  # removed once completed
+
+
+def test_a_driver_checkpoint_goes_through_the_actor_and_its_disk_errors_come_back(tmp_path, ray_local):
+    files = ray_local.remote(num_cpus=0)(DriverFiles).remote()
+    where = DriverCheckpoint(files, str(tmp_path / "s.db.ckpt" / "r1.pt"))
+    assert load_checkpoint(where, "r1") is None
+    save_checkpoint(where, {"run_id": "r1", "step": 5})
+    assert load_checkpoint(tmp_path / "s.db.ckpt" / "r1.pt", "r1")["step"] == 5  # the driver's file
+    assert load_checkpoint(where, "r1")["step"] == 5
+    remove_checkpoint(where)
+    assert not (tmp_path / "s.db.ckpt" / "r1.pt").exists()
+    # the driver's file system refuses: the task sees the OSError, the loop says why
+    refused = DriverCheckpoint(files, str(tmp_path / ("r" * 300 + ".pt")))
+    why = checkpoint_or_why(refused, {"run_id": "r1", "step": 5}, "writing the checkpoint of run r1")
+    assert "is too long for the file system while writing the checkpoint of run r1" in why
 
 
 def function_spec():

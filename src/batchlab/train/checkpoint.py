@@ -15,14 +15,13 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import torch
 
 FORMAT = 1
 
 
-@runtime_checkable
 class CheckpointStore(Protocol):
     """Keeps one run's checkpoint as bytes somewhere other than a local file. ``write``
     replaces the previous checkpoint whole (a failed write keeps it) and raises OSError with
