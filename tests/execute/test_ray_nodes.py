@@ -15,6 +15,7 @@ from raynodes import TwoNodes, ray_env
 from batchlab.store import Store
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install batchlab[ray])")
+pytestmark = pytest.mark.slow  # two Ray nodes, two sweeps: 1-3 min on a busy 2-core machine; CI runs it
 
 # two runs of ~1,500 and ~2,000 steps: long enough to kill one after its first checkpoint
 # (epoch 1), short enough for a fast test
