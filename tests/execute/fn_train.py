@@ -79,3 +79,14 @@ def scripted(run):
         run.save({"epoch": epoch + 1})
         if run.should_stop():
             return
+
+
+def save_then_fail(run):
+    """Logs steps 1-3 and saves; started afresh it then fails (its checkpoint stays, as when
+    its node dies), resumed it logs the step it resumed from (``resumed_at``) and ends."""
+    if (state := run.restore()) is None:
+        for step in (1, 2, 3):
+            run.log(step, train_loss=1.0 / step)
+        run.save({"step": 3})
+        raise RuntimeError("cut off after its save")
+    run.log(4, train_loss=0.25, resumed_at=state["step"])

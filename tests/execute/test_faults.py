@@ -217,4 +217,4 @@ def test_ray_sweep_survives_a_killed_worker(tmp_path, spec_file, reference):
         sweep_cmd(spec_file, db, 1) + ["--executor", "ray"], db, reference,
         ready=lambda: any(r.progress_step > 0 for r in run_status(db).values()),
         victims=lambda driver: [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
-                                if _cmdline(int(p.parent.name)).startswith("ray::_ray_train")][:1])
+                                if _cmdline(int(p.parent.name)).startswith("ray::batchlab run ")][:1])

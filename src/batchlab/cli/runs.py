@@ -66,17 +66,24 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Table:
 
 
 def make_executor(kind: str, workers: int, cache: DataCache, address: str | None = None,
-                  cpus_per_run: float = 1, gpus_per_run: float = 0) -> Executor:
-    """``local`` with one worker trains in this process; ``ray`` runs on a Ray cluster."""
+                  cpus_per_run: float = 1, gpus_per_run: float = 0,
+                  checkpoint_storage: str | None = None) -> Executor:
+    """``local`` with one worker trains in this process; ``ray`` runs on a Ray cluster, with
+    its checkpoints at ``checkpoint_storage`` (default: through Ray, beside the store)."""
     from batchlab.execute.inline import InlineExecutor
     from batchlab.execute.local import LocalPoolExecutor
 
     if kind == "ray":
         from batchlab.execute.ray import RayExecutor
 
-        return RayExecutor(address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+        return RayExecutor(address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+                           checkpoint_storage=checkpoint_storage)
     if kind != "local":
         raise BatchlabError(f"--executor {kind!r} is not known; use local or ray.")
+    if checkpoint_storage is not None:
+        raise BatchlabError("--checkpoint-storage is for --executor ray, whose runs may train on "
+                            "other machines; local runs keep their checkpoints beside the store, "
+                            "which all their processes see. Leave it out, or add --executor ray.")
     return InlineExecutor(data_cache=cache) if workers == 1 else LocalPoolExecutor(workers)
 
 
@@ -107,9 +114,9 @@ def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "loc
     if store_path.exists():  # LRs an earlier call resolved for lr = "auto" (read only)
         with Store(store_path, create=False) as st:
             known = known_auto_lrs(st, spec.name)
+    executor = make_executor(executor_kind, workers, cache, **executor_options)  # bad options
     with console.status(_checking(spec)):
         prepared = prepare_sweep(spec, cache, known)  # bad input fails here, before any write
-    executor = make_executor(executor_kind, workers, cache, **executor_options)
     starting = f"starting {plural(workers, 'worker process', 'worker processes')}" if (
         executor_kind == "local" and workers > 1) else ""
     store = Store(store_path)
@@ -177,11 +184,15 @@ def sweep(
         metavar="ADDRESS", help="Ray cluster: auto, ray://host:port; default starts a local one.")] = None,
     cpus_per_run: Annotated[float, typer.Option(metavar="N", help="Ray: CPUs per run.")] = 1,
     gpus_per_run: Annotated[float, typer.Option(metavar="N", help="Ray: GPUs per run (e.g. 0.5).")] = 0,
+    checkpoint_storage: Annotated[str | None, typer.Option(
+        metavar="URL", help="Ray: a folder every node reaches for the runs' checkpoints (path, "
+        "NFS, s3://...); default: beside the store, through Ray.")] = None,
 ) -> None:
     """Train every run of the spec's sweep; finished runs are skipped (unless their data or
     model code changed, or --rerun), interrupted ones resume."""
     _sweep(load_cli_spec(spec_file, set_), store, workers, executor, rerun=rerun, address=address,
-           cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+           cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+           checkpoint_storage=checkpoint_storage)
 
 
 @app.command()

@@ -14,12 +14,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from batchlab.events import Event, MetricRows, RunStarted
 from batchlab.spec import RunConfig
 from batchlab.train.prune import PruneOrder
+
+if TYPE_CHECKING:
+    from batchlab.train.checkpoint import CheckpointLocation
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class RunTask:
 
     run_id: str
     config: RunConfig
-    checkpoint_path: Path | None
+    checkpoint_path: CheckpointLocation | None  # a file; on Ray, storage every node reaches
     max_resume_step: int | None
     prune: PruneOrder | None = None
 

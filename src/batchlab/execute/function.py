@@ -29,7 +29,7 @@ from batchlab.fingerprint import Fingerprint, HashCaches
 from batchlab.models.factory import _current
 from batchlab.plan import RunSpec, plan_runs
 from batchlab.spec import RunConfig, Spec
-from batchlab.train.checkpoint import load_checkpoint
+from batchlab.train.checkpoint import CheckpointLocation, load_checkpoint
 from batchlab.train.loop import train_run
 from batchlab.train.prune import PruneOrder
 from batchlab.train.schedules import schedule_fn
@@ -83,7 +83,7 @@ def _error_text(err: BaseException) -> str:
 
 
 def run_function(config: RunConfig, sink: Callable[[Event], None], *,
-                 checkpoint_path: Path | None = None, max_resume_step: int | None = None,
+                 checkpoint_path: CheckpointLocation | None = None, max_resume_step: int | None = None,
                  prune: PruneOrder | None = None, function: TrainFn | None = None) -> RunEnded:
     """Run one function-sweep run to its end and return how it ended, as ``train_run`` does
     for the built-in loop: ``checkpoint_path`` holds ``run.save``'s state, resumed when its step

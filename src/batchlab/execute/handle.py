@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import random
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,7 +43,7 @@ from batchlab.errors import SpecError
 from batchlab.events import COMPLETED, DIVERGED, INTERRUPTED, PRUNED, RunEnded, RunStarted
 from batchlab.spec import RunConfig, TrainSpec
 from batchlab.track import TrackedRun, _Clock
-from batchlab.train.checkpoint import remove_checkpoint
+from batchlab.train.checkpoint import CheckpointLocation, remove_checkpoint
 from batchlab.train.loop import checkpoint_or_why, environment, resolve_device
 from batchlab.train.prune import PruneOrder, Pruner
 from batchlab.train.scaling import scaled_lr
@@ -136,7 +135,7 @@ class SweepRun(TrackedRun):
     rather than to a store of its own; ``config`` is the flat resolved point.
     """
 
-    def __init__(self, config: RunConfig, sink: Any, *, checkpoint_path: Path | None = None,
+    def __init__(self, config: RunConfig, sink: Any, *, checkpoint_path: CheckpointLocation | None = None,
                  resume: dict[str, Any] | None = None, prune: PruneOrder | None = None) -> None:
         t, options = config.train, config.train.options
         flat = flat_config(config)

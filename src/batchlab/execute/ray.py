@@ -6,9 +6,11 @@ so workers need no access to the store's file. A task whose worker process dies 
 by Ray up to ``retries`` times and then reported failed with Ray's description of the cause.
 Ray retries the original task, so the task asks at its start how far the store has got
 (``StoredSteps``, kept by the driver from the events it writes and shared through a small
-actor): a retry resumes from the checkpoint its first attempt wrote, when the checkpoint
-folder is on a filesystem the worker sees (always on one machine, on a cluster only with a
-shared path).
+actor): a retry, on any node, resumes from the checkpoint its first attempt wrote. Checkpoints
+travel (``batchlab.execute.checkpoints``): through Ray to the driver's folder beside the store
+by default, or to ``checkpoint_storage``, a URL every node reaches; no shared filesystem is
+needed. The driver's actors (the event queue, the store's progress, the checkpoint files) are
+pinned to the driver's node, so they die with no other node.
 
 A task runs in the main thread of a Ray worker process, which is no daemonic multiprocessing
 child, so a streamed run starts its ``data.workers`` loader processes there as in the driver
@@ -24,6 +26,7 @@ from typing import Any
 from batchlab.errors import ExecutorError
 from batchlab.events import FAILED, INTERRUPTED, Event, RunEnded
 from batchlab.execute.base import RunTask, StoredSteps, TaskSource, allow_resume
+from batchlab.execute.checkpoints import DriverFiles, check_storage, travelling
 
 STOP_GRACE_S = 15.0
 
@@ -77,14 +80,33 @@ def _asker(coverage: Any) -> Callable[[str], int | None]:
     return stored_step
 
 
+def _on_driver_node(ray: Any) -> dict[str, Any]:
+    """Actor options that place an actor on this (the driver's) node: an actor Ray put on a
+    worker node would die with that node, and the sweep with it. Through Ray Client
+    (``ray://``) the driver is outside the cluster: Ray places them."""
+    from ray.util.client import ray as client
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    if client.is_connected():
+        return {"num_cpus": 0}
+    node = ray.get_runtime_context().get_node_id()
+    return {"num_cpus": 0, "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
+
+
 class RayExecutor:
     """Connect to (or start) a Ray cluster and run each task there with fixed resources."""
 
     def __init__(self, address: str | None = None, cpus_per_run: float = 1,
                  gpus_per_run: float = 0, retries: int = 2,
-                 init_kwargs: dict[str, Any] | None = None) -> None:
+                 init_kwargs: dict[str, Any] | None = None,
+                 checkpoint_storage: str | None = None) -> None:
+        """``checkpoint_storage``: a folder URL every node reaches (a path, ``s3://...``; see
+        ``batchlab.execute.checkpoints``) for the runs' checkpoints; None: the driver's folder
+        beside the store, reached through Ray. A bad one raises BatchlabError here."""
         if cpus_per_run <= 0 or gpus_per_run < 0:
             raise ExecutorError("--cpus-per-run must be > 0 and --gpus-per-run >= 0.")
+        self.checkpoint_storage = (None if checkpoint_storage is None
+                                   else check_storage(checkpoint_storage))
         self.address = address
         self.cpus_per_run = cpus_per_run
         self.gpus_per_run = gpus_per_run
@@ -122,9 +144,11 @@ class RayExecutor:
         self._connect(ray)
         from ray.util.queue import Queue
 
-        events = Queue()
+        here = _on_driver_node(ray)
+        events = Queue(actor_options=here)
         stored = StoredSteps()
-        coverage = ray.remote(num_cpus=0)(_Coverage).remote()
+        coverage = ray.remote(**here)(_Coverage).remote()
+        files = ray.remote(**here)(DriverFiles).remote()
         ask = _asker(coverage)
         remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
                             max_retries=self.retries)(_ray_train)
@@ -159,7 +183,11 @@ class RayExecutor:
         try:
             while True:
                 while len(in_flight) < capacity and (task := next_task()) is not None:
-                    in_flight[remote.remote(task, events, threads, ask)] = task
+                    sent = travelling(task, self.checkpoint_storage, files)
+                    # named by its run: Ray's dashboard and the worker's process title
+                    # ("ray::batchlab run <id>") say which run a task trains
+                    named = remote.options(name=f"batchlab run {task.run_id}")
+                    in_flight[named.remote(sent, events, threads, ask)] = task
                 if not in_flight:
                     break
                 done, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.2)
@@ -179,3 +207,4 @@ class RayExecutor:
         finally:
             ray.kill(events.actor)
             ray.kill(coverage)
+            ray.kill(files)

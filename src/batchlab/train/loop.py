@@ -16,7 +16,6 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,7 +37,12 @@ from batchlab.events import (
 from batchlab.fserrors import describe
 from batchlab.spec import RunConfig
 from batchlab.train.accumulate import has_batchnorm
-from batchlab.train.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
+from batchlab.train.checkpoint import (
+    CheckpointLocation,
+    load_checkpoint,
+    remove_checkpoint,
+    save_checkpoint,
+)
 from batchlab.train.checkpoint_timing import CheckpointTimer, checkpoint_key
 from batchlab.train.inputs import LossFn, RunInputs, has_accuracy
 from batchlab.train.noise import noise_meter
@@ -142,13 +146,13 @@ def evaluate_batches(model: torch.nn.Module, batches: Iterable[Batch], loss_fn: 
     return loss_sum.item() / n, None if correct is None else correct.item() / n
 
 
-def checkpoint_or_why(path: Path, state: dict[str, Any], doing: str) -> str | None:
+def checkpoint_or_why(path: CheckpointLocation, state: dict[str, Any], doing: str) -> str | None:
     """Save a checkpoint; None when it worked, else the paragraph saying why the file system
     refused it (a full disk, a read-only folder). Other errors propagate."""
     try:
         save_checkpoint(path, state)
     except OSError as err:
-        if (why := describe(err, path, doing)) is None:
+        if (why := describe(err, str(path), doing)) is None:
             raise
         return why
     return None
@@ -158,7 +162,7 @@ def train_run(
     config: RunConfig,
     sink: Callable[[Event], None],
     *,
-    checkpoint_path: Path | None = None,
+    checkpoint_path: CheckpointLocation | None = None,
     max_resume_step: int | None = None,
     load_data: Callable[..., pipeline.LoadedData] = pipeline.load_data,
     checkpoint_timer: CheckpointTimer | None = None,
