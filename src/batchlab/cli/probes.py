@@ -177,7 +177,8 @@ def throughput(
         "--workers", "-w", min=1,
         help="The --workers of the sweep you plan: measure with the threads its runs get.")] = 1,
     options: Annotated[bool, typer.Option(
-        "--options", help="Also time bf16 / channels_last at train.batch_size (~3 s more).")] = False,
+        "--options", help="Also time bf16 / channels_last at train.batch_size (3-20 s more: "
+        "repeated until each ratio is known within 5%%).")] = False,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
@@ -261,7 +262,8 @@ def recommend(
     noise_steps: Annotated[int, typer.Option(min=10, help="Steps of the noise-scale probe.")] = 200,
     validate: Annotated[bool, typer.Option(help="Train around the choice and compare.")] = False,
     options: Annotated[bool, typer.Option(
-        "--options", help="Also time bf16 / channels_last at the recommended batch (~3 s).")] = False,
+        "--options", help="Also time bf16 / channels_last at the recommended batch (3-20 s: "
+        "repeated until each ratio is known within 5%%).")] = False,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
