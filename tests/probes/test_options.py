@@ -1,13 +1,14 @@
 """option_speedups: what bf16 / channels_last would buy, timed side by side on fresh copies."""
 
 import re
+import time
 
 import pytest
 import torch
 
 from batchlab.models import build_model
 from batchlab.probes.common import ProbeError
-from batchlab.probes.options import VARIANTS, option_speedups
+from batchlab.probes.options import VARIANTS, option_speedups, window_clock
 from batchlab.spec import RunConfig, spec_from_dict
 
 FAST = {"warmup_steps": 1, "windows": 2, "window_seconds": 0.01, "max_seconds": 0}
@@ -97,3 +98,15 @@ def test_a_spread_never_reached_is_said_with_the_spread(monkeypatch):
     lines = r.lines()
     assert lines[0].endswith("spread 67%")
     assert lines[-1].startswith("could not reach a spread of 5% in 8 rounds")
+
+
+def test_one_cpu_thread_times_windows_in_its_cpu_time():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert window_clock(torch.device("cpu"))[0] is time.thread_time
+        torch.set_num_threads(2)
+        assert window_clock(torch.device("cpu"))[0] is time.perf_counter
+    finally:
+        torch.set_num_threads(before)
+    assert window_clock(torch.device("cuda"))[1] == "wall"

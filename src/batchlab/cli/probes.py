@@ -220,7 +220,8 @@ def print_options(config: RunConfig, batch_size: int) -> dict[str, Any]:
 
     o = measure("precision and memory format", lambda: option_speedups(config, batch_size=batch_size),
                 config)
-    console.print(f"what each option would buy (vs fp32, {o.device}, measured in {o.wall_time:.1f} s):")
+    console.print(f"what each option would buy (vs fp32, {o.device}, {o.rounds} rounds timed in "
+                  f"{o.settings['clock']}, measured in {o.wall_time:.1f} s):")
     for line in o.lines():
         console.print(f"  {line}")
     return o.to_dict()

@@ -10,7 +10,9 @@ machine slows them alike. Each round gives each variant a ratio to fp32; the rep
 their median, and rounds are added until every ratio's spread (the width of its 95 %
 confidence interval, ``probes.repeat``) is at most ``max_spread`` (5 %), at least ``windows``
 rounds and at most ``max_windows`` or ``max_seconds`` of them; then ``reached`` says whether the
-spread was reached. Each variant's samples/s is the median of its windows.
+spread was reached. Each variant's samples/s is the median of its windows. On the CPU with one
+torch thread (``train.threads = 1``) the windows are timed in that thread's CPU time
+(``window_clock``): with other work on the machine, wall-clock windows measure that work.
 
 Variants that cannot apply are listed with the reason instead of a number: channels_last on
 inputs that are not images (``train.precision.check_channels_last``), a dtype this torch
@@ -152,10 +154,11 @@ def option_speedups(config: RunConfig, *, batch_size: int | None = None, warmup_
         if skipped:
             release_memory(device)
         measured: dict[str, list[Window]] = {label: [] for label in steps}
+        clock, clock_name = window_clock(device)
         started = time.perf_counter()
         while measured:
             for label, step in steps.items():
-                measured[label].append(timed_window(step, device, window_seconds, None))
+                measured[label].append(timed_window(step, device, window_seconds, None, clock))
             if "fp32" in measured:
                 stop = decide(measured, "fp32", time.perf_counter() - started,
                               max_spread=max_spread, min_rounds=windows, max_rounds=max_windows,
@@ -174,9 +177,18 @@ def option_speedups(config: RunConfig, *, batch_size: int | None = None, warmup_
         settings={"warmup_steps": warmup_steps, "windows": windows,
                   "window_seconds": window_seconds, "max_spread": max_spread,
                   "max_windows": max_windows, "max_seconds": max_seconds,
-                  "micro_batch_size": micro},
+                  "micro_batch_size": micro, "clock": clock_name},
         wall_time=time.perf_counter() - t0, rounds=len(next(iter(measured.values()), [])),
         reached=reached, window_rates=rates)
+
+
+def window_clock(device: torch.device) -> tuple[Callable[[], float], str]:
+    """What the windows are timed with: on the CPU with one torch thread, that thread's CPU
+    time (all the step's work runs in it, and time other processes hold the core is not
+    counted, so a busy shared machine does not move the ratios); else the wall clock."""
+    if device.type == "cpu" and torch.get_num_threads() == 1:
+        return time.thread_time, "cpu time of the one torch thread"
+    return time.perf_counter, "wall"
 
 
 def _ratios(measured: dict[str, list[Window]], rates: dict[str, list[float]], labels: list[str],
