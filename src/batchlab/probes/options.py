@@ -6,12 +6,14 @@ model (``probes.common.fresh_setup``) with the trainer's own step (``train.accum
 ``train.precision``; the config's accumulation applies), is warmed up (``warmup_steps``: the
 first bf16/channels_last steps build their kernels), and then timed in rounds of windows of
 ``window_seconds``: one window of each variant per round, back to back, so load on a shared
-machine slows them alike. Each round gives each variant a ratio to fp32; the reported ratio is
-their median, and rounds are added until every ratio's spread (the width of its 95 %
-confidence interval, ``probes.repeat``) is at most ``max_spread`` (5 %), at least ``windows``
-rounds and at most ``max_windows`` or ``max_seconds`` of them; then ``reached`` says whether the
-spread was reached. Each variant's samples/s is the median of its windows. On the CPU with one
-torch thread (``train.threads = 1``) the windows are timed in that thread's CPU time
+machine slows them alike; each window follows one untimed step of its variant, so it times
+the warm steady state the trainer runs in, not the first step after another model's. Each
+round gives each variant a ratio to fp32; the reported ratio is their median, and rounds are
+added until every ratio's spread (the width of its 95 % confidence interval,
+``probes.repeat``) is at most ``max_spread`` (5 %), at least ``windows`` rounds and at most
+``max_windows`` or ``max_seconds`` of them; then ``reached`` says whether the spread was
+reached. Each variant's samples/s is the median of its windows. On the CPU with one torch
+thread (``train.threads = 1``) the windows are timed in that thread's CPU time
 (``window_clock``): with other work on the machine, wall-clock windows measure that work.
 
 Variants that cannot apply are listed with the reason instead of a number: channels_last on
@@ -158,6 +160,11 @@ def option_speedups(config: RunConfig, *, batch_size: int | None = None, warmup_
         started = time.perf_counter()
         while measured:
             for label, step in steps.items():
+                # one untimed step first: the window before ran another variant, whose model
+                # and optimizer state pushed this one's out of the caches, while the trainer
+                # runs one model step after step (untimed, a cold step made fast variants'
+                # ratios read 10-30 % low against the trainer's on a busy machine)
+                step()
                 measured[label].append(timed_window(step, device, window_seconds, None, clock))
             if "fp32" in measured:
                 stop = decide(measured, "fp32", time.perf_counter() - started,
