@@ -28,13 +28,12 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from batchlab.data.augment import augment_batch
-from batchlab.data.cached import CachedBatches, is_cached
+from batchlab.data.cached import Batch, CachedBatches, is_cached
 from batchlab.data.dataset import Dataset
 from batchlab.data.loader import loader_options, unwrap, usable_workers
 from batchlab.data.stream import NO_AUGMENT, StreamData
 from batchlab.spec import DataSpec
 
-Batch = tuple[torch.Tensor, torch.Tensor]
 SEED_RANGE = 2**62
 GATHER_BYTES = 32 << 20  # the memory path copies at most this many bytes of rows at once
 

@@ -28,7 +28,7 @@ from batchlab.data.augment import augment_batch
 from batchlab.data.stream import ImageSamples, StreamData
 from batchlab.spec import DataSpec
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch = tuple[torch.Tensor, torch.Tensor]  # (inputs, labels); batches.py re-exports it
 
 
 def is_cached(data: StreamData) -> bool:
