@@ -23,7 +23,8 @@ cannot autocast on the device. An out-of-memory error in a variant is recorded t
 Cost: ``variants * rounds * window_seconds`` of timed training plus the warm-up steps and
 each variant's setup: on a quiet machine the 5 first rounds (4 variants on CPU, 0.1 s windows)
 usually agree, about 2-3 s in all at a batch whose step is shorter than a window; on a busy
-one the rounds go on, up to ``max_seconds`` (20 s). A window holds at least one step.
+one the rounds go on, up to ``max_seconds`` (20 s). A window holds at least one step, and
+follows one more, so ``windows`` rounds cost at least ``2 * variants * windows`` steps.
 """
 
 from __future__ import annotations
