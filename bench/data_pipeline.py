@@ -22,7 +22,7 @@ process of the run's tree, loader processes included):
 
     python bench/data_pipeline.py                                 # ~5 min expected on 2 quiet cores
     python bench/data_pipeline.py --steps 40 --heavy-steps 20     # shorter
-    python bench/data_pipeline.py --sections speed                # only the 64 px speed targets
+    python bench/data_pipeline.py --sections speed                # 64 px only (35 min at load 11-20)
 
 Nearly all of the time is JPEG decoding (about 75,000 decodes in all), so on a busy machine
 it takes several times longer (23 minutes at a load average of 7-19 on 2 cores).

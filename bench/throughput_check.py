@@ -19,7 +19,7 @@ same round; the probe's is the median of its calls' ratios. Targets: every probe
 10 % of the trainer's (PASS/FAIL per variant), and each call reaching the 5 % spread (how many
 did is printed with the spreads; on a busy machine the probe says it could not).
 
-    python bench/throughput_check.py                 # 3 rounds, ~6 minutes on 2 quiet cores
+    python bench/throughput_check.py                 # 3 rounds: 18 min at a load average of 15-27
     python bench/throughput_check.py --rounds 5 --steps 30
 """
 
