@@ -12,10 +12,17 @@ process of the run's tree, loader processes included):
   every process counting its JPEG decodes (a ``sitecustomize`` wraps ``PIL.Image.open``):
   target, each image decoded once;
 * memory vs stream with 2 loader processes on alexnet_small, whose step costs more than
-  decoding a batch: target, stream >= 0.8x memory samples/s.
+  decoding a batch: target, stream >= 0.8x memory samples/s;
+* speed at 64 px (``--sections speed``): the zoo's small CNN (lenet5: two 3x3 convs, max-pool,
+  a 128-unit layer) at 64 px, batch 64, on a 2,000-image folder, three configurations in
+  ``--rounds`` interleaved rounds (the order rotating each round), each configuration's
+  samples/s the median of its rounds: memory, stream with the decoded cache (built before the
+  first round), and stream without it with 2 loader processes. Targets: cached stream >= 0.9x
+  memory, uncached stream with 2 workers >= 0.8x memory.
 
     python bench/data_pipeline.py                                 # ~5 min expected on 2 quiet cores
     python bench/data_pipeline.py --steps 40 --heavy-steps 20     # shorter
+    python bench/data_pipeline.py --sections speed                # 64 px only (35 min at load 11-20)
 
 Nearly all of the time is JPEG decoding (about 75,000 decodes in all), so on a busy machine
 it takes several times longer (23 minutes at a load average of 7-19 on 2 cores).
@@ -38,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import load_line, machine_line, print_table
+from _common import load_line, machine_line, median, print_table
 
 HERE = Path(__file__).resolve().parent
 CLASSES = 10
@@ -47,6 +54,9 @@ IMAGE_SIZE = 32
 BATCH = 64
 RSS_TOLERANCE = 0.10
 SPEED_TARGET = 0.8
+CACHED_TARGET = 0.9  # the cached stream against memory, at 64 px
+SPEED_PX = 64
+SPEED_IMAGES = 2000
 SITECUSTOMIZE = """\
 import os
 if os.environ.get("BENCH_DECODE_LOG"):
@@ -175,9 +185,9 @@ checkpoint = false
 
 
 def config(folder: Path, cache_dir: Path, steps: int, model: str = "lenet5",
-           **data: Any) -> dict[str, Any]:
+           image_size: int = IMAGE_SIZE, **data: Any) -> dict[str, Any]:
     return {
-        "data": {"name": "image_folder", "path": str(folder), "image_size": IMAGE_SIZE,
+        "data": {"name": "image_folder", "path": str(folder), "image_size": image_size,
                  "val_fraction": 0.02, "cache_dir": str(cache_dir), **data},
         "model": {"name": model},
         # evaluation only at the end (and the start): its decoding is not training speed
@@ -190,58 +200,78 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=100, help="training steps per configuration")
-    parser.add_argument("--heavy-steps", type=int, default=40, help="steps of the alexnet_small pair")
-    parser.add_argument("--images", type=int, default=10_000)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child(json.loads(args.child))
-        return
-    print(machine_line(), flush=True)
-    with tempfile.TemporaryDirectory(prefix="batchlab-bench-data-") as tmp_name:
-        tmp = Path(tmp_name)
-        hooks = tmp / "hooks"
-        hooks.mkdir()
-        (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
-        env = {**os.environ, "BENCH_DECODE_LOG": str(tmp / "decodes.log"),
-               "PYTHONPATH": os.pathsep.join(
-                   [str(hooks), str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")])}
-        start = time.perf_counter()
-        big = make_folder(tmp / "big", args.images)
-        small = make_folder(tmp / "small", args.images // 10)
-        print(f"generated {args.images:,} + {args.images // 10:,} JPEGs of {SOURCE_PX} px in "
-              f"{time.perf_counter() - start:.0f} s", flush=True)
+def speed(tmp: Path, env: dict[str, str], steps: int, rounds: int,
+          images: int = SPEED_IMAGES) -> None:
+    """The 64 px speed targets (module doc): interleaved rounds, medians, PASS/FAIL."""
+    folder = make_folder(tmp / "speed", images)
+    cache = tmp / "cache-speed"
+    plan = {
+        "memory": config(folder, cache, steps, image_size=SPEED_PX, pipeline="memory", cache=True),
+        "stream, cached": config(folder, cache, steps, image_size=SPEED_PX, pipeline="stream",
+                                 cache=True, workers=2),
+        "stream, 2 workers, no cache": config(folder, cache, steps, image_size=SPEED_PX,
+                                              pipeline="stream", workers=2),
+    }
+    # build the cache first (one short run), so no timed round pays for it
+    measure("building the cache", config(folder, cache, 2, image_size=SPEED_PX,
+                                         pipeline="stream", cache=True, workers=2), env)
+    names = list(plan)
+    speeds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:  # rotate the order
+            speeds[name].append(measure(f"round {r + 1}, {name}", plan[name], env)["samples_per_s"])
+    mid = {name: median(values) for name, values in speeds.items()}
+    base = mid["memory"]
+    print()
+    print(f"lenet5 at {SPEED_PX} px, batch {BATCH}, {steps} steps, 1 torch thread, "
+          f"{images:,} JPEGs of {SOURCE_PX} px, {rounds} interleaved rounds (median):")
+    print_table(["configuration", "samples/s (median)", "x memory", "rounds"], [
+        [name, mid[name], mid[name] / base, " ".join(f"{v:.0f}" for v in speeds[name])]
+        for name in names])
+    cached, plain = mid["stream, cached"] / base, mid["stream, 2 workers, no cache"] / base
+    print()
+    print_table(["target", "measured", "aim", "verdict"], [
+        ["stream with the decoded cache / memory", f"{cached:.2f}x", f">= {CACHED_TARGET}x",
+         verdict(cached >= CACHED_TARGET)],
+        ["stream, 2 loader workers, no cache / memory", f"{plain:.2f}x", f">= {SPEED_TARGET}x",
+         verdict(plain >= SPEED_TARGET)],
+    ])
 
-        def cached_dir(name: str) -> Path:
-            return tmp / f"cache-{name}"
 
-        rows: dict[str, dict[str, Any]] = {}
-        plan = [
-            ("memory", config(big, cached_dir("m"), args.steps, pipeline="memory")),
-            ("stream, 0 workers", config(big, cached_dir("s0"), args.steps, pipeline="stream")),
-            ("stream, 1 worker", config(big, cached_dir("s1"), args.steps, pipeline="stream",
-                                        workers=1)),
-            ("stream, 2 workers", config(big, cached_dir("s2"), args.steps, pipeline="stream",
-                                         workers=2)),
-            ("stream, cached (building it)", config(big, cached_dir("c"), args.steps,
-                                                    pipeline="stream", cache=True, workers=2)),
-            ("stream, cached (built)", config(big, cached_dir("c"), args.steps,
-                                              pipeline="stream", cache=True, workers=2)),
-            (f"stream, 0 workers, {args.images // 10:,} images",
-             config(small, cached_dir("small"), args.steps, pipeline="stream")),
-        ]
-        for name, cfg in plan:
-            rows[name] = measure(name, cfg, env)
-        decodes = sweep("4-run sweep with the cache", small, cached_dir("sweep"), env, 20)
-        heavy = {name: measure(f"alexnet_small, {name}", config(
-            big, cached_dir(f"h{i}"), args.heavy_steps, "alexnet_small", **data), env)
-            for i, (name, data) in enumerate([("memory", {"pipeline": "memory"}),
-                                              ("stream, 2 workers",
-                                               {"pipeline": "stream", "workers": 2})])}
+def memory_section(tmp: Path, env: dict[str, str], args: argparse.Namespace) -> None:
+    """Peak RSS and decodes per configuration, the cached sweep, alexnet_small (module doc)."""
+    start = time.perf_counter()
+    big = make_folder(tmp / "big", args.images)
+    small = make_folder(tmp / "small", args.images // 10)
+    print(f"generated {args.images:,} + {args.images // 10:,} JPEGs of {SOURCE_PX} px in "
+          f"{time.perf_counter() - start:.0f} s", flush=True)
 
+    def cached_dir(name: str) -> Path:
+        return tmp / f"cache-{name}"
+
+    rows: dict[str, dict[str, Any]] = {}
+    plan = [
+        ("memory", config(big, cached_dir("m"), args.steps, pipeline="memory")),
+        ("stream, 0 workers", config(big, cached_dir("s0"), args.steps, pipeline="stream")),
+        ("stream, 1 worker", config(big, cached_dir("s1"), args.steps, pipeline="stream",
+                                    workers=1)),
+        ("stream, 2 workers", config(big, cached_dir("s2"), args.steps, pipeline="stream",
+                                     workers=2)),
+        ("stream, cached (building it)", config(big, cached_dir("c"), args.steps,
+                                                pipeline="stream", cache=True, workers=2)),
+        ("stream, cached (built)", config(big, cached_dir("c"), args.steps,
+                                          pipeline="stream", cache=True, workers=2)),
+        (f"stream, 0 workers, {args.images // 10:,} images",
+         config(small, cached_dir("small"), args.steps, pipeline="stream")),
+    ]
+    for name, cfg in plan:
+        rows[name] = measure(name, cfg, env)
+    decodes = sweep("4-run sweep with the cache", small, cached_dir("sweep"), env, 20)
+    heavy = {name: measure(f"alexnet_small, {name}", config(
+        big, cached_dir(f"h{i}"), args.heavy_steps, "alexnet_small", **data), env)
+        for i, (name, data) in enumerate([("memory", {"pipeline": "memory"}),
+                                          ("stream, 2 workers",
+                                           {"pipeline": "stream", "workers": 2})])}
     print()
     print(f"LeNet-5 at {IMAGE_SIZE} px, batch {BATCH}, {args.steps} steps, 1 torch thread, "
           f"{args.images:,} JPEGs of {SOURCE_PX} px:")
@@ -265,6 +295,39 @@ def main() -> None:
         [f"alexnet_small ({step_ms:.0f} ms/step): stream 2 workers / memory",
          f"{ratio:.2f}x", f">= {SPEED_TARGET}x", verdict(ratio >= SPEED_TARGET)],
     ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100, help="training steps per configuration")
+    parser.add_argument("--heavy-steps", type=int, default=40, help="steps of the alexnet_small pair")
+    parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--sections", default="memory,speed",
+                        help="comma-separated: memory (RSS, decodes, alexnet), speed (64 px)")
+    parser.add_argument("--speed-steps", type=int, default=30, help="steps per 64 px run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds at 64 px")
+    parser.add_argument("--speed-images", type=int, default=SPEED_IMAGES)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return
+    sections = set(args.sections.split(","))
+    if unknown := sections - {"memory", "speed"}:
+        parser.error(f"unknown sections {sorted(unknown)}: use memory and/or speed")
+    print(machine_line(), flush=True)
+    with tempfile.TemporaryDirectory(prefix="batchlab-bench-data-") as tmp_name:
+        tmp = Path(tmp_name)
+        hooks = tmp / "hooks"
+        hooks.mkdir()
+        (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
+        env = {**os.environ, "BENCH_DECODE_LOG": str(tmp / "decodes.log"),
+               "PYTHONPATH": os.pathsep.join(
+                   [str(hooks), str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")])}
+        if "memory" in sections:
+            memory_section(tmp, env, args)
+        if "speed" in sections:
+            speed(tmp, env, args.speed_steps, args.rounds, args.speed_images)
     print(load_line())
 
 

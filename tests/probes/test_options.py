@@ -1,16 +1,17 @@
 """option_speedups: what bf16 / channels_last would buy, timed side by side on fresh copies."""
 
 import re
+import time
 
 import pytest
 import torch
 
 from batchlab.models import build_model
 from batchlab.probes.common import ProbeError
-from batchlab.probes.options import VARIANTS, option_speedups
+from batchlab.probes.options import VARIANTS, option_speedups, window_clock
 from batchlab.spec import RunConfig, spec_from_dict
 
-FAST = {"warmup_steps": 1, "windows": 2, "window_seconds": 0.01}
+FAST = {"warmup_steps": 1, "windows": 2, "window_seconds": 0.01, "max_seconds": 0}
 
 
 def config(data, model, **train):
@@ -31,11 +32,13 @@ def test_every_variant_is_timed_on_images_and_reported_against_fp32():
     assert r.labels == [label for label, _, _ in VARIANTS] and r.batch_size == 16
     assert not r.skipped and all(v > 0 for v in r.samples_per_s)
     assert r.ratio[0] == 1.0
-    assert r.ratio[2] == pytest.approx(r.samples_per_s[2] / r.samples_per_s[0])
+    per_round = [a / b for a, b in zip(r.window_rates["bf16 autocast"], r.window_rates["fp32"],
+                                       strict=True)]
+    assert r.rounds == 2 and r.ratio[2] == pytest.approx(sum(per_round) / 2)  # median of 2
     lines = r.lines()
-    assert len(lines) == 3
-    m = re.fullmatch(r"bf16 autocast: (\d+\.\d\d)x samples/s \(([\d,]+) vs ([\d,]+) in fp32\) at batch 16",
-                     lines[1])
+    assert len(lines) == 3 + (not r.reached)
+    m = re.fullmatch(r"bf16 autocast: (\d+\.\d\d)x samples/s \(([\d,]+) vs ([\d,]+) in fp32\) "
+                     r"at batch 16, spread \d+%", lines[1])
     assert m and float(m.group(1)) == pytest.approx(round(r.ratio[2], 2))
     assert int(m.group(3).replace(",", "")) == round(r.samples_per_s[0])
     assert torch.equal(torch.get_rng_state(), rng)  # no side effects on the caller
@@ -56,8 +59,54 @@ def test_channels_last_on_flat_data_is_listed_with_why_not():
 
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"windows": 0}, "windows >= 1"), ({"window_seconds": 0}, "window_seconds > 0"),
-    ({"batch_size": 1000}, "larger than the"),
+    ({"batch_size": 1000}, "larger than the"), ({"max_windows": 4}, "max_windows >= windows"),
+    ({"max_spread": 0}, "max_spread > 0"),
 ])
 def test_bad_settings(kwargs, match):
     with pytest.raises(ProbeError, match=match):
         option_speedups(config(IMAGES, {"name": "lenet5"}), **kwargs)
+
+
+def scripted_windows(monkeypatch, seconds):
+    """Replace the timed window by scripted (1 step, seconds) results, in call order: the
+    repeat rule is then tested on known timings, not on this machine's."""
+    script = iter(seconds)
+    monkeypatch.setattr("batchlab.probes.options.timed_window", lambda *a: (1, next(script)))
+
+
+def rounds_of(channels_last):
+    """Per round the four CPU variants' seconds: fp32 1.0, the others fixed, channels_last's
+    from ``channels_last``."""
+    return [s for c in channels_last for s in (1.0, c, 0.5, 0.5)]
+
+
+def test_rounds_are_added_until_every_ratio_is_within_the_spread(monkeypatch):
+    noisy, calm = [1.0, 0.5, 0.8, 0.6, 0.9], [0.8] * 20
+    scripted_windows(monkeypatch, rounds_of(noisy + calm))
+    r = option_speedups(config(IMAGES, {"name": "lenet5"}), warmup_steps=0, windows=5)
+    assert r.reached and 5 < r.rounds < 25
+    assert r.spread[1] <= 0.05 and r.ratio[1] == pytest.approx(1.25)  # 1 / 0.8
+    assert r.ratio[2] == r.ratio[3] == pytest.approx(2.0) and r.spread[2] == 0.0
+    assert len(r.window_rates["fp32"]) == r.rounds and len(r.lines()) == 3
+
+
+def test_a_spread_never_reached_is_said_with_the_spread(monkeypatch):
+    scripted_windows(monkeypatch, rounds_of([1.0, 0.5] * 10))
+    r = option_speedups(config(IMAGES, {"name": "lenet5"}), warmup_steps=0, windows=5,
+                        max_windows=8)
+    assert not r.reached and r.rounds == 8 and r.spread[1] == pytest.approx(1.0 / 1.5)
+    lines = r.lines()
+    assert lines[0].endswith("spread 67%")
+    assert lines[-1].startswith("could not reach a spread of 5% in 8 rounds")
+
+
+def test_one_cpu_thread_times_windows_in_its_cpu_time():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert window_clock(torch.device("cpu"))[0] is time.thread_time
+        torch.set_num_threads(2)
+        assert window_clock(torch.device("cpu"))[0] is time.perf_counter
+    finally:
+        torch.set_num_threads(before)
+    assert window_clock(torch.device("cuda"))[1] == "wall"

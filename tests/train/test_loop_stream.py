@@ -148,3 +148,15 @@ def test_a_resumed_stream_run_continues_bit_for_bit(folder, tmp_path):
     resumed = events[0].resumed_from
     assert end.status == "completed" and resumed > 0 and resumed % 6 == 0
     assert rest == full[resumed:]  # the same batches, augmentations and losses after the resume
+
+
+def test_a_cached_stream_run_trains_on_the_memory_paths_batches(folder):
+    """data.cache on the stream: uint8 batches from the cache, augmented as batches with the
+    memory path's draws, so (normalize off: the same statistics) the very same losses."""
+    same = {"normalize": False, "augment": ["crop", "flip"], "crop_padding": 1, "cache": True}
+    memory, _, want = run(config(folder, pipeline="memory", **same))
+    stream, events, got = run(config(folder, pipeline="stream", workers=2, **same))
+    assert events[0].environment["data_pipeline"] == "stream"
+    assert stream.status == "completed" and len(got) == 4 * 6
+    assert got == want
+    assert stream.summary["final_val_acc"] == memory.summary["final_val_acc"] >= 0.9

@@ -177,7 +177,8 @@ def throughput(
         "--workers", "-w", min=1,
         help="The --workers of the sweep you plan: measure with the threads its runs get.")] = 1,
     options: Annotated[bool, typer.Option(
-        "--options", help="Also time bf16 / channels_last at train.batch_size (~3 s more).")] = False,
+        "--options", help="Also time bf16 / channels_last at train.batch_size (3-20 s more: "
+        "repeated until each ratio is known within 5%%).")] = False,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
@@ -219,7 +220,8 @@ def print_options(config: RunConfig, batch_size: int) -> dict[str, Any]:
 
     o = measure("precision and memory format", lambda: option_speedups(config, batch_size=batch_size),
                 config)
-    console.print(f"what each option would buy (vs fp32, {o.device}, measured in {o.wall_time:.1f} s):")
+    console.print(f"what each option would buy (vs fp32, {o.device}, {o.rounds} rounds timed in "
+                  f"{o.settings['clock']}, measured in {o.wall_time:.1f} s):")
     for line in o.lines():
         console.print(f"  {line}")
     return o.to_dict()
@@ -261,7 +263,8 @@ def recommend(
     noise_steps: Annotated[int, typer.Option(min=10, help="Steps of the noise-scale probe.")] = 200,
     validate: Annotated[bool, typer.Option(help="Train around the choice and compare.")] = False,
     options: Annotated[bool, typer.Option(
-        "--options", help="Also time bf16 / channels_last at the recommended batch (~3 s).")] = False,
+        "--options", help="Also time bf16 / channels_last at the recommended batch (3-20 s: "
+        "repeated until each ratio is known within 5%%).")] = False,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:

@@ -12,9 +12,10 @@ signal of length D). Both ops act on the spatial axes, so:
   boxes are drawn as torchvision's ``RandomResizedCrop`` draws them (whole pixels, up to 10
   tries, then a centre crop), so both give the same distribution of boxes.
 
-Both data pipelines use this one module: the memory path augments each batch, the stream path
-each sample (a batch of one, from a per-sample generator), so a spec's ``augment`` means the
-same thing whichever pipeline runs it.
+Both data pipelines use this one module: the memory path and the cached stream path
+(``batchlab.data.cached``) augment each batch, the stream path without a cache each sample (a
+batch of one, from a per-sample generator), so a spec's ``augment`` means the same thing
+whichever pipeline runs it.
 
 Randomness comes only from ``generator`` (a CPU torch.Generator), drawn on the CPU and moved to
 the batch's device, so the result depends only on the generator's state and not on the device.

@@ -11,6 +11,9 @@
   ``data.workers`` processes, pinned memory on CUDA. Each epoch draws the permutation *and*
   one seed per sample from the run's generator, and the sampler hands (index, seed) pairs to
   the loader, so the same run seed gives the same batches with any number of workers.
+* ``CachedBatches`` (a ``StreamData`` whose parts have a decoded cache, ``data.cache``): whole
+  uint8 batches read from the memory-mapped cache and augmented as batches on the device, with
+  the memory path's draws (``batchlab.data.cached``).
 
 Both draw everything from the run's ``order`` generator, whose state the epoch checkpoints
 save, so a resumed run continues with the batches it would have seen.
@@ -25,12 +28,12 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from batchlab.data.augment import augment_batch
+from batchlab.data.cached import Batch, CachedBatches, is_cached
 from batchlab.data.dataset import Dataset
 from batchlab.data.loader import loader_options, unwrap, usable_workers
 from batchlab.data.stream import NO_AUGMENT, StreamData
 from batchlab.spec import DataSpec
 
-Batch = tuple[torch.Tensor, torch.Tensor]
 SEED_RANGE = 2**62
 GATHER_BYTES = 32 << 20  # the memory path copies at most this many bytes of rows at once
 
@@ -159,12 +162,14 @@ class StreamBatches:
 
 def batch_source(data: Dataset | StreamData, spec: DataSpec, batch_size: int,
                  device: torch.device, seed: int,
-                 eval_size: Callable[[int, int], int]) -> MemoryBatches | StreamBatches:
+                 eval_size: Callable[[int, int], int]) -> BatchSource:
     """The batch source of loaded ``data``. ``eval_size(n_train, n_val)``: how many training
     examples the fixed train-accuracy subset has (drawn with seed 0, as the loop always did)."""
     n_train, n_val = len(data.train_y), len(data.val_y)
     rows = torch.randperm(n_train, generator=torch.Generator().manual_seed(0))[
         : eval_size(n_train, n_val)]
+    if isinstance(data, StreamData) and is_cached(data):
+        return CachedBatches(data, spec, batch_size, device, rows)
     if isinstance(data, StreamData):
         return StreamBatches(data, spec, batch_size, device, rows, seed)
     return MemoryBatches(data, spec, batch_size, device, rows)

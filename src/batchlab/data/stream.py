@@ -10,6 +10,8 @@ are map-style ``ImageSamples`` a DataLoader reads in any number of processes:
   normalised and, for training, augmented by ``augment_batch`` (the memory path's code) with
   a generator seeded by the sample's own seed. The seed travels with the index, so a batch
   depends on the run's seed alone, not on which loader process made it or how many there are.
+* when both parts have a decoded cache, the trainer reads whole batches from it instead
+  (``batchlab.data.cached``); the samples still serve the probes' loaders.
 * normalisation statistics are per channel like the memory path's, but from at most
   STATS_SAMPLE training images (seeded), so opening a big folder costs a bounded time.
 """

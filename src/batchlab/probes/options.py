@@ -4,19 +4,27 @@ At one batch size, each variant — fp32 (the reference), channels_last, bf16 au
 channels_last, and on CUDA fp16 (with its grad scaler) — trains its own fresh copy of the
 model (``probes.common.fresh_setup``) with the trainer's own step (``train.accumulate``,
 ``train.precision``; the config's accumulation applies), is warmed up (``warmup_steps``: the
-first bf16/channels_last steps build their kernels), and then timed in ``windows`` windows of
-``window_seconds``. The windows are *interleaved* across variants (window 1 of each, then
-window 2 of each, ...), so load on a shared machine slows them alike and the ratios stay
-meaningful; each variant's samples/s is the median of its windows.
+first bf16/channels_last steps build their kernels), and then timed in rounds of windows of
+``window_seconds``: one window of each variant per round, back to back, so load on a shared
+machine slows them alike; each window follows one untimed step of its variant, so it times
+the warm steady state the trainer runs in, not the first step after another model's. Each
+round gives each variant a ratio to fp32; the reported ratio is their median, and rounds are
+added until every ratio's spread (the width of its 95 % confidence interval,
+``probes.repeat``) is at most ``max_spread`` (5 %), at least ``windows`` rounds and at most
+``max_windows`` or ``max_seconds`` of them; then ``reached`` says whether the spread was
+reached. Each variant's samples/s is the median of its windows. On the CPU with one torch
+thread (``train.threads = 1``) the windows are timed in that thread's CPU time
+(``window_clock``): with other work on the machine, wall-clock windows measure that work.
 
 Variants that cannot apply are listed with the reason instead of a number: channels_last on
 inputs that are not images (``train.precision.check_channels_last``), a dtype this torch
 cannot autocast on the device. An out-of-memory error in a variant is recorded the same way.
 
-Cost: ``variants * windows * window_seconds`` of timed training plus the warm-up steps and
-each variant's setup: with the defaults (4 variants on CPU, 2 warm-up steps, 5 windows of
-0.1 s) about 2-3 s at a batch whose step is shorter than a window. A window holds at least one
-step, so a step slower than that costs ``variants * (warmup_steps + windows)`` steps.
+Cost: ``variants * rounds * window_seconds`` of timed training plus the warm-up steps and
+each variant's setup: on a quiet machine the 5 first rounds (4 variants on CPU, 0.1 s windows)
+usually agree, about 2-3 s in all at a batch whose step is shorter than a window; on a busy
+one the rounds go on, up to ``max_seconds`` (20 s). A window holds at least one step, and
+follows one more, so ``windows`` rounds cost at least ``2 * variants * windows`` steps.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from batchlab.probes.memory import (
     setup_batches,
     setup_optimizer,
 )
+from batchlab.probes.repeat import MAX_ROUNDS, MAX_SECONDS, MAX_SPREAD, Window, decide
 from batchlab.probes.throughput import timed_window
 from batchlab.spec import RunConfig
 from batchlab.train.accumulate import accumulate_gradients
@@ -54,7 +63,10 @@ CUDA_VARIANTS = (("fp16 autocast + grad scaler", "fp16", False),)
 @dataclass(frozen=True)
 class OptionsResult:
     """Samples/s per variant at ``batch_size`` (None where it did not apply: ``skipped``
-    says why), its ratio to fp32, and the spread of its windows ((max - min) / median)."""
+    says why; the median of its windows), its ratio to fp32 (the median of the rounds'
+    ratios) and that ratio's spread (``probes.repeat``; fp32's own: its windows' (max - min)
+    / median). ``rounds`` were timed; ``reached``: every ratio's spread is within
+    ``settings["max_spread"]``. ``window_rates``: samples/s of every window, per variant."""
 
     batch_size: int
     labels: list[str]
@@ -66,38 +78,55 @@ class OptionsResult:
     settings: dict[str, Any]
     wall_time: float
     notes: list[str] = field(default_factory=list)
+    rounds: int = 0
+    reached: bool = True
+    window_rates: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
     def lines(self) -> list[str]:
-        """One line per variant, e.g. 'bf16 autocast: 1.84x samples/s (1,382 vs 751 in fp32)'."""
+        """One line per variant, e.g. 'bf16 autocast: 1.84x samples/s (1,382 vs 751 in fp32)
+        at batch 128, spread 3%', then one saying so when the spread was not reached."""
         base = self.samples_per_s[0]
         out = []
-        for label, rate, ratio in zip(self.labels[1:], self.samples_per_s[1:], self.ratio[1:],
-                                      strict=True):
+        for label, rate, ratio, spread in zip(self.labels[1:], self.samples_per_s[1:],
+                                              self.ratio[1:], self.spread[1:], strict=True):
             if rate is None or ratio is None or base is None:
                 out.append(f"{label}: not measured ({self.skipped.get(label, 'fp32 failed')})")
             else:
                 out.append(f"{label}: {ratio:.2f}x samples/s ({rate:,.0f} vs {base:,.0f} in fp32) "
-                           f"at batch {self.batch_size}")
+                           f"at batch {self.batch_size}, spread {_percent(spread)}")
+        if not self.reached:
+            limit = self.settings.get("max_spread", MAX_SPREAD)
+            out.append(f"could not reach a spread of {limit:.0%} in {self.rounds} rounds "
+                       f"({self.wall_time:.0f} s): other work on the machine moves the timings, so "
+                       "read each ratio as uncertain by its spread; measure again when the machine "
+                       "is quieter, or with fewer threads.")
         return out
 
 
 def option_speedups(config: RunConfig, *, batch_size: int | None = None, warmup_steps: int = 2,
                     windows: int = 5, window_seconds: float = 0.1,
+                    max_spread: float = MAX_SPREAD, max_windows: int = MAX_ROUNDS,
+                    max_seconds: float = MAX_SECONDS,
                     model: nn.Module | None = None,
                     inputs: RunInputs | None = None) -> OptionsResult:
     """Time the precision / memory-format variants of ``config``'s training step (module doc).
 
-    ``batch_size``: default ``config.train.batch_size``. ``model``/``inputs``: as for the other
-    probes (the caller's module is never touched). torch's global RNG state is unchanged.
-    Raises ProbeError for bad settings and when a variant fails with an error that is not an
-    out-of-memory error (quoting it).
+    ``batch_size``: default ``config.train.batch_size``. ``windows``: rounds measured at least;
+    then more until every ratio's spread is at most ``max_spread``, or ``max_windows`` rounds or
+    ``max_seconds`` of timing are spent (``probes.repeat.decide``). ``model``/``inputs``: as for
+    the other probes (the caller's module is never touched). torch's global RNG state is
+    unchanged. Raises ProbeError for bad settings and when a variant fails with an error that
+    is not an out-of-memory error (quoting it).
     """
-    if warmup_steps < 0 or windows < 1 or not window_seconds > 0:
-        raise ProbeError(f"need warmup_steps >= 0, windows >= 1 and window_seconds > 0; got "
-                         f"{warmup_steps}, {windows} and {window_seconds}.")
+    if (warmup_steps < 0 or windows < 1 or not window_seconds > 0 or max_windows < windows
+            or not max_spread > 0 or not max_seconds >= 0):
+        raise ProbeError(f"need warmup_steps >= 0, windows >= 1, window_seconds > 0, "
+                         f"max_windows >= windows, max_spread > 0 and max_seconds >= 0; got "
+                         f"{warmup_steps}, {windows}, {window_seconds}, {max_windows}, "
+                         f"{max_spread} and {max_seconds}.")
     t0 = time.perf_counter()
     batch = batch_size or config.train.batch_size
     device = probe_device(config)
@@ -127,22 +156,62 @@ def option_speedups(config: RunConfig, *, batch_size: int | None = None, warmup_
                 steps.pop(label, None)
         if skipped:
             release_memory(device)
-        rates: dict[str, list[float]] = {label: [] for label in steps}
-        for _ in range(windows):
+        measured: dict[str, list[Window]] = {label: [] for label in steps}
+        clock, clock_name = window_clock(device)
+        started = time.perf_counter()
+        while measured:
             for label, step in steps.items():
-                n, dt = timed_window(step, device, window_seconds, None)
-                rates[label].append(n * batch / max(dt, 1e-9))
+                # one untimed step first: the window before ran another variant, whose model
+                # and optimizer state pushed this one's out of the caches, while the trainer
+                # runs one model step after step (untimed, a cold step made fast variants'
+                # ratios read 10-30 % low against the trainer's on a busy machine)
+                step()
+                measured[label].append(timed_window(step, device, window_seconds, None, clock))
+            if "fp32" in measured:
+                stop = decide(measured, "fp32", time.perf_counter() - started,
+                              max_spread=max_spread, min_rounds=windows, max_rounds=max_windows,
+                              max_seconds=max_seconds).stop
+            else:  # fp32 itself failed (out of memory): no ratio to settle, the minimum will do
+                stop = len(next(iter(measured.values()))) >= windows
+            if stop:
+                break
     labels = [label for label, _, _ in variants]
-    per = [median(rates[label]) if label in rates else None for label in labels]
-    base = per[0]
+    rates = {label: [n * batch / max(dt, 1e-9) for n, dt in w] for label, w in measured.items()}
+    ratio, spread, reached = _ratios(measured, rates, labels, max_spread)
     return OptionsResult(
-        batch_size=batch, labels=labels, samples_per_s=per,
-        ratio=[None if r is None or base is None else r / base for r in per],
-        spread=[window_spread(rates[label]) if label in rates else None for label in labels],
-        skipped=skipped, device=str(device),
+        batch_size=batch, labels=labels,
+        samples_per_s=[median(rates[label]) if label in rates else None for label in labels],
+        ratio=ratio, spread=spread, skipped=skipped, device=str(device),
         settings={"warmup_steps": warmup_steps, "windows": windows,
-                  "window_seconds": window_seconds, "micro_batch_size": micro},
-        wall_time=time.perf_counter() - t0)
+                  "window_seconds": window_seconds, "max_spread": max_spread,
+                  "max_windows": max_windows, "max_seconds": max_seconds,
+                  "micro_batch_size": micro, "clock": clock_name},
+        wall_time=time.perf_counter() - t0, rounds=len(next(iter(measured.values()), [])),
+        reached=reached, window_rates=rates)
+
+
+def window_clock(device: torch.device) -> tuple[Callable[[], float], str]:
+    """What the windows are timed with: on the CPU with one torch thread, that thread's CPU
+    time (all the step's work runs in it, and time other processes hold the core is not
+    counted, so a busy shared machine does not move the ratios); else the wall clock."""
+    if device.type == "cpu" and torch.get_num_threads() == 1:
+        return time.thread_time, "cpu time of the one torch thread"
+    return time.perf_counter, "wall"
+
+
+def _ratios(measured: dict[str, list[Window]], rates: dict[str, list[float]], labels: list[str],
+            max_spread: float) -> tuple[list[float | None], list[float | None], bool]:
+    """Per label: the median of the rounds' ratios to fp32 and its spread (fp32's own: its
+    windows' spread; None where not measured), and whether every spread is within the limit."""
+    if "fp32" not in measured:  # fp32 itself failed: no ratios, only each variant's windows
+        return ([None] * len(labels),
+                [window_spread(rates[label]) if label in rates else None for label in labels], True)
+    final = decide(measured, "fp32", 0.0, max_spread=max_spread)
+    ratio: list[float | None] = [None if label not in rates else final.ratios.get(label, 1.0)
+                                 for label in labels]
+    spread: list[float | None] = [None if label not in rates else final.spreads.get(
+        label, window_spread(rates[label])) for label in labels]
+    return ratio, spread, final.reached
 
 
 def _variant_step(config: RunConfig, data: Any, batch: int, micro: int, precision: str,
@@ -162,6 +231,10 @@ def _variant_step(config: RunConfig, data: Any, batch: int, micro: int, precisio
         setup.precision.step(opt)
 
     return step
+
+
+def _percent(spread: float | None) -> str:
+    return "unknown (one round)" if spread is None or spread == float("inf") else f"{spread:.0%}"
 
 
 def _micro_batch(config: RunConfig, batch: int) -> int:
