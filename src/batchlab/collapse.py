@@ -136,19 +136,22 @@ def never_learned(
     n_classes: int | None,
     rule: CollapseRule = CollapseRule(),  # noqa: B008 - frozen, so a shared default is safe
 ) -> str | None:
-    """Why a run never learned, or None: every evaluation after the first (the untrained model),
-    and at least ``rule.patience`` of them, has a training loss more than ``chance_loss_band``
-    above both ln C and the untrained model's loss, and a validation accuracy (where measured)
-    at or below ``chance_factor / C``. Arguments as :func:`hopeless`.
+    """Why a run never learned, or None. Arguments as :func:`hopeless`. It never learned when
 
-    Such a run is worse than guessing (a loss above ln C predicts the wrong classes with
-    confidence) and no better than it got at the start: an LR so large that each step
-    overshoots. A slow starter is never caught: at too small an LR its loss stays at or just
-    under the untrained model's, inside the band; and one evaluation below the line, ever,
-    clears the run for good (it may have started to learn).
+    - every evaluation after the first (the untrained model), and at least ``rule.patience``
+      of them, has a training loss more than ``chance_loss_band`` above both ln C and the
+      untrained model's loss, with a validation accuracy (where measured) at or below
+      ``chance_factor / C``: worse than guessing (a loss above ln C predicts wrong classes
+      with confidence), as at an LR so large that every step overshoots;
+    - and the latest loss is no longer falling: not ``chance_loss_band`` below the lowest
+      before it (a loss still coming down from a spike may be about to learn).
+
+    A slow starter is never caught: at too small an LR its loss stays at or just under the
+    untrained model's, inside the band; and one evaluation under the line, ever, clears the run
+    for good (it may have started to learn).
     """
     n = rule.patience
-    if not n_classes or n_classes < 2 or n < 1 or len(losses) < n + 1:
+    if not n_classes or n_classes < 2 or n < 1 or len(losses) < max(n, 2) + 1:
         return None
     start = losses[0] if math.isfinite(losses[0]) else math.log(n_classes)
     line = (1 + rule.chance_loss_band) * max(math.log(n_classes), start)
@@ -159,7 +162,10 @@ def never_learned(
     level = rule.chance_factor / n_classes
     if any(a is not None and not (a <= level) for a in val_acc[1:]):  # NaN: not at chance
         return None
+    lowest = min(since[:-1])
+    if since[-1] < (1 - rule.chance_loss_band) * lowest:
+        return None  # still falling
     return (f"never learned: training loss above {line:.3g} (ln {n_classes} = "
             f"{math.log(n_classes):.3g}, untrained {start:.3g}) at every evaluation from epoch "
-            f"{epochs[1]:.3g} to {epochs[-1]:.3g} ({len(since)} evaluations; "
-            f"{min(since):.3g} at the lowest), val acc at chance")
+            f"{epochs[1]:.3g} to {epochs[-1]:.3g} ({len(since)} evaluations) and no longer "
+            f"falling ({since[-1]:.3g}, lowest before {lowest:.3g}); val acc at chance")
