@@ -36,12 +36,11 @@ from batchlab.paths import safe_name
 from batchlab.spec import set_path, spec_from_dict, split_path
 from batchlab.specwrite import compact, spec_toml
 from batchlab.store import Store
+from batchlab.store.tracked import TRACKED_SPEC_KEY
 
 #: A best run whose final training accuracy stays below this, with a loss that stopped
 #: falling, is underfitting: the model cannot fit its own training data (a larger one may).
 UNDERFIT_TRAIN_ACC = 0.9
-#: Run outcomes that mean "this LR is too large here" for the follow-up LR grid.
-_FAILED_KINDS = {"diverged": "diverged", "collapsed": "collapsed"}
 
 
 @dataclass
@@ -71,18 +70,18 @@ def _lookup(config: Mapping[str, Any], path: str) -> Any:
 
 
 def _failures(runs: list[RunAnalysis]) -> dict[str, str]:
-    """Run id -> what it did, for the runs that failed at their LR."""
+    """Run id -> what it did, for the runs that failed at their LR: pruned as hopeless (never
+    learned, collapsed), diverged, or diagnosed collapsed to chance."""
     out = {}
     for r in runs:
-        kinds = [_FAILED_KINDS[f.kind] for f in r.findings if f.kind in _FAILED_KINDS]
-        if r.status == "pruned" and (r.summary.get("pruned_at_step") is not None):
-            error = next((f.message for f in r.findings if f.kind == "pruned"), "")
-            if "never learned" in error:
-                kinds.append("never learned")
-            elif "collapsed" in error:
-                kinds.append("collapsed")
-        if kinds or r.status == "diverged":
-            out[r.run_id] = kinds[0] if kinds else "diverged"
+        why = next((f.message for f in r.findings if f.kind == "pruned"), "")
+        kinds = {f.kind for f in r.findings}
+        if r.status == "pruned" and "never learned" in why:
+            out[r.run_id] = "never learned"
+        elif r.status == "diverged" or "diverged" in kinds:
+            out[r.run_id] = "diverged"
+        elif "collapsed" in kinds or (r.status == "pruned" and "collapsed" in why):
+            out[r.run_id] = "collapsed"
     return out
 
 
@@ -206,7 +205,7 @@ def plan_next(store: Store, experiment: str) -> NextSpec:
     or one with no stored spec (tracked or imported runs: nothing to write a sweep from)."""
     analysis = analyze_experiment(store, experiment)  # StoreError names the experiments
     stored = next(e.spec for e in store.experiments() if e.name == experiment)
-    if not stored:
+    if not stored or stored.get(TRACKED_SPEC_KEY):  # probes only, or tracked/imported runs
         raise BatchlabError(
             f"experiment '{experiment}' has no stored spec (its runs were tracked, imported or "
             "only probed), so there is no sweep to follow up; `batchlab next` works on "

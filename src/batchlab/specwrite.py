@@ -77,11 +77,11 @@ def _table(lines: list[str], path: tuple[str, ...], node: Mapping[str, Any],
     """Append ``[path]`` (nothing for the top level) with its plain keys, then its sub-tables
     (every non-empty dict value becomes its own ``[path.key]``)."""
     dotted = ".".join(path)
-    if path:
+    tables = {k: v for k, v in node.items() if isinstance(v, Mapping) and v}
+    if path and (len(tables) < len(node) or dotted in notes):  # no header for a bare parent
         lines.append("")
         _comment(lines, notes.get(dotted))
         lines.append("[" + ".".join(key(p) for p in path) + "]")
-    tables = {k: v for k, v in node.items() if isinstance(v, Mapping) and v}
     for k, v in node.items():
         if k in tables:
             continue
