@@ -41,16 +41,22 @@ from batchlab.store.tracked import TRACKED_SPEC_KEY
 #: A best run whose final training accuracy stays below this, with a loss that stopped
 #: falling, is underfitting: the model cannot fit its own training data (a larger one may).
 UNDERFIT_TRAIN_ACC = 0.9
+#: A best run whose val loss is "not converged" is run twice as long only when it still falls at
+#: this fraction of its average rate over the run (the diagnosis' ``not_converged_rate``), or
+#: when it underfits; a loss at 99% accuracy still creeping down is nearly done.
+STILL_FALLING_RATE = 0.5
 
 
 @dataclass
 class NextSpec:
     """A follow-up spec: the dict, its TOML text (comments included), one line per change
-    (what and why) and, once written, its ``path`` (None while nothing was written)."""
+    (what and why), one per change considered and not made (``kept``, why not) and, once
+    written, its ``path`` (None while nothing was written)."""
 
     experiment: str
     raw: dict[str, Any]
     changes: list[str]
+    kept: list[str] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
     point_notes: list[str | None] = field(default_factory=list)
     text: str = ""
@@ -226,13 +232,22 @@ def plan_next(store: Store, experiment: str) -> NextSpec:
         return plan
     _refine_lr(plan, analysis)
     not_converged = next((f for r in best_runs for f in r.findings if f.kind == "not_converged"), None)
+    acc = analysis.best["group"]["final_train_acc_mean"] if analysis.best else None
+    fits = acc is None or acc >= UNDERFIT_TRAIN_ACC  # it fits its training data
     if not_converged is not None:
-        _longer(plan, best_runs[0], f"the best configuration ({label}) had not converged: "
-                + not_converged.message.removeprefix("not converged: ").split("; train longer")[0])
-    elif best_runs:
-        acc = analysis.best["group"]["final_train_acc_mean"]
-        if acc is not None and acc < UNDERFIT_TRAIN_ACC:
-            _larger(plan, best_runs[0], acc)
+        words = not_converged.message.removeprefix("not converged: ").split("; train longer")[0]
+        rate = not_converged.numbers.get("rate_ratio", 0.0)
+        if rate >= STILL_FALLING_RATE or not fits:
+            _longer(plan, best_runs[0], f"the best configuration ({label}) had not converged: {words}")
+        else:  # a last few tenths of a loss that is nearly flat: not worth a run twice as long
+            n = not_converged.numbers
+            plan.kept.append(f"train.epochs: the best run's val loss still fell at the end "
+                             f"({n.get('val_loss_start', float('nan')):.3g} -> "
+                             f"{n.get('val_loss_final', float('nan')):.3g}), but at {rate:.2g}x its "
+                             f"average rate, with train acc {pct(acc or 0.0)}: nearly converged, "
+                             "not worth a run twice as long")
+    elif best_runs and not fits and acc is not None:
+        _larger(plan, best_runs[0], acc)
     return plan
 
 
@@ -247,7 +262,8 @@ def render(plan: NextSpec, store_path: Path, out: Path) -> str:
         f"It keeps the name '{plan.experiment}': its runs join that experiment, so its report",
         "shows both sweeps, and runs already trained are not trained again (rename `name` to",
         "keep the two apart).",
-        "Changes:", *[f"- {c}" for c in plan.changes]])
+        "Changes:", *[f"- {c}" for c in plan.changes],
+        *(["Not changed:", *[f"- {k}" for k in plan.kept]] if plan.kept else [])])
     text = spec_toml(plan.raw, header, plan.notes, plan.point_notes)
     spec_from_dict(tomllib.loads(text), source="the follow-up spec")
     return text

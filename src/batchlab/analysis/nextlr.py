@@ -49,11 +49,14 @@ def _round(x: float) -> float:
 def _failed_groups(groups: Sequence[Mapping[str, Any]], failed: Mapping[str, str]
                    ) -> dict[float, str]:
     """LR -> 'k of n runs diverged/collapsed' for the groups with a failed run."""
+    runs: dict[float, list[str]] = {}
+    for g in groups:  # several groups share an LR when the sweep varies something else too
+        runs.setdefault(float(g["lr"]), []).extend(g["run_ids"])
     out: dict[float, str] = {}
-    for g in groups:
-        bad = [failed[r] for r in g["run_ids"] if r in failed]
+    for lr, ids in runs.items():
+        bad = [failed[r] for r in ids if r in failed]
         if bad:
-            out[float(g["lr"])] = f"{len(bad)} of {len(g['run_ids'])} runs {'/'.join(sorted(set(bad)))}"
+            out[lr] = f"{len(bad)} of {len(ids)} runs {'/'.join(sorted(set(bad)))}"
     return out
 
 

@@ -33,4 +33,6 @@ def next_experiment(
     console.print(f"wrote {escape(str(plan.path))}: the follow-up of '{escape(experiment)}'")
     for change in plan.changes:
         console.print(f"  - {escape(change)}", soft_wrap=True)
+    for kept in plan.kept:
+        console.print(f"  - not changed: {escape(kept)}", soft_wrap=True)
     console.print(f"run it: batchlab sweep {escape(str(plan.path))} --store {escape(str(store))}")
