@@ -47,6 +47,13 @@ UNDERFIT_TRAIN_ACC = 0.9
 STILL_FALLING_RATE = 0.5
 
 
+#: Said in the header of the follow-up of a ``bl.sweep`` over Python objects: a spec file names
+#: their fingerprints ("memory:<hash>"), which only the same objects passed to bl.sweep resolve.
+OBJECTS_NOTE = """Its data and model are Python objects given to bl.sweep, which `batchlab sweep` cannot
+load: call bl.sweep again with the same objects and, as grid= and keywords, the values below
+(one call per batch size when they are points)."""
+
+
 @dataclass
 class NextSpec:
     """A follow-up spec: the dict, its TOML text (comments included), one line per change
@@ -196,8 +203,8 @@ def _larger(plan: NextSpec, best: RunAnalysis, train_acc: float) -> None:
     elif model.get("name") == "mobilenet_v2":
         path, values = "model.width", [model.get("width", 1.0), 2 * model.get("width", 1.0)]
     else:
-        plan.changes.append(f"{why}: {model.get('name')} has no size knob in batchlab; try a larger "
-                            "architecture by hand")
+        plan.kept.append(f"the model: {why}, but {model.get('name')} has no size knob in batchlab; "
+                         "try a larger architecture by hand")
         return
     plan.raw.setdefault("sweep", {}).setdefault("grid", {})[path] = values
     plan.notes["sweep.grid"] = "\n".join(filter(None, [plan.notes.get("sweep.grid"), f"{path}: {why}"]))
@@ -262,6 +269,7 @@ def render(plan: NextSpec, store_path: Path, out: Path) -> str:
         f"It keeps the name '{plan.experiment}': its runs join that experiment, so its report",
         "shows both sweeps, and runs already trained are not trained again (rename `name` to",
         "keep the two apart).",
+        *(OBJECTS_NOTE.splitlines() if plan.raw.get("data", {}).get("name") == "memory" else []),
         "Changes:", *[f"- {c}" for c in plan.changes],
         *(["Not changed:", *[f"- {k}" for k in plan.kept]] if plan.kept else [])])
     text = spec_toml(plan.raw, header, plan.notes, plan.point_notes)
