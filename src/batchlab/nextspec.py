@@ -21,6 +21,7 @@ whose config was already trained is not trained again. Renaming ``name`` keeps t
 from __future__ import annotations
 
 import datetime
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -107,7 +108,8 @@ def _swept(raw: Mapping[str, Any]) -> set[str]:
 
 
 def _without(raw: dict[str, Any], paths: set[str]) -> dict[str, Any]:
-    """``raw`` with ``paths`` no longer swept (grid keys, random params, point keys)."""
+    """A copy of ``raw`` with ``paths`` no longer swept (grid keys, random params, point keys)."""
+    raw = json.loads(json.dumps(raw))  # the caller's dict stays as it was
     sweep = raw.setdefault("sweep", {})
     sweep["grid"] = {k: v for k, v in sweep.get("grid", {}).items() if k not in paths}
     if sweep.get("random"):
@@ -154,10 +156,10 @@ def _refine_lr(plan: NextSpec, analysis: ExperimentAnalysis) -> None:
     per_batch = refine_lrs(analysis.groups, _failures(analysis.runs))
     if not per_batch:
         return
+    batch_swept = "train.batch_size" in _swept(plan.raw)
     raw = _without(plan.raw, {"train.lr", "train.batch_size"})
     old_points = raw["sweep"].pop("points", []) or [{}]
-    sizes = {b.batch_size for b in per_batch}
-    if len(sizes) == 1 and "train.batch_size" not in _swept(plan.raw):
+    if len(per_batch) == 1 and not batch_swept:
         raw["sweep"].setdefault("grid", {})["train.lr"] = list(per_batch[0].lrs)
         raw["sweep"]["points"] = [p for p in old_points if p]
         plan.notes["sweep.grid"] = per_batch[0].why

@@ -175,3 +175,13 @@ def test_the_toml_writer_reads_back_to_the_same_spec():
     text = spec_toml(compact(raw), "a header", {"train.lr": "why"}, ["base", "lower momentum"])
     assert spec_from_dict(tomllib.loads(text)) == spec_from_dict(raw)
     assert "# why\nlr = 1e-05" in text and "  # lower momentum\n  { \"train.momentum\" = 0.5 }," in text
+
+
+def test_a_batch_size_whose_grid_is_already_fine_is_left_out_the_other_keeps_its_batch(tmp_path):
+    points = [{"train.batch_size": 16, "train.lr": 0.01}, {"train.batch_size": 16, "train.lr": 0.1},
+              *({"train.batch_size": 32, "train.lr": lr} for lr in (0.09, 0.1, 0.11))]
+    raw = {"model": {"name": "lenet5"}, "train": {"epochs": 10}, "sweep": {"points": points}}
+    result = faked(tmp_path, "pts", raw, train_acc=0.9, falling=False).next()
+    spec = load_spec(result.path)
+    assert spec.sweep.points == [{"train.batch_size": 16, "train.lr": lr} for lr in (0.0316, 0.1, 0.316, 1.0)]
+    assert spec.sweep.grid == {} and spec.train.batch_size == 32  # the default: batch 16 is in the points
