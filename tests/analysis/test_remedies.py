@@ -111,3 +111,12 @@ def test_a_run_that_does_not_overfit_gets_no_remedies(tiny_store):
         run = analyze_experiment(st, "fits").runs[0]
     assert run.findings and not any(f.kind == "overfitting" for f in run.findings)
     assert not any("remedies" in f.message or "early stopping" in f.message for f in run.findings)
+
+
+def test_an_end_that_ties_the_best_says_early_stopping_gains_nothing():
+    acc = series([0.1, 0.9, 0.997, 0.99, 0.997], [0, 1, 2, 3, 4])
+    found = with_remedies(Finding("overfitting", "overfits from epoch 2: ...", 2, 2.0, {}),
+                          {"val_acc": acc}, config({"name": "mnist1d"}, {"name": "lenet5"}), {})
+    assert ("early stopping would keep no better score: val acc at the end equals its best "
+            "(99.7%, first reached at epoch 2)") in found.message
+    assert "dropout: lenet5's is 0.25 and 0.5 by default; try model.dropout = 0.5" in found.message

@@ -38,6 +38,7 @@ DEFAULT_WEIGHT_DECAYS = (5e-4, 5e-3)
 # not listed here ignore model.dropout (cnn1d) or may not take it (a user's factory).
 FAMILY_DROPOUT: dict[str, float | None] = {
     "mlp": None, "lenet5": 0.25, "alexnet_small": 0.5, "mobilenet_v2": 0.2, "squeezenet": 0.5}
+DEFAULT_WORDS = {"lenet5": "0.25 and 0.5 by default"}  # a family with two dropout layers
 DROPOUTS = (0.2, 0.5)  # tried above the run's own; beyond 0.5 a small model mostly underfits
 # Augmentations that keep the label, per data set of images. Digits must not be flipped (a
 # mirrored 2 is no 2); a random crop with a small padding (1/8 of the side) shifts them safely.
@@ -91,7 +92,8 @@ def _dropout(model: Mapping[str, Any]) -> Remedy | None:
     values = [p for p in DROPOUTS if current is None or p > current]
     if not values:
         return None
-    now = "none" if current is None else f"{current:g}" + ("" if own is not None else " by default")
+    now = "none" if current is None else (f"{current:g}" if own is not None else
+                                          DEFAULT_WORDS.get(name, f"{current:g} by default"))
     return Remedy("dropout", f"dropout: {name}'s is {now}; try model.dropout = "
                   f"{' and '.join(f'{p:g}' for p in values)}",
                   tuple({"model.dropout": p} for p in values))
@@ -164,9 +166,9 @@ def with_remedies(finding: Finding, metrics: Mapping[str, Series], config: Mappi
         epoch, best, final, name = stop
         shown = pct if name == "val_acc" else (lambda v: f"{v:.3g}")
         metric = name.replace("_", " ")
-        if best == final:
-            words.append(f"early stopping would keep no better point: the best {metric} "
-                         f"({shown(best)}, epoch {epoch:.3g}) is the last")
+        if best == final:  # the end ties the best: nothing to gain by stopping early
+            words.append(f"early stopping would keep no better score: {metric} at the end equals "
+                         f"its best ({shown(best)}, first reached at epoch {epoch:.3g})")
         else:
             words.append(f"early stopping would have kept epoch {epoch:.3g}: {metric} "
                          f"{shown(best)} (at the end {shown(final)})")
