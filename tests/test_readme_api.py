@@ -21,7 +21,7 @@ def api_blocks() -> list[str]:
 def test_the_section_shows_every_entry_point():
     code = "\n".join(api_blocks())
     for call in ("bl.sweep(", "bl.lr_find(", "bl.max_batch(", "bl.throughput(", "bl.noise_scale(",
-                 "bl.recommend(", "bl.open(", ".report(", "loss=", "optimizer="):
+                 "bl.recommend(", "bl.open(", ".report(", ".next(", "loss=", "optimizer="):
         assert call in code, call
 
 
