@@ -27,8 +27,11 @@ def next_experiment(
 
     plan = write_next(store, experiment, output)
     if plan.path is None:
-        console.print(f"nothing to follow up in '{escape(experiment)}': the LR grid is already fine "
-                      "around the best and its best run neither overfits nor underfits; no file written.")
+        console.print(f"nothing to follow up in '{escape(experiment)}': no LR grid to refine (already "
+                      "fine around the best, or nothing trained yet) and no best run that overfits or "
+                      "underfits; no file written.")
+        for kept in plan.kept:
+            console.print(f"  - not changed: {escape(kept)}", soft_wrap=True)
         return
     console.print(f"wrote {escape(str(plan.path))}: the follow-up of '{escape(experiment)}'")
     for change in plan.changes:
