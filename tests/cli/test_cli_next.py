@@ -185,3 +185,13 @@ def test_a_batch_size_whose_grid_is_already_fine_is_left_out_the_other_keeps_its
     spec = load_spec(result.path)
     assert spec.sweep.points == [{"train.batch_size": 16, "train.lr": lr} for lr in (0.0316, 0.1, 0.316, 1.0)]
     assert spec.sweep.grid == {} and spec.train.batch_size == 32  # the default: batch 16 is in the points
+
+
+def test_nothing_to_change_writes_nothing_and_says_why(tmp_path):
+    raw = {"model": {"name": "lenet5"}, "train": {"epochs": 10},
+           "sweep": {"grid": {"train.lr": [0.09, 0.1, 0.11]}}}
+    faked(tmp_path, "done", raw, train_acc=0.9, falling=False)
+    res = batchlab_cli("next", "done", "--store", tmp_path / "done.db")
+    assert res.returncode == 0 and "nothing to follow up in 'done'" in res.stdout
+    assert "not changed: the model:" in res.stdout and "lenet5 has no size knob" in res.stdout
+    assert not (tmp_path / "done-next.toml").exists()
