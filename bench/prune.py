@@ -16,7 +16,8 @@ demo``; ``--workers 1``: ``InlineExecutor(threads=1)``) into a fresh store, one 
 the off stores are shared by 1 and 2, so the 12 runs the two sweeps have in common (same
 config, same run id) are trained once. Times: wall clock, and the CPU time of the process and
 its workers (one torch thread each: the work done, steadier than the wall on a shared machine).
-``--replay STORE`` runs part 3 alone on a store trained with prune off.
+``--replay STORE`` runs part 3 alone on a store trained with prune off; ``--truth`` only the
+replay on the judgement ground truth (~1 CPU minute).
 
     python bench/prune.py                 # ~10 CPU minutes
     python bench/prune.py --epochs 10     # quicker, less saved (a collapse is cut at epoch ~4)
@@ -30,13 +31,15 @@ import math
 import resource
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from _common import load_line, machine_line, print_table, set_threads
 
 from batchlab.analysis import analyze_experiment
-from batchlab.collapse import CollapseRule, hopeless
+from batchlab.collapse import CollapseRule, collapsed, hopeless, never_learned
 from batchlab.demo import demo_spec
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.local import LocalPoolExecutor
@@ -118,41 +121,70 @@ def run_time(store: Store, name: str) -> float:
     return sum(r.wall_time or 0.0 for r in store.runs(name))
 
 
-def truth_replay(path: Path, rule: CollapseRule = CollapseRule()  # noqa: B008 - frozen
-                 ) -> tuple[int, list[str], list[str]]:
-    """The hopeless rule replayed on bench/judgement's ground truth (every run trained to its
-    end by the plain loop, 10 evaluations): (runs, those it would prune, those of them that
-    ended near their case's best final val acc). Regressions have no accuracy: skipped."""
+@dataclass
+class TruthReplay:
+    """What one rule would have pruned of bench/judgement's ground truth: ``runs`` replayed,
+    ``pruned`` (one line per run, with the rule's first words and the epoch), ``near`` (those of
+    them that ended within noise of their case's best final val acc, see :func:`case_best`:
+    must stay empty), and the training steps the runs took and the steps pruning would have saved."""
+
+    runs: int = 0
+    pruned: list[str] = field(default_factory=list)
+    near: list[str] = field(default_factory=list)
+    steps: int = 0
+    saved: int = 0
+
+
+def case_best(runs: list[dict[str, Any]]) -> tuple[float, float]:
+    """A judgement case's best final val acc and its noise: :data:`NEAR_BEST`, or the spread of
+    the best LR's seeds when larger (two seeds of one LR can end 3 points apart)."""
+    finals: dict[float, list[float]] = {}
+    for r in runs:
+        finals.setdefault(r["lr"], []).append(r["final"] or 0.0)
+    top = max(finals.values(), key=lambda v: sum(v) / len(v))
+    return max(max(v) for v in finals.values()), max(NEAR_BEST, max(top) - min(top))
+
+
+def truth_replay(path: Path, rule: CollapseRule = CollapseRule(),  # noqa: B008 - frozen
+                 judge: Callable[..., str | None] = hopeless) -> TruthReplay:
+    """``judge`` (the hopeless rule, or one of its parts: ``collapsed``, ``never_learned``)
+    replayed on bench/judgement's ground truth (every run trained to its end by the plain loop,
+    ~11 evaluations): which runs it would prune, at which evaluation, and the steps after it.
+    Regressions have no accuracy: skipped."""
     from _bench_space import draw
     from _bench_truth import data_of
 
     truth = json.loads(path.read_text())
-    n, pruned, near = 0, [], []
+    out = TruthReplay()
     for case in draw():
         entry = truth.get(case.name)
         data = data_of(case)
         if entry is None or data.regression:
             continue
         runs = entry["runs"]
-        best = max(r["final"] or 0.0 for r in runs)
+        best, noise = case_best(runs)
         per_epoch = len(data.y_train) // case.batch_size
         for r in runs:
-            n += 1
+            out.runs += 1
             acc, loss = r["series"].get("val_acc"), r["series"].get("train_eval_loss")
             if not acc or not loss or len(acc["value"]) != len(loss["value"]):
                 continue
+            out.steps += acc["step"][-1]
             epochs = [s / per_epoch for s in acc["step"]]
             accs = [math.nan if v is None else v for v in acc["value"]]
             losses = [math.nan if v is None else v for v in loss["value"]]
-            at = next((i for i in range(1, len(accs) + 1)
-                       if hopeless(epochs[:i], accs[:i], losses[:i], data.classes, rule) is not None), None)
-            if at is None:
+            at, why = next(((i, w) for i in range(1, len(accs) + 1)
+                            if (w := judge(epochs[:i], accs[:i], losses[:i], data.classes, rule))),
+                           (None, None))
+            if at is None or why is None:
                 continue
-            name = f"{case.name} lr {r['lr']:g} seed {r['seed']} (epoch {epochs[at - 1]:.3g})"
-            pruned.append(name)
-            if (r["final"] or 0.0) >= best - NEAR_BEST:
-                near.append(name)
-    return n, pruned, near
+            out.saved += acc["step"][-1] - acc["step"][at - 1]
+            name = (f"{case.name} lr {r['lr']:g} seed {r['seed']} ({why.split(':')[0]} at epoch "
+                    f"{epochs[at - 1]:.3g})")
+            out.pruned.append(name)
+            if (r["final"] or 0.0) >= best - noise:
+                out.near.append(name)
+    return out
 
 
 def replay(store: Store, names: list[str]) -> None:
@@ -166,12 +198,28 @@ def replay(store: Store, names: list[str]) -> None:
                     [row for row in rows if row[0] not in seen])
         seen |= {row[0] for row in rows}
         print(f"'{name}': pruning would have saved {saved:.0%} of the runs' summed wall time")
-    for patience in (3, 2, 1):  # 3 is the default; fewer shows how close the margin is
-        n, cut, near = truth_replay(Path(__file__).parent / "judgement_truth.json",
-                                    CollapseRule(patience=patience))
-        print(f"\nbench/judgement ground truth, patience {patience}: {n} runs, the rule would "
-              f"prune {len(cut)}, of which {len(near)} ended within {100 * NEAR_BEST:g} point "
-              "of their case's best" + "".join(f"\n  {c}" for c in cut))
+    truth_table()
+
+
+def truth_table() -> None:
+    """The hopeless rule and its two parts replayed on the judgement ground truth, at the
+    default patience and fewer (which shows how close the margin is)."""
+    path = Path(__file__).parent / "judgement_truth.json"
+    rows, lines = [], []
+    for label, judge in (("hopeless (both)", hopeless), ("collapsed", collapsed),
+                         ("never learned", never_learned)):
+        for patience in (3, 2, 1):  # 3 is the default
+            t = truth_replay(path, CollapseRule(patience=patience), judge)
+            rows.append([label, str(patience), str(t.runs), str(len(t.pruned)), str(len(t.near)),
+                         f"{t.saved:,} of {t.steps:,} ({t.saved / t.steps:.1%})"])
+            if patience == 3 and judge is hopeless:
+                lines += t.pruned
+    print("\nbench/judgement ground truth: runs the rule would prune, and of them those that "
+          f"ended within noise of their case's best ({100 * NEAR_BEST:g} point, or the spread of "
+          "the best LR's seeds when larger; must be 0)")
+    print_table(["rule", "patience", "runs", "pruned", "pruned near best", "steps saved"], rows)
+    print("pruned by the hopeless rule at patience 3 (the default):"
+          + "".join(f"\n  {line}" for line in lines))
 
 
 def main() -> None:
@@ -180,11 +228,16 @@ def main() -> None:
     parser.add_argument("--replay", type=Path, metavar="STORE",
                         help="only replay the rule on the runs of an existing store trained "
                         "with prune off (experiment --experiment), and on the judgement truth")
+    parser.add_argument("--truth", action="store_true",
+                        help="only replay the rule on the judgement ground truth")
     parser.add_argument("--experiment", default="demo")
     parser.add_argument("--workers", type=int, default=2, help="as batchlab demo (1: in process)")
     args = parser.parse_args()
     set_threads(1)
     print(machine_line())
+    if args.truth:
+        truth_table()
+        return
     if args.replay is not None:
         with Store(args.replay, create=False) as st:
             replay(st, [args.experiment])

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from batchlab.analysis.experiment import ExperimentAnalysis
     from batchlab.execute.sweep import PreparedSweep
+    from batchlab.nextspec import NextSpec
     from batchlab.objects import ObjectInputs
     from batchlab.plan import RunSpec
     from batchlab.probes.lr_range import LrFindResult
@@ -92,6 +93,16 @@ class SweepResult:
 
         with Store(self.store, create=False) as st:
             return experiment_figure(st, self.experiment, what, facet)
+
+    def next(self, path: str | Path | None = None) -> NextSpec:
+        """Write the follow-up sweep the diagnosis calls for to ``path`` (default
+        ``<experiment>-next.toml`` beside the store) and return it: ``.path`` (None when
+        nothing needs changing, and then nothing is written), ``.changes`` (one line each, what
+        and why), ``.text``. See ``batchlab.nextspec``; ``batchlab sweep`` of the file (or
+        ``bl.sweep`` of its spec) adds the runs to this experiment."""
+        from batchlab.nextspec import write_next
+
+        return write_next(self.store, self.experiment, path)
 
     def report(self, path: str | Path, target: float | None = None) -> ReportResult:
         """Write the HTML report to ``path`` (figures in ``<stem>_files/`` beside it)."""

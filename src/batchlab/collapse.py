@@ -2,10 +2,12 @@
 
 A classifier has *collapsed* when it is back at chance after having learned: its validation
 accuracy at (or near) 1/C, or its training loss back at ln C (the loss of predicting every one
-of C classes equally likely) after having fallen clearly below it. The diagnosis
+of C classes equally likely) after having fallen clearly below it. A run that *never
+learned* sits at chance from its first evaluation with a training loss clearly above ln C
+(worse than guessing: an LR so large that every step overshoots). The diagnosis
 (``batchlab.analysis.standing``) judges a whole stored run with this rule; pruning
 (``batchlab.train.prune``) judges a run *while it trains*, at each evaluation, and stops it when
-the rule has held for :data:`PRUNE_PATIENCE` evaluations in a row.
+either rule has held for :data:`PRUNE_PATIENCE` evaluations in a row (:func:`hopeless`).
 
 This module sits below both (numpy only, no batchlab imports) because the trainer must not
 import ``analysis/`` (it reads the store, a layer above the trainer). The defaults of the
@@ -75,11 +77,25 @@ def hopeless(
     n_classes: int | None,
     rule: CollapseRule = CollapseRule(),  # noqa: B008 - frozen, so a shared default is safe
 ) -> str | None:
-    """Why a run is hopeless after its evaluations so far, or None when it is not (yet).
+    """Why a run is hopeless after its evaluations so far, or None when it is not (yet): it
+    never learned (:func:`never_learned`) or it collapsed after learning (:func:`collapsed`).
+    Pruning asks this after every evaluation. Arguments as :func:`collapsed`."""
+    return (never_learned(epochs, val_acc, losses, n_classes, rule)
+            or collapsed(epochs, val_acc, losses, n_classes, rule))
+
+
+def collapsed(
+    epochs: Sequence[float],
+    val_acc: Sequence[float | None],
+    losses: Sequence[float],
+    n_classes: int | None,
+    rule: CollapseRule = CollapseRule(),  # noqa: B008 - frozen, so a shared default is safe
+) -> str | None:
+    """Why a run collapsed to chance after having learned, or None.
 
     ``epochs``, ``val_acc`` (None where not measured) and ``losses`` (the training loss at each
     evaluation; the first evaluation is the untrained model) are aligned, one entry per
-    evaluation. A run is hopeless when its last ``rule.patience`` evaluations are all at chance
+    evaluation. A run collapsed when its last ``rule.patience`` evaluations are all at chance
     *after* an earlier evaluation showed it had learned:
 
     - by accuracy: each at or below :func:`accuracy_line` of the best accuracy before them,
@@ -87,8 +103,8 @@ def hopeless(
     - by loss: each within ``chance_loss_band`` of ln C, after an earlier evaluation had
       fallen ``collapse_fall`` below ln C (:func:`fell_below_chance`).
 
-    A slow starter (at chance from the start, not yet learning) is never hopeless: both rules
-    need it to have learned first. Without the number of classes (a regression) nothing is.
+    A slow starter (at chance from the start, not yet learning) never collapsed: both rules
+    need it to have learned first. Without the number of classes (a regression) nothing did.
     """
     n = rule.patience
     if not n_classes or n_classes < 2 or n < 1 or len(losses) < n + 1:
@@ -111,3 +127,45 @@ def hopeless(
         return (f"collapsed to chance: training loss {losses[-1]:.3g} back at ln {n_classes} = "
                 f"{math.log(n_classes):.3g} {since}, after falling to {min(finite):.3g}")
     return None
+
+
+def never_learned(
+    epochs: Sequence[float],
+    val_acc: Sequence[float | None],
+    losses: Sequence[float],
+    n_classes: int | None,
+    rule: CollapseRule = CollapseRule(),  # noqa: B008 - frozen, so a shared default is safe
+) -> str | None:
+    """Why a run never learned, or None. Arguments as :func:`hopeless`. It never learned when
+
+    - every evaluation after the first (the untrained model), and at least ``rule.patience``
+      of them, has a training loss more than ``chance_loss_band`` above both ln C and the
+      untrained model's loss, with a validation accuracy (where measured) at or below
+      ``chance_factor / C``: worse than guessing (a loss above ln C predicts wrong classes
+      with confidence), as at an LR so large that every step overshoots;
+    - and the latest loss is no longer falling: not ``chance_loss_band`` below the lowest
+      before it (a loss still coming down from a spike may be about to learn).
+
+    A slow starter is never caught: at too small an LR its loss stays at or just under the
+    untrained model's, inside the band; and one evaluation under the line, ever, clears the run
+    for good (it may have started to learn).
+    """
+    n = rule.patience
+    if not n_classes or n_classes < 2 or n < 1 or len(losses) < max(n, 2) + 1:
+        return None
+    start = losses[0] if math.isfinite(losses[0]) else math.log(n_classes)
+    line = (1 + rule.chance_loss_band) * max(math.log(n_classes), start)
+    since = losses[1:]
+    # NaN compares False: an evaluation without a loss never counts as "above"
+    if not all(v > line for v in since):
+        return None
+    level = rule.chance_factor / n_classes
+    if any(a is not None and not (a <= level) for a in val_acc[1:]):  # NaN: not at chance
+        return None
+    lowest = min(since[:-1])
+    if since[-1] < (1 - rule.chance_loss_band) * lowest:
+        return None  # still falling
+    return (f"never learned: training loss above {line:.3g} (ln {n_classes} = "
+            f"{math.log(n_classes):.3g}, untrained {start:.3g}) at every evaluation from epoch "
+            f"{epochs[1]:.3g} to {epochs[-1]:.3g} ({len(since)} evaluations) and no longer "
+            f"falling ({since[-1]:.3g}, lowest before {lowest:.3g}); val acc at chance")

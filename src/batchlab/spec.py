@@ -284,8 +284,9 @@ class SweepSpec(_Strict):
     random: RandomSpec | None = None
     repeats: PositiveInt = 1
     prune: Literal["off", "hopeless", "halving"] = Field(
-        "hopeless", description="stop runs early: 'hopeless' ones (collapsed to chance), or "
-        "successive 'halving' at equal examples seen (which prunes hopeless runs too)")
+        "hopeless", description="stop runs early: 'hopeless' ones (collapsed to chance, or never "
+        "learned: a loss above ln C from the start), or successive 'halving' at equal examples "
+        "seen (which prunes hopeless runs too)")
     halving_eta: Annotated[int, Field(ge=2)] = Field(
         3, description="halving: keep the best 1/eta of the configurations at each rung")
 

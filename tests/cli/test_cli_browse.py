@@ -97,7 +97,7 @@ def test_version():
     assert res.returncode == 0 and res.stdout.strip() == f"batchlab {__import__('batchlab').__version__}"
 
 
-COMMANDS = ["demo", "sweep", "run", "ls", "show", "export", "rm", "report", "compare", "lr-find",
+COMMANDS = ["demo", "sweep", "run", "ls", "show", "export", "rm", "report", "compare", "next", "lr-find",
             "max-batch", "throughput", "noise-scale", "recommend"]
 
 

@@ -142,7 +142,7 @@ def test_the_python_pages_show_every_entry_point():
         return "\n".join(b.code for b in blocks(page) if b.lang == "python")
 
     for call in ("bl.sweep(", "bl.lr_find(", "bl.max_batch(", "bl.throughput(", "bl.noise_scale(",
-                 "bl.recommend(", "bl.open(", ".report(", "loss=", "optimizer="):
+                 "bl.recommend(", "bl.open(", ".report(", ".next(", "loss=", "optimizer="):
         assert call in code("docs/python-api.md"), call
     for call in ("bl.sweep(", "run.config", "run.lr", "run.scheduler(", "run.log(", "run.save(",
                  "run.restore()", "run.should_stop()", "DataLoader(", "torch.autocast(",

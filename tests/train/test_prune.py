@@ -59,3 +59,15 @@ def test_halving_pauses_at_the_first_epoch_end_past_the_budget_and_resumes(tmp_p
     assert math.isclose(resumed.summary["final_val_loss"], straight.summary["final_val_loss"],
                         rel_tol=1e-6)
     assert isinstance(resumed, RunEnded)
+
+
+def test_a_run_that_never_learns_at_lr_3_is_pruned_at_an_early_evaluation():
+    # SGD + momentum 0.9 at LR 3.0 on the digits MLP: loss above ln 10 from the first epoch
+    s = spec_from_dict({"data": {"name": "digits"}, "model": {"name": "mlp"},
+                        "train": {"batch_size": 32, "epochs": 12, "lr": 3.0, "threads": 1}})
+    end, rows = collect(RunConfig(data=s.data, model=s.model, train=s.train), prune=PruneOrder())
+    assert end.status == "pruned" and end.error.startswith("never learned: training loss above")
+    spe = end.summary["steps_per_epoch"]
+    assert end.steps == 4 * spe  # at the 4th evaluation after the start, not after 12 epochs
+    losses = [r[2] for r in rows if r[0] == "train_eval_loss"]
+    assert len(losses) == 5 and min(losses[1:]) > 1.05 * max(math.log(10), losses[0])

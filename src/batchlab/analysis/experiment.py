@@ -27,6 +27,7 @@ from batchlab.analysis.diagnose import (
 )
 from batchlab.analysis.direction import reconsider_lr_too_small
 from batchlab.analysis.groups import by_batch, fit_lr, make_groups, pick_best, run_facts
+from batchlab.analysis.remedies import with_remedies
 from batchlab.analysis.scaling import (
     CriticalBatchFit,
     ExponentVerdict,
@@ -147,6 +148,9 @@ def analyze_runs(
         [(r.config, r.summary, r.status) for r, _ in runs],
         [diagnose_run(metrics, record.status, record.summary, th, context, record.error)
          for record, metrics in runs])
+    # an overfitting run is told where early stopping would have stopped and what to try
+    findings = [[with_remedies(f, metrics, record.config, record.summary) for f in found]
+                for (record, metrics), found in zip(runs, findings, strict=True)]
     analyses = [
         RunAnalysis(record.id, record.config, record.point, record.status, record.summary, found, hit)
         for (record, _), found, hit in zip(runs, findings, hits, strict=True)

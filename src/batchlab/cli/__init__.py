@@ -35,6 +35,7 @@ from batchlab.fserrors import describe  # noqa: E402
 from batchlab.cli import runs  # noqa: F401, E402
 from batchlab.cli import browse  # noqa: F401, E402
 from batchlab.cli import report  # noqa: F401, E402
+from batchlab.cli import follow  # noqa: F401, E402
 from batchlab.cli import dashboard  # noqa: F401, E402
 from batchlab.cli import probes  # noqa: F401, E402
 from batchlab.cli import importing  # noqa: F401, E402

@@ -20,14 +20,14 @@
 
 ``run.log`` is ``bl.track``'s (the same Recorder, names, epochs and examples seen: exact when
 the config holds ``n_train``, the training set's size). An evaluation (a ``val_loss`` or
-``val_acc``) is judged by the sweep's pruning there: ``should_stop()`` turns True for a hopeless
-run (collapsed to chance), at a successive-halving rung (examples seen), and after a non-finite
-training loss. ``save(state)`` flushes the rows and writes ``state`` (anything ``torch.save``
-takes) with the run's counters and RNG states; after a kill the sweep resumes the run from it,
-the store dropping the rows logged after it, and ``restore()`` hands it back with the RNG
-states of the moment it was saved, so the resumed run gives the numbers of an uninterrupted
-one. Log a step's values before saving it: a step at or before the last save cannot be
-logged again (its rows would be lost on a resume).
+``val_acc``) is judged by the sweep's pruning there: ``should_stop()`` turns True for a
+hopeless run (collapsed to chance, or never learned), at a successive-halving rung (examples
+seen), and after a non-finite training loss. ``save(state)`` flushes the rows and writes
+``state`` (anything ``torch.save`` takes) with the run's counters and RNG states; after a kill
+the sweep resumes the run from it, the store dropping the rows logged after it, and
+``restore()`` hands it back with the RNG states of the moment it was saved, so the resumed run
+gives the numbers of an uninterrupted one. Log a step's values before saving it: a step at or
+before the last save cannot be logged again (its rows would be lost on a resume).
 """
 
 from __future__ import annotations

@@ -1,0 +1,46 @@
+"""The follow-up LR grid per batch size (batchlab.analysis.nextlr)."""
+
+from __future__ import annotations
+
+from batchlab.analysis.nextlr import refine_lrs
+
+
+def group(batch, lr, acc, eligible=True, run=None):
+    return {"batch_size": batch, "lr": lr, "best_val_acc_mean": acc, "eligible": eligible,
+            "run_ids": [run or f"{batch}-{lr}"]}
+
+
+def test_between_grid_points_the_grid_gets_half_steps_around_the_best():
+    (plan,) = refine_lrs([group(64, 0.001, 0.8), group(64, 0.01, 0.95), group(64, 0.1, 0.9)], {})
+    assert plan.batch_size == 64 and plan.lrs == (0.00316, 0.01, 0.0316)
+    assert plan.why == ("batch 64: best LR 0.01 (val acc 95%) lies between 0.001 and 0.1: "
+                        "half-steps on either side")
+
+
+def test_at_an_edge_the_grid_goes_on_beyond_it():
+    top, bottom = refine_lrs([group(16, 0.001, 0.8), group(16, 0.01, 0.9),
+                              group(32, 0.001, 0.9), group(32, 0.01, 0.8)], {})
+    assert top.lrs == (0.00316, 0.01, 0.0316, 0.1) and "is the highest tried" in top.why
+    assert bottom.lrs == (0.0001, 0.000316, 0.001, 0.00316) and "is the lowest tried" in bottom.why
+
+
+def test_the_range_that_failed_is_left_out():
+    groups = [group(16, 0.001, 0.8), group(16, 0.01, 0.9), group(16, 0.1, 0.1, False, "bad"),
+              group(16, 1.0, 0.1, False, "worse")]
+    (plan,) = refine_lrs(groups, {"bad": "collapsed", "worse": "diverged"})
+    assert plan.lrs == (0.00316, 0.01, 0.0316)  # the half-step to 0.1 stays: below the failure
+    assert "LR 0.1 and above left out (1 of 1 runs collapsed at 0.1)" in plan.why
+    # a best at the top of the eligible LRs with failures above does not extend into them
+    groups = [group(8, 0.01, 0.8), group(8, 0.03, 0.9), group(8, 0.1, 0.1, False, "x")]
+    (plan,) = refine_lrs(groups, {"x": "never learned"})
+    assert max(plan.lrs) < 0.1 and plan.lrs[-1] == 0.0548
+
+
+def test_every_lr_failed_goes_below_the_lowest_and_a_fine_grid_is_left_alone():
+    (plan,) = refine_lrs([group(16, 0.1, 0.1, False, "a"), group(16, 1.0, 0.1, False, "b")],
+                         {"a": "diverged", "b": "diverged"})
+    assert plan.lrs == (0.001, 0.01) and "no LR trained without failing" in plan.why
+    assert refine_lrs([group(16, 0.008, 0.8), group(16, 0.01, 0.9), group(16, 0.012, 0.85)], {}) == []
+    # a lone LR gets a bracket of half-decades around it
+    (plan,) = refine_lrs([group(None, 0.01, 0.9)], {})
+    assert plan.lrs == (0.001, 0.00316, 0.01, 0.0316, 0.1) and plan.why.startswith("best LR 0.01")

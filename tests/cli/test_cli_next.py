@@ -1,0 +1,197 @@
+"""The next experiment as a spec file: batchlab next / result.next() (batchlab.nextspec)."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+
+import pytest
+from cli_helpers import batchlab_cli
+
+from batchlab.analysis import analyze_experiment
+from batchlab.api import SweepResult
+from batchlab.events import MetricRows, RunEnded, RunStarted
+from batchlab.execute.inline import InlineExecutor
+from batchlab.execute.sweep import run_sweep
+from batchlab.plan import plan_runs
+from batchlab.spec import load_spec, spec_from_dict
+from batchlab.specwrite import compact, spec_toml
+from batchlab.store import Store
+from batchlab.track import track
+
+TINY = {"data": {"name": "digits", "limit": 400}, "model": {"name": "mlp", "hidden": [32]},
+        "train": {"batch_size": 32, "epochs": 3, "threads": 1, "checkpoint": False}}
+
+
+@pytest.fixture(scope="module")
+def lr_store(tmp_path_factory):
+    """A tiny LR sweep: 0.01 (learns slowly), 0.1 (the best), 10 (never learns: pruned)."""
+    path = tmp_path_factory.mktemp("next") / "store.db"
+    spec = spec_from_dict({"name": "lrs", **TINY, "sweep": {"grid": {"train.lr": [0.01, 0.1, 10.0]}}})
+    with Store(path) as st:
+        run_sweep(spec, st, InlineExecutor(threads=1))
+    return path
+
+
+def comments(text: str) -> str:
+    """The comment lines of a TOML text joined into one line (the writer wraps them)."""
+    return " ".join(line.strip().removeprefix("#").strip() for line in text.splitlines()
+                    if line.strip().startswith("#"))
+
+
+def test_next_writes_a_commented_spec_that_parses_differs_and_runs(lr_store, tmp_path):
+    out = tmp_path / "follow.toml"
+    res = batchlab_cli("next", "lrs", "--store", lr_store, "-o", out)
+    assert res.returncode == 0, res.stderr
+    assert f"wrote {out}" in res.stdout and f"batchlab sweep {out} --store {lr_store}" in res.stdout
+    spec = load_spec(out)
+    first = spec_from_dict({"name": "lrs", **TINY})
+    # the same study but for the LR grid: half-steps around the best 0.1, without LR 10
+    assert spec.name == "lrs" and spec.sweep.grid == {"train.lr": [0.0316, 0.1, 1.0]}
+    assert (spec.data, spec.model, spec.train) == (first.data, first.model, first.train)
+    text = out.read_text()
+    assert "# batch 32: best LR 0.1 (val acc" in text
+    assert ("lies between 0.01 and 10: half-steps on either side; LR 10 and above left out (1 of 1 "
+            "runs never learned at 10)") in comments(text)
+    with Store(lr_store, create=False) as st:
+        before = {r.id: r.attempts for r in st.runs("lrs")}
+    ran = batchlab_cli("sweep", out, "--store", lr_store)
+    assert ran.returncode == 0, ran.stderr
+    with Store(lr_store, create=False) as st:
+        runs = st.runs("lrs")
+        analysis = analyze_experiment(st, "lrs")
+    # the two new LRs joined the experiment; LR 0.1, trained before, was not trained again
+    assert len(runs) == 5 and sorted(r.config["train"]["lr"] for r in runs) == [0.01, 0.0316, 0.1, 1.0, 10.0]
+    assert all(r.attempts == before[r.id] for r in runs if r.id in before)
+    assert all(r.status in ("completed", "pruned", "diverged") for r in runs)
+    assert len(analysis.runs) == 5  # one report over both sweeps
+
+
+def test_a_bad_experiment_name_exits_2_with_one_paragraph(lr_store, tmp_path):
+    res = batchlab_cli("next", "nope", "--store", lr_store, "-o", tmp_path / "x.toml")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "no experiment named 'nope'" in res.stderr and "(experiments: lrs)" in res.stderr
+    assert not (tmp_path / "x.toml").exists()
+
+
+def test_an_experiment_without_a_spec_exits_2(tmp_path):
+    path = tmp_path / "t.db"
+    with track("mine", store=path, config={"lr": 0.1}) as run:
+        run.log(1, train_loss=1.0)
+    res = batchlab_cli("next", "mine", "--store", path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "experiment 'mine' has no stored spec" in res.stderr and "bl.sweep" in res.stderr
+
+
+def fake_run(st: Store, run_id: str, epochs: int, *, acc: float, train_acc: float, falling: bool) -> None:
+    """The events of a run evaluated once per epoch (10 steps each): val loss still falling in
+    a straight line (``falling``), else flattening out; accuracies rising to ``acc`` and
+    ``train_acc``."""
+    spe, rows = 10, []
+    st.record(RunStarted(run_id, epochs * spe, 0, {}))
+    for e in range(epochs + 1):
+        loss = 2.3 - 1.5 * e / epochs if falling else 1.0 + 1.3 * math.exp(-2 * e)
+        rise = 1 - math.exp(-e)
+        values = {"val_loss": loss, "train_eval_loss": loss - 0.05, "val_acc": acc * rise,
+                  "train_acc": train_acc * rise}
+        rows += [(k, e * spe, v, float(e), e * 320, float(e)) for k, v in values.items()]
+        if e:
+            rows.append(("train_loss", e * spe, loss - 0.05, float(e), e * 320, float(e)))
+    st.record(MetricRows(run_id, rows, epochs * spe))
+    st.record(RunEnded(run_id, "completed", epochs * spe, 1.0,
+                       {"n_train": 320, "num_classes": 10, "steps_per_epoch": spe}))
+
+
+def faked(tmp_path, name: str, raw: dict, **curve) -> SweepResult:
+    """A stored experiment whose runs are written as events (no training): LR 0.1 the best."""
+    spec = spec_from_dict({"name": name, **raw})
+    runs = plan_runs(spec)
+    path = tmp_path / f"{name}.db"
+    with Store(path) as st:
+        st.add_experiment(name, spec.model_dump(mode="json"), runs)
+        for r in runs:
+            best = r.config.train.lr == 0.1
+            fake_run(st, r.run_id, spec.train.epochs, acc=0.8 if best else 0.6, **curve)
+    return SweepResult(name, path, len(runs), 0, len(runs))
+
+
+def test_a_best_run_still_converging_gets_a_longer_run_with_its_decay_moved(tmp_path):
+    raw = {"model": {"name": "mlp"}, "train": {"epochs": 10, "schedule": {"name": "step", "step_size": 6}},
+           "sweep": {"grid": {"train.lr": [0.01, 0.1]}}}
+    result = faked(tmp_path, "long", raw, train_acc=0.85, falling=True).next()
+    spec = load_spec(result.path)
+    assert spec.train.epochs == 20 and spec.train.schedule.step_size == 12
+    assert spec.sweep.grid["train.lr"] == [0.0316, 0.1, 0.316, 1.0]  # 0.1 was the highest tried
+    assert "# was 10: the best configuration (batch 32, lr 0.1, step(6ep, x0.1)) had not" in result.text
+    assert any(c.startswith("train.epochs 10 -> 20") for c in result.changes)
+
+
+def test_a_best_run_that_cannot_fit_its_training_data_gets_a_larger_model_variant(tmp_path):
+    raw = {"model": {"name": "mlp", "hidden": [16]}, "train": {"epochs": 10},
+           "sweep": {"grid": {"train.lr": [0.1, 1.0]}}}
+    result = faked(tmp_path, "small", raw, train_acc=0.7, falling=False).next(tmp_path / "n.toml")
+    spec = load_spec(tmp_path / "n.toml")
+    assert spec.sweep.grid["model.hidden"] == [[16], [32]] and spec.train.epochs == 10
+    assert "model.hidden: the best run's training accuracy ends at 70% (< 90%)" in comments(result.text)
+
+
+@pytest.fixture(scope="module")
+def overfit_store(tmp_path_factory):
+    """60 digits, an MLP, 12 epochs: both LRs overfit (train acc 100%, val acc ~85%)."""
+    path = tmp_path_factory.mktemp("overfit") / "store.db"
+    spec = spec_from_dict({"name": "of", "data": {"name": "digits", "limit": 60},
+                           "model": {"name": "mlp", "hidden": [64]},
+                           "train": {"batch_size": 16, "epochs": 12, "threads": 1, "checkpoint": False},
+                           "sweep": {"grid": {"train.lr": [0.03, 0.1]}}})
+    with Store(path) as st:
+        run_sweep(spec, st, InlineExecutor(threads=1))
+    return path
+
+
+def test_an_overfitting_best_gets_a_regularisation_sweep_one_remedy_per_point(overfit_store, tmp_path):
+    result = SweepResult("of", overfit_store, 2, 0, 2).next(tmp_path / "reg.toml")
+    spec = load_spec(result.path)
+    with Store(overfit_store, create=False) as st:
+        best = analyze_experiment(st, "of").best["group"]
+    # the best LR is held; the grid is gone; each point tries one remedy beside the unchanged run
+    assert spec.train.lr == best["lr"] and spec.sweep.grid == {}
+    assert spec.sweep.points == [
+        {}, {"data.augment": ["crop"], "data.crop_padding": 1},
+        {"train.weight_decay": 0.0005}, {"train.weight_decay": 0.005},
+        {"model.dropout": 0.2}, {"model.dropout": 0.5}, {"model.hidden": [32]}, {"data.limit": 30}]
+    assert "overfits from epoch" in result.text and "early stopping would" in comments(result.text)
+    assert "  # the best configuration unchanged (already trained: not trained again)" in result.text
+    # the unchanged point is the best run itself: same config, same run id
+    assert plan_runs(spec)[0].run_id in best["run_ids"]
+
+
+def test_the_toml_writer_reads_back_to_the_same_spec():
+    raw = {"name": "x y", "data": {"name": "digits", "augment": ["crop", "flip"]},
+           "model": {"name": "mlp", "hidden": [8], "kwargs": {"a.b": 1}},
+           "train": {"lr": 1e-05, "schedule": {"name": "multistep", "milestones": [2, 4]},
+                     "options": {"s": "q\"uote"}},
+           "sweep": {"grid": {"train.batch_size": [8, 16]}, "points": [{}, {"train.momentum": 0.5}],
+                     "random": {"count": 2, "params": {"train.weight_decay": {"log_uniform": [1e-5, 1e-3]}}}}}
+    text = spec_toml(compact(raw), "a header", {"train.lr": "why"}, ["base", "lower momentum"])
+    assert spec_from_dict(tomllib.loads(text)) == spec_from_dict(raw)
+    assert "# why\nlr = 1e-05" in text and "  # lower momentum\n  { \"train.momentum\" = 0.5 }," in text
+
+
+def test_a_batch_size_whose_grid_is_already_fine_is_left_out_the_other_keeps_its_batch(tmp_path):
+    points = [{"train.batch_size": 16, "train.lr": 0.01}, {"train.batch_size": 16, "train.lr": 0.1},
+              *({"train.batch_size": 32, "train.lr": lr} for lr in (0.09, 0.1, 0.11))]
+    raw = {"model": {"name": "lenet5"}, "train": {"epochs": 10}, "sweep": {"points": points}}
+    result = faked(tmp_path, "pts", raw, train_acc=0.9, falling=False).next()
+    spec = load_spec(result.path)
+    assert spec.sweep.points == [{"train.batch_size": 16, "train.lr": lr} for lr in (0.0316, 0.1, 0.316, 1.0)]
+    assert spec.sweep.grid == {} and spec.train.batch_size == 32  # the default: batch 16 is in the points
+
+
+def test_nothing_to_change_writes_nothing_and_says_why(tmp_path):
+    raw = {"model": {"name": "lenet5"}, "train": {"epochs": 10},
+           "sweep": {"grid": {"train.lr": [0.09, 0.1, 0.11]}}}
+    faked(tmp_path, "done", raw, train_acc=0.9, falling=False)
+    res = batchlab_cli("next", "done", "--store", tmp_path / "done.db")
+    assert res.returncode == 0 and "nothing to follow up in 'done'" in res.stdout
+    assert "not changed: the model:" in res.stdout and "lenet5 has no size knob" in res.stdout
+    assert not (tmp_path / "done-next.toml").exists()
