@@ -55,6 +55,7 @@ from batchlab.train.recorder import Recorder
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 from batchlab.train.step import make_train_step
+from batchlab.train.watch import PROBE_SIZE, LayerWatch
 
 EVAL_BATCH = 1024
 TRAIN_EVAL_MAX = 2048  # train accuracy is measured on a fixed subset of at most this many examples
@@ -212,6 +213,11 @@ def train_run(
         order = torch.Generator().manual_seed(t.seed)  # batch order and augmentation
         noise = noise_meter(t)  # None unless train.measure_noise_scale
         pruner = Pruner(prune or PruneOrder(hopeless=False), data.num_classes or None)
+        watch = LayerWatch(model) if t.watch else None  # per-layer signals at evaluations
+        # the fixed probe batch for dead units: the first examples of the fixed train subset
+        probe = next(iter(batches.train_eval_batches(PROBE_SIZE)))[0] if watch is not None else None
+        if probe is not None and t.channels_last:
+            probe = as_channels_last(probe)
 
         summary: dict[str, Any] = {
             "effective_lr": base_lr, "steps_per_epoch": spe, "total_steps": total,
@@ -254,6 +260,10 @@ def train_run(
                                              device, precision)
         train_loss, train_acc = evaluate_batches(
             model, batches.train_eval_batches(EVAL_BATCH), inputs.loss_fn, device, precision)
+        if watch is not None:
+            with precision.autocast():
+                rec.log_values(step, watch.dead_fractions(lambda: model(probe)))
+            watch.arm()  # the update after this evaluation is measured (``collect`` below)
         model.train()
         rec.log_values(step, {"val_loss": val_loss, "train_eval_loss": train_loss})
         summary.update(final_val_loss=val_loss, final_train_loss=train_loss)
@@ -302,6 +312,8 @@ def train_run(
                 loss = train_step(xb, yb)  # the full batch's mean loss, detached
                 step += 1
                 rec.log_step(step, loss, lr)
+                if watch is not None and watch.armed:
+                    rec.log_values(step, watch.collect())
 
                 evaluate_now = step % eval_every == 0 or step == total
                 flush_due = rec.due()  # the rows go to the store once a second (``Recorder``)

@@ -1,0 +1,202 @@
+"""Per-layer signals at evaluations: gradient norm, update-to-weight ratio, dead units.
+
+A :class:`LayerWatch` measures each parameterised layer (a module with parameters of its own)
+once per evaluation, never every step, so it costs a weight copy, a few norms and one forward
+pass of a small fixed probe batch per evaluation:
+
+- ``layer/<name>/grad_norm``: the L2 norm of the layer's gradient in the update after the
+  evaluation (0 when no gradient reaches it: a ``.detach()`` upstream, frozen parameters);
+- ``layer/<name>/update_ratio``: |Δw| / |w| of that update (L2 norms over the layer's
+  parameters): ~1e-3 is the classic healthy order (Karpathy), 1e-6 a layer that barely learns;
+- ``layer/<name>/dead_frac``: the fraction of the layer's output units (channels of a conv,
+  features of a linear layer) that a following ReLU zeroes on every example of the probe batch,
+  in eval mode. ``<name>`` is the layer that produced the units (normalisation layers between
+  it and the ReLU pass through); hooks are registered only for that forward pass.
+
+The cycle is ``arm()`` at an evaluation (a copy of the weights; in ``hooks`` mode, gradient
+hooks), one optimizer update, then ``collect()``. The built-in loop reads ``p.grad`` after the
+update (it zeroes gradients before each update, and the fp16 scaler has unscaled them by then);
+a tracked loop may zero its gradients anywhere, so there the gradient hooks record each
+parameter's gradient as backward produces it. Nothing here changes the update itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+#: The activations whose zeros count as dead units (a unit a ReLU zeroes on every input passes
+#: no gradient and never recovers); functional ``F.relu`` calls cannot be hooked and are not seen.
+RELU_LIKE: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
+#: Layers that pass their input's units through (the dead units belong to the layer before).
+PASS_THROUGH: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.Dropout, nn.Identity)
+PROBE_SIZE = 256  # examples in the probe batch: a unit alive on 1 of 256 examples is not dead
+PREFIX = "layer/"
+
+
+def metric_name(layer: str, signal: str) -> str:
+    """``layer/<layer>/<signal>``: the stored name of one per-layer signal."""
+    return f"{PREFIX}{layer or 'model'}/{signal}"
+
+
+def parse_metric(name: str) -> tuple[str, str] | None:
+    """(layer, signal) of a per-layer metric name, None for any other metric."""
+    if not name.startswith(PREFIX) or name.count("/") < 2:
+        return None
+    layer, signal = name[len(PREFIX):].rsplit("/", 1)
+    return layer, signal
+
+
+def _layers(model: nn.Module) -> dict[str, list[nn.Parameter]]:
+    """Each module with parameters of its own -> those parameters (frozen ones included: a
+    frozen layer is one the diagnosis must see)."""
+    out: dict[str, list[nn.Parameter]] = {}
+    for name, module in model.named_modules():
+        params = list(module.parameters(recurse=False))
+        if params:
+            out[name or "model"] = params
+    return out
+
+
+class LayerWatch:
+    """The per-layer signals of one model (see the module doc). ``hooks``: record gradients with
+    gradient hooks (tracked loops) instead of reading ``p.grad`` after the update."""
+
+    def __init__(self, model: nn.Module, *, hooks: bool = False) -> None:
+        self.model = model
+        self.layers = _layers(model)
+        self.hooks = hooks
+        self.armed = False
+        self._before: list[torch.Tensor] = []
+        self._grads: dict[nn.Parameter, torch.Tensor] = {}
+        self._handles: list[Any] = []
+
+    # ------------------------------------------------------------------ update and gradients
+    def arm(self) -> None:
+        """Copy the weights (and, in hooks mode, start recording gradients) so that the next
+        ``collect()`` measures the update in between."""
+        self.disarm()
+        with torch.no_grad():
+            self._before = [p.detach().clone() for ps in self.layers.values() for p in ps]
+        if self.hooks:
+            def keep(p: torch.Tensor) -> None:
+                if p.grad is not None:  # the accumulated gradient so far: the last call wins
+                    self._grads[p] = p.grad.detach().pow(2).sum()
+            self._handles = [p.register_post_accumulate_grad_hook(keep)
+                             for ps in self.layers.values() for p in ps if p.requires_grad]
+        self.armed = True
+
+    def disarm(self) -> None:
+        """Drop the copy and the hooks (a run that ends after its last evaluation)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles, self._before, self._grads, self.armed = [], [], {}, False
+
+    def _grad_sq(self, p: torch.Tensor) -> torch.Tensor | None:
+        if self.hooks:
+            return self._grads.get(p)
+        return None if p.grad is None else p.grad.detach().pow(2).sum()
+
+    @torch.no_grad()
+    def collect(self, steps: int = 1) -> dict[str, float]:
+        """The grad norm and update ratio of every layer since ``arm()``, as metric values.
+
+        ``steps``: updates since ``arm()`` (a tracked loop may log less often than it steps):
+        the ratio is the mean per update, |Δw| / |w| / steps. A layer whose weights are all
+        zero has no ratio (0/0). One host transfer for all layers."""
+        if not self.armed:
+            return {}
+        names, values = [], []
+        before = iter(self._before)
+        for name, params in self.layers.items():
+            grad_sq: Any = 0.0
+            delta_sq: Any = 0.0
+            weight_sq: Any = 0.0
+            for p in params:
+                old = next(before)
+                if (g := self._grad_sq(p)) is not None:
+                    grad_sq = grad_sq + g.float()
+                delta_sq = delta_sq + (p.detach() - old).float().pow(2).sum()
+                weight_sq = weight_sq + old.float().pow(2).sum()
+            names.append(name)
+            values.append(torch.stack([torch.as_tensor(v, dtype=torch.float32, device=params[0].device)
+                                       for v in (grad_sq, delta_sq, weight_sq)]).cpu())
+        self.disarm()
+        out: dict[str, float] = {}
+        for name, (g, d, w) in zip(names, torch.stack(values).double().tolist(), strict=True):
+            out[metric_name(name, "grad_norm")] = math.sqrt(g) if math.isfinite(g) else g
+            if w > 0:
+                out[metric_name(name, "update_ratio")] = math.sqrt(d / w) / max(steps, 1)
+        return out
+
+    # ------------------------------------------------------------------ dead units
+    @torch.no_grad()
+    def dead_fractions(self, forward: Callable[[], Any]) -> dict[str, float]:
+        """The dead-unit fraction per layer over one call of ``forward`` (a forward pass of the
+        probe batch, in eval mode and under no_grad: the caller's mode is restored). Layers
+        without a ReLU after them are absent."""
+        alive: dict[str, torch.Tensor] = {}
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with self._probe_hooks(alive):
+                forward()
+        finally:
+            self.model.train(was_training)
+        return {metric_name(name, "dead_frac"): float(1.0 - a.float().mean().item())
+                for name, a in alive.items() if a.numel()}
+
+    @contextmanager
+    def _probe_hooks(self, alive: dict[str, torch.Tensor]) -> Iterator[None]:
+        """Forward hooks for one probe pass: parameterised layers say who produced the units,
+        ReLUs record which of them were ever positive. Removed on exit, whatever happens."""
+        last: list[tuple[str, bool]] = []  # (name, whether its units are the last dim)
+        handles = []
+
+        def produced(name: str, features_last: bool) -> Callable[..., None]:
+            def hook(module: nn.Module, args: Any, output: Any) -> None:
+                last[:] = [(name, features_last)]
+            return hook
+
+        def relu(name: str) -> Callable[..., None]:
+            def hook(module: nn.Module, args: Any, output: Any) -> None:
+                if not isinstance(output, torch.Tensor) or output.dim() < 2:
+                    return
+                owner, features_last = last[0] if last else (name, False)
+                # a unit is a channel (dim 1 of a conv's output) or a feature (the last dim of
+                # a linear layer's): alive when positive anywhere on any example
+                units = output.movedim(-1, 1) if features_last and output.dim() > 2 else output
+                seen = (units.transpose(0, 1).reshape(units.shape[1], -1) > 0).any(dim=1)
+                if owner in alive and alive[owner].shape == seen.shape:
+                    alive[owner] |= seen
+                else:
+                    alive[owner] = seen
+            return hook
+
+        for name, module in self.model.named_modules():
+            if isinstance(module, RELU_LIKE):
+                handles.append(module.register_forward_hook(relu(name)))
+            elif (name or "model") in self.layers and not isinstance(module, PASS_THROUGH):
+                handles.append(module.register_forward_hook(
+                    produced(name or "model", isinstance(module, nn.Linear))))
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+
+def first_examples(batch: Any, n: int = PROBE_SIZE) -> Any:
+    """The first ``n`` examples of a model input (a tensor, or a tuple/list of them), detached
+    and copied: a fixed probe batch that later updates in place cannot change."""
+    if isinstance(batch, torch.Tensor):
+        return batch[:n].detach().clone()
+    if isinstance(batch, tuple | list):
+        return type(batch)(first_examples(b, n) for b in batch)
+    return batch
