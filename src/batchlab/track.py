@@ -331,6 +331,8 @@ class TrackedRun:
             out["diverged_at_step"] = self.diverged_at
         if wall > 0 and self._rec.examples(steps):
             out["samples_per_s"] = self._rec.examples(steps) / wall
+        if self._watch is not None:
+            out.update(self._watch.summary())
         return out
 
 

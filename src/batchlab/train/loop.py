@@ -225,6 +225,8 @@ def train_run(
             "num_classes": data.num_classes or None,  # chance level for the diagnosis (1/C, ln C)
             "micro_batch_size": micro, "has_batchnorm": has_batchnorm(model),  # BN at small batches
         }
+        if watch is not None:  # the layers' order, and those the spec froze on purpose
+            summary.update(watch.summary(config.model.freeze != "none"))
         clock = 0.0
         state = load_checkpoint(checkpoint_path, run_id) if checkpoint_path else None
         if state is not None and (max_resume_step is None or state["step"] <= max_resume_step):

@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from batchlab.layernames import metric_name
+
 #: The activations whose zeros count as dead units (a unit a ReLU zeroes on every input passes
 #: no gradient and never recovers); functional ``F.relu`` calls cannot be hooked and are not seen.
 RELU_LIKE: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
@@ -37,22 +39,6 @@ RELU_LIKE: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
 PASS_THROUGH: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.Dropout, nn.Identity)
 PROBE_SIZE = 256  # examples in the probe batch: a unit alive on 1 of 256 examples is not dead
-PREFIX = "layer/"
-
-
-def metric_name(layer: str, signal: str) -> str:
-    """``layer/<layer>/<signal>``: the stored name of one per-layer signal."""
-    return f"{PREFIX}{layer or 'model'}/{signal}"
-
-
-def parse_metric(name: str) -> tuple[str, str] | None:
-    """(layer, signal) of a per-layer metric name, None for any other metric."""
-    if not name.startswith(PREFIX) or name.count("/") < 2:
-        return None
-    layer, signal = name[len(PREFIX):].rsplit("/", 1)
-    return layer, signal
-
-
 def _layers(model: nn.Module) -> dict[str, list[nn.Parameter]]:
     """Each module with parameters of its own -> those parameters (frozen ones included: a
     frozen layer is one the diagnosis must see)."""
@@ -76,6 +62,17 @@ class LayerWatch:
         self._before: list[torch.Tensor] = []
         self._grads: dict[nn.Parameter, torch.Tensor] = {}
         self._handles: list[Any] = []
+
+    def summary(self, frozen_on_purpose: bool = False) -> dict[str, list[str]]:
+        """What the diagnosis needs beside the rows: ``layers``, the layer names in the model's
+        order (first to last: stored metric names are only sorted by name), and with
+        ``frozen_on_purpose`` (the spec froze them: ``model.freeze``) ``frozen_layers``, those
+        without a trainable parameter, which then receive no gradient by design."""
+        out = {"layers": list(self.layers)}
+        if frozen_on_purpose:
+            out["frozen_layers"] = [n for n, ps in self.layers.items()
+                                    if not any(p.requires_grad for p in ps)]
+        return out
 
     # ------------------------------------------------------------------ update and gradients
     def arm(self) -> None:
