@@ -32,7 +32,8 @@ class CapacityThresholds:
     trains_drop: the run's LR trains when its training loss fell at least this fraction (0.2)
         below the start (the diagnosis calls < 5 % "LR too small"; 20 % is clearly learning).
     flat_window, flat_fall: the loss has stopped falling when a line fitted to the last
-        ``flat_window`` (0.3) of training falls less than ``flat_fall`` (0.05 = 5 %) of its level.
+        ``flat_window`` (0.3) of training falls less than ``flat_fall`` (0.05 = 5 %) of its level,
+        or by no more than the 95 % half-width of that fall (noise, as ``not_converged`` judges).
     high_train_acc: a final train accuracy below this (0.9) is high loss for a classifier: a
         model with room to spare fits (nearly) all of its training set given the steps ...
     high_loss_fraction: ... and without accuracy, a final training loss above this fraction
@@ -72,8 +73,9 @@ def check_too_small(metrics: Mapping[str, Series], lr: Any, rivals: Sequence[flo
     if float(curve.value.min()) > (1 - th.trains_drop) * initial:
         return None  # the LR does not train: that is the LR's finding, not the model's
     trend = tail_trend(S.get(metrics, "train_eval_loss"), th.flat_window)
-    if trend is None or (trend.start > 0 and trend.fall / trend.start >= th.flat_fall):
-        return None  # still falling: train longer first
+    if trend is None or (trend.start > 0 and trend.fall / trend.start >= th.flat_fall
+                         and trend.fall > trend.fall_halfwidth):
+        return None  # still falling, by more than its own noise: train longer first
     acc = S.finite(S.get(metrics, "train_acc")).value
     if acc.size:
         if float(acc[-1]) >= th.high_train_acc:

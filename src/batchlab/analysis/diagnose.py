@@ -306,7 +306,8 @@ def diagnose_run(
             findings.append(check_lr_too_small(metrics, th))
         findings.append(check_plateau(metrics, th))
     found = [f for f in findings if f is not None]
-    if layer := layer_findings(metrics, status, summary):  # per-layer signals: analysis.layers
+    # the per-layer signals, when recorded (batchlab.analysis.layers)
+    if layer := layer_findings(metrics, status, summary, exploded=exploding is not None):
         found = sorted([*found, *layer], key=lambda f: KINDS.index(f.kind))
     if not found and (standing := check_standing(metrics, ctx, th)) is not None:
         found.append(standing)

@@ -107,6 +107,9 @@ def check_no_gradient(metrics: Mapping[str, Series], summary: Mapping[str, Any],
         return None
     other = max(learning, key=lambda n: peak[n])
     they = "it is" if len(none) == 1 else "they are"
+    dead = _signals(metrics, "dead_frac")
+    if all(n in dead and S.last(dead[n]) >= 1.0 for n in none):  # the cause is then upstream
+        they = "every unit of " + ("it" if len(none) == 1 else "them") + " is dead, or " + they
     n_meas = int(grads[none[0]].value.size)
     msg = (f"no gradient reaches {_names(none)} ({they} detached or frozen): a gradient norm of "
            f"0 at all {n_meas} measurements, while `{other}`'s reaches {peak[other]:.3g}")
@@ -115,11 +118,13 @@ def check_no_gradient(metrics: Mapping[str, Series], summary: Mapping[str, Any],
 
 
 def check_exploding_gradients(metrics: Mapping[str, Series], status: str,
-                              summary: Mapping[str, Any], th: LayerThresholds) -> Finding | None:
-    """In a diverged run, the layer whose gradient norm grew the most from its first to its
-    last measurement (non-finite counts as infinite growth), when that is >= ``explode_growth``."""
+                              summary: Mapping[str, Any], th: LayerThresholds,
+                              exploded: bool = False) -> Finding | None:
+    """In a run that diverged (or whose loss exploded: ``exploded``), the layer whose gradient
+    norm grew the most from its first measurement to its peak (a non-finite norm counts as
+    infinite growth), when that growth is >= ``explode_growth``."""
     step = summary.get("diverged_at_step")
-    if status != "diverged" and step is None:
+    if status != "diverged" and step is None and not exploded:
         return None
     best: tuple[float, str, Series, int] | None = None
     for layer, s in _signals(metrics, "grad_norm").items():
@@ -133,10 +138,13 @@ def check_exploding_gradients(metrics: Mapping[str, Series], status: str,
     if best is None or best[0] < th.explode_growth:
         return None
     growth, layer, s, i = best
-    where = f" at step {int(step)}" if isinstance(step, int | float) else ""
+    if status == "diverged" or step is not None:
+        when = "before the divergence" + (f" at step {int(step)}" if isinstance(step, int | float) else "")
+    else:
+        when = "as the loss explodes"
     rise = (f"became {s.value[i]}" if not math.isfinite(growth) else
             f"rose {s.value[0]:.3g} -> {s.value[i]:.3g} ({growth:.3g}x)")
-    msg = (f"exploding gradients in `{layer}` before the divergence{where}: its gradient norm "
+    msg = (f"exploding gradients in `{layer}` {when}: its gradient norm "
            f"{rise} between {at(s, s.step[0])} and {at(s, s.step[i])}")
     return Finding("exploding_gradients", msg, int(s.step[i]), S.epoch_at(s, s.step[i]),
                    {"growth": growth, "first_grad_norm": float(s.value[0]),
@@ -190,11 +198,14 @@ def check_dead_units(metrics: Mapping[str, Series], summary: Mapping[str, Any],
 
 
 def layer_findings(metrics: Mapping[str, Series], status: str, summary: Mapping[str, Any],
-                   th: LayerThresholds = LayerThresholds()) -> list[Finding]:  # noqa: B008 - frozen
-    """Every per-layer finding of one run (see the module doc). Never raises."""
+                   th: LayerThresholds = LayerThresholds(),  # noqa: B008 - frozen
+                   exploded: bool = False) -> list[Finding]:
+    """Every per-layer finding of one run (see the module doc); ``exploded``: the run's loss
+    exploded (``diagnose.check_exploding``), so its gradients are judged as a diverged run's.
+    Never raises."""
     if not any(name.startswith(PREFIX) for name in metrics):
         return []
-    found = [check_exploding_gradients(metrics, status, summary, th),
+    found = [check_exploding_gradients(metrics, status, summary, th, exploded),
              check_no_gradient(metrics, summary, th), check_vanishing(metrics, summary, th),
              check_dead_units(metrics, summary, th)]
     return [f for f in found if f is not None]
