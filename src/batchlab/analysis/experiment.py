@@ -196,7 +196,8 @@ def analyze_experiment(
         # (reading them costs ~20 ms per 10k steps), so they are read only where they matter
         metrics = store.metrics(record.id, EVAL_METRICS)
         # the per-layer signals: a few rows per layer and evaluation (batchlab.analysis.layers)
-        metrics.update(store.metrics(record.id, layer_metric_names(store.metric_names(record.id))))
+        if layers := layer_metric_names(store.metric_names(record.id)):
+            metrics.update(store.metrics(record.id, layers))
         if wants_step_loss(metrics, record.status, th):
             metrics.update(store.metrics(record.id, ["train_loss"]))
         runs.append((record, metrics))
