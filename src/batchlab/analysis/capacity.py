@@ -33,7 +33,9 @@ class CapacityThresholds:
         below the start (the diagnosis calls < 5 % "LR too small"; 20 % is clearly learning).
     flat_window, flat_fall: the loss has stopped falling when a line fitted to the last
         ``flat_window`` (0.3) of training falls less than ``flat_fall`` (0.05 = 5 %) of its level,
-        or by no more than the 95 % half-width of that fall (noise, as ``not_converged`` judges).
+        or by no more than the 95 % half-width of that fall (noise, as ``not_converged`` judges)
+        when the window holds at least ``flat_min_points`` (5) evaluations: over 3 or 4 points
+        the half-width is so wide that a run still learning reads as flat.
     high_train_acc: a final train accuracy below this (0.9) is high loss for a classifier: a
         model with room to spare fits (nearly) all of its training set given the steps ...
     high_loss_fraction: ... and without accuracy, a final training loss above this fraction
@@ -45,6 +47,7 @@ class CapacityThresholds:
     trains_drop: float = 0.2
     flat_window: float = 0.3
     flat_fall: float = 0.05
+    flat_min_points: int = 5
     high_train_acc: float = 0.9
     high_loss_fraction: float = 0.25
     no_better: float = 0.05
@@ -73,8 +76,8 @@ def check_too_small(metrics: Mapping[str, Series], lr: Any, rivals: Sequence[flo
     if float(curve.value.min()) > (1 - th.trains_drop) * initial:
         return None  # the LR does not train: that is the LR's finding, not the model's
     trend = tail_trend(S.get(metrics, "train_eval_loss"), th.flat_window)
-    if trend is None or (trend.start > 0 and trend.fall / trend.start >= th.flat_fall
-                         and trend.fall > trend.fall_halfwidth):
+    noise = trend is not None and trend.n >= th.flat_min_points and trend.fall <= trend.fall_halfwidth
+    if trend is None or (trend.start > 0 and trend.fall / trend.start >= th.flat_fall and not noise):
         return None  # still falling, by more than its own noise: train longer first
     acc = S.finite(S.get(metrics, "train_acc")).value
     if acc.size:
