@@ -1,4 +1,4 @@
-"""The per-layer panel in the report and the dashboard, from a tracked run with a cut layer."""
+"""The per-layer panel in the report and the dashboard, from a tracked run with a frozen layer."""
 
 import pytest
 import torch
@@ -11,19 +11,12 @@ from batchlab.web import payload
 from batchlab.web.server import ASSETS
 
 
-class Cut(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc1, self.act, self.fc2 = nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)
-
-    def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)).detach())
-
-
 @pytest.fixture()
 def cut_store(tmp_path):
     torch.manual_seed(0)
-    model, x, y = Cut(), torch.randn(64, 4), torch.randint(0, 2, (64,))
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    model[0].requires_grad_(False)  # frozen by hand: no gradient reaches it
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     path = tmp_path / "s.db"
     with bl.track("cut", {"batch_size": 16, "n_train": 64}, store=path) as run:
@@ -46,7 +39,7 @@ def test_report_shows_the_layer_panel_with_its_sentence(cut_store, tmp_path):
         write_report(st, "cut", tmp_path / "r.html")
     html = (tmp_path / "r.html").read_text()
     assert 'id="layers"' in html and "Per-layer signals of run" in html
-    assert "no gradient reaches `fc1` (it is detached or frozen)" in html
+    assert "no gradient reaches `0` (it is detached or frozen)" in html
     assert len(list((tmp_path / "r_files").glob("layers_1_*.png"))) == 1
 
 
@@ -57,5 +50,5 @@ def test_dashboard_summary_names_the_layer_kinds_and_serves_the_panel(cut_store)
     assert "no_gradient" in s["layer_kinds"]
     (rid, found), = s["findings"].items()
     assert [f["kind"] for f in found if f["kind"] in s["layer_kinds"]] == ["no_gradient"]
-    assert curves[rid]["layer/fc1/grad_norm"]["value"] == [0.0, 0.0, 0.0]
+    assert curves[rid]["layer/0/grad_norm"]["value"] == [0.0, 0.0, 0.0]
     assert ASSETS["/static/layers.js"][0] == "web/layers.js"

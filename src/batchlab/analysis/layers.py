@@ -63,7 +63,7 @@ def layer_metric_names(names: Sequence[str]) -> list[str]:
     return [n for n in names if n.startswith(PREFIX)]
 
 
-def _signals(metrics: Mapping[str, Series], signal: str) -> dict[str, Series]:
+def layer_series(metrics: Mapping[str, Series], signal: str) -> dict[str, Series]:
     """Layer -> its series of ``signal``, for the layers that have rows of it."""
     out = {}
     for name, series in metrics.items():
@@ -96,7 +96,7 @@ def check_no_gradient(metrics: Mapping[str, Series], summary: Mapping[str, Any],
                       th: LayerThresholds) -> Finding | None:
     """Layers with a gradient norm of (about) 0 at every measurement while another layer's is
     not; layers the spec froze on purpose (``summary["frozen_layers"]``) are left out."""
-    grads = _signals(metrics, "grad_norm")
+    grads = layer_series(metrics, "grad_norm")
     intended = set(summary.get("frozen_layers") or [])
     peak = {n: float(np.nanmax(np.abs(s.value))) if np.isfinite(s.value).any() else math.nan
             for n, s in grads.items()}
@@ -107,7 +107,7 @@ def check_no_gradient(metrics: Mapping[str, Series], summary: Mapping[str, Any],
         return None
     other = max(learning, key=lambda n: peak[n])
     they = "it is" if len(none) == 1 else "they are"
-    dead = _signals(metrics, "dead_frac")
+    dead = layer_series(metrics, "dead_frac")
     if all(n in dead and S.last(dead[n]) >= 1.0 for n in none):  # the cause is then upstream
         they = "every unit of " + ("it" if len(none) == 1 else "them") + " is dead, or " + they
     n_meas = int(grads[none[0]].value.size)
@@ -127,7 +127,7 @@ def check_exploding_gradients(metrics: Mapping[str, Series], status: str,
     if status != "diverged" and step is None and not exploded:
         return None
     best: tuple[float, str, Series, int] | None = None
-    for layer, s in _signals(metrics, "grad_norm").items():
+    for layer, s in layer_series(metrics, "grad_norm").items():
         if s.value.size < 2 or not (np.isfinite(s.value[0]) and s.value[0] > 0):
             continue
         last = int(np.flatnonzero(~np.isfinite(s.value))[0]) if not np.isfinite(s.value).all() \
@@ -155,8 +155,8 @@ def check_vanishing(metrics: Mapping[str, Series], summary: Mapping[str, Any],
                     th: LayerThresholds) -> Finding | None:
     """The median update ratio (over measurements) of the first third of the layers that get a
     gradient, against the last third's: below ``vanishing_ratio`` of it is vanishing."""
-    ratios = _signals(metrics, "update_ratio")
-    grads = _signals(metrics, "grad_norm")
+    ratios = layer_series(metrics, "update_ratio")
+    grads = layer_series(metrics, "grad_norm")
     median = {}
     for layer, s in ratios.items():
         f = S.finite(s).value
@@ -181,7 +181,7 @@ def check_vanishing(metrics: Mapping[str, Series], summary: Mapping[str, Any],
 def check_dead_units(metrics: Mapping[str, Series], summary: Mapping[str, Any],
                      th: LayerThresholds) -> Finding | None:
     """Layers whose last measured dead-unit fraction is >= ``dead_fraction``, worst first."""
-    dead = {n: S.finite(s) for n, s in _signals(metrics, "dead_frac").items()}
+    dead = {n: S.finite(s) for n, s in layer_series(metrics, "dead_frac").items()}
     worst = sorted(((float(s.value[-1]), n) for n, s in dead.items()
                     if s.value.size and s.value[-1] >= th.dead_fraction), reverse=True)
     if not worst:

@@ -14,27 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from batchlab.analysis.layers import LAYER_KINDS, layer_order
-from batchlab.layernames import parse_metric
+from batchlab.analysis.layers import LAYER_KINDS, layer_order, layer_series
 from batchlab.report.diagnosis import finding_text
 from batchlab.report.figures import FigureFile, axes_title, log_axis, new_figure, place, save_figure
 from batchlab.report.html import bullets, esc, figure
-from batchlab.store import Series
 
 MOST_RUNS = 4
 MOST_LABELLED = 10  # layers named in the legend; the others are drawn in grey
 KINDS_SHOWN = (*LAYER_KINDS, "model_too_small")
 PANELS = (("grad_norm", "gradient norm"), ("update_ratio", "update ratio |Δw| / |w|"))
-
-
-def layer_series(series: dict[str, Series], signal: str) -> dict[str, Series]:
-    """Layer -> its series of ``signal`` among a run's series."""
-    out = {}
-    for name, s in series.items():
-        parsed = parse_metric(name)
-        if parsed is not None and parsed[1] == signal and s.value.size:
-            out[parsed[0]] = s
-    return out
 
 
 def chosen_runs(runs: Sequence[Any], analysis: Any) -> list[tuple[Any, list[str]]]:
