@@ -102,3 +102,11 @@ def test_track_watch_records_layers_whatever_the_loop_zeroes(tmp_path):
     assert rec.summary["layers"] == ["fc1", "fc2"]
     assert all(not p._post_accumulate_grad_hooks for p in model.parameters()
                if getattr(p, "_post_accumulate_grad_hooks", None) is not None)
+
+
+def test_summary_lists_layers_in_model_order_and_those_frozen_on_purpose():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    model[0].requires_grad_(False)
+    watch = LayerWatch(model)
+    assert watch.summary() == {"layers": ["0", "2"]}
+    assert watch.summary(frozen_on_purpose=True) == {"layers": ["0", "2"], "frozen_layers": ["0"]}
