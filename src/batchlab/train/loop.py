@@ -55,7 +55,7 @@ from batchlab.train.recorder import Recorder
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 from batchlab.train.step import make_train_step
-from batchlab.train.watch import PROBE_SIZE, LayerWatch
+from batchlab.train.watch import LayerWatch
 
 EVAL_BATCH = 1024
 TRAIN_EVAL_MAX = 2048  # train accuracy is measured on a fixed subset of at most this many examples
@@ -214,10 +214,6 @@ def train_run(
         noise = noise_meter(t)  # None unless train.measure_noise_scale
         pruner = Pruner(prune or PruneOrder(hopeless=False), data.num_classes or None)
         watch = LayerWatch(model) if t.watch else None  # per-layer signals at evaluations
-        # the fixed probe batch for dead units: the first examples of the fixed train subset
-        probe = next(iter(batches.train_eval_batches(PROBE_SIZE)))[0] if watch is not None else None
-        if probe is not None and t.channels_last:
-            probe = as_channels_last(probe)
 
         summary: dict[str, Any] = {
             "effective_lr": base_lr, "steps_per_epoch": spe, "total_steps": total,
@@ -260,11 +256,12 @@ def train_run(
         model.eval()
         val_loss, val_acc = evaluate_batches(model, batches.val_batches(EVAL_BATCH), inputs.loss_fn,
                                              device, precision)
-        train_loss, train_acc = evaluate_batches(
-            model, batches.train_eval_batches(EVAL_BATCH), inputs.loss_fn, device, precision)
+        # the fixed train subset is the probe batch of the dead-unit count (no extra pass)
+        with watch.dead_units() if watch is not None else nullcontext({}) as dead:
+            train_loss, train_acc = evaluate_batches(
+                model, batches.train_eval_batches(EVAL_BATCH), inputs.loss_fn, device, precision)
         if watch is not None:
-            with precision.autocast():
-                rec.log_values(step, watch.dead_fractions(lambda: model(probe)))
+            rec.log_values(step, dead)
             watch.arm()  # the update after this evaluation is measured (``collect`` below)
         model.train()
         rec.log_values(step, {"val_loss": val_loss, "train_eval_loss": train_loss})

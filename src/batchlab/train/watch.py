@@ -2,16 +2,19 @@
 
 A :class:`LayerWatch` measures each parameterised layer (a module with parameters of its own)
 once per evaluation, never every step, so it costs a weight copy, a few norms and one forward
-pass of a small fixed probe batch per evaluation:
+pass over a fixed probe batch per evaluation (none in the built-in loop, whose evaluation of its
+fixed training subset serves as the probe):
 
 - ``layer/<name>/grad_norm``: the L2 norm of the layer's gradient in the update after the
   evaluation (0 when no gradient reaches it: a ``.detach()`` upstream, frozen parameters);
 - ``layer/<name>/update_ratio``: |Δw| / |w| of that update (L2 norms over the layer's
   parameters): ~1e-3 is the classic healthy order (Karpathy), 1e-6 a layer that barely learns;
 - ``layer/<name>/dead_frac``: the fraction of the layer's output units (channels of a conv,
-  features of a linear layer) that a following ReLU zeroes on every example of the probe batch,
-  in eval mode. ``<name>`` is the layer that produced the units (normalisation layers between
-  it and the ReLU pass through); hooks are registered only for that forward pass.
+  features of a linear layer) that a following ReLU zeroes on every example of a fixed probe
+  batch, in eval mode: in the built-in loop the fixed training subset it evaluates anyway (no
+  extra forward pass), in a tracked loop the batch given to ``run.watch``. ``<name>`` is the
+  layer that produced the units (normalisation layers between it and the ReLU pass through);
+  hooks are registered only for that pass.
 
 The cycle is ``arm()`` at an evaluation (a copy of the weights; in ``hooks`` mode, gradient
 hooks), one optimizer update, then ``collect()``. The built-in loop reads ``p.grad`` after the
@@ -138,16 +141,26 @@ class LayerWatch:
         """The dead-unit fraction per layer over one call of ``forward`` (a forward pass of the
         probe batch, in eval mode and under no_grad: the caller's mode is restored). Layers
         without a ReLU after them are absent."""
-        alive: dict[str, torch.Tensor] = {}
         was_training = self.model.training
         self.model.eval()
         try:
-            with self._probe_hooks(alive):
+            with self.dead_units() as out:
                 forward()
         finally:
             self.model.train(was_training)
-        return {metric_name(name, "dead_frac"): float(1.0 - a.float().mean().item())
-                for name, a in alive.items() if a.numel()}
+        return out
+
+    @contextmanager
+    def dead_units(self) -> Iterator[dict[str, float]]:
+        """The dead-unit fraction per layer over every forward pass inside the block (the caller
+        runs them: the built-in loop's evaluation of its fixed training subset, so no extra
+        pass is needed); the yielded dict is filled when the block ends."""
+        alive: dict[str, torch.Tensor] = {}
+        out: dict[str, float] = {}
+        with self._probe_hooks(alive):
+            yield out
+        out.update({metric_name(name, "dead_frac"): float(1.0 - a.float().mean().item())
+                    for name, a in alive.items() if a.numel()})
 
     @contextmanager
     def _probe_hooks(self, alive: dict[str, torch.Tensor]) -> Iterator[None]:
