@@ -98,11 +98,6 @@ class LayerWatch:
             handle.remove()
         self._handles, self._before, self._grads, self.armed = [], [], {}, False
 
-    def _grad_sq(self, p: torch.Tensor) -> torch.Tensor | None:
-        if self.hooks:
-            return self._grads.get(p)
-        return None if p.grad is None else p.grad.detach().pow(2).sum()
-
     @torch.no_grad()
     def collect(self, steps: int = 1) -> dict[str, float]:
         """The grad norm and update ratio of every layer since ``arm()``, as metric values.
@@ -112,24 +107,29 @@ class LayerWatch:
         zero has no ratio (0/0). One host transfer for all layers."""
         if not self.armed:
             return {}
-        names, values = [], []
-        before = iter(self._before)
-        for name, params in self.layers.items():
-            grad_sq: Any = 0.0
-            delta_sq: Any = 0.0
-            weight_sq: Any = 0.0
-            for p in params:
-                old = next(before)
-                if (g := self._grad_sq(p)) is not None:
-                    grad_sq = grad_sq + g.float()
-                delta_sq = delta_sq + (p.detach() - old).float().pow(2).sum()
-                weight_sq = weight_sq + old.float().pow(2).sum()
-            names.append(name)
-            values.append(torch.stack([torch.as_tensor(v, dtype=torch.float32, device=params[0].device)
-                                       for v in (grad_sq, delta_sq, weight_sq)]).cpu())
+        params = [p for ps in self.layers.values() for p in ps]
+        now = [p.detach() for p in params]
+        # a few fused calls over every parameter: per-parameter ops cost ~0.5 ms an evaluation
+        # on a small model, a percent of a short run
+        deltas = torch._foreach_norm(torch._foreach_sub(now, self._before))
+        weights = torch._foreach_norm(self._before)
+        if self.hooks:
+            grads = [self._grads.get(p) for p in params]
+        else:
+            have = [p.grad for p in params if p.grad is not None]
+            norms = iter(torch._foreach_norm(have) if have else ())
+            grads = [next(norms).square() if p.grad is not None else None for p in params]
+        device = params[0].device
+        zero = torch.zeros((), device=device)
+        table = torch.stack([_stack([zero if g is None else g for g in grads], device),
+                             _stack(deltas, device).square(), _stack(weights, device).square()])
+        rows = table.double().cpu().T.tolist()  # one host transfer for all layers
         self.disarm()
         out: dict[str, float] = {}
-        for name, (g, d, w) in zip(names, torch.stack(values).double().tolist(), strict=True):
+        k = 0
+        for name, ps in self.layers.items():
+            g, d, w = (sum(col) for col in zip(*rows[k:k + len(ps)], strict=True))
+            k += len(ps)
             out[metric_name(name, "grad_norm")] = math.sqrt(g) if math.isfinite(g) else g
             if w > 0:
                 out[metric_name(name, "update_ratio")] = math.sqrt(d / w) / max(steps, 1)
@@ -181,8 +181,11 @@ class LayerWatch:
                 owner, features_last = last[0] if last else (name, False)
                 # a unit is a channel (dim 1 of a conv's output) or a feature (the last dim of
                 # a linear layer's): alive when positive anywhere on any example
-                units = output.movedim(-1, 1) if features_last and output.dim() > 2 else output
-                seen = (units.transpose(0, 1).reshape(units.shape[1], -1) > 0).any(dim=1)
+                if features_last or output.dim() == 2:
+                    peak = output.detach().reshape(-1, output.shape[-1]).amax(dim=0)
+                else:  # over the examples first (a contiguous reduction), then the positions
+                    peak = output.detach().amax(dim=0).reshape(output.shape[1], -1).amax(dim=1)
+                seen = peak > 0
                 if owner in alive and alive[owner].shape == seen.shape:
                     alive[owner] |= seen
                 else:
@@ -200,6 +203,15 @@ class LayerWatch:
         finally:
             for h in handles:
                 h.remove()
+
+
+def _stack(values: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """0-d tensors as one float32 vector on ``device``; element by element only when they
+    live on several devices or in several dtypes (a model split over devices)."""
+    try:
+        return torch.stack(values).float()
+    except RuntimeError:
+        return torch.stack([v.float().to(device) for v in values])
 
 
 def first_examples(batch: Any, n: int = PROBE_SIZE) -> Any:
