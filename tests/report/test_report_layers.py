@@ -40,7 +40,7 @@ def test_report_shows_the_layer_panel_with_its_sentence(cut_store, tmp_path):
     html = (tmp_path / "r.html").read_text()
     assert 'id="layers"' in html and "Per-layer signals of run" in html
     assert "no gradient reaches `0` (it is detached or frozen)" in html
-    assert len(list((tmp_path / "r_files").glob("layers_1_*.png"))) == 1
+    assert len(list((tmp_path / "r_files").glob("layers-1.png"))) == 1
 
 
 def test_dashboard_summary_names_the_layer_kinds_and_serves_the_panel(cut_store):

@@ -80,12 +80,14 @@ def layer_figure(run: Any, folder: Path, name: str) -> FigureFile:
     return save_figure(fig, folder, name, title, caption)
 
 
-def section(runs: Sequence[Any], analysis: Any, folder: Path) -> str:
-    """The HTML of the per-layer section, each figure with its sentences beside it; "" when no
-    run recorded per-layer signals (the section is then left out)."""
-    parts = []
+def section(runs: Sequence[Any], analysis: Any, folder: Path) -> tuple[str, list[FigureFile]]:
+    """The HTML of the per-layer section, each figure with its sentences beside it, and the
+    figures (``layers-1`` ...); ("", []) when no run recorded per-layer signals (the section
+    is then left out)."""
+    parts, figs = [], []
     for i, (run, said) in enumerate(chosen_runs(runs, analysis)):
-        fig = layer_figure(run, folder, f"layers_{i + 1}_{run.run_id[:10]}")
+        fig = layer_figure(run, folder, f"layers-{i + 1}")
+        figs.append(fig)
         parts.append(f'<div class="layer-panel"><h3>{esc(getattr(run, "group", run.run_id))}</h3>'
                      f"{figure(fig)}{bullets(said)}</div>")
-    return "".join(parts)
+    return "".join(parts), figs

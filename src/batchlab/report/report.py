@@ -113,8 +113,9 @@ def _sections(exp: _Experiment, built: Built, layers: str = "") -> list[tuple[st
     return out
 
 
-def _result(out_html: Path, folder: Path, built: Sequence[Built], t0: float) -> ReportResult:
-    return ReportResult(out_html, folder, [f.path for b in built for f in b.all()],
+def _result(out_html: Path, folder: Path, built: Sequence[Built], t0: float,
+            extra: Sequence[FigureFile] = ()) -> ReportResult:
+    return ReportResult(out_html, folder, [f.path for b in built for f in b.all()] + [f.path for f in extra],
                         [n for b in built for n in b.notes], time.perf_counter() - t0)
 
 
@@ -132,11 +133,11 @@ def write_report(store: Store, experiment: str, out_html: str | Path,
     exp = _load(store, experiment, target)
     folder = _prepare_output(out_html)
     built = build_figures(exp.name, exp.runs, exp.probes, exp.analysis, style_for(exp.runs), folder)
-    layers = layerfigs.section(exp.runs, exp.analysis, folder)
+    layers, layer_figs = layerfigs.section(exp.runs, exp.analysis, folder)
     html = page(f"batchlab report: {experiment}", sections.subtitle(experiment),
                 _sections(exp, built, layers))
     out_html.write_text(html, encoding="utf-8")
-    return _result(out_html, folder, [built], t0)
+    return _result(out_html, folder, [built], t0, layer_figs)
 
 
 PREFIXES = ("a-", "b-")  # figure names of experiment A and B in a comparison's folder
