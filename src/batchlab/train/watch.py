@@ -42,6 +42,8 @@ RELU_LIKE: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
 PASS_THROUGH: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.Dropout, nn.Identity)
 PROBE_SIZE = 256  # examples in the probe batch: a unit alive on 1 of 256 examples is not dead
+
+
 def _layers(model: nn.Module) -> dict[str, list[nn.Parameter]]:
     """Each module with parameters of its own -> those parameters (frozen ones included: a
     frozen layer is one the diagnosis must see)."""
