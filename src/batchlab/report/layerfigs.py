@@ -37,8 +37,8 @@ def chosen_runs(runs: Sequence[Any], analysis: Any) -> list[tuple[Any, list[str]
         if said:
             out.append((r, said))
     if not out and watched:
-        best = (analysis.best or {}).get("group", {}).get("label") if analysis is not None else None
-        pick = next((r for r in watched if best is not None and r.group == best), watched[0])
+        best = (analysis.best or {}).get("group", {}).get("run_ids", []) if analysis is not None else []
+        pick = next((r for r in watched if r.run_id in best), watched[0])
         out.append((pick, ["no per-layer finding: gradients reach every layer, none vanishes or "
                            "explodes, and no layer has most of its units dead."]))
     return out[:MOST_RUNS]
@@ -88,6 +88,9 @@ def section(runs: Sequence[Any], analysis: Any, folder: Path) -> tuple[str, list
     for i, (run, said) in enumerate(chosen_runs(runs, analysis)):
         fig = layer_figure(run, folder, f"layers-{i + 1}")
         figs.append(fig)
-        parts.append(f'<div class="layer-panel"><h3>{esc(getattr(run, "group", run.run_id))}</h3>'
+        what = " · ".join(x for x in (f"lr {run.lr:g}" if run.lr is not None else "",
+                                      f"batch {run.batch_size}" if run.batch_size else "",
+                                      f"seed {run.seed}" if run.seed is not None else "") if x)
+        parts.append(f'<div class="layer-panel"><h3>run {esc(run.run_id[:10])} ({esc(what)})</h3>'
                      f"{figure(fig)}{bullets(said)}</div>")
     return "".join(parts), figs
