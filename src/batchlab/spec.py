@@ -162,6 +162,8 @@ class TrainSpec(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: PositiveInt | None = Field(None, description="torch threads (default: executor's share)")
     checkpoint: bool = Field(True, description="epoch-end checkpoints (~2% of run time) so a run can resume")
+    watch: bool = Field(True, description="per-layer signals at each evaluation: gradient norm, "
+                        "update ratio, dead units (layer/<name>/...; batchlab.train.watch)")
     measure_noise_scale: bool = Field(False, description="estimate the gradient noise scale while training")
     noise_scale_micro_batches: Annotated[int, Field(ge=2)] = Field(
         4, description="noise scale: micro-batches the batch is split into (B_small = batch / this)"
@@ -338,6 +340,7 @@ class RunConfig(_Strict):
                 config["train"].pop(key)
         for key in DATA_LOADING_FIELDS:  # added later; they never change a run's numbers
             config["data"].pop(key)
+        config["train"].pop("watch")  # what is recorded beside the run, not its numbers
         for section, defaults in LATER_DEFAULTS.items():
             for key, default in defaults.items():
                 if key in config[section] and config[section][key] == default:

@@ -42,11 +42,13 @@ from batchlab.store.claims import claim, new_owner
 from batchlab.store.tracked import add_tracked_run
 from batchlab.train.recorder import Recorder
 from batchlab.train.scaling import scaled_lr
+from batchlab.train.watch import LayerWatch, first_examples
 
 # config keys with a place in batchlab's run config; every other key is kept under "tracked"
 TRAIN_KEYS = ("batch_size", "lr", "optimizer", "momentum", "weight_decay", "epochs", "steps",
               "seed", "scale_lr", "base_batch_size")
 DATA_KEYS = {"data": "name", "n_train": "n_train", "n_val": "n_val", "num_classes": "classes"}
+EVALUATIONS = ("val_loss", "val_acc")  # a log holding one of these is an evaluation
 _POSITIVE_INT = ("batch_size", "n_train", "n_val", "steps_per_epoch", "epochs", "steps", "num_classes")
 
 
@@ -156,6 +158,9 @@ class TrackedRun:
         self.last_step = 0
         self.last_wall: float | None = None  # the latest wall_time given to log, if any
         self.status: str | None = None
+        self._watch: LayerWatch | None = None
+        self._probe: Any = None
+        self._armed_at = 0  # the step of the evaluation the watch was armed at
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> TrackedRun:
@@ -209,9 +214,49 @@ class TrackedRun:
         if scalars:
             self._rec.log_values(step, {k: float(v) for k, v in scalars.items()})
         self.last_step = max(self.last_step, step)
+        self._watched(step, values)
         self._rec.wall = None
         if self._rec.due():
             self._flush()
+
+    def watch(self, model: torch.nn.Module, probe: Any = None) -> None:
+        """Record per-layer signals of ``model`` at each evaluation (``batchlab.train.watch``):
+        each layer's gradient norm and update ratio (``layer/<name>/grad_norm``,
+        ``.../update_ratio``) in the update after each logged evaluation (a ``val_loss`` or
+        ``val_acc``), logged at the next step that logs a ``train_loss`` (the ratio per update
+        when that is several updates later), and the fraction of dead units after its ReLU
+        modules (``.../dead_frac``) on ``probe``: a fixed input batch (default: the first 256
+        examples of the first batch the model sees after ``watch``). Gradients are read as
+        backward produces them, so zeroing them anywhere in the loop is fine (under an fp16
+        GradScaler they are the scaled gradients). Costs a weight copy and one probe forward
+        pass per evaluation."""
+        if not isinstance(model, torch.nn.Module):
+            raise SpecError(f"run.watch needs the torch.nn.Module being trained, got "
+                            f"{type(model).__name__}; pass the model (not its parameters).")
+        if self._watch is not None:
+            self._watch.disarm()
+        self._watch = LayerWatch(model, hooks=True)
+        self._probe = None if probe is None else first_examples(probe)
+        if self._probe is None:
+            def grab(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+                if self._probe is None and args:
+                    self._probe = first_examples(args[0])
+                handle.remove()
+            handle = model.register_forward_pre_hook(grab)
+
+    def _watched(self, step: int, values: dict[str, Any]) -> None:
+        """The watch's part of a log: arm at an evaluation, collect at the next training step."""
+        watch, rec = self._watch, self._rec
+        if watch is None or rec is None:
+            return
+        if watch.armed and "train_loss" in values and step > self._armed_at:
+            rows = watch.collect(step - self._armed_at)
+            if self._probe is not None:
+                rows.update(watch.dead_fractions(lambda: watch.model(self._probe)))
+            rec.log_values(step, rows)
+        if any(name in values for name in EVALUATIONS):
+            watch.arm()
+            self._armed_at = step
 
     def _flush(self) -> None:
         assert self._rec is not None
@@ -223,6 +268,8 @@ class TrackedRun:
         """Flush what is buffered and record how the run ended (a diverged run stays diverged)."""
         if self._rec is None or self.store is None:
             return
+        if self._watch is not None:
+            self._watch.disarm()  # no gradient hooks left on the user's model
         self._flush()
         if self.diverged_at is not None and status == COMPLETED:
             status, error = DIVERGED, f"non-finite loss at step {self.diverged_at}"
@@ -284,6 +331,8 @@ class TrackedRun:
             out["diverged_at_step"] = self.diverged_at
         if wall > 0 and self._rec.examples(steps):
             out["samples_per_s"] = self._rec.examples(steps) / wall
+        if self._watch is not None:
+            out.update(self._watch.summary())
         return out
 
 

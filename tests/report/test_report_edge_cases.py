@@ -120,7 +120,7 @@ def test_a_regression_report_shows_loss_heatmaps_and_no_empty_accuracy_panels(tm
         html, result = report(st, "reg", tmp_path)
         runs = load_runs(st, "reg")
     stems = {p.stem for p in result.figures}
-    assert stems == {"curves-constant", "grid-loss-constant", "heatmaps", "schedules"}
+    assert stems == {"curves-constant", "grid-loss-constant", "heatmaps", "schedules", "layers-1"}
     assert any("a regression" in note for note in result.notes)
     assert "not reached" not in html  # no table of targets nothing could reach
     assert "Lowest and final validation loss" in html

@@ -21,7 +21,8 @@ IMG = re.compile(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # The sections each figure kind belongs to, as file name prefixes.
 EXPECTED = ("curves-constant", "grid-loss-constant", "grid-acc-constant", "heatmaps", "to-target",
-            "schedules", "probe-2", "probe-3", "probe-4", "probe-5")  # probe 1: replaced by 2
+            "schedules", "probe-2", "probe-3", "probe-4", "probe-5",  # probe 1: replaced by 2
+            "layers-1")  # the best run's per-layer signals (no per-layer finding)
 
 
 def embedded_pngs(html: str) -> list[bytes]:

@@ -12,7 +12,7 @@ import pytest
 
 from batchlab.errors import StoreError
 from batchlab.report import ReportError, export_tensorboard
-from batchlab.report.tensorboard import PROGRESS_POINTS, TAGS, progress, run_dir_names
+from batchlab.report.tensorboard import PROGRESS_POINTS, TAGS, progress, run_dir_names, scalar_tag
 from batchlab.store import RunRecord, Series
 
 pytest.importorskip("tensorboard", reason="the export needs the tensorboard extra")
@@ -61,9 +61,9 @@ def test_every_metric_round_trips_through_the_event_files(exported):
     for run in runs:
         (path,) = run_dir(out, runs, run).glob("events.out.tfevents.*")
         scalars = read_scalars(path)
-        assert set(scalars) == {TAGS[name] for name in metrics[run.id]} | PROGRESS
+        assert set(scalars) == {scalar_tag(name) for name in metrics[run.id]} | PROGRESS
         for name, series in metrics[run.id].items():
-            got = scalars[TAGS[name]]
+            got = scalars[scalar_tag(name)]
             assert [s for s, _, _ in got] == series.step.tolist()
             np.testing.assert_allclose([v for _, v, _ in got], series.value.astype(np.float32))
             walls = [w for _, _, w in got]
@@ -179,9 +179,9 @@ def test_tensorboard_itself_reads_the_scalars_and_hparams(exported):
         acc = ea_mod.EventAccumulator(str(run_dir(out, runs, run)),
                                       size_guidance={ea_mod.SCALARS: 0, ea_mod.TENSORS: 0})
         acc.Reload()
-        assert set(acc.Tags()["scalars"]) == {TAGS[n] for n in metrics[run.id]} | PROGRESS
+        assert set(acc.Tags()["scalars"]) == {scalar_tag(n) for n in metrics[run.id]} | PROGRESS
         for name, series in metrics[run.id].items():
-            events = acc.Scalars(TAGS[name])
+            events = acc.Scalars(scalar_tag(name))
             assert [e.step for e in events] == series.step.tolist()
             for e, v in zip(events, series.value, strict=True):
                 assert e.value == pytest.approx(v, rel=1e-6) or (math.isnan(e.value) and math.isnan(v))

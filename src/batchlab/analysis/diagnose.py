@@ -15,6 +15,7 @@ import numpy as np
 
 from batchlab.analysis import series as S
 from batchlab.analysis.findings import KINDS, Finding, RunContext, Thresholds, at, pct
+from batchlab.analysis.layers import layer_findings
 from batchlab.analysis.loss import finest_loss, loss_curve
 from batchlab.analysis.standing import check_collapsed, check_standing
 from batchlab.analysis.trend import tail_trend
@@ -285,7 +286,8 @@ def diagnose_run(
     nothing else was found, the run's standing is given: healthy, below_best or undertrained
     (see ``batchlab.analysis.standing``); a run without data (pending) gets an empty list.
     ``small_bn_batch`` is a note given beside any of these (see :func:`check_small_bn_batch`).
-    Never raises.
+    The per-layer findings (``batchlab.analysis.layers``) come from ``layer/...`` series when
+    the run recorded them. Never raises.
     """
     ctx = context or RunContext()
     if ctx.n_classes is None and isinstance(summary.get("num_classes"), int):
@@ -304,6 +306,9 @@ def diagnose_run(
             findings.append(check_lr_too_small(metrics, th))
         findings.append(check_plateau(metrics, th))
     found = [f for f in findings if f is not None]
+    # the per-layer signals, when recorded (batchlab.analysis.layers)
+    if layer := layer_findings(metrics, status, summary, exploded=exploding is not None):
+        found = sorted([*found, *layer], key=lambda f: KINDS.index(f.kind))
     if not found and (standing := check_standing(metrics, ctx, th)) is not None:
         found.append(standing)
     if (bn := check_small_bn_batch(summary, th)) is not None:  # a note beside any standing

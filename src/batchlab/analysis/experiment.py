@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from batchlab.analysis import series as S
+from batchlab.analysis.capacity import add_capacity
 from batchlab.analysis.conclusions import write_conclusions
 from batchlab.analysis.diagnose import (
     DIAGNOSIS_METRICS,
@@ -27,6 +28,7 @@ from batchlab.analysis.diagnose import (
 )
 from batchlab.analysis.direction import reconsider_lr_too_small
 from batchlab.analysis.groups import by_batch, fit_lr, make_groups, pick_best, run_facts
+from batchlab.analysis.layers import layer_metric_names
 from batchlab.analysis.remedies import with_remedies
 from batchlab.analysis.scaling import (
     CriticalBatchFit,
@@ -151,6 +153,7 @@ def analyze_runs(
     # an overfitting run is told where early stopping would have stopped and what to try
     findings = [[with_remedies(f, metrics, record.config, record.summary) for f in found]
                 for (record, metrics), found in zip(runs, findings, strict=True)]
+    findings = add_capacity(runs, findings)  # a model too small: judged across the sweep's LRs
     analyses = [
         RunAnalysis(record.id, record.config, record.point, record.status, record.summary, found, hit)
         for (record, _), found, hit in zip(runs, findings, hits, strict=True)
@@ -196,6 +199,9 @@ def analyze_experiment(
         # evaluations are a few rows per epoch; per-step losses are ~all the rows of a long run
         # (reading them costs ~20 ms per 10k steps), so they are read only where they matter
         metrics = store.metrics(record.id, EVAL_METRICS)
+        # the per-layer signals: a few rows per layer and evaluation (batchlab.analysis.layers)
+        if layers := layer_metric_names(store.metric_names(record.id)):
+            metrics.update(store.metrics(record.id, layers))
         if wants_step_loss(metrics, record.status, th):
             metrics.update(store.metrics(record.id, ["train_loss"]))
         runs.append((record, metrics))

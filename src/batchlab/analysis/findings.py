@@ -14,9 +14,10 @@ from batchlab.collapse import CHANCE_FACTOR, CHANCE_LOSS_BAND, COLLAPSE_FALL, CO
 from batchlab.store import Series
 
 #: Every diagnosis, most severe first (the order findings are listed in).
-KINDS = ("diverged", "pruned", "collapsed", "exploding", "lr_too_large", "unstable", "overfitting",
-         "not_converged", "lr_too_small", "plateau", "small_bn_batch", "undertrained", "below_best",
-         "healthy")
+KINDS = ("diverged", "pruned", "collapsed", "exploding", "exploding_gradients", "lr_too_large",
+         "no_gradient", "unstable", "overfitting", "model_too_small", "not_converged", "lr_too_small",
+         "vanishing_gradients", "dead_units", "plateau", "small_bn_batch", "undertrained",
+         "below_best", "healthy")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
     def train(run):
         model = Net(width=run.config["width"])
+        run.watch(model)                           # per-layer signals at each evaluation
         opt = torch.optim.SGD(model.parameters(), lr=run.lr, momentum=0.9)
         sched = run.scheduler(opt)                 # batchlab's schedule, per optimizer step
         start, step = 0, 0
@@ -53,7 +54,7 @@ EVALUATION = ("val_loss", "val_acc")  # a log holding one of these is an evaluat
 KEPT = ("train_acc", "val_loss", "val_acc")  # their last values: final_*
 CLOCK_KEYS = ("n_train", "steps_per_epoch", "num_classes")  # train.options keys batchlab reads
 NOT_CONFIG = ("function", "options", "measure_noise_scale", "noise_scale_micro_batches",
-              "noise_scale_every")
+              "noise_scale_every", "watch")
 
 
 class CheckpointFailed(Exception):
@@ -194,6 +195,8 @@ class SweepRun(TrackedRun):
         """Flush and report how the run ended; ``final`` removes its checkpoint (nothing will
         resume it)."""
         assert self._rec is not None
+        if self._watch is not None:
+            self._watch.disarm()  # no gradient hooks left on the function's model
         self._flush()
         steps = self.diverged_at if self.diverged_at is not None else self.last_step
         wall = self._rec.elapsed()
@@ -208,6 +211,12 @@ class SweepRun(TrackedRun):
         """Left to the sweep: a logger or callback inside ``train_fn`` does not end the run."""
 
     # ------------------------------------------------------------------ what train_fn calls
+    def watch(self, model: torch.nn.Module, probe: Any = None) -> None:
+        """``bl.track``'s ``run.watch`` (per-layer signals at each evaluation); does nothing
+        when the sweep's spec sets ``train.watch = false``."""
+        if self.spec.train.watch:
+            super().watch(model, probe)
+
     def log(self, step: int, *, epoch: float | None = None, examples: int | None = None,
             wall_time: float | None = None, **values: Any) -> None:
         """``bl.track``'s ``run.log`` (see ``TrackedRun.log``); an evaluation is also judged
@@ -324,5 +333,7 @@ class SweepRun(TrackedRun):
             out["diverged_at_step"] = self.diverged_at
         if wall > 0 and self._rec.examples(steps):
             out["samples_per_s"] = self._rec.examples(steps) / wall
+        if self._watch is not None:
+            out.update(self._watch.summary())
         return out
 

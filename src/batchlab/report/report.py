@@ -13,7 +13,7 @@ from pathlib import Path
 
 from batchlab.analysis import ExperimentAnalysis, analyze_runs
 from batchlab.errors import StoreError
-from batchlab.report import diagnosis, interactive, sections
+from batchlab.report import diagnosis, interactive, layerfigs, sections
 from batchlab.report.build import FIGURE_SECTIONS, Built, build_figures, style_for
 from batchlab.report.errors import ReportError
 from batchlab.report.figures import FigureFile
@@ -88,8 +88,9 @@ def _prepare_output(out_html: Path) -> Path:
 INTERACTIVE = "Interactive learning curves"
 
 
-def _sections(exp: _Experiment, built: Built) -> list[tuple[str, str, str]]:
-    """(title, anchor, body) of a one-experiment report, in reading order."""
+def _sections(exp: _Experiment, built: Built, layers: str = "") -> list[tuple[str, str, str]]:
+    """(title, anchor, body) of a one-experiment report, in reading order; ``layers``: the
+    per-layer section's HTML (``layerfigs.section``), left out when empty."""
     target = exp.analysis.target if exp.analysis else None
     out = [("Overview", "overview", sections.overview(exp.name, exp.runs, target))]
     if exp.analysis is not None:
@@ -103,6 +104,8 @@ def _sections(exp: _Experiment, built: Built) -> list[tuple[str, str, str]]:
             out.append((title, key, sections.probes(exp.probes, figs)))
         elif figs:
             out.append((title, key, sections.figures_html(figs)))
+    if layers:
+        out.append(("Per-layer signals", "layers", layers))
     if exp.runs:
         findings = diagnosis.run_findings(exp.analysis) if exp.analysis else {}
         out.append(("Runs and their diagnosis", "runs", sections.runs_table(exp.runs, findings)))
@@ -110,8 +113,9 @@ def _sections(exp: _Experiment, built: Built) -> list[tuple[str, str, str]]:
     return out
 
 
-def _result(out_html: Path, folder: Path, built: Sequence[Built], t0: float) -> ReportResult:
-    return ReportResult(out_html, folder, [f.path for b in built for f in b.all()],
+def _result(out_html: Path, folder: Path, built: Sequence[Built], t0: float,
+            extra: Sequence[FigureFile] = ()) -> ReportResult:
+    return ReportResult(out_html, folder, [f.path for b in built for f in b.all()] + [f.path for f in extra],
                         [n for b in built for n in b.notes], time.perf_counter() - t0)
 
 
@@ -129,9 +133,11 @@ def write_report(store: Store, experiment: str, out_html: str | Path,
     exp = _load(store, experiment, target)
     folder = _prepare_output(out_html)
     built = build_figures(exp.name, exp.runs, exp.probes, exp.analysis, style_for(exp.runs), folder)
-    html = page(f"batchlab report: {experiment}", sections.subtitle(experiment), _sections(exp, built))
+    layers, layer_figs = layerfigs.section(exp.runs, exp.analysis, folder)
+    html = page(f"batchlab report: {experiment}", sections.subtitle(experiment),
+                _sections(exp, built, layers))
     out_html.write_text(html, encoding="utf-8")
-    return _result(out_html, folder, [built], t0)
+    return _result(out_html, folder, [built], t0, layer_figs)
 
 
 PREFIXES = ("a-", "b-")  # figure names of experiment A and B in a comparison's folder

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from batchlab.layernames import PREFIX
 from batchlab.report.errors import ReportError
 from batchlab.report.plotdata import EVAL_METRICS, slug
 from batchlab.report.series import stride_index
@@ -279,7 +280,8 @@ def export_tensorboard(store: Store, experiment: str, out_dir: str | Path) -> li
             continue
         files.append(_write_run(tb, out_dir / names[record.id], record, series, hp))
     created = min(r.created for r in runs)
-    metrics = sorted(t for t in tags if t not in NOT_METRICS)
+    # per-layer signals are diagnostics, not results to compare runs by
+    metrics = sorted(t for t in tags if t not in NOT_METRICS and not t.startswith(PREFIX))
     record, series, hp = first
     files.insert(0, _write_run(tb, out_dir / names[record.id], record, series, hp,
                                experiment_summary(tb, types, metrics, created)))

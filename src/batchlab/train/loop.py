@@ -59,6 +59,7 @@ from batchlab.train.recorder import Recorder
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 from batchlab.train.step import make_train_step
+from batchlab.train.watch import LayerWatch
 
 EVAL_BATCH = 1024
 TRAIN_EVAL_MAX = 2048  # train accuracy is measured on a fixed subset of at most this many examples
@@ -216,6 +217,7 @@ def train_run(
         order = torch.Generator().manual_seed(t.seed)  # batch order and augmentation
         noise = noise_meter(t)  # None unless train.measure_noise_scale
         pruner = Pruner(prune or PruneOrder(hopeless=False), data.num_classes or None)
+        watch = LayerWatch(model) if t.watch else None  # per-layer signals at evaluations
 
         summary: dict[str, Any] = {
             "effective_lr": base_lr, "steps_per_epoch": spe, "total_steps": total,
@@ -223,6 +225,8 @@ def train_run(
             "num_classes": data.num_classes or None,  # chance level for the diagnosis (1/C, ln C)
             "micro_batch_size": micro, "has_batchnorm": has_batchnorm(model),  # BN at small batches
         }
+        if watch is not None:  # the layers' order, and those the spec froze on purpose
+            summary.update(watch.summary(config.model.freeze != "none"))
         clock = 0.0
         state = load_checkpoint(checkpoint_path, run_id) if checkpoint_path else None
         if state is not None and (max_resume_step is None or state["step"] <= max_resume_step):
@@ -256,8 +260,13 @@ def train_run(
         model.eval()
         val_loss, val_acc = evaluate_batches(model, batches.val_batches(EVAL_BATCH), inputs.loss_fn,
                                              device, precision)
-        train_loss, train_acc = evaluate_batches(
-            model, batches.train_eval_batches(EVAL_BATCH), inputs.loss_fn, device, precision)
+        # the fixed train subset is the probe batch of the dead-unit count (no extra pass)
+        with watch.dead_units() if watch is not None else nullcontext({}) as dead:
+            train_loss, train_acc = evaluate_batches(
+                model, batches.train_eval_batches(EVAL_BATCH), inputs.loss_fn, device, precision)
+        if watch is not None:
+            rec.log_values(step, dead)
+            watch.arm()  # the update after this evaluation is measured (``collect`` below)
         model.train()
         rec.log_values(step, {"val_loss": val_loss, "train_eval_loss": train_loss})
         summary.update(final_val_loss=val_loss, final_train_loss=train_loss)
@@ -306,6 +315,8 @@ def train_run(
                 loss = train_step(xb, yb)  # the full batch's mean loss, detached
                 step += 1
                 rec.log_step(step, loss, lr)
+                if watch is not None and watch.armed:
+                    rec.log_values(step, watch.collect())
 
                 evaluate_now = step % eval_every == 0 or step == total
                 flush_due = rec.due()  # the rows go to the store once a second (``Recorder``)

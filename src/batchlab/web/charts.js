@@ -165,7 +165,11 @@
 
   CurveChart.prototype._metrics = function () {
     var seen = {}, self = this;
-    Object.keys(this.data).forEach(function (rid) { Object.keys(self.data[rid]).forEach(function (m) { seen[m] = 1; }); });
+    Object.keys(this.data).forEach(function (rid) {
+      Object.keys(self.data[rid]).forEach(function (m) {
+        if (m.indexOf("layer/") !== 0) seen[m] = 1;  // per-layer rows: the per-layer panel's
+      });
+    });
     return Object.keys(seen).sort(function (a, b) {
       var ia = METRIC_ORDER.indexOf(a), ib = METRIC_ORDER.indexOf(b);
       return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || (a < b ? -1 : 1);

@@ -193,6 +193,7 @@
   function drawSummary() {
     var s = state.summary || {};
     BC.diagnosis(document.getElementById("diagnosis"), state.runs, state.style, s, state.charts);
+    window.BatchlabLayers.panel(document.getElementById("layers"), state.runs, state.data, s);
     var heat = clear("heatmaps");
     heat.className = "heatmaps";
     (s.heatmaps || []).forEach(function (h) { heat.appendChild(heatTable(h)); });

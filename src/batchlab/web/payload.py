@@ -153,10 +153,12 @@ def analysis_summary(loaded: Sequence[Any], analysis: Any, probes: Sequence[Any]
     """``summary`` of runs (``plotdata.RunData``), their ``ExperimentAnalysis`` (or None) and
     probe views that a caller already has (the report reuses what it loaded)."""
     from batchlab.report.diagnosis import finding_text
+    from batchlab.report.layerfigs import KINDS_SHOWN
     from batchlab.report.plotdata import heatmaps, target_data
 
     out: dict[str, Any] = {"heatmaps": [], "target": None, "probes": [], "conclusions": [],
-                           "findings": {}, "best": None}
+                           "findings": {}, "best": None,
+                           "layer_kinds": list(KINDS_SHOWN)}  # the dashboard's per-layer panel
     out["probes"] = [{"id": p.id, "title": p.title, "settings": p.settings, "reading": p.reading}
                      for p in probes]
     if loaded:

@@ -39,6 +39,7 @@ ASSETS = {
     "/": ("web/dashboard.html", "text/html; charset=utf-8"),
     "/static/dashboard.js": ("web/dashboard.js", "text/javascript; charset=utf-8"),
     "/static/charts.js": ("web/charts.js", "text/javascript; charset=utf-8"),
+    "/static/layers.js": ("web/layers.js", "text/javascript; charset=utf-8"),
     "/static/dashboard.css": ("web/dashboard.css", "text/css; charset=utf-8"),
     "/static/charts.css": ("web/charts.css", "text/css; charset=utf-8"),
     "/static/uPlot.iife.min.js": ("web/vendor/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
