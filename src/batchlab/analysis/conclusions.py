@@ -33,7 +33,7 @@ _KIND_WORDS = {
 _MAX_LISTED = 4  # configurations named in one sentence before "and N more"
 
 
-def _listing(labels: Sequence[str]) -> str:
+def listing(labels: Sequence[str]) -> str:
     """Distinct labels with their run counts, the first few only."""
     counts = Counter(labels)
     named = [f"{lab} (x{n})" if n > 1 else lab for lab, n in list(counts.items())[:_MAX_LISTED]]
@@ -41,7 +41,7 @@ def _listing(labels: Sequence[str]) -> str:
     return "; ".join(named) + (f"; and {more} more" if more > 0 else "")
 
 
-def _pts(x: float) -> str:
+def points(x: float) -> str:
     """An accuracy difference in percentage points: 0.005 -> '0.5 points', 0.01 -> '1 point'."""
     text = f"{100 * x:.2g}"
     return f"{text} point" + ("" if text == "1" else "s")
@@ -66,11 +66,11 @@ def overview(experiment: str, facts: Sequence[RunFacts]) -> list[str]:
         out.append(f"{every}{_runs(len(facts))} diverged: no configuration is recommended; "
                    "try smaller learning rates (or a warm-up).")
     elif diverged:
-        names = _listing([f.label for f in diverged])
+        names = listing([f.label for f in diverged])
         out.append(f"{len(diverged)} of {_runs(len(facts))} diverged: {names}.")
     if pruned := [f for f in facts if f.status == "pruned"]:
         out.append(f"{len(pruned)} of {_runs(len(facts))} stopped early by sweep.prune (shown, "
-                   f"never ranked best; why: each run's findings): {_listing([f.label for f in pruned])}.")
+                   f"never ranked best; why: each run's findings): {listing([f.label for f in pruned])}.")
     return out
 
 
@@ -118,10 +118,10 @@ def best_sentences(best: dict[str, Any] | None, groups: Sequence[dict[str, Any]]
            f"({seeds}{final})."]
     if best["runner_up"] is not None:
         r = best["runner_up"]
-        noise = (f"seed noise (std {_pts(best['noise'])})" if best["noise_source"] == "seeds"
-                 else f"the single-seed noise floor ({_pts(best['noise'])})")
+        noise = (f"seed noise (std {points(best['noise'])})" if best["noise_source"] == "seeds"
+                 else f"the single-seed noise floor ({points(best['noise'])})")
         verdict = "within" if best["within_noise"] else "beyond"
-        out.append(f"the best two configs differ by {_pts(best['difference'])}, {verdict} {noise}"
+        out.append(f"the best two configs differ by {points(best['difference'])}, {verdict} {noise}"
                    + (" (another seed could swap them)" if best["within_noise"] else "")
                    + f"; runner-up: {r['label']} (best val acc {100 * r['best_val_acc_mean']:.3g}%).")
     return out
@@ -216,21 +216,30 @@ def gap_sentence(rows: Sequence[dict[str, Any]], noise_floor: float) -> str | No
     trend = ("grows" if change > noise_floor else "shrinks" if change < -noise_floor
              else "stays about the same")
     return (f"generalisation gap (final train - val acc, best config per batch) {trend} with batch "
-            f"size: {_pts(first['gap'])} at batch {first['batch_size']}, {_pts(last['gap'])} at batch "
+            f"size: {points(first['gap'])} at batch {first['batch_size']}, {points(last['gap'])} at batch "
             f"{last['batch_size']}.")
 
 
+def kind_sentence(kind: str, runs: Sequence[tuple[RunFacts, list[Finding]]]) -> str | None:
+    """'N runs <words>: <configs>.' for the runs with a finding of ``kind`` (a key of the
+    summary words, or 'healthy': 'N of M runs look healthy.'); None when no run has one."""
+    labels = [f.label for f, found in runs if any(x.kind == kind for x in found)]
+    if not labels or kind not in (*_KIND_WORDS, "healthy"):
+        return None
+    if kind == "healthy":
+        n = len(labels)
+        return f"{n} of {_runs(len(runs))} look{'s' if n == 1 else ''} healthy."
+    return f"{_runs(len(labels))} {_KIND_WORDS[kind]}: {listing(labels)}."
+
+
+def summary_kinds() -> tuple[str, ...]:
+    """The finding kinds :func:`kind_sentence` words (every kind but diverged, pruned, healthy)."""
+    return tuple(_KIND_WORDS)
+
+
 def diagnosis_sentences(runs: Sequence[tuple[RunFacts, list[Finding]]]) -> list[str]:
-    """One sentence per problem kind (divergence is in the overview)."""
-    out = []
-    for kind, words in _KIND_WORDS.items():
-        labels = [f.label for f, found in runs if any(x.kind == kind for x in found)]
-        if labels:
-            out.append(f"{_runs(len(labels))} {words}: {_listing(labels)}.")
-    healthy = sum(any(x.kind == "healthy" for x in found) for _, found in runs)
-    if healthy:
-        out.append(f"{healthy} of {_runs(len(runs))} look{'s' if healthy == 1 else ''} healthy.")
-    return out
+    """One sentence per problem kind (divergence is in the overview), then the healthy count."""
+    return [s for kind in (*_KIND_WORDS, "healthy") if (s := kind_sentence(kind, runs))]
 
 
 def write_conclusions(
