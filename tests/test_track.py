@@ -223,7 +223,7 @@ def test_the_diagnosis_reads_tracked_runs(tmp_path):
     res = batchlab("export", "dg", "--format", "json", "-o", tmp_path / "e.json", "--store", db)
     assert res.returncode == 0, res.stderr
     diagnosis = {r["lr"]: r["diagnosis"] for r in json.loads((tmp_path / "e.json").read_text())["runs"]}
-    assert "lr_too_small" in diagnosis[0.0001] and diagnosis[0.1] == "healthy"
+    assert diagnosis[0.0001] == "LR too small" and diagnosis[0.1] == "ok"
 
 
 KILLED_LOOP = """

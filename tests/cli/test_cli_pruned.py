@@ -62,8 +62,9 @@ def test_exports_carry_the_status_and_the_reason(db, tmp_path):
     assert res.returncode == 0, res.stderr
     rows = {r["lr"]: r for r in csv.DictReader(open(tmp_path / "csv" / "runs.csv"))}
     assert rows["0.01"]["status"] == "pruned" and rows["0.01"]["error"] == REASON
-    assert rows["0.01"]["diagnosis"].startswith("pruned")
-    assert rows["0.01"]["diagnosis_text"].startswith(f"pruned: {REASON}")
+    # one label and one sentence; the reason in full is the error column and the evidence
+    assert rows["0.01"]["diagnosis"] == "pruned"
+    assert rows["0.01"]["diagnosis_text"] == "Stopped early by successive halving."
     assert batchlab_cli("export", "exp", "-f", "json", "-o", tmp_path / "e.json",
                         "--store", db).returncode == 0
     doc = json.loads((tmp_path / "e.json").read_text())

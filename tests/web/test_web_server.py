@@ -82,7 +82,8 @@ def test_summary_has_the_reports_parts(dashboard):
     assert all(v is not None for row in best[0]["mean"] for v in row)
     assert body["target"]["target"] is not None and body["target"]["rows"]
     assert len(body["findings"]) == 4 and all(body["findings"].values())
-    assert body["conclusions"] and body["probes"] == []
+    assert body["answer"]["headline"].startswith("Pick ") and body["probes"] == []
+    assert len(body["verdicts"]) == 4 and all(v["label"] and v["sentence"] for v in body["verdicts"].values())
 
 
 def test_bad_requests_get_json_errors(dashboard):

@@ -65,9 +65,11 @@ def _collapse(f: Finding) -> str:
 
 def _overfits(f: Finding) -> str:
     n = f.numbers
-    if "gap" in n:
+    if "train_acc" in n and "val_acc" in n:
         return (f"it overfits{_when(f)}: train acc {pct(n['train_acc'])} against val acc "
                 f"{pct(n['val_acc'])}")
+    if "gap" in n:
+        return f"it overfits{_when(f)}: train acc ends {100 * n['gap']:.2g} points above val acc"
     if "val_loss_rise" in n:
         return f"it overfits{_when(f)}: val loss rose {pct(n['val_loss_rise'])} above its minimum"
     return f"it overfits{_when(f)}"

@@ -124,7 +124,10 @@ def show(
     with Store(store, create=False) as st:
         rec = st.run(run_id)
         console.print(run_header(rec, rec.id in abandoned(st)))
-        verdict = _verdicts(st, rec.experiment).get(rec.id)
+        home = next((e.name for e in st.experiments()
+                     if e.counts and any(r.id == rec.id for r in st.runs(e.name))), None)
+        # judged within the first experiment that holds it (its sweep is what it is compared to)
+        verdict = _verdicts(st, home).get(rec.id) if home is not None else None
         if verdict is not None:  # the table's label and sentence, then the evidence behind them
             console.print(f"[bold]diagnosis:[/] {escape(verdict.label)}: {escape(verdict.sentence)}")
             for line in verdict.evidence:
