@@ -64,7 +64,7 @@ def test_exports_carry_the_status_and_the_reason(db, tmp_path):
     assert rows["0.01"]["status"] == "pruned" and rows["0.01"]["error"] == REASON
     # one label and one sentence; the reason in full is the error column and the evidence
     assert rows["0.01"]["diagnosis"] == "pruned"
-    assert rows["0.01"]["diagnosis_text"] == "Stopped early by successive halving."
+    assert rows["0.01"]["diagnosis_text"] == "Stopped early: successive halving."
     assert batchlab_cli("export", "exp", "-f", "json", "-o", tmp_path / "e.json",
                         "--store", db).returncode == 0
     doc = json.loads((tmp_path / "e.json").read_text())

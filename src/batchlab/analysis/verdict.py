@@ -118,7 +118,7 @@ def _pruned(f: Finding, found: Sequence[Finding]) -> tuple[str, set[str]]:
         return f"stopped early{where} because {_collapse(collapse)}", {"collapsed"}
     reason = f.message.removeprefix("pruned: ")
     head = reason.split(":", 1)[0].strip() if reason else ""
-    return f"stopped early{where}" + (f" by {head}" if head else ""), set()
+    return f"stopped early{where}" + (f": {head}" if head else ""), set()
 
 
 def _sentence(text: str) -> str:
