@@ -59,8 +59,9 @@ def test_report_references_nothing_outside_itself(made):
 def test_diagnosis_text_tables_and_probes_are_present(made, store):
     analysis = analyze_experiment(store, "tiny")
     html = made.html
-    for heading in ("What to pick", "Findings", "What worked", "Best configuration", "Time to target per batch size",
-                    "Best learning rate per batch size", "Critical batch size",
+    for heading in ("What to pick", "Findings", "What worked", "Best configuration",
+                    "Time to target per batch size", "Best learning rate per batch size",
+                    "Critical batch size",
                     "Runs and their diagnosis", "Probes"):
         assert f"<h2>{heading}</h2>" in html or f"<h3>{heading}</h3>" in html, heading
     assert analysis.conclusions

@@ -17,7 +17,7 @@ from typing import Any
 from batchlab.analysis import conclusions as C
 from batchlab.analysis.findings import Finding, pct
 from batchlab.analysis.groups import RunFacts, ranked
-from batchlab.analysis.patterns import problem_sentence, problems
+from batchlab.analysis.patterns import cause, problem_sentence, problems
 from batchlab.analysis.scaling import SCALING_RULES, CriticalBatchFit, ExponentVerdict, PowerLawFit
 
 #: The questions the findings answer, in reading order.
@@ -281,5 +281,12 @@ def write_answer(
         details += [s for s in overview[1:] if s not in details]
         return Answer(headline, None, "", "", _why(None, points, tables[0]), details, points)
     pick = _pick(best)
-    return Answer(f"Pick {pick['label']}.", pick, _score(pick, target), _sure(best, groups),
+    score = _score(pick, target)
+    if any(cause(found) == "collapsed" for f, found in runs if f.run_id in best["group"]["run_ids"]):
+        # ranked by its best val acc (an early-stopping checkpoint's), it lost it: say so
+        final = best["group"]["final_val_acc_mean"]
+        score += (" Its runs collapsed to chance after that peak" + (
+            f" (final val acc {pct(final)})" if final is not None else "") + ": keep the best "
+            "checkpoint, or pick a configuration that did not collapse.")
+    return Answer(f"Pick {pick['label']}.", pick, score, _sure(best, groups),
                   _why(pick, points, tables[0], best, groups), details, points)

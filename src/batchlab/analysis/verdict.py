@@ -111,14 +111,16 @@ _SAY: dict[str, Callable[[Finding], str]] = {
 
 def _pruned(f: Finding, found: Sequence[Finding]) -> tuple[str, set[str]]:
     """A pruned run's sentence, with the finding that explains the pruning folded in (a collapse
-    is said once, not as the reason, the finding and its step again); the kinds it covers."""
-    where = f" at step {f.step}" if f.step is not None else ""
+    is said once, not as the reason, the finding and its step again; the step it stopped at is
+    the table's status); the kinds it covers: the collapse, and an unstable val acc whose
+    largest drop is the collapse itself (one event, not two)."""
     collapse = next((x for x in found if x.kind == "collapsed"), None)
     if collapse is not None:
-        return f"stopped early{where} because {_collapse(collapse)}", {"collapsed"}
+        same = {x.kind for x in found if x.kind == "unstable" and x.step == collapse.step}
+        return f"stopped early because {_collapse(collapse)}", {"collapsed", *same}
     reason = f.message.removeprefix("pruned: ")
     head = reason.split(":", 1)[0].strip() if reason else ""
-    return f"stopped early{where}" + (f": {head}" if head else ""), set()
+    return "stopped early" + (f": {head}" if head else ""), set()
 
 
 def _sentence(text: str) -> str:
