@@ -291,13 +291,18 @@
     return box;
   }
 
-  /* The answer-first block (unless opts.answer is false: the static report shows it at the
-     top of the page), then one line per run that did not end "ok": its label and its one
-     sentence, the evidence on hover; hovering a line highlights the run in ``charts``. */
+  /* The answer-first block (opts.answer; the static report shows it at the top of the page
+     instead), and/or (opts.runs; the dashboard has its runs table right below instead) one line
+     per run that did not end "ok": its label and its one sentence, the evidence on hover;
+     hovering a line highlights the run in ``charts``. */
   function diagnosis(container, runs, style, summary, charts, opts) {
     while (container.firstChild) container.removeChild(container.firstChild);
-    var s = summary || {}, verdicts = s.verdicts || {};
-    if (s.answer && !(opts && opts.answer === false)) container.appendChild(answerBlock(s.answer));
+    var s = summary || {}, verdicts = s.verdicts || {}, o = opts || {answer: true, runs: true};
+    if (s.answer && o.answer) container.appendChild(answerBlock(s.answer));
+    if (!o.runs) {
+      if (!s.answer) container.appendChild(el("p", {"class": "note", text: "No answer yet: no run has been evaluated."}));
+      return;
+    }
     var list = el("div", {"class": "bl-findings"});
     runs.forEach(function (r) {
       var v = verdicts[r.run_id];

@@ -120,6 +120,9 @@
         row.appendChild(td);
       });
       body.appendChild(row);
+      // hovering a run's row highlights its lines in the charts
+      row.onmouseenter = function () { state.charts.forEach(function (ch) { ch.focus(r.run_id); }); };
+      row.onmouseleave = function () { state.charts.forEach(function (ch) { ch.focus(null); }); };
       // clicking a row shows every finding with its numbers under it (the sentence says one)
       var v = verdict(r);
       if (!v || !(v.evidence || []).length) return;
@@ -202,7 +205,9 @@
 
   function drawSummary() {
     var s = state.summary || {};
-    BC.diagnosis(document.getElementById("diagnosis"), state.runs, state.style, s, state.charts);
+    // the answer only: each run's label and sentence are in the runs table below
+    BC.diagnosis(document.getElementById("diagnosis"), state.runs, state.style, s, state.charts,
+                 {answer: true, runs: false});
     var heat = clear("heatmaps");
     heat.className = "heatmaps";
     (s.heatmaps || []).forEach(function (h) { heat.appendChild(heatTable(h)); });

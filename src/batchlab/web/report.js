@@ -16,7 +16,7 @@
   });
   // the answer opens the report: beside the curves only the runs' verdicts
   BC.diagnosis(box.querySelector(".bl-diagnosis"), payload.runs, payload.style, payload.summary, charts,
-               {answer: false});
+               {answer: false, runs: true});
   window.addEventListener("resize", function () { charts.forEach(function (c) { c.render(true); }); });
   box.dataset.chartsOk = String(charts.filter(function (c) { return c.plot; }).length);
 })();
