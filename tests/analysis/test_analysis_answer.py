@@ -135,3 +135,12 @@ def test_nothing_to_pick_says_why():
         "Its runs collapsed to chance after that peak (final val acc 10%): keep the best "
         "checkpoint, or pick a configuration that did not collapse.")
     assert collapsed.answer.why[0] == collapsed.answer.groups[FAILED][0].sentence
+
+
+def test_what_worked_counts_the_runs_the_table_labels(result):
+    ok = sum(r.verdict.label == "ok" for r in result.runs)
+    below = sum(r.verdict.label == "below best" for r in result.runs)
+    assert (ok, below) == (3, 11)
+    assert [p.sentence for p in result.answer.groups[WORKED]] == [
+        f"{ok} of 18 runs trained without a problem and end within noise of the best.",
+        f"{below} of 18 runs trained without a problem but end below the best by more than the noise."]

@@ -121,8 +121,10 @@ def _with(kind: str, runs: Sequence[tuple[RunFacts, list[Finding]]]) -> list[Run
 
 def _worked(runs: Sequence[tuple[RunFacts, list[Finding]]]) -> list[Point]:
     out = []
-    for kind, words in (("healthy", "trained well (within noise of the best)"),
-                        ("below_best", "trained, but end below the best by more than the noise")):
+    # their final val acc against the best configuration's, as each run's own diagnosis says
+    for kind, words in (("healthy", "trained without a problem and end within noise of the best"),
+                        ("below_best", "trained without a problem but end below the best by more "
+                                       "than the noise")):
         if facts := _with(kind, runs):
             details = [s for s in (C.kind_sentence(kind, runs),) if s]
             if kind == "healthy":
