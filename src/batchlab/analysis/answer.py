@@ -253,26 +253,15 @@ def _why(pick: dict[str, Any] | None, groups: dict[str, list[Point]],
     return out[:MAX_WHY]
 
 
-def write_answer(
-    experiment: str,
-    runs: Sequence[tuple[RunFacts, list[Finding]]],
-    target: float | None,
-    target_given: bool,
-    groups: Sequence[dict[str, Any]],
-    best: dict[str, Any] | None,
-    tables: tuple[Sequence[dict], Sequence[dict], Sequence[dict]],
-    lr_fit: PowerLawFit | None,
-    critical: CriticalBatchFit | str | None,
-    noise_floor: float,
-    lr_rule: ExponentVerdict | None = None,
-) -> Answer:
-    """The answer over the same inputs as :func:`~batchlab.analysis.conclusions.write_conclusions`."""
+def write_answer(e: C.Evidence) -> Answer:
+    """The answer from the same evidence as :func:`~batchlab.analysis.conclusions.write_conclusions`."""
+    runs, target, groups, best, tables = e.runs, e.target, e.groups, e.best, e.tables
     facts = [f for f, _ in runs]
-    overview = C.overview(experiment, facts)
+    overview = C.overview(e.experiment, facts)
     points = {WORKED: _worked(runs), FAILED: _failed(runs, overview),
-              TIME: _time(tables, target, critical, noise_floor), LR: _lr(tables[2], lr_fit, lr_rule)}
+              TIME: _time(tables, target, e.critical, e.noise_floor), LR: _lr(tables[2], e.lr_fit, e.lr_rule)}
     points = {q: ps for q, ps in points.items() if ps}
-    details = overview[:1] + [s for s in (C.target_sentence(target, target_given),) if s]
+    details = overview[:1] + [s for s in (C.target_sentence(target, e.target_given),) if s]
     details += C.best_sentences(best, groups)
     if best is None:
         loss_only = C.loss_only_sentences(facts) if facts and not any(f.has_data for f in facts) else []

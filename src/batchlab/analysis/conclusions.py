@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from batchlab.analysis.diagnose import Finding, pct
@@ -242,21 +243,33 @@ def diagnosis_sentences(runs: Sequence[tuple[RunFacts, list[Finding]]]) -> list[
     return [s for kind in (*_KIND_WORDS, "healthy") if (s := kind_sentence(kind, runs))]
 
 
-def write_conclusions(
-    experiment: str,
-    runs: Sequence[tuple[RunFacts, list[Finding]]],
-    target: float | None,
-    target_given: bool,
-    groups: Sequence[dict[str, Any]],
-    best: dict[str, Any] | None,
-    tables: tuple[Sequence[dict], Sequence[dict], Sequence[dict]],
-    lr_fit: PowerLawFit | None,
-    critical: CriticalBatchFit | str | None,
-    noise_floor: float,
-    lr_rule: ExponentVerdict | None = None,
-) -> list[str]:
+@dataclass(frozen=True)
+class Evidence:
+    """What the words of an experiment are written from (computed by ``analyze_runs``): its
+    name, each run's facts with its findings, the target (and whether it was given), the
+    configuration groups, the best pick, the per-batch tables (to target, gap, best LR), the
+    LR-vs-batch fit and its verdict, the critical-batch fit or why there is none, and the
+    noise floor."""
+
+    experiment: str
+    runs: Sequence[tuple[RunFacts, list[Finding]]]
+    target: float | None
+    target_given: bool
+    groups: Sequence[dict[str, Any]]
+    best: dict[str, Any] | None
+    tables: tuple[Sequence[dict], Sequence[dict], Sequence[dict]]
+    lr_fit: PowerLawFit | None
+    critical: CriticalBatchFit | str | None
+    noise_floor: float
+    lr_rule: ExponentVerdict | None = None
+
+
+def write_conclusions(e: Evidence) -> list[str]:
     """Every conclusion, most important first: what ran, the target, the best config and its
     margin, time to target, the scaling fits, the generalisation gap, then diagnoses."""
+    experiment, runs, target, target_given, groups, best = (
+        e.experiment, e.runs, e.target, e.target_given, e.groups, e.best)
+    tables, lr_fit, critical, noise_floor, lr_rule = e.tables, e.lr_fit, e.critical, e.noise_floor, e.lr_rule
     facts = [f for f, _ in runs]
     to_target, gaps, _ = tables
     tested = [r["batch_size"] for r in to_target]

@@ -16,7 +16,7 @@ from typing import Any
 
 from batchlab.analysis import series as S
 from batchlab.analysis.answer import Answer, write_answer
-from batchlab.analysis.conclusions import write_conclusions
+from batchlab.analysis.conclusions import Evidence, write_conclusions
 from batchlab.analysis.diagnose import (
     DIAGNOSIS_METRICS,
     EVAL_METRICS,
@@ -171,13 +171,13 @@ def analyze_runs(
         critical = fit_critical_batch_or_reason([r["batch_size"] for r in reached],
                                                 [r["steps"] for r in reached])
     # the flat conclusions and the answer that leads with them read the same inputs
-    inputs = (experiment, [(f, a.findings) for f, a in zip(facts, analyses, strict=True)], tgt,
-              target is not None, groups, best, (to_target, gaps, best_lr), lr_fit, critical,
-              th.noise_floor, lr_rule)
+    evidence = Evidence(experiment, [(f, a.findings) for f, a in zip(facts, analyses, strict=True)],
+                        tgt, target is not None, groups, best, (to_target, gaps, best_lr), lr_fit,
+                        critical, th.noise_floor, lr_rule)
     return ExperimentAnalysis(
         experiment, tgt, analyses, groups, best, to_target, gaps, best_lr, lr_fit,
-        critical if isinstance(critical, CriticalBatchFit) else None, write_conclusions(*inputs),
-        lr_rule, write_answer(*inputs))
+        critical if isinstance(critical, CriticalBatchFit) else None, write_conclusions(evidence),
+        lr_rule, write_answer(evidence))
 
 
 def analyze_experiment(
