@@ -269,6 +269,7 @@ def write_answer(e: C.Evidence) -> Answer:
                     "Nothing to pick yet: no configuration qualifies as best.")
         if loss_only:
             headline = "Pick " + loss_only[0].split("best config: ", 1)[1]
+        headline = headline[:1].upper() + headline[1:]
         details += [s for s in overview[1:] if s not in details]
         return Answer(headline, None, "", "", _why(None, points, tables[0]), details, points)
     pick = _pick(best)
