@@ -209,8 +209,11 @@ def test_the_diagnosis_reads_tracked_runs(tmp_path):
                     run.log(step, val_loss=loss, val_acc=0.1 + 0.8 * (1 - math.exp(-speed * step / 20)))
     res = batchlab("export", "dg", "--format", "json", "-o", tmp_path / "e.json", "--store", db)
     assert res.returncode == 0, res.stderr
-    diagnosis = {r["lr"]: r["diagnosis"] for r in json.loads((tmp_path / "e.json").read_text())["runs"]}
-    assert "lr_too_small" in diagnosis[0.0001] and diagnosis[0.1] == "healthy"
+    rows = {r["lr"]: r for r in json.loads((tmp_path / "e.json").read_text())["runs"]}
+    # one label (the most severe finding) and one sentence that names the other kind once
+    assert rows[0.0001]["diagnosis"] == "collapsed" and rows[0.1]["diagnosis"] == "ok"
+    assert rows[0.0001]["diagnosis_text"] == ("Its val acc never rose above chance (it ends at "
+                                              "10%); also LR too small.")
 
 
 KILLED_LOOP = """

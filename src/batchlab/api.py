@@ -77,7 +77,8 @@ class SweepResult:
     @property
     def analysis(self) -> ExperimentAnalysis:
         """``batchlab.analysis.analyze_experiment`` of this experiment (diagnosis, best config,
-        time to target, scaling fits, conclusions)."""
+        time to target, scaling fits, conclusions; ``.answer``: what to pick and why, the
+        findings by question; each run's ``.verdict``: one label and one sentence)."""
         from batchlab.analysis.experiment import analyze_experiment
         from batchlab.store import Store
 

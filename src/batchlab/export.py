@@ -19,14 +19,16 @@ METRIC_COLUMNS = ("run_id", "name", "step", "value", "epoch", "examples", "wall_
 
 
 def rows_with_diagnosis(store: Store, experiment: str) -> tuple[list[dict[str, Any]], dict]:
-    """One row per run plus its findings in words; and the whole analysis as a dict."""
+    """One row per run plus its diagnosis: ``diagnosis`` (one label: collapsed, pruned, ok...)
+    and ``diagnosis_text`` (one sentence, each fact once); and the whole analysis as a dict,
+    which holds every finding with its numbers (``runs[].findings``) and the answer."""
     analysis = analyze_experiment(store, experiment)
-    findings = {r.run_id: r.findings for r in analysis.runs}
+    verdicts = {r.run_id: r.verdict for r in analysis.runs}
     rows = experiment_rows(store, experiment)
     for row in rows:
-        fs = findings.get(row["run_id"], [])
-        row["diagnosis"] = "; ".join(f.kind for f in fs)
-        row["diagnosis_text"] = " | ".join(f.message for f in fs)
+        v = verdicts.get(row["run_id"])
+        row["diagnosis"] = v.label if v else ""
+        row["diagnosis_text"] = v.sentence if v else ""
     return rows, analysis.to_dict()
 
 

@@ -47,14 +47,20 @@ def test_ls_counts_pruned_runs_and_lists_them(db):
     assert counts == ["2", "1", "0", "1", "0", "0", "0", "0"]
     res = batchlab_cli("ls", "exp", "--store", db)
     assert "pruned at step 30 of 30" in res.stdout
+    # one label and one sentence per run; the reason in full is for 'show'
+    row = next(line for line in res.stdout.splitlines() if "pruned at step" in line)
+    assert re.search(r"│ pruned\s+│ Stopped early: successive halving\.\s+│$", row), row
+    assert REASON not in res.stdout and "│ undertrained │" in res.stdout
 
 
 def test_show_says_why_a_run_was_pruned(db):
     res = batchlab_cli("show", pruned_run(db).id, "--store", db)
     assert res.returncode == 0, res.stderr
     assert "status: pruned" in res.stdout
-    assert "pruned: successive halving: val loss 1.5 at 480 examples seen" in " ".join(res.stdout.split())
-    assert "error:" not in res.stdout
+    text = " ".join(res.stdout.split())
+    assert "diagnosis: pruned: Stopped early: successive halving." in text
+    assert "- pruned: successive halving: val loss 1.5 at 480 examples seen" in text  # the evidence
+    assert text.count("successive halving: val loss 1.5") == 1 and "error:" not in res.stdout
 
 
 def test_exports_carry_the_status_and_the_reason(db, tmp_path):
@@ -62,8 +68,9 @@ def test_exports_carry_the_status_and_the_reason(db, tmp_path):
     assert res.returncode == 0, res.stderr
     rows = {r["lr"]: r for r in csv.DictReader(open(tmp_path / "csv" / "runs.csv"))}
     assert rows["0.01"]["status"] == "pruned" and rows["0.01"]["error"] == REASON
-    assert rows["0.01"]["diagnosis"].startswith("pruned")
-    assert rows["0.01"]["diagnosis_text"].startswith(f"pruned: {REASON}")
+    # one label and one sentence; the reason in full is the error column and the evidence
+    assert rows["0.01"]["diagnosis"] == "pruned"
+    assert rows["0.01"]["diagnosis_text"] == "Stopped early: successive halving."
     assert batchlab_cli("export", "exp", "-f", "json", "-o", tmp_path / "e.json",
                         "--store", db).returncode == 0
     doc = json.loads((tmp_path / "e.json").read_text())

@@ -32,8 +32,8 @@ def analysis(**over) -> SimpleNamespace:
                        "val_acc": 0.95, "gap": 0.04, "gap_std": 0.01}],
         lr_exponent=SQRT_FIT, lr_rule=judge_exponent(SQRT_FIT, None, 8.0),
         critical_batch=CriticalBatchFit(s_min=100.0, e_min=6400.0, b_crit=64.0, rmse=0.02, n=4),
-        runs=[SimpleNamespace(run_id="abc", findings=[Finding("overfitting", "gap 12 points", 10, 1.0,
-                                                              {"gap": 0.12})])],
+        runs=[SimpleNamespace(run_id="abc", status="completed", verdict=None, findings=[
+            Finding("overfitting", "gap 12 points", 10, 1.0, {"gap": 0.12})])],
     )
     return SimpleNamespace(**{**base, **over})
 
@@ -80,4 +80,6 @@ def test_critical_batch_and_time_to_target_tables():
 
 def test_nothing_best_and_per_run_findings():
     assert "No configuration qualifies" in html(analysis(best=None))
-    assert diagnosis.run_findings(analysis()) == {"abc": ["overfitting: gap 12 points"]}
+    verdict = diagnosis.run_verdicts(analysis())["abc"]
+    assert verdict.label == "overfits" and verdict.evidence == ["overfitting: gap 12 points"]
+    assert verdict.sentence == "It overfits at epoch 1: train acc ends 12 points above val acc."

@@ -55,7 +55,9 @@ def test_all_runs_diverged_still_make_a_report_that_says_so(tmp_path):
     runs = [{"batch_size": b, "lr": 10.0, "seed": s, "diverge_at": 4} for b in (16, 32) for s in (0, 1)]
     with hand_store(tmp_path / "s.db", "boom", runs) as store:
         html, result = report(store, "boom", tmp_path)
-    assert "4 diverged" in html and "diverged" in html.split("Conclusions")[1]
+    pick = html.split('<section id="pick">')[1].split("</section>")[0]  # the answer says so first
+    assert "4 diverged" in html and ("All 4 runs diverged: no configuration is recommended; try "
+                                     "smaller learning rates (or a warm-up).") in pick
     assert "heatmaps.png" in {p.name for p in result.figures}
 
 

@@ -60,12 +60,13 @@ def test_report_references_nothing_outside_itself(made):
 def test_diagnosis_text_tables_and_probes_are_present(made, store):
     analysis = analyze_experiment(store, "tiny")
     html = made.html
-    for heading in ("Conclusions", "Best configuration", "Time to target per batch size",
-                    "Best learning rate per batch size", "Critical batch size",
+    for heading in ("What to pick", "Findings", "What worked", "Best configuration",
+                    "Time to target per batch size", "Best learning rate per batch size",
+                    "Critical batch size",
                     "Runs and their diagnosis", "Probes"):
         assert f"<h2>{heading}</h2>" in html or f"<h3>{heading}</h3>" in html, heading
     assert analysis.conclusions
-    for sentence in analysis.conclusions:
+    for sentence in analysis.conclusions:  # every dense conclusion is kept, one level down
         assert esc(sentence) in html
     assert "square-root rule" in html and "linear rule" in html  # alpha vs the rules
     for run in analysis.runs:
@@ -99,3 +100,21 @@ def test_comparison_puts_both_experiments_side_by_side(sweep_store_path, tmp_pat
     assert html.count('class="side"') >= 3  # overview, diagnosis, runs...
     assert "tiny-b" in html and not re.search(r"https?://", html)
     assert {p.name for p in Path(result.figures_dir).glob("*.png")} == names
+
+
+def test_the_report_opens_with_the_pick_and_it_is_the_best_row_beside_it(made, store):
+    """Answer first (issue 22): the first section is "What to pick", its configuration is the
+    "best" row of the Best configuration table, then the findings by question; each run's row
+    has one label and its evidence folded."""
+    analysis = analyze_experiment(store, "tiny")
+    html = made.html
+    sections = re.findall(r'<section id="([^"]+)">', html)
+    assert sections[:3] == ["pick", "findings", "overview"]
+    pick = re.search(r'<p class="pick"><b>Pick (.+?)\.</b></p>', html).group(1)
+    best_row = re.search(r'<tr><td class="l">best</td><td class="l">([^<]+)</td>', html).group(1)
+    assert pick == best_row == esc(analysis.best["group"]["label"])
+    assert html.index('class="answer card"') < html.index("<h3>Best configuration</h3>")
+    labels = re.findall(r'<span class="label[^"]*">([^<]+)</span>', html)
+    assert sorted(labels) == sorted(esc(r.verdict.label) for r in analysis.runs)
+    assert html.count('<details class="numbers"><summary>evidence</summary>') == sum(
+        bool(r.findings) for r in analysis.runs)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from batchlab.analysis.conclusions import diagnosis_sentences
 from batchlab.analysis.diagnose import Finding
 from batchlab.analysis.groups import RunFacts
-from batchlab.report.diagnosis import finding_text
+from batchlab.analysis.verdict import finding_text
 
 
 def facts(label: str) -> RunFacts:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_helpers import serving
+from web_helpers import get, serving
 from web_stores import EVIL, EVIL_ERROR, make_store
 
 from batchlab.store import Store
@@ -106,8 +106,11 @@ def test_dashboard_lists_the_runs_and_draws_their_curves(grid_db, watched):
         assert w.page.locator("#chart-a canvas").count() >= 1
         legend = w.page.locator("#style-legend").inner_text()
         assert "lr 0.1" in legend and "lr 0.01" in legend and "batch 64" in legend
-        assert "healthy" in w.page.locator("#diagnosis").inner_text() or \
-            w.page.locator("#diagnosis li").count() > 0
+        # the side panel: the answer first, not the runs again (they are in the table)
+        wait_js(w, "document.querySelector('#diagnosis .bl-pick') !== null")
+        _, summary = get(url + "api/summary?experiment=grid")
+        assert w.page.locator("#diagnosis .bl-pick").inner_text() == summary["answer"]["headline"]
+        assert w.page.locator("#diagnosis .bl-run-findings").count() == 0
         assert w.page.locator("#heatmaps table").count() == 2
         w.page.wait_for_selector("#target canvas", timeout=WAIT_MS)  # time to target, log-log
 
@@ -192,9 +195,13 @@ def test_hostile_names_render_as_text(tmp_path, watched):
         wait_rows(w, 4)
         wait_js(w, "document.querySelector('#diagnosis').textContent.length > 0")
         assert EVIL in w.page.locator("#experiment option").first.inner_text()
-        assert EVIL_ERROR in w.page.locator("#runs tbody").inner_text()
-        assert EVIL_ERROR in w.page.locator("#diagnosis").inner_text()
+        # the run's sentence names the reason's head; a click on its row shows the reason in full
+        head = EVIL_ERROR.split(":")[0]
+        assert head in w.page.locator("#runs tbody").inner_text()
         assert "pruned" in w.page.locator("#runs tbody").inner_text()
+        w.page.locator("#runs tbody tr", has_text="pruned").first.click()
+        wait_js(w, "document.querySelector('#runs tr.evidence') !== null")
+        assert EVIL_ERROR in w.page.locator("#runs tr.evidence").inner_text()
         assert w.page.locator("script").count() == 3  # only the page's own
         assert w.page.locator("img").count() == 0
     w.assert_clean()
@@ -212,7 +219,7 @@ def test_report_interactive_charts_render_offline(tmp_path, watched):
     w.page.wait_for_selector(".bl-interactive[data-charts-ok='2']", state="attached", timeout=WAIT_MS)
     charts = w.page.locator(".bl-interactive .bl-chart")
     assert [int(charts.nth(i).get_attribute("data-points")) for i in range(2)] == [60, 12]
-    assert EVIL_ERROR in w.page.locator(".bl-diagnosis").inner_text()
+    assert EVIL_ERROR.split(":")[0] in w.page.locator(".bl-diagnosis").inner_text()
     assert w.page.locator("body").get_attribute("data-images-ok") is not None
     w.assert_clean()
 

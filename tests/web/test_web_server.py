@@ -18,7 +18,9 @@ import pytest
 from web_helpers import get, serving
 from web_stores import EVIL, EVIL_ERROR, make_store, rows
 
+from batchlab.analysis import analyze_experiment
 from batchlab.events import MetricRows
+from batchlab.jsonsafe import json_safe
 from batchlab.report.style import StyleMap
 from batchlab.store import Store
 from batchlab.web.server import DEFAULT_HOST, DashboardError, make_server
@@ -75,14 +77,20 @@ def test_curves_send_only_the_rows_from_the_last_step_seen(dashboard, grid_db):
                 {name: [curves[r]["train_loss"]["step"][-1]] for name in c}
 
 
-def test_summary_has_the_reports_parts(dashboard):
+def test_summary_has_the_reports_parts(dashboard, grid_db):
     _, body = get(dashboard + "api/summary?experiment=grid")
     best = [h for h in body["heatmaps"] if h["metric"] == "best_val_acc"]
     assert len(best) == 1 and best[0]["batch_sizes"] == [16, 64] and best[0]["lrs"] == [0.1, 0.01]
     assert all(v is not None for row in best[0]["mean"] for v in row)
     assert body["target"]["target"] is not None and body["target"]["rows"]
     assert len(body["findings"]) == 4 and all(body["findings"].values())
-    assert body["conclusions"] and body["probes"] == []
+    assert body["answer"]["headline"].startswith("Pick ") and body["probes"] == []
+    with Store(grid_db, create=False) as st:  # one source: the report's answer, word for word
+        analysis = analyze_experiment(st, "grid")
+    assert body["answer"] == json.loads(json.dumps(json_safe(analysis.answer)))
+    assert {k: v["sentence"] for k, v in body["verdicts"].items()} == {
+        r.run_id: r.verdict.sentence for r in analysis.runs}
+    assert len(body["verdicts"]) == 4 and all(v["label"] and v["sentence"] for v in body["verdicts"].values())
 
 
 def test_bad_requests_get_json_errors(dashboard):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from batchlab.analysis.diagnose import Finding, pct
@@ -33,7 +34,7 @@ _KIND_WORDS = {
 _MAX_LISTED = 4  # configurations named in one sentence before "and N more"
 
 
-def _listing(labels: Sequence[str]) -> str:
+def listing(labels: Sequence[str]) -> str:
     """Distinct labels with their run counts, the first few only."""
     counts = Counter(labels)
     named = [f"{lab} (x{n})" if n > 1 else lab for lab, n in list(counts.items())[:_MAX_LISTED]]
@@ -41,7 +42,7 @@ def _listing(labels: Sequence[str]) -> str:
     return "; ".join(named) + (f"; and {more} more" if more > 0 else "")
 
 
-def _pts(x: float) -> str:
+def points(x: float) -> str:
     """An accuracy difference in percentage points: 0.005 -> '0.5 points', 0.01 -> '1 point'."""
     text = f"{100 * x:.2g}"
     return f"{text} point" + ("" if text == "1" else "s")
@@ -66,11 +67,11 @@ def overview(experiment: str, facts: Sequence[RunFacts]) -> list[str]:
         out.append(f"{every}{_runs(len(facts))} diverged: no configuration is recommended; "
                    "try smaller learning rates (or a warm-up).")
     elif diverged:
-        names = _listing([f.label for f in diverged])
+        names = listing([f.label for f in diverged])
         out.append(f"{len(diverged)} of {_runs(len(facts))} diverged: {names}.")
     if pruned := [f for f in facts if f.status == "pruned"]:
         out.append(f"{len(pruned)} of {_runs(len(facts))} stopped early by sweep.prune (shown, "
-                   f"never ranked best; why: each run's findings): {_listing([f.label for f in pruned])}.")
+                   f"never ranked best; why: each run's findings): {listing([f.label for f in pruned])}.")
     return out
 
 
@@ -118,10 +119,10 @@ def best_sentences(best: dict[str, Any] | None, groups: Sequence[dict[str, Any]]
            f"({seeds}{final})."]
     if best["runner_up"] is not None:
         r = best["runner_up"]
-        noise = (f"seed noise (std {_pts(best['noise'])})" if best["noise_source"] == "seeds"
-                 else f"the single-seed noise floor ({_pts(best['noise'])})")
+        noise = (f"seed noise (std {points(best['noise'])})" if best["noise_source"] == "seeds"
+                 else f"the single-seed noise floor ({points(best['noise'])})")
         verdict = "within" if best["within_noise"] else "beyond"
-        out.append(f"the best two configs differ by {_pts(best['difference'])}, {verdict} {noise}"
+        out.append(f"the best two configs differ by {points(best['difference'])}, {verdict} {noise}"
                    + (" (another seed could swap them)" if best["within_noise"] else "")
                    + f"; runner-up: {r['label']} (best val acc {100 * r['best_val_acc_mean']:.3g}%).")
     return out
@@ -216,38 +217,59 @@ def gap_sentence(rows: Sequence[dict[str, Any]], noise_floor: float) -> str | No
     trend = ("grows" if change > noise_floor else "shrinks" if change < -noise_floor
              else "stays about the same")
     return (f"generalisation gap (final train - val acc, best config per batch) {trend} with batch "
-            f"size: {_pts(first['gap'])} at batch {first['batch_size']}, {_pts(last['gap'])} at batch "
+            f"size: {points(first['gap'])} at batch {first['batch_size']}, {points(last['gap'])} at batch "
             f"{last['batch_size']}.")
 
 
+def kind_sentence(kind: str, runs: Sequence[tuple[RunFacts, list[Finding]]]) -> str | None:
+    """'N runs <words>: <configs>.' for the runs with a finding of ``kind`` (a key of the
+    summary words, or 'healthy': 'N of M runs look healthy.'); None when no run has one."""
+    labels = [f.label for f, found in runs if any(x.kind == kind for x in found)]
+    if not labels or kind not in (*_KIND_WORDS, "healthy"):
+        return None
+    if kind == "healthy":
+        n = len(labels)
+        return f"{n} of {_runs(len(runs))} look{'s' if n == 1 else ''} healthy."
+    return f"{_runs(len(labels))} {_KIND_WORDS[kind]}: {listing(labels)}."
+
+
+def summary_kinds() -> tuple[str, ...]:
+    """The finding kinds :func:`kind_sentence` words (every kind but diverged, pruned, healthy)."""
+    return tuple(_KIND_WORDS)
+
+
 def diagnosis_sentences(runs: Sequence[tuple[RunFacts, list[Finding]]]) -> list[str]:
-    """One sentence per problem kind (divergence is in the overview)."""
-    out = []
-    for kind, words in _KIND_WORDS.items():
-        labels = [f.label for f, found in runs if any(x.kind == kind for x in found)]
-        if labels:
-            out.append(f"{_runs(len(labels))} {words}: {_listing(labels)}.")
-    healthy = sum(any(x.kind == "healthy" for x in found) for _, found in runs)
-    if healthy:
-        out.append(f"{healthy} of {_runs(len(runs))} look{'s' if healthy == 1 else ''} healthy.")
-    return out
+    """One sentence per problem kind (divergence is in the overview), then the healthy count."""
+    return [s for kind in (*_KIND_WORDS, "healthy") if (s := kind_sentence(kind, runs))]
 
 
-def write_conclusions(
-    experiment: str,
-    runs: Sequence[tuple[RunFacts, list[Finding]]],
-    target: float | None,
-    target_given: bool,
-    groups: Sequence[dict[str, Any]],
-    best: dict[str, Any] | None,
-    tables: tuple[Sequence[dict], Sequence[dict], Sequence[dict]],
-    lr_fit: PowerLawFit | None,
-    critical: CriticalBatchFit | str | None,
-    noise_floor: float,
-    lr_rule: ExponentVerdict | None = None,
-) -> list[str]:
+@dataclass(frozen=True)
+class Evidence:
+    """What the words of an experiment are written from (computed by ``analyze_runs``): its
+    name, each run's facts with its findings, the target (and whether it was given), the
+    configuration groups, the best pick, the per-batch tables (to target, gap, best LR), the
+    LR-vs-batch fit and its verdict, the critical-batch fit or why there is none, and the
+    noise floor."""
+
+    experiment: str
+    runs: Sequence[tuple[RunFacts, list[Finding]]]
+    target: float | None
+    target_given: bool
+    groups: Sequence[dict[str, Any]]
+    best: dict[str, Any] | None
+    tables: tuple[Sequence[dict], Sequence[dict], Sequence[dict]]
+    lr_fit: PowerLawFit | None
+    critical: CriticalBatchFit | str | None
+    noise_floor: float
+    lr_rule: ExponentVerdict | None = None
+
+
+def write_conclusions(e: Evidence) -> list[str]:
     """Every conclusion, most important first: what ran, the target, the best config and its
     margin, time to target, the scaling fits, the generalisation gap, then diagnoses."""
+    experiment, runs, target, target_given, groups, best = (
+        e.experiment, e.runs, e.target, e.target_given, e.groups, e.best)
+    tables, lr_fit, critical, noise_floor, lr_rule = e.tables, e.lr_fit, e.critical, e.noise_floor, e.lr_rule
     facts = [f for f, _ in runs]
     to_target, gaps, _ = tables
     tested = [r["batch_size"] for r in to_target]

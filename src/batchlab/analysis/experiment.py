@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from batchlab.analysis import series as S
+from batchlab.analysis.answer import Answer, write_answer
 from batchlab.analysis.capacity import add_capacity
-from batchlab.analysis.conclusions import write_conclusions
+from batchlab.analysis.conclusions import Evidence, write_conclusions
 from batchlab.analysis.diagnose import (
     DIAGNOSIS_METRICS,
     EVAL_METRICS,
@@ -40,6 +41,7 @@ from batchlab.analysis.scaling import (
     lr_grid_ratio,
 )
 from batchlab.analysis.targets import TargetHit, default_target, first_hit
+from batchlab.analysis.verdict import RunVerdict, run_verdict
 from batchlab.jsonsafe import json_safe
 from batchlab.store import RunRecord, Series, Store
 
@@ -50,7 +52,8 @@ ANALYSIS_METRICS = DIAGNOSIS_METRICS
 
 @dataclass(frozen=True)
 class RunAnalysis:
-    """One run: its identity, how it ended, its diagnoses and when it first hit the target."""
+    """One run: its identity, how it ended, its diagnoses, when it first hit the target, and
+    its verdict (one label and one sentence from those diagnoses)."""
 
     run_id: str
     config: dict
@@ -59,6 +62,7 @@ class RunAnalysis:
     summary: dict
     findings: list[Finding]
     hit: TargetHit | None
+    verdict: RunVerdict | None = None  # its label and sentence for tables (see analysis.verdict)
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class ExperimentAnalysis:
     critical_batch: CriticalBatchFit | None
     conclusions: list[str]
     lr_rule: ExponentVerdict | None = None
+    answer: Answer | None = None
 
     def to_dict(self) -> dict:
         """A JSON-safe dict: dataclasses become dicts, numpy scalars Python numbers, NaN/inf None."""
@@ -155,7 +160,8 @@ def analyze_runs(
                 for (record, metrics), found in zip(runs, findings, strict=True)]
     findings = add_capacity(runs, findings)  # a model too small: judged across the sweep's LRs
     analyses = [
-        RunAnalysis(record.id, record.config, record.point, record.status, record.summary, found, hit)
+        RunAnalysis(record.id, record.config, record.point, record.status, record.summary, found, hit,
+                    run_verdict(found, record.status, record.error))
         for (record, _), found, hit in zip(runs, findings, hits, strict=True)
     ]
     to_target, gaps, best_lr = by_batch(groups)
@@ -171,13 +177,14 @@ def analyze_runs(
     if tgt is not None and to_target:
         critical = fit_critical_batch_or_reason([r["batch_size"] for r in reached],
                                                 [r["steps"] for r in reached])
-    conclusions = write_conclusions(
-        experiment, [(f, a.findings) for f, a in zip(facts, analyses, strict=True)], tgt,
-        target is not None, groups, best, (to_target, gaps, best_lr), lr_fit, critical, th.noise_floor,
-        lr_rule)
+    # the flat conclusions and the answer that leads with them read the same inputs
+    evidence = Evidence(experiment, [(f, a.findings) for f, a in zip(facts, analyses, strict=True)],
+                        tgt, target is not None, groups, best, (to_target, gaps, best_lr), lr_fit,
+                        critical, th.noise_floor, lr_rule)
     return ExperimentAnalysis(
         experiment, tgt, analyses, groups, best, to_target, gaps, best_lr, lr_fit,
-        critical if isinstance(critical, CriticalBatchFit) else None, conclusions, lr_rule)
+        critical if isinstance(critical, CriticalBatchFit) else None, write_conclusions(evidence),
+        lr_rule, write_answer(evidence))
 
 
 def analyze_experiment(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -14,6 +14,9 @@ from rich.table import Table
 from batchlab.cli.common import DEFAULT_STORE, StoreOpt, app, console, err_console, fmt, plural
 from batchlab.errors import BatchlabError, StoreError
 from batchlab.store import RunRecord, Store
+
+if TYPE_CHECKING:
+    from batchlab.analysis.verdict import RunVerdict
 
 # ls: one column per status, in the order a run goes through them; "pruned" runs were stopped
 # early by sweep.prune, "interrupted" runs resume from a checkpoint, "pending" ones never started
@@ -62,7 +65,7 @@ def ls(
             probes_only = [e.name for e in st.experiments() if not e.spec]
         else:
             console.print(_with_ids(experiment_rows(st, experiment), st.runs(experiment), experiment,
-                                    gone))
+                                    gone, _verdicts(st, experiment)))
             probes_only = [experiment] if not st.runs(experiment) else []
         for name in probes_only:
             if found := st.probes(name):
@@ -71,16 +74,27 @@ def ls(
                               f"runs; 'batchlab report {name} --store {store}' shows them.")
 
 
+def _verdicts(st: Store, experiment: str) -> dict[str, RunVerdict]:
+    """Each run's verdict (one label, one sentence), judged within its experiment."""
+    from batchlab.analysis import analyze_experiment
+
+    return {r.run_id: r.verdict for r in analyze_experiment(st, experiment).runs if r.verdict}
+
+
 def _with_ids(rows: list[dict[str, Any]], records: list[RunRecord], experiment: str,
-              gone: set[str]) -> Table:
-    table = Table(title=f"runs of '{experiment}'")
-    for col in ("run id", "status", "batch", "lr", "schedule", "seed", "val acc", "time s"):
-        table.add_column(col)
+              gone: set[str], verdicts: dict[str, RunVerdict]) -> Table:
+    table = Table(title=f"runs of '{experiment}'",
+                  caption="'batchlab show RUN' gives every finding with its numbers")
+    for col in ("run id", "status", "batch", "lr", "schedule", "seed", "val acc", "time s",
+                "diagnosis", "why"):
+        table.add_column(col, overflow="fold")
     for r, rec in zip(rows, records, strict=True):
+        v = verdicts.get(rec.id)
         table.add_row(r["run_id"], status_text(r["status"], rec.progress_step, rec.total_steps,
                                                rec.id in gone),
                       fmt(r["batch_size"]), fmt(r["lr"]), r["schedule"], fmt(r["seed"]),
-                      fmt(r["final_val_acc"]), fmt(r["wall_time_s"]))
+                      fmt(r["final_val_acc"]), fmt(r["wall_time_s"]),
+                      escape(v.label) if v else "–", escape(v.sentence) if v else "–")
     return table
 
 
@@ -101,15 +115,25 @@ def show(
     run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id or unique prefix.")],
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
-    """Everything stored about one run: the config fields that apply to it, environment,
-    summary and its metrics."""
+    """Everything stored about one run: its diagnosis (the label and sentence of 'ls', then
+    every finding with its numbers), the config fields that apply to it, environment, summary
+    and its metrics."""
     from batchlab.applicable import applicable
     from batchlab.store.claims import abandoned
 
     with Store(store, create=False) as st:
         rec = st.run(run_id)
         console.print(run_header(rec, rec.id in abandoned(st)))
-        if rec.error:  # a pruned run's error text is why it was pruned
+        home = next((e.name for e in st.experiments()
+                     if e.counts and any(r.id == rec.id for r in st.runs(e.name))), None)
+        # judged within the first experiment that holds it (its sweep is what it is compared to)
+        verdict = _verdicts(st, home).get(rec.id) if home is not None else None
+        if verdict is not None:  # the table's label and sentence, then the evidence behind them
+            console.print(f"[bold]diagnosis:[/] {escape(verdict.label)}: {escape(verdict.sentence)}")
+            for line in verdict.evidence:
+                console.print(f"  - {escape(line)}", soft_wrap=True)
+        if rec.error and not (verdict and any(rec.error in e for e in verdict.evidence)):
+            # a pruned run's reason is in its evidence; a failed run's error is not
             label = "[magenta]pruned:[/]" if rec.status == "pruned" else "[red]error:[/]"
             console.print(f"{label} {escape(rec.error)}")
         doc: dict[str, Any] = {"config": applicable(rec.config)}

@@ -1,9 +1,9 @@
 """The diagnosis part of a report, in words and tables, from an ``ExperimentAnalysis``.
 
 Pure formatting: every number comes from ``batchlab.analysis``; this module only lays it out
-(conclusions, best configuration with its seed spread and the within-noise warning, time to
+(best configuration with its seed spread and the within-noise warning, time to
 target, best LR per batch size with the fitted exponent, critical batch, generalisation gap,
-and each run's findings).
+and each run's verdict; the conclusions in words lead the report from ``report.answer``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 
 from batchlab.analysis.conclusions import lr_exponent_sentence
 from batchlab.analysis.scaling import SCALING_RULES
-from batchlab.report.html import bullets, esc, fmt, table
+from batchlab.analysis.verdict import RunVerdict, run_verdict
+from batchlab.report.html import esc, fmt, table
 
 
 def _pm(mean: Any, std: Any) -> str:
@@ -24,11 +25,6 @@ def _pm(mean: Any, std: Any) -> str:
     return fmt(mean) + (f" ± {fmt(std, 2)}" if std is not None else "")
 
 
-def conclusions(analysis: Any) -> str:
-    items = list(analysis.conclusions) or ["the analysis drew no conclusions."]
-    return bullets(items)
-
-
 def best_config(analysis: Any) -> str:
     """The best configuration and the runner-up with their spread over seeds; a warning when
     they differ by less than the seed noise."""
@@ -36,7 +32,7 @@ def best_config(analysis: Any) -> str:
     if not best:
         return '<p class="note">No configuration qualifies as best by accuracy (no run with ' \
                "validation accuracy that did not diverge; a run that records only its loss is " \
-               "ranked by validation loss in the conclusions above).</p>"
+               "ranked by validation loss in 'What to pick' above).</p>"
     rows = []
     for role, g in (("best", best["group"]), ("runner-up", best.get("runner_up"))):
         if g:
@@ -65,7 +61,7 @@ def to_target(analysis: Any) -> str:
         return '<p class="note">No batch size to compare.</p>'
     if analysis.target is None:  # a table of "not reached" rows would say nothing (a regression)
         return ('<p class="note">No target: no run has a validation accuracy, and time to '
-                "target is measured against one; the conclusions compare the runs by "
+                "target is measured against one; 'What to pick' compares the runs by "
                 "validation loss.</p>")
     head = f"Target: validation accuracy {fmt(analysis.target)}. "
     return (f'<p class="note">{esc(head)}Per batch size the fastest configuration whose every '
@@ -102,7 +98,7 @@ def critical_batch(analysis: Any) -> str:
     fit = analysis.critical_batch
     if fit is None:
         return ('<p class="note">No critical-batch fit: it needs steps to target at 3 or more '
-                "batch sizes that bound B_crit (see the conclusions for why).</p>")
+                "batch sizes that bound B_crit (the findings above say why).</p>")
     return ("<p>Fit of S(B) = S<sub>min</sub>(1 + B<sub>crit</sub>/B) to steps to target "
             "(McCandlish et al. 2018): below B_crit doubling the batch nearly halves the steps, "
             "above it extra examples per step buy little.</p>"
@@ -119,22 +115,15 @@ def gaps(analysis: Any) -> str:
                   "gap (train − val)"], rows, left=(1,))
 
 
-def finding_text(kind: str, message: str) -> str:
-    """'kind: sentence', without doubling a kind the sentence already starts with."""
-    words = kind.replace("_", " ")
-    return message if message.lower().startswith(words) else f"{words}: {message}"
-
-
-def run_findings(analysis: Any) -> dict[str, list[str]]:
-    """Run id -> each finding as 'kind: sentence with numbers' ('no finding' when none)."""
-    return {r.run_id: [finding_text(f.kind, f.message) for f in r.findings] or ["no finding"]
-            for r in analysis.runs}
+def run_verdicts(analysis: Any) -> dict[str, RunVerdict]:
+    """Run id -> its verdict: one label, one sentence and the evidence (every finding with its
+    numbers), for the runs table."""
+    return {r.run_id: r.verdict or run_verdict(r.findings, r.status) for r in analysis.runs}
 
 
 def diagnosis_parts(analysis: Any) -> Sequence[tuple[str, str]]:
     """(heading, HTML) parts of the diagnosis section, in reading order."""
     return (
-        ("Conclusions", conclusions(analysis)),
         ("Best configuration", best_config(analysis)),
         ("Time to target per batch size", to_target(analysis)),
         ("Best learning rate per batch size", best_lr(analysis)),

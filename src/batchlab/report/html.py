@@ -41,6 +41,19 @@ ul.findings { margin: 2px 0 2px 18px; padding: 0; }
 pre { white-space: pre-wrap; word-break: break-word; font-size: 12px; background: #f3f4f7;
       padding: 6px 8px; border-radius: 4px; margin: 4px 0; }
 nav a { margin-right: 14px; }
+.answer { border-left: 5px solid #175cd3; }
+.answer .pick { font-size: 18px; margin: 4px 0; }
+.answer p { margin: 4px 0; }
+.answer ul.why { margin: 6px 0 4px 18px; padding: 0; }
+ul.points { margin: 4px 0 10px 18px; padding: 0; }
+ul.points > li { margin: 3px 0; }
+details.numbers { display: inline; color: #5b6473; font-size: 13px; }
+details.numbers[open] { display: block; margin: 2px 0 6px; }
+details.numbers summary { cursor: pointer; display: inline; }
+details.numbers summary::before { content: "▸ "; } details.numbers[open] summary::before { content: "▾ "; }
+details.numbers ul { margin: 2px 0 2px 16px; padding: 0; }
+.label { font-weight: 600; white-space: nowrap; }
+.label-ok { color: #146c2e; } .label-bad { color: #a12c1d; }
 """
 
 # Runs after load: every <img> must have decoded (naturalWidth > 0).

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from batchlab.analysis.layers import LAYER_KINDS, layer_order, layer_series
-from batchlab.report.diagnosis import finding_text
+from batchlab.analysis.verdict import finding_text
 from batchlab.report.figures import FigureFile, axes_title, log_axis, new_figure, place, save_figure
 from batchlab.report.html import bullets, esc, figure
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from batchlab.analysis import ExperimentAnalysis, analyze_runs
 from batchlab.errors import StoreError
-from batchlab.report import diagnosis, interactive, layerfigs, sections
+from batchlab.report import answer, diagnosis, interactive, layerfigs, sections
 from batchlab.report.build import FIGURE_SECTIONS, Built, build_figures, style_for
 from batchlab.report.errors import ReportError
 from batchlab.report.figures import FigureFile
@@ -86,13 +86,18 @@ def _prepare_output(out_html: Path) -> Path:
 
 
 INTERACTIVE = "Interactive learning curves"
+PICK, FINDINGS = "What to pick", "Findings"
 
 
 def _sections(exp: _Experiment, built: Built, layers: str = "") -> list[tuple[str, str, str]]:
     """(title, anchor, body) of a one-experiment report, in reading order; ``layers``: the
     per-layer section's HTML (``layerfigs.section``), left out when empty."""
     target = exp.analysis.target if exp.analysis else None
-    out = [("Overview", "overview", sections.overview(exp.name, exp.runs, target))]
+    out = []
+    if exp.analysis is not None:  # the answer first, the evidence after it
+        out += [(PICK, "pick", answer.what_to_pick(exp.analysis.answer)),
+                (FINDINGS, "findings", answer.findings(exp.analysis.answer))]
+    out.append(("Overview", "overview", sections.overview(exp.name, exp.runs, target)))
     if exp.analysis is not None:
         body = "".join(sections.heading(h, b) for h, b in diagnosis.diagnosis_parts(exp.analysis))
         out.append(("Diagnosis", "diagnosis", body))
@@ -107,8 +112,8 @@ def _sections(exp: _Experiment, built: Built, layers: str = "") -> list[tuple[st
     if layers:
         out.append(("Per-layer signals", "layers", layers))
     if exp.runs:
-        findings = diagnosis.run_findings(exp.analysis) if exp.analysis else {}
-        out.append(("Runs and their diagnosis", "runs", sections.runs_table(exp.runs, findings)))
+        verdicts = diagnosis.run_verdicts(exp.analysis) if exp.analysis else {}
+        out.append(("Runs and their diagnosis", "runs", sections.runs_table(exp.runs, verdicts)))
     out.append(("Notes", "notes", sections.notes(built.notes)))
     return out
 
@@ -142,7 +147,7 @@ def write_report(store: Store, experiment: str, out_html: str | Path,
 
 PREFIXES = ("a-", "b-")  # figure names of experiment A and B in a comparison's folder
 # Section titles in page order, for merging the sections of two experiments.
-ORDER = ("Overview", "Diagnosis", INTERACTIVE, *(t for _, t in FIGURE_SECTIONS),
+ORDER = (PICK, FINDINGS, "Overview", "Diagnosis", INTERACTIVE, *(t for _, t in FIGURE_SECTIONS),
          "Runs and their diagnosis", "Notes")
 
 

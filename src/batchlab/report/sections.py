@@ -1,5 +1,5 @@
 """Report sections that are not analysis tables: the overview, the runs table with each run's
-findings, the probe listing, a section of figures, and notes on what was left out."""
+verdict, the probe listing, a section of figures, and notes on what was left out."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from batchlab.analysis.verdict import RunVerdict
+from batchlab.report.answer import label_cell, run_cell
 from batchlab.report.figures import FigureFile
 from batchlab.report.html import Raw, bullets, esc, figure, table
 from batchlab.report.plotdata import RunData, extra_swept
@@ -70,9 +72,9 @@ def swept_fields(runs: Sequence[RunData]) -> dict[str, list[Any]]:
     return out
 
 
-def runs_table(runs: Sequence[RunData], findings: dict[str, list[str]]) -> str:
-    """One row per run: knobs, status, final and best validation accuracy, steps, time, and
-    the analysis findings in words."""
+def runs_table(runs: Sequence[RunData], verdicts: dict[str, RunVerdict]) -> str:
+    """One row per run: knobs, status, final and best validation accuracy, steps, time, its
+    diagnosis label and one sentence, with every finding and its numbers folded under it."""
     rows = []
     for r in runs:
         row = run_row(r.record)
@@ -80,10 +82,11 @@ def runs_table(runs: Sequence[RunData], findings: dict[str, list[str]]) -> str:
         rows.append([r.run_id[:10], row["batch_size"], row["lr"], r.lr, row["schedule"], row["seed"],
                      row["status"], row.get("final_val_acc"),
                      best if best is not None and best >= 0 else None, row.get("steps"),
-                     row.get("wall_time_s"), Raw(bullets(findings.get(r.run_id, []), "findings"))])
+                     row.get("wall_time_s"), Raw(label_cell(verdicts.get(r.run_id))),
+                     Raw(run_cell(verdicts.get(r.run_id)))])
     return table(["run", "batch", "lr (spec)", "lr applied", "schedule", "seed", "status",
-                  "final val acc", "best val acc", "steps", "time s", "findings"], rows,
-                 left=(0, 4, 6, 11))
+                  "final val acc", "best val acc", "steps", "time s", "diagnosis", "why"], rows,
+                 left=(0, 4, 6, 11, 12))
 
 
 def probes(views: Sequence[ProbeView], figures: Sequence[FigureFile]) -> str:

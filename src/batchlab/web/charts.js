@@ -1,5 +1,5 @@
-/* batchlab interactive charts: learning curves on uPlot (vendored, MIT) and the diagnosis list
-   beside them. Shared by `batchlab dashboard` (served) and the static report (inlined).
+/* batchlab interactive charts: learning curves on uPlot (vendored, MIT) and the answer and
+   the runs' verdicts beside them. Shared by `batchlab dashboard` (served) and the static report (inlined).
 
    Data never becomes markup: every text from the store goes through textContent (el() below),
    never innerHTML. Colour = the LR applied, line style = batch size, as in the report's
@@ -259,38 +259,74 @@
     this.plot.setSeries(i < 1 ? null : i, {focus: true});
   };
 
-  /* Conclusions, then each run's findings under its coloured label (escaped text only);
-     hovering a run's findings highlights its line in ``charts``. */
-  function diagnosis(container, runs, style, summary, charts) {
-    while (container.firstChild) container.removeChild(container.firstChild);
-    var s = summary || {};
-    if (s.best) {
-      container.appendChild(el("p", {}, [el("b", {text: "Best: "}), s.best.label +
-        (s.best.within_noise ? " (within seed noise of the runner-up)" : "")]));
+  /* A closed fold of lines (the numbers behind a sentence); null when there are none. */
+  function fold(lines, summary) {
+    if (!lines || !lines.length) return null;
+    return el("details", {"class": "bl-numbers"}, [el("summary", {text: summary || "numbers"}),
+      el("ul", {}, lines.map(function (t) { return el("li", {text: t}); }))]);
+  }
+
+  /* The answer first (analysis/answer.py's Answer, the same block that opens the report):
+     what to pick, its score and time to target, how sure, at most three sentences of why;
+     then the findings grouped by question, folded, each sentence with its numbers on hover
+     and in a fold. */
+  function answerBlock(a) {
+    var box = el("div", {"class": "bl-answer"}, [el("p", {"class": "bl-pick"}, [el("b", {text: a.headline})])]);
+    [a.score, a.sure].forEach(function (t) { if (t) box.appendChild(el("p", {text: t})); });
+    if ((a.why || []).length) {
+      box.appendChild(el("ul", {"class": "bl-why"}, a.why.map(function (t) { return el("li", {text: t}); })));
     }
-    if ((s.conclusions || []).length) {
-      container.appendChild(el("ul", {"class": "bl-conclusions"},
-        s.conclusions.map(function (c) { return el("li", {text: c}); })));
+    var more = fold(a.details, "the numbers behind the pick");
+    if (more) box.appendChild(more);
+    var questions = Object.keys(a.groups || {});
+    if (questions.length) {
+      var all = el("details", {"class": "bl-groups"}, [el("summary", {text: "findings by question"})]);
+      questions.forEach(function (q) {
+        all.appendChild(el("h4", {text: q}));
+        all.appendChild(el("ul", {}, a.groups[q].map(function (p) {
+          var li = el("li", {}, [el("span", {text: p.sentence, title: (p.details || []).join(" ")})]);
+          var f = fold(p.details);
+          if (f) li.appendChild(f);
+          return li;
+        })));
+      });
+      box.appendChild(all);
+    }
+    return box;
+  }
+
+  /* The answer-first block (opts.answer; the static report shows it at the top of the page
+     instead), and/or (opts.runs; the dashboard has its runs table right below instead) one line
+     per run that did not end "ok": its label and its one sentence, the evidence on hover;
+     hovering a line highlights the run in ``charts``. */
+  function diagnosis(container, runs, style, summary, charts, opts) {
+    while (container.firstChild) container.removeChild(container.firstChild);
+    var s = summary || {}, verdicts = s.verdicts || {}, o = opts || {answer: true, runs: true};
+    if (s.answer && o.answer) container.appendChild(answerBlock(s.answer));
+    if (!o.runs) {
+      if (!s.answer) container.appendChild(el("p", {"class": "note", text: "No answer yet: no run has been evaluated."}));
+      return;
     }
     var list = el("div", {"class": "bl-findings"});
     runs.forEach(function (r) {
-      var items = ((s.findings || {})[r.run_id] || []).map(function (f) { return f.text; });
-      if (r.reason) items.unshift(r.status + ": " + r.reason);
-      if (!items.length) return;
+      var v = verdicts[r.run_id];
+      if (!v || v.label === "ok") return;
       var sw = el("span", {"class": "bl-swatch"});
       sw.style.background = ((style.runs || {})[r.run_id] || {}).color || "#555";
-      var block = el("div", {"class": "bl-run-findings", "data-run": r.run_id}, [
-        el("div", {"class": "bl-run-label"}, [sw, r.label + " · " + r.status]),
-        el("ul", {}, items.map(function (t) { return el("li", {text: t}); }))]);
+      var block = el("div", {"class": "bl-run-findings", "data-run": r.run_id, title: (v.evidence || []).join("\n")}, [
+        el("div", {"class": "bl-run-label"}, [sw, r.label + " · " + v.label]),
+        el("div", {"class": "bl-run-sentence", text: v.sentence})]);
       block.onmouseenter = function () { (charts || []).forEach(function (c) { c.focus(r.run_id); }); };
       block.onmouseleave = function () { (charts || []).forEach(function (c) { c.focus(null); }); };
       list.appendChild(block);
     });
-    if (!list.firstChild) list.appendChild(el("p", {"class": "note", text: "No run has a finding yet."}));
+    if (list.firstChild) container.appendChild(el("h4", {text: "runs that did not end ok"}));
+    else list.appendChild(el("p", {"class": "note", text: "No run has a problem yet."}));
     container.appendChild(list);
   }
 
-  global.BatchlabCharts = {CurveChart: CurveChart, diagnosis: diagnosis, styleLegend: styleLegend,
+  global.BatchlabCharts = {CurveChart: CurveChart, diagnosis: diagnosis, answerBlock: answerBlock, fold: fold,
+                           styleLegend: styleLegend,
                            appendRows: appendRows, lastSteps: lastSteps, el: el, fmt: fmt, ema: ema,
                            ticks: ticks};
 })(window);

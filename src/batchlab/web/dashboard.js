@@ -9,14 +9,14 @@
     ["lr_applied", "lr applied"], ["schedule", "schedule", true], ["seed", "seed"],
     ["progress", "progress", true], ["final_val_acc", "final val acc"], ["best_val_acc", "best val acc"],
     ["final_val_loss", "final val loss"], ["steps", "steps"], ["wall_time_s", "time s"],
-    ["diagnosis", "diagnosis", true]];
+    ["diagnosis", "diagnosis", true], ["why", "why (click a row for the evidence)", true]];
 
   var state = null;  // the shown experiment's data; replaced when another is chosen
 
   function fresh(name) {
     var data = {};
     return {name: name, data: data, runs: [], style: {runs: {}}, summary: null, summaryAt: 0,
-            signature: "", sort: {key: null, dir: 1},
+            signature: "", sort: {key: null, dir: 1}, open: {},
             charts: [new BC.CurveChart(clear("chart-a"), {metric: "train_loss", data: data}),
                      new BC.CurveChart(clear("chart-b"), {metric: "val_acc", data: data, alpha: 0})]};
   }
@@ -68,15 +68,15 @@
   }
 
   /* ------------------------------------------------------------------ runs table */
+  function verdict(r) { return ((state.summary || {}).verdicts || {})[r.run_id] || null; }
   function cellValue(r, key) {
     if (key === "run_id") return r.run_id.slice(0, 10);
     if (key === "progress") {
       return r.total_steps ? r.progress_step + "/" + r.total_steps : String(r.progress_step || 0);
     }
-    if (key === "diagnosis") {
-      var items = ((state.summary || {}).findings || {})[r.run_id] || [];
-      var text = items.map(function (f) { return f.text; }).join("; ");
-      return (r.reason ? r.reason + (text ? "; " : "") : "") + text;
+    if (key === "diagnosis" || key === "why") {  // one label and one sentence (analysis/verdict.py)
+      var v = verdict(r);
+      return v ? (key === "diagnosis" ? v.label : v.sentence) : null;
     }
     return r[key];
   }
@@ -120,6 +120,19 @@
         row.appendChild(td);
       });
       body.appendChild(row);
+      // hovering a run's row highlights its lines in the charts
+      row.onmouseenter = function () { state.charts.forEach(function (ch) { ch.focus(r.run_id); }); };
+      row.onmouseleave = function () { state.charts.forEach(function (ch) { ch.focus(null); }); };
+      // clicking a row shows every finding with its numbers under it (the sentence says one)
+      var v = verdict(r);
+      if (!v || !(v.evidence || []).length) return;
+      row.className = "expandable" + (state.open[r.run_id] ? " open" : "");
+      row.onclick = function () { state.open[r.run_id] = !state.open[r.run_id]; drawTable(); };
+      if (state.open[r.run_id]) {
+        body.appendChild(el("tr", {"class": "evidence", "data-evidence": r.run_id}, [
+          el("td", {"class": "l", colspan: String(COLUMNS.length)}, [
+            el("ul", {}, v.evidence.map(function (t) { return el("li", {text: t}); }))])]));
+      }
     });
     document.getElementById("run-count").textContent = rows.length + " of " + state.runs.length + " runs";
   }
@@ -192,7 +205,9 @@
 
   function drawSummary() {
     var s = state.summary || {};
-    BC.diagnosis(document.getElementById("diagnosis"), state.runs, state.style, s, state.charts);
+    // the answer only: each run's label and sentence are in the runs table below
+    BC.diagnosis(document.getElementById("diagnosis"), state.runs, state.style, s, state.charts,
+                 {answer: true, runs: false});
     window.BatchlabLayers.panel(document.getElementById("layers"), state.runs, state.data, s);
     var heat = clear("heatmaps");
     heat.className = "heatmaps";

@@ -138,8 +138,9 @@ def thinned_curves(run_series: Iterable[tuple[str, Mapping[str, Series]]],
 
 def summary(store: Store, experiment: str, target: float | None = None) -> dict[str, Any]:
     """What the static report shows beside the curves, from the same functions: heatmaps,
-    time to target, probe results and the diagnosis (conclusions, best configuration, each
-    run's findings). An experiment with no runs yet gives empty parts."""
+    time to target, probe results, the answer (``analysis.answer``: what to pick, why, the
+    findings by question) and each run's verdict (label, sentence, evidence) and findings.
+    An experiment with no runs yet gives empty parts."""
     from batchlab.analysis import analyze_runs
     from batchlab.report.plotdata import load_runs
     from batchlab.report.probedata import probe_views
@@ -152,12 +153,12 @@ def summary(store: Store, experiment: str, target: float | None = None) -> dict[
 def analysis_summary(loaded: Sequence[Any], analysis: Any, probes: Sequence[Any]) -> dict[str, Any]:
     """``summary`` of runs (``plotdata.RunData``), their ``ExperimentAnalysis`` (or None) and
     probe views that a caller already has (the report reuses what it loaded)."""
-    from batchlab.report.diagnosis import finding_text
+    from batchlab.analysis.verdict import finding_text
     from batchlab.report.layerfigs import KINDS_SHOWN
     from batchlab.report.plotdata import heatmaps, target_data
 
-    out: dict[str, Any] = {"heatmaps": [], "target": None, "probes": [], "conclusions": [],
-                           "findings": {}, "best": None,
+    out: dict[str, Any] = {"heatmaps": [], "target": None, "probes": [], "answer": None,
+                           "verdicts": {}, "findings": {}, "best": None,
                            "layer_kinds": list(KINDS_SHOWN)}  # the dashboard's per-layer panel
     out["probes"] = [{"id": p.id, "title": p.title, "settings": p.settings, "reading": p.reading}
                      for p in probes]
@@ -169,7 +170,8 @@ def analysis_summary(loaded: Sequence[Any], analysis: Any, probes: Sequence[Any]
     t = target_data(analysis)
     out["target"] = json_safe({"target": t.target, "batch_sizes": t.batch_sizes, "values": t.values,
                                "fit": t.fit, "rows": analysis.to_target_by_batch})
-    out["conclusions"] = list(analysis.conclusions)
+    out["answer"] = json_safe(analysis.answer)
+    out["verdicts"] = json_safe({r.run_id: r.verdict for r in analysis.runs})
     out["findings"] = {r.run_id: [{"text": finding_text(f.kind, f.message), "kind": f.kind,
                                    "step": f.step, "epoch": f.epoch} for f in r.findings]
                        for r in analysis.runs}

@@ -14,7 +14,9 @@
     return new BC.CurveChart(node, {metric: metrics[i], data: data, alpha: i ? 0 : 0.9,
                                     runs: payload.runs, style: payload.style});
   });
-  BC.diagnosis(box.querySelector(".bl-diagnosis"), payload.runs, payload.style, payload.summary, charts);
+  // the answer opens the report: beside the curves only the runs' verdicts
+  BC.diagnosis(box.querySelector(".bl-diagnosis"), payload.runs, payload.style, payload.summary, charts,
+               {answer: false, runs: true});
   window.addEventListener("resize", function () { charts.forEach(function (c) { c.render(true); }); });
   box.dataset.chartsOk = String(charts.filter(function (c) { return c.plot; }).length);
 })();

@@ -1,0 +1,146 @@
+"""The answer first (issue 22): what to pick, how sure, why, the findings by question; the words
+are checked against the numbers beside them (the best row, the time-to-target table, the runs'
+findings), and every dense conclusion stays one level down."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from answer_runs import BATCHES, sweep
+
+from batchlab.analysis import analyze_runs
+from batchlab.analysis.answer import FAILED, LR, QUESTIONS, TIME, WORKED
+
+
+@pytest.fixture(scope="module")
+def result():
+    return analyze_runs(sweep(), "ans")
+
+
+def test_the_pick_is_the_best_configuration_with_its_numbers(result):
+    a, g = result.answer, result.best["group"]
+    assert a.headline == "Pick batch 256, lr 0.1, constant." == f"Pick {g['label']}."
+    assert a.pick["label"] == g["label"] and a.pick["batch_size"] == 256 and a.pick["lr"] == 0.1
+    score = re.fullmatch(r"Best val acc ([\d.]+)% ± ([\d.]+) points over 2 seeds; it reaches the "
+                         r"target \(val acc ([\d.]+)%\) in ([\d.]+) s \(([\d,]+) steps\)\.", a.score)
+    assert score, a.score
+    acc, spread, target, seconds, steps = score.groups()
+    assert float(acc) == pytest.approx(100 * g["best_val_acc_mean"], abs=0.05)
+    assert float(spread) == pytest.approx(100 * g["best_val_acc_std"], rel=0.05)
+    assert float(target) == pytest.approx(100 * result.target, abs=0.05)
+    assert float(seconds) == pytest.approx(g["wall_time_to_target_mean"], rel=0.005)
+    assert int(steps.replace(",", "")) == round(g["steps_to_target_mean"])
+
+
+def test_the_answer_names_the_target_time_the_table_shows(result):
+    """The pick's time is its row of the time-to-target table, and 'reaches the target first'
+    names the batch with the least wall time in that table, with its time."""
+    rows = {r["batch_size"]: r for r in result.to_target_by_batch}
+    own = rows[256]
+    assert own["wall_time_label"] == result.answer.pick["label"]
+    assert result.answer.pick["wall_time_to_target"] == own["wall_time"]
+    fastest = min(rows.values(), key=lambda r: r["wall_time"])
+    slowest = max(rows.values(), key=lambda r: r["wall_time"])
+    first = result.answer.groups[TIME][0].sentence
+    assert first == (f"Batch {fastest['batch_size']} reaches the target first: "
+                     f"{fastest['wall_time']:.3g} s, against {slowest['wall_time']:.3g} s at batch "
+                     f"{slowest['batch_size']}.")
+    assert f"It is also the fastest to the target: {own['wall_time']:.3g} s." in result.answer.why
+
+
+def test_why_says_where_in_the_grid_it_failed_in_the_fields_words(result):
+    a = result.answer
+    failed = a.groups[FAILED][0].sentence
+    assert failed == ("LR 0.1 is too large below batch 256: 4 runs collapsed to chance by epoch 3 "
+                      "(1 of them stopped early).")
+    assert a.why[0] == failed and len(a.why) <= 3
+    collapsed = [r for r in result.runs if any(f.kind == "collapsed" for f in r.findings)]
+    assert len(collapsed) == 4 and {r.config["train"]["lr"] for r in collapsed} == {0.1}
+    assert {r.config["train"]["batch_size"] for r in collapsed} == {b for b in BATCHES if b < 256}
+    assert sum(r.status == "pruned" for r in collapsed) == 1
+
+
+def test_how_sure_compares_the_margin_with_the_seed_noise(result):
+    best = result.best
+    assert not best["within_noise"]
+    margin, noise = f"{100 * best['difference']:.2g}", f"{100 * best['noise']:.2g}"
+    assert (margin, noise) == ("1", "0.28")
+    assert result.answer.sure == (f"Sure: it leads the runner-up ({best['runner_up']['label']}) by "
+                                  "1 point, beyond seed noise (0.28 points).")
+
+
+def test_within_noise_names_every_configuration_that_could_swap(result):
+    runs = [(rec, m) for rec, m in sweep()]
+    # the runner-up's seeds scattered wide: its mean stays, the noise grows past the margin
+    for rec, metrics in runs:
+        if rec.config["train"]["batch_size"] == 16 and rec.config["train"]["lr"] == 0.01:
+            sign = 1 if rec.config["train"]["seed"] else -1
+            v = metrics["val_acc"]
+            metrics["val_acc"] = v.__class__(v.step, v.value * (1 + sign * 0.03), v.epoch, v.examples,
+                                             v.wall_time)
+    close = analyze_runs(runs, "close")
+    assert close.best["within_noise"]
+    assert close.answer.sure.startswith("Not sure: within seed noise (")
+    assert close.best["runner_up"]["label"] in close.answer.sure
+
+
+def test_findings_are_grouped_by_question_one_sentence_each(result):
+    groups = result.answer.groups
+    assert list(groups) == [q for q in QUESTIONS if q in groups] == [WORKED, FAILED, TIME, LR]
+    for points in groups.values():
+        for p in points:
+            assert p.sentence.endswith(".") and p.sentence.count(". ") == 0, p.sentence
+
+
+def test_every_conclusion_is_kept_one_level_down(result):
+    details = set(result.answer.details) | {d for ps in result.answer.groups.values()
+                                            for p in ps for d in p.details}
+    assert set(result.conclusions) <= details
+    # the dense statistics are there, not in the plain sentences
+    assert not any("R²" in s or "rms" in s for s in result.answer.sentences())
+
+
+def test_no_run_sentence_says_collapsed_unless_its_numbers_do(result):
+    for r in result.runs:
+        collapsed = any(f.kind == "collapsed" for f in r.findings)
+        said = "chance" in r.verdict.sentence
+        assert said == collapsed, (r.run_id, r.verdict.sentence)
+        assert (r.verdict.label == "collapsed") == (collapsed and r.status != "pruned")
+        if r.verdict.label == "ok":
+            assert any(f.kind == "healthy" for f in r.findings)
+
+
+def test_a_pruned_runs_sentence_states_its_collapse_once(result):
+    pruned = next(r for r in result.runs if r.status == "pruned")
+    v = pruned.verdict
+    assert v.label == "pruned"
+    assert v.sentence == ("Stopped early because its val acc fell from 70% to chance at epoch 3 "
+                          "(it ends at 10%).")
+    assert v.sentence.count("chance") == 1 and "also" not in v.sentence  # its swing is the collapse
+    assert len(v.evidence) == len(pruned.findings) == 3  # reason, collapse, swing: all in the evidence
+    assert v.evidence[0].startswith("pruned: collapsed to chance: val acc 0.1")
+
+
+def test_nothing_to_pick_says_why():
+    empty = analyze_runs([], "none")
+    assert empty.answer.pick is None and empty.answer.why == []
+    assert empty.answer.headline == "Nothing to pick yet: no configuration qualifies as best."
+    runs = [(rec, m) for rec, m in sweep() if rec.config["train"]["lr"] == 0.1
+            and rec.config["train"]["batch_size"] < 256]
+    collapsed = analyze_runs(runs, "collapsed")
+    # the best row of the table is still named, with the collapse after its peak said plainly
+    assert collapsed.answer.pick["label"] == collapsed.best["group"]["label"] == "batch 64, lr 0.1, constant"
+    assert collapsed.answer.score.endswith(
+        "Its runs collapsed to chance after that peak (final val acc 10%): keep the best "
+        "checkpoint, or pick a configuration that did not collapse.")
+    assert collapsed.answer.why[0] == collapsed.answer.groups[FAILED][0].sentence
+
+
+def test_what_worked_counts_the_runs_the_table_labels(result):
+    ok = sum(r.verdict.label == "ok" for r in result.runs)
+    below = sum(r.verdict.label == "below best" for r in result.runs)
+    assert (ok, below) == (3, 11)
+    assert [p.sentence for p in result.answer.groups[WORKED]] == [
+        f"{ok} of 18 runs trained without a problem and end within noise of the best.",
+        f"{below} of 18 runs trained without a problem but end below the best by more than the noise."]

@@ -1,0 +1,52 @@
+"""One label and one sentence per run (issue 22): the most severe finding labels the run, each
+fact is said once, every finding stays in the evidence."""
+
+from __future__ import annotations
+
+from batchlab.analysis.findings import Finding
+from batchlab.analysis.verdict import run_verdict
+
+COLLAPSE = Finding("collapsed", "collapsed at step 450 (epoch 10): val acc fell from 94.2% ...", 450,
+                   10.0, {"final_val_acc": 0.0917, "best_val_acc": 0.942, "collapse_step": 450.0})
+REASON = ("pruned: collapsed to chance: val acc 0.0917 (chance 1/10 = 0.1) at or below 0.31 for 3 "
+          "evaluations (epoch 10 to 12), after reaching 0.942 at epoch 1")
+
+
+def unstable(step: int) -> Finding:
+    return Finding("unstable", "unstable: ... it drops 49.4 points", step, 10.0,
+                   {"change_std": 0.165, "largest_drop": 0.494})
+
+
+def test_a_pruned_collapse_is_said_once_and_a_separate_swing_is_named():
+    pruned = Finding("pruned", REASON, 540, None, {"step": 540.0})
+    same = run_verdict([pruned, COLLAPSE, unstable(450)], "pruned")
+    assert same.label == "pruned"
+    assert same.sentence == ("Stopped early because its val acc fell from 94.2% to chance at epoch 10 "
+                             "(it ends at 9.17%).")
+    assert same.evidence[0] == REASON and len(same.evidence) == 3
+    other = run_verdict([pruned, COLLAPSE, unstable(200)], "pruned")  # a swing before the collapse
+    assert other.sentence.endswith("(it ends at 9.17%); also unstable.")
+
+
+def test_labels_follow_the_most_severe_finding_and_a_note_never_labels():
+    overfit = Finding("overfitting", "overfits from epoch 5: ...", 50, 5.0,
+                      {"train_acc": 1.0, "val_acc": 0.9, "gap": 0.1})
+    bn = Finding("small_bn_batch", "BatchNorm ...", None, None, {"micro_batch_size": 8.0})
+    healthy = Finding("healthy", "healthy: ...", None, None, {"final_val_acc": 0.97,
+                                                              "sweep_best_val_acc": 0.975})
+    v = run_verdict([overfit, bn], "completed")
+    assert (v.label, v.sentence) == ("overfits", "It overfits at epoch 5: train acc 100% against val "
+                                                 "acc 90%; also small BN batch.")
+    ok = run_verdict([bn, healthy], "completed")
+    assert (ok.label, ok.sentence) == ("ok", "It trained well: 97% val acc within noise of the "
+                                             "best; also small BN batch.")
+
+
+def test_runs_without_findings_say_their_status():
+    failed = run_verdict([], "failed", "RuntimeError: CUDA out of memory\nTraceback ...")
+    assert (failed.label, failed.sentence) == ("failed", "It failed: RuntimeError: CUDA out of memory.")
+    assert run_verdict([], "pending").label == "pending"
+    assert run_verdict([], "running").sentence == "No evaluation yet."
+    halving = run_verdict([Finding("pruned", "pruned: successive halving: ranks 2 of 2", None, None, {})],
+                          "pruned")
+    assert (halving.label, halving.sentence) == ("pruned", "Stopped early: successive halving.")
