@@ -50,3 +50,14 @@ def test_runs_without_findings_say_their_status():
     halving = run_verdict([Finding("pruned", "pruned: successive halving: ranks 2 of 2", None, None, {})],
                           "pruned")
     assert (halving.label, halving.sentence) == ("pruned", "Stopped early: successive halving.")
+
+
+def test_every_finding_kind_labels_a_run_with_one_plain_sentence():
+    from batchlab.analysis.findings import KINDS
+
+    dead = Finding("dead_units", "81.2% of `conv3`'s units are dead: its ReLU outputs 0 on every "
+                   "probe example at step 500", 500, 10.0, {"dead_fraction": 0.812})
+    assert run_verdict([dead], "completed").sentence == "81.2% of `conv3`'s units are dead."
+    for kind in KINDS:  # a kind added to the diagnosis but not to the tables would crash them
+        v = run_verdict([Finding(kind, f"{kind}: at step 5", 5, 1.0, {})], "completed")
+        assert v.label and v.sentence.endswith(".") and "\n" not in v.sentence

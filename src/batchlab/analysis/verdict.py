@@ -23,7 +23,9 @@ LABELS = {
     "lr_too_large": "LR too large", "unstable": "unstable", "overfitting": "overfits",
     "not_converged": "not converged", "lr_too_small": "LR too small", "plateau": "plateau",
     "small_bn_batch": "small BN batch", "undertrained": "undertrained", "below_best": "below best",
-    "healthy": "ok",
+    "healthy": "ok", "no_gradient": "no gradient", "exploding_gradients": "exploding gradients",
+    "vanishing_gradients": "vanishing gradients", "dead_units": "dead units",
+    "model_too_small": "model too small",
 }
 #: Labels that mean the run failed (the answer's "what failed" and the dashboard's problem list).
 FAILED = ("diverged", "pruned", "collapsed", "exploding", "LR too large", "unstable")
@@ -89,6 +91,11 @@ def _standing(f: Finding) -> str:
 
 
 #: kind -> the plain sentence of a run whose label that kind gave.
+def _head(f: Finding) -> str:
+    """The sentence before the numbers of a finding whose message says it first."""
+    return f.message.split(": ", 1)[0]
+
+
 _SAY: dict[str, Callable[[Finding], str]] = {
     "diverged": lambda f: f"its loss became non-finite{_when(f)}",
     "collapsed": _collapse,
@@ -106,6 +113,11 @@ _SAY: dict[str, Callable[[Finding], str]] = {
     "small_bn_batch": lambda f: (f"BatchNorm saw only {f.numbers.get('micro_batch_size', 0):.0f} "
                                  "examples per forward pass (noisy batch statistics)"),
     "undertrained": _standing, "below_best": _standing, "healthy": _standing,
+    # the per-layer findings' messages open with their plain sentence; the numbers follow a colon
+    "no_gradient": _head, "exploding_gradients": _head, "vanishing_gradients": _head,
+    "dead_units": _head,
+    "model_too_small": lambda f: ("its training loss plateaus high at an LR that trains, and no LR "
+                                  "in the sweep does better: the model is too small for this data"),
 }
 
 
