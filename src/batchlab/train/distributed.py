@@ -35,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from batchlab.train.inputs import LossFn
 from batchlab.train.precision import Precision
 from batchlab.train.step import TrainStep, make_train_step
+from batchlab.train.syncbn import convert_global_batchnorm
 
 #: how long a rank waits in a collective (the others may be evaluating or checkpointing)
 COLLECTIVE_TIMEOUT = timedelta(hours=2)
@@ -110,11 +111,13 @@ class Replica:
 
     def wrap(self, model: nn.Module) -> tuple[nn.Module, nn.Module]:
         """(the bare model to evaluate and save, its DDP wrapper to train). With
-        ``sync_batchnorm`` its BatchNorm layers become SyncBatchNorm first: statistics of the
-        global batch (each layer's forward then waits for every rank)."""
-        if self.sync_batchnorm:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        ``sync_batchnorm`` its BatchNorm layers first take the global batch's statistics (each
+        layer's forward then waits for every rank): torch's SyncBatchNorm on GPUs, which
+        refuses CPU tensors, and ``GlobalBatchNorm`` on CPU."""
         on_cuda = next(model.parameters()).device.type == "cuda"
+        if self.sync_batchnorm:
+            model = (nn.SyncBatchNorm.convert_sync_batchnorm(model) if on_cuda
+                     else convert_global_batchnorm(model))
         ids = [torch.cuda.current_device()] if on_cuda else None
         return model, DistributedDataParallel(model, device_ids=ids)
 

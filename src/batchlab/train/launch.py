@@ -1,6 +1,6 @@
 """Launch one run over ``train.devices`` processes on this machine (DDP) and relay its events.
 
-``train_ddp`` spawns N ranks (``torch.multiprocessing``, spawn: safe with torch's threads),
+``train_ddp`` starts N ranks (``torch.multiprocessing``, from a fork server: see ``_context``),
 which meet in a process group on a free loopback port: gloo on CPU, NCCL on CUDA (rank r on
 GPU r). Every rank runs ``train_run`` with its ``Replica`` (``batchlab.train.distributed``).
 Rank 0 leads: its events come back over a queue and go to ``sink`` here, so the executor sees
@@ -19,11 +19,13 @@ among the ranks, at least one each: on 2 cores, 2 ranks x 1 thread.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import queue
 import signal
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,10 @@ import torch
 import torch.multiprocessing as tmp
 
 from batchlab.children import environ
+from batchlab.data import Dataset, pipeline
+from batchlab.data.pipeline import LoadedData
 from batchlab.events import FAILED, Event, MetricRows, RunEnded
-from batchlab.spec import RunConfig
+from batchlab.spec import DataSpec, RunConfig
 from batchlab.train.distributed import Replica, free_port, join, leave
 from batchlab.train.inputs import RunInputs
 from batchlab.train.loop import resolve_device, train_run
@@ -43,17 +47,41 @@ STOP_GRACE_S = 15.0  # the leader's time to report an interrupted run
 END_GRACE_S = 10.0  # completed ranks' time to exit by themselves
 
 
+class _Loaded:
+    """A ``load_data`` that returns data loaded once by the launcher (its tensors reach the
+    ranks through shared memory: torch.multiprocessing's pickling)."""
+
+    def __init__(self, data: Dataset) -> None:
+        self.data = data
+
+    def __call__(self, spec: DataSpec) -> Dataset:
+        return self.data
+
+
+def _loaded_once(config: RunConfig, inputs: RunInputs | None,
+                 load_data: Callable[..., LoadedData]) -> RunInputs:
+    """The ranks' inputs, with in-memory data loaded here once rather than in every rank (a
+    data set's import and decoding cost seconds each). Streamed data (files read per batch)
+    is opened by each rank itself."""
+    inputs = inputs or RunInputs(load_data=pipeline.load_data)
+    data = (load_data if inputs.load_data is pipeline.load_data else inputs.load_data)(config.data)
+    if isinstance(data, Dataset):
+        return dataclasses.replace(inputs, load_data=_Loaded(data))
+    return inputs
+
+
 def _drop(event: Event) -> None:
     """A follower's sink: the leader alone reports the run."""
 
 
 def _rank_main(rank: int, world: int, port: int, backend: str, threads: int, config: RunConfig,
-               options: dict[str, Any], events: Any, parent: int) -> None:
+               options: dict[str, Any], events: Any) -> None:
     """One rank: join the group, train, send the leader's events (and any rank's failure)
     to the launcher as (rank, event or error text) pairs."""
     from batchlab.children import exit_with_parent, interrupt_on_usr1
 
-    exit_with_parent(parent)
+    # the parent: the launcher, or the fork server, which exits when the launcher does
+    exit_with_parent(os.getppid())
     interrupt_on_usr1()
     # a spawned child inherits "spawn"; its loader processes take the platform's default
     tmp.set_start_method(None, force=True)
@@ -78,6 +106,23 @@ def _rank_main(rank: int, world: int, port: int, backend: str, threads: int, con
         leave()
 
 
+def _context() -> Any:
+    """How ranks start: from a fork server where the platform has one, else spawned.
+
+    Never forked from this process: a process that ran torch ops on several threads leaves
+    OpenMP in a state in which a forked child hangs at its first parallel op. The fork server
+    is a fresh process that imports torch and batchlab once (no op run), and every rank forks
+    from it in a fraction of a second; a spawned rank imports them anew (seconds each, more
+    on a busy machine). Either way a rank gets this process's sys.path and working folder,
+    so a model factory imports as it does here."""
+    if "forkserver" not in tmp.get_all_start_methods():
+        return tmp.get_context("spawn")
+    ctx = tmp.get_context("forkserver")
+    # read when the server starts; DistributedDataParallel() imports torch._dynamo (seconds)
+    ctx.set_forkserver_preload(["batchlab.train.launch", "torch._dynamo"])
+    return ctx
+
+
 def backend_for(config: RunConfig) -> str:
     """'nccl' when the run trains on CUDA (one GPU per rank, refused when there are fewer),
     else 'gloo'."""
@@ -95,21 +140,26 @@ def backend_for(config: RunConfig) -> str:
 def train_ddp(config: RunConfig, sink: Callable[[Event], None], *,
               checkpoint_path: Path | None = None, max_resume_step: int | None = None,
               inputs: RunInputs | None = None, prune: PruneOrder | None = None,
+              load_data: Callable[..., LoadedData] = pipeline.load_data,
               **ignored: Any) -> RunEnded:
     """Train ``config`` over ``config.train.devices`` processes; ``sink`` gets the run's events
     as from ``train_run`` (same arguments; ``inputs`` must pickle: each rank gets a copy).
-    Returns how the run ended. ``ignored``: ``train_run`` options with no meaning here
-    (``load_data``: each rank loads its own data)."""
+    Returns how the run ended. ``ignored``: ``train_run`` options with no meaning here (the
+    checkpoint timer: each rank keeps its own)."""
     run_id = config.run_id()
     world = config.train.devices
     try:
         backend = backend_for(config)
     except RuntimeError as err:
         return _fail(sink, run_id, 0, str(err))
+    try:
+        inputs = _loaded_once(config, inputs, load_data)
+    except Exception as err:  # as train_run reports a data set it cannot load
+        return _fail(sink, run_id, 0, "".join(traceback.format_exception_only(err)).strip())
     threads = max(1, torch.get_num_threads() // world)
     options = {"checkpoint_path": checkpoint_path, "max_resume_step": max_resume_step,
                "inputs": inputs, "prune": prune}
-    ctx = tmp.get_context("spawn")
+    ctx = _context()
     events = ctx.Queue()
     procs: list[Any] = []
     port = free_port()
@@ -119,8 +169,7 @@ def train_ddp(config: RunConfig, sink: Callable[[Event], None], *,
             for rank in range(world):
                 procs.append(ctx.Process(
                     target=_rank_main, name=f"batchlab-rank-{rank}", daemon=False,
-                    args=(rank, world, port, backend, threads, config, options, events,
-                          os.getpid())))
+                    args=(rank, world, port, backend, threads, config, options, events)))
                 procs[-1].start()  # pickles its arguments
     except (pickle.PicklingError, AttributeError, TypeError) as err:
         _stop(procs, None)
