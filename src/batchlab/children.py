@@ -29,6 +29,25 @@ def exit_with_parent(parent: int, every: float = 0.5) -> None:
     threading.Thread(target=watch, name="batchlab-parent-watch", daemon=True).start()
 
 
+def exit_with_starter() -> None:
+    """Exit this process as soon as the process that started it through multiprocessing dies,
+    even when a fork server forked it (its parent then is the server, which lives on while
+    it has children): multiprocessing hands every child a sentinel of the process that asked
+    for it, which becomes ready when that process exits."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    starter = multiprocessing.parent_process()
+    if starter is None or starter.sentinel is None:
+        return
+
+    def watch() -> None:
+        wait([starter.sentinel])
+        os._exit(3)
+
+    threading.Thread(target=watch, name="batchlab-starter-watch", daemon=True).start()
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # one interrupt is enough
     raise KeyboardInterrupt

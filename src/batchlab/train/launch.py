@@ -78,10 +78,9 @@ def _rank_main(rank: int, world: int, port: int, backend: str, threads: int, con
                options: dict[str, Any], events: Any) -> None:
     """One rank: join the group, train, send the leader's events (and any rank's failure)
     to the launcher as (rank, event or error text) pairs."""
-    from batchlab.children import exit_with_parent, interrupt_on_usr1
+    from batchlab.children import exit_with_starter, interrupt_on_usr1
 
-    # the parent: the launcher, or the fork server, which exits when the launcher does
-    exit_with_parent(os.getppid())
+    exit_with_starter()  # a launcher killed with -9 leaves no rank behind
     interrupt_on_usr1()
     # a spawned child inherits "spawn"; its loader processes take the platform's default
     tmp.set_start_method(None, force=True)
