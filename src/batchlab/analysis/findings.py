@@ -15,7 +15,8 @@ from batchlab.store import Series
 
 #: Every diagnosis, most severe first (the order findings are listed in).
 KINDS = ("diverged", "pruned", "collapsed", "exploding", "lr_too_large", "unstable", "overfitting",
-         "not_converged", "lr_too_small", "plateau", "small_bn_batch", "undertrained", "below_best",
+         "not_converged", "lr_too_small", "plateau", "small_bn_batch", "bn_per_process",
+         "undertrained", "below_best",
          "healthy")
 
 
