@@ -196,6 +196,10 @@ def train_run(
         return event
 
     try:
+        if t.devices != replica.world:
+            raise ValueError(f"train.devices = {t.devices} trains in {t.devices} processes: "
+                             "start it with batchlab.execute.function.train_task (as every "
+                             "executor does), not train_run")
         data = inputs.load_data(config.data)
         device = resolve_device(t.device)
         torch.manual_seed(t.seed)  # model init and dropout
