@@ -154,3 +154,27 @@ def test_batchnorm_is_per_process_unless_synchronised(bn_model):
     assert check_bn_per_process(end_own.summary) is not None
     assert check_bn_per_process(end_sync.summary) is None
     assert not math.isnan(end_sync.summary["final_val_loss"])
+
+
+def test_a_failing_run_over_processes_ends_failed_with_the_cause():
+    end, events, _ = train(config(2, {"name": "no_such_module_here:make"}))
+    assert end.status == "failed" and "no_such_module_here" in end.error
+    assert [type(e).__name__ for e in events].count("RunEnded") == 1
+
+
+def test_builders_that_do_not_pickle_are_refused_in_one_paragraph():
+    from batchlab.train.inputs import RunInputs, spec_model
+
+    inputs = RunInputs(build_model=lambda spec, data: spec_model(spec, data))
+    end, _, _ = train(config(2), inputs=inputs)
+    assert end.status == "failed"
+    assert end.error.startswith("train.devices = 2 trains in 2 spawned processes, which need the "
+                                "run's model, data, loss and optimizer builders to pickle")
+    assert "\n" not in end.error
+
+
+def test_train_run_alone_refuses_a_run_over_processes():
+    from batchlab.train.loop import train_run
+
+    end = train_run(config(2), lambda e: None)
+    assert end.status == "failed" and "start it with batchlab.execute.function.train_task" in end.error

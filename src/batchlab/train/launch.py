@@ -234,6 +234,7 @@ def _fail(sink: Callable[[Event], None], run_id: str, step: int, error: str) -> 
 def _stop(procs: list[Any], end: RunEnded | None) -> None:
     """End every rank: a completed run's ranks get ``END_GRACE_S`` to exit; after any other
     end the followers wait in a collective nobody joins, so they are terminated at once."""
+    procs = [p for p in procs if p.pid is not None]  # one whose start failed has nothing to end
     if end is not None and end.status == "completed":
         deadline = time.monotonic() + END_GRACE_S
         for p in procs:
