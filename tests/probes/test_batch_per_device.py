@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from torch import nn
 
 from batchlab.probes import max_batch as mb
@@ -80,13 +79,12 @@ def test_bl_recommend_over_devices_returns_the_global_batch():
     assert any(line.startswith("Batch sizes here are global") for line in rec.explanation)
 
 
-@pytest.mark.parametrize("devices", [2])
-def test_cli_max_batch_prints_per_device_and_global(tmp_path, devices):
+def test_cli_max_batch_prints_per_device_and_global(tmp_path):
     spec = tmp_path / "s.toml"
     spec.write_text('[data]\nname = "synthetic"\nshape = [12]\nsize = 300\n'
                     '[model]\nname = "mlp"\nhidden = [16]\n[train]\nbatch_size = 64\n')
     out = subprocess.run([sys.executable, "-m", "batchlab", "max-batch", str(spec), "--max", "20",
-                          "--set", f"train.devices={devices}", "--set", "train.strategy=ddp",
+                          "--set", "train.devices=2", "--set", "train.strategy=ddp",
                           "--store", str(tmp_path / "s.db")],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
