@@ -204,11 +204,13 @@ def train_run(
         device = resolve_device(t.device)
         torch.manual_seed(t.seed)  # model init and dropout
         model = inputs.build_model(config.model, data).to(device)
-        model, trained = replica.wrap(model)  # trained: the DDP wrapper of a run over processes
         precision = make_precision(t.precision, device)  # autocast dtype, fp16's grad scaler
         if t.channels_last:
             check_channels_last(data.input_shape)
             model = to_channels_last(model)
+        # trained: the DDP wrapper of a run over processes (after any change to the parameters'
+        # layout: DDP's gradient buckets are views of them)
+        model, trained = replica.wrap(model)
         micro = t.micro_batch()  # examples per forward/backward (< per-device batch: accumulation)
         base_lr = scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size)
         optimizer = inputs.make_optimizer(t, model.parameters(), base_lr)
