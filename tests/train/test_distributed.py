@@ -99,6 +99,14 @@ def test_two_processes_equal_one_at_the_same_global_batch(one_process, two_proce
     assert end2.summary["micro_batch_size"] == 32  # each process forwards its 32
 
 
+def test_accumulation_splits_each_process_share(one_process):
+    """2 processes x 2 micro-batches of 16 (gradients all-reduced once, after the last) is
+    still the 1 x 64 update."""
+    end, _, rows = train(config(2, steps=50, accumulate=2))
+    assert end.status == "completed" and end.summary["micro_batch_size"] == 16
+    assert np.max(np.abs(losses(rows) - losses(one_process[2])[:50])) < 1e-4
+
+
 def test_resume_of_a_ddp_run_equals_the_uninterrupted_run(two_processes, tmp_path):
     """Paused at the first epoch end (with a checkpoint, rank 0's), then resumed from it: the
     steps after the pause have the uninterrupted run's losses."""
