@@ -38,7 +38,8 @@ LATER_DEFAULTS: dict[str, dict[str, Any]] = {
     "data": {"pipeline": "auto", "task": "auto"},
     "model": {"weights": None, "freeze": "none"},
     "train": {"accumulate": 1, "micro_batch_size": None, "precision": "fp32", "channels_last": False,
-              "function": None, "options": {}},
+              "function": None, "options": {}, "devices": 1, "strategy": "single",
+              "sync_batchnorm": False},
 }
 # how batches are produced, not which: the same seed gives the same numbers with any of them
 DATA_LOADING_FIELDS = ("workers", "cache")
@@ -182,6 +183,14 @@ class TrainSpec(_Strict):
         "built-in loop (batchlab.execute.function); it loads its own data and builds its model")
     options: dict[str, Any] = Field(
         {}, description="train.function: your own keys, given to the function in run.config")
+    devices: PositiveInt = Field(
+        1, description="processes one run trains in (data parallel; needs strategy = 'ddp'): "
+        "each takes batch_size / devices examples of every batch (batchlab.train.distributed)")
+    strategy: Literal["single", "ddp"] = Field(
+        "single", description="'ddp': DistributedDataParallel over train.devices processes")
+    sync_batchnorm: bool = Field(
+        False, description="ddp: BatchNorm statistics over the global batch (SyncBatchNorm) "
+        "instead of each process's share")
 
     @field_validator("lr", mode="wrap")
     @classmethod
@@ -203,21 +212,27 @@ class TrainSpec(_Strict):
                 f"train.measure_noise_scale splits each batch into {self.noise_scale_micro_batches} "
                 "micro-batches, so train.batch_size must be at least train.noise_scale_micro_batches"
             )
-        if (why := _accumulation_error(self)) is not None:
+        if (why := _devices_error(self) or _accumulation_error(self)) is not None:
             raise ValueError(why)
         if self.steps is not None and self.epochs is not None:
             # steps replaces the default length; dumping and reloading must not meet both
             return self.model_copy(update={"epochs": None})
         return self
 
+    def device_batch(self) -> int:
+        """Examples of every batch one process trains on: ``batch_size`` over ``devices``
+        (the global batch is ``batch_size``; see ``batchlab.train.distributed``)."""
+        return self.batch_size // self.devices
+
     def micro_batch(self) -> int:
-        """Examples per forward/backward for a full batch (``batch_size`` without accumulation).
+        """Examples per forward/backward for a full batch in one process (``device_batch()``
+        without accumulation).
 
         The optimizer still steps once per ``batch_size`` examples: see
         ``batchlab.train.accumulate``."""
         if self.micro_batch_size is not None:
-            return min(self.micro_batch_size, self.batch_size)
-        return self.batch_size // self.accumulate
+            return min(self.micro_batch_size, self.device_batch())
+        return self.device_batch() // self.accumulate
 
     def numeric_lr(self) -> float:
         """``lr`` as a number; SpecError when it is still "auto" (never guessed silently)."""
@@ -226,8 +241,36 @@ class TrainSpec(_Strict):
         return self.lr
 
 
+def _devices_error(t: TrainSpec) -> str | None:
+    """Why ``devices`` / ``strategy`` / ``sync_batchnorm`` cannot train this run, or None.
+
+    Every process takes an equal share of every full batch, so the devices divide the batch."""
+    if t.devices > 1 and t.strategy != "ddp":
+        return (f"train.devices = {t.devices} trains one run in {t.devices} processes, which "
+                "needs train.strategy = 'ddp' (DistributedDataParallel, the one multi-process "
+                "strategy); set it, or set train.devices = 1")
+    if t.devices > 1 and t.batch_size % t.devices:
+        fits = [b for b in (t.batch_size - t.batch_size % t.devices,
+                            t.batch_size + t.devices - t.batch_size % t.devices) if b > 0]
+        return (f"train.batch_size = {t.batch_size} is the global batch, which train.devices = "
+                f"{t.devices} processes share equally, and {t.devices} does not divide it; use "
+                f"a multiple of {t.devices} (e.g. {' or '.join(map(str, fits))}) or other devices")
+    if t.devices > 1 and t.function is not None:
+        return (f"train.devices = {t.devices} applies to batchlab's own loop; a train.function "
+                "starts its own processes if it wants several, so leave train.devices at 1")
+    if t.devices > 1 and t.measure_noise_scale:
+        return (f"train.measure_noise_scale is not measured in a run over train.devices = "
+                f"{t.devices} processes; measure it in a 1-device run of the same model (or "
+                "with 'batchlab noise-scale'), or turn it off here")
+    if t.sync_batchnorm and t.strategy != "ddp":
+        return ("train.sync_batchnorm = true synchronises BatchNorm across the processes of a "
+                "DDP run; set train.strategy = 'ddp' with train.devices > 1, or drop it")
+    return None
+
+
 def _accumulation_error(t: TrainSpec) -> str | None:
-    """Why ``accumulate`` / ``micro_batch_size`` cannot split ``batch_size``, or None.
+    """Why ``accumulate`` / ``micro_batch_size`` cannot split a process's share of the batch
+    (``batch_size`` itself with one device), or None.
 
     Micro-batches are equal so that every forward/backward of a full batch needs the same
     memory (the one max-batch measured); a micro_batch_size at or above the batch is no split.
@@ -235,16 +278,19 @@ def _accumulation_error(t: TrainSpec) -> str | None:
     if t.accumulate > 1 and t.micro_batch_size is not None:
         return ("set train.accumulate or train.micro_batch_size, not both: accumulate = N splits "
                 "every batch into N micro-batches, micro_batch_size = M into batch_size / M")
-    if t.batch_size % t.accumulate:
-        divisors = [d for d in range(2, t.batch_size + 1) if t.batch_size % d == 0][:6]
-        return (f"train.accumulate = {t.accumulate} does not divide train.batch_size = "
-                f"{t.batch_size} into equal micro-batches; use one of its divisors "
+    batch, name = t.device_batch(), "train.batch_size"
+    if t.devices > 1:
+        name = f"the per-device batch (train.batch_size / train.devices = {t.batch_size} / {t.devices})"
+    if batch % t.accumulate:
+        divisors = [d for d in range(2, batch + 1) if batch % d == 0][:6]
+        return (f"train.accumulate = {t.accumulate} does not divide {name} = "
+                f"{batch} into equal micro-batches; use one of its divisors "
                 f"({', '.join(map(str, divisors)) or 'only 1'}), or set train.micro_batch_size")
     m = t.micro_batch_size
-    if m is not None and m < t.batch_size and t.batch_size % m:
-        return (f"train.micro_batch_size = {m} does not divide train.batch_size = {t.batch_size} "
+    if m is not None and m < batch and batch % m:
+        return (f"train.micro_batch_size = {m} does not divide {name} = {batch} "
                 f"into equal micro-batches; use a divisor of the batch size (e.g. "
-                f"{max(d for d in range(1, m + 1) if t.batch_size % d == 0)}) or change the batch")
+                f"{max(d for d in range(1, m + 1) if batch % d == 0)}) or change the batch")
     return None
 
 

@@ -241,3 +241,20 @@ def test_a_loss_logged_every_50_steps_that_learns_then_returns_to_chance_is_no_e
     values = np.where(steps == 0, 2.3, np.where(steps < 600, 0.1, 2.3))
     m["train_loss"] = series(values, steps)
     assert "exploding" not in kinds(diagnose_run(m, "completed", {}))
+
+
+@pytest.mark.parametrize(("summary", "noted"), [
+    ({"has_batchnorm": True, "micro_batch_size": 32, "devices": 2, "sync_batchnorm": False}, True),
+    ({"has_batchnorm": True, "micro_batch_size": 32, "devices": 2, "sync_batchnorm": True}, False),
+    ({"has_batchnorm": False, "micro_batch_size": 32, "devices": 2, "sync_batchnorm": False}, False),
+    ({"has_batchnorm": True, "micro_batch_size": 32}, False),  # one process: nothing recorded
+])
+def test_batchnorm_per_process_in_a_ddp_run_is_noted_beside_the_standing(summary, noted):
+    found = diagnose_run(healthy_metrics(), "completed", summary)
+    assert kinds(found) == (["bn_per_process", "healthy"] if noted else ["healthy"])
+    if noted:
+        note = only(found, "bn_per_process")
+        assert note.message.startswith(
+            "BatchNorm normalised each of the 2 processes' share of every batch (32 examples per "
+            "forward pass), not the global batch")
+        assert "train.sync_batchnorm = true" in note.message

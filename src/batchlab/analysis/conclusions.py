@@ -28,6 +28,8 @@ _KIND_WORDS = {
     "plateau": "hit a long plateau (training loss stuck, then falling again)",
     "small_bn_batch": "trained BatchNorm on fewer than 16 examples per forward pass (noisy batch "
                       "statistics; a larger micro-batch or a model without BatchNorm may do better)",
+    "bn_per_process": "normalised BatchNorm over each process's share of the batch, not the global "
+                      "batch (train.sync_batchnorm = true normalises over the global batch)",
     "undertrained": "did not reach a clearly trained level (judged alone, nothing to compare with)",
     "below_best": "ended below the best configuration by more than the noise",
 }

@@ -267,6 +267,26 @@ def check_small_bn_batch(summary: Mapping[str, Any], th: Thresholds) -> Finding 
         None, None, {"micro_batch_size": float(micro), "bn_min_batch": float(th.bn_min_batch)})
 
 
+def check_bn_per_process(summary: Mapping[str, Any]) -> Finding | None:
+    """A BatchNorm model trained over several processes without ``train.sync_batchnorm``: each
+    process normalised its own share of every batch, so the run is not the 1-process run at
+    its global batch (it equals one process accumulating ``devices`` micro-batches). Reads
+    ``summary["devices"]``/``"sync_batchnorm"``, which a run over processes records."""
+    devices = summary.get("devices")
+    if (summary.get("has_batchnorm") is not True or not isinstance(devices, int) or devices < 2
+            or summary.get("sync_batchnorm") is not False):
+        return None
+    micro = summary.get("micro_batch_size")
+    of = f" ({micro} examples per forward pass)" if isinstance(micro, int) else ""
+    return Finding(
+        "bn_per_process",
+        f"BatchNorm normalised each of the {devices} processes' share of every batch{of}, "
+        "not the global batch: its statistics, and so the updates, are those of the smaller "
+        "batch; set train.sync_batchnorm = true to normalise over the global batch (one "
+        "all-reduce per BatchNorm layer and step).",
+        None, None, {"devices": float(devices)})
+
+
 def diagnose_run(
     metrics: Mapping[str, Series],
     status: str,
@@ -285,7 +305,8 @@ def diagnose_run(
     (``error``, the store's text for the run); an exploding run skips lr_too_small. When
     nothing else was found, the run's standing is given: healthy, below_best or undertrained
     (see ``batchlab.analysis.standing``); a run without data (pending) gets an empty list.
-    ``small_bn_batch`` is a note given beside any of these (see :func:`check_small_bn_batch`).
+    ``small_bn_batch`` and ``bn_per_process`` are notes given beside any of these (see
+    :func:`check_small_bn_batch`, :func:`check_bn_per_process`).
     The per-layer findings (``batchlab.analysis.layers``) come from ``layer/...`` series when
     the run recorded them. Never raises.
     """
@@ -311,6 +332,7 @@ def diagnose_run(
         found = sorted([*found, *layer], key=lambda f: KINDS.index(f.kind))
     if not found and (standing := check_standing(metrics, ctx, th)) is not None:
         found.append(standing)
-    if (bn := check_small_bn_batch(summary, th)) is not None:  # a note beside any standing
-        found = sorted([*found, bn], key=lambda f: KINDS.index(f.kind))
+    notes = [check_small_bn_batch(summary, th), check_bn_per_process(summary)]
+    if any(notes):  # notes beside any standing
+        found = sorted([*found, *filter(None, notes)], key=lambda f: KINDS.index(f.kind))
     return found

@@ -16,8 +16,8 @@ from batchlab.store import Series
 #: Every diagnosis, most severe first (the order findings are listed in).
 KINDS = ("diverged", "pruned", "collapsed", "exploding", "exploding_gradients", "lr_too_large",
          "no_gradient", "unstable", "overfitting", "model_too_small", "not_converged", "lr_too_small",
-         "vanishing_gradients", "dead_units", "plateau", "small_bn_batch", "undertrained",
-         "below_best", "healthy")
+         "vanishing_gradients", "dead_units", "plateau", "small_bn_batch", "bn_per_process",
+         "undertrained", "below_best", "healthy")
 
 
 @dataclass(frozen=True)

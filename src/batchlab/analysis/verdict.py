@@ -25,8 +25,10 @@ LABELS = {
     "small_bn_batch": "small BN batch", "undertrained": "undertrained", "below_best": "below best",
     "healthy": "ok", "no_gradient": "no gradient", "exploding_gradients": "exploding gradients",
     "vanishing_gradients": "vanishing gradients", "dead_units": "dead units",
-    "model_too_small": "model too small",
+    "model_too_small": "model too small", "bn_per_process": "BN per process",
 }
+#: Notes said beside a run's standing, never its label while it has one.
+NOTES = ("small_bn_batch", "bn_per_process")
 #: Labels that mean the run failed (the answer's "what failed" and the dashboard's problem list).
 FAILED = ("diverged", "pruned", "collapsed", "exploding", "LR too large", "unstable")
 
@@ -112,6 +114,8 @@ _SAY: dict[str, Callable[[Finding], str]] = {
                           "training before falling again"),
     "small_bn_batch": lambda f: (f"BatchNorm saw only {f.numbers.get('micro_batch_size', 0):.0f} "
                                  "examples per forward pass (noisy batch statistics)"),
+    "bn_per_process": lambda f: ("BatchNorm normalised each process's share of the batch, not the "
+                                 "global batch (train.sync_batchnorm = true syncs it)"),
     "undertrained": _standing, "below_best": _standing, "healthy": _standing,
     # the per-layer findings' messages open with their plain sentence; the numbers follow a colon
     "no_gradient": _head, "exploding_gradients": _head, "vanishing_gradients": _head,
@@ -150,7 +154,7 @@ def run_verdict(findings: Sequence[Finding], status: str, error: str | None = No
         return RunVerdict(status, _sentence("no evaluation yet" if status in ("pending", "running")
                                             else "nothing to judge it by"), evidence)
     # a BatchNorm note is never the label while the run has a standing or a problem
-    main = next((f for f in findings if f.kind != "small_bn_batch"), findings[0])
+    main = next((f for f in findings if f.kind not in NOTES), findings[0])
     if main.kind == "pruned":
         text, covered = _pruned(main, findings)
     else:

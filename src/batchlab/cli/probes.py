@@ -144,6 +144,7 @@ def max_batch_cmd(
     """The largest batch that fits: doubling then binary search, one full training step per
     trial, with a safety margin; the peak memory of every size tried; and how to reach the
     batch you want by gradient accumulation when it does not fit in one step."""
+    from batchlab.probes.batch_advice import fit_line
     from batchlab.probes.max_batch import max_batch
     from batchlab.probes.memory import format_size, parse_size
 
@@ -152,16 +153,15 @@ def max_batch_cmd(
     limit = parse_size(memory_limit) if memory_limit else None
     r = measure("largest batch", lambda: max_batch(config, memory_limit=limit, margin=margin,
                                                    max_batch=max_, want=want), config)
-    table = Table(title=f"batch sizes tried ({r.device}, {r.method})")
+    per = f", per device of {r.devices}" if r.devices > 1 else ""
+    table = Table(title=f"batch sizes tried ({r.device}, {r.method}{per})")
     for col in ("batch", "peak memory", "fits", "why not"):
         table.add_column(col)
     for t in r.trials:
         table.add_row(str(t.batch_size), format_size(t.peak_bytes), "yes" if t.fits else "no",
                       t.reason or "")
     console.print(table)
-    console.print(f"largest that fits: {r.largest} (search ended by: {r.limited_by}); "
-                  f"recommended with a {margin:.0%} margin: {r.recommended} "
-                  f"(power of two: {r.recommended_pow2})")
+    console.print(fit_line(r, margin))  # per device and global over train.devices processes
     console.print(r.advice)
     for note in r.notes:
         console.print(f"  note: {note}")
@@ -280,7 +280,9 @@ def recommend(
     rec = measure("probing (throughput, memory, noise scale, LR range test)",
                   lambda: recommend_fn(config, batch_sizes=sizes, memory_limit=limit,
                                        noise_steps=noise_steps), config)
-    console.print(f"[bold]recommended: batch {rec.batch_size}, lr {rec.lr:.3g}"
+    over = (f" (global: {rec.batch_size // rec.devices:,} per device over {rec.devices} "
+            "processes)" if rec.devices > 1 else "")
+    console.print(f"[bold]recommended: batch {rec.batch_size}{over}, lr {rec.lr:.3g}"
                   + (f", warm-up {rec.warmup_steps} steps" if rec.warmup_steps else "") + "[/]")
     for line in rec.explanation:
         console.print(f"  - {line}")

@@ -120,10 +120,15 @@ def run_function(config: RunConfig, sink: Callable[[Event], None], *,
 def train_task(config: RunConfig, sink: Callable[[Event], None], *, function: TrainFn | None = None,
                **options: Any) -> RunEnded:
     """What an executor calls for one run: the training function when the config names one
-    (or ``function`` is given), else batchlab's loop (``train_run`` with ``options``)."""
+    (or ``function`` is given), else batchlab's loop (``train_run`` with ``options``), over
+    ``train.devices`` processes when the run asks for several (``train_ddp``)."""
     if config.train.function is not None:
         keep = {k: options[k] for k in ("checkpoint_path", "max_resume_step", "prune") if k in options}
         return run_function(config, sink, function=function, **keep)
+    if config.train.devices > 1:
+        from batchlab.train.launch import train_ddp  # torch.distributed only when needed
+
+        return train_ddp(config, sink, **options)
     return train_run(config, sink, **options)
 
 

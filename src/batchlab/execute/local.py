@@ -28,11 +28,11 @@ import multiprocessing as mp
 import os
 import queue
 import signal
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from batchlab.children import environ, exit_with_parent, interrupt_on_usr1
 from batchlab.cores import available_cores as available_cores  # re-exported for the CLI
 from batchlab.cores import threads_per_worker
 from batchlab.errors import ExecutorError
@@ -63,35 +63,17 @@ def cuda_device_count() -> int:
         return 0
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # one interrupt is enough
-    raise KeyboardInterrupt
-
-
-def _watch_driver(driver: int, every: float = 0.5) -> None:
-    """Exit this worker within ``every`` seconds of its driver's death, whatever it is doing
-    (importing torch, training, or blocked waiting for a task the driver never sent): a driver
-    killed with -9 cannot tell its workers, and they would otherwise live on as orphans."""
-    def watch() -> None:
-        while os.getppid() == driver:
-            time.sleep(every)
-        os._exit(3)  # its claims go stale; the next sweep resumes the runs from checkpoints
-
-    threading.Thread(target=watch, name="batchlab-driver-watch", daemon=True).start()
-
-
 def _worker_main(worker: int, threads: int, tasks: mp.Queue, events: mp.Queue,
                  driver: int, inputs: Any = None) -> None:
     """Take tasks until a None arrives; send (worker, event) pairs to the driver (pid ``driver``,
     given by the driver itself: read here, a driver already dead would look like init).
     ``inputs``: the ``RunInputs`` every run uses (the Python API's objects, pickled), or None."""
-    _watch_driver(driver)
+    exit_with_parent(driver)  # a driver killed with -9 cannot tell its workers
     # A spawned child inherits "spawn" as its start method; its runs' loader processes take
     # this platform's default instead, as in the driver (fork on Linux: no re-import of torch
     # and the data in each loader process, which would cost seconds per loader per run).
     mp.set_start_method(None, force=True)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGUSR1, _interrupt)
+    interrupt_on_usr1()
 
     def send(event: Event) -> None:
         if os.getppid() != driver:  # the driver died (kill -9): stop, its claim will go stale
@@ -139,21 +121,13 @@ class LocalPoolExecutor:
         env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
         if (gpu := visible_gpu(worker, self.gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))):
             env["CUDA_VISIBLE_DEVICES"] = gpu
-        saved = {k: os.environ.get(k) for k in env}
-        try:
-            # the child reads these when torch loads: they must be set before spawn
-            os.environ.update(env)
+        # the child reads these when torch loads: they must be set before spawn
+        with environ(**env):
             # not daemonic: a run may start loader processes (see the module docstring)
             p = ctx.Process(target=_worker_main,
                             args=(worker, self.threads, tasks, events, os.getpid(), self.inputs),
                             name=f"batchlab-worker-{worker}", daemon=False)
             p.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         return p
 
     def execute(self, next_task: TaskSource, on_event: Callable[[Event], None]) -> None:

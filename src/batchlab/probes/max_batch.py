@@ -52,6 +52,7 @@ from torch import nn
 
 from batchlab.data.pipeline import LoadedData, mem_available
 from batchlab.errors import BatchlabError
+from batchlab.probes.batch_advice import accumulation_advice, accumulation_split
 from batchlab.probes.common import ProbeError, fresh_setup, isolated_rng, load_probe_data
 from batchlab.probes.host import HOST_FRACTION, HostBudget, resident_bytes, warm_up
 from batchlab.probes.memory import (
@@ -66,7 +67,7 @@ from batchlab.probes.memory import (
 )
 from batchlab.probes.plotting import Plottable
 from batchlab.spec import RunConfig
-from batchlab.train.accumulate import BN_MIN_BATCH, has_batchnorm
+from batchlab.train.accumulate import has_batchnorm
 from batchlab.train.inputs import RunInputs
 
 CPU_CAP = 2**16  # largest batch tried on CPU without a memory limit
@@ -190,6 +191,7 @@ class MaxBatchResult(Plottable):
     accumulate: int | None = None
     micro_batch_size: int | None = None
     advice: str | None = None
+    devices: int = 1  # a run over processes (train.devices): every batch size is per device
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe, for ``Store.add_probe(experiment, "max_batch", config, result)``."""
@@ -225,7 +227,8 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
     data = load_probe_data(config, inputs)
     device = probe_device(config)
     n_train = len(data.train_y)
-    caps = {"dataset size": n_train}
+    devices = config.train.devices  # the search is per device: one process's step
+    caps = {"dataset size": n_train // devices}
     if max_batch is not None:
         caps["max_batch"] = max_batch
     if device.type == "cpu" and memory_limit is None:
@@ -288,7 +291,7 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
     notes = []
     limited_by = cap_name if found.largest == upper else "memory"
     if limited_by != "memory":
-        notes.append(_cap_note(limited_by, upper))
+        notes.append(_cap_note(limited_by, upper, devices))
     if start > upper:
         notes.append(f"start={start} is above the largest allowed batch {upper}; started there.")
     recommended = found.recommended or None
@@ -303,46 +306,18 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
                      f"the margin of {margin:.0%}.")
     pow2 = None if recommended is None else 1 << (recommended.bit_length() - 1)
     per_step = recommended or found.largest
-    accumulate, micro = accumulation_split(want, per_step)
+    accumulate, micro = accumulation_split(want // devices, per_step)
     with isolated_rng():
         batchnorm = has_batchnorm(fresh_setup(config, data, model=model, inputs=inputs).model)
-    advice = accumulation_advice(want, per_step, recommended is not None, batchnorm, n_train)
+    advice = accumulation_advice(want, per_step, recommended is not None, batchnorm, n_train,
+                                 devices)
     return MaxBatchResult(
         largest=found.largest, recommended=recommended, recommended_pow2=pow2, margin=margin,
         memory_limit=memory_limit, limit_bytes=limit, limit_source=limit_source,
         threshold_bytes=threshold, limited_by=limited_by, upper=upper, n_train=n_train,
         device=str(device), method="/".join(sorted(methods)), trials=found.trials,
         wall_time=time.perf_counter() - t0, notes=notes, want=want, accumulate=accumulate,
-        micro_batch_size=micro, advice=advice)
-
-
-def accumulation_split(want: int, fits: int) -> tuple[int, int]:
-    """(accumulate, micro): the fewest equal micro-batches of at most ``fits`` examples that
-    make a batch of ``want``; (1, want) when it fits as it is. Always exists: micro 1 fits."""
-    k = -(-want // max(fits, 1))
-    while want % k:
-        k += 1
-    return k, want // k
-
-
-def accumulation_advice(want: int, fits: int, with_margin: bool, batchnorm: bool,
-                        n_train: int) -> str:
-    """One sentence: whether batch ``want`` fits in one step of at most ``fits`` examples, and
-    if not, the train.accumulate / train.micro_batch_size that reaches it."""
-    k, micro = accumulation_split(want, fits)
-    where = "within the margin" if with_margin else "at all"
-    larger = (f" (it is also larger than the {n_train} training examples, so every step "
-              "would see the whole set)" if want > n_train else "")
-    if k == 1:
-        return f"batch {want} fits in one step ({fits} fit {where}): no accumulation needed{larger}."
-    text = (f"batch {want} does not fit in one step (at most {fits} {where}){larger}; reach it "
-            f"by gradient accumulation: batch {want} = {k} x {micro} with train.accumulate = {k} "
-            f"(or train.micro_batch_size = {micro}): the update is batch {want}'s, memory "
-            f"holds {micro} at a time.")
-    if batchnorm and micro < BN_MIN_BATCH:
-        text += (f" The model has BatchNorm, which normalises each micro-batch of {micro} on its "
-                 f"own: its statistics get noisy below ~{BN_MIN_BATCH} examples.")
-    return text
+        micro_batch_size=micro, advice=advice, devices=devices)
 
 
 def _fresh_step_memory(config: RunConfig, data: LoadedData, batch_size: int,
@@ -381,7 +356,10 @@ def _margin_reference(memory_limit: int | None, device: torch.device,
 
 
 
-def _cap_note(limited_by: str, upper: int) -> str:
+def _cap_note(limited_by: str, upper: int, devices: int = 1) -> str:
+    if limited_by == "dataset size" and devices > 1:
+        return (f"stopped at {upper} per device: over {devices} processes the global batch "
+                "cannot be larger than the training set.")
     if limited_by == "dataset size":
         return f"stopped at the training set size ({upper} examples): a batch cannot be larger."
     if limited_by == "max_batch":

@@ -89,6 +89,7 @@ class Recommendation(Plottable):
     predictions: list[Prediction]
     explanation: list[str]
     probes: dict[str, Any] = field(default_factory=dict)  # each probe's to_dict()
+    devices: int = 1  # train.devices: batch_size and largest_fitting are global batches
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe (non-finite floats become None) for ``Store.add_probe(..., "recommend", ...)``."""
@@ -98,8 +99,12 @@ class Recommendation(Plottable):
         return json_safe(d)  # an unmeasured throughput's infinite time becomes None
 
 
-def memory_sentence(largest: int, limited_by: str) -> str:
-    """What the memory search found at ``largest``, naming the limit that stopped it."""
+def memory_sentence(largest: int, limited_by: str, devices: int = 1) -> str:
+    """What the memory search found at ``largest`` (the global batch: ``devices`` x what fits
+    one device), naming the limit that stopped it."""
+    if devices > 1 and limited_by == "memory":
+        return (f"The largest batch per device that fits in memory (with the safety margin) is "
+                f"{largest // devices:,} → global {largest:,} over {devices} processes.")
     stopped = {
         "dataset size": f"the training set's size ({largest} examples)",
         "max_batch": f"the largest candidate batch size ({largest})",
@@ -114,10 +119,11 @@ def memory_sentence(largest: int, limited_by: str) -> str:
 def explain(rec_b: Prediction, preds: Sequence[Prediction], b_noise: float,
             ci: tuple[float, float], lr: float, lr_source: str, warmup: int,
             largest: int | None, knee: int | None, user_batch: int,
-            limited_by: str = "memory") -> list[str]:
+            limited_by: str = "memory", devices: int = 1) -> list[str]:
     """The recommendation in sentences, each with its numbers. ``limited_by``: what ended the
     memory search at ``largest`` (``MaxBatchResult.limited_by``): only "memory" makes it the
-    largest batch that fits; the others are where the search stopped."""
+    largest batch that fits; the others are where the search stopped. ``devices``: the
+    processes of a DDP run (``largest`` is then the global batch)."""
     lines = [
         f"Gradient noise scale B_noise = {b_noise:.0f} (95% CI {ci[0]:.0f}-{ci[1]:.0f}): up to "
         f"about that batch size, doubling the batch nearly halves the steps to a target; "
@@ -127,13 +133,18 @@ def explain(rec_b: Prediction, preds: Sequence[Prediction], b_noise: float,
         + (f"; beyond batch {knee} doubling gains < 10%." if knee else "."),
     ]
     if largest is not None:
-        lines.append(memory_sentence(largest, limited_by))
+        lines.append(memory_sentence(largest, limited_by, devices))
     ranked = sorted((p for p in preds if p.fits), key=lambda p: p.relative_time)
     others = ", ".join(f"batch {p.batch_size}: x{p.relative_time:.2f}" for p in ranked[1:4])
     when = f" ({rec_b.seconds:.1f} s)" if rec_b.seconds is not None else ""
     lines.append(f"Predicted time to target is least at batch {rec_b.batch_size}{when}; "
                  + (f"relative to it: {others}." if others else "no other measured batch size fits."))
     lines.append(f"Learning rate {lr:.3g} ({lr_source}).")
+    if devices > 1:
+        lines.append(f"Batch sizes here are global: each of the {devices} processes "
+                     f"(train.devices) takes batch / {devices}. The update, the noise scale and "
+                     "the LR are the global batch's; throughput was measured in one process, "
+                     "so the speed over processes may differ (bench/ddp.py measures it).")
     if warmup:
         lines.append(f"Warm up linearly over the first {warmup} steps: the LR is over "
                      f"{WARMUP_LR_RATIO:g}x the one at your batch size {user_batch}.")
@@ -157,12 +168,14 @@ def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
 
         config = resolve_auto_lr([RunSpec(config.run_id(), config)], repeats=lr_repeats)[0].config
     tp = throughput_curve(config, batch_sizes=batch_sizes, inputs=inputs)
+    n = config.train.devices  # max_batch measures one device: global = n x per device
     mb = max_batch(config, memory_limit=memory_limit, margin=margin,
-                   max_batch=max(tp.batch_sizes) if tp.batch_sizes else None, inputs=inputs)
+                   max_batch=max(1, max(tp.batch_sizes) // n) if tp.batch_sizes else None,
+                   inputs=inputs)
     ns = measure_noise_scale(config, steps=noise_steps, inputs=inputs)
     if not math.isfinite(ns.b_simple) or ns.b_simple <= 0:
         raise ProbeError(f"the gradient noise scale could not be measured: {ns.reason}")
-    largest = mb.recommended if mb.recommended is not None else mb.largest
+    largest = n * (mb.recommended if mb.recommended is not None else mb.largest)
     preds = predict_times(tp.batch_sizes, tp.samples_per_s, ns.b_simple, largest, s_min)
     best = choose(preds)
     found = lr_find(config, batch_sizes=sorted({best.batch_size, config.train.batch_size}),
@@ -179,8 +192,9 @@ def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
     warm = warmup_steps(lr, reference, total)
     ci = (ns.ci_low, ns.ci_high)
     # the margin can put the recommended batch below where the search stopped: memory limits it
-    stop = mb.limited_by if largest == mb.largest else "memory"
-    text = explain(best, preds, ns.b_simple, ci, lr, source, warm, largest, tp.knee, t.batch_size, stop)
+    stop = mb.limited_by if largest == n * mb.largest else "memory"
+    text = explain(best, preds, ns.b_simple, ci, lr, source, warm, largest, tp.knee, t.batch_size,
+                   stop, n)
     if not tp.reliable:
         text.append(f"Caution: the throughput curve was unreliable (its timed windows spread more "
                     f"than {tp.max_spread:.0%} even when re-measured: a busy machine), and the "
@@ -188,4 +202,5 @@ def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
                     "--validate.")
     return Recommendation(best.batch_size, lr, source, warm, ns.b_simple, ci, largest, tp.knee,
                           preds, text, {"throughput": tp.to_dict(), "max_batch": mb.to_dict(),
-                                        "noise_scale": ns.to_dict(), "lr_range": found.to_dict()})
+                                        "noise_scale": ns.to_dict(), "lr_range": found.to_dict()},
+                          n)

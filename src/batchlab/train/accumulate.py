@@ -17,6 +17,9 @@ its masks per micro-batch, which changes the random stream but not the expectati
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+
 import torch
 from torch import nn
 
@@ -35,8 +38,12 @@ def micro_slices(n: int, micro: int) -> list[slice]:
 
 
 def accumulate_gradients(model: nn.Module, loss_fn: LossFn, xb: torch.Tensor, yb: torch.Tensor,
-                         micro: int, precision: Precision) -> torch.Tensor:
+                         micro: int, precision: Precision,
+                         hold: Callable[[], AbstractContextManager[object]] | None = None) -> torch.Tensor:
     """Backpropagate the mean loss over (xb, yb) in micro-batches of at most ``micro`` examples.
+
+    ``hold``: a context that every micro-batch but the last runs in (DDP's ``no_sync``: the
+    gradients are averaged across processes once, after the last one, not per micro-batch).
 
     Gradients are *added* to the parameters' ``.grad`` (zero them before, step after). Forward
     passes run under ``precision.autocast()`` and backward through ``precision.backward``.
@@ -50,10 +57,12 @@ def accumulate_gradients(model: nn.Module, loss_fn: LossFn, xb: torch.Tensor, yb
         precision.backward(loss)
         return loss.detach().float()
     total = torch.zeros((), device=yb.device)
-    for part in micro_slices(n, micro):
-        with precision.autocast():
-            loss = loss_fn(model(xb[part]), yb[part]) * ((part.stop - part.start) / n)
-        precision.backward(loss)
+    parts = micro_slices(n, micro)
+    for part in parts:
+        with hold() if hold is not None and part is not parts[-1] else nullcontext():
+            with precision.autocast():
+                loss = loss_fn(model(xb[part]), yb[part]) * ((part.stop - part.start) / n)
+            precision.backward(loss)
         total += loss.detach().float()
     return total
 

@@ -44,6 +44,7 @@ from batchlab.train.checkpoint import (
     save_checkpoint,
 )
 from batchlab.train.checkpoint_timing import CheckpointTimer, checkpoint_key
+from batchlab.train.distributed import SOLO, Replica, Solo
 from batchlab.train.inputs import LossFn, RunInputs, has_accuracy
 from batchlab.train.noise import noise_meter
 from batchlab.train.optim import set_lr
@@ -58,7 +59,6 @@ from batchlab.train.prune import PruneOrder, Pruner
 from batchlab.train.recorder import Recorder
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
-from batchlab.train.step import make_train_step
 from batchlab.train.watch import LayerWatch
 
 EVAL_BATCH = 1024
@@ -169,6 +169,7 @@ def train_run(
     checkpoint_timer: CheckpointTimer | None = None,
     inputs: RunInputs | None = None,
     prune: PruneOrder | None = None,
+    replica: Replica | Solo = SOLO,
 ) -> RunEnded:
     """Train one run to the end (or divergence/failure/Ctrl-C) and return how it ended.
 
@@ -181,6 +182,10 @@ def train_run(
     pipeline ``data.pipeline`` picks).
     ``prune``: what the sweep asks (``batchlab.train.prune``; default: never stop early): a
     hopeless run ends ``pruned`` with the reason, a run at its halving rung ends ``interrupted``.
+    ``replica``: this process's part in a run over several (``batchlab.train.distributed``;
+    default: the only one). A follower loads the checkpoint but never writes one, records and
+    evaluates nothing, and ends only at the run's last step: its launcher ends it with the
+    leader's run.
     """
     inputs = inputs or RunInputs(load_data=load_data)
     run_id = config.run_id()
@@ -196,6 +201,10 @@ def train_run(
         return event
 
     try:
+        if t.devices != replica.world:
+            raise ValueError(f"train.devices = {t.devices} trains in {t.devices} processes: "
+                             "start it with batchlab.execute.function.train_task (as every "
+                             "executor does), not train_run")
         data = inputs.load_data(config.data)
         device = resolve_device(t.device)
         torch.manual_seed(t.seed)  # model init and dropout
@@ -204,7 +213,10 @@ def train_run(
         if t.channels_last:
             check_channels_last(data.input_shape)
             model = to_channels_last(model)
-        micro = t.micro_batch()  # examples per forward/backward (< batch: accumulation)
+        # trained: the DDP wrapper of a run over processes (after any change to the parameters'
+        # layout: DDP's gradient buckets are views of them)
+        model, trained = replica.wrap(model)
+        micro = t.micro_batch()  # examples per forward/backward (< per-device batch: accumulation)
         base_lr = scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size)
         optimizer = inputs.make_optimizer(t, model.parameters(), base_lr)
         batch = t.batch_size
@@ -224,6 +236,7 @@ def train_run(
             "n_train": n_train, "n_val": batches.n_val,
             "num_classes": data.num_classes or None,  # chance level for the diagnosis (1/C, ln C)
             "micro_batch_size": micro, "has_batchnorm": has_batchnorm(model),  # BN at small batches
+            **replica.facts(),  # devices, backend, sync_batchnorm: BN statistics per process
         }
         if watch is not None:  # the layers' order, and those the spec froze on purpose
             summary.update(watch.summary(config.model.freeze != "none"))
@@ -242,10 +255,15 @@ def train_run(
             if noise is not None and state.get("noise_scale") is not None:
                 noise = noise_meter(t, state["noise_scale"])
             pruner.restore(state.get("prune"))
+        if not replica.leader:
+            checkpoint_path = None  # loaded above; only the leader writes or removes it
         if noise is not None:
             noise.loss_fn = inputs.loss_fn  # the gradient noise of the loss being trained
         sink(RunStarted(run_id, total, step, {**environment(device), "data_pipeline": batches.kind}))
-        rec = Recorder(run_id, sink, n_train, batch, spe, clock_offset=clock)
+        # a follower never flushes on its own clock: it must not find a divergence (and end)
+        # at a step where the leader has not looked
+        rec = Recorder(run_id, sink, n_train, batch, spe, clock_offset=clock,
+                       flush_seconds=1.0 if replica.leader else math.inf)
     except KeyboardInterrupt:
         ended(INTERRUPTED, {})
         raise
@@ -254,8 +272,11 @@ def train_run(
 
     def run_eval() -> str | None:
         """Evaluate and record; the reason to prune the run here, or None. The fixed train
-        subset measures train accuracy in eval mode, comparable to validation."""
+        subset measures train accuracy in eval mode, comparable to validation. Only the leader
+        evaluates (a follower's reason would end it before the leader)."""
         nonlocal last_eval
+        if not replica.leader:
+            return None
         last_eval = step
         model.eval()
         val_loss, val_acc = evaluate_batches(model, batches.val_batches(EVAL_BATCH), inputs.loss_fn,
@@ -303,7 +324,8 @@ def train_run(
         last_step, last_time = step, time.perf_counter()
         timer = checkpoint_timer or CheckpointTimer(key=checkpoint_key(model, t.optimizer))
         # forward/backward in micro-batches of `micro` under `precision`, then the update
-        train_step = make_train_step(model, inputs.loss_fn, optimizer, batch, micro, precision)
+        # (a run over processes: this process's share of every batch, gradients averaged)
+        train_step = replica.make_step(trained, inputs.loss_fn, optimizer, batch, micro, precision)
         while step < total:
             for xb, yb in batches.epoch(order, limit=total - step):
                 if t.channels_last:

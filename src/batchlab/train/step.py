@@ -11,6 +11,7 @@ same update bit for bit (``tests/train/test_step.py``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import torch
 from torch import nn
@@ -23,11 +24,14 @@ TrainStep = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def make_train_step(model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
-                    batch_size: int, micro: int, precision: Precision) -> TrainStep:
+                    batch_size: int, micro: int, precision: Precision,
+                    hold: Callable[[], AbstractContextManager[object]] | None = None) -> TrainStep:
     """The update for batches of at most ``batch_size`` examples, forwarded ``micro`` at a
-    time. The returned function takes one (inputs, targets) batch, updates the parameters and
-    returns the batch's mean loss, detached (a 0-d tensor on the batch's device in the loss's
-    own dtype, float32 under autocast; never synchronised with the host)."""
+    time (``hold``: a context every micro-batch but the last runs in, as DDP's ``no_sync``,
+    see ``accumulate_gradients``). The returned function takes one (inputs, targets) batch,
+    updates the parameters and returns the batch's mean loss, detached (a 0-d tensor on the
+    batch's device in the loss's own dtype, float32 under autocast; never synchronised with
+    the host)."""
     if precision.name == "fp32" and precision.scaler is None and micro >= batch_size:
         def plain_step(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)
@@ -39,7 +43,7 @@ def make_train_step(model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Op
 
     def step(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        loss = accumulate_gradients(model, loss_fn, xb, yb, micro, precision)
+        loss = accumulate_gradients(model, loss_fn, xb, yb, micro, precision, hold)
         precision.step(optimizer)
         return loss
     return step

@@ -1,0 +1,75 @@
+"""How max-batch's answer reads: accumulation advice, and per-device vs global batch.
+
+The memory search measures one process's step, so what fits is a batch *per device*. With
+``train.devices = N`` (DDP) the batch that trains is the global one, N x per device: every
+sentence then names both ("largest batch per device 512 -> global 1,024 over 2 processes"),
+and the accumulation advice splits each process's share of the global batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batchlab.train.accumulate import BN_MIN_BATCH
+
+
+def accumulation_split(want: int, fits: int) -> tuple[int, int]:
+    """(accumulate, micro): the fewest equal micro-batches of at most ``fits`` examples that
+    make a batch of ``want``; (1, want) when it fits as it is. Always exists: micro 1 fits."""
+    k = -(-want // max(fits, 1))
+    while want % k:
+        k += 1
+    return k, want // k
+
+
+def accumulation_advice(want: int, fits: int, with_margin: bool, batchnorm: bool,
+                        n_train: int, devices: int = 1) -> str:
+    """One sentence: whether batch ``want`` fits in one step of at most ``fits`` examples (per
+    device: ``want`` is the global batch over ``devices`` processes, each taking
+    ``want / devices``), and if not, the train.accumulate / train.micro_batch_size that
+    reaches it."""
+    if want % devices:
+        fits_any = want - want % devices or devices
+        return (f"batch {want} does not split equally over {devices} processes (train.devices); "
+                f"use a multiple of {devices}, e.g. {fits_any}.")
+    share = want // devices
+    k, micro = accumulation_split(share, fits)
+    where = "within the margin" if with_margin else "at all"
+    larger = (f" (it is also larger than the {n_train} training examples, so every step "
+              "would see the whole set)" if want > n_train else "")
+    over = f" ({share} per device over {devices} processes)" if devices > 1 else ""
+    per = " per device" if devices > 1 else ""
+    if k == 1:
+        return (f"batch {want}{over} fits in one step ({fits}{per} fit {where}): no accumulation "
+                f"needed{larger}.")
+    split = (f"{share} per device = {k} x {micro}" if devices > 1 else f"batch {want} = {k} x {micro}")
+    text = (f"batch {want}{over} does not fit in one step (at most {fits}{per} {where}){larger}; "
+            f"reach it by gradient accumulation: {split} with train.accumulate = {k} "
+            f"(or train.micro_batch_size = {micro}): the update is batch {want}'s, memory "
+            f"holds {micro}{per} at a time.")
+    if batchnorm and micro < BN_MIN_BATCH:
+        text += (f" The model has BatchNorm, which normalises each micro-batch of {micro} on its "
+                 f"own: its statistics get noisy below ~{BN_MIN_BATCH} examples.")
+    return text
+
+
+def per_device(batch: int | None, devices: int) -> str:
+    """``batch`` (one device's) as it reads: "512" alone, or "512 per device -> global 1,024"
+    over several processes."""
+    if batch is None or devices == 1:
+        return str(batch)
+    return f"{batch:,} per device → global {batch * devices:,}"
+
+
+def fit_line(r: Any, margin: float) -> str:
+    """The max-batch answer in one line (``r``: a ``MaxBatchResult``): largest and recommended,
+    per device and global when the run trains over several processes."""
+    n = r.devices
+    if n == 1:
+        return (f"largest that fits: {r.largest} (search ended by: {r.limited_by}); "
+                f"recommended with a {margin:.0%} margin: {r.recommended} "
+                f"(power of two: {r.recommended_pow2})")
+    return (f"largest batch per device that fits: {r.largest:,} → global {r.largest * n:,} over "
+            f"{n} processes (search ended by: {r.limited_by}); recommended with a {margin:.0%} "
+            f"margin: {per_device(r.recommended, n)} (power of two: "
+            f"{per_device(r.recommended_pow2, n)})")
