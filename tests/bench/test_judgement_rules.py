@@ -171,3 +171,23 @@ def test_batchlabs_diagnosis_passes_every_rule(run, best):
     found = diagnose_run(m, "completed", {}, context=RunContext(10, best, None, None))
     assert check_diagnosis(m, found, best, 10) == []
     assert check_diagnosis(m, [f.kind for f in found], best, 10) == []
+
+
+def test_an_initial_loss_may_be_the_step_0_evaluation_and_a_peak_either_series():
+    # at batch 8 the first minibatch's loss (5.0 here) can lie far from the untrained model's
+    # evaluated loss: a finding reading the evaluated curve quotes the latter
+    m = healthy_metrics()
+    m["train_loss"] = per_step(lambda s: np.where(s == 1, 5.0, 2.0), 200)
+    first_eval = float(m["train_eval_loss"].value[0])
+    quoting = Finding("lr_too_small", "", None, None, {"initial_loss": first_eval})
+    assert check_diagnosis(m, [quoting], None, 10) == []
+    wrong = Finding("lr_too_small", "", None, None, {"initial_loss": 50.0})
+    assert check_diagnosis(m, [wrong], None, 10)
+    # an exploding run whose evaluated loss peaks above its logged per-step losses: the train
+    # loss's own peak is a true number
+    b = blow_up()
+    step_peak = float(b["train_loss"].value.max())
+    b["train_eval_loss"] = per_epoch(lambda e: np.where(e == 1, 3 * step_peak, 2.3))
+    loss = float(b["train_loss"].value[3])
+    said = {"kind": "exploding", "numbers": {"loss": loss, "initial_loss": 2.33, "peak_loss": step_peak}}
+    assert check_diagnosis(b, [said], None, 10) == []
