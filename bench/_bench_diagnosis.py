@@ -58,12 +58,18 @@ def judge_diagnosis(case: Case, entry: dict[str, Any]) -> dict[str, Any]:
     eligible = len([g for g in analysis.groups if g.get("best_val_acc_mean") is not None])
     best = group.get("best_val_acc_mean") if eligible >= 2 else None
     noise = group.get("best_val_acc_std")
+    # a regression has no accuracy: its runs are judged against the grid's best val loss
+    # (the ground truth's score is minus the final MSE), with the grid's seed noise
+    best_loss = -entry["summary"]["best"] if d.regression else None
+    if d.regression:
+        noise = entry["summary"]["noise"]
     labels: dict[str, int] = {}
     violations = []
     for (record, series), a in zip(runs, analysis.runs, strict=True):
         for f in a.findings:
             labels[f.kind] = labels.get(f.kind, 0) + 1
-        for v in check_diagnosis(series, a.findings, best, d.classes or None, sweep_noise=noise):
+        for v in check_diagnosis(series, a.findings, best, d.classes or None, sweep_noise=noise,
+                                 sweep_best_val_loss=best_loss):
             violations.append(f"lr {record.point['train.lr']:.3g} seed {record.point['train.seed']}: {v}")
     return {"case": case.name, "runs": len(runs), "labels": labels, "violations": violations}
 

@@ -209,11 +209,22 @@ def _check_initial(kind: str, series: Mapping[str, Any], numbers: dict[str, floa
 
 
 def _check_healthy(series: Mapping[str, Any], sweep_best: float | None, n_classes: int | None,
-                   sweep_noise: float | None) -> list[str]:
+                   sweep_noise: float | None, sweep_best_loss: float | None = None) -> list[str]:
     out = []
     step, acc = _arrays(series.get("val_acc"))
     if (why := _still_falling(*_arrays(series.get("val_loss")))) is not None:
         out.append(f"healthy, but not converged: {why}")
+    loss_step, val_loss = _arrays(series.get("val_loss"))
+    if sweep_best_loss is not None and not acc.size and val_loss.size:
+        # a regression beside its sweep: judged by its loss against the sweep's best, with the
+        # same noise as a classification's accuracy (the sweep's, the curve's own scatter, a
+        # floor); a noisy target's best MSE need not halve the first
+        tail = _tail(loss_step, val_loss)
+        noise = max(sweep_noise or 0.0, NOISE_FLOOR * abs(sweep_best_loss), tail["scatter"] if tail else 0.0)
+        if val_loss[-1] > sweep_best_loss + noise:
+            out.append(f"healthy, but its final val loss {val_loss[-1]:.3g} is above the sweep's best "
+                       f"{sweep_best_loss:.3g} (noise {noise:.2g})")
+        return out
     if sweep_best is not None and acc.size:
         tail = _tail(step, acc)
         noise = max(NOISE_FLOOR, sweep_noise or 0.0, tail["scatter"] if tail else 0.0)
@@ -246,6 +257,7 @@ def check_diagnosis(
     n_classes: int | None,
     *,
     sweep_noise: float | None = None,
+    sweep_best_val_loss: float | None = None,
 ) -> list[str]:
     """Violations of the rules above by the labels ``kinds`` given to the run whose series are
     ``run_series`` (see the module doc for the formats); empty when the labels are consistent."""
@@ -263,7 +275,8 @@ def check_diagnosis(
         if kind == "healthy":
             if "collapsed" in given:  # without it, the collapse rule above already says so
                 out += [f"healthy while collapsed ({r})" for r in collapse]
-            out += _check_healthy(run_series, sweep_best_val_acc, n_classes, sweep_noise)
+            out += _check_healthy(run_series, sweep_best_val_acc, n_classes, sweep_noise,
+                                  sweep_best_val_loss)
         elif kind == "exploding":
             out += _check_exploding(run_series, numbers)
         elif kind == "not_converged":

@@ -191,3 +191,17 @@ def test_an_initial_loss_may_be_the_step_0_evaluation_and_a_peak_either_series()
     loss = float(b["train_loss"].value[3])
     said = {"kind": "exploding", "numbers": {"loss": loss, "initial_loss": 2.33, "peak_loss": step_peak}}
     assert check_diagnosis(b, [said], None, 10) == []
+
+
+def test_a_regression_is_healthy_within_noise_of_its_sweeps_best_loss():
+    # a noisy target: the MSE falls from 0.83 to 0.43 and no LR does better; alone, "healthy"
+    # would need the loss halved, beside its sweep it needs the sweep's best loss
+    m = {k: v for k, v in healthy_metrics().items() if k not in ("val_acc", "train_acc")}
+    m["train_eval_loss"] = per_epoch(lambda e: 0.43 + 0.4 * np.exp(-e))
+    m["train_loss"] = per_step(lambda s: 0.43 + 0.4 * np.exp(-s / 10), 200)
+    m["val_loss"] = per_epoch(lambda e: 0.45 + 0.4 * np.exp(-e))
+    (alone,) = check_diagnosis(m, ["healthy"], None, None)
+    assert "under-trained" in alone
+    assert check_diagnosis(m, ["healthy"], None, None, sweep_noise=0.01, sweep_best_val_loss=0.445) == []
+    (worse,) = check_diagnosis(m, ["healthy"], None, None, sweep_noise=0.01, sweep_best_val_loss=0.30)
+    assert "above the sweep's best 0.3" in worse
