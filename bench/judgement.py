@@ -417,7 +417,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    cases = draw()
+    drawn = draw()
+    fresh = {c.name for c in drawn[FRESH:]}
+    cases = drawn
     if args.cases:
         wanted = set(args.cases.split(","))
         unknown = wanted - {c.name for c in cases}
@@ -443,7 +445,6 @@ def main() -> None:
             recs.append({**judge_recommend(case, truth[case.name], args.jobs), "half": case.half})
             print(f"  recommend measured: {case.name}", flush=True)
     passed = {}
-    fresh = {c.name for c in draw()[FRESH:]}
     for half in ("dev", "held-out", "fresh"):
         if half == "fresh":  # the held-out cases drawn after the older ones had been seen
             names = {r["case"] for r in results if r["half"] == "held-out" and r["case"] in fresh}
