@@ -21,6 +21,11 @@ from batchlab.analysis.targets import DEFAULT_TARGET_FRACTION
 _KIND_WORDS = {
     "collapsed": "collapsed to chance (val acc at chance, or the loss back at ln C)",
     "exploding": "had an exploding loss",
+    "exploding_gradients": "had a layer's gradients explode",
+    "no_gradient": "had a layer no gradient reaches (detached or frozen)",
+    "vanishing_gradients": "had vanishing gradients (the first layers barely learn)",
+    "dead_units": "had most of a layer's ReLU units dead",
+    "model_too_small": "plateaued high at an LR that trains: the model is too small for the data",
     "unstable": "had an unstable val acc (swings between evaluations)",
     "overfitting": "overfit",
     "not_converged": "had not converged (val loss still falling at the end)",

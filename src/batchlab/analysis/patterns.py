@@ -20,15 +20,21 @@ PROBLEMS: dict[str, tuple[str, bool]] = {
     "diverged": ("diverged (the loss became non-finite)", True),
     "collapsed": ("collapsed to chance", True),
     "exploding": ("had an exploding loss", True),
+    "exploding_gradients": ("had a layer's gradients explode", True),
     "lr_too_large": ("had too large an LR", True),
     "unstable": ("had a val acc that swings between evaluations", True),
     "pruned": ("were stopped early by sweep.prune", False),
+    "no_gradient": ("had a layer no gradient reaches (detached or frozen)", False),
     "overfitting": ("overfit (validation got worse while training improved)", False),
+    "model_too_small": ("plateaued high at an LR that trains (the model is too small)", False),
     "lr_too_small": ("barely learned", False),
     "not_converged": ("were still improving at the end (train longer)", False),
+    "vanishing_gradients": ("had vanishing gradients (the first layers barely learn)", False),
+    "dead_units": ("had most of a layer's ReLU units dead", False),
     "plateau": ("stalled on a plateau before learning", False),
     "undertrained": ("did not reach a clearly trained level", False),
     "small_bn_batch": ("trained BatchNorm on fewer than 16 examples per forward pass", False),
+    "bn_per_process": ("normalised BatchNorm per process, not over the global batch", False),
 }
 
 
