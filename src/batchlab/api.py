@@ -282,8 +282,9 @@ def lr_find(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimi
     """The LR suggestion on the objects: an ``LrFindResult`` (``suggested_lr``, per batch
     size with its ``confidence``, the α of lr* ∝ B^α). The default ``horizon`` strategy
     compares miniatures of the run the keywords describe (``epochs``/``steps``, ``schedule``),
-    so give them as you will train. ``start_lr``/``end_lr``/``range_steps``: the range test's
-    ramp (``range_steps`` default: a tenth of the run within 20-100 for ``horizon``, else 100).
+    so give them as you will train; it runs no range test unless ``repeats`` asks for one.
+    ``start_lr``/``end_lr``/``range_steps``: the range test's ramp (``range_steps`` default: a
+    twentieth of the run within 20-100 for ``horizon``, else 100).
     ``batch_sizes``: default the ``batch_size`` keyword (32). Other keywords as in :func:`sweep`."""
     from batchlab.probes.lr_range import DEFAULT_STRATEGY
     from batchlab.probes.lr_range import lr_find as probe

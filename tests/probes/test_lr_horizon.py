@@ -1,6 +1,8 @@
 """The horizon strategy: miniatures of the run compared by successive halving, always an answer."""
 
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -9,9 +11,10 @@ from batchlab.data import load_dataset
 from batchlab.plan import plan_runs
 from batchlab.probes.lr_horizon import (
     BUDGET,
-    CANDIDATES,
+    DECADE,
+    LADDER,
     MIN_STEPS,
-    STEP,
+    SPREAD,
     compressed,
     conventional_lr,
     horizon_lr,
@@ -29,13 +32,13 @@ def config(**train) -> RunConfig:
     return RunConfig(data=s.data, model=s.model, train=s.train)
 
 
-def test_rungs_grow_by_three_end_at_a_tenth_of_the_run_and_fit_the_budget():
-    rungs = rung_steps(3000, int(BUDGET * 3000), CANDIDATES)
-    assert len(rungs) == 2 and rungs[1] == 3 * rungs[0] and rungs[1] <= 300
-    assert CANDIDATES * rungs[0] + 3 * rungs[1] <= BUDGET * 3000
-    # a short run: the rungs shrink to fit, never below MIN_STEPS
-    short = rung_steps(100, int(BUDGET * 100), CANDIDATES)
-    assert all(h >= MIN_STEPS for h in short) and len(short) == 1
+def test_rungs_double_and_fit_half_the_run():
+    h0, h1 = rung_steps(3000, int(BUDGET * 3000))
+    assert h1 == 2 * h0 and len(LADDER) * h0 + 3 * h1 <= BUDGET * 3000
+    assert h0 == 150  # a twentieth of the run: 4 x 150 + 3 x 300 = 1500 steps
+    # a short run: never below MIN_STEPS, never beyond the run
+    assert rung_steps(100, 50) == (MIN_STEPS, 2 * MIN_STEPS)
+    assert rung_steps(10, 5) == (MIN_STEPS, 10)
 
 
 def test_the_schedule_is_squeezed_into_the_trial_keeping_its_shape():
@@ -56,58 +59,106 @@ def test_conventional_lr_follows_the_optimizer_family():
     assert conventional_lr(torch.optim.Adagrad(p)) == 0.01
 
 
-def test_horizon_answers_within_its_ladder_and_costs_at_most_its_budget():
-    cfg = config()
+def _scrambled(cfg: RunConfig):
+    """The synthetic data with labels the inputs cannot predict: nothing can learn them."""
     data = load_dataset(cfg.data)
-    out = horizon_lr(cfg, data, top=3.0)
-    lrs = [t.lr for t in out.rungs[0]]
-    assert lrs[-1] == pytest.approx(3.0) and lrs[0] == pytest.approx(3.0 / STEP ** (CANDIDATES - 1))
-    assert min(lrs) <= out.lr <= max(lrs)
-    assert out.steps == sum(t.steps for t in out.trials) <= BUDGET * 300
+    return type(data)(**{**data.__dict__, "train_y": data.train_y[torch.randperm(len(data.train_y))],
+                         "val_y": data.val_y[torch.randperm(len(data.val_y))]})
+
+
+def test_horizon_climbs_a_decade_ladder_then_compares_the_best_with_its_neighbours():
+    cfg = config()  # SGD with momentum: conventionally 0.01
+    out = horizon_lr(cfg, load_dataset(cfg.data))
+    first, second = out.rungs
+    default = 0.01
+    ladder = sorted(t.lr for t in first)
+    assert all(any(lr == pytest.approx(default * m) for lr in ladder) for m in LADDER)
+    assert all(b / a == pytest.approx(DECADE) for a, b in zip(ladder, ladder[1:], strict=False))
+    h0, h1 = rung_steps(300, int(BUDGET * 300))
+    assert {t.steps for t in first if t.rejected is None} == {h0}
+    best0 = second[1].lr
+    assert [t.lr for t in second] == pytest.approx([best0 / SPREAD, best0, best0 * SPREAD])
+    assert all(t.steps == h1 for t in second if t.rejected is None)
+    assert out.lr in [t.lr for t in second]
+    assert out.steps == sum(t.steps for t in out.trials) <= BUDGET * 300 + 2 * h0
     assert out.confidence in ("high", "medium") and f"{out.lr:.3g}" in out.reason
 
 
+def test_the_ladder_grows_a_decade_towards_the_edge_its_best_is_on():
+    from batchlab.probes.lr_horizon import MAX_EXTEND, _extended
+    from batchlab.probes.lr_trial import Baseline, Trial
+
+    base = Baseline(val_loss=2.3, chance_acc=0.1, n_val=500)
+
+    def grows_up(lr: float) -> Trial:  # the higher the LR, the better: up to the ceiling
+        return Trial(lr, 10, 2.0 / (1 + lr), min(0.9, 0.2 + lr), None)
+
+    ladder = [grows_up(lr) for lr in (1e-4, 1e-3, 1e-2, 1e-1)]
+    tried: list[str] = []
+    out = _extended(ladder, grows_up, base, tried)
+    assert sorted(t.lr for t in out)[-MAX_EXTEND:] == pytest.approx([1.0, 10.0])
+    assert len(tried) == MAX_EXTEND and "highest" in tried[0]
+
+    def blows_up(lr: float) -> Trial:  # everything above 1e-5 diverges
+        ok = lr <= 1e-5
+        return Trial(lr, 10 if ok else 2, 1.5 if ok else float("nan"), 0.5 if ok else float("nan"),
+                     None if ok else "the loss turned non-finite at step 2")
+
+    tried = []
+    out = _extended([blows_up(lr) for lr in (1e-4, 1e-3, 1e-2, 1e-1)], blows_up, base, tried)
+    # down a decade, where 1e-5 trains and is the best, so down once more
+    assert sorted(t.lr for t in out)[:2] == pytest.approx([1e-6, 1e-5])
+    assert "blew up too" in tried[0] and "was the best" in tried[1]
+    # the best inside the ladder: nothing added
+    inside = [Trial(lr, 10, abs(math.log10(lr) + 2.5), 0.5, None) for lr in (1e-4, 1e-3, 1e-2, 1e-1)]
+    assert _extended(inside, grows_up, base, []) == inside
+
+
 def test_horizon_always_answers_even_when_nothing_learns():
-    # labels the inputs cannot predict: every candidate "learned nothing"
     cfg = config()
-    data = load_dataset(cfg.data)
-    data = type(data)(**{**data.__dict__, "train_y": data.train_y[torch.randperm(len(data.train_y))],
-                         "val_y": data.val_y[torch.randperm(len(data.val_y))]})
-    out = horizon_lr(cfg, data, top=1e4)  # the whole ladder blows up, and its extension too
+    out = horizon_lr(cfg, _scrambled(cfg))
     assert out.lr > 0 and out.confidence == "low"
-    assert "no candidate" in out.reason and "check the data" in out.reason
 
 
-def test_without_a_range_test_and_nothing_learned_the_answer_is_the_conventional_lr():
+def test_when_nothing_learns_the_answer_is_the_conventional_lr():
     cfg = config()  # SGD with momentum: conventionally 0.01
-    data = load_dataset(cfg.data)
-    data = type(data)(**{**data.__dict__, "train_y": data.train_y[torch.randperm(len(data.train_y))],
-                         "val_y": data.val_y[torch.randperm(len(data.val_y))]})
-    out = horizon_lr(cfg, data, top=None)  # no edge from a range test; labels nothing can learn
+    out = horizon_lr(cfg, _scrambled(cfg))
     assert out.lr == pytest.approx(0.01) and out.confidence == "low"
     assert "conventional LR 0.01" in out.reason and "too short to tell" in out.reason
+    assert len(out.rungs) == 1  # no second rung on miniatures that say nothing
 
 
-def test_lr_find_horizon_without_a_usable_range_test_starts_from_the_optimizers_default():
+def test_lr_find_horizon_runs_no_range_test_unless_asked():
     cfg = config()
-    # a range that blows up at once: the range test is not usable, the answer still comes
-    res = lr_find(cfg, start_lr=1e4, end_lr=1e6)
-    b = res.per_batch[0]
-    assert res.suggested_lr is not None and b.confidence == "low"
-    assert any("range test" in note for note in b.tried)
-    assert any("conventional" in note for note in b.tried)
-
-
-def test_lr_find_defaults_to_horizon_with_a_short_range_test_and_reports_its_cost():
-    cfg = config()
-    assert default_range_steps(HORIZON, cfg, 320) == 30  # a tenth of the 300-step run
-    assert default_range_steps("valley", cfg, 320) == 100
     res = lr_find(cfg)
     b = res.per_batch[0]
     assert res.strategy == HORIZON and res.suggested_lr is not None and b.confidence is not None
-    assert b.cost_steps == len(b.tests[0].lrs) + sum(t.steps for t in b.trials) <= 0.5 * 300
-    d = res.to_dict()["per_batch"][0]
-    assert d["confidence"] == b.confidence and d["rung_steps"] == b.rung_steps
+    assert b.tests == [] and b.cost_steps == sum(t.steps for t in b.trials)
+    d = res.to_dict()
+    assert d["lrs"] == [] and d["per_batch"][0]["rung_steps"] == b.rung_steps
+    assert d["per_batch"][0]["confidence"] == b.confidence
+    # asked for one: a range test of a twentieth of the run, shown and paid from the budget
+    assert default_range_steps(HORIZON, cfg, 320) == 20  # 300 // 20 = 15, at least 20
+    assert default_range_steps("valley", cfg, 320) == 100
+    shown = lr_find(cfg, repeats=1).per_batch[0]
+    assert len(shown.tests) == 1 and shown.cost_steps == len(shown.tests[0].lrs) + sum(
+        t.steps for t in shown.trials) <= 0.5 * 300 + 2 * shown.rung_steps[0]
+
+
+def test_a_range_test_that_blows_up_at_once_is_only_a_note():
+    res = lr_find(config(), repeats=1, start_lr=1e4, end_lr=1e6)
+    b = res.per_batch[0]
+    assert res.suggested_lr is not None
+    assert any("range test" in note for note in b.tried)
+
+
+def test_repeats_below_zero_or_zero_for_a_curve_rule_are_refused():
+    from batchlab.probes.common import ProbeError
+
+    with pytest.raises(ProbeError, match="at least 1 for the 'valley' strategy"):
+        lr_find(config(), repeats=0, strategy="valley")
+    with pytest.raises(ProbeError, match="at least 0"):
+        lr_find(config(), repeats=-1)
 
 
 def test_auto_lr_never_aborts_when_a_curve_rule_finds_nothing():
@@ -117,25 +168,3 @@ def test_auto_lr_never_aborts_when_a_curve_rule_finds_nothing():
     # a range far below anything that trains: the loss stays flat, valley suggests nothing
     resolved = resolve_auto_lr(runs, strategy="valley", start_lr=1e-9, end_lr=1e-8)
     assert resolved[0].config.train.lr > 0
-
-
-def test_uninformed_answers_below_the_range_minimum_capped_by_the_miniatures_that_blew_up():
-    from batchlab.probes.lr_horizon import PRIOR_BELOW, _stable_ceiling, _uninformed
-    from batchlab.probes.lr_trial import Baseline, Trial
-
-    base = Baseline(val_loss=2.3, chance_acc=0.1, n_val=500)
-    calm = [Trial(lr, 11, 2.2, 0.2, None) for lr in (0.003, 0.01, 0.03)]
-    # miniatures that barely learned and none blew up: a third of the range test's minimum
-    out = _uninformed(0.03, 1e-3, True, calm[0], base, [calm], 33, [])
-    assert out.lr == pytest.approx(0.03 / PRIOR_BELOW) and out.confidence == "low"
-    # a range minimum far above LRs whose miniatures blew up (non-finite, or 10x the
-    # untrained loss) is capped by the highest LR that stayed stable
-    wild = calm + [Trial(0.1, 11, 2.9, 0.1, None), Trial(0.3, 11, 55.0, 0.1, "learned nothing"),
-                   Trial(1.0, 3, float("nan"), float("nan"), "non-finite")]
-    assert _stable_ceiling(wild, base, 4.6) == 0.1
-    assert _stable_ceiling(wild[4:], base, 4.6) == 4.6  # none stable: nothing to cap with
-    out = _uninformed(4.6, 1e-3, True, calm[0], base, [wild], 40, [])
-    assert out.lr == pytest.approx(0.1 / PRIOR_BELOW)
-    assert "did not blow up" in out.reason and "4.6" in out.reason
-    # without a range test: the optimizer's conventional LR, whatever the miniatures did
-    assert _uninformed(4.6, 1e-3, False, calm[0], base, [wild], 40, []).lr == 1e-3

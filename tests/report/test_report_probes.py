@@ -49,6 +49,26 @@ def test_the_range_test_figure_shows_every_batch_size_and_seed(views):
     assert "at batch 16" in v.reading and "at batch 64" in v.reading and "B^" in v.reading
 
 
+def test_without_a_range_test_the_figure_draws_each_rung_of_miniatures():
+    from batchlab.probes.lr_range import lr_find
+    from batchlab.spec import RunConfig, spec_from_dict
+
+    s = spec_from_dict({"data": {"name": "synthetic", "shape": [12], "classes": 3, "size": 400},
+                        "model": {"name": "mlp", "hidden": [16]},
+                        "train": {"batch_size": 32, "lr": 0.05, "threads": 1, "steps": 200}})
+    result = lr_find(RunConfig(data=s.data, model=s.model, train=s.train)).to_dict()
+    assert result["per_batch"][0]["repeats"] == []  # horizon: no range test unless asked
+    fig = probe_figure(view(record(1, "lr_range", result)))
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "validation loss after the miniature"
+    h0, h1 = result["per_batch"][0]["rung_steps"]
+    texts = labels(fig)
+    assert f"batch 32, {h0} steps" in texts and f"batch 32, {h1} steps" in texts
+    finite = [t for t in result["per_batch"][0]["trials"] if t["val_loss"] is not None]
+    plotted = sum(len(line.get_xdata()) for line in ax.get_lines() if "steps" in line.get_label())
+    assert plotted == len(finite)
+
+
 def test_max_batch_figure_marks_what_does_not_fit_only_when_something_does_not(views):
     v = views["max_batch"]
     assert any(not t["fits"] for t in v.result["trials"])  # the 10 KiB limit stops 128

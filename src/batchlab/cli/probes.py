@@ -75,8 +75,8 @@ def lr_find_cmd(
     batch_sizes: Annotated[str | None, typer.Option(
         metavar="B1,B2,...", help="e.g. 32,128,512 (default: the spec's).")] = None,
     repeats: Annotated[int | None, typer.Option(
-        min=1, help="Range tests (seeds) per batch size (default: 1 for horizon and trial, 3 for "
-        "curve rules).")] = None,
+        min=0, help="Range tests (seeds) per batch size (default: none for horizon, which only "
+        "shows them; 1 for trial, 3 for curve rules).")] = None,
     strategy: Annotated[str, typer.Option(
         metavar="NAME",
         help="horizon (default: miniatures of your run compared by successive halving), trial, "
@@ -84,20 +84,22 @@ def lr_find_cmd(
     start_lr: Annotated[float, typer.Option(min=0, help="Range test: first LR.")] = 1e-7,
     end_lr: Annotated[float, typer.Option(min=0, help="Range test: last LR.")] = 10.0,
     range_steps: Annotated[int | None, typer.Option(
-        min=10, help="Range test: steps (default: 100; horizon: a tenth of the run, 20-100).")] = None,
+        min=10, help="Range test: steps (default: 100; horizon: a twentieth of the run, 20-100).")] = None,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
     """LR suggestion for the spec's run, and the exponent alpha of lr* ~ B^alpha across batch sizes.
 
-    A range test (exponential LR ramp, smoothed loss) finds where training breaks; then, by
-    default, miniatures of the run at LRs below it are compared by successive halving."""
+    By default, miniatures of the run (its schedule squeezed into a twentieth, then a tenth of
+    its steps) at LRs a decade apart are compared by successive halving; the other strategies
+    read a range test (exponential LR ramp, smoothed loss)."""
     from batchlab.probes.lr_range import lr_find
 
     spec = load_cli_spec(spec_file, set_)
     config = base_config(spec)
     sizes = int_list(batch_sizes, "--batch-sizes")
-    result = measure("LR range test", lambda: lr_find(
+    what = "miniatures of the run" if strategy == "horizon" else "LR range test"
+    result = measure(what, lambda: lr_find(
         config, batch_sizes=sizes, repeats=repeats, strategy=strategy, start_lr=start_lr,
         end_lr=end_lr, steps=range_steps), config)
     confirmed = result.strategy in ("trial", "horizon")

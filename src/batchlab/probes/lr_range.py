@@ -13,8 +13,10 @@ reports, per batch size, the median suggestion of the chosen strategy with its m
 the repeats, every strategy's median (flagging a disagreement larger than 3x), and with two
 or more batch sizes the exponent alpha of ``lr* ~ B**alpha``.
 
-Cost: ``repeats x len(batch_sizes) x steps`` optimizer steps at most (100 each by default,
-fewer when the loss diverges early); no evaluation passes.
+Cost of the range tests: ``repeats x len(batch_sizes) x steps`` optimizer steps at most (100
+each by default, fewer when the loss diverges early); no evaluation passes. The default
+``horizon`` strategy runs no range test unless asked (``repeats``): its miniatures cost at
+most half of one run per batch size.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from batchlab.probes.common import (
     isolated_rng,
     load_probe_data,
 )
+from batchlab.probes.lr_horizon import BUDGET as HORIZON_BUDGET
 from batchlab.probes.lr_horizon import HorizonOutcome, horizon_lr
 from batchlab.probes.lr_trial import Trial, TrialOutcome, confirm_lr
 from batchlab.probes.plotting import Plottable
@@ -67,11 +70,13 @@ LR_STRATEGIES = (HORIZON, TRIAL, *STRATEGIES)
 #: measured best on the held-out half of bench/judgement.py (see the README)
 DEFAULT_STRATEGY = HORIZON
 #: range tests per batch size when not given: curve rules take the median of 3 noisy curves;
-#: the trials confirm the candidates themselves, so one curve to anchor them is enough
-DEFAULT_REPEATS = {TRIAL: 1, HORIZON: 1}
+#: the trials confirm the candidates themselves, so one curve to anchor them is enough; the
+#: horizon ladder needs none (ask for one to see the curve beside the answer: it costs steps)
+DEFAULT_REPEATS = {TRIAL: 1, HORIZON: 0}
 CURVE_REPEATS = 3
-#: the horizon strategy's range test lasts a tenth of the run, within these bounds: it only
-#: has to find the edge of what trains, and the whole probe must cost well under one run
+#: a range test asked of the horizon strategy lasts a twentieth of the run, within these
+#: bounds: it is shown beside the answer, not used to pick it, and its steps come out of the
+#: probe's budget of half a run
 HORIZON_RANGE_STEPS = (20, 100)
 
 
@@ -80,14 +85,14 @@ def default_repeats(strategy: str) -> int:
 
 
 def default_range_steps(strategy: str, config: RunConfig, n_train: int) -> int:
-    """Range-test steps when not given: 100, or for ``horizon`` a tenth of the run within
+    """Range-test steps when not given: 100, or for ``horizon`` a twentieth of the run within
     HORIZON_RANGE_STEPS."""
     if strategy != HORIZON:
         return 100
     t = config.train
     total = run_length(t.steps, t.epochs, steps_per_epoch(n_train, t.batch_size))
     lo, hi = HORIZON_RANGE_STEPS
-    return max(lo, min(hi, total // 10))
+    return max(lo, min(hi, total // 20))
 
 
 def default_smoothing(steps: int) -> float:
@@ -240,10 +245,12 @@ class LrFindResult(Plottable):
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe (non-finite floats become None) for ``Store.add_probe(..., "lr_range", ...)``.
 
-        ``lrs``/``losses``: the smoothed curve of the first repeat at ``batch_size``; every
-        curve is under ``per_batch[i]["repeats"]``.
+        ``lrs``/``losses``: the smoothed curve of the first repeat at ``batch_size`` (empty
+        without a range test: ``horizon`` runs none unless asked); every curve is under
+        ``per_batch[i]["repeats"]``, every miniature under ``per_batch[i]["trials"]``.
         """
-        first = next(b for b in self.per_batch if b.batch_size == self.batch_size).tests[0]
+        tests = next(b for b in self.per_batch if b.batch_size == self.batch_size).tests
+        first_lrs, first_losses = (tests[0].lrs, tests[0].smoothed) if tests else ([], [])
         per_batch = [{
             "batch_size": b.batch_size, "suggested_lr": b.lr, "lr_min": b.lr_min,
             "lr_max": b.lr_max, "reason": b.reason, "by_strategy": b.by_strategy,
@@ -259,7 +266,7 @@ class LrFindResult(Plottable):
         out = {
             "strategy": self.strategy, "batch_size": self.batch_size,
             "suggested_lr": self.suggested_lr, "reason": self.reason,
-            "lrs": first.lrs, "losses": first.smoothed,
+            "lrs": first_lrs, "losses": first_losses,
             "batch_sizes": [b.batch_size for b in self.per_batch],
             "suggestions": {str(b.batch_size): b.lr for b in self.per_batch},
             "alpha": self.alpha, "alpha_prefactor": self.alpha_prefactor,
@@ -273,39 +280,28 @@ def with_batch_size(config: RunConfig, batch_size: int) -> RunConfig:
     return config.model_copy(update={"train": config.train.model_copy(update={"batch_size": batch_size})})
 
 
-def _horizon_top(tests: list[RangeTestResult]) -> tuple[float | None, str | None]:
-    """Where the horizon ladder starts: the median loss minimum of the curves; a third of a
-    decade below the LR where a curve blew up when none has a usable minimum (a shallow or
-    noisy descent); None (the optimizer's conventional LR) without either."""
-    anchor = summarize([loss_minimum(t.lrs, t.smoothed).lr for t in tests])[0]
-    if anchor is not None:
-        return anchor, None
-    blown = summarize([t.lrs[-1] for t in tests if t.stopped_early])[0]
-    if blown is not None:
-        return blown / 10 ** (1 / 3), (f"the range test's loss barely fell before it blew up at "
-                                       f"lr {blown:.3g}: the ladder starts just below that")
-    return None, None
-
-
 def _find_horizon(config: RunConfig, n_train: int, repeats: int,
                   test: Callable[..., RangeTestResult],
-                  horizon: Callable[[RunConfig, float | None], HorizonOutcome]) -> BatchFind:
-    """``horizon`` at ``config``'s batch size: range tests for the top of the ladder (an
-    immediate blow-up is not fatal: the ladder then starts from the optimizer's
-    conventional LR), then successive halving over miniatures of the run."""
+                  horizon: Callable[[RunConfig, int], HorizonOutcome]) -> BatchFind:
+    """``horizon`` at ``config``'s batch size: successive halving over miniatures of the run.
+    ``repeats`` range tests (none by default) are shown beside the answer and compared with
+    it, not used to place the ladder (their loss minimum was 0.2x to 460x the grid's best LR
+    on the bench's dev cases); their steps come out of the probe's budget (an immediate
+    blow-up of one is only a note)."""
     seed0 = config.train.seed
     tests: list[RangeTestResult] = []
     notes: list[str] = []
     for r in range(repeats):
         try:
             tests.append(test(config, seed=seed0 + r))
-        except ProbeError as err:  # diverged at once: the ladder starts lower instead
+        except ProbeError as err:
             notes.append(f"range test: {err}")
-    top, note = _horizon_top(tests)
-    notes += [note] if note else []
-    outcome = horizon(config, top)
+    total = run_length(config.train.steps, config.train.epochs,
+                       steps_per_epoch(n_train, config.train.batch_size))
+    range_cost = sum(len(t.lrs) for t in tests)
+    outcome = horizon(config, max(0, int(HORIZON_BUDGET * total) - range_cost))
     kept = [t.lr for t in outcome.rungs[-1] if t.rejected is None] or [outcome.lr]
-    cost = sum(len(t.lrs) for t in tests) + outcome.steps
+    cost = range_cost + outcome.steps
     per_test = [t.suggestions() for t in tests]
     by_strategy = {HORIZON: outcome.lr,
                    **{name: summarize([s[name].lr for s in per_test])[0] for name in STRATEGIES}}
@@ -380,8 +376,9 @@ def lr_find(
         raise ProbeError(f"unknown LR suggestion strategy '{strategy}'; "
                          f"use one of {', '.join(LR_STRATEGIES)}.")
     repeats = default_repeats(strategy) if repeats is None else repeats
-    if repeats < 1:
-        raise ProbeError(f"repeats must be at least 1, got {repeats}.")
+    if repeats < (0 if strategy == HORIZON else 1):
+        raise ProbeError(f"repeats must be at least {0 if strategy == HORIZON else 1} for the "
+                         f"'{strategy}' strategy, got {repeats}.")
     sizes = list(dict.fromkeys(batch_sizes or [config.train.batch_size]))
     if any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
         raise ProbeError(f"batch sizes must be positive integers, got {list(batch_sizes or [])}.")
@@ -403,8 +400,8 @@ def lr_find(
     def confirm(cfg: RunConfig, anchor: float) -> TrialOutcome:
         return confirm_lr(cfg, data, anchor, model=model, inputs=inputs)
 
-    def horizon(cfg: RunConfig, top: float | None) -> HorizonOutcome:
-        return horizon_lr(cfg, data, top, model=model, inputs=inputs)
+    def horizon(cfg: RunConfig, budget: int) -> HorizonOutcome:
+        return horizon_lr(cfg, data, budget=budget, model=model, inputs=inputs)
 
     for b in sizes:  # fail on every impossible size before spending time on any
         check_batch_fits(n_train, b)

@@ -82,19 +82,40 @@ def _lr_range(v: ProbeView) -> Figure:
             ax.axvline(lr, color=color, linestyle="--", lw=1,
                        label=f"suggested at batch {b['batch_size']}: {num(lr)}")
     ax.set_xscale("log")
+    curves = any(b["repeats"] for b in per)
+    if not curves:
+        _miniatures(ax, per)
     if lows:
         lo, hi = min(lows), max(tops)
         pad = 0.08 * (hi - lo) if hi > lo else 0.1
         ax.set_ylim(lo - pad, hi + pad)
-    ax.set_xlabel("learning rate (grows each step)")
-    ax.set_ylabel("training loss (smoothed)")
+    ax.set_xlabel("learning rate (grows each step)" if curves else "learning rate")
+    ax.set_ylabel("training loss (smoothed)" if curves else "validation loss after the miniature")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", **LEGEND)
-    axes_title(ax, "loss during the range test; faint: other seeds")
+    axes_title(ax, "loss during the range test; faint: other seeds" if curves else
+               "miniatures of the run, one line per rung (length in steps)")
     if many:
         _lr_vs_batch(axes[1], r)
     _title(fig, v)
     return fig
+
+
+def _miniatures(ax: Axes, per: list[dict[str, Any]]) -> None:
+    """The horizon strategy's evidence without a range test: each rung's validation loss by
+    LR on log axes (a blown-up miniature's loss would flatten the rest), per batch size."""
+    ax.set_yscale("log")
+    for i, b in enumerate(per):
+        color = BATCH_COLORS[i % len(BATCH_COLORS)]
+        steps = sorted({t["steps"] for t in b.get("trials", []) if t.get("val_loss") is not None})
+        for k, h in enumerate(steps):
+            rung = sorted((t for t in b["trials"] if t["steps"] == h and t.get("val_loss") is not None
+                           and np.isfinite(t["val_loss"])), key=lambda t: t["lr"])
+            if rung:
+                ax.plot([t["lr"] for t in rung], [t["val_loss"] for t in rung], marker="o",
+                        color=color, lw=1.5 if k == len(steps) - 1 else 0.9,
+                        alpha=1.0 if k == len(steps) - 1 else 0.45,
+                        label=f"batch {b['batch_size']}, {h} steps")
 
 
 def _lr_vs_batch(ax: Axes, r: dict[str, Any]) -> None:
