@@ -177,7 +177,7 @@ def test_probes_on_objects_return_the_cli_result_types(tmp_path):
     with Store(tmp_path / "s.db") as st:
         assert [p.kind for p in st.probes("p")] == ["lr_range"]
     # .plot(): the probe's figure, drawn from this result (issue 21, part 2, item 13)
-    titles = {"LR range test": found, "Largest batch that fits": fits, "Throughput": speed,
+    titles = {"LR suggestion": found, "Largest batch that fits": fits, "Throughput": speed,
               "Gradient noise scale": noise}
     for title, result in titles.items():
         fig = result.plot()

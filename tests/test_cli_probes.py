@@ -221,7 +221,7 @@ def test_report_shows_the_probes(probed):
     assert "<h2>Probes</h2>" in html and 'id="probes"' in html
     # one row of the probe table per stored probe, by kind, and a figure for each
     titles = re.findall(r'<tr><td>\d+</td><td class="l">([^<]+)</td>', html)
-    assert titles == ["LR range test", "Largest batch that fits", "Throughput",
+    assert titles == ["LR suggestion", "Largest batch that fits", "Throughput",
                       "Gradient noise scale", "Recommendation"]
     figures = sorted((folder / f"{NAME}-report_files").glob("probe-*.png"))
     assert len(figures) == 5 and all(f.read_bytes()[:8] == PNG for f in figures)

@@ -110,4 +110,4 @@ def test_the_wait_before_the_first_bar_is_explained():
     plain = _checking(spec_from_dict({}))
     assert plain.startswith("loading data") and "range test" not in plain
     auto = _checking(spec_from_dict({"sweep": {"grid": {"train.lr": ["auto", 0.1]}}}))
-    assert auto.startswith("running the LR range test for lr = 'auto'")
+    assert auto.startswith("finding an LR for lr = 'auto'")

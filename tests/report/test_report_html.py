@@ -71,7 +71,7 @@ def test_diagnosis_text_tables_and_probes_are_present(made, store):
     assert "square-root rule" in html and "linear rule" in html  # alpha vs the rules
     for run in analysis.runs:
         assert run.run_id[:10] in html
-    for title in ("LR range test", "Throughput", "Gradient noise scale", "Largest batch that fits"):
+    for title in ("LR suggestion", "Throughput", "Gradient noise scale", "Largest batch that fits"):
         assert f'<td class="l">{title}</td>' in html
 
 

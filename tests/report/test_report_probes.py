@@ -131,7 +131,7 @@ def test_the_probes_section_has_readings_and_figures_not_raw_json(made):
     section = section[:section.index("</section>")]
     assert '"per_batch"' not in section and "<pre>" not in section  # no JSON dump
     rows = re.findall(r'<tr><td>(\d+)</td><td class="l">([^<]+)</td>', section)
-    assert rows == [("2", "LR range test"), ("3", "Largest batch that fits"), ("4", "Throughput"),
+    assert rows == [("2", "LR suggestion"), ("3", "Largest batch that fits"), ("4", "Throughput"),
                     ("5", "Gradient noise scale")]
     assert "not shown: #1" in section  # the re-run with the same settings
     assert "Suggested LR:" in section and "How to read the gradient noise scale" in section

@@ -95,7 +95,7 @@ def _checking(spec: Spec) -> str:
         v == "auto" for k, vs in spec.sweep.grid.items() if k == "train.lr" for v in vs)
     what = "loading data, building each model and checking the schedules"
     if auto:
-        what = "running the LR range test for lr = 'auto' (once per batch size), " + what
+        what = "finding an LR for lr = 'auto' (once per batch size), " + what
     return what + " ..."
 
 

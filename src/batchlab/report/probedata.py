@@ -22,7 +22,7 @@ from batchlab.store import ProbeRecord, Store
 
 # Page order of the known probe kinds; any other kind follows them.
 KIND_ORDER = ("lr_range", "max_batch", "throughput", "noise_scale", "recommend")
-KIND_TITLES = {"lr_range": "LR range test", "max_batch": "Largest batch that fits",
+KIND_TITLES = {"lr_range": "LR suggestion", "max_batch": "Largest batch that fits",
                "throughput": "Throughput", "noise_scale": "Gradient noise scale",
                "recommend": "Recommendation"}
 # Result fields that are the probe's own settings (the run config is the rest of the key).
