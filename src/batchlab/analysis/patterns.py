@@ -34,7 +34,7 @@ def cause(found: Sequence[Finding]) -> str | None:
     kinds = [f.kind for f in found]
     if "pruned" in kinds and "collapsed" in kinds:
         return "collapsed"
-    return next((k for k in kinds if WORDING[k].problem is not None), None)
+    return next((k for k in kinds if k in PROBLEM_ORDER), None)
 
 
 def problems(runs: Sequence[tuple[RunFacts, list[Finding]]]) -> list[Problem]:
