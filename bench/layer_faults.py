@@ -30,6 +30,7 @@ from torch import nn
 
 import batchlab as bl
 from batchlab.analysis import analyze_experiment
+from batchlab.analysis.kinds import FAILED_KINDS
 from batchlab.analysis.layers import LAYER_KINDS
 from batchlab.data import load_dataset
 from batchlab.demo import demo_spec
@@ -41,7 +42,7 @@ from batchlab.store import Store
 ALARMS = (*LAYER_KINDS, "model_too_small")
 # a run already labelled with one of these failed: a per-layer label on it explains the failure
 # (the dying ReLUs of a collapse at too large an LR), it is no false alarm on a healthy run
-FAILED = ("diverged", "pruned", "collapsed", "exploding", "lr_too_large", "unstable")
+FAILED = FAILED_KINDS
 DIM, CLASSES = 20, 4
 
 

@@ -2,8 +2,11 @@
 
     python docs/dashboard_png.py STORE [docs/dashboard.png]
 
-The README's picture was made over a 3 x 3 sweep (batch 16/64/256 x LR 0.5/0.05/0.005, an MLP
-on the built-in digits, 15 epochs). The PNG is reduced to 256 colours to stay small.
+The picture is made over a 3 x 3 sweep (batch 16/64/256 x LR 0.5/0.05/0.005, an MLP on the
+built-in digits, 15 epochs): a spec named "digits-study" with data.name = "digits", model.name =
+"mlp", train.optimizer = "sgd", momentum 0.9, epochs = 15 and that grid, run by
+``batchlab sweep SPEC --store digits.db``, then, from the store's folder,
+``python docs/dashboard_png.py digits.db``. The PNG is reduced to 256 colours to stay small.
 """
 
 from __future__ import annotations

@@ -14,30 +14,10 @@ from typing import Any
 
 from batchlab.analysis.diagnose import Finding, pct
 from batchlab.analysis.groups import RunFacts
+from batchlab.analysis.kinds import SUMMARY_ORDER, WORDING
 from batchlab.analysis.scaling import SCALING_RULES, CriticalBatchFit, ExponentVerdict, PowerLawFit
 from batchlab.analysis.targets import DEFAULT_TARGET_FRACTION
 
-#: How each diagnosis reads in the summary sentence "N runs <words>: <configs>".
-_KIND_WORDS = {
-    "collapsed": "collapsed to chance (val acc at chance, or the loss back at ln C)",
-    "exploding": "had an exploding loss",
-    "exploding_gradients": "had a layer's gradients explode",
-    "no_gradient": "had a layer no gradient reaches (detached or frozen)",
-    "vanishing_gradients": "had vanishing gradients (the first layers barely learn)",
-    "dead_units": "had most of a layer's ReLU units dead",
-    "model_too_small": "plateaued high at an LR that trains: the model is too small for the data",
-    "unstable": "had an unstable val acc (swings between evaluations)",
-    "overfitting": "overfit",
-    "not_converged": "had not converged (val loss still falling at the end)",
-    "lr_too_small": "barely learned (LR too small)",
-    "plateau": "hit a long plateau (training loss stuck, then falling again)",
-    "small_bn_batch": "trained BatchNorm on fewer than 16 examples per forward pass (noisy batch "
-                      "statistics; a larger micro-batch or a model without BatchNorm may do better)",
-    "bn_per_process": "normalised BatchNorm over each process's share of the batch, not the global "
-                      "batch (train.sync_batchnorm = true normalises over the global batch)",
-    "undertrained": "did not reach a clearly trained level (judged alone, nothing to compare with)",
-    "below_best": "ended below the best configuration by more than the noise",
-}
 _MAX_LISTED = 4  # configurations named in one sentence before "and N more"
 
 
@@ -229,25 +209,26 @@ def gap_sentence(rows: Sequence[dict[str, Any]], noise_floor: float) -> str | No
 
 
 def kind_sentence(kind: str, runs: Sequence[tuple[RunFacts, list[Finding]]]) -> str | None:
-    """'N runs <words>: <configs>.' for the runs with a finding of ``kind`` (a key of the
-    summary words, or 'healthy': 'N of M runs look healthy.'); None when no run has one."""
+    """'N runs <words>: <configs>.' for the runs with a finding of ``kind`` (one of
+    :func:`summary_kinds`, or 'healthy': 'N of M runs look healthy.'); None when no run has one."""
     labels = [f.label for f, found in runs if any(x.kind == kind for x in found)]
-    if not labels or kind not in (*_KIND_WORDS, "healthy"):
+    if not labels or kind not in (*SUMMARY_ORDER, "healthy"):
         return None
     if kind == "healthy":
         n = len(labels)
         return f"{n} of {_runs(len(runs))} look{'s' if n == 1 else ''} healthy."
-    return f"{_runs(len(labels))} {_KIND_WORDS[kind]}: {listing(labels)}."
+    return f"{_runs(len(labels))} {WORDING[kind].summary}: {listing(labels)}."
 
 
 def summary_kinds() -> tuple[str, ...]:
-    """The finding kinds :func:`kind_sentence` words (every kind but diverged, pruned, healthy)."""
-    return tuple(_KIND_WORDS)
+    """The finding kinds :func:`kind_sentence` words, in their order (every kind with summary
+    words in ``kinds.WORDING``)."""
+    return SUMMARY_ORDER
 
 
 def diagnosis_sentences(runs: Sequence[tuple[RunFacts, list[Finding]]]) -> list[str]:
     """One sentence per problem kind (divergence is in the overview), then the healthy count."""
-    return [s for kind in (*_KIND_WORDS, "healthy") if (s := kind_sentence(kind, runs))]
+    return [s for kind in (*SUMMARY_ORDER, "healthy") if (s := kind_sentence(kind, runs))]
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,9 @@ class Thresholds:
         seed-to-seed spread of small-data classifiers; with several seeds their std is used.
     loss_noise_floor: without accuracies, two final validation losses within this fraction
         (0.05) of each other are within noise (a few percent is the typical seed-to-seed
-        spread of a final loss on small sets; the overfitting test calls only a 10% rise real).
+        spread of a final loss on small sets: on the judgement bench's regression cases one
+        seed std of a final MSE is 1.5% to 36% of the best; the overfitting test calls only a
+        10% rise real). ``bench/judgement_rules.py`` checks ``healthy`` with this same floor.
     bn_min_batch: a model with BatchNorm trained on fewer examples than this (16) per forward
         pass (the micro-batch under gradient accumulation, else the batch) gets a note: its
         batch statistics are noisy (Wu & He 2018: BatchNorm's ImageNet error rises steeply

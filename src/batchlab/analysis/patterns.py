@@ -14,33 +14,12 @@ from typing import Any
 
 from batchlab.analysis.findings import Finding
 from batchlab.analysis.groups import RunFacts
-
-#: A problem's plain words after "N runs ...", and whether it is a sign of too large an LR.
-PROBLEMS: dict[str, tuple[str, bool]] = {
-    "diverged": ("diverged (the loss became non-finite)", True),
-    "collapsed": ("collapsed to chance", True),
-    "exploding": ("had an exploding loss", True),
-    "exploding_gradients": ("had a layer's gradients explode", True),
-    "lr_too_large": ("had too large an LR", True),
-    "unstable": ("had a val acc that swings between evaluations", True),
-    "pruned": ("were stopped early by sweep.prune", False),
-    "no_gradient": ("had a layer no gradient reaches (detached or frozen)", False),
-    "overfitting": ("overfit (validation got worse while training improved)", False),
-    "model_too_small": ("plateaued high at an LR that trains (the model is too small)", False),
-    "lr_too_small": ("barely learned", False),
-    "not_converged": ("were still improving at the end (train longer)", False),
-    "vanishing_gradients": ("had vanishing gradients (the first layers barely learn)", False),
-    "dead_units": ("had most of a layer's ReLU units dead", False),
-    "plateau": ("stalled on a plateau before learning", False),
-    "undertrained": ("did not reach a clearly trained level", False),
-    "small_bn_batch": ("trained BatchNorm on fewer than 16 examples per forward pass", False),
-    "bn_per_process": ("normalised BatchNorm per process, not over the global batch", False),
-}
+from batchlab.analysis.kinds import PROBLEM_ORDER, WORDING
 
 
 @dataclass(frozen=True)
 class Problem:
-    """Runs that share one cause: ``kind`` (a key of :data:`PROBLEMS`), the runs' facts and
+    """Runs that share one cause: ``kind`` (one of ``kinds.PROBLEM_ORDER``), the runs' facts and
     findings of that kind, and how many of them were stopped early (pruned)."""
 
     kind: str
@@ -55,13 +34,13 @@ def cause(found: Sequence[Finding]) -> str | None:
     kinds = [f.kind for f in found]
     if "pruned" in kinds and "collapsed" in kinds:
         return "collapsed"
-    return next((k for k in kinds if k in PROBLEMS), None)
+    return next((k for k in kinds if k in PROBLEM_ORDER), None)
 
 
 def problems(runs: Sequence[tuple[RunFacts, list[Finding]]]) -> list[Problem]:
-    """Runs grouped by cause, in the order of :data:`PROBLEMS` (most severe first)."""
+    """Runs grouped by cause, in ``kinds.PROBLEM_ORDER`` (most severe first)."""
     out = []
-    for kind in PROBLEMS:
+    for kind in PROBLEM_ORDER:
         here = [(f, found) for f, found in runs if cause(found) == kind]
         if here:
             out.append(Problem(kind, [f for f, _ in here],
@@ -122,7 +101,8 @@ def problem_sentence(p: Problem, every: Sequence[RunFacts]) -> str:
     stopped early).' A too-large LR is named only when every LR with the problem is the
     largest tested (too small: the smallest), so the words never claim more than the grid."""
     lrs, place = where(p.runs, every)
-    words, too_large = PROBLEMS[p.kind]
+    words, too_large = WORDING[p.kind].problem, WORDING[p.kind].too_large
+    assert words is not None  # a Problem's kind is one of PROBLEM_ORDER, each with its words
     tested = sorted({lr for lr, _ in map(_knobs, every) if isinstance(lr, int | float)})
     n = len(p.runs)
     count = f"{n} run{'s' if n > 1 else ''} {words if n > 1 else _singular(words)}"

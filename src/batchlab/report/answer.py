@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from batchlab.analysis.answer import Answer, Point
-from batchlab.analysis.verdict import FAILED, RunVerdict
+from batchlab.analysis.kinds import FAILED_LABELS
+from batchlab.analysis.verdict import RunVerdict
 from batchlab.report.html import esc
 
 
@@ -52,7 +53,7 @@ def findings(answer: Answer | None) -> str:
 
 def label_class(label: str) -> str:
     """'label-ok' for a run that trained well, 'label-bad' for one that failed, else ''."""
-    return "label-ok" if label == "ok" else "label-bad" if label in FAILED else ""
+    return "label-ok" if label == "ok" else "label-bad" if label in FAILED_LABELS else ""
 
 
 def run_cell(verdict: RunVerdict | None) -> str:
