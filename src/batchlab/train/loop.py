@@ -287,7 +287,8 @@ def train_run(
                 model, batches.train_eval_batches(EVAL_BATCH), inputs.loss_fn, device, precision)
         if watch is not None:
             rec.log_values(step, dead)
-            watch.arm()  # the update after this evaluation is measured (``collect`` below)
+            if step < total:  # the update after this evaluation is measured (``collect`` below)
+                watch.arm()
         model.train()
         rec.log_values(step, {"val_loss": val_loss, "train_eval_loss": train_loss})
         summary.update(final_val_loss=val_loss, final_train_loss=train_loss)
