@@ -282,7 +282,7 @@ def train_run(
         val_loss, val_acc = evaluate_batches(model, batches.val_batches(EVAL_BATCH), inputs.loss_fn,
                                              device, precision)
         # the fixed train subset is the probe batch of the dead-unit count (no extra pass)
-        with watch.dead_units() if watch is not None else nullcontext({}) as dead:
+        with watch.dead_units_at(step >= total) if watch is not None else nullcontext({}) as dead:
             train_loss, train_acc = evaluate_batches(
                 model, batches.train_eval_batches(EVAL_BATCH), inputs.loss_fn, device, precision)
         if watch is not None:

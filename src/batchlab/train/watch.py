@@ -13,7 +13,8 @@ fixed training subset serves as the probe):
   features of a linear layer) that a following ReLU zeroes on every example of a fixed probe
   batch of at most ``PROBE_SIZE`` (256) examples, in eval mode: in the built-in loop the first
   256 examples of the fixed training subset it evaluates anyway (no extra forward pass; the
-  rest of that pass is not counted), in a tracked loop the batch given to ``run.watch``.
+  rest of that pass is not counted), at every ``DEAD_EVERY``-th (2nd) evaluation and the last,
+  in a tracked loop the batch given to ``run.watch``, at each evaluation.
   ``<name>`` is the layer that produced the units (normalisation layers between it and the
   ReLU pass through); hooks are registered only for that pass.
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -43,6 +44,10 @@ RELU_LIKE: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
 PASS_THROUGH: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.Dropout, nn.Identity)
 PROBE_SIZE = 256  # examples in the probe batch: a unit alive on 1 of 256 examples is not dead
+#: The built-in loop counts dead units at every DEAD_EVERY-th evaluation (the first included)
+#: and at the last: the hooks cost a run of a small model as much as the norms do, and a dead
+#: unit stays dead (the diagnosis reads the first and the last count).
+DEAD_EVERY = 2
 
 
 def _layers(model: nn.Module) -> dict[str, list[nn.Parameter]]:
@@ -83,6 +88,7 @@ class LayerWatch:
         self._before: list[torch.Tensor] = []
         self._grads: dict[nn.Parameter, torch.Tensor] = {}
         self._handles: list[Any] = []
+        self._evaluations = 0  # calls of ``dead_units_at``
 
     def summary(self, frozen_on_purpose: bool = False) -> dict[str, list[str]]:
         """What the diagnosis needs beside the rows: ``layers``, the layer names in the model's
@@ -126,15 +132,16 @@ class LayerWatch:
         if not self.armed:
             return {}
         params = self._params
-        deltas = torch._foreach_sub([p.detach() for p in params], self._before)
+        deltas = torch._foreach_sub(params, self._before)  # under no_grad: no graph
         grads = [self._grads.get(p) for p in params] if self.hooks else [p.grad for p in params]
+        if any(g is None for g in grads):  # no gradient reached it: an empty tensor, norm 0
+            empty = params[0].new_zeros(0)
+            grads = [empty if g is None else g for g in grads]
         # the per-parameter norms of the update, the weights before it and the gradient in ONE
-        # fused call and one host transfer: on the CPU every torch call costs microseconds,
-        # which is all a small model's evaluation pays here (a stored gradient norm, hooks mode,
-        # is its own norm; a parameter without a gradient gets an empty tensor: norm 0)
-        empty = params[0].new_zeros(0)
-        norms = torch._foreach_norm(
-            [*deltas, *self._before, *(empty if g is None else g for g in grads)])
+        # fused call and one host transfer: on the CPU each torch call costs 5-15 us in a busy
+        # training process, which is all a small model's evaluation pays here (a gradient norm
+        # stored by a hook is its own norm)
+        norms = torch._foreach_norm([*deltas, *self._before, *grads])
         values = _stack(norms, params[0].device).tolist()
         self.disarm()
         n = len(params)
@@ -162,6 +169,14 @@ class LayerWatch:
         finally:
             self.model.train(was_training)
         return out
+
+    def dead_units_at(self, last: bool) -> AbstractContextManager[dict[str, float]]:
+        """``dead_units()`` at every ``DEAD_EVERY``-th call (the first included) and whenever
+        ``last`` (the run's last evaluation); otherwise a block that counts nothing and yields
+        an empty dict. The built-in loop calls it once per evaluation."""
+        due = self._evaluations % DEAD_EVERY == 0 or last
+        self._evaluations += 1
+        return self.dead_units() if due else nullcontext({})
 
     @contextmanager
     def dead_units(self, examples: int = PROBE_SIZE) -> Iterator[dict[str, float]]:
