@@ -85,7 +85,8 @@ class LayerWatch:
                 self._relus.append((name, module))
             elif (name or "model") in self.layers and not isinstance(module, PASS_THROUGH):
                 self._producers.append((name or "model", module, isinstance(module, nn.Linear)))
-        self._before: list[torch.Tensor] = []
+        self._before: list[torch.Tensor] = []  # the weights at ``arm()``; -Δw in ``collect``
+        self._weight_norms: list[torch.Tensor] = []  # their norms (0-d tensors)
         self._grads: dict[nn.Parameter, torch.Tensor] = {}
         self._handles: list[Any] = []
         self._evaluations = 0  # calls of ``dead_units_at``
@@ -108,6 +109,9 @@ class LayerWatch:
         self.disarm()
         with torch.no_grad():
             self._before = [p.detach().clone() for p in self._params]
+            # |w| now, while the copy is still in cache: ``collect`` turns the copy into the
+            # update in place (re-reading cold weight copies cost more than the norms)
+            self._weight_norms = torch._foreach_norm(self._before)
         if self.hooks:
             def keep(p: torch.Tensor) -> None:
                 if p.grad is not None:  # the accumulated gradient so far: the last call wins
@@ -121,6 +125,7 @@ class LayerWatch:
         for handle in self._handles:
             handle.remove()
         self._handles, self._before, self._grads, self.armed = [], [], {}, False
+        self._weight_norms = []
 
     @torch.no_grad()
     def collect(self, steps: int = 1) -> dict[str, float]:
@@ -132,23 +137,23 @@ class LayerWatch:
         if not self.armed:
             return {}
         params = self._params
-        deltas = torch._foreach_sub(params, self._before)  # under no_grad: no graph
+        torch._foreach_sub_(self._before, params)  # the copy becomes -Δw: no second copy
         grads = [self._grads.get(p) for p in params] if self.hooks else [p.grad for p in params]
         if any(g is None for g in grads):  # no gradient reached it: an empty tensor, norm 0
             empty = params[0].new_zeros(0)
             grads = [empty if g is None else g for g in grads]
-        # the per-parameter norms of the update, the weights before it and the gradient in ONE
-        # fused call and one host transfer: on the CPU each torch call costs 5-15 us in a busy
+        # the per-parameter norms of the update and the gradient in ONE fused call, and one
+        # host transfer with the weights': on the CPU each torch call costs 5-15 us in a busy
         # training process, which is all a small model's evaluation pays here (a gradient norm
         # stored by a hook is its own norm)
-        norms = torch._foreach_norm([*deltas, *self._before, *grads])
+        norms = [*torch._foreach_norm([*self._before, *grads]), *self._weight_norms]
         values = _stack(norms, params[0].device).tolist()
         self.disarm()
         n = len(params)
         out: dict[str, float] = {}
         k = 0
         for grad_name, ratio_name, size in self._spans:
-            d, w, g = (sum(v * v for v in values[i + k:i + k + size]) for i in (0, n, 2 * n))
+            d, g, w = (sum(v * v for v in values[i + k:i + k + size]) for i in (0, n, 2 * n))
             k += size
             out[grad_name] = math.sqrt(g) if math.isfinite(g) else g
             if w > 0:
