@@ -218,7 +218,9 @@ class LayerWatch:
                 if done[0] or not isinstance(output, torch.Tensor) or output.dim() < 2:
                     return
                 owner, features_last = last[0] if last else (name, False)
-                out = output.detach()[:examples]
+                out = output.detach()
+                if len(out) > examples:  # (a view; skipped when it would be the whole batch)
+                    out = out[:examples]
                 # a unit is a channel (dim 1 of a conv's output) or a feature (the last dim of
                 # a linear layer's): alive when positive anywhere on any example
                 if features_last or out.dim() == 2:
