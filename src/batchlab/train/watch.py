@@ -108,7 +108,7 @@ class LayerWatch:
         ``collect()`` measures the update in between."""
         self.disarm()
         with torch.no_grad():
-            self._before = [p.detach().clone() for p in self._params]
+            self._before = [p.clone() for p in self._params]  # no_grad: no graph, no detach
             # |w| now, while the copy is still in cache: ``collect`` turns the copy into the
             # update in place (re-reading cold weight copies cost more than the norms)
             self._weight_norms = torch._foreach_norm(self._before)
