@@ -63,13 +63,98 @@ def test_dead_fraction_counts_units_that_never_fire_and_removes_its_hooks():
     assert all(not m._forward_hooks for m in model.modules())
 
 
+def test_hooks_mode_grad_norm_and_update_ratio_match_the_update():
+    torch.manual_seed(0)
+    model, x, y = Cut(), torch.randn(16, 4), torch.randint(0, 2, (16,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    watch = LayerWatch(model, hooks=True)
+    watch.arm()
+    before = [p.detach().clone() for p in model.fc2.parameters()]
+    step(model, opt, x, y)
+    grad = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in model.fc2.parameters()))
+    opt.zero_grad()  # a tracked loop may zero them before logging: the hooks kept the norms
+    delta = math.sqrt(sum(float((p - b).pow(2).sum())
+                          for p, b in zip(model.fc2.parameters(), before, strict=True)))
+    weight = math.sqrt(sum(float(b.pow(2).sum()) for b in before))
+    got = watch.collect(steps=2)  # the ratio is per update
+    assert got["layer/fc2/grad_norm"] == pytest.approx(grad, rel=1e-5)
+    assert got["layer/fc2/update_ratio"] == pytest.approx(delta / weight / 2, rel=1e-5)
+    assert got["layer/fc1/grad_norm"] == 0.0
+
+
+class Calls(torch.overrides.TorchFunctionMode):
+    """Counts the torch calls made inside the block (attribute reads such as ``p.grad`` aside)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.n += getattr(func, "__name__", "") != "__get__"
+        return func(*args, **(kwargs or {}))
+
+
+def collect_calls(depth: int) -> int:
+    """Torch calls of one ``collect`` on a ``depth``-layer MLP, after one update."""
+    torch.manual_seed(0)
+    model = nn.Sequential(*[nn.Linear(4, 4) for _ in range(depth)])
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    watch = LayerWatch(model)
+    watch.arm()
+    step(model, opt, torch.randn(8, 4), torch.randint(0, 4, (8,)))
+    with Calls() as calls:
+        got = watch.collect()
+    assert len(got) == 2 * depth and all(v > 0 for v in got.values())
+    return calls.n
+
+
+def test_collect_makes_the_same_few_torch_calls_whatever_the_number_of_layers():
+    # its cost on a small model is the number of torch calls (5-15 us each in a training
+    # process), so it must not grow with the parameters: fused norms, one host transfer
+    assert collect_calls(12) == collect_calls(2) <= 8
+
+
+def test_dead_units_count_the_first_examples_of_the_first_pass_only():
+    # unit j of the Linear layer fires only on inputs whose column j is positive
+    model = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(3))
+        model[0].bias.zero_()
+    x = -torch.ones(300, 3)
+    x[:256, 0] = 1.0  # unit 0 fires within the probe's 256 examples
+    x[299, 1] = 1.0  # unit 1 only on the 300th example: beyond the probe, dead
+    again = torch.ones(10, 3)  # a second pass in the block: every unit would fire
+    watch = LayerWatch(model)
+    with torch.no_grad(), watch.dead_units() as got:
+        model(x)
+        model(again)
+    assert got == {"layer/0/dead_frac": pytest.approx(2 / 3)}
+    with torch.no_grad(), watch.dead_units(examples=300) as got:
+        model(x)
+    assert got == {"layer/0/dead_frac": pytest.approx(1 / 3)}
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_dead_units_at_counts_every_second_evaluation_and_the_last():
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    watch = LayerWatch(model)
+    counted = []
+    for i, last in enumerate([False] * 5 + [True]):
+        with torch.no_grad(), watch.dead_units_at(last) as got:
+            model(torch.randn(4, 2))
+        if got:
+            counted.append(i)
+    assert counted == [0, 2, 4, 5]
+
+
 def test_loop_records_per_layer_signals_and_watch_false_changes_nothing_else():
     end, _, rows = collect(config())
     spe = end.summary["steps_per_epoch"]
     assert end.summary["layers"] == ["1", "3"]  # the mlp's Linear layers, in model order
     assert [s for s, _ in series(rows, "layer/1/grad_norm")] == [1, spe + 1, 2 * spe + 1]
     assert all(v > 0 for _, v in series(rows, "layer/3/update_ratio"))
-    assert [s for s, _ in series(rows, "layer/1/dead_frac")] == [0, spe, 2 * spe, 3 * spe]
+    # dead units at every DEAD_EVERY-th (2nd) evaluation, the first included, and the last
+    assert [s for s, _ in series(rows, "layer/1/dead_frac")] == [0, 2 * spe, 3 * spe]
     off_end, _, off = collect(config(watch=False))
     assert not [r for r in off if r[0].startswith("layer/")] and "layers" not in off_end.summary
     assert series(rows, "train_loss") == series(off, "train_loss")

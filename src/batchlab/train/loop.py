@@ -282,12 +282,13 @@ def train_run(
         val_loss, val_acc = evaluate_batches(model, batches.val_batches(EVAL_BATCH), inputs.loss_fn,
                                              device, precision)
         # the fixed train subset is the probe batch of the dead-unit count (no extra pass)
-        with watch.dead_units() if watch is not None else nullcontext({}) as dead:
+        with watch.dead_units_at(step >= total) if watch is not None else nullcontext({}) as dead:
             train_loss, train_acc = evaluate_batches(
                 model, batches.train_eval_batches(EVAL_BATCH), inputs.loss_fn, device, precision)
         if watch is not None:
             rec.log_values(step, dead)
-            watch.arm()  # the update after this evaluation is measured (``collect`` below)
+            if step < total:  # the update after this evaluation is measured (``collect`` below)
+                watch.arm()
         model.train()
         rec.log_values(step, {"val_loss": val_loss, "train_eval_loss": train_loss})
         summary.update(final_val_loss=val_loss, final_train_loss=train_loss)

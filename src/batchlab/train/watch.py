@@ -11,10 +11,12 @@ fixed training subset serves as the probe):
   parameters): ~1e-3 is the classic healthy order (Karpathy), 1e-6 a layer that barely learns;
 - ``layer/<name>/dead_frac``: the fraction of the layer's output units (channels of a conv,
   features of a linear layer) that a following ReLU zeroes on every example of a fixed probe
-  batch, in eval mode: in the built-in loop the fixed training subset it evaluates anyway (no
-  extra forward pass), in a tracked loop the batch given to ``run.watch``. ``<name>`` is the
-  layer that produced the units (normalisation layers between it and the ReLU pass through);
-  hooks are registered only for that pass.
+  batch of at most ``PROBE_SIZE`` (256) examples, in eval mode: in the built-in loop the first
+  256 examples of the fixed training subset it evaluates anyway (no extra forward pass; the
+  rest of that pass is not counted), at every ``DEAD_EVERY``-th (2nd) evaluation and the last,
+  in a tracked loop the batch given to ``run.watch``, at each evaluation.
+  ``<name>`` is the layer that produced the units (normalisation layers between it and the
+  ReLU pass through); hooks are registered only for that pass.
 
 The cycle is ``arm()`` at an evaluation (a copy of the weights; in ``hooks`` mode, gradient
 hooks), one optimizer update, then ``collect()``. The built-in loop reads ``p.grad`` after the
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -42,6 +44,10 @@ RELU_LIKE: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
 PASS_THROUGH: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.Dropout, nn.Identity)
 PROBE_SIZE = 256  # examples in the probe batch: a unit alive on 1 of 256 examples is not dead
+#: The built-in loop counts dead units at every DEAD_EVERY-th evaluation (the first included)
+#: and at the last: the hooks cost a run of a small model as much as the norms do, and a dead
+#: unit stays dead (the diagnosis reads the first and the last count).
+DEAD_EVERY = 2
 
 
 def _layers(model: nn.Module) -> dict[str, list[nn.Parameter]]:
@@ -57,16 +63,33 @@ def _layers(model: nn.Module) -> dict[str, list[nn.Parameter]]:
 
 class LayerWatch:
     """The per-layer signals of one model (see the module doc). ``hooks``: record gradients with
-    gradient hooks (tracked loops) instead of reading ``p.grad`` after the update."""
+    gradient hooks (tracked loops) instead of reading ``p.grad`` after the update.
+
+    The model's layers, their parameters and the modules the dead-unit count hooks are read once
+    here: a model whose modules change after ``LayerWatch(model)`` needs a new watch."""
 
     def __init__(self, model: nn.Module, *, hooks: bool = False) -> None:
         self.model = model
         self.layers = _layers(model)
         self.hooks = hooks
         self.armed = False
-        self._before: list[torch.Tensor] = []
+        # Fixed per model, so built once: an evaluation of a small model costs well under a
+        # millisecond only if it walks no module tree and formats no metric name.
+        self._params = [p for ps in self.layers.values() for p in ps]
+        self._spans = [(metric_name(n, "grad_norm"), metric_name(n, "update_ratio"), len(ps))
+                       for n, ps in self.layers.items()]
+        self._relus: list[tuple[str, nn.Module]] = []
+        self._producers: list[tuple[str, nn.Module, bool]] = []  # (layer, module, units last)
+        for name, module in model.named_modules():
+            if isinstance(module, RELU_LIKE):
+                self._relus.append((name, module))
+            elif (name or "model") in self.layers and not isinstance(module, PASS_THROUGH):
+                self._producers.append((name or "model", module, isinstance(module, nn.Linear)))
+        self._before: list[torch.Tensor] = []  # the weights at ``arm()``; -Δw in ``collect``
+        self._weight_norms: list[torch.Tensor] = []  # their norms (0-d tensors)
         self._grads: dict[nn.Parameter, torch.Tensor] = {}
         self._handles: list[Any] = []
+        self._evaluations = 0  # calls of ``dead_units_at``
 
     def summary(self, frozen_on_purpose: bool = False) -> dict[str, list[str]]:
         """What the diagnosis needs beside the rows: ``layers``, the layer names in the model's
@@ -85,13 +108,16 @@ class LayerWatch:
         ``collect()`` measures the update in between."""
         self.disarm()
         with torch.no_grad():
-            self._before = [p.detach().clone() for ps in self.layers.values() for p in ps]
+            self._before = [p.clone() for p in self._params]  # no_grad: no graph, no detach
+            # |w| now, while the copy is still in cache: ``collect`` turns the copy into the
+            # update in place (re-reading cold weight copies cost more than the norms)
+            self._weight_norms = torch._foreach_norm(self._before)
         if self.hooks:
             def keep(p: torch.Tensor) -> None:
                 if p.grad is not None:  # the accumulated gradient so far: the last call wins
-                    self._grads[p] = p.grad.detach().pow(2).sum()
+                    self._grads[p] = torch.linalg.vector_norm(p.grad.detach())
             self._handles = [p.register_post_accumulate_grad_hook(keep)
-                             for ps in self.layers.values() for p in ps if p.requires_grad]
+                             for p in self._params if p.requires_grad]
         self.armed = True
 
     def disarm(self) -> None:
@@ -99,6 +125,7 @@ class LayerWatch:
         for handle in self._handles:
             handle.remove()
         self._handles, self._before, self._grads, self.armed = [], [], {}, False
+        self._weight_norms = []
 
     @torch.no_grad()
     def collect(self, steps: int = 1) -> dict[str, float]:
@@ -109,32 +136,28 @@ class LayerWatch:
         zero has no ratio (0/0). One host transfer for all layers."""
         if not self.armed:
             return {}
-        params = [p for ps in self.layers.values() for p in ps]
-        now = [p.detach() for p in params]
-        # a few fused calls over every parameter: per-parameter ops cost ~0.5 ms an evaluation
-        # on a small model, a percent of a short run
-        deltas = torch._foreach_norm(torch._foreach_sub(now, self._before))
-        weights = torch._foreach_norm(self._before)
-        if self.hooks:
-            grads = [self._grads.get(p) for p in params]
-        else:
-            have = [p.grad for p in params if p.grad is not None]
-            norms = iter(torch._foreach_norm(have) if have else ())
-            grads = [next(norms).square() if p.grad is not None else None for p in params]
-        device = params[0].device
-        zero = torch.zeros((), device=device)
-        table = torch.stack([_stack([zero if g is None else g for g in grads], device),
-                             _stack(deltas, device).square(), _stack(weights, device).square()])
-        rows = table.double().cpu().T.tolist()  # one host transfer for all layers
+        params = self._params
+        torch._foreach_sub_(self._before, params)  # the copy becomes -Δw: no second copy
+        grads = [self._grads.get(p) for p in params] if self.hooks else [p.grad for p in params]
+        if any(g is None for g in grads):  # no gradient reached it: an empty tensor, norm 0
+            empty = params[0].new_zeros(0)
+            grads = [empty if g is None else g for g in grads]
+        # the per-parameter norms of the update and the gradient in ONE fused call, and one
+        # host transfer with the weights': on the CPU each torch call costs 5-15 us in a busy
+        # training process, which is all a small model's evaluation pays here (a gradient norm
+        # stored by a hook is its own norm)
+        norms = [*torch._foreach_norm([*self._before, *grads]), *self._weight_norms]
+        values = _stack(norms, params[0].device).tolist()
         self.disarm()
+        n = len(params)
         out: dict[str, float] = {}
         k = 0
-        for name, ps in self.layers.items():
-            g, d, w = (sum(col) for col in zip(*rows[k:k + len(ps)], strict=True))
-            k += len(ps)
-            out[metric_name(name, "grad_norm")] = math.sqrt(g) if math.isfinite(g) else g
+        for grad_name, ratio_name, size in self._spans:
+            d, g, w = (sum(v * v for v in values[i + k:i + k + size]) for i in (0, n, 2 * n))
+            k += size
+            out[grad_name] = math.sqrt(g) if math.isfinite(g) else g
             if w > 0:
-                out[metric_name(name, "update_ratio")] = math.sqrt(d / w) / max(steps, 1)
+                out[ratio_name] = math.sqrt(d / w) / max(steps, 1)
         return out
 
     # ------------------------------------------------------------------ dead units
@@ -152,24 +175,38 @@ class LayerWatch:
             self.model.train(was_training)
         return out
 
-    @contextmanager
-    def dead_units(self) -> Iterator[dict[str, float]]:
-        """The dead-unit fraction per layer over every forward pass inside the block (the caller
-        runs them: the built-in loop's evaluation of its fixed training subset, so no extra
-        pass is needed); the yielded dict is filled when the block ends."""
-        alive: dict[str, torch.Tensor] = {}
-        out: dict[str, float] = {}
-        with self._probe_hooks(alive):
-            yield out
-        out.update({metric_name(name, "dead_frac"): float(1.0 - a.float().mean().item())
-                    for name, a in alive.items() if a.numel()})
+    def dead_units_at(self, last: bool) -> AbstractContextManager[dict[str, float]]:
+        """``dead_units()`` at every ``DEAD_EVERY``-th call (the first included) and whenever
+        ``last`` (the run's last evaluation); otherwise a block that counts nothing and yields
+        an empty dict. The built-in loop calls it once per evaluation."""
+        due = self._evaluations % DEAD_EVERY == 0 or last
+        self._evaluations += 1
+        return self.dead_units() if due else nullcontext({})
 
     @contextmanager
-    def _probe_hooks(self, alive: dict[str, torch.Tensor]) -> Iterator[None]:
+    def dead_units(self, examples: int = PROBE_SIZE) -> Iterator[dict[str, float]]:
+        """The dead-unit fraction per layer over the first ``examples`` examples of the first
+        forward pass of the model inside the block (the caller runs it: the built-in loop's
+        evaluation of its fixed training subset, so no extra pass is needed; later passes in
+        the block are not counted, which bounds the cost whatever the subset's size); the
+        yielded dict is filled when the block ends. One host transfer for all layers."""
+        alive: dict[str, torch.Tensor] = {}
+        out: dict[str, float] = {}
+        with self._probe_hooks(alive, examples):
+            yield out
+        names = [name for name, a in alive.items() if a.numel()]
+        if names:
+            counts = _stack([alive[n].sum() for n in names], alive[names[0]].device).tolist()
+            out.update({metric_name(n, "dead_frac"): 1.0 - c / alive[n].numel()
+                        for n, c in zip(names, counts, strict=True)})
+
+    @contextmanager
+    def _probe_hooks(self, alive: dict[str, torch.Tensor], examples: int) -> Iterator[None]:
         """Forward hooks for one probe pass: parameterised layers say who produced the units,
-        ReLUs record which of them were ever positive. Removed on exit, whatever happens."""
+        ReLUs record which of them were ever positive, and the model's own hook ends the count
+        after its first forward pass. Removed on exit, whatever happens."""
         last: list[tuple[str, bool]] = []  # (name, whether its units are the last dim)
-        handles = []
+        done = [False]
 
         def produced(name: str, features_last: bool) -> Callable[..., None]:
             def hook(module: nn.Module, args: Any, output: Any) -> None:
@@ -178,15 +215,18 @@ class LayerWatch:
 
         def relu(name: str) -> Callable[..., None]:
             def hook(module: nn.Module, args: Any, output: Any) -> None:
-                if not isinstance(output, torch.Tensor) or output.dim() < 2:
+                if done[0] or not isinstance(output, torch.Tensor) or output.dim() < 2:
                     return
                 owner, features_last = last[0] if last else (name, False)
+                out = output.detach()
+                if len(out) > examples:  # (a view; skipped when it would be the whole batch)
+                    out = out[:examples]
                 # a unit is a channel (dim 1 of a conv's output) or a feature (the last dim of
                 # a linear layer's): alive when positive anywhere on any example
-                if features_last or output.dim() == 2:
-                    peak = output.detach().reshape(-1, output.shape[-1]).amax(dim=0)
+                if features_last or out.dim() == 2:
+                    peak = out.reshape(-1, out.shape[-1]).amax(dim=0)
                 else:  # over the examples first (a contiguous reduction), then the positions
-                    peak = output.detach().amax(dim=0).reshape(output.shape[1], -1).amax(dim=1)
+                    peak = out.amax(dim=0).reshape(out.shape[1], -1).amax(dim=1)
                 seen = peak > 0
                 if owner in alive and alive[owner].shape == seen.shape:
                     alive[owner] |= seen
@@ -194,12 +234,13 @@ class LayerWatch:
                     alive[owner] = seen
             return hook
 
-        for name, module in self.model.named_modules():
-            if isinstance(module, RELU_LIKE):
-                handles.append(module.register_forward_hook(relu(name)))
-            elif (name or "model") in self.layers and not isinstance(module, PASS_THROUGH):
-                handles.append(module.register_forward_hook(
-                    produced(name or "model", isinstance(module, nn.Linear))))
+        def finished(module: nn.Module, args: Any, output: Any) -> None:
+            done[0] = True
+
+        handles = [module.register_forward_hook(relu(name)) for name, module in self._relus]
+        handles += [module.register_forward_hook(produced(name, last_dim))
+                    for name, module, last_dim in self._producers]
+        handles.append(self.model.register_forward_hook(finished))
         try:
             yield
         finally:
