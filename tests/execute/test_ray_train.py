@@ -67,6 +67,7 @@ def test_a_ddp_sweep_on_ray_train_equals_one_process_and_stores_each_row_once(
         (run,) = out.records
         assert run.status == "completed", run.error
         assert run.summary["devices"] == 2 and run.summary["backend"] == "gloo"
+        assert run.summary["nodes"] == 1  # Ray Train's workers, both on the local node
         assert run.attempts == 1
         got = store.metrics(run.id, ["train_loss"])["train_loss"]
         assert got.step.tolist() == list(range(1, STEPS + 1))  # once each: no second writer

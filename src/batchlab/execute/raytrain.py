@@ -7,8 +7,9 @@ one Ray task that starts N processes on its node (``batchlab.train.launch``): it
 one node when it has room (Ray Train packs them), else across nodes. Ray Train joins them in a
 process group (gloo on CPU, NCCL with GPUs; addresses of the nodes, not loopback), and every
 worker trains its rank with the per-rank loop a local DDP run uses
-(``batchlab.train.launch.train_rank``). Rank 0 sends the run's events to the driver's queue,
-and the driver alone writes the store; checkpoints travel as every Ray run's do
+(``batchlab.train.launch.train_rank``). Rank 0 sends the run's events to the driver's queue
+(its summary also says on how many ``nodes`` the ranks trained), and the driver alone writes
+the store; checkpoints travel as every Ray run's do
 (``batchlab.execute.checkpoints``): rank 0 writes them, every rank reads one back to resume.
 
 How a run ends:
@@ -26,6 +27,7 @@ How a run ends:
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -62,6 +64,7 @@ class RankFailed(RuntimeError):
 
 def _rank_loop(cfg: dict[str, Any]) -> None:
     """One Ray Train worker: agree on where to resume, train this rank, leave the group."""
+    import ray
     import ray.train
     import torch
     import torch.distributed as dist
@@ -82,13 +85,17 @@ def _rank_loop(cfg: dict[str, Any]) -> None:
     box = [cfg["stored_step"](task.run_id) if rank == 0 else None]
     dist.broadcast_object_list(box, src=0)
     task = allow_resume(task, box[0])
+    nodes: list[Any] = [None] * world
+    dist.all_gather_object(nodes, ray.get_runtime_context().get_node_id())
     failure: list[RunEnded] = []
 
     def send(event: Event) -> None:
         if isinstance(event, RunEnded) and event.status == FAILED:
             failure.append(event)  # not the end yet: Ray Train may try again
-        else:
-            cfg["events"].put(event)
+            return
+        if isinstance(event, RunEnded):  # the summary says where the ranks trained
+            event = dataclasses.replace(event, summary={**event.summary, "nodes": len(set(nodes))})
+        cfg["events"].put(event)
 
     try:
         train_rank(task.config, send, rank, world, backend, checkpoint_path=task.checkpoint_path,
