@@ -1,21 +1,19 @@
 """One DDP run over two Ray Train workers (``--executor ray``, ``train.devices = 2``) on the
 session's local Ray instance (2 CPUs: one per worker).
 
-Each Ray Train run starts a controller and two worker processes (tens of seconds on a loaded
-2-core machine), so the runs here are few: one uninterrupted run through a sweep (the store),
-and one paused at its first epoch end and resumed from its travelling checkpoint.
+Each Ray Train run starts a controller and two worker processes (20-80 s on a loaded 2-core
+machine), so the runs here are few: one paused at its first epoch end and resumed from its
+travelling checkpoint, and one that fails. The sweep through the store, across two nodes, is
+in test_ray_nodes.py.
 """
 
-import numpy as np
 import pytest
 
 from batchlab.events import MetricRows, RunEnded, RunStarted
 from batchlab.execute.base import RunTask
 from batchlab.execute.function import train_task
 from batchlab.execute.ray import RayExecutor
-from batchlab.execute.sweep import checkpoint_dir, run_sweep
 from batchlab.spec import RunConfig, spec_from_dict
-from batchlab.store import Store
 from batchlab.train.prune import PruneOrder
 
 pytest.importorskip("ray.train.torch", reason="Ray Train is not installed (pip install batchlab[ray])")
@@ -58,29 +56,13 @@ def execute(executor: RayExecutor, task: RunTask) -> list:
     return events
 
 
-def test_a_ddp_sweep_on_ray_train_equals_one_process_and_stores_each_row_once(
-        tmp_path, ray_local, one_process):
-    """2 workers x 32 = 1 process x 64: the same loss every step (float rounding), one
-    started and one ended run in the store, each step's row written once (by rank 0)."""
-    with Store(tmp_path / "s.db") as store:
-        out = run_sweep(spec(2), store, RayExecutor(cpus_per_run=2))
-        (run,) = out.records
-        assert run.status == "completed", run.error
-        assert run.summary["devices"] == 2 and run.summary["backend"] == "gloo"
-        assert run.summary["nodes"] == 1  # Ray Train's workers, both on the local node
-        assert run.attempts == 1
-        got = store.metrics(run.id, ["train_loss"])["train_loss"]
-        assert got.step.tolist() == list(range(1, STEPS + 1))  # once each: no second writer
-        whole = np.array([one_process[k] for k in range(1, STEPS + 1)])
-        assert np.max(np.abs(np.asarray(got.value) - whole)) < 1e-4
-        assert not any(checkpoint_dir(store).glob("*.pt"))
-
-
 def test_a_paused_ddp_run_on_ray_train_resumes_from_its_checkpoint(tmp_path, ray_local,
                                                                   one_process):
-    """Paused at its first epoch end (rank 0 sends the checkpoint through Ray to the driver's
-    folder; the other rank, waiting in the next step's all-reduce, ends too), then resumed
-    from it by a new group of workers: the steps after the pause are the 1-process run's."""
+    """2 workers x 32 = 1 process x 64 (the same loss every step, up to float rounding), each
+    step reported once (rank 0 alone), on both sides of a pause: paused at its first epoch
+    end (rank 0 sends the checkpoint through Ray to the driver's folder; the other rank,
+    waiting in the next step's all-reduce, ends too), then resumed from it by a new group of
+    workers. (The store's side, a sweep writing each row once, is in test_ray_nodes.py.)"""
     ckpt = tmp_path / "run.pt"
     cfg = config(2)
     run_id = cfg.run_id()
@@ -89,6 +71,10 @@ def test_a_paused_ddp_run_on_ray_train_resumes_from_its_checkpoint(tmp_path, ray
     first = execute(executor, paused)
     (end,) = [e for e in first if isinstance(e, RunEnded)]
     assert end.status == "interrupted" and "paused" in end.error and ckpt.is_file()
+    assert end.summary["devices"] == 2 and end.summary["nodes"] == 1  # both on this node
+    before = [r for e in first if isinstance(e, MetricRows) for r in e.rows if r[0] == "train_loss"]
+    assert [r[1] for r in before] == list(range(1, end.steps + 1))
+    assert max(abs(r[2] - one_process[r[1]]) for r in before) < 1e-4
     resumed = execute(executor, RunTask(run_id, cfg, ckpt, None))
     started = next(e for e in resumed if isinstance(e, RunStarted))
     assert started.resumed_from == end.steps > 0
@@ -99,6 +85,19 @@ def test_a_paused_ddp_run_on_ray_train_resumes_from_its_checkpoint(tmp_path, ray
     assert len(sent) == len(rows)  # each step once: rank 0 alone reports
     assert sorted(rows) == list(range(started.resumed_from + 1, STEPS + 1))
     assert max(abs(rows[k] - one_process[k]) for k in rows) < 1e-4
+
+
+def test_a_failing_ddp_run_on_ray_train_ends_failed_once_with_rank_0s_cause(ray_local):
+    """Rank 0's failure goes to Ray Train (which would start the group again: none here,
+    retries=0), and after the last attempt the run ends failed, once, with rank 0's cause."""
+    s = spec_from_dict({"data": {"name": "digits"}, "model": {"name": "no_such_module_here:make"},
+                        "train": {"batch_size": 64, "steps": 5, "device": "cpu", "threads": 1,
+                                  "devices": 2, "strategy": "ddp"}})
+    cfg = RunConfig(data=s.data, model=s.model, train=s.train)
+    events = execute(RayExecutor(cpus_per_run=2, retries=0), RunTask(cfg.run_id(), cfg, None, None))
+    (end,) = [e for e in events if isinstance(e, RunEnded)]
+    assert end.status == "failed"
+    assert end.error.startswith("Ray Train (1 attempts): ") and "no_such_module_here" in end.error
 
 
 def test_a_ddp_run_asking_for_a_gpu_share_per_process_is_refused_by_name():
