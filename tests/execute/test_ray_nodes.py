@@ -2,7 +2,8 @@
 that trains a run, mid-run. The sweep (`batchlab sweep --executor ray --address ...`) must
 finish every run exactly once on the surviving node, the killed run resuming from the
 checkpoint its first attempt sent to the driver (no shared filesystem is used: the default
-checkpoint storage goes through Ray), with the numbers of an uninterrupted sweep."""
+checkpoint storage goes through Ray), with the numbers of an uninterrupted sweep. And a DDP
+run whose two processes (Ray Train workers) train one on each node."""
 
 import subprocess
 import sys

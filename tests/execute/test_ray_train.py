@@ -96,8 +96,10 @@ def test_a_failing_ddp_run_on_ray_train_ends_failed_once_with_rank_0s_cause(ray_
     cfg = RunConfig(data=s.data, model=s.model, train=s.train)
     events = execute(RayExecutor(cpus_per_run=2, retries=0), RunTask(cfg.run_id(), cfg, None, None))
     (end,) = [e for e in events if isinstance(e, RunEnded)]
-    assert end.status == "failed"
-    assert end.error.startswith("Ray Train (1 attempts): ") and "no_such_module_here" in end.error
+    alone = train_task(RunConfig(data=s.data, model=s.model, train=s.train.model_copy(
+        update={"devices": 1, "strategy": "single"})), lambda e: None)  # the cause, in one process
+    assert end.status == "failed" and "no_such_module_here" in alone.error
+    assert end.error == f"Ray Train, attempt 1 of 1: {alone.error}"
 
 
 def test_a_ddp_run_asking_for_a_gpu_share_per_process_is_refused_by_name():

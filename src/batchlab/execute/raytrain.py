@@ -145,7 +145,8 @@ def train_over_workers(task: RunTask, events: Any, stored_step: Callable[[str], 
         trainer.fit()
     except Exception as err:  # Ray Train's TrainingFailedError: the last attempt failed too
         events.put(RunEnded(task.run_id, FAILED, 0, 0.0, {},
-                            f"Ray Train ({retries + 1} attempts): {_first_error(err)}"[:2000]))
+                            f"Ray Train, attempt {retries + 1} of {retries + 1}: "
+                            f"{_first_error(err)}"[:2000]))
         return FAILED
     return "ended"
 
