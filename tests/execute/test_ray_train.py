@@ -110,6 +110,14 @@ def test_a_ddp_run_asking_for_a_gpu_share_per_process_is_refused_by_name():
     assert resources_error(config(2), 0) is None and resources_error(config(2), 2) is None
 
 
+def test_the_backend_is_nccl_only_for_workers_with_gpus_that_the_run_uses():
+    from batchlab.execute.raytrain import backend
+
+    gpu = config(2).model_copy(update={"train": config(2).train.model_copy(update={"device": "auto"})})
+    assert backend(gpu, 2) == "nccl"
+    assert backend(gpu, 0) == backend(config(2), 2) == "gloo"  # config(2) trains on "cpu"
+
+
 def test_only_builtin_runs_over_processes_go_to_ray_train():
     from batchlab.execute.raytrain import over_workers
 

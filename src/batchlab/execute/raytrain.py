@@ -58,6 +58,12 @@ def resources_error(config: RunConfig, gpus_per_run: float) -> str | None:
     return None
 
 
+def backend(config: RunConfig, gpus_per_run: float) -> str:
+    """The process group's backend: NCCL when the workers get GPUs and the run may use them
+    (``train.device`` is not "cpu"), else gloo."""
+    return "nccl" if gpus_per_run > 0 and config.train.device != "cpu" else "gloo"
+
+
 class RankFailed(RuntimeError):
     """Rank 0's run failed: raised in its worker so Ray Train starts the group again."""
 
@@ -136,7 +142,7 @@ def train_over_workers(task: RunTask, events: Any, stored_step: Callable[[str], 
                            "threads": threads},
         scaling_config=ScalingConfig(num_workers=world, use_gpu=gpus_per_run > 0,
                                      resources_per_worker=share),
-        torch_config=TorchConfig(backend="nccl" if gpus_per_run else "gloo",
+        torch_config=TorchConfig(backend=backend(task.config, gpus_per_run),
                                  timeout_s=int(COLLECTIVE_TIMEOUT.total_seconds())),
         run_config=RunConfig(name=f"batchlab-{task.run_id}", storage_path=RAY_TRAIN_STORAGE,
                              failure_config=FailureConfig(max_failures=retries)),
