@@ -2,7 +2,8 @@
 that trains a run, mid-run. The sweep (`batchlab sweep --executor ray --address ...`) must
 finish every run exactly once on the surviving node, the killed run resuming from the
 checkpoint its first attempt sent to the driver (no shared filesystem is used: the default
-checkpoint storage goes through Ray), with the numbers of an uninterrupted sweep."""
+checkpoint storage goes through Ray), with the numbers of an uninterrupted sweep. And a DDP
+run whose two processes (Ray Train workers) train one on each node."""
 
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import time
 
 import pytest
 import torch
-from raynodes import TwoNodes, ray_env
+from raynodes import TwoNodes, _cmdline, ray_env
 
 from batchlab.store import Store
 
@@ -66,10 +67,10 @@ def checkpoint_step(path):
         return 0
 
 
-def store_runs(db):
+def store_runs(db, name="nodes"):
     try:
         with Store(db) as st:
-            return {r.id: r for r in st.runs("nodes")}
+            return {r.id: r for r in st.runs(name)}
     except Exception:
         return {}
 
@@ -153,3 +154,65 @@ def test_a_killed_node_s_run_resumes_on_the_other_node(tmp_path, two_nodes):
                 assert got[name].step.tolist() == reference[rid][name].step.tolist(), name
                 assert got[name].value.tolist() == reference[rid][name].value.tolist(), name
     assert not list(ckpt.glob("*.pt"))  # completed runs leave no checkpoint
+
+
+DDP_SPEC = """
+name = "ddpnodes"
+[data]
+name = "digits"
+[model]
+name = "mlp"
+hidden = [32]
+[train]
+batch_size = 64
+steps = 200
+lr = 0.05
+device = "cpu"
+threads = 1
+devices = 2
+strategy = "ddp"
+"""
+
+
+def test_a_ddp_run_spans_both_nodes(tmp_path, two_nodes):
+    """A DDP run of 2 processes with --cpus-per-run 2: each Ray Train worker takes 1 CPU and
+    each node has 1, so rank 0 and rank 1 train on different nodes (a worker is seen on the
+    second node), joined by gloo over the nodes' addresses; the run completes with the
+    numbers of 1 process x 64, every step stored once."""
+    from batchlab.events import MetricRows
+    from batchlab.execute.function import train_task
+    from batchlab.spec import RunConfig, load_spec
+
+    spec_file = tmp_path / "ddp.toml"
+    spec_file.write_text(DDP_SPEC)
+    db = tmp_path / "s.db"
+    two_nodes.start(hide=tmp_path)
+    sweep = start(sweep_cmd(spec_file, db, "--executor", "ray", "--address", two_nodes.address,
+                            "--cpus-per-run", "2"), tmp_path / "sweep.log")
+    seen_there = False
+    try:
+        deadline = time.monotonic() + 300
+        while sweep.poll() is None and time.monotonic() < deadline:
+            seen_there = seen_there or any(
+                _cmdline(p).startswith("ray::RayTrainWorker") for p in two_nodes.node_processes())
+            time.sleep(0.5)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.wait()
+    assert sweep.returncode == 0, (tmp_path / "sweep.log").read_text()[-3000:]
+    assert seen_there, "no Ray Train worker ran on the second node"
+    s = load_spec(spec_file)
+    one = RunConfig(data=s.data, model=s.model, train=s.train.model_copy(
+        update={"devices": 1, "strategy": "single"}))
+    events = []
+    train_task(one, events.append)
+    whole = {r[1]: r[2] for e in events if isinstance(e, MetricRows) for r in e.rows
+             if r[0] == "train_loss"}
+    (run,) = store_runs(db, "ddpnodes").values()
+    assert run.status == "completed" and run.attempts == 1
+    assert run.summary["nodes"] == 2 and run.summary["devices"] == 2
+    with Store(db) as st:
+        got = st.metrics(run.id, ["train_loss"])["train_loss"]
+    assert got.step.tolist() == list(range(1, 201))  # each step once: rank 0 alone writes
+    assert max(abs(float(v) - whole[int(k)]) for k, v in zip(got.step, got.value, strict=True)) < 1e-4

@@ -1,6 +1,8 @@
 """Run a sweep on a Ray cluster (``pip install "batchlab[ray]"``; Ray is imported lazily).
 
-Each run is one Ray task with ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs. Its events
+Each run is one Ray task with ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs; a run over
+several processes (DDP) is a task that starts them as Ray Train workers sharing those
+resources, on any nodes (``batchlab.execute.raytrain``). Its events
 stream back to the driver through a Ray queue actor, and the driver alone writes the store,
 so workers need no access to the store's file. A task whose worker process dies is retried
 by Ray up to ``retries`` times and then reported failed with Ray's description of the cause.
@@ -27,6 +29,7 @@ from batchlab.errors import ExecutorError
 from batchlab.events import FAILED, INTERRUPTED, Event, RunEnded
 from batchlab.execute.base import RunTask, StoredSteps, TaskSource, allow_resume
 from batchlab.execute.checkpoints import DriverFiles, check_storage, travelling
+from batchlab.execute.raytrain import over_workers, resources_error, train_over_workers
 
 STOP_GRACE_S = 15.0
 
@@ -152,6 +155,8 @@ class RayExecutor:
         ask = _asker(coverage)
         remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
                             max_retries=self.retries)(_ray_train)
+        # a DDP run's task only waits for its Ray Train workers, which hold its resources
+        over = ray.remote(num_cpus=0, max_retries=self.retries)(train_over_workers)
         threads = max(1, int(self.cpus_per_run))
         capacity = self._capacity(ray)
         in_flight: dict[Any, RunTask] = {}
@@ -186,8 +191,15 @@ class RayExecutor:
                     sent = travelling(task, self.checkpoint_storage, files)
                     # named by its run: Ray's dashboard and the worker's process title
                     # ("ray::batchlab run <id>") say which run a task trains
-                    named = remote.options(name=f"batchlab run {task.run_id}")
-                    in_flight[named.remote(sent, events, threads, ask)] = task
+                    name = f"batchlab run {task.run_id}"
+                    if not over_workers(task.config):
+                        in_flight[remote.options(name=name).remote(sent, events, threads, ask)] = task
+                    elif (why := resources_error(task.config, self.gpus_per_run)) is not None:
+                        on_event(RunEnded(task.run_id, FAILED, 0, 0.0, {}, why))
+                    else:
+                        in_flight[over.options(name=name).remote(
+                            sent, events, ask, self.cpus_per_run, self.gpus_per_run,
+                            self.retries)] = task
                 if not in_flight:
                     break
                 done, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.2)

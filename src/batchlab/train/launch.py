@@ -74,6 +74,16 @@ def _drop(event: Event) -> None:
     """A follower's sink: the leader alone reports the run."""
 
 
+def train_rank(config: RunConfig, sink: Callable[[Event], None], rank: int, world: int,
+               backend: str, **options: Any) -> RunEnded:
+    """Rank ``rank`` of a run over ``world`` processes, in a process group this process has
+    joined (here, or Ray Train's workers: ``batchlab.execute.raytrain``): ``train_run`` with its
+    ``Replica``. The leader's events go to ``sink``, a follower's nowhere. ``options``:
+    ``train_run``'s."""
+    replica = Replica(rank, world, config.train.sync_batchnorm, backend)
+    return train_run(config, sink if rank == 0 else _drop, replica=replica, **options)
+
+
 def _rank_main(rank: int, world: int, port: int, backend: str, threads: int, config: RunConfig,
                options: dict[str, Any], events: Any) -> None:
     """One rank: join the group, train, send the leader's events (and any rank's failure)
@@ -93,8 +103,7 @@ def _rank_main(rank: int, world: int, port: int, backend: str, threads: int, con
 
     try:
         join(rank, world, port, backend)
-        replica = Replica(rank, world, config.train.sync_batchnorm, backend)
-        end = train_run(config, send if rank == 0 else _drop, replica=replica, **options)
+        end = train_rank(config, send, rank, world, backend, **options)
         if rank and end.status == FAILED:
             events.put((rank, end.error or "failed"))
     except KeyboardInterrupt:
