@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+from shell_signals import sigint_as_in_a_terminal
 
 from batchlab.store import Store
 
@@ -49,10 +50,9 @@ def test_spec_path_that_is_a_folder_exits_2(tmp_path):
 def test_ctrl_c_while_starting_exits_quietly(tmp_path):
     spec = tmp_path / "c.toml"
     spec.write_text(TINY)
-    # the test runner may ignore SIGINT for children; a user's shell does not
     proc = subprocess.Popen([sys.executable, "-m", "batchlab", "sweep", str(spec), "--store",
                              str(tmp_path / "s.db")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            text=True, preexec_fn=sigint_as_in_a_terminal)
     time.sleep(0.5)  # still importing (torch alone takes longer)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+from shell_signals import sigint_as_in_a_terminal
 
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.local import LocalPoolExecutor
@@ -136,7 +137,7 @@ def test_interrupted_sweep_resumes_and_completes_each_run_once(tmp_path, workers
     else:
         cmd += ["--workers", str(workers)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=sigint_as_in_a_terminal)
     try:
         # Ctrl-C once the first run is done and another is mid-way (past its first checkpoint).
         # Every running run seen with a checkpoint is noted: if it is cut off, it must keep it

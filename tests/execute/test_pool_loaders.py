@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from shell_signals import sigint_as_in_a_terminal
 from test_faults import _cmdline, wait_for
 
 from batchlab.execute.local import LocalPoolExecutor, _Pool
@@ -118,7 +119,8 @@ def start_sweep(tmp_path: Path, folder: Path, epochs: int) -> tuple[subprocess.P
     cmd = [sys.executable, str(tmp_path / "probe.py"), "sweep", str(tmp_path / "s.toml"),
            "--store", str(tmp_path / "s.db"), "--workers", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env={**os.environ, "BATCHLAB_DECODE_LOG": str(log)})
+                            start_new_session=True, env={**os.environ, "BATCHLAB_DECODE_LOG": str(log)},
+                            preexec_fn=sigint_as_in_a_terminal)
     return proc, log
 
 

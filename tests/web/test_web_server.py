@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from shell_signals import sigint_as_in_a_terminal
 from web_helpers import get, serving
 from web_stores import EVIL, EVIL_ERROR, make_store, rows
 
@@ -183,7 +184,8 @@ def test_a_missing_store_is_an_error(tmp_path):
 
 def test_cli_prints_the_url_serves_and_stops_on_ctrl_c(grid_db):
     proc = subprocess.Popen([sys.executable, "-m", "batchlab", "dashboard", "--store", str(grid_db),
-                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_in_a_terminal)
     try:
         line = proc.stdout.readline()
         assert "http://127.0.0.1:" in line, line + proc.stderr.read()
