@@ -115,6 +115,12 @@ def _best(trials: list[Trial], base: Baseline) -> Trial | None:
     return None if i is None else kept[i]
 
 
+def _said_nothing(trials: list[Trial]) -> bool:
+    """Whether every trial was rejected for learning nothing (none broke, none moved): then
+    longer miniatures, not other LRs, could tell the LRs apart."""
+    return all((t.rejected or "").startswith("learned nothing") for t in trials)
+
+
 def _extended(first: list[Trial], train: Callable[[float], Trial], base: Baseline,
               tried: list[str]) -> list[Trial]:
     """Rung 0's trials, with one more candidate a decade beyond the ladder's edge while its
@@ -124,7 +130,7 @@ def _extended(first: list[Trial], train: Callable[[float], Trial], base: Baselin
     for _ in range(MAX_EXTEND):
         lowest, highest = min(first, key=lambda tr: tr.lr), max(first, key=lambda tr: tr.lr)
         best = _best(first, base)
-        if best is None and all((tr.rejected or "").startswith("learned nothing") for tr in first):
+        if best is None and _said_nothing(first):
             break
         if best is highest:
             lr = highest.lr * DECADE
@@ -189,7 +195,7 @@ def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None
     cost = sum(tr.steps for tr in first)
     rungs = [sorted(first, key=lambda tr: tr.lr)]
     best0 = _best(first, base)
-    if best0 is None and all((tr.rejected or "").startswith("learned nothing") for tr in first):
+    if best0 is None and _said_nothing(first):
         # none broke, none moved: miniatures this short say nothing (see _uninformed)
         return _uninformed(default, first[0], base, rungs, cost, tried)
     if best0 is None:
