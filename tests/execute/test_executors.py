@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from shell_signals import sigint_as_in_a_terminal
+from shell_signals import session_processes, sigint_as_in_a_terminal
 
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.local import LocalPoolExecutor
@@ -87,6 +87,9 @@ def test_bad_input_leaves_the_store_untouched(tmp_path, executor):
         assert final_losses(store) == before
 
 
+# 40 epochs: each run lasts a second or more, several checkpoint intervals (a run writes one
+# when its last write's cost is 2 % of the time since: ~0.2 s here). With 12 epochs the later
+# runs of a 1-worker sweep lasted 0.3 s, often wrote none, and the test saw no cut-off point.
 SPEC_TOML = """
 name = "resume"
 [data]
@@ -98,7 +101,7 @@ size = 3000
 name = "mlp"
 hidden = [128, 128]
 [train]
-epochs = 12
+epochs = 40
 lr = 0.02
 threads = 1
 [sweep.grid]
@@ -137,7 +140,8 @@ def test_interrupted_sweep_resumes_and_completes_each_run_once(tmp_path, workers
     else:
         cmd += ["--workers", str(workers)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, preexec_fn=sigint_as_in_a_terminal)
+                            start_new_session=True, preexec_fn=sigint_as_in_a_terminal,
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     try:
         # Ctrl-C once the first run is done and another is mid-way (past its first checkpoint).
         # Every running run seen with a checkpoint is noted: if it is cut off, it must keep it
@@ -153,7 +157,20 @@ def test_interrupted_sweep_resumes_and_completes_each_run_once(tmp_path, workers
 
         assert wait_for(cut_off_point, 120), "no progress"
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-        out, err = proc.communicate(timeout=60)
+        try:
+            out, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            # say where it hangs: the processes left, and (PYTHONFAULTHANDLER) every thread's
+            # stack of a driver still running, which SIGABRT prints
+            left = session_processes(proc.pid)
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGABRT)
+            try:
+                _, err = proc.communicate(timeout=15)
+            except subprocess.TimeoutExpired as e:
+                err = e.stderr
+            raise AssertionError(f"the sweep did not end within 90 s of Ctrl-C; its session's "
+                                 f"processes then:\n{left}\nstderr:\n{err}") from None
     finally:
         if proc.poll() is None:
             proc.kill()

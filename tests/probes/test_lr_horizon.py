@@ -125,7 +125,45 @@ def test_when_nothing_learns_the_answer_is_the_conventional_lr():
     out = horizon_lr(cfg, _scrambled(cfg))
     assert out.lr == pytest.approx(0.01) and out.confidence == "low"
     assert "conventional LR 0.01" in out.reason and "too short to tell" in out.reason
-    assert len(out.rungs) == 1  # no second rung on miniatures that say nothing
+    # the ladder was tried again at twice the length, within one run, and said nothing either
+    h0, h1 = rung_steps(300, int(BUDGET * 300))
+    assert [{t.steps for t in rung} for rung in out.rungs] == [{h0}, {h1}]
+    assert [t.lr for t in out.rungs[1]] == pytest.approx([0.01 * m for m in LADDER])
+    assert out.steps == len(LADDER) * (h0 + h1) <= 300
+    assert any(f"no {h0}-step miniature learned anything" in note for note in out.tried)
+
+
+def _learns_only_from(h: int, best: float):
+    """A stand-in for ``run_trial``: a miniature shorter than ``h`` steps learns nothing; a
+    longer one learns best at ``best`` (accuracy falling off a decade either side)."""
+    from batchlab.probes.lr_trial import Trial
+
+    def fake(config, data, lr, steps, *args, **kwargs) -> Trial:
+        if steps < h:
+            return Trial(lr, steps, 1.1, 0.34, "learned nothing: val loss 1.1 from 1.1")
+        off = abs(math.log10(lr / best))
+        return Trial(lr, steps, 0.3 + off, 0.95 - 0.2 * off, None)
+    return fake
+
+
+@pytest.mark.parametrize("steps, neighbours", [(300, True), (100, False)])
+def test_miniatures_too_short_to_learn_are_run_again_longer(monkeypatch, steps, neighbours):
+    from batchlab.probes import lr_horizon
+
+    h0, h1 = rung_steps(steps, int(BUDGET * steps))
+    monkeypatch.setattr(lr_horizon, "run_trial", _learns_only_from(h1, best=0.1))
+    out = horizon_lr(config(steps=steps), load_dataset(config().data))
+    first, again, *last = out.rungs
+    assert {t.steps for t in first} == {h0} and all(t.rejected for t in first)
+    assert {t.steps for t in again} == {h1}
+    assert out.lr == pytest.approx(0.1) and out.confidence == "medium"
+    if neighbours:  # 4 x 15 + 4 x 30 + 2 x 30 <= 300: the best's neighbours at h1 too
+        assert [t.lr for t in last[0]] == pytest.approx([0.1 / SPREAD, 0.1, 0.1 * SPREAD])
+        assert out.steps == len(LADDER) * (h0 + h1) + 2 * h1
+    else:  # a 100-step run: 4 x 8 + 4 x 16 = 96, no room for neighbours within one run
+        assert [t.lr for t in last[0]] == pytest.approx([0.1])
+        assert out.steps == len(LADDER) * (h0 + h1) == 96
+    assert out.steps <= steps and f"{h1} steps" in out.reason
 
 
 def test_lr_find_horizon_runs_no_range_test_unless_asked():
