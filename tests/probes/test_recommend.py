@@ -139,11 +139,42 @@ def test_explain_states_the_numbers():
     assert "from 100 samples/s at batch 8 to 400 at best" in lines[1]
     assert "beyond batch 32 doubling gains < 10%" in lines[1]
     assert "largest batch that fits in memory (with the safety margin) is 64" in text
-    assert "least at batch 32 (160.0 s)" in text
+    assert "least at batch 32 (160.0 s) among the batch sizes that reach it within your epochs" in text
     # the others, fastest first, with their relative times
     assert "batch 16: x1.11, batch 64: x1.25, batch 8: x1.50" in text
     assert "Learning rate 0.05 (LR range test at batch 32)." in text
     assert "first 12 steps" in text and "your batch size 16" in text and "4x" in text
+
+
+def test_a_batch_that_needs_more_epochs_than_the_user_s_is_named_not_chosen():
+    # user batch 8, B_noise 16: batch B needs (B + 16) / 24 x the examples -> 1, 1.33, 2, 3.33
+    preds = predict_times(SIZES, RATES, B_NOISE, user_batch=8)
+    assert [p.examples_factor for p in preds] == pytest.approx([1, 32 / 24, 2, 80 / 24])
+    best = choose(preds)
+    assert best.batch_size == 8  # 32 is the fastest to target, but only with twice the epochs
+    text = "\n".join(explain(best, preds, B_NOISE, (10.0, 25.0), 0.05, "src", 0, None, None, 8))
+    assert "least at batch 8 among the batch sizes that reach it within your epochs" in text
+    assert "no other measured batch size does" in text
+    assert ("Batch 32 would reach it in x0.67 the time, but needs 2.0x the examples of batch 8: "
+            "train it that many times the epochs") in text
+
+
+def test_with_a_large_noise_scale_a_larger_batch_keeps_the_user_s_epochs():
+    # B_noise 400 >> B: examples barely grow with B (0.98, 1, 1.04, 1.12 x batch 16's), so
+    # batch 32 is chosen; 64 would need 12 % more examples, past EXAMPLES_SLACK
+    preds = predict_times(SIZES, RATES, 400.0, user_batch=16)
+    assert [p.examples_factor for p in preds] == pytest.approx([408 / 416, 1, 432 / 416, 464 / 416])
+    assert choose(preds).batch_size == 32
+    assert choose(predict_times(SIZES, RATES, 400.0)).batch_size == 64  # no user batch: no limit
+
+
+def test_when_every_measured_batch_needs_more_epochs_the_fewest_wins_and_it_says_so():
+    preds = predict_times(SIZES, RATES, B_NOISE, user_batch=4)  # 4 was not measured
+    best = choose(preds)
+    assert best.batch_size == 8 and best.examples_factor == pytest.approx(24 / 20)
+    text = "\n".join(explain(best, preds, B_NOISE, (10.0, 25.0), 0.05, "src", 0, None, None, 4))
+    assert "No measured batch size is predicted to reach the target within your epochs" in text
+    assert "1.2x yours" in text
 
 
 def test_explain_leaves_out_what_it_does_not_know():
@@ -153,7 +184,7 @@ def test_explain_leaves_out_what_it_does_not_know():
     assert "fits in memory" not in text  # no memory limit measured
     assert "doubling gains" not in text and lines[1].endswith("at best.")  # no knee
     assert "Warm up" not in text  # no warm-up
-    assert "least at batch 32;" in text  # no S_min: no seconds
+    assert "least at batch 32 among" in text  # no S_min: no seconds
 
 
 def test_to_dict_is_json_safe():
@@ -181,7 +212,8 @@ def test_explain_with_a_single_fitting_batch_size():
     preds = predict_times([8, 16], [100.0, 180.0], B_NOISE, largest_fitting=8)
     lines = explain(choose(preds), preds, B_NOISE, (10.0, 25.0), 0.05, "src", 0, 8, None, 8)
     line = next(x for x in lines if x.startswith("Predicted time"))
-    assert line == "Predicted time to target is least at batch 8; no other measured batch size fits."
+    assert line == ("Predicted time to target is least at batch 8 among the batch sizes that reach it "
+                    "within your epochs; no other measured batch size does.")
 
 
 def test_an_unreliable_throughput_curve_is_said_in_the_recommendation(monkeypatch):

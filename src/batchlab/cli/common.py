@@ -109,3 +109,32 @@ def fmt(value: Any, digits: int = 4) -> str:
 def plural(n: int, word: str, many: str | None = None) -> str:
     """'1 run', '2 runs' (``many`` for irregular plurals)."""
     return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+EXIT_GRACE_S = 15.0  # what a finished command's shutdown may take before it is cut short
+
+
+def exit_within(code: int, grace: float = EXIT_GRACE_S) -> None:
+    """Make sure this process ends with ``code`` within ``grace`` seconds from now, even when
+    its normal shutdown (atexit handlers, finalizers, other threads) does not return.
+
+    For the way out after Ctrl-C, once everything that matters is stored and every worker is
+    ended: the user expects the prompt back. (In CI, one `sweep --workers 2` printed
+    "interrupted" and then had not exited 60 s later; where it hung was not caught.) A daemon
+    thread sleeps ``grace`` seconds, flushes the streams and calls ``os._exit``; a normal
+    shutdown, which takes well under a second, ends the process long before.
+    """
+    import os
+    import threading
+    import time
+
+    def cut_short() -> None:
+        time.sleep(grace)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass  # closed already: nothing to flush
+        os._exit(code)
+
+    threading.Thread(target=cut_short, name="batchlab-exit-within", daemon=True).start()

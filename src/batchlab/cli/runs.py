@@ -22,6 +22,7 @@ from batchlab.cli.common import (
     app,
     console,
     err_console,
+    exit_within,
     fmt,
     load_cli_spec,
     plural,
@@ -128,6 +129,7 @@ def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "loc
         except KeyboardInterrupt:
             err_console.print("interrupted: finished runs are stored; run the same command "
                               "again to resume the rest from their checkpoints.")
+            exit_within(130)  # the store is closed on the way out; nothing else may hold it up
             raise typer.Exit(130) from None
         records = outcome.records
         if only_planned:

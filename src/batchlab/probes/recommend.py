@@ -6,11 +6,20 @@ takes B / T(B) seconds with T the measured throughput (samples/s), so the time t
 
     time(B) = S_min (1 + B_noise / B) * B / T(B) = S_min (B + B_noise) / T(B).
 
-Without a measured S_min the times are relative (the best batch size = 1.0); with one (from a
-sweep that reached the target) they are in seconds. The batch size with the least predicted
-time among those that fit in memory wins; its LR comes from the range test at that batch size
-(or the scaling rule when it cannot be measured), and a warm-up is advised when that LR is far
-above the LR at the user's batch size, as Goyal et al. (2017) do for large-batch training.
+Without a measured S_min the times are relative (the fastest batch size that fits = 1.0); with
+one (from a sweep that reached the target) they are in seconds.
+
+The same model says what a batch costs in examples: S(B) B = S_min (B + B_noise), so batch B
+needs (B + B_noise) / (B_user + B_noise) times the examples (epochs) of the user's batch to
+reach the same target. A batch far above B_noise is fast per example but needs many more of
+them; trained for the user's epochs it ends short of the target. So the batch size chosen is
+the fastest among those that fit in memory *and* reach the target within the user's epochs
+(at most EXAMPLES_SLACK times their examples); a faster one that needs more epochs is named,
+with how many more. (On the judgement bench, ``recommend`` had moved to the fastest batch
+whatever its examples, and those runs, trained for the user's epochs, ended below the grid's
+best at the user's batch.) Its LR comes from the LR suggestion at that batch size (or the
+square-root rule when none can be made), and a warm-up is advised when that LR is far above the
+LR at the user's batch size, as Goyal et al. (2017) do for large-batch training.
 """
 
 from __future__ import annotations
@@ -30,6 +39,10 @@ from batchlab.train.schedules import run_length, steps_per_epoch
 
 WARMUP_LR_RATIO = 4.0  # LR this many times the one at the user's batch size: warm up first
 WARMUP_FRACTION = 0.05  # of the run's steps (Goyal et al. warm up for 5 of 90 epochs)
+#: the most examples a chosen batch may need, relative to the user's batch, to reach the
+#: same target: the noise scale is measured early in training, and within a tenth the
+#: prediction cannot tell two batch sizes apart
+EXAMPLES_SLACK = 1.1
 
 
 @dataclass(frozen=True)
@@ -40,13 +53,15 @@ class Prediction:
     relative_time: float  # time(B) / min over candidates
     seconds: float | None  # with a measured S_min
     fits: bool
+    examples_factor: float = 1.0  # examples to target / the user's batch's: (B + B_noise) / (B_u + B_noise)
 
 
 def predict_times(batch_sizes: Sequence[int], samples_per_s: Sequence[float], b_noise: float,
                   largest_fitting: int | None = None,
-                  s_min: float | None = None) -> list[Prediction]:
+                  s_min: float | None = None, user_batch: int | None = None) -> list[Prediction]:
     """Predicted time to target per batch size (pure). Batch sizes above ``largest_fitting``
-    are kept for the figure but marked as not fitting and never chosen."""
+    are kept for the figure but marked as not fitting and never chosen. ``user_batch``: the
+    batch the examples factors are relative to (None: every factor 1, no constraint)."""
     if b_noise <= 0 or not math.isfinite(b_noise):
         raise ProbeError(f"the gradient noise scale must be a positive number (got {b_noise}); "
                          "measure it on more steps (--noise-steps).")
@@ -57,13 +72,25 @@ def predict_times(batch_sizes: Sequence[int], samples_per_s: Sequence[float], b_
     if not math.isfinite(best):
         raise ProbeError("no measured batch size fits in memory; lower --memory-limit's "
                          "demands (a smaller model or input) or raise the limit.")
-    return [Prediction(b, t, 1 + b_noise / b, r / best, s_min * r if s_min else None, f)
+    return [Prediction(b, t, 1 + b_noise / b, r / best, s_min * r if s_min else None, f,
+                       (b + b_noise) / (user_batch + b_noise) if user_batch else 1.0)
             for b, t, r, f in zip(batch_sizes, samples_per_s, raw, fits, strict=True)]
 
 
+def within_epochs(p: Prediction) -> bool:
+    """Whether batch ``p`` is predicted to reach the target within the user's epochs."""
+    return p.examples_factor <= EXAMPLES_SLACK
+
+
 def choose(predictions: Sequence[Prediction]) -> Prediction:
-    """The fitting batch size with the least predicted time (ties: the smaller batch)."""
-    return min((p for p in predictions if p.fits), key=lambda p: (p.relative_time, p.batch_size))
+    """The fitting batch size with the least predicted time among those that reach the target
+    within the user's epochs (ties: the smaller batch); when none does (the user's batch was not
+    measured and every measured one is larger), the fitting one that needs the fewest examples."""
+    fitting = [p for p in predictions if p.fits]
+    eligible = [p for p in fitting if within_epochs(p)]
+    if eligible:
+        return min(eligible, key=lambda p: (p.relative_time, p.batch_size))
+    return min(fitting, key=lambda p: (p.examples_factor, p.batch_size))
 
 
 def warmup_steps(lr: float, reference_lr: float, total_steps: int) -> int:
@@ -116,6 +143,32 @@ def memory_sentence(largest: int, limited_by: str, devices: int = 1) -> str:
             "memory limit itself was not reached.")
 
 
+def _choice_sentences(rec_b: Prediction, preds: Sequence[Prediction], user_batch: int) -> list[str]:
+    """Why this batch size: the fastest of those that reach the target within the user's
+    epochs, against the others, and the faster one (if any) that would need more epochs."""
+    when = f" ({rec_b.seconds:.1f} s)" if rec_b.seconds is not None else ""
+    if not within_epochs(rec_b):
+        return [f"No measured batch size is predicted to reach the target within your epochs "
+                f"(batch {user_batch}'s); batch {rec_b.batch_size}{when} needs the fewest examples, "
+                f"{rec_b.examples_factor:.1f}x yours: train it that much longer, or measure your "
+                "own batch size too."]
+    ranked = sorted((p for p in preds if p.fits and within_epochs(p) and p is not rec_b),
+                    key=lambda p: p.relative_time)
+    others = ", ".join(f"batch {p.batch_size}: x{p.relative_time / rec_b.relative_time:.2f}"
+                       for p in ranked[:3])
+    lines = [f"Predicted time to target is least at batch {rec_b.batch_size}{when} among the batch "
+             f"sizes that reach it within your epochs; "
+             + (f"relative to it: {others}." if others else "no other measured batch size does.")]
+    faster = [p for p in preds if p.fits and p.relative_time < rec_b.relative_time]
+    if faster:
+        f = min(faster, key=lambda p: p.relative_time)
+        lines.append(f"Batch {f.batch_size} would reach it in x{f.relative_time / rec_b.relative_time:.2f} "
+                     f"the time, but needs {f.examples_factor:.1f}x the examples of batch "
+                     f"{user_batch}: train it that many times the epochs, or it ends short of the "
+                     "target.")
+    return lines
+
+
 def explain(rec_b: Prediction, preds: Sequence[Prediction], b_noise: float,
             ci: tuple[float, float], lr: float, lr_source: str, warmup: int,
             largest: int | None, knee: int | None, user_batch: int,
@@ -134,11 +187,7 @@ def explain(rec_b: Prediction, preds: Sequence[Prediction], b_noise: float,
     ]
     if largest is not None:
         lines.append(memory_sentence(largest, limited_by, devices))
-    ranked = sorted((p for p in preds if p.fits), key=lambda p: p.relative_time)
-    others = ", ".join(f"batch {p.batch_size}: x{p.relative_time:.2f}" for p in ranked[1:4])
-    when = f" ({rec_b.seconds:.1f} s)" if rec_b.seconds is not None else ""
-    lines.append(f"Predicted time to target is least at batch {rec_b.batch_size}{when}; "
-                 + (f"relative to it: {others}." if others else "no other measured batch size fits."))
+    lines += _choice_sentences(rec_b, preds, user_batch)
     lines.append(f"Learning rate {lr:.3g} ({lr_source}).")
     if devices > 1:
         lines.append(f"Batch sizes here are global: each of the {devices} processes "
@@ -161,13 +210,16 @@ def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
     from batchlab.probes.lr_range import lr_find, resolve_auto_lr
     from batchlab.probes.max_batch import max_batch
     from batchlab.probes.noise_scale import measure_noise_scale
-    from batchlab.probes.throughput import throughput_curve
+    from batchlab.probes.throughput import DEFAULT_BATCH_SIZES, throughput_curve
 
     if config.train.lr == "auto":
         from batchlab.plan import RunSpec
 
         config = resolve_auto_lr([RunSpec(config.run_id(), config)], repeats=lr_repeats)[0].config
-    tp = throughput_curve(config, batch_sizes=batch_sizes, inputs=inputs)
+    t = config.train
+    # the user's own batch is always a candidate: "keep yours" is an answer too
+    sizes = sorted({*(DEFAULT_BATCH_SIZES if batch_sizes is None else batch_sizes), t.batch_size})
+    tp = throughput_curve(config, batch_sizes=sizes, inputs=inputs)
     n = config.train.devices  # max_batch measures one device: global = n x per device
     mb = max_batch(config, memory_limit=memory_limit, margin=margin,
                    max_batch=max(1, max(tp.batch_sizes) // n) if tp.batch_sizes else None,
@@ -176,12 +228,12 @@ def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
     if not math.isfinite(ns.b_simple) or ns.b_simple <= 0:
         raise ProbeError(f"the gradient noise scale could not be measured: {ns.reason}")
     largest = n * (mb.recommended if mb.recommended is not None else mb.largest)
-    preds = predict_times(tp.batch_sizes, tp.samples_per_s, ns.b_simple, largest, s_min)
+    preds = predict_times(tp.batch_sizes, tp.samples_per_s, ns.b_simple, largest, s_min,
+                          user_batch=t.batch_size)
     best = choose(preds)
     found = lr_find(config, batch_sizes=sorted({best.batch_size, config.train.batch_size}),
                     repeats=lr_repeats, inputs=inputs)
     at = {b.batch_size: b.lr for b in found.per_batch}
-    t = config.train
     if at.get(best.batch_size):
         lr, source = at[best.batch_size], f"LR range test at batch {best.batch_size}"
     else:
