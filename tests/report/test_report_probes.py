@@ -93,6 +93,20 @@ def test_recommend_figure_has_no_does_not_fit_entry_without_such_points():
     assert "does not fit in memory" in labels(probe_figure(view(record(1, "recommend", result))))
 
 
+def test_recommend_figure_draws_batches_that_need_more_epochs_hollow():
+    preds = [{"batch_size": b, "samples_per_s": 100.0 * b, "relative_time": t, "seconds": None,
+              "fits": True, "steps_factor": 1.0, "examples_factor": f}
+             for b, t, f in ((16, 2.0, 1.0), (64, 1.0, 2.5))]
+    result = {"batch_size": 16, "lr": 0.01, "lr_source": "test", "warmup_steps": 0, "b_noise": 8.0,
+              "predictions": preds, "batch_sizes": [16, 64], "examples_slack": 1.1}
+    fig = probe_figure(view(record(1, "recommend", result)))
+    assert "needs more epochs than yours" in labels(fig)
+    hollow = [ln for ln in fig.axes[0].lines if ln.get_label() == "needs more epochs than yours"]
+    assert list(hollow[0].get_xdata()) == [64] and hollow[0].get_markerfacecolor() == "none"
+    del result["examples_slack"]  # stored before the slack was recorded: every batch eligible
+    assert "needs more epochs than yours" not in labels(probe_figure(view(record(1, "recommend", result))))
+
+
 def test_noise_scale_is_explained_for_the_batch_size_to_pick(views):
     v = views["noise_scale"]
     b = v.result["b_simple"]

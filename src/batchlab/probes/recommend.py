@@ -123,6 +123,7 @@ class Recommendation(Plottable):
         d = asdict(self)
         d["batch_sizes"] = [p.batch_size for p in self.predictions]
         d["relative_time"] = [p.relative_time for p in self.predictions]
+        d["examples_slack"] = EXAMPLES_SLACK  # the figure marks the batches beyond it
         return json_safe(d)  # an unmeasured throughput's infinite time becomes None
 
 

@@ -291,8 +291,15 @@ def _recommend(v: ProbeView) -> Figure:
     seconds = all(p.get("seconds") is not None for p in preds)
     y = _finite([p["seconds"] if seconds else p.get("relative_time") for p in preds])
     fits = np.array([bool(p.get("fits", True)) for p in preds])
+    # a batch predicted to need more than the user's epochs is drawn hollow: never chosen
+    # (results stored before the examples factor was recorded have every batch eligible)
+    slack = r.get("examples_slack") or math.inf
+    more = np.array([(p.get("examples_factor") or 1.0) > slack for p in preds])
     ax.plot(b, y, "-", color="0.6", lw=1)
-    ax.plot(b[fits], y[fits], "o", color="C0", label="predicted time to target")
+    ax.plot(b[fits & ~more], y[fits & ~more], "o", color="C0", label="predicted time to target")
+    if (fits & more).any():
+        ax.plot(b[fits & more], y[fits & more], "o", mfc="none", color="C0",
+                label="needs more epochs than yours")
     if (~fits).any():
         ax.plot(b[~fits], y[~fits], "x", color="C3", markersize=9, mew=2, label="does not fit in memory")
     ax.axvline(r["batch_size"], color="C2", linestyle="--", label=f"recommended: {r['batch_size']}")
