@@ -20,12 +20,13 @@ import numpy as np
 from _bench_data import SOURCES
 from _bench_models import TAKES
 
-CASES = 64
+CASES = 80
 SEED = 2026
-#: cases from this index on were added (CASES 48 -> 64) after the held-out half of the first
-#: 48 had been looked at (cases 0-31 three times, 32-47 once): their held-out cases are the
-#: unseen measurement. (The draw can repeat a case: 60, in dev, is 57, held-out, again.)
-FRESH = 48
+#: cases from this index on were added (CASES 64 -> 80) after the held-out half of the first
+#: 64 had been looked at (cases 0-31 many times, 32-47 three, 48-63 twice): their held-out
+#: cases are the unseen measurement. The earlier batch (48-63, FRESH 48) was first measured
+#: at ed18717. (The draw can repeat a case: 60, in dev, is 57, held-out, again.)
+FRESH = 64
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 FAMILIES = ("mlp", "cnn", "resnet_bn", "sequence", "transformer")  # sequence: gru or conv1d
