@@ -183,10 +183,15 @@ def _check_exploding(series: Mapping[str, Any], numbers: dict[str, float]) -> li
     out = []
     losses = [v for name in ("train_loss", "train_eval_loss") if (v := _arrays(series.get(name))[1]).size]
     peak = max((float(v.max()) for v in losses), default=math.nan)
-    if not peak > EXPLODE_FACTOR * first:
-        out.append(f"exploding, but the loss never exceeds {EXPLODE_FACTOR:g}x its first value {first:.3g} "
-                   f"(peak {peak:.3g})")
     loss, initial = numbers.get("loss"), numbers.get("initial_loss")
+    # the blow-up is measured from the loss before training went wrong: the quoted initial loss
+    # where it is one (the diagnosis quotes the median of the first steps, which can include a
+    # little learning: 2.05 for a loss that began at 2.32), else the first loss
+    quoted = initial is not None and first > 0 and 1 / INITIAL_TOLERANCE <= initial / first <= INITIAL_TOLERANCE
+    base, which = (initial, "quoted initial") if quoted else (first, "first value")
+    if not peak > EXPLODE_FACTOR * base:
+        out.append(f"exploding, but the loss never exceeds {EXPLODE_FACTOR:g}x its {which} {base:.3g} "
+                   f"(peak {peak:.3g})")
     if loss is not None and initial is not None and loss < EXPLODE_FACTOR * initial:
         out.append(f"exploding quotes loss {loss:.3g}, under {EXPLODE_FACTOR:g}x its quoted initial "
                    f"{initial:.3g}")

@@ -146,6 +146,22 @@ def test_exploding_needs_a_real_blow_up():
     assert "never exceeds 10x its first value 2.19" in v
 
 
+def test_a_blow_up_counts_from_the_quoted_loss_before_it_went_wrong():
+    # the loss begins at 2.32, learns a little (the diagnosis quotes the median of the first
+    # steps, 2.05), then peaks at 21.1: 9.1x the first value but 10.3x the loss before it went
+    # wrong (a case of the bench, lr 2.15 on a GRU, found this disagreement)
+    m = blow_up()
+    v = m["train_loss"].value.copy()
+    v[:] = 2.0
+    v[0], v[len(v) // 2] = 2.32, 21.1
+    m["train_loss"] = type(m["train_loss"])(**{**m["train_loss"].__dict__, "value": v})
+    said = {"kind": "exploding", "numbers": {"loss": 21.1, "initial_loss": 2.05, "peak_loss": 21.1}}
+    assert check_diagnosis(m, [said], None, 10) == []
+    # a quoted initial that is no loss before training went wrong measures nothing
+    low = {"kind": "exploding", "numbers": {"loss": 21.1, "initial_loss": 1.2, "peak_loss": 21.1}}
+    assert any("never exceeds 10x its first value 2.32" in x for x in check_diagnosis(m, [low], None, 10))
+
+
 def test_any_quoted_initial_loss_is_the_first_loss():
     finding = Finding("lr_too_small", "", None, None, {"initial_loss": 5.0})
     (v,) = check_diagnosis(healthy_metrics(), [finding], None, 10)
