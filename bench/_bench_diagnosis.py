@@ -74,7 +74,8 @@ def judge_diagnosis(case: Case, entry: dict[str, Any]) -> dict[str, Any]:
     return {"case": case.name, "runs": len(runs), "labels": labels, "violations": violations}
 
 
-def print_diagnosis(results: list[dict[str, Any]]) -> None:
+def print_diagnosis(results: list[dict[str, Any]]) -> bool:
+    """Print each case's labels and violations; True when there is none."""
     print("\n== diagnosis of every ground-truth run, checked against the rules its own numbers imply")
     total = sum(r["runs"] for r in results)
     bad = sum(len(r["violations"]) for r in results)
@@ -84,3 +85,4 @@ def print_diagnosis(results: list[dict[str, Any]]) -> None:
         for v in r["violations"]:
             print(f"    {v}")
     print(f"  {'PASS' if bad == 0 else 'FAIL'}  rule violations: {bad} over {total} runs")
+    return bad == 0

@@ -187,7 +187,8 @@ def _check_exploding(series: Mapping[str, Any], numbers: dict[str, float]) -> li
     # the blow-up is measured from the loss before training went wrong: the quoted initial loss
     # where it is one (the diagnosis quotes the median of the first steps, which can include a
     # little learning: 2.05 for a loss that began at 2.32), else the first loss
-    quoted = initial is not None and first > 0 and 1 / INITIAL_TOLERANCE <= initial / first <= INITIAL_TOLERANCE
+    quoted = (initial is not None and first > 0
+              and 1 / INITIAL_TOLERANCE <= initial / first <= INITIAL_TOLERANCE)
     base, which = (initial, "quoted initial") if quoted else (first, "first value")
     if not peak > EXPLODE_FACTOR * base:
         out.append(f"exploding, but the loss never exceeds {EXPLODE_FACTOR:g}x its {which} {base:.3g} "
