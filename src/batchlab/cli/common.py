@@ -111,7 +111,9 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
-EXIT_GRACE_S = 15.0  # what a finished command's shutdown may take before it is cut short
+# what a finished command's shutdown may take before it is cut short: generous, as a Ray
+# executor's shutdown (ray.shutdown at exit, ending its local cluster) takes seconds
+EXIT_GRACE_S = 45.0
 
 
 def exit_within(code: int, grace: float = EXIT_GRACE_S) -> None:
@@ -122,7 +124,8 @@ def exit_within(code: int, grace: float = EXIT_GRACE_S) -> None:
     ended: the user expects the prompt back. (In CI, one `sweep --workers 2` printed
     "interrupted" and then had not exited 60 s later; where it hung was not caught.) A daemon
     thread sleeps ``grace`` seconds, flushes the streams and calls ``os._exit``; a normal
-    shutdown, which takes well under a second, ends the process long before.
+    shutdown (under a second for the local pool, a few seconds with Ray) ends the process
+    long before.
     """
     import os
     import threading
