@@ -45,7 +45,7 @@ Why the ladder again rather than the conventional LR at once: a held-out case of
 (a GRU with plain SGD) learned nothing in any twentieth-of-a-run miniature, and the
 conventional LR that followed was 46x below the best. The dev half has one case whose
 miniatures said nothing; there the longer ladder said nothing either, and its answer is
-unchanged (``bench/horizon_designs.py`` replays it). So this step is argued, not measured:
+unchanged (``bench/judgement.py`` measured it). So this step is argued more than measured:
 it spends the budget rung 1 left unspent on the one question still open.
 """
 
@@ -224,7 +224,7 @@ def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None
         return HorizonOutcome(
             lowest.lr, "low",
             f"no candidate from {lowest.lr:.3g} to {max(tr.lr for tr in first):.3g} learned "
-            f"anything in {h0}-step miniatures of the run (first: {first[0].rejected}); the "
+            f"anything in {h}-step miniatures of the run (first: {first[0].rejected}); the "
             "lowest LR tried is returned, but check the data (data.normalize), the model and "
             "the loss.", rungs, cost, tried)
     if h < h1:
