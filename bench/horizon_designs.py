@@ -212,6 +212,60 @@ def label(design: tuple) -> str:
     return f"ladder {list(span)} at 1/{round(1 / f0)}{then}"
 
 
+def _loss_only(rows: list[dict[str, Any] | None], t: dict[str, Any]) -> dict[str, Any] | None:
+    kept = [r for r in rows if _kept(r)]
+    return min(kept, key=lambda r: r["val_loss"]) if kept else None
+
+
+def _two_se(rows: list[dict[str, Any] | None], t: dict[str, Any]) -> dict[str, Any] | None:
+    kept = [r for r in rows if _kept(r)]
+    if kept and not t["regression"]:
+        top = max(r["val_acc"] for r in kept)
+        se = math.sqrt(max(top * (1 - top), 1e-12) / t["n_val"])
+        kept = [r for r in kept if r["val_acc"] >= top - 2 * se]
+    return min(kept, key=lambda r: r["val_loss"]) if kept else None
+
+
+def _parabola(t: dict[str, Any], lr: float | None) -> float | None:
+    """A regression's pick moved to the vertex of the parabola through rung 1's three val
+    losses in log LR (within half the spacing either side); anything else unchanged."""
+    f1, width = SHIPPED[2], SHIPPED[3]
+    if lr is None or not t["regression"]:
+        return lr
+    at = {(r["frac"], _position(t["case"], r["lr"])): r for r in t["rows"]}
+    rows = [at.get((f1, _position(t["case"], lr) + w)) for w in width]
+    if not all(_kept(r) for r in rows):
+        return lr
+    a, b, c = (r["val_loss"] for r in rows)
+    if a - 2 * b + c <= 0:
+        return lr
+    offset = max(-0.5, min(0.5, (a - c) / (2 * (a - 2 * b + c))))
+    return lr * (10 ** ((width[-1] - width[0]) / 6)) ** offset
+
+
+def alternatives(ts: list[dict[str, Any]]) -> None:
+    """The shipped design with the changes tried on dev and not taken, each replayed."""
+    global choose
+    shipped = choose
+    n = len(ts)
+    print("\nthe shipped design, changed (tried on dev, not taken):")
+    for label_, rank in (("shipped", shipped), ("ranked by val loss alone", _loss_only),
+                         ("accuracy ties within 2 standard errors", _two_se)):
+        choose = rank
+        s = score(ts, SHIPPED)
+        print(f"  {s['in3']:2}/{n} within 3x, {s['in2']:2}/{n} within 2x: {label_}")
+    choose = shipped
+    picks = [replay(t, *SHIPPED)[0] for t in ts]
+    for label_, move in (("regressions moved to rung 1's loss parabola", _parabola),
+                         *((f"every pick / {f:.2f} (a short-horizon shrink)",
+                            (lambda t, lr, f=f: lr / f if lr else lr)) for f in (1.26, 1.41, 2.0))):
+        marks = [judged(t, move(t, lr)) for t, lr in zip(ts, picks, strict=True)]
+        print(f"  {sum(m[0] for m in marks):2}/{n} within 3x, {sum(m[1] for m in marks):2}/{n} "
+              f"within 2x: {label_}")
+    ratios = [math.log10(lr / t["summary"]["best_lr"]) for t, lr in zip(ts, picks, strict=True) if lr]
+    print(f"  (the shipped picks' geometric mean ratio to the grid's best: {10 ** np.mean(ratios):.2f}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--regenerate", action="store_true", help="train the miniatures again")
@@ -232,6 +286,7 @@ def main() -> None:
         for s in best:
             print(f"  {s['in3']:2}/{n} within 3x, {s['in2']:2}/{n} within 2x, cost median "
                   f"{s['median']:.2f} max {s['max']:.2f}: {label(s['design'])}")
+    alternatives(ts)
     s = score(ts, SHIPPED)
     print(f"\nshipped (lr_horizon): {s['in3']}/{n} within 3x, {s['in2']}/{n} within 2x, cost median "
           f"{s['median']:.2f} max {s['max']:.2f}: {label(SHIPPED)}\n(one seed per miniature: designs "
