@@ -28,7 +28,7 @@ import io
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,11 +137,15 @@ def choose(rows: list[dict[str, Any] | None], t: dict[str, Any]) -> dict[str, An
     return min(kept, key=lambda r: r["val_loss"])
 
 
+Rank = Callable[[list[dict[str, Any] | None], dict[str, Any]], dict[str, Any] | None]
+
+
 def replay(t: dict[str, Any], span: Sequence[int], f0: float, f1: float | None,
-           width: Sequence[int]) -> tuple[float | None, float]:
+           width: Sequence[int], rank: Rank | None = None) -> tuple[float | None, float]:
     """The LR a design picks on case table ``t`` and what it cost (in runs): rung 0 over
     ``span`` at ``f0`` (grown a ladder step beyond an edge its best is on, twice at most),
     then the best's ``width`` neighbours at ``f1``."""
+    rank = rank or choose
     case: Case = t["case"]
     at = {(r["frac"], _position(case, r["lr"])): r for r in t["rows"]}
     total = t["total"]
@@ -154,7 +158,7 @@ def replay(t: dict[str, Any], span: Sequence[int], f0: float, f1: float | None,
     spent = cost(f0, len(rung))
     step = span[1] - span[0] if len(span) > 1 else 3
     for _ in range(2):
-        best, ks = choose(rung, t), [_position(case, r["lr"]) for r in rung]
+        best, ks = rank(rung, t), [_position(case, r["lr"]) for r in rung]
         if not ks:
             break
         if best is not None and _position(case, best["lr"]) == max(ks):
@@ -167,12 +171,12 @@ def replay(t: dict[str, Any], span: Sequence[int], f0: float, f1: float | None,
             break
         rung.append(extra)
         spent += cost(f0, 1)
-    best = choose(rung, t)
+    best = rank(rung, t)
     if best is None or f1 is None:
         return (best["lr"] if best else None), spent
     kb = _position(case, best["lr"])
     second = [r for r in (at.get((f1, kb + w)) for w in width) if r is not None]
-    pick = choose(second, t) or best
+    pick = rank(second, t) or best
     return pick["lr"], spent + cost(f1, len(second))
 
 
@@ -186,8 +190,8 @@ def judged(t: dict[str, Any], lr: float | None) -> tuple[bool, bool]:
     return inside or 1 / 3 <= ratio <= 3, inside or 1 / 2 <= ratio <= 2
 
 
-def score(ts: list[dict[str, Any]], design: tuple) -> dict[str, Any]:
-    outs = [replay(t, *design) for t in ts]
+def score(ts: list[dict[str, Any]], design: tuple, rank: Rank | None = None) -> dict[str, Any]:
+    outs = [replay(t, *design, rank=rank) for t in ts]
     marks = [judged(t, lr) for t, (lr, _) in zip(ts, outs, strict=True)]
     costs = [c for _, c in outs]
     return {"in3": sum(m[0] for m in marks), "in2": sum(m[1] for m in marks),
@@ -245,16 +249,12 @@ def _parabola(t: dict[str, Any], lr: float | None) -> float | None:
 
 def alternatives(ts: list[dict[str, Any]]) -> None:
     """The shipped design with the changes tried on dev and not taken, each replayed."""
-    global choose
-    shipped = choose
     n = len(ts)
     print("\nthe shipped design, changed (tried on dev, not taken):")
-    for label_, rank in (("shipped", shipped), ("ranked by val loss alone", _loss_only),
+    for label_, rank in (("shipped", choose), ("ranked by val loss alone", _loss_only),
                          ("accuracy ties within 2 standard errors", _two_se)):
-        choose = rank
-        s = score(ts, SHIPPED)
+        s = score(ts, SHIPPED, rank)
         print(f"  {s['in3']:2}/{n} within 3x, {s['in2']:2}/{n} within 2x: {label_}")
-    choose = shipped
     picks = [replay(t, *SHIPPED)[0] for t in ts]
     for label_, move in (("regressions moved to rung 1's loss parabola", _parabola),
                          *((f"every pick / {f:.2f} (a short-horizon shrink)",

@@ -460,16 +460,16 @@ def main() -> None:
             passed[half] &= print_suggestions(title, [r for r in results if r["case"] in names])
         if recs:
             passed[half] &= print_recommend(title, [r for r in recs if r["case"] in names])
+    diagnosis_ok = True  # checked over every case measured: it counts in each half's verdict
     if not args.no_diagnosis:
         from _bench_diagnosis import judge_diagnosis, print_diagnosis
 
-        # the diagnosis is checked over every case measured: it counts for each half's verdict
-        if not print_diagnosis([judge_diagnosis(c, truth[c.name]) for c in cases]):
-            passed = {half: False for half in passed} or {"held-out": False}
+        diagnosis_ok = print_diagnosis([judge_diagnosis(c, truth[c.name]) for c in cases])
     partial = (" (of the parts measured)"
                if args.no_suggestion or args.no_recommend or args.no_diagnosis else "")
     for half in ("held-out", "fresh"):
-        verdict = ("PASS" + partial) if passed.get(half) else "FAIL" if half in passed else "not run"
+        verdict = (("PASS" + partial) if passed.get(half) and diagnosis_ok
+                   else "FAIL" if half in passed else "not run")
         print(f"\n{half if half == 'held-out' else 'held-out, fresh cases'}: {verdict}")
 
 
