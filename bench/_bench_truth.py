@@ -170,11 +170,40 @@ def measure_case(case: Case, jobs: int) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
+def pack_steps(steps: list[int]) -> dict[str, Any]:
+    """A series' steps as ``{"range": [start, stop, every], "then": [...]}``: the plain loop
+    logs every few steps, so the list is a range, then a last step or two (pure)."""
+    n = 1
+    every = steps[1] - steps[0] if len(steps) > 1 else 1
+    while n < len(steps) and steps[n] - steps[n - 1] == every:
+        n += 1
+    return {"range": [steps[0], steps[n - 1] + every, every], "then": steps[n:]} if steps else {
+        "range": [0, 0, 1], "then": []}
+
+
+def unpack_steps(packed: dict[str, Any] | list[int]) -> list[int]:
+    """The inverse of :func:`pack_steps` (a plain list, as files before it held, as is)."""
+    if isinstance(packed, list):
+        return packed
+    return list(range(*packed["range"])) + packed["then"]
+
+
+def _each_series(truth: dict[str, Any]) -> Any:
+    for entry in truth.values():
+        for run in entry.get("runs", []):
+            yield from run.get("series", {}).values()
+
+
 def load_truth() -> dict[str, Any]:
-    return json.loads(TRUTH.read_text()) if TRUTH.exists() else {}
+    truth = json.loads(TRUTH.read_text()) if TRUTH.exists() else {}
+    for series in _each_series(truth):
+        series["step"] = unpack_steps(series["step"])
+    return truth
 
 
 def save_truth(truth: dict[str, Any]) -> None:
+    """Write the cache: non-finite numbers as null, each series' steps packed (the steps were
+    over a third of the file, which must stay a small text file in git)."""
     def clean(v: Any) -> Any:
         if isinstance(v, float):
             return v if math.isfinite(v) else None
@@ -183,8 +212,10 @@ def save_truth(truth: dict[str, Any]) -> None:
         if isinstance(v, list):
             return [clean(x) for x in v]
         return v
-    current = {k: v for k, v in truth.items() if "case" in v}  # entries of the generated bench only
-    TRUTH.write_text(json.dumps(clean(current), separators=(",", ":"), sort_keys=True))
+    current = clean({k: v for k, v in truth.items() if "case" in v})  # the generated bench only
+    for series in _each_series(current):
+        series["step"] = pack_steps(series["step"])
+    TRUTH.write_text(json.dumps(current, separators=(",", ":"), sort_keys=True))
 
 
 def merge_truth(entries: dict[str, Any]) -> None:

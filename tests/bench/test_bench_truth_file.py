@@ -1,0 +1,35 @@
+"""bench/_bench_truth.py's cache file: series steps are packed on save and restored on load,
+so the ground truth stays a small text file in git and reads back exactly as it was measured."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "bench")]
+
+import _bench_truth as truthlib  # noqa: E402
+
+
+@pytest.mark.parametrize("steps", [[0, 6, 12, 18, 323], [0, 32, 64, 96, 100], [5], [], [3, 4, 9, 10]])
+def test_steps_pack_and_unpack_to_the_same_list(steps):
+    packed = truthlib.pack_steps(steps)
+    assert truthlib.unpack_steps(packed) == steps
+    assert truthlib.unpack_steps(list(steps)) == steps  # a file written before packing
+
+
+def test_the_cache_round_trips_and_stores_ranges(tmp_path, monkeypatch):
+    monkeypatch.setattr(truthlib, "TRUTH", tmp_path / "truth.json")
+    series = {"train_loss": {"step": list(range(0, 600, 6)) + [601], "value": [1.0] * 101}}
+    truth = {"c": {"case": {}, "runs": [{"final": float("nan"), "series": series}], "summary": {}}}
+    truthlib.save_truth(truth)
+    raw = json.loads((tmp_path / "truth.json").read_text())
+    assert raw["c"]["runs"][0]["series"]["train_loss"]["step"] == {"range": [0, 600, 6], "then": [601]}
+    assert raw["c"]["runs"][0]["final"] is None
+    loaded = truthlib.load_truth()
+    assert loaded["c"]["runs"][0]["series"] == series
+    assert truth["c"]["runs"][0]["series"]["train_loss"]["step"][-1] == 601  # the caller's is untouched
