@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench_truth as truthlib  # noqa: E402
 from _bench_space import Case, draw  # noqa: E402
-from judgement import objects  # noqa: E402
+from judgement import free_best, objects  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / "horizon_designs.json"
 HORIZONS = (1 / 30, 1 / 20, 1 / 15, 1 / 10, 1 / 6, 1 / 5, 1 / 4, 1 / 3)
@@ -109,7 +109,8 @@ def tables(regenerate: bool) -> dict[str, Any]:
             CACHE.write_text(json.dumps(cache, separators=(",", ":"),
                                         default=lambda v: None).replace("NaN", "null"))
             print(f"  miniatures of {case.name}: {len(entry['rows'])}", flush=True)
-        out[case.name] = {**entry, "case": case, "summary": truth[case.name]["summary"]}
+        out[case.name] = {**entry, "case": case, "summary": truth[case.name]["summary"],
+                          "free": free_best(case, truth[case.name])[1]}
     return out
 
 
@@ -188,6 +189,33 @@ def judged(t: dict[str, Any], lr: float | None) -> tuple[bool, bool]:
     inside = s["range"][0] / 1.0001 <= lr <= s["range"][1] * 1.0001
     ratio = lr / s["best_lr"]
     return inside or 1 / 3 <= ratio <= 3, inside or 1 / 2 <= ratio <= 2
+
+
+def outcome(t: dict[str, Any], lr: float | None) -> dict[str, Any]:
+    """What the full run at ``lr`` (a grid LR) scored against the grid, as ``judgement.py``
+    judges it: the metric lost (accuracy points, or relative MSE), whether it is within noise
+    of the grid's best (``recommend``'s test) and whether it reaches the best LR-free
+    optimizer within noise. No answer: nothing lost is counted (``lost`` None), no test passed;
+    a failed run: everything lost (1.0)."""
+    s = t["summary"]
+    score = s["scores"].get(str(lr)) if lr is not None else None
+    if score is None or not math.isfinite(score):
+        return {"lost": None if score is None else 1.0, "in_noise": False, "free": False}
+    lost = (s["best"] - score) / abs(s["best"]) if t["regression"] else s["best"] - score
+    return {"lost": lost, "in_noise": score >= s["best"] - s["noise"],
+            "free": score >= t["free"] - s["noise"]}
+
+
+def ceilings(ts: list[dict[str, Any]], picks: Sequence[float | None]) -> str:
+    """The targets judgement.py checks besides the LR's distance, for ``picks``: answers, mean
+    accuracy points and MSE lost over the answers, within noise of the grid's best, >= the best LR-free optimizer."""
+    outs = [outcome(t, lr) for t, lr in zip(ts, picks, strict=True)]
+    acc = [o["lost"] for t, o in zip(ts, outs, strict=True) if not t["regression"] and o["lost"] is not None]
+    mse = [o["lost"] for t, o in zip(ts, outs, strict=True) if t["regression"] and o["lost"] is not None]
+    n = len(ts)
+    return (f"answer {len(acc) + len(mse):2}/{n}  acc lost {100 * np.mean(acc) if acc else 0:4.1f} pts  mse lost "
+            f"{100 * np.mean(mse) if mse else 0:4.1f}%  in noise {sum(o['in_noise'] for o in outs):2}/{n}  "
+            f">= LR-free {sum(o['free'] for o in outs):2}/{n}")
 
 
 def score(ts: list[dict[str, Any]], design: tuple, rank: Rank | None = None) -> dict[str, Any]:
@@ -275,9 +303,12 @@ def main() -> None:
     print(f"\n{n} dev cases; a design is judged within 3x (or 2x) of the grid's best LR or inside "
           "its within-noise range\n\nthe grid alone at each horizon (every LR, one seed):")
     for f in HORIZONS:
-        s = score(ts, (tuple(range(-12, 13)), f, None, (0,)))
+        grid = (tuple(range(-12, 13)), f, None, (0,))
+        s = score(ts, grid)
+        picks = [replay(t, *grid)[0] for t in ts]
         print(f"  1/{round(1 / f):<3} within 3x {s['in3']:2}/{n}  within 2x {s['in2']:2}/{n}  "
-              f"cost {s['median']:.1f} runs")
+              f"{ceilings(ts, picks)}  cost {s['median']:.1f} runs")
+    print(f"  the grid's own best LR: {ceilings(ts, [t['summary']['best_lr'] for t in ts])}")
     scored = [score(ts, d) for d in designs()]
     for limit in (0.3, 0.5, 0.75, 1.0):
         best = sorted((s for s in scored if s["median"] <= limit),
@@ -289,7 +320,8 @@ def main() -> None:
     alternatives(ts)
     s = score(ts, SHIPPED)
     print(f"\nshipped (lr_horizon): {s['in3']}/{n} within 3x, {s['in2']}/{n} within 2x, cost median "
-          f"{s['median']:.2f} max {s['max']:.2f}: {label(SHIPPED)}\n(one seed per miniature: designs "
+          f"{s['median']:.2f} max {s['max']:.2f}: {label(SHIPPED)}\n  "
+          f"{ceilings(ts, [replay(t, *SHIPPED)[0] for t in ts])}\n(one seed per miniature: designs "
           "a case or two apart are within noise of each other; judgement.py measures the shipped "
           "one with its own trials)")
 
