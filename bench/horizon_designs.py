@@ -181,6 +181,38 @@ def replay(t: dict[str, Any], span: Sequence[int], f0: float, f1: float | None,
     return pick["lr"], spent + cost(f1, len(second))
 
 
+def third_rung(t: dict[str, Any], design: tuple, f2: float, width: Sequence[int] = (-1, 0, 1)
+               ) -> tuple[float | None, float]:
+    """``design`` replayed, then a third rung: its pick and ``width`` neighbours (ladder steps of
+    a third of a decade) at horizon ``f2``; a miniature rung 1 already trained is not paid again."""
+    lr, spent = replay(t, *design)
+    if lr is None:
+        return lr, spent
+    case, total = t["case"], t["total"]
+    at = {(r["frac"], _position(case, r["lr"])): r for r in t["rows"]}
+    rows = [r for r in (at.get((f2, _position(case, lr) + w)) for w in width) if r is not None]
+    new = len(rows) - (1 if f2 == design[2] and 0 in width else 0)
+    pick = choose(rows, t)
+    return (pick["lr"] if pick else lr), spent + new * min(total, max(MIN_STEPS, round(f2 * total))) / total
+
+
+def _vertex(t: dict[str, Any], lr: float | None) -> float | None:
+    """A pick moved to the vertex of the parabola through rung 1's three scores in log LR
+    (accuracy, or the loss for a regression), at most half the spacing either side."""
+    f1, width = SHIPPED[2], SHIPPED[3]
+    if lr is None:
+        return lr
+    at = {(r["frac"], _position(t["case"], r["lr"])): r for r in t["rows"]}
+    rows = [at.get((f1, _position(t["case"], lr) + w)) for w in width]
+    if not all(_kept(r) for r in rows):
+        return lr
+    a, b, c = (r["val_loss"] if t["regression"] else -r["val_acc"] for r in rows)
+    if a - 2 * b + c <= 0:
+        return lr
+    offset = max(-0.5, min(0.5, (a - c) / (2 * (a - 2 * b + c))))
+    return lr * (10 ** ((width[-1] - width[0]) / 6)) ** offset
+
+
 def judged(t: dict[str, Any], lr: float | None) -> tuple[bool, bool]:
     """(within 3x or in range, within 2x or in range) of the grid's best, as judgement.py."""
     if lr is None:
@@ -208,13 +240,15 @@ def outcome(t: dict[str, Any], lr: float | None) -> dict[str, Any]:
 
 def ceilings(ts: list[dict[str, Any]], picks: Sequence[float | None]) -> str:
     """The targets judgement.py checks besides the LR's distance, for ``picks``: answers, mean
-    accuracy points and MSE lost over the answers, within noise of the grid's best, >= the best LR-free optimizer."""
+    accuracy points and MSE lost over the answers, within noise of the grid's best, >= the best
+    LR-free optimizer."""
     outs = [outcome(t, lr) for t, lr in zip(ts, picks, strict=True)]
     acc = [o["lost"] for t, o in zip(ts, outs, strict=True) if not t["regression"] and o["lost"] is not None]
     mse = [o["lost"] for t, o in zip(ts, outs, strict=True) if t["regression"] and o["lost"] is not None]
     n = len(ts)
-    return (f"answer {len(acc) + len(mse):2}/{n}  acc lost {100 * np.mean(acc) if acc else 0:4.1f} pts  mse lost "
-            f"{100 * np.mean(mse) if mse else 0:4.1f}%  in noise {sum(o['in_noise'] for o in outs):2}/{n}  "
+    return (f"answer {len(acc) + len(mse):2}/{n}  acc lost {100 * np.mean(acc) if acc else 0:4.1f} pts  "
+            f"mse lost {100 * np.mean(mse) if mse else 0:4.1f}%  "
+            f"in noise {sum(o['in_noise'] for o in outs):2}/{n}  "
             f">= LR-free {sum(o['free'] for o in outs):2}/{n}")
 
 
@@ -283,8 +317,24 @@ def alternatives(ts: list[dict[str, Any]]) -> None:
                          ("accuracy ties within 2 standard errors", _two_se)):
         s = score(ts, SHIPPED, rank)
         print(f"  {s['in3']:2}/{n} within 3x, {s['in2']:2}/{n} within 2x: {label_}")
+    for f2 in (f for f in HORIZONS if f >= SHIPPED[2]):
+        outs = [third_rung(t, SHIPPED, f2) for t in ts]
+        marks = [judged(t, lr) for t, (lr, _) in zip(ts, outs, strict=True)]
+        costs = [c for _, c in outs]
+        print(f"  {sum(m[0] for m in marks):2}/{n} within 3x, {sum(m[1] for m in marks):2}/{n} within "
+              f"2x, cost median {np.median(costs):.2f}: a third rung, the pick and a third of a "
+              f"decade either side at 1/{round(1 / f2)}")
     picks = [replay(t, *SHIPPED)[0] for t in ts]
+
+    def distance(lrs: Sequence[float | None]) -> float:
+        return float(np.mean([abs(math.log10(lr / t["summary"]["best_lr"]))
+                              for t, lr in zip(ts, lrs, strict=True) if lr]))
+
+    print(f"  (mean |log10 pick / best|: shipped {distance(picks):.3f}, moved to rung 1's parabola "
+          f"{distance([_vertex(t, lr) for t, lr in zip(ts, picks, strict=True)]):.3f})")
     for label_, move in (("regressions moved to rung 1's loss parabola", _parabola),
+                         ("every pick moved to rung 1's parabola (accuracy; loss for a regression)",
+                          _vertex),
                          *((f"every pick / {f:.2f} (a short-horizon shrink)",
                             (lambda t, lr, f=f: lr / f if lr else lr)) for f in (1.26, 1.41, 2.0))):
         marks = [judged(t, move(t, lr)) for t, lr in zip(ts, picks, strict=True)]
