@@ -34,6 +34,8 @@ import numpy as np
 from _bench_space import Case
 
 TRUTH = Path(__file__).resolve().parent / "judgement_truth.json"
+#: cases per cache file: git here refuses files over 2 MiB, and 80 cases take 1.8 MB
+PART = 80
 SEEDS = (0, 1)
 PER_DECADE = 3
 GRID = range(-4, 7)  # base_lr * 10**(k/3): from base/21.5 to base*100
@@ -194,8 +196,27 @@ def _each_series(truth: dict[str, Any]) -> Any:
             yield from run.get("series", {}).values()
 
 
+def part_path(part: int) -> Path:
+    """The file holding cases ``PART * part`` to ``PART * (part + 1) - 1``: ``TRUTH`` for the
+    first, ``judgement_truth_<part>.json`` beside it for the others."""
+    return TRUTH if part == 0 else TRUTH.with_name(f"{TRUTH.stem}_{part}{TRUTH.suffix}")
+
+
+def part_of(name: str) -> int:
+    """Which file a case is kept in, from the index its name starts with ("80-sines-...": 1;
+    a name without one: the first)."""
+    head = name.split("-", 1)[0]
+    return int(head) // PART if head.isdigit() else 0
+
+
 def load_truth() -> dict[str, Any]:
-    truth = json.loads(TRUTH.read_text()) if TRUTH.exists() else {}
+    """Every cached case, from every part file, with each series' steps unpacked."""
+    truth: dict[str, Any] = {}
+    part = 0
+    while part == 0 or part_path(part).exists():
+        if part_path(part).exists():
+            truth.update(json.loads(part_path(part).read_text()))
+        part += 1
     for series in _each_series(truth):
         series["step"] = unpack_steps(series["step"])
     return truth
@@ -203,7 +224,8 @@ def load_truth() -> dict[str, Any]:
 
 def save_truth(truth: dict[str, Any]) -> None:
     """Write the cache: non-finite numbers as null, each series' steps packed (the steps were
-    over a third of the file, which must stay a small text file in git)."""
+    over a third of the file, which must stay a small text file in git), ``PART`` cases per
+    file (``part_path``)."""
     def clean(v: Any) -> Any:
         if isinstance(v, float):
             return v if math.isfinite(v) else None
@@ -215,7 +237,9 @@ def save_truth(truth: dict[str, Any]) -> None:
     current = clean({k: v for k, v in truth.items() if "case" in v})  # the generated bench only
     for series in _each_series(current):
         series["step"] = pack_steps(series["step"])
-    TRUTH.write_text(json.dumps(current, separators=(",", ":"), sort_keys=True))
+    for part in sorted({part_of(name) for name in current}):
+        cases = {k: v for k, v in current.items() if part_of(k) == part}
+        part_path(part).write_text(json.dumps(cases, separators=(",", ":"), sort_keys=True))
 
 
 def merge_truth(entries: dict[str, Any]) -> None:

@@ -26,7 +26,6 @@ replay on the judgement ground truth (~1 CPU minute).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import resource
 import tempfile
@@ -145,21 +144,22 @@ def case_best(runs: list[dict[str, Any]]) -> tuple[float, float]:
     return max(max(v) for v in finals.values()), max(NEAR_BEST, max(top) - min(top))
 
 
-def truth_replay(path: Path, rule: CollapseRule = CollapseRule(),  # noqa: B008 - frozen
+def truth_replay(truth: dict[str, Any], rule: CollapseRule = CollapseRule(),  # noqa: B008 - frozen
                  judge: Callable[..., str | None] = hopeless) -> TruthReplay:
     """``judge`` (the hopeless rule, or one of its parts: ``collapsed``, ``never_learned``)
     replayed on bench/judgement's ground truth (every run trained to its end by the plain loop,
     ~11 evaluations): which runs it would prune, at which evaluation, and the steps after it.
-    Regressions have no accuracy: skipped."""
+    Regressions have no accuracy: skipped. ``truth``: ``_bench_truth.load_truth()``."""
     from _bench_space import draw
     from _bench_truth import data_of
 
-    truth = json.loads(path.read_text())
     out = TruthReplay()
     for case in draw():
         entry = truth.get(case.name)
+        if entry is None:
+            continue
         data = data_of(case)
-        if entry is None or data.regression:
+        if data.regression:
             continue
         runs = entry["runs"]
         best, noise = case_best(runs)
@@ -204,12 +204,14 @@ def replay(store: Store, names: list[str]) -> None:
 def truth_table() -> None:
     """The hopeless rule and its two parts replayed on the judgement ground truth, at the
     default patience and fewer (which shows how close the margin is)."""
-    path = Path(__file__).parent / "judgement_truth.json"
+    from _bench_truth import load_truth
+
+    truth = load_truth()
     rows, lines = [], []
     for label, judge in (("hopeless (both)", hopeless), ("collapsed", collapsed),
                          ("never learned", never_learned)):
         for patience in (3, 2, 1):  # 3 is the default
-            t = truth_replay(path, CollapseRule(patience=patience), judge)
+            t = truth_replay(truth, CollapseRule(patience=patience), judge)
             rows.append([label, str(patience), str(t.runs), str(len(t.pruned)), str(len(t.near)),
                          f"{t.saved:,} of {t.steps:,} ({t.saved / t.steps:.1%})"])
             if patience == 3 and judge is hopeless:
