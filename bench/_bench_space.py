@@ -20,13 +20,14 @@ import numpy as np
 from _bench_data import SOURCES
 from _bench_models import TAKES
 
-CASES = 80
+CASES = 96
 SEED = 2026
-#: cases from this index on were added (CASES 64 -> 80) after the held-out half of the first
-#: 64 had been looked at (cases 0-31 many times, 32-47 three, 48-63 twice): their held-out
-#: cases are the unseen measurement. The earlier batch (48-63, FRESH 48) was first measured
-#: at ed18717. (The draw can repeat a case: 60, in dev, is 57, held-out, again.)
-FRESH = 64
+#: cases from this index on were added (CASES 80 -> 96) after the held-out half of the first
+#: 80 had been looked at (cases 0-31 many times, 32-47 three, 48-79 once to three times): their
+#: held-out cases are the unseen measurement. Earlier batches: 48-63 (FRESH 48, first measured
+#: at ed18717) and 64-79 (FRESH 64, at 93858f0). (The draw can repeat a case: 60, in dev, is
+#: 57, held-out, again.)
+FRESH = 80
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 FAMILIES = ("mlp", "cnn", "resnet_bn", "sequence", "transformer")  # sequence: gru or conv1d
