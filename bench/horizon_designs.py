@@ -293,20 +293,9 @@ def _two_se(rows: list[dict[str, Any] | None], t: dict[str, Any]) -> dict[str, A
 
 
 def _parabola(t: dict[str, Any], lr: float | None) -> float | None:
-    """A regression's pick moved to the vertex of the parabola through rung 1's three val
-    losses in log LR (within half the spacing either side); anything else unchanged."""
-    f1, width = SHIPPED[2], SHIPPED[3]
-    if lr is None or not t["regression"]:
-        return lr
-    at = {(r["frac"], _position(t["case"], r["lr"])): r for r in t["rows"]}
-    rows = [at.get((f1, _position(t["case"], lr) + w)) for w in width]
-    if not all(_kept(r) for r in rows):
-        return lr
-    a, b, c = (r["val_loss"] for r in rows)
-    if a - 2 * b + c <= 0:
-        return lr
-    offset = max(-0.5, min(0.5, (a - c) / (2 * (a - 2 * b + c))))
-    return lr * (10 ** ((width[-1] - width[0]) / 6)) ** offset
+    """A regression's pick moved to the vertex of rung 1's loss parabola (``_vertex``);
+    anything else unchanged."""
+    return _vertex(t, lr) if t["regression"] else lr
 
 
 def alternatives(ts: list[dict[str, Any]]) -> None:
