@@ -298,6 +298,28 @@ def _parabola(t: dict[str, Any], lr: float | None) -> float | None:
     return _vertex(t, lr) if t["regression"] else lr
 
 
+def extrapolated(t: dict[str, Any], fa: float, fb: float, c: float) -> float | None:
+    """The grid's pick when each LR's validation accuracy and loss are extrapolated from its
+    miniatures at horizons ``fa`` < ``fb`` to the full run, linearly in ``steps ** -c`` (a
+    learning curve's power law with its exponent fixed, since two points fit two parameters)."""
+    total = t["total"]
+    ha, hb = (max(MIN_STEPS, round(f * total)) for f in (fa, fb))
+    if ha >= hb:
+        return None
+    k = (hb ** -c - total ** -c) / (ha ** -c - hb ** -c)
+    at = {(r["frac"], r["lr"]): r for r in t["rows"]}
+    rows = []
+    for (f, lr), rb in at.items():
+        ra = at.get((fa, lr))
+        if f != fb or not (_kept(ra) and _kept(rb)):
+            continue
+        acc = math.nan if t["regression"] else rb["val_acc"] + k * (rb["val_acc"] - ra["val_acc"])
+        rows.append({"lr": lr, "val_loss": rb["val_loss"] + k * (rb["val_loss"] - ra["val_loss"]),
+                     "val_acc": min(1.0, acc), "rejected": None})
+    pick = choose(rows, t)
+    return pick["lr"] if pick else None
+
+
 def alternatives(ts: list[dict[str, Any]]) -> None:
     """The shipped design with the changes tried on dev and not taken, each replayed."""
     n = len(ts)
@@ -329,6 +351,15 @@ def alternatives(ts: list[dict[str, Any]]) -> None:
         marks = [judged(t, move(t, lr)) for t, lr in zip(ts, picks, strict=True)]
         print(f"  {sum(m[0] for m in marks):2}/{n} within 3x, {sum(m[1] for m in marks):2}/{n} "
               f"within 2x: {label_}")
+    grid = (tuple(range(-12, 13)), 1 / 10, None, (0,))
+    print("\nthe grid at a tenth of the run, and extrapolated to the full run from a twentieth and "
+          "a tenth:")
+    for label_, lrs in (("at a tenth", [replay(t, *grid)[0] for t in ts]),
+                        *((f"extrapolated, power {c:g}", [extrapolated(t, 1 / 20, 1 / 10, c) for t in ts])
+                          for c in (0.5, 1.0))):
+        marks = [judged(t, lr) for t, lr in zip(ts, lrs, strict=True)]
+        print(f"  {sum(m[0] for m in marks):2}/{n} within 3x, {sum(m[1] for m in marks):2}/{n} within 2x, "
+              f"{ceilings(ts, lrs)}: {label_}")
     ratios = [math.log10(lr / t["summary"]["best_lr"]) for t, lr in zip(ts, picks, strict=True) if lr]
     print(f"  (the shipped picks' geometric mean ratio to the grid's best: {10 ** np.mean(ratios):.2f}x)")
 

@@ -57,3 +57,20 @@ def test_the_judgement_table_prints_what_the_grid_itself_reaches_against_the_lr_
     out = capsys.readouterr().out
     assert "is >= the best LR-free optimizer on 75% of these cases" in out
     assert "FAIL  >= the best LR-free optimizer (within noise) on >= 80% (75%)" in out
+
+
+def test_extrapolation_to_the_full_run_can_reverse_the_ranking_at_a_tenth() -> None:
+    from horizon_designs import extrapolated
+
+    def row(frac: float, lr: float, acc: float) -> dict:
+        return {"frac": frac, "lr": lr, "val_acc": acc, "val_loss": 1 - acc, "rejected": None}
+
+    # LR 1 leads at a tenth of the run, but LR 0.1 gains faster between a twentieth and a tenth
+    t = {"total": 1000, "regression": False, "n_val": 10_000,
+         "rows": [row(1 / 20, 1.0, 0.60), row(1 / 10, 1.0, 0.62),
+                  row(1 / 20, 0.1, 0.40), row(1 / 10, 0.1, 0.55)]}
+    assert extrapolated(t, 1 / 20, 1 / 10, 1.0) == 0.1
+    # a smaller gain (0.50 -> 0.55) extrapolates to 0.595 against LR 1's 0.638: no reversal
+    slower = {**t, "rows": [*t["rows"][:2], row(1 / 20, 0.1, 0.50), row(1 / 10, 0.1, 0.55)]}
+    assert extrapolated(slower, 1 / 20, 1 / 10, 1.0) == 1.0
+    assert extrapolated({**t, "total": 100}, 1 / 10, 1 / 10, 1.0) is None
