@@ -11,7 +11,10 @@ every fraction of the run in ``HORIZONS``. Cached in ``horizon_designs.json``. A
 rung-0 ladder over the grid, its horizon, the rung-1 neighbours and their horizon) is then
 replayed on that table and scored as ``judgement.py`` scores a suggestion: within 3x of the
 grid's best LR or inside its within-noise range. Printed: the grid at each horizon alone (what
-any design ending there can reach at most), and the best designs under each median cost.
+any design ending there can reach at most, on every target judgement.py checks), the best
+designs under each median cost, the changes to the shipped design tried and not taken, and
+the same designs from a second seed of the miniatures at ``SEED_HORIZONS`` (another
+initialisation and batch order: how much a score owes to one draw).
 
 The held-out half is never read here: designs are chosen on dev, and ``judgement.py`` judges
 the chosen one on held-out. Ladder positions are in thirds of a decade from the bench's base
@@ -41,6 +44,8 @@ from judgement import free_best, objects  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / "horizon_designs.json"
 HORIZONS = (1 / 30, 1 / 20, 1 / 15, 1 / 10, 1 / 6, 1 / 5, 1 / 4, 1 / 3)
+#: the horizons also trained from a second seed, to see how much a score owes to one draw
+SEED_HORIZONS = (1 / 20, 1 / 10, 1 / 6)
 MIN_STEPS = 8
 #: the design batchlab ships (``lr_horizon``): a decade ladder at a twentieth of the run, then
 #: the best and 2/3 of a decade either side at a tenth
@@ -50,8 +55,10 @@ SHIPPED = ((-3, 0, 3, 6), 1 / 20, 1 / 10, (-2, 0, 2))
 # --------------------------------------------------------------------------- the tables
 
 
-def miniatures(case: Case, lrs: Sequence[float]) -> dict[str, Any]:
-    """Every LR of ``lrs`` as a miniature of ``case``'s run at every horizon of HORIZONS."""
+def miniatures(case: Case, lrs: Sequence[float], seed_offset: int = 0,
+               horizons: Sequence[float] = HORIZONS) -> dict[str, Any]:
+    """Every LR of ``lrs`` as a miniature of ``case``'s run at every horizon of ``horizons``,
+    from the probe's seed plus ``seed_offset`` (another initialisation and batch order)."""
     import batchlab as bl
     from batchlab.api import _probe
     from batchlab.probes.common import load_probe_data
@@ -75,12 +82,13 @@ def miniatures(case: Case, lrs: Sequence[float]) -> dict[str, Any]:
         t = config.train
         n = len(data.train_y)
         total = run_length(t.steps, t.epochs, steps_per_epoch(n, t.batch_size))
-        base = baseline(config, data, t.seed, None, inputs)
+        seed = t.seed + seed_offset
+        base = baseline(config, data, seed, None, inputs)
         rows = []
-        for f in HORIZONS:
+        for f in horizons:
             h = min(total, max(MIN_STEPS, round(f * total)))
             for lr in lrs:
-                tr = run_trial(config, data, lr, h, t.seed, None, base, inputs,
+                tr = run_trial(config, data, lr, h, seed, None, base, inputs,
                                factor=compressed(config, n, h))
                 rows.append({"frac": f, "steps": h, "lr": lr, "val_loss": tr.val_loss,
                              "val_acc": tr.val_acc, "rejected": tr.rejected})
@@ -102,9 +110,12 @@ def tables(regenerate: bool) -> dict[str, Any]:
         if case.half != "dev" or case.name not in truth:
             continue
         entry = cache.get(case.name)
-        if entry is None or entry.get("fingerprint") != truth[case.name]["fingerprint"]:
-            lrs = sorted(float(k) for k in truth[case.name]["summary"]["scores"])
+        lrs = sorted(float(k) for k in truth[case.name]["summary"]["scores"])
+        fresh = entry is None or entry.get("fingerprint") != truth[case.name]["fingerprint"]
+        if fresh:
             entry = {"fingerprint": truth[case.name]["fingerprint"], **miniatures(case, lrs)}
+        if fresh or "rows_seed1" not in entry:
+            entry["rows_seed1"] = miniatures(case, lrs, 1, SEED_HORIZONS)["rows"]
             cache[case.name] = entry
             CACHE.write_text(json.dumps(cache, separators=(",", ":"),
                                         default=lambda v: None).replace("NaN", "null"))
@@ -320,6 +331,42 @@ def extrapolated(t: dict[str, Any], fa: float, fb: float, c: float) -> float | N
     return pick["lr"] if pick else None
 
 
+def reseeded(t: dict[str, Any], which: str) -> dict[str, Any]:
+    """Case table ``t`` with its miniatures at SEED_HORIZONS from the second seed (``"1"``), or
+    averaged over both seeds (``"mean"``: accuracy and loss; rejected when either was)."""
+    second = {(r["frac"], r["lr"]): r for r in t["rows_seed1"]}
+    rows = []
+    for r in t["rows"]:
+        q = second.get((r["frac"], r["lr"]))
+        if q is None:
+            continue
+        if which == "1":
+            rows.append(q)
+        elif _kept(r) and _kept(q):
+            acc = None if r["val_acc"] is None else (r["val_acc"] + q["val_acc"]) / 2
+            rows.append({**r, "val_loss": (r["val_loss"] + q["val_loss"]) / 2, "val_acc": acc})
+        else:
+            rows.append({**r, "rejected": r["rejected"] or q["rejected"] or "not finite"})
+    return {**t, "rows": rows}
+
+
+def seeds(ts: list[dict[str, Any]]) -> None:
+    """The shipped design and the grid at SEED_HORIZONS from one seed, the other and both."""
+    n = len(ts)
+    print(f"\none seed of the miniatures against another (initialisation and batch order; "
+          f"{', '.join(f'1/{round(1 / f)}' for f in SEED_HORIZONS)} only):")
+    grids = [(f"the grid at 1/{round(1 / f)}", (tuple(range(-12, 13)), f, None, (0,)))
+             for f in SEED_HORIZONS[1:]]
+    designs_ = [("shipped", SHIPPED), *grids]
+    for label_, design in designs_:
+        for which, tables_ in (("seed 0", ts), ("seed 1", [reseeded(t, "1") for t in ts]),
+                               ("mean of both", [reseeded(t, "mean") for t in ts])):
+            picks = [replay(x, *design)[0] for x in tables_]
+            marks = [judged(t, lr) for t, lr in zip(ts, picks, strict=True)]
+            print(f"  {sum(m[0] for m in marks):2}/{n} within 3x, {sum(m[1] for m in marks):2}/{n} within "
+                  f"2x, {ceilings(ts, picks)}: {label_}, {which}")
+
+
 def alternatives(ts: list[dict[str, Any]]) -> None:
     """The shipped design with the changes tried on dev and not taken, each replayed."""
     n = len(ts)
@@ -388,6 +435,7 @@ def main() -> None:
             print(f"  {s['in3']:2}/{n} within 3x, {s['in2']:2}/{n} within 2x, cost median "
                   f"{s['median']:.2f} max {s['max']:.2f}: {label(s['design'])}")
     alternatives(ts)
+    seeds(ts)
     s = score(ts, SHIPPED)
     print(f"\nshipped (lr_horizon): {s['in3']}/{n} within 3x, {s['in2']}/{n} within 2x, cost median "
           f"{s['median']:.2f} max {s['max']:.2f}: {label(SHIPPED)}\n  "
