@@ -357,7 +357,10 @@ def seeds(ts: list[dict[str, Any]]) -> None:
           f"{', '.join(f'1/{round(1 / f)}' for f in SEED_HORIZONS)} only):")
     grids = [(f"the grid at 1/{round(1 / f)}", (tuple(range(-12, 13)), f, None, (0,)))
              for f in SEED_HORIZONS[1:]]
-    designs_ = [("shipped", SHIPPED), *grids]
+    # what lr_find(budget=0.9) approximates: rungs at 0.09 and 0.18 of the run
+    longer = ("a ladder at 1/10, then [-2, 0, 2] at 1/6 (budget 0.9)",
+              ((-3, 0, 3, 6), 1 / 10, 1 / 6, (-2, 0, 2)))
+    designs_ = [("shipped", SHIPPED), longer, *grids]
     for label_, design in designs_:
         for which, tables_ in (("seed 0", ts), ("seed 1", [reseeded(t, "1") for t in ts]),
                                ("mean of both", [reseeded(t, "mean") for t in ts])):

@@ -6,6 +6,7 @@ and the diagnosis, scored against plain sweeps on a generated bench with a held-
     python bench/judgement.py --regenerate     # measure the ground truth again (~1 h on 2 cores)
     python bench/judgement.py --cases 05-...,12-... --no-recommend --jobs 2
     python bench/judgement.py --probe-seed 1 --no-recommend --no-diagnosis  # another draw of the probes
+    python bench/judgement.py --probe-budget 0.9 --no-recommend --no-diagnosis  # a costlier, surer probe
 
 The cases (``_bench_space.py``) are drawn from a declared design space (model family x task x
 data x optimizer x batch size x run length x schedule) and split into ``dev`` and
@@ -110,16 +111,17 @@ def objects(case: Case) -> dict[str, Any]:
             **_optimizer(case)}
 
 
-def batchlab_suggestion(case: Case, strategy: str | None = None, seed: int | None = None
-                        ) -> dict[str, Any]:
+def batchlab_suggestion(case: Case, strategy: str | None = None, seed: int | None = None,
+                        budget: float | None = None) -> dict[str, Any]:
     """``bl.lr_find`` on the case at its defaults (``strategy``: another of its strategies;
     ``seed``: the probe's own seed, for its models' initialisation and batch order, in place of
-    the default ``train.seed``)."""
+    the default ``train.seed``; ``budget``: the default strategy's share of the run)."""
     import batchlab as bl
 
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        r = bl.lr_find(**objects(case), strategy=strategy, **({} if seed is None else {"seed": seed}))
+        r = bl.lr_find(**objects(case), strategy=strategy, **({} if seed is None else {"seed": seed}),
+                       **({} if budget is None or strategy else {"budget": budget}))
     b = r.per_batch[0]
     return {"lr": r.suggested_lr, "cost_steps": b.cost_steps, "confidence": b.confidence,
             "reason": r.reason, "seconds": time.perf_counter() - t0}
@@ -400,11 +402,12 @@ def print_recommend(title: str, rows: list[dict[str, Any]]) -> bool:
 # --------------------------------------------------------------------------- main
 
 
-def judge_case(case: Case, entry: dict[str, Any], jobs: int, seed: int | None = None) -> dict[str, Any]:
+def judge_case(case: Case, entry: dict[str, Any], jobs: int, seed: int | None = None,
+               budget: float | None = None) -> dict[str, Any]:
     d = data_of(case)
     judged = {}
     for who, strategy in (("batchlab", None), ("trial (0.2)", "trial")):
-        mine = batchlab_suggestion(case, strategy, seed)
+        mine = batchlab_suggestion(case, strategy, seed, budget)
         runs = truthlib.train_lrs(case, [mine["lr"]], jobs) if mine["lr"] else []
         judged[who] = {**judge_lr(case, entry, mine["lr"], runs, mine["cost_steps"]),
                        "confidence": mine["confidence"], "seconds": mine["seconds"]}
@@ -427,6 +430,9 @@ def main() -> None:
     parser.add_argument("--probe-seed", type=int, default=None,
                         help="the seed of batchlab's own suggestion probes (default: train.seed's "
                              "default); another seed shows how much the scores owe to one draw")
+    parser.add_argument("--probe-budget", type=float, default=None,
+                        help="the default suggestion's share of the run (lr_find's budget; "
+                             "default 0.5)")
     args = parser.parse_args()
     import torch
 
@@ -448,7 +454,8 @@ def main() -> None:
     truth = truthlib.restore_none(ground_truth(cases, args.regenerate, args.jobs))
     results = []
     for case in [] if args.no_suggestion else cases:
-        results.append(judge_case(case, truth[case.name], args.jobs, args.probe_seed))
+        results.append(judge_case(case, truth[case.name], args.jobs, args.probe_seed,
+                                  args.probe_budget))
         j = results[-1]["judged"]["batchlab"]
         print(f"  suggestion measured: {case.name}: lr {fmt(j['lr'])} (best {fmt(j['best_lr'])}), "
               f"cost {j['cost']:.2f} run, {j['seconds']:.0f} s", flush=True)

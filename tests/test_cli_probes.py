@@ -239,6 +239,11 @@ BAD = {
         ("max-batch", "{spec}", "--memory-limit", "10 bytes-ish"), "cannot read the memory size"),
     "memory limit below one sample": (
         ("max-batch", "{spec}", "--memory-limit", "1KiB"), "not even batch size 1 fits"),
+    "budget above one run": (
+        ("lr-find", "{spec}", "--budget", "1.5"), "budget must be a share of the run's steps"),
+    "budget with a curve rule": (
+        ("lr-find", "{spec}", "--strategy", "valley", "--budget", "0.9"),
+        "a budget applies to the 'horizon' strategy only"),
     "batch larger than the data": (
         ("lr-find", "{spec}", "--repeats", "1", "--set", "train.batch_size=512"),
         "batch size 512 is larger than the 240 training examples"),

@@ -277,21 +277,24 @@ def _probe(kind: str, run: Any, model: Any, train: Any, val: Any, loss: Any, opt
 def lr_find(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,
             batch_sizes: list[int] | None = None, strategy: str | None = None,
             repeats: int | None = None, start_lr: float = 1e-7, end_lr: float = 10.0,
-            range_steps: int | None = None, store: str | Path | None = None,
-            experiment: str = "probes", **train_fields: Any) -> LrFindResult:
+            range_steps: int | None = None, budget: float | None = None,
+            store: str | Path | None = None, experiment: str = "probes",
+            **train_fields: Any) -> LrFindResult:
     """The LR suggestion on the objects: an ``LrFindResult`` (``suggested_lr``, per batch
     size with its ``confidence``, the α of lr* ∝ B^α). The default ``horizon`` strategy
     compares miniatures of the run the keywords describe (``epochs``/``steps``, ``schedule``),
     so give them as you will train; it runs no range test unless ``repeats`` asks for one.
     ``start_lr``/``end_lr``/``range_steps``: the range test's ramp (``range_steps`` default: a
-    twentieth of the run within 20-100 for ``horizon``, else 100).
+    twentieth of the run within 20-100 for ``horizon``, else 100). ``budget`` (``horizon``
+    only): the probe's share of the run's steps, at most 1 (default 0.5); more buys longer
+    miniatures and a surer answer.
     ``batch_sizes``: default the ``batch_size`` keyword (32). Other keywords as in :func:`sweep`."""
     from batchlab.probes.lr_range import DEFAULT_STRATEGY
     from batchlab.probes.lr_range import lr_find as probe
 
     return _probe("lr_range", lambda c, i: probe(
         c, batch_sizes=batch_sizes, repeats=repeats, strategy=strategy or DEFAULT_STRATEGY,
-        start_lr=start_lr, end_lr=end_lr, steps=range_steps, inputs=i),
+        start_lr=start_lr, end_lr=end_lr, steps=range_steps, inputs=i, budget=budget),
         model, train, val, loss, optimizer, store, experiment, train_fields)
 
 

@@ -206,3 +206,37 @@ def test_auto_lr_never_aborts_when_a_curve_rule_finds_nothing():
     # a range far below anything that trains: the loss stays flat, valley suggests nothing
     resolved = resolve_auto_lr(runs, strategy="valley", start_lr=1e-9, end_lr=1e-8)
     assert resolved[0].config.train.lr > 0
+
+
+def test_a_larger_budget_buys_longer_miniatures_within_one_run():
+    res = lr_find(config(), budget=0.9)
+    b = res.per_batch[0]
+    h0, h1 = rung_steps(300, int(0.9 * 300))
+    assert (h0, h1) == (27, 54)  # a default budget gives (15, 30)
+    assert b.rung_steps[0] == h0 and b.cost_steps <= 300 and res.settings["budget"] == 0.9
+    assert lr_find(config()).settings["budget"] == BUDGET
+
+
+def test_rung_1_gives_way_when_the_grown_ladder_leaves_too_little_of_the_run(monkeypatch):
+    from batchlab.probes import lr_horizon
+
+    # the higher the LR the better, up to 1e4: the ladder grows twice, 6 x 27 = 162 steps
+    monkeypatch.setattr(lr_horizon, "run_trial", _learns_only_from(0, best=1e4))
+    out = horizon_lr(config(), load_dataset(config().data), budget=int(0.9 * 300))
+    first, second = out.rungs
+    assert len(first) == len(LADDER) + 2 and {t.steps for t in first} == {27}
+    # 3 x 54 would pass the run: rung 1 gets (300 - 162) // 3 = 46 steps each
+    assert {t.steps for t in second} == {46} and out.steps == 300
+    # steps the probe spent before (range tests) count against the same run
+    out = horizon_lr(config(), load_dataset(config().data), budget=int(0.9 * 300) - 30, spent=30)
+    assert out.steps + 30 <= 300
+
+
+@pytest.mark.parametrize("budget, strategy, message", [
+    (0, "horizon", "above 0 and at most 1"), (1.5, "horizon", "above 0 and at most 1"),
+    (0.9, "trial", "applies to the 'horizon' strategy only")])
+def test_a_budget_outside_one_run_or_for_another_strategy_is_refused(budget, strategy, message):
+    from batchlab.probes.common import ProbeError
+
+    with pytest.raises(ProbeError, match=message):
+        lr_find(config(), budget=budget, strategy=strategy)

@@ -85,6 +85,9 @@ def lr_find_cmd(
     end_lr: Annotated[float, typer.Option(min=0, help="Range test: last LR.")] = 10.0,
     range_steps: Annotated[int | None, typer.Option(
         min=10, help="Range test: steps (default: 100; horizon: a twentieth of the run, 20-100).")] = None,
+    budget: Annotated[float | None, typer.Option(
+        metavar="SHARE", help="horizon: the probe's share of the run's steps, above 0 and at most 1 "
+        "(default 0.5; 0.9 buys longer miniatures and a surer answer).")] = None,
     store: StoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
@@ -101,7 +104,7 @@ def lr_find_cmd(
     what = "miniatures of the run" if strategy == "horizon" else "LR range test"
     result = measure(what, lambda: lr_find(
         config, batch_sizes=sizes, repeats=repeats, strategy=strategy, start_lr=start_lr,
-        end_lr=end_lr, steps=range_steps), config)
+        end_lr=end_lr, steps=range_steps, budget=budget), config)
     confirmed = result.strategy in ("trial", "horizon")
     table = Table(title=f"LR suggestion ({result.strategy})")
     spread_label = "LRs that trained" if confirmed else "min-max over seeds"

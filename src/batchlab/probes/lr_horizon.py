@@ -36,10 +36,16 @@ noise cannot tell LRs 2x apart at a tenth of the run.
 There is always an answer: when no candidate learned anything and some blew up, the lowest
 LR tried is returned with confidence "low" and the reason. The cost is bounded by
 construction: the rungs fit ``budget`` steps (half the run less the range test, from
-``lr_find``), plus ``MAX_EXTEND`` extensions of ``h0`` steps each, except that a miniature
-never lasts fewer than ``MIN_STEPS``, which on runs under ~200 steps takes up to about the
-whole run; the ladder run again (step 3) only where the whole probe stays within one run.
-``lr_find`` reports the total in steps and epochs.
+``lr_find``; its ``budget`` sets another share, up to the whole run), plus ``MAX_EXTEND``
+extensions of ``h0`` steps each, except that a miniature never lasts fewer than
+``MIN_STEPS``, which on runs under ~200 steps takes up to about the whole run; rung 1 is
+shortened (never below ``h0``) and the ladder run again (step 3) only so that the whole probe
+stays within one run. ``lr_find`` reports the total in steps and epochs.
+
+Why a larger budget can be worth it: on the bench's dev half, over two seeds of the miniatures,
+this design at half a run was within 3x of the grid's best LR on 59 of 72 case-seeds; a
+ladder at a tenth of the run and rung 1 at a sixth (0.9 run) on 65 of 72
+(``bench/horizon_designs.py``; ``budget=0.9`` gives rungs of 0.09 and 0.18 of the run).
 
 Why the ladder again rather than the conventional LR at once: a held-out case of the bench
 (a GRU with plain SGD) learned nothing in any twentieth-of-a-run miniature, and the
@@ -179,13 +185,16 @@ def _uninformed(default: float, best: Trial, base: Baseline, rungs: list[list[Tr
         f"{best.val_loss:.3g} from {base.val_loss:.3g})", rungs, cost, tried)
 
 
-def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None,
+def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None, spent: int = 0,
                model: torch.nn.Module | None = None, inputs: RunInputs | None = None,
                seed: int | None = None) -> HorizonOutcome:
     """Successive halving over the decade ladder at the run's horizon (module doc).
 
-    ``budget``: the trials' steps (default BUDGET x the run's length); rung 0's extensions
-    come on top of it.
+    ``budget``: the trials' steps (default BUDGET x the run's length, less ``spent``); rung 0's
+    extensions come on top of it. ``spent``: steps the probe has already taken (range tests):
+    the whole probe stays within one run, so rung 1 is shortened (never below rung 0's length)
+    where the extensions left it too little room, and the ladder runs again (step 3) only where
+    it fits.
     """
     t = config.train
     seed = t.seed if seed is None else seed
@@ -195,9 +204,8 @@ def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None
     with isolated_rng():
         setup = fresh_setup(config, data, seed=seed, model=model, inputs=inputs)
         default = conventional_lr(setup.make_optimizer(1e-3))
-    h0, h1 = rung_steps(total, int(BUDGET * total) if budget is None else budget)
-    # the whole probe, a range test included (what the budget lacks of BUDGET), within one run
-    cap = total - (0 if budget is None else max(0, int(BUDGET * total) - budget))
+    h0, h1 = rung_steps(total, int(BUDGET * total) - spent if budget is None else budget)
+    cap = total - spent  # the whole probe, its range tests included, within one run
     base = baseline(config, data, seed, model, inputs)
 
     def trial(lr: float, h: int) -> Trial:
@@ -228,6 +236,8 @@ def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None
             "lowest LR tried is returned, but check the data (data.normalize), the model and "
             "the loss.", rungs, cost, tried)
     if h < h1:
+        # a larger budget with rung 0 grown to its limit could pass one run: rung 1 gives way
+        h1 = h1 if cost + 3 * h1 <= cap else max(h0, (cap - cost) // 3)
         second = [trial(best0.lr * f, h1) for f in (1 / SPREAD, 1.0, SPREAD)]
     else:  # the ladder was run again at h1: its best needs no retrial, its neighbours may not fit
         fit = cost + 2 * h1 <= cap

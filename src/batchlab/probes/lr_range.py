@@ -282,12 +282,13 @@ def with_batch_size(config: RunConfig, batch_size: int) -> RunConfig:
 
 def _find_horizon(config: RunConfig, n_train: int, repeats: int,
                   test: Callable[..., RangeTestResult],
-                  horizon: Callable[[RunConfig, int], HorizonOutcome]) -> BatchFind:
+                  horizon: Callable[[RunConfig, int, int], HorizonOutcome],
+                  budget: float = HORIZON_BUDGET) -> BatchFind:
     """``horizon`` at ``config``'s batch size: successive halving over miniatures of the run.
     ``repeats`` range tests (none by default) are shown beside the answer and compared with
     it, not used to place the ladder (their loss minimum was 0.2x to 460x the grid's best LR
-    on the bench's dev cases); their steps come out of the probe's budget (an immediate
-    blow-up of one is only a note)."""
+    on the bench's dev cases); their steps come out of the probe's budget, ``budget`` x the
+    run's steps (an immediate blow-up of one is only a note)."""
     seed0 = config.train.seed
     tests: list[RangeTestResult] = []
     notes: list[str] = []
@@ -299,7 +300,7 @@ def _find_horizon(config: RunConfig, n_train: int, repeats: int,
     total = run_length(config.train.steps, config.train.epochs,
                        steps_per_epoch(n_train, config.train.batch_size))
     range_cost = sum(len(t.lrs) for t in tests)
-    outcome = horizon(config, max(0, int(HORIZON_BUDGET * total) - range_cost))
+    outcome = horizon(config, max(0, int(budget * total) - range_cost), range_cost)
     kept = [t.lr for t in outcome.rungs[-1] if t.rejected is None] or [outcome.lr]
     cost = range_cost + outcome.steps
     per_test = [t.suggestions() for t in tests]
@@ -357,6 +358,7 @@ def lr_find(
     strategy: str = DEFAULT_STRATEGY, start_lr: float = 1e-7, end_lr: float = 10.0,
     steps: int | None = None, smoothing: float | None = None, diverge_factor: float = 4.0,
     model: nn.Module | None = None, data: LoadedData | None = None, inputs: RunInputs | None = None,
+    budget: float | None = None,
 ) -> LrFindResult:
     """Range tests at each batch size (default: the config's) x ``repeats`` seeds (default:
     :func:`default_repeats` of the strategy), then the strategy's LR per batch size: by
@@ -367,14 +369,25 @@ def lr_find(
     length and schedule in ``config`` matter.
 
     ``steps`` (range-test steps) defaults to :func:`default_range_steps`, ``smoothing`` to
-    :func:`default_smoothing` of them. Raises ProbeError for an unknown strategy,
-    ``repeats < 1``, a bad range or a batch larger than the data; for the strategies other
-    than ``horizon`` also for a range that diverges at once, and a batch size where they
-    could not suggest an LR has ``lr = None`` and a ``reason``.
+    :func:`default_smoothing` of them. ``budget`` (``horizon`` only): the probe's share of the
+    run's steps, 0 < budget <= 1 (default ``lr_horizon.BUDGET``, half a run); the miniatures
+    grow with it, and so does how often the answer is right (bench/README.md).
+
+    Raises ProbeError for an unknown strategy, ``repeats < 1``, a bad range or budget or a
+    batch larger than the data; for the strategies other than ``horizon`` also for a range
+    that diverges at once, and a batch size where they could not suggest an LR has
+    ``lr = None`` and a ``reason``.
     """
     if strategy not in LR_STRATEGIES:
         raise ProbeError(f"unknown LR suggestion strategy '{strategy}'; "
                          f"use one of {', '.join(LR_STRATEGIES)}.")
+    if budget is not None and strategy != HORIZON:
+        raise ProbeError(f"a budget applies to the '{HORIZON}' strategy only (its miniatures of "
+                         f"the run); '{strategy}' has its own fixed cost. Drop the budget, or use "
+                         f"strategy '{HORIZON}'.")
+    if budget is not None and not (isinstance(budget, int | float) and 0 < budget <= 1):
+        raise ProbeError(f"budget must be a share of the run's steps above 0 and at most 1 "
+                         f"(e.g. 0.5, the default, or 0.9 to be surer), got {budget!r}.")
     repeats = default_repeats(strategy) if repeats is None else repeats
     if repeats < (0 if strategy == HORIZON else 1):
         raise ProbeError(f"repeats must be at least {0 if strategy == HORIZON else 1} for the "
@@ -388,6 +401,8 @@ def lr_find(
     settings = {"start_lr": start_lr, "end_lr": end_lr, "steps": main_steps,
                 "smoothing": smoothing or default_smoothing(main_steps),
                 "diverge_factor": diverge_factor, "repeats": repeats}
+    if strategy == HORIZON:
+        settings["budget"] = HORIZON_BUDGET if budget is None else budget
     _check_range(start_lr, end_lr, main_steps, settings["smoothing"], diverge_factor)
 
     def test(cfg: RunConfig, seed: int) -> RangeTestResult:
@@ -400,12 +415,13 @@ def lr_find(
     def confirm(cfg: RunConfig, anchor: float) -> TrialOutcome:
         return confirm_lr(cfg, data, anchor, model=model, inputs=inputs)
 
-    def horizon(cfg: RunConfig, budget: int) -> HorizonOutcome:
-        return horizon_lr(cfg, data, budget=budget, model=model, inputs=inputs)
+    def horizon(cfg: RunConfig, steps_left: int, spent: int) -> HorizonOutcome:
+        return horizon_lr(cfg, data, budget=steps_left, spent=spent, model=model, inputs=inputs)
 
     for b in sizes:  # fail on every impossible size before spending time on any
         check_batch_fits(n_train, b)
-    finds = [_find_horizon(with_batch_size(config, b), n_train, repeats, test, horizon)
+    finds = [_find_horizon(with_batch_size(config, b), n_train, repeats, test, horizon,
+                           HORIZON_BUDGET if budget is None else budget)
              if strategy == HORIZON else
              _find_at(with_batch_size(config, b), n_train, repeats, strategy, test, confirm)
              for b in sizes]
