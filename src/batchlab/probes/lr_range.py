@@ -371,7 +371,7 @@ def lr_find(
     ``steps`` (range-test steps) defaults to :func:`default_range_steps`, ``smoothing`` to
     :func:`default_smoothing` of them. ``budget`` (``horizon`` only): the probe's share of the
     run's steps, 0 < budget <= 1 (default ``lr_horizon.BUDGET``, half a run); the miniatures
-    grow with it, and so does how often the answer is right (bench/README.md).
+    grow with it, and so does how often the answer is right (docs/benchmarks.md).
 
     Raises ProbeError for an unknown strategy, ``repeats < 1``, a bad range or budget or a
     batch larger than the data; for the strategies other than ``horizon`` also for a range
