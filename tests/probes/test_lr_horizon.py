@@ -240,3 +240,36 @@ def test_a_budget_outside_one_run_or_for_another_strategy_is_refused(budget, str
 
     with pytest.raises(ProbeError, match=message):
         lr_find(config(), budget=budget, strategy=strategy)
+
+
+def _blows_up_from(edge: float, then):
+    """``then`` (a stand-in for ``run_trial``), except that an LR from ``edge`` up blows up."""
+    from batchlab.probes.lr_trial import Trial
+
+    def fake(config, data, lr, steps, *args, **kwargs) -> Trial:
+        if lr >= edge * 0.999:
+            return Trial(lr, 3, math.nan, math.nan, "the loss turned non-finite at step 3")
+        return then(config, data, lr, steps, *args, **kwargs)
+    return fake
+
+
+def test_when_some_blow_up_and_the_rest_have_not_moved_yet_the_ladder_runs_longer(monkeypatch):
+    """Not a decade lower: the LRs that did not blow up merely had too few steps (a GRU with
+    SGD on the bench went down to 1e-5 and answered it, a collapse, before this)."""
+    from batchlab.probes import lr_horizon
+
+    h0, h1 = rung_steps(300, int(BUDGET * 300))
+    monkeypatch.setattr(lr_horizon, "run_trial", _blows_up_from(1.0, _learns_only_from(h1, best=0.1)))
+    out = horizon_lr(config(), load_dataset(config().data))
+    first, again, *_ = out.rungs
+    assert sorted(t.lr for t in first) == pytest.approx([0.01 * m for m in LADDER])  # not extended
+    assert {t.steps for t in again if t.lr < 1} == {h1} and out.lr == pytest.approx(0.1)
+
+
+def test_when_nothing_learns_and_the_conventional_lr_blows_up_the_answer_is_below_it(monkeypatch):
+    from batchlab.probes import lr_horizon
+
+    monkeypatch.setattr(lr_horizon, "run_trial", _blows_up_from(0.01, _learns_only_from(10**6, best=0.1)))
+    out = horizon_lr(config(), load_dataset(config().data))  # SGD with momentum: 0.01
+    assert out.lr == pytest.approx(0.001) and out.confidence == "low"
+    assert "below 0.01, which blew up" in out.reason and "conventional LR is 0.01" in out.reason

@@ -132,10 +132,15 @@ def _best(trials: list[Trial], base: Baseline) -> Trial | None:
     return None if i is None else kept[i]
 
 
+def _learned_nothing(t: Trial) -> bool:
+    return (t.rejected or "").startswith("learned nothing")
+
+
 def _said_nothing(trials: list[Trial]) -> bool:
-    """Whether every trial was rejected for learning nothing (none broke, none moved): then
-    longer miniatures, not other LRs, could tell the LRs apart."""
-    return all((t.rejected or "").startswith("learned nothing") for t in trials)
+    """Whether no trial learned anything and some merely did not move (the others broke): then
+    longer miniatures, not other LRs, could tell the LRs apart. (A GRU with SGD on the bench:
+    at 27 steps LR 1 blew up and 0.001-0.1 had not moved yet; at 30 steps 0.1 learned.)"""
+    return all(t.rejected for t in trials) and any(_learned_nothing(t) for t in trials)
 
 
 def _extended(first: list[Trial], train: Callable[[float], Trial], base: Baseline,
@@ -172,17 +177,25 @@ def _clearly_learned(trial: Trial, base: Baseline) -> bool:
 def _uninformed(default: float, best: Trial, base: Baseline, rungs: list[list[Trial]], cost: int,
                 tried: list[str]) -> HorizonOutcome:
     """The answer when no miniature learned anything (they were too short to tell LRs apart):
-    the optimizer's conventional LR, confidence "low".
+    the optimizer's conventional LR, confidence "low"; below the lowest LR that blew up (the
+    highest tried under it) when that one blew up too.
 
     Why not the edge of stability: a miniature of a few steps that has not blown up yet says
     little about where the run would (on one dev case of the bench, SGD at 10 passed as
     "stable" after 8 steps), and without a range test there is no other edge to go by.
     """
+    trials = [t for rung in rungs for t in rung]
+    broke = min((t.lr for t in trials if t.rejected and not _learned_nothing(t)), default=math.inf)
+    lr = default if default < broke else max((t.lr for t in trials if t.lr < broke),
+                                             default=broke / DECADE)
+    which = (f"the optimizer's conventional LR {default:.3g}" if lr == default else
+             f"{lr:.3g}, below {broke:.3g}, which blew up (the optimizer's conventional LR is "
+             f"{default:.3g})")
     return HorizonOutcome(
-        default, "low",
-        f"the optimizer's conventional LR {default:.3g}: the miniatures of the run were too short "
-        f"to tell the LRs apart (none learned anything; the first, at {best.lr:.3g}: val loss "
-        f"{best.val_loss:.3g} from {base.val_loss:.3g})", rungs, cost, tried)
+        lr, "low",
+        f"{which}: the miniatures of the run were too short to tell the LRs apart (none learned "
+        f"anything; the first, at {best.lr:.3g}: val loss {best.val_loss:.3g} from "
+        f"{base.val_loss:.3g})", rungs, cost, tried)
 
 
 def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None, spent: int = 0,
@@ -216,16 +229,17 @@ def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None
     cost = sum(tr.steps for tr in first)
     rungs = [sorted(first, key=lambda tr: tr.lr)]
     best0, h = _best(first, base), h0
-    if best0 is None and _said_nothing(first) and h0 < h1 and cost + len(LADDER) * h1 <= cap:
-        # none broke, none moved: too short to tell. Rung 1's budget is unspent, so the ladder
-        # again at its length, as long as the whole probe stays within one run
-        tried.append(f"no {h0}-step miniature learned anything: the ladder again in {h1}-step ones")
-        first, h = [trial(default * m, h1) for m in LADDER], h1
+    again = min(h1, (cap - cost) // len(LADDER))  # the longest ladder again within one run
+    if best0 is None and _said_nothing(first) and again > h0:
+        # none learned, some did not move: too short to tell. Rung 1's budget is unspent, so
+        # the ladder again at its length, or as long as the whole probe stays within one run
+        tried.append(f"no {h0}-step miniature learned anything: the ladder again in {again}-step ones")
+        first, h = [trial(default * m, again) for m in LADDER], again
         cost += sum(tr.steps for tr in first)
         rungs.append(sorted(first, key=lambda tr: tr.lr))
         best0 = _best(first, base)
     if best0 is None and _said_nothing(first):
-        # none broke, none moved: miniatures this short say nothing (see _uninformed)
+        # none learned, some did not move: miniatures this short say nothing (see _uninformed)
         return _uninformed(default, first[0], base, rungs, cost, tried)
     if best0 is None:
         lowest = min(first, key=lambda tr: tr.lr)
@@ -235,11 +249,12 @@ def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None
             f"anything in {h}-step miniatures of the run (first: {first[0].rejected}); the "
             "lowest LR tried is returned, but check the data (data.normalize), the model and "
             "the loss.", rungs, cost, tried)
-    if h < h1:
+    if h == h0:
         # a larger budget with rung 0 grown to its limit could pass one run: rung 1 gives way
         h1 = h1 if cost + 3 * h1 <= cap else max(h0, (cap - cost) // 3)
         second = [trial(best0.lr * f, h1) for f in (1 / SPREAD, 1.0, SPREAD)]
-    else:  # the ladder was run again at h1: its best needs no retrial, its neighbours may not fit
+    else:  # the ladder was run again at h: its best needs no retrial, its neighbours may not fit
+        h1 = h
         fit = cost + 2 * h1 <= cap
         second = [trial(best0.lr / SPREAD, h1), best0, trial(best0.lr * SPREAD, h1)] if fit else [best0]
     cost += sum(tr.steps for tr in second if tr is not best0)
