@@ -16,13 +16,14 @@ trial ends annealed, as the run will.
 2. Rung 1: the best of rung 0 and ``SPREAD`` either side of it, each for ``h1 = 2 h0``
    steps. The answer is the best of rung 1 (validation accuracy, ties within a standard
    error broken by the loss; the loss alone for a regression).
-3. When no rung-0 miniature learned anything (none broke, none moved: too short to tell the
-   LRs apart), the ladder runs again at ``h1`` steps in place of rung 1, and its best is
-   compared with its neighbours there, as far as the whole probe stays within one run. When
-   the pick did not clearly learn (validation loss above ``CLEAR_LOSS`` of the untrained
-   model's) it is still the answer, with confidence "low"; when no miniature learned anything
-   at all, the answer is the optimizer's conventional LR, with confidence "low"
-   (``_uninformed``).
+3. When no rung-0 miniature learned anything and some merely did not move (the others, if
+   any, blew up: too short to tell the LRs apart), the ladder runs again at ``h1`` steps (or
+   as many as fit) in place of rung 1, and its best is compared with its neighbours there, as
+   far as the whole probe stays within one run. When the pick did not clearly learn
+   (validation loss above ``CLEAR_LOSS`` of the untrained model's) it is still the answer,
+   with confidence "low"; when no miniature learned anything at all, the answer is the
+   optimizer's conventional LR (or the highest LR tried below one that blew up), with
+   confidence "low" (``_uninformed``).
 
 How this design was chosen (bench/judgement.py's dev half only, by ``bench/horizon_designs.py``
 over miniatures of every grid LR at eight horizons): the fraction of cases within 3x of the
@@ -33,8 +34,8 @@ best (13/17 against 10/17 for the earlier half-decade ladder from the range test
 whose position was off by 0.2x to 460x). Neighbours 4.6x apart beat 2.2x apart: one seed's
 noise cannot tell LRs 2x apart at a tenth of the run.
 
-There is always an answer: when no candidate learned anything and some blew up, the lowest
-LR tried is returned with confidence "low" and the reason. The cost is bounded by
+There is always an answer: when every candidate blew up, even a decade or two lower, the
+lowest LR tried is returned with confidence "low" and the reason. The cost is bounded by
 construction: the rungs fit ``budget`` steps (half the run less the range test, from
 ``lr_find``; its ``budget`` sets another share, up to the whole run), plus ``MAX_EXTEND``
 extensions of ``h0`` steps each, except that a miniature never lasts fewer than
