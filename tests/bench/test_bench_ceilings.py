@@ -60,7 +60,7 @@ def test_the_judgement_table_prints_what_the_grid_itself_reaches_against_the_lr_
 
 
 def test_extrapolation_to_the_full_run_can_reverse_the_ranking_at_a_tenth() -> None:
-    from horizon_designs import extrapolated
+    from horizon_variants import extrapolated
 
     def row(frac: float, lr: float, acc: float) -> dict:
         return {"frac": frac, "lr": lr, "val_acc": acc, "val_loss": 1 - acc, "rejected": None}
