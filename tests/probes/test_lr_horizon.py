@@ -273,3 +273,22 @@ def test_when_nothing_learns_and_the_conventional_lr_blows_up_the_answer_is_belo
     out = horizon_lr(config(), load_dataset(config().data))  # SGD with momentum: 0.01
     assert out.lr == pytest.approx(0.001) and out.confidence == "low"
     assert "below 0.01, which blew up" in out.reason and "conventional LR is 0.01" in out.reason
+
+
+def test_an_lr_that_blew_up_in_the_longer_ladder_is_never_the_answer(monkeypatch):
+    from batchlab.probes import lr_horizon
+    from batchlab.probes.lr_trial import Trial
+
+    h0, h1 = rung_steps(300, int(BUDGET * 300))
+
+    def fake(config, data, lr, steps, *args, **kwargs) -> Trial:
+        # short: 1 blows up and the rest do not move; at h1 every LR from 0.001 blows up
+        if lr >= (0.001 if steps >= h1 else 1.0) * 0.999:
+            return Trial(lr, 3, math.nan, math.nan, "the loss turned non-finite at step 3")
+        return Trial(lr, steps, 1.1, 0.34, "learned nothing: val loss 1.1 from 1.1")
+
+    monkeypatch.setattr(lr_horizon, "run_trial", fake)
+    out = horizon_lr(config(), load_dataset(config().data))
+    moved_not = [{t.steps for t in rung if t.rejected.startswith("learned")} for rung in out.rungs]
+    assert moved_not == [{h0}, set()]  # the second ladder, at h1, blew up everywhere
+    assert out.lr == pytest.approx(1e-4) and "below 0.001, which blew up" in out.reason

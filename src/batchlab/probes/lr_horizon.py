@@ -239,8 +239,9 @@ def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None
         cost += sum(tr.steps for tr in first)
         rungs.append(sorted(first, key=lambda tr: tr.lr))
         best0 = _best(first, base)
-    if best0 is None and _said_nothing(first):
-        # none learned, some did not move: miniatures this short say nothing (see _uninformed)
+    if best0 is None and any(_learned_nothing(t) for rung in rungs for t in rung):
+        # none learned, some did not move (in either ladder): miniatures this short say nothing
+        # (see _uninformed)
         return _uninformed(default, first[0], base, rungs, cost, tried)
     if best0 is None:
         lowest = min(first, key=lambda tr: tr.lr)
