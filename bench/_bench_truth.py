@@ -212,11 +212,9 @@ def part_of(name: str) -> int:
 def load_truth() -> dict[str, Any]:
     """Every cached case, from every part file, with each series' steps unpacked."""
     truth: dict[str, Any] = {}
-    part = 0
-    while part == 0 or part_path(part).exists():
-        if part_path(part).exists():
-            truth.update(json.loads(part_path(part).read_text()))
-        part += 1
+    for path in (TRUTH, *sorted(TRUTH.parent.glob(f"{TRUTH.stem}_*{TRUTH.suffix}"))):
+        if path.exists():
+            truth.update(json.loads(path.read_text()))
     for series in _each_series(truth):
         series["step"] = unpack_steps(series["step"])
     return truth

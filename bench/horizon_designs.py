@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench_truth as truthlib  # noqa: E402
 from _bench_space import Case, draw  # noqa: E402
-from judgement import free_best, objects  # noqa: E402
+from judgement import free_best, metric_lost, objects  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / "horizon_designs.json"
 HORIZONS = (1 / 30, 1 / 20, 1 / 15, 1 / 10, 1 / 6, 1 / 5, 1 / 4, 1 / 3)
@@ -212,9 +212,8 @@ def outcome(t: dict[str, Any], lr: float | None) -> dict[str, Any]:
     score = s["scores"].get(str(lr)) if lr is not None else None
     if score is None or not math.isfinite(score):
         return {"lost": None if score is None else 1.0, "in_noise": False, "free": False}
-    lost = (s["best"] - score) / abs(s["best"]) if t["regression"] else s["best"] - score
-    return {"lost": lost, "in_noise": score >= s["best"] - s["noise"],
-            "free": score >= t["free"] - s["noise"]}
+    return {"lost": metric_lost(s["best"], score, t["regression"]),
+            "in_noise": score >= s["best"] - s["noise"], "free": score >= t["free"] - s["noise"]}
 
 
 def ceilings(ts: list[dict[str, Any]], picks: Sequence[float | None]) -> str:

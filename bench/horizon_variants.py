@@ -28,6 +28,13 @@ from horizon_designs import (
 )
 
 
+def within(ts: list[dict[str, Any]], lrs: Sequence[float | None]) -> str:
+    """"NN/n within 3x, NN/n within 2x" for the picks ``lrs`` of the case tables ``ts``."""
+    marks = [judged(t, lr) for t, lr in zip(ts, lrs, strict=True)]
+    n = len(ts)
+    return f"{sum(m[0] for m in marks):2}/{n} within 3x, {sum(m[1] for m in marks):2}/{n} within 2x"
+
+
 def third_rung(t: dict[str, Any], design: tuple, f2: float, width: Sequence[int] = (-1, 0, 1)
                ) -> tuple[float | None, float]:
     """``design`` replayed, then a third rung: its pick and ``width`` neighbours (ladder steps of
@@ -123,7 +130,6 @@ def reseeded(t: dict[str, Any], which: str) -> dict[str, Any]:
 
 def seeds(ts: list[dict[str, Any]]) -> None:
     """The shipped design and the grid at SEED_HORIZONS from one seed, the other and both."""
-    n = len(ts)
     print(f"\none seed of the miniatures against another (initialisation and batch order; "
           f"{', '.join(f'1/{round(1 / f)}' for f in SEED_HORIZONS)} only):")
     grids = [(f"the grid at 1/{round(1 / f)}", (tuple(range(-12, 13)), f, None, (0,)))
@@ -136,9 +142,7 @@ def seeds(ts: list[dict[str, Any]]) -> None:
         for which, tables_ in (("seed 0", ts), ("seed 1", [reseeded(t, "1") for t in ts]),
                                ("mean of both", [reseeded(t, "mean") for t in ts])):
             picks = [replay(x, *design)[0] for x in tables_]
-            marks = [judged(t, lr) for t, lr in zip(ts, picks, strict=True)]
-            print(f"  {sum(m[0] for m in marks):2}/{n} within 3x, {sum(m[1] for m in marks):2}/{n} within "
-                  f"2x, {ceilings(ts, picks)}: {label_}, {which}")
+            print(f"  {within(ts, picks)}, {ceilings(ts, picks)}: {label_}, {which}")
 
 
 def alternatives(ts: list[dict[str, Any]]) -> None:
@@ -151,10 +155,8 @@ def alternatives(ts: list[dict[str, Any]]) -> None:
         print(f"  {s['in3']:2}/{n} within 3x, {s['in2']:2}/{n} within 2x: {label_}")
     for f2 in (f for f in HORIZONS if f >= SHIPPED[2]):
         outs = [third_rung(t, SHIPPED, f2) for t in ts]
-        marks = [judged(t, lr) for t, (lr, _) in zip(ts, outs, strict=True)]
-        costs = [c for _, c in outs]
-        print(f"  {sum(m[0] for m in marks):2}/{n} within 3x, {sum(m[1] for m in marks):2}/{n} within "
-              f"2x, cost median {np.median(costs):.2f}: a third rung, the pick and a third of a "
+        print(f"  {within(ts, [lr for lr, _ in outs])}, cost median "
+              f"{np.median([c for _, c in outs]):.2f}: a third rung, the pick and a third of a "
               f"decade either side at 1/{round(1 / f2)}")
     picks = [replay(t, *SHIPPED)[0] for t in ts]
 
@@ -169,17 +171,13 @@ def alternatives(ts: list[dict[str, Any]]) -> None:
                           _vertex),
                          *((f"every pick / {f:.2f} (a short-horizon shrink)",
                             (lambda t, lr, f=f: lr / f if lr else lr)) for f in (1.26, 1.41, 2.0))):
-        marks = [judged(t, move(t, lr)) for t, lr in zip(ts, picks, strict=True)]
-        print(f"  {sum(m[0] for m in marks):2}/{n} within 3x, {sum(m[1] for m in marks):2}/{n} "
-              f"within 2x: {label_}")
+        print(f"  {within(ts, [move(t, lr) for t, lr in zip(ts, picks, strict=True)])}: {label_}")
     grid = (tuple(range(-12, 13)), 1 / 10, None, (0,))
     print("\nthe grid at a tenth of the run, and extrapolated to the full run from a twentieth and "
           "a tenth:")
     for label_, lrs in (("at a tenth", [replay(t, *grid)[0] for t in ts]),
                         *((f"extrapolated, power {c:g}", [extrapolated(t, 1 / 20, 1 / 10, c) for t in ts])
                           for c in (0.5, 1.0))):
-        marks = [judged(t, lr) for t, lr in zip(ts, lrs, strict=True)]
-        print(f"  {sum(m[0] for m in marks):2}/{n} within 3x, {sum(m[1] for m in marks):2}/{n} within 2x, "
-              f"{ceilings(ts, lrs)}: {label_}")
+        print(f"  {within(ts, lrs)}, {ceilings(ts, lrs)}: {label_}")
     ratios = [math.log10(lr / t["summary"]["best_lr"]) for t, lr in zip(ts, picks, strict=True) if lr]
     print(f"  (the shipped picks' geometric mean ratio to the grid's best: {10 ** np.mean(ratios):.2f}x)")

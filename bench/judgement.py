@@ -118,10 +118,12 @@ def batchlab_suggestion(case: Case, strategy: str | None = None, seed: int | Non
     the default ``train.seed``; ``budget``: the default strategy's share of the run)."""
     import batchlab as bl
 
+    extra: dict[str, Any] = {} if seed is None else {"seed": seed}
+    if budget is not None and strategy is None:  # the other strategies take no budget
+        extra["budget"] = budget
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        r = bl.lr_find(**objects(case), strategy=strategy, **({} if seed is None else {"seed": seed}),
-                       **({} if budget is None or strategy else {"budget": budget}))
+        r = bl.lr_find(**objects(case), strategy=strategy, **extra)
     b = r.per_batch[0]
     return {"lr": r.suggested_lr, "cost_steps": b.cost_steps, "confidence": b.confidence,
             "reason": r.reason, "seconds": time.perf_counter() - t0}
@@ -242,6 +244,12 @@ def outcome_score(case: Case, runs: list[dict[str, Any]]) -> tuple[float, bool]:
     return score, at_chance
 
 
+def metric_lost(best: float, score: float, regression: bool) -> float:
+    """What a run scoring ``score`` lost against the grid's ``best``: accuracy points, or the
+    MSE's relative rise for a regression (scores are minus the MSE there)."""
+    return (best - score) / abs(best) if regression else best - score
+
+
 def judge_lr(case: Case, entry: dict[str, Any], lr: float | None, runs: list[dict[str, Any]],
              cost_steps: float) -> dict[str, Any]:
     """How far ``lr`` lands from the grid's best, what it loses there, what it cost."""
@@ -255,8 +263,7 @@ def judge_lr(case: Case, entry: dict[str, Any], lr: float | None, runs: list[dic
     ratio = lr / s["best_lr"]
     far = max(ratio, 1 / ratio)
     inside = s["range"][0] / 1.01 <= lr <= s["range"][1] * 1.01
-    best = s["best"]
-    lost = (best - score) / abs(best) if regression else best - score
+    lost = metric_lost(s["best"], score, regression)
     return {**out, "answered": True, "ratio": ratio, "inside": inside, "within3": far <= 3 or inside,
             "within2": far <= 2 or inside, "failed": failed, "score": score, "lost": lost}
 
