@@ -55,6 +55,7 @@ from _common import (
 
 import batchlab.probes.common as probe_common
 import batchlab.probes.lr_range as lr_range
+import batchlab.probes.lr_search as lr_search
 import batchlab.probes.memory as memory
 import batchlab.probes.noise_scale as noise_scale
 import batchlab.probes.throughput as throughput
@@ -121,9 +122,9 @@ def examples_of_step(model: Any, optimizer: Any, xb: torch.Tensor, *rest: Any, *
 
 
 def run_lr_find(config: RunConfig, repeats: int, strategy: str) -> tuple[Stopwatch, dict[str, Any]]:
-    with (CallTimer(lr_range, "load_probe_data") as load, CallTimer(lr_range, "fresh_setup") as setup,
+    with (CallTimer(lr_search, "load_probe_data") as load, CallTimer(lr_range, "fresh_setup") as setup,
           Stopwatch() as sw):
-        result = lr_range.lr_find(config, repeats=repeats, strategy=strategy)
+        result = lr_search.lr_find(config, repeats=repeats, strategy=strategy)
     steps = sum(b.cost_steps for b in result.per_batch)  # range tests and trials
     loop = sw.wall - load.seconds - setup.seconds
     return sw, {"steps": steps, "load": load.seconds, "setup": setup.seconds, "loop": loop,

@@ -156,7 +156,7 @@ def test_bad_input_is_a_clear_error_and_stores_nothing(tmp_path, kw, error, word
 
 
 def test_probes_on_objects_return_the_cli_result_types(tmp_path):
-    from batchlab.probes.lr_range import LrFindResult
+    from batchlab.probes.lr_search import LrFindResult
     from batchlab.probes.max_batch import MaxBatchResult
     from batchlab.probes.noise_scale import NoiseScaleResult
     from batchlab.probes.throughput import ThroughputResult

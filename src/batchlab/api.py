@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from batchlab.nextspec import NextSpec
     from batchlab.objects import ObjectInputs
     from batchlab.plan import RunSpec
-    from batchlab.probes.lr_range import LrFindResult
+    from batchlab.probes.lr_search import LrFindResult
     from batchlab.probes.max_batch import MaxBatchResult
     from batchlab.probes.noise_scale import NoiseScaleResult
     from batchlab.probes.recommend import Recommendation
@@ -141,7 +141,7 @@ def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
     (reusing what an earlier call stored for this experiment, as ``batchlab sweep`` does), and
     the probe results to store beside them."""
     from batchlab.execute.sweep import PreparedSweep, known_auto_lrs
-    from batchlab.probes.lr_range import auto_lr_key, resolve_auto_lr
+    from batchlab.probes.auto_lr import auto_lr_key, resolve_auto_lr
     from batchlab.store import Store
 
     if all(r.config.train.lr != "auto" for r in runs):
@@ -289,8 +289,8 @@ def lr_find(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimi
     only): the probe's share of the run's steps, at most 1 (default 0.5); more buys longer
     miniatures and a surer answer.
     ``batch_sizes``: default the ``batch_size`` keyword (32). Other keywords as in :func:`sweep`."""
-    from batchlab.probes.lr_range import DEFAULT_STRATEGY
-    from batchlab.probes.lr_range import lr_find as probe
+    from batchlab.probes.lr_search import DEFAULT_STRATEGY
+    from batchlab.probes.lr_search import lr_find as probe
 
     return _probe("lr_range", lambda c, i: probe(
         c, batch_sizes=batch_sizes, repeats=repeats, strategy=strategy or DEFAULT_STRATEGY,

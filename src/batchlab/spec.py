@@ -45,7 +45,7 @@ LATER_DEFAULTS: dict[str, dict[str, Any]] = {
 DATA_LOADING_FIELDS = ("workers", "cache")
 AUTO_LR_UNRESOLVED = (
     "train.lr = 'auto' must be resolved by the LR range test first "
-    "(batchlab.probes.lr_range.resolve_auto_lr); or set train.lr to a number."
+    "(batchlab.probes.auto_lr.resolve_auto_lr); or set train.lr to a number."
 )
 
 

@@ -9,6 +9,7 @@ from torch import nn
 
 from batchlab.data import load_dataset
 from batchlab.plan import plan_runs
+from batchlab.probes.auto_lr import resolve_auto_lr
 from batchlab.probes.lr_horizon import (
     BUDGET,
     DECADE,
@@ -20,7 +21,7 @@ from batchlab.probes.lr_horizon import (
     horizon_lr,
     rung_steps,
 )
-from batchlab.probes.lr_range import HORIZON, default_range_steps, lr_find, resolve_auto_lr
+from batchlab.probes.lr_search import HORIZON, default_range_steps, lr_find
 from batchlab.spec import RunConfig, spec_from_dict
 
 DATA = {"name": "synthetic", "shape": [12], "classes": 3, "size": 400}

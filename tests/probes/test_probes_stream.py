@@ -18,7 +18,8 @@ import batchlab.data.stream as stream
 from batchlab.errors import DataError
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.sweep import run_sweep
-from batchlab.probes.lr_range import lr_find, lr_range_test
+from batchlab.probes.lr_range import lr_range_test
+from batchlab.probes.lr_search import lr_find
 from batchlab.probes.max_batch import max_batch
 from batchlab.probes.noise_scale import measure_noise_scale
 from batchlab.probes.options import option_speedups

@@ -36,7 +36,7 @@ def real_probe_results() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     """(kind, config, result) of the four probes run for real on the tiny spec's config, as the
     probe commands store them: an LR range test at two batch sizes, the largest batch under a
     10 KiB limit (so some sizes do not fit), a throughput curve and a noise-scale probe."""
-    from batchlab.probes.lr_range import lr_find
+    from batchlab.probes.lr_search import lr_find
     from batchlab.probes.max_batch import max_batch
     from batchlab.probes.noise_scale import measure_noise_scale
     from batchlab.probes.throughput import throughput_curve

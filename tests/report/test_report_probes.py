@@ -50,7 +50,7 @@ def test_the_range_test_figure_shows_every_batch_size_and_seed(views):
 
 
 def test_without_a_range_test_the_figure_draws_each_rung_of_miniatures():
-    from batchlab.probes.lr_range import lr_find
+    from batchlab.probes.lr_search import lr_find
     from batchlab.spec import RunConfig, spec_from_dict
 
     s = spec_from_dict({"data": {"name": "synthetic", "shape": [12], "classes": 3, "size": 400},

@@ -96,7 +96,7 @@ def lr_find_cmd(
     By default, miniatures of the run (its schedule squeezed into a twentieth, then a tenth of
     its steps) at LRs a decade apart are compared by successive halving; the other strategies
     read a range test (exponential LR ramp, smoothed loss)."""
-    from batchlab.probes.lr_range import lr_find
+    from batchlab.probes.lr_search import lr_find
 
     spec = load_cli_spec(spec_file, set_)
     config = base_config(spec)
@@ -242,7 +242,7 @@ def noise_scale_cmd(
     """Gradient noise scale B_simple = tr(Sigma)/|G|^2 (McCandlish et al. 2018) from micro-batch
     and batch gradients, with a bootstrap confidence interval and its trace over training."""
     from batchlab.plan import RunSpec
-    from batchlab.probes.lr_range import resolve_auto_lr
+    from batchlab.probes.auto_lr import resolve_auto_lr
     from batchlab.probes.noise_scale import measure_noise_scale
 
     spec = load_cli_spec(spec_file, set_)

@@ -35,7 +35,7 @@ from batchlab.fserrors import DiskError, check_writable_folder, removed_if_empty
 from batchlab.models import build_model
 from batchlab.models.check import check_forward
 from batchlab.plan import RunSpec, plan_runs
-from batchlab.probes.lr_range import auto_lr_key, resolve_auto_lr
+from batchlab.probes.auto_lr import auto_lr_key, resolve_auto_lr
 from batchlab.spec import DataSpec, RunConfig, Spec
 from batchlab.store import RunRecord, Store
 from batchlab.store.claims import STALE_AFTER_S, Heartbeat, claim, new_owner, release

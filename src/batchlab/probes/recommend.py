@@ -208,7 +208,8 @@ def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
     """Run the probes on fresh copies (throughput curve, largest batch that fits, noise scale,
     LR range test at the chosen and at the user's batch size) and combine them. ``inputs``:
     the caller's data/model/loss/optimizer builders (the Python API's objects)."""
-    from batchlab.probes.lr_range import lr_find, resolve_auto_lr
+    from batchlab.probes.auto_lr import resolve_auto_lr
+    from batchlab.probes.lr_search import lr_find
     from batchlab.probes.max_batch import max_batch
     from batchlab.probes.noise_scale import measure_noise_scale
     from batchlab.probes.throughput import DEFAULT_BATCH_SIZES, throughput_curve

@@ -36,7 +36,7 @@ because no curve rule was safe across the cases of ``bench/judgement.py``.
   below the blow-up" rule of thumb).
 
 ``summarize``, ``disagreement`` and ``fit_power_law`` aggregate suggestions over repeats,
-strategies and batch sizes (used by ``lr_range.lr_find``).
+strategies and batch sizes (used by ``lr_search.lr_find``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,37 @@
+"""train.lr = "auto": resolved once per probe key, with stable run ids."""
+
+from lr_problem import DATA, QUICK, config
+
+from batchlab.events import RunEnded
+from batchlab.plan import plan_runs
+from batchlab.probes.auto_lr import resolve_auto_lr
+from batchlab.spec import spec_from_dict
+from batchlab.train.loop import train_run
+
+
+def test_auto_lr_is_resolved_once_per_batch_size_and_ids_are_stable():
+    spec = spec_from_dict({"data": DATA, "model": {"name": "mlp", "hidden": [16]},
+                           "train": {"lr": "auto", "threads": 1, "scale_lr": "linear"},
+                           "sweep": {"grid": {"train.batch_size": [16, 32]}, "repeats": 2}})
+    runs = plan_runs(spec)
+    calls = []
+    resolved = resolve_auto_lr(runs, repeats=1, on_result=lambda c, r: calls.append(c), **QUICK)
+    assert len(calls) == 2  # two batch sizes; the two seeds of each share one test
+    assert [r.run_id for r in resolved] == [r.config.run_id() for r in resolved]
+    assert all(isinstance(r.config.train.lr, float) for r in resolved)
+    by_batch = {}
+    for r in resolved:
+        t = r.config.train
+        by_batch.setdefault(t.batch_size, set()).add(t.lr * t.batch_size / t.base_batch_size)
+    assert all(len(v) == 1 for v in by_batch.values())  # effective LR shared by the seeds
+    again = resolve_auto_lr(runs, repeats=1, **QUICK)
+    assert [r.run_id for r in again] == [r.run_id for r in resolved]
+    fixed = plan_runs(spec_from_dict({"data": DATA, "train": {"lr": 0.1}}))
+    assert resolve_auto_lr(fixed) == fixed
+
+
+def test_an_unresolved_auto_lr_fails_the_run_with_a_clear_message():
+    events = []
+    end = train_run(config(lr="auto", epochs=1), events.append)
+    assert isinstance(end, RunEnded) and end.status == "failed"
+    assert "must be resolved by the LR range test first" in end.error
