@@ -143,9 +143,10 @@ def cuda_test_files() -> list[str]:
 
 def check_tests(ctx: Context) -> Row:
     files = cuda_test_files()
-    res = subprocess.run([sys.executable, "-m", "pytest", "-m", "cuda", "-p", "no:cacheprovider",
-                          "-p", "no:warnings", *files], cwd=ROOT, capture_output=True, text=True,
-                         timeout=420)
+    # -n 0: one process (the suite's default is two), so no test shares the GPU's memory
+    res = subprocess.run([sys.executable, "-m", "pytest", "-m", "cuda", "-n", "0", "-p",
+                          "no:cacheprovider", "-p", "no:warnings", *files], cwd=ROOT,
+                         capture_output=True, text=True, timeout=420)
     summary = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else res.stderr[-300:]
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?)\b", summary)}
     passed, skipped = counts.get("passed", 0), counts.get("skipped", 0)
