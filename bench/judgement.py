@@ -291,7 +291,7 @@ def judge_recommend(case: Case, entry: dict[str, Any], jobs: int) -> dict[str, A
     as_metric = (lambda v: -v) if d.regression else (lambda v: v)
     flagged, line = against_base((b, lr), as_metric(score), (case.batch_size, case.base_lr),
                                  as_metric(base), loss=d.regression)
-    worse_than_base = score < base - s["noise"]
+    worse_than_base = not score >= base - s["noise"]  # a NaN score (diverged) is worse too
     return {"case": case.name, "batch": b, "lr": lr, "score": score, "best": s["best"], "base": base,
             "ok": score >= s["best"] - s["noise"], "failed": failed, "worse": worse_than_base,
             "said": flagged, "seconds": seconds}

@@ -189,6 +189,33 @@ def test_a_regression_is_compared_by_lowest_validation_loss():
     assert "no validation loss" in against_base((32, 0.1), None, (16, 0.05), 0.9, loss=True)[1]
 
 
+def test_a_recommendation_that_diverged_is_said_to_be_worse_whatever_the_metric():
+    for score in (-math.inf, math.nan):  # accuracy: a diverged run scores -inf (or NaN)
+        better, line = against_base((128, 3.0), score, (32, 0.05), 0.9)
+        assert better and line.startswith("Your base configuration (batch 32, lr 0.05) is BETTER")
+        assert "best validation accuracy 90.0% vs diverged. Keep batch 32, lr 0.05." in line
+    for score in (math.inf, math.nan):  # a regression's loss: inf - inf made the margin NaN
+        better, line = against_base((128, 3.0), score, (32, 0.05), 0.2, loss=True)
+        assert better and "lowest validation loss 0.2 vs diverged. Keep" in line
+    better, line = against_base((128, 0.1), 0.9, (32, 5.0), -math.inf)
+    assert not better and "beats your base configuration" in line and "90.0% vs diverged" in line
+    better, line = against_base((128, 3.0), math.inf, (32, 5.0), math.nan, loss=True)
+    assert not better and "both diverged. Lower the LR" in line
+
+
+def test_a_diverged_recommended_run_loses_to_the_base_though_its_best_was_better(tmp_path):
+    # LR 1e5 blows up: whatever its best accuracy before that, the run ends diverged
+    spec = spec_from_dict({**SPEC, "sweep": {}})
+    v = validate_recommendation(spec, rec(16, lr=1e5), tmp_path / "v.db")
+    assert v.base_better
+    assert v.explanation[-1].startswith("Your base configuration (batch 16, lr 0.1) is BETTER than "
+                                        "the recommendation (batch 16, lr 1e+05)")
+    assert "vs diverged. Keep batch 16, lr 0.1." in v.explanation[-1]
+    with Store(tmp_path / "v.db") as st:
+        status = {r.config["train"]["lr"]: r.status for r in st.runs("vt-validate")}
+    assert status[1e5] == "diverged" and status[0.1] == "completed"
+
+
 def test_validation_of_a_regression_reaches_a_loss_target(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 6))

@@ -76,8 +76,11 @@ def against_base(rec_cfg: tuple[int, float], rec_score: float | None, base_cfg: 
     """(base is better, the sentence) from the scores of the recommended and the base
     configuration, each ``(batch, lr)``: their best validation accuracy, or with ``loss`` (a
     regression) their lowest validation loss, lower being better and ``LOSS_TOLERANCE``
-    (relative) replacing ``noise``. ``times``: their seconds to the target, when known, quoted
-    where the recommendation is faster but ends worse (pure)."""
+    (relative) replacing ``noise``. A score that is not finite (NaN, or an infinite loss or
+    ``-inf`` accuracy: a run that diverged) loses to any finite one: a recommendation that
+    diverged where the base did not is said to be worse, in the same words. ``times``: their
+    seconds to the target, when known, quoted where the recommendation is faster but ends worse
+    (pure)."""
     def name(cfg: tuple[int, float]) -> str:
         return f"batch {cfg[0]}, lr {cfg[1]:.3g}"
 
@@ -87,13 +90,17 @@ def against_base(rec_cfg: tuple[int, float], rec_score: float | None, base_cfg: 
     if base_score is None or rec_score is None:
         return False, ("No comparison with your base configuration: a run has no validation "
                        f"{'loss' if loss else 'accuracy'}.")
-    if loss:  # lower is better, within a margin relative to the losses' own size
+    rec_text, base_text = _shown(rec_score, loss), _shown(base_score, loss)
+    if not (math.isfinite(rec_score) and math.isfinite(base_score)):
+        # a diverged run: the finite side is ahead, whatever the margin (inf - inf is NaN)
+        base_ahead, rec_ahead, within = math.isfinite(base_score), math.isfinite(rec_score), ""
+    elif loss:  # lower is better, within a margin relative to the losses' own size
         margin = LOSS_TOLERANCE * max(abs(base_score), abs(rec_score))
         base_ahead, rec_ahead = base_score < rec_score - margin, rec_score < base_score - margin
-        rec_text, base_text, within = f"{rec_score:.4g}", f"{base_score:.4g}", f"{LOSS_TOLERANCE:.0%}"
+        within = f"{LOSS_TOLERANCE:.0%}"
     else:
         base_ahead, rec_ahead = base_score > rec_score + noise, rec_score > base_score + noise
-        rec_text, base_text, within = f"{rec_score:.1%}", f"{base_score:.1%}", f"{noise:.0%}"
+        within = f"{noise:.0%}"
     if base_ahead:
         rec_s, base_s = times
         faster = (f" The recommendation only reaches the target sooner ({rec_s:.3g} s vs "
@@ -105,9 +112,20 @@ def against_base(rec_cfg: tuple[int, float], rec_score: float | None, base_cfg: 
     if rec_ahead:
         return False, (f"The recommendation ({name(rec_cfg)}) beats your base configuration "
                        f"({name(base_cfg)}): {metric} {rec_text} vs {base_text}.")
+    if not within:
+        return False, (f"Neither the recommendation ({name(rec_cfg)}) nor your base configuration "
+                       f"({name(base_cfg)}) ended with a finite {metric}: both diverged. Lower "
+                       "the LR (or warm up) and validate again.")
     return False, (f"The recommendation ({name(rec_cfg)}) and your base configuration "
                    f"({name(base_cfg)}) end within {within} of each other ({metric} {rec_text} "
                    f"vs {base_text}); compare their times to the target above.")
+
+
+def _shown(score: float, loss: bool) -> str:
+    """A score as the comparison quotes it: "diverged" when it is not finite."""
+    if not math.isfinite(score):
+        return "diverged"
+    return f"{score:.4g}" if loss else f"{score:.1%}"
 
 
 def compare(rec: Recommendation, measured: dict[int, float | None]) -> tuple[list[dict], list[str]]:
@@ -158,12 +176,20 @@ def validate_recommendation(spec: Spec, rec: Recommendation, store_path: Path) -
     base_cfg = (base.config["train"]["batch_size"], base.config["train"]["lr"])
     mine = by_run.get((rec.batch_size, lrs[rec.batch_size]))
     base_s = base_hit.wall_time if (base_hit := hits[base.run_id]) else None
-    score = "best_val_loss" if regression else "best_val_acc"
     better, line = against_base((rec.batch_size, lrs[rec.batch_size]),
-                                mine.summary.get(score) if mine else None,
-                                base_cfg, base.summary.get(score),
+                                _ended(mine, regression) if mine else None,
+                                base_cfg, _ended(base, regression),
                                 times=(measured.get(rec.batch_size), base_s), loss=regression)
     return Validation(vspec.name, [run_row(r) for r in out.records], comparison, [*lines, line], better)
+
+
+def _ended(run: Any, regression: bool) -> float | None:
+    """What a run is compared by: its lowest validation loss (a regression) or best accuracy;
+    for a run that diverged, an infinite loss (-inf accuracy): its best before the blow-up is
+    not what it ends with, so it loses to any run that did not diverge."""
+    if run.status == "diverged":
+        return math.inf if regression else -math.inf
+    return run.summary.get("best_val_loss" if regression else "best_val_acc")
 
 
 def _loss_hits(store: Store, runs: list[Any]) -> dict[str, TargetHit | None]:
