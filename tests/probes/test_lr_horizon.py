@@ -1,10 +1,11 @@
 """The horizon strategy: miniatures of the run compared by successive halving, always an answer."""
 
-
 import math
 
 import pytest
 import torch
+from lr_problem import DATA
+from lr_problem import config as problem_config
 from torch import nn
 
 from batchlab.data import load_dataset
@@ -24,13 +25,10 @@ from batchlab.probes.lr_horizon import (
 from batchlab.probes.lr_search import HORIZON, default_range_steps, lr_find
 from batchlab.spec import RunConfig, spec_from_dict
 
-DATA = {"name": "synthetic", "shape": [12], "classes": 3, "size": 400}
-
 
 def config(**train) -> RunConfig:
-    s = spec_from_dict({"data": DATA, "model": {"name": "mlp", "hidden": [16]},
-                        "train": {"batch_size": 32, "lr": 0.05, "threads": 1, "steps": 300, **train}})
-    return RunConfig(data=s.data, model=s.model, train=s.train)
+    """The shared tiny problem (``lr_problem``) as a run of 300 steps unless told."""
+    return problem_config(**{"steps": 300, **train})
 
 
 def test_rungs_double_and_fit_half_the_run():
