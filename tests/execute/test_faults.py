@@ -59,6 +59,16 @@ def children(pid):
     return out
 
 
+def descendants(pid):
+    """Every process below ``pid`` (children, their children, ...)."""
+    found, todo = [], [pid]
+    while todo:
+        kids = children(todo.pop())
+        found += kids
+        todo += kids
+    return found
+
+
 def run_status(db):
     try:
         with Store(db) as st:
@@ -216,5 +226,7 @@ def test_ray_sweep_survives_a_killed_worker(tmp_path, spec_file, reference):
     sweep_killing(
         sweep_cmd(spec_file, db, 1) + ["--executor", "ray"], db, reference,
         ready=lambda: any(r.progress_step > 0 for r in run_status(db).values()),
-        victims=lambda driver: [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
-                                if _cmdline(int(p.parent.name)).startswith("ray::batchlab run ")][:1])
+        # this sweep's own Ray worker (the driver's raylet starts it): a test running beside
+        # this one may have Ray workers of its own
+        victims=lambda driver: [p for p in descendants(driver)
+                                if _cmdline(p).startswith("ray::batchlab run ")][:1])
