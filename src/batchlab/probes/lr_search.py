@@ -7,7 +7,8 @@ larger than 3x) and, with two or more batch sizes, the exponent alpha of ``lr* ~
 Cost of the range tests: ``repeats x len(batch_sizes) x steps`` optimizer steps at most (100
 each by default, fewer when the loss diverges early); no evaluation passes. The default
 ``horizon`` strategy runs no range test unless asked (``repeats``): its miniatures cost at
-most half of one run per batch size.
+most ``budget`` of one run per batch size (half by default), more only on runs so short that a
+miniature cannot shrink further (``lr_horizon``).
 """
 
 from __future__ import annotations
