@@ -253,12 +253,12 @@ def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None
             "the loss.", rungs, cost, tried)
     if h == h0:
         # a larger budget with rung 0 grown to its limit could pass one run: rung 1 gives way
-        h1 = h1 if cost + 3 * h1 <= cap else max(h0, (cap - cost) // 3)
-        second = [trial(best0.lr * f, h1) for f in (1 / SPREAD, 1.0, SPREAD)]
+        last = h1 if cost + 3 * h1 <= cap else max(h0, (cap - cost) // 3)
+        second = [trial(best0.lr * f, last) for f in (1 / SPREAD, 1.0, SPREAD)]
     else:  # the ladder was run again at h: its best needs no retrial, its neighbours may not fit
-        h1 = h
-        fit = cost + 2 * h1 <= cap
-        second = [trial(best0.lr / SPREAD, h1), best0, trial(best0.lr * SPREAD, h1)] if fit else [best0]
+        last = h
+        fit = cost + 2 * last <= cap
+        second = [trial(best0.lr / SPREAD, last), best0, trial(best0.lr * SPREAD, last)] if fit else [best0]
     cost += sum(tr.steps for tr in second if tr is not best0)
     rungs.append(second)
     pick = _best(second, base) or best0
@@ -270,7 +270,7 @@ def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None
     score = (f"val acc {pick.val_acc:.1%} (val loss {pick.val_loss:.3g})"
              if math.isfinite(pick.val_acc) else f"val loss {pick.val_loss:.3g}")
     then = (f", then of {best0.lr / SPREAD:.3g}, {best0.lr:.3g} and {best0.lr * SPREAD:.3g} in "
-            f"{h1}-step miniatures" if len(second) > 1 else "")
+            f"{last}-step miniatures" if len(second) > 1 else "")
     reason = (f"best of {len(first)} LRs a decade apart from {lo:.3g} to {hi:.3g}, each a "
               f"miniature of the run (its schedule squeezed into {h} steps){then}: {score} at "
               f"lr {pick.lr:.3g}")

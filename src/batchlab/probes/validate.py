@@ -90,9 +90,13 @@ def against_base(rec_cfg: tuple[int, float], rec_score: float | None, base_cfg: 
     if base_score is None or rec_score is None:
         return False, ("No comparison with your base configuration: a run has no validation "
                        f"{'loss' if loss else 'accuracy'}.")
+    if not (math.isfinite(rec_score) or math.isfinite(base_score)):
+        return False, (f"Neither the recommendation ({name(rec_cfg)}) nor your base configuration "
+                       f"({name(base_cfg)}) ended with a finite {metric}: both diverged. Lower "
+                       "the LR (or warm up) and validate again.")
     rec_text, base_text = _shown(rec_score, loss), _shown(base_score, loss)
     if not (math.isfinite(rec_score) and math.isfinite(base_score)):
-        # a diverged run: the finite side is ahead, whatever the margin (inf - inf is NaN)
+        # one run diverged: the other is ahead, whatever the margin (inf - inf is NaN); no tie
         base_ahead, rec_ahead, within = math.isfinite(base_score), math.isfinite(rec_score), ""
     elif loss:  # lower is better, within a margin relative to the losses' own size
         margin = LOSS_TOLERANCE * max(abs(base_score), abs(rec_score))
@@ -112,10 +116,6 @@ def against_base(rec_cfg: tuple[int, float], rec_score: float | None, base_cfg: 
     if rec_ahead:
         return False, (f"The recommendation ({name(rec_cfg)}) beats your base configuration "
                        f"({name(base_cfg)}): {metric} {rec_text} vs {base_text}.")
-    if not within:
-        return False, (f"Neither the recommendation ({name(rec_cfg)}) nor your base configuration "
-                       f"({name(base_cfg)}) ended with a finite {metric}: both diverged. Lower "
-                       "the LR (or warm up) and validate again.")
     return False, (f"The recommendation ({name(rec_cfg)}) and your base configuration "
                    f"({name(base_cfg)}) end within {within} of each other ({metric} {rec_text} "
                    f"vs {base_text}); compare their times to the target above.")
