@@ -3,7 +3,8 @@
 import pytest
 
 from batchlab.errors import SpecError
-from batchlab.spec import apply_overrides, load_spec, spec_from_dict
+from batchlab.overrides import apply_overrides
+from batchlab.spec import load_spec, spec_from_dict
 
 
 @pytest.mark.parametrize("kind, bounds", [("int_uniform", [64, 8]), ("uniform", [0.1, 0.01]),

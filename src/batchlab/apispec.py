@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from batchlab.errors import SpecError
-from batchlab.spec import DataSpec, ModelSpec, Spec, TrainSpec, set_path, spec_from_dict
+from batchlab.overrides import set_path
+from batchlab.spec import DataSpec, ModelSpec, Spec, TrainSpec, spec_from_dict
 
 # where a short name is looked up, in this order (model fields name zoo settings: not here)
 SECTIONS = (("train", TrainSpec), ("data", DataSpec))

@@ -33,8 +33,9 @@ from batchlab.analysis.findings import pct
 from batchlab.analysis.nextlr import refine_lrs
 from batchlab.analysis.remedies import remedies
 from batchlab.errors import BatchlabError
+from batchlab.overrides import set_path, split_path
 from batchlab.paths import safe_name
-from batchlab.spec import set_path, spec_from_dict, split_path
+from batchlab.spec import spec_from_dict
 from batchlab.specwrite import compact, spec_toml
 from batchlab.store import Store
 from batchlab.store.tracked import TRACKED_SPEC_KEY

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchlab.errors import SpecError
-from batchlab.spec import Distribution, RunConfig, Spec, set_path, spec_from_dict
+from batchlab.overrides import set_path
+from batchlab.spec import Distribution, RunConfig, Spec, spec_from_dict
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from batchlab.integrations.importing import (
     metric_for,
     write_run,
 )
-from batchlab.spec import parse_value
+from batchlab.overrides import parse_value
 from batchlab.store import Store
 from batchlab.track import TrackedRun
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from batchlab.errors import SpecError
 from batchlab.integrations.names import batchlab_name
-from batchlab.spec import parse_value
+from batchlab.overrides import parse_value
 from batchlab.store import Store
 from batchlab.track import TrackedRun
 
