@@ -36,7 +36,7 @@ from batchlab.errors import BatchlabError
 from batchlab.overrides import set_path, split_path
 from batchlab.paths import safe_name
 from batchlab.spec import spec_from_dict
-from batchlab.specwrite import compact, spec_toml
+from batchlab.specwrite import compact, key, spec_toml
 from batchlab.store import Store
 from batchlab.store.tracked import TRACKED_SPEC_KEY
 
@@ -54,6 +54,12 @@ STILL_FALLING_RATE = 0.5
 OBJECTS_NOTE = """Its data and model are Python objects given to bl.sweep, which `batchlab sweep` cannot
 load: call bl.sweep again with the same objects and, as grid= and keywords, the values below
 (one call per batch size when they are points)."""
+
+#: Said in the header of the follow-up of a function sweep whose function lives in the script
+#: that called bl.sweep: "__main__:train" names no module `batchlab sweep` can import.
+SCRIPT_NOTE = """Its training function is defined in the script that called bl.sweep (`__main__`), which
+`batchlab sweep` cannot import: call bl.sweep again from that script with, as grid= and keywords,
+the values below, or move the function into a module and set train.function = "module:function"."""
 
 
 @dataclass
@@ -108,6 +114,35 @@ def _swept(raw: Mapping[str, Any]) -> set[str]:
     return keys
 
 
+def _leaves(node: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[str, str]:
+    """Dotted path (keys with dots quoted, as ``split_path`` reads them) -> the value as JSON,
+    for every leaf of a nested config dict (lists and empty dicts are leaves)."""
+    out: dict[str, str] = {}
+    for k, v in node.items():
+        here = (*prefix, key(k))
+        if isinstance(v, Mapping) and v:
+            out.update(_leaves(v, here))
+        else:
+            out[".".join(here)] = json.dumps(v, sort_keys=True)
+    return out
+
+
+def _varied(runs: list[RunAnalysis]) -> set[str]:
+    """The config fields (dotted paths) on which the experiment's runs differ, the seed aside:
+    whatever swept them (this spec, an earlier sweep of the same name, ``batchlab run`` of its
+    base config, ``next``'s own points), the follow-up holds them at the best run's values."""
+    leaves = [_leaves(r.config) for r in runs]
+    paths: set[str] = set().union(*leaves)
+    return {p for p in paths if p != "train.seed" and len({leaf.get(p) for leaf in leaves}) > 1}
+
+
+def _hold(plan: NextSpec, best: RunAnalysis, paths: set[str]) -> None:
+    """``paths`` set to the best run's values in the follow-up's base config (a field the best
+    run leaves at None is left out: it takes its default, as a stored None means)."""
+    for path in sorted(paths):
+        plan.raw = set_path(plan.raw, path, _lookup(best.config, path))
+
+
 def _without(raw: dict[str, Any], paths: set[str]) -> dict[str, Any]:
     """A copy of ``raw`` with ``paths`` no longer swept (grid keys, random params, point keys)."""
     raw = json.loads(json.dumps(raw))  # the caller's dict stays as it was
@@ -132,9 +167,8 @@ def _regularise(plan: NextSpec, best: RunAnalysis, why: str) -> bool:
     if not found:
         return False
     fixed = {p for p in _swept(plan.raw) if p != "train.seed"}
+    _hold(plan, best, fixed)
     raw = _without(plan.raw, fixed)
-    for path in sorted(fixed):
-        raw = set_path(raw, path, _lookup(best.config, path))
     points: list[dict[str, Any]] = [{}]
     plan.point_notes = ["the best configuration unchanged (already trained: not trained again)"]
     for remedy in found:
@@ -157,7 +191,7 @@ def _refine_lr(plan: NextSpec, analysis: ExperimentAnalysis) -> None:
     per_batch = refine_lrs(analysis.groups, _failures(analysis.runs))
     if not per_batch:
         return
-    batch_swept = "train.batch_size" in _swept(plan.raw)
+    batch_swept = "train.batch_size" in _swept(plan.raw) | _varied(analysis.runs)
     raw = _without(plan.raw, {"train.lr", "train.batch_size"})
     old_points = raw["sweep"].pop("points", []) or [{}]
     if len(per_batch) == 1 and not batch_swept:
@@ -228,13 +262,15 @@ def plan_next(store: Store, experiment: str) -> NextSpec:
             "experiments trained with `batchlab sweep` or `bl.sweep`.")
     full = spec_from_dict(stored, source=f"experiment '{experiment}'s stored spec").model_dump(mode="json")
     raw = compact(stored)
-    for section, key in (("data", "name"), ("model", "name"), ("train", "optimizer")):
+    for section, first in (("data", "name"), ("model", "name"), ("train", "optimizer")):
         # what a reader looks for first, as in the example specs
-        raw[section] = {key: full[section][key], **raw.get(section, {})}
+        raw[section] = {first: full[section][first], **raw.get(section, {})}
     plan = NextSpec(experiment, raw, [])
     by_id = {r.run_id: r for r in analysis.runs}
     best_runs = [by_id[i] for i in analysis.best["group"]["run_ids"]] if analysis.best else []
     label = analysis.best["group"]["label"] if analysis.best else ""
+    if best_runs:  # runs may differ beyond what the stored spec sweeps (see _varied)
+        _hold(plan, best_runs[0], _varied(analysis.runs) - _swept(raw))
     overfit = next((f for r in best_runs for f in r.findings if f.kind == "overfitting"), None)
     # the overfitting sentence up to its remedies: each remedy is said beside its own point
     why = overfit.message.split(". remedies for this spec")[0] if overfit is not None else ""
@@ -261,18 +297,27 @@ def plan_next(store: Store, experiment: str) -> NextSpec:
     return plan
 
 
+def unrunnable_note(raw: Mapping[str, Any]) -> str | None:
+    """Why ``batchlab sweep`` cannot run the follow-up spec ``raw`` and what to do instead
+    (its data or model are Python objects, or its function lives in a script); None when it can."""
+    if raw.get("data", {}).get("name") == "memory":
+        return OBJECTS_NOTE
+    if str(raw.get("train", {}).get("function")).startswith("__main__:"):
+        return SCRIPT_NOTE
+    return None
+
+
 def render(plan: NextSpec, store_path: Path, out: Path) -> str:
     """The TOML text of ``plan`` with a header saying what it is and how to run it; checked to
     read back as a valid spec (a SpecError here is a bug, never a file the user has to fix)."""
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     header = "\n".join([
         f"Follow-up of experiment '{plan.experiment}', written by `batchlab next` on {today}.",
-        "Run it with:",
-        f"  batchlab sweep {out} --store {store_path}",
+        *(unrunnable_note(plan.raw) or f"Run it with:\n  batchlab sweep {out} --store {store_path}"
+          ).splitlines(),
         f"It keeps the name '{plan.experiment}': its runs join that experiment, so its report",
         "shows both sweeps, and runs already trained are not trained again (rename `name` to",
         "keep the two apart).",
-        *(OBJECTS_NOTE.splitlines() if plan.raw.get("data", {}).get("name") == "memory" else []),
         "Changes:", *[f"- {c}" for c in plan.changes],
         *(["Not changed:", *[f"- {k}" for k in plan.kept]] if plan.kept else [])])
     text = spec_toml(plan.raw, header, plan.notes, plan.point_notes)

@@ -105,6 +105,7 @@ def spec_toml(raw: Mapping[str, Any], header: str = "", notes: Mapping[str, str]
     ``notes``: dotted path ("train.epochs", "sweep.grid.train.lr" as "sweep.grid", ...) ->
     comment written above it; ``point_notes``: one comment (or None) per ``sweep.points`` entry."""
     lines: list[str] = []
+    raw = _drop_none(raw)  # a field set to None is left out: it takes its default (see compact)
     _comment(lines, header)
     top = {k: v for k, v in raw.items() if k not in SECTIONS}
     _table(lines, (), top, notes or {}, point_notes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import tomllib
 
 import pytest
@@ -13,6 +14,7 @@ from batchlab.api import SweepResult
 from batchlab.events import MetricRows, RunEnded, RunStarted
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.sweep import run_sweep
+from batchlab.nextspec import NextSpec, render
 from batchlab.plan import plan_runs
 from batchlab.spec import load_spec, spec_from_dict
 from batchlab.specwrite import compact, spec_toml
@@ -195,3 +197,50 @@ def test_nothing_to_change_writes_nothing_and_says_why(tmp_path):
     assert res.returncode == 0 and "nothing to follow up in 'done'" in res.stdout
     assert "not changed: the model:" in res.stdout and "lenet5 has no size knob" in res.stdout
     assert not (tmp_path / "done-next.toml").exists()
+
+
+
+def test_after_batchlab_run_the_regularisation_sweep_is_still_at_the_best(overfit_store, tmp_path):
+    """`batchlab run` of another config stores a spec without the sweep; the follow-up must
+    still hold the best run's batch and LR (the runs differ there), not the last spec's."""
+    store = tmp_path / "store.db"
+    shutil.copy(overfit_store, store)
+    spec_file = tmp_path / "of.toml"
+    spec_file.write_text(spec_toml(compact(spec_from_dict({
+        "name": "of", "data": {"name": "digits", "limit": 60}, "model": {"name": "mlp", "hidden": [64]},
+        "train": {"batch_size": 32, "lr": 0.001, "epochs": 12, "threads": 1, "checkpoint": False}}
+    ).model_dump(mode="json"))))
+    assert batchlab_cli("run", spec_file, "--store", store).returncode == 0
+    result = SweepResult("of", store, 3, 0, 3).next(tmp_path / "reg.toml")
+    spec = load_spec(result.path)
+    with Store(store, create=False) as st:
+        best = analyze_experiment(st, "of").best["group"]
+    assert best["batch_size"] == 16 and best["lr"] in (0.03, 0.1)
+    assert (spec.train.batch_size, spec.train.lr) == (16, best["lr"])
+    assert {"train.weight_decay": 0.0005} in spec.sweep.points
+    assert plan_runs(spec)[0].run_id in best["run_ids"]  # the unchanged point is the best run
+
+
+def test_the_toml_writer_leaves_out_a_field_set_to_none():
+    """None (a field at its default, e.g. data.limit of a run on all the data) has no TOML
+    form: the writer leaves it out, so the spec reads back with the default."""
+    raw = {"name": "n", "data": {"name": "digits", "limit": None},
+           "sweep": {"points": [{"train.lr": 0.1, "data.limit": None}]}}
+    text = spec_toml(raw)
+    assert "limit" not in text
+    spec = spec_from_dict(tomllib.loads(text))
+    assert spec.data.limit is None and spec.sweep.points == [{"train.lr": 0.1}]
+
+
+def test_the_follow_up_of_a_function_in_a_script_says_how_to_run_it(tmp_path):
+    """A function defined in the script that called bl.sweep is "__main__:train": `batchlab
+    sweep` cannot import it, so the file says to call bl.sweep again instead of `Run it with`."""
+    raw = {"name": "f", "data": {"name": "custom"}, "train": {"function": "__main__:train"},
+           "sweep": {"grid": {"train.lr": [0.1, 0.3]}}}
+    text = render(NextSpec("f", raw, ["LR grid"]), tmp_path / "s.db", tmp_path / "f-next.toml")
+    header = comments(text.split("\n\n")[0])
+    assert "Run it with" not in header and "batchlab sweep" not in header.split("cannot import")[1]
+    assert "defined in the script that called bl.sweep (`__main__`)" in header
+    assert "set train.function = \"module:function\"" in header
+    module = {**raw, "train": {"function": "mytrain:train"}}
+    assert "Run it with" in render(NextSpec("f", module, ["LR grid"]), tmp_path / "s.db", tmp_path / "n.toml")

@@ -23,7 +23,7 @@ def next_experiment(
     a finer LR grid around the best (beyond an edge, without the LRs that diverged), a
     regularisation sweep when the best run overfits, a longer run or a larger model when it
     underfits. `batchlab sweep FILE` adds its runs to the same experiment and report."""
-    from batchlab.nextspec import write_next
+    from batchlab.nextspec import unrunnable_note, write_next
 
     plan = write_next(store, experiment, output)
     if plan.path is None:
@@ -38,4 +38,7 @@ def next_experiment(
         console.print(f"  - {escape(change)}", soft_wrap=True)
     for kept in plan.kept:
         console.print(f"  - not changed: {escape(kept)}", soft_wrap=True)
-    console.print(f"run it: batchlab sweep {escape(str(plan.path))} --store {escape(str(store))}")
+    note = unrunnable_note(plan.raw)
+    console.print(escape(" ".join(note.split())) if note else
+                  f"run it: batchlab sweep {escape(str(plan.path))} --store {escape(str(store))}",
+                  soft_wrap=True)
