@@ -179,3 +179,14 @@ def test_alone_with_nothing_to_judge_the_level_by_gets_no_verdict():
     m = {"val_acc": per_epoch(lambda e: 0.6 * (1 - np.exp(-e / 2)))}
     assert diagnose_run(m, "completed", {}) == []
     assert kinds(diagnose_run(m, "completed", {}, context=TEN)) == ["healthy"]
+
+
+def test_a_short_runs_fall_from_its_start_is_no_noise():
+    """Two epochs: the final window reaches back to the untrained model's loss; its fall is no
+    scatter, so a val loss 2.6x the best's is below the best, not within noise."""
+    ctx = RunContext(sweep_best_val_loss=0.04)
+    short = {"val_loss": per_epoch(lambda e: np.array([0.83, 0.3, 0.104]), epochs=2)}
+    f = only(diagnose_run(short, "completed", {}, context=ctx), "below_best")
+    assert f.numbers["noise"] == pytest.approx(0.05)
+    acc = {"val_acc": per_epoch(lambda e: np.array([0.1, 0.5, 0.7]), epochs=2)}
+    assert kinds(diagnose_run(acc, "completed", {}, context=sweep(0.9))) == ["below_best"]

@@ -45,6 +45,16 @@ def head(series: Series, stop: int) -> Series:
                   series.examples[:stop], series.wall_time[:stop])
 
 
+def after(series: Series, step: float) -> Series:
+    """The points after ``step`` (``after(s, 0)``: without the untrained model's evaluation)."""
+    keep = np.asarray(series.step) > step
+    if keep.all():
+        return series
+    return Series(np.asarray(series.step)[keep], np.asarray(series.value)[keep],
+                  np.asarray(series.epoch)[keep], np.asarray(series.examples)[keep],
+                  np.asarray(series.wall_time)[keep])
+
+
 def last(series: Series) -> float:
     """The last finite value, NaN when there is none."""
     f = finite(series)
