@@ -122,3 +122,29 @@ def test_multistep_milestones_out_of_order_or_past_the_end_exit_2(tmp_path, mile
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert says in res.stderr
     assert not (tmp_path / "s.db").exists()  # refused before the store is made
+
+
+def test_sigterm_stops_a_sweep_as_ctrl_c_does(tmp_path):
+    """A scheduler's or `timeout`'s SIGTERM: the run in progress ends interrupted with its rows
+    stored (not lost back to its last checkpoint, as a kill would), and resumes to the end."""
+    spec = tmp_path / "t.toml"
+    spec.write_text(TINY.replace("steps = 2", "steps = 100000"))
+    db = tmp_path / "s.db"
+    proc = subprocess.Popen([sys.executable, "-m", "batchlab", "sweep", str(spec), "--store", str(db)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until the run has stored some steps
+        time.sleep(0.5)
+        if db.exists():
+            with Store(db) as st:
+                runs = st.runs("t")
+                if runs and (runs[0].progress_step or 0) > 50:
+                    break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    with Store(db) as st:
+        (run,) = st.runs("t")
+        assert run.status == "interrupted" and run.progress_step > 50
+        assert len(st.metrics(run.id, ["train_loss"])["train_loss"].step) == run.progress_step

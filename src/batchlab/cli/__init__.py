@@ -67,11 +67,22 @@ def import_from_current_folder() -> None:
         sys.path.insert(0, cwd)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (a job scheduler's or a container's stop, ``timeout``, ``kill``): stop as Ctrl-C
+    stops, so every run ends reported as interrupted with its rows stored and resumes later;
+    a second SIGTERM ends the process at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Entry point: user errors (and a full disk, a read-only folder, a name too long) become
-    one paragraph on stderr and exit code 2; Ctrl-C before any run started exits 130."""
+    one paragraph on stderr and exit code 2; Ctrl-C before any run started exits 130; SIGTERM
+    is handled as Ctrl-C."""
     if signal.getsignal(signal.SIGINT) is _quiet_exit:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # commands handle Ctrl-C now
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminated)
     import_from_current_folder()
     try:
         app()  # typer turns a Ctrl-C that a command does not handle into exit 130
