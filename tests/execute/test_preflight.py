@@ -142,3 +142,16 @@ def test_regression_model_is_sized_and_checked_by_target_columns(factories, tmp_
         prepare_sweep(regression_spec(tmp_path, f"{factories}:two_outputs", (40,)), DataCache())
     assert ("outputs 2 values per example but the data has 1 regression target; make its "
             "last layer output 1") in str(err.value)
+
+
+def test_a_step_decay_past_the_end_of_a_shortened_run_is_said():
+    """`--set train.epochs=2` on a study with a step decay at epoch 10: trained (the demo's
+    quick version does this), and said once, not stored silently as a decay that never came."""
+    spec = spec_from_dict({"data": {"name": "synthetic", "shape": [6], "classes": 3, "size": 80},
+                           "model": {"name": "mlp", "hidden": [4]},
+                           "train": {"epochs": 2, "schedule": {"name": "step", "step_size": 10}},
+                           "sweep": {"grid": {"train.lr": [0.1, 0.01]}}})
+    notes = prepare_sweep(spec).notes
+    assert len(notes) == 1 and "first decay comes after 10 epochs" in notes[0]
+    longer = spec.model_copy(update={"train": spec.train.model_copy(update={"epochs": 12})})
+    assert prepare_sweep(longer).notes == []

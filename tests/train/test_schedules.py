@@ -12,7 +12,7 @@ from torch.optim import lr_scheduler as tls
 
 from batchlab.errors import SpecError
 from batchlab.spec import ScheduleSpec
-from batchlab.train.schedules import lr_curve, schedule_fn, steps_per_epoch
+from batchlab.train.schedules import lr_curve, never_decays, schedule_fn, steps_per_epoch
 
 BASE_LR = 0.1
 
@@ -320,3 +320,14 @@ def test_run_length_prefers_steps_then_epochs():
     assert run_length(50, None, 7) == 50
     assert run_length(None, 3, 7) == 21
     assert run_length(None, None, 7) == 7
+
+
+def test_a_decay_that_never_comes_within_the_run_is_said():
+    step = ScheduleSpec(name="step", step_size=10)  # epochs
+    note = never_decays(step, total_steps=20, steps_per_epoch=10)  # a 2-epoch run
+    assert note is not None and "first decay comes after 10 epochs" in note
+    assert "run of 2 epochs" in note and "never decays" in note
+    assert never_decays(step, total_steps=101, steps_per_epoch=10) is None  # decays at step 100
+    assert never_decays(ScheduleSpec(name="exponential", gamma=0.9), 8, 10) is not None
+    assert never_decays(ScheduleSpec(name="exponential", gamma=0.9), 11, 10) is None
+    assert never_decays(ScheduleSpec(name="cosine"), 5, 10) is None

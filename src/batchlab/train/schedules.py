@@ -187,6 +187,23 @@ def schedule_fn(spec: ScheduleSpec, base_lr: float, total_steps: int, steps_per_
     return lr
 
 
+def never_decays(spec: ScheduleSpec, total_steps: int, steps_per_epoch: int) -> str | None:
+    """A note when a step or exponential schedule's first decay comes at or after the run's
+    end, so the run trains at a constant LR under the name of a decay (a study shortened
+    with ``--set train.epochs=2`` keeps a step at epoch 10); None otherwise (pure)."""
+    if spec.name not in ("step", "exponential"):
+        return None
+    unit_len = _steps_per_unit(spec.unit, steps_per_epoch)
+    every = spec.step_size if spec.name == "step" else 1
+    if every * unit_len < total_steps:
+        return None
+    length = total_steps / unit_len
+    return (f"train.schedule {spec.name}: its first decay comes after {every} {spec.unit}"
+            f"{'' if every == 1 else 's'}, at or past the end of a run of {length:.3g} {spec.unit}"
+            f"{'' if length == 1 else 's'}, so the LR never decays: the run trains as the constant "
+            "schedule would (lower step_size or train longer for a decay).")
+
+
 def lr_curve(
     spec: ScheduleSpec, base_lr: float, total_steps: int, steps_per_epoch: int
 ) -> list[float]:
