@@ -300,16 +300,17 @@ def lr_find(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimi
 
 def max_batch(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,
               memory_limit: int | str | None = None, margin: float = 0.1,
-              max_batch: int | None = None, store: str | Path | None = None,
+              max_batch: int | None = None, start: int = 1, store: str | Path | None = None,
               experiment: str = "probes", **train_fields: Any) -> MaxBatchResult:
     """The largest batch size that trains within memory: a ``MaxBatchResult``.
-    ``memory_limit``: bytes or a size such as "4GiB" (default: the device's)."""
+    ``memory_limit``: bytes or a size such as "4GiB" (default: the device's). ``start``: the
+    first batch size tried (default 1; 2 at least on a model with BatchNorm layers)."""
     from batchlab.probes.max_batch import max_batch as probe
     from batchlab.probes.memory import parse_size
 
     limit = parse_size(memory_limit) if memory_limit is not None else None
     return _probe("max_batch", lambda c, i: probe(c, memory_limit=limit, margin=margin,
-                                                   max_batch=max_batch, inputs=i),
+                                                   max_batch=max_batch, start=start, inputs=i),
                   model, train, val, loss, optimizer, store, experiment, train_fields)
 
 

@@ -325,3 +325,83 @@ def test_accumulation_advice_warns_about_batchnorm_below_16_per_micro_batch():
 def test_want_must_be_positive():
     with pytest.raises(ProbeError, match="want must be a batch size of at least 1, got 0"):
         max_batch(config(), want=0)
+
+
+class BatchNormNet(nn.Module):
+    """Linear -> BatchNorm1d -> ReLU -> Linear: in training mode it refuses a batch of 1."""
+
+    def __init__(self, input_shape, num_classes):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(input_shape[0], 16), nn.BatchNorm1d(16), nn.ReLU(),
+                                 nn.Linear(16, num_classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+BN_SOURCE = '''
+from torch import nn
+
+
+class BatchNormNet(nn.Module):
+    def __init__(self, input_shape, num_classes):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(input_shape[0], 16), nn.BatchNorm1d(16), nn.ReLU(),
+                                 nn.Linear(16, num_classes))
+
+    def forward(self, x):
+        return self.net(x)
+'''
+
+
+def test_a_batchnorm_model_is_searched_from_batch_2():
+    # BatchNorm1d cannot train on one example: batch 1 is no memory limit, so it is not tried
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+        BatchNormNet((12,), 3).train()(torch.randn(1, 12))
+    r = max_batch(config({"name": f"{__name__}:BatchNormNet"}), max_batch=16)
+    assert tried(r) == [2, 4, 8, 16] and r.largest == 16 and r.limited_by == "max_batch"
+    assert any("BatchNorm layers, which cannot train on a batch of 1" in n for n in r.notes)
+    # the same for a module passed in (the Python API's model=), and a larger start is kept
+    model = BatchNormNet((12,), 3)
+    assert tried(max_batch(config(), model=model, max_batch=16)) == [2, 4, 8, 16]
+    later = max_batch(config(), model=model, max_batch=16, start=4)
+    assert tried(later) == [4, 8, 16] and not any("BatchNorm" in n for n in later.notes)
+    # a model without BatchNorm still starts at 1
+    assert tried(max_batch(config(), max_batch=4)) == [1, 2, 4]
+
+
+def test_a_failing_step_names_a_start_option_that_exists():
+    with pytest.raises(ProbeError, match=r"--start N, or bl.max_batch\(\.\.\., start=N\)"):
+        max_batch(config(fake(0, error="value")))
+    import batchlab as bl
+
+    x, y = torch.randn(64, 12), torch.randint(0, 3, (64,))
+    r = bl.max_batch(model=FailAbove((12,), 3, limit=100), train=(x, y), start=8, max_batch=16)
+    assert tried(r) == [8, 16]
+
+
+def test_cli_max_batch_on_a_batchnorm_model(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "bnnet.py").write_text(BN_SOURCE)
+    spec = tmp_path / "bn.toml"
+    spec.write_text('name = "bn"\n[data]\nname = "synthetic"\nshape = [12]\nclasses = 3\n'
+                    'size = 100\n[model]\nname = "bnnet:BatchNormNet"\n[train]\nthreads = 1\n')
+    import batchlab
+
+    src = os.path.dirname(os.path.dirname(batchlab.__file__))  # this checkout's, from tmp_path
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(tmp_path), src])}
+    out = subprocess.run([sys.executable, "-m", "batchlab", "max-batch", spec, "--max", "8",
+                          "--start", "4", "--store", tmp_path / "s.db"],
+                         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    with Store(tmp_path / "s.db") as store:
+        (rec,) = store.probes("bn", "max_batch")
+    assert [t["batch_size"] for t in rec.result["trials"]] == [4, 8]
+    bare = subprocess.run([sys.executable, "-m", "batchlab", "max-batch", spec, "--max", "8",
+                           "--store", tmp_path / "s.db"],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert bare.returncode == 0, bare.stderr
+    assert "search started at batch 2" in " ".join(bare.stdout.split())

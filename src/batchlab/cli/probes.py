@@ -141,6 +141,8 @@ def max_batch_cmd(
         metavar="SIZE", help="e.g. 4GiB (default: the device).")] = None,
     margin: Annotated[float, typer.Option(min=0, max=0.9, help="Fraction kept free.")] = 0.1,
     max_: Annotated[int | None, typer.Option("--max", min=1, help="Largest batch to try.")] = None,
+    start: Annotated[int, typer.Option(
+        min=1, help="First batch to try (2 at least on a model with BatchNorm layers).")] = 1,
     want: Annotated[int | None, typer.Option(
         min=1, help="The batch you want to train at (default: the spec's train.batch_size).")] = None,
     store: StoreOpt = DEFAULT_STORE,
@@ -157,7 +159,8 @@ def max_batch_cmd(
     config = base_config(spec)
     limit = parse_size(memory_limit) if memory_limit else None
     r = measure("largest batch", lambda: max_batch(config, memory_limit=limit, margin=margin,
-                                                   max_batch=max_, want=want), config)
+                                                   max_batch=max_, start=start, want=want),
+                config)
     per = f", per device of {r.devices}" if r.devices > 1 else ""
     table = Table(title=f"batch sizes tried ({r.device}, {r.method}{per})")
     for col in ("batch", "peak memory", "fits", "why not"):

@@ -1,7 +1,10 @@
 """The largest batch size that fits in memory, and a recommended one with a safety margin.
 
 Search: double from ``start`` until a trial fails, then binary-search between the last batch
-that fit and the first that failed. Each trial is one full training step (forward, backward,
+that fit and the first that failed. On a model with BatchNorm layers the search starts at 2 at
+least (``BN_SEARCH_START``, with a note): in training mode BatchNorm refuses a batch of 1
+wherever a channel holds one value (after a Linear layer or global pooling), an error that says
+nothing about memory. Each trial is one full training step (forward, backward,
 optimizer step; two on CUDA, see ``memory.steady_step_memory``) on a *fresh* model and
 optimizer from ``probes.common.fresh_setup``: nothing persists between trials, and no model of
 the caller's is ever touched. A trial fails when
@@ -71,6 +74,9 @@ from batchlab.train.accumulate import has_batchnorm
 from batchlab.train.inputs import RunInputs
 
 CPU_CAP = 2**16  # largest batch tried on CPU without a memory limit
+#: the smallest batch tried on a model with BatchNorm layers: in training mode they refuse a
+#: batch of 1 wherever a channel has a single value (after a Linear layer, global pooling)
+BN_SEARCH_START = 2
 
 
 class Trial(NamedTuple):
@@ -210,7 +216,8 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
     ``memory_limit``: bytes a step may use (``memory.parse_size("4GiB")`` reads human sizes);
     None: the device's real limit (an OOM). ``margin``: fraction of the limit kept free in the
     recommendation, 0 <= margin < 1. ``max_batch``: never try more. ``start``: first batch
-    tried (>= 1). ``model``: probe this module's architecture and weights instead of building
+    tried (>= 1; at least ``BN_SEARCH_START`` on a model with BatchNorm layers, with a note).
+    ``model``: probe this module's architecture and weights instead of building
     ``config.model`` (each trial trains its own deep copy; the module itself is never touched).
     ``inputs``: the caller's data/model/loss/optimizer builders (the Python API's objects).
     ``want``: the batch to advise on (default ``config.train.batch_size``; see module doc).
@@ -234,6 +241,13 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
     if device.type == "cpu" and memory_limit is None:
         caps["cpu cap"] = CPU_CAP
     cap_name, upper = min(caps.items(), key=lambda kv: kv[1])
+    with isolated_rng():
+        batchnorm = has_batchnorm(fresh_setup(config, data, model=model, inputs=inputs).model)
+    asked = start
+    if batchnorm and upper >= BN_SEARCH_START:
+        # BatchNorm in training mode refuses a batch of 1 (one value per channel, e.g. after
+        # a Linear layer or global pooling): that is not a memory limit, so never try it.
+        start = max(start, BN_SEARCH_START)
     budget = HostBudget(None, None)
     if device.type == "cpu":  # the process's size and the free memory it may take a share of
         warm_up(lambda: _fresh_step_memory(config, data, min(start, upper), model, inputs))
@@ -283,7 +297,8 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
             f"a training step at batch size {current[0]} failed with {type(err).__name__}: {err}. "
             "This is not an out-of-memory error, so max-batch cannot tell what fits; make the "
             f"model train at batch size {current[0]} first (e.g. with batchlab run), or start "
-            "the search at a batch size it accepts (start=...)."
+            "the search at a batch size it accepts (batchlab max-batch --start N, or "
+            "bl.max_batch(..., start=N))."
         ) from err
     if found.largest == 0:
         raise ProbeError(_nothing_fits(found.trials, memory_limit, config))
@@ -294,6 +309,10 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
         notes.append(_cap_note(limited_by, upper, devices))
     if start > upper:
         notes.append(f"start={start} is above the largest allowed batch {upper}; started there.")
+    elif start != asked:
+        notes.append(f"the model has BatchNorm layers, which cannot train on a batch of "
+                     f"{asked} (they need more than one value per channel), so the search "
+                     f"started at batch {start}.")
     recommended = found.recommended or None
     if budget.base is not None:
         notes.append("on CPU a batch's peak is what the process really took: the larger of its "
@@ -307,8 +326,6 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
     pow2 = None if recommended is None else 1 << (recommended.bit_length() - 1)
     per_step = recommended or found.largest
     accumulate, micro = accumulation_split(want // devices, per_step)
-    with isolated_rng():
-        batchnorm = has_batchnorm(fresh_setup(config, data, model=model, inputs=inputs).model)
     advice = accumulation_advice(want, per_step, recommended is not None, batchnorm, n_train,
                                  devices)
     return MaxBatchResult(
