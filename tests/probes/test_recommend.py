@@ -269,3 +269,37 @@ def test_bl_recommend_says_the_largest_candidate_is_not_a_memory_limit():
             in "\n".join(rec.explanation))
     fig = rec.plot()  # the recommendation's figure, as the report draws it
     assert fig.get_suptitle() == "Recommendation" and fig.axes
+
+
+@pytest.mark.parametrize("strategy, words", [
+    ("horizon", "miniatures of your run at batch 64, compared by successive halving"),
+    ("trial", "constant-LR trials at batch 64, below the LR range test's minimum"),
+    ("valley", "LR range test at batch 64, 'valley' rule"),
+])
+def test_lr_source_names_what_produced_the_lr(strategy, words):
+    from batchlab.probes.recommend import lr_source
+
+    assert lr_source(strategy, 64) == words
+
+
+def test_bl_recommend_on_a_batchnorm_model_with_the_default_lr_strategy():
+    """A BatchNorm1d model cannot train on one example: the memory search starts at batch 2
+    (it used to fail at batch 1), and the LR, from the default horizon strategy, is said to
+    come from miniatures of the run, not from a range test (none ran)."""
+    import torch
+    from torch import nn
+
+    import batchlab as bl
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(200, 8, generator=g), torch.randint(0, 3, (200,), generator=g)
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+    rec = bl.recommend(model=model, train=(x, y), batch_sizes=[16, 32], noise_steps=10, epochs=1,
+                       lr=0.05, threads=1)
+    trials = [t["batch_size"] for t in rec.probes["max_batch"]["trials"]]
+    assert trials[0] == 2 and rec.probes["max_batch"]["largest"] == 32
+    assert rec.probes["lr_range"]["strategy"] == "horizon"
+    assert rec.lr_source == (f"miniatures of your run at batch {rec.batch_size}, compared by "
+                             "successive halving")
+    assert f"({rec.lr_source})." in "\n".join(rec.explanation)
+    assert "range test" not in "\n".join(rec.explanation)

@@ -277,7 +277,8 @@ def recommend(
     set_: SetOpt = None,
 ) -> None:
     """Batch size, LR and warm-up from the probes: throughput, memory, noise scale and the LR
-    range test, with the numbers behind each choice and a figure of predicted time vs batch."""
+    suggestion (miniatures of the run), with the numbers behind each choice and a figure of
+    predicted time vs batch."""
     from batchlab.probes.memory import parse_size
     from batchlab.probes.recommend import recommend as recommend_fn
 
@@ -285,7 +286,7 @@ def recommend(
     config = base_config(spec)
     limit = parse_size(memory_limit) if memory_limit else None
     sizes = int_list(batch_sizes, "--batch-sizes")
-    rec = measure("probing (throughput, memory, noise scale, LR range test)",
+    rec = measure("probing (throughput, memory, noise scale, LR suggestion)",
                   lambda: recommend_fn(config, batch_sizes=sizes, memory_limit=limit,
                                        noise_steps=noise_steps), config)
     over = (f" (global: {rec.batch_size // rec.devices:,} per device over {rec.devices} "

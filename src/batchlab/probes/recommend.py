@@ -93,6 +93,19 @@ def choose(predictions: Sequence[Prediction]) -> Prediction:
     return min(fitting, key=lambda p: (p.examples_factor, p.batch_size))
 
 
+def lr_source(strategy: str, batch_size: int) -> str:
+    """What produced an LR suggestion of ``strategy`` at ``batch_size``, in words: the default
+    ``horizon`` strategy trains miniatures of the run and runs no range test, ``trial`` trains
+    short constant-LR trials, only the curve rules read the LR range test alone."""
+    from batchlab.probes.lr_search import HORIZON, TRIAL
+
+    if strategy == HORIZON:
+        return f"miniatures of your run at batch {batch_size}, compared by successive halving"
+    if strategy == TRIAL:
+        return f"constant-LR trials at batch {batch_size}, below the LR range test's minimum"
+    return f"LR range test at batch {batch_size}, '{strategy}' rule"
+
+
 def warmup_steps(lr: float, reference_lr: float, total_steps: int) -> int:
     """Linear warm-up length advised for ``lr``: none unless it is WARMUP_LR_RATIO x above the
     LR that trains well at the user's batch size; then WARMUP_FRACTION of the run."""
@@ -206,7 +219,8 @@ def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
               lr_repeats: int | None = None, s_min: float | None = None,
               inputs: RunInputs | None = None) -> Recommendation:
     """Run the probes on fresh copies (throughput curve, largest batch that fits, noise scale,
-    LR range test at the chosen and at the user's batch size) and combine them. ``inputs``:
+    the LR suggestion at the chosen and at the user's batch size: ``lr_find``'s default
+    strategy, miniatures of the run) and combine them. ``lr_source`` names what gave the LR. ``inputs``:
     the caller's data/model/loss/optimizer builders (the Python API's objects)."""
     from batchlab.probes.auto_lr import resolve_auto_lr
     from batchlab.probes.lr_search import lr_find
@@ -237,7 +251,7 @@ def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
                     repeats=lr_repeats, inputs=inputs)
     at = {b.batch_size: b.lr for b in found.per_batch}
     if at.get(best.batch_size):
-        lr, source = at[best.batch_size], f"LR range test at batch {best.batch_size}"
+        lr, source = at[best.batch_size], lr_source(found.strategy, best.batch_size)
     else:
         lr = scaled_lr(t.numeric_lr(), best.batch_size, "sqrt", t.batch_size)
         source = f"square-root rule from your LR {t.numeric_lr():g} at batch {t.batch_size}"
