@@ -11,6 +11,7 @@ from batchlab.plan import plan_runs
 from batchlab.probes.recommend import Prediction, Recommendation
 from batchlab.probes.validate import (
     against_base,
+    blow_up,
     compare,
     neighbours,
     validate_recommendation,
@@ -235,3 +236,77 @@ def test_validation_flags_a_worse_recommendation_on_real_runs(tmp_path):
     v = validate_recommendation(spec_from_dict(SPEC), rec(16, lr=1e-5), tmp_path / "v.db")
     assert v.base_better
     assert "Your base configuration (batch 16, lr 0.1) is BETTER" in v.explanation[-1]
+
+
+EXPLODED = ("blew up (its training loss rose to 10.4x its start at epoch 1.5; it ends at 53.3% "
+            "validation accuracy)")
+
+
+def test_a_recommendation_whose_run_blew_up_is_never_called_better():
+    # the README's case: lr 1's best accuracy (57.5%) came before its loss exploded
+    better, line = against_base((32, 1.0), 0.575, (32, 0.01), 0.55, blew_up=(EXPLODED, None))
+    assert better  # the CLI prints it in bold
+    assert line == (
+        "The recommendation's run (batch 32, lr 1) blew up (its training loss rose to 10.4x its "
+        "start at epoch 1.5; it ends at 53.3% validation accuracy): its best validation accuracy, "
+        "57.5%, came before that and does not count against your base configuration (batch 32, "
+        "lr 0.01: 55.0%), which did not. Keep batch 32, lr 0.01; to train at the recommendation, "
+        "lower its LR (or warm up) and validate again.")
+    assert "beats" not in line
+    # the same scores from runs that trained cleanly: the rule for them is unchanged
+    assert "beats your base configuration" in against_base((32, 1.0), 0.575, (32, 0.01), 0.55)[1]
+    # a regression's loss, likewise
+    better, line = against_base((64, 1.0), 0.01, (32, 0.01), 0.02, loss=True,
+                                blew_up=(EXPLODED, None))
+    assert better and "its lowest validation loss, 0.01, came before that" in line
+    # a diverged recommendation is worse by its score, and the blow-up is said too
+    better, line = against_base((32, 3.0), -math.inf, (32, 0.01), 0.55,
+                                blew_up=("blew up (its loss became non-finite at epoch 1)", None))
+    assert better and "55.0% vs diverged. Keep batch 32, lr 0.01." in line
+    assert line.endswith("The recommendation's run blew up (its loss became non-finite at "
+                         "epoch 1); to train at it, lower its LR (or warm up) and validate again.")
+
+
+def test_a_base_run_that_blew_up_loses_and_both_blowing_up_is_said():
+    better, line = against_base((32, 0.1), 0.5, (32, 1.0), 0.6, blew_up=(None, EXPLODED))
+    assert not better
+    assert line.startswith("The recommendation (batch 32, lr 0.1) beats your base configuration "
+                           "(batch 32, lr 1), whose run blew up (")
+    better, line = against_base((32, 0.1), 0.7, (32, 1.0), 0.6, blew_up=(EXPLODED, EXPLODED))
+    assert not better and "Neither the recommendation (batch 32, lr 0.1) nor" in line
+    assert "trained cleanly" in line and "Lower the LR (or warm up) and validate again." in line
+
+
+def test_blow_up_names_the_diagnosis_and_where_the_run_ends():
+    from types import SimpleNamespace
+
+    from batchlab.analysis.findings import Finding
+
+    exploding = Finding("exploding", "exploding: ...", 30, 1.5, {"factor": 10.4})
+    run = SimpleNamespace(findings=[exploding], summary={"final_val_acc": 0.533})
+    assert blow_up(run, False) == EXPLODED
+    assert blow_up(SimpleNamespace(findings=[exploding], summary={"final_val_loss": 24.84}),
+                   True).endswith("; it ends at 24.84 validation loss)")
+    collapsed = Finding("collapsed", "collapsed", 40, 2.0,
+                        {"best_val_acc": 0.6, "final_val_acc": 0.33, "collapse_step": 40})
+    run = SimpleNamespace(findings=[collapsed], summary={"final_val_acc": 0.33})
+    assert blow_up(run, False) == ("collapsed (its val acc fell from 60% to chance at epoch 2 "
+                                   "(it ends at 33%))")
+    healthy = Finding("healthy", "trained well", None, None, {"final_val_acc": 0.9})
+    assert blow_up(SimpleNamespace(findings=[healthy], summary={}), False) is None
+
+
+def test_a_recommended_run_that_exploded_is_not_called_better_on_real_runs(tmp_path):
+    # lr 2's loss explodes (finite) early, after which it still scores a higher best accuracy
+    # than the base's slow lr 0.003: that best is no evidence for it
+    raw = {**SPEC, "sweep": {}, "train": {**SPEC["train"], "lr": 0.003}}
+    v = validate_recommendation(spec_from_dict(raw), rec(16, lr=2.0), tmp_path / "v.db")
+    with Store(tmp_path / "v.db") as st:
+        runs = {a.config["train"]["lr"]: a for a in analyze_experiment(st, "vt-validate").runs}
+    exploded, base = runs[2.0], runs[0.003]
+    assert exploded.status == "completed" and "exploding" in [f.kind for f in exploded.findings]
+    assert exploded.summary["best_val_acc"] > base.summary["best_val_acc"] + 0.01
+    assert v.base_better
+    assert v.explanation[-1].startswith("The recommendation's run (batch 16, lr 2) blew up (its "
+                                        "training loss rose to")
+    assert "Keep batch 16, lr 0.003; to train at the recommendation, lower its LR" in v.explanation[-1]

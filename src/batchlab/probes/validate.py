@@ -9,6 +9,12 @@ configuration ends better than the recommendation (by more than the noise floor)
 says so plainly and names the better configuration: a recommendation is never silently worse
 than what the user already had.
 
+A run the diagnosis calls a blow-up (``BLOW_UPS``: its loss diverged or exploded, or it
+collapsed to chance) is not judged by its best score: that was before the blow-up, and the run
+does not end there. A recommendation whose run blew up where the base's did not is worse
+whatever its best score (the verdict says it blew up, and to keep the base or lower the LR);
+one whose run did not blow up beats a base that did.
+
 A regression records no accuracy: its runs are compared by their lowest validation loss
 (lower is better, within LOSS_TOLERANCE of each other counts as a tie), and the target is
 that loss of the best run divided by 0.95 (``analysis.targets.default_loss_target``).
@@ -23,6 +29,7 @@ from typing import Any
 
 from batchlab.analysis import analyze_experiment
 from batchlab.analysis.diagnose import Thresholds
+from batchlab.analysis.kinds import WORDING
 from batchlab.analysis.targets import TargetHit, default_loss_target, first_hit
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.sweep import run_sweep
@@ -34,6 +41,9 @@ from batchlab.store import Store
 #: two runs' lowest validation losses within this fraction of each other are a tie (the
 #: accuracy comparison's noise floor is absolute; a loss has no natural scale, so relative)
 LOSS_TOLERANCE = 0.05
+#: the diagnosis kinds (``analysis.findings.KINDS``) of a run that blew up, and the verb said of
+#: it: its best score came before the blow-up, and is not what the run ends with
+BLOW_UPS = {"diverged": "blew up", "exploding": "blew up", "collapsed": "collapsed"}
 
 
 @dataclass(frozen=True)
@@ -72,15 +82,20 @@ def validation_spec(spec: Spec, rec: Recommendation) -> Spec:
 def against_base(rec_cfg: tuple[int, float], rec_score: float | None, base_cfg: tuple[int, float],
                  base_score: float | None, noise: float = Thresholds().noise_floor,
                  times: tuple[float | None, float | None] = (None, None),
-                 loss: bool = False) -> tuple[bool, str]:
+                 loss: bool = False,
+                 blew_up: tuple[str | None, str | None] = (None, None)) -> tuple[bool, str]:
     """(base is better, the sentence) from the scores of the recommended and the base
     configuration, each ``(batch, lr)``: their best validation accuracy, or with ``loss`` (a
     regression) their lowest validation loss, lower being better and ``LOSS_TOLERANCE``
     (relative) replacing ``noise``. A score that is not finite (NaN, or an infinite loss or
     ``-inf`` accuracy: a run that diverged) loses to any finite one: a recommendation that
     diverged where the base did not is said to be worse, in the same words. ``times``: their
-    seconds to the target, when known, quoted where the recommendation is faster but ends worse
-    (pure)."""
+    seconds to the target, when known, quoted where the recommendation is faster but ends worse.
+    ``blew_up``: for the recommended and the base run, what happened when the diagnosis calls
+    it a blow-up (``BLOW_UPS``; e.g. "blew up (its training loss rose to 10.4x its start at
+    epoch 1.5)"), else None: a run that blew up loses to one that did not, whatever the scores
+    (its best came before the blow-up), and a recommendation that blew up is said to, with
+    "keep your base configuration, or lower the LR" (pure)."""
     def name(cfg: tuple[int, float]) -> str:
         return f"batch {cfg[0]}, lr {cfg[1]:.3g}"
 
@@ -95,6 +110,22 @@ def against_base(rec_cfg: tuple[int, float], rec_score: float | None, base_cfg: 
                        f"({name(base_cfg)}) ended with a finite {metric}: both diverged. Lower "
                        "the LR (or warm up) and validate again.")
     rec_text, base_text = _shown(rec_score, loss), _shown(base_score, loss)
+    rec_blew, base_blew = blew_up
+    if rec_blew and base_blew:
+        return False, (f"Neither the recommendation ({name(rec_cfg)}) nor your base configuration "
+                       f"({name(base_cfg)}) trained cleanly: the recommendation's run {rec_blew}, "
+                       f"and yours {base_blew}. Lower the LR (or warm up) and validate again.")
+    if rec_blew and math.isfinite(rec_score):  # a diverged one is worse by its score, below
+        # its best came before the blow-up, so it is no evidence for the recommendation
+        return True, (f"The recommendation's run ({name(rec_cfg)}) {rec_blew}: its {metric}, "
+                      f"{rec_text}, came before that and does not count against your base "
+                      f"configuration ({name(base_cfg)}: {base_text}), which did not. Keep "
+                      f"{name(base_cfg)}; to train at the recommendation, lower its LR (or warm "
+                      "up) and validate again.")
+    if base_blew and math.isfinite(base_score):
+        return False, (f"The recommendation ({name(rec_cfg)}) beats your base configuration "
+                       f"({name(base_cfg)}), whose run {base_blew}: {metric} {rec_text} vs "
+                       f"{base_text} (yours before that).")
     if not (math.isfinite(rec_score) and math.isfinite(base_score)):
         # one run diverged: the other is ahead, whatever the margin (inf - inf is NaN); no tie
         base_ahead, rec_ahead, within = math.isfinite(base_score), math.isfinite(rec_score), ""
@@ -110,9 +141,11 @@ def against_base(rec_cfg: tuple[int, float], rec_score: float | None, base_cfg: 
         faster = (f" The recommendation only reaches the target sooner ({rec_s:.3g} s vs "
                   f"{base_s:.3g} s)." if rec_s is not None and base_s is not None and rec_s < base_s
                   else "")
+        blew = (f" The recommendation's run {rec_blew}; to train at it, lower its LR (or warm "
+                "up) and validate again." if rec_blew else "")
         return True, (f"Your base configuration ({name(base_cfg)}) is BETTER than the recommendation "
                       f"({name(rec_cfg)}): {metric} {base_text} vs {rec_text}."
-                      f"{faster} Keep {name(base_cfg)}.")
+                      f"{faster} Keep {name(base_cfg)}.{blew}")
     if rec_ahead:
         return False, (f"The recommendation ({name(rec_cfg)}) beats your base configuration "
                        f"({name(base_cfg)}): {metric} {rec_text} vs {base_text}.")
@@ -179,8 +212,27 @@ def validate_recommendation(spec: Spec, rec: Recommendation, store_path: Path) -
     better, line = against_base((rec.batch_size, lrs[rec.batch_size]),
                                 _ended(mine, regression) if mine else None,
                                 base_cfg, _ended(base, regression),
-                                times=(measured.get(rec.batch_size), base_s), loss=regression)
+                                times=(measured.get(rec.batch_size), base_s), loss=regression,
+                                blew_up=(blow_up(mine, regression) if mine else None,
+                                         blow_up(base, regression)))
     return Validation(vspec.name, [run_row(r) for r in out.records], comparison, [*lines, line], better)
+
+
+def blow_up(run: Any, regression: bool) -> str | None:
+    """How ``run`` (an ``analysis.experiment.RunAnalysis``) blew up, in words, when its
+    diagnosis has a ``BLOW_UPS`` finding, with what its validation metric ends at; else None.
+    E.g. "blew up (its training loss rose to 10.4x its start at epoch 1.5; it ends at 53.3%
+    validation accuracy)"."""
+    f = next((f for f in run.findings if f.kind in BLOW_UPS), None)
+    if f is None:
+        return None
+    words = WORDING[f.kind].say(f)
+    end = run.summary.get("final_val_loss" if regression else "final_val_acc")
+    # a collapse's words already say where it ends; a diverged run ends at no number
+    if f.kind != "collapsed" and isinstance(end, float) and math.isfinite(end):
+        words += (f"; it ends at {_shown(end, regression)} validation "
+                  f"{'loss' if regression else 'accuracy'}")
+    return f"{BLOW_UPS[f.kind]} ({words})"
 
 
 def _ended(run: Any, regression: bool) -> float | None:
