@@ -43,3 +43,26 @@ def test_batches_equal_one_gather_per_batch(monkeypatch, gather_rows, limit, aug
     assert n_train % size != 0  # a partial last batch is part of the comparison
     for (x, y), (u, v) in zip(got, expected, strict=True):
         assert torch.equal(x, u) and torch.equal(y, v)
+
+
+@pytest.mark.parametrize("gather_rows", [None, 7])  # one copy per epoch, or one per batch
+def test_a_minimum_batch_moves_one_example_into_a_last_batch_of_one(monkeypatch, gather_rows):
+    """BatchNorm's min_batch 2: the epoch's last batch of 1 takes the batch before's last
+    example; every other batch is the plain cut's, and every example is seen once."""
+    spec = DataSpec(name="digits", limit=199)
+    data = load_dataset(spec)
+    n_train = len(data.train_y)
+    size = (n_train - 1) // 3
+    assert n_train == 3 * size + 1  # a plain cut leaves a last batch of a single example
+    if gather_rows is not None:
+        monkeypatch.setattr(batches, "GATHER_BYTES", gather_rows * 64 * 4)
+    plain = batches.batch_source(data, spec, size, CPU, 0, lambda n, v: 8)
+    fixed = batches.batch_source(data, spec, size, CPU, 0, lambda n, v: 8, min_batch=2)
+    want = list(plain.epoch(torch.Generator().manual_seed(3), limit=10**9))
+    got = list(fixed.epoch(torch.Generator().manual_seed(3), limit=10**9))
+    assert [len(y) for _, y in want] == [size, size, size, 1]
+    assert [len(y) for _, y in got] == [size, size, size - 1, 2]
+    for (x, y), (u, v) in zip(got[:2], want[:2], strict=True):
+        assert torch.equal(x, u) and torch.equal(y, v)
+    assert torch.equal(torch.cat([x for x, _ in got]), torch.cat([x for x, _ in want]))
+    assert torch.equal(torch.cat([y for _, y in got]), torch.cat([y for _, y in want]))

@@ -97,3 +97,24 @@ def test_an_unwritable_cache_streams_per_sample(folder, tmp_path):
     data = open_stream(s)
     assert any("could not be written" in note for note in data.notes)
     assert isinstance(source(data, s), StreamBatches)
+
+
+def test_a_minimum_batch_cuts_every_source_alike(folder):
+    """min_batch (BatchNorm's 2): the cached and the per-sample stream move the same example
+    into a last batch of one as the memory path, bit for bit (38 training images in batches of
+    37: 36 and 2 instead of 37 and 1)."""
+    s = spec(folder, normalize=False)
+    memory, stream = load_dataset(s), open_stream(s)
+
+    def cut(data, s):
+        src = batch_source(data, s, 37, CPU, 0, lambda n, v: min(n, 8), min_batch=2)
+        return epoch(src, seed=3)
+
+    want = cut(memory, s)
+    assert [len(y) for _, y in want] == [36, 2]
+    per_sample = spec(folder, normalize=False, cache=False)
+    for got in (cut(stream, s), cut(open_stream(per_sample), per_sample)):
+        assert [len(y) for _, y in got] == [36, 2]
+        for (x, y), (u, v) in zip(got, want, strict=True):
+            assert torch.equal(y, v)
+            torch.testing.assert_close(x, u, atol=1e-6, rtol=0)

@@ -163,3 +163,34 @@ def test_a_run_that_fails_before_its_first_evaluation_has_no_best_accuracy():
     assert "best_val_acc" not in end.summary
     ok, _, _ = collect(config(epochs=1))
     assert 0 <= ok.summary["best_val_acc"] <= 1
+
+
+class BatchNormNet(torch.nn.Module):
+    """Linear -> BatchNorm1d -> ReLU -> Linear: training mode refuses a batch of one example."""
+
+    def __init__(self, input_shape, num_classes):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(input_shape[0], 16),
+                                       torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+                                       torch.nn.Linear(16, num_classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_a_batchnorm_model_trains_when_an_epoch_would_end_on_a_single_example():
+    """160 training examples in batches of 53 leave a last batch of 1, which BatchNorm1d
+    refuses; the batch before it hands it an example: the run completes with the steps the
+    plan counts (ceil(160 / 53) = 4 per epoch) and sees every example each epoch."""
+    s = spec_from_dict({
+        "data": {"name": "synthetic", "shape": [12], "classes": 3, "size": 200},
+        "model": {"name": f"{__name__}:BatchNormNet"},
+        "train": {"batch_size": 53, "epochs": 2, "lr": 0.05, "threads": 1},
+    })
+    end, events, rows = collect(RunConfig(data=s.data, model=s.model, train=s.train))
+    assert end.status == "completed", end.error
+    assert end.summary["n_train"] == 160 and end.summary["steps_per_epoch"] == 4
+    assert end.steps == events[0].total_steps == 8
+    assert [s for s, _ in series(rows, "train_loss")] == list(range(1, 9))
+    epoch_end = [r for r in rows if r[0] == "train_loss" and r[1] == 4][0]
+    assert epoch_end[4] == 160 and epoch_end[3] == pytest.approx(1.0)

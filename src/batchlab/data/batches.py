@@ -17,10 +17,20 @@
 
 Both draw everything from the run's ``order`` generator, whose state the epoch checkpoints
 save, so a resumed run continues with the batches it would have seen.
+
+An epoch is cut into batches by ``data.epoch.epoch_bounds``, the same for every source: consecutive
+batches of ``batch_size`` with a partial last one. ``min_batch`` (the loop passes 2 per process
+when the model has BatchNorm layers that train) is the fewest examples a batch may hold: a last
+batch smaller than that (a single example, which training-mode BatchNorm refuses) takes what it
+lacks from the batch before it. The epoch keeps its ``ceil(n_train / batch_size)`` steps and
+every example, so ``train.schedules.steps_per_epoch``, the run's length, its schedule and a
+resume agree with it as before; with ``min_batch = 1`` (any model without BatchNorm) the batches
+are exactly the plain ones.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
@@ -30,6 +40,7 @@ from torch.utils.data import DataLoader, Sampler
 from batchlab.data.augment import augment_batch
 from batchlab.data.cached import Batch, CachedBatches, is_cached
 from batchlab.data.dataset import Dataset
+from batchlab.data.epoch import epoch_bounds
 from batchlab.data.loader import loader_options, unwrap, usable_workers
 from batchlab.data.stream import NO_AUGMENT, StreamData
 from batchlab.spec import DataSpec
@@ -72,8 +83,8 @@ class MemoryBatches:
     kind = "memory"
 
     def __init__(self, data: Dataset, spec: DataSpec, batch_size: int, device: torch.device,
-                 eval_rows: torch.Tensor) -> None:
-        self.spec, self.batch_size = spec, batch_size
+                 eval_rows: torch.Tensor, min_batch: int = 1) -> None:
+        self.spec, self.batch_size, self.min_batch = spec, batch_size, min_batch
         self.train_x, self.train_y = data.train_x.to(device), data.train_y.to(device)
         self.val_x, self.val_y = data.val_x.to(device), data.val_y.to(device)
         self.sub_x, self.sub_y = self.train_x[eval_rows.to(device)], self.train_y[eval_rows.to(device)]
@@ -82,17 +93,18 @@ class MemoryBatches:
     def epoch(self, order: torch.Generator, limit: int) -> Iterator[Batch]:
         perm = torch.randperm(self.n_train, generator=order).to(self.train_x.device)
         x, y, size, augment = self.train_x, self.train_y, self.batch_size, self.spec.augment
-        end = min(self.n_train, limit * size)
+        bounds = epoch_bounds(self.n_train, size, limit, self.min_batch)
         # the rows of many batches are gathered in one copy and the batches are slices of it:
         # the same numbers as gathering each batch, at a third of the per-step cost on small
         # models, and never more than GATHER_BYTES of copies at a time
         row_bytes = max(1, x[:1].nelement() * x.element_size())
-        chunk = max(1, GATHER_BYTES // (row_bytes * size)) * size
-        for start in range(0, end, chunk):
-            rows = perm[start : min(start + chunk, end)]
+        per_chunk = max(1, GATHER_BYTES // (row_bytes * size))
+        while group := list(itertools.islice(bounds, per_chunk)):
+            base = group[0][0]
+            rows = perm[base : group[-1][1]]
             xs, ys = x.index_select(0, rows), y.index_select(0, rows)
-            for i in range(0, len(rows), size):
-                xb, yb = xs[i : i + size], ys[i : i + size]
+            for a, b in group:
+                xb, yb = xs[a - base : b - base], ys[a - base : b - base]
                 if augment:
                     xb = augment_batch(xb, augment, self.spec.crop_padding, order)
                 yield xb, yb
@@ -124,8 +136,8 @@ class StreamBatches:
     kind = "stream"
 
     def __init__(self, data: StreamData, spec: DataSpec, batch_size: int, device: torch.device,
-                 eval_rows: torch.Tensor, seed: int) -> None:
-        self.batch_size, self.device = batch_size, device
+                 eval_rows: torch.Tensor, seed: int, min_batch: int = 1) -> None:
+        self.batch_size, self.device, self.min_batch = batch_size, device, min_batch
         self.n_train, self.n_val = len(data.train), len(data.val)
         self.workers = usable_workers(spec.workers)
         self.eval_rows = eval_rows.tolist()
@@ -144,8 +156,8 @@ class StreamBatches:
         perm = torch.randperm(self.n_train, generator=order).tolist()
         seeds = torch.randint(0, SEED_RANGE, (self.n_train,), generator=order).tolist()
         keys = list(zip(perm, seeds, strict=True))
-        self._train_keys.batches = [keys[i : i + self.batch_size]
-                                    for i in range(0, self.n_train, self.batch_size)][:limit]
+        cut = epoch_bounds(self.n_train, self.batch_size, limit, self.min_batch)
+        self._train_keys.batches = [keys[a:b] for a, b in cut]
         return self._to_device(self._train)
 
     def _eval(self, loader: DataLoader, keys: _Keys, rows: list[int], size: int) -> Iterator[Batch]:
@@ -162,14 +174,15 @@ class StreamBatches:
 
 def batch_source(data: Dataset | StreamData, spec: DataSpec, batch_size: int,
                  device: torch.device, seed: int,
-                 eval_size: Callable[[int, int], int]) -> BatchSource:
+                 eval_size: Callable[[int, int], int], min_batch: int = 1) -> BatchSource:
     """The batch source of loaded ``data``. ``eval_size(n_train, n_val)``: how many training
-    examples the fixed train-accuracy subset has (drawn with seed 0, as the loop always did)."""
+    examples the fixed train-accuracy subset has (drawn with seed 0, as the loop always did).
+    ``min_batch``: the fewest examples a training batch may hold (see :func:`epoch_bounds`)."""
     n_train, n_val = len(data.train_y), len(data.val_y)
     rows = torch.randperm(n_train, generator=torch.Generator().manual_seed(0))[
         : eval_size(n_train, n_val)]
     if isinstance(data, StreamData) and is_cached(data):
-        return CachedBatches(data, spec, batch_size, device, rows)
+        return CachedBatches(data, spec, batch_size, device, rows, min_batch)
     if isinstance(data, StreamData):
-        return StreamBatches(data, spec, batch_size, device, rows, seed)
-    return MemoryBatches(data, spec, batch_size, device, rows)
+        return StreamBatches(data, spec, batch_size, device, rows, seed, min_batch)
+    return MemoryBatches(data, spec, batch_size, device, rows, min_batch)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from batchlab.data.augment import augment_batch
+from batchlab.data.epoch import epoch_bounds
 from batchlab.data.stream import ImageSamples, StreamData
 from batchlab.spec import DataSpec
 
@@ -72,8 +73,8 @@ class CachedBatches:
     kind = "stream"
 
     def __init__(self, data: StreamData, spec: DataSpec, batch_size: int, device: torch.device,
-                 eval_rows: torch.Tensor) -> None:
-        self.spec, self.batch_size = spec, batch_size
+                 eval_rows: torch.Tensor, min_batch: int = 1) -> None:
+        self.spec, self.batch_size, self.min_batch = spec, batch_size, min_batch
         self._train, self._val = _CachedPart(data.train, device), _CachedPart(data.val, device)
         self.n_train, self.n_val = len(data.train), len(data.val)
         self.eval_rows = eval_rows.tolist()
@@ -82,8 +83,8 @@ class CachedBatches:
         # the memory path's draws, in its order: the permutation, then each batch's augmentation
         perm = torch.randperm(self.n_train, generator=order)
         size, augment = self.batch_size, self.spec.augment
-        for start in range(0, min(self.n_train, limit * size), size):
-            xb, yb = self._train.batch(perm[start : start + size])
+        for a, b in epoch_bounds(self.n_train, size, limit, self.min_batch):
+            xb, yb = self._train.batch(perm[a:b])
             if augment:
                 xb = augment_batch(xb, augment, self.spec.crop_padding, order)
             yield xb, yb

@@ -40,3 +40,9 @@ def freeze_backbone(model: nn.Module, head: str) -> nn.Module:
 def _stay_in_eval(module: nn.Module, args: Any) -> None:
     """Forward pre-hook: a frozen BatchNorm uses (and keeps) its running statistics."""
     module.training = False
+
+
+def kept_in_eval(module: nn.Module) -> bool:
+    """Whether ``module`` is a BatchNorm layer that :func:`freeze_backbone` keeps in eval mode
+    (it normalises with its running statistics at every batch size)."""
+    return _stay_in_eval in module._forward_pre_hooks.values()

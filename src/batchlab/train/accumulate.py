@@ -67,6 +67,19 @@ def accumulate_gradients(model: nn.Module, loss_fn: LossFn, xb: torch.Tensor, yb
     return total
 
 
+def trains_batchnorm(model: nn.Module) -> bool:
+    """Whether ``model`` has a BatchNorm layer that normalises with the batch's statistics in
+    training (any but those a frozen backbone keeps in eval mode): such a layer refuses a
+    batch of a single example wherever a channel holds one value, so the loop never gives it
+    one (``data.epoch``)."""
+    # here, not at the top: batchlab.models imports the model zoo (~0.1 s), which what imports
+    # this module for the step (the probes, the CLI) need not pay
+    from batchlab.models.freeze import kept_in_eval
+
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and not kept_in_eval(m)
+               for m in model.modules())
+
+
 def has_batchnorm(model: nn.Module) -> bool:
     """Whether ``model`` has a BatchNorm layer: its statistics come from each micro-batch, so
     the diagnosis warns when the per-step (micro-)batch is small."""

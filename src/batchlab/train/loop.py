@@ -36,7 +36,7 @@ from batchlab.events import (
 )
 from batchlab.fserrors import describe
 from batchlab.spec import RunConfig
-from batchlab.train.accumulate import has_batchnorm
+from batchlab.train.accumulate import has_batchnorm, trains_batchnorm
 from batchlab.train.checkpoint import (
     CheckpointLocation,
     load_checkpoint,
@@ -220,7 +220,11 @@ def train_run(
         base_lr = scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size)
         optimizer = inputs.make_optimizer(t, model.parameters(), base_lr)
         batch = t.batch_size
-        batches = batch_source(data, config.data, batch, device, t.seed, train_eval_size)
+        # BatchNorm that trains refuses a single example: every batch (and each process's
+        # share) holds 2 at least, the epoch's last taking them from the batch before it
+        min_batch = 2 * replica.world if trains_batchnorm(model) else 1
+        batches = batch_source(data, config.data, batch, device, t.seed, train_eval_size,
+                               min_batch)
         n_train = batches.n_train
         spe = steps_per_epoch(n_train, batch)
         total = run_length(t.steps, t.epochs, spe)
