@@ -242,23 +242,27 @@ EXPLODED = ("blew up (its training loss rose to 10.4x its start at epoch 1.5; it
             "validation accuracy)")
 
 
-def test_a_recommendation_whose_run_blew_up_is_never_called_better():
-    # the README's case: lr 1's best accuracy (57.5%) came before its loss exploded
-    better, line = against_base((32, 1.0), 0.575, (32, 0.01), 0.55, blew_up=(EXPLODED, None))
+def test_a_recommendation_whose_run_blew_up_is_judged_where_it_ends():
+    # the README's case: lr 1 scored 57.5% before its loss exploded, and ends at 53.3%
+    better, line = against_base((32, 1.0), 0.533, (32, 0.01), 0.55, blew_up=(EXPLODED, None))
     assert better  # the CLI prints it in bold
     assert line == (
-        "The recommendation's run (batch 32, lr 1) blew up (its training loss rose to 10.4x its "
-        "start at epoch 1.5; it ends at 53.3% validation accuracy): its best validation accuracy, "
-        "57.5%, came before that and does not count against your base configuration (batch 32, "
-        "lr 0.01: 55.0%), which did not. Keep batch 32, lr 0.01; to train at the recommendation, "
-        "lower its LR (or warm up) and validate again.")
-    assert "beats" not in line
-    # the same scores from runs that trained cleanly: the rule for them is unchanged
-    assert "beats your base configuration" in against_base((32, 1.0), 0.575, (32, 0.01), 0.55)[1]
-    # a regression's loss, likewise
-    better, line = against_base((64, 1.0), 0.01, (32, 0.01), 0.02, loss=True,
-                                blew_up=(EXPLODED, None))
-    assert better and "its lowest validation loss, 0.01, came before that" in line
+        "Your base configuration (batch 32, lr 0.01) is BETTER than the recommendation (batch 32, "
+        "lr 1): best validation accuracy 55.0% vs 53.3% at its end. Keep batch 32, lr 0.01. The "
+        "recommendation's run blew up (its training loss rose to 10.4x its start at epoch 1.5; it "
+        "ends at 53.3% validation accuracy); to train at it, lower its LR (or warm up) and "
+        "validate again.")
+    # one that blew up, recovered and ends ahead is ahead: it is what the user would get
+    better, line = against_base((32, 1.0), 0.983, (32, 0.01), 0.95, blew_up=(EXPLODED, None))
+    assert not better and line.startswith("The recommendation (batch 32, lr 1) beats your base")
+    assert line.endswith("Its run blew up (its training loss rose to 10.4x its start at epoch 1.5; "
+                         "it ends at 53.3% validation accuracy) on the way and still ends ahead.")
+    # within noise of the base at its end: keep the base
+    better, line = against_base((32, 1.0), 0.555, (32, 0.01), 0.55, blew_up=(EXPLODED, None))
+    assert not better and "its run blew up (" in line and "keep batch 32, lr 0.01, or lower" in line
+    # a regression's loss, likewise (lower is better)
+    better, line = against_base((64, 1.0), 0.03, (32, 0.01), 0.02, loss=True, blew_up=(EXPLODED, None))
+    assert better and "lowest validation loss 0.02 vs 0.03 at its end" in line
     # a diverged recommendation is worse by its score, and the blow-up is said too
     better, line = against_base((32, 3.0), -math.inf, (32, 0.01), 0.55,
                                 blew_up=("blew up (its loss became non-finite at epoch 1)", None))
@@ -267,11 +271,13 @@ def test_a_recommendation_whose_run_blew_up_is_never_called_better():
                          "epoch 1); to train at it, lower its LR (or warm up) and validate again.")
 
 
-def test_a_base_run_that_blew_up_loses_and_both_blowing_up_is_said():
-    better, line = against_base((32, 0.1), 0.5, (32, 1.0), 0.6, blew_up=(None, EXPLODED))
+def test_a_base_run_that_blew_up_is_judged_where_it_ends_and_both_blowing_up_is_said():
+    better, line = against_base((32, 0.1), 0.5, (32, 1.0), 0.4, blew_up=(None, EXPLODED))
     assert not better
     assert line.startswith("The recommendation (batch 32, lr 0.1) beats your base configuration "
-                           "(batch 32, lr 1), whose run blew up (")
+                           "(batch 32, lr 1): best validation accuracy 50.0% vs 40.0% at its end.")
+    assert line.endswith("Your base's run blew up (its training loss rose to 10.4x its start at "
+                         "epoch 1.5; it ends at 53.3% validation accuracy).")
     better, line = against_base((32, 0.1), 0.7, (32, 1.0), 0.6, blew_up=(EXPLODED, EXPLODED))
     assert not better and "Neither the recommendation (batch 32, lr 0.1) nor" in line
     assert "trained cleanly" in line and "Lower the LR (or warm up) and validate again." in line
@@ -296,9 +302,9 @@ def test_blow_up_names_the_diagnosis_and_where_the_run_ends():
     assert blow_up(SimpleNamespace(findings=[healthy], summary={}), False) is None
 
 
-def test_a_recommended_run_that_exploded_is_not_called_better_on_real_runs(tmp_path):
+def test_a_recommended_run_that_exploded_is_judged_where_it_ends_on_real_runs(tmp_path):
     # lr 2's loss explodes (finite) early, after which it still scores a higher best accuracy
-    # than the base's slow lr 0.003: that best is no evidence for it
+    # than the base's slow lr 0.003: that best is no evidence for it; where it ends is
     raw = {**SPEC, "sweep": {}, "train": {**SPEC["train"], "lr": 0.003}}
     v = validate_recommendation(spec_from_dict(raw), rec(16, lr=2.0), tmp_path / "v.db")
     with Store(tmp_path / "v.db") as st:
@@ -306,7 +312,10 @@ def test_a_recommended_run_that_exploded_is_not_called_better_on_real_runs(tmp_p
     exploded, base = runs[2.0], runs[0.003]
     assert exploded.status == "completed" and "exploding" in [f.kind for f in exploded.findings]
     assert exploded.summary["best_val_acc"] > base.summary["best_val_acc"] + 0.01
-    assert v.base_better
-    assert v.explanation[-1].startswith("The recommendation's run (batch 16, lr 2) blew up (its "
-                                        "training loss rose to")
-    assert "Keep batch 16, lr 0.003; to train at the recommendation, lower its LR" in v.explanation[-1]
+    end = exploded.summary["final_val_acc"]
+    assert f"best validation accuracy {end:.1%} at its end vs {base.summary['best_val_acc']:.1%}" \
+        in v.explanation[-1]
+    # it ends level with the base (within the 1-point floor): keep the base, said with the blow-up
+    assert abs(end - base.summary["best_val_acc"]) <= 0.01 and not v.base_better
+    assert "its run blew up (its training loss rose to" in v.explanation[-1]
+    assert "keep batch 16, lr 0.003, or lower its LR (or warm up)" in v.explanation[-1]
