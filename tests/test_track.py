@@ -276,3 +276,23 @@ def test_a_tracked_run_that_failed_before_validation_has_no_best_accuracy(tmp_pa
             raise ValueError("bad batch")
     with Store(db) as st:
         assert "best_val_acc" not in st.run(run.id).summary
+
+
+def test_a_run_without_lr_or_batch_size_that_barely_learned_reads_everywhere(tmp_path):
+    """A tracked run's config may lack lr and batch_size; its "LR too small" verdict is still
+    said (in words that need no LR) by ls, show and the report, with no 'None' for the values."""
+    db = tmp_path / "s.db"
+    with bl.track("bare", store=db) as run:
+        for step in range(1, 5):
+            run.log(step, train_loss=1.0)
+        run.log(4, val_loss=1.0, val_acc=0.3)
+    with bl.open(db) as reader:
+        report = reader.report("bare", tmp_path / "r.html")
+    html = report.html.read_text()
+    assert "barely learned (LR too small): batch ?, lr ?" in html and "batch None" not in html
+    listing = batchlab("ls", "bare", "--store", db)
+    assert listing.returncode == 0, listing.stderr
+    assert "LR too small" in listing.stdout and "None" not in listing.stdout
+    shown = batchlab("show", run.id, "--store", db)
+    assert shown.returncode == 0, shown.stderr
+    assert "LR too small: training loss fell only 0% (1 -> lowest 1) over the whole run" in shown.stdout

@@ -36,3 +36,15 @@ def test_regression_runs_compare_by_validation_loss():
     runs = [({"train": {"lr": 0.01}}, {"final_val_loss": 0.3}, "completed"),
             ({"train": {"lr": 1.0}}, {"final_val_loss": 2.0}, "completed")]
     assert reconsider_lr_too_small(runs, [[], [FLAT]])[1][0].kind == "lr_too_large"
+
+
+def test_a_run_without_a_recorded_lr_keeps_its_finding_and_is_nobodys_peer():
+    """A tracked run's config holds only what its user gave: no LR is no KeyError, and no
+    smaller-LR comparison in either direction."""
+    no_lr = ({"train": {"batch_size": 64}}, {"best_val_acc": 0.9}, "completed")
+    flat_no_lr = ({"train": {}}, {"best_val_acc": 0.1}, "completed")
+    # its own flat run: nothing to compare its (unknown) LR with, so it stays too small
+    assert reconsider_lr_too_small([flat_no_lr, run(0.01, 0.9)], [[FLAT], []])[0] == [FLAT]
+    # beside a flat run with an LR, it proves nothing about that LR either
+    out = reconsider_lr_too_small([no_lr, run(2.0, 0.25)], [[], [FLAT]])
+    assert out == [[], [FLAT]]

@@ -122,3 +122,12 @@ def test_capacity_replaces_the_standing_in_an_experiment_analysis():
     best = next(r for r in analysis.runs if r.run_id == "a")
     assert "model_too_small" in kinds(best.findings)
     assert not {"healthy", "below_best", "undertrained"} & set(kinds(best.findings))
+
+
+def test_capacity_skips_runs_whose_config_records_no_lr():
+    """A tracked run may record no LR: it is neither said to train at 'lr None' nor counted
+    as a second LR of its configuration."""
+    no_lr = record("a", {})
+    del no_lr.config["train"]["lr"]
+    runs = [(no_lr, plateau_metrics(1.2, 0.6)), (record("b", {"lr": 0.01}), plateau_metrics(1.6, 0.45))]
+    assert add_capacity(runs, [[], []]) == [[], []]

@@ -59,6 +59,11 @@ def _family(config: Mapping[str, Any]) -> str:
     return json.dumps({**config, "train": train}, sort_keys=True, default=str)
 
 
+def _has_lr(config: Mapping[str, Any]) -> bool:
+    lr = dict(config.get("train", {})).get("lr")
+    return isinstance(lr, int | float) and not isinstance(lr, bool)
+
+
 def _final_loss(metrics: Mapping[str, Series]) -> float:
     curve = loss_curve(metrics)
     return float(curve.value[-1]) if len(curve.value) else math.nan
@@ -104,10 +109,12 @@ def add_capacity(runs: Sequence[tuple[RunRecord, Mapping[str, Series]]],
                  th: CapacityThresholds = CapacityThresholds()) -> list[list[Finding]]:  # noqa: B008
     """``findings`` (one list per run) with the capacity finding added to each run it applies
     to, in place of its standing (see :data:`STANDING`). Only runs whose configuration was
-    trained at 2+ LRs are judged; diverged and pruned runs are skipped (and rank no rival)."""
+    trained at 2+ LRs are judged; diverged and pruned runs are skipped (and rank no rival), and
+    so are runs whose config records no LR (a tracked run's may not): an unknown LR can neither
+    be said to train nor count as another LR tried."""
     fams: dict[str, list[int]] = {}
     for i, (record, _) in enumerate(runs):
-        if record.status not in ("diverged", "pruned"):
+        if record.status not in ("diverged", "pruned") and _has_lr(record.config):
             fams.setdefault(_family(record.config), []).append(i)
     out = [list(f) for f in findings]
     for members in fams.values():

@@ -27,6 +27,20 @@ def _peer_key(config: dict[str, Any]) -> str:
     return json.dumps({**config, "train": train}, sort_keys=True, default=str)
 
 
+def _lr(config: dict[str, Any]) -> float | None:
+    """The run's configured LR, None where its config records none (a tracked run's config
+    holds only the keys its user gave) or holds something that is not a number."""
+    lr = config.get("train", {}).get("lr")
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr):
+        return None
+    return float(lr)
+
+
+def _smaller(lr: float | None, than: float) -> bool:
+    """Whether a (possibly unrecorded) LR is below ``than``; an unrecorded one never is."""
+    return lr is not None and lr < than
+
+
 def _learned(summary: dict[str, Any]) -> float:
     """How far a run got: its best validation accuracy, else minus its final validation loss."""
     acc = summary.get("best_val_acc")
@@ -41,23 +55,29 @@ def reconsider_lr_too_small(
 ) -> list[list[Finding]]:
     """``runs``: (config, summary, status) per run; ``findings``: each run's findings. Returns
     the findings with ``lr_too_small`` replaced by ``lr_too_large`` where a peer with a smaller
-    LR learned more (the peer that learned most is quoted)."""
+    LR learned more (the peer that learned most is quoted). A run without a recorded LR keeps
+    its finding and is nobody's peer: with no LR there is no "smaller" to compare."""
     keys = [_peer_key(c) for c, _, _ in runs]
+    lrs = [_lr(c) for c, _, _ in runs]
     out = []
     for i, found in enumerate(findings):
         mine = next((f for f in found if f.kind == "lr_too_small"), None)
         if mine is None:
             out.append(list(found))
             continue
-        lr, level = runs[i][0]["train"]["lr"], _learned(runs[i][1])
-        peers = [j for j, (c, s, status) in enumerate(runs)
-                 if keys[j] == keys[i] and status != "diverged" and c["train"]["lr"] < lr
+        lr, level = _lr(runs[i][0]), _learned(runs[i][1])
+        if lr is None:
+            out.append(list(found))
+            continue
+        peers = [j for j, (_, s, status) in enumerate(runs)
+                 if keys[j] == keys[i] and status != "diverged" and _smaller(lrs[j], lr)
                  and _learned(s) > level and not any(f.kind == "lr_too_small" for f in findings[j])]
         if not peers:
             out.append(list(found))
             continue
         p = max(peers, key=lambda j: _learned(runs[j][1]))
-        peer_lr, peer = runs[p][0]["train"]["lr"], runs[p][1]
+        peer_lr, peer = lrs[p], runs[p][1]
+        assert peer_lr is not None  # every peer has a recorded LR (_smaller)
         got = (f"val acc {pct(peer['best_val_acc'])}" if _learned(peer) >= 0
                else f"val loss {peer.get('final_val_loss', math.nan):.3g}")
         n = mine.numbers

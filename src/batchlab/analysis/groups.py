@@ -105,7 +105,7 @@ def _lowest(series: Series) -> float:
 
 
 def _label(train: dict[str, Any], point: dict[str, Any]) -> str:
-    parts = [f"batch {train.get('batch_size')}", f"lr {train.get('lr'):g}" if "lr" in train else "lr ?",
+    parts = [f"batch {train.get('batch_size', '?')}", f"lr {train.get('lr'):g}" if "lr" in train else "lr ?",
              schedule_label(train)]
     parts += [f"{k.split('.', 1)[-1]} {v}" for k, v in point.items()
               if not any(k.startswith(knob) for knob in _KNOBS)]
