@@ -89,7 +89,9 @@ def run_function(config: RunConfig, sink: Callable[[Event], None], *,
     for the built-in loop: ``checkpoint_path`` holds ``run.save``'s state, resumed when its step
     is <= ``max_resume_step`` (None: any); ``function``: the callable itself (default: import
     ``train.function``). An exception in the function fails the run with its text; Ctrl-C
-    ends it interrupted and propagates."""
+    ends it interrupted and propagates. What the function returns is recorded or refused by
+    ``SweepRun.conclude`` (a dict of named numbers: the final values), which also fails a run
+    that logged nothing."""
     run_id = config.run_id()
     run: SweepRun | None = None
     try:
@@ -106,7 +108,7 @@ def run_function(config: RunConfig, sink: Callable[[Event], None], *,
         sink(event)
         return event
     try:
-        fn(run)
+        returned = fn(run)
     except KeyboardInterrupt:
         run.end(INTERRUPTED, "interrupted by the user (Ctrl-C)")
         raise
@@ -114,7 +116,7 @@ def run_function(config: RunConfig, sink: Callable[[Event], None], *,
         return run.end(INTERRUPTED, str(err), fatal=True)
     except Exception as err:
         return run.end(FAILED, _error_text(err))
-    return run.conclude()
+    return run.conclude(returned)
 
 
 def train_task(config: RunConfig, sink: Callable[[Event], None], *, function: TrainFn | None = None,

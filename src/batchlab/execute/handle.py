@@ -35,15 +35,16 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
 from batchlab.errors import SpecError
-from batchlab.events import COMPLETED, DIVERGED, INTERRUPTED, PRUNED, RunEnded, RunStarted
+from batchlab.events import COMPLETED, DIVERGED, FAILED, INTERRUPTED, PRUNED, RunEnded, RunStarted
 from batchlab.spec import RunConfig, TrainSpec
-from batchlab.track import TrackedRun, _Clock
+from batchlab.track import TrackedRun, _Clock, _scalar
 from batchlab.train.checkpoint import CheckpointLocation, remove_checkpoint
 from batchlab.train.loop import checkpoint_or_why, environment, resolve_device
 from batchlab.train.prune import PruneOrder, Pruner
@@ -55,6 +56,15 @@ KEPT = ("train_acc", "val_loss", "val_acc")  # their last values: final_*
 CLOCK_KEYS = ("n_train", "steps_per_epoch", "num_classes")  # train.options keys batchlab reads
 NOT_CONFIG = ("function", "options", "measure_noise_scale", "noise_scale_micro_batches",
               "noise_scale_every", "watch")
+
+
+def _is_number(value: Any) -> bool:
+    """Whether ``run.log`` takes ``value`` (a number or a one-element tensor or array)."""
+    try:
+        _scalar("value", value)
+    except SpecError:
+        return False
+    return True
 
 
 class CheckpointFailed(Exception):
@@ -157,6 +167,7 @@ class SweepRun(TrackedRun):
         self._restored = False
         self._pruner = Pruner(prune or PruneOrder(hopeless=False), options.get("num_classes"))
         self._values: dict[str, Any] = dict(resume["summary"]) if resume else {}
+        self._logged_at: dict[str, int] = {}  # each name logged by this call, at its latest step
         self._last_loss: Any = self._values.get("final_train_loss")
         self._lr_at: LRFn | None = None
         self._schedule_steps = 0  # the schedule's length in steps, once lr_at built it
@@ -177,9 +188,14 @@ class SweepRun(TrackedRun):
         seed_everything(t.seed)
         return self
 
-    def conclude(self) -> RunEnded:
-        """End a run whose function returned: diverged, pruned, paused at a rung or completed."""
+    def conclude(self, returned: Any = None) -> RunEnded:
+        """End a run whose function returned ``returned``: failed when that is not something
+        to record (see ``_take_returned``) or when nothing was logged at all (a run with no
+        metric cannot be shown, compared or judged: the function must call ``run.log``),
+        else diverged, pruned, paused at a rung or completed."""
         assert self._rec is not None
+        if (why := self._take_returned(returned)) is not None:
+            return self.end(FAILED, why)
         self._flush()
         if self.diverged_at is not None:
             return self.end(DIVERGED, f"non-finite loss at step {self.diverged_at}", final=True)
@@ -188,6 +204,13 @@ class SweepRun(TrackedRun):
             return self.end(PRUNED, self.stop_reason, final=True)
         if self.paused_at is not None:
             return self.end(INTERRUPTED, self._pruner.pause_message(self.paused_at))
+        if not self._logged_at and self._resume is None:  # a resumed run's rows are stored
+            return self.end(FAILED, (
+                f"train function '{self.spec.train.function}' returned without logging a "
+                "metric, so its run has nothing to show or compare. Call run.log(step, "
+                "train_loss=loss, lr=lr) after each optimizer update and run.log(step, "
+                "val_loss=..., val_acc=...) after each evaluation (step: optimizer updates "
+                "done), or return a dict of the final values such as {'val_acc': 0.93}."))
         return self.end(COMPLETED, final=True)
 
     def end(self, status: str, error: str | None = None, *, final: bool = False,
@@ -226,7 +249,16 @@ class SweepRun(TrackedRun):
                 f"run.log({step}, ...): step {step} is at or before the run's last save (step "
                 f"{self._floor}), whose rows are stored already. Log a step's values before "
                 "run.save(); after a resume, call run.restore() and continue after the saved step.")
+        self._record(step, epoch, examples, wall_time, values)
+        if self.diverged_at is None and self._rec is not None and any(n in values for n in EVALUATION):
+            self._judge(step, values, epoch, examples)
+
+    def _record(self, step: int, epoch: float | None, examples: int | None,
+                wall_time: float | None, values: dict[str, Any]) -> None:
+        """Log ``values`` (``TrackedRun.log``) and keep what the summary reads: the latest
+        training loss, the final and best evaluation values."""
         super().log(step, epoch=epoch, examples=examples, wall_time=wall_time, **values)
+        self._logged_at.update(dict.fromkeys(values, step))
         if self.diverged_at is not None or self._rec is None:
             return
         if "train_loss" in values:
@@ -234,21 +266,22 @@ class SweepRun(TrackedRun):
         for name in KEPT:
             if name in values:
                 self._values[f"final_{name}"] = float(values[name])
-        if any(name in values for name in EVALUATION):
-            self._evaluated(step, values, epoch, examples)
+        acc = values.get("val_acc")
+        if acc is not None and float(acc) > self._values.get("best_val_acc", -math.inf):
+            at_epoch = self._rec.position(step)[0] if epoch is None else float(epoch)
+            self._values.update(best_val_acc=float(acc), best_val_acc_step=step,
+                                best_val_acc_epoch=at_epoch)
+        if "val_loss" in values and float(values["val_loss"]) < self._values.get("best_val_loss", math.inf):
+            self._values["best_val_loss"] = float(values["val_loss"])
 
-    def _evaluated(self, step: int, values: dict[str, Any], epoch: float | None,
-                   examples: int | None) -> None:
+    def _judge(self, step: int, values: dict[str, Any], epoch: float | None,
+               examples: int | None) -> None:
+        """The sweep's pruning on an evaluation: hopeless (stop) or a halving rung (pause)."""
         assert self._rec is not None
         at_epoch, at_examples = self._rec.position(step)
         at_epoch = at_epoch if epoch is None else float(epoch)
         at_examples = at_examples if examples is None else int(examples)
         acc = values.get("val_acc")
-        if acc is not None and float(acc) > self._values.get("best_val_acc", -math.inf):
-            self._values.update(best_val_acc=float(acc), best_val_acc_step=step,
-                                best_val_acc_epoch=at_epoch)
-        if "val_loss" in values and float(values["val_loss"]) < self._values.get("best_val_loss", math.inf):
-            self._values["best_val_loss"] = float(values["val_loss"])
         train_loss = values.get("train_eval_loss", self._last_loss)
         why = self._pruner.observe(at_epoch, None if acc is None else float(acc),
                                    math.nan if train_loss is None else float(train_loss))
@@ -256,6 +289,46 @@ class SweepRun(TrackedRun):
             self.stop_reason = why
         elif self._pruner.pause_due(at_examples):
             self.paused_at = at_examples
+
+    def _take_returned(self, returned: Any) -> str | None:
+        """Record what the function returned: None is nothing; a dict of named numbers is the
+        run's final values (as a Ray Tune function's returned dict is its final result),
+        logged at the step it names (``step``; default: the last step logged) as ``run.log``
+        would, except the names already logged at that step and without the pruning's
+        judgement (the training is over). Anything else, or a dict holding something that is
+        not a number, is why the run fails: batchlab records metrics by name only."""
+        if returned is None:
+            return None
+        fn = self.spec.train.function
+        how = ("Log values as they are measured with run.log(step, val_loss=..., val_acc=...) "
+               "(step: optimizer updates done), or return a dict of named numbers such as "
+               "{'val_acc': 0.93}, recorded as the run's final values; return nothing otherwise.")
+        if not isinstance(returned, Mapping):
+            shown = repr(returned)
+            shown = shown if len(shown) <= 60 else f"{shown[:57]}..."
+            return (f"train function '{fn}' returned {shown} ({type(returned).__name__}), which "
+                    f"batchlab cannot record: it records metrics by name, not a bare value. {how}")
+        values = dict(returned)
+        bad = [f"{k!r} is not named by a string" if not isinstance(k, str) else
+               f"{k!r} = {type(v).__name__} is not a number" for k, v in values.items()
+               if not isinstance(k, str) or not _is_number(v)]
+        if bad:
+            return (f"train function '{fn}' returned a dict in which {'; '.join(bad[:3])}"
+                    f"{' ...' if len(bad) > 3 else ''}: a returned dict is recorded as the run's "
+                    "final metric values, so it may hold only numbers (or one-element tensors) "
+                    "named by strings. Leave the rest out, or return nothing and log the numbers "
+                    "with run.log(step, name=value).")
+        step = values.pop("step", self.last_step)
+        place = {k: values.pop(k) for k in ("epoch", "examples", "wall_time") if k in values}
+        values = {k: v for k, v in values.items() if self._logged_at.get(k) != step}
+        if not values:
+            return None
+        try:
+            self._record(step, place.get("epoch"), place.get("examples"), place.get("wall_time"),
+                         values)
+        except SpecError as err:
+            return f"recording the dict train function '{fn}' returned: {err}"
+        return None
 
     def should_stop(self) -> bool:
         """Whether the sweep wants this run to stop now: pruned as hopeless, paused at a
