@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchlab.apispec import keyword_spec
-from batchlab.errors import SpecError
+from batchlab.errors import ExecutorError, SpecError
 from batchlab.spec import Spec, TrainSpec
 
 if TYPE_CHECKING:
@@ -75,10 +75,12 @@ def sweep_function(name: str, fn: TrainFn, *, grid: dict[str, list[Any]] | None,
                    store: str | Path, repeats: int, workers: int, prune: str,
                    fields: dict[str, Any], verbose: bool = True) -> SweepResult:
     """Run the function sweep and return ``bl.sweep``'s result (see ``batchlab.api.sweep``);
-    ``verbose``: print the plan and one line per run that ends, as ``bl.sweep`` does."""
+    ``verbose``: print the plan and one line per run that ends, as ``bl.sweep`` does. Raises
+    ExecutorError naming the most common cause when every run of the experiment that ended
+    failed, as a model sweep does (the runs stay stored)."""
     import torch
 
-    from batchlab.api import SweepResult, _warn
+    from batchlab.api import API_AGAIN, SweepResult, _warn
     from batchlab.execute.function import (
         check_importable,
         importable,
@@ -112,4 +114,7 @@ def sweep_function(name: str, fn: TrainFn, *, grid: dict[str, list[Any]] | None,
                                 on_event=progress.on_event if progress else None)
     finally:
         torch.set_num_threads(threads)
+    # as a model sweep: a table of failed rows would hide that nothing trained
+    if (why := outcome.all_failed(API_AGAIN.format(name=spec.name, store=store))) is not None:
+        raise ExecutorError(why)
     return SweepResult(spec.name, Path(store), outcome.planned, outcome.skipped, outcome.trained)

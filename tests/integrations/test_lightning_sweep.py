@@ -78,8 +78,9 @@ def test_the_pruning_callback_stops_a_hopeless_fit(tmp_path):
 
 def test_a_failing_fit_fails_the_sweeps_run(tmp_path):
     db = tmp_path / "s.db"
-    bl.sweep("lit", lit_train, grid={"batch_size": [16]}, lr=0.1, epochs=3, n_train=64,
-             fail_at=6, store=db)
+    with pytest.raises(bl.BatchlabError, match="RuntimeError: out of coffee"):  # its only run
+        bl.sweep("lit", lit_train, grid={"batch_size": [16]}, lr=0.1, epochs=3, n_train=64,
+                 fail_at=6, store=db)
     record, metrics = only_run(db, "lit")
     assert record.status == "failed" and "RuntimeError: out of coffee" in record.error
     assert metrics["train_loss"].step.tolist() == list(range(1, 7))
