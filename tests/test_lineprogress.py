@@ -34,3 +34,16 @@ def test_a_sweep_prints_its_plan_and_a_line_per_run(tmp_path, capsys):
 def test_a_failed_run_s_line_names_its_error():
     line = ended_line("ab B=8", RunEnded("ab", "failed", 3, 0.25, {}, "Traceback\nValueError: bad"))
     assert line == "ab B=8: failed, 3 steps, 0.2 s, ValueError: bad"
+
+
+def test_a_function_sweep_s_lines_show_the_keys_its_runs_differ_by(tmp_path, capsys):
+    """grid={'width': [16, 64]}: two lines that read 'B=32 lr=0.003 cosine' alone would not
+    say which run is which; each names its width (and its seed, with repeats)."""
+    def train(run):
+        run.log(1, train_loss=1.0 / run.config["width"])
+
+    bl.sweep("w", train, grid={"width": [16, 64]}, lr=0.003, schedule="cosine", steps=1,
+             repeats=2, store=tmp_path / "s.db")
+    lines = capsys.readouterr().out.splitlines()[1:]
+    labels = [line.split(" ", 2)[2].split(":")[0] for line in lines]
+    assert labels == [f"B=32 lr=0.003 cosine width={w} seed={s}" for w in (16, 64) for s in (0, 1)]

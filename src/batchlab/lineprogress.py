@@ -32,6 +32,37 @@ def ended_line(label: str, event: RunEnded) -> str:
     return f"{label}: {', '.join(parts)}"
 
 
+#: Point keys the label shows already (batch size, LR, schedule) or that the run id stands for.
+_SHOWN = ("train.batch_size", "train.lr", "train.schedule")
+
+
+def _shown_value(value: object) -> str:
+    return _number(value) or str(value)
+
+
+def differing_keys(runs: list[RunSpec]) -> list[str]:
+    """The sweep-point keys, beyond batch size, LR and schedule, whose values differ between
+    ``runs`` (a function sweep's own keys, a seed, a model field), in first-seen order."""
+    keys: dict[str, set[str]] = {}
+    for run in runs:
+        for key, value in run.point.items():
+            if not key.startswith(_SHOWN):
+                keys.setdefault(key, set()).add(repr(value))
+    missing = {k for k in keys if any(k not in run.point for run in runs)}
+    return [k for k, values in keys.items() if len(values) > 1 or k in missing]
+
+
+def point_label(run: RunSpec, keys: list[str]) -> str:
+    """' width=16 seed=1': the run's values of ``keys``, named without the ``train.options.``
+    or ``train.`` prefix (a key of the user's own reads as it was given)."""
+    parts = []
+    for key in keys:
+        if key in run.point:
+            name = key.removeprefix("train.options.").removeprefix("train.")
+            parts.append(f" {name}={_shown_value(run.point[key])}")
+    return "".join(parts)
+
+
 class LineProgress:
     """Observer for ``run_sweep`` (``on_plan``, ``on_event``) printing to ``stream``."""
 
@@ -46,10 +77,11 @@ class LineProgress:
         print(line, file=self.stream or sys.stdout, flush=True)  # a notebook shows it now
 
     def on_plan(self, runs: list[RunSpec], todo: set[str]) -> None:
+        keys = differing_keys(runs)  # what else tells the runs apart: width=16 vs width=64
         for run in runs:
             t = run.config.train
             self.labels[run.run_id] = (f"{run.run_id[:8]} B={t.batch_size} lr={_number(t.lr) or t.lr} "
-                                       f"{schedule_label(t.model_dump())}")
+                                       f"{schedule_label(t.model_dump())}{point_label(run, keys)}")
         self.todo = len(todo)
         skipped = len(runs) - len(todo)
         kept = f", {skipped} already in the store" if skipped else ""
