@@ -8,9 +8,10 @@ from pathlib import Path
 
 import fn_train
 import pytest
+import torch
 
 import batchlab as bl
-from batchlab.errors import BatchlabError
+from batchlab.errors import BatchlabError, ExecutorError
 from batchlab.spec import ScheduleSpec
 from batchlab.store import Store
 from batchlab.store.lifecycle import checkpoint_file
@@ -101,7 +102,8 @@ def test_a_failing_function_fails_its_run_with_the_cause_and_where(tmp_path):
         run.log(1, train_loss=2.0)
         raise RuntimeError("CUDA out of memory (pretend)")
 
-    bl.sweep("bad", broken, grid={"lr": [0.1]}, store=tmp_path / "s.db")
+    with pytest.raises(ExecutorError, match="RuntimeError: CUDA out of memory"):  # its only run
+        bl.sweep("bad", broken, grid={"lr": [0.1]}, store=tmp_path / "s.db")
     (record, metrics), = runs_of(tmp_path / "s.db", "bad").values()
     assert record.status == "failed"
     assert "RuntimeError: CUDA out of memory (pretend)" in record.error
@@ -228,7 +230,8 @@ def test_logging_a_saved_step_again_is_refused(tmp_path):
         run.save({"step": 5})
         run.log(5, val_acc=0.5)
 
-    bl.sweep("relog", relog, grid={"lr": [0.1]}, store=tmp_path / "s.db")
+    with pytest.raises(ExecutorError, match="at or before the run's last save"):
+        bl.sweep("relog", relog, grid={"lr": [0.1]}, store=tmp_path / "s.db")
     (record, _), = runs_of(tmp_path / "s.db", "relog").values()
     assert record.status == "failed"
     assert "step 5 is at or before the run's last save" in record.error
@@ -267,3 +270,78 @@ def test_a_function_sweep_prints_progress_lines_unless_verbose_is_false(tmp_path
         assert f"{row['run_id'][:8]} B={row['batch_size']} lr=0.05 constant: completed" in line
     bl.sweep("pl2", fn_train.train, **kw, verbose=False)
     assert capsys.readouterr().out == ""
+
+
+def test_a_function_that_logged_nothing_fails_its_run_saying_to_call_run_log(tmp_path):
+    """A function that logs nothing (a typo'd name, a forgotten call) has no run to show:
+    it fails with the API to call, not 'completed' with 0 steps."""
+    def silent_at_small_lr(run):
+        if run.lr > 0.15:
+            run.log(1, train_loss=1.0)
+
+    result = bl.sweep("quiet", silent_at_small_lr, grid={"lr": [0.1, 0.2]}, store=tmp_path / "s.db",
+                      verbose=False)
+    by_lr = {row["lr"]: row for row in result.rows}
+    assert by_lr[0.2]["status"] == "completed"
+    assert by_lr[0.1]["status"] == "failed"
+    (record,) = (r for r, _ in runs_of(tmp_path / "s.db", "quiet").values() if r.status == "failed")
+    assert "returned without logging a metric" in record.error
+    assert "run.log(step, train_loss=loss, lr=lr)" in record.error
+
+
+def test_a_returned_dict_is_recorded_as_the_final_values(tmp_path):
+    """As a Ray Tune function's returned dict: the run's final result, logged at its last
+    step (names logged at that step already are not logged twice)."""
+    def ray_style(run):
+        if run.lr > 0.15:  # logs its curve, then returns its last evaluation again and more
+            for step in (1, 2, 3):
+                run.log(step, train_loss=1.0 / step)
+            run.log(3, val_acc=0.5)
+            run.save({"step": 3})
+            return {"val_acc": 0.5, "val_loss": torch.tensor(0.7)}
+        return {"val_acc": 0.9, "val_loss": 0.3}  # nothing logged: the dict is the result
+
+    bl.sweep("ray", ray_style, grid={"lr": [0.1, 0.2]}, store=tmp_path / "s.db", verbose=False)
+    runs = {r.config["train"]["lr"]: (r, m) for r, m in runs_of(tmp_path / "s.db", "ray").values()}
+    record, metrics = runs[0.1]
+    assert record.status == "completed" and record.summary["best_val_acc"] == 0.9
+    assert metrics["val_acc"].step.tolist() == [0] and metrics["val_loss"].value.tolist() == [0.3]
+    record, metrics = runs[0.2]
+    assert record.status == "completed" and record.steps == 3
+    assert metrics["val_acc"].step.tolist() == [3] and metrics["val_acc"].value.tolist() == [0.5]
+    assert metrics["val_loss"].step.tolist() == [3]
+    assert record.summary["final_val_loss"] == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize(("returned", "message"), [
+    (0.93, "returned 0.93 (float), which batchlab cannot record: it records metrics by name"),
+    ({"val_acc": 0.9, "model": "net"}, "returned a dict in which 'model' = str is not a number"),
+])
+def test_a_returned_value_batchlab_cannot_record_fails_the_run(tmp_path, returned, message):
+    """An Optuna-style bare objective, or a dict holding more than numbers, is refused (the
+    run fails saying how to report metrics), never silently dropped."""
+    def objective(run):
+        run.log(1, train_loss=1.0)
+        return returned
+
+    with pytest.raises(ExecutorError, match="all 2 runs of 'ret' failed with the same error"):
+        bl.sweep("ret", objective, grid={"lr": [0.1, 0.2]}, store=tmp_path / "s.db", verbose=False)
+    for record, metrics in runs_of(tmp_path / "s.db", "ret").values():
+        assert record.status == "failed" and message in record.error
+        assert "run.log(step, " in record.error
+        assert metrics["train_loss"].value.tolist() == [1.0]  # what it logged is kept
+
+
+def test_a_sweep_whose_every_run_failed_raises_as_a_model_sweep_does(tmp_path):
+    """Not a SweepResult of failed rows: ExecutorError naming the cause, the runs stored."""
+    def broken(run):
+        run.log(1, train_loss=1.0)
+        raise ValueError(f"no data for width {run.config['width']}")
+
+    db = tmp_path / "s.db"
+    with pytest.raises(ExecutorError) as caught:
+        bl.sweep("allbad", broken, grid={"width": [16, 64]}, store=db, verbose=False)
+    text = str(caught.value)
+    assert text.startswith("all 2 runs of 'allbad' failed (1 of them with this error): ValueError: no data")
+    assert "call bl.sweep again" in text
+    assert {r.status for r, _ in runs_of(db, "allbad").values()} == {"failed"}
