@@ -290,6 +290,7 @@ def test_a_run_without_lr_or_batch_size_that_barely_learned_reads_everywhere(tmp
         report = reader.report("bare", tmp_path / "r.html")
     html = report.html.read_text()
     assert "barely learned (LR too small): batch ?, lr ?" in html and "batch None" not in html
+    assert "optimizer not recorded" in html and "optimizer None" not in html
     listing = batchlab("ls", "bare", "--store", db)
     assert listing.returncode == 0, listing.stderr
     assert "LR too small" in listing.stdout and "None" not in listing.stdout

@@ -58,6 +58,16 @@ def test_a_learning_curve_never_goes_below_one_batch():
     assert "more_data" not in kinds(remedies(config(train={"batch_size": 256}), n_train=200))
 
 
+def test_a_function_sweep_run_gets_no_weight_decay_for_an_optimizer_it_did_not_use():
+    """A function sweep's stored train.optimizer is the spec default ('sgd'): the function
+    built its own optimizer, so 'train.weight_decay is 0; try ...' would advise a knob it may
+    never read."""
+    train = {"function": "mytrain:train", "batch_size": 16}
+    found = remedies(config({"name": "custom"}, {"name": "custom"}, train), n_train=200)
+    assert "weight_decay" not in kinds(found)
+    assert "weight_decay" in kinds(remedies(config(train={"batch_size": 16}), n_train=200))
+
+
 def series(values, epochs) -> Series:
     v = np.asarray(values, dtype=float)
     return Series(np.arange(len(v)), v, np.asarray(epochs, dtype=float), np.arange(len(v)), np.arange(len(v)))

@@ -345,3 +345,18 @@ def test_a_sweep_whose_every_run_failed_raises_as_a_model_sweep_does(tmp_path):
     assert text.startswith("all 2 runs of 'allbad' failed (1 of them with this error): ValueError: no data")
     assert "call bl.sweep again" in text
     assert {r.status for r, _ in runs_of(db, "allbad").values()} == {"failed"}
+
+
+def test_the_report_overview_does_not_name_the_spec_default_optimizer(tmp_path):
+    """The stored train.optimizer of a function sweep is the spec default, not the optimizer
+    the function built: the overview says the function chose it."""
+    from batchlab.report import sections
+    from batchlab.report.plotdata import load_runs
+
+    def train(run):
+        run.log(1, train_loss=1.0)
+
+    bl.sweep("opt", train, grid={"lr": [0.1]}, store=tmp_path / "s.db", verbose=False)
+    with Store(tmp_path / "s.db") as st:
+        text = sections.overview("opt", load_runs(st, "opt"), None)
+    assert "optimizer chosen by the training function" in text and "optimizer sgd" not in text

@@ -133,9 +133,11 @@ def remedies(config: Mapping[str, Any], n_train: int | None = None) -> list[Reme
     data, model and train sections), in the order to try them: augmentation, weight decay,
     dropout, a smaller model, more data (``n_train``: the training examples the run saw, from
     its summary; without it no learning curve). A section the config lacks (a tracked run's)
-    contributes nothing."""
+    contributes nothing, and so does the optimizer of a function sweep's run: its training
+    function builds its own, which need not read ``train.optimizer`` or ``train.weight_decay``."""
     data, model, train = (config.get(k) or {} for k in ("data", "model", "train"))
-    found = [_augmentation(data), _weight_decay(train) if train.get("optimizer") else None,
+    batchlabs_optimizer = train.get("optimizer") and not train.get("function")
+    found = [_augmentation(data), _weight_decay(train) if batchlabs_optimizer else None,
              _dropout(model), _smaller_model(model),
              _more_data(n_train, train.get("batch_size")) if data.get("name") not in (None, "custom")
              else None]

@@ -43,7 +43,7 @@ def overview(experiment: str, runs: Sequence[RunData], target: float | None) -> 
     facts = [
         f"{len(runs)} run{'' if len(runs) == 1 else 's'}: "
         + ", ".join(f"{n} {s}" for s, n in counts.most_common()),
-        f"data {data.get('name')}, model {model.get('name')}, optimizer {train.get('optimizer')}",
+        f"data {data.get('name')}, model {model.get('name')}, {_optimizer(train)}",
         f"batch sizes {sorted({r.batch_size for r in runs if r.batch_size is not None})}; {lrs}; "
         f"schedules {sorted({schedule_label(r.record.config.get('train', {})) for r in runs})}; "
         f"seeds {seeds}",
@@ -54,6 +54,14 @@ def overview(experiment: str, runs: Sequence[RunData], target: float | None) -> 
     if target is not None:
         facts.append(f"target validation accuracy {target:.4g}")
     return bullets(facts)
+
+
+def _optimizer(train: dict[str, Any]) -> str:
+    """The overview's optimizer: a function sweep's stored one is the spec default, not what
+    its training function built, and a tracked run may record none."""
+    if train.get("function"):
+        return "optimizer chosen by the training function"
+    return f"optimizer {train.get('optimizer') or 'not recorded'}"
 
 
 def _fmt_list(values: Sequence[Any]) -> str:
