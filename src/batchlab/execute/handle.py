@@ -318,7 +318,8 @@ class SweepRun(TrackedRun):
                     "final metric values, so it may hold only numbers (or one-element tensors) "
                     "named by strings. Leave the rest out, or return nothing and log the numbers "
                     "with run.log(step, name=value).")
-        step = values.pop("step", self.last_step)
+        # default: the last step logged, by this call or (resumed with nothing left) before the save
+        step = values.pop("step", max(self.last_step, self.resumed_step))
         place = {k: values.pop(k) for k in ("epoch", "examples", "wall_time") if k in values}
         values = {k: v for k, v in values.items() if self._logged_at.get(k) != step}
         if not values:
