@@ -313,23 +313,27 @@ def test_a_returned_dict_is_recorded_as_the_final_values(tmp_path):
     assert record.summary["final_val_loss"] == pytest.approx(0.7)
 
 
-@pytest.mark.parametrize(("returned", "message"), [
-    (0.93, "returned 0.93 (float), which batchlab cannot record: it records metrics by name"),
-    ({"val_acc": 0.9, "model": "net"}, "returned a dict in which 'model' = str is not a number"),
-])
-def test_a_returned_value_batchlab_cannot_record_fails_the_run(tmp_path, returned, message):
-    """An Optuna-style bare objective, or a dict holding more than numbers, is refused (the
-    run fails saying how to report metrics), never silently dropped."""
+def test_a_return_value_that_names_no_metric_never_fails_a_run_that_logged(tmp_path):
+    """An Optuna-style bare objective, the model, a dict's non-numbers: left alone (the return
+    value is not needed); the logged rows and a dict's numbers are the run's record."""
     def objective(run):
         run.log(1, train_loss=1.0)
-        return returned
+        return 0.93 if run.config["lr"] == 0.1 else {"val_acc": 0.9, "model": object()}
 
-    with pytest.raises(ExecutorError, match="all 2 runs of 'ret' failed with the same error"):
-        bl.sweep("ret", objective, grid={"lr": [0.1, 0.2]}, store=tmp_path / "s.db", verbose=False)
-    for record, metrics in runs_of(tmp_path / "s.db", "ret").values():
-        assert record.status == "failed" and message in record.error
-        assert "run.log(step, " in record.error
-        assert metrics["train_loss"].value.tolist() == [1.0]  # what it logged is kept
+    bl.sweep("ret", objective, grid={"lr": [0.1, 0.2]}, store=tmp_path / "s.db", verbose=False)
+    runs = {r.config["train"]["lr"]: (r, m) for r, m in runs_of(tmp_path / "s.db", "ret").values()}
+    for record, metrics in runs.values():
+        assert record.status == "completed" and metrics["train_loss"].value.tolist() == [1.0]
+    assert runs[0.2][1]["val_acc"].value.tolist() == [0.9] and "val_acc" not in runs[0.1][1]
+
+
+def test_a_function_that_only_returns_a_bare_score_fails_saying_how_to_report_it(tmp_path):
+    with pytest.raises(ExecutorError, match="all 1 runs of 'bare' failed"):
+        bl.sweep("bare", lambda run: 0.93, grid={"lr": [0.1]}, store=tmp_path / "s.db", verbose=False)
+    (record, _), = runs_of(tmp_path / "s.db", "bare").values()
+    assert record.status == "failed" and "returned without logging a metric" in record.error
+    assert "(it returned 0.93 (float), which names no metric)" in record.error
+    assert "run.log(step, " in record.error
 
 
 def test_a_sweep_whose_every_run_failed_raises_as_a_model_sweep_does(tmp_path):

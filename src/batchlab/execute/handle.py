@@ -58,6 +58,12 @@ NOT_CONFIG = ("function", "options", "measure_noise_scale", "noise_scale_micro_b
               "noise_scale_every", "watch")
 
 
+def _shown(value: Any) -> str:
+    """A returned value as an error quotes it: its repr, cut to 60 characters, and its type."""
+    shown = repr(value)
+    return f"{shown if len(shown) <= 60 else shown[:57] + '...'} ({type(value).__name__})"
+
+
 def _is_number(value: Any) -> bool:
     """Whether ``run.log`` takes ``value`` (a number or a one-element tensor or array)."""
     try:
@@ -210,7 +216,9 @@ class SweepRun(TrackedRun):
                 "metric, so its run has nothing to show or compare. Call run.log(step, "
                 "train_loss=loss, lr=lr) after each optimizer update and run.log(step, "
                 "val_loss=..., val_acc=...) after each evaluation (step: optimizer updates "
-                "done), or return a dict of the final values such as {'val_acc': 0.93}."))
+                "done), or return a dict of the final values such as {'val_acc': 0.93}"
+                + (f" (it returned {_shown(returned)}, which names no metric)." if returned is not None
+                   else ".")))
         return self.end(COMPLETED, final=True)
 
     def end(self, status: str, error: str | None = None, *, final: bool = False,
@@ -291,33 +299,19 @@ class SweepRun(TrackedRun):
             self.paused_at = at_examples
 
     def _take_returned(self, returned: Any) -> str | None:
-        """Record what the function returned: None is nothing; a dict of named numbers is the
-        run's final values (as a Ray Tune function's returned dict is its final result),
+        """Record what the function returned: the numbers of a returned dict (named by strings)
+        are the run's final values (as a Ray Tune function's returned dict is its final result),
         logged at the step it names (``step``; default: the last step logged) as ``run.log``
         would, except the names already logged at that step and without the pruning's
-        judgement (the training is over). Anything else, or a dict holding something that is
-        not a number, is why the run fails: batchlab records metrics by name only."""
-        if returned is None:
+        judgement (the training is over). Anything else (None, the model, an Optuna-style bare
+        score, a dict's other entries) is not needed and is left alone: a run that logged
+        metrics keeps them, a trained run is never failed for its return value; one that ends
+        with no metric at all fails in ``conclude``, saying how to report them. Returns why the
+        dict could not be recorded, else None."""
+        if not isinstance(returned, Mapping):
             return None
         fn = self.spec.train.function
-        how = ("Log values as they are measured with run.log(step, val_loss=..., val_acc=...) "
-               "(step: optimizer updates done), or return a dict of named numbers such as "
-               "{'val_acc': 0.93}, recorded as the run's final values; return nothing otherwise.")
-        if not isinstance(returned, Mapping):
-            shown = repr(returned)
-            shown = shown if len(shown) <= 60 else f"{shown[:57]}..."
-            return (f"train function '{fn}' returned {shown} ({type(returned).__name__}), which "
-                    f"batchlab cannot record: it records metrics by name, not a bare value. {how}")
-        values = dict(returned)
-        bad = [f"{k!r} is not named by a string" if not isinstance(k, str) else
-               f"{k!r} = {type(v).__name__} is not a number" for k, v in values.items()
-               if not isinstance(k, str) or not _is_number(v)]
-        if bad:
-            return (f"train function '{fn}' returned a dict in which {'; '.join(bad[:3])}"
-                    f"{' ...' if len(bad) > 3 else ''}: a returned dict is recorded as the run's "
-                    "final metric values, so it may hold only numbers (or one-element tensors) "
-                    "named by strings. Leave the rest out, or return nothing and log the numbers "
-                    "with run.log(step, name=value).")
+        values = {k: v for k, v in returned.items() if isinstance(k, str) and _is_number(v)}
         # default: the last step logged, by this call or (resumed with nothing left) before the save
         step = values.pop("step", max(self.last_step, self.resumed_step))
         place = {k: values.pop(k) for k in ("epoch", "examples", "wall_time") if k in values}
