@@ -69,6 +69,8 @@ class SweepOutcome:
         causes = Counter((r.error or "no error text").strip().splitlines()[-1] for r in failed)
         cause, count = causes.most_common(1)[0]
         same = "with the same error" if len(causes) == 1 else f"({count} of them with this error)"
+        if len(failed) == 1:
+            return f"the only run of '{self.experiment}' failed: {cause.rstrip('.')}. {again}"
         return f"all {len(failed)} runs of '{self.experiment}' failed {same}: {cause.rstrip('.')}. {again}"
 
 
