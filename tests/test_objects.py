@@ -3,11 +3,14 @@
 import functools
 import importlib.util
 import sys
+import threading
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
+from batchlab.errors import ModelError, SpecError
 from batchlab.objects import (
     ObjectInputs,
     architecture_fingerprint,
@@ -92,3 +95,89 @@ def test_an_edited_forward_of_an_inner_block_changes_the_fingerprint(tmp_path, m
     relu, tanh = fingerprint_with("relu"), fingerprint_with("tanh")
     assert relu[0] == tanh[0] and relu[1] != tanh[1]
     assert fingerprint_with("relu") == relu
+
+
+def make_net(input_shape, num_classes, width=16):
+    """The README's CLI factory (``model.name = "mymodels:make_net"``)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(input_shape)), width), nn.ReLU(),
+                         nn.Linear(width, num_classes))
+
+
+def images(n=12):
+    return np.zeros((n, 2, 3, 3), np.float32), np.arange(n) % 4
+
+
+def test_a_factory_gets_the_data_s_shape_and_classes_as_the_cli_passes_them():
+    objects = ObjectInputs.create(make_net, images())
+    net = objects.run_inputs().build_model(None, None)
+    assert net[1].in_features == 18 and net[-1].out_features == 4 and net[1].out_features == 16
+    seen = {}
+
+    def takes_all(**kwargs):
+        seen.update(kwargs)
+        return nn.Linear(18, 4)
+
+    ObjectInputs.create(takes_all, images())
+    assert seen == {"input_shape": (2, 3, 3), "num_classes": 4}
+    # a regression: num_classes is the number of target columns, as for a spec's factory
+    x = np.zeros((8, 3), np.float32)
+    reg = ObjectInputs.create(lambda num_classes: nn.Linear(3, num_classes), (x, x[:, :2]), loss=mse)
+    assert reg.run_inputs().build_model(None, None).out_features == 2
+    assert ObjectInputs.create(lambda: nn.Linear(18, 4), images()).make_model().out_features == 4
+
+
+def test_a_factory_that_needs_other_arguments_or_raises_is_a_model_error():
+    def needs_depth(input_shape, depth):
+        return nn.Linear(18, 4)
+
+    with pytest.raises(ModelError) as err:
+        ObjectInputs.create(needs_depth, images())
+    text = str(err.value)
+    assert "model=test_a_factory_that_needs_other_arguments_or_raises_is_a_model_error." in text
+    assert "cannot be called with input_shape=(2, 3, 3)" in text and "'depth'" in text
+    assert "functools.partial" in text
+
+    def broken(input_shape, num_classes):
+        raise ValueError("no such layer")
+
+    with pytest.raises(ModelError) as err:
+        ObjectInputs.create(broken, images())
+    text = str(err.value)
+    assert "broken raised ValueError: no such layer (called with input_shape=(2, 3, 3), " \
+           "num_classes=4)" in text
+    assert isinstance(err.value.__cause__, ValueError)
+
+
+def test_a_module_class_is_refused_with_the_instance_to_pass():
+    with pytest.raises(ModelError) as err:
+        ObjectInputs.create(nn.Linear, images())
+    text = str(err.value)
+    assert text.startswith("model=Linear is a class, not a module instance")
+    assert "'in_features'" in text and "model=lambda: Linear(...)" in text
+
+
+class Locked(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(18, 4)
+        self.lock = threading.Lock()
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def test_a_module_that_cannot_be_copied_says_why_it_must_be():
+    with pytest.raises(ModelError) as err:
+        ObjectInputs.create(Locked(), images())
+    text = str(err.value)
+    assert "model=Locked cannot be copied (TypeError: cannot pickle '_thread.lock' object)" in text
+    assert "every run starts from its own copy" in text and "model=lambda: Locked(...)" in text
+    # the fix it names works: a factory builds a fresh one per run instead of copying
+    assert isinstance(ObjectInputs.create(Locked, images()).make_model(), Locked)
+
+
+def test_a_loss_class_is_refused_with_the_instance_to_pass():
+    with pytest.raises(SpecError) as err:
+        ObjectInputs.create(nn.Linear(18, 4), images(), loss=nn.CrossEntropyLoss)
+    assert "loss=CrossEntropyLoss is a class, not a loss; pass an instance, " \
+           "loss=nn.CrossEntropyLoss()" in str(err.value)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from batchlab.data.dataset import output_width
 from batchlab.data.memory import InMemoryData
 from batchlab.errors import ModelError, SpecError
 from batchlab.spec import DataSpec, ModelSpec, TrainSpec
@@ -108,17 +109,68 @@ class _CopyModel:
         return reinitialise(copy.deepcopy(self.template))
 
 
+def _name(obj: Any) -> str:
+    """A callable's name for messages: ``make_net``, ``Linear``, or its repr."""
+    return str(getattr(obj, "__qualname__", None) or repr(obj))
+
+
+def factory_arguments(factory: Callable[..., Any], input_shape: tuple[int, ...],
+                      outputs: int) -> dict[str, Any]:
+    """The keywords ``factory`` is called with, as a spec's ``model.name = "module:factory"``
+    gets them (``models.factory``): ``input_shape`` (one example's shape) and ``num_classes``
+    (the outputs the data needs: classes, or regression targets), those it declares, all of
+    them when it takes ``**kwargs``, none for ``lambda: Net()``. ModelError when it needs
+    arguments batchlab cannot give (a module class such as ``nn.Linear``)."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # a builtin without a signature: call it bare
+        return {}
+    params = signature.parameters.values()
+    var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    named = {p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                   inspect.Parameter.KEYWORD_ONLY)}
+    offered = {"input_shape": tuple(input_shape), "num_classes": outputs}
+    call = {k: v for k, v in offered.items() if var_keyword or k in named}
+    try:
+        signature.bind(**call)
+    except TypeError as err:
+        given = ", ".join(f"{k}={v!r}" for k, v in call.items()) or "no arguments"
+        name = _name(factory)
+        if inspect.isclass(factory):
+            raise ModelError(
+                f"model={name} is a class, not a module instance, and batchlab cannot build it "
+                f"with {given} ({err}). Pass an instance, e.g. model={name}(...) with its "
+                f"arguments, or a function returning one (model=lambda: {name}(...)); a class "
+                "is built like a factory, with the input_shape and num_classes it declares."
+            ) from None
+        raise ModelError(
+            f"model={name} cannot be called with {given} ({err}); batchlab calls a model "
+            "factory with the input_shape and num_classes it declares, and nothing else. Its "
+            f"signature is {name}{signature}: give its other parameters defaults, or bind "
+            f"them with functools.partial({name}, ...) or a lambda."
+        ) from None
+    return call
+
+
 @dataclass(frozen=True)
 class _CallFactory:
-    """``factory()``, checked to be a module."""
+    """``factory(**kwargs)``, checked to be a module; what it raises is a ModelError naming it."""
 
-    factory: Callable[[], Any]
+    factory: Callable[..., Any]
+    kwargs: dict[str, Any]
 
     def __call__(self) -> nn.Module:
-        net = self.factory()
+        try:
+            net = self.factory(**self.kwargs)
+        except Exception as err:  # the user's code: name it, keep its traceback as the cause
+            given = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items()) or "no arguments"
+            raise ModelError(
+                f"model={_name(self.factory)} raised {type(err).__name__}: {err} (called with "
+                f"{given}). Fix the factory so that it returns a fresh torch.nn.Module."
+            ) from err
         if not isinstance(net, nn.Module):
             raise ModelError(
-                f"model={getattr(self.factory, '__qualname__', self.factory)!r} returned a "
+                f"model={_name(self.factory)!r} returned a "
                 f"{type(net).__name__}, not a torch.nn.Module; pass a module or a "
                 "function that returns one."
             )
@@ -135,13 +187,26 @@ class _BuildModel:
         return self.make()
 
 
-def _model_maker(model: Any) -> tuple[Callable[[], nn.Module], str]:
-    """A function returning a fresh, re-initialised module, and the model's display name."""
+def _model_maker(model: Any, data: InMemoryData) -> tuple[Callable[[], nn.Module], str]:
+    """A function returning a fresh, re-initialised module, and the model's display name;
+    a factory is called with the keywords ``factory_arguments`` gives for ``data``."""
     if isinstance(model, nn.Module):
-        # a snapshot: later edits to the user's module do not leak in
-        return _CopyModel(copy.deepcopy(model)), type(model).__qualname__
+        try:  # a snapshot: later edits to the user's module do not leak in
+            template = copy.deepcopy(model)
+        except Exception as err:
+            name = type(model).__qualname__
+            raise ModelError(
+                f"model={name} cannot be copied ({type(err).__name__}: {err}): every run starts "
+                "from its own copy of the module, re-initialised under the run's seed, so the "
+                "module must survive copy.deepcopy. Keep what cannot be copied (a lock, an open "
+                f"file, a connection) off the module, or pass a function that builds a fresh "
+                f"one (model=lambda: {name}(...))."
+            ) from err
+        return _CopyModel(template), type(model).__qualname__
     if callable(model):
-        return _CallFactory(model), getattr(model, "__qualname__", type(model).__qualname__)
+        outputs = output_width(data.num_classes(), data.train_y)
+        kwargs = factory_arguments(model, tuple(data.train_x.shape[1:]), outputs)
+        return _CallFactory(model, kwargs), getattr(model, "__qualname__", type(model).__qualname__)
     raise ModelError(
         f"model= is a {type(model).__name__}; pass a torch.nn.Module (copied and "
         "re-initialised for every run) or a function that returns a fresh one."
@@ -187,7 +252,12 @@ class ObjectInputs:
                optimizer: Any = None) -> ObjectInputs:
         """Check and fingerprint the objects; ModelError/DataError/SpecError say what to fix."""
         data = InMemoryData.from_objects(train, val)
-        make_model, name = _model_maker(model)
+        make_model, name = _model_maker(model, data)
+        if inspect.isclass(loss):  # called on (outputs, targets) it would build a loss, not run one
+            prefix = "nn." if getattr(loss, "__module__", "").startswith("torch.nn") else ""
+            raise SpecError(f"loss={_name(loss)} is a class, not a loss; pass an instance, "
+                            f"loss={prefix}{_name(loss)}() (with its settings), or a function "
+                            "loss(outputs, targets) returning the batch mean.")
         if loss is not None and not callable(loss):
             raise SpecError(f"loss= is a {type(loss).__name__}; pass a function "
                             "loss(outputs, targets) -> scalar tensor, e.g. torch.nn.MSELoss().")
