@@ -47,6 +47,59 @@ def field_path(key: str) -> str:
     return path
 
 
+def plain(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays as Python numbers and lists, inside dicts,
+    lists and tuples too: ``np.int64(64)`` is 64 to the spec's validation and to the JSON of
+    the stored config, which cannot write numpy types."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(plain(v) for v in value)
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()  # a numpy scalar's Python number, an array's nested lists
+    return value
+
+
+# grid values given as something other than a list: the ordered sequences that are read as
+# one (numpy arrays, pandas Series and torch tensors by their tolist())
+SEQUENCES = (list, tuple, range)
+
+
+def _grid_items(grid: Any) -> list[tuple[str, Any]]:
+    """``grid``'s (key, values) pairs; SpecError when it is not a dict of names."""
+    if grid is None:
+        return []
+    if not isinstance(grid, dict):
+        raise SpecError(
+            f"grid={grid!r} is a {type(grid).__name__}; pass a dict of spec field -> list of "
+            "values, e.g. grid={'batch_size': [16, 32], 'lr': [0.1, 0.01]}."
+        )
+    for key in grid:
+        if not isinstance(key, str):
+            raise SpecError(f"grid key {key!r} is not a string; grid keys are spec field "
+                            "names as strings, e.g. grid={'batch_size': [16, 32]}.")
+    return list(grid.items())
+
+
+def grid_values(key: str, values: Any) -> list[Any]:
+    """The values of ``grid[key]`` as a list of plain Python values: a list, tuple or range,
+    or a 1-D numpy array (pandas Series, torch tensor); SpecError for a single value or
+    anything else, with the list to write instead."""
+    if not isinstance(values, (*SEQUENCES, str, bytes, dict)) and hasattr(values, "tolist"):
+        values = values.tolist()  # numpy/pandas/torch: Python scalars, nested lists by dimension
+        if not isinstance(values, list):  # a 0-d array: one value
+            raise SpecError(f"grid['{key}'] = {values!r} is a single value; a grid gives a list "
+                            f"of values, e.g. grid={{'{key}': [{values!r}]}}.")
+    if isinstance(values, str | int | float | bool | dict) or values is None:
+        raise SpecError(f"grid['{key}'] = {values!r} must be a list of values, "
+                        f"e.g. grid={{'{key}': [{values!r}]}}.")
+    if not isinstance(values, SEQUENCES):
+        raise SpecError(f"grid['{key}'] is a {type(values).__name__}; pass a list of values "
+                        "instead: list(...) of it, or sorted(...) of a set (a grid's order is "
+                        "the runs' order).")
+    return [plain(v) for v in values]
+
+
 def _value(path: str, value: Any) -> Any:
     """A schedule given by name is the schedule section with that name."""
     if path == "train.schedule" and isinstance(value, str):
@@ -73,13 +126,10 @@ def keyword_spec(raw: dict[str, Any], grid: dict[str, list[Any]] | None, fields:
     keyword or grid key to its spec path (default: ``field_path``)."""
     for key, value in fields.items():
         path = path_of(key)
-        raw = set_path(raw, path, _value(path, value))
+        raw = set_path(raw, path, _value(path, plain(value)))
     sweep_grid: dict[str, list[Any]] = {}
-    for key, values in (grid or {}).items():
+    for key, values in _grid_items(grid):
         path = path_of(key)
-        if not isinstance(values, (list, tuple)):
-            raise SpecError(f"grid['{key}'] = {values!r} must be a list of values, "
-                            f"e.g. grid={{'{key}': [{values!r}]}}.")
-        sweep_grid[path] = [_value(path, v) for v in values]
+        sweep_grid[path] = [_value(path, v) for v in grid_values(key, values)]
     raw["sweep"] = {"grid": sweep_grid, "repeats": repeats, "prune": prune}
     return spec_from_dict(raw, source=source)

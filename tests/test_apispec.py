@@ -1,0 +1,51 @@
+"""The Python API's keywords as a spec (``batchlab.apispec``): grid values as lists of plain
+Python values, whatever sequence holds them."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from batchlab.apispec import api_spec, grid_values, plain
+from batchlab.errors import SpecError
+from batchlab.spec import DataSpec, ModelSpec
+
+
+def spec(grid=None, **fields):
+    return api_spec("t", data=DataSpec(name="memory", path="memory:abc"),
+                    model=ModelSpec(name="python:Net"), grid=grid, fields=fields)
+
+
+def test_numpy_torch_tuples_and_ranges_are_lists_of_python_values():
+    assert grid_values("lr", np.logspace(-2, -1, 2)) == [0.01, 0.1]
+    sizes = grid_values("batch_size", list(np.array([16, 32])))
+    assert sizes == [16, 32] and all(type(b) is int for b in sizes)
+    assert grid_values("batch_size", torch.tensor([8, 16])) == [8, 16]
+    assert grid_values("batch_size", (8, 16)) == [8, 16]
+    assert grid_values("batch_size", range(8, 33, 8)) == [8, 16, 24, 32]
+    assert plain({"a": [np.float32(0.5), (np.int64(2),)]}) == {"a": [0.5, (2,)]}
+
+
+def test_a_spec_of_numpy_values_validates_and_writes_json():
+    s = spec(grid={"lr": np.array([0.1, 0.01]), "batch_size": list(np.array([16, 32]))},
+             epochs=np.int64(2))
+    assert s.sweep.grid == {"train.lr": [0.1, 0.01], "train.batch_size": [16, 32]}
+    assert s.train.epochs == 2
+    json.dumps(s.model_dump(mode="json"))  # the stored spec: no numpy type left
+
+
+@pytest.mark.parametrize("grid, words", [
+    ([16, 32], "grid=[16, 32] is a list; pass a dict of spec field -> list of values, "
+               "e.g. grid={'batch_size': [16, 32], 'lr': [0.1, 0.01]}."),
+    ({"batch_size": 16}, "grid['batch_size'] = 16 must be a list of values, "
+                         "e.g. grid={'batch_size': [16]}."),
+    ({"batch_size": np.int64(16)}, "grid['batch_size'] = 16 is a single value"),
+    ({"batch_size": {16, 32}}, "grid['batch_size'] is a set; pass a list of values instead: "
+                               "list(...) of it, or sorted(...) of a set"),
+    ({3: [16]}, "grid key 3 is not a string; grid keys are spec field names as strings"),
+])
+def test_a_grid_of_the_wrong_shape_says_what_to_write(grid, words):
+    with pytest.raises(SpecError) as err:
+        spec(grid=grid)
+    assert words in str(err.value)
