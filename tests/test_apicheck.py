@@ -104,3 +104,16 @@ def test_a_loss_that_aligns_the_shapes_itself_is_accepted(tmp_path):
 def test_matching_regression_shapes_train(tmp_path):
     res = sweep(tmp_path, nn.Linear(4, 1), regression(target_shape=(-1, 1)), loss=nn.MSELoss())
     assert [r["status"] for r in res.rows] == ["completed"]
+
+
+def test_a_model_returning_a_tuple_is_told_to_return_the_tensor(tmp_path):
+    """nn.LSTM returns (output, (h, c)): refused before training with the wrapper to write."""
+    with pytest.raises(ModelError) as err:
+        sweep(tmp_path, nn.LSTM(64, 10))
+    text = str(err.value)
+    assert text.startswith("model=LSTM returns a tuple, not a tensor; the loss and the accuracy "
+                           "need one tensor from forward")
+    assert "out, _ = self.lstm(x); return self.head(out[:, -1])" in text
+    assert not (tmp_path / "s.db").exists()
+    with pytest.raises(ModelError, match="model=LSTM returns a tuple"):
+        bl.max_batch(model=nn.LSTM(64, 10), train=digits())

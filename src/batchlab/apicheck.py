@@ -76,6 +76,14 @@ def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
                 f"{objects.describe()} fails on a batch of inputs of shape {tuple(xb.shape)}: "
                 f"{type(err).__name__}: {err}. Make the model accept the data's shape."
             ) from None
+        if not isinstance(out, torch.Tensor):  # nn.LSTM: (output, (h, c)); a dict of heads
+            raise ModelError(
+                f"{objects.describe()} returns a {type(out).__name__}, not a tensor; the loss "
+                "and the accuracy need one tensor from forward: logits (N, classes) for labels, "
+                "predictions for a regression. Wrap the model in a module whose forward "
+                "returns that tensor (for an nn.LSTM: out, _ = self.lstm(x); return "
+                "self.head(out[:, -1]))."
+            )
         if data.num_classes:  # labels 0..C-1: every label, not only these two, needs an output
             check_forward(net, xb, data.num_classes, objects.model_name,
                           f" (labels 0..{data.num_classes - 1})",

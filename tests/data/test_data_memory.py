@@ -63,6 +63,26 @@ def test_bad_inputs_say_what_to_fix(bad, words):
     assert words in str(err.value)
 
 
+def test_a_dict_of_arrays_is_refused_with_the_tuple_to_pass():
+    x, y = arrays()
+    with pytest.raises(DataError) as err:
+        InMemoryData.from_objects({"x": x, "y": y})
+    assert str(err.value).startswith("train is a dict (keys 'x', 'y'); pass (x, y) tensors or "
+                                     "numpy arrays as a tuple, e.g. train=(d['x'], d['y'])")
+
+
+def test_a_dataset_of_pil_images_is_told_to_add_to_tensor():
+    datasets = pytest.importorskip("torchvision.datasets")
+    transforms = pytest.importorskip("torchvision.transforms")
+    with pytest.raises(DataError) as err:
+        InMemoryData.from_objects(datasets.FakeData(size=4, image_size=(3, 8, 8)))
+    assert "train[0] input is a PIL image" in str(err.value)
+    assert "transform=torchvision.transforms.ToTensor()" in str(err.value)
+    fixed = InMemoryData.from_objects(datasets.FakeData(size=4, image_size=(3, 8, 8),
+                                                        transform=transforms.ToTensor()))
+    assert tuple(fixed.train_x.shape) == (4, 3, 8, 8)
+
+
 def test_val_in_another_layout_is_refused():
     x, y = arrays()
     with pytest.raises(DataError, match="same layout"):

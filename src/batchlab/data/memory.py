@@ -14,6 +14,7 @@ recorded), floating targets are kept as float32 (regression: the loss alone is r
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,12 @@ def _materialise(dataset: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
             f"{what}[0] is a {type(first).__name__}, not an (input, target) pair; a Dataset "
             "passed to batchlab must return (x, y) from __getitem__."
         )
+    if type(first[0]).__module__.startswith("PIL."):  # as an array: (H, W, C) bytes 0-255
+        raise DataError(
+            f"{what}[0] input is a PIL image ({type(first[0]).__name__}), not a tensor; give "
+            "the Dataset a transform that makes tensors, e.g. "
+            "transform=torchvision.transforms.ToTensor() (channels first, values 0-1)."
+        )
     x0 = _tensor(first[0], f"{what}[0] input")
     size = x0.numel() * 4 * n
     if size > MAX_MATERIALISED_BYTES:
@@ -73,6 +80,13 @@ def _materialise(dataset: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 def as_pair(value: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x, y)`` as (float32 inputs, int64 labels or float32 targets); DataError otherwise."""
+    if isinstance(value, Mapping):  # has __getitem__ and __len__, but is no Dataset
+        keys = ", ".join(repr(k) for k in list(value)[:6])
+        raise DataError(
+            f"{what} is a {type(value).__name__} (keys {keys}); pass (x, y) tensors or numpy "
+            f"arrays as a tuple, e.g. {what}=(d['x'], d['y']), or a map-style "
+            "torch.utils.data.Dataset returning (x, y)."
+        )
     if isinstance(value, (tuple, list)) and len(value) == 2:
         x, y = _tensor(value[0], f"{what}[0] (inputs)"), _tensor(value[1], f"{what}[1] (targets)")
     elif (hasattr(value, "__getitem__") and hasattr(value, "__len__")
