@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 import batchlab as bl
-from batchlab.errors import BatchlabError, DataError, ModelError, SpecError
+from batchlab.errors import BatchlabError, DataError, ModelError, SpecError, StoreError
 from batchlab.store import Store
 
 
@@ -145,6 +145,11 @@ def test_a_wrong_loss_for_float_targets_says_how_to_fix(tmp_path):
     (dict(model="mlp"), ModelError, "pass a torch.nn.Module"),
     (dict(data=(np.zeros((4, 6)), np.zeros(3))), DataError, "same first dimension"),
     (dict(optimizer=lambda params, lr: None), SpecError, "torch.optim.Optimizer"),
+    (dict(grid=[16, 32]), SpecError, "grid=[16, 32] is a list; pass a dict"),
+    (dict(model=nn.Linear), ModelError, "model=Linear is a class, not a module instance"),
+    (dict(model=nn.LSTM(6, 3)), ModelError, "model=LSTM returns a tuple, not a tensor"),
+    (dict(loss=nn.CrossEntropyLoss), SpecError, "pass an instance, loss=nn.CrossEntropyLoss()"),
+    (dict(data={"x": arrays()[0], "y": arrays()[1]}), DataError, "train is a dict (keys 'x', 'y')"),
 ])
 def test_bad_input_is_a_clear_error_and_stores_nothing(tmp_path, kw, error, words):
     with pytest.raises(error) as err:
@@ -336,3 +341,72 @@ def test_workers_refuse_a_notebook_class_with_the_reason(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "workers=2: Mine is defined in this notebook (or 'python -c')" in run.stdout
     assert "module file" in run.stdout and not (tmp_path / "u.db").exists()
+
+
+def make_net(input_shape, num_classes, width=8):
+    """The README's factory for a spec's ``model.name``: the same function works here."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(input_shape)), width), nn.ReLU(),
+                         nn.Linear(width, num_classes))
+
+
+def test_the_readme_factory_trains_a_grid_of_numpy_values(tmp_path):
+    res = bl.sweep("np", model=make_net, train=arrays(), grid={"batch_size": np.array([16, 64])},
+                   lr=np.float64(0.05), epochs=np.int64(1), store=tmp_path / "s.db", threads=1,
+                   verbose=False)
+    rows = res.rows
+    assert [r["batch_size"] for r in rows] == [16, 64] and all(type(r["batch_size"]) is int
+                                                               for r in rows)
+    assert all(r["status"] == "completed" and r["lr"] == 0.05 for r in rows)
+
+
+def test_a_store_that_is_not_a_path_is_a_clear_error():
+    with pytest.raises(SpecError, match=r"batchlab.sweep\('t'\): store=5 must be the path"):
+        bl.sweep("t", model=Net(), train=arrays(), store=5)
+    with pytest.raises(SpecError, match=r"batchlab.lr_find\(...\): store=3.5 must be the path"):
+        bl.lr_find(model=Net(), train=arrays(), store=3.5)
+
+
+def test_a_probe_checks_its_store_before_it_trains(tmp_path, monkeypatch):
+    """A store that will be refused is refused before the probe spends its time, in the
+    API's words (store=, not the CLI's --store)."""
+    from batchlab.probes import lr_search
+
+    monkeypatch.setattr(lr_search, "lr_find", lambda *a, **k: pytest.fail("the probe trained"))
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("not a store")
+    for store, words in [(foreign, "is not a batchlab store"), (tmp_path, "is a folder")]:
+        with pytest.raises(StoreError) as err:
+            bl.lr_find(model=Net(), train=arrays(), store=store)
+        assert words in str(err.value) and "--store" not in str(err.value)
+        assert "store=" in str(err.value)
+
+
+def test_a_sweep_s_store_errors_speak_of_store(tmp_path):
+    with pytest.raises(StoreError) as err:
+        small_sweep(tmp_path)
+    assert str(err.value).startswith(f"store='{tmp_path}' is a folder; give a file name inside "
+                                     f"it, e.g. store='{tmp_path / 'batchlab.db'}'.")
+
+
+def test_probe_batch_sizes_may_be_one_number_or_numpy(monkeypatch):
+    from batchlab.probes import throughput
+
+    seen = []
+    monkeypatch.setattr(throughput, "throughput_curve",
+                        lambda config, batch_sizes, inputs: seen.append(batch_sizes))
+    for given in (16, np.int64(16), np.array([16, 32]), range(16, 33, 16)):
+        bl.throughput(model=Net(), train=arrays(), batch_sizes=given)
+    assert seen == [[16], [16], [16, 32], [16, 32]]
+    assert all(type(b) is int for sizes in seen for b in sizes)
+
+
+@pytest.mark.parametrize("probe, given, words", [
+    ("recommend", "16,32", "batchlab.recommend: batch_sizes='16,32' is a string; pass a list of "
+                           "whole numbers, e.g. batch_sizes=[16, 32, 64]."),
+    ("lr_find", [16, 0], "batchlab.lr_find: batch_sizes=[16, 0] must be whole numbers >= 1"),
+    ("throughput", 2.5, "batchlab.throughput: batch_sizes=2.5 must be whole numbers >= 1"),
+])
+def test_bad_probe_batch_sizes_are_a_spec_error(probe, given, words):
+    with pytest.raises(SpecError) as err:
+        getattr(bl, probe)(model=Net(), train=arrays(), batch_sizes=given)
+    assert words in str(err.value)

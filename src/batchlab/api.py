@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batchlab.apistore import api_store_errors, check_store, store_path
 from batchlab.errors import ExecutorError, SpecError
 
 if TYPE_CHECKING:
@@ -175,16 +176,20 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
     """Train every point of ``grid`` on ``model`` and ``train``; return the result.
 
     ``model``: an ``nn.Module`` (deep-copied for every run and re-initialised with the run's
-    seed) or a function returning a fresh one. ``train``/``val``: ``(x, y)`` tensors or numpy
-    arrays, or a map-style ``Dataset`` of (x, y) pairs; without ``val`` a ``val_fraction``
-    (0.2) of ``train`` is held out. Integer targets are classes (accuracy is recorded); float
-    targets a regression (pass a ``loss``; the loss alone is recorded). ``grid``: spec field
-    paths or short names (``batch_size``, ``lr``, ``schedule``, ``seed``, ``epochs``,
-    ``optimizer``, ...) -> lists of values. ``loss``: any ``loss(outputs, targets)`` returning
-    the batch mean (default cross-entropy). ``optimizer``: a name or ``(params, lr) ->
-    Optimizer`` (the schedule sets its LR every step). ``prune``: ``sweep.prune``, "hopeless"
-    (default: collapsed runs stop early as ``pruned``), "halving" or "off". Other keywords set
-    spec fields (``epochs=5``, ``momentum=0``, ``"data.limit"`` via ``**{"data.limit": 500}``).
+    seed) or a function returning a fresh one, called with the keywords it declares among
+    ``input_shape`` and ``num_classes`` (as a spec's ``model.name`` factory is); its forward
+    returns one tensor. ``train``/``val``: ``(x, y)`` tensors or numpy arrays, or a map-style
+    ``Dataset`` of (x, y) pairs; without ``val`` a ``val_fraction`` (0.2) of ``train`` is held
+    out. Integer targets are classes (accuracy is recorded); float targets a regression (pass
+    a ``loss``; the loss alone is recorded). ``grid``: spec field paths or short names
+    (``batch_size``, ``lr``, ``schedule``, ``seed``, ``epochs``, ``optimizer``, ...) -> lists
+    of values (or tuples, ranges, 1-D numpy arrays; numpy scalars read as Python numbers here
+    and in keywords). ``store``: the store file's path. ``loss``: any ``loss(outputs,
+    targets)`` returning the batch mean (default cross-entropy). ``optimizer``: a name or
+    ``(params, lr) -> Optimizer`` (the schedule sets its LR every step). ``prune``:
+    ``sweep.prune``, "hopeless" (default: collapsed runs stop early as ``pruned``), "halving"
+    or "off". Other keywords set spec fields (``epochs=5``, ``momentum=0``, ``"data.limit"``
+    via ``**{"data.limit": 500}``).
     ``workers``: runs trained at a time, in worker processes when > 1 (the objects must be
     module-level, picklable; refused with the reason when they are not). ``verbose``: print
     a line when the plan is known and one per run that ends (in a terminal and in a notebook
@@ -198,6 +203,18 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
     ``batchlab.fnsweep``); then pass no model= or train=, and keys that are not train fields
     reach the function in ``run.config``.
     """
+    with api_store_errors():  # the store's errors say store=, not the CLI's --store
+        return _sweep(name, train_fn, model=model, train=train, val=val, grid=grid,
+                      store=store_path(store, f"batchlab.sweep('{name}')"), loss=loss,
+                      optimizer=optimizer, repeats=repeats, workers=workers, prune=prune,
+                      verbose=verbose, train_fields=train_fields)
+
+
+def _sweep(name: str, train_fn: Any, *, model: Any, train: Any, val: Any,
+           grid: dict[str, list[Any]] | None, store: Path, loss: Any, optimizer: Any,
+           repeats: int, workers: int, prune: str, verbose: bool,
+           train_fields: dict[str, Any]) -> SweepResult:
+    """``sweep`` once ``store`` is a Path."""
     if train_fn is not None:
         if model is not None or train is not None or val is not None or loss is not None \
                 or optimizer is not None:
@@ -226,9 +243,11 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
     check_objects(runs[0].config, objects)  # before an lr = "auto" range test trains them
     if workers > 1:
         refuse_unsendable(workers, objects, model, loss, optimizer)
+    if any(r.config.train.lr == "auto" for r in runs):
+        check_store(store)  # before the range tests train: their results go there
     threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
     try:
-        prepared = _resolve_auto_lr(spec, runs, objects, Path(store))
+        prepared = _resolve_auto_lr(spec, runs, objects, store)
         preflight(prepared.runs, objects)
         with Store(store) as st:
             progress = LineProgress(spec.name) if verbose else None
@@ -242,7 +261,7 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
         torch.set_num_threads(threads)
     if (why := outcome.all_failed(API_AGAIN.format(name=spec.name, store=store))) is not None:
         raise ExecutorError(why)  # nothing trained: a table of failed rows would hide it
-    return SweepResult(spec.name, Path(store), outcome.planned, outcome.skipped, outcome.trained)
+    return SweepResult(spec.name, store, outcome.planned, outcome.skipped, outcome.trained)
 
 
 # ------------------------------------------------------------------------------- probes
@@ -260,18 +279,38 @@ def _probe(kind: str, run: Any, model: Any, train: Any, val: Any, loss: Any, opt
            store: str | Path | None, experiment: str, fields: dict[str, Any]) -> Any:
     from batchlab.apicheck import check_objects
     from batchlab.spec import RunConfig
+    from batchlab.store import Store
 
+    path = None if store is None else store_path(store, f"batchlab.{PROBE_CALLS[kind]}(...)")
     objects = _objects(model, train, val, loss, optimizer)
     spec = _spec(experiment, objects, None, dict(fields), optimizer, call=PROBE_CALLS[kind])
     config = RunConfig(data=spec.data, model=spec.model, train=spec.train)
     check_objects(config, objects)
+    if path is not None:
+        check_store(path)  # before the probe trains: a store refused after it loses the result
     result = run(config, objects.run_inputs())
-    if store is not None:
-        from batchlab.store import Store
-
-        with Store(store) as st:
+    if path is not None:
+        with api_store_errors(), Store(path) as st:
             st.add_probe(experiment, kind, config.model_dump(mode="json"), result.to_dict())
     return result
+
+
+def _batch_sizes(value: Any, call: str) -> list[int] | None:
+    """A probe's ``batch_sizes``: None, one whole number (a list of one) or a sequence of
+    them (list, tuple, range, numpy array) as a list of Python ints; SpecError otherwise."""
+    if value is None:
+        return None
+    example = "e.g. batch_sizes=[16, 32, 64]"
+    if isinstance(value, str | bytes):
+        raise SpecError(f"{call}: batch_sizes={value!r} is a string; pass a list of whole "
+                        f"numbers, {example}.")
+    if hasattr(value, "tolist"):  # numpy arrays and scalars: Python numbers
+        value = value.tolist()
+    items = list(value) if isinstance(value, list | tuple | range) else [value]
+    if not items or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in items):
+        raise SpecError(f"{call}: batch_sizes={value!r} must be whole numbers >= 1 (one, or a "
+                        f"list of them), {example}.")
+    return items
 
 
 def lr_find(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,
@@ -288,12 +327,15 @@ def lr_find(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimi
     twentieth of the run within 20-100 for ``horizon``, else 100). ``budget`` (``horizon``
     only): the probe's share of the run's steps, at most 1 (default 0.5); more buys longer
     miniatures and a surer answer.
-    ``batch_sizes``: default the ``batch_size`` keyword (32). Other keywords as in :func:`sweep`."""
+    ``batch_sizes``: a list of whole numbers, or one; default the ``batch_size`` keyword (32).
+    ``store``: also store the result there (checked before the probe trains). Other keywords
+    as in :func:`sweep`."""
     from batchlab.probes.lr_search import DEFAULT_STRATEGY
     from batchlab.probes.lr_search import lr_find as probe
 
+    sizes = _batch_sizes(batch_sizes, "batchlab.lr_find")
     return _probe("lr_range", lambda c, i: probe(
-        c, batch_sizes=batch_sizes, repeats=repeats, strategy=strategy or DEFAULT_STRATEGY,
+        c, batch_sizes=sizes, repeats=repeats, strategy=strategy or DEFAULT_STRATEGY,
         start_lr=start_lr, end_lr=end_lr, steps=range_steps, inputs=i, budget=budget),
         model, train, val, loss, optimizer, store, experiment, train_fields)
 
@@ -317,10 +359,12 @@ def max_batch(*, model: Any, train: Any, val: Any = None, loss: Any = None, opti
 def throughput(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,
                batch_sizes: list[int] | None = None, store: str | Path | None = None,
                experiment: str = "probes", **train_fields: Any) -> ThroughputResult:
-    """Samples/s and peak memory per batch size, and the knee: a ``ThroughputResult``."""
+    """Samples/s and peak memory per batch size, and the knee: a ``ThroughputResult``.
+    ``batch_sizes``: a list of whole numbers, or one (default: powers of two)."""
     from batchlab.probes.throughput import throughput_curve
 
-    return _probe("throughput", lambda c, i: throughput_curve(c, batch_sizes=batch_sizes, inputs=i),
+    sizes = _batch_sizes(batch_sizes, "batchlab.throughput")
+    return _probe("throughput", lambda c, i: throughput_curve(c, batch_sizes=sizes, inputs=i),
                   model, train, val, loss, optimizer, store, experiment, train_fields)
 
 
@@ -343,13 +387,15 @@ def recommend(*, model: Any, train: Any, val: Any = None, loss: Any = None, opti
               store: str | Path | None = None, experiment: str = "probes",
               **train_fields: Any) -> Recommendation:
     """All the probes combined into a batch size, an LR and a warm-up, with the evidence: a
-    ``Recommendation`` (``.explanation``: the reasoning, line by line)."""
+    ``Recommendation`` (``.explanation``: the reasoning, line by line). ``batch_sizes``: the
+    candidates, a list of whole numbers (or one)."""
     from batchlab.probes.memory import parse_size
     from batchlab.probes.recommend import recommend as probe
 
     limit = parse_size(memory_limit) if memory_limit is not None else None
+    sizes = _batch_sizes(batch_sizes, "batchlab.recommend")
     return _probe("recommend", lambda c, i: probe(
-        c, batch_sizes=batch_sizes, memory_limit=limit, margin=margin, noise_steps=noise_steps,
+        c, batch_sizes=sizes, memory_limit=limit, margin=margin, noise_steps=noise_steps,
         lr_repeats=lr_repeats, inputs=i), model, train, val, loss, optimizer, store, experiment,
         train_fields)
 
