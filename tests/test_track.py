@@ -8,13 +8,14 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import batchlab as bl
 from batchlab.cli.browse import STATUS_COLUMNS
-from batchlab.errors import SpecError
+from batchlab.errors import SpecError, StoreError
 from batchlab.events import MetricRows
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.sweep import run_sweep
@@ -183,6 +184,31 @@ def test_bad_input_is_one_clear_error(tmp_path, config, call, message):
         with bl.track("x", config=config, store=tmp_path / "s.db") as run:
             call(run)
     assert message in str(err.value)
+
+
+def test_numpy_config_values_are_the_numbers_they_hold(tmp_path):
+    """Values read from an array (np.int64, np.float32) are accepted and stored as numbers."""
+    config = {"batch_size": np.int64(64), "n_train": np.int64(640), "lr": np.float64(0.1),
+              "width": np.int32(8)}
+    with bl.track("np", config=config, store=tmp_path / "s.db") as run:
+        run.log(1, train_loss=0.5)
+    with Store(tmp_path / "s.db") as st:
+        (rec,) = st.runs("np")
+    assert rec.config["train"]["batch_size"] == 64 and rec.config["train"]["lr"] == 0.1
+    assert rec.config["tracked"] == {"width": 8} and rec.summary["steps_per_epoch"] == 10
+
+
+@pytest.mark.parametrize("store", [None, 5])
+def test_a_store_that_is_not_a_path_is_refused_up_front(store):
+    with pytest.raises(SpecError) as err:
+        bl.track("x", store=store)
+    assert f"bl.track: store={store!r} must be the path of the store file" in str(err.value)
+
+
+def test_a_bad_store_path_speaks_of_store_not_the_cli_flag(tmp_path):
+    with pytest.raises(StoreError) as err, bl.track("x", store=tmp_path):
+        pass
+    assert f"store='{tmp_path}' is a folder" in str(err.value) and "--store" not in str(err.value)
 
 
 def test_bl_track_works_when_the_module_is_what_the_package_holds(tmp_path, monkeypatch):

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 
 import batchlab
+from batchlab.apispec import plain
+from batchlab.apistore import api_store_errors, store_path
 from batchlab.errors import SpecError
 from batchlab.events import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RunEnded, RunStarted
 from batchlab.store import Store
@@ -146,8 +148,11 @@ class TrackedRun:
         Lightning logger's version folder); default ``tracked_run_id(experiment, name)``."""
         if not isinstance(experiment, str) or not experiment.strip():
             raise SpecError(f"bl.track needs an experiment name (a non-empty string), got {experiment!r}.")
+        if not isinstance(store, Store):
+            store_path(store, "bl.track")  # a wrong type fails here, not inside the block
         self.experiment = experiment
-        self.user_config = dict(config or {})
+        # numpy scalars (np.int64(64) from an array) read as the Python numbers they hold
+        self.user_config = plain(dict(config or {}))
         self.config = run_config(self.user_config)
         self.name = name
         self.id = run_id or tracked_run_id(experiment, name)
@@ -168,7 +173,11 @@ class TrackedRun:
         if self._rec is not None:
             raise SpecError(f"tracked run {self.id} is already running: a TrackedRun records one "
                             "run; call bl.track(...) again for another.")
-        self.store = self._store_arg if isinstance(self._store_arg, Store) else Store(self._store_arg)
+        if isinstance(self._store_arg, Store):
+            self.store = self._store_arg
+        else:
+            with api_store_errors():  # the store's errors in bl.track's words (store=)
+                self.store = Store(self._store_arg)
         train = self.config["train"]
         point = {f"train.{k}": train[k] for k in ("batch_size", "lr") if k in train}
         add_tracked_run(self.store, self.experiment, self.id, self.config, point)
@@ -343,7 +352,8 @@ def track(experiment: str, config: dict[str, Any] | None = None,
     ``config``: flat keys; ``batch_size``, ``lr``, ``optimizer``, ``epochs``/``steps``,
     ``seed``, ``schedule``, ``model``, ``data``, ``n_train``, ``n_val`` and ``num_classes`` fill
     batchlab's run config (``batch_size`` with ``n_train``, or ``steps_per_epoch``, gives each
-    row its epoch and examples seen); any other key is kept with the run. ``name``: a stable
+    row its epoch and examples seen); any other key is kept with the run; numpy scalars count
+    as the Python numbers they hold. ``store``: the store file's path. ``name``: a stable
     name, so tracking the same name again replaces the run. Use with ``with``.
     """
     return TrackedRun(experiment, config, store, name=name)
