@@ -6,7 +6,7 @@ from torch import nn
 
 import batchlab as bl
 from batchlab import reader
-from batchlab.errors import StoreError
+from batchlab.errors import SpecError, StoreError
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,28 @@ def test_unknown_names_and_missing_files_are_clear_errors(store, tmp_path):
     with pytest.raises(StoreError, match="does not exist"):
         bl.open(tmp_path / "missing.db")
     assert not (tmp_path / "missing.db").exists()  # never creates an empty store
+
+
+def test_one_metric_name_and_a_name_the_run_lacks(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(reader, "has_pandas", lambda: False)
+    with bl.open(store) as db:
+        run = db.runs("exp")[0]["run_id"]
+        one = db.metrics(run, "val_acc")  # one name, not its letters
+        assert list(one) == ["val_acc"] and list(one["val_acc"].epoch) == [0.0, 1.0, 2.0]
+        assert [r["metric"] for r in db.metrics_frame(run, "val_acc")] == ["val_acc"] * 3
+        with pytest.raises(StoreError) as err:
+            db.metrics(run, ["val_accuracy", "val_loss"])
+        text = str(err.value)
+        assert f"run {run} has no metric 'val_accuracy'; it has: " in text
+        assert "train_loss" in text and "val_acc, " in text and "Did you mean 'val_acc'?" in text
+        with pytest.raises(StoreError, match="metric names must be strings"):
+            db.metrics(run, [1])
+    with pytest.raises(SpecError, match="bl.open: store=None must be the path"):
+        bl.open(None)
+    (tmp_path / "x.db").write_text("not a store")
+    with pytest.raises(StoreError) as err:
+        bl.open(tmp_path / "x.db")
+    assert "Pass store= with a new file name" in str(err.value) and "--store" not in str(err.value)
 
 
 def test_report_of_a_stored_experiment(store, tmp_path):

@@ -8,10 +8,13 @@ and a file that does not exist is an error, never a new empty store.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from batchlab.apistore import api_store_errors, store_path
 from batchlab.errors import StoreError
 from batchlab.results import experiment_rows, run_row
 from batchlab.store import Experiment, RunRecord, Series, Store
@@ -34,11 +37,12 @@ class StoreReader:
     """A store opened for reading. Use as a context manager or call ``close()``."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = store_path(path, "bl.open", default=False)
         if not self.path.is_file():
             raise StoreError(f"store '{self.path}' does not exist; pass the path of a store a "
                              "sweep wrote (default batchlab.db in the folder it ran in).")
-        self._store = Store(self.path, create=False)
+        with api_store_errors():  # the store's errors in the API's words (no --store flag)
+            self._store = Store(self.path, create=False)
 
     def close(self) -> None:
         self._store.close()
@@ -82,11 +86,29 @@ class StoreReader:
             raise StoreError(f"run id '{run_id}' {why} in '{self.path}'; copy an id from runs().")
         return matches[0]
 
-    def metrics(self, run_id: str, names: list[str] | None = None) -> dict[str, Series]:
-        """A run's metrics by name (all when ``names`` is None) as numpy arrays."""
-        return self._store.metrics(self.run(run_id).id, names)
+    def metrics(self, run_id: str, names: str | Iterable[str] | None = None) -> dict[str, Series]:
+        """A run's metrics by name as numpy arrays: ``names`` one name, several, or None for
+        all. StoreError naming the run's metrics when one of ``names`` is not among them (an
+        empty series would read as a metric never logged)."""
+        run = self.run(run_id).id
+        if names is None:
+            return self._store.metrics(run)
+        wanted = [names] if isinstance(names, str) else list(names)
+        if not all(isinstance(n, str) for n in wanted):
+            raise StoreError(f"metric names must be strings, got {names!r}; pass one name "
+                             "(db.metrics(run_id, 'val_acc')) or a list of them.")
+        have = self._store.metric_names(run)
+        if missing := [n for n in wanted if n not in have]:
+            close = [c for n in missing for c in difflib.get_close_matches(n, have, n=1)]
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise StoreError(
+                f"run {run} has no metric {', '.join(map(repr, missing))}; it has: "
+                f"{', '.join(have) or 'none yet'}.{hint} Pass names from that list, or leave "
+                "names out for all of them."
+            )
+        return self._store.metrics(run, wanted)
 
-    def metrics_frame(self, run_id: str, names: list[str] | None = None) -> Any:
+    def metrics_frame(self, run_id: str, names: str | Iterable[str] | None = None) -> Any:
         """A run's metrics in long form (metric, step, value, epoch, examples, wall_time): a
         DataFrame when pandas is installed, else a list of dicts."""
         rows = []
