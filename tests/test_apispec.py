@@ -1,6 +1,7 @@
 """The Python API's keywords as a spec (``batchlab.apispec``): grid values as lists of plain
 Python values, whatever sequence holds them."""
 
+import collections
 import json
 
 import numpy as np
@@ -25,6 +26,8 @@ def test_numpy_torch_tuples_and_ranges_are_lists_of_python_values():
     assert grid_values("batch_size", (8, 16)) == [8, 16]
     assert grid_values("batch_size", range(8, 33, 8)) == [8, 16, 24, 32]
     assert plain({"a": [np.float32(0.5), (np.int64(2),)]}) == {"a": [0.5, (2,)]}
+    point = collections.namedtuple("Point", "x y")(1, 2)  # a tuple subclass is left as it is
+    assert plain({"p": point}) == {"p": point}
 
 
 def test_a_spec_of_numpy_values_validates_and_writes_json():

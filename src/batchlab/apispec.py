@@ -53,7 +53,7 @@ def plain(value: Any) -> Any:
     the stored config, which cannot write numpy types."""
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if type(value) in (list, tuple):  # not subclasses: a namedtuple is built otherwise
         return type(value)(plain(v) for v in value)
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
         return value.tolist()  # a numpy scalar's Python number, an array's nested lists
