@@ -410,3 +410,13 @@ def test_bad_probe_batch_sizes_are_a_spec_error(probe, given, words):
     with pytest.raises(SpecError) as err:
         getattr(bl, probe)(model=Net(), train=arrays(), batch_sizes=given)
     assert words in str(err.value)
+
+
+def test_a_sweep_s_notice_is_a_warning_at_the_caller_s_line(tmp_path):
+    """The store= handling wraps the sweep's body, not a helper call: the notice's warning
+    still points at the user's bl.sweep line (a notebook shows that line)."""
+    small_sweep(tmp_path / "s.db", grid={"batch_size": [16]}, verbose=False)
+    with pytest.warns(UserWarning, match="another model") as caught:
+        small_sweep(tmp_path / "s.db", model=Net(hidden=9), grid={"batch_size": [16]},
+                    verbose=False)
+    assert {w.filename for w in caught if "another model" in str(w.message)} == {__file__}

@@ -203,65 +203,57 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
     ``batchlab.fnsweep``); then pass no model= or train=, and keys that are not train fields
     reach the function in ``run.config``.
     """
+    store = store_path(store, f"batchlab.sweep('{name}')")
+    # in the body, not a helper: a helper's frame would move the notices' warnings (stacklevel)
+    # off the caller's line
     with api_store_errors():  # the store's errors say store=, not the CLI's --store
-        return _sweep(name, train_fn, model=model, train=train, val=val, grid=grid,
-                      store=store_path(store, f"batchlab.sweep('{name}')"), loss=loss,
-                      optimizer=optimizer, repeats=repeats, workers=workers, prune=prune,
-                      verbose=verbose, train_fields=train_fields)
+        if train_fn is not None:
+            if model is not None or train is not None or val is not None or loss is not None \
+                    or optimizer is not None:
+                raise SpecError("bl.sweep(name, train_fn, ...) sweeps your function, which builds its "
+                                "own model and loads its own data: leave out model=, train=, val=, "
+                                "loss= and optimizer= (or leave out train_fn for batchlab's loop).")
+            from batchlab.fnsweep import sweep_function
 
+            return sweep_function(name, train_fn, grid=grid, store=store, repeats=repeats,
+                                  workers=workers, prune=prune, verbose=verbose, fields=train_fields)
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise SpecError(f"workers={workers!r} must be a whole number >= 1 (1: train in this process).")
+        import torch
 
-def _sweep(name: str, train_fn: Any, *, model: Any, train: Any, val: Any,
-           grid: dict[str, list[Any]] | None, store: Path, loss: Any, optimizer: Any,
-           repeats: int, workers: int, prune: str, verbose: bool,
-           train_fields: dict[str, Any]) -> SweepResult:
-    """``sweep`` once ``store`` is a Path."""
-    if train_fn is not None:
-        if model is not None or train is not None or val is not None or loss is not None \
-                or optimizer is not None:
-            raise SpecError("bl.sweep(name, train_fn, ...) sweeps your function, which builds its "
-                            "own model and loads its own data: leave out model=, train=, val=, "
-                            "loss= and optimizer= (or leave out train_fn for batchlab's loop).")
-        from batchlab.fnsweep import sweep_function
+        from batchlab.apicheck import check_objects, preflight, refuse_unsendable
+        from batchlab.execute.inline import InlineExecutor
+        from batchlab.execute.local import LocalPoolExecutor
+        from batchlab.execute.sweep import run_sweep
+        from batchlab.lineprogress import LineProgress
+        from batchlab.plan import plan_runs
+        from batchlab.store import Store
 
-        return sweep_function(name, train_fn, grid=grid, store=store, repeats=repeats,
-                              workers=workers, prune=prune, verbose=verbose, fields=train_fields)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise SpecError(f"workers={workers!r} must be a whole number >= 1 (1: train in this process).")
-    import torch
-
-    from batchlab.apicheck import check_objects, preflight, refuse_unsendable
-    from batchlab.execute.inline import InlineExecutor
-    from batchlab.execute.local import LocalPoolExecutor
-    from batchlab.execute.sweep import run_sweep
-    from batchlab.lineprogress import LineProgress
-    from batchlab.plan import plan_runs
-    from batchlab.store import Store
-
-    objects = _objects(model, train, val, loss, optimizer)
-    spec = _spec(name, objects, grid, dict(train_fields), optimizer, repeats, prune)
-    runs = plan_runs(spec)
-    check_objects(runs[0].config, objects)  # before an lr = "auto" range test trains them
-    if workers > 1:
-        refuse_unsendable(workers, objects, model, loss, optimizer)
-    if any(r.config.train.lr == "auto" for r in runs):
-        check_store(store)  # before the range tests train: their results go there
-    threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
-    try:
-        prepared = _resolve_auto_lr(spec, runs, objects, store)
-        preflight(prepared.runs, objects)
-        with Store(store) as st:
-            progress = LineProgress(spec.name) if verbose else None
-            executor = (InlineExecutor(inputs=objects.run_inputs()) if workers == 1 else
-                        LocalPoolExecutor(workers, inputs=objects.run_inputs()))
-            outcome = run_sweep(spec, st, executor,
-                                prepared=prepared, on_notice=_warn,
-                                on_plan=progress.on_plan if progress else None,
-                                on_event=progress.on_event if progress else None)
-    finally:
-        torch.set_num_threads(threads)
-    if (why := outcome.all_failed(API_AGAIN.format(name=spec.name, store=store))) is not None:
-        raise ExecutorError(why)  # nothing trained: a table of failed rows would hide it
-    return SweepResult(spec.name, store, outcome.planned, outcome.skipped, outcome.trained)
+        objects = _objects(model, train, val, loss, optimizer)
+        spec = _spec(name, objects, grid, dict(train_fields), optimizer, repeats, prune)
+        runs = plan_runs(spec)
+        check_objects(runs[0].config, objects)  # before an lr = "auto" range test trains them
+        if workers > 1:
+            refuse_unsendable(workers, objects, model, loss, optimizer)
+        if any(r.config.train.lr == "auto" for r in runs):
+            check_store(store)  # before the range tests train: their results go there
+        threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
+        try:
+            prepared = _resolve_auto_lr(spec, runs, objects, store)
+            preflight(prepared.runs, objects)
+            with Store(store) as st:
+                progress = LineProgress(spec.name) if verbose else None
+                executor = (InlineExecutor(inputs=objects.run_inputs()) if workers == 1 else
+                            LocalPoolExecutor(workers, inputs=objects.run_inputs()))
+                outcome = run_sweep(spec, st, executor,
+                                    prepared=prepared, on_notice=_warn,
+                                    on_plan=progress.on_plan if progress else None,
+                                    on_event=progress.on_event if progress else None)
+        finally:
+            torch.set_num_threads(threads)
+        if (why := outcome.all_failed(API_AGAIN.format(name=spec.name, store=store))) is not None:
+            raise ExecutorError(why)  # nothing trained: a table of failed rows would hide it
+        return SweepResult(spec.name, store, outcome.planned, outcome.skipped, outcome.trained)
 
 
 # ------------------------------------------------------------------------------- probes
