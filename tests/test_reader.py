@@ -113,3 +113,15 @@ def test_an_experiment_of_probes_only_is_listed_read_reported_and_removed(tmp_pa
     assert removed.returncode == 0, removed.stderr
     with bl.open(path) as db:
         assert db.experiments() == [] and not db.store.probes("pr")
+
+
+def test_a_live_run_reads_an_empty_series_for_a_metric_it_has_not_logged_yet(tmp_path, monkeypatch):
+    """Polling a run that is still training for val_acc before its first evaluation."""
+    monkeypatch.setattr(reader, "has_pandas", lambda: False)
+    with bl.track("live", store=tmp_path / "t.db", config={"lr": 0.1}) as run:
+        run.log(1, train_loss=1.0)
+        with bl.open(tmp_path / "t.db") as db:
+            rid = db.runs("live")[0]["run_id"]
+            assert len(db.metrics(rid, ["val_acc"])["val_acc"].step) == 0
+    with bl.open(tmp_path / "t.db") as db, pytest.raises(StoreError, match="has no metric 'val_acc'"):
+        db.metrics(rid, ["val_acc"])  # ended: it never will have it

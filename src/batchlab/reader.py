@@ -16,6 +16,7 @@ from typing import Any
 
 from batchlab.apistore import api_store_errors, store_path
 from batchlab.errors import StoreError
+from batchlab.events import FINAL_STATUSES
 from batchlab.results import experiment_rows, run_row
 from batchlab.store import Experiment, RunRecord, Series, Store
 
@@ -88,9 +89,11 @@ class StoreReader:
 
     def metrics(self, run_id: str, names: str | Iterable[str] | None = None) -> dict[str, Series]:
         """A run's metrics by name as numpy arrays: ``names`` one name, several, or None for
-        all. StoreError naming the run's metrics when one of ``names`` is not among them (an
-        empty series would read as a metric never logged)."""
-        run = self.run(run_id).id
+        all. StoreError naming the run's metrics when the run has ended and one of ``names`` is
+        not among them (an empty series would read as a metric never logged); a run not ended
+        yet gives an empty series for a name it has not logged yet."""
+        record = self.run(run_id)
+        run = record.id
         if names is None:
             return self._store.metrics(run)
         wanted = [names] if isinstance(names, str) else list(names)
@@ -98,7 +101,9 @@ class StoreReader:
             raise StoreError(f"metric names must be strings, got {names!r}; pass one name "
                              "(db.metrics(run_id, 'val_acc')) or a list of them.")
         have = self._store.metric_names(run)
-        if missing := [n for n in wanted if n not in have]:
+        # a run still training (or interrupted, to resume) may log the name later: polling a
+        # live run for val_acc before its first evaluation reads an empty series
+        if record.status in FINAL_STATUSES and (missing := [n for n in wanted if n not in have]):
             close = [c for n in missing for c in difflib.get_close_matches(n, have, n=1)]
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
             raise StoreError(
