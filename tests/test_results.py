@@ -31,3 +31,27 @@ def test_a_run_without_an_evaluation_has_no_best_accuracy():
     assert run_row(record({"best_val_acc": -1.0}))["best_val_acc"] is None  # older stores
     assert run_row(record({}))["best_val_acc"] is None
     assert run_row(record({"best_val_acc": 0.5}))["best_val_acc"] == 0.5
+
+
+def test_a_run_still_training_shows_its_validation_so_far(tmp_path):
+    """Its summary comes when it ends; until then ls/export read its stored rows, as its
+    diagnosis does, not '-'."""
+    from batchlab.events import MetricRows, RunStarted
+    from batchlab.plan import plan_runs
+    from batchlab.results import experiment_rows
+    from batchlab.spec import spec_from_dict
+    from batchlab.store import Store
+
+    spec = spec_from_dict({"name": "live", "sweep": {"grid": {"train.lr": [0.1, 0.01]}}})
+    runs = plan_runs(spec)
+    with Store(tmp_path / "s.db") as st:
+        st.add_experiment("live", spec.model_dump(mode="json"), runs)
+        st.record(RunStarted(runs[0].run_id, 100, 0, {}))
+        rows = [("val_acc", s, v, s / 10, s * 32, 1.0) for s, v in ((10, 0.5), (20, 0.8), (30, 0.7))]
+        rows += [("val_loss", s, v, s / 10, s * 32, 1.0) for s, v in ((10, 1.2), (20, 0.6), (30, 0.9))]
+        st.record(MetricRows(runs[0].run_id, rows, 30))
+        live, pending = experiment_rows(st, "live")
+    assert live["status"] == "running"
+    assert (live["final_val_acc"], live["best_val_acc"]) == (0.7, 0.8)
+    assert (live["final_val_loss"], live["best_val_loss"]) == (0.9, 0.6)
+    assert pending["final_val_acc"] is None  # nothing trained yet
