@@ -17,6 +17,7 @@ from typing import Any
 from batchlab.analysis import conclusions as C
 from batchlab.analysis.findings import Finding, pct
 from batchlab.analysis.groups import RunFacts, ranked
+from batchlab.analysis.metric import metric_of
 from batchlab.analysis.patterns import cause, problem_sentence, problems
 from batchlab.analysis.scaling import SCALING_RULES, CriticalBatchFit, ExponentVerdict, PowerLawFit
 
@@ -43,9 +44,10 @@ class Answer:
 
     headline: 'Pick batch 128, lr 0.1, step(...).' or why nothing can be picked.
     pick: the picked configuration (the best group: label, batch_size, lr, schedule,
-        best_val_acc, best_val_acc_std, n, wall_time_to_target, steps_to_target, reached), or
-        None.
-    score: its best val acc with its seed spread, and its time to the target.
+        best_val_acc, best_val_acc_std, best_val_loss, best_val_loss_std, metric (what ranked
+        it: 'val_acc', or 'val_loss' without accuracies), n, wall_time_to_target,
+        steps_to_target, reached), or None.
+    score: its best val acc (lowest val loss) with its seed spread, and its time to the target.
     sure: how sure: beyond or within seed noise of the runner-up, and which configurations
         are within noise of it.
     why: at most three plain sentences (the most telling findings).
@@ -68,10 +70,6 @@ class Answer:
                 *(p.sentence for points in self.groups.values() for p in points)]
 
 
-def _pts(x: float) -> str:
-    return C.points(x)
-
-
 def _names(groups: Sequence[dict[str, Any]]) -> str:
     named = [g["label"] for g in groups[:MAX_NAMED]]
     more = len(groups) - MAX_NAMED
@@ -84,14 +82,17 @@ def _pick(best: dict[str, Any]) -> dict[str, Any]:
             "schedule": g["schedule"], "best_val_acc": g["best_val_acc_mean"],
             "best_val_acc_std": g["best_val_acc_std"], "n": g["n"], "reached": g["reached"],
             "wall_time_to_target": g["wall_time_to_target_mean"],
-            "steps_to_target": g["steps_to_target_mean"]}
+            "steps_to_target": g["steps_to_target_mean"],
+            "best_val_loss": g["best_val_loss_mean"], "best_val_loss_std": g["best_val_loss_std"],
+            "metric": g["metric"]}
 
 
 def _score(pick: dict[str, Any], target: float | None) -> str:
-    spread = (f" ± {_pts(pick['best_val_acc_std'])} over {pick['n']} seeds"
-              if pick["best_val_acc_std"] is not None else f" ({pick['n']} seed)" if pick["n"] == 1
-              else "")
-    text = f"Best val acc {pct(pick['best_val_acc'])}{spread}"
+    m = metric_of(pick)
+    std = pick[f"{m.best_key}_std"]
+    spread = (f" ± {m.pm(std)} over {pick['n']} seeds" if std is not None
+              else f" ({pick['n']} seed)" if pick["n"] == 1 else "")
+    text = f"{m.best_name[:1].upper()}{m.best_name[1:]} {m.fmt(pick[m.best_key])}{spread}"
     if target is None:
         return text + "."
     if pick["reached"] and pick["wall_time_to_target"] is not None:
@@ -106,12 +107,13 @@ def _sure(best: dict[str, Any], groups: Sequence[dict[str, Any]]) -> str:
         return "Only one configuration qualifies: there is nothing to compare it with."
     noise = best["noise"]
     source = "seed noise" if best["noise_source"] == "seeds" else "the single-seed noise floor"
-    top = best["group"]["best_val_acc_mean"]
-    close = [g for g in ranked(groups)[1:] if top - g["best_val_acc_mean"] <= noise]
+    m = metric_of(best["group"])  # a loss's lead and noise: fractions of the best's loss
+    top = best["group"][m.mean]
+    close = [g for g in ranked(groups)[1:] if m.behind(top, g[m.mean]) <= noise]
     if not close:
         return (f"Sure: it leads the runner-up ({best['runner_up']['label']}) by "
-                f"{_pts(best['difference'])}, beyond {source} ({_pts(noise)}).")
-    return (f"Not sure: within {source} ({_pts(noise)}) of it: {_names(close)}. Another seed "
+                f"{m.lead(best['difference'])}, beyond {source} ({m.diff(noise)}).")
+    return (f"Not sure: within {source} ({m.diff(noise)}) of it: {_names(close)}. Another seed "
             "could rank any of these first; more seeds (sweep.repeats) would tell them apart.")
 
 
@@ -202,8 +204,8 @@ def _lr(best_lr: Sequence[dict], fit: PowerLawFit | None, verdict: ExponentVerdi
         text = (f"The best LR goes from {first['lr']:g} at batch {first['batch_size']} to "
                 f"{last['lr']:g} at batch {last['batch_size']}")
     details = [f"batch {r['batch_size']}: best lr {r['lr']:g}, {r['schedule']}" + (
-        f" (best val acc {pct(r['best_val_acc'])})" if r["best_val_acc"] is not None else "")
-        for r in rows]
+        f" ({m.best_name} {m.fmt(r[m.best_key])})" if r.get(m.best_key) is not None else "")
+        for r in rows for m in (metric_of(r),)]
     if (said := C.lr_exponent_sentence(fit, verdict)) is not None:
         details.append(said)
         words = {n: w for n, _, w in SCALING_RULES}
@@ -225,13 +227,14 @@ def _faster(pick: dict[str, Any], fast: dict[str, Any], best: dict[str, Any],
     text = (f"Batch {fast['batch_size']} reaches the target sooner ({fast['wall_time']:.3g} s "
             f"against {pick['wall_time_to_target']:.3g} s)")
     other = next((g for g in groups if g["label"] == fast["wall_time_label"]), None)
-    if other is None or other["best_val_acc_mean"] is None:
+    m = metric_of(pick)
+    if other is None or other[m.mean] is None:
         return text + "."
     noise = best["noise"] if best["noise"] is not None else 0.0
-    gap = pick["best_val_acc"] - other["best_val_acc_mean"]
-    how = "within noise of the pick's" if gap <= noise else "lower than the pick's"
-    return (text + f", at a best val acc {how} ({pct(other['best_val_acc_mean'])} against "
-            f"{pct(pick['best_val_acc'])}).")
+    gap = m.behind(pick[m.best_key], other[m.mean])
+    how = "within noise of the pick's" if gap <= noise else f"{m.worse} than the pick's"
+    return (text + f", at a {m.best_name} {how} ({m.fmt(other[m.mean])} against "
+            f"{m.fmt(pick[m.best_key])}).")
 
 
 def _why(pick: dict[str, Any] | None, groups: dict[str, list[Point]],
@@ -264,11 +267,8 @@ def write_answer(e: C.Evidence) -> Answer:
     details = overview[:1] + [s for s in (C.target_sentence(target, e.target_given),) if s]
     details += C.best_sentences(best, groups)
     if best is None:
-        loss_only = C.loss_only_sentences(facts) if facts and not any(f.has_data for f in facts) else []
         headline = (overview[1] if len(overview) > 1 else
                     "Nothing to pick yet: no configuration qualifies as best.")
-        if loss_only:
-            headline = "Pick " + loss_only[0].split("best config: ", 1)[1]
         headline = headline[:1].upper() + headline[1:]
         details += [s for s in overview[1:] if s not in details]
         return Answer(headline, None, "", "", _why(None, points, tables[0]), details, points)

@@ -15,6 +15,7 @@ from typing import Any
 from batchlab.analysis.diagnose import Finding, pct
 from batchlab.analysis.groups import RunFacts
 from batchlab.analysis.kinds import SUMMARY_ORDER, WORDING
+from batchlab.analysis.metric import experiment_metric, metric_of, points
 from batchlab.analysis.scaling import SCALING_RULES, CriticalBatchFit, ExponentVerdict, PowerLawFit
 from batchlab.analysis.targets import DEFAULT_TARGET_FRACTION
 
@@ -29,12 +30,6 @@ def listing(labels: Sequence[str]) -> str:
     return "; ".join(named) + (f"; and {more} more" if more > 0 else "")
 
 
-def points(x: float) -> str:
-    """An accuracy difference in percentage points: 0.005 -> '0.5 points', 0.01 -> '1 point'."""
-    text = f"{100 * x:.2g}"
-    return f"{text} point" + ("" if text == "1" else "s")
-
-
 def _runs(n: int) -> str:
     return f"{n} run" + ("" if n == 1 else "s")
 
@@ -44,10 +39,10 @@ def overview(experiment: str, facts: Sequence[RunFacts]) -> list[str]:
         return [f"experiment '{experiment}' has no runs: nothing to analyse yet."]
     counts = Counter(f.status for f in facts).most_common()
     out = [f"{_runs(len(facts))} in '{experiment}': " + ", ".join(f"{n} {s}" for s, n in counts) + "."]
-    if not any(f.has_data for f in facts):
-        out += loss_only_sentences(facts) or [
-            "no run has recorded an evaluation yet: nothing to compare until they train "
-            "('batchlab sweep' trains pending runs)."]
+    metric = experiment_metric(facts)
+    if not any(metric.has(f) for f in facts):
+        out.append("no run has recorded an evaluation yet: nothing to compare until they train "
+                   "('batchlab sweep' trains pending runs).")
     diverged = [f for f in facts if f.status == "diverged"]
     if diverged and len(diverged) == len(facts):
         every = "all " if len(facts) > 1 else "the "
@@ -59,28 +54,6 @@ def overview(experiment: str, facts: Sequence[RunFacts]) -> list[str]:
     if pruned := [f for f in facts if f.status == "pruned"]:
         out.append(f"{len(pruned)} of {_runs(len(facts))} stopped early by sweep.prune (shown, "
                    f"never ranked best; why: each run's findings): {listing([f.label for f in pruned])}.")
-    return out
-
-
-def loss_only_sentences(facts: Sequence[RunFacts]) -> list[str]:
-    """When no run records accuracy but some record a validation loss (a regression, or a
-    loss without classes): configurations ranked by their mean lowest validation loss."""
-    by_config: dict[str, list[RunFacts]] = {}
-    for f in facts:
-        if f.status not in ("diverged", "pruned") and math.isfinite(f.best_val_loss):
-            by_config.setdefault(f.group_key, []).append(f)
-    if not by_config:
-        return []
-    ranked = sorted(by_config.values(), key=lambda fs: sum(f.best_val_loss for f in fs) / len(fs))
-
-    def said(fs: list[RunFacts]) -> str:
-        mean = sum(f.best_val_loss for f in fs) / len(fs)
-        return f"{fs[0].label} (lowest val loss {mean:.4g}, {_runs(len(fs))})"
-
-    out = ["no accuracy recorded (a regression or a loss without classes): configurations are "
-           f"compared by validation loss; best config: {said(ranked[0])}."]
-    if len(ranked) > 1:
-        out.append(f"runner-up: {said(ranked[1])}.")
     return out
 
 
@@ -99,19 +72,20 @@ def best_sentences(best: dict[str, Any] | None, groups: Sequence[dict[str, Any]]
             return ["no configuration qualifies as best: every one with data diverged for at least one seed."]
         return []
     g = best["group"]
-    spread = f" ± {g['best_val_acc_std']:.2g}" if g["best_val_acc_std"] is not None else ""
+    m = metric_of(g)  # a loss's differences and noise are relative: said as percentages
+    spread = f" ± {g[m.std]:.2g}" if g[m.std] is not None else ""
     seeds = f"{g['n']} seeds" if g["n"] > 1 else "1 seed"
-    final = f", final {g['final_val_acc_mean']:.4g}" if g["final_val_acc_mean"] is not None else ""
-    out = [f"best config: {g['label']}: best val acc {g['best_val_acc_mean']:.4g}{spread} "
+    final = f", final {g[m.final_mean]:.4g}" if g[m.final_mean] is not None else ""
+    out = [f"{m.preamble}best config: {g['label']}: {m.best_name} {g[m.mean]:.4g}{spread} "
            f"({seeds}{final})."]
     if best["runner_up"] is not None:
         r = best["runner_up"]
-        noise = (f"seed noise (std {points(best['noise'])})" if best["noise_source"] == "seeds"
-                 else f"the single-seed noise floor ({points(best['noise'])})")
+        noise = (f"seed noise (std {m.diff(best['noise'])})" if best["noise_source"] == "seeds"
+                 else f"the single-seed noise floor ({m.diff(best['noise'])})")
         verdict = "within" if best["within_noise"] else "beyond"
-        out.append(f"the best two configs differ by {points(best['difference'])}, {verdict} {noise}"
+        out.append(f"the best two configs differ by {m.lead(best['difference'])}, {verdict} {noise}"
                    + (" (another seed could swap them)" if best["within_noise"] else "")
-                   + f"; runner-up: {r['label']} (best val acc {100 * r['best_val_acc_mean']:.3g}%).")
+                   + f"; runner-up: {r['label']} ({m.best_name} {m.fmt(r[m.mean])}).")
     return out
 
 

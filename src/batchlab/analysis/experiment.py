@@ -30,6 +30,7 @@ from batchlab.analysis.diagnose import (
 from batchlab.analysis.direction import reconsider_lr_too_small
 from batchlab.analysis.groups import by_batch, fit_lr, make_groups, pick_best, run_facts
 from batchlab.analysis.layers import layer_metric_names
+from batchlab.analysis.metric import LOSS, metric_of
 from batchlab.analysis.remedies import with_remedies
 from batchlab.analysis.scaling import (
     CriticalBatchFit,
@@ -113,12 +114,18 @@ def sweep_context(
     experiment trains on one data set). A sweep needs 2+ configurations with data that did not
     diverge; the best is the top-ranked configuration's mean best val acc, with the noise of
     its seed std but never below ``noise_floor`` (two or three seeds can agree by luck).
-    Without accuracies the best is the lowest final val loss of a run that did not diverge.
+    Ranked by loss (no accuracies) the best is that configuration's mean final val loss (its
+    own runs are then within noise of it; the loss's noise is the standing's relative floor).
+    With no configuration to rank but runs with losses, it is the lowest final val loss of a
+    run that did not diverge.
     """
     n_classes = next((r.summary["num_classes"] for r, _ in runs
                       if isinstance(r.summary.get("num_classes"), int)), None)
     if sum(g["eligible"] for g in groups) >= 2 and best is not None:
         g = best["group"]
+        if metric_of(g) is LOSS:
+            last = g["final_val_loss_mean"]
+            return RunContext(n_classes, None, last if last is not None else g["best_val_loss_mean"])
         std = g["best_val_acc_std"]
         return RunContext(n_classes, g["best_val_acc_mean"], None,
                           max(std, noise_floor) if std is not None else noise_floor)
@@ -149,7 +156,7 @@ def analyze_runs(
     hits = [first_hit(S.get(metrics, "val_acc"), tgt) if tgt is not None else None for _, metrics in runs]
     facts = [replace(f, hit=hit) for f, hit in zip(facts, hits, strict=True)]
     groups = make_groups(facts)
-    best = pick_best(groups, th.noise_floor)
+    best = pick_best(groups, th)
     context = sweep_context(runs, groups, best, th.noise_floor)
     findings = reconsider_lr_too_small(
         [(r.config, r.summary, r.status) for r, _ in runs],

@@ -9,18 +9,25 @@ these keys:
     point         the sweep point without the seed
     batch_size, lr, effective_lr, scale_lr, schedule
     run_ids, n_runs (planned), n (runs with validation data), n_diverged, n_pruned
+    metric        what the experiment's configurations are ranked by: 'val_acc', or 'val_loss'
+                  when no run records an accuracy (see ``batchlab.analysis.metric``)
     best_val_acc_mean/std, final_val_acc_mean/std, final_train_acc_mean, gap_mean/std
                   (std is None with fewer than 2 runs; gap = final train acc - final val acc)
+    best_val_loss_mean/std, final_val_loss_mean/std, final_train_loss_mean
+                  the same of each run's lowest and last validation loss and last train loss
+                  (eval mode)
     n_hit, steps/epochs/examples/wall_time_to_target_mean (over the runs that hit; None if none)
     reached       every run with data reached the target
-    eligible      has data and no run diverged or was pruned: only these are ranked or
+    eligible      has data (a value of the metric) and no run diverged or was pruned: only these are ranked or
                   recommended. A pruned run (sweep.prune) stopped early, so its numbers are not
                   those of its configuration trained to the end: a hopeless one collapsed (its
                   best accuracy is a peak it lost), one cut by successive halving ranked below
                   the configurations that went on. Its curves and metrics are still shown.
 
 Configurations are ranked by mean best validation accuracy (the accuracy an early-stopping
-checkpoint keeps, the number the results table headlines), ties broken by mean final accuracy.
+checkpoint keeps, the number the results table headlines), ties broken by mean final accuracy;
+in an experiment without accuracies (a regression) by mean lowest validation loss, ties broken
+by mean final loss. ``n`` counts the runs with a value of that metric.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from typing import Any
 import numpy as np
 
 from batchlab.analysis import series as S
+from batchlab.analysis.findings import Thresholds
+from batchlab.analysis.metric import experiment_metric, metric_of
 from batchlab.analysis.targets import TargetHit
 from batchlab.errors import BatchlabError
 from batchlab.results import schedule_label
@@ -60,8 +69,10 @@ class RunFacts:
     final_train_acc: float
     effective_lr: float | None
     hit: TargetHit | None = None
-    # lowest validation loss: what ranks runs that record no accuracy (a regression)
+    # lowest and last validation loss: what ranks runs that record no accuracy (a regression)
     best_val_loss: float = float("nan")
+    final_val_loss: float = float("nan")
+    final_train_loss: float = float("nan")  # the last train_eval_loss (eval mode, like val)
 
 
 def _summary_float(summary: dict[str, Any], key: str) -> float:
@@ -69,8 +80,14 @@ def _summary_float(summary: dict[str, Any], key: str) -> float:
     return float(value) if isinstance(value, int | float) and value >= 0 else float("nan")
 
 
+def _summary_loss(summary: dict[str, Any], key: str) -> float:
+    value = summary.get(key)  # a loss may be negative (a likelihood): any finite number is one
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else float("nan")
+
+
 def run_facts(record: RunRecord, metrics: dict[str, Series], hit: TargetHit | None = None) -> RunFacts:
-    """Facts of one run: accuracies from its series, falling back to the stored summary."""
+    """Facts of one run: accuracies and losses from its series, falling back to the stored
+    summary."""
     train = dict(record.config.get("train", {}))
     without_seed = {**record.config, "train": {k: v for k, v in train.items() if k != "seed"}}
     val_acc = S.get(metrics, "val_acc")
@@ -92,10 +109,14 @@ def run_facts(record: RunRecord, metrics: dict[str, Series], hit: TargetHit | No
         except (ValueError, BatchlabError):  # a config no run could train with: no LR to show
             effective = None
     point = {k: v for k, v in record.point.items() if k != "train.seed"}
+    val_loss = S.get(metrics, "val_loss")
+    lowest, last = _lowest(val_loss), S.last(val_loss)
+    if math.isnan(lowest):
+        lowest, last = _summary_loss(summary, "best_val_loss"), _summary_loss(summary, "final_val_loss")
     return RunFacts(record.id, record.status, json.dumps(without_seed, sort_keys=True, default=str),
                     _label(train, point), train, point,
                     has_data or not math.isnan(best), best, final, final_train, effective, hit,
-                    _lowest(S.get(metrics, "val_loss")))
+                    lowest, last, S.last(S.get(metrics, "train_eval_loss")))
 
 
 def _lowest(series: Series) -> float:
@@ -124,22 +145,26 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def make_groups(facts: Sequence[RunFacts]) -> list[dict[str, Any]]:
-    """One dict per configuration (see the module doc), in the order configs first appear."""
+    """One dict per configuration (see the module doc), in the order configs first appear,
+    all ranked by one metric (``experiment_metric`` of every run)."""
+    metric = experiment_metric(facts)
     members: dict[str, list[RunFacts]] = {}
     for f in facts:
         members.setdefault(f.group_key, []).append(f)
     groups = []
     for key, runs in members.items():
         first = runs[0]
-        data = [r for r in runs if r.has_data]
+        data = [r for r in runs if metric.has(r)]
         hits = [r.hit for r in data if r.hit is not None]
         best_mean, best_std = _mean_std([r.best_val_acc for r in data])
         final_mean, final_std = _mean_std([r.final_val_acc for r in data])
         gap_mean, gap_std = _mean_std([r.final_train_acc - r.final_val_acc for r in data])
         n_diverged = sum(r.status == DIVERGED for r in runs)
         n_pruned = sum(r.status == PRUNED for r in runs)
+        loss_mean, loss_std = _mean_std([r.best_val_loss for r in data])
+        last_mean, last_std = _mean_std([r.final_val_loss for r in data])
         scale = first.train.get("scale_lr", "none")
-        groups.append({
+        group = {
             "key": key, "label": first.label, "point": first.point,
             "batch_size": first.train.get("batch_size"), "lr": first.train.get("lr"),
             "effective_lr": first.effective_lr, "scale_lr": scale,
@@ -150,20 +175,26 @@ def make_groups(facts: Sequence[RunFacts]) -> list[dict[str, Any]]:
             "final_val_acc_mean": final_mean, "final_val_acc_std": final_std,
             "final_train_acc_mean": _mean([r.final_train_acc for r in data]),
             "gap_mean": gap_mean, "gap_std": gap_std,
+            "metric": metric.key,
+            "best_val_loss_mean": loss_mean, "best_val_loss_std": loss_std,
+            "final_val_loss_mean": last_mean, "final_val_loss_std": last_std,
+            "final_train_loss_mean": _mean([r.final_train_loss for r in data]),
             "n_hit": len(hits),
             "steps_to_target_mean": _mean([h.step for h in hits]),
             "epochs_to_target_mean": _mean([h.epoch for h in hits]),
             "examples_to_target_mean": _mean([h.examples for h in hits]),
             "wall_time_to_target_mean": _mean([h.wall_time for h in hits]),
             "reached": bool(data) and len(hits) == len(data),
-            "eligible": bool(data) and best_mean is not None and n_diverged == n_pruned == 0,
-        })
+        }
+        group["eligible"] = bool(data) and group[metric.mean] is not None and n_diverged == n_pruned == 0
+        groups.append(group)
     return groups
 
 
 def _rank_key(group: dict[str, Any]) -> tuple[float, float]:
-    final = group["final_val_acc_mean"]
-    return group["best_val_acc_mean"], final if final is not None else -math.inf
+    m = metric_of(group)
+    final = group[m.final_mean]
+    return m.order(group[m.mean]), m.order(final) if final is not None else -math.inf
 
 
 def ranked(groups: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -171,28 +202,32 @@ def ranked(groups: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted((g for g in groups if g["eligible"]), key=_rank_key, reverse=True)
 
 
-def pick_best(groups: Sequence[dict[str, Any]], noise_floor: float) -> dict[str, Any] | None:
+def pick_best(groups: Sequence[dict[str, Any]], th: Thresholds) -> dict[str, Any] | None:
     """The best group, the runner-up and whether their difference is within seed noise.
 
-    Noise is the pooled seed std sqrt((s1^2 + s2^2) / 2) when both have 2+ runs with data
-    (a difference under one typical seed-to-seed spread could flip with another seed), else
-    ``noise_floor``. A lone eligible group is never "within noise" of anything.
+    ``difference`` and ``noise`` are in the units of the groups' metric's ``behind``: accuracy
+    points, or for a loss fractions of the best's loss (a loss has no fixed scale). Noise is
+    the pooled seed std sqrt((s1^2 + s2^2) / 2) when both have 2+ runs with data (a difference
+    under one typical seed-to-seed spread could flip with another seed), else the metric's
+    floor (``th.noise_floor``, ``th.loss_noise_floor``). A lone eligible group is never "within
+    noise" of anything. ``metric`` names the group key ranked by.
     """
     order = ranked(groups)
     if not order:
         return None
     best = order[0]
+    m = metric_of(best)
     out: dict[str, Any] = {"group": best, "runner_up": None, "difference": None, "noise": None,
-                           "noise_source": None, "within_noise": False, "metric": "best_val_acc_mean"}
+                           "noise_source": None, "within_noise": False, "metric": m.mean}
     if len(order) < 2:
         return out
     runner = order[1]
-    diff = best["best_val_acc_mean"] - runner["best_val_acc_mean"]
-    if best["best_val_acc_std"] is not None and runner["best_val_acc_std"] is not None:
-        noise = math.sqrt((best["best_val_acc_std"] ** 2 + runner["best_val_acc_std"] ** 2) / 2)
+    diff = m.behind(best[m.mean], runner[m.mean])
+    if best[m.std] is not None and runner[m.std] is not None:
+        noise = m.spread(math.sqrt((best[m.std] ** 2 + runner[m.std] ** 2) / 2), best[m.mean])
         source = "seeds"
     else:
-        noise, source = noise_floor, "threshold"
+        noise, source = m.noise_floor(th), "threshold"
     out.update(runner_up=runner, difference=diff, noise=noise, noise_source=source,
                within_noise=bool(diff <= noise))  # <=: an exact tie is within any noise
     return out
@@ -217,7 +252,9 @@ def by_batch(groups: Sequence[dict[str, Any]]) -> tuple[list[dict], list[dict], 
     group achieving it, over the eligible groups at that batch size whose every run reached the
     target (each clock minimised on its own; steps, epochs and examples pick the same group at
     one batch size); None where no group did.
-    gap and best LR: those of the best-ranked eligible group at that batch size.
+    gap and best LR: those of the best-ranked eligible group at that batch size (``metric``:
+    what ranked it; the gap row also has its final train and val loss, the best-LR row its
+    lowest val loss).
     """
     to_target, gaps, best_lr = [], [], []
     for b in batch_sizes(groups):
@@ -235,9 +272,12 @@ def by_batch(groups: Sequence[dict[str, Any]]) -> tuple[list[dict], list[dict], 
         g: dict[str, Any] = top[0] if top else dict.fromkeys(groups[0], None)  # all None: no pick
         gaps.append({"batch_size": b, "label": g["label"], "lr": g["lr"], "gap": g["gap_mean"],
                      "gap_std": g["gap_std"], "train_acc": g["final_train_acc_mean"],
-                     "val_acc": g["final_val_acc_mean"], "n": g["n"] or 0})
+                     "val_acc": g["final_val_acc_mean"], "n": g["n"] or 0,
+                     "train_loss": g["final_train_loss_mean"], "val_loss": g["final_val_loss_mean"],
+                     "metric": here[0]["metric"]})
         best_lr.append({"batch_size": b, "label": g["label"], "lr": g["lr"],
                         "effective_lr": g["effective_lr"], "fit_lr": fit_lr(g) if top else None,
                         "schedule": g["schedule"], "best_val_acc": g["best_val_acc_mean"],
-                        "n_lrs": len({x["lr"] for x in here})})
+                        "n_lrs": len({x["lr"] for x in here}),
+                        "best_val_loss": g["best_val_loss_mean"], "metric": here[0]["metric"]})
     return to_target, gaps, best_lr

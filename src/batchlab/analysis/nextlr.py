@@ -2,7 +2,8 @@
 never into the range that failed.
 
 For each batch size of an experiment, :func:`refine_lrs` looks at the LRs tried there and the
-best eligible one (highest mean best val acc):
+best eligible one (highest mean best val acc; lowest mean lowest val loss in an experiment that
+records no accuracy, a regression):
 
 - between two tried LRs: the half-steps on either side (geometric means with its neighbours),
   so the next grid is twice as fine where the optimum lies;
@@ -23,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from batchlab.analysis.findings import pct
+from batchlab.analysis.metric import metric_of
 
 #: Neighbouring LRs closer than this ratio: the grid is already fine enough for seed noise to
 #: decide between them (two LRs 1.5x apart rarely differ by more than a point).
@@ -66,7 +67,8 @@ def _one_batch(b: int | None, groups: Sequence[Mapping[str, Any]], failed: Mappi
     where = f"batch {b}: " if b is not None else ""
     ratio = (tried[-1] / tried[0]) ** (1 / (len(tried) - 1)) if len(tried) > 1 else LONE_RATIO
     fails = _failed_groups(groups, failed)
-    eligible = [g for g in groups if g["eligible"] and g["best_val_acc_mean"] is not None]
+    m = metric_of(groups[0])  # one metric per experiment
+    eligible = [g for g in groups if g["eligible"] and g.get(m.mean) is not None]
     if not eligible:
         if not fails:
             return None  # nothing trained here yet: nothing to learn from
@@ -74,11 +76,11 @@ def _one_batch(b: int | None, groups: Sequence[Mapping[str, Any]], failed: Mappi
         lrs = (_round(low / ratio ** 2), _round(low / ratio))
         return BatchLrs(b, lrs, f"{where}no LR trained without failing (LR {low:g}: {fails[low]}"
                         + (", and every LR above" if len(tried) > 1 else "") + "): go below it")
-    best = max(eligible, key=lambda g: g["best_val_acc_mean"])
+    best = max(eligible, key=lambda g: m.order(g[m.mean]))
     lr = float(best["lr"])
     lo = max((x for x in tried if x < lr), default=None)
     hi = min((x for x in tried if x > lr), default=None)
-    score = f"best LR {lr:g} (val acc {pct(best['best_val_acc_mean'])})"
+    score = f"best LR {lr:g} ({m.name} {m.fmt(best[m.mean])})"
     if lo is not None and hi is not None and hi / lo <= FINE_RATIO ** 2:
         return None
     new = {lr}
@@ -110,10 +112,11 @@ def _one_batch(b: int | None, groups: Sequence[Mapping[str, Any]], failed: Mappi
 def refine_lrs(groups: Sequence[Mapping[str, Any]], failed: Mapping[str, str]) -> list[BatchLrs]:
     """The follow-up LRs per batch size (see the module doc), ascending by batch size.
 
-    ``groups``: the experiment analysis' groups (batch_size, lr, eligible, best_val_acc_mean,
-    run_ids); ``failed``: run id -> what it did ("diverged", "collapsed", "never learned") for
-    the runs that failed at their LR. Groups without a numeric LR are ignored. A batch size
-    whose grid is already fine, or without any run trained, is left out.
+    ``groups``: the experiment analysis' groups (batch_size, lr, eligible, run_ids, metric and
+    its mean: best_val_acc_mean or best_val_loss_mean); ``failed``: run id -> what it did
+    ("diverged", "collapsed", "never learned") for the runs that failed at their LR. Groups
+    without a numeric LR are ignored. A batch size whose grid is already fine, or without any
+    run trained, is left out.
     """
     usable = [g for g in groups if isinstance(g.get("lr"), int | float) and not isinstance(g["lr"], bool)]
     sizes = sorted({g["batch_size"] for g in usable}, key=lambda b: (b is None, b or 0))
