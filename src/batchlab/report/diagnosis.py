@@ -4,6 +4,8 @@ Pure formatting: every number comes from ``batchlab.analysis``; this module only
 (best configuration with its seed spread and the within-noise warning, time to
 target, best LR per batch size with the fitted exponent, critical batch, generalisation gap,
 and each run's verdict; the conclusions in words lead the report from ``report.answer``).
+The tables show the metric the configurations were ranked by (``batchlab.analysis.metric``):
+validation accuracy, or validation loss for an experiment without accuracies (a regression).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from batchlab.analysis.conclusions import lr_exponent_sentence
+from batchlab.analysis.metric import ACCURACY, Metric, metric_of
 from batchlab.analysis.scaling import SCALING_RULES
 from batchlab.analysis.verdict import RunVerdict, run_verdict
 from batchlab.report.html import esc, fmt, table
@@ -25,26 +28,38 @@ def _pm(mean: Any, std: Any) -> str:
     return fmt(mean) + (f" ± {fmt(std, 2)}" if std is not None else "")
 
 
+def _metric(rows: Sequence[dict[str, Any]]) -> Metric:
+    """The metric per-batch rows were ranked by (one for all the rows of an experiment)."""
+    return metric_of(rows[0]) if rows else ACCURACY
+
+
+def _difference(m: Metric, difference: float, noise: float) -> str:
+    # accuracy differences stay raw fractions (as they always read here); a loss's are
+    # relative to the best's loss, so a bare number would read as an absolute loss
+    if m is ACCURACY:
+        return f"Difference {fmt(difference, 3)} vs noise {fmt(noise, 3)}"
+    return f"Difference {m.lead(difference)} vs noise {m.diff(noise)}"
+
+
 def best_config(analysis: Any) -> str:
     """The best configuration and the runner-up with their spread over seeds; a warning when
     they differ by less than the seed noise."""
     best = analysis.best
     if not best:
-        return '<p class="note">No configuration qualifies as best by accuracy (no run with ' \
-               "validation accuracy that did not diverge; a run that records only its loss is " \
-               "ranked by validation loss in 'What to pick' above).</p>"
+        return '<p class="note">No configuration qualifies as best (no run with a validation ' \
+               "accuracy, or a validation loss when no run records an accuracy, whose " \
+               "configuration has no diverged or pruned run).</p>"
+    m = metric_of(best["group"])
     rows = []
     for role, g in (("best", best["group"]), ("runner-up", best.get("runner_up"))):
         if g:
-            rows.append([role, g["label"], f"{g['n']}/{g['n_runs']}",
-                         _pm(g["best_val_acc_mean"], g["best_val_acc_std"]),
-                         _pm(g["final_val_acc_mean"], g["final_val_acc_std"]), g["n_diverged"]])
-    out = table(["", "configuration", "seeds with data", "best val acc (mean ± std)",
-                 "final val acc", "diverged"], rows, left=(0, 1))
+            rows.append([role, g["label"], f"{g['n']}/{g['n_runs']}", _pm(g[m.mean], g[m.std]),
+                         _pm(g[m.final_mean], g[f"{m.final_key}_std"]), g["n_diverged"]])
+    out = table(["", "configuration", "seeds with data", f"{m.best_name} (mean ± std)",
+                 f"final {m.name}", "diverged"], rows, left=(0, 1))
     if best.get("difference") is not None:
         source = "std over seeds" if best.get("noise_source") == "seeds" else "noise threshold"
-        line = (f"Difference {fmt(best['difference'], 3)} vs noise {fmt(best['noise'], 3)} "
-                f"({source}).")
+        line = f"{_difference(m, best['difference'], best['noise'])} ({source})."
         if best.get("within_noise"):
             out += (f'<p class="warn"><b>Within noise:</b> {esc(line)} The best and the runner-up '
                     "cannot be told apart with these seeds; treat them as equivalent or run more "
@@ -72,9 +87,10 @@ def to_target(analysis: Any) -> str:
 
 def best_lr(analysis: Any) -> str:
     """Best LR per batch size, and the fitted exponent compared with the scaling rules."""
+    m = _metric(analysis.best_lr_by_batch)
     rows = [[r["batch_size"], r.get("lr"), r.get("effective_lr"), r.get("schedule"),
-             r.get("best_val_acc"), r.get("n_lrs")] for r in analysis.best_lr_by_batch]
-    out = table(["batch", "best lr", "effective lr", "schedule", "best val acc", "LRs tried"],
+             r.get(m.best_key), r.get("n_lrs")] for r in analysis.best_lr_by_batch]
+    out = table(["batch", "best lr", "effective lr", "schedule", m.best_name, "LRs tried"],
                 rows, left=(3,)) if rows else ""
     fit = analysis.lr_exponent
     if fit is None:
@@ -107,6 +123,13 @@ def critical_batch(analysis: Any) -> str:
 
 
 def gaps(analysis: Any) -> str:
+    """Per batch size, the best configuration's final train and val accuracy and their gap;
+    without accuracies its final train (eval mode) and val loss."""
+    if _metric(analysis.gap_by_batch) is not ACCURACY:
+        rows = [[r["batch_size"], r.get("label") or "–", r.get("train_loss"), r.get("val_loss")]
+                for r in analysis.gap_by_batch]
+        return table(["batch", "best configuration", "final train loss (eval)", "final val loss"],
+                     rows, left=(1,)) if rows else ""
     rows = [[r["batch_size"], r.get("label") or "–", r.get("train_acc"), r.get("val_acc"),
              _pm(r.get("gap"), r.get("gap_std"))] for r in analysis.gap_by_batch]
     if not rows:

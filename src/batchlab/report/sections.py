@@ -12,7 +12,7 @@ from batchlab.analysis.verdict import RunVerdict
 from batchlab.report.answer import label_cell, run_cell
 from batchlab.report.figures import FigureFile
 from batchlab.report.html import Raw, bullets, esc, figure, table
-from batchlab.report.plotdata import RunData, extra_swept
+from batchlab.report.plotdata import RunData, extra_swept, is_regression
 from batchlab.report.probedata import ProbeView
 from batchlab.results import run_row, schedule_label
 
@@ -81,19 +81,24 @@ def swept_fields(runs: Sequence[RunData]) -> dict[str, list[Any]]:
 
 
 def runs_table(runs: Sequence[RunData], verdicts: dict[str, RunVerdict]) -> str:
-    """One row per run: knobs, status, final and best validation accuracy, steps, time, its
-    diagnosis label and one sentence, with every finding and its numbers folded under it."""
+    """One row per run: knobs, status, final and best validation accuracy (final and lowest
+    validation loss for a regression, which records no accuracy), steps, time, its diagnosis
+    label and one sentence, with every finding and its numbers folded under it."""
+    loss = is_regression(runs)
+    final_key, best_key = ("final_val_loss", "best_val_loss") if loss else ("final_val_acc", "best_val_acc")
     rows = []
     for r in runs:
         row = run_row(r.record)
-        best = row.get("best_val_acc")
+        best = row.get(best_key)
+        if not loss and best is not None and best < 0:
+            best = None  # the -1 placeholder of an accuracy not evaluated yet
         rows.append([r.run_id[:10], row["batch_size"], row["lr"], r.lr, row["schedule"], row["seed"],
-                     row["status"], row.get("final_val_acc"),
-                     best if best is not None and best >= 0 else None, row.get("steps"),
+                     row["status"], row.get(final_key), best, row.get("steps"),
                      row.get("wall_time_s"), Raw(label_cell(verdicts.get(r.run_id))),
                      Raw(run_cell(verdicts.get(r.run_id)))])
+    names = ["final val loss", "lowest val loss"] if loss else ["final val acc", "best val acc"]
     return table(["run", "batch", "lr (spec)", "lr applied", "schedule", "seed", "status",
-                  "final val acc", "best val acc", "steps", "time s", "diagnosis", "why"], rows,
+                  *names, "steps", "time s", "diagnosis", "why"], rows,
                  left=(0, 4, 6, 11, 12))
 
 
