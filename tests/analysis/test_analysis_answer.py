@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 
 import pytest
+import regression_runs
 from answer_runs import BATCHES, sweep
 
-from batchlab.analysis import analyze_runs
+from batchlab.analysis import Thresholds, analyze_runs
 from batchlab.analysis.answer import FAILED, LR, QUESTIONS, TIME, WORKED
 
 
@@ -144,3 +145,26 @@ def test_what_worked_counts_the_runs_the_table_labels(result):
     assert [p.sentence for p in result.answer.groups[WORKED]] == [
         f"{ok} of 18 runs trained without a problem and end within noise of the best.",
         f"{below} of 18 runs trained without a problem but end below the best by more than the noise."]
+
+
+def test_a_regression_picks_the_lowest_validation_loss_and_says_how_sure_by_it():
+    """No accuracy: the pick, its score and how sure are all by val loss (differences relative
+    to the best's loss), and the LR finding is there as for a classification."""
+    a = analyze_runs(regression_runs.sweep(), "reg").answer
+    assert a.headline == "Pick batch 16, lr 0.01, constant."
+    assert a.pick["metric"] == "val_loss" and a.pick["best_val_loss"] == pytest.approx(0.1)
+    assert a.pick["best_val_acc"] is None
+    assert a.score == "Lowest val loss 0.1 (1 seed)."
+    assert a.sure == ("Not sure: within the single-seed noise floor (5%) of it: batch 64, lr 0.01, "
+                      "constant. Another seed could rank any of these first; more seeds "
+                      "(sweep.repeats) would tell them apart.")
+    assert a.groups[LR][0].sentence.startswith("The best LR is 0.01 at every batch size;")
+    assert a.groups[LR][0].details[:2] == ["batch 16: best lr 0.01, constant (lowest val loss 0.1)",
+                                           "batch 64: best lr 0.01, constant (lowest val loss 0.104)"]
+    # one sentence names the best configuration: the loss ranking is not said twice
+    assert sum("best config" in d for d in a.details) == 1
+    seeds = analyze_runs(regression_runs.sweep(seeds=(0, 1), spread=0.01), "reg",
+                         th=Thresholds(loss_noise_floor=0.001)).answer
+    assert seeds.score == "Lowest val loss 0.1 ± 0.0014 over 2 seeds."
+    assert seeds.sure == ("Sure: it leads the runner-up (batch 64, lr 0.01, constant) by 4% in val "
+                          "loss, beyond seed noise (1.44%).")

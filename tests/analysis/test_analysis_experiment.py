@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+import regression_runs
 from analysis_curves import healthy_metrics, per_step, record, series
 
 from batchlab.analysis import ExperimentAnalysis, Thresholds, analyze_runs, fit_power_law
@@ -245,3 +246,50 @@ def test_runs_are_judged_against_the_sweeps_best_and_chance():
     text = " ".join(result.conclusions)
     assert "1 run collapsed to chance (val acc at chance, or the loss back at ln C): batch 32, lr 1" in text
     assert "1 run ended below the best configuration by more than the noise: batch 32, lr 0.1" in text
+
+
+# ------------------------------------------------------------------ a regression: by val loss
+
+
+def test_a_regression_ranks_its_configurations_by_validation_loss():
+    """No run records an accuracy: groups carry the loss, rank by the lowest, and the 4% between
+    the best two is within the 5% single-seed floor (relative: a loss has no fixed scale)."""
+    result = analyze_runs(regression_runs.sweep(), "reg")
+    g = next(g for g in result.groups if g["label"] == "batch 16, lr 0.01, constant")
+    assert g["metric"] == "val_loss" and g["eligible"] and g["n"] == 1
+    assert g["best_val_loss_mean"] == pytest.approx(0.1) and g["final_val_loss_mean"] == pytest.approx(0.1)
+    assert g["final_train_loss_mean"] == pytest.approx(0.08) and g["best_val_acc_mean"] is None
+    best = result.best
+    assert best["group"] is g and best["runner_up"]["label"] == "batch 64, lr 0.01, constant"
+    assert best["metric"] == "best_val_loss_mean" and best["noise_source"] == "threshold"
+    assert best["difference"] == pytest.approx(0.04) and best["noise"] == 0.05 and best["within_noise"]
+    assert [(r["batch_size"], r["lr"], round(r["best_val_loss"], 4)) for r in result.best_lr_by_batch] == [
+        (16, 0.01, 0.1), (64, 0.01, 0.104)]
+    assert [(r["train_loss"], r["val_loss"]) for r in result.gap_by_batch] == [
+        pytest.approx((0.08, 0.1)), pytest.approx((0.0832, 0.104))]
+    assert result.conclusions[1:3] == [
+        "no accuracy recorded (a regression or a loss without classes): configurations are compared "
+        "by validation loss; best config: batch 16, lr 0.01, constant: lowest val loss 0.1 (1 seed, "
+        "final 0.1).",
+        "the best two configs differ by 4% in val loss, within the single-seed noise floor (5%) "
+        "(another seed could swap them); runner-up: batch 64, lr 0.01, constant (lowest val loss 0.104)."]
+
+
+def test_a_regression_with_seeds_compares_by_their_relative_spread():
+    """2 seeds at ±10%: the pooled seed std is ~14% of the best's loss, so 4% is within it."""
+    best = analyze_runs(regression_runs.sweep(seeds=(0, 1), spread=0.1), "reg").best
+    std16, std64 = 0.1 * 0.2 / np.sqrt(2), 0.104 * 0.2 / np.sqrt(2)
+    assert best["group"]["best_val_loss_std"] == pytest.approx(std16)
+    assert best["noise_source"] == "seeds" and best["within_noise"]
+    assert best["noise"] == pytest.approx(np.sqrt((std16 ** 2 + std64 ** 2) / 2) / 0.1)
+    beyond = analyze_runs(regression_runs.sweep(), "reg", th=Thresholds(loss_noise_floor=0.01)).best
+    assert not beyond["within_noise"] and beyond["noise"] == 0.01
+
+
+def test_a_regressions_runs_are_judged_against_the_best_configurations_final_loss():
+    result = analyze_runs(regression_runs.sweep(), "reg")
+    found = {r.run_id: r.findings[-1] for r in result.runs}
+    assert found["b64-lr0.01-s0"].kind == "healthy"  # 0.104 is within 5% of 0.1
+    assert found["b64-lr0.01-s0"].numbers["sweep_best_val_loss"] == pytest.approx(0.1)
+    assert found["b16-lr0.1-s0"].kind == "below_best"
+    assert "val loss ends at 0.3, 200% above the best configuration's 0.1" in found["b16-lr0.1-s0"].message

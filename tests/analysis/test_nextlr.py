@@ -44,3 +44,23 @@ def test_every_lr_failed_goes_below_the_lowest_and_a_fine_grid_is_left_alone():
     # a lone LR gets a bracket of half-decades around it
     (plan,) = refine_lrs([group(None, 0.01, 0.9)], {})
     assert plan.lrs == (0.001, 0.00316, 0.01, 0.0316, 0.1) and plan.why.startswith("best LR 0.01")
+
+
+def loss_group(batch, lr, loss, eligible=True, run=None):
+    """A group of an experiment without accuracies (a regression): ranked by its lowest loss."""
+    return {"batch_size": batch, "lr": lr, "metric": "val_loss", "best_val_acc_mean": None,
+            "best_val_loss_mean": loss, "eligible": eligible, "run_ids": [run or f"{batch}-{lr}"]}
+
+
+def test_a_regression_refines_around_the_lowest_validation_loss():
+    """The reported case: the best LR is the grid's lowest, so the grid goes on below it (before,
+    ranked by an accuracy it never had, no LR grid was written at all)."""
+    top, bottom = refine_lrs([loss_group(16, 0.1, 0.44), loss_group(16, 0.01, 0.017),
+                              loss_group(64, 0.01, 0.3), loss_group(64, 0.1, 0.05),
+                              loss_group(64, 1.0, None, False, "bad")], {"bad": "diverged"})
+    assert top.lrs == (0.001, 0.00316, 0.01, 0.0316)
+    assert top.why == ("batch 16: best LR 0.01 (val loss 0.017) is the lowest tried: the grid goes on "
+                       "below it (/3.16, /10)")
+    assert bottom.lrs == (0.0316, 0.1, 0.316)  # 0.1 lies between 0.01 and the 1.0 that diverged
+    assert bottom.why.startswith("batch 64: best LR 0.1 (val loss 0.05) lies between 0.01 and 1: ")
+    assert bottom.why.endswith("LR 1 and above left out (1 of 1 runs diverged at 1)")
