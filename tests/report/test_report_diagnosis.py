@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import re
 from types import SimpleNamespace
 
 from batchlab.analysis import CriticalBatchFit, Finding, PowerLawFit
 from batchlab.analysis.scaling import judge_exponent
-from batchlab.report import diagnosis
+from batchlab.events import MetricRows, RunEnded, RunStarted
+from batchlab.plan import plan_runs
+from batchlab.report import diagnosis, write_report
+from batchlab.spec import spec_from_dict
+from batchlab.store import Store
 
 SQRT_FIT = PowerLawFit(alpha=0.55, coefficient=0.01, r2=0.97, n=4, alpha_stderr=0.02)
 
@@ -83,3 +89,62 @@ def test_nothing_best_and_per_run_findings():
     verdict = diagnosis.run_verdicts(analysis())["abc"]
     assert verdict.label == "overfits" and verdict.evidence == ["overfitting: gap 12 points"]
     assert verdict.sentence == "It overfits at epoch 1: train acc ends 12 points above val acc."
+
+
+# ------------------------------------------------------------------ a regression: by val loss
+
+REG_FINAL = {(16, 0.1): 0.44, (16, 0.01): 0.017, (64, 0.1): 0.56, (64, 0.01): 0.0446}
+
+
+def regression_store(path):
+    """A stored 2x2 regression sweep written as events (no training, no accuracy): each run's
+    val loss falls to REG_FINAL (its summary says so, as a trainer's does), its train loss
+    (eval) to 0.8 of it."""
+    spec = spec_from_dict({"name": "reg", "model": {"name": "mlp"}, "train": {"epochs": 4},
+                           "sweep": {"grid": {"train.batch_size": [16, 64], "train.lr": [0.1, 0.01]}}})
+    runs = plan_runs(spec)
+    store = Store(path)
+    store.add_experiment("reg", spec.model_dump(mode="json"), runs)
+    for r in runs:
+        final, rows = REG_FINAL[r.config.train.batch_size, r.config.train.lr], []
+        store.record(RunStarted(r.run_id, 40, 0, {}))
+        for e in range(5):
+            loss = final + math.exp(-2 * e) - math.exp(-8)  # exactly `final` at epoch 4
+            rows += [(k, 10 * e, v, float(e), 320 * e, float(e))
+                     for k, v in (("val_loss", loss), ("train_eval_loss", 0.8 * loss))]
+            rows += [("train_loss", 10 * e, 0.8 * loss, float(e), 320 * e, float(e))] if e else []
+        store.record(MetricRows(r.run_id, rows, 40))
+        summary = {"n_train": 320, "steps_per_epoch": 10, "final_val_loss": final, "best_val_loss": final}
+        store.record(RunEnded(r.run_id, "completed", 40, 1.0, summary))
+    return store
+
+
+def cells(html_text: str, heading: str) -> list[list[str]]:
+    """The rows of the first table after ``heading`` as lists of cell texts."""
+    part = html_text[html_text.index(heading):]
+    body = part[:part.index("</table>")]
+    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+
+
+def test_a_regressions_tables_show_the_validation_loss(tmp_path):
+    """The reported case: before, the best configuration was 'none by accuracy' and the best-LR
+    and gap tables were rows of dashes; now they show the val loss that ranked them."""
+    with regression_store(tmp_path / "s.db") as store:
+        text = write_report(store, "reg", tmp_path / "r.html").html.read_text(encoding="utf-8")
+    best = cells(text, "<h3>Best configuration")
+    assert best[0][3:5] == ["lowest val loss (mean ± std)", "final val loss"]
+    assert best[1][:5] == ["best", "batch 16, lr 0.01, constant", "1/1", "0.017", "0.017"]
+    assert best[2][:5] == ["runner-up", "batch 64, lr 0.01, constant", "1/1", "0.0446", "0.0446"]
+    assert "Difference 162% in val loss vs noise 5% (noise threshold)." in text
+    assert cells(text, "<h3>Best learning rate per batch size") == [
+        ["batch", "best lr", "effective lr", "schedule", "lowest val loss", "LRs tried"],
+        ["16", "0.01", "0.01", "constant", "0.017", "2"], ["64", "0.01", "0.01", "constant", "0.0446", "2"]]
+    assert cells(text, "<h3>Generalisation gap per batch size") == [
+        ["batch", "best configuration", "final train loss (eval)", "final val loss"],
+        ["16", "batch 16, lr 0.01, constant", "0.0136", "0.017"],
+        ["64", "batch 64, lr 0.01, constant", "0.03568", "0.0446"]]
+    runs = cells(text, "Runs and their diagnosis</h2>")
+    assert runs[0][7:9] == ["final val loss", "lowest val loss"]
+    assert sorted(r[7] for r in runs[1:]) == ["0.017", "0.0446", "0.44", "0.56"]
+    assert "Pick batch 16, lr 0.01, constant." in text and "Lowest val loss 0.017 (1 seed)." in text
