@@ -244,3 +244,31 @@ def test_the_follow_up_of_a_function_in_a_script_says_how_to_run_it(tmp_path):
     assert "set train.function = \"module:function\"" in header
     module = {**raw, "train": {"function": "mytrain:train"}}
     assert "Run it with" in render(NextSpec("f", module, ["LR grid"]), tmp_path / "s.db", tmp_path / "n.toml")
+
+
+def test_a_regression_gets_an_lr_grid_below_its_lowest_loss_lr(tmp_path):
+    """A regression (val loss, no accuracy) whose best LR is the grid's lowest: the follow-up
+    goes on below it at each batch size, ranked by val loss (before: 'no LR grid to refine',
+    nothing written, since the LR grid was ranked by an accuracy the runs never had)."""
+    final = {(16, 0.1): 0.44, (16, 0.01): 0.017, (64, 0.1): 0.56, (64, 0.01): 0.0446}
+    spec = spec_from_dict({"name": "reg", "model": {"name": "mlp"}, "train": {"epochs": 4},
+                           "sweep": {"grid": {"train.batch_size": [16, 64], "train.lr": [0.1, 0.01]}}})
+    runs = plan_runs(spec)
+    with Store(tmp_path / "reg.db") as st:
+        st.add_experiment("reg", spec.model_dump(mode="json"), runs)
+        for r in runs:
+            low, rows = final[r.config.train.batch_size, r.config.train.lr], []
+            st.record(RunStarted(r.run_id, 40, 0, {}))
+            for e in range(5):  # falling to `low` and flattening out: converged, no accuracy
+                loss = low + math.exp(-2 * e) - math.exp(-8)
+                rows += [(k, 10 * e, v, float(e), 320 * e, float(e))
+                         for k, v in (("val_loss", loss), ("train_eval_loss", 0.8 * loss))]
+            st.record(MetricRows(r.run_id, rows, 40))
+            st.record(RunEnded(r.run_id, "completed", 40, 1.0, {"n_train": 320, "steps_per_epoch": 10}))
+    result = SweepResult("reg", tmp_path / "reg.db", len(runs), 0, len(runs)).next(tmp_path / "n.toml")
+    follow = load_spec(tmp_path / "n.toml")
+    lrs = {(p["train.batch_size"], p["train.lr"]) for p in follow.sweep.points}
+    assert lrs == {(b, lr) for b in (16, 64) for lr in (0.001, 0.00316, 0.01, 0.0316)}
+    assert result.changes == [
+        f"LR grid: batch {b}: best LR 0.01 (val loss {v}) is the lowest tried: the grid goes on "
+        "below it (/3.16, /10) -> 0.001, 0.00316, 0.01, 0.0316" for b, v in ((16, "0.017"), (64, "0.0446"))]
