@@ -290,7 +290,8 @@ def plan_next(store: Store, experiment: str) -> NextSpec:
             plan.kept.append(f"train.epochs: the best run's val loss still fell at the end "
                              f"({n.get('val_loss_start', float('nan')):.3g} -> "
                              f"{n.get('val_loss_final', float('nan')):.3g}), but at {rate:.2g}x its "
-                             f"average rate, with train acc {pct(acc or 0.0)}: nearly converged, "
+                             f"average rate{f', with train acc {pct(acc)}' if acc is not None else ''}"
+                             ": nearly converged, "
                              "not worth a run twice as long")
     elif best_runs and not fits and acc is not None:
         _larger(plan, best_runs[0], acc)
