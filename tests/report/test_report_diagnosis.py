@@ -6,6 +6,8 @@ import math
 import re
 from types import SimpleNamespace
 
+import pytest
+
 from batchlab.analysis import CriticalBatchFit, Finding, PowerLawFit
 from batchlab.analysis.scaling import judge_exponent
 from batchlab.events import MetricRows, RunEnded, RunStarted
@@ -148,3 +150,16 @@ def test_a_regressions_tables_show_the_validation_loss(tmp_path):
     assert runs[0][7:9] == ["final val loss", "lowest val loss"]
     assert sorted(r[7] for r in runs[1:]) == ["0.017", "0.0446", "0.44", "0.56"]
     assert "Pick batch 16, lr 0.01, constant." in text and "Lowest val loss 0.017 (1 seed)." in text
+
+
+def test_the_dashboards_heatmaps_of_a_regression_are_its_validation_loss(tmp_path):
+    from batchlab.report.plotdata import load_runs
+    from batchlab.web.payload import analysis_summary
+
+    with regression_store(tmp_path / "s.db") as store:
+        summary = analysis_summary(load_runs(store, "reg"), None, [])
+    assert [h["metric"] for h in summary["heatmaps"]] == ["best_val_loss", "final_val_loss"]
+    best = summary["heatmaps"][0]
+    cell = {(lr, b): best["mean"][i][j] for i, lr in enumerate(best["lrs"])
+            for j, b in enumerate(best["batch_sizes"])}
+    assert cell == pytest.approx({k[::-1]: v for k, v in REG_FINAL.items()})

@@ -140,7 +140,9 @@
   /* ------------------------------------------------------------------ summary parts */
   function heatTable(h) {
     var vals = h.mean.flat().filter(function (v) { return v !== null; });
-    var hi = vals.length ? Math.max.apply(null, vals) : 1, lo = Math.min(hi - 0.1, vals.length ? Math.min.apply(null, vals) : 0);
+    var loss = h.metric.indexOf("loss") >= 0;  // a regression's cells: lower is better
+    var hi = vals.length ? Math.max.apply(null, vals) : 1, low = vals.length ? Math.min.apply(null, vals) : 0;
+    var lo = loss ? low : Math.min(hi - 0.1, low);  // accuracy: at least 10 points of span
     var t = el("table", {"class": "heat"});
     t.appendChild(el("tr", {}, [el("th", {text: "lr \\ batch"})].concat(
       h.batch_sizes.map(function (b) { return el("th", {text: String(b)}); }))));
@@ -151,6 +153,7 @@
         var td = el("td", {text: m === null ? (h.n_diverged[i][j] ? "diverged" : "–") : fmt(m, 3) + (h.n[i][j] > 1 && s !== null ? " ± " + fmt(s, 2) : "")});
         if (m !== null) {
           var f = Math.max(0, Math.min(1, (m - lo) / ((hi - lo) || 1)));
+          if (loss) f = 1 - f;
           td.style.background = "hsl(" + Math.round(10 + 110 * f) + ", 65%, " + Math.round(88 - 18 * f) + "%)";
         }
         tr.appendChild(td);

@@ -155,7 +155,7 @@ def analysis_summary(loaded: Sequence[Any], analysis: Any, probes: Sequence[Any]
     probe views that a caller already has (the report reuses what it loaded)."""
     from batchlab.analysis.verdict import finding_text
     from batchlab.report.layerfigs import KINDS_SHOWN
-    from batchlab.report.plotdata import heatmaps, target_data
+    from batchlab.report.plotdata import heatmaps, is_regression, target_data
 
     out: dict[str, Any] = {"heatmaps": [], "target": None, "probes": [], "answer": None,
                            "verdicts": {}, "findings": {}, "best": None,
@@ -163,8 +163,10 @@ def analysis_summary(loaded: Sequence[Any], analysis: Any, probes: Sequence[Any]
     out["probes"] = [{"id": p.id, "title": p.title, "settings": p.settings, "reading": p.reading}
                      for p in probes]
     if loaded:
-        out["heatmaps"] = [json_safe(h) for metric in ("best_val_acc", "final_val_acc")
-                           for h in heatmaps(loaded, metric)]
+        # as the report: a regression's cells are its lowest and final validation loss
+        metrics = ("best_val_loss", "final_val_loss") if is_regression(loaded) else (
+            "best_val_acc", "final_val_acc")
+        out["heatmaps"] = [json_safe(h) for metric in metrics for h in heatmaps(loaded, metric)]
     if analysis is None:
         return out
     t = target_data(analysis)
