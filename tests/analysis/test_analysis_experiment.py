@@ -293,3 +293,19 @@ def test_a_regressions_runs_are_judged_against_the_best_configurations_final_los
     assert found["b64-lr0.01-s0"].numbers["sweep_best_val_loss"] == pytest.approx(0.1)
     assert found["b16-lr0.1-s0"].kind == "below_best"
     assert "val loss ends at 0.3, 200% above the best configuration's 0.1" in found["b16-lr0.1-s0"].message
+
+
+def test_a_regressions_runs_are_judged_against_the_lowest_final_loss_not_the_lowest_minimum():
+    """A configuration can lead by its lowest loss and end above another (it overfits): the
+    runs are judged where they end, so the reference is the lowest final loss of a
+    configuration (as the judgement bench's grid defines the best), not the leader's end."""
+    runs = regression_runs.sweep()
+    steps = np.arange(11, dtype=float) * 10
+    dip = np.array([2.0, 1.0, 0.5, 0.2, 0.05, 0.08, 0.12, 0.16, 0.2, 0.24, 0.28])
+    runs[1] = (runs[1][0], {"val_loss": series(dip, steps), "train_eval_loss": series(0.5 * dip, steps)})
+    result = analyze_runs(runs, "reg")
+    assert result.best["group"]["label"].startswith("batch 16, lr 0.01")  # lowest minimum: 0.05
+    found = {r.run_id: r.findings[-1] for r in result.runs}
+    assert found["b64-lr0.01-s0"].numbers["sweep_best_val_loss"] == pytest.approx(0.104)
+    assert found["b64-lr0.01-s0"].kind == "healthy"
+    assert found["b16-lr0.01-s0"].kind != "healthy"  # ends at 0.28, far above 0.104

@@ -114,8 +114,9 @@ def sweep_context(
     experiment trains on one data set). A sweep needs 2+ configurations with data that did not
     diverge; the best is the top-ranked configuration's mean best val acc, with the noise of
     its seed std but never below ``noise_floor`` (two or three seeds can agree by luck).
-    Ranked by loss (no accuracies) the best is that configuration's mean final val loss (its
-    own runs are then within noise of it; the loss's noise is the standing's relative floor).
+    Ranked by loss (no accuracies) the best is the lowest mean final val loss of an eligible
+    configuration (a run is judged where it ends; a configuration ranked first by its lowest
+    loss can end above another, which the runs must then be compared with).
     With no configuration to rank but runs with losses, it is the lowest final val loss of a
     run that did not diverge.
     """
@@ -123,9 +124,10 @@ def sweep_context(
                       if isinstance(r.summary.get("num_classes"), int)), None)
     if sum(g["eligible"] for g in groups) >= 2 and best is not None:
         g = best["group"]
-        if metric_of(g) is LOSS:
-            last = g["final_val_loss_mean"]
-            return RunContext(n_classes, None, last if last is not None else g["best_val_loss_mean"])
+        if metric_of(g) is LOSS:  # where the runs end: the lowest mean final val loss
+            finals = [x["final_val_loss_mean"] for x in groups
+                      if x["eligible"] and x["final_val_loss_mean"] is not None]
+            return RunContext(n_classes, None, min(finals) if finals else g["best_val_loss_mean"])
         std = g["best_val_acc_std"]
         return RunContext(n_classes, g["best_val_acc_mean"], None,
                           max(std, noise_floor) if std is not None else noise_floor)
