@@ -128,6 +128,27 @@ def test_regression_end_to_end(tmp_path):
     assert "compared by validation loss" in report.html.read_text()
 
 
+def test_labels_are_read_as_a_file_s_are_remapped_one_hot_and_said(tmp_path):
+    x, y = arrays()  # labels 0, 1, 2
+    with pytest.warns(UserWarning, match=r"remapped to 0..2 in sorted order \(-1->0, 0->1, 1->2\)"):
+        shifted = small_sweep(tmp_path / "s.db", "shifted", data=(x, y - 1), grid={"batch_size": [16]})
+    with pytest.warns(UserWarning, match=r"one-hot \(160 x 3.*y.argmax\(1\)"):
+        onehot = small_sweep(tmp_path / "s.db", "onehot", data=(x, np.eye(3, dtype=np.int64)[y]),
+                             grid={"batch_size": [16]})
+    plain = small_sweep(tmp_path / "s.db", "plain", grid={"batch_size": [16]})
+    # the same classes under another encoding are the same data: the same run, same numbers
+    rows = [r.rows[0] for r in (shifted, onehot, plain)]
+    assert all(r["status"] == "completed" for r in rows)
+    assert len({r["run_id"] for r in rows}) == 1 and len({r["final_val_loss"] for r in rows}) == 1
+
+
+def test_a_single_class_is_refused_before_anything_is_stored(tmp_path):
+    x, _ = arrays()
+    with pytest.raises(DataError, match=r"single class \(every label is 0\).*at least 2 classes"):
+        small_sweep(tmp_path / "s.db", data=(x, np.zeros(len(x), np.int64)))
+    assert not (tmp_path / "s.db").exists()
+
+
 def test_a_wrong_loss_for_float_targets_says_how_to_fix(tmp_path):
     x = np.zeros((40, 4), np.float32)
     with pytest.raises(SpecError, match="MSELoss"):

@@ -140,13 +140,14 @@ def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
                      store: Path) -> PreparedSweep:
     """The runs with ``lr = "auto"`` replaced by the LR range test's suggestion on the objects
     (reusing what an earlier call stored for this experiment, as ``batchlab sweep`` does), and
-    the probe results to store beside them."""
+    the probe results to store beside them; the notes reading the data made (labels
+    remapped) go with them, so the sweep warns them as a spec's sweep prints them."""
     from batchlab.execute.sweep import PreparedSweep, known_auto_lrs
     from batchlab.probes.auto_lr import auto_lr_key, resolve_auto_lr
     from batchlab.store import Store
 
     if all(r.config.train.lr != "auto" for r in runs):
-        return PreparedSweep(runs)
+        return PreparedSweep(runs, notes=list(objects.data.notes))
     known: dict[str, float] = {}
     if store.is_file():  # read only: bad input must not create a store
         with Store(store, create=False) as st:
@@ -158,7 +159,7 @@ def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
                                     "auto_lr_key": auto_lr_key(config)}, result.to_dict()))
 
     resolved = resolve_auto_lr(runs, on_result=keep, known=known, inputs=objects.run_inputs())
-    return PreparedSweep(resolved, probes)
+    return PreparedSweep(resolved, probes, notes=list(objects.data.notes))
 
 
 def _warn(line: str) -> None:

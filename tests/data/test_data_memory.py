@@ -92,3 +92,51 @@ def test_val_in_another_layout_is_refused():
 def test_a_spec_file_cannot_name_memory_data():
     with pytest.raises(DataError, match="Python API"):
         load_dataset(DataSpec(name="memory", path="memory:abc"))
+
+
+@pytest.mark.parametrize("labels, k", [([-1, 1], 2), ([-1, 0, 1], 3), ([3, 7], 2)])
+def test_labels_not_0_to_k_are_remapped_as_in_a_file(labels, k):
+    x, _ = arrays(60)
+    y = np.resize(labels, 60)
+    data = InMemoryData.from_objects((x, y), (x[:4], y[:4]))
+    assert data.num_classes() == k and set(data.train_y.tolist()) == set(range(k))
+    assert data.val_y.tolist() == np.resize(range(k), 4).tolist()  # the same mapping
+    (note,) = data.notes
+    assert note.startswith("train with val: the labels are not 0..K-1") and "->0" in note
+    ds = data.dataset(data.spec())
+    assert ds.num_classes == k and ds.notes == data.notes
+    assert set(ds.train_y.tolist()) <= set(range(k))
+
+
+def test_labels_already_0_to_k_are_kept_without_a_note():
+    x, y = arrays()
+    data = InMemoryData.from_objects((x, y))
+    assert torch.equal(data.train_y, torch.as_tensor(y)) and data.notes == ()
+
+
+def test_integer_one_hot_labels_are_read_as_their_index():
+    x, y = arrays()
+    data = InMemoryData.from_objects((x, np.eye(4, dtype=np.int64)[y]))
+    assert data.train_y.tolist() == y.tolist() and data.num_classes() == 4
+    assert "one-hot (50 x 4" in data.notes[0] and "y.argmax(1)" in data.notes[0]
+    assert data.fingerprint() == InMemoryData.from_objects((x, y)).fingerprint()
+
+
+@pytest.mark.parametrize("targets, words", [
+    (np.zeros((50, 1), np.int64), "pass y.reshape(-1)"),
+    (np.ones((50, 3), np.int64), "nor one-hot"),
+])
+def test_other_integer_2d_targets_are_refused(targets, words):
+    x, _ = arrays()
+    with pytest.raises(DataError) as err:
+        InMemoryData.from_objects((x, targets))
+    assert words in str(err.value) and f"shape {targets.shape}" in str(err.value)
+
+
+def test_a_single_class_is_refused():
+    x, _ = arrays()
+    with pytest.raises(DataError) as err:
+        InMemoryData.from_objects((x, np.full(50, 2)))
+    text = str(err.value)
+    assert "train has a single class (every label is 2)" in text
+    assert "at least 2 classes" in text and "float targets" in text

@@ -1,5 +1,5 @@
 """Normalisation per feature / per channel (issue 9 item 1) and .npz labels that are not
-0..K-1 (issue 9 item 6)."""
+0..K-1 (issue 9 item 6): negative ({-1, 1}), one-hot and single-class labels too."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 
 from batchlab.data import load_dataset
 from batchlab.data.split import normalize
+from batchlab.errors import DataError
 from batchlab.spec import DataSpec
 
 
@@ -70,3 +71,51 @@ def test_npz_labels_already_0_to_k_are_kept_silently(tmp_path, labels):
     np.savez(tmp_path / "t.npz", x=np.zeros((20, 2)), y=labels * 5)
     ds = load_dataset(DataSpec(name="npz", path=str(tmp_path / "t.npz"), normalize=False))
     assert ds.num_classes == max(labels) + 1 and ds.notes == ()
+
+
+@pytest.mark.parametrize("labels, mapping", [([-1, 1], "-1->0, 1->1"),
+                                             ([-1, 0, 1], "-1->0, 0->1, 1->2")])
+def test_npz_negative_labels_are_remapped_like_any_other(tmp_path, labels, mapping):
+    # {-1, 1} is the most common binary encoding (SVMs, perceptrons)
+    y = np.array(labels * 10)
+    np.savez(tmp_path / "t.npz", x=np.random.default_rng(0).normal(size=(len(y), 3)), y=y,
+             x_test=np.zeros((len(labels), 3)), y_test=np.array(labels))
+    for validation in ("split", "test"):
+        ds = load_dataset(DataSpec(name="npz", path=str(tmp_path / "t.npz"), validation=validation))
+        assert ds.num_classes == len(labels)
+        assert set(ds.train_y.tolist()) == set(range(len(labels)))
+        assert set(ds.val_y.tolist()) <= set(range(len(labels)))
+        assert len(ds.notes) == 1 and mapping in ds.notes[0] and "smallest -1" in ds.notes[0]
+
+
+@pytest.mark.parametrize("task", ["auto", "classification"])
+def test_npz_integer_one_hot_labels_are_read_as_their_index(tmp_path, task):
+    y = np.array([0, 2, 1, 2, 0, 1] * 5)
+    np.savez(tmp_path / "t.npz", x=np.zeros((30, 2)), y=np.eye(3, dtype=np.int64)[y])
+    ds = load_dataset(DataSpec(name="npz", path=str(tmp_path / "t.npz"), task=task,
+                               val_fraction=0.2, normalize=False))
+    assert ds.num_classes == 3 and ds.train_y.ndim == 1 and ds.train_y.dtype == torch.int64
+    assert sorted(ds.train_y.tolist() + ds.val_y.tolist()) == sorted(y.tolist())
+    (note,) = ds.notes
+    assert "'y' is one-hot (30 x 3" in note and "y.argmax(1)" in note and "t.npz" in note
+
+
+def test_npz_one_hot_is_a_regression_when_asked_and_other_2d_integers_still_are(tmp_path):
+    onehot = np.eye(3, dtype=np.int64)[np.arange(30) % 3]
+    np.savez(tmp_path / "a.npz", x=np.zeros((30, 2)), y=onehot)
+    ds = load_dataset(DataSpec(name="npz", path=str(tmp_path / "a.npz"), task="regression"))
+    assert ds.num_classes == 0 and ds.train_y.shape[1:] == (3,)
+    np.savez(tmp_path / "b.npz", x=np.zeros((30, 2)), y=onehot * 2)  # counts, not one-hot
+    assert load_dataset(DataSpec(name="npz", path=str(tmp_path / "b.npz"))).num_classes == 0
+
+
+@pytest.mark.parametrize("label", [0, 4, -1])
+def test_npz_with_a_single_class_is_refused(tmp_path, label):
+    np.savez(tmp_path / "t.npz", x=np.random.default_rng(0).normal(size=(50, 3)),
+             y=np.full(50, label))
+    with pytest.raises(DataError) as err:
+        load_dataset(DataSpec(name="npz", path=str(tmp_path / "t.npz")))
+    text = str(err.value)
+    assert "\n" not in text and "t.npz" in text
+    assert f"single class (every label is {label})" in text and "at least 2 classes" in text
+    assert "data.task = 'regression'" in text

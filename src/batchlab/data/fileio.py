@@ -116,12 +116,14 @@ def read_bytes(path: Path, fix: str) -> bytes:
 
 
 def labels_tensor(
-    labels: np.ndarray, where: str, fix: str, num_classes: int | None = None
+    labels: np.ndarray, where: str, fix: str, num_classes: int | None = None,
+    negative_ok: bool = False,
 ) -> torch.Tensor:
     """Validate class labels (1-D, whole numbers, 0 <= y < num_classes) and return them as int64.
 
     Float labels are accepted when every value is a whole number, because arrays that passed
-    through pandas or MATLAB often arrive as float64.
+    through pandas or MATLAB often arrive as float64. ``negative_ok``: negative labels pass
+    (a format whose labels the caller remaps to 0..K-1, such as {-1, 1} in an .npz).
     """
     y = np.asarray(labels)
     if y.ndim != 1:
@@ -131,7 +133,7 @@ def labels_tensor(
     if y.dtype.kind not in "iub":
         raise fail(where, f"must hold integer class labels, got dtype {y.dtype}", fix)
     y = y.astype(np.int64)
-    if y.size and y.min() < 0:
+    if not negative_ok and y.size and y.min() < 0:
         raise fail(where, f"has a negative label ({int(y.min())}); labels must be 0..K-1", fix)
     if num_classes is not None and y.size and y.max() >= num_classes:
         problem = f"has label {int(y.max())}, but this format has only {num_classes} classes"

@@ -9,19 +9,24 @@ exactly as ``load_dataset`` does for files.
 
 Inputs become float32; integer targets are class labels (int64, classification, accuracy is
 recorded), floating targets are kept as float32 (regression: the loss alone is recorded).
+Class labels are read as an .npz's are (``batchlab.data.labels``): labels that are not 0..K-1
+(e.g. {-1, 1}) are remapped in sorted order over train and val together, integer one-hot
+(N, K) labels become ``y.argmax(1)``, each with a note (``InMemoryData.notes``), and a single
+class, or other 2-D integer targets, are refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from batchlab.data.dataset import Dataset, task_words
+from batchlab.data.labels import compact_labels, is_one_hot, one_hot_indices, refuse_single_class
 from batchlab.data.split import limit_and_normalize, split_indices
 from batchlab.errors import DataError
 from batchlab.spec import DataSpec
@@ -109,6 +114,26 @@ def as_pair(value: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     return x.contiguous(), y.contiguous()
 
 
+def _class_labels(y: torch.Tensor, what: str, notes: list[str]) -> torch.Tensor:
+    """Integer targets as 1-D class labels: one-hot rows become their index (noted); any
+    other shape is refused, naming the fix."""
+    if y.ndim == 1:
+        return y
+    if is_one_hot(y):
+        labels, note = one_hot_indices(y, f"{what}'s targets")
+        notes.append(note)
+        return labels
+    if y.ndim == 2 and y.shape[1] == 1:
+        fix = "pass y.reshape(-1) for class labels"
+    else:
+        fix = "pass one label per example, y of shape (N,) with y[i] the class of example i"
+    raise DataError(
+        f"{what}'s targets are integers of shape {tuple(y.shape)}, which are not class labels "
+        f"(one per example, shape (N,)) nor one-hot (one 1 per row); {fix}, or float targets "
+        "with a loss= for a regression."
+    )
+
+
 def _digest(*tensors: torch.Tensor) -> str:
     h = hashlib.sha256()
     for t in tensors:
@@ -125,12 +150,19 @@ class InMemoryData:
     train_y: torch.Tensor
     val_x: torch.Tensor | None = None
     val_y: torch.Tensor | None = None
+    notes: tuple[str, ...] = field(default=(), compare=False)  # how labels were read (say it)
 
     @classmethod
     def from_objects(cls, train: Any, val: Any = None) -> InMemoryData:
-        """Convert ``train`` and ``val`` (see ``as_pair``); DataError naming what is wrong."""
+        """Convert ``train`` and ``val`` (see ``as_pair``) and read integer targets as class
+        labels 0..K-1, K >= 2 (see the module's docstring); DataError naming what is wrong."""
         tx, ty = as_pair(train, "train")
         vx, vy = as_pair(val, "val") if val is not None else (None, None)
+        notes: list[str] = []
+        if not torch.is_floating_point(ty):
+            ty = _class_labels(ty, "train", notes)
+            if vy is not None and not torch.is_floating_point(vy):
+                vy = _class_labels(vy, "val", notes)
         if vx is not None and vy is not None:
             if vx.shape[1:] != tx.shape[1:] or vy.shape[1:] != ty.shape[1:] or vy.dtype != ty.dtype:
                 raise DataError(
@@ -138,7 +170,15 @@ class InMemoryData:
                     f"{vy.dtype} per example but train has {tuple(tx.shape[1:])} / "
                     f"{tuple(ty.shape[1:])} {ty.dtype}; give both in the same layout."
                 )
-        return cls(tx, ty, vx, vy)
+        if not torch.is_floating_point(ty):
+            only = int(ty[0])  # the label, when there is a single one
+            parts, k, note = compact_labels(*[t for t in (ty, vy) if t is not None])
+            where = "train" + (" with val" if vy is not None else "")
+            refuse_single_class(k, only, where,
+                                "pass float targets (y.astype('float32')) with a loss=")
+            ty, vy = parts[0], (parts[1] if vy is not None else None)
+            notes += [f"{where}: {note}"] if note else []
+        return cls(tx, ty, vx, vy, tuple(notes))
 
     @property
     def classification(self) -> bool:
@@ -180,4 +220,4 @@ class InMemoryData:
         classes = self.num_classes()
         description = (f"in-memory arrays: {len(train_y)} train / {len(val_y)} validation, "
                        f"{'x'.join(map(str, shape))}, {task_words(classes, train_y)}")
-        return Dataset(train_x, train_y, val_x, val_y, shape, classes, description)
+        return Dataset(train_x, train_y, val_x, val_y, shape, classes, description, self.notes)

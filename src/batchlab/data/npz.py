@@ -5,12 +5,14 @@
 
 ``data.task`` says what ``y`` holds. ``"classification"``: integer class labels (floats that are
 all whole numbers are accepted). When they are not 0..K-1 (e.g. {3, 7}, which would otherwise
-build an 8-class output layer with six classes that never occur), they are remapped to 0..K-1
-in sorted order, over train and, when used, test together, and the loader's notes say so with
-the mapping. ``"regression"``: numeric targets (N,) or (N, k), kept as float32 (integers too),
-``num_classes`` 0; the spec path fits them with MSE. ``"auto"`` (the default): a regression when
-``y`` (or ``y_test``) is 2-D or holds floats that are not all whole numbers, else a
-classification (a note says so when float targets were read as class labels).
+build an 8-class output layer with six classes that never occur, or {-1, 1}), they are
+remapped to 0..K-1 in sorted order, over train and, when used, test together, and the loader's
+notes say so with the mapping. Integer one-hot labels (N, K) are read as ``y.argmax(1)``, with a
+note. A single class is refused (see ``batchlab.data.labels``). ``"regression"``: numeric
+targets (N,) or (N, k), kept as float32 (integers too), ``num_classes`` 0; the spec path fits
+them with MSE. ``"auto"`` (the default): a regression when ``y`` (or ``y_test``) is 2-D and not
+integer one-hot, or holds floats that are not all whole numbers, else a classification (a note
+says so when float targets were read as class labels).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from batchlab.data.fileio import (
     reading,
     regression_targets,
 )
+from batchlab.data.labels import compact_labels, is_one_hot, one_hot_indices, refuse_single_class
 from batchlab.data.raw import RawData
 from batchlab.spec import DataSpec
 
@@ -64,52 +67,40 @@ def _whole(y: np.ndarray) -> bool:
 
 
 def infer_task(*targets: np.ndarray) -> str:
-    """``data.task = "auto"``'s reading of the target arrays: "regression" when any is 2-D or
-    holds floats that are not all whole numbers, else "classification"."""
-    if any(y.ndim == 2 or not _whole(y) for y in targets):
+    """``data.task = "auto"``'s reading of the target arrays: "regression" when any is 2-D
+    (integer one-hot labels excepted: they are classes) or holds floats that are not all whole
+    numbers, else "classification"."""
+    if any((y.ndim == 2 and not is_one_hot(y)) or not _whole(y) for y in targets):
         return "regression"
     return "classification"
 
 
-def _targets(y: np.ndarray, where: str, task: str) -> torch.Tensor:
-    """``y`` as the ``task`` reads it: int64 class labels or float32 regression targets."""
+def _targets(y: np.ndarray, where: str, task: str, notes: list[str], name: str) -> torch.Tensor:
+    """``y`` as the ``task`` reads it: int64 class labels (any integers: the caller remaps them
+    to 0..K-1; one-hot rows become their index, noted in ``notes``) or float32 regression
+    targets. ``name``: the array's name in the archive."""
     if task == "regression":
         return regression_targets(y, where, REGRESSION_FIX)
+    if is_one_hot(y):
+        labels, note = one_hot_indices(y, f"array {name!r}")  # the notes name the file
+        notes.append(note + "; set data.task = 'regression' to fit them as values with MSE")
+        return labels
     if y.dtype.kind == "f" and y.ndim == 1 and not _whole(y):
         example = next(float(v) for v in y if not (np.isfinite(v) and v == round(v)))
         raise fail(where, f"holds values that are not whole numbers (e.g. {example:g}), which "
                    "data.task = 'classification' cannot read as class labels",
                    "set data.task = 'regression' (or 'auto') to fit them with MSE, or save "
                    "integer class labels")
-    return labels_tensor(y, where, FIX)
+    return labels_tensor(y, where, FIX, negative_ok=True)  # remapped with the rest
 
 
 def _part(arrays: dict[str, np.ndarray], path: Path, xs: str, ys: str,
-          task: str) -> tuple[torch.Tensor, ...]:
+          task: str, notes: list[str]) -> tuple[torch.Tensor, ...]:
     x = _inputs(arrays[xs], f"array {xs!r} in '{path}'")
-    y = _targets(arrays[ys], f"array {ys!r} in '{path}'", task)
+    y = _targets(arrays[ys], f"array {ys!r} in '{path}'", task, notes, ys)
     if len(x) != len(y):
         raise fail(f"file '{path}'", f"has {len(x)} rows in {xs!r} but {len(y)} in {ys!r}", FIX)
     return x, y
-
-
-def compact_labels(*parts: torch.Tensor) -> tuple[list[torch.Tensor], int, str | None]:
-    """Labels remapped to 0..K-1 when the classes present are not exactly 0..K-1.
-
-    Returns the (possibly remapped) parts, K and a note describing the mapping (None when the
-    labels were already 0..K-1). The mapping is the sorted order of the labels present in any
-    part, so train and test agree.
-    """
-    present = torch.unique(torch.cat(parts))
-    k = len(present)
-    if int(present[-1]) == k - 1:
-        return list(parts), k, None
-    shown = ", ".join(f"{int(v)}->{i}" for i, v in enumerate(present[:10]))
-    more = f", ... ({k} classes)" if k > 10 else ""
-    note = (f"the labels are not 0..K-1 ({k} classes, largest label {int(present[-1])}): remapped "
-            f"to 0..{k - 1} in sorted order ({shown}{more}); predicted class i is the i-th "
-            "smallest label")
-    return [torch.searchsorted(present, p) for p in parts], k, note
 
 
 def load_npz(spec: DataSpec, want_test: bool) -> RawData:
@@ -126,11 +117,12 @@ def load_npz(spec: DataSpec, want_test: bool) -> RawData:
         raise no_test_split("npz", why, "save them into the archive")
     ys = [arrays[n] for n in ("y", "y_test") if n in arrays]
     task = infer_task(*ys) if spec.task == "auto" else spec.task
-    train_x, train_y = _part(arrays, path, "x", "y", task)
+    notes: list[str] = []
+    train_x, train_y = _part(arrays, path, "x", "y", task, notes)
     parts = [train_y]
     test_x = test_y = None
     if want_test:
-        test_x, test_y = _part(arrays, path, "x_test", "y_test", task)
+        test_x, test_y = _part(arrays, path, "x_test", "y_test", task, notes)
         if test_x.shape[1:] != train_x.shape[1:] or test_y.shape[1:] != train_y.shape[1:]:
             got = tuple(test_x.shape[1:]), tuple(test_y.shape[1:])
             want = tuple(train_x.shape[1:]), tuple(train_y.shape[1:])
@@ -140,8 +132,11 @@ def load_npz(spec: DataSpec, want_test: bool) -> RawData:
         parts.append(test_y)
     if task == "regression":
         return RawData(train_x, train_y, 0, test_x, test_y)
+    only = int(parts[0][0])  # the label, when there is a single one
     parts, num_classes, note = compact_labels(*parts)
-    notes = [note] if note else []
+    refuse_single_class(num_classes, only, f"file '{path}'",
+                        "save float targets or set data.task = 'regression'")
+    notes += [note] if note else []
     if spec.task == "auto" and any(y.dtype.kind == "f" for y in ys):
         notes.append(f"data.task = 'auto' read the float targets as {num_classes} class labels "
                      "(every value is a whole number); set data.task = 'regression' to fit "
