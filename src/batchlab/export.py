@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from batchlab.analysis import analyze_experiment
+from batchlab.fserrors import DiskError, disk_error
 from batchlab.jsonsafe import json_safe
 from batchlab.paths import safe_name
 from batchlab.results import experiment_rows
@@ -32,28 +33,62 @@ def rows_with_diagnosis(store: Store, experiment: str) -> tuple[list[dict[str, A
     return rows, analysis.to_dict()
 
 
+def _make_folder(folder: Path, target: Path, fmt: str, default: Path) -> None:
+    """Make ``folder`` (and the folders above it) for the ``fmt`` export to ``target``
+    (``folder`` itself, or the json file in it); DiskError, before anything is written, when a
+    file stands there or above it: a file is never replaced by a folder of exports.
+    ``default``: the export's default path, suggested instead."""
+    for part in [folder, *folder.parents]:
+        if part.exists() and not part.is_dir():
+            problem = ("it is a file, and the {fmt} export writes a folder of files" if part == target
+                       else f"'{part}' on its way is a file, not a folder").format(fmt=fmt)
+            raise DiskError(
+                f"cannot export to '{target}': {problem}; nothing was written. Pass --output a "
+                f"path whose folders are folders or do not exist yet (e.g. --output {default}), "
+                "or move the file away.")
+        if part.is_dir():
+            break  # the folders above an existing one are folders
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise disk_error(err, folder, f"making the folder '{folder}' of the {fmt} export",
+                         "run the same export again") from None
+
+
 def export_experiment(store: Store, experiment: str, fmt: str, output: Path | None) -> Path:
     """Write the export and return its path (a folder for csv/tensorboard, a file for json).
-    Default paths are in the current folder, named from ``safe_name(experiment)``."""
+    Default paths are in the current folder, named from ``safe_name(experiment)``. Missing
+    folders on the way are made; a file where a folder is needed is a ``DiskError`` raised
+    before anything is written (a json export replaces an existing file of its name)."""
     if fmt == "tensorboard":
         from batchlab.report import export_tensorboard
 
-        out = output or Path(f"{safe_name(experiment)}-tensorboard")
+        default = Path(f"{safe_name(experiment)}-tensorboard")
+        out = output or default
+        _make_folder(out, out, fmt, default)
         export_tensorboard(store, experiment, out)
         return out
+    default = Path(f"{safe_name(experiment)}.json" if fmt == "json"
+                   else f"{safe_name(experiment)}-export")
+    out = output or default
+    if fmt == "json":
+        if out.is_dir():
+            raise DiskError(f"cannot export to '{out}': it is a folder, and the json export "
+                            f"writes one file; pass --output a file path (e.g. --output "
+                            f"{out / default}).")
+        _make_folder(out.parent, out, fmt, default)
+    else:
+        _make_folder(out, out, fmt, default)
     rows, analysis = rows_with_diagnosis(store, experiment)
     metrics = [(r["run_id"], name, s) for r in rows
                for name, s in store.metrics(r["run_id"]).items()]
     if fmt == "json":
-        out = output or Path(f"{safe_name(experiment)}.json")
         doc = {"experiment": experiment, "runs": rows, "analysis": analysis, "metrics": [
             {"run_id": rid, "name": name, "step": s.step.tolist(), "value": s.value.tolist(),
              "epoch": s.epoch.tolist(), "examples": s.examples.tolist(),
              "wall_time": s.wall_time.tolist()} for rid, name, s in metrics]}
         out.write_text(json.dumps(json_safe(doc), indent=1, default=str, allow_nan=False))
         return out
-    out = output or Path(f"{safe_name(experiment)}-export")
-    out.mkdir(parents=True, exist_ok=True)
     with open(out / "runs.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         writer.writeheader()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -157,3 +158,30 @@ def test_rm_refuses_a_run_another_sweep_is_training(db):
     assert res.returncode == 2 and "being trained right now" in res.stderr
     with Store(db) as st:
         assert len(st.runs("exp")) == 3
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tensorboard"])
+def test_export_refuses_a_file_where_its_folder_goes_and_keeps_the_file(db, tmp_path, fmt):
+    data = tmp_path / "mydata.npz"
+    data.write_bytes(b"the user's data")
+    res = batchlab_cli("export", "exp", "--format", fmt, "-o", data, "--store", db)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    text = " ".join(res.stderr.split())
+    assert f"cannot export to '{data}': it is a file" in text and "nothing was written" in text
+    assert f"--output exp-{'export' if fmt == 'csv' else 'tensorboard'}" in text
+    assert data.read_bytes() == b"the user's data"
+    res = batchlab_cli("export", "exp", "--format", fmt, "-o", data / "sub", "--store", db)
+    assert res.returncode == 2 and "on its way is a file" in res.stderr
+
+
+def test_export_makes_missing_folders_and_refuses_a_folder_for_json(db, tmp_path):
+    out = tmp_path / "nodir" / "deeper" / "x.json"
+    res = batchlab_cli("export", "exp", "--format", "json", "-o", out, "--store", db)
+    assert res.returncode == 0, res.stderr
+    assert len(json.loads(out.read_text())["runs"]) == 3
+    res = batchlab_cli("export", "exp", "--format", "csv", "-o", tmp_path / "a" / "b", "--store", db)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "a" / "b" / "runs.csv").read_text().count("\n") == 4  # header + 3 runs
+    res = batchlab_cli("export", "exp", "--format", "json", "-o", tmp_path / "nodir", "--store", db)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "it is a folder, and the json export writes one file" in " ".join(res.stderr.split())
