@@ -17,6 +17,14 @@ def test_user_factory_hides_zoo_fields_and_keeps_kwargs():
     assert shown()["model"] == {"name": "mlp", "hidden": [256, 128]}
 
 
+def test_a_factory_shows_the_zoo_fields_it_was_passed():
+    # a factory that names hidden/width receives them when they are set (models/factory.py)
+    c = shown(model=ModelSpec(name="mymodels:make", hidden=[64, 64], width=2.0))
+    assert c["model"] == {"name": "mymodels:make", "hidden": [64, 64], "width": 2.0, "kwargs": {}}
+    c = shown(model=ModelSpec(name="torchvision:resnet18", hidden=[64]))
+    assert "hidden" not in c["model"]
+
+
 def test_schedule_fields_follow_the_schedule():
     assert shown()["train"]["schedule"] == {"name": "constant", "warmup": 0}
     step = shown(train=TrainSpec(schedule=ScheduleSpec(name="step", step_size=5, warmup=3)))

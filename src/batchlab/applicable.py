@@ -28,6 +28,17 @@ def _schedule(c: dict[str, Any]) -> dict[str, Any]:
     return _train(c).get("schedule", {})
 
 
+def _model(c: dict[str, Any]) -> dict[str, Any]:
+    return c.get("model", {})
+
+
+def _factory_set(c: dict[str, Any], field: str, default: Any) -> bool:
+    """A user factory's config with ``field`` away from its default (the factory received it)."""
+    name = str(_model(c).get("name", ""))
+    return ":" in name and not name.startswith(("torchvision:", "timm:")) and \
+        _model(c).get(field, default) != default
+
+
 RULES: dict[tuple[str, ...], Any] = {
     ("data", "path"): lambda c: _data(c).get("name") in FILE_FORMATS,
     ("data", "val_fraction"): lambda c: _data(c).get("validation") == "split",
@@ -39,8 +50,10 @@ RULES: dict[tuple[str, ...], Any] = {
     ("data", "classes"): lambda c: _data(c).get("name") == "synthetic",
     ("data", "size"): lambda c: _data(c).get("name") in ("synthetic", "mnist1d"),
     ("data", "cache_dir"): lambda c: _data(c).get("name") == "mnist1d",
-    ("model", "hidden"): lambda c: c.get("model", {}).get("name") == "mlp",
-    ("model", "width"): lambda c: c.get("model", {}).get("name") == "mobilenet_v2",
+    # a factory is passed hidden/width when it names them and they are set (models/factory.py;
+    # the defaults are ModelSpec's, written out: show must not wait for pydantic)
+    ("model", "hidden"): lambda c: _model(c).get("name") == "mlp" or _factory_set(c, "hidden", [256, 128]),
+    ("model", "width"): lambda c: _model(c).get("name") == "mobilenet_v2" or _factory_set(c, "width", 1.0),
     ("model", "kwargs"): lambda c: ":" in str(c.get("model", {}).get("name", "")),
     ("model", "freeze"): lambda c: c.get("model", {}).get("freeze", "none") != "none",
     ("train", "momentum"): lambda c: _train(c).get("optimizer") in ("sgd", "rmsprop"),

@@ -111,3 +111,14 @@ def test_the_wait_before_the_first_bar_is_explained():
     assert plain.startswith("loading data") and "range test" not in plain
     auto = _checking(spec_from_dict({"sweep": {"grid": {"train.lr": ["auto", 0.1]}}}))
     assert auto.startswith("finding an LR for lr = 'auto'")
+
+
+def test_hidden_set_for_a_factory_without_it_is_refused_before_anything_is_stored(tmp_path):
+    # docs/spec.md's --set example, on the README's kind of factory: it never receives hidden,
+    # so the run id would change and the identical run train again
+    folder = project(tmp_path)
+    res = batchlab_cli("run", "mine.toml", "--set", "model.hidden=[64,64]", cwd=folder)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    text = " ".join(res.stderr.split())
+    assert "model.hidden = [64, 64] is set, but model 'mymodels_fh:make' is your factory" in text
+    assert not (folder / "batchlab.db").exists()

@@ -111,6 +111,38 @@ def test_only_declared_arguments_are_passed(user_module: Callable[[str], str]) -
     ]
 
 
+def test_builtin_model_fields_reach_only_a_factory_that_names_them(user_module) -> None:
+    mod = user_module(
+        """
+        def plain(input_shape, num_classes, width=8):
+            return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))
+
+        def takes_hidden(num_classes, hidden=(4,), width=1.0):
+            CALLS.append((hidden, width))
+            return nn.Identity()
+
+        def anything(**kwargs):
+            return nn.Identity()
+        """
+    )
+    # the defaults every stored config holds are never passed nor refused
+    build(f"{mod}:plain")
+    build(f"{mod}:takes_hidden", hidden=[256, 128])
+    build(f"{mod}:takes_hidden", hidden=[64, 64], width=2.0)  # named: passed (whole width as int)
+    build(f"{mod}:takes_hidden", width=0.5)
+    assert sys.modules[mod].CALLS == [((4,), 1.0), ([64, 64], 2), ((4,), 0.5)]
+    for factory, field in (("plain", "hidden"), ("anything", "hidden"), ("anything", "width")):
+        value = [64, 64] if field == "hidden" else 2.0
+        with pytest.raises(ModelError) as info:
+            build(f"{mod}:{factory}", **{field: value})
+        text = str(info.value)
+        assert f"model.{field} = {value!r} is set, but model '{mod}:{factory}' is your factory" in text
+        assert f"no '{field}' parameter" in text and f"Remove model.{field}" in text
+        assert f"model.kwargs.{field}" in text and "\n" not in text
+    with pytest.raises(ModelError, match="model.hidden = .* and model.kwargs.hidden = .* are both set"):
+        build(f"{mod}:takes_hidden", hidden=[8], kwargs={"hidden": [16]})
+
+
 def test_factory_construction_is_deterministic(user_module: Callable[[str], str]) -> None:
     mod = user_module("")
     torch.manual_seed(0)

@@ -4,8 +4,11 @@ The factory is any callable (a function or an nn.Module subclass). batchlab pass
 keywords it declares among ``input_shape`` (tuple of ints, one example's shape) and
 ``num_classes`` (int) — all of them when it takes ``**kwargs`` — plus ``dropout`` when the
 factory names that parameter and ``model.dropout`` is set (so a sweep over model.dropout reaches
-user models too), plus everything in ``model.kwargs``. Every failure is a ModelError of one
-paragraph saying what went wrong and what to check.
+user models too), plus everything in ``model.kwargs``. The built-in models' own fields,
+``model.hidden`` (mlp) and ``model.width`` (mobilenet_v2), reach a factory that names the
+parameter, like ``dropout``; set for any other factory they are refused (they would change the
+run id and nothing else, so identical runs would train again). Every failure is a ModelError of
+one paragraph saying what went wrong and what to check.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ from batchlab.spec import ModelSpec
 # that does not fit the data, so that is an error rather than a silent override.
 _RESERVED = ("input_shape", "num_classes")
 _SEEN = "__batchlab_source_sha256__"  # on a user module: the source batchlab last built from
+# Fields of the built-in models, with what they are there. Only a factory that names the
+# parameter receives one; a value other than the default for any other factory would change
+# the run id and nothing else (identical runs trained again), so it is refused.
+_BUILTIN_FIELDS = {"hidden": "the mlp's hidden layer widths",
+                   "width": "mobilenet_v2's width multiplier"}
 
 
 def is_factory_name(name: str) -> bool:
@@ -150,6 +158,7 @@ def _call_arguments(
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
         # Some builtins and C extensions have no signature: pass only what the user gave.
+        _builtin_fields(name, spec, set())
         return dict(spec.kwargs)
     params = signature.parameters
     var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -160,6 +169,7 @@ def _call_arguments(
     }
     offered: dict[str, Any] = {"input_shape": tuple(input_shape), "num_classes": num_classes}
     call = {k: v for k, v in offered.items() if var_keyword or k in named}
+    call.update(_builtin_fields(name, spec, named))
     # dropout only when declared by name: a **kwargs factory forwarding to a model without a
     # dropout argument would otherwise break as soon as a spec sets model.dropout.
     if spec.dropout is not None and "dropout" in named and "dropout" not in spec.kwargs:
@@ -175,6 +185,35 @@ def _call_arguments(
             "and nothing it does not accept."
         ) from None
     return call
+
+
+def _builtin_fields(name: str, spec: ModelSpec, named: set[str]) -> dict[str, Any]:
+    """The built-in models' fields set away from their defaults (``_BUILTIN_FIELDS``) that the
+    factory names as parameters (``named``), to pass it; ModelError for one it does not name,
+    or one model.kwargs sets too (which of the two would it get?)."""
+    passed: dict[str, Any] = {}
+    for field, what in _BUILTIN_FIELDS.items():
+        value = getattr(spec, field)
+        if value == ModelSpec.model_fields[field].default:
+            continue  # every stored config holds the default: nothing was asked for
+        if field in spec.kwargs:
+            raise ModelError(
+                f"model.{field} = {value!r} and model.kwargs.{field} = {spec.kwargs[field]!r} are "
+                f"both set for the factory '{name}'; set only model.kwargs.{field} (what the "
+                f"factory receives) and remove model.{field}."
+            )
+        if field not in named:
+            raise ModelError(
+                f"model.{field} = {value!r} is set, but model '{name}' is your factory and it has "
+                f"no '{field}' parameter, so it would never receive it (model.{field} is "
+                f"{what}); the run would be the same as without it under a new run id. Remove "
+                f"model.{field} (and any --set model.{field}=...), or give the factory a '{field}' "
+                f"parameter (or set model.kwargs.{field}) to pass it a value."
+            )
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # the spec's float field reads width = 128 as 128.0; layer sizes need ints
+        passed[field] = value
+    return passed
 
 
 def _describe(kwargs: dict[str, Any]) -> str:
