@@ -3,7 +3,7 @@ items 7 and 8)."""
 
 import pytest
 
-from batchlab.results import run_row, schedule_label
+from batchlab.results import differing_fields, run_row, schedule_label, with_differences
 from batchlab.spec import ScheduleSpec
 from batchlab.store import RunRecord
 
@@ -55,3 +55,27 @@ def test_a_run_still_training_shows_its_validation_so_far(tmp_path):
     assert (live["final_val_acc"], live["best_val_acc"]) == (0.7, 0.8)
     assert (live["final_val_loss"], live["best_val_loss"]) == (0.9, 0.6)
     assert pending["final_val_acc"] is None  # nothing trained yet
+
+
+def configured(run_id, train, data=None):
+    return RunRecord(run_id, "completed", {"data": data or {"name": "npz", "limit": None},
+                                           "train": train}, {}, 0.0, None, None, None, 0, None, 0,
+                     1, None, {}, {})
+
+
+def test_differing_fields_are_those_the_own_columns_do_not_show():
+    step = {"name": "step", "step_size": 10, "gamma": 0.1, "min_lr": 0.0}
+    records = [
+        configured("a", {"batch_size": 16, "lr": 0.1, "seed": 0, "weight_decay": 0.0,
+                         "schedule": {**step, "min_lr": 0.0}}),
+        configured("b", {"batch_size": 32, "lr": 0.01, "seed": 1, "weight_decay": 0.01,
+                         "schedule": {**step, "gamma": 0.5}}, {"name": "npz", "limit": 100}),
+    ]
+    # batch size, lr, seed have columns; gamma shows in the schedule label (step(10ep, x0.5))
+    assert differing_fields(records) == ["data.limit", "train.weight_decay"]
+    records.append(configured("c", {"batch_size": 16, "lr": 0.1, "seed": 0, "weight_decay": 0.0,
+                                    "schedule": {**step, "min_lr": 0.5}}))
+    assert "train.schedule.min_lr" in differing_fields(records)  # same label, other min_lr
+    rows = with_differences([run_row(r) for r in records[:2]], records[:2])
+    assert [(r["data.limit"], r["train.weight_decay"]) for r in rows] == [(None, 0.0), (100, 0.01)]
+    assert differing_fields(records[:1]) == []

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from batchlab.errors import BatchlabError
@@ -115,3 +118,72 @@ def _so_far(metrics: dict[str, Series]) -> dict[str, float]:
         if values:
             out[f"final_{name}"], out[f"best_{name}"] = values[-1], best(values)
     return out
+
+
+# config fields the CLI tables show in columns of their own (batch, lr, seed; the schedule
+# column is the schedule's label)
+OWN_COLUMNS = ("train.batch_size", "train.lr", "train.seed")
+MOST_EXTRA_COLUMNS = 8  # differing fields shown as columns; more are named in a caption
+
+
+def _leaves(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as ``{"train.weight_decay": 0.01, ...}``; lists and empty dicts are leaves."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _same(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def differing_fields(records: Sequence[RunRecord]) -> list[str]:
+    """The config fields (dotted paths, in config order) whose values differ among ``records``
+    and that the tables' own columns do not show: not batch size, LR or seed; a schedule field
+    only where runs with the same schedule label differ in it. Without them, runs that differ
+    in, say, weight decay or data.limit (set with --set, or by ``batchlab next``) read the same."""
+    leaves = [_leaves(r.config) for r in records]
+    labels = [schedule_label(r.config.get("train", {})) for r in records]
+    out = []
+    for key in dict.fromkeys(k for flat in leaves for k in flat):
+        if key in OWN_COLUMNS:
+            continue
+        values = [_same(flat.get(key)) for flat in leaves]
+        if len(set(values)) < 2:
+            continue
+        if key.startswith("train.schedule."):
+            by_label: dict[str, str] = {}
+            if all(by_label.setdefault(label, v) == v for label, v in zip(labels, values, strict=True)):
+                continue  # the schedule column tells them apart
+        out.append(key)
+    return out
+
+
+def _cell(value: Any) -> Any:
+    """A table value: a dict or a long text as ``#`` and 6 hex digits of its hash."""
+    text = _same(value) if isinstance(value, dict | list) else str(value)
+    if value is None or (len(text) <= 24 and not isinstance(value, dict)):
+        return value if not isinstance(value, list) else text
+    return "#" + hashlib.sha256(text.encode()).hexdigest()[:6]
+
+
+def with_differences(rows: list[dict[str, Any]], records: Sequence[RunRecord]) -> list[dict[str, Any]]:
+    """``rows`` (``run_row`` of ``records``, in the same order) with every ``differing_fields``
+    field added under its dotted path, where the row does not hold it already (a swept field)."""
+    fields = differing_fields(records)
+    for row, record in zip(rows, records, strict=True):
+        flat = _leaves(record.config)
+        for key in fields:
+            row.setdefault(key, _cell(flat.get(key)))
+    return rows
+
+
+def extra_columns(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The dotted keys of ``rows`` (swept and differing fields) for the CLI tables' columns,
+    in order: at most ``MOST_EXTRA_COLUMNS`` shown, and the rest (for a caption naming them)."""
+    keys = list(dict.fromkeys(k for r in rows for k in r if "." in k))
+    return keys[:MOST_EXTRA_COLUMNS], keys[MOST_EXTRA_COLUMNS:]

@@ -185,3 +185,26 @@ def test_export_makes_missing_folders_and_refuses_a_folder_for_json(db, tmp_path
     res = batchlab_cli("export", "exp", "--format", "json", "-o", tmp_path / "nodir", "--store", db)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "it is a folder, and the json export writes one file" in " ".join(res.stderr.split())
+
+
+def test_ls_shows_the_fields_runs_differ_in_beyond_batch_lr_schedule_and_seed(tmp_path):
+    # a first sweep, then the same spec again with other weight decay and data.limit (as
+    # --set or batchlab next does): the runs must not read the same
+    path = tmp_path / "s.db"
+    raw = {"name": "exp", "model": {"name": "mymodels:make"},
+           "sweep": {"grid": {"train.batch_size": [16, 32]}}}
+    first = plan_runs(spec_from_dict(raw))
+    again = spec_from_dict({**raw, "train": {"weight_decay": 0.01}, "data": {"limit": 100}})
+    with Store(path) as st:
+        st.add_experiment("exp", spec_from_dict(raw).model_dump(mode="json"), first)
+        st.add_experiment("exp", again.model_dump(mode="json"), plan_runs(again))
+    res = batchlab_cli("ls", "exp", "--store", path)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    header = next(line for line in lines if "run id" in line)
+    assert re.search(r"seed\s*┃\s*data\.limit\s*┃\s*train\.weight_decay\s*┃\s*val acc", header)
+    cells = {tuple(re.split(r"\s*│\s*", line.strip("│ "))[i] for i in (0, 2, 6, 7))
+             for line in lines if re.match(r"│ [0-9a-f]{12} ", line)}
+    ids = {r.run_id: r for r in first}
+    assert {c[1:] for c in cells if c[0] in ids} == {("16", "-", "0"), ("32", "-", "0")}
+    assert {c[1:] for c in cells if c[0] not in ids} == {("16", "100", "0.01"), ("32", "100", "0.01")}

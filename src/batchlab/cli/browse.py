@@ -43,7 +43,7 @@ def ls(
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """List experiments with their runs per status, or the runs of one experiment."""
-    from batchlab.results import experiment_rows
+    from batchlab.results import experiment_rows, with_differences
     from batchlab.store.claims import abandoned
 
     with Store(store, create=False) as st:
@@ -64,8 +64,9 @@ def ls(
             console.print(table)
             probes_only = [e.name for e in st.experiments() if not e.spec]
         else:
-            console.print(_with_ids(experiment_rows(st, experiment), st.runs(experiment), experiment,
-                                    gone, _verdicts(st, experiment)))
+            records = st.runs(experiment)
+            rows = with_differences(experiment_rows(st, experiment), records)
+            console.print(_with_ids(rows, records, experiment, gone, _verdicts(st, experiment)))
             probes_only = [experiment] if not st.runs(experiment) else []
         for name in probes_only:
             if found := st.probes(name):
@@ -83,16 +84,24 @@ def _verdicts(st: Store, experiment: str) -> dict[str, RunVerdict]:
 
 def _with_ids(rows: list[dict[str, Any]], records: list[RunRecord], experiment: str,
               gone: set[str], verdicts: dict[str, RunVerdict]) -> Table:
-    table = Table(title=f"runs of '{experiment}'",
-                  caption="'batchlab show RUN' gives every finding with its numbers")
-    for col in ("run id", "status", "batch", "lr", "schedule", "seed", "val acc", "time s",
-                "diagnosis", "why"):
-        table.add_column(col, overflow="fold")
+    """The runs of one experiment: their knobs, with a column per swept or otherwise differing
+    field (the dotted keys of ``rows``, as in the end-of-sweep table), result and diagnosis."""
+    from batchlab.results import extra_columns
+
+    extra, left_out = extra_columns(rows)
+    caption = "'batchlab show RUN' gives every finding with its numbers"
+    if left_out:
+        caption += f"; also differing: {', '.join(left_out)}"
+    table = Table(title=f"runs of '{experiment}'", caption=caption)
+    for col in ("run id", "status", "batch", "lr", "schedule", "seed", *extra, "val acc",
+                "time s", "diagnosis", "why"):
+        table.add_column(escape(col), overflow="fold")
     for r, rec in zip(rows, records, strict=True):
         v = verdicts.get(rec.id)
         table.add_row(r["run_id"], status_text(r["status"], rec.progress_step, rec.total_steps,
                                                rec.id in gone),
                       fmt(r["batch_size"]), fmt(r["lr"]), r["schedule"], fmt(r["seed"]),
+                      *(escape(fmt(r.get(k))) for k in extra),
                       fmt(r["final_val_acc"]), fmt(r["wall_time_s"]),
                       escape(v.label) if v else "–", escape(v.sentence) if v else "–")
     return table

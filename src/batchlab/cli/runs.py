@@ -40,8 +40,13 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Table:
     """The end-of-sweep table: the knobs, final and best metrics, wall time, status.
 
     A seed column appears when the rows hold more than one seed (repeats), so two rows that
-    differ only by seed can be told apart."""
-    table = Table(title=title, show_lines=False)
+    differ only by seed can be told apart; so does a column per other dotted key of the rows
+    (swept fields, and the differing fields ``results.with_differences`` adds; see
+    ``results.extra_columns``)."""
+    from batchlab.results import extra_columns
+
+    extra, left_out = extra_columns(rows)
+    table = Table(title=title, show_lines=False, caption=_left_out(left_out))
     knobs = [("batch", "batch_size"), ("lr", "lr"), ("eff. lr", "effective_lr"),
              ("schedule", "schedule")]
     if len({r.get("seed") for r in rows}) > 1:
@@ -49,7 +54,6 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Table:
     metrics = [("train loss", "final_train_loss"), ("train acc", "final_train_acc"),
                ("val loss", "final_val_loss"), ("val acc", "final_val_acc"),
                ("best val acc (epoch)", None), ("time s", "wall_time_s")]
-    extra = list(dict.fromkeys(k for r in rows for k in r if "." in k))
     for header in [c[0] for c in knobs] + extra + [c[0] for c in metrics] + ["status"]:
         table.add_column(header, justify="right" if header not in ("schedule", "status") else "left")
     for r in rows:
@@ -64,6 +68,13 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Table:
         cells.append(f"[{style}]{status}[/]" if style else status)
         table.add_row(*cells)
     return table
+
+
+def _left_out(fields: list[str]) -> str | None:
+    """A table caption naming the differing fields that got no column (too many to show)."""
+    if not fields:
+        return None
+    return f"also differing: {', '.join(fields)} ('batchlab show RUN' prints a run's config)"
 
 
 def make_executor(kind: str, workers: int, cache: DataCache, address: str | None = None,
@@ -107,7 +118,7 @@ def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "loc
     from batchlab.execute.datacache import DataCache
     from batchlab.execute.sweep import known_auto_lrs, prepare_sweep, run_sweep
     from batchlab.progress import SweepProgress
-    from batchlab.results import run_row
+    from batchlab.results import run_row, with_differences
     from batchlab.store import Store
 
     cache = DataCache()
@@ -135,7 +146,7 @@ def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "loc
         if only_planned:
             planned = {r.run_id for r in prepared.runs}
             records = [r for r in records if r.id in planned]
-        console.print(results_table([run_row(r) for r in records],
+        console.print(results_table(with_differences([run_row(r) for r in records], records),
                                     f"experiment '{spec.name}' ({store_path})"))
         others = len(outcome.records) - len(records)
         if others:
