@@ -122,3 +122,22 @@ def test_hidden_set_for_a_factory_without_it_is_refused_before_anything_is_store
     text = " ".join(res.stderr.split())
     assert "model.hidden = [64, 64] is set, but model 'mymodels_fh:make' is your factory" in text
     assert not (folder / "batchlab.db").exists()
+
+
+def test_a_store_in_a_missing_folder_is_refused_not_made(tmp_path):
+    # a mistyped --store would otherwise make the folders and train everything again there
+    folder = project(tmp_path)
+    (folder / "log.csv").write_text("epoch,loss\n0,1.0\n")
+    missing = folder / "nonexistent" / "dir"
+    for args in (["sweep", "mine.toml"], ["run", "mine.toml"], ["demo", "--epochs", "1"],
+                 ["lr-find", "mine.toml"], ["import", "csv", "log.csv"]):
+        res = batchlab_cli(*args, "--store", missing / "x.db", cwd=folder)
+        assert res.returncode == 2, (args, res.stderr)
+        text = " ".join(res.stderr.split())
+        assert f"its folder '{missing}' does not exist, and batchlab does not make it" in text
+        assert "mkdir -p" in text and "Traceback" not in text
+        assert not (folder / "nonexistent").exists()
+    # a new store file in an existing folder is still made
+    res = batchlab_cli("run", "mine.toml", "--store", folder / "new.db", cwd=folder)
+    assert res.returncode == 0, res.stderr
+    assert (folder / "new.db").is_file()

@@ -75,6 +75,33 @@ console = Console() if sys.stdout.isatty() else Console(width=180)
 err_console = Console(stderr=True)
 
 StoreOpt = Annotated[Path, typer.Option("--store", metavar="FILE", help="SQLite store file.")]
+
+
+def _store_folder_exists(path: Path) -> Path:
+    """``--store`` of a command that creates the store when missing: its folder must exist.
+
+    A mistyped folder would otherwise be made and a fresh store started there, so a sweep would
+    train everything again beside the real store. Checked when the command line is parsed,
+    before a probe spends minutes measuring. A path under a file is left to ``Store``, which
+    says so."""
+    from batchlab.errors import BatchlabError
+    from batchlab.fserrors import existing_ancestor
+
+    folder = path.parent
+    if not folder.exists() and existing_ancestor(folder).is_dir():
+        raise BatchlabError(
+            f"--store '{path}': its folder '{folder}' does not exist, and batchlab does not make "
+            "it (a mistyped path would start a fresh, empty store and train everything again). "
+            f"Check the path, or create the folder first (mkdir -p '{folder}')."
+        )
+    return path
+
+
+# the --store of commands that write to the store, creating it when missing (sweep, probes,
+# import): a new file in an existing folder, never a new folder
+NewStoreOpt = Annotated[Path, typer.Option(
+    "--store", metavar="FILE", callback=_store_folder_exists,
+    help="SQLite store file (created when missing, in an existing folder).")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", metavar="KEY=VALUE",
     help='Override a spec field, e.g. train.lr=0.05 or sweep.grid."train.batch_size"=[64] '

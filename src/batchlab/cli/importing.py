@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from batchlab.cli.common import DEFAULT_STORE, SetOpt, StoreOpt, app, console, fmt
+from batchlab.cli.common import DEFAULT_STORE, NewStoreOpt, SetOpt, app, console, fmt
 from batchlab.errors import SpecError
 from batchlab.store import Store
 
@@ -48,7 +48,7 @@ def tensorboard_cmd(
     overrides: SetOpt = None,
     step_unit: Annotated[str, typer.Option("--step-unit", help="What a logged step counts: step, "
                                            "epoch, or auto (epoch for Keras's epoch_* tags).")] = "auto",
-    store: StoreOpt = DEFAULT_STORE,
+    store: NewStoreOpt = DEFAULT_STORE,
 ) -> None:
     """Import a TensorBoard log folder: scalars, hparams, batch size and LR from folder names."""
     from batchlab.integrations.importing import parse_pairs, settings
@@ -73,7 +73,7 @@ def csv_cmd(
     experiment: Annotated[str, typer.Option("--experiment", "-e", help="Experiment name.")] = "imported",
     mapping: MapOpt = None,
     overrides: SetOpt = None,
-    store: StoreOpt = DEFAULT_STORE,
+    store: NewStoreOpt = DEFAULT_STORE,
 ) -> None:
     """Import Keras or Lightning CSVLogger files (epoch/step, loss, accuracy, val_loss, ..., lr)."""
     from batchlab.integrations.csvlog import import_csvlogs

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from batchlab.cli.common import DEFAULT_STORE, SetOpt, StoreOpt, app, console, fmt, load_cli_spec
+from batchlab.cli.common import DEFAULT_STORE, NewStoreOpt, SetOpt, app, console, fmt, load_cli_spec
 from batchlab.errors import BatchlabError
 from batchlab.store import Store
 
@@ -88,7 +88,7 @@ def lr_find_cmd(
     budget: Annotated[float | None, typer.Option(
         metavar="SHARE", help="horizon: the probe's share of the run's steps, above 0 and at most 1 "
         "(default 0.5; 0.9 buys longer miniatures and a surer answer).")] = None,
-    store: StoreOpt = DEFAULT_STORE,
+    store: NewStoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
     """LR suggestion for the spec's run, and the exponent alpha of lr* ~ B^alpha across batch sizes.
@@ -145,7 +145,7 @@ def max_batch_cmd(
         min=1, help="First batch to try (2 at least on a model with BatchNorm layers).")] = 1,
     want: Annotated[int | None, typer.Option(
         min=1, help="The batch you want to train at (default: the spec's train.batch_size).")] = None,
-    store: StoreOpt = DEFAULT_STORE,
+    store: NewStoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
     """The largest batch that fits: doubling then binary search, one full training step per
@@ -187,7 +187,7 @@ def throughput(
     options: Annotated[bool, typer.Option(
         "--options", help="Also time bf16 / channels_last at train.batch_size (3-20 s more: "
         "repeated until each ratio is known within 5%%).")] = False,
-    store: StoreOpt = DEFAULT_STORE,
+    store: NewStoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
     """Training samples/s and peak memory per batch size (warm-up excluded, median of timed
@@ -239,7 +239,7 @@ def print_options(config: RunConfig, batch_size: int) -> dict[str, Any]:
 def noise_scale_cmd(
     spec_file: SpecArg,
     steps: Annotated[int, typer.Option(min=10, help="Training steps to measure over.")] = 200,
-    store: StoreOpt = DEFAULT_STORE,
+    store: NewStoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
     """Gradient noise scale B_simple = tr(Sigma)/|G|^2 (McCandlish et al. 2018) from micro-batch
@@ -273,7 +273,7 @@ def recommend(
     options: Annotated[bool, typer.Option(
         "--options", help="Also time bf16 / channels_last at the recommended batch (3-20 s: "
         "repeated until each ratio is known within 5%%).")] = False,
-    store: StoreOpt = DEFAULT_STORE,
+    store: NewStoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
     """Batch size, LR and warm-up from the probes: throughput, memory, noise scale and the LR

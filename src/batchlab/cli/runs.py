@@ -15,9 +15,9 @@ from rich.table import Table
 
 from batchlab.cli.common import (
     DEFAULT_STORE,
+    NewStoreOpt,
     SetOpt,
     SpecArg,
-    StoreOpt,
     WorkersOpt,
     app,
     console,
@@ -164,7 +164,7 @@ def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "loc
 
 @app.command()
 def demo(
-    store: StoreOpt = DEFAULT_STORE,
+    store: NewStoreOpt = DEFAULT_STORE,
     workers: Annotated[int | None, typer.Option(
         "--workers", "-w", min=1, help="Parallel processes (default: 2, or 1 on a 1-core machine).",
         show_default=False)] = None,
@@ -187,7 +187,7 @@ def demo(
 @app.command()
 def sweep(
     spec_file: SpecArg,
-    store: StoreOpt = DEFAULT_STORE,
+    store: NewStoreOpt = DEFAULT_STORE,
     workers: WorkersOpt = 1,
     set_: SetOpt = None,
     rerun: Annotated[bool, typer.Option(
@@ -211,7 +211,7 @@ def sweep(
 @app.command()
 def run(
     spec_file: SpecArg,
-    store: StoreOpt = DEFAULT_STORE,
+    store: NewStoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
     rerun: Annotated[bool, typer.Option("--rerun", help="Train it again even if finished.")] = False,
 ) -> None:
