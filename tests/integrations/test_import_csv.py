@@ -3,6 +3,7 @@ values match the files one by one (no tensorboard package needed)."""
 
 import csv
 import os
+import re
 import subprocess
 import sys
 
@@ -63,12 +64,58 @@ def test_keras_csvlogger_files_import_value_by_value(tmp_path):
     assert res.returncode == 0, res.stderr
 
 
-def test_a_bad_set_value_exits_2(tmp_path):
+@pytest.mark.parametrize("setting, words", [
+    ("batch_size=big", "--set batch_size=big must be a whole number >= 1"),
+    ("n_train=abc", "--set n_train=abc must be a whole number >= 1"),
+    ("lr=-1", "--set lr=-1 must be a number >= 0"),
+])
+def test_a_bad_set_value_exits_2_in_the_command_line_s_words(tmp_path, setting, words):
     (tmp_path / "good.csv").write_text("epoch,loss\n0,0.5\n")
-    res = batchlab("import", "csv", tmp_path / "good.csv", "--set", "batch_size=big",
-                   "--store", tmp_path / "s.db")
+    (tmp_path / "also.csv").write_text("epoch,loss\n0,0.4\n")
+    db = tmp_path / "s.db"
+    res = batchlab("import", "csv", tmp_path / "good.csv", tmp_path / "also.csv", "--set", setting,
+                   "--store", db)
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert "'batch_size' = 'big' must be a positive integer" in " ".join(res.stderr.split())
+    text = " ".join(res.stderr.split())
+    assert words in text and "Nothing was imported" in text and "bl.track" not in text
+    with Store(db) as st:
+        assert st.runs() == []
+
+
+def test_a_bad_value_in_a_file_name_is_refused_before_any_file_is_stored(tmp_path):
+    (tmp_path / "good.csv").write_text("epoch,loss\n0,0.5\n")
+    (tmp_path / "n_train=abc.csv").write_text("epoch,loss\n0,0.5\n")
+    db = tmp_path / "s.db"
+    res = batchlab("import", "csv", tmp_path / "good.csv", tmp_path / "n_train=abc.csv", "--store", db)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "n_train = 'abc', read from its name or log, must be a whole number >= 1" in \
+        " ".join(res.stderr.split())
+    with Store(db) as st:
+        assert st.runs() == []  # not even the good file's run
+
+
+def test_a_logged_lr_column_gives_the_run_its_lr_and_says_so(tmp_path):
+    # a Keras CSVLogger file with a LearningRateScheduler: lr is a column, not in the name
+    path = tmp_path / "bs=16.csv"
+    path.write_text("epoch,accuracy,loss,lr,val_accuracy,val_loss\n0,0.5,1.0,0.05,0.4,1.1\n"
+                    "1,0.6,0.9,0.05,0.5,1.0\n2,0.7,0.8,0.005,0.55,0.95\n")
+    db = tmp_path / "s.db"
+    res = batchlab("import", "csv", path, "-e", "k", "--store", db)
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.split())
+    assert "bs=16.csv: lr 0.05, the first value of its logged lr; it ends at 0.005" in text
+    assert "no lr in its name" not in text and "no batch_size" not in text
+    with Store(db) as st:
+        (run,) = st.runs("k")
+        assert run.config["train"]["lr"] == 0.05 and run.config["train"]["batch_size"] == 16
+        assert st.metrics(run.id)["lr"].value.tolist() == [0.05, 0.05, 0.005]
+    listed = batchlab("ls", "k", "--store", db)
+    assert re.search(r"│ 16\s+│ 0\.05\s+│", listed.stdout)
+    # a name, hparams or --set still wins over the log
+    res = batchlab("import", "csv", path, "-e", "k", "--set", "lr=0.3", "--store", db)
+    assert res.returncode == 0 and "first value of its logged lr" not in res.stdout
+    with Store(db) as st:
+        assert st.runs("k")[0].config["train"]["lr"] == 0.3
 
 
 # metrics.csv and hparams.yaml as Lightning 2's CSVLogger wrote them for a 2-epoch fit (96

@@ -24,9 +24,11 @@ from typing import Any
 from batchlab.errors import DataError
 from batchlab.integrations.importing import (
     Point,
+    check_config,
     config_from_name,
     config_key,
     import_notes,
+    lr_from_log,
     metric_for,
     write_run,
 )
@@ -112,15 +114,21 @@ def import_csvlogs(store: Store, paths: list[Path], experiment: str, *, mapping:
     Every file is read before anything is stored, so a bad file stores nothing. ``notes``
     gets what each import dropped, left unmapped or lacks (``import_notes``)."""
     read = [(path, read_csvlog(path)) for path in paths]
-    runs = []
+    planned = []
     for path, log in read:
         series: dict[str, list[Point]] = {}
         tags = {column: metric_for(column, mapping) for column in log.columns}
         for column, points in log.columns.items():
             if (metric := tags[column]) is not None:
                 series.setdefault(metric, []).extend(points)
-        config = config_from_name(path.stem) | log.config | overrides
+        found: list[str] = []
+        config = lr_from_log(config_from_name(path.stem) | log.config | overrides, series,
+                             str(path), found)
+        check_config(config, str(path), overrides)  # every file's, before anything is stored
+        planned.append((path, log, series, config, found + import_notes(str(path), tags, config)))
+    runs = []
+    for path, log, series, config, said in planned:
         runs.append(write_run(store, experiment, f"csv:{path.resolve()}", config, series, unit=log.unit))
         if notes is not None:
-            notes += import_notes(str(path), tags, config)
+            notes += said
     return runs

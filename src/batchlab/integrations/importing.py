@@ -5,6 +5,9 @@ A run's config comes from three places, later ones winning: ``key=value`` parts 
 or file name (``LeNet-MNIST-2-BatchSize=16`` gives batch_size 16), the hyper-parameters the log
 holds, and ``--set``. Keys are normalised (``BatchSize``, ``batch-size``, ``bs`` ->
 ``batch_size``; ``LearningRate``, ``learning_rate`` -> ``lr``), so they fill batchlab's config.
+A run with no LR from any of them whose log holds an LR series takes its first value
+(``lr_from_log``). The config is checked in the import's words (``check_config``) before
+anything is stored.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from batchlab.errors import SpecError
 from batchlab.integrations.names import batchlab_name
 from batchlab.overrides import parse_value
 from batchlab.store import Store
-from batchlab.track import TrackedRun
+from batchlab.track import _POSITIVE_INT, TrackedRun
 
 ALIASES = {"batchsize": "batch_size", "bs": "batch_size", "batch": "batch_size", "lr": "lr",
            "learningrate": "lr", "ntrain": "n_train", "numclasses": "num_classes",
@@ -77,6 +80,46 @@ def import_notes(name: str, tags: dict[str, str | None], config: dict[str, Any])
                      f"'bs=32_lr=0.1') or its log; pass them with {example}, or the report cannot "
                      "place the run by batch size and LR.")
     return notes
+
+
+def lr_from_log(config: dict[str, Any], series: dict[str, list[Point]], name: str,
+                notes: list[str] | None) -> dict[str, Any]:
+    """``config``, with ``lr`` the first finite value of the log's ``lr`` series when no name,
+    hparams or ``--set`` gave one (the LR the run started from, which the report places it
+    by), and a note saying so; unchanged otherwise."""
+    if config.get("lr") is not None:
+        return config
+    # 7 significant digits: TensorBoard keeps float32, whose 0.05 reads 0.05000000074505806
+    values = [float(f"{p.value:.7g}") for p in sorted(series.get("lr", []), key=lambda p: p.step)
+              if math.isfinite(p.value) and p.value >= 0]
+    if not values:
+        return config
+    last = f"; it ends at {values[-1]:g}" if values[-1] != values[0] else ""
+    if notes is not None:
+        notes.append(f"{name}: lr {values[0]:g}, the first value of its logged lr{last} (pass "
+                     "--set lr=... to place the run by another).")
+    return {**config, "lr": values[0]}
+
+
+def check_config(config: dict[str, Any], name: str, overrides: dict[str, Any]) -> None:
+    """SpecError, in the words of ``batchlab import``, for a value ``bl.track`` would refuse:
+    counts (batch_size, n_train, ...) must be positive integers and lr a number >= 0. Says
+    whether ``--set`` gave it or the run's name or log did."""
+    for key in (*_POSITIVE_INT, "lr"):
+        value = config.get(key)
+        if value is None or isinstance(value, bool):
+            ok = value is None
+        elif key == "lr":
+            ok = isinstance(value, int | float) and value >= 0
+        else:
+            ok = isinstance(value, int) and value >= 1
+        if ok:
+            continue
+        want = "a number >= 0" if key == "lr" else "a whole number >= 1"
+        source = (f"--set {key}={value}" if key in overrides
+                  else f"{key} = {value!r}, read from its name or log,")
+        raise SpecError(f"{name}: {source} must be {want}; pass --set {key}=VALUE with {want} "
+                        "(or leave it out). Nothing was imported.")
 
 
 def parse_pairs(items: Iterable[str], option: str) -> dict[str, str]:

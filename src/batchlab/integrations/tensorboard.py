@@ -17,9 +17,11 @@ from typing import Any
 from batchlab.errors import DataError
 from batchlab.integrations.importing import (
     Point,
+    check_config,
     config_from_name,
     config_key,
     import_notes,
+    lr_from_log,
     metric_for,
     write_run,
 )
@@ -108,7 +110,7 @@ def import_tensorboard(store: Store, logdir: Path, experiment: str, *, mapping: 
     tag starts with ``epoch_`` (Keras's TensorBoard callback) and 'step' otherwise. ``notes``
     gets what each run's import dropped, left unmapped or lacks (``import_notes``).
     """
-    out = []
+    planned = []
     for name, (hparams, tags) in read_logdir(logdir).items():
         series: dict[str, list[Point]] = {}
         metrics = {tag: metric_for(tag, mapping) for tag in tags}
@@ -118,14 +120,19 @@ def import_tensorboard(store: Store, logdir: Path, experiment: str, *, mapping: 
                 series.setdefault(metric, []).extend(points)
         if not series:
             continue
-        config = config_from_name(name) | hparams | overrides
+        found: list[str] = []
+        config = lr_from_log(config_from_name(name) | hparams | overrides, series, name, found)
+        check_config(config, name, overrides)  # every run's, before anything is stored
         run_unit = unit
         if unit == "auto":
             keras_style = all(t.rsplit("/", 1)[-1].startswith("epoch_") for t in tags)
             run_unit = "epoch" if keras_style else "step"
+        planned.append((name, config, series, run_unit, found + import_notes(name, metrics, config)))
+    out = []
+    for name, config, series, run_unit, said in planned:
         out.append(write_run(store, experiment, f"tensorboard:{name}", config, series, unit=run_unit))
         if notes is not None:
-            notes += import_notes(name, metrics, config)
+            notes += said
     if not out:
         raise DataError(f"no scalars to import under '{logdir}' (or every tag was dropped by --map); "
                         "check the folder with 'tensorboard --logdir' and the --map options.")
