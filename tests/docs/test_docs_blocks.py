@@ -65,6 +65,21 @@ def test_the_readme_is_a_short_front_door():
     assert "](docs/report.png)" in readme
 
 
+def test_the_readme_s_sweep_line_says_the_real_default_workers():
+    """The quick start's comment on ``batchlab sweep`` matches ``--workers``' default (1:
+    only ``demo`` defaults to 2 worker processes)."""
+    import inspect
+
+    from batchlab.cli.runs import sweep
+
+    default = inspect.signature(sweep).parameters["workers"].default
+    line = next(line for line in (ROOT / "README.md").read_text().splitlines()
+                if line.startswith("batchlab sweep study.toml"))
+    said = re.search(r"on (\d+) worker process|one at a time", line)
+    assert said, f"the README's sweep line says how its runs train: {line!r}"
+    assert (int(said.group(1)) if said.group(1) else 1) == default, line
+
+
 def test_the_code_sends_readers_to_pages_that_exist():
     """Error messages and docstrings that point at the documentation name a page that exists,
     and none points at the README for the reference (it is a short front door now)."""
