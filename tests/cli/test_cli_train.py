@@ -141,3 +141,24 @@ def test_a_store_in_a_missing_folder_is_refused_not_made(tmp_path):
     res = batchlab_cli("run", "mine.toml", "--store", folder / "new.db", cwd=folder)
     assert res.returncode == 0, res.stderr
     assert (folder / "new.db").is_file()
+
+
+def test_npz_labels_minus_one_one_train_and_a_single_class_is_refused(tmp_path):
+    import numpy as np
+
+    folder = project(tmp_path)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 6)).astype(np.float32)
+    np.savez(folder / "pm.npz", x=x, y=np.where(x[:, 0] > 0, 1, -1))
+    np.savez(folder / "one.npz", x=x, y=np.zeros(80, np.int64))
+    npz = ["--set", "data.name=npz", "--set", "data.path=pm.npz"]
+    res = batchlab_cli("run", "mine.toml", *npz, cwd=folder)
+    assert res.returncode == 0, res.stderr
+    said = " ".join((res.stdout + res.stderr).split())
+    assert "remapped to 0..1 in sorted order (-1->0, 1->1)" in said and "completed" in res.stdout
+    res = batchlab_cli("run", "mine.toml", *npz[:2], "--set", "data.path=one.npz", "--store",
+                       folder / "one.db", cwd=folder)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    text = " ".join(res.stderr.split())
+    assert "'one.npz' has a single class (every label is 0)" in text and "at least 2 classes" in text
+    assert not (folder / "one.db").exists()
