@@ -35,6 +35,7 @@ from batchlab.analysis.remedies import remedies
 from batchlab.errors import BatchlabError
 from batchlab.overrides import set_path, split_path
 from batchlab.paths import safe_name
+from batchlab.results import config_leaves
 from batchlab.spec import spec_from_dict
 from batchlab.specwrite import compact, key, spec_toml
 from batchlab.store import Store
@@ -114,24 +115,12 @@ def _swept(raw: Mapping[str, Any]) -> set[str]:
     return keys
 
 
-def _leaves(node: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[str, str]:
-    """Dotted path (keys with dots quoted, as ``split_path`` reads them) -> the value as JSON,
-    for every leaf of a nested config dict (lists and empty dicts are leaves)."""
-    out: dict[str, str] = {}
-    for k, v in node.items():
-        here = (*prefix, key(k))
-        if isinstance(v, Mapping) and v:
-            out.update(_leaves(v, here))
-        else:
-            out[".".join(here)] = json.dumps(v, sort_keys=True)
-    return out
-
-
 def _varied(runs: list[RunAnalysis]) -> set[str]:
     """The config fields (dotted paths) on which the experiment's runs differ, the seed aside:
     whatever swept them (this spec, an earlier sweep of the same name, ``batchlab run`` of its
     base config, ``next``'s own points), the follow-up holds them at the best run's values."""
-    leaves = [_leaves(r.config) for r in runs]
+    leaves = [{p: json.dumps(v, sort_keys=True) for p, v in config_leaves(r.config, key).items()}
+              for r in runs]
     paths: set[str] = set().union(*leaves)
     return {p for p in paths if p != "train.seed" and len({leaf.get(p) for leaf in leaves}) > 1}
 

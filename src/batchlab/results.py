@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from batchlab.errors import BatchlabError
@@ -126,14 +126,17 @@ OWN_COLUMNS = ("train.batch_size", "train.lr", "train.seed")
 MOST_EXTRA_COLUMNS = 8  # differing fields shown as columns; more are named in a caption
 
 
-def _leaves(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested config as ``{"train.weight_decay": 0.01, ...}``; lists and empty dicts are leaves."""
+def config_leaves(node: Mapping[str, Any], key: Callable[[str], str] = str,
+                  prefix: str = "") -> dict[str, Any]:
+    """A nested config as ``{"train.weight_decay": 0.01, ...}`` (lists and empty dicts are
+    leaves); ``key`` writes each part of a path (``specwrite.key`` quotes one holding a dot,
+    as ``overrides.set_path`` reads it)."""
     out: dict[str, Any] = {}
-    for key, value in node.items():
-        if isinstance(value, dict) and value:
-            out.update(_leaves(value, f"{prefix}{key}."))
+    for name, value in node.items():
+        if isinstance(value, Mapping) and value:
+            out.update(config_leaves(value, key, f"{prefix}{key(name)}."))
         else:
-            out[f"{prefix}{key}"] = value
+            out[f"{prefix}{key(name)}"] = value
     return out
 
 
@@ -146,7 +149,7 @@ def differing_fields(records: Sequence[RunRecord]) -> list[str]:
     and that the tables' own columns do not show: not batch size, LR or seed; a schedule field
     only where runs with the same schedule label differ in it. Without them, runs that differ
     in, say, weight decay or data.limit (set with --set, or by ``batchlab next``) read the same."""
-    leaves = [_leaves(r.config) for r in records]
+    leaves = [config_leaves(r.config) for r in records]
     labels = [schedule_label(r.config.get("train", {})) for r in records]
     out = []
     for key in dict.fromkeys(k for flat in leaves for k in flat):
@@ -176,7 +179,7 @@ def with_differences(rows: list[dict[str, Any]], records: Sequence[RunRecord]) -
     field added under its dotted path, where the row does not hold it already (a swept field)."""
     fields = differing_fields(records)
     for row, record in zip(rows, records, strict=True):
-        flat = _leaves(record.config)
+        flat = config_leaves(record.config)
         for key in fields:
             row.setdefault(key, _cell(flat.get(key)))
     return rows
