@@ -12,8 +12,9 @@ than what the user already had.
 A run the diagnosis calls a blow-up (``BLOW_UPS``: its loss exploded, or it collapsed to
 chance) is judged by where it ends, not by its best score, which came before the blow-up: the
 recommended lr 1 on the CLI quick start's data scored 57.5% before its loss exploded and ended
-at 53.3%, below the base's 55%, and was called better. A run that blew up and recovered to end ahead is still
-ahead (it is what the user would get), and the verdict says it blew up on the way.
+at 53.3%, below the base's 55%, and was called better. A run that blew up and recovered to
+end ahead is still ahead (it is what the user would get), and the verdict says it blew up on
+the way.
 
 A regression records no accuracy: its runs are compared by their lowest validation loss
 (lower is better, within LOSS_TOLERANCE of each other counts as a tie), and the target is
