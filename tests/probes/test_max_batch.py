@@ -327,18 +327,8 @@ def test_want_must_be_positive():
         max_batch(config(), want=0)
 
 
-class BatchNormNet(nn.Module):
-    """Linear -> BatchNorm1d -> ReLU -> Linear: in training mode it refuses a batch of 1."""
-
-    def __init__(self, input_shape, num_classes):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(input_shape[0], 16), nn.BatchNorm1d(16), nn.ReLU(),
-                                 nn.Linear(16, num_classes))
-
-    def forward(self, x):
-        return self.net(x)
-
-
+#: Linear -> BatchNorm1d -> ReLU -> Linear: in training mode it refuses a batch of 1 (the
+#: source is also written as a module for the CLI's factory)
 BN_SOURCE = '''
 from torch import nn
 
@@ -352,6 +342,10 @@ class BatchNormNet(nn.Module):
     def forward(self, x):
         return self.net(x)
 '''
+
+_namespace: dict = {}
+exec(BN_SOURCE, _namespace)
+BatchNormNet = _namespace["BatchNormNet"]
 
 
 def test_a_batchnorm_model_is_searched_from_batch_2():
