@@ -1,8 +1,11 @@
 """The Python API's ``store=``: its type, the early check, and the store's errors in the API's
 words (``store=``), while the CLI keeps its ``--store``."""
 
+import numpy as np
 import pytest
+from torch import nn
 
+import batchlab as bl
 from batchlab.apistore import api_store_errors, api_wording, check_store, store_path
 from batchlab.errors import SpecError, StoreError
 from batchlab.store import Store
@@ -46,8 +49,25 @@ def test_check_store_refuses_what_the_store_would_and_creates_nothing(tmp_path):
         check_store(foreign)
     with pytest.raises(StoreError, match="notes.txt' is a file, not a folder. Pass store="):
         check_store(foreign / "s.db")
-    check_store(tmp_path / "new" / "s.db")
-    assert not (tmp_path / "new").exists()
+    check_store(tmp_path / "new.db")  # a new store in an existing folder passes, made later
+    assert not (tmp_path / "new.db").exists()
     with Store(tmp_path / "s.db"):
         pass
     check_store(tmp_path / "s.db")  # an existing store passes
+
+
+def test_a_store_in_a_missing_folder_is_refused_not_made(tmp_path):
+    """As the CLI's --store: a mistyped folder would start a fresh store and train everything
+    again; refused before anything trains, in the API's words, and nothing is made."""
+    missing = tmp_path / "no-such-dir" / "s.db"
+    x = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    y = np.arange(40) % 2
+    with pytest.raises(StoreError) as err:
+        bl.sweep("m", model=nn.Linear(4, 2), train=(x, y), epochs=1, store=missing, verbose=False)
+    text = str(err.value)
+    assert f"store='{missing}': its folder '{missing.parent}' does not exist" in text
+    assert "--store" not in text and "mkdir -p" in text
+    with pytest.raises(StoreError, match="does not exist, and batchlab does not make it"):
+        with bl.track("t", store=missing):
+            pass
+    assert not missing.parent.exists()

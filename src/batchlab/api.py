@@ -208,6 +208,7 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
     # in the body, not a helper: a helper's frame would move the notices' warnings (stacklevel)
     # off the caller's line
     with api_store_errors():  # the store's errors say store=, not the CLI's --store
+        check_store(store)  # before anything trains (an lr = "auto" range test, a function's runs)
         if train_fn is not None:
             if model is not None or train is not None or val is not None or loss is not None \
                     or optimizer is not None:
@@ -236,8 +237,6 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
         check_objects(runs[0].config, objects)  # before an lr = "auto" range test trains them
         if workers > 1:
             refuse_unsendable(workers, objects, model, loss, optimizer)
-        if any(r.config.train.lr == "auto" for r in runs):
-            check_store(store)  # before the range tests train: their results go there
         threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
         try:
             prepared = _resolve_auto_lr(spec, runs, objects, store)

@@ -58,13 +58,14 @@ def check_store(path: Path) -> None:
     """Fail now, in the API's words, where ``Store(path)`` would fail later: a folder or a
     file in the way, a file that is not a batchlab store (or of a newer schema), a folder
     this process cannot write. A missing store is not created here: bad input found after
-    this check must leave no empty store behind."""
+    this check must leave no empty store behind; nor is a missing folder (``check_folder``)."""
     from batchlab.fserrors import existing_ancestor
     from batchlab.store import Store
-    from batchlab.store.files import check_path
+    from batchlab.store.files import check_folder, check_path
 
     with api_store_errors():
         check_path(path)
+        check_folder(path)
         if path.exists() and path.stat().st_size > 0:
             Store(path).close()  # an existing store opens for writing as the call will
             return

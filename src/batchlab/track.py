@@ -41,6 +41,7 @@ from batchlab.errors import SpecError
 from batchlab.events import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RunEnded, RunStarted
 from batchlab.store import Store
 from batchlab.store.claims import claim, new_owner
+from batchlab.store.files import check_folder
 from batchlab.store.tracked import add_tracked_run
 from batchlab.train.recorder import Recorder
 from batchlab.train.scaling import scaled_lr
@@ -177,6 +178,7 @@ class TrackedRun:
             self.store = self._store_arg
         else:
             with api_store_errors():  # the store's errors in bl.track's words (store=)
+                check_folder(Path(self._store_arg))  # a mistyped folder is not made
                 self.store = Store(self._store_arg)
         train = self.config["train"]
         point = {f"train.{k}": train[k] for k in ("batch_size", "lr") if k in train}

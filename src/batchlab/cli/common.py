@@ -84,16 +84,9 @@ def _store_folder_exists(path: Path) -> Path:
     train everything again beside the real store. Checked when the command line is parsed,
     before a probe spends minutes measuring. A path under a file is left to ``Store``, which
     says so."""
-    from batchlab.errors import BatchlabError
-    from batchlab.fserrors import existing_ancestor
+    from batchlab.store.files import check_folder
 
-    folder = path.parent
-    if not folder.exists() and existing_ancestor(folder).is_dir():
-        raise BatchlabError(
-            f"--store '{path}': its folder '{folder}' does not exist, and batchlab does not make "
-            "it (a mistyped path would start a fresh, empty store and train everything again). "
-            f"Check the path, or create the folder first (mkdir -p '{folder}')."
-        )
+    check_folder(path)
     return path
 
 

@@ -66,6 +66,19 @@ def check_path(path: Path) -> None:
                          "not a folder. Pass --store with a path in an existing folder.")
 
 
+def check_folder(path: Path) -> None:
+    """A store to be created in a folder that does not exist is refused: batchlab does not make
+    the folder, since a mistyped path would start a fresh, empty store and train everything
+    again beside the real one. (A path under a file is ``check_path``'s to refuse.)"""
+    folder = path.parent
+    if not folder.exists() and existing_ancestor(folder).is_dir():
+        raise StoreError(
+            f"--store '{path}': its folder '{folder}' does not exist, and batchlab does not make "
+            "it (a mistyped path would start a fresh, empty store and train everything again). "
+            f"Check the path, or create the folder first (mkdir -p '{folder}')."
+        )
+
+
 def writable(path: Path) -> bool:
     """Can this process write the store file and its folder (for the WAL files)?"""
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
