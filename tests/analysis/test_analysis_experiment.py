@@ -7,6 +7,7 @@ steps to target are known in advance.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -16,6 +17,7 @@ import regression_runs
 from analysis_curves import healthy_metrics, per_step, record, series
 
 from batchlab.analysis import ExperimentAnalysis, Thresholds, analyze_runs, fit_power_law
+from batchlab.analysis import series as S
 
 N = 2048
 EPOCHS = 20
@@ -309,3 +311,20 @@ def test_a_regressions_runs_are_judged_against_the_lowest_final_loss_not_the_low
     assert found["b64-lr0.01-s0"].numbers["sweep_best_val_loss"] == pytest.approx(0.104)
     assert found["b64-lr0.01-s0"].kind == "healthy"
     assert found["b16-lr0.01-s0"].kind != "healthy"  # ends at 0.28, far above 0.104
+
+
+def test_a_run_that_failed_is_labelled_failed_with_its_error_and_never_ranked():
+    """A run stopped by an error after a few steps is not 'collapsed' nor 'below best': its
+    curves say nothing of the run it would have been. Its configuration is not ranked."""
+    runs = experiment(seeds=(0,))
+    rec, metrics = synthetic_run(64, 0.1, 0, 0.001, status="failed")
+    cut = {k: S.head(v, 2) for k, v in metrics.items()}  # two evaluations, then the error
+    runs = [r for r in runs if r[0].id != rec.id] + [
+        (dataclasses.replace(rec, error="RuntimeError: boom at step 30"), cut)]
+    result = analyze_runs(runs, "f")
+    failed = next(r for r in result.runs if r.run_id == rec.id)
+    assert failed.verdict.label == "failed"
+    assert failed.verdict.sentence == "It failed: RuntimeError: boom at step 30."
+    assert {f.kind for f in failed.findings} <= {"diverged", "exploding"}
+    group = next(g for g in result.groups if rec.id in g["run_ids"])
+    assert not group["eligible"] and rec.id not in result.best["group"]["run_ids"]

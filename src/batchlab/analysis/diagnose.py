@@ -319,6 +319,11 @@ def diagnose_run(
     if cut is not None:
         metrics = {**metrics, "train_loss": S.head(train_loss, cut)}
     exploding = check_exploding(metrics, th)
+    if status == "failed":
+        # stopped by an error (its verdict), not by its training: a few steps at chance or
+        # under the best say nothing of the run it would have been; a blow-up may explain it
+        found = [f for f in (findings[0], exploding) if f is not None]
+        return [*found, *layer_findings(metrics, status, summary, exploded=exploding is not None)]
     findings += [check_collapsed(metrics, ctx.n_classes, th), exploding,
                  check_unstable(S.get(metrics, "val_acc"), th), check_overfitting(metrics, th)]
     if findings[0] is None and findings[1] is None:

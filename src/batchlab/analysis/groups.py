@@ -49,7 +49,7 @@ from batchlab.results import schedule_label
 from batchlab.store import RunRecord, Series
 from batchlab.train.scaling import scaled_lr
 
-DIVERGED, PRUNED = "diverged", "pruned"
+DIVERGED, PRUNED, FAILED = "diverged", "pruned", "failed"
 _KNOBS = ("train.batch_size", "train.lr", "train.schedule", "train.seed")
 
 
@@ -161,6 +161,7 @@ def make_groups(facts: Sequence[RunFacts]) -> list[dict[str, Any]]:
         gap_mean, gap_std = _mean_std([r.final_train_acc - r.final_val_acc for r in data])
         n_diverged = sum(r.status == DIVERGED for r in runs)
         n_pruned = sum(r.status == PRUNED for r in runs)
+        n_failed = sum(r.status == FAILED for r in runs)  # stopped by an error, not by training
         loss_mean, loss_std = _mean_std([r.best_val_loss for r in data])
         last_mean, last_std = _mean_std([r.final_val_loss for r in data])
         scale = first.train.get("scale_lr", "none")
@@ -186,7 +187,8 @@ def make_groups(facts: Sequence[RunFacts]) -> list[dict[str, Any]]:
             "wall_time_to_target_mean": _mean([h.wall_time for h in hits]),
             "reached": bool(data) and len(hits) == len(data),
         }
-        group["eligible"] = bool(data) and group[metric.mean] is not None and n_diverged == n_pruned == 0
+        group["eligible"] = (bool(data) and group[metric.mean] is not None
+                             and n_diverged == n_pruned == n_failed == 0)
         groups.append(group)
     return groups
 

@@ -58,10 +58,10 @@ def run_verdict(findings: Sequence[Finding], status: str, error: str | None = No
     """The label, sentence and evidence of one run from its findings (most severe first, as
     ``diagnose_run`` returns them), its status and its error text (a failed run's sentence)."""
     evidence = [finding_text(f.kind, f.message) for f in findings]
+    if status == "failed":  # its error is what happened to it, whatever its curves show
+        first = (error or "the error is not recorded").strip().splitlines()[0]
+        return RunVerdict("failed", _sentence(f"it failed: {first[:200]}"), evidence)
     if not findings:
-        if status == "failed":
-            first = (error or "the error is not recorded").strip().splitlines()[0]
-            return RunVerdict("failed", _sentence(f"it failed: {first[:200]}"), evidence)
         return RunVerdict(status, _sentence("no evaluation yet" if status in ("pending", "running")
                                             else "nothing to judge it by"), evidence)
     # a BatchNorm note is never the label while the run has a standing or a problem
