@@ -168,3 +168,17 @@ def test_a_regression_picks_the_lowest_validation_loss_and_says_how_sure_by_it()
     assert seeds.score == "Lowest val loss 0.1 ± 0.0014 over 2 seeds."
     assert seeds.sure == ("Sure: it leads the runner-up (batch 64, lr 0.01, constant) by 4% in val "
                           "loss, beyond seed noise (1.44%).")
+
+
+def test_a_pick_among_unfinished_runs_says_it_may_change():
+    """An interrupted sweep: a run stopped at a fraction of its steps can lead for now."""
+    import dataclasses
+
+    runs = sweep()
+    runs = [(dataclasses.replace(rec, status="interrupted"), m) if i % 3 == 0 else (rec, m)
+            for i, (rec, m) in enumerate(runs)]
+    headline = analyze_runs(runs, "ans").answer.headline
+    n = sum(i % 3 == 0 for i in range(len(runs)))
+    assert headline.endswith(f". So far: {n} of {len(runs)} runs have not finished, and the pick "
+                             "may change once they do.")
+    assert "So far" not in analyze_runs(sweep(), "ans").answer.headline

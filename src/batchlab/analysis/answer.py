@@ -70,6 +70,10 @@ class Answer:
                 *(p.sentence for points in self.groups.values() for p in points)]
 
 
+#: run statuses of a sweep not done yet (``batchlab sweep`` of the spec trains or resumes them)
+UNFINISHED = ("pending", "running", "interrupted")
+
+
 def _names(groups: Sequence[dict[str, Any]]) -> str:
     named = [g["label"] for g in groups[:MAX_NAMED]]
     more = len(groups) - MAX_NAMED
@@ -280,5 +284,9 @@ def write_answer(e: C.Evidence) -> Answer:
         score += (" Its runs collapsed to chance after that peak" + (
             f" (final val acc {pct(final)})" if final is not None else "") + ": keep the best "
             "checkpoint, or pick a configuration that did not collapse.")
-    return Answer(f"Pick {pick['label']}.", pick, score, _sure(best, groups),
+    unfinished = sum(f.status in UNFINISHED for f in facts)
+    # an interrupted or pending run may still overtake the pick: the headline says so
+    so_far = (f" So far: {unfinished} of {len(facts)} runs have not finished, and the pick may "
+              "change once they do." if unfinished else "")
+    return Answer(f"Pick {pick['label']}.{so_far}", pick, score, _sure(best, groups),
                   _why(pick, points, tables[0], best, groups), details, points)
