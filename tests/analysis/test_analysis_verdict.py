@@ -56,3 +56,10 @@ def test_a_per_layer_finding_says_its_plain_sentence_without_the_numbers():
     dead = Finding("dead_units", "81.2% of `conv3`'s units are dead: its ReLU outputs 0 on every "
                    "probe example at step 500", 500, 10.0, {"dead_fraction": 0.812})
     assert run_verdict([dead], "completed").sentence == "81.2% of `conv3`'s units are dead."
+
+
+def test_a_run_not_finished_is_judged_so_far():
+    healthy = Finding("healthy", "healthy: val acc 97%", None, None, {"final_val_acc": 0.97})
+    v = run_verdict([healthy], "interrupted")
+    assert v.label == "ok" and v.sentence.startswith("So far (interrupted, not finished): ")
+    assert not run_verdict([healthy], "completed").sentence.startswith("So far")

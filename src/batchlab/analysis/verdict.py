@@ -75,4 +75,6 @@ def run_verdict(findings: Sequence[Finding], status: str, error: str | None = No
                                 if f.kind not in covered and f.kind != "healthy"))
     if others:
         text += "; also " + ", ".join(others)
+    if status in ("running", "interrupted"):  # judged on what it has trained so far
+        text = f"so far ({status}, not finished): {text}"
     return RunVerdict(WORDING[main.kind].label, _sentence(text), evidence)
