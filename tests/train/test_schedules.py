@@ -12,7 +12,7 @@ from torch.optim import lr_scheduler as tls
 
 from batchlab.errors import SpecError
 from batchlab.spec import ScheduleSpec
-from batchlab.train.schedules import lr_curve, never_decays, schedule_fn, steps_per_epoch
+from batchlab.train.schedules import lr_curve, schedule_fn, schedule_notes, steps_per_epoch
 
 BASE_LR = 0.1
 
@@ -324,10 +324,20 @@ def test_run_length_prefers_steps_then_epochs():
 
 def test_a_decay_that_never_comes_within_the_run_is_said():
     step = ScheduleSpec(name="step", step_size=10)  # epochs
-    note = never_decays(step, total_steps=20, steps_per_epoch=10)  # a 2-epoch run
-    assert note is not None and "first decay comes after 10 epochs" in note
+    (note,) = schedule_notes(step, total_steps=20, steps_per_epoch=10)  # a 2-epoch run
+    assert "first decay comes after 10 epochs" in note
     assert "run of 2 epochs" in note and "never decays" in note
-    assert never_decays(step, total_steps=101, steps_per_epoch=10) is None  # decays at step 100
-    assert never_decays(ScheduleSpec(name="exponential", gamma=0.9), 8, 10) is not None
-    assert never_decays(ScheduleSpec(name="exponential", gamma=0.9), 11, 10) is None
-    assert never_decays(ScheduleSpec(name="cosine"), 5, 10) is None
+    assert schedule_notes(step, total_steps=101, steps_per_epoch=10) == []  # decays at step 100
+    assert schedule_notes(ScheduleSpec(name="exponential", gamma=0.9), 8, 10)
+    assert schedule_notes(ScheduleSpec(name="exponential", gamma=0.9), 11, 10) == []
+    assert schedule_notes(ScheduleSpec(name="cosine"), 5, 10) == []
+
+
+def test_a_warmup_as_long_as_the_run_is_said():
+    cosine = ScheduleSpec(name="cosine", warmup=100, warmup_unit="step")
+    (note,) = schedule_notes(cosine, total_steps=25, steps_per_epoch=10)
+    assert note.startswith("train.schedule.warmup = 100 steps is as long as the run (25 steps)")
+    assert "to 25% of the one set at its last step" in note
+    lr = schedule_fn(cosine, 1.0, 25, 10)
+    assert lr(24) < 0.26  # the LR the note quotes: it never gets near the one set
+    assert schedule_notes(cosine, total_steps=101, steps_per_epoch=10) == []

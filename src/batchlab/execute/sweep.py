@@ -44,7 +44,7 @@ from batchlab.train.loop import resolve_device
 from batchlab.train.precision import check_channels_last, make_precision
 from batchlab.train.prune import PruneOrder
 from batchlab.train.scaling import scaled_lr
-from batchlab.train.schedules import never_decays, run_length, schedule_fn, steps_per_epoch
+from batchlab.train.schedules import run_length, schedule_fn, schedule_notes, steps_per_epoch
 
 # what to do after every run failed, as the CLI says it
 CLI_AGAIN = ("Fix that cause and run the same command again (failed runs are trained again); "
@@ -121,8 +121,7 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> list[str]:
         total = run_length(t.steps, t.epochs, spe)
         schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size),
                     total, spe)
-        if (note := never_decays(t.schedule, total, spe)) is not None and note not in notes:
-            notes.append(note)
+        notes += [n for n in schedule_notes(t.schedule, total, spe) if n not in notes]
     refuse_batches_larger_than_data(too_big)
     return notes
 

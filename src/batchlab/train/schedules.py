@@ -187,21 +187,30 @@ def schedule_fn(spec: ScheduleSpec, base_lr: float, total_steps: int, steps_per_
     return lr
 
 
-def never_decays(spec: ScheduleSpec, total_steps: int, steps_per_epoch: int) -> str | None:
-    """A note when a step or exponential schedule's first decay comes at or after the run's
-    end, so the run trains at a constant LR under the name of a decay (a study shortened
-    with ``--set train.epochs=2`` keeps a step at epoch 10); None otherwise (pure)."""
-    if spec.name not in ("step", "exponential"):
-        return None
-    unit_len = _steps_per_unit(spec.unit, steps_per_epoch)
-    every = spec.step_size if spec.name == "step" else 1
-    if every * unit_len < total_steps:
-        return None
-    length = total_steps / unit_len
-    return (f"train.schedule {spec.name}: its first decay comes after {every} {spec.unit}"
-            f"{'' if every == 1 else 's'}, at or past the end of a run of {length:.3g} {spec.unit}"
-            f"{'' if length == 1 else 's'}, so the LR never decays: the run trains as the constant "
-            "schedule would (lower step_size or train longer for a decay).")
+def schedule_notes(spec: ScheduleSpec, total_steps: int, steps_per_epoch: int) -> list[str]:
+    """What the sweep says at its start about a schedule that is not the one its name promises
+    over this run (pure): a warm-up as long as the run or longer (the LR never reaches the
+    value set; a study shortened with ``--set train.steps=25`` keeps a 100-step warm-up), and a
+    step or exponential schedule whose first decay comes at or past the run's end (it trains
+    at a constant LR under the name of a decay)."""
+    notes = []
+    warmup = spec.warmup * _steps_per_unit(spec.warmup_unit, steps_per_epoch)
+    if spec.warmup and warmup >= total_steps:
+        notes.append(f"train.schedule.warmup = {spec.warmup} {spec.warmup_unit}"
+                     f"{'' if spec.warmup == 1 else 's'} is as long as the run ({total_steps} steps) "
+                     f"or longer: the LR only climbs, to {total_steps / warmup:.0%} of the one set at "
+                     "its last step (shorten the warm-up or train longer).")
+    if spec.name in ("step", "exponential"):
+        unit_len = _steps_per_unit(spec.unit, steps_per_epoch)
+        every = spec.step_size if spec.name == "step" else 1
+        if every * unit_len >= total_steps:
+            length = total_steps / unit_len
+            notes.append(
+                f"train.schedule {spec.name}: its first decay comes after {every} {spec.unit}"
+                f"{'' if every == 1 else 's'}, at or past the end of a run of {length:.3g} "
+                f"{spec.unit}{'' if length == 1 else 's'}, so the LR never decays: the run trains "
+                "as the constant schedule would (lower step_size or train longer for a decay).")
+    return notes
 
 
 def lr_curve(
