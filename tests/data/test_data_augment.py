@@ -148,3 +148,16 @@ def test_crop_and_flip_have_torchvisions_distribution():
     theirs_flipped = torch.stack([v2.RandomHorizontalFlip()(x[0]) for _ in range(n)])
     rates = [float((f[:, 0, 0, 0] != 1).float().mean()) for f in (flipped, theirs_flipped)]
     assert abs(rates[0] - 0.5) < 0.03 and abs(rates[1] - 0.5) < 0.03
+
+
+def test_check_augment_refuses_resized_crop_off_images_and_notes_flat_features() -> None:
+    from batchlab.data.augment import check_augment
+    from batchlab.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"'resized_crop' needs image examples .* shape \(4,\)"):
+        check_augment(["resized_crop"], (4,))
+    assert check_augment(["resized_crop", "flip"], (3, 8, 8)) is None
+    assert check_augment(["crop"], (1, 40)) is None  # a signal with its channel axis
+    note = check_augment(["crop", "flip"], (4,))
+    assert note is not None and "crop and flip on flat examples of 4 features" in note
+    assert check_augment([], (4,)) is None

@@ -155,3 +155,13 @@ def test_a_step_decay_past_the_end_of_a_shortened_run_is_said():
     assert len(notes) == 1 and "first decay comes after 10 epochs" in notes[0]
     longer = spec.model_copy(update={"train": spec.train.model_copy(update={"epochs": 12})})
     assert prepare_sweep(longer).notes == []
+
+
+def test_an_augmentation_the_data_cannot_take_is_refused_before_anything_trains():
+    spec = spec_from_dict({"data": {"name": "synthetic", "shape": [6], "classes": 3, "size": 80,
+                                    "augment": ["resized_crop"]},
+                           "model": {"name": "mlp", "hidden": [4]}, "train": {"epochs": 1}})
+    with pytest.raises(SpecError, match="'resized_crop' needs image examples"):
+        prepare_sweep(spec)
+    flat = spec.model_copy(update={"data": spec.data.model_copy(update={"augment": ["flip"]})})
+    assert any("flip on flat examples of 6 features" in n for n in prepare_sweep(flat).notes)

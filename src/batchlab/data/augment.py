@@ -120,6 +120,26 @@ def _resized_crop(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return crop_resize(x, resized_crop_boxes(x.shape[0], x.shape[2], x.shape[3], generator))
 
 
+def check_augment(ops: Sequence[str], input_shape: Sequence[int]) -> str | None:
+    """Refuse (SpecError) an augmentation this data cannot take, before anything trains:
+    ``resized_crop`` on examples that are not (C, H, W) images (it failed at the run's first
+    step). Return a note for ``crop``/``flip`` on flat (D,) examples, which treat the D features
+    as one signal (right for a signal such as MNIST-1D, a shuffle of columns for a table)."""
+    from batchlab.errors import SpecError
+
+    shape = tuple(input_shape)
+    if "resized_crop" in ops and len(shape) != 3:
+        raise SpecError(
+            f"data.augment 'resized_crop' needs image examples (C x H x W), but this data's "
+            f"examples have shape {shape}; leave it out (crop and flip act on signals too).")
+    moving = [op for op in ops if op in ("crop", "flip")]
+    if moving and len(shape) == 1:
+        return (f"data.augment {' and '.join(moving)} on flat examples of {shape[0]} features "
+                "treat them as one signal (shifted or reversed along the features): right for a "
+                "1-D signal, a shuffle of columns for a table of unrelated features.")
+    return None
+
+
 def augment_batch(
     x: torch.Tensor, ops: Sequence[str], crop_padding: int, generator: torch.Generator
 ) -> torch.Tensor:

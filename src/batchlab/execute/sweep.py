@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from batchlab.data.augment import check_augment
 from batchlab.data.dataset import output_width, task_words
 from batchlab.data.pipeline import first_inputs
 from batchlab.errors import BatchlabError, ModelError, SpecError
@@ -112,6 +113,8 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> list[str]:
                             "use device = 'auto' (CUDA when present) or 'cpu'.")
         if t.channels_last:
             check_channels_last(data.input_shape)  # SpecError: the data are not images
+        if (note := check_augment(cfg.data.augment, data.input_shape)) and note not in notes:
+            notes.append(note)  # a SpecError when the data cannot take the augmentation
         make_precision(t.precision, resolve_device(t.device))  # SpecError: no such autocast here
         n_train = len(data.train_y)
         if t.batch_size > n_train:
