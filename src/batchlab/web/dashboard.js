@@ -223,7 +223,9 @@
         (t.fit ? " Critical batch size (fit): " + fmt(t.fit[2]) + "." : "")}));
       if (t.batch_sizes.length > 1) targetChart(target, t);
       target.appendChild(simpleTable(["batch", "steps", "epochs", "examples", "wall time s", "configuration"],
-        t.rows.map(function (r) { return [r.batch_size, r.steps, r.epochs, r.examples, r.wall_time, r.steps_label || "not reached"]; })));
+        t.rows.map(function (r) { return [r.batch_size, r.steps, r.epochs, r.examples, r.wall_time,
+          !r.steps_label ? "not reached" : (r.wall_time_label && r.wall_time_label !== r.steps_label
+            ? r.steps_label + " (wall time: " + r.wall_time_label + ")" : r.steps_label)]; })));
     } else target.appendChild(el("p", {"class": "note", text: "No run reached a target yet."}));
     var probes = clear("probes");
     if ((s.probes || []).length) {
