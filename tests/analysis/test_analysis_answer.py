@@ -182,3 +182,22 @@ def test_a_pick_among_unfinished_runs_says_it_may_change():
     assert headline.endswith(f". So far: {n} of {len(runs)} runs have not finished, and the pick "
                              "may change once they do.")
     assert "So far" not in analyze_runs(sweep(), "ans").answer.headline
+
+
+def test_a_causes_detail_says_how_its_count_relates_to_the_points():
+    """'2 runs barely learned' over '3 runs barely learned': the third has a more severe main
+    finding and is counted there; the detail says so instead of contradicting the point."""
+    from types import SimpleNamespace
+
+    from batchlab.analysis.answer import _kind_details
+    from batchlab.analysis.findings import Finding
+
+    small = Finding("lr_too_small", "LR too small", None, None, {})
+    worse = Finding("collapsed", "collapsed", None, None, {})
+    runs = [(SimpleNamespace(label=f"batch {b}, lr 0.001", run_id=str(b)), found)
+            for b, found in ((16, [small]), (32, [small]), (64, [worse, small]))]
+    (detail,) = _kind_details("lr_too_small", 2, runs)
+    assert detail.startswith("3 runs ")
+    assert detail.endswith("(2 of them have it as their main finding; the other 1 is counted "
+                           "under a more severe one.)")
+    assert "main finding" not in _kind_details("lr_too_small", 3, runs)[0]

@@ -144,8 +144,7 @@ def _failed(runs: Sequence[tuple[RunFacts, list[Finding]]], overview: Sequence[s
     cause (a pruned run's unstable val acc) goes into the details of the first of them."""
     every = [f for f, _ in runs]
     found = problems(runs)
-    out = [Point(problem_sentence(p, every), [s for s in (C.kind_sentence(p.kind, runs),) if s])
-           for p in found]
+    out = [Point(problem_sentence(p, every), _kind_details(p.kind, len(p.runs), runs)) for p in found]
     lines = {"diverged": [s for s in overview[1:] if " diverged" in s],
              "pruned": [s for s in overview[1:] if "sweep.prune" in s]}
     for kind in (*C.summary_kinds(), "diverged", "pruned"):
@@ -159,6 +158,21 @@ def _failed(runs: Sequence[tuple[RunFacts, list[Finding]]], overview: Sequence[s
         if home is not None:
             home.details.extend(sentence)
     return out
+
+
+def _kind_details(kind: str, n_cause: int, runs: Sequence[tuple[RunFacts, list[Finding]]]) -> list[str]:
+    """The detail under a cause's point: every run with the finding, and, when that is more
+    runs than the point counts (the others have a more severe finding as their cause), how
+    the two counts relate, so '2 runs barely learned' over '8 runs barely learned' reads right."""
+    said = C.kind_sentence(kind, runs)
+    if not said:
+        return []
+    n_all = len(_with(kind, runs))
+    if n_all > n_cause:
+        rest = n_all - n_cause
+        said += (f" ({n_cause} of them have it as their main finding; the other {rest} "
+                 f"{'is' if rest == 1 else 'are'} counted under a more severe one.)")
+    return [said]
 
 
 def _time(tables: tuple[Sequence[dict], Sequence[dict], Sequence[dict]], target: float | None,
