@@ -103,3 +103,16 @@ def test_every_problem_kind_reaches_what_failed_and_the_conclusions():
         said = " ".join(diagnosis_sentences(runs))
         if kind not in SAID_ELSEWHERE:
             assert f"2 runs {WORDING[kind].summary}: batch 16, lr 0.1; batch 64, lr 0.1." in said, kind
+
+
+def test_runs_that_never_rose_above_chance_are_said_to_have_never_learned():
+    """At chance from the first evaluation is no collapse: the pattern does not blame an LR
+    that is too large for a fall that never happened."""
+    never = Finding("collapsed", "collapsed: val acc never rose above chance", None, None,
+                    {"final_val_acc": 0.1, "best_val_acc": 0.11, "chance_level": 0.15})
+    every = [facts(f"b{b}-lr{lr}", lr, b) for b in (16, 32) for lr in (0.001, 0.1)]
+    runs = [(f, [never] if f.train["lr"] == 0.001 else []) for f in every]
+    (problem,) = problems(runs)
+    sentence = problem_sentence(problem, every)
+    assert "2 runs stayed at chance (never learned)" in sentence and "collapsed" not in sentence
+    assert "too large" not in sentence

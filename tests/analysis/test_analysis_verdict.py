@@ -63,3 +63,14 @@ def test_a_run_not_finished_is_judged_so_far():
     v = run_verdict([healthy], "interrupted")
     assert v.label == "ok" and v.sentence.startswith("So far (interrupted, not finished): ")
     assert not run_verdict([healthy], "completed").sentence.startswith("So far")
+
+
+def test_a_run_at_chance_from_the_start_never_learned_it_did_not_collapse():
+    never = Finding("collapsed", "collapsed: val acc never rose above chance", None, None,
+                    {"final_val_acc": 0.1, "best_val_acc": 0.11, "chance_level": 0.15, "n_classes": 10.0})
+    v = run_verdict([never], "completed")
+    assert v.label == "never learned" and "never rose above chance" in v.sentence
+    fell = Finding("collapsed", "collapsed at step 40", 40, 2.0,
+                   {"final_val_acc": 0.1, "best_val_acc": 0.6, "chance_level": 0.15,
+                    "n_classes": 10.0, "collapse_step": 40.0})
+    assert run_verdict([fell], "completed").label == "collapsed"

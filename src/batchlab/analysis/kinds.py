@@ -53,11 +53,17 @@ def when(f: Finding) -> str:
     return f" at step {f.step}" if f.step is not None else ""
 
 
+def never_rose(f: Finding) -> bool:
+    """Whether a ``collapsed`` finding is of a run whose val acc never rose above chance: it
+    did not fall back, it never learned (an LR too small, or too large from the first step)."""
+    return f.kind == "collapsed" and "final_val_acc" in f.numbers and "collapse_step" not in f.numbers
+
+
 def collapse_words(f: Finding) -> str:
     """What a collapse did to the run, with its numbers."""
     n = f.numbers
     if "final_val_acc" in n:
-        if "collapse_step" not in n:
+        if never_rose(f):
             return f"its val acc never rose above chance (it ends at {pct(n['final_val_acc'])})"
         return (f"its val acc fell from {pct(n['best_val_acc'])} to chance{when(f)} "
                 f"(it ends at {pct(n['final_val_acc'])})")

@@ -14,7 +14,7 @@ from typing import Any
 
 from batchlab.analysis.findings import Finding
 from batchlab.analysis.groups import RunFacts
-from batchlab.analysis.kinds import PROBLEM_ORDER, WORDING
+from batchlab.analysis.kinds import PROBLEM_ORDER, WORDING, never_rose
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,8 @@ def problem_sentence(p: Problem, every: Sequence[RunFacts]) -> str:
     lrs, place = where(p.runs, every)
     words, too_large = WORDING[p.kind].problem, WORDING[p.kind].too_large
     assert words is not None  # a Problem's kind is one of PROBLEM_ORDER, each with its words
+    if p.findings and all(never_rose(f) for f in p.findings):  # no fall: they never learned
+        words, too_large = "stayed at chance (never learned)", False
     tested = sorted({lr for lr, _ in map(_knobs, every) if isinstance(lr, int | float)})
     n = len(p.runs)
     count = f"{n} run{'s' if n > 1 else ''} {words if n > 1 else _singular(words)}"

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from batchlab.analysis.findings import Finding
-from batchlab.analysis.kinds import NOTE_KINDS, WORDING, collapse_words
+from batchlab.analysis.kinds import NOTE_KINDS, WORDING, collapse_words, never_rose
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,10 @@ def _pruned(f: Finding, found: Sequence[Finding]) -> tuple[str, set[str]]:
     return WORDING["pruned"].say(f), set()
 
 
+#: the label of a run whose val acc never rose above chance (its finding is "collapsed")
+NEVER_LEARNED = "never learned"
+
+
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
@@ -77,4 +81,7 @@ def run_verdict(findings: Sequence[Finding], status: str, error: str | None = No
         text += "; also " + ", ".join(others)
     if status in ("running", "interrupted"):  # judged on what it has trained so far
         text = f"so far ({status}, not finished): {text}"
-    return RunVerdict(WORDING[main.kind].label, _sentence(text), evidence)
+    # at chance from the start is no collapse: it never learned (the finding stays "collapsed",
+    # at chance by its numbers, but the word for a fall would blame instability)
+    label = NEVER_LEARNED if never_rose(main) else WORDING[main.kind].label
+    return RunVerdict(label, _sentence(text), evidence)
