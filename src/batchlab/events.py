@@ -43,7 +43,7 @@ class RunEnded:
     run_id: str
     status: str
     steps: int
-    wall_time: float
+    wall_time: float | None  # None: not known (an imported log that holds no times)
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     # the cause would stop every other run too (a full disk, a read-only folder): the driver

@@ -27,6 +27,7 @@ import sys
 import traceback
 import types
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -53,6 +54,8 @@ TRAIN_KEYS = ("batch_size", "lr", "optimizer", "momentum", "weight_decay", "epoc
 DATA_KEYS = {"data": "name", "n_train": "n_train", "n_val": "n_val", "num_classes": "classes"}
 EVALUATIONS = ("val_loss", "val_acc")  # a log holding one of these is an evaluation
 _POSITIVE_INT = ("batch_size", "n_train", "n_val", "steps_per_epoch", "epochs", "steps", "num_classes")
+# the clocks a row carries, in the words of the analysis's time-to-target table
+UNKNOWN_CLOCKS = ("steps", "epochs", "examples", "wall_time")
 
 
 def tracked_run_id(experiment: str, name: str | None = None) -> str:
@@ -144,9 +147,15 @@ class TrackedRun:
 
     def __init__(self, experiment: str, config: dict[str, Any] | None = None,
                  store: str | Path | Store = "batchlab.db", *, name: str | None = None,
-                 run_id: str | None = None) -> None:
+                 run_id: str | None = None, unknown: Iterable[str] = ()) -> None:
         """``run_id``: for an integration that must name the run before it starts (the
-        Lightning logger's version folder); default ``tracked_run_id(experiment, name)``."""
+        Lightning logger's version folder); default ``tracked_run_id(experiment, name)``.
+
+        ``unknown``: clocks of ``UNKNOWN_CLOCKS`` the rows only stand in for (an import of a
+        log that holds no times, or no batch or training-set size). The summary lists them
+        under ``unknown_clocks``, so the analysis draws no conclusion from them; with
+        ``wall_time`` among them the rows' wall time is 0 rather than this process's clock,
+        and the run has no wall time and no ``samples_per_s``."""
         if not isinstance(experiment, str) or not experiment.strip():
             raise SpecError(f"bl.track needs an experiment name (a non-empty string), got {experiment!r}.")
         if not isinstance(store, Store):
@@ -157,6 +166,9 @@ class TrackedRun:
         self.config = run_config(self.user_config)
         self.name = name
         self.id = run_id or tracked_run_id(experiment, name)
+        self.unknown = sorted(set(unknown))
+        if bad := [c for c in self.unknown if c not in UNKNOWN_CLOCKS]:
+            raise SpecError(f"TrackedRun: unknown={bad} names no clock; use some of {UNKNOWN_CLOCKS}.")
         self._store_arg = store
         self.store: Store | None = None
         self._rec: _Clock | None = None
@@ -213,7 +225,10 @@ class TrackedRun:
         if epoch is not None or examples is not None:
             self._rec.explicit[step] = (None if epoch is None else float(epoch),
                                         None if examples is None else int(examples))
-        self._rec.wall = None if wall_time is None else float(wall_time)
+        # without a clock of its own (an import of a log without times) a row's time is 0,
+        # not the time this process took to read the log
+        self._rec.wall = (0.0 if "wall_time" in self.unknown else
+                          None if wall_time is None else float(wall_time))
         if wall_time is not None:
             self.last_wall = max(self.last_wall or 0.0, float(wall_time))
         if "train_loss" in scalars:
@@ -285,7 +300,9 @@ class TrackedRun:
         if self.diverged_at is not None and status == COMPLETED:
             status, error = DIVERGED, f"non-finite loss at step {self.diverged_at}"
         steps = self.diverged_at if self.diverged_at is not None else self.last_step
-        wall = self._rec.elapsed() if self.last_wall is None else self.last_wall
+        wall: float | None = self._rec.elapsed() if self.last_wall is None else self.last_wall
+        if "wall_time" in self.unknown:
+            wall = None  # ls and show print '–', not how long reading the log took
         self.store.record(RunEnded(self.id, status, steps, wall, self._summary(steps, wall), error))
         self.status, self._rec = status, None
         if not isinstance(self._store_arg, Store):
@@ -314,8 +331,9 @@ class TrackedRun:
             spe = math.ceil(c["n_train"] / c["batch_size"])
         return int(c["epochs"]) * spe if c.get("epochs") and spe else None
 
-    def _summary(self, steps: int, wall: float) -> dict[str, Any]:
-        """The trainer's summary keys, from the rows now in the store."""
+    def _summary(self, steps: int, wall: float | None) -> dict[str, Any]:
+        """The trainer's summary keys, from the rows now in the store; ``unknown_clocks``
+        lists the clocks the rows do not really have (see ``unknown``), when any."""
         assert self.store is not None and self._rec is not None
         series = self.store.metrics(self.id)
         c, train = self.user_config, self.config["train"]
@@ -340,7 +358,9 @@ class TrackedRun:
             out["best_val_loss"] = float(loss.value[np.isfinite(loss.value)].min())
         if self.diverged_at is not None:
             out["diverged_at_step"] = self.diverged_at
-        if wall > 0 and self._rec.examples(steps):
+        if self.unknown:
+            out["unknown_clocks"] = list(self.unknown)
+        if wall is not None and wall > 0 and "examples" not in self.unknown and self._rec.examples(steps):
             out["samples_per_s"] = self._rec.examples(steps) / wall
         if self._watch is not None:
             out.update(self._watch.summary())

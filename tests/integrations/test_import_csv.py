@@ -190,3 +190,64 @@ def test_key_value_parts_of_names_whatever_separates_them(name, config):
     from batchlab.integrations.importing import config_from_name
 
     assert config_from_name(name) == config
+
+
+def keras_pair(tmp_path):
+    """Two Keras CSVLogger files (no time column: Keras logs none); val acc 0.5, 0.7, 0.92 at
+    batch 16 and 0.6, 0.8, 0.95 at batch 64, so both reach the default target 0.95 x 0.95."""
+    paths = []
+    for bs, accs in ((16, (0.5, 0.7, 0.92)), (64, (0.6, 0.8, 0.95))):
+        rows = "".join(f"{e},{a},{1 - a},{a},{1.1 - a},0.01\n" for e, a in enumerate(accs))
+        path = tmp_path / f"bs={bs}_lr=0.01.csv"
+        path.write_text("epoch,accuracy,loss,val_accuracy,val_loss,lr\n" + rows)
+        paths.append(path)
+    return paths
+
+
+def test_a_log_without_times_gives_no_wall_time_and_no_seconds_in_the_report(tmp_path):
+    from batchlab.analysis import analyze_experiment
+
+    db = tmp_path / "s.db"
+    res = batchlab("import", "csv", *keras_pair(tmp_path), "-e", "kn", "--store", db, "--set", "n_train=1000")
+    assert res.returncode == 0, res.stderr
+    with Store(db) as st:
+        runs = st.runs("kn")
+        for run in runs:  # not the time the import took to read the file
+            assert run.wall_time is None and "samples_per_s" not in run.summary
+            assert run.summary["unknown_clocks"] == ["wall_time"]
+            assert set(st.metrics(run.id)["val_acc"].wall_time) == {0.0}
+        a = analyze_experiment(st, "kn")
+    # target 0.9025: batch 64 between epochs 2 (0.8) and 3 (0.95), 16 updates per epoch
+    assert a.target == pytest.approx(0.9025)
+    rows = {r["batch_size"]: r for r in a.to_target_by_batch}
+    assert rows[64]["wall_time"] is None and rows[16]["wall_time"] is None
+    assert rows[64]["steps"] == pytest.approx(32 + 16 * 0.1025 / 0.15)
+    assert rows[16]["examples"] == pytest.approx(2000 + 1000 * 0.2025 / 0.22)
+    assert a.answer.score == "Best val acc 95% (1 seed); it reaches the target (val acc 90.2%) in 43 steps."
+    said = " ".join([*a.answer.sentences(), *a.conclusions,
+                     *(d for points in a.answer.groups.values() for p in points for d in p.details)])
+    assert not re.search(r"\d s\b|wall time:|nan", said), said
+    assert "Batch 16, 64 reach the target; the logs hold no wall times to say which is first." in said
+    assert "fewest examples: batch 64 (2,683 examples, 2.68 epochs)" in said
+    listed = batchlab("ls", "kn", "--store", db)
+    assert re.search(r"│ 0\.95\s+│ -\s+│", listed.stdout), listed.stdout  # time s: '-'
+    shown = batchlab("show", runs[1].id, "--store", db)
+    assert shown.returncode == 0 and "samples_per_s" not in shown.stdout and "wall time" not in shown.stdout
+
+
+def test_without_n_train_no_examples_or_steps_are_claimed(tmp_path):
+    from batchlab.analysis import analyze_experiment
+
+    db = tmp_path / "s.db"
+    assert batchlab("import", "csv", *keras_pair(tmp_path), "-e", "kn", "--store", db).returncode == 0
+    with Store(db) as st:
+        unknown = [r.summary["unknown_clocks"] for r in st.runs("kn")]
+        assert unknown == [["examples", "steps", "wall_time"]] * 2
+        a = analyze_experiment(st, "kn")
+    rows = {r["batch_size"]: r for r in a.to_target_by_batch}
+    assert [rows[64][c] for c in ("steps", "examples", "wall_time")] == [None] * 3
+    assert rows[64]["epochs"] == pytest.approx(2 + 0.1025 / 0.15)
+    said = " ".join([*a.answer.sentences(), *a.conclusions])
+    assert not re.search(r"[\d)] (s|steps|examples)\b", said), said
+    assert "fewest epochs to target: batch 64 (2.68 epochs)." in a.conclusions
+    assert a.answer.score == "Best val acc 95% (1 seed); it reaches the target (val acc 90.2%)."

@@ -99,9 +99,13 @@ def _score(pick: dict[str, Any], target: float | None) -> str:
     text = f"{m.best_name[:1].upper()}{m.best_name[1:]} {m.fmt(pick[m.best_key])}{spread}"
     if target is None:
         return text + "."
-    if pick["reached"] and pick["wall_time_to_target"] is not None:
-        return (text + f"; it reaches the target (val acc {pct(target)}) in "
-                f"{pick['wall_time_to_target']:.3g} s ({pick['steps_to_target']:,.0f} steps).")
+    if pick["reached"]:
+        # in the clocks the runs have: an imported log may hold no times, or no batch size
+        wall, steps = pick["wall_time_to_target"], pick["steps_to_target"]
+        steps_text = f"{steps:,.0f} steps" if steps is not None else None
+        when = (f" in {wall:.3g} s" + (f" ({steps_text})" if steps_text else "") if wall is not None
+                else f" in {steps_text}" if steps_text else "")
+        return text + f"; it reaches the target (val acc {pct(target)}){when}."
     return text + f"; not every seed reaches the target (val acc {pct(target)})."
 
 
@@ -181,9 +185,10 @@ def _time(tables: tuple[Sequence[dict], Sequence[dict], Sequence[dict]], target:
     out = []
     details = C.to_target_sentences(to_target, target)
     reached = [r for r in to_target if r["reached"]]
-    if details and reached:
-        fast = min(reached, key=lambda r: r["wall_time"])
-        slow = max(reached, key=lambda r: r["wall_time"])
+    timed = [r for r in reached if r["wall_time"] is not None]  # not an imported log without times
+    if details and timed:
+        fast = min(timed, key=lambda r: r["wall_time"])
+        slow = max(timed, key=lambda r: r["wall_time"])
         text = f"Batch {fast['batch_size']} reaches the target first: {fast['wall_time']:.3g} s"
         if slow is not fast:
             text += f", against {slow['wall_time']:.3g} s at batch {slow['batch_size']}"
@@ -191,6 +196,10 @@ def _time(tables: tuple[Sequence[dict], Sequence[dict], Sequence[dict]], target:
         if missing:
             text += f"; batch {', '.join(missing)} never reach{'es' if len(missing) == 1 else ''} it"
         out.append(Point(text + ".", details))
+    elif details and reached:
+        out.append(Point(f"Batch {', '.join(str(r['batch_size']) for r in reached)} reach"
+                         f"{'es' if len(reached) == 1 else ''} the target; the logs hold no wall "
+                         "times to say which is first.", details))
     elif details:
         out.append(Point("No batch size reaches the target on every seed.", details))
     tested = [r["batch_size"] for r in to_target]
@@ -263,8 +272,9 @@ def _why(pick: dict[str, Any] | None, groups: dict[str, list[Point]],
     if groups.get(FAILED):
         out.append(groups[FAILED][0].sentence)
     reached = [r for r in to_target if r["reached"]]
-    if pick is not None and reached and pick["reached"] and pick["wall_time_to_target"] is not None:
-        fast = min(reached, key=lambda r: r["wall_time"])
+    timed = [r for r in reached if r["wall_time"] is not None]
+    if pick is not None and timed and pick["reached"] and pick["wall_time_to_target"] is not None:
+        fast = min(timed, key=lambda r: r["wall_time"])
         if fast["wall_time_label"] == pick["label"]:
             out.append(f"It is also the fastest to the target: {fast['wall_time']:.3g} s.")
         elif best is not None:

@@ -96,12 +96,27 @@ def to_target_sentences(rows: Sequence[dict[str, Any]], target: float | None) ->
     if not reached:
         return [f"no batch size reaches the target (val acc {target:.4g}) with every seed of a "
                 "non-diverging config."]
-    fastest = {c: min(reached, key=lambda r, c=c: r[c]) for c in ("wall_time", "steps", "examples")}
-    w, s, e = fastest["wall_time"], fastest["steps"], fastest["examples"]
-    out = [f"batch {w['batch_size']} reaches the target (val acc {target:.4g}) first in wall time: "
-           f"{w['wall_time']:.3g} s ({w['wall_time_label']}).",
-           f"fewest steps to target: batch {s['batch_size']} ({s['steps']:,.0f} steps); fewest "
-           f"examples: batch {e['batch_size']} ({e['examples']:,.0f} examples, {e['epochs']:.3g} epochs)."]
+    # a clock no run has (None: an imported log without times or sizes) is not spoken of
+    fastest = {c: min((r for r in reached if r[c] is not None), key=lambda r, c=c: r[c], default=None)
+               for c in ("wall_time", "steps", "examples", "epochs")}
+    w, s, e, ep = fastest["wall_time"], fastest["steps"], fastest["examples"], fastest["epochs"]
+    out = []
+    if w is not None:
+        out.append(f"batch {w['batch_size']} reaches the target (val acc {target:.4g}) first in "
+                   f"wall time: {w['wall_time']:.3g} s ({w['wall_time_label']}).")
+    fewest = []
+    if s is not None:
+        fewest.append(f"fewest steps to target: batch {s['batch_size']} ({s['steps']:,.0f} steps)")
+    if e is not None:
+        epochs = f", {e['epochs']:.3g} epochs" if e["epochs"] is not None else ""
+        fewest.append(f"fewest examples: batch {e['batch_size']} ({e['examples']:,.0f} examples{epochs})")
+    elif ep is not None:
+        fewest.append(f"fewest epochs to target: batch {ep['batch_size']} ({ep['epochs']:.3g} epochs)")
+    if fewest:
+        out.append(f"{'; '.join(fewest)}.")
+    if not out:
+        out.append(f"batch {', '.join(str(r['batch_size']) for r in reached)} reach"
+                   f"{'es' if len(reached) == 1 else ''} the target (val acc {target:.4g}).")
     missing = [str(r["batch_size"]) for r in rows if not r["reached"] and r["has_data"]]
     if missing:
         out.append(f"batch {', '.join(missing)} never reach{'es' if len(missing) == 1 else ''} the "

@@ -41,7 +41,7 @@ from batchlab.analysis.scaling import (
     judge_exponent,
     lr_grid_ratio,
 )
-from batchlab.analysis.targets import TargetHit, default_target, first_hit
+from batchlab.analysis.targets import TargetHit, default_target, first_hit, known_clocks
 from batchlab.analysis.verdict import RunVerdict, run_verdict
 from batchlab.jsonsafe import json_safe
 from batchlab.store import RunRecord, Series, Store
@@ -155,7 +155,8 @@ def analyze_runs(
     """
     facts = [run_facts(record, metrics) for record, metrics in runs]
     tgt = _target(facts, target)
-    hits = [first_hit(S.get(metrics, "val_acc"), tgt) if tgt is not None else None for _, metrics in runs]
+    hits = [known_clocks(first_hit(S.get(metrics, "val_acc"), tgt), record.summary)
+            if tgt is not None else None for record, metrics in runs]
     facts = [replace(f, hit=hit) for f, hit in zip(facts, hits, strict=True)]
     groups = make_groups(facts)
     best = pick_best(groups, th)

@@ -253,7 +253,7 @@ def by_batch(groups: Sequence[dict[str, Any]]) -> tuple[list[dict], list[dict], 
     least mean steps/epochs/examples/wall time to target, each with the ``<clock>_label`` of the
     group achieving it, over the eligible groups at that batch size whose every run reached the
     target (each clock minimised on its own; steps, epochs and examples pick the same group at
-    one batch size); None where no group did.
+    one batch size); None where no group did, or none has a value on that clock.
     gap and best LR: those of the best-ranked eligible group at that batch size (``metric``:
     what ranked it; the gap row also has its final train and val loss, the best-LR row its
     lowest val loss).
@@ -266,7 +266,9 @@ def by_batch(groups: Sequence[dict[str, Any]]) -> tuple[list[dict], list[dict], 
                                "has_data": any(g["n"] for g in here)}
         for clock in ("steps", "epochs", "examples", "wall_time"):
             col = f"{clock}_to_target_mean"
-            fastest = min(done, key=lambda g, c=col: g[c]) if done else None
+            # a clock the runs have no value on (an imported log without times) is left out
+            fastest = min((g for g in done if g[col] is not None), key=lambda g, c=col: g[c],
+                          default=None)
             row[clock] = fastest[col] if fastest else None
             row[f"{clock}_label"] = fastest["label"] if fastest else None
         to_target.append(row)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +63,19 @@ def first_hit(series: Series, target: float, higher_is_better: bool = True) -> T
         return float(column[j] + frac * (column[i] - column[j]))
 
     return TargetHit(float(target), at(f.step), at(f.epoch), at(f.examples), at(f.wall_time))
+
+
+# a to-target clock (a summary's ``unknown_clocks``) -> its TargetHit field
+HIT_FIELDS = {"steps": "step", "epochs": "epoch", "examples": "examples", "wall_time": "wall_time"}
+
+
+def known_clocks(hit: TargetHit | None, summary: dict[str, Any]) -> TargetHit | None:
+    """``hit`` with NaN on the clocks the run's summary lists under ``unknown_clocks`` (an
+    imported log without times, or without a batch or training-set size, stores stand-ins
+    such as 0 s there), so no time to target is claimed on them."""
+    unknown = summary.get("unknown_clocks") or ()
+    fields = {HIT_FIELDS[c]: math.nan for c in unknown if c in HIT_FIELDS}
+    return replace(hit, **fields) if hit is not None and fields else hit
 
 
 def default_target(best_values: Sequence[float], fraction: float = DEFAULT_TARGET_FRACTION) -> float:

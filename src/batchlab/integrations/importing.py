@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -167,6 +168,45 @@ class Point:
     wall_time: float | None = None
 
 
+def _start_time(times: dict[int, float], unit: str) -> float | None:
+    """When the run began, estimated from ``times`` (step or epoch index -> the latest wall
+    time logged there); None with fewer than two points in time (no pace to go by).
+
+    A log's first value comes after the work before it: Keras writes epoch 1's values when
+    epoch 1 has ended, a step-k value follows k updates. So the start is the first time minus
+    that much work at the log's typical pace: the median seconds per step (per epoch) between
+    consecutive points, which one slow evaluation or a pause does not move."""
+    at = sorted(times)
+    if len(at) < 2:
+        return None
+    # done by the first point: `step` updates, or index + 1 epochs
+    done = [i + 1 if unit == "epoch" else i for i in at]
+    pace = statistics.median((times[b] - times[a]) / (j - i)
+                             for a, b, i, j in zip(at, at[1:], done, done[1:], strict=False))
+    return times[at[0]] - max(pace, 0.0) * done[0]
+
+
+def unknown_clocks(config: dict[str, Any], series: dict[str, list[Point]], unit: str) -> set[str]:
+    """The clocks (``UNKNOWN_CLOCKS``) a run imported from ``series`` gets no real value of:
+    the wall time when its log holds fewer than two times; for a per-epoch log the steps
+    without the steps per epoch (or n_train and batch size) and the examples without n_train
+    (or both); for a per-step log the epochs without the ``epoch`` counter or the steps per
+    epoch, and the examples without the ``examples`` counter or the batch size."""
+    n_train, batch = config.get("n_train"), config.get("batch_size")
+    spe = config.get("steps_per_epoch") or (n_train and batch)
+    unknown = set()
+    if len({p.step for m, pts in series.items() if m not in (EPOCH, EXAMPLES) for p in pts
+            if p.wall_time is not None}) < 2:
+        unknown.add("wall_time")
+    if unit == "epoch":
+        unknown |= {"steps"} if not spe else set()
+        unknown |= {"examples"} if not n_train and not (spe and batch) else set()
+    else:
+        unknown |= {"epochs"} if not spe and EPOCH not in series else set()
+        unknown |= {"examples"} if not batch and EXAMPLES not in series else set()
+    return unknown
+
+
 def write_run(store: Store, experiment: str, name: str, config: dict[str, Any],
               series: dict[str, list[Point]], *, unit: str = "step") -> TrackedRun:
     """Store one imported run (replacing an earlier import of the same ``name``).
@@ -174,24 +214,28 @@ def write_run(store: Store, experiment: str, name: str, config: dict[str, Any],
     ``unit='step'``: a point's step is the updates done. ``unit='epoch'``: it is a 0-based
     epoch index (Keras logs per epoch), stored at the end of that epoch: step = (index + 1) x
     steps per epoch when the config gives them (else index + 1), epoch = index + 1.
+    A row's wall time is seconds since the run's estimated start (``_start_time``); the clocks
+    the log cannot give (``unknown_clocks``) are stored as such, so nothing is concluded from
+    their stand-in values (0 s, 0 examples, the epoch index as the step).
     """
+    unknown = unknown_clocks(config, series, unit)
     series = dict(series)  # the counters are taken out of a copy
     counters = {c: {p.step: p.value for p in series.pop(c, [])} for c in (EPOCH, EXAMPLES)}
-    run = TrackedRun(experiment, config, store, name=name)
+    run = TrackedRun(experiment, config, store, name=name, unknown=unknown)
     n_train, batch = config.get("n_train"), config.get("batch_size")
     spe = config.get("steps_per_epoch") or (math.ceil(n_train / batch) if n_train and batch else None)
     by_step: dict[int, dict[str, Any]] = {}
-    start = min((p.wall_time for pts in series.values() for p in pts if p.wall_time is not None),
-                default=None)
     for metric, points in series.items():
         for p in points:
             at = by_step.setdefault(p.step, {"values": {}, "wall": None})
             at["values"][metric] = p.value
-            if p.wall_time is not None and start is not None:
-                at["wall"] = max(at["wall"] or 0.0, p.wall_time - start)
+            if p.wall_time is not None:
+                at["wall"] = max(at["wall"] if at["wall"] is not None else -math.inf, p.wall_time)
+    start = _start_time({i: at["wall"] for i, at in by_step.items() if at["wall"] is not None}, unit)
     with run:
         for index in sorted(by_step):
-            values, wall = by_step[index]["values"], by_step[index]["wall"]
+            values, when = by_step[index]["values"], by_step[index]["wall"]
+            wall = None if start is None or when is None else max(when - start, 0.0)
             if unit == "epoch":
                 step = (index + 1) * spe if spe else index + 1
                 # examples seen are unknown (0) unless the config says how many an epoch has

@@ -73,7 +73,9 @@ def _fastest(row: dict[str, Any]) -> str:
     """The configuration cell: the fastest in steps (epochs and examples agree at one batch
     size) and, when another one is fastest in wall time, that one too: each clock of the row
     is the minimum over the batch size's configurations on its own."""
-    steps, wall = row.get("steps_label"), row.get("wall_time_label")
+    # an imported log without a batch or training-set size has epochs alone to go by
+    steps = row.get("steps_label") or row.get("epochs_label") or row.get("examples_label")
+    wall = row.get("wall_time_label")
     if not steps:
         return "not reached"
     return steps if wall in (None, steps) else f"{steps} (wall time: {wall})"
