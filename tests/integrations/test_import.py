@@ -167,3 +167,29 @@ def test_epoch_and_examples_counters_place_the_values(tmp_path):
     assert set(m) == {"train_loss"}
     assert m["train_loss"].epoch.tolist() == [0.5, 1.0, 1.5]
     assert m["train_loss"].examples.tolist() == [30, 60, 90]
+
+
+def test_wall_time_counts_the_work_before_the_first_value(tmp_path):
+    """Keras writes epoch 1's values when epoch 1 has ended: 5 epochs 10 s apart took ~50 s,
+    not the 40 s between the first and the last event; a per-step log likewise."""
+    t0 = 1.7e9
+    for split, lag in (("train", 0.0), ("validation", 1.0)):  # validation after training
+        w = SummaryWriter(str(tmp_path / "logs" / "bs=32" / split))
+        for epoch in range(5):
+            w.add_scalar("epoch_loss", 1.0 / (epoch + 1), epoch, walltime=t0 + 10 * (epoch + 1) + lag)
+        w.close()
+    w = SummaryWriter(str(tmp_path / "logs" / "steps"))
+    for step in (2, 4, 6, 8):  # 2 updates per log, 1 s per update
+        w.add_scalar("Loss/train", 1.0 / step, step, walltime=t0 + step)
+    w.close()
+    db = tmp_path / "s.db"
+    res = batchlab("import", "tensorboard", tmp_path / "logs", "-e", "k", "--store", db,
+                   "--set", "n_train=320", "--set", "batch_size=32")
+    assert res.returncode == 0, res.stderr
+    with Store(db) as st:
+        keras, steps = sorted(st.runs("k"), key=lambda r: -r.steps)  # 5 x 10 updates, then 8
+        assert keras.wall_time == pytest.approx(50.0) and steps.wall_time == pytest.approx(8.0)
+        assert st.metrics(keras.id)["val_loss"].wall_time.tolist() == pytest.approx([10, 20, 30, 40, 50])
+        assert st.metrics(steps.id)["train_loss"].wall_time.tolist() == pytest.approx([2, 4, 6, 8])
+        assert keras.summary["samples_per_s"] == pytest.approx(5 * 320 / 50)
+        assert "unknown_clocks" not in keras.summary and "unknown_clocks" not in steps.summary
