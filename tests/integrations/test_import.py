@@ -132,21 +132,37 @@ def test_batchlab_tensorboard_export_imports_back(tmp_path):
     with bl.track("orig", config={"batch_size": 4, "n_train": 8, "lr": 0.1}, store=db) as run:
         for s in range(1, 5):
             run.log(s, train_loss=1.0 / s, lr=0.1)
-        run.log(4, val_loss=0.3, val_acc=0.9)
+        # the per-layer signals run.watch records, and the train-set evaluation
+        run.log(4, val_loss=0.3, val_acc=0.9, train_eval_loss=0.25,
+                **{"layer/fc.lr_head/grad_norm": 0.5, "layer/model/update_ratio": 1e-3})
     res = batchlab("export", "orig", "--format", "tensorboard", "-o", tmp_path / "tb", "--store", db)
     assert res.returncode == 0, res.stderr
     res = batchlab("import", "tensorboard", tmp_path / "tb", "-e", "back", "--store", db,
                    "--set", "n_train=8")
     assert res.returncode == 0, res.stderr
+    assert "note:" not in res.stdout  # every tag is one of batchlab's own names
     with Store(db) as st:
         (orig,), (back,) = st.runs("orig"), st.runs("back")
         assert back.config["train"]["batch_size"] == 4 and back.config["train"]["lr"] == 0.1
+        # the export's effective_lr and status hparams are results, not config
+        assert back.config["tracked"] == {} and back.config == orig.config
         a, b = st.metrics(orig.id), st.metrics(back.id)
-    assert set(a) == set(b)
+    assert set(a) == set(b) == {"train_loss", "lr", "val_loss", "val_acc", "train_eval_loss",
+                                "layer/fc.lr_head/grad_norm", "layer/model/update_ratio"}
     for name in a:
         assert b[name].step.tolist() == a[name].step.tolist()
         assert b[name].value.tolist() == np.float32(a[name].value).tolist()
         assert b[name].epoch.tolist() == a[name].epoch.tolist()
+        # timed from the export's session start, the run's own start (values logged at one
+        # step share that step's latest time)
+        assert b[name].wall_time == pytest.approx(a[name].wall_time, abs=0.05)
+
+
+def test_the_import_reads_the_export_s_own_tags_and_file_suffix():
+    from batchlab.integrations.names import EXPORT_SUFFIX, EXPORTED_TAGS
+    from batchlab.report.tensorboard import FILE_SUFFIX, TAGS
+
+    assert EXPORTED_TAGS == {tag: name for name, tag in TAGS.items()} and EXPORT_SUFFIX == FILE_SUFFIX
 
 
 def test_epoch_and_examples_counters_place_the_values(tmp_path):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchlab.errors import SpecError
-from batchlab.integrations.names import batchlab_name
+from batchlab.integrations.names import batchlab_name, own_name
 from batchlab.overrides import parse_value
 from batchlab.store import Store
 from batchlab.track import _POSITIVE_INT, TrackedRun
@@ -33,7 +33,7 @@ ALIASES = {"batchsize": "batch_size", "bs": "batch_size", "batch": "batch_size",
 # word of letters and digits (so 'opt=adam_lr=0.1' is two pairs)
 _NAME_PAIR = re.compile(r"([A-Za-z][A-Za-z_]*)=([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|[A-Za-z][A-Za-z0-9]*)")
 # what an imported run's metrics are called in batchlab (any other name is kept as it is)
-KNOWN_METRICS = {"train_loss", "val_loss", "train_acc", "val_acc", "lr"}
+KNOWN_METRICS = {"train_loss", "val_loss", "train_acc", "val_acc", "lr", "train_eval_loss"}
 
 
 def config_key(key: str) -> str:
@@ -67,7 +67,7 @@ def import_notes(name: str, tags: dict[str, str | None], config: dict[str, Any])
     notes = []
     dropped = sorted(t for t, m in tags.items() if m is None and t.lower() not in ("epoch", "step"))
     unmapped = sorted(t for t, m in tags.items() if m is not None and not m.startswith("@")
-                      and m not in KNOWN_METRICS)
+                      and m not in KNOWN_METRICS and own_name(m) != m)  # layer/... is read
     if dropped:
         notes.append(f"{name}: dropped {', '.join(dropped)}.")
     if unmapped:
@@ -149,9 +149,13 @@ def metric_for(tag: str, mapping: dict[str, str]) -> str | None:
 
     Counter tags (``epoch``, ``progress/epoch``, ``progress/examples_seen``, as batchlab's
     TensorBoard export writes them) give EPOCH or EXAMPLES: the epoch and examples seen of the
-    values at their step, rather than metrics of their own."""
+    values at their step, rather than metrics of their own. The export's other tags
+    (``train/eval_loss``, ``layer/<layer>/grad_norm``, ...) give the names they were written
+    from (``own_name``), so an export imports back losslessly."""
     if tag in mapping:
         return mapping[tag] or None
+    if (own := own_name(tag)) is not None:
+        return own
     tokens = set(re.split(r"[/_\-\s.]+", tag.lower())) - {"progress", ""}
     for counter, words in _COUNTERS.items():
         if tokens and tokens <= words:
@@ -208,13 +212,15 @@ def unknown_clocks(config: dict[str, Any], series: dict[str, list[Point]], unit:
 
 
 def write_run(store: Store, experiment: str, name: str, config: dict[str, Any],
-              series: dict[str, list[Point]], *, unit: str = "step") -> TrackedRun:
+              series: dict[str, list[Point]], *, unit: str = "step",
+              start: float | None = None) -> TrackedRun:
     """Store one imported run (replacing an earlier import of the same ``name``).
 
     ``unit='step'``: a point's step is the updates done. ``unit='epoch'``: it is a 0-based
     epoch index (Keras logs per epoch), stored at the end of that epoch: step = (index + 1) x
     steps per epoch when the config gives them (else index + 1), epoch = index + 1.
-    A row's wall time is seconds since the run's estimated start (``_start_time``); the clocks
+    A row's wall time is seconds since ``start`` (when the log records when the run began, as
+    batchlab's own export does), else since its estimated start (``_start_time``); the clocks
     the log cannot give (``unknown_clocks``) are stored as such, so nothing is concluded from
     their stand-in values (0 s, 0 examples, the epoch index as the step).
     """
@@ -231,7 +237,8 @@ def write_run(store: Store, experiment: str, name: str, config: dict[str, Any],
             at["values"][metric] = p.value
             if p.wall_time is not None:
                 at["wall"] = max(at["wall"] if at["wall"] is not None else -math.inf, p.wall_time)
-    start = _start_time({i: at["wall"] for i, at in by_step.items() if at["wall"] is not None}, unit)
+    times = {i: at["wall"] for i, at in by_step.items() if at["wall"] is not None}
+    start = _start_time(times, unit) if start is None or not times else start
     with run:
         for index in sorted(by_step):
             values, when = by_step[index]["values"], by_step[index]["wall"]

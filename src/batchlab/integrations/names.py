@@ -7,9 +7,30 @@ from __future__ import annotations
 
 import re
 
+from batchlab.layernames import SIGNALS, parse_metric
+
 _VAL = {"val", "valid", "validation", "test", "eval", "dev"}
 _ACC = {"acc", "accuracy"}
 _SKIP = {"epoch", "step", "global_step", "iteration", "iterations"}
+
+
+# batchlab's own TensorBoard export (report.tensorboard.TAGS, which a test keeps this the inverse
+# of): its tags read back as the names they were written from, so an export imports losslessly
+EXPORTED_TAGS = {"train/loss": "train_loss", "train/lr": "lr", "val/loss": "val_loss",
+                 "val/acc": "val_acc", "train/eval_loss": "train_eval_loss", "train/acc": "train_acc",
+                 "perf/samples_per_s": "samples_per_s"}
+# what that export names its event files (SummaryWriter's filename_suffix)
+EXPORT_SUFFIX = ".batchlab"
+
+
+def own_name(tag: str) -> str | None:
+    """The batchlab metric a tag of batchlab's own TensorBoard export holds: ``EXPORTED_TAGS``,
+    or a per-layer signal (``layer/<layer>/<signal>``, stored under that very name); None for
+    any other tag."""
+    if tag in EXPORTED_TAGS:
+        return EXPORTED_TAGS[tag]
+    parsed = parse_metric(tag)
+    return tag if parsed is not None and parsed[1] in SIGNALS else None
 
 
 def batchlab_name(name: str) -> str | None:

@@ -25,10 +25,14 @@ from batchlab.integrations.importing import (
     metric_for,
     write_run,
 )
+from batchlab.integrations.names import EXPORT_SUFFIX
 from batchlab.store import Store
 from batchlab.track import TrackedRun
 
 _SPLIT_FOLDERS = {"train", "validation", "val", "eval", "test"}
+# hparams batchlab's own export writes that are results, not config: importing them would add
+# redundant config columns (batchlab derives the effective LR itself; the status is the run's)
+_EXPORT_RESULTS = ("effective_lr", "status")
 
 
 def _reader() -> Any:
@@ -60,6 +64,20 @@ def _hparams(acc: Any) -> dict[str, Any]:
     return out
 
 
+def _session_start(acc: Any) -> float | None:
+    """The HParams session's start time (seconds since the epoch), None without one. Only
+    batchlab's own export's is the run's start (``SummaryWriter.add_hparams`` writes the time
+    it was called, at the end of training)."""
+    from tensorboard.plugins.hparams import metadata
+
+    try:
+        blob = acc.PluginTagToContent(metadata.PLUGIN_NAME).get(metadata.SESSION_START_INFO_TAG)
+    except KeyError:
+        return None
+    start = metadata.parse_session_start_info_plugin_data(blob).start_time_secs if blob else 0.0
+    return start or None
+
+
 def _is_timestamp(name: str) -> bool:
     """``SummaryWriter.add_hparams`` names its folder ``str(time.time())``."""
     try:
@@ -72,9 +90,10 @@ def _event_folders(logdir: Path) -> list[Path]:
     return sorted({p.parent for p in logdir.rglob("*tfevents*") if p.is_file()})
 
 
-def read_logdir(logdir: Path) -> dict[str, tuple[dict[str, Any], dict[str, list[Point]]]]:
-    """{run name: (hparams, {tag: points})} for every run folder under ``logdir``; tags of a
-    split folder are prefixed with its name ('validation/epoch_loss')."""
+def read_logdir(logdir: Path) -> dict[str, tuple[dict[str, Any], dict[str, list[Point]], float | None]]:
+    """{run name: (hparams, {tag: points}, start)} for every run folder under ``logdir``; tags
+    of a split folder are prefixed with its name ('validation/epoch_loss'); start: when the run
+    began, for batchlab's own export (its HParams session start), else None."""
     ea = _reader()
     if not logdir.is_dir():
         raise DataError(f"TensorBoard log folder '{logdir}' does not exist; pass the folder you "
@@ -84,10 +103,14 @@ def read_logdir(logdir: Path) -> dict[str, tuple[dict[str, Any], dict[str, list[
         raise DataError(f"no TensorBoard event files (events.out.tfevents.*) under '{logdir}'; "
                         "pass the log folder that holds the runs.")
     runs: dict[Path, tuple[dict[str, Any], dict[str, list[Point]]]] = {}
+    starts: dict[Path, float | None] = {}
     for folder in folders:  # sorted: a run folder comes before its sub-folders
         acc = ea.EventAccumulator(str(folder), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
         acc.Reload()
         hparams = _hparams(acc)
+        if any(folder.glob(f"*tfevents*{EXPORT_SUFFIX}")):  # batchlab export --format tensorboard
+            hparams = {k: v for k, v in hparams.items() if k not in _EXPORT_RESULTS}
+            starts[folder] = _session_start(acc)
         if _is_timestamp(folder.name) and folder.parent in runs:
             runs[folder.parent][0].update(hparams)  # add_hparams' folder: its scalars are the
             continue                                # session summary, not curves
@@ -97,8 +120,8 @@ def read_logdir(logdir: Path) -> dict[str, tuple[dict[str, Any], dict[str, list[
         for tag in acc.Tags()["scalars"]:
             runs[owner][1][prefix + tag] = [Point(e.step, e.value, e.wall_time) for e in acc.Scalars(tag)]
     # a folder with hparams but no scalars (an export's experiment summary) is no run
-    return {(str(f.relative_to(logdir)) if f != logdir else logdir.name): v for f, v in runs.items()
-            if v[1]}
+    return {(str(f.relative_to(logdir)) if f != logdir else logdir.name): (*v, starts.get(f))
+            for f, v in runs.items() if v[1]}
 
 
 def import_tensorboard(store: Store, logdir: Path, experiment: str, *, mapping: dict[str, str],
@@ -111,7 +134,7 @@ def import_tensorboard(store: Store, logdir: Path, experiment: str, *, mapping: 
     gets what each run's import dropped, left unmapped or lacks (``import_notes``).
     """
     planned = []
-    for name, (hparams, tags) in read_logdir(logdir).items():
+    for name, (hparams, tags, start) in read_logdir(logdir).items():
         series: dict[str, list[Point]] = {}
         metrics = {tag: metric_for(tag, mapping) for tag in tags}
         for tag, points in tags.items():
@@ -127,10 +150,12 @@ def import_tensorboard(store: Store, logdir: Path, experiment: str, *, mapping: 
         if unit == "auto":
             keras_style = all(t.rsplit("/", 1)[-1].startswith("epoch_") for t in tags)
             run_unit = "epoch" if keras_style else "step"
-        planned.append((name, config, series, run_unit, found + import_notes(name, metrics, config)))
+        planned.append((name, config, series, run_unit, start,
+                        found + import_notes(name, metrics, config)))
     out = []
-    for name, config, series, run_unit, said in planned:
-        out.append(write_run(store, experiment, f"tensorboard:{name}", config, series, unit=run_unit))
+    for name, config, series, run_unit, start, said in planned:
+        out.append(write_run(store, experiment, f"tensorboard:{name}", config, series, unit=run_unit,
+                             start=start))
         if notes is not None:
             notes += said
     if not out:
