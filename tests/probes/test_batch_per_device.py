@@ -30,8 +30,13 @@ def test_max_batch_measures_per_device_and_advises_on_each_process_share(monkeyp
     two = max_batch(config(batch_size=64, **DDP), max_batch=20, margin=0.0)
     assert (one.devices, two.devices) == (1, 2)
     assert two.largest == one.largest == 20  # one process's step: the same search
-    assert (two.accumulate, two.micro_batch_size) == (2, 16)  # 32 per device = 2 x 16
-    assert two.advice == (
+    # max_batch, not memory, stopped the search at 20: 32 per device was never tried
+    assert (two.accumulate, two.micro_batch_size) == (None, None)
+    assert two.advice.startswith(
+        "batch 64 (32 per device over 2 processes) was not tried: the search stopped at 20 per "
+        "device, the largest batch allowed (--max, max_batch=), not at a memory limit")
+    # where memory stops it at 20 per device, each process's share is split
+    assert accumulation_advice(64, 20, True, False, 240, devices=2) == (
         "batch 64 (32 per device over 2 processes) does not fit in one step (at most 20 per "
         "device within the margin); reach it by gradient accumulation: 32 per device = 2 x 16 "
         "with train.accumulate = 2 (or train.micro_batch_size = 16): the update is batch 64's, "

@@ -319,7 +319,58 @@ def test_accumulation_advice_warns_about_batchnorm_below_16_per_micro_batch():
     assert "The model has BatchNorm, which normalises each micro-batch of 8 on its own" in text
     assert "BatchNorm" not in mb.accumulation_advice(128, 10, True, False, 1000)
     assert "BatchNorm" not in mb.accumulation_advice(128, 40, True, True, 1000)  # micro 32
-    assert "larger than the 100 training examples" in mb.accumulation_advice(128, 40, False, False, 100)
+
+
+def test_a_wanted_batch_above_max_was_never_tried_and_gets_no_split():
+    # --start 16 --max 8 with the spec at batch 20: only batch 8 is tried, and it fits, so
+    # nothing says batch 20 does not fit; advising 20 = 4 x 5 would rest on the cap alone
+    r = max_batch(config(batch_size=20), max_batch=8, start=16)
+    assert tried(r) == [8] and r.largest == 8 and r.limited_by == "max_batch"
+    assert (r.want, r.accumulate, r.micro_batch_size) == (20, None, None)
+    assert r.advice == (
+        "batch 20 was not tried: the search stopped at 8, the largest batch allowed (--max, "
+        "max_batch=), not at a memory limit, so whether it fits in one step is unknown; raise "
+        "--max (max_batch=) to at least 20 to measure it.")
+    assert "accumulat" not in r.advice and "does not fit" not in r.advice
+    # a wanted batch within the cap still fits as it is
+    assert max_batch(config(batch_size=8), max_batch=8).advice.startswith("batch 8 fits in one step")
+
+
+def test_a_split_stays_when_the_margin_not_the_cap_sets_the_step(accounting_only):
+    # the search stopped at max_batch = 64, but the 10% margin keeps only 34: memory says 128
+    # does not fit within the margin, so accumulation is sound advice
+    cfg = config(batch_size=128)
+    a, b = linear_peak(cfg)
+    limit = int((a + 34 * b + b // 2) / 0.9) + 1
+    r = max_batch(cfg, memory_limit=limit, margin=0.1, max_batch=40)
+    assert r.limited_by == "max_batch" and r.largest == 40 and r.recommended == 34
+    assert (r.accumulate, r.micro_batch_size) == (4, 32)
+    assert r.advice.startswith("batch 128 does not fit in one step (at most 34 within the margin)")
+
+
+def test_the_cpu_cap_is_no_memory_limit_either():
+    text = mb.accumulation_advice(2**17, 2**16, False, False, 10**6, stopped_by="cpu cap")
+    assert text.startswith("batch 131072 was not tried: the search stopped at 65536, the CPU cap")
+    assert "give a memory limit (--memory-limit, memory_limit=)" in text
+    assert "accumulat" not in text
+
+
+def test_a_wanted_batch_larger_than_the_training_set_is_refused_as_the_spec_refuses_it():
+    r = max_batch(config(), max_batch=16, want=400)  # 240 training examples
+    assert (r.want, r.accumulate, r.micro_batch_size) == (400, None, None)
+    assert r.advice == (
+        "batch 400 is larger than the 240 training examples: the spec refuses it (a batch cannot "
+        "be larger than the training set), so no accumulation can reach it; use a batch of at "
+        "most 240 (full batch) or more data.")
+    # as a sweep would: the spec at that batch is refused
+    from batchlab.errors import BatchlabError
+    from batchlab.execute.datacache import DataCache
+    from batchlab.execute.sweep import preflight
+    from batchlab.plan import RunSpec
+
+    cfg = config(batch_size=400)
+    with pytest.raises(BatchlabError, match="train.batch_size 400 is larger than the training set"):
+        preflight([RunSpec(cfg.run_id(), cfg)], DataCache())
 
 
 def test_want_must_be_positive():
@@ -398,4 +449,8 @@ def test_cli_max_batch_on_a_batchnorm_model(tmp_path):
                            "--store", tmp_path / "s.db"],
                           capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert bare.returncode == 0, bare.stderr
+    # the spec's batch (32) lies above --max: the search stopped there, not at memory
+    flat = " ".join(bare.stdout.split())
+    assert "batch 32 was not tried: the search stopped at 8, the largest batch allowed" in flat
+    assert "reach it by gradient accumulation" not in flat
     assert "search started at batch 2" in " ".join(bare.stdout.split())

@@ -23,11 +23,24 @@ def accumulation_split(want: int, fits: int) -> tuple[int, int]:
 
 
 def accumulation_advice(want: int, fits: int, with_margin: bool, batchnorm: bool,
-                        n_train: int, devices: int = 1) -> str:
+                        n_train: int, devices: int = 1, stopped_by: str | None = None) -> str:
     """One sentence: whether batch ``want`` fits in one step of at most ``fits`` examples (per
     device: ``want`` is the global batch over ``devices`` processes, each taking
     ``want / devices``), and if not, the train.accumulate / train.micro_batch_size that
-    reaches it."""
+    reaches it.
+
+    Accumulation is advised only where memory is the limit. A ``want`` larger than the
+    ``n_train`` training examples is refused as the spec refuses it, with no split.
+    ``stopped_by``: what ended the search when ``fits`` is where it stopped without a memory
+    failure ("max_batch", "cpu cap", "dataset size"), else None; a larger ``want`` was then
+    never tried, and the sentence says so instead of advising a split built on the cap.
+    """
+    if want > n_train:
+        # a sweep refuses it (execute.sweep.refuse_batches_larger_than_data): advising a split
+        # would send the user to a spec that does not run
+        return (f"batch {want} is larger than the {n_train} training examples: the spec refuses "
+                f"it (a batch cannot be larger than the training set), so no accumulation can "
+                f"reach it; use a batch of at most {n_train} (full batch) or more data.")
     if want % devices:
         fits_any = want - want % devices or devices
         return (f"batch {want} does not split equally over {devices} processes (train.devices); "
@@ -35,15 +48,17 @@ def accumulation_advice(want: int, fits: int, with_margin: bool, batchnorm: bool
     share = want // devices
     k, micro = accumulation_split(share, fits)
     where = "within the margin" if with_margin else "at all"
-    larger = (f" (it is also larger than the {n_train} training examples, so every step "
-              "would see the whole set)" if want > n_train else "")
     over = f" ({share} per device over {devices} processes)" if devices > 1 else ""
     per = " per device" if devices > 1 else ""
     if k == 1:
         return (f"batch {want}{over} fits in one step ({fits}{per} fit {where}): no accumulation "
-                f"needed{larger}.")
+                "needed.")
+    if stopped_by is not None:
+        return (f"batch {want}{over} was not tried: {_stop_words(stopped_by, fits, per)}, not at "
+                f"a memory limit, so whether it fits in one step is unknown; "
+                f"{_search_further(stopped_by, share)}.")
     split = (f"{share} per device = {k} x {micro}" if devices > 1 else f"batch {want} = {k} x {micro}")
-    text = (f"batch {want}{over} does not fit in one step (at most {fits}{per} {where}){larger}; "
+    text = (f"batch {want}{over} does not fit in one step (at most {fits}{per} {where}); "
             f"reach it by gradient accumulation: {split} with train.accumulate = {k} "
             f"(or train.micro_batch_size = {micro}): the update is batch {want}'s, memory "
             f"holds {micro}{per} at a time.")
@@ -51,6 +66,24 @@ def accumulation_advice(want: int, fits: int, with_margin: bool, batchnorm: bool
         text += (f" The model has BatchNorm, which normalises each micro-batch of {micro} on its "
                  f"own: its statistics get noisy below ~{BN_MIN_BATCH} examples.")
     return text
+
+
+def _stop_words(stopped_by: str, at: int, per: str) -> str:
+    """Where the search stopped without a memory failure, in words."""
+    return {
+        "max_batch": f"the search stopped at {at}{per}, the largest batch allowed (--max, "
+                     "max_batch=)",
+        "cpu cap": f"the search stopped at {at}{per}, the CPU cap without a memory limit",
+    }.get(stopped_by, f"the search stopped at {at}{per} ({stopped_by})")
+
+
+def _search_further(stopped_by: str, share: int) -> str:
+    """How to let the search reach a batch of ``share`` per device."""
+    if stopped_by == "max_batch":
+        return f"raise --max (max_batch=) to at least {share} to measure it"
+    if stopped_by == "cpu cap":
+        return "give a memory limit (--memory-limit, memory_limit=) to search further"
+    return "it cannot be searched further"
 
 
 def per_device(batch: int | None, devices: int) -> str:

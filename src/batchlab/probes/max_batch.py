@@ -41,6 +41,9 @@ what fits (``recommended``, else ``largest``): when it does not fit in one step,
 says how to reach it by gradient accumulation (``accumulation_split``: the fewest equal
 micro-batches that fit), e.g. "batch 128 = 4 x 32 with train.accumulate = 4", and warns when
 the model's BatchNorm would then see fewer than ``BN_MIN_BATCH`` examples per micro-batch.
+Only memory (or the margin) justifies a split: when ``max_batch`` or the CPU cap stopped the
+search below ``want``, ``want`` was never tried and the advice says so; a ``want`` larger
+than the training set is refused, as the spec refuses it.
 """
 
 from __future__ import annotations
@@ -172,7 +175,9 @@ class MaxBatchResult(Plottable):
     exceeds it); ``recommended_pow2``: the largest power of two <= recommended.
     ``limited_by``: what ended the search: "memory", "dataset size", "max_batch" or "cpu cap".
     ``want``: the batch the user wants; ``accumulate`` x ``micro_batch_size`` = ``want`` is how
-    to reach it in steps that fit (accumulate 1 when it fits as it is); ``advice`` says so.
+    to reach it in steps that fit (accumulate 1 when it fits as it is); both None when ``want``
+    is larger than the training set (the spec refuses it) or was never tried because a cap,
+    not memory, stopped the search below it; ``advice`` says which.
     """
 
     KIND: ClassVar[str] = "max_batch"
@@ -325,9 +330,16 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
                      f"the margin of {margin:.0%}.")
     pow2 = None if recommended is None else 1 << (recommended.bit_length() - 1)
     per_step = recommended or found.largest
+    # what fits in one step is known only up to where the search stopped: when a cap (not
+    # memory, not the margin) set ``per_step``, a larger ``want`` was never tried
+    stopped_by = limited_by if per_step == found.largest and limited_by != "memory" else None
+    accumulate: int | None
+    micro: int | None
     accumulate, micro = accumulation_split(want // devices, per_step)
+    if want > n_train or (accumulate > 1 and stopped_by is not None):
+        accumulate = micro = None  # refused by the spec, or unknown: no split to advise
     advice = accumulation_advice(want, per_step, recommended is not None, batchnorm, n_train,
-                                 devices)
+                                 devices, stopped_by)
     return MaxBatchResult(
         largest=found.largest, recommended=recommended, recommended_pow2=pow2, margin=margin,
         memory_limit=memory_limit, limit_bytes=limit, limit_source=limit_source,
