@@ -196,8 +196,13 @@ def test_recommend_and_validate(probed):
     assert f"validation sweep '{NAME}-validate'" in text
     fitting = {p["batch_size"] for p in r["predictions"] if p["fits"]}
     expected = sorted(x for x in (b // 2, b, 2 * b) if x in fitting)
+    flat = " ".join(text.split())
     for x in expected:
-        assert re.search(rf"batch {x}: predicted x\d+\.\d\d", text), (x, text)
+        assert re.search(rf"batch {x} \(lr [\d.e-]+\): predicted x\d+\.\d\d", flat), (x, text)
+    # the base's own time to the target is printed (the verdict may compare with it)
+    assert re.search(r"your base configuration \(batch 16, lr 0\.1\): (measured x\d+\.\d\d|"
+                     r"did not reach|reached the target)", flat), text
+    assert "compare their times to the target above" not in flat
     assert "the fastest to the target" in text or "No run reached the target" in text
     with Store(db) as st:
         runs = st.runs(f"{NAME}-validate")

@@ -96,6 +96,44 @@ def test_compare_on_hand_made_numbers():
     assert lines[-1] == "The recommended batch 16 was the fastest to the target."
 
 
+def test_compare_lists_the_base_run_labelled_with_its_lr():
+    # the base trains at batch 16 like the recommendation: each line names its LR, and the
+    # base's own time to the target has a line the verdict can refer to
+    r = rec(16, lr=0.05)
+    _, lines = compare(r, {8: 3.0, 16: 2.0, 32: None}, {8: 0.0354, 16: 0.05, 32: 0.0707},
+                       (16, 0.1, 2.5))
+    assert lines[:3] == [
+        "batch 8 (lr 0.0354): predicted x1.40 the recommended time, measured x1.50 (3 s to target).",
+        "batch 16 (lr 0.05): predicted x1.00 the recommended time, measured x1.00 (2 s to target).",
+        "batch 32 (lr 0.0707): predicted x1.20; did not reach the target."]
+    assert lines[3] == ("your base configuration (batch 16, lr 0.1): measured x1.25 the "
+                        "recommended time (2.5 s to target).")
+    assert lines[4] == "The recommended batch 16 was the fastest to the target."
+    lrs = {8: 0.0354, 16: 0.05}
+    assert compare(r, {8: 3.0, 16: 2.0}, lrs, (16, 0.1, None))[1][2] == (
+        "your base configuration (batch 16, lr 0.1): did not reach the target.")
+    assert compare(r, {8: 3.0, 16: None}, lrs, (16, 0.1, 4.0))[1][2] == (
+        "your base configuration (batch 16, lr 0.1): reached the target (4 s), the recommended "
+        "batch did not.")
+
+
+def test_a_tie_with_the_base_is_settled_by_both_times_in_the_sentence():
+    _, line = against_base((16, 0.05), 0.90, (16, 0.1), 0.905, times=(2.0, 2.5))
+    assert line == (
+        "The recommendation (batch 16, lr 0.05) and your base configuration (batch 16, lr 0.1) "
+        "end within 1% of each other (best validation accuracy 90.0% vs 90.5%); to the target: "
+        "the recommendation 2 s, your base 2.5 s (the recommendation is faster).")
+    assert "above" not in line
+    assert against_base((16, 0.05), 0.90, (16, 0.1), 0.905, times=(3.0, 2.5))[1].endswith(
+        "the recommendation 3 s, your base 2.5 s (your base is faster).")
+    assert against_base((16, 0.05), 0.90, (16, 0.1), 0.905, times=(None, 2.5))[1].endswith(
+        "; only your base reached the target (2.5 s).")
+    assert against_base((16, 0.05), 0.90, (16, 0.1), 0.905, times=(2.0, None))[1].endswith(
+        "; only the recommendation reached the target (2 s).")
+    assert against_base((16, 0.05), 0.90, (16, 0.1), 0.905)[1].endswith(
+        "; neither reached the target.")
+
+
 def test_compare_when_another_batch_is_faster():
     rows, lines = compare(rec(16), {8: 1.0, 16: 2.0, 32: 4.0})
     assert [row["measured"] for row in rows] == [0.5, 1.0, 2.0]
@@ -148,7 +186,13 @@ def test_validate_recommendation_trains_the_sweep_into_the_store(tmp_path):
     base = next(c for c in v.comparison if c["batch_size"] == 16)
     if base["measured_seconds"] is not None:  # the recommended batch reached the target
         assert base["measured"] == 1.0
-    assert len(v.explanation) == 5  # one line per batch size, the verdict, the base comparison
+    # one line per batch size, the base's, the verdict, the base comparison
+    assert len(v.explanation) == 6
+    assert v.explanation[1].startswith("batch 16 (lr 0.05): predicted x1.00")
+    base_hit = to_target[(16, 0.1)]  # the base's time to the target has its own line
+    assert v.explanation[3].startswith("your base configuration (batch 16, lr 0.1): ")
+    assert (f"{base_hit:.3g} s" in v.explanation[3] if base_hit is not None
+            else v.explanation[3].endswith("did not reach the target."))
     assert "fastest to the target" in v.explanation[-2] or "No run reached" in v.explanation[-2]
     assert "your base configuration (batch 16, lr 0.1)" in v.explanation[-1].lower()
     # validating again trains nothing new: the runs are already in the store

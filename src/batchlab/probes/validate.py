@@ -4,7 +4,8 @@ The sweep trains the user's base configuration (the spec as written), the recomm
 size and its neighbours (half and double, where they were measured and fit in memory), each at
 the recommended LR moved by the square-root rule, for the spec's training length. The time
 each takes to reach the target (95% of the best validation accuracy among them) is compared
-with the predicted time, both relative to the recommended batch size. When the base
+with the predicted time, both relative to the recommended batch size; the base's time is
+listed on a line of its own, labelled as the base with its LR. When the base
 configuration ends better than the recommendation (by more than the noise floor), the verdict
 says so plainly and names the better configuration: a recommendation is never silently worse
 than what the user already had.
@@ -91,7 +92,8 @@ def against_base(rec_cfg: tuple[int, float], rec_score: float | None, base_cfg: 
     (relative) replacing ``noise``. A score that is not finite (NaN, or an infinite loss or
     ``-inf`` accuracy: a run that diverged) loses to any finite one: a recommendation that
     diverged where the base did not is said to be worse, in the same words. ``times``: their
-    seconds to the target, when known, quoted where the recommendation is faster but ends worse.
+    seconds to the target, when known, quoted where the recommendation is faster but ends worse
+    and where the two end within the noise (the tie is then said with both times).
     ``blew_up``: for the recommended and the base run, what happened when the diagnosis calls
     it a blow-up (``BLOW_UPS``; e.g. "blew up (its training loss rose to 10.4x its start at
     epoch 1.5; ...)"), else None: said beside the scores, which for such a run are where it
@@ -145,10 +147,25 @@ def against_base(rec_cfg: tuple[int, float], rec_score: float | None, base_cfg: 
         return False, (f"The recommendation ({name(rec_cfg)}) beats your base configuration "
                        f"({name(base_cfg)}): {metric} {rec_text} vs {base_text}.{how}")
     tie = (f"; its run {rec_blew}: keep {name(base_cfg)}, or lower its LR (or warm up) and "
-           "validate again." if rec_blew else "; compare their times to the target above.")
+           "validate again." if rec_blew else f"; {_times_to_target(*times)}")
     return False, (f"The recommendation ({name(rec_cfg)}) and your base configuration "
                    f"({name(base_cfg)}) end within {within} of each other ({metric} {rec_text} "
                    f"vs {base_text}){tie}")
+
+
+def _times_to_target(rec_s: float | None, base_s: float | None) -> str:
+    """What settles a tie in scores: the two runs' seconds to the target, said with their
+    numbers (the sentence must read on its own, not point at lines that may be missing)."""
+    if rec_s is not None and base_s is not None:
+        faster = ("equally fast" if rec_s == base_s else
+                  "the recommendation is faster" if rec_s < base_s else "your base is faster")
+        return (f"to the target: the recommendation {rec_s:.3g} s, your base {base_s:.3g} s "
+                f"({faster}).")
+    if rec_s is not None:
+        return f"only the recommendation reached the target ({rec_s:.3g} s)."
+    if base_s is not None:
+        return f"only your base reached the target ({base_s:.3g} s)."
+    return "neither reached the target."
 
 
 def _shown(score: float, loss: bool) -> str:
@@ -158,8 +175,19 @@ def _shown(score: float, loss: bool) -> str:
     return f"{score:.4g}" if loss else f"{score:.1%}"
 
 
-def compare(rec: Recommendation, measured: dict[int, float | None]) -> tuple[list[dict], list[str]]:
-    """Predicted vs measured time to target, both relative to the recommended batch (pure)."""
+def compare(rec: Recommendation, measured: dict[int, float | None],
+            lrs: dict[int, float] | None = None,
+            base: tuple[int, float, float | None] | None = None) -> tuple[list[dict], list[str]]:
+    """Predicted vs measured time to target, both relative to the recommended batch (pure).
+
+    ``measured``: seconds to the target by batch size (None: not reached). ``lrs``: each
+    batch's LR, named beside it when given ("batch 16 (lr 0.05): ..."), so a line cannot be
+    taken for the base's run at the same batch. ``base``: the user's base run as (batch, lr,
+    seconds to the target or None): its own line, labelled as the base, follows the
+    neighbours' (no prediction: the probes predict the recommended LR's runs only).
+    Returns the comparison rows (neighbours only) and the lines: one per neighbour, the base's,
+    then which neighbour was fastest.
+    """
     predicted = {p.batch_size: p.relative_time for p in rec.predictions}
     base_p, base_m = predicted[rec.batch_size], measured.get(rec.batch_size)
     rows, lines = [], []
@@ -169,14 +197,17 @@ def compare(rec: Recommendation, measured: dict[int, float | None]) -> tuple[lis
         rel_m = m / base_m if (m is not None and base_m) else None
         rows.append({"batch_size": b, "predicted": rel_p, "measured": rel_m,
                      "measured_seconds": m})
+        label = f"batch {b}" if lrs is None else f"batch {b} (lr {lrs[b]:.3g})"
         if m is None:
-            lines.append(f"batch {b}: predicted x{rel_p:.2f}; did not reach the target.")
+            lines.append(f"{label}: predicted x{rel_p:.2f}; did not reach the target.")
         elif rel_m is None:  # it reached the target, the recommended batch did not: no ratio
-            lines.append(f"batch {b}: predicted x{rel_p:.2f} the recommended time; reached the "
+            lines.append(f"{label}: predicted x{rel_p:.2f} the recommended time; reached the "
                          f"target ({m:.3g} s), the recommended batch did not.")
         else:
-            lines.append(f"batch {b}: predicted x{rel_p:.2f} the recommended time, measured "
+            lines.append(f"{label}: predicted x{rel_p:.2f} the recommended time, measured "
                          f"x{rel_m:.2f} ({m:.3g} s to target).")
+    if base is not None:
+        lines.append(_base_line(*base, base_m))
     reached = {b: m for b, m in measured.items() if m is not None}
     if reached:
         fastest = min(reached, key=reached.__getitem__)
@@ -185,6 +216,17 @@ def compare(rec: Recommendation, measured: dict[int, float | None]) -> tuple[lis
     else:
         lines.append("No run reached the target: train longer (train.epochs) to validate.")
     return rows, lines
+
+
+def _base_line(batch: int, lr: float, seconds: float | None, rec_seconds: float | None) -> str:
+    """The base run's time to the target, beside the recommended batch's (``rec_seconds``)."""
+    label = f"your base configuration (batch {batch}, lr {lr:.3g})"
+    if seconds is None:
+        return f"{label}: did not reach the target."
+    if not rec_seconds:
+        return f"{label}: reached the target ({seconds:.3g} s), the recommended batch did not."
+    return (f"{label}: measured x{seconds / rec_seconds:.2f} the recommended time "
+            f"({seconds:.3g} s to target).")
 
 
 def validate_recommendation(spec: Spec, rec: Recommendation, store_path: Path) -> Validation:
@@ -201,11 +243,13 @@ def validate_recommendation(spec: Spec, rec: Recommendation, store_path: Path) -
     lrs = {p["train.batch_size"]: p["train.lr"] for p in vspec.sweep.points[1:]}
     measured = {b: (hit.wall_time if (a := by_run.get((b, lr))) and (hit := hits[a.run_id]) else None)
                 for b, lr in lrs.items()}
-    comparison, lines = compare(rec, measured)
     base = next(a for a in analysis.runs if not {k: v for k, v in a.point.items() if k != "train.seed"})
     base_cfg = (base.config["train"]["batch_size"], base.config["train"]["lr"])
     mine = by_run.get((rec.batch_size, lrs[rec.batch_size]))
     base_s = base_hit.wall_time if (base_hit := hits[base.run_id]) else None
+    # the base has a line of its own: the verdict compares with it, and at the recommended
+    # batch size a bare "batch 16" line could be taken for either run
+    comparison, lines = compare(rec, measured, lrs, (*base_cfg, base_s))
     better, line = against_base((rec.batch_size, lrs[rec.batch_size]),
                                 _ended(mine, regression) if mine else None,
                                 base_cfg, _ended(base, regression),
