@@ -64,7 +64,7 @@ def runs(tmp_path_factory):
     Store(db).close()  # created once here: the probe commands below write to it side by side
     jobs = {  # the longest first
         "recommend": ("recommend", spec, "--batch-sizes", "8,16,32,64", "--validate", "--store", db),
-        "throughput": ("throughput", spec, "--batch-sizes", "8,16,32", "--options", "--store", db),
+        "throughput": ("throughput", spec, "--batch-sizes", "8,16,32,512", "--options", "--store", db),
         "lr-find": ("lr-find", spec, "--batch-sizes", "16,64", "--repeats", "2", "--store", db),
         "max-batch": ("max-batch", spec, "--memory-limit", "2MiB", "--store", db),
         "noise-scale": ("noise-scale", spec, "--steps", "30", "--store", db),
@@ -113,9 +113,17 @@ def test_lr_find(probed):
     assert "confidence" in text
     m = re.search(r"cost: (\d+\.\d) epochs of training in all", text)
     assert m and float(m.group(1)) == pytest.approx(r["cost_epochs"], abs=0.05) and r["cost_epochs"] > 0
-    m = re.search(r"best LR grows as B\^(-?\d+\.\d\d) \(linear rule: 1, square-root rule: 0\.5\)", text)
+    flat = " ".join(text.split())
+    m = re.search(r"best LR scales as B\^(-?\d+\.\d\d) \((grows with|falls as|does not change "
+                  r"with) the batch[^;]*; linear rule: 1, square-root rule: 0\.5\)", flat)
     assert m, text
     assert float(m.group(1)) == pytest.approx(r["alpha"], abs=0.006)
+    assert m.group(2) == ("grows with" if r["alpha"] >= 0.005 else "falls as"
+                          if r["alpha"] <= -0.005 else "does not change with")
+    # --repeats 2: the range tests ran beside the miniatures, and the text says so, with cost
+    for b in r["per_batch"]:
+        steps = sum(len(t["lrs"]) for t in b["repeats"])
+        assert f"batch {b['batch_size']}: range test (2 seeds, {steps} steps, " in flat, text
     assert f"stored as a 'lr_range' probe of experiment '{NAME}'" in text
     png = folder / f"{NAME}-lr_range.png"
     assert png.read_bytes()[:8] == PNG and str(png) in text.replace("\n", "")
@@ -146,6 +154,10 @@ def test_throughput(probed):
     r = probe(db, "throughput")
     assert r["batch_sizes"] == [8, 16, 32]
     assert len(r["samples_per_s"]) == len(r["peak_bytes"]) == 3
+    # 512 is skipped, and the note says why (as the stored result does)
+    assert r["skipped"] == [{"batch_size": 512, "reason": "larger than the 240 training examples"}]
+    assert "note: skipped batch sizes [512]: larger than the 240 training examples" in " ".join(
+        text.split())
     assert all(v > 0 for v in r["samples_per_s"])
     assert r["threads"] == 1 and r["threads_reason"] == "train.threads"  # the spec's train.threads
     assert len(r["window_spread"]) == len(r["rounds"]) == 3 and "window spread" in text
@@ -158,7 +170,8 @@ def test_throughput(probed):
     o = r["options"]
     assert o["batch_size"] == 16 and o["labels"][0] == "fp32" and o["samples_per_s"][0] > 0
     flat = " ".join(text.split())
-    assert f"bf16 autocast: {o['ratio'][2]:.2f}x samples/s" in flat
+    assert (f"bf16 autocast: {o['ratio'][2]:.2f}x samples/s at batch 16 (median of "
+            f"{o['rounds']} rounds") in flat
     assert "channels_last: not measured (train.channels_last = true needs image inputs" in flat
 
 

@@ -41,3 +41,37 @@ def test_lr_find_over_two_batch_sizes_fits_alpha_and_stores(tmp_path):
 def test_alpha_needs_two_batch_sizes():
     result = lr_find(config(), repeats=1, **QUICK)
     assert result.alpha is None and "2 or more batch sizes" in result.alpha_reason
+
+
+def test_lr_find_text_names_the_range_test_horizon_ran_with_its_cost():
+    from batchlab.cli.probes import range_test_line
+
+    # --repeats 1: one range test beside the miniatures, paid from the same budget
+    result = lr_find(config(), repeats=1, **QUICK)
+    (b,) = result.per_batch
+    assert len(b.tests) == 1
+    steps = len(b.tests[0].lrs)
+    line = range_test_line(b)
+    assert line is not None and line.startswith(
+        f"batch 32: range test (1 seed, {steps} steps, "
+        f"{steps * 32 / 320:.2f} of this batch's {b.cost_epochs:.2f} epochs), shown beside the "
+        "answer, not used for it: ")
+    for rule in ("valley", "steepest", "minimum_div_10"):
+        assert f"{rule} " in line
+    assert "horizon" not in line
+    # without one (the default), nothing to say
+    assert range_test_line(lr_find(config(), **QUICK).per_batch[0]) is None
+
+
+@pytest.mark.parametrize(("alpha", "text"), [
+    (-0.55, "best LR scales as B^-0.55 (falls as the batch grows; linear rule: 1, square-root "
+            "rule: 0.5)"),
+    (0.5, "best LR scales as B^0.50 (grows with the batch; linear rule: 1, square-root rule: 0.5)"),
+    (-0.001, "best LR scales as B^0.00 (does not change with the batch; linear rule: 1, "
+             "square-root rule: 0.5)"),
+])
+def test_the_exponent_is_said_with_the_direction_its_sign_gives(alpha, text):
+    from batchlab.cli.probes import alpha_line
+
+    assert alpha_line(alpha) == text
+    assert "grows as B^-" not in alpha_line(alpha)

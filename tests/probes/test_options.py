@@ -8,7 +8,7 @@ import torch
 
 from batchlab.models import build_model
 from batchlab.probes.common import ProbeError
-from batchlab.probes.options import VARIANTS, option_speedups, window_clock
+from batchlab.probes.options import VARIANTS, OptionsResult, option_speedups, window_clock
 from batchlab.spec import RunConfig, spec_from_dict
 
 FAST = {"warmup_steps": 1, "windows": 2, "window_seconds": 0.01, "max_seconds": 0}
@@ -37,12 +37,44 @@ def test_every_variant_is_timed_on_images_and_reported_against_fp32():
     assert r.rounds == 2 and r.ratio[2] == pytest.approx(sum(per_round) / 2)  # median of 2
     lines = r.lines()
     assert len(lines) == 3 + (not r.reached)
-    m = re.fullmatch(r"bf16 autocast: (\d+\.\d\d)x samples/s \(([\d,]+) vs ([\d,]+) in fp32\) "
-                     r"at batch 16, spread \d+%", lines[1])
+    m = re.fullmatch(r"bf16 autocast: (\d+\.\d\d)x samples/s at batch 16 \(median of 2 rounds, "
+                     r"each timed beside fp32; the two middle rounds: ([\d,]+) vs ([\d,]+) and "
+                     r"([\d,]+) vs ([\d,]+) in fp32\), spread \d+%", lines[1])
     assert m and float(m.group(1)) == pytest.approx(round(r.ratio[2], 2))
-    assert int(m.group(3).replace(",", "")) == round(r.samples_per_s[0])
+    # the rounds quoted are the ones the ratio is the median of
+    assert sorted(int(m.group(i).replace(",", "")) for i in (3, 5)) == sorted(
+        round(v) for v in r.window_rates["fp32"])
     assert torch.equal(torch.get_rng_state(), rng)  # no side effects on the caller
     assert all(torch.equal(v, mine.state_dict()[k]) for k, v in before.items())
+
+
+def hand_made(rates_v, rates_f):
+    """An OptionsResult of bf16 vs fp32 with these per-round samples/s, its ratio and medians
+    computed as option_speedups computes them."""
+    from statistics import median
+
+    ratios = [v / f for v, f in zip(rates_v, rates_f, strict=True)]
+    return OptionsResult(16, ["fp32", "bf16 autocast"], [median(rates_f), median(rates_v)],
+                         [1.0, median(ratios)], [0.0, 0.03], {}, "cpu", {}, 1.0,
+                         rounds=len(rates_v), window_rates={"fp32": rates_f,
+                                                            "bf16 autocast": rates_v})
+
+
+def test_each_ratio_is_quoted_with_numbers_that_agree_with_it():
+    # a loaded machine moves whole rounds: the medians of the windows (396 vs 313) say 1.27x,
+    # while the median of the paired rounds' ratios is 1.04x
+    r = hand_made([325.0, 396.0, 500.0, 450.0, 200.0], [313.0, 300.0, 490.0, 440.0, 150.0])
+    assert r.samples_per_s == [313.0, 396.0] and r.ratio[1] == pytest.approx(325 / 313)
+    (line,) = r.lines()
+    assert line == ("bf16 autocast: 1.04x samples/s at batch 16 (median of 5 rounds, each timed "
+                    "beside fp32; median round: 325 vs 313 in fp32), spread 3%")
+    assert "396" not in line
+    # an even count: the two middle rounds, whose ratios average to the median
+    r = hand_made([330.0, 220.0, 500.0, 100.0], [300.0, 200.0, 250.0, 100.0])
+    (line,) = r.lines()
+    assert line.startswith("bf16 autocast: 1.10x samples/s at batch 16 (median of 4 rounds, each "
+                           "timed beside fp32; the two middle rounds: 330 vs 300 and 220 vs 200 "
+                           "in fp32)")
 
 
 def test_channels_last_on_flat_data_is_listed_with_why_not():

@@ -113,6 +113,7 @@ def test_curve_on_a_tiny_model(tmp_path):
     assert torch.equal(rng, torch.get_rng_state())
     assert r.batch_sizes == [8, 16, 32]  # sorted; 512 > the 240 training examples
     assert r.skipped == [{"batch_size": 512, "reason": "larger than the 240 training examples"}]
+    assert r.notes[0] == "skipped batch sizes [512]: larger than the 240 training examples"
     assert all(s > 0 for s in r.samples_per_s) and r.steps_timed == [6, 6, 6]
     assert all(len(w) == 3 and min(w) <= m <= max(w)
                for w, m in zip(r.window_samples_per_s, r.samples_per_s, strict=True))
@@ -175,6 +176,7 @@ def test_out_of_memory_ends_the_curve():
     assert r.batch_sizes == [8, 16] and r.oom["batch_size"] == 32
     assert "DefaultCPUAllocator" in r.oom["error"]
     assert r.skipped == [{"batch_size": 64, "reason": "after the out-of-memory error at 32"}]
+    assert r.notes[0] == "skipped batch sizes [64]: after the out-of-memory error at 32"
 
 
 def test_other_errors_are_raised_with_their_message():

@@ -16,6 +16,7 @@ from batchlab.errors import BatchlabError
 from batchlab.store import Store
 
 if TYPE_CHECKING:  # pydantic is imported by the commands that run, not by --help (cli.common)
+    from batchlab.probes.lr_search import BatchFind
     from batchlab.spec import RunConfig, Spec
 
 SpecArg = Annotated[Path, typer.Argument(help="TOML spec (its base config is probed).")]
@@ -126,12 +127,42 @@ def lr_find_cmd(
             console.print(f"batch {b.batch_size}: {b.reason}")
         for line in b.tried:
             console.print(f"  also: {line}")
+    if result.strategy == "horizon":  # a range test asked for (--repeats) is shown, not used
+        for b in result.per_batch:
+            if (line := range_test_line(b)) is not None:
+                console.print(line)
     console.print(f"cost: {result.cost_epochs:.1f} epochs of training in all")
     if result.alpha is not None:
-        console.print(f"best LR grows as B^{result.alpha:.2f} (linear rule: 1, square-root rule: 0.5)")
+        console.print(alpha_line(result.alpha))
     elif len(result.per_batch) > 1:
         console.print(f"no exponent: {result.alpha_reason}")
     keep(store, spec, "lr_range", config, result.to_dict())
+
+
+def alpha_line(alpha: float) -> str:
+    """The fitted exponent of lr* ~ B^alpha in words that match its sign: a negative alpha is
+    an LR that falls as the batch grows, never one that "grows as B^-0.55"."""
+    exponent = f"{alpha:.2f}"
+    trend = ("does not change with the batch" if float(exponent) == 0 else
+             "grows with the batch" if alpha > 0 else "falls as the batch grows")
+    return (f"best LR scales as B^{exponent.replace('-0.00', '0.00')} ({trend}; linear rule: 1, "
+            "square-root rule: 0.5)")
+
+
+def range_test_line(b: BatchFind) -> str | None:
+    """The range tests ``horizon`` ran beside its answer at one batch size (``--repeats``),
+    with what they cost and what each curve rule reads off them; None when it ran none. They
+    are paid from the probe's budget and drawn in its figure, so the text names them too."""
+    if not b.tests:
+        return None
+    steps = sum(len(t.lrs) for t in b.tests)
+    # the batch's steps and epochs are in proportion: its epochs per step convert the tests'
+    epochs = steps * b.cost_epochs / b.cost_steps if b.cost_steps else 0.0
+    rules = ", ".join(f"{k} {fmt(v, 3)}" for k, v in b.by_strategy.items() if k != "horizon")
+    n = len(b.tests)
+    return (f"batch {b.batch_size}: range test ({n} seed{'s' if n > 1 else ''}, {steps} steps, "
+            f"{epochs:.2f} of this batch's {b.cost_epochs:.2f} epochs), shown beside the answer, "
+            f"not used for it: {rules}")
 
 
 @app.command("max-batch")

@@ -8,7 +8,8 @@ first bf16/channels_last steps build their kernels), and then timed in rounds of
 ``window_seconds``: one window of each variant per round, back to back, so load on a shared
 machine slows them alike; each window follows one untimed step of its variant, so it times
 the warm steady state the trainer runs in, not the first step after another model's. Each
-round gives each variant a ratio to fp32; the reported ratio is their median, and rounds are
+round gives each variant a ratio to fp32; the reported ratio is their median (quoted with the
+samples/s of the round it comes from, which agree with it), and rounds are
 added until every ratio's spread (the width of its 95 % confidence interval,
 ``probes.repeat``) is at most ``max_spread`` (5 %), at least ``windows`` rounds and at most
 ``max_windows`` or ``max_seconds`` of them; then ``reached`` says whether the spread was
@@ -86,17 +87,31 @@ class OptionsResult:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
     def lines(self) -> list[str]:
-        """One line per variant, e.g. 'bf16 autocast: 1.84x samples/s (1,382 vs 751 in fp32)
-        at batch 128, spread 3%', then one saying so when the spread was not reached."""
+        """One line per variant, e.g. 'bf16 autocast: 1.84x samples/s at batch 128 (median of 5
+        rounds, each timed beside fp32; median round: 1,382 vs 751 in fp32), spread 3%', then
+        one saying so when the spread was not reached.
+
+        The numbers quoted beside the ratio are those of the round(s) the median ratio comes
+        from (the middle one, or the two middle ones of an even count, whose ratios average to
+        it), so they agree with it. The medians of each variant's windows
+        (``samples_per_s``) need not: on a loaded machine they come from different rounds, and
+        their quotient can be far from the paired ratio (396 vs 313 beside 1.04x)."""
         base = self.samples_per_s[0]
         out = []
         for label, rate, ratio, spread in zip(self.labels[1:], self.samples_per_s[1:],
                                               self.ratio[1:], self.spread[1:], strict=True):
             if rate is None or ratio is None or base is None:
                 out.append(f"{label}: not measured ({self.skipped.get(label, 'fp32 failed')})")
-            else:
-                out.append(f"{label}: {ratio:.2f}x samples/s ({rate:,.0f} vs {base:,.0f} in fp32) "
-                           f"at batch {self.batch_size}, spread {_percent(spread)}")
+                continue
+            middle = _middle_rounds(self.window_rates.get(label, []),
+                                    self.window_rates.get("fp32", []))
+            n = len(self.window_rates.get(label, []))
+            pairs = " and ".join(f"{v:,.0f} vs {f:,.0f}" for v, f in middle)
+            which = "median round" if len(middle) == 1 else "the two middle rounds"
+            rounds = (f"median of {n} rounds, each timed beside fp32; {which}: {pairs} in fp32"
+                      if middle else f"{rate:,.0f} vs {base:,.0f} in fp32")
+            out.append(f"{label}: {ratio:.2f}x samples/s at batch {self.batch_size} ({rounds}), "
+                       f"spread {_percent(spread)}")
         if not self.reached:
             limit = self.settings.get("max_spread", MAX_SPREAD)
             out.append(f"could not reach a spread of {limit:.0%} in {self.rounds} rounds "
@@ -231,6 +246,14 @@ def _variant_step(config: RunConfig, data: Any, batch: int, micro: int, precisio
         setup.precision.step(opt)
 
     return step
+
+
+def _middle_rounds(rates: list[float], reference: list[float]) -> list[tuple[float, float]]:
+    """The (variant, fp32) samples/s of the round(s) whose ratio is the median of the rounds'
+    ratios: the middle one, or the two middle ones of an even count; [] without rounds."""
+    rounds = sorted(zip(rates, reference, strict=False), key=lambda vf: vf[0] / vf[1])
+    n = len(rounds)
+    return [] if n == 0 else rounds[(n - 1) // 2:n // 2 + 1]
 
 
 def _percent(spread: float | None) -> str:

@@ -212,7 +212,11 @@ def throughput_curve(config: RunConfig, *, batch_sizes: Sequence[int] | None = N
     settled = [points[b].settled for b in measured]
     knee, why = knee_unless_noisy(measured, rates, [p.spread for p in settled],
                                   [p.reliable for p in settled], knee_gain, max_spread)
-    notes = [f"skipped batch sizes {[s['batch_size'] for s in skipped]}"] if skipped else []
+    # each skip with its reason (the stored result has it; a bare list leaves the user guessing)
+    by_reason: dict[str, list[int]] = {}
+    for skip in skipped:
+        by_reason.setdefault(skip["reason"], []).append(skip["batch_size"])
+    notes = [f"skipped batch sizes {sizes_}: {reason}" for reason, sizes_ in by_reason.items()]
     if isinstance(data, StreamData):
         n = measure_batches(device)
         notes.append(f"streamed data: each batch size decoded {n} batch{'es' if n > 1 else ''} "
