@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from web_helpers import get, serving
-from web_stores import EVIL, EVIL_ERROR, make_store
+from web_stores import DIVERGED_ERROR, EVIL, EVIL_ERROR, HUGE, make_regression_store, make_store
 
 import batchlab.web
 from batchlab.store import Store
@@ -131,6 +131,45 @@ def test_dashboard_lists_the_runs_and_draws_their_curves(grid_db, watched):
     w.assert_clean()
 
 
+def test_a_regression_dashboard_shows_its_validation_loss(tmp_path, watched):
+    """A regression sweep (val_loss, no val_acc) with a run that diverged through a train loss
+    of 1e34: before, the second chart read 'no rows of val_acc yet', the train-loss axis went
+    up to 1e34, the table had two empty accuracy columns, the heatmaps were titled accuracy,
+    time to target read 'Target: validation accuracy –' and the run's error was not shown."""
+    db = tmp_path / "reg.db"
+    make_regression_store(db)
+    with serving(db) as url:
+        w = watched(url)
+        w.page.goto(url)
+        wait_rows(w, 4)
+        wait_js(w, "document.querySelector('#chart-b').dataset.series === '4'")
+        assert w.page.locator("#chart-b .bl-metric").input_value() == "val_loss"
+        assert w.page.locator("#chart-b .bl-empty").inner_text() == ""
+        # the train loss's y axis ends near the runs' starts (0.51), not at the diverged 1e34
+        wait_js(w, "document.querySelector('#chart-a').dataset.series === '4'")
+        linear = w.page.get_attribute("#chart-a", "data-y-max")
+        assert float(linear) < 2
+        w.page.check("#chart-a .bl-log")  # and on a log axis (whole decades: up to 10)
+        wait_js(w, f"document.querySelector('#chart-a').dataset.yMax !== '{linear}'")
+        assert float(w.page.get_attribute("#chart-a", "data-y-max")) <= 10
+        headers = w.page.locator("#runs thead th").all_text_contents()
+        assert "lowest val loss" in headers and "final val loss" in headers
+        assert not [h for h in headers if "acc" in h]
+        best = w.page.locator("#runs tbody tr", has_text="completed").first.locator(
+            f"td:nth-child({headers.index('lowest val loss') + 1})").inner_text()
+        assert best != "–" and float(best) < 1
+        # the heatmaps titled by what they hold; no time to an accuracy target
+        wait_js(w, "document.querySelectorAll('#heatmaps table').length === 2")
+        assert w.page.locator("#heatmaps-title").inner_text() == "Validation loss over LR × batch size"
+        assert w.page.locator("#target-section").is_hidden()
+        # the diverged run's stored error, in its status cell
+        status = w.page.locator("#runs tbody tr", has_text="diverged").first.locator("td:nth-child(2)")
+        assert status.get_attribute("title") == DIVERGED_ERROR
+        assert status.locator(".reason").inner_text().startswith("non-finite loss at step 11")
+        assert HUGE > 1e30  # the store did hold the huge value the axis left out
+    w.assert_clean()
+
+
 LIVE = """
 import pathlib, sys, time
 import batchlab as bl
@@ -200,6 +239,10 @@ def test_hostile_names_render_as_text(tmp_path, watched):
         head = EVIL_ERROR.split(":")[0]
         assert head in w.page.locator("#runs tbody").inner_text()
         assert "pruned" in w.page.locator("#runs tbody").inner_text()
+        # the status cell holds the stored reason: its head in the cell, all of it on hover
+        status = w.page.locator("#runs tbody tr", has_text="pruned").first.locator("td:nth-child(2)")
+        assert status.get_attribute("title") == EVIL_ERROR
+        assert status.locator(".reason").inner_text() == EVIL_ERROR[:47] + "…"
         w.page.locator("#runs tbody tr", has_text="pruned").first.click()
         wait_js(w, "document.querySelector('#runs tr.evidence') !== null")
         assert EVIL_ERROR in w.page.locator("#runs tr.evidence").inner_text()
@@ -225,6 +268,21 @@ def test_report_interactive_charts_render_offline(tmp_path, watched):
     assert [int(charts.nth(i).get_attribute("data-points")) for i in range(2)] == [60, 12]
     assert EVIL_ERROR.split(":")[0] in w.page.locator(".bl-diagnosis").inner_text()
     assert w.page.locator("body").get_attribute("data-images-ok") is not None
+    w.assert_clean()
+
+
+def test_a_regression_reports_interactive_charts_show_its_validation_loss(tmp_path, watched):
+    """Before, the second chart of a regression's report read 'no rows of val_acc yet'."""
+    from batchlab.report import write_report
+
+    db, out = tmp_path / "reg.db", tmp_path / "report" / "r.html"
+    make_regression_store(db)
+    with Store(db, create=False) as st:
+        write_report(st, "reg", out)
+    w = watched(out.parent.as_uri())
+    w.page.goto(out.as_uri())
+    w.page.wait_for_selector(".bl-interactive[data-charts-ok='2']", state="attached", timeout=WAIT_MS)
+    assert w.page.locator(".bl-interactive .bl-metric").nth(1).input_value() == "val_loss"
     w.assert_clean()
 
 

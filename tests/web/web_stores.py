@@ -55,3 +55,43 @@ def make_store(path: Path, experiment: str = "grid", *, evil_run: bool = False) 
                                {"final_val_acc": 0.9, "effective_lr": train.lr},
                                EVIL_ERROR if pruned else None))
     return [r.run_id for r in runs]
+
+
+DIVERGED_ERROR = "non-finite loss at step 11 (the loss had reached 1e34 at step 10)"
+HUGE = 1e34  # a diverging run's last finite train loss
+
+
+def reg_rows(batch: int, lr: float, last: int, diverge: bool = False) -> list[tuple]:
+    """A regression's rows (float targets: val_loss, never val_acc) of steps 1..``last``;
+    with ``diverge`` the train loss of the last step is HUGE."""
+    per = STEPS_PER_EPOCH[batch]
+    out = []
+    for s in range(1, last + 1):
+        ep = s / per
+        loss = HUGE if diverge and s == last else 0.5 * math.exp(-lr * 5 * s / per) + 0.01
+        out.append(("train_loss", s, loss, ep, s * batch, 0.01 * s))
+        if s % per == 0 and not (diverge and s == last):
+            out.append(("val_loss", s, 1.2 * loss, ep, s * batch, 0.01 * s))
+    return out
+
+
+def make_regression_store(path: Path, experiment: str = "reg") -> list[str]:
+    """The grid as a regression (val_loss only): three runs complete 3 epochs, the first (batch
+    16, lr 0.1) diverges after step 10, a train loss of HUGE, with DIVERGED_ERROR stored.
+    Returns the run ids in sweep order."""
+    spec = grid_spec()
+    runs = plan_runs(spec)
+    with Store(path) as st:
+        st.add_experiment(experiment, spec.model_dump(mode="json"), runs)
+        for i, run in enumerate(runs):
+            train = run.config.train
+            total = 3 * STEPS_PER_EPOCH[train.batch_size]
+            last = 10 if i == 0 else total  # one evaluation (step 8) first
+            rs = reg_rows(train.batch_size, train.lr, last, diverge=i == 0)
+            st.record(RunStarted(run.run_id, total, 0))
+            st.record(MetricRows(run.run_id, rs, last))
+            finals = [v for k, _, v, *_ in rs if k == "val_loss"]
+            summary = {"final_val_loss": finals[-1], "best_val_loss": min(finals), "effective_lr": train.lr}
+            st.record(RunEnded(run.run_id, "diverged" if i == 0 else COMPLETED, last, 0.01 * last,
+                               summary, DIVERGED_ERROR if i == 0 else None))
+    return [r.run_id for r in runs]

@@ -71,11 +71,35 @@
     return box;
   }
 
+  /* Whether the runs record a validation loss but never an accuracy (a regression: float
+     targets), from their table rows (final/best columns) and the curve rows a page holds; runs
+     that evaluated nothing yet say nothing either way (report/plotdata.py's is_regression). */
+  function num(v) { return typeof v === "number" && isFinite(v); }
+
+  function isRegression(runs, data) {
+    function has(metric) {
+      return (runs || []).some(function (r) { return num(r["final_" + metric]) || num(r["best_" + metric]); }) ||
+        Object.keys(data || {}).some(function (rid) {
+          var cols = data[rid][metric];
+          return !!cols && cols.value.some(num);
+        });
+    }
+    return has("val_loss") && !has("val_acc");
+  }
+
+  /* A loss chart's y range ignores what lies far above every run's start: at most
+     LOSS_CAP times the largest first value of a line (as the report's figures), so one diverged
+     run's 1e34 does not flatten every other line. The diverged line leaves the top of the chart. */
+  var LOSS_CAP = 3;
+
   /* One chart of one metric over every run, with its own controls.
-     opts: {metric, runs: [{run_id, label, status}], style: {runs: {id: {color, dash}}}} */
+     opts: {metric, runs: [{run_id, label, status}], style: {runs: {id: {color, dash}}}}.
+     ``metric`` may be a list of preferences (["val_acc", "val_loss"]): until the user picks
+     one, the chart shows the first that has rows (a regression has no val_acc). */
   function CurveChart(container, opts) {
     this.box = container;
-    this.metric = opts.metric || "train_loss";
+    this.prefer = Array.isArray(opts.metric) ? opts.metric : null;
+    this.metric = (this.prefer ? this.prefer[0] : opts.metric) || "train_loss";
     this.clock = opts.clock || "epoch";
     this.log = !!opts.log;
     this.alpha = opts.alpha === undefined ? 0.9 : opts.alpha;
@@ -101,7 +125,9 @@
     this.smooth.value = String(this.alpha);
     this.smoothOut = el("span", {"class": "bl-smooth-value", text: this.alpha.toFixed(2)});
     var reset = el("button", {type: "button", text: "reset zoom"});
-    this.metricSel.onchange = function () { self.metric = self.metricSel.value; self.zoomed = false; self.render(true); };
+    this.metricSel.onchange = function () {
+      self.metric = self.metricSel.value; self.prefer = null; self.zoomed = false; self.render(true);
+    };
     this.clockSel.onchange = function () { self.clock = self.clockSel.value; self.zoomed = false; self.render(true); };
     this.logBox.onchange = function () { self.log = self.logBox.checked; self.render(true); };
     this.smooth.oninput = function () {
@@ -178,6 +204,10 @@
 
   CurveChart.prototype._syncMenu = function () {
     var names = this._metrics(), sel = this.metricSel;
+    if (this.prefer) {  // not chosen by the user yet: the first preferred metric with rows
+      var have = this.prefer.filter(function (m) { return names.indexOf(m) >= 0; });
+      if (have.length) this.metric = have[0];
+    }
     if (names.indexOf(this.metric) < 0 && names.length) names.unshift(this.metric);
     var now = Array.prototype.map.call(sel.options, function (o) { return o.value; });
     if (now.join("|") === names.join("|")) return;
@@ -188,23 +218,36 @@
 
   /* Aligned uPlot data for the current metric and clock: one series per run with rows. */
   CurveChart.prototype._table = function () {
-    var self = this, tables = [], shown = [], points = 0;
+    var self = this, tables = [], shown = [], points = 0, starts = [];
     this.runs.forEach(function (r) {
       var cols = (self.data[r.run_id] || {})[self.metric];
       if (!cols || !cols.value.length) return;
-      var xs = [], ys = [], sm = ema(cols.value, self.alpha);
+      var xs = [], ys = [], sm = ema(cols.value, self.alpha), first = null;
       for (var i = 0; i < sm.length; i++) {
         var x = cols[self.clock][i], y = sm[i];
         if (x === null) continue;
         if (self.log && !(y > 0)) y = null;
+        if (first === null && num(y)) first = y;
         xs.push(x); ys.push(y);
       }
+      if (first !== null) starts.push(Math.abs(first));
       points += cols.value.length;
       tables.push([xs, ys]);
       shown.push(r);
     });
-    return {data: tables.length ? global.uPlot.join(tables) : null, runs: shown, points: points};
+    var loss = this.metric.indexOf("loss") >= 0 && starts.length;
+    var cap = loss ? LOSS_CAP * Math.max.apply(null, starts) : Infinity;
+    return {data: tables.length ? global.uPlot.join(tables) : null, runs: shown, points: points, cap: cap};
   };
+
+  /* The y range of the data from ``lo`` to ``hi``, the top at most ``cap`` (LOSS_CAP). */
+  function yRange(log, cap) {
+    return function (u, lo, hi) {
+      if (lo === null || hi === null) return [lo, hi];
+      if (hi > cap && lo < cap) hi = cap;
+      return log ? global.uPlot.rangeLog(lo, hi, 10, true) : global.uPlot.rangeNum(lo, hi, 0.1, true);
+    };
+  }
 
   CurveChart.prototype.render = function (rebuild) {
     this._syncMenu();
@@ -213,7 +256,7 @@
     this.box.dataset.series = String(t.runs.length);
     this.empty.textContent = t.data ? "" : "no rows of " + this.metric + " yet";
     if (!t.data) { if (this.plot) { this.plot.destroy(); this.plot = null; } return; }
-    var key = t.runs.map(function (r) { return r.run_id; }).join("|") + this.metric + this.clock + this.log;
+    var key = t.runs.map(function (r) { return r.run_id; }).join("|") + this.metric + this.clock + this.log + t.cap;
     if (this.plot && !rebuild && key === this._key) {
       this.plot.setData(t.data, !this.zoomed);
       return;
@@ -232,7 +275,7 @@
     var width = Math.max(320, this.area.clientWidth || this.box.clientWidth || 600);
     this.plot = new global.uPlot({
       width: width, height: 300,
-      scales: {x: {time: false}, y: {distr: this.log ? 3 : 1}},
+      scales: {x: {time: false}, y: {distr: this.log ? 3 : 1, range: yRange(this.log, t.cap)}},
       axes: [{label: clockName, values: ticks}, {label: this.metric, size: 60, values: ticks}],
       series: series,
       cursor: {drag: {x: true, y: false}, focus: {prox: 16}},
@@ -246,7 +289,9 @@
         setSeries: [function (u, i, o) {
           if (i && o && o.show !== undefined) self.hidden[t.runs[i - 1].run_id] = !o.show;
         }],
-        setSelect: [function (u) { if (u.select.width > 0) self.zoomed = true; }]
+        setSelect: [function (u) { if (u.select.width > 0) self.zoomed = true; }],
+        // the y range drawn, for headless checks (the axes are canvas, not text)
+        setScale: [function (u, k) { if (k === "y") self.box.dataset.yMax = String(u.scales.y.max); }]
       }
     }, t.data, this.area);
     t.runs.forEach(function (r, k) { self.plot.series[k + 1]._runId = r.run_id; });
@@ -328,5 +373,6 @@
   global.BatchlabCharts = {CurveChart: CurveChart, diagnosis: diagnosis, answerBlock: answerBlock, fold: fold,
                            styleLegend: styleLegend,
                            appendRows: appendRows, lastSteps: lastSteps, el: el, fmt: fmt, ema: ema,
+                           isRegression: isRegression,
                            ticks: ticks};
 })(window);

@@ -4,12 +4,24 @@
   "use strict";
   var BC = window.BatchlabCharts, el = BC.el, fmt = BC.fmt;
   var POLL_MS = 2000, SUMMARY_MS = 15000;  // the summary re-reads every row: not every poll
-  var COLUMNS = [  // [key, header, left-aligned?]
+  var HEAD = [  // [key, header, left-aligned?]
     ["run_id", "run", true], ["status", "status", true], ["batch_size", "batch"], ["lr", "lr (spec)"],
     ["lr_applied", "lr applied"], ["schedule", "schedule", true], ["seed", "seed"],
-    ["progress", "progress", true], ["final_val_acc", "final val acc"], ["best_val_acc", "best val acc"],
-    ["final_val_loss", "final val loss"], ["steps", "steps"], ["wall_time_s", "time s"],
+    ["progress", "progress", true]];
+  var TAIL = [["steps", "steps"], ["wall_time_s", "time s"],
     ["diagnosis", "diagnosis", true], ["why", "why (click a row for the evidence)", true]];
+  var ACC_COLUMNS = [["final_val_acc", "final val acc"], ["best_val_acc", "best val acc"],
+    ["final_val_loss", "final val loss"]];
+  // a regression has no accuracy: the loss it is compared by (analysis/metric.py), lowest and final
+  var LOSS_COLUMNS = [["final_val_loss", "final val loss"], ["best_val_loss", "lowest val loss"]];
+  var REASON_CHARS = 48;  // the status cell's short form of a run's error or pruning reason
+
+  /* The runs table's columns: validation accuracy, or loss for a regression. */
+  function columns() {
+    return HEAD.concat(regression() ? LOSS_COLUMNS : ACC_COLUMNS, TAIL);
+  }
+
+  function regression() { return BC.isRegression(state.runs, state.data); }
 
   var state = null;  // the shown experiment's data; replaced when another is chosen
 
@@ -18,7 +30,8 @@
     return {name: name, data: data, runs: [], style: {runs: {}}, summary: null, summaryAt: 0,
             signature: "", sort: {key: null, dir: 1}, open: {},
             charts: [new BC.CurveChart(clear("chart-a"), {metric: "train_loss", data: data}),
-                     new BC.CurveChart(clear("chart-b"), {metric: "val_acc", data: data, alpha: 0})]};
+                     // a regression records no val_acc: its chart shows val_loss instead
+                     new BC.CurveChart(clear("chart-b"), {metric: ["val_acc", "val_loss"], data: data, alpha: 0})]};
   }
 
   function clear(id) {
@@ -68,12 +81,22 @@
   }
 
   /* ------------------------------------------------------------------ runs table */
+  /* Why a run ended as it did (a failed run's error, a pruned run's reason), or "". */
+  function reasonOf(r) { return r.reason || r.error || ""; }
+
+  /* The first line of a reason, cut to REASON_CHARS; the cell's tooltip holds it in full. */
+  function shortReason(text) {
+    var line = text.split("\n")[0];
+    return line.length > REASON_CHARS ? line.slice(0, REASON_CHARS - 1) + "…" : line;
+  }
+
   function verdict(r) { return ((state.summary || {}).verdicts || {})[r.run_id] || null; }
   function cellValue(r, key) {
     if (key === "run_id") return r.run_id.slice(0, 10);
     if (key === "progress") {
       return r.total_steps ? r.progress_step + "/" + r.total_steps : String(r.progress_step || 0);
     }
+    if (key === "status") return r.status + (reasonOf(r) ? " " + reasonOf(r) : "");  // filter finds it
     if (key === "diagnosis" || key === "why") {  // one label and one sentence (analysis/verdict.py)
       var v = verdict(r);
       return v ? (key === "diagnosis" ? v.label : v.sentence) : null;
@@ -82,6 +105,7 @@
   }
 
   function drawTable() {
+    var COLUMNS = columns();
     var table = document.getElementById("runs"), head = table.tHead, body = table.tBodies[0];
     while (head.firstChild) head.removeChild(head.firstChild);
     var tr = el("tr");
@@ -102,7 +126,7 @@
     if (state.sort.key) {
       var k = state.sort.key, d = state.sort.dir;
       rows.sort(function (a, b) {
-        var x = cellValue(a, k), y = cellValue(b, k);
+        var x = k === "status" ? a.status : cellValue(a, k), y = k === "status" ? b.status : cellValue(b, k);
         if (x === y) return 0;
         if (x === null || x === undefined) return 1;
         if (y === null || y === undefined) return -1;
@@ -117,6 +141,11 @@
         var cls = (c[2] ? "l" : "") + (c[0] === "status" ? " status-" + String(r.status).replace(/[^a-z]/g, "") : "");
         var td = el("td", {"class": cls, text: typeof v === "number" ? fmt(v) : (v === null || v === undefined ? "–" : String(v))});
         if (c[0] === "run_id") td.title = r.label;
+        if (c[0] === "status" && reasonOf(r)) {  // the status with its reason: short here, whole on hover
+          td.textContent = r.status;
+          td.appendChild(el("span", {"class": "reason", text: shortReason(reasonOf(r))}));
+          td.title = reasonOf(r);
+        }
         row.appendChild(td);
       });
       body.appendChild(row);
@@ -212,12 +241,19 @@
     BC.diagnosis(document.getElementById("diagnosis"), state.runs, state.style, s, state.charts,
                  {answer: true, runs: false});
     window.BatchlabLayers.panel(document.getElementById("layers"), state.runs, state.data, s);
-    var heat = clear("heatmaps");
+    var heat = clear("heatmaps"), loss = regression();
     heat.className = "heatmaps";
+    // titled by the metric the cells hold (payload.py: a regression's are its val loss)
+    document.getElementById("heatmaps-title").textContent =
+      (loss ? "Validation loss" : "Accuracy") + " over LR × batch size";
     (s.heatmaps || []).forEach(function (h) { heat.appendChild(heatTable(h)); });
-    if (!heat.firstChild) heat.appendChild(el("p", {"class": "note", text: "No accuracy yet."}));
+    if (!heat.firstChild) heat.appendChild(el("p", {"class": "note", text: "No evaluation yet."}));
     var target = clear("target"), t = s.target;
-    if (t && t.rows.length) {
+    // the target is a validation accuracy: a regression has none (the report leaves it out too)
+    document.getElementById("target-section").hidden = loss;
+    if (t && t.target === null) {
+      target.appendChild(el("p", {"class": "note", text: "No target yet: no run has evaluated a validation accuracy."}));
+    } else if (t && t.rows.length) {
       target.appendChild(el("p", {"class": "note", text: "Target: validation accuracy " + fmt(t.target) +
         ". Per batch size the fastest configuration whose every seed reached it (means over seeds)." +
         (t.fit ? " Critical batch size (fit): " + fmt(t.fit[2]) + "." : "")}));

@@ -8,7 +8,8 @@
   var BC = window.BatchlabCharts;
   var payload = JSON.parse(box.querySelector("script.bl-data").textContent);
   box.querySelector(".bl-legend-box").appendChild(BC.styleLegend(payload.style));
-  var metrics = ["train_loss", "val_acc"], data = {};
+  // the second chart: val_acc, or val_loss for a regression (no run recorded val_acc)
+  var metrics = ["train_loss", ["val_acc", "val_loss"]], data = {};
   BC.appendRows(data, payload.curves);
   var charts = Array.prototype.map.call(box.querySelectorAll(".bl-chart"), function (node, i) {
     return new BC.CurveChart(node, {metric: metrics[i], data: data, alpha: i ? 0 : 0.9,
