@@ -6,6 +6,7 @@ import math
 import re
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from batchlab.analysis import CriticalBatchFit, Finding, PowerLawFit
@@ -175,3 +176,33 @@ def test_the_time_to_target_table_names_the_wall_times_own_configuration():
     text = diagnosis.to_target(SimpleNamespace(to_target_by_batch=rows, target=0.9))
     assert "batch 64, lr 0.1, step (wall time: batch 64, lr 0.1, constant)" in text
     assert "batch 128, lr 0.1, constant (wall time" not in text
+
+
+def test_a_regressions_learning_curves_have_no_accuracy_row_and_name_their_x_axes(tmp_path):
+    """Before, the figure kept an empty third row ('no data: no run recorded validation
+    accuracy') and, x labels being on that row only, no panel named its x axis."""
+    from batchlab.report.build import experiment_figure
+
+    with regression_store(tmp_path / "s.db") as store:
+        fig = experiment_figure(store, "reg")
+    axes = [ax for ax in fig.axes if ax.get_ylabel() or ax.get_xlabel() or ax.lines]
+    assert [ax.get_ylabel() for ax in axes if ax.get_ylabel()] == ["train loss", "validation loss"]
+    assert [ax.get_xlabel() for ax in axes if ax.get_xlabel()] == [
+        "epochs", "steps", "examples seen", "wall time (s)"]
+    assert not [t.get_text() for ax in fig.axes for t in ax.texts if "no data" in t.get_text()]
+
+
+def test_an_empty_last_row_of_learning_curves_still_names_its_x_axes(tmp_path):
+    """Classification runs that never evaluated: the accuracy row stays (say 'no data') and
+    carries the x labels."""
+    from batchlab.report.plotdata import Curve, Group
+    from batchlab.report.plots import learning_curves
+    from batchlab.report.style import StyleMap
+
+    x = np.arange(1.0, 6.0)
+    curve = Curve({"epoch": x, "step": x, "examples": 32 * x, "wall_time": x}, 1 / x, None)
+    group = Group("g", "constant", 0.1, 0.1, 32, ("r",), ("completed",),
+                  {"train_loss": curve, "train_loss_smooth": curve})
+    fig = learning_curves([group], StyleMap.build([0.1], [32], [0.1]), "t")
+    assert [ax.get_xlabel() for ax in fig.axes[8:12]] == ["epochs", "steps", "examples seen", "wall time (s)"]
+    assert "no data" in fig.axes[8].texts[0].get_text()

@@ -105,12 +105,23 @@ def _legend(fig: Figure, style: StyleMap, extra: Sequence[tuple[str, dict[str, A
     legend_right(fig, style.legend_handles(extra), LEGEND_IN)
 
 
+def _regression(groups: Sequence[Group]) -> bool:
+    """Whether the groups have a finite validation loss but never an accuracy (as
+    ``plotdata.is_regression`` of their runs)."""
+    def finite(name: str) -> bool:
+        return any(name in g.curves and np.isfinite(g.curves[name].y).any() for g in groups)
+    return finite("val_loss") and not finite("val_acc")
+
+
 def learning_curves(groups: Sequence[Group], style: StyleMap, title: str) -> Figure:
-    """Rows: train loss (light raw + smoothed), validation loss, validation accuracy.
-    Columns: the same curves against epochs, steps, examples seen and wall time."""
-    rows = (("train_loss", "train loss"), ("val_loss", "validation loss"),
-            ("val_acc", "validation accuracy"))
-    fig = new_figure(18, 10)
+    """Rows: train loss (light raw + smoothed), validation loss, validation accuracy (left
+    out for a regression: no run has one, and the report's notes say so). Columns: the same
+    curves against epochs, steps, examples seen and wall time, named under the last row."""
+    rows: tuple[tuple[str, str], ...] = (("train_loss", "train loss"), ("val_loss", "validation loss"),
+                                         ("val_acc", "validation accuracy"))
+    if _regression(groups):
+        rows = rows[:2]
+    fig = new_figure(18, 10 * len(rows) / 3)
     place(fig, right=LEGEND_IN, wspace=0.22, hspace=0.15)
     axes = fig.subplots(len(rows), len(VIEWS), squeeze=False)
     limits = _loss_limits(groups, ["train_loss_smooth", "val_loss"])
@@ -132,6 +143,8 @@ def learning_curves(groups: Sequence[Group], style: StyleMap, title: str) -> Fig
                     dots = "o" if len(groups) <= MARKER_LINES else None
                     drawn |= curve is not None and draw_curve(ax, curve, view, kw, lw=1.4, marker=dots)
                     _mark_divergence(ax, g, curve, view, kw)
+            if r == len(rows) - 1:  # the only row with x labels: set even on an empty panel
+                ax.set_xlabel(VIEW_LABELS[view])
             if not drawn:
                 no_data(ax, f"no run recorded {label}")
                 continue
@@ -140,8 +153,6 @@ def learning_curves(groups: Sequence[Group], style: StyleMap, title: str) -> Fig
             ax.grid(alpha=0.3)
             if view == "examples":
                 ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 1.5M, not 1.5 x 1e6
-            if r == len(rows) - 1:
-                ax.set_xlabel(VIEW_LABELS[view])
             if c == 0:
                 ax.set_ylabel(label)
     fig.suptitle(title, fontsize=13)
