@@ -80,13 +80,14 @@ def layer_figure(run: Any, folder: Path, name: str) -> FigureFile:
     return save_figure(fig, folder, name, title, caption)
 
 
-def section(runs: Sequence[Any], analysis: Any, folder: Path) -> tuple[str, list[FigureFile]]:
+def section(runs: Sequence[Any], analysis: Any, folder: Path,
+            prefix: str = "") -> tuple[str, list[FigureFile]]:
     """The HTML of the per-layer section, each figure with its sentences beside it, and the
-    figures (``layers-1`` ...); ("", []) when no run recorded per-layer signals (the section
-    is then left out)."""
+    figures (``<prefix>layers-1`` ...: a comparison's two experiments share one folder);
+    ("", []) when no run recorded per-layer signals (the section is then left out)."""
     parts, figs = [], []
     for i, (run, said) in enumerate(chosen_runs(runs, analysis)):
-        fig = layer_figure(run, folder, f"layers-{i + 1}")
+        fig = layer_figure(run, folder, f"{prefix}layers-{i + 1}")
         figs.append(fig)
         what = " · ".join(x for x in (f"lr {run.lr:g}" if run.lr is not None else "",
                                       f"batch {run.batch_size}" if run.batch_size else "",

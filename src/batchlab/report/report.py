@@ -87,6 +87,7 @@ def _prepare_output(out_html: Path) -> Path:
 
 INTERACTIVE = "Interactive learning curves"
 PICK, FINDINGS = "What to pick", "Findings"
+LAYERS = "Per-layer signals"
 
 
 def _sections(exp: _Experiment, built: Built, layers: str = "") -> list[tuple[str, str, str]]:
@@ -110,7 +111,7 @@ def _sections(exp: _Experiment, built: Built, layers: str = "") -> list[tuple[st
         elif figs:
             out.append((title, key, sections.figures_html(figs)))
     if layers:
-        out.append(("Per-layer signals", "layers", layers))
+        out.append((LAYERS, "layers", layers))
     if exp.runs:
         verdicts = diagnosis.run_verdicts(exp.analysis) if exp.analysis else {}
         out.append(("Runs and their diagnosis", "runs", sections.runs_table(exp.runs, verdicts)))
@@ -148,7 +149,7 @@ def write_report(store: Store, experiment: str, out_html: str | Path,
 PREFIXES = ("a-", "b-")  # figure names of experiment A and B in a comparison's folder
 # Section titles in page order, for merging the sections of two experiments.
 ORDER = (PICK, FINDINGS, "Overview", "Diagnosis", INTERACTIVE, *(t for _, t in FIGURE_SECTIONS),
-         "Runs and their diagnosis", "Notes")
+         LAYERS, "Runs and their diagnosis", "Notes")
 
 
 def _side(a: str, b: str) -> str:
@@ -199,7 +200,11 @@ def write_comparison(store: Store, exp_a: str, exp_b: str, out_html: str | Path,
     style: StyleMap = style_for([r for e in exps for r in e.runs])
     built = [build_figures(e.name, e.runs, e.probes, e.analysis, style, folder, prefix)
              for e, prefix in zip(exps, PREFIXES, strict=True)]
-    per_exp = [{t: (a, b) for t, a, b in _sections(e, bt)} for e, bt in zip(exps, built, strict=True)]
+    # the per-layer panels as write_report's, side by side (each one's figures prefixed)
+    layers = [layerfigs.section(e.runs, e.analysis, folder, prefix)
+              for e, prefix in zip(exps, PREFIXES, strict=True)]
+    per_exp = [{t: (a, b) for t, a, b in _sections(e, bt, lay)}
+               for e, bt, (lay, _) in zip(exps, built, layers, strict=True)]
     names = [e.name for e in exps]
     out = []
     for title in sorted({t for s in per_exp for t in s}, key=ORDER.index):
@@ -218,4 +223,4 @@ def write_comparison(store: Store, exp_a: str, exp_b: str, out_html: str | Path,
         out.append((title, anchor, body))
     html = page(f"batchlab comparison: {exp_a} vs {exp_b}", sections.subtitle(exp_a, exp_b), out)
     out_html.write_text(html, encoding="utf-8")
-    return _result(out_html, folder, built, t0)
+    return _result(out_html, folder, built, t0, [f for _, figs in layers for f in figs])
