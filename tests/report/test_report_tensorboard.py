@@ -213,3 +213,34 @@ def test_without_the_tensorboard_package_the_export_says_what_to_install(store, 
     with pytest.raises(ReportError, match=r"pip install 'batchlab\[tensorboard\]'"):
         export_tensorboard(store, "tiny", tmp_path / "tb")
     assert not (tmp_path / "tb").exists()
+
+
+def test_a_run_without_rows_gets_no_folder(tmp_path):
+    """Before, a pending run got an empty run folder (docs: 'no empty run'). Runs written as
+    events: batch 16 trained 2 steps, batch 64 is pending."""
+    from batchlab.events import MetricRows, RunEnded, RunStarted
+    from batchlab.plan import plan_runs
+    from batchlab.spec import spec_from_dict
+    from batchlab.store import Store
+
+    spec = spec_from_dict({"name": "half", "model": {"name": "mlp"},
+                           "sweep": {"grid": {"train.batch_size": [16, 64]}}})
+    runs = plan_runs(spec)
+    with Store(tmp_path / "s.db") as store:
+        store.add_experiment("half", spec.model_dump(mode="json"), runs)
+        done = runs[0].run_id
+        store.record(RunStarted(done, 2, 0))
+        rows = [("train_loss", s, 1.0 / s, s / 2, 16 * s, 0.1 * s) for s in (1, 2)]
+        store.record(MetricRows(done, rows, 2))
+        store.record(RunEnded(done, "completed", 2, 0.2, {}))
+        out = tmp_path / "tb"
+        files = export_tensorboard(store, "half", out)
+        names = run_dir_names(store.runs("half"))
+        assert [p.name for p in out.iterdir()] == [names[done]]
+        assert [f.parent.name for f in files] == [names[done]]
+        assert [v for _, v, _ in read_scalars(files[0])["train/loss"]] == [1.0, 0.5]
+        idle = spec_from_dict({"name": "idle", "model": {"name": "mlp"}, "train": {"batch_size": 32}})
+        store.add_experiment("idle", idle.model_dump(mode="json"), plan_runs(idle))
+        with pytest.raises(ReportError, match="no run with a recorded metric"):
+            export_tensorboard(store, "idle", tmp_path / "tb2")
+    assert not (tmp_path / "tb2").exists()

@@ -255,16 +255,22 @@ def _remove_stale(out_dir: Path, keep: set[str], run_ids: Sequence[str]) -> None
 
 def export_tensorboard(store: Store, experiment: str, out_dir: str | Path) -> list[Path]:
     """Write ``experiment`` as TensorBoard event files under ``out_dir``: one folder per run
-    (``run_dir_names``), nothing else; returns the files in run order. Unknown experiment:
-    StoreError; an experiment without runs: ReportError. Open with
+    that recorded a metric row (``run_dir_names``), nothing else; returns the files in run
+    order. A run without rows (pending, or failed before its first step) is left out: its
+    folder would be an empty run in TensorBoard. Unknown experiment: StoreError; an
+    experiment without runs, or without a run with rows: ReportError. Open with
     ``tensorboard --logdir out_dir``."""
     out_dir = Path(out_dir)
-    runs = store.runs(experiment)
+    every = store.runs(experiment)
     tb = _TB()
-    if not runs:
+    if not every:
         raise ReportError(f"experiment '{experiment}' has no runs to export; run its sweep first.")
-    names = run_dir_names(runs)
-    _remove_stale(out_dir, set(names.values()), [r.id for r in runs])
+    names = run_dir_names(every)  # over every run: a folder keeps its name once the others run
+    runs = [r for r in every if store.count_metric_rows(r.id)]
+    if not runs:
+        raise ReportError(f"experiment '{experiment}' has no run with a recorded metric to export "
+                          f"yet ({len(every)} runs, none has trained a step); run its sweep first.")
+    _remove_stale(out_dir, {names[r.id] for r in runs}, [r.id for r in every])
     types: dict[str, type] = {}
     tags: set[str] = set()
     files: list[Path] = []
