@@ -97,6 +97,25 @@ def run_row(record: RunRecord) -> dict[str, Any]:
     return row
 
 
+def rows_are_regression(rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether rows of ``run_row``/``experiment_rows`` are compared by validation loss: the
+    analysis's choice (``analysis.metric.experiment_metric``: loss when no run has an accuracy
+    but one has a loss), read from their best (else final) columns."""
+    from types import SimpleNamespace
+
+    from batchlab.analysis.metric import LOSS, experiment_metric
+
+    def value(row: Mapping[str, Any], key: str) -> float:
+        for v in (row.get(f"best_{key}"), row.get(f"final_{key}")):
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+                return float(v)
+        return math.nan
+
+    scored = [SimpleNamespace(best_val_acc=value(r, "val_acc"), best_val_loss=value(r, "val_loss"))
+              for r in rows]
+    return experiment_metric(scored) is LOSS
+
+
 def experiment_rows(store: Store, experiment: str) -> list[dict[str, Any]]:
     """``run_row`` of each run of ``experiment``; a run still training or interrupted (its
     summary is written when it ends) gets its validation columns so far from its stored rows,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from types import SimpleNamespace
@@ -206,3 +207,39 @@ def test_an_empty_last_row_of_learning_curves_still_names_its_x_axes(tmp_path):
     fig = learning_curves([group], StyleMap.build([0.1], [32], [0.1]), "t")
     assert [ax.get_xlabel() for ax in fig.axes[8:12]] == ["epochs", "steps", "examples seen", "wall time (s)"]
     assert "no data" in fig.axes[8].texts[0].get_text()
+
+
+def table_text(table) -> str:
+    from rich.console import Console
+
+    console = Console(width=300, record=True, file=io.StringIO())
+    console.print(table)
+    return console.export_text()
+
+
+def test_a_regressions_cli_tables_show_the_validation_loss(tmp_path):
+    """Before, the sweep's table and `ls` showed only accuracy columns, all '-', for a
+    regression; now the final and lowest val loss the analysis ranks it by."""
+    from batchlab.cli.browse import _with_ids
+    from batchlab.cli.runs import results_table
+    from batchlab.results import experiment_rows, run_row
+
+    with regression_store(tmp_path / "s.db") as store:
+        records = store.runs("reg")
+        swept = table_text(results_table([run_row(r) for r in records], "reg"))
+        listed = table_text(_with_ids(experiment_rows(store, "reg"), records, "reg", set(), {}))
+    for text in (swept, listed):
+        assert "val acc" not in text and "lowest val loss" in text
+        assert "0.017" in text and "0.0446" in text  # REG_FINAL's best two
+    header = next(line for line in swept.splitlines() if "lowest val loss" in line)
+    assert "train acc" not in header
+
+
+def test_a_classifications_cli_tables_keep_the_accuracy(tmp_path):
+    from batchlab.cli.runs import results_table
+
+    row = {"status": "completed", "batch_size": 16, "lr": 0.1, "schedule": "constant",
+           "final_val_loss": 0.3, "best_val_loss": 0.25, "final_val_acc": 0.9, "best_val_acc": 0.92,
+           "best_val_acc_epoch": 3, "wall_time_s": 1.0}
+    text = table_text(results_table([row], "cls"))
+    assert "best val acc (epoch)" in text and "0.9200 (3)" in text and "lowest val loss" not in text

@@ -85,16 +85,19 @@ def _verdicts(st: Store, experiment: str) -> dict[str, RunVerdict]:
 def _with_ids(rows: list[dict[str, Any]], records: list[RunRecord], experiment: str,
               gone: set[str], verdicts: dict[str, RunVerdict]) -> Table:
     """The runs of one experiment: their knobs, with a column per swept or otherwise differing
-    field (the dotted keys of ``rows``, as in the end-of-sweep table), result and diagnosis."""
-    from batchlab.results import extra_columns
+    field (the dotted keys of ``rows``, as in the end-of-sweep table), result (final val acc,
+    or for a regression the final and lowest val loss) and diagnosis."""
+    from batchlab.results import extra_columns, rows_are_regression
 
     extra, left_out = extra_columns(rows)
+    scores = ([("val loss", "final_val_loss"), ("lowest val loss", "best_val_loss")]
+              if rows_are_regression(rows) else [("val acc", "final_val_acc")])
     caption = "'batchlab show RUN' gives every finding with its numbers"
     if left_out:
         caption += f"; also differing: {', '.join(left_out)}"
     table = Table(title=f"runs of '{experiment}'", caption=caption)
-    for col in ("run id", "status", "batch", "lr", "schedule", "seed", *extra, "val acc",
-                "time s", "diagnosis", "why"):
+    for col in ("run id", "status", "batch", "lr", "schedule", "seed", *extra,
+                *(header for header, _ in scores), "time s", "diagnosis", "why"):
         table.add_column(escape(col), overflow="fold")
     for r, rec in zip(rows, records, strict=True):
         v = verdicts.get(rec.id)
@@ -102,7 +105,7 @@ def _with_ids(rows: list[dict[str, Any]], records: list[RunRecord], experiment: 
                                                rec.id in gone),
                       fmt(r["batch_size"]), fmt(r["lr"]), r["schedule"], fmt(r["seed"]),
                       *(escape(fmt(r.get(k))) for k in extra),
-                      fmt(r["final_val_acc"]), fmt(r["wall_time_s"]),
+                      *(fmt(r.get(key)) for _, key in scores), fmt(r["wall_time_s"]),
                       escape(v.label) if v else "–", escape(v.sentence) if v else "–")
     return table
 

@@ -42,8 +42,9 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Table:
     A seed column appears when the rows hold more than one seed (repeats), so two rows that
     differ only by seed can be told apart; so does a column per other dotted key of the rows
     (swept fields, and the differing fields ``results.with_differences`` adds; see
-    ``results.extra_columns``)."""
-    from batchlab.results import extra_columns
+    ``results.extra_columns``). A regression (``results.rows_are_regression``: no accuracy,
+    a loss) shows the final and lowest validation loss instead of the accuracy columns."""
+    from batchlab.results import extra_columns, rows_are_regression
 
     extra, left_out = extra_columns(rows)
     table = Table(title=title, show_lines=False, caption=_left_out(left_out))
@@ -54,6 +55,9 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Table:
     metrics = [("train loss", "final_train_loss"), ("train acc", "final_train_acc"),
                ("val loss", "final_val_loss"), ("val acc", "final_val_acc"),
                ("best val acc (epoch)", None), ("time s", "wall_time_s")]
+    if rows_are_regression(rows):  # the loss the analysis compares it by; no empty acc columns
+        metrics = [("train loss", "final_train_loss"), ("val loss", "final_val_loss"),
+                   ("lowest val loss", "best_val_loss"), ("time s", "wall_time_s")]
     for header in [c[0] for c in knobs] + extra + [c[0] for c in metrics] + ["status"]:
         table.add_column(header, justify="right" if header not in ("schedule", "status") else "left")
     for r in rows:
