@@ -226,7 +226,7 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
         from batchlab.apicheck import check_objects, preflight, refuse_unsendable
         from batchlab.execute.inline import InlineExecutor
         from batchlab.execute.local import LocalPoolExecutor
-        from batchlab.execute.sweep import run_sweep
+        from batchlab.execute.sweep import prepare_halving, run_sweep
         from batchlab.lineprogress import LineProgress
         from batchlab.plan import plan_runs
         from batchlab.store import Store
@@ -241,6 +241,7 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
         try:
             prepared = _resolve_auto_lr(spec, runs, objects, store)
             preflight(prepared.runs, objects)
+            prepared = prepare_halving(spec, prepared, objects.run_inputs().load_data)
             with Store(store) as st:
                 progress = LineProgress(spec.name) if verbose else None
                 executor = (InlineExecutor(inputs=objects.run_inputs()) if workers == 1 else

@@ -2,14 +2,19 @@
 
 import math
 
+import fn_train
+import numpy as np
 import pytest
+from torch import nn
 
-from batchlab.errors import SpecError
-from batchlab.execute.halving import rung_budgets, survivors
+import batchlab as bl
+from batchlab.errors import DataError, SpecError
+from batchlab.execute.halving import rung_budgets, survivors, train_sizes
 from batchlab.execute.inline import InlineExecutor
 from batchlab.execute.local import LocalPoolExecutor
 from batchlab.execute.ray import RayExecutor
-from batchlab.execute.sweep import prepare_sweep, run_sweep
+from batchlab.execute.sweep import executor_data, prepare_sweep, run_sweep
+from batchlab.objects import ObjectInputs
 from batchlab.spec import spec_from_dict
 from batchlab.store import Store
 
@@ -127,3 +132,107 @@ def test_halving_picks_up_from_the_store_after_an_interruption(tmp_path):
         assert {r.id: r.status for r in store.runs("halve")} == before
         seen = store.metrics(survivor, ["val_loss"])["val_loss"].examples.tolist()
         assert seen[-1] == 2160 and 240 in seen and 720 in seen
+
+
+def arrays(n=300):
+    """Three classes from the signs of two of 12 features: 240 training examples after the
+    default validation split, as ``halving_spec``'s data."""
+    x = np.random.default_rng(0).normal(size=(n, 12)).astype("float32")
+    return x, ((x[:, 0] > 0).astype("int64") + (x[:, 1] > 0))
+
+
+def net():
+    return nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def test_halving_over_arrays_passed_to_the_python_api(tmp_path):
+    """The arrays exist only in the call's RunInputs (data.name = 'memory'): the driver reads
+    their size from them, as the runs read the data, and halves as a spec's sweep does."""
+    db = tmp_path / "api.db"
+    grid = {"batch_size": [16, 32, 64], "lr": [0.01, 0.05, 0.2]}
+    result = bl.sweep("arrays", model=net(), train=arrays(), grid=grid, prune="halving", epochs=9,
+                      threads=1, store=db, verbose=False)
+    assert (result.planned, result.trained) == (9, 9)
+    with Store(db) as store:
+        runs = store.runs("arrays")
+        curve = {r.id: store.metrics(r.id, ["val_loss"])["val_loss"] for r in runs}
+    seen = {r.id: int(curve[r.id].examples[-1]) for r in runs}
+    rung1 = [r for r in runs if seen[r.id] == 240]
+    rung2 = [r for r in runs if seen[r.id] == 720]
+    done = [r for r in runs if r.status == "completed"]
+    assert len(rung1) == 6 and len(rung2) == 2 and len(done) == 1 and seen[done[0].id] == 2160
+    assert all(r.status == "pruned" for r in rung1 + rung2)
+    assert all("at 240 examples seen ranks" in r.error for r in rung1)
+    assert all("at 720 examples seen ranks" in r.error for r in rung2)
+
+    def loss_at(r, examples):
+        return float(curve[r.id].value[list(curve[r.id].examples).index(examples)])
+    assert max(loss_at(r, 240) for r in rung2 + done) < min(loss_at(r, 240) for r in rung1)
+    assert loss_at(done[0], 720) < min(loss_at(r, 720) for r in rung2)
+    again = bl.sweep("arrays", model=net(), train=arrays(), grid=grid, prune="halving", epochs=9,
+                     threads=1, store=db, verbose=False)
+    assert again.trained == 0 and again.skipped == 9
+
+
+def test_the_driver_reads_data_sizes_as_the_executor_reads_its_data():
+    """Sizes prepare_sweep did not give are read with the executor's RunInputs (the API's
+    arrays), not the spec's loader, which cannot reach data.name = 'memory'."""
+    objects = ObjectInputs.create(net(), arrays(), None, None, None)
+    runs = plan_arrays_runs(objects)
+    load = executor_data(InlineExecutor(inputs=objects.run_inputs()))
+    assert train_sizes(runs, {}, load) == {r.run_id: 240 for r in runs}
+    assert train_sizes(runs, {runs[0].run_id: 7}, load)[runs[0].run_id] == 7
+    with pytest.raises(DataError, match="names arrays passed to the Python API"):
+        train_sizes(runs, {}, executor_data(InlineExecutor()))  # what the driver did
+
+
+def plan_arrays_runs(objects):
+    from batchlab.apispec import api_spec
+    from batchlab.plan import plan_runs
+
+    spec = api_spec("a", data=objects.data_spec(), model=objects.model_spec(),
+                    grid={"lr": [0.01, 0.1]}, fields={}, repeats=1, prune="halving", call="sweep")
+    return plan_runs(spec)
+
+
+def test_halving_over_arrays_needs_checkpoints_and_says_so_before_the_store(tmp_path):
+    with pytest.raises(SpecError, match="train.checkpoint = false"):
+        bl.sweep("nock", model=net(), train=arrays(), grid={"lr": [0.01, 0.05, 0.2]},
+                 prune="halving", checkpoint=False, store=tmp_path / "s.db", verbose=False)
+    assert not (tmp_path / "s.db").exists()
+
+
+@pytest.mark.parametrize(("grid", "epochs", "says"), [
+    ({"train.lr": [0.01, 0.2]}, 9, "the sweep has 2 configurations, fewer than "
+     "sweep.halving_eta = 3, and each rung keeps the best 1/3 of them, so every run trains to "
+     "its end (runs that collapse to chance are still pruned, as with 'hopeless'). To compare "
+     "them at rungs, sweep 3 or more configurations (seeds of one count as one), or set "
+     "sweep.halving_eta = 2"),
+    ({"train.seed": [0, 1]}, 9, "the sweep has 1 configuration, fewer than sweep.halving_eta = 3"),
+    ({"train.lr": [0.01, 0.05, 0.2]}, 2, "the shortest run sees 480 examples, so the first rung "
+     "(480/3) would come before the end of the first epoch (240 examples), where no run can "
+     "pause, so every run trains to its end"),
+])
+def test_halving_that_halves_nothing_says_so_at_the_start(tmp_path, grid, epochs, says):
+    spec = spec_from_dict({**halving_spec().model_dump(), "train": {"epochs": epochs, "threads": 1},
+                           "sweep": {"prune": "halving", "grid": grid}})
+    notices = []
+    with Store(tmp_path / "s.db") as store:
+        run_sweep(spec, store, InlineExecutor(threads=1), on_notice=notices.append)
+        runs = store.runs("halve")
+    note, = [n for n in notices if "halving" in n]
+    assert note.startswith("sweep.prune = 'halving' halves nothing here: ") and says in note
+    assert "sweep.halving_eta = 1" not in note  # eta is 2 at least: only for 2 configurations
+    assert all(r.status == "completed" and r.steps == r.total_steps for r in runs)
+    assert note in prepare_sweep(spec).notes
+    # a sweep that halves says nothing of it
+    assert not [n for n in prepare_sweep(halving_spec()).notes if "halving" in n]
+
+
+def test_halving_that_halves_nothing_warns_in_the_python_api(tmp_path):
+    with pytest.warns(UserWarning, match="the sweep has 2 configurations, fewer than sweep.halving_eta = 3"):
+        bl.sweep("two", model=net(), train=arrays(), grid={"lr": [0.01, 0.2]}, prune="halving",
+                 epochs=2, threads=1, store=tmp_path / "s.db", verbose=False)
+    with pytest.warns(UserWarning, match="the sweep has 1 configuration, fewer than sweep.halving_eta = 3"):
+        bl.sweep("one", fn_train.scripted, grid={"quality": [1.0]}, epochs=2, n_train=100,
+                 prune="halving", store=tmp_path / "s.db", verbose=False)

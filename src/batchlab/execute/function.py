@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchlab.errors import BatchlabError, SpecError
 from batchlab.events import FAILED, INTERRUPTED, Event, RunEnded
-from batchlab.execute.halving import check_halving
+from batchlab.execute.halving import check_halving, halving_note
 from batchlab.execute.handle import CheckpointFailed, SweepRun, schedule_length
 from batchlab.fingerprint import Fingerprint, HashCaches
 from batchlab.models.factory import _current
@@ -201,7 +201,8 @@ def prepare_function_sweep(spec: Spec, function: TrainFn | None = None,
         raise SpecError("sweep.prune = 'halving' compares runs at equal examples seen, so it needs "
                         "the training set's size: give n_train as a key of the sweep "
                         "(bl.sweep(..., n_train=len(train_set)) or train.options.n_train).")
-    return PreparedSweep(runs, fingerprints=prints, n_train=n_train)
+    note = halving_note(spec, runs, n_train)  # n_train has every run here, when halving
+    return PreparedSweep(runs, fingerprints=prints, notes=[note] if note else [], n_train=n_train)
 
 
 def _check_run(run: RunSpec) -> None:

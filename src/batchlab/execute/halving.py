@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from batchlab.errors import SpecError
 from batchlab.events import DIVERGED, FAILED, FINAL_STATUSES, PRUNED
-from batchlab.execute.datacache import DataCache
 from batchlab.plan import RunSpec
-from batchlab.spec import Spec
+from batchlab.spec import DataSpec, Spec
 from batchlab.store import Store
 from batchlab.store.lifecycle import checkpoint_file
 from batchlab.train.prune import PruneOrder
@@ -45,6 +45,55 @@ def check_halving(spec: Spec, runs: Sequence[RunSpec]) -> None:
         raise SpecError("sweep.prune = 'halving' continues the best runs from the checkpoint "
                         "each wrote at its rung, but train.checkpoint = false; set "
                         "train.checkpoint = true, or use sweep.prune = 'hopeless' or 'off'.")
+
+
+def train_sizes(runs: Sequence[RunSpec], known: Mapping[str, int],
+                load_data: Callable[[DataSpec], Any]) -> dict[str, int]:
+    """Training examples of every run, by run id: ``known`` (``PreparedSweep.n_train``), the
+    rest loaded with ``load_data`` (once per data spec). ``load_data`` must load data the way
+    the sweep's executor does: a Python API sweep's data (``data.name = 'memory'``) exist only
+    in its ``RunInputs``, which the spec's own loader cannot reach."""
+    sizes: dict[str, int] = {}
+    loaded: dict[str, int] = {}
+    for run in runs:
+        if known.get(run.run_id):
+            sizes[run.run_id] = known[run.run_id]
+            continue
+        key = run.config.data.model_dump_json()
+        if key not in loaded:
+            loaded[key] = len(load_data(run.config.data).train_y)
+        sizes[run.run_id] = loaded[key]
+    return sizes
+
+
+def halving_note(spec: Spec, runs: Sequence[RunSpec], n_train: Mapping[str, int]) -> str | None:
+    """Why ``sweep.prune = "halving"`` halves nothing in this sweep (it has no rung, so every
+    run trains to its end), in one paragraph to say at the sweep's start; None when it halves,
+    or prune is not ``"halving"``. ``n_train``: training examples of every run, by run id."""
+    if spec.sweep.prune != "halving" or not runs:
+        return None
+    eta = spec.sweep.halving_eta
+    n = len({config_key(r) for r in runs})
+    sizes = [n_train[r.run_id] for r in runs]
+    if rung_budgets([total_examples(r, n_train[r.run_id]) for r in runs], sizes, n, eta):
+        return None
+    then = ("so every run trains to its end (runs that collapse to chance are still pruned, as "
+            "with 'hopeless')")
+    configs = "1 configuration" if n == 1 else f"{n} configurations"
+    if n < eta:
+        fix = (f"sweep {eta} or more configurations (seeds of one count as one)"
+               + (f", or set sweep.halving_eta = {n}" if n >= 2 else "")
+               + ", or use sweep.prune = 'hopeless', which is what this sweep does now")
+        return (f"sweep.prune = 'halving' halves nothing here: the sweep has {configs}, fewer "
+                f"than sweep.halving_eta = {eta}, and each rung keeps the best 1/{eta} of them, "
+                f"{then}. To compare them at rungs, {fix}.")
+    budget = min(total_examples(r, n_train[r.run_id]) for r in runs)
+    fix = f"train for {eta} epochs or more (train.epochs)" + (
+        ", or lower sweep.halving_eta" if eta > 2 else "")
+    return (f"sweep.prune = 'halving' halves nothing here: the shortest run sees {budget} "
+            f"examples, so the first rung ({budget}/{eta}) would come before the end of the "
+            f"first epoch ({max(sizes)} examples), where no run can pause, {then}. To compare "
+            f"the {configs} at rungs, {fix}.")
 
 
 def total_examples(run: RunSpec, n_train: int) -> int:
@@ -96,11 +145,10 @@ def val_loss_at(store: Store, run_id: str, budget: int) -> float:
 
 
 def run_halving(runs: list[RunSpec], store: Store, train: Train, eta: int,
-                n_train: dict[str, int]) -> None:
+                sizes: Mapping[str, int]) -> None:
     """Drive successive halving over ``runs`` with ``train(runs, order)`` (which trains the
-    given runs, claiming each, as far as ``order`` lets them go). See the module doc."""
-    cache = DataCache()  # only for callers that did not say (n_train is prepare_sweep's)
-    sizes = {r.run_id: n_train.get(r.run_id) or len(cache.load(r.config.data).train_y) for r in runs}
+    given runs, claiming each, as far as ``order`` lets them go). ``sizes``: the training
+    examples of every run, by run id (``train_sizes``). See the module doc."""
     groups: dict[str, list[RunSpec]] = {}
     for run in runs:
         groups.setdefault(config_key(run), []).append(run)

@@ -14,7 +14,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from batchlab.execute.base import Executor, RunTask
 from batchlab.execute.datacache import DataCache
 from batchlab.execute.freshness import refresh
 from batchlab.execute.function import check_importable, prepare_function_sweep
-from batchlab.execute.halving import check_halving, run_halving
+from batchlab.execute.halving import check_halving, halving_note, run_halving, train_sizes
 from batchlab.execute.mixed import label_sections
 from batchlab.fingerprint import Fingerprint, HashCaches
 from batchlab.fserrors import DiskError, check_writable_folder, removed_if_empty
@@ -219,7 +219,32 @@ def prepare_sweep(spec: Spec, data_cache: DataCache | None = None,
     prints = {run.run_id: hashes.run(run.config) for run in runs}
     hashes.save()
     n_train = {run.run_id: len(cache.load(run.config.data).train_y) for run in runs}
+    if (note := halving_note(spec, runs, n_train)) is not None:
+        notes.append(note)
     return PreparedSweep(runs, probes, prints, notes, n_train)
+
+
+def prepare_halving(spec: Spec, prepared: PreparedSweep,
+                    load_data: Callable[[DataSpec], Any]) -> PreparedSweep:
+    """``prepared`` made without ``prepare_sweep`` (the Python API's) with what that adds for
+    ``sweep.prune = "halving"``: refused (SpecError) where runs write no checkpoint, and given
+    every run's training set size (read with ``load_data``, the loader its runs train with)
+    and the note saying when halving halves nothing. Unchanged for any other prune."""
+    check_halving(spec, prepared.runs)
+    if spec.sweep.prune != "halving":
+        return prepared
+    n_train = train_sizes(prepared.runs, prepared.n_train, load_data)
+    note = halving_note(spec, prepared.runs, n_train)
+    return replace(prepared, n_train=n_train, notes=prepared.notes + ([note] if note else []))
+
+
+def executor_data(executor: Executor) -> Callable[[DataSpec], Any]:
+    """How ``executor``'s runs load their data: its ``RunInputs`` (the Python API's objects,
+    which only they reach), else its data cache, else the spec's own loader."""
+    inputs = getattr(executor, "inputs", None)
+    if inputs is not None:
+        return inputs.load_data
+    return (getattr(executor, "data_cache", None) or DataCache()).load
 
 
 def run_sweep(
@@ -323,7 +348,10 @@ def run_sweep(
         try:
             with Heartbeat(store.path, owner):
                 if spec.sweep.prune == "halving":
-                    run_halving(runs, store, train, spec.sweep.halving_eta, prepared.n_train)
+                    # sizes prepare_sweep did not give (a Python API sweep's) are read as the
+                    # executor reads its data: arrays passed in are not reachable by the spec
+                    sizes = train_sizes(runs, prepared.n_train, executor_data(executor))
+                    run_halving(runs, store, train, spec.sweep.halving_eta, sizes)
                 else:
                     train(todo, order)
         finally:
