@@ -159,8 +159,10 @@ def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "loc
         for r in records:
             if r.status == "failed":
                 err_console.print(f"[red]run {r.id} failed:[/] {escape(str(r.error))}")
-        if (why := outcome.all_failed()) is not None:
-            raise ExecutorError(why)  # exit 1: nothing trained, though the input was accepted
+        if (why := outcome.failed_here()) is not None:
+            # exit 1 whenever a run it trained failed, even beside runs that completed: a
+            # script (or CI) checking the exit status must see it
+            raise ExecutorError(why)
         return outcome
     finally:
         store.close()

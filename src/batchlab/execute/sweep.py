@@ -59,6 +59,7 @@ class SweepOutcome:
     skipped: int  # already final in the store before this call
     trained: int  # runs this call claimed (or found finished by another sweep meanwhile)
     records: list[RunRecord]
+    trained_ids: frozenset[str] = frozenset()  # the ids of those ``trained`` counts
 
     def all_failed(self, again: str = CLI_AGAIN) -> str | None:
         """When every run of the experiment that ended failed (none completed or diverged):
@@ -67,12 +68,37 @@ class SweepOutcome:
         failed = [r for r in self.records if r.status == FAILED]
         if not failed or any(r.status in FINAL_STATUSES for r in self.records):
             return None
-        causes = Counter((r.error or "no error text").strip().splitlines()[-1] for r in failed)
-        cause, count = causes.most_common(1)[0]
-        same = "with the same error" if len(causes) == 1 else f"({count} of them with this error)"
+        cause, same = _common_cause(failed)
         if len(failed) == 1:
-            return f"the only run of '{self.experiment}' failed: {cause.rstrip('.')}. {again}"
-        return f"all {len(failed)} runs of '{self.experiment}' failed {same}: {cause.rstrip('.')}. {again}"
+            return f"the only run of '{self.experiment}' failed: {cause}. {again}"
+        return f"all {len(failed)} runs of '{self.experiment}' failed {same}: {cause}. {again}"
+
+    def failed_here(self, again: str = CLI_AGAIN) -> str | None:
+        """When a run this call trained failed: ``all_failed``'s paragraph when no run of the
+        experiment ended well, else one paragraph counting the failed runs among those this
+        call trained, with their most common cause and what to do; None when none failed.
+        The CLI's sweeps exit 1 with it: other runs of the experiment that completed (earlier,
+        or in this call) must not hide that what it just trained failed."""
+        failed = [r for r in self.records if r.status == FAILED and r.id in self.trained_ids]
+        if not failed:
+            return None
+        if (why := self.all_failed(again)) is not None:
+            return why
+        cause, same = _common_cause(failed)
+        if len(self.trained_ids) == 1:
+            return f"the run this command trained ({failed[0].id}) failed: {cause}. {again}"
+        share = f" {same}" if len(failed) > 1 else ""
+        return (f"{len(failed)} of the {len(self.trained_ids)} runs this command trained "
+                f"failed{share}: {cause}. The other runs are stored. {again}")
+
+
+def _common_cause(failed: list[RunRecord]) -> tuple[str, str]:
+    """The most common last line of ``failed`` runs' errors (no final full stop), and how many
+    share it, in words ("with the same error" or "(2 of them with this error)")."""
+    causes = Counter((r.error or "no error text").strip().splitlines()[-1] for r in failed)
+    cause, count = causes.most_common(1)[0]
+    same = "with the same error" if len(causes) == 1 else f"({count} of them with this error)"
+    return cause.rstrip("."), same
 
 
 def checkpoint_dir(store: Store) -> Path:
@@ -360,4 +386,4 @@ def run_sweep(
             except (DiskError, OSError):
                 pass  # a full disk: our claims are taken over once this process is gone
         return SweepOutcome(spec.name, len(runs), len(runs) - len(todo), len(trained),
-                            store.runs(spec.name))
+                            store.runs(spec.name), frozenset(trained))
