@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from batchlab.analysis import fit_critical_batch, fit_critical_batch_or_reason, fit_power_law
+from batchlab.analysis.scaling import alpha_line
 
 BATCHES = 16 * 2.0 ** np.arange(8)  # 16, 32, ..., 2048
 
@@ -57,3 +58,15 @@ def test_critical_batch_says_why_it_cannot_fit():
     assert "perfect scaling" in fit_critical_batch_or_reason(BATCHES, 1e6 / BATCHES)
     assert fit_critical_batch([16, 32], [1000, 600]) is None
     assert fit_critical_batch(BATCHES, 1e6 / BATCHES) is None
+
+
+@pytest.mark.parametrize(("alpha", "text"), [
+    (-0.55, "best LR scales as B^-0.55 (falls as the batch grows; linear rule: 1, square-root "
+            "rule: 0.5)"),
+    (0.5, "best LR scales as B^0.50 (grows with the batch; linear rule: 1, square-root rule: 0.5)"),
+    (-0.001, "best LR scales as B^0.00 (does not change with the batch; linear rule: 1, "
+             "square-root rule: 0.5)"),
+])
+def test_the_exponent_is_said_with_the_direction_its_sign_gives(alpha, text):
+    assert alpha_line(alpha) == text
+    assert "grows as B^-" not in alpha_line(alpha)

@@ -61,17 +61,3 @@ def test_lr_find_text_names_the_range_test_horizon_ran_with_its_cost():
     assert "horizon" not in line
     # without one (the default), nothing to say
     assert range_test_line(lr_find(config(), **QUICK).per_batch[0]) is None
-
-
-@pytest.mark.parametrize(("alpha", "text"), [
-    (-0.55, "best LR scales as B^-0.55 (falls as the batch grows; linear rule: 1, square-root "
-            "rule: 0.5)"),
-    (0.5, "best LR scales as B^0.50 (grows with the batch; linear rule: 1, square-root rule: 0.5)"),
-    (-0.001, "best LR scales as B^0.00 (does not change with the batch; linear rule: 1, "
-             "square-root rule: 0.5)"),
-])
-def test_the_exponent_is_said_with_the_direction_its_sign_gives(alpha, text):
-    from batchlab.cli.probes import alpha_line
-
-    assert alpha_line(alpha) == text
-    assert "grows as B^-" not in alpha_line(alpha)

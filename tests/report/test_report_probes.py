@@ -157,3 +157,14 @@ def test_the_probe_commands_write_the_same_figure(probe_results, tmp_path):
     out = write_probe_figure(record(1, kind, result, config), tmp_path / "noise.png")
     assert out is not None and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert write_probe_figure(record(2, "odd", {"n": 1}), tmp_path / "odd.png") is None
+
+
+def test_the_lr_readings_exponent_is_worded_by_its_sign_and_the_horizon_strategy_named():
+    """The report said 'the suggestion grows as B^-0.55' for an LR that falls with the batch."""
+    result = {"strategy": "horizon", "alpha": -0.55, "settings": {},
+              "per_batch": [{"batch_size": 16, "suggested_lr": 0.1, "repeats": []},
+                            {"batch_size": 64, "suggested_lr": 0.05, "repeats": []}]}
+    reading = view(record(1, "lr_range", result)).reading
+    assert "best LR scales as B^-0.55 (falls as the batch grows" in reading
+    assert "grows as B^-" not in reading
+    assert "(the best of miniatures of the run, compared by successive halving)" in reading

@@ -191,3 +191,13 @@ def fit_critical_batch(batch_sizes: Sequence[float], steps: Sequence[float]) -> 
     """:func:`fit_critical_batch_or_reason`, with None in place of the reason."""
     fit = fit_critical_batch_or_reason(batch_sizes, steps)
     return fit if isinstance(fit, CriticalBatchFit) else None
+
+
+def alpha_line(alpha: float) -> str:
+    """The fitted exponent of lr* ~ B^alpha in words that match its sign: a negative alpha is
+    an LR that falls as the batch grows, never one that "grows as B^-0.55"."""
+    exponent = f"{alpha:.2f}"
+    trend = ("does not change with the batch" if float(exponent) == 0 else
+             "grows with the batch" if alpha > 0 else "falls as the batch grows")
+    return (f"best LR scales as B^{exponent.replace('-0.00', '0.00')} ({trend}; linear rule: 1, "
+            "square-root rule: 0.5)")

@@ -97,6 +97,7 @@ def lr_find_cmd(
     By default, miniatures of the run (its schedule squeezed into a twentieth, then a tenth of
     its steps) at LRs a decade apart are compared by successive halving; the other strategies
     read a range test (exponential LR ramp, smoothed loss)."""
+    from batchlab.analysis.scaling import alpha_line
     from batchlab.probes.lr_search import lr_find
 
     spec = load_cli_spec(spec_file, set_)
@@ -137,16 +138,6 @@ def lr_find_cmd(
     elif len(result.per_batch) > 1:
         console.print(f"no exponent: {result.alpha_reason}")
     keep(store, spec, "lr_range", config, result.to_dict())
-
-
-def alpha_line(alpha: float) -> str:
-    """The fitted exponent of lr* ~ B^alpha in words that match its sign: a negative alpha is
-    an LR that falls as the batch grows, never one that "grows as B^-0.55"."""
-    exponent = f"{alpha:.2f}"
-    trend = ("does not change with the batch" if float(exponent) == 0 else
-             "grows with the batch" if alpha > 0 else "falls as the batch grows")
-    return (f"best LR scales as B^{exponent.replace('-0.00', '0.00')} ({trend}; linear rule: 1, "
-            "square-root rule: 0.5)")
 
 
 def range_test_line(b: BatchFind) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from batchlab.analysis.scaling import alpha_line
 from batchlab.results import scaled_config_lr
 from batchlab.store import ProbeRecord, Store
 
@@ -208,12 +209,14 @@ def _lr_range(r: dict[str, Any], train: dict[str, Any]) -> tuple[str, str]:
     if r.get("strategy") == "trial":
         cost = f"; the probe cost {r['cost_epochs']:.1f} epochs" if r.get("cost_epochs") else ""
         rule = f" (the best of 5 short trial runs below the range test's loss minimum{cost})"
+    elif r.get("strategy") == "horizon":
+        rule = " (the best of miniatures of the run, compared by successive halving)"
     else:
         rule = f" ({r['strategy']} rule, median over seeds)" if r.get("strategy") else ""
     text = f"Suggested LR: {'; '.join(found)}{rule}."
     if len(per) > 1:
-        text += (f" Across batch sizes the suggestion grows as B^{r['alpha']:.2f} (linear rule: 1, "
-                 "square-root rule: 0.5)." if r.get("alpha") is not None
+        # words that match the exponent's sign (alpha_line: the CLI's line, the same words)
+        text += (f" Across batch sizes the {alpha_line(r['alpha'])}." if r.get("alpha") is not None
                  else f" No exponent across batch sizes: {r.get('alpha_reason')}.")
     return settings, text
 

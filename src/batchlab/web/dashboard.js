@@ -167,6 +167,14 @@
   }
 
   /* ------------------------------------------------------------------ summary parts */
+  /* The configuration cell of a time-to-target row, as the report's: the fastest in steps
+     (epochs or examples when an imported log has no steps), and the wall time's own when another. */
+  function fastest(r) {
+    var label = r.steps_label || r.epochs_label || r.examples_label;
+    if (!label) return "not reached";
+    return r.wall_time_label && r.wall_time_label !== label ? label + " (wall time: " + r.wall_time_label + ")" : label;
+  }
+
   function heatTable(h) {
     var vals = h.mean.flat().filter(function (v) { return v !== null; });
     var loss = h.metric.indexOf("loss") >= 0;  // a regression's cells: lower is better
@@ -260,8 +268,7 @@
       if (t.batch_sizes.length > 1) targetChart(target, t);
       target.appendChild(simpleTable(["batch", "steps", "epochs", "examples", "wall time s", "configuration"],
         t.rows.map(function (r) { return [r.batch_size, r.steps, r.epochs, r.examples, r.wall_time,
-          !r.steps_label ? "not reached" : (r.wall_time_label && r.wall_time_label !== r.steps_label
-            ? r.steps_label + " (wall time: " + r.wall_time_label + ")" : r.steps_label)]; })));
+          fastest(r)]; })));
     } else target.appendChild(el("p", {"class": "note", text: "No run reached a target yet."}));
     var probes = clear("probes");
     if ((s.probes || []).length) {
