@@ -87,9 +87,9 @@ def sweep(best: float, noise: float | None = None) -> RunContext:
 def test_healthy_only_within_noise_of_the_sweeps_best():
     m = healthy_metrics()  # ends at 97%
     f = only(diagnose_run(m, "completed", {}, context=sweep(0.975)), "healthy")
-    assert "within noise (1 points) of the sweep's best 97.5%" in f.message
+    assert "within noise (1 point) of the sweep's best 97.5%" in f.message
     below = only(diagnose_run(m, "completed", {}, context=sweep(0.995)), "below_best")
-    assert "2.5 points under the best configuration's 99.5% (noise 1 points)" in below.message
+    assert "2.5 points under the best configuration's 99.5% (noise 1 point)" in below.message
     # a larger seed noise widens the band
     assert kinds(diagnose_run(m, "completed", {}, context=sweep(0.995, noise=0.03))) == ["healthy"]
 

@@ -159,6 +159,12 @@ def pct(x: float) -> str:
     return f"{100 * x:.3g}%"
 
 
+def points(x: float) -> str:
+    """An accuracy difference in percentage points: 0.005 -> '0.5 points', 0.01 -> '1 point'."""
+    text = f"{100 * x:.2g}"
+    return f"{text} point" + ("" if text == "1" else "s")
+
+
 def at(series: Series, step: float) -> str:
     """'step 120 (epoch 2.5)' for a step of ``series``."""
     epoch = S.epoch_at(series, step)

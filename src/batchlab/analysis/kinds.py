@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from batchlab.analysis.findings import Finding, pct
+from batchlab.analysis.findings import Finding, pct, points
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def _overfits(f: Finding) -> str:
         return (f"it overfits{when(f)}: train acc {pct(n['train_acc'])} against val acc "
                 f"{pct(n['val_acc'])}")
     if "gap" in n:
-        return f"it overfits{when(f)}: train acc ends {100 * n['gap']:.2g} points above val acc"
+        return f"it overfits{when(f)}: train acc ends {points(n['gap'])} above val acc"
     if "val_loss_rise" in n:
         return f"it overfits{when(f)}: val loss rose {pct(n['val_loss_rise'])} above its minimum"
     return f"it overfits{when(f)}"
@@ -86,7 +86,7 @@ def _below_best(f: Finding) -> str:
     n = f.numbers
     if "sweep_best_val_acc" in n:
         return (f"it ends at {pct(n['final_val_acc'])} val acc, "
-                f"{100 * (n['sweep_best_val_acc'] - n['final_val_acc']):.2g} points under the best")
+                f"{points(n['sweep_best_val_acc'] - n['final_val_acc'])} under the best")
     return "it ends below the best"
 
 
@@ -143,7 +143,7 @@ WORDING: dict[str, Wording] = {
     "unstable": Wording(
         "unstable",
         lambda f: (f"its val acc swings between evaluations (drops of up to "
-                   f"{100 * _num(f, 'largest_drop'):.2g} points)"),
+                   f"{points(_num(f, 'largest_drop'))})"),
         "had a val acc that swings between evaluations", True,
         "had an unstable val acc (swings between evaluations)", note=False, failed=True),
     "overfitting": Wording(

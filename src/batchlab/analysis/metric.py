@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from batchlab.analysis.findings import Thresholds, pct
+from batchlab.analysis.findings import Thresholds, pct, points
 
 
 class _Scored(Protocol):
@@ -26,12 +26,6 @@ class _Scored(Protocol):
 
     best_val_acc: float
     best_val_loss: float
-
-
-def points(x: float) -> str:
-    """An accuracy difference in percentage points: 0.005 -> '0.5 points', 0.01 -> '1 point'."""
-    text = f"{100 * x:.2g}"
-    return f"{text} point" + ("" if text == "1" else "s")
 
 
 @dataclass(frozen=True)

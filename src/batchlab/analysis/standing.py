@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from batchlab.analysis import series as S
-from batchlab.analysis.findings import Finding, RunContext, Thresholds, at, pct
+from batchlab.analysis.findings import Finding, RunContext, Thresholds, at, pct, points
 from batchlab.analysis.loss import loss_curve
 from batchlab.analysis.trend import tail_trend
 from batchlab.collapse import accuracy_line, fell_below_chance, near_chance_loss
@@ -23,7 +23,7 @@ from batchlab.store import Series
 
 
 def _pts(x: float) -> str:
-    return f"{100 * x:.2g} points"
+    return points(x)
 
 
 def _chance_accuracy(val_acc: Series, n_classes: int, th: Thresholds) -> Finding | None:

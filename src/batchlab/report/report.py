@@ -219,7 +219,9 @@ def write_comparison(store: Store, exp_a: str, exp_b: str, out_html: str | Path,
             body = _paired_figures(key, built, names)
         else:
             bodies = [s[title][1] if title in s else '<p class="note">–</p>' for s in per_exp]
-            body = _side(*(f"<h3>{esc(n)}</h3>{b}" for n, b in zip(names, bodies, strict=True)))
+            parts = [f"<h3>{esc(n)}</h3>{b}" for n, b in zip(names, bodies, strict=True)]
+            # the per-layer panels are wider than half the page: one above the other
+            body = "".join(parts) if title == LAYERS else _side(*parts)
         out.append((title, anchor, body))
     html = page(f"batchlab comparison: {exp_a} vs {exp_b}", sections.subtitle(exp_a, exp_b), out)
     out_html.write_text(html, encoding="utf-8")
