@@ -237,7 +237,7 @@ def test_the_diagnosis_reads_tracked_runs(tmp_path):
     assert res.returncode == 0, res.stderr
     rows = {r["lr"]: r for r in json.loads((tmp_path / "e.json").read_text())["runs"]}
     # one label (the most severe finding) and one sentence that names the other kind once
-    assert rows[0.0001]["diagnosis"] == "collapsed" and rows[0.1]["diagnosis"] == "ok"
+    assert rows[0.0001]["diagnosis"] == "never learned" and rows[0.1]["diagnosis"] == "ok"
     assert rows[0.0001]["diagnosis_text"] == ("Its val acc never rose above chance (it ends at "
                                               "10%); also LR too small.")
 

@@ -61,7 +61,7 @@ def test_a_per_layer_finding_says_its_plain_sentence_without_the_numbers():
 def test_a_run_not_finished_is_judged_so_far():
     healthy = Finding("healthy", "healthy: val acc 97%", None, None, {"final_val_acc": 0.97})
     v = run_verdict([healthy], "interrupted")
-    assert v.label == "ok" and v.sentence.startswith("So far (interrupted, not finished): ")
+    assert v.label == "ok" and v.sentence.startswith("So far (not finished): ")
     assert not run_verdict([healthy], "completed").sentence.startswith("So far")
 
 

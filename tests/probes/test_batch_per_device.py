@@ -95,4 +95,6 @@ def test_cli_max_batch_prints_per_device_and_global(tmp_path):
     assert out.returncode == 0, out.stderr
     text = " ".join(out.stdout.split())
     assert "largest batch per device that fits: 20 → global 40 over 2 processes" in text
-    assert "batch 64 (32 per device over 2 processes) does not fit in one step" in text
+    # --max stopped the search below the per-device share: not tried, no accumulation advised
+    assert ("batch 64 (32 per device over 2 processes) was not tried: the search stopped at 20 "
+            "per device") in text and "accumulate" not in text

@@ -80,7 +80,8 @@ def run_verdict(findings: Sequence[Finding], status: str, error: str | None = No
     if others:
         text += "; also " + ", ".join(others)
     if status in ("running", "interrupted"):  # judged on what it has trained so far
-        text = f"so far ({status}, not finished): {text}"
+        # (not its stored status: a running run whose process is gone is shown interrupted)
+        text = f"so far (not finished): {text}"
     # at chance from the start is no collapse: it never learned (the finding stays "collapsed",
     # at chance by its numbers, but the word for a fall would blame instability)
     label = NEVER_LEARNED if never_rose(main) else WORDING[main.kind].label
