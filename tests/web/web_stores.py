@@ -4,6 +4,8 @@ finished runs with per-step losses and per-epoch evaluations, and the hostile na
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from batchlab.events import COMPLETED, MetricRows, RunEnded, RunStarted
@@ -38,13 +40,20 @@ def rows(batch: int, lr: float, first: int, last: int) -> list[tuple]:
     return out
 
 
-def make_store(path: Path, experiment: str = "grid", *, evil_run: bool = False) -> list[str]:
-    """The grid under ``experiment``, every run completed after 3 epochs; with ``evil_run``
-    the last run ends 'pruned' with a hostile reason. Returns the run ids in sweep order."""
+@contextmanager
+def grid_store(path: Path, experiment: str) -> Iterator[tuple[Store, list]]:
+    """The store at ``path`` with the grid's runs planned under ``experiment``, open."""
     spec = grid_spec()
     runs = plan_runs(spec)
     with Store(path) as st:
         st.add_experiment(experiment, spec.model_dump(mode="json"), runs)
+        yield st, runs
+
+
+def make_store(path: Path, experiment: str = "grid", *, evil_run: bool = False) -> list[str]:
+    """The grid under ``experiment``, every run completed after 3 epochs; with ``evil_run``
+    the last run ends 'pruned' with a hostile reason. Returns the run ids in sweep order."""
+    with grid_store(path, experiment) as (st, runs):
         for i, run in enumerate(runs):
             train = run.config.train
             total = 3 * STEPS_PER_EPOCH[train.batch_size]
@@ -79,10 +88,7 @@ def make_regression_store(path: Path, experiment: str = "reg") -> list[str]:
     """The grid as a regression (val_loss only): three runs complete 3 epochs, the first (batch
     16, lr 0.1) diverges after step 10, a train loss of HUGE, with DIVERGED_ERROR stored.
     Returns the run ids in sweep order."""
-    spec = grid_spec()
-    runs = plan_runs(spec)
-    with Store(path) as st:
-        st.add_experiment(experiment, spec.model_dump(mode="json"), runs)
+    with grid_store(path, experiment) as (st, runs):
         for i, run in enumerate(runs):
             train = run.config.train
             total = 3 * STEPS_PER_EPOCH[train.batch_size]
