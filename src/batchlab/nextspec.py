@@ -35,7 +35,7 @@ from batchlab.analysis.remedies import remedies
 from batchlab.errors import BatchlabError
 from batchlab.overrides import set_path, split_path
 from batchlab.paths import safe_name
-from batchlab.results import config_leaves
+from batchlab.results import varying_fields
 from batchlab.spec import spec_from_dict
 from batchlab.specwrite import compact, key, spec_toml
 from batchlab.store import Store
@@ -119,10 +119,7 @@ def _varied(runs: list[RunAnalysis]) -> set[str]:
     """The config fields (dotted paths) on which the experiment's runs differ, the seed aside:
     whatever swept them (this spec, an earlier sweep of the same name, ``batchlab run`` of its
     base config, ``next``'s own points), the follow-up holds them at the best run's values."""
-    leaves = [{p: json.dumps(v, sort_keys=True) for p, v in config_leaves(r.config, key).items()}
-              for r in runs]
-    paths: set[str] = set().union(*leaves)
-    return {p for p in paths if p != "train.seed" and len({leaf.get(p) for leaf in leaves}) > 1}
+    return set(varying_fields([r.config for r in runs], key)) - {"train.seed"}
 
 
 def _hold(plan: NextSpec, best: RunAnalysis, paths: set[str]) -> None:

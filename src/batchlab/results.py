@@ -163,6 +163,14 @@ def _same(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def varying_fields(configs: Sequence[Mapping[str, Any]], key: Callable[[str], str] = str) -> list[str]:
+    """The dotted paths (``config_leaves``, written with ``key``), in config order, whose values
+    differ among ``configs``; a path missing from some of them differs too."""
+    leaves = [config_leaves(c, key) for c in configs]
+    return [path for path in dict.fromkeys(k for flat in leaves for k in flat)
+            if len({_same(flat.get(path)) for flat in leaves}) > 1]
+
+
 def differing_fields(records: Sequence[RunRecord]) -> list[str]:
     """The config fields (dotted paths, in config order) whose values differ among ``records``
     and that the tables' own columns do not show: not batch size, LR or seed; a schedule field
@@ -171,12 +179,10 @@ def differing_fields(records: Sequence[RunRecord]) -> list[str]:
     leaves = [config_leaves(r.config) for r in records]
     labels = [schedule_label(r.config.get("train", {})) for r in records]
     out = []
-    for key in dict.fromkeys(k for flat in leaves for k in flat):
+    for key in varying_fields([r.config for r in records]):
         if key in OWN_COLUMNS:
             continue
         values = [_same(flat.get(key)) for flat in leaves]
-        if len(set(values)) < 2:
-            continue
         if key.startswith("train.schedule."):
             by_label: dict[str, str] = {}
             if all(by_label.setdefault(label, v) == v for label, v in zip(labels, values, strict=True)):
