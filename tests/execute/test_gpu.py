@@ -5,7 +5,8 @@ import torch
 
 from batchlab.execute.local import visible_gpu
 from batchlab.spec import RunConfig, spec_from_dict
-from batchlab.train.loop import resolve_device, train_run
+from batchlab.train.device import resolve_device
+from batchlab.train.loop import train_run
 
 needs_cuda = pytest.mark.cuda  # skipped without a CUDA GPU (tests/conftest.py)
 

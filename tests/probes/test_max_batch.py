@@ -12,10 +12,7 @@ from batchlab.probes.common import ProbeError, fresh_setup
 from batchlab.probes.max_batch import (
     CPU_CAP,
     HOST_FRACTION,
-    Trial,
     max_batch,
-    predict_peak,
-    search_batch_size,
 )
 from batchlab.probes.memory import step_memory
 from batchlab.spec import RunConfig, spec_from_dict
@@ -123,16 +120,6 @@ def test_other_errors_are_not_swallowed(limit, failing):
     assert "bad batch of" in str(info.value) and "not an out-of-memory error" in str(info.value)
 
 
-def test_the_search_reraises_other_errors_unchanged():
-    def trial(b):
-        if b > 4:
-            raise ValueError("boom")
-        return Trial(b, b, True, "fits")
-
-    with pytest.raises(ValueError, match="boom"):
-        search_batch_size(trial, start=1, upper=100, threshold=None)
-
-
 def test_stops_at_the_dataset_size():
     r = max_batch(config())
     assert r.largest == N_TRAIN == r.n_train and r.limited_by == "dataset size"
@@ -208,19 +195,6 @@ def test_host_budget_takes_the_larger_of_accounting_and_resident_growth():
     assert budget.share == 800
     assert budget.used(100, 650) == 150 and budget.used(100, 550) == 100
     assert budget.used(100, None) == 100 and HostBudget(1000, None).used(100, 900) == 100
-
-
-def test_predict_peak_is_the_line_through_the_two_largest_points_below():
-    assert predict_peak({1: 110, 2: 120, 4: 140}, 8) == 180
-    assert predict_peak({1: 110, 2: 120, 64: 9999}, 3) == 130
-    assert predict_peak({4: 140}, 8) is None
-
-
-def test_the_search_never_goes_past_its_upper_bound():
-    calls = []
-    found = search_batch_size(lambda b: calls.append(b) or Trial(b, b, True, "fits"),
-                              start=1, upper=2**16, threshold=None)
-    assert found.largest == 2**16 and max(calls) == 2**16 and len(calls) == 17
 
 
 def test_a_limit_below_one_sample_says_what_to_try():

@@ -34,19 +34,19 @@ before the last save cannot be logged again (its rows would be lost on a resume)
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 
 from batchlab.errors import SpecError
 from batchlab.events import COMPLETED, DIVERGED, FAILED, INTERRUPTED, PRUNED, RunEnded, RunStarted
+from batchlab.execute.rng import rng_state, seed_everything, set_rng_state
 from batchlab.spec import RunConfig, TrainSpec
 from batchlab.track import TrackedRun, _Clock, _scalar
 from batchlab.train.checkpoint import CheckpointLocation, remove_checkpoint
-from batchlab.train.loop import checkpoint_or_why, environment, resolve_device
+from batchlab.train.device import environment, resolve_device
+from batchlab.train.loop import checkpoint_or_why
 from batchlab.train.prune import PruneOrder, Pruner
 from batchlab.train.scaling import scaled_lr
 from batchlab.train.schedules import LRFn, run_length, schedule_fn, steps_per_epoch
@@ -121,28 +121,6 @@ class BatchlabLR(torch.optim.lr_scheduler.LRScheduler):
     def state_dict(self) -> dict[str, Any]:
         # the schedule is a closure (not picklable) and comes back from the config anyway
         return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_at")}
-
-
-def rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "random": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["random"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_everything(seed: int) -> None:
-    """The run's seed in torch, numpy and random: a run is a function of its config."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
 
 
 class SweepRun(TrackedRun):

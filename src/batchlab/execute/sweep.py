@@ -41,7 +41,7 @@ from batchlab.spec import DataSpec, RunConfig, Spec
 from batchlab.store import RunRecord, Store
 from batchlab.store.claims import STALE_AFTER_S, Heartbeat, claim, new_owner, release
 from batchlab.store.lifecycle import checkpoint_dir as checkpoint_dir_of
-from batchlab.train.loop import resolve_device
+from batchlab.train.device import resolve_device
 from batchlab.train.precision import check_channels_last, make_precision
 from batchlab.train.prune import PruneOrder
 from batchlab.train.scaling import scaled_lr

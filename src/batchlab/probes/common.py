@@ -31,9 +31,10 @@ from batchlab.data.stream import StreamData
 from batchlab.errors import BatchlabError
 from batchlab.probes.streamed import stream_eval_batches, stream_train_batches
 from batchlab.spec import RunConfig
+from batchlab.train.device import resolve_device
 from batchlab.train.inputs import LossFn as LossFn  # re-exported: the probes' loss type
 from batchlab.train.inputs import OptimizerBuilder, RunInputs
-from batchlab.train.loop import EVAL_BATCH, resolve_device
+from batchlab.train.loop import EVAL_BATCH
 from batchlab.train.optim import build_optimizer
 from batchlab.train.precision import (
     Precision,

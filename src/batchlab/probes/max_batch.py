@@ -49,9 +49,8 @@ than the training set is refused, as the spec refuses it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -59,6 +58,7 @@ from torch import nn
 from batchlab.data.pipeline import LoadedData, mem_available
 from batchlab.errors import BatchlabError
 from batchlab.probes.batch_advice import accumulation_advice, accumulation_split
+from batchlab.probes.batch_search import Trial, predict_peak, search_batch_size
 from batchlab.probes.common import ProbeError, fresh_setup, isolated_rng, load_probe_data
 from batchlab.probes.host import HOST_FRACTION, HostBudget, resident_bytes, warm_up
 from batchlab.probes.memory import (
@@ -80,87 +80,6 @@ CPU_CAP = 2**16  # largest batch tried on CPU without a memory limit
 #: the smallest batch tried on a model with BatchNorm layers: in training mode they refuse a
 #: batch of 1 wherever a channel has a single value (after a Linear layer, global pooling)
 BN_SEARCH_START = 2
-
-
-class Trial(NamedTuple):
-    """One batch size tried: its measured peak (None after an OOM), whether it fits, and why."""
-
-    batch_size: int
-    peak_bytes: int | None
-    fits: bool
-    reason: str
-
-
-class Search(NamedTuple):
-    """What :func:`search_batch_size` found: the largest fitting batch (0 = none), the largest
-    within the threshold (0 = none), and every trial in the order run."""
-
-    largest: int
-    recommended: int
-    trials: list[Trial]
-
-
-def search_batch_size(trial: Callable[[int], Trial], *, start: int, upper: int,
-                      threshold: int | None) -> Search:
-    """Doubling from ``start`` (capped at ``upper``), then binary search: the largest ``b`` with
-    ``trial(b).fits``, assuming fitting is monotone in ``b``. Then, when ``threshold`` is set, a
-    second binary search for the largest fitting ``b`` with ``peak_bytes <= threshold``.
-
-    Pure over ``trial``: no batch is tried twice and none above ``upper``; errors raised by
-    ``trial`` propagate unchanged.
-    """
-    tried: dict[int, Trial] = {}
-
-    def run(b: int) -> Trial:
-        if b not in tried:
-            tried[b] = trial(b)
-        return tried[b]
-
-    lo, hi = 0, None  # largest known fit, smallest known failure
-    b = min(start, upper)
-    while True:
-        if not run(b).fits:
-            hi = b
-            break
-        lo = b
-        if b >= upper:
-            break
-        b = min(2 * b, upper)
-    if hi is not None:
-        lo, _ = _bisect(run, lo, hi, lambda t: t.fits)
-
-    recommended = lo
-    if threshold is not None and lo > 0:
-        def ok(t: Trial) -> bool:
-            return t.fits and t.peak_bytes is not None and t.peak_bytes <= threshold
-
-        below = max((t.batch_size for t in tried.values() if ok(t)), default=0)
-        above = min((t.batch_size for t in tried.values() if t.batch_size > below and not ok(t)),
-                    default=None)
-        recommended = below if above is None else _bisect(run, below, above, ok)[0]
-    return Search(lo, recommended, list(tried.values()))
-
-
-def _bisect(run: Callable[[int], Trial], good: int, bad: int,
-            ok: Callable[[Trial], bool]) -> tuple[int, int]:
-    """Narrow ``good < bad`` (``ok`` at good or good == 0, not ok at bad) until adjacent."""
-    while bad - good > 1:
-        mid = (good + bad) // 2
-        if ok(run(mid)):
-            good = mid
-        else:
-            bad = mid
-    return good, bad
-
-
-def predict_peak(peaks: dict[int, int], batch_size: int) -> int | None:
-    """The peak at ``batch_size`` on the line through the two largest measured batch sizes
-    below it (``peaks``: batch size -> measured peak); None with fewer than two of them."""
-    below = sorted(b for b in peaks if b < batch_size)[-2:]
-    if len(below) < 2:
-        return None
-    (b1, p1), (b2, p2) = ((b, peaks[b]) for b in below)
-    return round(p2 + (p2 - p1) / (b2 - b1) * (batch_size - b2))
 
 
 # --------------------------------------------------------------------------- the probe

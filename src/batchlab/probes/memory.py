@@ -57,7 +57,7 @@ from torch import nn
 from batchlab.probes.common import LossFn, ProbeError, ProbeSetup, isolated_rng, private_copy
 from batchlab.probes.host import RssWatch, trim_heap
 from batchlab.spec import RunConfig
-from batchlab.train.loop import resolve_device
+from batchlab.train.device import resolve_device
 from batchlab.train.precision import Precision
 from batchlab.train.scaling import scaled_lr
 

@@ -38,9 +38,10 @@ from batchlab.data import Dataset, pipeline
 from batchlab.data.pipeline import LoadedData
 from batchlab.events import FAILED, Event, MetricRows, RunEnded
 from batchlab.spec import DataSpec, RunConfig
+from batchlab.train.device import resolve_device
 from batchlab.train.distributed import Replica, free_port, join, leave
 from batchlab.train.inputs import RunInputs
-from batchlab.train.loop import resolve_device, train_run
+from batchlab.train.loop import train_run
 from batchlab.train.prune import PruneOrder
 
 STOP_GRACE_S = 15.0  # the leader's time to report an interrupted run

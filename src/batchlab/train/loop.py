@@ -11,7 +11,6 @@ where they go.
 from __future__ import annotations
 
 import math
-import platform
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -21,7 +20,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-import batchlab
 from batchlab.data import pipeline
 from batchlab.data.batches import Batch, batch_source
 from batchlab.events import (
@@ -44,6 +42,7 @@ from batchlab.train.checkpoint import (
     save_checkpoint,
 )
 from batchlab.train.checkpoint_timing import CheckpointTimer, checkpoint_key
+from batchlab.train.device import environment, resolve_device
 from batchlab.train.distributed import SOLO, Replica, Solo
 from batchlab.train.inputs import LossFn, RunInputs, has_accuracy
 from batchlab.train.noise import noise_meter
@@ -81,29 +80,6 @@ def train_eval_size(n_train: int, n_val: int) -> int:
     """
     by_cost = max(TRAIN_EVAL_MIN, n_train // TRAIN_EVAL_SHARE)
     return min(n_train, TRAIN_EVAL_MAX, by_cost, max(n_val, TRAIN_EVAL_MIN))
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when present; asking for 'cuda' without one is an error, not a fallback."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device = 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(name)
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    env = {
-        "batchlab": batchlab.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-    }
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-    return env
 
 
 @torch.no_grad()
