@@ -66,3 +66,60 @@ def test_a_seed_in_the_grid_is_honoured_and_repeats_count_from_it():
     spec = spec_from_dict({"train": {"seed": 7},
                            "sweep": {"grid": {"train.seed": [0, 10]}, "repeats": 2}})
     assert [r.config.train.seed for r in plan_runs(spec)] == [0, 1, 10, 11]
+
+
+def _ids(raw):
+    return [r.run_id for r in plan_runs(spec_from_dict(raw))]
+
+
+def test_a_swept_value_a_run_ignores_is_dropped_and_said_once():
+    grid = {"train.optimizer": ["sgd", "adam"], "train.momentum": [0.0, 0.5]}
+    notes: list[str] = []
+    runs = plan_runs(spec_from_dict({"sweep": {"grid": grid}}), notes)
+    # adam ignores momentum: its two points are one run, at momentum's default
+    assert [(r.config.train.optimizer, r.config.train.momentum) for r in runs] == [
+        ("sgd", 0.0), ("sgd", 0.5), ("adam", 0.9)]
+    assert runs[2].point == {"train.optimizer": "adam"}  # the label says what the run is
+    assert notes == ["train.momentum does not apply where train.optimizer = 'adam': the 2 points "
+                     "that set it there run with its default 0.9, so they are 1 run (trained once)."]
+    # the ids of the runs whose values all apply are those they always had, and the adam run
+    # is the one a spec without the momentum sweep plans
+    sgd = _ids({"sweep": {"grid": {"train.momentum": [0.0, 0.5]}}})
+    assert [r.run_id for r in runs] == [*sgd, *_ids({"train": {"optimizer": "adam"}})]
+
+
+def test_repeats_count_points_not_seeds_in_the_note():
+    grid = {"train.optimizer": ["adam"], "train.momentum": [0.0, 0.5]}
+    notes: list[str] = []
+    runs = plan_runs(spec_from_dict({"sweep": {"grid": grid, "repeats": 2}}), notes)
+    assert [r.config.train.seed for r in runs] == [0, 1]
+    assert notes[0].endswith("the 2 points that set it there run with its default 0.9, so they "
+                             "are 1 run (trained once).")
+
+
+def test_a_model_sweep_drops_the_mlp_widths_for_the_zoo_models_that_have_none():
+    notes: list[str] = []
+    runs = plan_runs(spec_from_dict({"model": {"hidden": [8]}, "sweep": {"grid": {
+        "model.name": ["mlp", "lenet5"]}}}), notes)
+    assert [r.config.model.hidden for r in runs] == [[8], [256, 128]]
+    assert notes == ["model.hidden does not apply where model.name = 'lenet5': the point that "
+                     "sets it there runs with its default [256, 128]."]
+
+
+def test_a_training_function_keeps_every_swept_value():
+    raw = {"train": {"function": "mymod:train", "optimizer": "adam"},
+           "sweep": {"grid": {"train.momentum": [0.0, 0.5]}}}
+    notes: list[str] = []
+    assert [r.config.train.momentum for r in plan_runs(spec_from_dict(raw), notes)] == [0.0, 0.5]
+    assert notes == []
+
+
+def test_random_floats_are_drawn_to_three_significant_digits_inside_their_bounds():
+    spec = spec_from_dict({"sweep": {"random": {"count": 30, "seed": 3, "params": {
+        "train.lr": {"log_uniform": [0.0012345, 0.1]},
+        "train.weight_decay": {"uniform": [0.0, 0.0004567]}}}}})
+    for run in plan_runs(spec):
+        t = run.config.train
+        assert 0.0012345 <= t.lr <= 0.1 and 0.0 <= t.weight_decay <= 0.0004567
+        assert float(f"{t.lr:.3g}") == t.lr and float(f"{t.weight_decay:.3g}") == t.weight_decay
+        assert run.point["train.lr"] == t.lr  # the label is the stored value

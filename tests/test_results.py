@@ -79,3 +79,12 @@ def test_differing_fields_are_those_the_own_columns_do_not_show():
     rows = with_differences([run_row(r) for r in records[:2]], records[:2])
     assert [(r["data.limit"], r["train.weight_decay"]) for r in rows] == [(None, 0.0), (100, 0.01)]
     assert differing_fields(records[:1]) == []
+
+
+def test_a_field_that_does_not_apply_to_a_run_is_blank_in_its_row():
+    # momentum is stored for an adam run (its default) but adam never reads it: the table
+    # must not show 0.9 as a value that was tried
+    records = [configured("s", {"batch_size": 16, "lr": 0.1, "optimizer": "sgd", "momentum": 0.0}),
+               configured("a", {"batch_size": 16, "lr": 0.1, "optimizer": "adam", "momentum": 0.9})]
+    rows = with_differences([run_row(r) for r in records], records)
+    assert [(r["train.optimizer"], r["train.momentum"]) for r in rows] == [("sgd", 0.0), ("adam", None)]

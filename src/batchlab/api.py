@@ -15,7 +15,7 @@ there, and refuses with the reason otherwise (``apicheck.refuse_unsendable``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -233,13 +233,15 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
 
         objects = _objects(model, train, val, loss, optimizer)
         spec = _spec(name, objects, grid, dict(train_fields), optimizer, repeats, prune)
-        runs = plan_runs(spec)
+        plan_notes: list[str] = []  # swept values some runs ignore, said before the others
+        runs = plan_runs(spec, plan_notes)
         check_objects(runs[0].config, objects)  # before an lr = "auto" range test trains them
         if workers > 1:
             refuse_unsendable(workers, objects, model, loss, optimizer)
         threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
         try:
             prepared = _resolve_auto_lr(spec, runs, objects, store)
+            prepared = replace(prepared, notes=plan_notes + prepared.notes)
             preflight(prepared.runs, objects)
             prepared = prepare_halving(spec, prepared, objects.run_inputs().load_data)
             with Store(store) as st:

@@ -1,10 +1,14 @@
-"""The fields of a run config that apply to it, for display (``batchlab show``).
+"""The fields of a run config that apply to it, for display (``batchlab show``) and planning.
 
 A stored config holds every field with its default, so a user factory's run shows ``hidden``,
 a constant schedule shows ``gamma`` and ``milestones``, and so on: noise that makes a reader
 wonder whether those values mattered. ``applicable`` keeps a field only when it has an effect
 on this run. It works on the plain JSON dict (what the store keeps), never changes it, and
 keeps every field it does not know about (a newer batchlab's config still shows in full).
+
+The plan (``batchlab.plan``) asks ``swept_inapplicable`` which swept values a run ignores
+(``train.momentum`` for adam): those runs would differ only in a value with no effect, so the
+plan trains them once.
 """
 
 from __future__ import annotations
@@ -75,6 +79,57 @@ RULES: dict[tuple[str, ...], Any] = {
     ("train", "schedule", "final_div_factor"): lambda c: _schedule(c).get("name") == "onecycle",
     ("train", "schedule", "warmup_unit"): lambda c: bool(_schedule(c).get("warmup")),
 }
+
+
+#: the fields whose effect another field decides (the rule's field -> the deciding fields): what
+#: the plan may set back to its default for a run it does not apply to. The rules that read the
+#: field's own value ("shown only when set": accumulate, precision, freeze, ...) are not here: a
+#: swept default value of those is a real point of the sweep.
+DECIDED_BY: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("data", "path"): ("data.name",),
+    ("data", "val_fraction"): ("data.validation",),
+    ("data", "split_seed"): ("data.validation", "data.name"),
+    ("data", "crop_padding"): ("data.augment",),
+    **{("data", f): ("data.name",) for f in ("image_size", "shape", "classes", "size", "cache_dir")},
+    ("model", "hidden"): ("model.name",),
+    ("model", "width"): ("model.name",),
+    ("model", "kwargs"): ("model.name",),
+    ("train", "momentum"): ("train.optimizer",),
+    ("train", "nesterov"): ("train.optimizer",),
+    ("train", "base_batch_size"): ("train.scale_lr",),
+    ("train", "noise_scale_micro_batches"): ("train.measure_noise_scale",),
+    ("train", "noise_scale_every"): ("train.measure_noise_scale",),
+    **{("train", "schedule", f): ("train.schedule.name",) for f in (
+        "unit", "step_size", "milestones", "gamma", "min_lr", "pct_start", "div_factor",
+        "final_div_factor")},
+    ("train", "schedule", "warmup_unit"): ("train.schedule.warmup",),
+}
+
+
+def _value(config: dict[str, Any], path: str) -> Any:
+    node: Any = config
+    for key in path.split("."):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def decided_off(config: dict[str, Any], path: str) -> bool:
+    """Whether the dotted field ``path`` has no effect on the run of ``config`` (a full JSON
+    config) because another of its fields decides so (``DECIDED_BY``): train.momentum for
+    adam, model.hidden for lenet5."""
+    where = tuple(path.split("."))
+    return where in DECIDED_BY and not RULES[where](config)
+
+
+def swept_inapplicable(config: dict[str, Any], paths: list[str]) -> list[str]:
+    """Those of the dotted ``paths`` (a sweep point's keys) that are ``decided_off``."""
+    return [p for p in paths if decided_off(config, p)]
+
+
+def deciding(config: dict[str, Any], path: str) -> str:
+    """What in ``config`` makes the field ``path`` not apply, in words: "train.optimizer =
+    'adam'" (each deciding field of ``DECIDED_BY`` with its value)."""
+    return " and ".join(f"{d} = {_value(config, d)!r}" for d in DECIDED_BY[tuple(path.split("."))])
 
 
 def applicable(config: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from batchlab.applicable import decided_off
 from batchlab.errors import BatchlabError
 from batchlab.events import INTERRUPTED, RUNNING
 from batchlab.store import RunRecord, Series, Store
@@ -201,12 +202,14 @@ def _cell(value: Any) -> Any:
 
 def with_differences(rows: list[dict[str, Any]], records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     """``rows`` (``run_row`` of ``records``, in the same order) with every ``differing_fields``
-    field added under its dotted path, where the row does not hold it already (a swept field)."""
+    field added under its dotted path, where the row does not hold it already (a swept field);
+    None (a blank, "-" in the CLI) where the field has no effect on the run, as momentum on
+    adam (``applicable.decided_off``): its stored default is not a value that was tried."""
     fields = differing_fields(records)
     for row, record in zip(rows, records, strict=True):
         flat = config_leaves(record.config)
         for key in fields:
-            row.setdefault(key, _cell(flat.get(key)))
+            row.setdefault(key, None if decided_off(record.config, key) else _cell(flat.get(key)))
     return rows
 
 

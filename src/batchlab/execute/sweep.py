@@ -238,9 +238,10 @@ def prepare_sweep(spec: Spec, data_cache: DataCache | None = None,
         probes.append(("lr_range", {**config.model_dump(mode="json"), "auto_lr_key": auto_lr_key(config),
                                     "data_fingerprint": hashes.data(config.data)}, result.to_dict()))
 
-    runs = resolve_auto_lr(plan_runs(spec), on_result=keep, known=known_lrs)
+    notes: list[str] = []  # the plan's first: swept values some runs ignore
+    runs = resolve_auto_lr(plan_runs(spec, notes), on_result=keep, known=known_lrs)
     cache = data_cache or DataCache()
-    notes = preflight(runs, cache)
+    notes += preflight(runs, cache)
     check_halving(spec, runs)
     prints = {run.run_id: hashes.run(run.config) for run in runs}
     hashes.save()
