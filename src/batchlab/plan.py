@@ -107,20 +107,21 @@ def _value(raw: dict[str, Any], path: str) -> Any:
 
 
 def _drop_inapplicable(raw: dict[str, Any], point: dict[str, Any], spec: Spec,
-                       defaults: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+                       defaults: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, str]]:
     """``raw`` (a point's resolved config) with the values it ignores set back to their
     defaults: the point's own keys that do not apply to it, and, where the sweep sets
-    model.name, model.hidden / model.width for a model that does not take them. Returns it and
-    the dropped paths, each with why it does not apply ("train.optimizer = 'adam'").
+    model.name, model.hidden / model.width for a model that does not take them. Returns it, the
+    paths it looked at, and the dropped ones, each with why it does not apply
+    ("train.optimizer = 'adam'").
     A train.function reads train.* as it likes, so nothing is dropped from its runs."""
     if spec.train.function is not None:
-        return raw, {}
+        return raw, [], {}
     keys = list(point) + ([k for k in MODEL_FIELDS if k not in point
                            and _value(raw, k) != _value(defaults, k)] if "model.name" in point else [])
     dropped = {p: deciding(raw, p) for p in swept_inapplicable(raw, keys)}
     for path in dropped:
         raw = set_path(raw, path, _value(defaults, path))
-    return raw, dropped
+    return raw, keys, dropped
 
 
 def _dropped_notes(dropped: dict[tuple[str, str], list[tuple[int, str]]],
@@ -139,6 +140,20 @@ def _dropped_notes(dropped: dict[tuple[str, str], list[tuple[int, str]]],
     return notes
 
 
+def _refuse_unread(applied: dict[str, bool], ignored: dict[tuple[str, str], Any]) -> None:
+    """SpecError for a swept field that no run of the sweep reads (``applied``: each swept path,
+    whether some run reads it; ``ignored``: why, by (path, reason)): a mistake, such as a
+    model.hidden grid on lenet5, not values to try."""
+    unread = [p for p, used in applied.items() if not used]
+    if unread:
+        path = unread[0]
+        why = next(w for p, w in ignored if p == path)
+        raise SpecError(
+            f"the sweep sets {path}, but no run of it reads {path}: it does not apply where "
+            f"{why}, so every value would train the same run. Remove {path} from the sweep, or "
+            f"change {why.partition(' = ')[0]} to a setting it applies to.")
+
+
 def plan_runs(spec: Spec, notes: list[str] | None = None) -> list[RunSpec]:
     """All runs of the sweep: every point x every repeat (seed = train.seed + repeat).
 
@@ -149,6 +164,7 @@ def plan_runs(spec: Spec, notes: list[str] | None = None) -> list[RunSpec]:
     runs: list[RunSpec] = []
     seen: set[str] = set()
     ignored: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    applied: dict[str, bool] = {}  # each swept path: whether some run reads it
     for index, point in enumerate(sweep_points(spec)):
         for repeat in range(spec.sweep.repeats):
             raw = base
@@ -161,7 +177,9 @@ def plan_runs(spec: Spec, notes: list[str] | None = None) -> list[RunSpec]:
                 raw = set_path(raw, path, value)
             # a seed swept in the grid or given by a point is the first of its repeats
             raw = set_path(raw, "train.seed", point.get("train.seed", spec.train.seed) + repeat)
-            raw, dropped = _drop_inapplicable(raw, point, spec, defaults)
+            raw, keys, dropped = _drop_inapplicable(raw, point, spec, defaults)
+            for key in keys:
+                applied[key] = applied.get(key, False) or key not in dropped
             resolved = spec_from_dict(raw, source=f"sweep point {point}")
             config = RunConfig(data=resolved.data, model=resolved.model, train=resolved.train)
             run_id = config.run_id()
@@ -174,6 +192,7 @@ def plan_runs(spec: Spec, notes: list[str] | None = None) -> list[RunSpec]:
             if spec.sweep.repeats > 1:
                 label["train.seed"] = config.train.seed
             runs.append(RunSpec(run_id=run_id, config=config, point=label))
+    _refuse_unread(applied, ignored)
     if notes is not None:
         notes += _dropped_notes(ignored, defaults)
     return runs

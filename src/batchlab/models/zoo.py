@@ -26,6 +26,21 @@ _ZOO: dict[str, Builder] = {
 }
 
 MODEL_NAMES: tuple[str, ...] = tuple(_ZOO)
+#: the ModelSpec fields each zoo model reads (a torchvision:/timm: model: ``_LIBRARY_FIELDS``);
+#: model.hidden / model.width set for one that does not read them are refused
+#: (``_refuse_unread_fields``). lenet5, alexnet_small and cnn1d keep their references' layer
+#: widths: a width knob would make them other architectures under the same name.
+ZOO_FIELDS: dict[str, tuple[str, ...]] = {
+    "mlp": ("hidden", "dropout"),
+    "lenet5": ("dropout",),
+    "alexnet_small": ("dropout",),
+    "mobilenet_v2": ("width", "dropout", "weights", "freeze"),
+    "squeezenet": ("dropout", "weights", "freeze"),
+    "cnn1d": (),
+}
+_LIBRARY_FIELDS = ("kwargs", "dropout", "weights", "freeze")
+_SIZE_FIELDS = {"hidden": "the mlp's hidden layer widths",
+                "width": "mobilenet_v2's width multiplier"}
 
 
 def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -43,16 +58,38 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ModelError(f"num_classes must be a positive integer, got {num_classes!r}.")
     if is_library_name(spec.name):  # before factories: "torchvision:x" has a ':' too
+        _refuse_unread_fields(spec, _LIBRARY_FIELDS)
         return build_library_model(spec, shape, num_classes)
     if spec.name in BUILDERS:  # torchvision's: they take weights and freeze
+        _refuse_unread_fields(spec, ZOO_FIELDS[spec.name])
         return build_torchvision_zoo(spec, shape, num_classes)
     _refuse_library_fields(spec)
-    if is_factory_name(spec.name):
+    if is_factory_name(spec.name):  # refuses the fields the factory does not name itself
         return build_from_factory(spec, shape, num_classes)
     builder = _ZOO.get(spec.name)
     if builder is None:
         raise ModelError(_unknown_name_message(spec.name))
+    _refuse_unread_fields(spec, ZOO_FIELDS[spec.name])
     return builder(spec, shape, num_classes)
+
+
+def _refuse_unread_fields(spec: ModelSpec, reads: tuple[str, ...]) -> None:
+    """model.hidden / model.width set away from their defaults for a model that does not read
+    them (``reads``): refused, as for a factory, since the run would be the one without them
+    under a new run id (trained again, and read as a different model)."""
+    for field, what in _SIZE_FIELDS.items():
+        value = getattr(spec, field)
+        if field in reads or value == ModelSpec.model_fields[field].default:
+            continue
+        takes = ", ".join(f"model.{f}" for f in reads) or "none of the model fields"
+        instead = "'mlp'" if field == "hidden" else "'mobilenet_v2'"
+        raise ModelError(
+            f"model.{field} = {value!r} is set, but model '{spec.name}' never reads it "
+            f"(model.{field} is {what}), so the run would be the same as without it under a "
+            f"new run id. '{spec.name}' takes {takes}. Remove model.{field} (and any --set "
+            f"model.{field}=... or sweep over it), or use model.name = {instead}"
+            + (", or pass the size in model.kwargs" if "kwargs" in reads else "") + "."
+        )
 
 
 def _refuse_library_fields(spec: ModelSpec) -> None:
