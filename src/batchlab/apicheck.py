@@ -113,8 +113,9 @@ def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
 
 def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
     """``check_objects``' companion for a sweep: every batch size fits in the training set
-    (refused, as the CLI does, rather than trained full-batch) and every schedule is valid
-    (``runs`` have their ``lr = "auto"`` resolved already)."""
+    (refused, as the CLI does, rather than trained full-batch), every schedule is valid
+    (``runs`` have their ``lr = "auto"`` resolved already), and no run forwards one example at
+    a time through a model whose BatchNorm trains (``spec_train.batchnorm_error``)."""
     from batchlab.train.scaling import scaled_lr
     from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 
@@ -129,6 +130,15 @@ def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
         schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr,
                                           t.base_batch_size), run_length(t.steps, t.epochs, spe), spe)
     refuse_batches_larger_than_data(too_big, "train= with more examples, or a smaller val_fraction")
+    singles = [run.config.train for run in runs if run.config.train.micro_batch() < 2]
+    if singles:  # the model is copied only when some run could meet the refusal
+        from batchlab.spec_train import batchnorm_error
+        from batchlab.train.accumulate import trains_batchnorm
+
+        with torch.random.fork_rng(devices=[]):
+            net = objects.make_model()
+        if trains_batchnorm(net):
+            raise SpecError(f"{batchnorm_error(singles[0], objects.model_name)}.")
 
 
 def _main_objects(objects: ObjectInputs, model: Any, loss: Any, optimizer: Any) -> list[str]:

@@ -62,3 +62,28 @@ def accumulation_error(t: TrainSpec) -> str | None:
                 f"into equal micro-batches; use a divisor of the batch size (e.g. "
                 f"{max(d for d in range(1, m + 1) if batch % d == 0)}) or change the batch")
     return None
+
+
+def batchnorm_error(t: TrainSpec, model: str) -> str | None:
+    """Why model ``model``, whose BatchNorm layers train, cannot train with this split of the
+    batch, or None: BatchNorm in training mode refuses a forward pass of one example (one value
+    per channel after global pooling has no batch statistics), so each process's micro-batch
+    must hold 2 at least. Refused before anything trains: the run would fail at its first step."""
+    if t.micro_batch() >= 2:
+        return None
+    bn = (f"model '{model}' has BatchNorm layers, which cannot train on one example per forward "
+          "pass (one value per channel has no batch statistics)")
+    share = "" if t.devices == 1 else f" over train.devices = {t.devices} processes"
+    if t.device_batch() == 1:
+        return (f"train.batch_size = {t.batch_size}{share} forwards 1 example at a time, but {bn}; "
+                f"use train.batch_size = {2 * t.devices} or more")
+    if t.micro_batch_size is not None:
+        return (f"train.micro_batch_size = 1 forwards 1 example at a time, but {bn}; set "
+                "train.micro_batch_size = 2 or more (or drop it: no accumulation)")
+    batch = t.device_batch()
+    fewer = max(k for k in range(1, t.accumulate) if batch % k == 0 and batch // k >= 2)
+    what = f"train.accumulate = {fewer} (micro-batches of {batch // fewer})" if fewer > 1 \
+        else "no train.accumulate (one forward pass per batch)"
+    return (f"train.batch_size = {t.batch_size}{share} with train.accumulate = {t.accumulate} "
+            f"forwards micro-batches of 1 example, but {bn}; use {what}, or a batch of "
+            f"{2 * t.batch_size} with the same accumulation")

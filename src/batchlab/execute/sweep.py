@@ -38,9 +38,11 @@ from batchlab.models.check import check_forward
 from batchlab.plan import RunSpec, plan_runs
 from batchlab.probes.auto_lr import auto_lr_key, resolve_auto_lr
 from batchlab.spec import DataSpec, RunConfig, Spec
+from batchlab.spec_train import batchnorm_error
 from batchlab.store import RunRecord, Store
 from batchlab.store.claims import STALE_AFTER_S, Heartbeat, claim, new_owner, release
 from batchlab.store.lifecycle import checkpoint_dir as checkpoint_dir_of
+from batchlab.train.accumulate import trains_batchnorm
 from batchlab.train.device import resolve_device
 from batchlab.train.precision import check_channels_last, make_precision
 from batchlab.train.prune import PruneOrder
@@ -110,7 +112,7 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> list[str]:
     builds and maps a batch of the data to one logit per class, every batch fits in the
     training set and every schedule is valid. Raises BatchlabError with the user-facing message;
     returns the notes loading the data made (e.g. labels remapped), each once."""
-    checked: set[str] = set()
+    batchnorm: dict[str, bool] = {}  # by model and data: whether its BatchNorm trains
     too_big: dict[int, int] = {}  # batch size -> training examples, for batches that do not fit
     notes: list[str] = []
     for run in runs:
@@ -118,8 +120,7 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> list[str]:
         key = json.dumps([cfg.data.model_dump(mode="json"), cfg.model.model_dump(mode="json")])
         data = cache.load(cfg.data)
         notes += [n for n in data.notes if n not in notes]
-        if key not in checked:
-            checked.add(key)
+        if key not in batchnorm:
             width = output_width(data.num_classes, data.train_y)  # classes, or regression targets
             try:
                 model = build_model(cfg.model, data.input_shape, width)
@@ -133,7 +134,10 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> list[str]:
                 ) from None
             check_forward(model, first_inputs(data, 2), width, cfg.model.name,
                           regression=not data.num_classes)
+            batchnorm[key] = trains_batchnorm(model)
         t = cfg.train
+        if batchnorm[key] and (why := batchnorm_error(t, cfg.model.name)) is not None:
+            raise SpecError(why + ".")
         if t.device == "cuda" and not torch.cuda.is_available():
             raise SpecError("train.device = 'cuda' but this machine has no CUDA device; "
                             "use device = 'auto' (CUDA when present) or 'cpu'.")

@@ -13,13 +13,16 @@ from typing import Any
 from batchlab.train.accumulate import BN_MIN_BATCH
 
 
-def accumulation_split(want: int, fits: int) -> tuple[int, int]:
-    """(accumulate, micro): the fewest equal micro-batches of at most ``fits`` examples that
-    make a batch of ``want``; (1, want) when it fits as it is. Always exists: micro 1 fits."""
+def accumulation_split(want: int, fits: int, min_micro: int = 1) -> tuple[int, int] | None:
+    """(accumulate, micro): the fewest equal micro-batches of at most ``fits`` examples and at
+    least ``min_micro`` (2 for a model whose BatchNorm trains: it refuses one example) that
+    make a batch of ``want``; (1, want) when it fits as it is. Always exists with
+    ``min_micro`` 1 (micro 1 fits); None where no divisor of ``want`` lies in between (a prime
+    batch larger than ``fits``, with ``min_micro`` 2)."""
     k = -(-want // max(fits, 1))
     while want % k:
         k += 1
-    return k, want // k
+    return (k, want // k) if want // k >= min_micro else None
 
 
 def accumulation_advice(want: int, fits: int, with_margin: bool, batchnorm: bool,
@@ -46,8 +49,9 @@ def accumulation_advice(want: int, fits: int, with_margin: bool, batchnorm: bool
         return (f"batch {want} does not split equally over {devices} processes (train.devices); "
                 f"use a multiple of {devices}, e.g. {fits_any}.")
     share = want // devices
-    k, micro = accumulation_split(share, fits)
     where = "within the margin" if with_margin else "at all"
+    split = accumulation_split(share, fits, 2 if batchnorm else 1)
+    k, micro = split or (0, 0)
     over = f" ({share} per device over {devices} processes)" if devices > 1 else ""
     per = " per device" if devices > 1 else ""
     if k == 1:
@@ -57,15 +61,32 @@ def accumulation_advice(want: int, fits: int, with_margin: bool, batchnorm: bool
         return (f"batch {want}{over} was not tried: {_stop_words(stopped_by, fits, per)}, not at "
                 f"a memory limit, so whether it fits in one step is unknown; "
                 f"{_search_further(stopped_by, share)}.")
-    split = (f"{share} per device = {k} x {micro}" if devices > 1 else f"batch {want} = {k} x {micro}")
+    if split is None:
+        return _no_batchnorm_split(want, share, fits, where, devices)
+    split_words = (f"{share} per device = {k} x {micro}" if devices > 1 else f"batch {want} = {k} x {micro}")
     text = (f"batch {want}{over} does not fit in one step (at most {fits}{per} {where}); "
-            f"reach it by gradient accumulation: {split} with train.accumulate = {k} "
+            f"reach it by gradient accumulation: {split_words} with train.accumulate = {k} "
             f"(or train.micro_batch_size = {micro}): the update is batch {want}'s, memory "
             f"holds {micro}{per} at a time.")
     if batchnorm and micro < BN_MIN_BATCH:
         text += (f" The model has BatchNorm, which normalises each micro-batch of {micro} on its "
                  f"own: its statistics get noisy below ~{BN_MIN_BATCH} examples.")
     return text
+
+
+def _no_batchnorm_split(want: int, share: int, fits: int, where: str, devices: int) -> str:
+    """The advice where the only equal split of a process's ``share`` into micro-batches of at
+    most ``fits`` is one example each, which a model whose BatchNorm trains refuses: the
+    nearest smaller batch that splits into micro-batches of 2 or more."""
+    per = " per device" if devices > 1 else ""
+    splits = ((b, s) for b in range(share - 1, 1, -1) if (s := accumulation_split(b, fits, 2)))
+    near = next(splits, None)  # None only where not even 2 examples fit in one step
+    use = "no larger batch can train this model here" if near is None else (
+        f"use a batch that splits, e.g. {near[0] * devices} = {near[1][0]} x {near[1][1]}{per} "
+        f"with train.accumulate = {near[1][0]}")
+    return (f"batch {want} does not fit in one step (at most {fits}{per} {where}), and the only "
+            f"equal split of {share}{per} into parts that fit is {share} x 1, which the model's "
+            f"BatchNorm cannot train (it needs 2 examples per forward pass); {use}.")
 
 
 def _stop_words(stopped_by: str, at: int, per: str) -> str:

@@ -252,10 +252,10 @@ def max_batch(config: RunConfig, *, memory_limit: int | None = None, margin: flo
     # what fits in one step is known only up to where the search stopped: when a cap (not
     # memory, not the margin) set ``per_step``, a larger ``want`` was never tried
     stopped_by = limited_by if per_step == found.largest and limited_by != "memory" else None
-    accumulate: int | None
-    micro: int | None
-    accumulate, micro = accumulation_split(want // devices, per_step)
-    if want > n_train or (accumulate > 1 and stopped_by is not None):
+    # a model whose BatchNorm trains refuses micro-batches of 1: none is advised (None: no split)
+    split = accumulation_split(want // devices, per_step, 2 if batchnorm else 1)
+    accumulate, micro = split or (None, None)
+    if want > n_train or (split is not None and split[0] > 1 and stopped_by is not None):
         accumulate = micro = None  # refused by the spec, or unknown: no split to advise
     advice = accumulation_advice(want, per_step, recommended is not None, batchnorm, n_train,
                                  devices, stopped_by)

@@ -52,8 +52,8 @@ from batchlab.probes.memory import (
 from batchlab.probes.repeat import MAX_ROUNDS, MAX_SECONDS, MAX_SPREAD, Window, decide
 from batchlab.probes.throughput import timed_window
 from batchlab.spec import RunConfig
-from batchlab.train.accumulate import accumulate_gradients
 from batchlab.train.inputs import RunInputs
+from batchlab.train.step import make_train_step
 
 #: (label, precision, channels_last); fp16 only where a GPU makes it worth timing
 VARIANTS = (("fp32", "fp32", False), ("channels_last", "fp32", True),
@@ -239,11 +239,11 @@ def _variant_step(config: RunConfig, data: Any, batch: int, micro: int, precisio
     opt = setup_optimizer(setup, batch)
     batches = setup_batches(setup, batch, torch.Generator().manual_seed(setup.seed))
 
+    # the loop's own update (a BatchNorm model's short last micro-batch joins the one before)
+    train_step = make_train_step(setup.model, setup.loss_fn, opt, batch, micro, setup.precision)
+
     def step() -> None:
-        xb, yb = next(batches)
-        opt.zero_grad(set_to_none=True)
-        accumulate_gradients(setup.model, setup.loss_fn, xb, yb, micro, setup.precision)
-        setup.precision.step(opt)
+        train_step(*next(batches))
 
     return step
 

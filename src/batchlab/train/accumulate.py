@@ -32,15 +32,25 @@ from batchlab.train.precision import Precision
 BN_MIN_BATCH = 16
 
 
-def micro_slices(n: int, micro: int) -> list[slice]:
-    """Consecutive slices covering ``range(n)`` with at most ``micro`` elements each (n, micro >= 1)."""
-    return [slice(i, min(i + micro, n)) for i in range(0, n, micro)]
+def micro_slices(n: int, micro: int, min_part: int = 1) -> list[slice]:
+    """Consecutive slices covering ``range(n)`` with at most ``micro`` elements each (n, micro >= 1).
+
+    A last slice shorter than ``min_part`` joins the one before it (which then holds up to
+    ``micro + min_part - 1``): a model whose BatchNorm trains refuses a forward pass of one
+    example, which a partial last batch would otherwise leave (8 = 2 x 3 + 2 is fine, but the
+    epoch's last batch of 3 in parts of 2 would end with 1)."""
+    parts = [slice(i, min(i + micro, n)) for i in range(0, n, micro)]
+    if len(parts) > 1 and parts[-1].stop - parts[-1].start < min_part:
+        parts[-2:] = [slice(parts[-2].start, n)]
+    return parts
 
 
 def accumulate_gradients(model: nn.Module, loss_fn: LossFn, xb: torch.Tensor, yb: torch.Tensor,
                          micro: int, precision: Precision,
-                         hold: Callable[[], AbstractContextManager[object]] | None = None) -> torch.Tensor:
-    """Backpropagate the mean loss over (xb, yb) in micro-batches of at most ``micro`` examples.
+                         hold: Callable[[], AbstractContextManager[object]] | None = None,
+                         min_part: int = 1) -> torch.Tensor:
+    """Backpropagate the mean loss over (xb, yb) in micro-batches of at most ``micro`` examples
+    (none under ``min_part``, see ``micro_slices``: 2 for a model whose BatchNorm trains).
 
     ``hold``: a context that every micro-batch but the last runs in (DDP's ``no_sync``: the
     gradients are averaged across processes once, after the last one, not per micro-batch).
@@ -57,7 +67,7 @@ def accumulate_gradients(model: nn.Module, loss_fn: LossFn, xb: torch.Tensor, yb
         precision.backward(loss)
         return loss.detach().float()
     total = torch.zeros((), device=yb.device)
-    parts = micro_slices(n, micro)
+    parts = micro_slices(n, micro, min_part)
     for part in parts:
         with hold() if hold is not None and part is not parts[-1] else nullcontext():
             with precision.autocast():

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 import torch
 from torch import nn
 
-from batchlab.train.accumulate import accumulate_gradients
+from batchlab.train.accumulate import accumulate_gradients, trains_batchnorm
 from batchlab.train.inputs import LossFn
 from batchlab.train.precision import Precision
 
@@ -40,10 +40,12 @@ def make_train_step(model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Op
             optimizer.step()
             return loss.detach()
         return plain_step
+    # a BatchNorm that trains refuses one example: no micro-batch of a partial batch holds 1
+    min_part = 2 if micro < batch_size and trains_batchnorm(model) else 1
 
     def step(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        loss = accumulate_gradients(model, loss_fn, xb, yb, micro, precision, hold)
+        loss = accumulate_gradients(model, loss_fn, xb, yb, micro, precision, hold, min_part)
         precision.step(optimizer)
         return loss
     return step
