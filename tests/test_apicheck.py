@@ -117,3 +117,12 @@ def test_a_model_returning_a_tuple_is_told_to_return_the_tensor(tmp_path):
     assert not (tmp_path / "s.db").exists()
     with pytest.raises(ModelError, match="model=LSTM returns a tuple"):
         bl.max_batch(model=nn.LSTM(64, 10), train=digits())
+
+
+def test_one_example_per_forward_pass_through_batchnorm_is_refused(tmp_path):
+    net = nn.Sequential(nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10))
+    with pytest.raises(SpecError, match=r"train.batch_size = 4 with train.accumulate = 4 forwards "
+                                        r"micro-batches of 1 example, but model 'Sequential' has "
+                                        r"BatchNorm layers"):
+        sweep(tmp_path, net, grid={"batch_size": [8, 4]}, accumulate=4)
+    assert not (tmp_path / "s.db").exists()  # refused before the store is opened

@@ -34,6 +34,10 @@ def wrong_width(input_shape, num_classes):
 
 def fits(input_shape, num_classes):
     return nn.Sequential(nn.Flatten(), nn.Linear(12, num_classes))
+
+def normed(input_shape, num_classes):
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.BatchNorm1d(8), nn.ReLU(),
+                         nn.Linear(8, num_classes))
 """
 
 
@@ -165,3 +169,36 @@ def test_an_augmentation_the_data_cannot_take_is_refused_before_anything_trains(
         prepare_sweep(spec)
     flat = spec.model_copy(update={"data": spec.data.model_copy(update={"augment": ["flip"]})})
     assert any("flip on flat examples of 6 features" in n for n in prepare_sweep(flat).notes)
+
+
+@pytest.mark.parametrize("train, needles", [
+    ({"batch_size": 4, "accumulate": 4},
+     ["train.batch_size = 4 with train.accumulate = 4 forwards micro-batches of 1 example",
+      "has BatchNorm layers, which cannot train on one example per forward pass",
+      "use train.accumulate = 2 (micro-batches of 2), or a batch of 8 with the same accumulation."]),
+    ({"batch_size": 2, "accumulate": 2},
+     ["use no train.accumulate (one forward pass per batch), or a batch of 4"]),
+    ({"batch_size": 8, "micro_batch_size": 1},
+     ["train.micro_batch_size = 1 forwards 1 example at a time", "set train.micro_batch_size = 2"]),
+    ({"batch_size": 1}, ["train.batch_size = 1 forwards 1 example at a time",
+                         "use train.batch_size = 2 or more."]),
+])
+def test_one_example_per_forward_pass_through_batchnorm_is_refused_before_the_sweep(
+        factories, train, needles):
+    with pytest.raises(SpecError) as err:
+        prepare_sweep(spec(f"{factories}:normed", **train), DataCache())
+    for needle in needles:
+        assert needle in str(err.value)
+    # two per forward pass train; and a model without BatchNorm takes one
+    assert len(prepare_sweep(spec(f"{factories}:normed", batch_size=4, accumulate=2), DataCache()).runs) == 1
+    assert len(prepare_sweep(spec(f"{factories}:fits", **train), DataCache()).runs) == 1
+
+
+def test_a_swept_model_width_no_model_reads_is_refused_before_the_sweep():
+    s = spec_from_dict({
+        "data": {"name": "synthetic", "shape": [1, 28, 28], "classes": 3, "size": 100},
+        "model": {"name": "lenet5"}, "train": {"epochs": 1},
+        "sweep": {"grid": {"model.hidden": [[16], [32]]}}})
+    with pytest.raises(SpecError, match=r"the sweep sets model.hidden, but no run of it reads "
+                                        r"model.hidden: it does not apply where model.name = 'lenet5'"):
+        prepare_sweep(s, DataCache())

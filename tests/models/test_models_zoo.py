@@ -207,3 +207,24 @@ def test_bad_input_shape(shape: tuple[int, ...]) -> None:
 def test_bad_num_classes() -> None:
     with pytest.raises(ModelError, match="num_classes"):
         build("mlp", MNIST, classes=0)
+
+
+@pytest.mark.parametrize(("name", "field", "value", "takes"), [
+    ("lenet5", "hidden", [64], "'lenet5' takes model.dropout."),
+    ("cnn1d", "width", 0.5, "'cnn1d' takes none of the model fields."),
+    ("squeezenet", "hidden", [64], "'squeezenet' takes model.dropout, model.weights, model.freeze."),
+    ("mlp", "width", 2.0, "'mlp' takes model.hidden, model.dropout."),
+    ("mobilenet_v2", "hidden", [64], "'mobilenet_v2' takes model.width, model.dropout"),
+    ("torchvision:resnet18", "width", 0.5, "or pass the size in model.kwargs."),
+])
+def test_a_zoo_model_refuses_the_widths_it_never_reads(name: str, field: str, value: object,
+                                                       takes: str) -> None:
+    # the run would be the one without them under another run id (trained again)
+    with pytest.raises(ModelError) as err:
+        build(name, CIFAR if name != "cnn1d" else (40,), **{field: value})
+    text = str(err.value)
+    assert f"model.{field} = {value!r} is set, but model '{name}' never reads it" in text
+    assert takes in text and f"Remove model.{field}" in text
+    # at its default, the field is in every stored config and refused nowhere
+    default = ModelSpec.model_fields[field].default
+    assert build(name, CIFAR if name != "cnn1d" else (40,), **{field: default}) is not None

@@ -428,3 +428,27 @@ def test_cli_max_batch_on_a_batchnorm_model(tmp_path):
     assert "batch 32 was not tried: the search stopped at 8, the largest batch allowed" in flat
     assert "reach it by gradient accumulation" not in flat
     assert "search started at batch 2" in " ".join(bare.stdout.split())
+
+
+@pytest.mark.parametrize(("want", "fits", "split"), [
+    (97, 40, None), (96, 40, (3, 32)), (64, 1, None), (2, 40, (1, 2)),
+])
+def test_a_batchnorm_split_keeps_two_examples_per_micro_batch(want, fits, split):
+    assert mb.accumulation_split(want, fits, min_micro=2) == split
+
+
+def test_a_batchnorm_model_is_never_advised_micro_batches_of_one(accounting_only):
+    # batch 37 (prime) where 10 fit: 37 x 1 is the only equal split, which BatchNorm refuses
+    cfg = config({"name": f"{__name__}:BatchNormNet"}, batch_size=37)
+    peak = {b: step_memory(fresh_setup(cfg), b).bytes for b in (2, 4)}
+    b = (peak[4] - peak[2]) // 2
+    limit = int((peak[2] + 8 * b + b // 2) / 0.9) + 1  # about 10 within the 10% margin
+    r = max_batch(cfg, memory_limit=limit, margin=0.1)
+    assert 2 <= r.recommended < 37 and (r.want, r.accumulate, r.micro_batch_size) == (37, None, None)
+    assert "the only equal split of 37 into parts that fit is 37 x 1, which the model's " \
+           "BatchNorm cannot train (it needs 2 examples per forward pass)" in r.advice
+    k = -(-36 // r.recommended)
+    while 36 % k:
+        k += 1
+    assert r.advice.endswith(f"use a batch that splits, e.g. 36 = {k} x {36 // k} with "
+                             f"train.accumulate = {k}.")

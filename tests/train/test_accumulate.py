@@ -19,6 +19,10 @@ def test_micro_slices_cover_the_batch_with_a_short_last_one():
     assert micro_slices(128, 32) == [slice(0, 32), slice(32, 64), slice(64, 96), slice(96, 128)]
     assert micro_slices(50, 32) == [slice(0, 32), slice(32, 50)]
     assert micro_slices(5, 8) == [slice(0, 5)]
+    # a model whose BatchNorm trains needs 2 per part: a last part of 1 joins the one before
+    assert micro_slices(5, 2, min_part=2) == [slice(0, 2), slice(2, 5)]
+    assert micro_slices(6, 2, min_part=2) == micro_slices(6, 2)
+    assert micro_slices(1, 2, min_part=2) == [slice(0, 1)]  # one part: nothing to join
 
 
 @pytest.mark.parametrize(("n", "micro"), [(128, 32), (50, 32), (7, 1)])

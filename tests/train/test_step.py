@@ -63,3 +63,19 @@ def test_accumulation_or_mixed_precision_takes_the_general_step(precision, micro
         assert torch.equal(step(xb, yb), expected(xb, yb))
     for a, b in zip(model_a.parameters(), model_b.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_batchnorm_models_partial_batch_never_forwards_one_example_alone():
+    # batch 8 in micro-batches of 2: an epoch's last batch of 3 would end with a part of 1,
+    # which BatchNorm refuses in training; that part joins the one before (one forward of 3)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sizes: list[int] = []
+    model[1].register_forward_pre_hook(lambda _m, args: sizes.append(len(args[0])))
+    step = make_train_step(model, F.cross_entropy, opt, 8, 2, make_precision("fp32", CPU))
+    g = torch.Generator().manual_seed(1)
+    loss = step(torch.randn(3, 6, generator=g), torch.randint(0, 3, (3,), generator=g))
+    assert torch.isfinite(loss) and sizes == [3]
+    step(torch.randn(8, 6, generator=g), torch.randint(0, 3, (8,), generator=g))
+    assert sizes == [3, 2, 2, 2, 2]  # a full batch keeps its equal parts
