@@ -115,6 +115,9 @@ def bad(tmp_path, text):
         ('[train]\noptimizer = "lbfgs"\n', "'train.optimizer' = 'lbfgs'"),
         ('[data]\nname = "mnist_idx"\npath = "/nonexistent/mnist"\n', "/nonexistent/mnist"),
         ('[train\n', "not valid TOML"),
+        ('[model]\nname = "cnn1d"\nwidth = 0.5\n', "model 'cnn1d' never reads it"),
+        ('[model]\nname = "lenet5"\n[sweep.grid]\n"model.hidden" = [[16], [32]]\n',
+         "the sweep sets model.hidden, but no run of it reads model.hidden"),
     ],
 )
 def test_bad_input_exits_2_with_one_paragraph_and_no_store_change(tmp_path, spec_file, text, needle):
