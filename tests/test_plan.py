@@ -89,10 +89,10 @@ def test_a_swept_value_a_run_ignores_is_dropped_and_said_once():
 
 
 def test_repeats_count_points_not_seeds_in_the_note():
-    grid = {"train.optimizer": ["adam"], "train.momentum": [0.0, 0.5]}
+    grid = {"train.optimizer": ["sgd", "adam"], "train.momentum": [0.0, 0.5]}
     notes: list[str] = []
     runs = plan_runs(spec_from_dict({"sweep": {"grid": grid, "repeats": 2}}), notes)
-    assert [r.config.train.seed for r in runs] == [0, 1]
+    assert [(r.config.train.optimizer, r.config.train.seed) for r in runs[4:]] == [("adam", 0), ("adam", 1)]
     assert notes[0].endswith("the 2 points that set it there run with its default 0.9, so they "
                              "are 1 run (trained once).")
 
@@ -104,6 +104,14 @@ def test_a_model_sweep_drops_the_mlp_widths_for_the_zoo_models_that_have_none():
     assert [r.config.model.hidden for r in runs] == [[8], [256, 128]]
     assert notes == ["model.hidden does not apply where model.name = 'lenet5': the point that "
                      "sets it there runs with its default [256, 128]."]
+
+
+def test_a_swept_field_no_run_reads_is_refused():
+    grid = {"train.optimizer": ["adam"], "train.momentum": [0.0, 0.5]}
+    with pytest.raises(SpecError, match=r"the sweep sets train.momentum, but no run of it reads "
+                                        r"train.momentum: it does not apply where train.optimizer "
+                                        r"= 'adam', so every value would train the same run"):
+        plan_runs(spec_from_dict({"sweep": {"grid": grid}}))
 
 
 def test_a_training_function_keeps_every_swept_value():

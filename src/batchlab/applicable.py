@@ -106,7 +106,8 @@ DECIDED_BY: dict[tuple[str, ...], tuple[str, ...]] = {
 }
 
 
-def _value(config: dict[str, Any], path: str) -> Any:
+def value_at(config: dict[str, Any], path: str) -> Any:
+    """The value at dotted ``path`` in ``config``; None where a part is missing."""
     node: Any = config
     for key in path.split("."):
         node = node.get(key) if isinstance(node, dict) else None
@@ -129,7 +130,7 @@ def swept_inapplicable(config: dict[str, Any], paths: list[str]) -> list[str]:
 def deciding(config: dict[str, Any], path: str) -> str:
     """What in ``config`` makes the field ``path`` not apply, in words: "train.optimizer =
     'adam'" (each deciding field of ``DECIDED_BY`` with its value)."""
-    return " and ".join(f"{d} = {_value(config, d)!r}" for d in DECIDED_BY[tuple(path.split("."))])
+    return " and ".join(f"{d} = {value_at(config, d)!r}" for d in DECIDED_BY[tuple(path.split("."))])
 
 
 def applicable(config: dict[str, Any]) -> dict[str, Any]:

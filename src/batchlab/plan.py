@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchlab.applicable import deciding, swept_inapplicable
+from batchlab.applicable import deciding, swept_inapplicable, value_at
 from batchlab.errors import SpecError
 from batchlab.overrides import set_path
 from batchlab.spec import Distribution, RandomSpec, RunConfig, Spec, spec_from_dict
@@ -100,12 +100,6 @@ def _defaults() -> dict[str, Any]:
     return Spec().model_dump(mode="json", exclude={"sweep", "name"})
 
 
-def _value(raw: dict[str, Any], path: str) -> Any:
-    for key in path.split("."):
-        raw = raw[key]
-    return raw
-
-
 def _drop_inapplicable(raw: dict[str, Any], point: dict[str, Any], spec: Spec,
                        defaults: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, str]]:
     """``raw`` (a point's resolved config) with the values it ignores set back to their
@@ -117,10 +111,10 @@ def _drop_inapplicable(raw: dict[str, Any], point: dict[str, Any], spec: Spec,
     if spec.train.function is not None:
         return raw, [], {}
     keys = list(point) + ([k for k in MODEL_FIELDS if k not in point
-                           and _value(raw, k) != _value(defaults, k)] if "model.name" in point else [])
+                           and value_at(raw, k) != value_at(defaults, k)] if "model.name" in point else [])
     dropped = {p: deciding(raw, p) for p in swept_inapplicable(raw, keys)}
     for path in dropped:
-        raw = set_path(raw, path, _value(defaults, path))
+        raw = set_path(raw, path, value_at(defaults, path))
     return raw, keys, dropped
 
 
@@ -136,7 +130,7 @@ def _dropped_notes(dropped: dict[tuple[str, str], list[tuple[int, str]]],
         set_it = "the point that sets it there runs" if points == 1 else \
             f"the {points} points that set it there run"
         notes.append(f"{path} does not apply where {why}: {set_it} with its default "
-                     f"{_value(defaults, path)!r}{same}.")
+                     f"{value_at(defaults, path)!r}{same}.")
     return notes
 
 
