@@ -117,7 +117,7 @@ def bad(tmp_path, text):
         ('[train\n', "not valid TOML"),
         ('[model]\nname = "cnn1d"\nwidth = 0.5\n', "model 'cnn1d' never reads it"),
         ('[model]\nname = "lenet5"\n[sweep.grid]\n"model.hidden" = [[16], [32]]\n',
-         "the sweep sets model.hidden, but no run of it reads model.hidden"),
+         "model.hidden is set, but no run of the sweep reads it"),
     ],
 )
 def test_bad_input_exits_2_with_one_paragraph_and_no_store_change(tmp_path, spec_file, text, needle):

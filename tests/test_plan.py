@@ -81,7 +81,7 @@ def test_a_swept_value_a_run_ignores_is_dropped_and_said_once():
         ("sgd", 0.0), ("sgd", 0.5), ("adam", 0.9)]
     assert runs[2].point == {"train.optimizer": "adam"}  # the label says what the run is
     assert notes == ["train.momentum does not apply where train.optimizer = 'adam': the 2 points "
-                     "that set it there run with its default 0.9, so they are 1 run (trained once)."]
+                     "there run with its default 0.9, so they are 1 run (trained once)."]
     # the ids of the runs whose values all apply are those they always had, and the adam run
     # is the one a spec without the momentum sweep plans
     sgd = _ids({"sweep": {"grid": {"train.momentum": [0.0, 0.5]}}})
@@ -93,7 +93,7 @@ def test_repeats_count_points_not_seeds_in_the_note():
     notes: list[str] = []
     runs = plan_runs(spec_from_dict({"sweep": {"grid": grid, "repeats": 2}}), notes)
     assert [(r.config.train.optimizer, r.config.train.seed) for r in runs[4:]] == [("adam", 0), ("adam", 1)]
-    assert notes[0].endswith("the 2 points that set it there run with its default 0.9, so they "
+    assert notes[0].endswith("the 2 points there run with its default 0.9, so they "
                              "are 1 run (trained once).")
 
 
@@ -102,14 +102,14 @@ def test_a_model_sweep_drops_the_mlp_widths_for_the_zoo_models_that_have_none():
     runs = plan_runs(spec_from_dict({"model": {"hidden": [8]}, "sweep": {"grid": {
         "model.name": ["mlp", "lenet5"]}}}), notes)
     assert [r.config.model.hidden for r in runs] == [[8], [256, 128]]
-    assert notes == ["model.hidden does not apply where model.name = 'lenet5': the point that "
-                     "sets it there runs with its default [256, 128]."]
+    assert notes == ["model.hidden does not apply where model.name = 'lenet5': the point "
+                     "there runs with its default [256, 128]."]
 
 
 def test_a_swept_field_no_run_reads_is_refused():
     grid = {"train.optimizer": ["adam"], "train.momentum": [0.0, 0.5]}
-    with pytest.raises(SpecError, match=r"the sweep sets train.momentum, but no run of it reads "
-                                        r"train.momentum: it does not apply where train.optimizer "
+    with pytest.raises(SpecError, match=r"train.momentum is set, but no run of the sweep reads it: "
+                                        r"it does not apply where train.optimizer "
                                         r"= 'adam', so every value would train the same run"):
         plan_runs(spec_from_dict({"sweep": {"grid": grid}}))
 

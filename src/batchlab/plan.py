@@ -127,9 +127,8 @@ def _dropped_notes(dropped: dict[tuple[str, str], list[tuple[int, str]]],
     for (path, why), hits in dropped.items():
         points, ids = len({i for i, _ in hits}), len({r for _, r in hits})
         same = f", so they are {ids} run{'s' if ids > 1 else ''} (trained once)" if ids < points else ""
-        set_it = "the point that sets it there runs" if points == 1 else \
-            f"the {points} points that set it there run"
-        notes.append(f"{path} does not apply where {why}: {set_it} with its default "
+        there = "the point there runs" if points == 1 else f"the {points} points there run"
+        notes.append(f"{path} does not apply where {why}: {there} with its default "
                      f"{value_at(defaults, path)!r}{same}.")
     return notes
 
@@ -143,9 +142,9 @@ def _refuse_unread(applied: dict[str, bool], ignored: dict[tuple[str, str], Any]
         path = unread[0]
         why = next(w for p, w in ignored if p == path)
         raise SpecError(
-            f"the sweep sets {path}, but no run of it reads {path}: it does not apply where "
-            f"{why}, so every value would train the same run. Remove {path} from the sweep, or "
-            f"change {why.partition(' = ')[0]} to a setting it applies to.")
+            f"{path} is set, but no run of the sweep reads it: it does not apply where {why}, "
+            f"so every value would train the same run. Remove {path} (from the sweep or the "
+            f"spec), or change {why.partition(' = ')[0]} to a setting it applies to.")
 
 
 def plan_runs(spec: Spec, notes: list[str] | None = None) -> list[RunSpec]:

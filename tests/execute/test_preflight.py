@@ -199,6 +199,6 @@ def test_a_swept_model_width_no_model_reads_is_refused_before_the_sweep():
         "data": {"name": "synthetic", "shape": [1, 28, 28], "classes": 3, "size": 100},
         "model": {"name": "lenet5"}, "train": {"epochs": 1},
         "sweep": {"grid": {"model.hidden": [[16], [32]]}}})
-    with pytest.raises(SpecError, match=r"the sweep sets model.hidden, but no run of it reads "
-                                        r"model.hidden: it does not apply where model.name = 'lenet5'"):
+    with pytest.raises(SpecError, match=r"model.hidden is set, but no run of the sweep reads it: "
+                                        r"it does not apply where model.name = 'lenet5'"):
         prepare_sweep(s, DataCache())
