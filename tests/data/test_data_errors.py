@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import shutil
 import struct
 from pathlib import Path
 
@@ -158,6 +159,40 @@ def test_image_folder_test_class_unknown_to_train(tmp_path: Path) -> None:
     write_image_folder(tmp_path)
     (tmp_path / "val" / "yak").mkdir()
     fails("['yak']", name="image_folder", path=str(tmp_path), validation="test")
+
+
+@pytest.mark.parametrize("pipeline", ["memory", "stream"])
+def test_image_folder_of_a_single_class_is_refused(tmp_path: Path, pipeline: str) -> None:
+    write_image_folder(tmp_path / "split")
+    for name in ("dog", "eel"):  # train/ keeps 'cat' alone
+        shutil.rmtree(tmp_path / "split" / "train" / name)
+    for validation in ("split", "test"):  # refused whether val/ is read or not
+        message = fails("has a single class (every image is in class folder 'cat')",
+                        name="image_folder", path=str(tmp_path / "split"), pipeline=pipeline,
+                        validation=validation)
+        assert f"folder '{tmp_path / 'split' / 'train'}'" in message
+        assert "at least 2 classes" in message and "sub-folder of images for each other class" in message
+    flat = tmp_path / "flat" / "cat"  # the flat layout: data.path/<class>/<image>
+    shutil.copytree(tmp_path / "split" / "train" / "cat", flat)
+    fails("has a single class (every image is in class folder 'cat')", name="image_folder",
+          path=str(flat.parent), pipeline=pipeline)
+
+
+def test_image_folder_val_classes_unlike_train(tmp_path: Path) -> None:
+    write_image_folder(tmp_path)
+    (tmp_path / "val" / "eel").rename(tmp_path / "val" / "Eel")  # a name that differs in case
+    message = fails("has class folders ['Eel'] that", name="image_folder", path=str(tmp_path),
+                    validation="test")
+    assert "(and lacks ['eel'], which it has)" in message and "match exactly" in message
+    # val/ lacking a class is allowed (a test split may), and the notes say which one
+    shutil.rmtree(tmp_path / "val" / "Eel")
+    data = load_dataset(DataSpec(name="image_folder", path=str(tmp_path), validation="test",
+                                 image_size=8))
+    assert data.num_classes == 3 and sorted(set(data.val_y.tolist())) == [0, 1]
+    untested = [n for n in data.notes if "no images of class" in n]
+    assert len(untested) == 1 and "class 'eel' (train/ has 3 classes)" in untested[0]
+    full = load_dataset(DataSpec(name="image_folder", path=str(tmp_path), image_size=8))
+    assert not [n for n in full.notes if "no images of class" in n]  # val/ not read: no note
 
 
 # --------------------------------------------------------------------------- npz and splits

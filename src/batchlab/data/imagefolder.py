@@ -31,6 +31,7 @@ from batchlab.data.fileio import (
     no_test_split,
     reading,
 )
+from batchlab.data.labels import refuse_single_class
 from batchlab.data.raw import RawData
 from batchlab.spec import DataSpec
 
@@ -158,16 +159,26 @@ class FolderFiles:
     train: tuple[list[Path], list[int]]
     test: tuple[list[Path], list[int]] | None = None
     skipped: tuple[Path, ...] = ()  # files in the class folders that are not images
+    untested: tuple[str, ...] = ()  # classes of train/ with no image in the test tree
 
     def notes(self) -> list[str]:
-        """What listing found that the user should hear: the files that were skipped."""
-        if not self.skipped:
-            return []
-        n = len(self.skipped)
-        named = ", ".join(f"'{p}'" for p in self.skipped[:3]) + (", ..." if n > 3 else "")
-        return [f"data.path: skipped {n} file{'s' if n > 1 else ''} in the class folders that "
-                f"{'are' if n > 1 else 'is'} not an image ({' '.join(sorted(EXTENSIONS))}): "
-                f"{named}. Convert or rename such files to train on them."]
+        """What listing found that the user should hear: the files that were skipped and the
+        classes the test tree has no image of (its accuracy leaves them out)."""
+        out = []
+        if self.untested:
+            out.append(f"data.path: the validation tree has no images of class "
+                       f"{', '.join(repr(c) for c in self.untested)} (train/ has "
+                       f"{len(self.classes)} classes): validation accuracy and loss measure "
+                       "the other classes only. Add their images to val/ (or test/) to measure "
+                       "every class.")
+        if self.skipped:
+            n = len(self.skipped)
+            named = ", ".join(f"'{p}'" for p in self.skipped[:3]) + (", ..." if n > 3 else "")
+            out.append(f"data.path: skipped {n} file{'s' if n > 1 else ''} in the class folders "
+                       f"that {'are' if n > 1 else 'is'} not an image "
+                       f"({' '.join(sorted(EXTENSIONS))}): {named}. Convert or rename such "
+                       "files to train on them.")
+        return out
 
 
 def folder_files(spec: DataSpec, want_test: bool) -> FolderFiles:
@@ -185,16 +196,23 @@ def folder_files(spec: DataSpec, want_test: bool) -> FolderFiles:
     for name in classes:
         if not _images_in(train_dir / name):
             raise fail(f"class folder '{train_dir / name}'", "holds no images", FIX)
+    refuse_single_class(len(classes), classes[0], f"folder '{train_dir}'", None)
     train = part_files(train_dir, classes)
     if not want_test:
         return FolderFiles(classes, train, skipped=tuple(skipped_files([train_dir], classes)))
     assert test_dir is not None
-    unknown = sorted(set(_class_names(test_dir)) - set(classes))
-    if unknown:
-        problem = f"has class folders {unknown} that '{train_dir}' does not have"
-        raise fail(f"folder '{test_dir}'", problem, "give both splits the same class folders")
+    test_classes = _class_names(test_dir)
+    unknown = sorted(set(test_classes) - set(classes))
+    if unknown:  # a label train/ never taught: no class index to give it
+        lacks = sorted(set(classes) - set(test_classes))
+        lacking = f" (and lacks {lacks}, which it has)" if lacks else ""
+        problem = f"has class folders {unknown} that '{train_dir}' does not have{lacking}"
+        fix = "give both splits the same class folders (the names must match exactly)"
+        raise fail(f"folder '{test_dir}'", problem, fix)
     skipped = tuple(skipped_files([train_dir, test_dir], classes))
-    return FolderFiles(classes, train, part_files(test_dir, classes), skipped)
+    test = part_files(test_dir, classes)
+    untested = tuple(name for i, name in enumerate(classes) if i not in set(test[1]))
+    return FolderFiles(classes, train, test, skipped, untested)
 
 
 def _decode(spec: DataSpec, files: tuple[list[Path], list[int]], part: str,

@@ -63,12 +63,23 @@ def one_hot_indices(y: np.ndarray | torch.Tensor, where: str) -> tuple[torch.Ten
     return t.to(torch.int64).argmax(1), note
 
 
-def refuse_single_class(num_classes: int, label: int, where: str, regression_fix: str) -> None:
-    """DataError when class labels hold fewer than 2 classes (``label``: the one there is)."""
+def refuse_single_class(num_classes: int, label: int | str, where: str,
+                        regression_fix: str | None) -> None:
+    """DataError when class labels hold fewer than 2 classes.
+
+    ``label``: the one class there is, an integer label or an image folder's class name (a
+    str); ``regression_fix``: how to fit the values as a regression instead, None where the
+    format holds class labels only."""
     if num_classes >= 2:
         return
+    if isinstance(label, str):  # an image folder's class is the name of its sub-folder
+        only = f"every image is in class folder '{label}'"
+        add = "Add a sub-folder of images for each other class beside it"
+    else:
+        only, add = f"every label is {label}", "Add examples of the other classes"
+    regression = f"; for a regression, {regression_fix}" if regression_fix else ""
     raise DataError(
-        f"{where} has a single class (every label is {label}), and a classifier needs at least 2 "
-        "classes: with one it reaches loss 0 and accuracy 1 by always answering it, and learns "
-        f"nothing. Add examples of the other classes; for a regression, {regression_fix}."
+        f"{where} has a single class ({only}), and a classifier needs at least 2 classes: with "
+        f"one it reaches loss 0 and accuracy 1 by always answering it, and learns nothing. "
+        f"{add}{regression}."
     )
