@@ -104,6 +104,8 @@ def check_importing(r: PageRun) -> None:
     csvs = runs_of(r.work / "batchlab.db", "blog-csv")
     assert sorted(x.config["train"]["batch_size"] for x in csvs) == [16, 64]
     assert {x.config["data"]["n_train"] for x in csvs} == {60000}
+    (py,) = runs_of(r.work / "python.db", "from-python")  # the Python block's import
+    assert py.config["train"]["batch_size"] == 16 and py.config["data"]["n_train"] == 60000
 
 
 CHECKS = {

@@ -118,9 +118,26 @@ def test_bad_input_exits_2_and_stores_nothing(tmp_path, args, message):
     res = batchlab("import", *[a.format(tmp=tmp_path) for a in args], "--store", db)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert message in " ".join(res.stderr.split())
-    if db.exists():
-        with Store(db) as st:
-            assert st.runs() == []
+    assert not db.exists()  # a refused import creates no store file
+
+
+def test_a_refused_python_import_creates_no_store_and_a_good_one_does(tmp_path):
+    from batchlab.errors import DataError
+    from batchlab.integrations.csvlog import import_csvlogs
+    from batchlab.integrations.tensorboard import import_tensorboard
+
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "good.csv").write_text("epoch,loss\n0,0.5\n1,0.25\n")
+    db = tmp_path / "s.db"
+    with pytest.raises(DataError, match="is not a CSVLogger file"):
+        import_csvlogs(db, [tmp_path / "good.csv", tmp_path / "bad.csv"], "e", mapping={}, overrides={})
+    with pytest.raises(DataError, match="no TensorBoard event files"):
+        import_tensorboard(str(db), tmp_path, "e", mapping={}, overrides={})
+    assert not db.exists()
+    runs = import_csvlogs(db, [tmp_path / "good.csv"], "e", mapping={}, overrides={})
+    with Store(db) as st:
+        assert [r.id for r in st.runs("e")] == [runs[0].id]
+        assert st.metrics(runs[0].id)["train_loss"].value.tolist() == [0.5, 0.25]
 
 
 def test_batchlab_tensorboard_export_imports_back(tmp_path):

@@ -59,9 +59,10 @@ def tensorboard_cmd(
     maps, sets = parse_pairs(mapping or [], "--map"), settings(overrides or [])
     name = experiment or logdir.resolve().name
     notes: list[str] = []
+    # the path, not an open Store: a refused import must not create the file
+    runs = import_tensorboard(store, logdir, name, mapping=maps, overrides=sets, unit=step_unit,
+                              notes=notes)
     with Store(store) as st:
-        runs = import_tensorboard(st, logdir, name, mapping=maps, overrides=sets, unit=step_unit,
-                                  notes=notes)
         _print_runs(st, [r.id for r in runs], name)
     _print_notes(notes)
 
@@ -81,7 +82,8 @@ def csv_cmd(
 
     maps, sets = parse_pairs(mapping or [], "--map"), settings(overrides or [])
     notes: list[str] = []
+    # the path, not an open Store: a refused import must not create the file
+    runs = import_csvlogs(store, files, experiment, mapping=maps, overrides=sets, notes=notes)
     with Store(store) as st:
-        runs = import_csvlogs(st, files, experiment, mapping=maps, overrides=sets, notes=notes)
         _print_runs(st, [r.id for r in runs], experiment)
     _print_notes(notes)

@@ -23,6 +23,7 @@ from typing import Any
 
 from batchlab.errors import DataError
 from batchlab.integrations.importing import (
+    PlannedRun,
     Point,
     check_config,
     config_from_name,
@@ -30,7 +31,7 @@ from batchlab.integrations.importing import (
     import_notes,
     lr_from_log,
     metric_for,
-    write_run,
+    store_runs,
 )
 from batchlab.overrides import parse_value
 from batchlab.store import Store
@@ -108,10 +109,12 @@ def read_csvlog(path: Path) -> CsvLog:
     return CsvLog(columns, "step", config)
 
 
-def import_csvlogs(store: Store, paths: list[Path], experiment: str, *, mapping: dict[str, str],
-                   overrides: dict[str, Any], notes: list[str] | None = None) -> list[TrackedRun]:
+def import_csvlogs(store: Store | str | Path, paths: list[Path], experiment: str, *,
+                   mapping: dict[str, str], overrides: dict[str, Any],
+                   notes: list[str] | None = None) -> list[TrackedRun]:
     """Import each file as one run of ``experiment`` (re-importing a file replaces its run).
-    Every file is read before anything is stored, so a bad file stores nothing. ``notes``
+    Every file is read and checked before the store is written, or, given as a path, opened
+    (created when missing): a bad file stores nothing and creates no store file. ``notes``
     gets what each import dropped, left unmapped or lacks (``import_notes``)."""
     read = [(path, read_csvlog(path)) for path in paths]
     planned = []
@@ -125,10 +128,6 @@ def import_csvlogs(store: Store, paths: list[Path], experiment: str, *, mapping:
         config = lr_from_log(config_from_name(path.stem) | log.config | overrides, series,
                              str(path), found)
         check_config(config, str(path), overrides)  # every file's, before anything is stored
-        planned.append((path, log, series, config, found + import_notes(str(path), tags, config)))
-    runs = []
-    for path, log, series, config, said in planned:
-        runs.append(write_run(store, experiment, f"csv:{path.resolve()}", config, series, unit=log.unit))
-        if notes is not None:
-            notes += said
-    return runs
+        planned.append(PlannedRun(f"csv:{path.resolve()}", config, series, log.unit,
+                                  notes=tuple(found + import_notes(str(path), tags, config))))
+    return store_runs(store, experiment, planned, notes)

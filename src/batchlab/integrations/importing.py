@@ -7,7 +7,8 @@ holds, and ``--set``. Keys are normalised (``BatchSize``, ``batch-size``, ``bs``
 ``batch_size``; ``LearningRate``, ``learning_rate`` -> ``lr``), so they fill batchlab's config.
 A run with no LR from any of them whose log holds an LR series takes its first value
 (``lr_from_log``). The config is checked in the import's words (``check_config``) before
-anything is stored.
+anything is stored: an import reads and checks every run (``PlannedRun``) before it opens the
+store (``store_runs``), so a refused import leaves no store file behind.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from batchlab.errors import SpecError
@@ -253,3 +255,34 @@ def write_run(store: Store, experiment: str, name: str, config: dict[str, Any],
                 run.log(index, epoch=counters[EPOCH].get(index), wall_time=wall,
                         examples=None if examples is None else int(examples), **values)
     return run
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run an import has read and checked, not stored yet (``store_runs`` stores it)."""
+
+    name: str
+    config: dict[str, Any]
+    series: dict[str, list[Point]]
+    unit: str = "step"
+    start: float | None = None
+    notes: tuple[str, ...] = ()  # what the import dropped, left unmapped or lacks
+
+
+def store_runs(store: Store | str | Path, experiment: str, planned: list[PlannedRun],
+               notes: list[str] | None = None) -> list[TrackedRun]:
+    """Store ``planned`` runs into ``experiment`` (``write_run``) and add their notes to ``notes``.
+
+    ``store``: an open Store, or the path of one, opened (and created when missing) only here,
+    after every run was read and checked: an import refused while reading creates no file.
+    """
+    if not isinstance(store, Store):
+        with Store(store) as opened:
+            return store_runs(opened, experiment, planned, notes)
+    out = []
+    for run in planned:
+        out.append(write_run(store, experiment, run.name, run.config, run.series, unit=run.unit,
+                             start=run.start))
+        if notes is not None:
+            notes += run.notes
+    return out

@@ -16,6 +16,7 @@ from typing import Any
 
 from batchlab.errors import DataError
 from batchlab.integrations.importing import (
+    PlannedRun,
     Point,
     check_config,
     config_from_name,
@@ -23,7 +24,7 @@ from batchlab.integrations.importing import (
     import_notes,
     lr_from_log,
     metric_for,
-    write_run,
+    store_runs,
 )
 from batchlab.integrations.names import EXPORT_SUFFIX
 from batchlab.store import Store
@@ -124,14 +125,16 @@ def read_logdir(logdir: Path) -> dict[str, tuple[dict[str, Any], dict[str, list[
             for f, v in runs.items() if v[1]}
 
 
-def import_tensorboard(store: Store, logdir: Path, experiment: str, *, mapping: dict[str, str],
-                       overrides: dict[str, Any], unit: str = "auto",
+def import_tensorboard(store: Store | str | Path, logdir: Path, experiment: str, *,
+                       mapping: dict[str, str], overrides: dict[str, Any], unit: str = "auto",
                        notes: list[str] | None = None) -> list[TrackedRun]:
     """Import every run folder under ``logdir`` into ``experiment`` (re-importing replaces).
 
-    ``unit``: 'step' or 'epoch' for what a TensorBoard step counts; 'auto' is 'epoch' when every
-    tag starts with ``epoch_`` (Keras's TensorBoard callback) and 'step' otherwise. ``notes``
-    gets what each run's import dropped, left unmapped or lacks (``import_notes``).
+    ``store``: a Store or its path; a path is opened (created when missing) only once every
+    run was read and checked, so a refused import creates no file. ``unit``: 'step' or
+    'epoch' for what a TensorBoard step counts; 'auto' is 'epoch' when every tag starts with
+    ``epoch_`` (Keras's TensorBoard callback) and 'step' otherwise. ``notes`` gets what each
+    run's import dropped, left unmapped or lacks (``import_notes``).
     """
     planned = []
     for name, (hparams, tags, start) in read_logdir(logdir).items():
@@ -150,15 +153,9 @@ def import_tensorboard(store: Store, logdir: Path, experiment: str, *, mapping: 
         if unit == "auto":
             keras_style = all(t.rsplit("/", 1)[-1].startswith("epoch_") for t in tags)
             run_unit = "epoch" if keras_style else "step"
-        planned.append((name, config, series, run_unit, start,
-                        found + import_notes(name, metrics, config)))
-    out = []
-    for name, config, series, run_unit, start, said in planned:
-        out.append(write_run(store, experiment, f"tensorboard:{name}", config, series, unit=run_unit,
-                             start=start))
-        if notes is not None:
-            notes += said
-    if not out:
+        planned.append(PlannedRun(f"tensorboard:{name}", config, series, run_unit, start,
+                                  tuple(found + import_notes(name, metrics, config))))
+    if not planned:
         raise DataError(f"no scalars to import under '{logdir}' (or every tag was dropped by --map); "
                         "check the folder with 'tensorboard --logdir' and the --map options.")
-    return out
+    return store_runs(store, experiment, planned, notes)
