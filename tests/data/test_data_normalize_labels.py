@@ -119,3 +119,33 @@ def test_npz_with_a_single_class_is_refused(tmp_path, label):
     assert "\n" not in text and "t.npz" in text
     assert f"single class (every label is {label})" in text and "at least 2 classes" in text
     assert "data.task = 'regression'" in text
+
+
+def test_npz_keras_style_label_column_is_refused_not_fitted_as_a_regression(tmp_path):
+    # keras.datasets.cifar10.load_data() gives y of shape (N, 1) uint8: class labels
+    y = (np.arange(30) % 3).astype(np.uint8)[:, None]
+    np.savez(tmp_path / "k.npz", x=np.random.default_rng(0).normal(size=(30, 4)), y=y)
+    for task in ("auto", "classification"):
+        with pytest.raises(DataError) as err:
+            load_dataset(DataSpec(name="npz", path=str(tmp_path / "k.npz"), task=task))
+        text = str(err.value)
+        assert "\n" not in text and "'y' in '" in text and "shape (30, 1)" in text
+        assert "save y.reshape(-1)" in text and "data.task = 'regression'" in text
+    ds = load_dataset(DataSpec(name="npz", path=str(tmp_path / "k.npz"), task="regression"))
+    assert ds.num_classes == 0 and ds.train_y.shape[1:] == (1,)  # asked for: values to fit
+
+
+def test_npz_channels_last_images_and_float_one_hot_get_a_note(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.arange(30) % 3
+    np.savez(tmp_path / "c.npz", x=rng.integers(0, 255, (30, 8, 8, 3)).astype(np.uint8),
+             y=np.eye(3, dtype=np.float32)[labels])  # Keras's to_categorical: float one-hot
+    ds = load_dataset(DataSpec(name="npz", path=str(tmp_path / "c.npz")))
+    assert ds.num_classes == 0 and ds.input_shape == (8, 8, 3)  # as saved: notes, no guessing
+    text = " ".join(ds.notes)
+    assert "looks like channels-last images (N, H, W, C)" in text
+    assert "save x.transpose(0, 3, 1, 2)" in text
+    assert "'y' is float one-hot (30 x 3, one 1 per row)" in text and "save y.argmax(1)" in text
+    np.savez(tmp_path / "n.npz", x=rng.normal(size=(30, 3, 8, 8)), y=labels)  # channels first
+    ds = load_dataset(DataSpec(name="npz", path=str(tmp_path / "n.npz")))
+    assert ds.num_classes == 3 and ds.notes == ()

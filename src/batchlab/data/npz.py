@@ -66,13 +66,41 @@ def _whole(y: np.ndarray) -> bool:
     return y.dtype.kind != "f" or bool(np.all(np.isfinite(y)) and np.all(y == np.round(y)))
 
 
+def _label_column(y: np.ndarray) -> bool:
+    """Whether ``y`` is integers of shape (N, 1): class labels kept as a column, as Keras's
+    ``cifar10.load_data()`` and ``df[["label"]].values`` give them, not one regression target."""
+    return y.ndim == 2 and y.shape[1] == 1 and y.dtype.kind in "biu"
+
+
 def infer_task(*targets: np.ndarray) -> str:
     """``data.task = "auto"``'s reading of the target arrays: "regression" when any is 2-D
-    (integer one-hot labels excepted: they are classes) or holds floats that are not all whole
-    numbers, else "classification"."""
-    if any((y.ndim == 2 and not is_one_hot(y)) or not _whole(y) for y in targets):
+    (integer one-hot labels and an integer (N, 1) column excepted: they are classes) or holds
+    floats that are not all whole numbers, else "classification"."""
+    if any((y.ndim == 2 and not is_one_hot(y) and not _label_column(y)) or not _whole(y)
+           for y in targets):
         return "regression"
     return "classification"
+
+
+def _float_one_hot(y: np.ndarray) -> bool:
+    """Whether ``y`` is float one-hot rows (Keras's ``to_categorical`` gives float32)."""
+    return y.dtype.kind == "f" and y.ndim == 2 and bool(np.isin(y, (0, 1)).all()) \
+        and is_one_hot(y.astype(np.int64))
+
+
+def _shape_notes(x: np.ndarray, y: np.ndarray, task: str) -> list[str]:
+    """What the arrays' layout suggests the user meant otherwise: channels-last images
+    (models read (N, C, H, W)) and float one-hot labels fitted as a regression."""
+    notes = []
+    if x.ndim == 4 and x.shape[3] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        notes.append(f"array 'x' is {x.shape}, which looks like channels-last images (N, H, W, "
+                     f"C); models read (N, C, H, W), so a conv net sees {x.shape[1]} channels "
+                     f"of {x.shape[2]} x {x.shape[3]} pixels: save x.transpose(0, 3, 1, 2)")
+    if task == "regression" and _float_one_hot(y):
+        notes.append(f"array 'y' is float one-hot ({y.shape[0]} x {y.shape[1]}, one 1 per row), "
+                     f"fitted as a regression of {y.shape[1]} values with MSE (no accuracy); for "
+                     "class labels save y.argmax(1) (or integer one-hot, y.astype(int))")
+    return notes
 
 
 def _targets(y: np.ndarray, where: str, task: str, notes: list[str], name: str) -> torch.Tensor:
@@ -91,6 +119,10 @@ def _targets(y: np.ndarray, where: str, task: str, notes: list[str], name: str) 
                    "data.task = 'classification' cannot read as class labels",
                    "set data.task = 'regression' (or 'auto') to fit them with MSE, or save "
                    "integer class labels")
+    if _label_column(y):
+        raise fail(where, f"holds integers of shape {y.shape}, one class label per row kept as "
+                   "a column", "save y.reshape(-1) (and y_test.reshape(-1)) for class labels, "
+                   "or set data.task = 'regression' to fit them as values with MSE")
     return labels_tensor(y, where, FIX, negative_ok=True)  # remapped with the rest
 
 
@@ -117,7 +149,7 @@ def load_npz(spec: DataSpec, want_test: bool) -> RawData:
         raise no_test_split("npz", why, "save them into the archive")
     ys = [arrays[n] for n in ("y", "y_test") if n in arrays]
     task = infer_task(*ys) if spec.task == "auto" else spec.task
-    notes: list[str] = []
+    notes = _shape_notes(arrays["x"], arrays["y"], task)
     train_x, train_y = _part(arrays, path, "x", "y", task, notes)
     parts = [train_y]
     test_x = test_y = None
@@ -131,7 +163,8 @@ def load_npz(spec: DataSpec, want_test: bool) -> RawData:
             raise fail(f"file '{path}'", problem, FIX)
         parts.append(test_y)
     if task == "regression":
-        return RawData(train_x, train_y, 0, test_x, test_y)
+        return RawData(train_x, train_y, 0, test_x, test_y,
+                       notes=tuple(f"'{path}': {n}" for n in notes))
     only = int(parts[0][0])  # the label, when there is a single one
     parts, num_classes, note = compact_labels(*parts)
     refuse_single_class(num_classes, only, f"file '{path}'",
