@@ -161,6 +161,19 @@ def test_image_folder_test_class_unknown_to_train(tmp_path: Path) -> None:
     fails("['yak']", name="image_folder", path=str(tmp_path), validation="test")
 
 
+
+@pytest.mark.parametrize("name", ["valid", "validation"])
+def test_image_folder_valid_or_validation_beside_train_is_the_test_split(tmp_path: Path, name: str) -> None:
+    write_image_folder(tmp_path)
+    (tmp_path / "val").rename(tmp_path / name)  # Kaggle's sets often name it so
+    data = load_dataset(DataSpec(name="image_folder", path=str(tmp_path), validation="test",
+                                 image_size=8))
+    assert len(data.val_y) == 6 and len(data.train_y) == 18  # 2 and 6 per class: val/ as is
+    shutil.rmtree(tmp_path / name)
+    message = fails("has a train/ sub-folder but no val/, valid/, validation/ or test/ beside it",
+                    name="image_folder", path=str(tmp_path), validation="test")
+    assert 'data.validation = "split"' in message
+
 @pytest.mark.parametrize("pipeline", ["memory", "stream"])
 def test_image_folder_of_a_single_class_is_refused(tmp_path: Path, pipeline: str) -> None:
     write_image_folder(tmp_path / "split")

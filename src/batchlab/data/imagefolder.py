@@ -4,8 +4,9 @@ Pillow (the other formats).
 Layouts (classes are the sub-folder names, sorted, so label i is the i-th name):
 
 * ``data.path/<class>/<image>``: the train part only; ``validation = "test"`` is an error.
-* ``data.path/train/<class>/<image>`` plus ``data.path/val/...`` (or ``test/``): train/ is the
-  train part and val/ (else test/) the test split. With ``validation = "split"`` the held-out
+* ``data.path/train/<class>/<image>`` plus ``data.path/val/...`` (or ``valid/``,
+  ``validation/``, ``test/``, the first found in that order): train/ is the train part and
+  that tree the test split. With ``validation = "split"`` the held-out
   part comes from train/ and val/ is not read. A train/ folder alone is used as the train part.
 
 Images with extensions .png .jpg .jpeg .bmp .gif .webp (any case) are read, converted to RGB and
@@ -38,7 +39,7 @@ from batchlab.spec import DataSpec
 EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
 FIX = (
     "lay the images out as data.path/<class_name>/<image>, optionally under data.path/train/ "
-    "and data.path/val/ (or test/)"
+    "and data.path/val/ (or valid/, validation/, test/)"
 )
 
 
@@ -140,12 +141,17 @@ def skipped_files(folders: list[Path], classes: list[str]) -> list[Path]:
             for p in _others_in(folder / name)]
 
 
+# the names a held-out tree beside train/ goes by (Kaggle's sets often say valid/ or
+# validation/), in the order one is picked when there are several
+TEST_FOLDERS = ("val", "valid", "validation", "test")
+
+
 def _layout(root: Path) -> tuple[Path, Path | None]:
     """(train folder, test folder or None) of the image tree at ``root``."""
     train = root / "train"
     if not train.is_dir():
         return root, None
-    for name in ("val", "test"):
+    for name in TEST_FOLDERS:
         if (root / name).is_dir():
             return train, root / name
     return train, None
@@ -169,7 +175,7 @@ class FolderFiles:
             out.append(f"data.path: the validation tree has no images of class "
                        f"{', '.join(repr(c) for c in self.untested)} (train/ has "
                        f"{len(self.classes)} classes): validation accuracy and loss measure "
-                       "the other classes only. Add their images to val/ (or test/) to measure "
+                       "the other classes only. Add their images to the validation tree to measure "
                        "every class.")
         if self.skipped:
             n = len(self.skipped)
@@ -188,7 +194,9 @@ def folder_files(spec: DataSpec, want_test: bool) -> FolderFiles:
     root = data_path(spec, folder=True, fix=FIX)
     train_dir, test_dir = _layout(root)
     if want_test and test_dir is None:
-        why = f": '{root}' has no train/ and val/ (or test/) sub-folders"
+        beside = "/, ".join(TEST_FOLDERS[:-1]) + f"/ or {TEST_FOLDERS[-1]}/"
+        why = (f": '{root}' has a train/ sub-folder but no {beside} beside it" if train_dir != root
+               else f": '{root}' has no train/ and val/ sub-folders")
         raise no_test_split("image_folder", why, "split the class folders into train/ and val/")
     classes = _class_names(train_dir)
     if not classes:
