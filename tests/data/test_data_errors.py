@@ -250,3 +250,15 @@ def test_npz_constant_channel_is_centred_not_divided_by_zero(tmp_path: Path) -> 
 def test_hold_out_leaving_no_training_data(tmp_path: Path) -> None:
     np.savez(tmp_path / "d.npz", x=np.zeros((2, 3)), y=np.array([0, 1]))
     fails("data.val_fraction", name="npz", path=str(tmp_path / "d.npz"), val_fraction=0.9)
+
+
+@pytest.mark.parametrize("validation", ["split", "test"])
+def test_idx_of_a_single_class_is_refused(tmp_path: Path, validation: str) -> None:
+    write_idx(tmp_path)
+    for prefix in ("train", "t10k"):  # every label 7: a label file cut from one class
+        labels = tmp_path / f"{prefix}-labels-idx1-ubyte"
+        blob = labels.read_bytes()
+        labels.write_bytes(blob[:8] + bytes([7]) * (len(blob) - 8))
+    message = fails("has a single class (every label is 7)", name="mnist_idx", path=str(tmp_path),
+                    validation=validation)
+    assert f"data.path '{tmp_path}'" in message and "at least 2 classes" in message

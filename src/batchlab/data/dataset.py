@@ -10,6 +10,7 @@ from batchlab.data.builtin import load_digits, load_mnist1d, load_synthetic
 from batchlab.data.cifar import load_cifar
 from batchlab.data.idx import load_mnist_idx
 from batchlab.data.imagefolder import load_image_folder
+from batchlab.data.labels import refuse_single_class
 from batchlab.data.npz import load_npz
 from batchlab.data.raw import Loader
 from batchlab.data.split import limit_and_normalize, split_indices
@@ -63,6 +64,10 @@ def load_dataset(spec: DataSpec) -> Dataset:
         )
     want_test = spec.validation == "test"
     raw = LOADERS[spec.name](spec, want_test)
+    if raw.num_classes:  # formats with a fixed label range (IDX, CIFAR) may still hold one class
+        labels = raw.train_y if raw.test_y is None else torch.cat([raw.train_y, raw.test_y])
+        present = torch.unique(labels)
+        refuse_single_class(len(present), int(present[0]), f"data.path '{spec.path}'", None)
     if want_test:
         assert raw.test_x is not None and raw.test_y is not None  # loaders raise otherwise
         train_x, train_y, val_x, val_y = raw.train_x, raw.train_y, raw.test_x, raw.test_y
