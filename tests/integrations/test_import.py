@@ -104,20 +104,33 @@ def test_keras_style_split_folders_and_epoch_steps(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["tensorboard", "{tmp}/nowhere"], "does not exist"),
-    (["tensorboard", "{tmp}"], "no TensorBoard event files"),
+    (["tensorboard", "{tmp}/logs"], "no TensorBoard event files"),
     (["csv", "{tmp}/bad.csv"], "is not a CSVLogger file"),
     (["csv", "{tmp}/good.csv", "{tmp}/text.csv"], "column 'loss' = 'low' is not a number"),
     (["csv", "{tmp}/good.csv", "--map", "loss"], "--map 'loss' must look like KEY=VALUE"),
     (["tensorboard", "{tmp}", "--step-unit", "hour"], "--step-unit 'hour' is not known"),
+    (["csv", "{tmp}/binary.csv"], "is not a CSV text file (its bytes are not UTF-8 text)"),
+    (["csv", "{tmp}/logs"], "CSV log '{tmp}/logs' is a folder, not a file (it holds "
+                            "{tmp}/logs/version_0/metrics.csv)"),
+    (["tensorboard", "{tmp}/good.csv"], "is a CSV file, not a TensorBoard log folder; import it "
+                                        "with 'batchlab import csv {tmp}/good.csv'"),
+    (["tensorboard", "{tmp}/run/events.out.tfevents.1.host"],
+     "is a file, not a TensorBoard log folder; pass the folder that holds the event files "
+     "('{tmp}/run' holds this one)"),
 ])
 def test_bad_input_exits_2_and_stores_nothing(tmp_path, args, message):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     (tmp_path / "good.csv").write_text("epoch,loss\n0,0.5\n")
     (tmp_path / "text.csv").write_text("epoch,loss\n0,low\n")
+    (tmp_path / "binary.csv").write_bytes(b"\x00\xff\xfe\x89PNG")  # not text at all
+    (tmp_path / "logs" / "version_0").mkdir(parents=True)
+    (tmp_path / "logs" / "version_0" / "metrics.csv").write_text("epoch,step,loss\n0,0,0.5\n")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "events.out.tfevents.1.host").write_bytes(b"")
     db = tmp_path / "s.db"
     res = batchlab("import", *[a.format(tmp=tmp_path) for a in args], "--store", db)
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert message in " ".join(res.stderr.split())
+    assert message.format(tmp=tmp_path) in " ".join(res.stderr.split())
     assert not db.exists()  # a refused import creates no store file
 
 

@@ -249,3 +249,26 @@ def test_without_n_train_no_examples_or_steps_are_claimed(tmp_path):
     assert not re.search(r"[\d)] (s|steps|examples)\b", said), said
     assert "fewest epochs to target: batch 64 (2.68 epochs)." in a.conclusions
     assert a.answer.score == "Best val acc 95% (1 seed); it reaches the target (val acc 90.2%)."
+
+
+def test_excel_and_pandas_variants_of_a_keras_csv_import_like_the_original(tmp_path):
+    rows = [["epoch", "loss", "accuracy"], ["0", "0.5", "0.7"], ["1", "0.25", "0.8"]]
+    variants = {
+        "bom.csv": "\ufeff" + "\r\n".join(",".join(r) for r in rows),  # saved again by Excel
+        "semicolons.csv": "\n".join(";".join(r) for r in rows),  # CSVLogger(separator=";")
+        "tabs.csv": "\n".join("\t".join(r) for r in rows),
+        "pandas.csv": "\n".join(",".join([str(i - 1) if i else "", *r]) for i, r in enumerate(rows)),
+    }
+    for name, text in variants.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    db = tmp_path / "s.db"
+    res = batchlab("import", "csv", *(tmp_path / n for n in variants), "-e", "v", "--store", db)
+    assert res.returncode == 0, res.stderr
+    with Store(db) as st:
+        runs = st.runs("v")
+        assert len(runs) == 4
+        for rec in runs:
+            m = st.metrics(rec.id)
+            assert sorted(m) == ["train_acc", "train_loss"], rec.environment  # no '' column
+            assert m["train_loss"].value.tolist() == [0.5, 0.25]
+            assert m["train_acc"].value.tolist() == pytest.approx([0.7, 0.8])

@@ -16,6 +16,7 @@ Any other column is kept under its own name, and the import says so.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,13 +77,39 @@ def _hparams(folder: Path) -> dict[str, Any]:
     return out
 
 
+_PASS = "pass the file a CSVLogger wrote (Keras: the file given to it; Lightning: version_N/metrics.csv)"
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of the CSV file at ``path`` as dicts; DataError for a folder, a missing file or
+    one that is not text. A UTF-8 byte-order mark (a file saved again by Excel) is skipped, and
+    a header with no comma but semicolons or tabs sets the separator (Keras's CSVLogger takes
+    ``separator=``)."""
+    if path.is_dir():
+        found = sorted(str(p) for p in path.rglob("*.csv"))
+        holds = f" (it holds {', '.join(found[:3])}{', ...' if len(found) > 3 else ''})" if found else ""
+        if not found and any(path.rglob("*tfevents*")):
+            holds = " (of TensorBoard event files: import it with 'batchlab import tensorboard')"
+        raise DataError(f"CSV log '{path}' is a folder, not a file{holds}; {_PASS}, one per run.")
+    if not path.is_file():
+        raise DataError(f"CSV log '{path}' does not exist; {_PASS}.")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise DataError(f"'{path}' is not a CSV text file (its bytes are not UTF-8 text); {_PASS}."
+                        ) from None
+    header = text.partition("\n")[0]
+    separator = next((s for s in (",", ";", "\t") if s in header), ",")
+    try:
+        return list(csv.DictReader(io.StringIO(text, newline=""), delimiter=separator))
+    except csv.Error as err:
+        raise DataError(f"'{path}' could not be read as CSV ({err}); {_PASS}.") from None
+
+
 def read_csvlog(path: Path) -> CsvLog:
     """The points of one Keras or Lightning CSVLogger file; DataError naming what is wrong."""
-    if not path.is_file():
-        raise DataError(f"CSV log '{path}' does not exist; pass the file a CSVLogger wrote "
-                        "(Keras: the file given to it; Lightning: version_N/metrics.csv).")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = _rows(path)
     lightning = bool(rows) and "step" in rows[0]
     if not rows or not lightning and "epoch" not in rows[0]:
         raise DataError(f"'{path}' is not a CSVLogger file: it needs a header with an 'epoch' "
@@ -99,7 +126,8 @@ def read_csvlog(path: Path) -> CsvLog:
         else:
             at = _index(row, "epoch", path, line)
         for column, text in row.items():
-            if column not in ("epoch", "step") and column is not None and text not in (None, ""):
+            # a column with no name (pandas' index, written by df.to_csv) is no metric
+            if column not in ("epoch", "step", "", None) and text not in (None, ""):
                 columns.setdefault(column, []).append(Point(at, _number(text, path, line, column)))
     if not lightning:
         return CsvLog(columns, "epoch")

@@ -96,6 +96,12 @@ def read_logdir(logdir: Path) -> dict[str, tuple[dict[str, Any], dict[str, list[
     of a split folder are prefixed with its name ('validation/epoch_loss'); start: when the run
     began, for batchlab's own export (its HParams session start), else None."""
     ea = _reader()
+    if logdir.is_file():
+        if logdir.suffix.lower() == ".csv":
+            raise DataError(f"'{logdir}' is a CSV file, not a TensorBoard log folder; import it "
+                            f"with 'batchlab import csv {logdir}'.")
+        raise DataError(f"'{logdir}' is a file, not a TensorBoard log folder; pass the folder "
+                        f"that holds the event files ('{logdir.parent}' holds this one).")
     if not logdir.is_dir():
         raise DataError(f"TensorBoard log folder '{logdir}' does not exist; pass the folder you "
                         "gave to SummaryWriter / the TensorBoard callback (log_dir).")
