@@ -33,6 +33,13 @@ def test_missing_path(tmp_path: Path, name: str) -> None:
     assert "nowhere" in message
 
 
+def test_a_missing_relative_path_says_where_it_was_looked_for(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    message = fails(f"data.path 'data.npz' does not exist (a relative data.path is read from the "
+                    f"current folder, '{tmp_path}', not the spec file's)", name="npz", path="data.npz")
+    assert "np.savez" in message
+
+
 # --------------------------------------------------------------------------- IDX
 
 

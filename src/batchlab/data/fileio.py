@@ -72,7 +72,11 @@ def data_path(spec: DataSpec, *, folder: bool, fix: str) -> Path:
     """``spec.path`` as a Path, checked to exist and to be a folder (or a file)."""
     path = Path(str(spec.path)).expanduser()
     if not path.exists():
-        raise fail(f"data.path '{path}'", "does not exist", fix)
+        # a spec in another folder than the one batchlab runs in is the usual cause
+        where = "" if path.is_absolute() else (
+            f" (a relative data.path is read from the current folder, '{Path.cwd()}', not the "
+            "spec file's)")
+        raise fail(f"data.path '{path}'", f"does not exist{where}", fix)
     if folder and not path.is_dir():
         raise fail(f"data.path '{path}'", "is a file, not a folder", fix)
     if not folder and not path.is_file():
