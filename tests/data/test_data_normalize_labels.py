@@ -149,3 +149,19 @@ def test_npz_channels_last_images_and_float_one_hot_get_a_note(tmp_path):
     np.savez(tmp_path / "n.npz", x=rng.normal(size=(30, 3, 8, 8)), y=labels)  # channels first
     ds = load_dataset(DataSpec(name="npz", path=str(tmp_path / "n.npz")))
     assert ds.num_classes == 3 and ds.notes == ()
+
+
+def test_npz_class_names_and_pandas_objects_are_refused_with_how_to_number_them(tmp_path):
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    np.savez(tmp_path / "s.npz", x=x, y=np.array(["cat", "dog"] * 10))
+    np.savez(tmp_path / "o.npz", x=x, y=np.array(["cat", "dog"] * 10, dtype=object))  # pandas' .values
+    with pytest.raises(DataError) as err:
+        load_dataset(DataSpec(name="npz", path=str(tmp_path / "s.npz")))
+    text = str(err.value)
+    assert "'y' in '" in text and "holds strings (<U3, e.g. 'cat'), not integer class labels" in text
+    assert "names, y = np.unique(y, return_inverse=True)" in text
+    with pytest.raises(DataError) as err:
+        load_dataset(DataSpec(name="npz", path=str(tmp_path / "o.npz")))
+    text = str(err.value)
+    assert "array 'y' in '" in text and "holds Python objects (dtype object" in text
+    assert "names, y = np.unique(y, return_inverse=True)" in text and "\n" not in text

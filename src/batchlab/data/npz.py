@@ -45,7 +45,26 @@ def _read_arrays(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarr
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise fail(f"file '{path}'", "is a single .npy array, not an .npz archive", FIX)
         with archive:
-            return {n: archive[n] for n in names if n in archive.files}, list(archive.files)
+            return {n: _array(archive, n, path) for n in names if n in archive.files}, \
+                list(archive.files)
+
+
+# the one fix for labels saved as names: number them 0..K-1
+NUMBER_NAMES = "names, y = np.unique(y, return_inverse=True)"
+
+
+def _array(archive: np.lib.npyio.NpzFile, name: str, path: Path) -> np.ndarray:
+    """One array of the archive; an object array (strings or mixed values from pandas) is a
+    DataError saying how to save numbers instead: loading it would unpickle, which runs code."""
+    try:
+        return archive[name]
+    except ValueError as err:
+        if "allow_pickle" not in str(err):
+            raise
+        raise fail(f"array {name!r} in '{path}'", "holds Python objects (dtype object: strings or "
+                   "mixed values, as pandas gives them), which are not read because loading them "
+                   "could run code", f"save numbers instead: class names numbered with "
+                   f"{NUMBER_NAMES}, inputs as x.astype('float32')") from None
 
 
 def _inputs(x: np.ndarray, where: str) -> torch.Tensor:
@@ -119,6 +138,11 @@ def _targets(y: np.ndarray, where: str, task: str, notes: list[str], name: str) 
                    "data.task = 'classification' cannot read as class labels",
                    "set data.task = 'regression' (or 'auto') to fit them with MSE, or save "
                    "integer class labels")
+    if y.dtype.kind in "US":  # class names such as 'cat' and 'dog'
+        example = str(y.flat[0]) if y.size else ""
+        raise fail(where, f"holds strings ({y.dtype}, e.g. {example!r}), not integer class labels",
+                   f"number the classes first ({NUMBER_NAMES} gives labels 0..K-1, label i "
+                   f"being names[i]), then {FIX}")
     if _label_column(y):
         raise fail(where, f"holds integers of shape {y.shape}, one class label per row kept as "
                    "a column", "save y.reshape(-1) (and y_test.reshape(-1)) for class labels, "
