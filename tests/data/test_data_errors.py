@@ -85,6 +85,19 @@ def test_idx_missing_file(tmp_path: Path) -> None:
     fails("has no train-labels-idx1-ubyte[.gz]", name="mnist_idx", path=str(tmp_path))
 
 
+def test_idx_files_named_as_kaggle_names_them_are_read(tmp_path: Path) -> None:
+    write_idx(tmp_path)
+    for f in list(tmp_path.iterdir()):  # train-images-idx3-ubyte -> train-images.idx3-ubyte
+        f.rename(f.with_name(f.name.replace("-idx", ".idx")))
+    data = load_dataset(DataSpec(name="mnist_idx", path=str(tmp_path), validation="test"))
+    assert len(data.train_y) == 30 and len(data.val_y) == 12
+
+
+def test_idx_in_a_sub_folder_is_named(tmp_path: Path) -> None:
+    write_idx(tmp_path / "MNIST" / "raw", gz=True)  # torchvision's download layout
+    message = fails("has no train-images-idx3-ubyte[.gz]", name="mnist_idx", path=str(tmp_path))
+    assert f"('{tmp_path / 'MNIST' / 'raw'}' has it: point data.path there)" in message
+
 def test_idx_count_mismatch(tmp_path: Path) -> None:
     write_idx(tmp_path, n_train=30)
     labels = np.zeros(29, dtype=np.uint8)

@@ -84,12 +84,18 @@ def data_path(spec: DataSpec, *, folder: bool, fix: str) -> Path:
     return path
 
 
-def find_file(folder: Path, name: str, fix: str) -> Path:
-    """``folder/name``, or ``folder/name.gz`` when only the gzipped copy exists."""
-    for candidate in (folder / name, folder / f"{name}.gz"):
+def find_file(folder: Path, name: str, fix: str, also: tuple[str, ...] = ()) -> Path:
+    """``folder/name``, or ``folder/name.gz`` when only the gzipped copy exists; ``also``: other
+    names the same file goes by, tried in turn. When none is there, the error names the folder
+    one or two levels down that has it (torchvision downloads MNIST into MNIST/raw/)."""
+    names = (name, *also)
+    for candidate in (folder / f"{n}{gz}" for n in names for gz in ("", ".gz")):
         if candidate.is_file():
             return candidate
-    raise fail(f"data.path '{folder}'", f"has no {name}[.gz]", fix)
+    deeper = sorted(p.parent for n in names for pattern in (f"*/{n}", f"*/*/{n}")
+                    for gz in ("", ".gz") for p in folder.glob(pattern + gz) if p.is_file())
+    hint = f" ('{deeper[0]}' has it: point data.path there)" if deeper else ""
+    raise fail(f"data.path '{folder}'", f"has no {name}[.gz]{hint}", fix)
 
 
 @contextmanager

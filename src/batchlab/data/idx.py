@@ -64,8 +64,9 @@ def parse_idx(path: Path, magic: int) -> np.ndarray:
 
 def _load_part(folder: Path, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (N, 1, H, W) and labels (N,) of the ``train`` or ``t10k`` part."""
-    images_path = find_file(folder, f"{prefix}-images-idx3-ubyte", FIX)
-    labels_path = find_file(folder, f"{prefix}-labels-idx1-ubyte", FIX)
+    # also by the names of Kaggle's copy, with a dot: train-images.idx3-ubyte
+    images_path = find_file(folder, f"{prefix}-images-idx3-ubyte", FIX, (f"{prefix}-images.idx3-ubyte",))
+    labels_path = find_file(folder, f"{prefix}-labels-idx1-ubyte", FIX, (f"{prefix}-labels.idx1-ubyte",))
     images = parse_idx(images_path, IMAGES_MAGIC)
     labels = parse_idx(labels_path, LABELS_MAGIC)
     if len(images) != len(labels):
