@@ -175,6 +175,12 @@ def test_image_folder_empty(tmp_path: Path) -> None:
     fails("class folder", name="image_folder", path=str(tmp_path))
 
 
+def test_image_folder_one_level_too_high_names_the_folder_to_point_at(tmp_path: Path) -> None:
+    write_image_folder(tmp_path / "sets" / "pets", split=False)  # sets/pets/<class>/<image>
+    message = fails("class folder", name="image_folder", path=str(tmp_path / "sets"))
+    assert f"'{tmp_path / 'sets' / 'pets'}' holds no images but its sub-folders (cat, dog, eel) " \
+        f"do: if they are the classes, point data.path at '{tmp_path / 'sets' / 'pets'}'" in message
+
 def test_image_folder_test_class_unknown_to_train(tmp_path: Path) -> None:
     write_image_folder(tmp_path)
     (tmp_path / "val" / "yak").mkdir()

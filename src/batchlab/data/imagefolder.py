@@ -157,6 +157,17 @@ def _layout(root: Path) -> tuple[Path, Path | None]:
     return train, None
 
 
+def _one_level_up(folder: Path) -> str:
+    """What to add to 'holds no images' when ``folder``'s own sub-folders hold images: then
+    data.path is a level above the class folders (a folder of data sets, say)."""
+    inner = [name for name in _class_names(folder) if _images_in(folder / name)]
+    if not inner:
+        return ""
+    shown = ", ".join(inner[:3]) + (", ..." if len(inner) > 3 else "")
+    return (f" but its sub-folders ({shown}) do: if they are the classes, point data.path at "
+            f"'{folder}'")
+
+
 @dataclass(frozen=True)
 class FolderFiles:
     """The image files of an image folder: the train part and the test part (when asked)."""
@@ -203,7 +214,8 @@ def folder_files(spec: DataSpec, want_test: bool) -> FolderFiles:
         raise fail(f"folder '{train_dir}'", "has no class sub-folders (zero classes)", FIX)
     for name in classes:
         if not _images_in(train_dir / name):
-            raise fail(f"class folder '{train_dir / name}'", "holds no images", FIX)
+            raise fail(f"class folder '{train_dir / name}'", "holds no images" + _one_level_up(
+                train_dir / name), FIX)
     refuse_single_class(len(classes), classes[0], f"folder '{train_dir}'", None)
     train = part_files(train_dir, classes)
     if not want_test:
