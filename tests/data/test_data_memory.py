@@ -140,3 +140,32 @@ def test_a_single_class_is_refused():
     text = str(err.value)
     assert "train has a single class (every label is 2)" in text
     assert "at least 2 classes" in text and "float targets" in text
+
+
+@pytest.mark.parametrize("part", ["inputs", "targets"])
+def test_nan_or_inf_in_the_arrays_is_refused_naming_the_rows(part):
+    x, y = arrays()
+    y = y.astype(np.float32)  # float targets: a regression, which NaN targets would poison too
+    (x if part == "inputs" else y)[[3, 7]] = [np.nan, np.inf] if part == "targets" else np.nan
+    tx, ty = torch.tensor(x), torch.tensor(y)
+    for train in ((x, y), (tx, ty), TensorDataset(tx, ty)):
+        with pytest.raises(DataError) as err:
+            InMemoryData.from_objects(train)
+        text = str(err.value)
+        assert f"train's {part} hold NaN or infinite values in 2 of 50 rows (rows 3, 7)" in text
+    with pytest.raises(DataError, match=r"val's inputs hold NaN.*\(rows 0\)"):
+        x_ok, y_ok = arrays()
+        bad = x_ok.copy()
+        bad[0, 1] = np.nan
+        InMemoryData.from_objects((x_ok, y_ok), val=(bad, y_ok))
+
+
+@pytest.mark.parametrize("dtype", ["U", object])
+def test_class_names_are_refused_with_how_to_number_them(dtype):
+    x, _ = arrays()
+    names = np.array(["cat", "dog"] * 25, dtype=dtype)
+    with pytest.raises(DataError) as err:
+        InMemoryData.from_objects((x, names))
+    text = str(err.value)
+    assert "train[1] (targets) holds" in text and "e.g. 'cat'" in text
+    assert "names, y = np.unique(y, return_inverse=True)" in text

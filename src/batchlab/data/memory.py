@@ -37,8 +37,17 @@ MAX_MATERIALISED_BYTES = 4 << 30  # a Dataset bigger than this is refused, not s
 def _tensor(value: Any, what: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
+    array = np.asarray(value)
+    if array.dtype.kind in "USO" and "targets" in what:  # class names: say how to number them
+        example = str(array.flat[0]) if array.size else ""
+        raise DataError(
+            f"{what} holds {'strings' if array.dtype.kind in 'US' else 'Python objects'} "
+            f"({array.dtype}, e.g. {example!r}), not integer class labels; number the classes "
+            "first: names, y = np.unique(y, return_inverse=True) gives labels 0..K-1 (label i "
+            "being names[i])."
+        )
     try:
-        return torch.as_tensor(np.asarray(value))
+        return torch.as_tensor(array)
     except (TypeError, ValueError, RuntimeError) as err:
         raise DataError(
             f"{what} is a {type(value).__name__}, which cannot be turned into a tensor ({err}); "
@@ -111,6 +120,18 @@ def as_pair(value: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
         raise DataError(f"{what} has no examples; give at least one.")
     x = x.to(torch.float32)
     y = y.to(torch.float32) if torch.is_floating_point(y) else y.to(torch.int64)
+    # a NaN in the data makes every run's loss NaN, which would read as a diverged LR
+    for values, part, fix in ((x, "inputs", "impute them (or drop those rows)"),
+                              (y, "targets", "drop those rows (or impute the targets)")):
+        bad = ~torch.isfinite(values.reshape(len(values), -1)).all(1)
+        if bad.any():
+            rows = bad.nonzero().flatten().tolist()
+            shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+            raise DataError(
+                f"{what}'s {part} hold NaN or infinite values in {len(rows)} of {len(values)} "
+                f"rows (rows {shown}); every run's loss would be NaN. {fix[0].upper()}{fix[1:]} "
+                "first."
+            )
     return x.contiguous(), y.contiguous()
 
 
