@@ -14,6 +14,7 @@ import pytest
 from data_writers import write_cifar, write_idx, write_image_folder, write_npz
 
 from batchlab.data import load_dataset
+from batchlab.data.stream import open_stream
 from batchlab.errors import DataError
 from batchlab.spec import DataSpec
 
@@ -230,6 +231,9 @@ def test_image_folder_val_classes_unlike_train(tmp_path: Path) -> None:
     assert data.num_classes == 3 and sorted(set(data.val_y.tolist())) == [0, 1]
     untested = [n for n in data.notes if "no images of class" in n]
     assert len(untested) == 1 and "class 'eel' (train/ has 3 classes)" in untested[0]
+    streamed = open_stream(DataSpec(name="image_folder", path=str(tmp_path), validation="test",
+                                    image_size=8, pipeline="stream"))
+    assert [n for n in streamed.notes if "no images of class" in n] == untested
     full = load_dataset(DataSpec(name="image_folder", path=str(tmp_path), image_size=8))
     assert not [n for n in full.notes if "no images of class" in n]  # val/ not read: no note
 
