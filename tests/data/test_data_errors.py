@@ -182,6 +182,17 @@ def test_image_folder_one_level_too_high_names_the_folder_to_point_at(tmp_path: 
     assert f"'{tmp_path / 'sets' / 'pets'}' holds no images but its sub-folders (cat, dog, eel) " \
         f"do: if they are the classes, point data.path at '{tmp_path / 'sets' / 'pets'}'" in message
 
+def test_a_zip_made_on_a_mac_unpacks_into_a_folder_that_reads_as_it_should(tmp_path: Path) -> None:
+    write_image_folder(tmp_path / "pets", split=False)
+    forks = tmp_path / "pets" / "__MACOSX" / "cat"  # resource forks: ._<name>, beside the classes
+    forks.mkdir(parents=True)
+    (forks / "._000.png").write_bytes(b"\x00\x05\x16\x07")
+    data = load_dataset(DataSpec(name="image_folder", path=str(tmp_path / "pets"), image_size=8))
+    assert data.num_classes == 3 and len(data.train_y) + len(data.val_y) == 18
+    shutil.make_archive(str(tmp_path / "pets"), "zip", tmp_path / "pets")  # the zip itself
+    fails(f"data.path '{tmp_path / 'pets.zip'}' is an archive, not a folder: extract it first",
+          name="image_folder", path=str(tmp_path / "pets.zip"))
+
 def test_image_folder_test_class_unknown_to_train(tmp_path: Path) -> None:
     write_image_folder(tmp_path)
     (tmp_path / "val" / "yak").mkdir()

@@ -78,7 +78,10 @@ def data_path(spec: DataSpec, *, folder: bool, fix: str) -> Path:
             "spec file's)")
         raise fail(f"data.path '{path}'", f"does not exist{where}", fix)
     if folder and not path.is_dir():
-        raise fail(f"data.path '{path}'", "is a file, not a folder", fix)
+        # the archive a data set is downloaded as (cifar-10-python.tar.gz, a zip of images)
+        archive = any(path.name.lower().endswith(s) for s in (".tar.gz", ".tgz", ".tar", ".zip"))
+        problem = "is an archive, not a folder: extract it first" if archive else "is a file, not a folder"
+        raise fail(f"data.path '{path}'", problem, fix)
     if not folder and not path.is_file():
         raise fail(f"data.path '{path}'", "is a folder, not a file", fix)
     return path

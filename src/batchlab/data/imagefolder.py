@@ -11,7 +11,8 @@ Layouts (classes are the sub-folder names, sorted, so label i is the i-th name):
 
 Images with extensions .png .jpg .jpeg .bmp .gif .webp (any case) are read, converted to RGB and
 resized to ``image_size`` x ``image_size`` (bilinear, antialiased), giving (3, S, S) float32 in
-[0, 1]. Hidden entries are ignored; other files are skipped and counted in the data's notes.
+[0, 1]. Hidden entries (and the __MACOSX folder of a zip made on a Mac) are ignored; other files
+are skipped and counted in the data's notes.
 Image files neither torchvision nor Pillow can decode are one DataError naming every one of them.
 """
 
@@ -44,7 +45,8 @@ FIX = (
 
 
 def _visible(entries: list[Path]) -> list[Path]:
-    return sorted(p for p in entries if not p.name.startswith("."))
+    # __MACOSX: the resource forks a zip made on a Mac unpacks beside the class folders
+    return sorted(p for p in entries if not p.name.startswith(".") and p.name != "__MACOSX")
 
 
 def _class_names(folder: Path) -> list[str]:
