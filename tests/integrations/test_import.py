@@ -110,6 +110,8 @@ def test_keras_style_split_folders_and_epoch_steps(tmp_path):
     (["csv", "{tmp}/good.csv", "--map", "loss"], "--map 'loss' must look like KEY=VALUE"),
     (["tensorboard", "{tmp}", "--step-unit", "hour"], "--step-unit 'hour' is not known"),
     (["csv", "{tmp}/binary.csv"], "is not a CSV text file (its bytes are not UTF-8 text)"),
+    (["csv", "{tmp}/metrics.csv"], "is batchlab's own CSV export (one row per run, metric and "
+                                   "step), not a CSVLogger file; to move runs between stores"),
     (["csv", "{tmp}/logs"], "CSV log '{tmp}/logs' is a folder, not a file (it holds "
                             "{tmp}/logs/version_0/metrics.csv)"),
     (["tensorboard", "{tmp}/good.csv"], "is a CSV file, not a TensorBoard log folder; import it "
@@ -123,6 +125,8 @@ def test_bad_input_exits_2_and_stores_nothing(tmp_path, args, message):
     (tmp_path / "good.csv").write_text("epoch,loss\n0,0.5\n")
     (tmp_path / "text.csv").write_text("epoch,loss\n0,low\n")
     (tmp_path / "binary.csv").write_bytes(b"\x00\xff\xfe\x89PNG")  # not text at all
+    (tmp_path / "metrics.csv").write_text(  # what 'batchlab export --format csv' writes
+        "run_id,name,step,value,epoch,examples,wall_time\n87339f6bf882,train_loss,1,0.5,1.0,32,0.1\n")
     (tmp_path / "logs" / "version_0").mkdir(parents=True)
     (tmp_path / "logs" / "version_0" / "metrics.csv").write_text("epoch,step,loss\n0,0,0.5\n")
     (tmp_path / "run").mkdir()

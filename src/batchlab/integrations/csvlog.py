@@ -110,6 +110,11 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 def read_csvlog(path: Path) -> CsvLog:
     """The points of one Keras or Lightning CSVLogger file; DataError naming what is wrong."""
     rows = _rows(path)
+    if rows and {"run_id", "name", "step", "value"} <= rows[0].keys():  # batchlab export's rows
+        raise DataError(f"'{path}' is batchlab's own CSV export (one row per run, metric and step), "
+                        "not a CSVLogger file; to move runs between stores export them with "
+                        "'batchlab export EXP --format tensorboard' and import that folder with "
+                        "'batchlab import tensorboard', or copy the store file.")
     lightning = bool(rows) and "step" in rows[0]
     if not rows or not lightning and "epoch" not in rows[0]:
         raise DataError(f"'{path}' is not a CSVLogger file: it needs a header with an 'epoch' "
