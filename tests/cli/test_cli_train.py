@@ -162,3 +162,20 @@ def test_npz_labels_minus_one_one_train_and_a_single_class_is_refused(tmp_path):
     text = " ".join(res.stderr.split())
     assert "'one.npz' has a single class (every label is 0)" in text and "at least 2 classes" in text
     assert not (folder / "one.db").exists()
+
+
+def test_an_image_folder_of_a_single_class_exits_2_before_anything_trains(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    folder = project(tmp_path)
+    (folder / "pics" / "cat").mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(folder / "pics" / "cat" / f"{i}.png")
+    res = batchlab_cli("sweep", "mine.toml", "--set", "data.name=image_folder", "--set",
+                       "data.path=pics", "--set", "data.image_size=8", "--store", folder / "one.db",
+                       cwd=folder)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    text = " ".join(res.stderr.split())
+    assert "folder 'pics' has a single class (every image is in class folder 'cat')" in text
+    assert "at least 2 classes" in text and not (folder / "one.db").exists()
