@@ -193,6 +193,17 @@ def test_a_zip_made_on_a_mac_unpacks_into_a_folder_that_reads_as_it_should(tmp_p
     fails(f"data.path '{tmp_path / 'pets.zip'}' is an archive, not a folder: extract it first",
           name="image_folder", path=str(tmp_path / "pets.zip"))
 
+def test_image_folder_of_tiff_files_says_what_it_found(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / name / "0.tif")  # microscopes write TIFF
+    message = fails(f"class folder '{tmp_path / 'a'}' holds no images it can read (.bmp .gif .jpeg "
+                    ".jpg .png .webp), only .tif files: convert them to PNG or JPEG",
+                    name="image_folder", path=str(tmp_path))
+    assert "\n" not in message
+
 def test_image_folder_test_class_unknown_to_train(tmp_path: Path) -> None:
     write_image_folder(tmp_path)
     (tmp_path / "val" / "yak").mkdir()

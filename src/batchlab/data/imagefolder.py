@@ -160,14 +160,19 @@ def _layout(root: Path) -> tuple[Path, Path | None]:
 
 
 def _one_level_up(folder: Path) -> str:
-    """What to add to 'holds no images' when ``folder``'s own sub-folders hold images: then
-    data.path is a level above the class folders (a folder of data sets, say)."""
+    """What to add to 'holds no images': the kinds of file ``folder`` holds instead (TIFF, say),
+    or, when its own sub-folders hold images, that data.path is a level above the class folders
+    (a folder of data sets, say)."""
     inner = [name for name in _class_names(folder) if _images_in(folder / name)]
-    if not inner:
+    if inner:
+        shown = ", ".join(inner[:3]) + (", ..." if len(inner) > 3 else "")
+        return (f" but its sub-folders ({shown}) do: if they are the classes, point data.path "
+                f"at '{folder}'")
+    kinds = sorted({p.suffix.lower() or p.name for p in _others_in(folder)})
+    if not kinds:
         return ""
-    shown = ", ".join(inner[:3]) + (", ..." if len(inner) > 3 else "")
-    return (f" but its sub-folders ({shown}) do: if they are the classes, point data.path at "
-            f"'{folder}'")
+    return (f" it can read ({' '.join(sorted(EXTENSIONS))}), only {', '.join(kinds[:5])} files: "
+            "convert them to PNG or JPEG")
 
 
 @dataclass(frozen=True)
