@@ -115,6 +115,10 @@ def test_help_reads_like_help():
         text = batchlab_cli(command, "--help").stdout
         for program_word in ("<bool>", "<list[str]>", "<int range>", "<str>", "<path>", "{"):
             assert program_word not in text, (command, program_word)
+        # help is markdown, never %-formatted: "5%%" would print as typed
+        assert "%%" not in text, command
+    # markdown drops "<experiment>" as an HTML tag, leaving "default: -next.toml"
+    assert "(default: EXPERIMENT-next.toml beside the store)" in batchlab_cli("next", "--help").stdout
     assert re.search(r"--workers\s+-w\s+N\b", batchlab_cli("sweep", "--help").stdout)
 
 

@@ -16,7 +16,7 @@ def next_experiment(
     experiment: Annotated[str, typer.Argument(help="Experiment name.")],
     output: Annotated[Path | None, typer.Option(
         "--output", "-o",
-        help="Spec file to write (default: <experiment>-next.toml beside the store).")] = None,
+        help="Spec file to write (default: EXPERIMENT-next.toml beside the store).")] = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Write the follow-up sweep the diagnosis calls for, as a spec with a comment per change:

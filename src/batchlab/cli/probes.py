@@ -208,7 +208,7 @@ def throughput(
         help="The --workers of the sweep you plan: measure with the threads its runs get.")] = 1,
     options: Annotated[bool, typer.Option(
         "--options", help="Also time bf16 / channels_last at train.batch_size (3-20 s more: "
-        "repeated until each ratio is known within 5%%).")] = False,
+        "repeated until each ratio is known within 5%).")] = False,
     store: NewStoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
@@ -294,7 +294,7 @@ def recommend(
     validate: Annotated[bool, typer.Option(help="Train around the choice and compare.")] = False,
     options: Annotated[bool, typer.Option(
         "--options", help="Also time bf16 / channels_last at the recommended batch (3-20 s: "
-        "repeated until each ratio is known within 5%%).")] = False,
+        "repeated until each ratio is known within 5%).")] = False,
     store: NewStoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
 ) -> None:
