@@ -111,8 +111,8 @@ def test_help_reads_like_help():
     assert set(COMMANDS) <= set(lines)
     assert lines["demo"].rstrip(" │").endswith("then its report.")
     assert lines["lr-find"].rstrip(" │").endswith("across batch sizes.")
-    for command in COMMANDS:
-        text = batchlab_cli(command, "--help").stdout
+    for command in [*COMMANDS, "import tensorboard", "import csv"]:
+        text = batchlab_cli(*command.split(), "--help").stdout
         for program_word in ("<bool>", "<list[str]>", "<int range>", "<str>", "<path>", "{"):
             assert program_word not in text, (command, program_word)
         # help is markdown, never %-formatted: "5%%" would print as typed
@@ -120,6 +120,8 @@ def test_help_reads_like_help():
     # markdown drops "<experiment>" as an HTML tag, leaving "default: -next.toml"
     assert "(default: EXPERIMENT-next.toml beside the store)" in batchlab_cli("next", "--help").stdout
     assert re.search(r"--workers\s+-w\s+N\b", batchlab_cli("sweep", "--help").stdout)
+    csv_help = batchlab_cli("import", "csv", "--help").stdout
+    assert "import csv [OPTIONS] FILES..." in csv_help and re.search(r"--map\s+TAG=NAME", csv_help)
 
 
 BROWSE_WITHOUT_TORCH = """

@@ -40,7 +40,8 @@ def _readable(params: list[click.Parameter]) -> list[click.Parameter]:
                 p.metavar = p.name.upper().removesuffix("_FILE")
             # the name says what it is: no "<path>" beside it, and "SPEC" rather than "{SPEC}"
             # in the usage line (optional ones keep their [brackets])
-            usage = p.metavar if p.required else f"[{p.metavar}]"
+            name = p.metavar + ("..." if p.nargs == -1 else "")  # FILES... takes several
+            usage = name if p.required else f"[{name}]"
             p.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
             p._usage_display_name = lambda usage=usage: usage  # type: ignore[method-assign]
     return params
@@ -64,12 +65,18 @@ class _App(typer.Typer):
         return super().command(*args, **kwargs)
 
 
-app = _App(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-    cls=ReadableGroup,
-    # markdown: a docstring's single line breaks are joined, so summaries read as prose
-    rich_markup_mode="markdown",
-)
+def readable_app(**kwargs: Any) -> typer.Typer:
+    """A typer app (the program, or a group of sub-commands such as ``import``) whose help
+    names values in words: every command and group it holds gets ``ReadableCommand``'s help."""
+    return _App(
+        add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+        cls=ReadableGroup,
+        # markdown: a docstring's single line breaks are joined, so summaries read as prose
+        rich_markup_mode="markdown", **kwargs,
+    )
+
+
+app = readable_app()
 # tables are wide: when writing to a file or a pipe, do not squeeze them into 80 columns
 console = Console() if sys.stdout.isatty() else Console(width=180)
 err_console = Console(stderr=True)

@@ -9,16 +9,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from batchlab.cli.common import DEFAULT_STORE, NewStoreOpt, SetOpt, app, console, fmt
+from batchlab.cli.common import DEFAULT_STORE, NewStoreOpt, SetOpt, app, console, fmt, readable_app
 from batchlab.errors import SpecError
 from batchlab.store import Store
 
-import_app = typer.Typer(no_args_is_help=True, help="Import runs logged by other tools "
-                         "(TensorBoard event folders, Keras or Lightning CSVLogger files) into the store.")
+# readable like the program's own commands: "--map TAG=NAME", not "<list[str]>"
+import_app = readable_app(help="Import runs logged by other tools (TensorBoard event folders, "
+                          "Keras or Lightning CSVLogger files) into the store.")
 app.add_typer(import_app, name="import")
 
 MapOpt = Annotated[list[str] | None, typer.Option(
-    "--map", help="Tag or column to metric: 'Loss/train=train_loss' (empty name drops the tag).")]
+    "--map", metavar="TAG=NAME",
+    help="Tag or column to metric: 'Loss/train=train_loss' (empty name drops the tag).")]
 
 
 def _print_runs(store: Store, run_ids: list[str], experiment: str) -> None:
@@ -46,8 +48,9 @@ def tensorboard_cmd(
                                                    help="Experiment name (default: the folder's).")] = None,
     mapping: MapOpt = None,
     overrides: SetOpt = None,
-    step_unit: Annotated[str, typer.Option("--step-unit", help="What a logged step counts: step, "
-                                           "epoch, or auto (epoch for Keras's epoch_* tags).")] = "auto",
+    step_unit: Annotated[str, typer.Option(
+        "--step-unit", metavar="auto|step|epoch",
+        help="What a logged step counts: step, epoch, or auto (epoch for Keras's epoch_* tags).")] = "auto",
     store: NewStoreOpt = DEFAULT_STORE,
 ) -> None:
     """Import a TensorBoard log folder: scalars, hparams, batch size and LR from folder names."""
