@@ -122,6 +122,8 @@ def test_help_reads_like_help():
     assert re.search(r"--workers\s+-w\s+N\b", batchlab_cli("sweep", "--help").stdout)
     csv_help = batchlab_cli("import", "csv", "--help").stdout
     assert "import csv [OPTIONS] FILES..." in csv_help and re.search(r"--map\s+TAG=NAME", csv_help)
+    # an imported run has no spec: its --set takes plain config keys, not spec fields
+    assert "n_train=60000" in csv_help and "sweep.grid" not in csv_help
 
 
 BROWSE_WITHOUT_TORCH = """

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from batchlab.cli.common import DEFAULT_STORE, NewStoreOpt, SetOpt, app, console, fmt, readable_app
+from batchlab.cli.common import DEFAULT_STORE, NewStoreOpt, app, console, fmt, readable_app
 from batchlab.errors import SpecError
 from batchlab.store import Store
 
@@ -21,6 +21,13 @@ app.add_typer(import_app, name="import")
 MapOpt = Annotated[list[str] | None, typer.Option(
     "--map", metavar="TAG=NAME",
     help="Tag or column to metric: 'Loss/train=train_loss' (empty name drops the tag).")]
+
+# not the spec's --set: an imported run has no spec, and its config keys are plain
+# (batch_size, lr, n_train), as batchlab.integrations.importing reads them
+ImportSetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="KEY=VALUE",
+    help="A config value of every imported run, e.g. batch_size=16 or n_train=60000; it wins over "
+         "the file or folder name and the hparams (repeatable).")]
 
 
 def _print_runs(store: Store, run_ids: list[str], experiment: str) -> None:
@@ -47,7 +54,7 @@ def tensorboard_cmd(
     experiment: Annotated[str | None, typer.Option("--experiment", "-e",
                                                    help="Experiment name (default: the folder's).")] = None,
     mapping: MapOpt = None,
-    overrides: SetOpt = None,
+    overrides: ImportSetOpt = None,
     step_unit: Annotated[str, typer.Option(
         "--step-unit", metavar="auto|step|epoch",
         help="What a logged step counts: step, epoch, or auto (epoch for Keras's epoch_* tags).")] = "auto",
@@ -76,7 +83,7 @@ def csv_cmd(
         help="Keras CSVLogger files or Lightning metrics.csv (one run each).")],
     experiment: Annotated[str, typer.Option("--experiment", "-e", help="Experiment name.")] = "imported",
     mapping: MapOpt = None,
-    overrides: SetOpt = None,
+    overrides: ImportSetOpt = None,
     store: NewStoreOpt = DEFAULT_STORE,
 ) -> None:
     """Import Keras or Lightning CSVLogger files (epoch/step, loss, accuracy, val_loss, ..., lr)."""
