@@ -41,8 +41,14 @@ def test_probe_refuses_auto_lr_and_too_small_batches():
 
     with pytest.raises(BatchlabError, match="resolved by the LR range test"):
         measure_noise_scale(config(lr="auto"), steps=5)
-    with pytest.raises(BatchlabError, match="micro_batches"):
+    # the fields to change, by the names a spec or --set uses
+    with pytest.raises(BatchlabError) as err:
         measure_noise_scale(config(batch_size=3), steps=5)
+    assert ("splits each batch into 4 micro-batches (train.noise_scale_micro_batches), but "
+            "train.batch_size = 3 holds fewer examples; raise train.batch_size to at least 4 or "
+            "lower train.noise_scale_micro_batches to 3") in str(err.value)
+    with pytest.raises(BatchlabError, match="needs at least 2 steps to measure over; got 1"):
+        measure_noise_scale(config(), steps=1)
 
 
 def rows_of(cfg, **kw):

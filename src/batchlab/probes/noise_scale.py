@@ -56,6 +56,24 @@ class NoiseScaleResult(Plottable):
         return json_safe(self)
 
 
+def _unmeasurable(micro_batches: int, batch_size: int, steps: int) -> str | None:
+    """Why B_simple cannot be measured with these sizes, naming the fields to change; None when
+    it can. It compares the gradient of each of ``micro_batches`` parts of a batch with the
+    batch's, so it needs at least 2 parts of at least 1 example each, over at least 2 steps."""
+    if micro_batches < 2:
+        return (f"the noise scale compares each batch's gradient with those of its parts, so it "
+                f"needs at least 2 micro-batches; got {micro_batches} (micro_batches=).")
+    if batch_size < micro_batches:
+        fix = (f"raise train.batch_size to at least {micro_batches}"
+               + (f" or lower train.noise_scale_micro_batches to {batch_size}" if batch_size >= 2 else ""))
+        return (f"the noise scale splits each batch into {micro_batches} micro-batches "
+                f"(train.noise_scale_micro_batches), but train.batch_size = {batch_size} holds "
+                f"fewer examples; {fix}.")
+    if steps < 2:
+        return f"the noise scale needs at least 2 steps to measure over; got {steps} (steps=)."
+    return None
+
+
 def measure_noise_scale(
     config: RunConfig, *, steps: int = 200, micro_batches: int | None = None, ema: float = 0.95,
     level: float = 0.95, n_boot: int = 1000, seed: int | None = None,
@@ -72,9 +90,8 @@ def measure_noise_scale(
     """
     t = config.train
     k = micro_batches or t.noise_scale_micro_batches
-    if k < 2 or t.batch_size < k or steps < 2:
-        raise ProbeError(f"the noise scale needs micro_batches >= 2, batch_size >= micro_batches and "
-                         f"steps >= 2; got {k}, {t.batch_size} and {steps}.")
+    if (why := _unmeasurable(k, t.batch_size, steps)) is not None:
+        raise ProbeError(why)
     base_lr = scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size)
     meter = NoiseMeter(k, ema=ema, loss_fn=(inputs or RunInputs()).loss_fn)
     trace_steps: list[int] = []
