@@ -237,6 +237,22 @@ def test_an_unreliable_throughput_curve_is_said_in_the_recommendation(monkeypatc
     assert rec.explanation[-1].startswith("Caution: the throughput curve was unreliable")
 
 
+def test_a_candidate_the_user_named_but_that_was_not_measured_is_said():
+    """--batch-sizes 8,16,500 on 240 training examples: 500 cannot be measured, and the
+    explanation says so instead of dropping it unsaid."""
+    from batchlab.probes.recommend import recommend
+    from batchlab.spec import RunConfig, spec_from_dict
+
+    s = spec_from_dict({"data": {"name": "synthetic", "shape": [10], "classes": 3, "size": 300},
+                        "model": {"name": "mlp", "hidden": [16]},
+                        "train": {"epochs": 1, "lr": 0.1, "batch_size": 16, "threads": 1}})
+    rec = recommend(RunConfig(data=s.data, model=s.model, train=s.train), batch_sizes=[8, 16, 500],
+                    noise_steps=20)
+    assert rec.probes["throughput"]["batch_sizes"] == [8, 16]
+    assert ("Not measured, so not a candidate: batch 500 (larger than the 240 training examples)."
+            in rec.explanation)
+
+
 @pytest.mark.parametrize("limited_by, words", [
     ("memory", "The largest batch that fits in memory (with the safety margin) is 64."),
     ("max_batch", "Every batch size up to the largest candidate batch size (64) fits in memory"),

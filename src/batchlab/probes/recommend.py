@@ -214,6 +214,18 @@ def explain(rec_b: Prediction, preds: Sequence[Prediction], b_noise: float,
     return lines
 
 
+def unmeasured(asked: list[int], skipped: list[dict[str, Any]]) -> list[str]:
+    """A sentence per reason for the candidates the user named that the throughput curve did
+    not measure (above the training set, after an out-of-memory error): without it they would
+    drop out of the choice unsaid. The default candidates' gaps are the probe's own note."""
+    by_reason: dict[str, list[int]] = {}
+    for skip in skipped:
+        if skip["batch_size"] in asked:
+            by_reason.setdefault(skip["reason"], []).append(skip["batch_size"])
+    return [f"Not measured, so not a candidate: batch {', '.join(map(str, sizes))} ({reason})."
+            for reason, sizes in by_reason.items()]
+
+
 def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
               memory_limit: int | None = None, margin: float = 0.1, noise_steps: int = 200,
               lr_repeats: int | None = None, s_min: float | None = None,
@@ -263,6 +275,7 @@ def recommend(config: RunConfig, *, batch_sizes: Sequence[int] | None = None,
     stop = mb.limited_by if largest == n * mb.largest else "memory"
     text = explain(best, preds, ns.b_simple, ci, lr, source, warm, largest, tp.knee, t.batch_size,
                    stop, n)
+    text += unmeasured(batch_sizes or [], tp.skipped)
     if not tp.reliable:
         text.append(f"Caution: the throughput curve was unreliable (its timed windows spread more "
                     f"than {tp.max_spread:.0%} even when re-measured: a busy machine), and the "
