@@ -216,6 +216,13 @@ def test_explain_with_a_single_fitting_batch_size():
                     "within your epochs; no other measured batch size does.")
 
 
+def test_explain_with_a_single_measured_batch_size_has_no_curve():
+    preds = predict_times([16], [945.0], B_NOISE, largest_fitting=16)
+    lines = explain(choose(preds), preds, B_NOISE, (10.0, 25.0), 0.05, "src", 0, 16, None, 16)
+    assert "Throughput: 945 samples/s at batch 16, the only batch size measured." in lines
+    assert not any(x.startswith("Throughput rises") for x in lines)
+
+
 def test_an_unreliable_throughput_curve_is_said_in_the_recommendation(monkeypatch):
     import dataclasses
 

@@ -195,9 +195,12 @@ def explain(rec_b: Prediction, preds: Sequence[Prediction], b_noise: float,
         f"Gradient noise scale B_noise = {b_noise:.0f} (95% CI {ci[0]:.0f}-{ci[1]:.0f}): up to "
         f"about that batch size, doubling the batch nearly halves the steps to a target; "
         f"far above it, more examples per step buy little.",
+        # one measured batch has no curve to rise along ("rises from 945 ... to 945")
         f"Throughput rises from {preds[0].samples_per_s:.0f} samples/s at batch "
         f"{preds[0].batch_size} to {max(p.samples_per_s for p in preds):.0f} at best"
-        + (f"; beyond batch {knee} doubling gains < 10%." if knee else "."),
+        + (f"; beyond batch {knee} doubling gains < 10%." if knee else ".") if len(preds) > 1
+        else f"Throughput: {preds[0].samples_per_s:.0f} samples/s at batch {preds[0].batch_size}, "
+             "the only batch size measured.",
     ]
     if largest is not None:
         lines.append(memory_sentence(largest, limited_by, devices))
