@@ -70,7 +70,8 @@ def test_rm_asks_and_removes_runs_metrics_and_checkpoints(db):
     assert res.returncode == 1 and "nothing removed" in res.stderr
     assert "experiment 'exp': 3 runs, 7 metric rows" in res.stderr
     res = batchlab_cli("rm", "exp", "--store", db, stdin="")  # no terminal, no --yes: no
-    assert res.returncode != 0
+    assert res.returncode == 1 and "nothing removed: no answer" in res.stderr
+    assert "pass --yes to remove without asking" in res.stderr and "Aborted" not in res.stderr
     with Store(db) as st:
         assert len(st.runs("exp")) == 3 and ckpt.exists()
     res = batchlab_cli("rm", "exp", "--store", db, stdin="y\n")

@@ -218,8 +218,14 @@ def rm(
         removal = plan_removal(st, target)
         _refuse_live(st, removal.run_ids)
         if not yes:
-            if not typer.confirm(f"remove {removal.describe()} from {store}?", default=False,
-                                 err=True):
+            try:
+                agreed = typer.confirm(f"remove {removal.describe()} from {store}?", default=False,
+                                       err=True)
+            except typer.Abort:  # stdin closed (a script, a pipe) or Ctrl-C: not "Aborted!"
+                err_console.print("\nnothing removed: no answer (no terminal, or Ctrl-C); pass "
+                                  "--yes to remove without asking.")
+                raise typer.Exit(1) from None
+            if not agreed:
                 err_console.print("nothing removed.")
                 raise typer.Exit(1)
         remove(st, removal)
