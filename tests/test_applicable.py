@@ -53,3 +53,12 @@ def test_training_options_show_only_when_set():
     t = c["train"]
     assert (t["accumulate"], t["precision"], t["channels_last"]) == (4, "bf16", True)
     assert shown(train=TrainSpec(micro_batch_size=8))["train"]["micro_batch_size"] == 8
+
+
+def test_one_process_and_no_train_function_show_no_ddp_or_options_fields():
+    plain = shown()["train"]
+    assert not {"devices", "strategy", "sync_batchnorm", "options"} & set(plain)
+    t = shown(train=TrainSpec(batch_size=64, devices=2, strategy="ddp", sync_batchnorm=True))["train"]
+    assert (t["devices"], t["strategy"], t["sync_batchnorm"]) == (2, "ddp", True)
+    fn = shown(train=TrainSpec(function="mytrain:train", options={"width": 64}))["train"]
+    assert fn["options"] == {"width": 64}

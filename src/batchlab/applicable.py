@@ -69,6 +69,11 @@ RULES: dict[tuple[str, ...], Any] = {
     ("train", "accumulate"): lambda c: _train(c).get("accumulate", 1) != 1,
     ("train", "precision"): lambda c: _train(c).get("precision", "fp32") != "fp32",
     ("train", "channels_last"): lambda c: bool(_train(c).get("channels_last")),
+    # one process unless set; options are a train.function's own keys, nothing the loop reads
+    ("train", "devices"): lambda c: _train(c).get("devices", 1) != 1,
+    ("train", "strategy"): lambda c: _train(c).get("strategy", "single") != "single",
+    ("train", "sync_batchnorm"): lambda c: bool(_train(c).get("sync_batchnorm")),
+    ("train", "options"): lambda c: bool(_train(c).get("function")),
     ("train", "schedule", "unit"): lambda c: _schedule(c).get("name") in _STEPPED,
     ("train", "schedule", "step_size"): lambda c: _schedule(c).get("name") == "step",
     ("train", "schedule", "milestones"): lambda c: _schedule(c).get("name") == "multistep",
