@@ -117,11 +117,11 @@ def test_full_disk_while_creating_leaves_nothing_and_says_so(small_fs):
         assert st.experiments() == []
 
 
-def damage_runs_table(db):
-    """Overwrite the start of every page of the ``runs`` table with garbage: the header and
-    the pages ``open`` reads stay intact, so the damage shows only once runs are read."""
+def damage_runs_table(db, table="runs"):
+    """Overwrite the start of every page of ``table`` with garbage: the header and the pages
+    ``open`` reads stay intact, so the damage shows only once that table is read."""
     conn = sqlite3.connect(db)
-    pages = [p for (p,) in conn.execute("SELECT pageno FROM dbstat WHERE name='runs'")]
+    pages = [p for (p,) in conn.execute("SELECT pageno FROM dbstat WHERE name=?", (table,))]
     size = conn.execute("PRAGMA page_size").fetchone()[0]
     conn.close()
     data = bytearray(db.read_bytes())
@@ -155,3 +155,25 @@ def test_garbage_in_the_middle_of_a_store_is_one_paragraph(tmp_path):
     import batchlab as bl
     with pytest.raises(StoreError, match="is damaged"):
         bl.open(db).runs("exp")
+
+
+def test_a_sweep_into_a_store_damaged_where_only_writes_reach_trains_nothing(tmp_path):
+    # garbage in the metrics table only: opening, planning and claiming never read those
+    # pages, so without a check up front the sweep trained and wrote runs into the damaged
+    # file, then failed at a later run's rows, saying the store "was left untouched"
+    db = tmp_path / "s.db"
+    run_id = store_with_one_run(db)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.executemany("INSERT INTO metrics VALUES (?, 'train_loss', ?, 1.0, 0, 0, 0)",
+                         [(run_id, step) for step in range(3000)])
+    conn.close()  # the last connection's close moves the WAL into the file, to be damaged there
+    assert len(damage_runs_table(db, "metrics")) > 3
+    toml = tmp_path / "new.toml"
+    toml.write_text('name = "new"\n[data]\nname = "digits"\n[model]\nname = "mlp"\n'
+                    '[train]\nepochs = 1\n')
+    before = sha(db)
+    res = cli("sweep", toml, "--store", db)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert "is damaged" in res.stderr and ".recover" in res.stderr
+    assert sha(db) == before  # refused before anything trained or was written

@@ -316,6 +316,7 @@ def run_sweep(
             check_writable_folder(ckpt, "writing the runs' checkpoints",
                                   "run the same command again (or set train.checkpoint = false)")
         check_workers_can_import(runs, executor)
+        store.check_intact()  # before any write: a damaged store is refused, not added to
         runs, mixed = label_sections(store, spec.name, runs)  # another model under this name: say so
         store.add_experiment(spec.name, spec.model_dump(mode="json"), runs)
         for kind, config, result in prepared.probes:

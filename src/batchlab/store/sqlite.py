@@ -42,6 +42,7 @@ from batchlab.store.files import (
     check_path,
     connect,
     create_file,
+    quick_check,
     writable,
 )
 from batchlab.store.records import Experiment, ProbeRecord, RunRecord, Series
@@ -159,6 +160,11 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+
+    def check_intact(self) -> None:
+        """StoreError (the damaged-store paragraph) unless every page of the file is sound;
+        reads the whole file, so it is for the start of a sweep, not for every open."""
+        quick_check(self.conn, self.path)
 
     def __enter__(self) -> Store:
         return self
