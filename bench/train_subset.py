@@ -18,6 +18,7 @@ the threshold) and its onset epoch disagree with the whole set's.
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 import tempfile
@@ -126,6 +127,8 @@ def onset(gap: np.ndarray, epochs: list[float]) -> float | None:
 
 
 def main() -> int:
+    # --help says what it does and exits, rather than starting five minutes of training
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     set_threads(1)
     print(machine_line())
     runs: list[Run] = []
