@@ -148,3 +148,21 @@ def test_sigterm_stops_a_sweep_as_ctrl_c_does(tmp_path):
         (run,) = st.runs("t")
         assert run.status == "interrupted" and run.progress_step > 50
         assert len(st.metrics(run.id, ["train_loss"])["train_loss"].step) == run.progress_step
+
+
+def test_a_store_on_read_only_media_reports_and_plans_next_only_with_o(tmp_path, small_fs, read_only):
+    """report and next write beside the store by default: on read-only media the paragraph
+    names -o (it used to say "run the same command again: finished runs are kept and the rest
+    resume", a sweep's advice), and with -o elsewhere both work."""
+    spec = tmp_path / "o.toml"
+    spec.write_text(TINY + '[sweep.grid]\n"train.lr" = [0.01, 0.1]\n')
+    media = small_fs(2048)
+    assert batchlab("sweep", spec, "--store", media / "s.db").returncode == 0
+    read_only(media)
+    for command, out in (("next", "o-next.toml"), ("report", "o-report.html")):
+        res = batchlab(command, "o", "--store", media / "s.db", cwd=tmp_path)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert "-o FILE" in res.stderr
+        assert "finished runs" not in res.stderr
+        res = batchlab(command, "o", "--store", media / "s.db", "-o", tmp_path / out)
+        assert res.returncode == 0 and (tmp_path / out).is_file(), res.stderr

@@ -33,6 +33,7 @@ from batchlab.analysis.findings import pct
 from batchlab.analysis.nextlr import refine_lrs
 from batchlab.analysis.remedies import remedies
 from batchlab.errors import BatchlabError
+from batchlab.fserrors import disk_error
 from batchlab.overrides import set_path, split_path
 from batchlab.paths import safe_name
 from batchlab.results import varying_fields
@@ -323,6 +324,10 @@ def write_next(store_path: str | Path, experiment: str, output: str | Path | Non
         return plan
     out = Path(output) if output is not None else default_path(store_path, experiment)
     plan.text = render(plan, store_path, out)
-    out.write_text(plan.text)
+    try:
+        out.write_text(plan.text)
+    except OSError as err:  # the default lies beside the store, which may be on read-only media
+        raise disk_error(err, out, "writing the follow-up spec",
+                         fix="pass a file in it (batchlab next -o FILE; path= in Python)") from None
     plan.path = out
     return plan

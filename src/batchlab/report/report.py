@@ -81,7 +81,7 @@ def _prepare_output(out_html: Path) -> Path:
             old.unlink()
     except OSError as err:
         raise ReportError(f"cannot write the report to '{out_html}': {err.strerror}. "
-                          "Pass an output path in a folder you can write to.") from None
+                          "Pass an output path in a folder you can write to (-o FILE).") from None
     return folder
 
 
