@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from batchlab.plan import plan_runs
 from batchlab.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,3 +37,14 @@ def test_transfer_examples_start_from_weights_and_scratch_ones_do_not():
     spec = load_spec(transfer[0])
     assert spec.model.name == "torchvision:mobilenet_v2" and spec.data.image_size == 224
     assert spec.sweep.grid == {"train.batch_size": [16, 32, 64, 128], "model.freeze": ["backbone", "none"]}
+
+
+# the runs each example's comments and docs/examples.md describe (there is no dry-run command:
+# planning is how a user sees them before training)
+PLANNED = {"alexnet_cifar10_lr_decay.toml": 3, "architectures_20_classes.toml": 12,
+           "classic_batch_size.toml": 24, "lenet5_mnist_adam.toml": 3, "mnist1d_cnn.toml": 6,
+           "mobilenet_scratch_imagefolder.toml": 4, "mobilenet_transfer_imagefolder.toml": 8}
+
+
+def test_every_example_plans_the_runs_it_describes():
+    assert {p.name: len(plan_runs(load_spec(p))) for p in EXAMPLES} == PLANNED
