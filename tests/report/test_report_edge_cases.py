@@ -129,3 +129,21 @@ def test_a_regression_report_shows_loss_heatmaps_and_no_empty_accuracy_panels(tm
     (best,) = heatmaps(runs, "best_val_loss")
     lowest = min(r["best_val_loss"] for r in bl.open(tmp_path / "s.db").runs("reg").to_dict("records"))
     assert np.nanmin(best.mean) == pytest.approx(lowest)
+
+
+def test_a_comparisons_notes_name_the_experiment_they_are_about(tmp_path):
+    """compare of a classification and a regression: the regression's note ("No run recorded
+    a validation accuracy") named neither, so it read as said of both."""
+    import numpy as np
+    from torch import nn
+
+    import batchlab as bl
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 4)).astype(np.float32)
+    bl.sweep("reg", model=nn.Linear(4, 1), train=(x, x.sum(1, keepdims=True)), loss=nn.MSELoss(),
+             momentum=0.0, grid={"lr": [0.05]}, store=tmp_path / "s.db", epochs=1, threads=1)
+    hand_store(tmp_path / "s.db", "cls", [{"batch_size": 16, "lr": 0.1}]).close()
+    with Store(tmp_path / "s.db") as st:
+        result = write_comparison(st, "cls", "reg", tmp_path / "cmp.html")
+    assert len(result.notes) == 1 and result.notes[0].startswith("reg: No run recorded")

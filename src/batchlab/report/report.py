@@ -121,8 +121,10 @@ def _sections(exp: _Experiment, built: Built, layers: str = "") -> list[tuple[st
 
 def _result(out_html: Path, folder: Path, built: Sequence[Built], t0: float,
             extra: Sequence[FigureFile] = ()) -> ReportResult:
+    # a comparison's notes say which experiment they are about
+    notes = [f"{b.experiment}: {n}" if len(built) > 1 else n for b in built for n in b.notes]
     return ReportResult(out_html, folder, [f.path for b in built for f in b.all()] + [f.path for f in extra],
-                        [n for b in built for n in b.notes], time.perf_counter() - t0)
+                        notes, time.perf_counter() - t0)
 
 
 def write_report(store: Store, experiment: str, out_html: str | Path,
