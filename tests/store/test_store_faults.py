@@ -131,6 +131,19 @@ def damage_runs_table(db, table="runs"):
     return pages
 
 
+def sweep_is_refused(db, name, sweep=""):
+    """``batchlab sweep`` of a tiny spec named ``name`` into the damaged ``db``: exit 2 with
+    the damaged-store paragraph, and the file unchanged (refused before anything trained)."""
+    toml = db.parent / f"{name}.toml"
+    toml.write_text(f'name = "{name}"\n[data]\nname = "digits"\n[model]\nname = "mlp"\n'
+                    f'[train]\nepochs = 1\n{sweep}')
+    before = sha(db)
+    res = cli("sweep", toml, "--store", db)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert "is damaged" in res.stderr and ".recover" in res.stderr
+    assert sha(db) == before
+
+
 def test_garbage_in_the_middle_of_a_store_is_one_paragraph(tmp_path):
     db = tmp_path / "s.db"
     spec = spec_from_dict({"name": "exp", "data": {"name": "digits"}, "model": {"name": "mlp"},
@@ -143,14 +156,7 @@ def test_garbage_in_the_middle_of_a_store_is_one_paragraph(tmp_path):
         res = cli(*args, "--store", db)
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert "is damaged" in res.stderr and "malformed" in res.stderr and ".recover" in res.stderr
-    toml = tmp_path / "exp.toml"
-    toml.write_text('name = "exp"\n[data]\nname = "digits"\n[model]\nname = "mlp"\n'
-                    '[train]\nepochs = 1\n[sweep.grid]\n"train.lr" = [0.01, 0.02]\n')
-    before = sha(db)
-    res = cli("sweep", toml, "--store", db)
-    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
-    assert "is damaged" in res.stderr
-    assert sha(db) == before
+    sweep_is_refused(db, "exp", '[sweep.grid]\n"train.lr" = [0.01, 0.02]\n')
     assert not (tmp_path / "s.db.ckpt").exists()  # no empty checkpoint folder left behind
     import batchlab as bl
     with pytest.raises(StoreError, match="is damaged"):
@@ -159,8 +165,8 @@ def test_garbage_in_the_middle_of_a_store_is_one_paragraph(tmp_path):
 
 def test_a_sweep_into_a_store_damaged_where_only_writes_reach_trains_nothing(tmp_path):
     # garbage in the metrics table only: opening, planning and claiming never read those
-    # pages, so without a check up front the sweep trained and wrote runs into the damaged
-    # file, then failed at a later run's rows, saying the store "was left untouched"
+    # pages, so without a check up front the sweep trained, wrote into the damaged file and
+    # ended "every run failed" (or exit 0, had its inserts missed the garbage pages)
     db = tmp_path / "s.db"
     run_id = store_with_one_run(db)
     conn = sqlite3.connect(db)
@@ -169,11 +175,4 @@ def test_a_sweep_into_a_store_damaged_where_only_writes_reach_trains_nothing(tmp
                          [(run_id, step) for step in range(3000)])
     conn.close()  # the last connection's close moves the WAL into the file, to be damaged there
     assert len(damage_runs_table(db, "metrics")) > 3
-    toml = tmp_path / "new.toml"
-    toml.write_text('name = "new"\n[data]\nname = "digits"\n[model]\nname = "mlp"\n'
-                    '[train]\nepochs = 1\n')
-    before = sha(db)
-    res = cli("sweep", toml, "--store", db)
-    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
-    assert "is damaged" in res.stderr and ".recover" in res.stderr
-    assert sha(db) == before  # refused before anything trained or was written
+    sweep_is_refused(db, "new")
