@@ -86,6 +86,8 @@ def main() -> None:
     import_from_current_folder()
     try:
         app()  # typer turns a Ctrl-C that a command does not handle into exit 130
+    except KeyboardInterrupt:  # ... but not one while it builds the commands, before any runs
+        _quiet_exit(signal.SIGINT, None)
     except BatchlabError as err:
         err_console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)  # [x] is not markup
         sys.exit(err.exit_code)
