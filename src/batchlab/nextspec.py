@@ -33,6 +33,7 @@ from batchlab.analysis.findings import pct
 from batchlab.analysis.nextlr import refine_lrs
 from batchlab.analysis.remedies import remedies
 from batchlab.errors import BatchlabError
+from batchlab.events import FAILED, FINAL_STATUSES
 from batchlab.fserrors import disk_error
 from batchlab.overrides import set_path, split_path
 from batchlab.paths import safe_name
@@ -76,6 +77,7 @@ class NextSpec:
     kept: list[str] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
     point_notes: list[str | None] = field(default_factory=list)
+    unfinished: str | None = None  # runs not finished yet, when any (see unfinished_note)
     text: str = ""
     path: Path | None = None
 
@@ -252,7 +254,7 @@ def plan_next(store: Store, experiment: str) -> NextSpec:
     for section, first in (("data", "name"), ("model", "name"), ("train", "optimizer")):
         # what a reader looks for first, as in the example specs
         raw[section] = {first: full[section][first], **raw.get(section, {})}
-    plan = NextSpec(experiment, raw, [])
+    plan = NextSpec(experiment, raw, [], unfinished=unfinished_note(analysis.runs))
     by_id = {r.run_id: r for r in analysis.runs}
     best_runs = [by_id[i] for i in analysis.best["group"]["run_ids"]] if analysis.best else []
     label = analysis.best["group"]["label"] if analysis.best else ""
@@ -285,6 +287,21 @@ def plan_next(store: Store, experiment: str) -> NextSpec:
     return plan
 
 
+def unfinished_note(runs: list[RunAnalysis]) -> str | None:
+    """A sentence saying how many of ``runs`` have not finished (interrupted, still running,
+    not started), that a follow-up planned now reads only what they reached, and how to finish
+    them; None when every run ended (a failed run has ended: sweeping again retrains it, but
+    it holds nothing to wait for)."""
+    open_ = [r.status.split(" ")[0] for r in runs if r.status not in (*FINAL_STATUSES, FAILED)]
+    if not open_:
+        return None
+    counts = ", ".join(f"{open_.count(s)} {s}" for s in dict.fromkeys(open_))
+    verb = "has" if len(open_) == 1 else "have"
+    return (f"{len(open_)} of {len(runs)} runs {verb} not finished ({counts}): what follows reads "
+            "only what they reached so far; `batchlab sweep` on the same spec finishes them "
+            "(interrupted runs resume), then run `batchlab next` again.")
+
+
 def unrunnable_note(raw: Mapping[str, Any]) -> str | None:
     """Why ``batchlab sweep`` cannot run the follow-up spec ``raw`` and what to do instead
     (its data or model are Python objects, or its function lives in a script); None when it can."""
@@ -306,6 +323,7 @@ def render(plan: NextSpec, store_path: Path, out: Path) -> str:
         f"It keeps the name '{plan.experiment}': its runs join that experiment, so its report",
         "shows both sweeps, and runs already trained are not trained again (rename `name` to",
         "keep the two apart).",
+        *([f"Note: {plan.unfinished}"] if plan.unfinished else []),
         "Changes:", *[f"- {c}" for c in plan.changes],
         *(["Not changed:", *[f"- {k}" for k in plan.kept]] if plan.kept else [])])
     text = spec_toml(plan.raw, header, plan.notes, plan.point_notes)

@@ -272,3 +272,20 @@ def test_a_regression_gets_an_lr_grid_below_its_lowest_loss_lr(tmp_path):
     assert result.changes == [
         f"LR grid: batch {b}: best LR 0.01 (val loss {v}) is the lowest tried: the grid goes on "
         "below it (/3.16, /10) -> 0.001, 0.00316, 0.01, 0.0316" for b, v in ((16, "0.017"), (64, "0.0446"))]
+
+
+def test_a_follow_up_of_unfinished_runs_says_so(lr_store, tmp_path):
+    import sqlite3
+
+    done = batchlab_cli("next", "lrs", "--store", lr_store, "-o", tmp_path / "done.toml")
+    assert done.returncode == 0 and "not finished" not in done.stdout + (tmp_path / "done.toml").read_text()
+    store = tmp_path / "store.db"
+    shutil.copy(lr_store, store)
+    with sqlite3.connect(store) as conn:  # as a sweep stopped by Ctrl-C leaves the best run
+        conn.execute("UPDATE runs SET status = 'interrupted' WHERE json_extract(config_json, '$.train.lr') = 0.1")
+    res = batchlab_cli("next", "lrs", "--store", store, "-o", tmp_path / "f.toml")
+    assert res.returncode == 0, res.stderr
+    said = " ".join(res.stdout.split())
+    assert ("note: 1 of 3 runs has not finished (1 interrupted): what follows reads only what they "
+            "reached so far; `batchlab sweep` on the same spec finishes them") in said
+    assert "Note: 1 of 3 runs has not finished (1 interrupted)" in comments((tmp_path / "f.toml").read_text())

@@ -26,9 +26,11 @@ def next_experiment(
     from batchlab.nextspec import unrunnable_note, write_next
 
     plan = write_next(store, experiment, output)
+    if plan.unfinished:
+        console.print(f"note: {escape(plan.unfinished)}", soft_wrap=True)
     if plan.path is None:
         console.print(f"nothing to follow up in '{escape(experiment)}': no LR grid to refine (already "
-                      "fine around the best, or nothing trained yet) and no best run that overfits or "
+                      "fine around the best, or nothing finished yet) and no best run that overfits or "
                       "underfits; no file written.")
         for kept in plan.kept:
             console.print(f"  - not changed: {escape(kept)}", soft_wrap=True)
