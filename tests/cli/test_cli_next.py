@@ -282,7 +282,8 @@ def test_a_follow_up_of_unfinished_runs_says_so(lr_store, tmp_path):
     store = tmp_path / "store.db"
     shutil.copy(lr_store, store)
     with sqlite3.connect(store) as conn:  # as a sweep stopped by Ctrl-C leaves the best run
-        conn.execute("UPDATE runs SET status = 'interrupted' WHERE json_extract(config_json, '$.train.lr') = 0.1")
+        conn.execute("UPDATE runs SET status = 'interrupted' "
+                     "WHERE json_extract(config_json, '$.train.lr') = 0.1")
     res = batchlab_cli("next", "lrs", "--store", store, "-o", tmp_path / "f.toml")
     assert res.returncode == 0, res.stderr
     said = " ".join(res.stdout.split())
