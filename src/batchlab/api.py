@@ -138,28 +138,29 @@ def _spec(name: str, objects: ObjectInputs, grid: dict[str, list[Any]] | None,
 
 def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
                      store: Path) -> PreparedSweep:
-    """The runs with ``lr = "auto"`` replaced by the LR range test's suggestion on the objects
-    (reusing what an earlier call stored for this experiment, as ``batchlab sweep`` does), and
-    the probe results to store beside them; the notes reading the data made (labels
-    remapped) go with them, so the sweep warns them as a spec's sweep prints them."""
+    """The runs with ``lr = "auto"`` resolved on the objects (reusing LRs stored earlier, as
+    ``batchlab sweep`` does), the probe results to store, and the notes the sweep warns: the
+    data's (labels remapped), then one per LR found, as a spec's sweep prints them."""
     from batchlab.execute.sweep import PreparedSweep, known_auto_lrs
-    from batchlab.probes.auto_lr import auto_lr_key, resolve_auto_lr
+    from batchlab.probes.auto_lr import auto_lr_key, auto_lr_note, resolve_auto_lr
     from batchlab.store import Store
 
+    notes: list[str] = list(objects.data.notes)
+    probes: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     if all(r.config.train.lr != "auto" for r in runs):
-        return PreparedSweep(runs, notes=list(objects.data.notes))
+        return PreparedSweep(runs, notes=notes)
     known: dict[str, float] = {}
     if store.is_file():  # read only: bad input must not create a store
         with Store(store, create=False) as st:
             known = known_auto_lrs(st, spec.name)
-    probes: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
 
     def keep(config: RunConfig, result: Any) -> None:
         probes.append(("lr_range", {**config.model_dump(mode="json"),
                                     "auto_lr_key": auto_lr_key(config)}, result.to_dict()))
+        notes.append(auto_lr_note(config, result))
 
     resolved = resolve_auto_lr(runs, on_result=keep, known=known, inputs=objects.run_inputs())
-    return PreparedSweep(resolved, probes, notes=list(objects.data.notes))
+    return PreparedSweep(resolved, probes, notes=notes)
 
 
 def _warn(line: str) -> None:

@@ -35,3 +35,24 @@ def test_an_unresolved_auto_lr_fails_the_run_with_a_clear_message():
     end = train_run(config(lr="auto", epochs=1), events.append)
     assert isinstance(end, RunEnded) and end.status == "failed"
     assert "must be resolved by the LR range test first" in end.error
+
+
+def test_each_lr_found_is_said_with_how_sure_and_its_cost_beside_the_run():
+    import re
+
+    from batchlab.execute.sweep import prepare_sweep
+
+    spec = spec_from_dict({"data": DATA, "model": {"name": "mlp", "hidden": [16]},
+                           "train": {"lr": "auto", "threads": 1, "epochs": 2, "batch_size": 32,
+                                     "scale_lr": "linear", "base_batch_size": 16}})
+    prepared = prepare_sweep(spec)
+    (note,) = [n for n in prepared.notes if n.startswith("lr = 'auto'")]
+    said = re.fullmatch(r"lr = 'auto' at batch 32: (\S+), the effective LR under scale_lr = 'linear' "
+                        r"\(confidence (?:high|medium|low)\); finding it took (\S+) epochs of training, "
+                        r"(\S+)x the run's 2 epochs \(`batchlab lr-find` shows how it was found\)\.", note)
+    assert said is not None, note
+    ((_, _, found),), (run,) = prepared.probes, prepared.runs
+    assert float(said[1]) == float(f"{found['suggested_lr']:.3g}")
+    assert float(said[1]) == float(f"{run.config.train.lr * 2:.3g}")  # linear: 2x train.lr at 32
+    cost = found["per_batch"][0]["cost_epochs"]
+    assert float(said[2]) == float(f"{cost:.2g}") and float(said[3]) == float(f"{cost / 2:.2g}")

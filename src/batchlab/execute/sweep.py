@@ -36,7 +36,7 @@ from batchlab.fserrors import DiskError, check_writable_folder, removed_if_empty
 from batchlab.models import build_model
 from batchlab.models.check import check_forward
 from batchlab.plan import RunSpec, plan_runs
-from batchlab.probes.auto_lr import auto_lr_key, resolve_auto_lr
+from batchlab.probes.auto_lr import auto_lr_key, auto_lr_note, resolve_auto_lr
 from batchlab.spec import DataSpec, RunConfig, Spec
 from batchlab.spec_train import batchnorm_error
 from batchlab.store import RunRecord, Store
@@ -237,12 +237,13 @@ def prepare_sweep(spec: Spec, data_cache: DataCache | None = None,
         return prepare_function_sweep(spec)
     probes: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     hashes = HashCaches()
+    notes: list[str] = []  # the plan's first: swept values some runs ignore; then the LRs found
 
     def keep(config: RunConfig, result: Any) -> None:
         probes.append(("lr_range", {**config.model_dump(mode="json"), "auto_lr_key": auto_lr_key(config),
                                     "data_fingerprint": hashes.data(config.data)}, result.to_dict()))
+        notes.append(auto_lr_note(config, result))
 
-    notes: list[str] = []  # the plan's first: swept values some runs ignore
     runs = resolve_auto_lr(plan_runs(spec, notes), on_result=keep, known=known_lrs)
     cache = data_cache or DataCache()
     notes += preflight(runs, cache)

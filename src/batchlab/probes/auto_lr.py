@@ -15,6 +15,22 @@ from batchlab.spec import RunConfig
 from batchlab.train.scaling import scaled_lr
 
 
+def auto_lr_note(config: RunConfig, result: LrFindResult) -> str:
+    """One line for the sweep's start: the LR ``lr = "auto"`` found for ``config`` (the probed
+    config), how sure the suggestion is, and what finding it cost beside the run itself (a
+    short run can cost less than the suggestion's smallest miniatures)."""
+    b = next(p for p in result.per_batch if p.batch_size == result.batch_size)
+    t = config.train
+    share, run = ((b.cost_steps / t.steps, f"{t.steps} steps") if t.steps else
+                  (b.cost_epochs / (t.epochs or 1), f"{t.epochs} epochs"))
+    sure = f" (confidence {b.confidence})" if b.confidence else ""
+    scaled = "" if t.scale_lr == "none" else f", the effective LR under scale_lr = '{t.scale_lr}'"
+    lr = "none found" if result.suggested_lr is None else f"{result.suggested_lr:.3g}"
+    return (f"lr = 'auto' at batch {b.batch_size}: {lr}{scaled}{sure}; finding it took "
+            f"{b.cost_epochs:.2g} epochs of training, {share:.2g}x the run's {run} "
+            "(`batchlab lr-find` shows how it was found).")
+
+
 def auto_lr_key(config: RunConfig) -> str:
     """What the LR probe of ``config`` depends on: data, model, the optimizer settings, the
     batch size and the run length (trials never outlast the run). Runs that differ only in
