@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from cli_helpers import batchlab_cli, console_script, env
 
 from batchlab.store import Store
@@ -141,6 +142,21 @@ def test_a_store_in_a_missing_folder_is_refused_not_made(tmp_path):
     res = batchlab_cli("run", "mine.toml", "--store", folder / "new.db", cwd=folder)
     assert res.returncode == 0, res.stderr
     assert (folder / "new.db").is_file()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--address", "head:6379"], "--address head:6379 is for --executor ray"),
+    (["--cpus-per-run", "2", "--gpus-per-run", "0.5"],
+     "--cpus-per-run 2, --gpus-per-run 0.5 are for --executor ray"),
+    (["--executor", "ray", "--workers", "2"], "--workers 2 is for --executor local"),
+])
+def test_an_option_of_the_other_executor_is_refused_not_ignored(tmp_path, args, says):
+    # --address without --executor ray used to train every run here, on this machine alone
+    folder = project(tmp_path)
+    res = batchlab_cli("sweep", "mine.toml", "--store", "s.db", *args, cwd=folder)
+    assert res.returncode == 2, res.stderr
+    assert says in " ".join(res.stderr.split()) and "Traceback" not in res.stderr
+    assert not (folder / "s.db").exists()
 
 
 def test_npz_labels_minus_one_one_train_and_a_single_class_is_refused(tmp_path):

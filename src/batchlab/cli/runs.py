@@ -92,6 +92,10 @@ def make_executor(kind: str, workers: int, cache: DataCache, address: str | None
     if kind == "ray":
         from batchlab.execute.ray import RayExecutor
 
+        if workers != 1:  # silently ignored, it would leave the user wondering why
+            raise BatchlabError(f"--workers {workers} is for --executor local; on Ray as many runs "
+                                "train at once as the cluster's CPUs and GPUs hold with "
+                                "--cpus-per-run and --gpus-per-run. Leave --workers out.")
         return RayExecutor(address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
                            checkpoint_storage=checkpoint_storage)
     if kind != "local":
@@ -100,6 +104,17 @@ def make_executor(kind: str, workers: int, cache: DataCache, address: str | None
         raise BatchlabError("--checkpoint-storage is for --executor ray, whose runs may train on "
                             "other machines; local runs keep their checkpoints beside the store, "
                             "which all their processes see. Leave it out, or add --executor ray.")
+    # a Ray option without --executor ray would otherwise train here, on this machine alone
+    ray_only = [f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
+                for name, value, default in (("--address", address, None),
+                                             ("--cpus-per-run", cpus_per_run, 1),
+                                             ("--gpus-per-run", gpus_per_run, 0))
+                if value != default]
+    if ray_only:
+        verb = "is" if len(ray_only) == 1 else "are"
+        raise BatchlabError(f"{', '.join(ray_only)} {verb} for --executor ray; without it the runs "
+                            "train on this machine (--executor local, --workers N). Add "
+                            "--executor ray, or leave it out.")
     return InlineExecutor(data_cache=cache) if workers == 1 else LocalPoolExecutor(workers)
 
 
@@ -200,7 +215,8 @@ def sweep(
         "--rerun", help="Train every run again, even those already finished in the store.")] = False,
     executor: Annotated[str, typer.Option(metavar="local|ray", help="Where runs train.")] = "local",
     address: Annotated[str | None, typer.Option(
-        metavar="ADDRESS", help="Ray cluster: auto, ray://host:port; default starts a local one.")] = None,
+        metavar="ADDRESS", help="Ray cluster: host:port, auto, ray://host:port; default: the one `ray start` "
+        "runs on this machine (or RAY_ADDRESS), else a new local one.")] = None,
     cpus_per_run: Annotated[float, typer.Option(metavar="N", help="Ray: CPUs per run.")] = 1,
     gpus_per_run: Annotated[float, typer.Option(metavar="N", help="Ray: GPUs per run (e.g. 0.5).")] = 0,
     checkpoint_storage: Annotated[str | None, typer.Option(
