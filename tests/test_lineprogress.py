@@ -29,6 +29,8 @@ def test_a_sweep_prints_its_plan_and_a_line_per_run(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == ["sweep 'p': 2 runs, 2 already in the store; training 0"]
     bl.sweep("q", **kw, verbose=False)
     assert capsys.readouterr().out == ""
+    bl.sweep("one", **{**kw, "grid": {"batch_size": [16]}, "lr": 0.05})
+    assert capsys.readouterr().out.splitlines()[0] == "sweep 'one': 1 run; training 1"  # not '1 runs'
 
 
 def test_a_failed_run_s_line_names_its_error():

@@ -85,7 +85,8 @@ class LineProgress:
         self.todo = len(todo)
         skipped = len(runs) - len(todo)
         kept = f", {skipped} already in the store" if skipped else ""
-        self._print(f"sweep '{self.experiment}': {len(runs)} runs{kept}; training {len(todo)}")
+        count = f"{len(runs)} run" + ("" if len(runs) == 1 else "s")
+        self._print(f"sweep '{self.experiment}': {count}{kept}; training {len(todo)}")
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, RunEnded):
