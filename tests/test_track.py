@@ -1,6 +1,7 @@
 """bl.track: a hand-written training loop recorded into the store, then browsed, reported,
 compared, diagnosed and exported like a batchlab-trained run."""
 
+import argparse
 import json
 import math
 import os
@@ -184,6 +185,39 @@ def test_bad_input_is_one_clear_error(tmp_path, config, call, message):
         with bl.track("x", config=config, store=tmp_path / "s.db") as run:
             call(run)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("config, says", [
+    ("batch_size=64", "config='batch_size=64' (str) is not a dict; pass a dict of flat keys"),
+    ([("lr", 0.1)], "config=[('lr', 0.1)] (list) is not a dict; pass a dict of flat keys"),
+    (argparse.Namespace(lr=0.1),
+     "(Namespace) is not a dict; pass a dict of flat keys (an argparse.Namespace: vars(args))"),
+])
+def test_a_config_that_is_not_a_dict_is_one_clear_error(tmp_path, config, says):
+    # dict(config) used to raise a ValueError or TypeError naming neither config nor the fix
+    with pytest.raises(SpecError) as err:
+        bl.track("x", config=config, store=tmp_path / "s.db")
+    assert says in str(err.value) and str(err.value).startswith("bl.track: config=")
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_a_name_that_is_not_a_string_is_refused(tmp_path):
+    with pytest.raises(SpecError, match="bl.track: name=5 must be a string"):
+        bl.track("x", store=tmp_path / "s.db", name=5)
+
+
+def test_a_tracked_run_cannot_be_started_again_after_it_ended(tmp_path):
+    """A second ``with run:`` used to restart the run under the same id, deleting its rows."""
+    run = bl.track("again", store=tmp_path / "s.db")
+    with run:
+        run.log(1, train_loss=0.5)
+    with pytest.raises(SpecError, match=r"has ended \(completed\): a TrackedRun records one run"):
+        with run:
+            run.log(1, train_loss=0.9)
+    with Store(tmp_path / "s.db") as st:
+        (rec,) = st.runs("again")
+        assert rec.status == "completed"
+        assert st.metrics(rec.id)["train_loss"].value.tolist() == [0.5]
 
 
 def test_numpy_config_values_are_the_numbers_they_hold(tmp_path):

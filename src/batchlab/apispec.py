@@ -11,7 +11,8 @@ spec, so a typo is an error naming the field.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from argparse import Namespace
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from batchlab.errors import SpecError
@@ -58,6 +59,20 @@ def plain(value: Any) -> Any:
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
         return value.tolist()  # a numpy scalar's Python number, an array's nested lists
     return value
+
+
+def user_config(config: Any, who: str) -> dict[str, Any]:
+    """``config`` as a dict of flat keys (a copy; None: empty), for ``who`` ("bl.track",
+    "BatchlabLogger", ...) to record. Anything else is a SpecError naming the fix: a string or
+    a list would otherwise fail inside dict() with a traceback that names neither."""
+    if config is None:
+        return {}
+    if isinstance(config, Mapping):
+        return dict(config)
+    hint = " (an argparse.Namespace: vars(args))" if isinstance(config, Namespace) else ""
+    raise SpecError(f"{who}: config={config!r:.80} ({type(config).__name__}) is not a dict; pass "
+                    f"a dict of flat keys{hint}, e.g. config={{'batch_size': 64, 'lr': 0.01}}, "
+                    "or leave it out.")
 
 
 # grid values given as something other than a list: the ordered sequences that are read as

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 import batchlab
-from batchlab.apispec import plain
+from batchlab.apispec import plain, user_config
 from batchlab.apistore import api_store_errors, store_path
 from batchlab.errors import SpecError
 from batchlab.events import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RunEnded, RunStarted
@@ -160,9 +160,12 @@ class TrackedRun:
             raise SpecError(f"bl.track needs an experiment name (a non-empty string), got {experiment!r}.")
         if not isinstance(store, Store):
             store_path(store, "bl.track")  # a wrong type fails here, not inside the block
+        if name is not None and not isinstance(name, str):
+            raise SpecError(f"bl.track: name={name!r} must be a string (the run's stable name), "
+                            "or left out for a new run each time.")
         self.experiment = experiment
         # numpy scalars (np.int64(64) from an array) read as the Python numbers they hold
-        self.user_config = plain(dict(config or {}))
+        self.user_config = plain(user_config(config, "bl.track"))
         self.config = run_config(self.user_config)
         self.name = name
         self.id = run_id or tracked_run_id(experiment, name)
@@ -183,9 +186,11 @@ class TrackedRun:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> TrackedRun:
         """Add the run to its experiment and mark it running."""
-        if self._rec is not None:
-            raise SpecError(f"tracked run {self.id} is already running: a TrackedRun records one "
-                            "run; call bl.track(...) again for another.")
+        if self._rec is not None or self.status is not None:
+            # a second start would reset the run: its stored rows would be lost
+            state = "is already running" if self._rec is not None else f"has ended ({self.status})"
+            raise SpecError(f"tracked run {self.id} {state}: a TrackedRun records one run; call "
+                            "bl.track(...) again for another.")
         if isinstance(self._store_arg, Store):
             self.store = self._store_arg
         else:

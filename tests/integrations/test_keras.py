@@ -13,6 +13,7 @@ keras = pytest.importorskip("keras")
 
 from sklearn.datasets import load_digits  # noqa: E402
 
+import batchlab as bl  # noqa: E402
 from batchlab.integrations.keras import BatchlabCallback  # noqa: E402
 from batchlab.store import Store  # noqa: E402
 
@@ -112,3 +113,9 @@ def test_a_crash_inside_fit_marks_the_run_failed(tmp_path):
         (rec,) = st.runs("crash")
         assert rec.status == "failed" and rec.error == "RuntimeError: disk on fire"
         assert st.metrics(rec.id)["train_loss"].step.tolist() == [1, 2, 3]
+
+
+def test_a_config_that_is_not_a_dict_is_refused_when_the_callback_is_made():
+    # not at on_train_begin inside model.fit, with a traceback naming neither config nor the fix
+    with pytest.raises(bl.BatchlabError, match=r"BatchlabCallback: config=16 \(int\) is not a dict"):
+        BatchlabCallback("x", config=16)

@@ -89,3 +89,9 @@ def test_a_failing_fit_fails_the_sweeps_run(tmp_path):
 def test_the_logger_needs_an_experiment_or_a_run():
     with pytest.raises(bl.BatchlabError, match="needs an experiment name"):
         BatchlabLogger()
+
+
+def test_a_config_that_is_not_a_dict_is_refused_when_the_logger_is_made():
+    # not inside trainer.fit, where dict("n_train=400") raised a ValueError naming nothing
+    with pytest.raises(bl.BatchlabError, match=r"BatchlabLogger: config='n_train=400' \(str\) is not a dict"):
+        BatchlabLogger("x", config="n_train=400")

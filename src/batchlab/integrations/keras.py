@@ -28,6 +28,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import keras  # noqa: E402
 
+from batchlab.apispec import user_config  # noqa: E402
 from batchlab.integrations.names import batchlab_name  # noqa: E402
 from batchlab.store import Store  # noqa: E402
 from batchlab.track import TrackedRun  # noqa: E402
@@ -43,7 +44,8 @@ class BatchlabCallback(keras.callbacks.Callback):
     def __init__(self, experiment: str, config: dict[str, Any] | None = None,
                  store: str | Path | Store = "batchlab.db", *, name: str | None = None) -> None:
         super().__init__()
-        self.experiment, self.user_config, self.store, self.name = experiment, dict(config or {}), store, name
+        self.experiment, self.store, self.name = experiment, store, name
+        self.user_config = user_config(config, "BatchlabCallback")  # bad: refused here, not in fit
         self.run: TrackedRun | None = None
         self.step = 0
 

@@ -30,6 +30,7 @@ from typing import Any
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
+from batchlab.apispec import user_config
 from batchlab.errors import SpecError
 from batchlab.events import COMPLETED, FAILED
 from batchlab.integrations.names import batchlab_name
@@ -57,8 +58,9 @@ class BatchlabLogger(Logger):
         if not experiment and run is None:
             raise SpecError("BatchlabLogger needs an experiment name (BatchlabLogger(\"my-study\")), "
                             "or run= inside a function sweep (BatchlabLogger(run=run)).")
-        self.experiment, self.user_config, self.store, self.run_name = (
-            experiment or run.experiment, dict(config or {}), store, name)  # type: ignore[union-attr]
+        self.experiment, self.store, self.run_name = (
+            experiment or run.experiment, store, name)  # type: ignore[union-attr]
+        self.user_config = user_config(config, "BatchlabLogger")  # bad: refused here, not in fit
         self.hparams: dict[str, Any] = {}
         self.run: TrackedRun | None = run
         self.done = False  # one logger records one fit; a later validate/test is not recorded
