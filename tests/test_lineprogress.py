@@ -36,6 +36,8 @@ def test_a_sweep_prints_its_plan_and_a_line_per_run(tmp_path, capsys):
 def test_a_failed_run_s_line_names_its_error():
     line = ended_line("ab B=8", RunEnded("ab", "failed", 3, 0.25, {}, "Traceback\nValueError: bad"))
     assert line == "ab B=8: failed, 3 steps, 0.2 s, ValueError: bad"
+    one = ended_line("cd B=8", RunEnded("cd", "completed", 1, 0.25, {}))
+    assert one == "cd B=8: completed, 1 step, 0.2 s"  # not '1 steps'
 
 
 def test_a_function_sweep_s_lines_show_the_keys_its_runs_differ_by(tmp_path, capsys):

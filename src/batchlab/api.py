@@ -163,12 +163,14 @@ def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
     return PreparedSweep(resolved, probes, notes=notes)
 
 
-def _warn(line: str) -> None:
+def _warn(line: str, stacklevel: int = 4) -> None:
     """A sweep's notice (runs trained again, another model under this name) as a warning,
-    which a notebook shows and a script can filter."""
+    which a notebook shows and a script can filter, at the caller's line of ``bl.sweep``:
+    ``stacklevel`` counts this function, ``run_sweep`` and the frames between it and the user's
+    call (4 from ``sweep``'s body)."""
     import warnings
 
-    warnings.warn(line, UserWarning, stacklevel=4)
+    warnings.warn(line, UserWarning, stacklevel=stacklevel)
 
 
 def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = None, val: Any = None,

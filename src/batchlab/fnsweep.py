@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,7 +110,9 @@ def sweep_function(name: str, fn: TrainFn, *, grid: dict[str, list[Any]] | None,
     try:
         with Store(store) as st:
             progress = LineProgress(spec.name) if verbose else None
-            outcome = run_sweep(spec, st, executor, prepared=prepared, on_notice=_warn,
+            # a notice warns at the user's bl.sweep line: one frame further than a model sweep's
+            outcome = run_sweep(spec, st, executor, prepared=prepared,
+                                on_notice=partial(_warn, stacklevel=5),
                                 on_plan=progress.on_plan if progress else None,
                                 on_event=progress.on_event if progress else None)
     finally:

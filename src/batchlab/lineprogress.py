@@ -26,7 +26,7 @@ def ended_line(label: str, event: RunEnded) -> str:
     for key, name in (("best_val_acc", "best val acc"), ("final_val_loss", "val loss")):
         if (shown := _number(event.summary.get(key))) is not None:
             parts.append(f"{name} {shown}")
-    parts.append(f"{event.steps} steps, {event.wall_time:.1f} s")
+    parts.append(f"{event.steps} step{'' if event.steps == 1 else 's'}, {event.wall_time:.1f} s")
     if event.error:
         parts.append(event.error.strip().splitlines()[-1])
     return f"{label}: {', '.join(parts)}"

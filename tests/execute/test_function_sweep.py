@@ -249,8 +249,10 @@ def test_an_edited_function_retrains_its_runs(tmp_path, monkeypatch):
     assert bl.sweep("edit", editable_train.scripted, **kw).skipped == 1
     source = (tmp_path / "editable_train.py").read_text()
     (tmp_path / "editable_train.py").write_text(source.replace("1.0 / (1 + s *", "2.0 / (1 + s *"))
-    again = bl.sweep("edit", editable_train.scripted, **kw)
+    with pytest.warns(UserWarning, match="the source of training function") as notice:
+        again = bl.sweep("edit", editable_train.scripted, **kw)
     assert (again.skipped, again.trained) == (0, 1)  # same id, retrained: the source changed
+    assert notice[0].filename == __file__  # the warning names the caller's line, not batchlab's
     (after, metrics), = runs_of(db, "edit").values()
     assert after.id == before.id
     assert metrics["train_loss"].value[0] == pytest.approx(2.0 / 2)  # the edited code ran
