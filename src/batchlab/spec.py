@@ -365,6 +365,9 @@ def format_validation_error(err: ValidationError, source: str) -> str:
 
 
 def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> Spec:
+    """A spec from a dict laid out as a TOML spec file (``name`` and the ``data``, ``model``,
+    ``train`` and ``sweep`` tables), validated as ``load_spec`` validates a file; SpecError
+    naming the field and ``source`` (where the dict came from) when it is not valid."""
     try:
         return Spec.model_validate(raw)
     except ValidationError as err:
