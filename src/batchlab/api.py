@@ -231,6 +231,7 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
         from batchlab.execute.local import LocalPoolExecutor
         from batchlab.execute.sweep import prepare_halving, run_sweep
         from batchlab.lineprogress import LineProgress
+        from batchlab.mainguard import unguarded_message
         from batchlab.plan import plan_runs
         from batchlab.store import Store
 
@@ -241,6 +242,8 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
         check_objects(runs[0].config, objects)  # before an lr = "auto" range test trains them
         if workers > 1:
             refuse_unsendable(workers, objects, model, loss, optimizer)
+            if (why := unguarded_message("batchlab.sweep", workers)) is not None:
+                raise SpecError(why)
         threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
         try:
             prepared = _resolve_auto_lr(spec, runs, objects, store)

@@ -92,6 +92,7 @@ def sweep_function(name: str, fn: TrainFn, *, grid: dict[str, list[Any]] | None,
     from batchlab.execute.local import LocalPoolExecutor
     from batchlab.execute.sweep import run_sweep
     from batchlab.lineprogress import LineProgress
+    from batchlab.mainguard import unguarded_message
     from batchlab.store import Store
 
     fn_name = function_name(fn)
@@ -99,6 +100,8 @@ def sweep_function(name: str, fn: TrainFn, *, grid: dict[str, list[Any]] | None,
         raise SpecError(f"workers={workers!r} must be a positive integer (1: in this process).")
     if workers > 1:
         check_importable(fn_name)
+        if (why := unguarded_message("batchlab.sweep", workers)) is not None:
+            raise SpecError(why)
     if importable(fn_name):
         # the module's current code, reloaded when its file changed since it was imported (as
         # model factories are): the fingerprint is the file's, so the runs must train its code
