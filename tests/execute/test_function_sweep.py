@@ -111,6 +111,19 @@ def test_a_failing_function_fails_its_run_with_the_cause_and_where(tmp_path):
     assert metrics["train_loss"].value.tolist() == [2.0]  # the rows before the failure are kept
 
 
+def test_an_error_raised_inside_torch_names_the_users_line_that_called_it(tmp_path):
+    def wrong_scheduler(run):
+        run.scheduler(torch.nn.Linear(2, 2))  # a module, not its optimizer: torch raises
+
+    with pytest.raises(ExecutorError):
+        bl.sweep("torch-raised", wrong_scheduler, grid={"lr": [0.1]}, store=tmp_path / "s.db")
+    (record, _), = runs_of(tmp_path / "s.db", "torch-raised").values()
+    line = wrong_scheduler.__code__.co_firstlineno + 1
+    # not torch's lr_scheduler.py nor batchlab's handle.py, through which it was raised
+    assert record.error == ("TypeError: Linear is not an Optimizer "
+                            f"(at test_function_sweep.py:{line} in wrong_scheduler)")
+
+
 def test_a_non_finite_loss_ends_the_run_diverged_and_should_stop_says_so(tmp_path):
     stopped_at = []
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
+import sysconfig
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -72,13 +74,26 @@ def resolve_function(name: str) -> TrainFn:
     return obj
 
 
+def _library_folders() -> tuple[str, ...]:
+    """Where code that is not the user's lives: the standard library, installed packages
+    (torch, lightning) and batchlab itself."""
+    paths = sysconfig.get_paths()
+    folders = {paths["stdlib"], paths["purelib"], paths["platlib"], str(Path(__file__).parents[1])}
+    return tuple(str(Path(f).resolve()) + os.sep for f in folders)
+
+
 def _error_text(err: BaseException) -> str:
-    """The exception in one line, with where in the user's code it was raised."""
+    """The exception in one line, with where in the user's code it was raised: the innermost
+    frame outside the standard library, installed packages and batchlab (an error torch
+    raises names the user's line that called torch), else the innermost frame."""
     text = "".join(traceback.format_exception_only(err)).strip()
     frames = traceback.extract_tb(err.__traceback__)
+    library = _library_folders()
+    own = [f for f in frames if not f.filename.startswith("<frozen")
+           and not str(Path(f.filename).resolve()).startswith(library)]
     if frames:
-        last = frames[-1]
-        text += f" (at {Path(last.filename).name}:{last.lineno} in {last.name})"
+        where = (own or frames)[-1]
+        text += f" (at {Path(where.filename).name}:{where.lineno} in {where.name})"
     return text
 
 
