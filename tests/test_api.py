@@ -171,6 +171,10 @@ def test_a_wrong_loss_for_float_targets_says_how_to_fix(tmp_path):
     (dict(model=nn.LSTM(6, 3)), ModelError, "model=LSTM returns a tuple, not a tensor"),
     (dict(loss=nn.CrossEntropyLoss), SpecError, "pass an instance, loss=nn.CrossEntropyLoss()"),
     (dict(data={"x": arrays()[0], "y": arrays()[1]}), DataError, "train is a dict (keys 'x', 'y')"),
+    # two names of one field: one value used to be dropped without a word
+    (dict(grid={"batch_size": [16], "train.batch_size": [32]}), SpecError,
+     "grid keys 'batch_size' and 'train.batch_size' both set train.batch_size; give it once"),
+    ({"train.epochs": 2}, SpecError, "keywords 'epochs' and 'train.epochs' both set train.epochs"),
 ])
 def test_bad_input_is_a_clear_error_and_stores_nothing(tmp_path, kw, error, words):
     with pytest.raises(error) as err:

@@ -139,12 +139,24 @@ def keyword_spec(raw: dict[str, Any], grid: dict[str, list[Any]] | None, fields:
                  path_of: Callable[[str], str] = field_path) -> Spec:
     """``raw`` with ``fields`` set and ``grid`` as its sweep, validated; ``path_of`` maps a
     keyword or grid key to its spec path (default: ``field_path``)."""
-    for key, value in fields.items():
+    given: dict[str, str] = {}  # path -> the keyword that set it
+
+    def once(key: str, what: str) -> str:
+        """``key``'s spec path; SpecError when another key of ``what`` named it: one of
+        the two values would be dropped without a word."""
         path = path_of(key)
+        if (other := given.get(what + path)) is not None:
+            raise SpecError(f"{source}: {what} {other!r} and {key!r} both set {path}; "
+                            "give it once.")
+        given[what + path] = key
+        return path
+
+    for key, value in fields.items():
+        path = once(key, "keywords")
         raw = set_path(raw, path, _value(path, plain(value)))
     sweep_grid: dict[str, list[Any]] = {}
     for key, values in _grid_items(grid):
-        path = path_of(key)
+        path = once(key, "grid keys")
         sweep_grid[path] = [_value(path, v) for v in grid_values(key, values)]
     raw["sweep"] = {"grid": sweep_grid, "repeats": repeats, "prune": prune}
     return spec_from_dict(raw, source=source)
