@@ -114,7 +114,11 @@ def check_writable_folder(folder: Path, doing: str, fix: str = DEFAULT_FIX) -> N
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:  # name the folder, not the test file
-        raise disk_error(OSError(err.errno, err.strerror), folder, doing, fix) from None
+        named = disk_error(OSError(err.errno, err.strerror), folder, doing, fix)
+        if not isinstance(named, DiskError):  # no words for it (e.g. a folder under /proc)
+            named = DiskError(f"cannot write in '{folder}' while {doing}: {err.strerror or err}. "
+                              f"Use a folder you can write to, then {fix}.")
+        raise named from None
 
 
 @contextmanager

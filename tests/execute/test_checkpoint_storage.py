@@ -3,6 +3,7 @@ checkpoint goes to that folder (not beside the store), and a later attempt resum
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -149,6 +150,10 @@ def cli(*args, cwd):
 @pytest.mark.parametrize("args, says", [
     (["--executor", "ray", "--checkpoint-storage", "nosuch://x"], "not known to fsspec"),
     (["--checkpoint-storage", "far"], "--checkpoint-storage is for --executor ray"),
+    # mkdir there fails with ENOENT, which had no words: a traceback
+    pytest.param(["--executor", "ray", "--checkpoint-storage", "/proc/batchlab-nope"],
+                 "cannot write in '/proc/batchlab-nope' while writing the runs' checkpoints",
+                 marks=pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux's /proc")),
 ])
 def test_the_cli_refuses_a_bad_storage_with_exit_2(tmp_path, args, says):
     (tmp_path / "s.toml").write_text('name = "x"\n[data]\nname = "synthetic"\n')
