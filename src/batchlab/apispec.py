@@ -139,7 +139,7 @@ def keyword_spec(raw: dict[str, Any], grid: dict[str, list[Any]] | None, fields:
                  path_of: Callable[[str], str] = field_path) -> Spec:
     """``raw`` with ``fields`` set and ``grid`` as its sweep, validated; ``path_of`` maps a
     keyword or grid key to its spec path (default: ``field_path``)."""
-    given: dict[str, str] = {}  # path -> the keyword that set it
+    given: dict[str, str] = {}  # "keywords" or "grid keys" + path -> the key that set it
 
     def once(key: str, what: str) -> str:
         """``key``'s spec path; SpecError when another key of ``what`` named it: one of

@@ -92,7 +92,7 @@ def make_executor(kind: str, workers: int, cache: DataCache, address: str | None
     if kind == "ray":
         from batchlab.execute.ray import RayExecutor
 
-        if workers != 1:  # silently ignored, it would leave the user wondering why
+        if workers != 1:  # Ray ignores it: refused, so no one waits for N runs at once
             raise BatchlabError(f"--workers {workers} is for --executor local; on Ray as many runs "
                                 "train at once as the cluster's CPUs and GPUs hold with "
                                 "--cpus-per-run and --gpus-per-run. Leave --workers out.")
