@@ -21,7 +21,7 @@ _LAZY = {
     "throughput": ("batchlab.api", "throughput"),
     "noise_scale": ("batchlab.api", "noise_scale"),
     "recommend": ("batchlab.api", "recommend"),
-    "SweepResult": ("batchlab.api", "SweepResult"),
+    "SweepResult": ("batchlab.apiresult", "SweepResult"),
     "open": ("batchlab.reader", "open_store"),
     "BatchlabError": ("batchlab.errors", "BatchlabError"),
     "track": ("batchlab.track", "track"),

@@ -22,7 +22,7 @@ from batchlab.errors import ExecutorError, SpecError
 from batchlab.spec import Spec, TrainSpec
 
 if TYPE_CHECKING:
-    from batchlab.api import SweepResult
+    from batchlab.apiresult import SweepResult
     from batchlab.execute.function import TrainFn
 
 NOT_SWEPT = ("function", "options")  # set by the call itself
