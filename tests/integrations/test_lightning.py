@@ -89,6 +89,24 @@ def test_fit_is_recorded_step_by_step_with_hyperparameters(tmp_path):
     assert "batch sizes [16]" in (tmp_path / "r.html").read_text()
 
 
+def test_what_is_logged_after_the_fit_is_not_stored_and_said_once(tmp_path):
+    db = tmp_path / "s.db"
+    module = Blobs()
+    logger = fit(db, module)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(32, 4, generator=g)
+    val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long()), batch_size=8)
+    trainer = L.Trainer(logger=logger, enable_progress_bar=False, enable_model_summary=False,
+                        accelerator="cpu")
+    with pytest.warns(UserWarning, match="BatchlabLogger records one fit") as said:
+        trainer.validate(module, val)
+        trainer.validate(module, val)
+    assert sum("records one fit" in str(w.message) for w in said) == 1
+    with Store(db) as st:
+        (rec,) = st.runs("lit")
+        assert rec.status == "completed" and st.metrics(rec.id)["val_acc"].step.tolist() == [4, 8]
+
+
 def test_a_crash_marks_the_run_failed(tmp_path):
     db = tmp_path / "s.db"
     with pytest.raises(RuntimeError, match="out of coffee"):

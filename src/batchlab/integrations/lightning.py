@@ -23,6 +23,7 @@ Each fit's files (``ModelCheckpoint``'s checkpoints) go to its own folder,
 from __future__ import annotations
 
 import sys
+import warnings
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ class BatchlabLogger(Logger):
         self.hparams: dict[str, Any] = {}
         self.run: TrackedRun | None = run
         self.done = False  # one logger records one fit; a later validate/test is not recorded
+        self.warned = False  # ... and says so once
         # known now: Lightning reads version (the checkpoint folder) before anything is logged
         self.run_id = run.id if run is not None else tracked_run_id(experiment, name)
         self._save_dir = None if save_dir is None else str(save_dir)
@@ -98,6 +100,12 @@ class BatchlabLogger(Logger):
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if self.done:
+            if not self.warned:  # said once: a validate after the fit logs on every batch
+                self.warned = True
+                warnings.warn(f"BatchlabLogger records one fit: metrics logged after run "
+                              f"'{self.run_id}' ended (a trainer.validate or test, or a second "
+                              "fit) are not stored; give each fit a new BatchlabLogger.",
+                              stacklevel=2)
             return
         run = self._open()
         values: dict[str, float] = {}
