@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -80,6 +82,31 @@ app = readable_app()
 # tables are wide: when writing to a file or a pipe, do not squeeze them into 80 columns
 console = Console() if sys.stdout.isatty() else Console(width=180)
 err_console = Console(stderr=True)
+
+
+
+def import_torch() -> None:
+    """Import torch under a spinner saying so: on a tiny config it is most of the silent
+    seconds (1.5-3 s) before a training or probing command's first line. A no-op once torch
+    is imported; on a pipe or file the spinner prints nothing."""
+    if "torch" not in sys.modules:
+        with on_ctrl_c("nothing had started; nothing was stored."), \
+                console.status("starting: importing torch ..."):
+            import torch  # noqa: F401
+
+
+@contextmanager
+def on_ctrl_c(kept: str) -> Iterator[None]:
+    """Ctrl-C inside the block: one line, ``interrupted: <kept>``, on stderr, then exit 130.
+
+    ``kept`` says what was kept and how to continue. Without it typer ends a Ctrl-C silently
+    with 130, and the user cannot tell whether anything was stored."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: {kept}", soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(130) from None
+
 
 StoreOpt = Annotated[Path, typer.Option("--store", metavar="FILE", help="SQLite store file.")]
 

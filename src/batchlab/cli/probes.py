@@ -11,7 +11,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from batchlab.cli.common import DEFAULT_STORE, NewStoreOpt, SetOpt, app, console, fmt, load_cli_spec
+from batchlab.cli.common import (
+    DEFAULT_STORE,
+    NewStoreOpt,
+    SetOpt,
+    app,
+    console,
+    fmt,
+    import_torch,
+    load_cli_spec,
+    on_ctrl_c,
+)
 from batchlab.errors import BatchlabError
 from batchlab.store import Store
 
@@ -42,14 +52,17 @@ def int_list(text: str | None, option: str) -> list[int] | None:
 
 
 def measure(what: str, run: Callable[[], Any], config: RunConfig) -> Any:
-    """Run a probe under a spinner, with the spec's ``train.threads`` when it sets them."""
+    """Run a probe under a spinner, with the spec's ``train.threads`` when it sets them.
+    Ctrl-C: one line saying nothing of the probe was stored, exit 130."""
     import torch
 
     before = torch.get_num_threads()
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     try:
-        with console.status(f"{what} ..."):
+        # a probe stores its result only once it has ended: a cut-off one leaves nothing behind
+        with on_ctrl_c(f"the {what} was cut short and nothing of it was stored; run the same "
+                       "command again to measure from the start."), console.status(f"{what} ..."):
             return run()
     finally:
         torch.set_num_threads(before)
@@ -97,6 +110,7 @@ def lr_find_cmd(
     By default, miniatures of the run (its schedule squeezed into a twentieth, then a tenth of
     its steps) at LRs a decade apart are compared by successive halving; the other strategies
     read a range test (exponential LR ramp, smoothed loss)."""
+    import_torch()  # the seconds before the spinner below say what they are spent on
     from batchlab.analysis.scaling import alpha_line
     from batchlab.probes.lr_search import lr_find
 
@@ -173,6 +187,7 @@ def max_batch_cmd(
     """The largest batch that fits: doubling then binary search, one full training step per
     trial, with a safety margin; the peak memory of every size tried; and how to reach the
     batch you want by gradient accumulation when it does not fit in one step."""
+    import_torch()  # the seconds before the spinner below say what they are spent on
     from batchlab.probes.batch_advice import fit_line
     from batchlab.probes.max_batch import max_batch
     from batchlab.probes.memory import format_size, parse_size
@@ -216,6 +231,7 @@ def throughput(
     windows), and the knee beyond which doubling the batch gains less than 10%. Windows that
     disagree are measured again; a curve that stays noisy is reported unreliable, with no knee.
     With --options, what train.precision / train.channels_last would buy at the spec's batch."""
+    import_torch()  # the seconds before the spinner below say what they are spent on
     from batchlab.probes.memory import format_size
     from batchlab.probes.throughput import throughput_curve
 
@@ -266,14 +282,16 @@ def noise_scale_cmd(
 ) -> None:
     """Gradient noise scale B_simple = tr(Sigma)/|G|^2 (McCandlish et al. 2018) from micro-batch
     and batch gradients, with a bootstrap confidence interval and its trace over training."""
+    import_torch()  # the seconds before the spinner below say what they are spent on
     from batchlab.plan import RunSpec
     from batchlab.probes.auto_lr import resolve_auto_lr
     from batchlab.probes.noise_scale import measure_noise_scale
 
     spec = load_cli_spec(spec_file, set_)
     config = base_config(spec)
-    if config.train.lr == "auto":
-        config = resolve_auto_lr([RunSpec(config.run_id(), config)])[0].config
+    if config.train.lr == "auto":  # under a spinner too: this range test takes seconds
+        config = measure("finding an LR for lr = 'auto'",
+                         lambda: resolve_auto_lr([RunSpec(config.run_id(), config)])[0].config, config)
     r = measure("gradient noise scale", lambda: measure_noise_scale(config, steps=steps), config)
     console.print(f"B_simple = {fmt(r.b_simple, 4)} (95% CI {fmt(r.ci_low, 4)}-{fmt(r.ci_high, 4)}; "
                   f"EMA at the end {fmt(r.b_simple_ema, 4)}) at batch {r.batch_size}, "
@@ -301,6 +319,7 @@ def recommend(
     """Batch size, LR and warm-up from the probes: throughput, memory, noise scale and the LR
     suggestion (miniatures of the run), with the numbers behind each choice and a figure of
     predicted time vs batch."""
+    import_torch()  # the seconds before the spinner below say what they are spent on
     from batchlab.probes.memory import parse_size
     from batchlab.probes.recommend import recommend as recommend_fn
 
@@ -324,8 +343,15 @@ def recommend(
     if validate:
         from batchlab.cli.runs import results_table
         from batchlab.probes.validate import validate_recommendation
+        from batchlab.progress import SweepProgress
 
-        v = validate_recommendation(spec, rec, store)
+        # the recommendation is stored above; the validation runs are stored as they end and a
+        # cut-off one resumes from its checkpoint when the command is run again
+        with on_ctrl_c("the recommendation is stored, and every validation run that finished; "
+                       "run the same command again to probe anew and train the rest."), \
+                SweepProgress(console) as progress:
+            v = validate_recommendation(spec, rec, store, on_event=progress.on_event,
+                                        on_plan=progress.on_plan, on_notice=progress.notice)
         console.print(results_table(v.rows, f"validation sweep '{v.experiment}'"))
         for line in v.explanation[:-1]:
             console.print(f"  - {line}")

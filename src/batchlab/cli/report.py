@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from batchlab.cli.common import DEFAULT_STORE, StoreOpt, app, console
+from batchlab.cli.common import DEFAULT_STORE, StoreOpt, app, console, on_ctrl_c
 from batchlab.paths import safe_name
 from batchlab.store import Store
 
@@ -28,6 +29,19 @@ def print_written(result: object) -> None:
         console.print(f"  note: {note}")
 
 
+AGAIN = "the report was not finished; the store is unchanged. Run the same command again to write it."
+
+
+def write_under_spinner(what: str, write: Callable[[], object], interrupted: str = AGAIN) -> None:
+    """Write a report under a spinner naming ``what`` (reading the store and drawing the
+    figures takes seconds), then say where it is. Ctrl-C: the line ``interrupted`` (what was
+    kept, how to go on), exit 130."""
+    with on_ctrl_c(interrupted), \
+            console.status(f"writing {what} (reading the store, drawing the figures) ..."):
+        result = write()
+    print_written(result)
+
+
 @app.command()
 def report(
     experiment: Annotated[str, typer.Argument(help="Experiment name.")],
@@ -36,10 +50,14 @@ def report(
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """One self-contained HTML report (figures, diagnosis, conclusions) plus its PNGs."""
-    from batchlab.report import write_report
-
+    out = output or report_path(experiment, store)
     with Store(store, create=False) as st:
-        print_written(write_report(st, experiment, output or report_path(experiment, store), target))
+        def write() -> object:
+            from batchlab.report import write_report  # matplotlib: a second, under the spinner
+
+            return write_report(st, experiment, out, target)
+
+        write_under_spinner(f"the report of '{experiment}'", write)
 
 
 @app.command()
@@ -51,8 +69,11 @@ def compare(
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """The same figures for two experiments side by side, in one HTML file."""
-    from batchlab.report import write_comparison
-
     out = output or store.parent / f"{safe_name(experiment_a)}-vs-{safe_name(experiment_b)}.html"
     with Store(store, create=False) as st:
-        print_written(write_comparison(st, experiment_a, experiment_b, out, target))
+        def write() -> object:
+            from batchlab.report import write_comparison  # matplotlib: under the spinner
+
+            return write_comparison(st, experiment_a, experiment_b, out, target)
+
+        write_under_spinner(f"the comparison of '{experiment_a}' and '{experiment_b}'", write)

@@ -24,7 +24,9 @@ from batchlab.cli.common import (
     err_console,
     exit_within,
     fmt,
+    import_torch,
     load_cli_spec,
+    on_ctrl_c,
     plural,
 )
 from batchlab.errors import BatchlabError, ExecutorError
@@ -134,6 +136,7 @@ def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "loc
            rerun: bool = False, only_planned: bool = False, **executor_options: Any) -> SweepOutcome:
     """Check, train and print the results table. ``only_planned``: the table shows just the
     runs this call planned (``batchlab run``), not the rest of the experiment."""
+    import_torch()  # the first seconds say what they are spent on
     from batchlab.execute.datacache import DataCache
     from batchlab.execute.sweep import known_auto_lrs, prepare_sweep, run_sweep
     from batchlab.progress import SweepProgress
@@ -146,7 +149,8 @@ def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "loc
         with Store(store_path, create=False) as st:
             known = known_auto_lrs(st, spec.name)
     executor = make_executor(executor_kind, workers, cache, **executor_options)  # bad options
-    with console.status(_checking(spec)):
+    with on_ctrl_c("nothing was stored yet (the store is untouched); run the same command again "
+                   "to start."), console.status(_checking(spec)):
         prepared = prepare_sweep(spec, cache, known)  # bad input fails here, before any write
     starting = f"starting {plural(workers, 'worker process', 'worker processes')}" if (
         executor_kind == "local" and workers > 1) else ""
@@ -193,7 +197,7 @@ def demo(
 ) -> None:
     """The classic study on built-in digits: batch 16/32/64/128 x LR 0.1/0.01/0.001, with
     and without step decay (24 runs, about 2 minutes on 2 cores), then its report."""
-    from batchlab.cli.report import print_written, report_path
+    from batchlab.cli.report import report_path, write_under_spinner
     from batchlab.demo import demo_spec
     from batchlab.execute.local import available_cores
     from batchlab.report import write_report
@@ -202,7 +206,10 @@ def demo(
     spec = demo_spec(epochs)
     _sweep(spec, store, workers or min(2, available_cores()))
     with Store(store, create=False) as st:
-        print_written(write_report(st, spec.name, report_path(spec.name, store)))
+        write_under_spinner(f"the report of '{spec.name}'",
+                            lambda: write_report(st, spec.name, report_path(spec.name, store)),
+                            f"the demo's runs are stored; 'batchlab report {spec.name} --store "
+                            f"{store}' writes its report.")
 
 
 @app.command()

@@ -229,12 +229,14 @@ def _base_line(batch: int, lr: float, seconds: float | None, rec_seconds: float 
             f"({seconds:.3g} s to target).")
 
 
-def validate_recommendation(spec: Spec, rec: Recommendation, store_path: Path) -> Validation:
+def validate_recommendation(spec: Spec, rec: Recommendation, store_path: Path,
+                            **progress: Any) -> Validation:
     """Train the validation sweep into the store and compare with the prediction and with the
-    user's base configuration."""
+    user's base configuration. ``progress``: ``run_sweep``'s ``on_event`` / ``on_plan`` /
+    ``on_notice`` observers (the command line's progress bars)."""
     vspec = validation_spec(spec, rec)
     with Store(store_path) as store:
-        out = run_sweep(vspec, store, InlineExecutor())
+        out = run_sweep(vspec, store, InlineExecutor(), **progress)
         analysis = analyze_experiment(store, vspec.name)
         # a regression records no accuracy, so no accuracy target: time to a loss target
         regression = not any(isinstance(a.summary.get("best_val_acc"), float) for a in analysis.runs)
