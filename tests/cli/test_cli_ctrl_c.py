@@ -1,0 +1,104 @@
+"""Ctrl-C in the commands that take seconds: exit 130 with one line saying what was kept and
+how to go on (typer alone ends silently with 130), the store intact; and the seconds before
+the first progress line say what they are spent on.
+
+Ctrl-C is simulated in-process by a KeyboardInterrupt from the step it would cut short: the
+same exception Python raises on SIGINT, at a known point (the signal itself is covered by
+tests/test_cli_faults.py and tests/execute/test_executors.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from cli_helpers import env
+from typer.testing import CliRunner
+
+from batchlab.cli import app
+from batchlab.store import Store
+
+TINY = """
+name = "cc"
+[data]
+name = "synthetic"
+shape = [6]
+classes = 3
+size = 60
+[model]
+name = "mlp"
+hidden = [4]
+[train]
+steps = 2
+threads = 1
+checkpoint = false
+"""
+
+
+def ctrl_c(*args: object, **kwargs: object) -> None:
+    raise KeyboardInterrupt
+
+
+def invoke(*args: object):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def spec(tmp_path):
+    path = tmp_path / "cc.toml"
+    path.write_text(TINY)
+    return path
+
+
+def test_ctrl_c_in_a_probe_says_nothing_of_it_was_stored(tmp_path, spec, monkeypatch):
+    import batchlab.probes.noise_scale as noise_scale
+
+    db = tmp_path / "s.db"
+    Store(db).close()  # an existing store: the probe must add nothing to it
+    monkeypatch.setattr(noise_scale, "measure_noise_scale", ctrl_c)
+    res = invoke("noise-scale", spec, "--store", db)
+    assert res.exit_code == 130
+    assert ("interrupted: the gradient noise scale was cut short and nothing of it was stored; "
+            "run the same command again") in res.stderr
+    with Store(db, create=False) as st:
+        assert st.probes("cc") == []
+
+
+def test_ctrl_c_while_a_sweep_checks_its_runs_leaves_no_store(tmp_path, spec, monkeypatch):
+    import batchlab.execute.sweep as sweep
+
+    monkeypatch.setattr(sweep, "prepare_sweep", ctrl_c)  # loading data, lr = "auto", ...
+    res = invoke("sweep", spec, "--store", tmp_path / "s.db")
+    assert res.exit_code == 130
+    assert "interrupted: nothing was stored yet (the store is untouched)" in res.stderr
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_ctrl_c_while_writing_a_report_keeps_the_runs(tmp_path, spec, monkeypatch):
+    import batchlab.report as report
+
+    db = tmp_path / "s.db"
+    assert invoke("sweep", spec, "--store", db).exit_code == 0
+    write_report = report.write_report
+    monkeypatch.setattr(report, "write_report", ctrl_c)
+    res = invoke("report", "cc", "--store", db)
+    assert res.exit_code == 130
+    assert ("interrupted: the report was not finished; the store is unchanged. Run the same "
+            "command again to write it.") in res.stderr
+    with Store(db, create=False) as st:
+        assert [r.status for r in st.runs("cc")] == ["completed"]
+    monkeypatch.setattr(report, "write_report", write_report)
+    again = invoke("report", "cc", "--store", db)
+    assert again.exit_code == 0, again.stderr
+    assert (tmp_path / "cc-report.html").stat().st_size > 0
+
+
+def test_the_first_seconds_of_a_sweep_say_torch_is_being_imported(tmp_path, spec):
+    # a terminal as rich sees one (spinners drawn) on a pipe: TTY_INTERACTIVE and FORCE_COLOR
+    res = subprocess.run(
+        [sys.executable, "-m", "batchlab", "sweep", str(spec), "--store", str(tmp_path / "s.db")],
+        capture_output=True, text=True, timeout=300,
+        env={**env(), "TTY_INTERACTIVE": "1", "FORCE_COLOR": "1"})
+    assert res.returncode == 0, res.stderr
+    first = res.stdout.index("starting: importing torch")
+    assert first < res.stdout.index("loading data, building each model")
