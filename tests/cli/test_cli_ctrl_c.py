@@ -102,3 +102,54 @@ def test_the_first_seconds_of_a_sweep_say_torch_is_being_imported(tmp_path, spec
     assert res.returncode == 0, res.stderr
     first = res.stdout.index("starting: importing torch")
     assert first < res.stdout.index("loading data, building each model")
+
+
+@pytest.fixture
+def keras_logs(tmp_path):
+    """Two Keras CSVLogger files: two runs to import."""
+    files = []
+    for b in (16, 64):
+        path = tmp_path / f"bs{b}.csv"
+        path.write_text("epoch,accuracy,loss,val_accuracy,val_loss\n"
+                        + "".join(f"{e},0.{e + 1},1.{e},0.{e + 1},1.{e}\n" for e in range(3)))
+        files.append(path)
+    return files
+
+
+def test_ctrl_c_in_an_import_keeps_the_runs_imported_and_the_next_completes_it(
+        tmp_path, keras_logs, monkeypatch):
+    import batchlab.integrations.importing as importing
+
+    write_run = importing.write_run
+    calls = []
+
+    def first_then_ctrl_c(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return write_run(*args, **kwargs)
+
+    db = tmp_path / "s.db"
+    monkeypatch.setattr(importing, "write_run", first_then_ctrl_c)
+    res = invoke("import", "csv", *keras_logs, "-e", "imp", "--store", db)
+    assert res.exit_code == 130
+    assert ("interrupted: the runs imported so far are stored; run the same command again to "
+            "import every file, replacing those.") in res.stderr
+    with Store(db, create=False) as st:
+        assert [r.status for r in st.runs("imp")] == ["completed"]
+    monkeypatch.setattr(importing, "write_run", write_run)
+    assert invoke("import", "csv", *keras_logs, "-e", "imp", "--store", db).exit_code == 0
+    with Store(db, create=False) as st:
+        assert [r.status for r in st.runs("imp")] == ["completed", "completed"]
+
+
+def test_ctrl_c_in_an_export_says_it_is_unfinished(tmp_path, keras_logs, monkeypatch):
+    import batchlab.export as export
+
+    db = tmp_path / "s.db"
+    assert invoke("import", "csv", *keras_logs, "-e", "imp", "--store", db).exit_code == 0
+    monkeypatch.setattr(export, "export_experiment", ctrl_c)
+    res = invoke("export", "imp", "--store", db)
+    assert res.exit_code == 130
+    assert ("interrupted: the export was not finished (the store is unchanged); run the same "
+            "command again to write it whole.") in res.stderr

@@ -11,7 +11,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from batchlab.cli.common import DEFAULT_STORE, StoreOpt, app, console, err_console, fmt, plural
+from batchlab.cli.common import (
+    DEFAULT_STORE,
+    StoreOpt,
+    app,
+    console,
+    err_console,
+    fmt,
+    on_ctrl_c,
+    plural,
+)
 from batchlab.errors import BatchlabError, StoreError
 from batchlab.store import RunRecord, Store
 
@@ -185,7 +194,11 @@ def export(
         raise BatchlabError(f"--format {format!r} is not supported; use one of {', '.join(FORMATS)}.")
     with Store(store, create=False) as st:
         n = len(st.runs(experiment))
-        out = export_experiment(st, experiment, format, output)
+        # seconds for a few hundred runs; the export is rewritten whole by the next one
+        with on_ctrl_c("the export was not finished (the store is unchanged); run the same "
+                       "command again to write it whole."), \
+                console.status(f"exporting {plural(n, 'run')} of '{experiment}' as {format} ..."):
+            out = export_experiment(st, experiment, format, output)
     console.print(f"exported {plural(n, 'run')} of '{experiment}' to {out}")
 
 

@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from batchlab.cli.common import DEFAULT_STORE, NewStoreOpt, app, console, fmt, readable_app
+from batchlab.cli.common import (
+    DEFAULT_STORE,
+    NewStoreOpt,
+    app,
+    console,
+    fmt,
+    import_torch,
+    on_ctrl_c,
+    readable_app,
+)
 from batchlab.errors import SpecError
 from batchlab.store import Store
 
@@ -28,6 +37,12 @@ ImportSetOpt = Annotated[list[str] | None, typer.Option(
     "--set", metavar="KEY=VALUE",
     help="A config value of every imported run, e.g. batch_size=16 or n_train=60000; it wins over "
          "the file or folder name and the hparams (repeatable).")]
+
+
+# each run is stored whole or marked interrupted, and an import of the same file or folder
+# replaces an earlier one: running the command again completes a cut-off import
+IMPORT_CUT = ("the runs imported so far are stored; run the same command again to import "
+              "every file, replacing those.")
 
 
 def _print_runs(store: Store, run_ids: list[str], experiment: str) -> None:
@@ -61,6 +76,7 @@ def tensorboard_cmd(
     store: NewStoreOpt = DEFAULT_STORE,
 ) -> None:
     """Import a TensorBoard log folder: scalars, hparams, batch size and LR from folder names."""
+    import_torch()  # batchlab.track stores the runs: the first seconds say what they are spent on
     from batchlab.integrations.importing import parse_pairs, settings
     from batchlab.integrations.tensorboard import import_tensorboard
 
@@ -70,8 +86,9 @@ def tensorboard_cmd(
     name = experiment or logdir.resolve().name
     notes: list[str] = []
     # the path, not an open Store: a refused import must not create the file
-    runs = import_tensorboard(store, logdir, name, mapping=maps, overrides=sets, unit=step_unit,
-                              notes=notes)
+    with on_ctrl_c(IMPORT_CUT), console.status(f"reading and storing the runs in {logdir} ..."):
+        runs = import_tensorboard(store, logdir, name, mapping=maps, overrides=sets,
+                                  unit=step_unit, notes=notes)
     with Store(store) as st:
         _print_runs(st, [r.id for r in runs], name)
     _print_notes(notes)
@@ -87,13 +104,15 @@ def csv_cmd(
     store: NewStoreOpt = DEFAULT_STORE,
 ) -> None:
     """Import Keras or Lightning CSVLogger files (epoch/step, loss, accuracy, val_loss, ..., lr)."""
+    import_torch()  # batchlab.track stores the runs: the first seconds say what they are spent on
     from batchlab.integrations.csvlog import import_csvlogs
     from batchlab.integrations.importing import parse_pairs, settings
 
     maps, sets = parse_pairs(mapping or [], "--map"), settings(overrides or [])
     notes: list[str] = []
     # the path, not an open Store: a refused import must not create the file
-    runs = import_csvlogs(store, files, experiment, mapping=maps, overrides=sets, notes=notes)
+    with on_ctrl_c(IMPORT_CUT), console.status(f"reading and storing {len(files)} file(s) ..."):
+        runs = import_csvlogs(store, files, experiment, mapping=maps, overrides=sets, notes=notes)
     with Store(store) as st:
         _print_runs(st, [r.id for r in runs], experiment)
     _print_notes(notes)
