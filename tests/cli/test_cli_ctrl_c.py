@@ -58,8 +58,8 @@ def test_ctrl_c_in_a_probe_says_nothing_of_it_was_stored(tmp_path, spec, monkeyp
     monkeypatch.setattr(noise_scale, "measure_noise_scale", ctrl_c)
     res = invoke("noise-scale", spec, "--store", db)
     assert res.exit_code == 130
-    assert ("interrupted: the gradient noise scale was cut short and nothing of it was stored; "
-            "run the same command again") in res.stderr
+    assert ("interrupted: the probe was cut short and nothing of it was stored; run the same "
+            "command again to measure from the start.") in res.stderr
     with Store(db, create=False) as st:
         assert st.probes("cc") == []
 

@@ -61,7 +61,7 @@ def measure(what: str, run: Callable[[], Any], config: RunConfig) -> Any:
         torch.set_num_threads(config.train.threads)
     try:
         # a probe stores its result only once it has ended: a cut-off one leaves nothing behind
-        with on_ctrl_c(f"the {what} was cut short and nothing of it was stored; run the same "
+        with on_ctrl_c("the probe was cut short and nothing of it was stored; run the same "
                        "command again to measure from the start."), console.status(f"{what} ..."):
             return run()
     finally:
