@@ -8,23 +8,9 @@ import time
 
 import pytest
 from shell_signals import sigint_as_in_a_terminal
+from tiny_spec import TINY
 
 from batchlab.store import Store
-
-TINY = """
-[data]
-name = "synthetic"
-shape = [6]
-classes = 3
-size = 60
-[model]
-name = "mlp"
-hidden = [4]
-[train]
-steps = 2
-threads = 1
-checkpoint = false
-"""
 
 
 def batchlab(*args, cwd=None):

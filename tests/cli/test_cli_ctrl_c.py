@@ -13,26 +13,11 @@ import sys
 
 import pytest
 from cli_helpers import env
+from tiny_spec import TINY
 from typer.testing import CliRunner
 
 from batchlab.cli import app
 from batchlab.store import Store
-
-TINY = """
-name = "cc"
-[data]
-name = "synthetic"
-shape = [6]
-classes = 3
-size = 60
-[model]
-name = "mlp"
-hidden = [4]
-[train]
-steps = 2
-threads = 1
-checkpoint = false
-"""
 
 
 def ctrl_c(*args: object, **kwargs: object) -> None:
@@ -43,10 +28,22 @@ def invoke(*args: object):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+def interrupted(*args: object, says: str) -> None:
+    """``batchlab ARGS`` cut short by Ctrl-C: exit 130 and the line ``interrupted: SAYS``."""
+    res = invoke(*args)
+    assert res.exit_code == 130, res.output
+    assert f"interrupted: {says}" in res.stderr
+
+
+def statuses(db, experiment: str) -> list[str]:
+    with Store(db, create=False) as st:
+        return [r.status for r in st.runs(experiment)]
+
+
 @pytest.fixture
 def spec(tmp_path):
     path = tmp_path / "cc.toml"
-    path.write_text(TINY)
+    path.write_text('name = "cc"\n' + TINY)
     return path
 
 
@@ -56,10 +53,9 @@ def test_ctrl_c_in_a_probe_says_nothing_of_it_was_stored(tmp_path, spec, monkeyp
     db = tmp_path / "s.db"
     Store(db).close()  # an existing store: the probe must add nothing to it
     monkeypatch.setattr(noise_scale, "measure_noise_scale", ctrl_c)
-    res = invoke("noise-scale", spec, "--store", db)
-    assert res.exit_code == 130
-    assert ("interrupted: the probe was cut short and nothing of it was stored; run the same "
-            "command again to measure from the start.") in res.stderr
+    interrupted("noise-scale", spec, "--store", db,
+                says="the probe was cut short and nothing of it was stored; run the same command "
+                "again to measure from the start.")
     with Store(db, create=False) as st:
         assert st.probes("cc") == []
 
@@ -68,9 +64,8 @@ def test_ctrl_c_while_a_sweep_checks_its_runs_leaves_no_store(tmp_path, spec, mo
     import batchlab.execute.sweep as sweep
 
     monkeypatch.setattr(sweep, "prepare_sweep", ctrl_c)  # loading data, lr = "auto", ...
-    res = invoke("sweep", spec, "--store", tmp_path / "s.db")
-    assert res.exit_code == 130
-    assert "interrupted: nothing was stored yet (the store is untouched)" in res.stderr
+    interrupted("sweep", spec, "--store", tmp_path / "s.db",
+                says="nothing was stored yet (the store is untouched)")
     assert not (tmp_path / "s.db").exists()
 
 
@@ -81,12 +76,9 @@ def test_ctrl_c_while_writing_a_report_keeps_the_runs(tmp_path, spec, monkeypatc
     assert invoke("sweep", spec, "--store", db).exit_code == 0
     write_report = report.write_report
     monkeypatch.setattr(report, "write_report", ctrl_c)
-    res = invoke("report", "cc", "--store", db)
-    assert res.exit_code == 130
-    assert ("interrupted: the report was not finished; the store is unchanged. Run the same "
-            "command again to write it.") in res.stderr
-    with Store(db, create=False) as st:
-        assert [r.status for r in st.runs("cc")] == ["completed"]
+    interrupted("report", "cc", "--store", db, says="the report was not finished; the store is "
+                "unchanged. Run the same command again to write it.")
+    assert statuses(db, "cc") == ["completed"]
     monkeypatch.setattr(report, "write_report", write_report)
     again = invoke("report", "cc", "--store", db)
     assert again.exit_code == 0, again.stderr
@@ -131,16 +123,13 @@ def test_ctrl_c_in_an_import_keeps_the_runs_imported_and_the_next_completes_it(
 
     db = tmp_path / "s.db"
     monkeypatch.setattr(importing, "write_run", first_then_ctrl_c)
-    res = invoke("import", "csv", *keras_logs, "-e", "imp", "--store", db)
-    assert res.exit_code == 130
-    assert ("interrupted: the runs imported so far are stored; run the same command again to "
-            "import every file, replacing those.") in res.stderr
-    with Store(db, create=False) as st:
-        assert [r.status for r in st.runs("imp")] == ["completed"]
+    interrupted("import", "csv", *keras_logs, "-e", "imp", "--store", db,
+                says="the runs imported so far are stored; run the same command again to import "
+                "every file, replacing those.")
+    assert statuses(db, "imp") == ["completed"]
     monkeypatch.setattr(importing, "write_run", write_run)
     assert invoke("import", "csv", *keras_logs, "-e", "imp", "--store", db).exit_code == 0
-    with Store(db, create=False) as st:
-        assert [r.status for r in st.runs("imp")] == ["completed", "completed"]
+    assert statuses(db, "imp") == ["completed", "completed"]
 
 
 def test_ctrl_c_in_an_export_says_it_is_unfinished(tmp_path, keras_logs, monkeypatch):
@@ -149,7 +138,5 @@ def test_ctrl_c_in_an_export_says_it_is_unfinished(tmp_path, keras_logs, monkeyp
     db = tmp_path / "s.db"
     assert invoke("import", "csv", *keras_logs, "-e", "imp", "--store", db).exit_code == 0
     monkeypatch.setattr(export, "export_experiment", ctrl_c)
-    res = invoke("export", "imp", "--store", db)
-    assert res.exit_code == 130
-    assert ("interrupted: the export was not finished (the store is unchanged); run the same "
-            "command again to write it whole.") in res.stderr
+    interrupted("export", "imp", "--store", db, says="the export was not finished (the store is "
+                "unchanged); run the same command again to write it whole.")
