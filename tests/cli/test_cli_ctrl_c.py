@@ -60,6 +60,19 @@ def test_ctrl_c_in_a_probe_says_nothing_of_it_was_stored(tmp_path, spec, monkeyp
         assert st.probes("cc") == []
 
 
+def test_ctrl_c_in_a_recommendation_s_validation_keeps_the_recommendation(tmp_path, spec,
+                                                                         monkeypatch):
+    import batchlab.probes.validate as validate
+
+    db = tmp_path / "s.db"
+    monkeypatch.setattr(validate, "validate_recommendation", ctrl_c)  # while training its runs
+    interrupted("recommend", spec, "--validate", "--store", db,
+                says="the recommendation is stored, and every validation run that finished; run "
+                "the same command again to probe anew and train the rest.")
+    with Store(db, create=False) as st:
+        assert [p.kind for p in st.probes("cc")] == ["recommend"]
+
+
 def test_ctrl_c_while_a_sweep_checks_its_runs_leaves_no_store(tmp_path, spec, monkeypatch):
     import batchlab.execute.sweep as sweep
 
