@@ -290,4 +290,5 @@ def test_a_follow_up_of_unfinished_runs_says_so(lr_store, tmp_path):
     said = " ".join(res.stdout.split())
     assert (f"note: 1 of {n} runs has not finished (1 interrupted): what follows reads only what they "
             "reached so far; `batchlab sweep` on the same spec finishes them") in said
-    assert f"Note: 1 of {n} runs has not finished (1 interrupted)" in comments((tmp_path / "f.toml").read_text())
+    header = comments((tmp_path / "f.toml").read_text())
+    assert f"Note: 1 of {n} runs has not finished (1 interrupted)" in header
