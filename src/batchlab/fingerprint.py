@@ -187,20 +187,28 @@ def fingerprint(config: RunConfig, cache: HashCache) -> Fingerprint:
                        weights=cache.digest(weights) if weights is not None else None)
 
 
+def changed_parts(old: Fingerprint, new: Fingerprint) -> list[str]:
+    """Which recorded parts of ``old`` differ in ``new``: "data", "code", "weights" (a part
+    not recorded before, None, counts as unchanged)."""
+    return [part for part in ("data", "code", "weights")
+            if getattr(old, part) is not None and getattr(old, part) != getattr(new, part)]
+
+
 def changes(config: RunConfig, old: Fingerprint, new: Fingerprint) -> list[str]:
     """Why a run trained with ``old`` inputs is stale under ``new`` ones, in words (empty when
-    it is not). A part not recorded before (None) counts as unchanged: runs stored by an
-    older batchlab are not all retrained on upgrade."""
+    it is not), one per ``changed_parts``. A part not recorded before (None) counts as
+    unchanged: runs stored by an older batchlab are not all retrained on upgrade."""
     why = []
-    if old.data is not None and old.data != new.data:
+    parts = changed_parts(old, new)
+    if "data" in parts:
         why.append(f"the data at '{config.data.path}' changed")
-    if old.code is not None and old.code != new.code:
+    if "code" in parts:
         name = config.train.function or config.model.name
         source = factory_source_file(name)
         where = f" ({source})" if source else ""
         what = "training function" if config.train.function else "model factory"
         why.append(f"the source of {what} '{name}'{where} changed")
-    if old.weights is not None and old.weights != new.weights:
+    if "weights" in parts:
         why.append(f"the weights file of model.weights = '{config.model.weights}' changed")
     return why
 

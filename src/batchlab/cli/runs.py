@@ -38,6 +38,11 @@ if TYPE_CHECKING:
     from batchlab.spec import Spec
 
 
+DryRunOpt = Annotated[bool, typer.Option(
+    "--dry-run", help="Check the spec and print its runs and what the sweep would do with each "
+    "(train, skip, resume, train again); train nothing, write nothing.")]
+
+
 def results_table(rows: list[dict[str, Any]], title: str) -> Table:
     """The end-of-sweep table: the knobs, final and best metrics, wall time, status.
 
@@ -46,14 +51,10 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Table:
     (swept fields, and the differing fields ``results.with_differences`` adds; see
     ``results.extra_columns``). A regression (``results.rows_are_regression``: no accuracy,
     a loss) shows the final and lowest validation loss instead of the accuracy columns."""
-    from batchlab.results import extra_columns, rows_are_regression
+    from batchlab.results import rows_are_regression
 
-    extra, left_out = extra_columns(rows)
-    table = Table(title=title, show_lines=False, caption=_left_out(left_out))
-    knobs = [("batch", "batch_size"), ("lr", "lr"), ("eff. lr", "effective_lr"),
-             ("schedule", "schedule")]
-    if len({r.get("seed") for r in rows}) > 1:
-        knobs.append(("seed", "seed"))
+    knobs, extra, caption = knob_columns(rows)
+    table = Table(title=title, show_lines=False, caption=caption)
     metrics = [("train loss", "final_train_loss"), ("train acc", "final_train_acc"),
                ("val loss", "final_val_loss"), ("val acc", "final_val_acc"),
                ("best val acc (epoch)", None), ("time s", "wall_time_s")]
@@ -74,6 +75,20 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Table:
         cells.append(f"[{style}]{status}[/]" if style else status)
         table.add_row(*cells)
     return table
+
+
+def knob_columns(rows: list[dict[str, Any]]) -> tuple[list[tuple[str, str]], list[str], str | None]:
+    """The columns a table of runs shows what each run is by: (header, row key) of the knobs
+    (batch, lr, eff. lr, schedule; seed when the rows hold more than one), the swept and
+    differing fields' dotted keys, and a caption naming those left out (None when none)."""
+    from batchlab.results import extra_columns
+
+    extra, left_out = extra_columns(rows)
+    knobs = [("batch", "batch_size"), ("lr", "lr"), ("eff. lr", "effective_lr"),
+             ("schedule", "schedule")]
+    if len({r.get("seed") for r in rows}) > 1:
+        knobs.append(("seed", "seed"))
+    return knobs, extra, _left_out(left_out)
 
 
 def _left_out(fields: list[str]) -> str | None:
@@ -229,12 +244,18 @@ def sweep(
     checkpoint_storage: Annotated[str | None, typer.Option(
         metavar="URL", help="Ray: a folder every node reaches for the runs' checkpoints (path, "
         "NFS, s3://...); default: beside the store, through Ray.")] = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Train every run of the spec's sweep; finished runs are skipped (unless their data or
     model code changed, or --rerun), interrupted ones resume."""
-    _sweep(load_cli_spec(spec_file, set_), store, workers, executor, rerun=rerun, address=address,
-           cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
-           checkpoint_storage=checkpoint_storage)
+    options = {"address": address, "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run,
+               "checkpoint_storage": checkpoint_storage}
+    if dry_run:
+        from batchlab.cli.dryrun import dry_run_sweep
+
+        dry_run_sweep(load_cli_spec(spec_file, set_), store, workers, executor, rerun=rerun, **options)
+        return
+    _sweep(load_cli_spec(spec_file, set_), store, workers, executor, rerun=rerun, **options)
 
 
 @app.command()
@@ -243,10 +264,16 @@ def run(
     store: NewStoreOpt = DEFAULT_STORE,
     set_: SetOpt = None,
     rerun: Annotated[bool, typer.Option("--rerun", help="Train it again even if finished.")] = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Train the spec's base config once (its sweep section is ignored) and show that run."""
     from batchlab.spec import spec_from_dict
 
     spec = load_cli_spec(spec_file, set_)
     raw = spec.model_dump(mode="json", exclude={"sweep"})
+    if dry_run:
+        from batchlab.cli.dryrun import dry_run_sweep
+
+        dry_run_sweep(spec_from_dict(raw, str(spec_file)), store, 1, rerun=rerun)
+        return
     _sweep(spec_from_dict(raw, str(spec_file)), store, 1, rerun=rerun, only_planned=True)

@@ -31,7 +31,7 @@ from batchlab.fingerprint import Fingerprint, HashCaches
 from batchlab.models.factory import _current
 from batchlab.plan import RunSpec, plan_runs
 from batchlab.spec import RunConfig, Spec
-from batchlab.train.checkpoint import CheckpointLocation, load_checkpoint
+from batchlab.train.checkpoint import CheckpointLocation, resumable
 from batchlab.train.loop import train_run
 from batchlab.train.prune import PruneOrder
 from batchlab.train.schedules import schedule_fn
@@ -111,9 +111,8 @@ def run_function(config: RunConfig, sink: Callable[[Event], None], *,
     run: SweepRun | None = None
     try:
         fn = function or resolve_function(config.train.function or "")
-        state = load_checkpoint(checkpoint_path, run_id) if checkpoint_path else None
-        if state is not None and max_resume_step is not None and state["step"] > max_resume_step:
-            state = None  # the store lacks rows before its step: start over rather than lose them
+        # past the step the store holds rows for: start over rather than lose them
+        state = resumable(checkpoint_path, run_id, max_resume_step) if checkpoint_path else None
         run = SweepRun(config, sink, checkpoint_path=checkpoint_path, resume=state, prune=prune).start()
     except KeyboardInterrupt:
         sink(RunEnded(run_id, INTERRUPTED, 0, 0.0, {}, "interrupted by the user (Ctrl-C)"))

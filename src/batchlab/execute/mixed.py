@@ -55,10 +55,11 @@ def _hidden(section: str, points: list[dict[str, Any]], configs: list[dict[str, 
     return False
 
 
-def label_sections(store: Store, experiment: str, runs: list[RunSpec]) -> tuple[list[RunSpec], list[str]]:
+def label_sections(store: Store, experiment: str, runs: list[RunSpec], *,
+                   write: bool = True) -> tuple[list[RunSpec], list[str]]:
     """``runs`` with a ``model``/``data`` point entry where the experiment's runs (stored and
     planned) differ in that section, and one notice per section a planned run adds; the
-    stored runs' points are updated in the store."""
+    stored runs' points are updated in the store (not with ``write=False``: a dry run)."""
     known = any(e.name == experiment for e in store.experiments())
     planned = {run.run_id for run in runs}
     records = store.runs(experiment) if known else []
@@ -83,6 +84,6 @@ def label_sections(store: Store, experiment: str, runs: list[RunSpec]) -> tuple[
                 f"({', '.join(sorted(labels.values()))}); the new runs are added beside them and "
                 f"every table and figure shows '{section}' as a differing field. Use another "
                 "experiment name to keep them apart.")
-    if stored and any(points[r.id] != r.point for r in stored):
+    if write and stored and any(points[r.id] != r.point for r in stored):
         store.set_points(experiment, {r.id: points[r.id] for r in stored})
     return out, notices

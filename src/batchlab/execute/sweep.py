@@ -152,8 +152,9 @@ def preflight(runs: list[RunSpec], cache: DataCache) -> list[str]:
             continue
         spe = steps_per_epoch(n_train, t.batch_size)
         total = run_length(t.steps, t.epochs, spe)
-        schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr, t.base_batch_size),
-                    total, spe)
+        if t.lr != "auto":  # left unmeasured by a dry run only: its LR's checks wait for the LR
+            schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr,
+                                              t.base_batch_size), total, spe)
         notes += [n for n in schedule_notes(t.schedule, total, spe) if n not in notes]
     refuse_batches_larger_than_data(too_big)
     return notes
@@ -229,9 +230,10 @@ def known_auto_lrs(store: Store | None, experiment: str) -> dict[str, float]:
 
 
 def prepare_sweep(spec: Spec, data_cache: DataCache | None = None,
-                  known_lrs: dict[str, float] | None = None) -> PreparedSweep:
+                  known_lrs: dict[str, float] | None = None, *, measure_lr: bool = True) -> PreparedSweep:
     """Plan the runs, resolve ``lr = "auto"`` by the LR range test (unless ``known_lrs`` has
-    the answer) and check every input; raises BatchlabError before anything is stored.
+    the answer; ``measure_lr=False``: left "auto", nothing trains) and check every input;
+    raises BatchlabError before anything is stored.
     A spec with ``train.function`` is a function sweep (``batchlab.execute.function``)."""
     if spec.train.function is not None:
         return prepare_function_sweep(spec)
@@ -244,7 +246,7 @@ def prepare_sweep(spec: Spec, data_cache: DataCache | None = None,
                                     "data_fingerprint": hashes.data(config.data)}, result.to_dict()))
         notes.append(auto_lr_note(config, result))
 
-    runs = resolve_auto_lr(plan_runs(spec, notes), on_result=keep, known=known_lrs)
+    runs = resolve_auto_lr(plan_runs(spec, notes), on_result=keep, known=known_lrs, measure=measure_lr)
     cache = data_cache or DataCache()
     notes += preflight(runs, cache)
     check_halving(spec, runs)

@@ -45,7 +45,7 @@ def auto_lr_key(config: RunConfig) -> str:
 def resolve_auto_lr(
     runs: list[RunSpec], *, repeats: int | None = None, strategy: str = DEFAULT_STRATEGY,
     on_result: Callable[[RunConfig, LrFindResult], None] | None = None,
-    known: dict[str, float] | None = None, **range_kwargs: Any,
+    known: dict[str, float] | None = None, measure: bool = True, **range_kwargs: Any,
 ) -> list[RunSpec]:
     """Replace ``train.lr = "auto"`` by the LR range test's suggestion; other runs pass through.
 
@@ -62,6 +62,8 @@ def resolve_auto_lr(
     ``range_kwargs`` go to ``lr_find`` (``inputs=``: the Python API's objects). A strategy
     that finds no LR (a curve rule on a shallow curve) falls back to ``horizon``, which
     always answers: ``lr = "auto"`` never aborts a sweep for want of a suggestion.
+    ``measure=False`` trains nothing: a run whose LR ``known`` lacks keeps ``lr = "auto"``
+    (``batchlab sweep --dry-run``, which shows what a sweep would do without doing it).
     """
     found: dict[str, float] = dict(known or {})
     datasets: dict[str, LoadedData] = {}
@@ -69,7 +71,7 @@ def resolve_auto_lr(
     seen: set[str] = set()
     for run in runs:
         t = run.config.train
-        if t.lr != "auto":
+        if t.lr != "auto" or (not measure and auto_lr_key(run.config) not in found):
             resolved = run
         else:
             key = auto_lr_key(run.config)

@@ -44,6 +44,28 @@ def owner_is_dead(owner: str | None) -> bool:
     return False
 
 
+def held_by_another(status: str, current: str | None, beat: float | None, owner: str | None,
+                    now: float, stale_after: float = STALE_AFTER_S) -> bool:
+    """Whether a run stored with ``status``, owner ``current`` and heartbeat ``beat`` is being
+    trained by a live driver other than ``owner`` (None: any driver) at time ``now``: its claim
+    cannot be taken over. Pure, so a dry run reads the same answer ``claim`` acts on."""
+    if status != RUNNING or (owner is not None and current == owner):
+        return False
+    fresh = beat is not None and beat >= now - stale_after
+    return fresh and not owner_is_dead(current)
+
+
+def held_runs(store: Store, run_ids: list[str], stale_after: float = STALE_AFTER_S) -> set[str]:
+    """The ids among ``run_ids`` that a live sweep holds now (``held_by_another``); reads only."""
+    now, held = time.time(), set()
+    for run_id in run_ids:
+        row = store.conn.execute(
+            "SELECT status, owner, heartbeat FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is not None and held_by_another(*row, None, now, stale_after):
+            held.add(run_id)
+    return held
+
+
 def claim(store: Store, run_id: str, owner: str, stale_after: float = STALE_AFTER_S) -> str:
     """Try to claim ``run_id`` for ``owner``. Returns "claimed", "final" (nothing to do) or
     "busy" (a live driver trains it)."""
@@ -53,11 +75,8 @@ def claim(store: Store, run_id: str, owner: str, stale_after: float = STALE_AFTE
             "SELECT status, owner, heartbeat FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None or row[0] in FINAL_STATUSES:
             return "final"
-        status, current, beat = row
-        if status == RUNNING and current != owner:
-            fresh = beat is not None and beat >= now - stale_after
-            if fresh and not owner_is_dead(current):
-                return "busy"
+        if held_by_another(*row, owner, now, stale_after):
+            return "busy"
         store.conn.execute(
             "UPDATE runs SET status=?, owner=?, heartbeat=? WHERE id=?", (RUNNING, owner, now, run_id))
         return "claimed"

@@ -90,6 +90,16 @@ def load_checkpoint(path: CheckpointLocation, run_id: str) -> dict[str, Any] | N
     return state
 
 
+def resumable(path: CheckpointLocation, run_id: str, max_resume_step: int | None) -> dict[str, Any] | None:
+    """The checkpoint state a run resumes from: ``load_checkpoint``'s, when its step is at most
+    ``max_resume_step`` (the last step the store holds every row for; None = any); else None
+    (the run starts from scratch). The loop and ``batchlab sweep --dry-run`` both ask this."""
+    state = load_checkpoint(path, run_id)
+    if state is None or (max_resume_step is not None and state["step"] > max_resume_step):
+        return None
+    return state
+
+
 def remove_checkpoint(path: CheckpointLocation) -> None:
     if isinstance(path, Path):
         path.unlink(missing_ok=True)

@@ -37,8 +37,8 @@ from batchlab.spec import RunConfig
 from batchlab.train.accumulate import has_batchnorm, trains_batchnorm
 from batchlab.train.checkpoint import (
     CheckpointLocation,
-    load_checkpoint,
     remove_checkpoint,
+    resumable,
     save_checkpoint,
 )
 from batchlab.train.checkpoint_timing import CheckpointTimer, checkpoint_key
@@ -221,8 +221,8 @@ def train_run(
         if watch is not None:  # the layers' order, and those the spec froze on purpose
             summary.update(watch.summary(config.model.freeze != "none"))
         clock = 0.0
-        state = load_checkpoint(checkpoint_path, run_id) if checkpoint_path else None
-        if state is not None and (max_resume_step is None or state["step"] <= max_resume_step):
+        state = resumable(checkpoint_path, run_id, max_resume_step) if checkpoint_path else None
+        if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if precision.scaler is not None and state.get("scaler") is not None:
