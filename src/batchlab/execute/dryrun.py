@@ -21,6 +21,7 @@ from batchlab.events import FINAL_STATUSES, PENDING
 from batchlab.execute.base import Executor
 from batchlab.execute.datacache import DataCache
 from batchlab.execute.freshness import reason_lines, stale_runs
+from batchlab.execute.halving import halving_note
 from batchlab.execute.mixed import label_sections
 from batchlab.execute.sweep import check_workers_can_import, known_auto_lrs, prepare_sweep
 from batchlab.fingerprint import Fingerprint, changed_parts
@@ -77,7 +78,7 @@ def dry_run(spec: Spec, store: Store | None, *, cache: DataCache | None = None,
     runs, notes = prepared.runs, list(prepared.notes)
     if executor is not None:
         check_workers_can_import(runs, executor)
-    if spec.sweep.prune == "halving":
+    if spec.sweep.prune == "halving" and halving_note(spec, runs, prepared.n_train) is None:
         notes.append(f"sweep.prune = 'halving': runs train to the rungs' budgets first; only the "
                      f"best 1/{spec.sweep.halving_eta} of the configurations at each rung go on.")
     unmeasured = [r for r in runs if r.config.train.lr == "auto"]
