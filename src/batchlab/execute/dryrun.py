@@ -62,8 +62,7 @@ class DryRun:
         kinds = Counter(p.kind for p in self.runs)
         parts = [f"{kinds[k]} {k}" if k != WAIT else f"{kinds[k]} held by another sweep"
                  for k in (TRAIN, AGAIN, RESUME, SKIP, WAIT) if kinds[k]]
-        total = f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''}"
-        return f"{total}: {', '.join(parts)}" if parts else f"{total}"
+        return f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''}: {', '.join(parts)}"
 
 
 def dry_run(spec: Spec, store: Store | None, *, cache: DataCache | None = None,
