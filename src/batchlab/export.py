@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from batchlab.analysis import analyze_experiment
 from batchlab.fserrors import DiskError, disk_error
@@ -55,6 +58,20 @@ def _make_folder(folder: Path, target: Path, fmt: str, default: Path) -> None:
                          "run the same export again") from None
 
 
+@contextmanager
+def _whole(path: Path) -> Iterator[IO[str]]:
+    """A text file that appears at ``path`` only once fully written (a temporary file beside
+    it, renamed at the end): a Ctrl-C or a full disk midway leaves the earlier file, or none,
+    never a truncated one that reads as a whole export."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        with open(tmp, "w", newline="") as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def export_experiment(store: Store, experiment: str, fmt: str, output: Path | None) -> Path:
     """Write the export and return its path (a folder for csv/tensorboard, a file for json).
     Default paths are in the current folder, named from ``safe_name(experiment)``. Missing
@@ -87,13 +104,14 @@ def export_experiment(store: Store, experiment: str, fmt: str, output: Path | No
             {"run_id": rid, "name": name, "step": s.step.tolist(), "value": s.value.tolist(),
              "epoch": s.epoch.tolist(), "examples": s.examples.tolist(),
              "wall_time": s.wall_time.tolist()} for rid, name, s in metrics]}
-        out.write_text(json.dumps(json_safe(doc), indent=1, default=str, allow_nan=False))
+        with _whole(out) as f:
+            f.write(json.dumps(json_safe(doc), indent=1, default=str, allow_nan=False))
         return out
-    with open(out / "runs.csv", "w", newline="") as f:
+    with _whole(out / "runs.csv") as f:
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         writer.writeheader()
         writer.writerows(rows)
-    with open(out / "metrics.csv", "w", newline="") as f:
+    with _whole(out / "metrics.csv") as f:
         writer = csv.writer(f)
         writer.writerow(METRIC_COLUMNS)
         for rid, name, s in metrics:
