@@ -253,6 +253,8 @@ def test_report_shows_the_probes(probed):
 BAD = {
     "batch sizes not numbers": (
         ("lr-find", "{spec}", "--batch-sizes", "8,x"), "whole numbers separated by commas"),
+    "batch sizes empty": (  # an unset shell variable: not the default sizes without a word
+        ("throughput", "{spec}", "--batch-sizes", ""), "--batch-sizes is empty: give batch sizes"),
     "memory limit garbage": (
         ("max-batch", "{spec}", "--memory-limit", "10 bytes-ish"), "cannot read the memory size"),
     "memory limit below one sample": (

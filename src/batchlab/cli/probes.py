@@ -39,14 +39,20 @@ def base_config(spec: Spec) -> RunConfig:
 
 
 def int_list(text: str | None, option: str) -> list[int] | None:
-    if not text:
+    """The comma-separated batch sizes of ``option``; None when the option was not given (the
+    probe's default sizes). Given but empty ("", " , ") is an error, not the default: an
+    unset shell variable must not measure something else without a word."""
+    if text is None:
         return None
     try:
         values = [int(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
         raise BatchlabError(f"{option} {text!r} must be whole numbers separated by commas, "
                             "e.g. 32,128,512.") from None
-    if not values or min(values) < 1:
+    if not values:
+        raise BatchlabError(f"{option} is empty: give batch sizes such as 32,128,512, or leave "
+                            "the option out for the probe's default sizes.")
+    if min(values) < 1:
         raise BatchlabError(f"{option} needs positive batch sizes, e.g. 32,128,512.")
     return values
 
