@@ -103,3 +103,31 @@ def test_evaluate_runs_in_eval_mode_and_leaves_the_model_in_the_mode_it_found():
     model.eval()
     assert evaluate(model, x, y) == first
     assert not any(m.training for m in model.modules())  # was: always back in train mode
+
+
+class BreaksLater(nn.Module):
+    """Trains, then its forward calls torch with a wrong shape (as a bug on a rare batch would)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.calls = nn.Linear(4, 1), 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls > 5:
+            return self.fc(x[:, :3])  # torch raises inside torch's own code
+        return self.fc(x)
+
+
+def test_a_failed_runs_error_names_the_users_line_not_torchs():
+    import inspect
+
+    data = regression_data()
+    inputs = RunInputs(load_data=data.dataset, build_model=lambda spec, d: BreaksLater(),
+                       loss_fn=nn.MSELoss())
+    end, _ = run(data, inputs)
+    line = inspect.getsource(BreaksLater).splitlines().index(
+        "            return self.fc(x[:, :3])  # torch raises inside torch's own code")
+    at = inspect.getsourcelines(BreaksLater)[1] + line
+    assert end.status == "failed" and end.error.startswith("RuntimeError: mat1 and mat2 shapes")
+    assert end.error.endswith(f"(at test_loop_inputs.py:{at} in forward)")

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import os
-import sysconfig
-import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchlab.errors import BatchlabError, SpecError
+from batchlab.errortext import error_text
 from batchlab.events import FAILED, INTERRUPTED, Event, RunEnded
 from batchlab.execute.halving import check_halving, halving_note
 from batchlab.execute.handle import CheckpointFailed, SweepRun, schedule_length
@@ -74,29 +71,6 @@ def resolve_function(name: str) -> TrainFn:
     return obj
 
 
-def _library_folders() -> tuple[str, ...]:
-    """Where code that is not the user's lives: the standard library, installed packages
-    (torch, lightning) and batchlab itself."""
-    paths = sysconfig.get_paths()
-    folders = {paths["stdlib"], paths["purelib"], paths["platlib"], str(Path(__file__).parents[1])}
-    return tuple(str(Path(f).resolve()) + os.sep for f in folders)
-
-
-def _error_text(err: BaseException) -> str:
-    """The exception in one line, with where in the user's code it was raised: the innermost
-    frame outside the standard library, installed packages and batchlab (an error torch
-    raises names the user's line that called torch), else the innermost frame."""
-    text = "".join(traceback.format_exception_only(err)).strip()
-    frames = traceback.extract_tb(err.__traceback__)
-    library = _library_folders()
-    own = [f for f in frames if not f.filename.startswith("<frozen")
-           and not str(Path(f.filename).resolve()).startswith(library)]
-    if frames:
-        where = (own or frames)[-1]
-        text += f" (at {Path(where.filename).name}:{where.lineno} in {where.name})"
-    return text
-
-
 def run_function(config: RunConfig, sink: Callable[[Event], None], *,
                  checkpoint_path: CheckpointLocation | None = None, max_resume_step: int | None = None,
                  prune: PruneOrder | None = None, function: TrainFn | None = None) -> RunEnded:
@@ -118,7 +92,7 @@ def run_function(config: RunConfig, sink: Callable[[Event], None], *,
         sink(RunEnded(run_id, INTERRUPTED, 0, 0.0, {}, "interrupted by the user (Ctrl-C)"))
         raise
     except Exception as err:
-        event = RunEnded(run_id, FAILED, 0, 0.0, {}, _error_text(err))
+        event = RunEnded(run_id, FAILED, 0, 0.0, {}, error_text(err))
         sink(event)
         return event
     try:
@@ -129,7 +103,7 @@ def run_function(config: RunConfig, sink: Callable[[Event], None], *,
     except CheckpointFailed as err:  # interrupted, not failed: it resumes from its last save
         return run.end(INTERRUPTED, str(err), fatal=True)
     except Exception as err:
-        return run.end(FAILED, _error_text(err))
+        return run.end(FAILED, error_text(err))
     return run.conclude(returned)
 
 

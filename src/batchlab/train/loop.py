@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from typing import Any
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 
 from batchlab.data import pipeline
 from batchlab.data.batches import Batch, batch_source
+from batchlab.errortext import error_text
 from batchlab.events import (
     COMPLETED,
     DIVERGED,
@@ -248,7 +248,7 @@ def train_run(
         ended(INTERRUPTED, {})
         raise
     except Exception as err:
-        return ended(FAILED, {}, "".join(traceback.format_exception_only(err)).strip())
+        return ended(FAILED, {}, error_text(err, innermost=False))
 
     def run_eval() -> str | None:
         """Evaluate and record; the reason to prune the run here, or None. The fixed train
@@ -379,4 +379,4 @@ def train_run(
         raise
     except Exception as err:
         rec.flush()
-        return ended(FAILED, summary, "".join(traceback.format_exception_only(err)).strip())
+        return ended(FAILED, summary, error_text(err, innermost=False))
