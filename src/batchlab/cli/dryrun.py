@@ -17,10 +17,6 @@ if TYPE_CHECKING:
     from batchlab.spec import Spec
     from batchlab.store import RunRecord
 
-STYLES = {"to train": "", "to train again": "yellow", "to resume": "cyan", "finished": "green",
-          "held": "magenta"}
-
-
 def dry_run_sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "local", *,
                   rerun: bool = False, **executor_options: Any) -> DryRun:
     """Check ``spec`` as ``batchlab sweep`` would (same options, same exit-2 paragraphs), then
@@ -72,7 +68,9 @@ def plan_table(runs: list[PlannedRun], title: str) -> Table:
     """One row per planned run: its id (first 8 characters; '-' while its lr = "auto" is
     unmeasured, as the id follows from the LR), the columns the sweep's results table shows
     what a run is by, and what the sweep would do with it."""
-    from batchlab.execute.dryrun import UNMEASURED
+    from batchlab.execute.dryrun import AGAIN, RESUME, SKIP, UNMEASURED, WAIT
+
+    styles = {AGAIN: "yellow", RESUME: "cyan", SKIP: "green", WAIT: "magenta"}  # TRAIN: plain
     from batchlab.results import run_row, scaled_config_lr, with_differences
 
     records = [_record(p) for p in runs]
@@ -86,7 +84,7 @@ def plan_table(runs: list[PlannedRun], title: str) -> Table:
     for header in ["run", *(h for h, _ in knobs), *extra, "would"]:
         table.add_column(header, justify="left" if header in ("run", "schedule", "would") else "right")
     for planned, row in zip(runs, rows, strict=True):
-        style = STYLES.get(planned.kind, "")
+        style = styles.get(planned.kind, "")
         would = f"[{style}]{planned.would}[/]" if style else planned.would
         cells = ["-" if planned.unmeasured else planned.run.run_id[:8]]
         cells += [fmt(row.get(k)) for _, k in knobs] + [fmt(row.get(k)) for k in extra]

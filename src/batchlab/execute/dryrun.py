@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from batchlab.events import FINAL_STATUSES, PENDING
@@ -125,10 +124,7 @@ def _decide(run: RunSpec, record: RunRecord | None, again: str | None,
         return SKIP, f"skip ({finished})"
     if held:
         return WAIT, "wait (another sweep is training it)"
-    location = where(run.run_id)
-    if isinstance(location, Path) and not location.is_file():
-        return TRAIN, "train"
-    state = resumable(location, run.run_id, record.progress_step)
+    state = resumable(where(run.run_id), run.run_id, record.progress_step)
     if state is None or not state["step"]:
         return TRAIN, "train"
     return RESUME, f"resume from step {state['step']}"
