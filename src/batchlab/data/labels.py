@@ -18,6 +18,10 @@ import torch
 
 from batchlab.errors import DataError
 
+#: the one fix for class labels saved as names ('cat', 'dog'): number them 0..K-1, label i
+#: being names[i] (the .npz reader and the Python API both say it)
+NUMBER_NAMES = "names, y = np.unique(y, return_inverse=True)"
+
 
 def compact_labels(*parts: torch.Tensor) -> tuple[list[torch.Tensor], int, str | None]:
     """Labels remapped to 0..K-1 when the classes present are not exactly 0..K-1.

@@ -26,7 +26,13 @@ import numpy as np
 import torch
 
 from batchlab.data.dataset import Dataset, task_words
-from batchlab.data.labels import compact_labels, is_one_hot, one_hot_indices, refuse_single_class
+from batchlab.data.labels import (
+    NUMBER_NAMES,
+    compact_labels,
+    is_one_hot,
+    one_hot_indices,
+    refuse_single_class,
+)
 from batchlab.data.split import limit_and_normalize, split_indices
 from batchlab.errors import DataError
 from batchlab.spec import DataSpec
@@ -43,8 +49,7 @@ def _tensor(value: Any, what: str) -> torch.Tensor:
         raise DataError(
             f"{what} holds {'strings' if array.dtype.kind in 'US' else 'Python objects'} "
             f"({array.dtype}, e.g. {example!r}), not integer class labels; number the classes "
-            "first: names, y = np.unique(y, return_inverse=True) gives labels 0..K-1 (label i "
-            "being names[i])."
+            f"first: {NUMBER_NAMES} gives labels 0..K-1 (label i being names[i])."
         )
     try:
         return torch.as_tensor(array)

@@ -30,7 +30,13 @@ from batchlab.data.fileio import (
     reading,
     regression_targets,
 )
-from batchlab.data.labels import compact_labels, is_one_hot, one_hot_indices, refuse_single_class
+from batchlab.data.labels import (
+    NUMBER_NAMES,
+    compact_labels,
+    is_one_hot,
+    one_hot_indices,
+    refuse_single_class,
+)
 from batchlab.data.raw import RawData
 from batchlab.spec import DataSpec
 
@@ -47,10 +53,6 @@ def _read_arrays(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarr
         with archive:
             return {n: _array(archive, n, path) for n in names if n in archive.files}, \
                 list(archive.files)
-
-
-# the one fix for labels saved as names: number them 0..K-1
-NUMBER_NAMES = "names, y = np.unique(y, return_inverse=True)"
 
 
 def _array(archive: np.lib.npyio.NpzFile, name: str, path: Path) -> np.ndarray:
