@@ -292,7 +292,7 @@ def unfinished_note(runs: list[RunAnalysis]) -> str | None:
     not started), that a follow-up planned now reads only what they reached, and how to finish
     them; None when every run ended (a failed run has ended: sweeping again retrains it, but
     it holds nothing to wait for)."""
-    open_ = [r.status.split(" ")[0] for r in runs if r.status not in (*FINAL_STATUSES, FAILED)]
+    open_ = [r.status for r in runs if r.status not in (*FINAL_STATUSES, FAILED)]
     if not open_:
         return None
     counts = ", ".join(f"{open_.count(s)} {s}" for s in dict.fromkeys(open_))
