@@ -32,7 +32,8 @@ from batchlab.store.lifecycle import checkpoint_file, fingerprints
 from batchlab.train.checkpoint import CheckpointLocation, resumable
 
 # what a run would do, as the count line groups them
-TRAIN, SKIP, RESUME, AGAIN, WAIT = "to train", "finished", "to resume", "to train again", "held"
+TRAIN, SKIP, RESUME, AGAIN = "to train", "finished", "to resume", "to train again"
+WAIT = "held by another sweep"
 UNMEASURED = "auto (found when the sweep starts)"
 
 
@@ -59,8 +60,7 @@ class DryRun:
     def count(self) -> str:
         """'12 runs: 8 to train, 3 finished, 1 to resume' (kinds in that order, none left out)."""
         kinds = Counter(p.kind for p in self.runs)
-        parts = [f"{kinds[k]} {k}" if k != WAIT else f"{kinds[k]} held by another sweep"
-                 for k in (TRAIN, AGAIN, RESUME, SKIP, WAIT) if kinds[k]]
+        parts = [f"{kinds[k]} {k}" for k in (TRAIN, AGAIN, RESUME, SKIP, WAIT) if kinds[k]]
         return f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''}: {', '.join(parts)}"
 
 
