@@ -259,7 +259,7 @@ def test_an_interrupted_sweep_resumes_from_its_checkpoint(tmp_path):
 
 def test_lr_auto_is_measured_on_the_objects_and_reused(tmp_path):
     store = tmp_path / "s.db"
-    kw = dict(grid={"batch_size": [32]}, epochs=1, lr="auto")
+    kw = dict(grid={"batch_size": [32]}, steps=40, lr="auto")  # room for the ladder's miniatures
     with pytest.warns(UserWarning, match=r"lr = 'auto' at batch 32: \S+ \(confidence \w+\); finding it took"):
         res = bl.sweep("auto", model=Net(), train=arrays(), store=store, threads=1, **kw)
     (row,) = res.rows

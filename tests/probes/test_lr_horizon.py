@@ -160,7 +160,7 @@ def test_miniatures_too_short_to_learn_are_run_again_longer(monkeypatch, steps, 
         assert [t.lr for t in last[0]] == pytest.approx([0.1 / SPREAD, 0.1, 0.1 * SPREAD])
         assert out.steps == len(LADDER) * (h0 + h1) + 2 * h1
     else:  # a 100-step run: 4 x 8 + 4 x 16 = 96, no room for neighbours within one run
-        assert [t.lr for t in last[0]] == pytest.approx([0.1])
+        assert last == [] and any("no room left within one run" in n for n in out.tried)
         assert out.steps == len(LADDER) * (h0 + h1) == 96
     assert out.steps <= steps and f"{h1} steps" in out.reason
 
@@ -291,3 +291,36 @@ def test_an_lr_that_blew_up_in_the_longer_ladder_is_never_the_answer(monkeypatch
     moved_not = [{t.steps for t in rung if t.rejected.startswith("learned")} for rung in out.rungs]
     assert moved_not == [{h0}, set()]  # the second ladder, at h1, blew up everywhere
     assert out.lr == pytest.approx(1e-4) and "below 0.001, which blew up" in out.reason
+
+
+@pytest.mark.parametrize("steps, ladder, neighbours", [
+    (16, (1, 10), False), (24, (1, 10, 100), False), (40, LADDER, False), (60, LADDER, True)])
+def test_a_short_run_gets_fewer_miniatures_never_more_than_the_run(monkeypatch, steps, ladder,
+                                                                   neighbours):
+    """No miniature is under MIN_STEPS, so on a short run the ladder keeps the candidates
+    nearest the conventional LR's most common best (10x, then 1x, 100x) and rung 1 gives way."""
+    from batchlab.probes import lr_horizon
+
+    monkeypatch.setattr(lr_horizon, "run_trial", _learns_only_from(0, best=0.1))  # 10x of 0.01
+    out = horizon_lr(config(steps=steps), load_dataset(config().data))
+    assert sorted(t.lr for t in out.rungs[0]) == pytest.approx([0.01 * m for m in ladder])
+    assert out.lr == pytest.approx(0.1) and out.steps <= steps
+    assert (len(out.rungs) == 2) is neighbours
+    if not neighbours:
+        assert any("no room left within one run" in n for n in out.tried)
+    if len(ladder) < len(LADDER):
+        assert f"room for {len(ladder)} of the ladder's {len(LADDER)}" in out.tried[0]
+
+
+def test_a_run_too_short_for_two_miniatures_gets_the_conventional_lr_untried(monkeypatch):
+    from batchlab.probes import lr_horizon
+
+    def never(*args, **kwargs):
+        raise AssertionError("no miniature fits within the run")
+
+    monkeypatch.setattr(lr_horizon, "run_trial", never)
+    out = horizon_lr(config(steps=2 * MIN_STEPS - 1), load_dataset(config().data))
+    assert out.lr == pytest.approx(0.01) and out.confidence == "low"  # SGD with momentum
+    assert out.rungs == [] and out.steps == 0 and "too short to compare" in out.reason
+    b = lr_find(config(steps=10)).per_batch[0]
+    assert b.lr == pytest.approx(0.01) and b.cost_steps == 0 and b.trials == []

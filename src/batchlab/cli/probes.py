@@ -135,7 +135,8 @@ def lr_find_cmd(
     for col in (*columns, "cost (epochs)", "note"):
         table.add_column(col)
     for b in result.per_batch:
-        spread = f"{fmt(b.lr_min, 3)}-{fmt(b.lr_max, 3)}" if b.lr is not None else "-"
+        untried = b.lr is None or (confirmed and not b.trials)  # e.g. a run too short to compare
+        spread = "-" if untried else f"{fmt(b.lr_min, 3)}-{fmt(b.lr_max, 3)}"
         strategies = ", ".join(f"{k} {fmt(v, 3)}" for k, v in b.by_strategy.items())
         # the curve rules' disagreement is what the trials settle, so it is news only without them
         note = b.reason if b.lr is None else (

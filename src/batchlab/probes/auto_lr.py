@@ -17,17 +17,19 @@ from batchlab.train.scaling import scaled_lr
 
 def auto_lr_note(config: RunConfig, result: LrFindResult) -> str:
     """One line for the sweep's start: the LR ``lr = "auto"`` found for ``config`` (the probed
-    config), how sure the suggestion is, and what finding it cost beside the run itself (a
-    run under ~110 steps costs less than its suggestion: no miniature is under 8 steps)."""
+    config), how sure the suggestion is, and what finding it cost beside the run itself (at
+    most the run; a run too short for two miniatures gets the optimizer's conventional LR,
+    untried)."""
     b = next(p for p in result.per_batch if p.batch_size == result.batch_size)
     t = config.train
-    share, run = ((b.cost_steps / t.steps, f"{t.steps} steps") if t.steps else
-                  (b.cost_epochs / (t.epochs or 1), f"{t.epochs} epochs"))
+    share, run = ((b.cost_steps / t.steps, f"{t.steps} step{'s' * (t.steps != 1)}") if t.steps else
+                  (b.cost_epochs / (t.epochs or 1), f"{t.epochs} epoch{'s' * (t.epochs != 1)}"))
     sure = f" (confidence {b.confidence})" if b.confidence else ""
     scaled = "" if t.scale_lr == "none" else f", the effective LR under scale_lr = '{t.scale_lr}'"
     lr = "none found" if result.suggested_lr is None else f"{result.suggested_lr:.3g}"
-    return (f"lr = 'auto' at batch {b.batch_size}: {lr}{scaled}{sure}; finding it took "
-            f"{b.cost_epochs:.2g} epochs of training, {share:.2g}x the run's {run} "
+    how = (f"finding it took {b.cost_epochs:.2g} epochs of training, {share:.2g}x the run's {run}"
+           if b.cost_steps else f"untried: a run of {run} is too short to compare LRs within it")
+    return (f"lr = 'auto' at batch {b.batch_size}: {lr}{scaled}{sure}; {how} "
             "(`batchlab lr-find` shows how it was found).")
 
 
