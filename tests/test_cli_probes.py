@@ -65,7 +65,9 @@ def runs(tmp_path_factory):
     jobs = {  # the longest first
         "recommend": ("recommend", spec, "--batch-sizes", "8,16,32,64", "--validate", "--store", db),
         "throughput": ("throughput", spec, "--batch-sizes", "8,16,32,512", "--options", "--store", db),
-        "lr-find": ("lr-find", spec, "--batch-sizes", "16,64", "--repeats", "2", "--store", db),
+        # 24 epochs: at batch 64 (96 steps) room for the miniatures beside two 20-step range tests
+        "lr-find": ("lr-find", spec, "--batch-sizes", "16,64", "--repeats", "2",
+                    "--set", "train.epochs=24", "--store", db),
         "max-batch": ("max-batch", spec, "--memory-limit", "2MiB", "--store", db),
         "noise-scale": ("noise-scale", spec, "--steps", "30", "--store", db),
     }

@@ -324,3 +324,6 @@ def test_a_run_too_short_for_two_miniatures_gets_the_conventional_lr_untried(mon
     assert out.rungs == [] and out.steps == 0 and "too short to compare" in out.reason
     b = lr_find(config(steps=10)).per_batch[0]
     assert b.lr == pytest.approx(0.01) and b.cost_steps == 0 and b.trials == []
+    # range tests (asked for) that took the whole run leave no room either
+    out = horizon_lr(config(steps=30), load_dataset(config().data), budget=0, spent=40)
+    assert out.rungs == [] and "the range tests took 40 of its 30 steps" in out.reason

@@ -205,11 +205,12 @@ def _uninformed(default: float, best: Trial, base: Baseline, rungs: list[list[Tr
         f"{base.val_loss:.3g})", rungs, cost, tried)
 
 
-def _too_short(default: float, total: int, cap: int) -> HorizonOutcome:
-    """The answer when not even two MIN_STEPS-step miniatures fit within one run: the
-    optimizer's conventional LR, untried, confidence "low" (comparing LRs would cost more
-    than the run itself)."""
-    left = f"{cap} of its {total} steps are left" if cap < total else f"it is {total} steps"
+def _too_short(default: float, total: int, spent: int) -> HorizonOutcome:
+    """The answer when not even two MIN_STEPS-step miniatures fit within one run (``total``
+    steps, ``spent`` of them taken by range tests): the optimizer's conventional LR, untried,
+    confidence "low" (comparing LRs would cost more than the run itself)."""
+    left = (f"the range tests took {spent} of its {total} steps" if spent else
+            f"it is {total} steps")
     return HorizonOutcome(
         default, "low",
         f"the optimizer's conventional LR {default:.3g}, untried: the run is too short to compare "
@@ -238,9 +239,9 @@ def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None
         default = conventional_lr(setup.make_optimizer(1e-3))
     h0, h1 = rung_steps(total, int(BUDGET * total) - spent if budget is None else budget)
     cap = total - spent  # the whole probe, its range tests included, within one run
-    ladder = sorted(KEPT_FIRST[:min(len(LADDER), cap // h0)])
+    ladder = sorted(KEPT_FIRST[:max(0, min(len(LADDER), cap // h0))])
     if len(ladder) < 2:
-        return _too_short(default, total, cap)
+        return _too_short(default, total, spent)
     if len(ladder) < len(LADDER):
         tried.append(f"{cap} steps (one run) leave room for {len(ladder)} of the ladder's "
                      f"{len(LADDER)} {h0}-step miniatures")
