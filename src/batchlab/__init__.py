@@ -22,6 +22,7 @@ _LAZY = {
     "noise_scale": ("batchlab.api", "noise_scale"),
     "recommend": ("batchlab.api", "recommend"),
     "SweepResult": ("batchlab.apiresult", "SweepResult"),
+    "DryRun": ("batchlab.execute.dryrun", "DryRun"),
     "open": ("batchlab.reader", "open_store"),
     "BatchlabError": ("batchlab.errors", "BatchlabError"),
     "track": ("batchlab.track", "track"),

@@ -24,6 +24,7 @@ from batchlab.apistore import api_store_errors, check_store, store_path
 from batchlab.errors import ExecutorError, SpecError
 
 if TYPE_CHECKING:
+    from batchlab.execute.dryrun import DryRun
     from batchlab.execute.sweep import PreparedSweep
     from batchlab.objects import ObjectInputs
     from batchlab.plan import RunSpec
@@ -63,10 +64,11 @@ def _spec(name: str, objects: ObjectInputs, grid: dict[str, list[Any]] | None,
 
 
 def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
-                     store: Path) -> PreparedSweep:
+                     store: Path, measure: bool = True) -> PreparedSweep:
     """The runs with ``lr = "auto"`` resolved on the objects (reusing LRs stored earlier, as
     ``batchlab sweep`` does), the probe results to store, and the notes the sweep warns: the
-    data's (labels remapped), then one per LR found, as a spec's sweep prints them."""
+    data's (labels remapped), then one per LR found, as a spec's sweep prints them.
+    ``measure=False`` (a dry run): an LR not stored earlier stays "auto"."""
     from batchlab.execute.sweep import PreparedSweep, known_auto_lrs
     from batchlab.probes.auto_lr import auto_lr_key, auto_lr_note, resolve_auto_lr
     from batchlab.store import Store
@@ -85,8 +87,27 @@ def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
                                     "auto_lr_key": auto_lr_key(config)}, result.to_dict()))
         notes.append(auto_lr_note(config, result))
 
-    resolved = resolve_auto_lr(runs, on_result=keep, known=known, inputs=objects.run_inputs())
+    resolved = resolve_auto_lr(runs, on_result=keep, known=known, measure=measure,
+                               inputs=objects.run_inputs())
     return PreparedSweep(resolved, probes, notes=notes)
+
+
+def dry_run_result(spec: Spec, prepared: PreparedSweep, store: Path, verbose: bool,
+                   stacklevel: int = 4) -> DryRun:
+    """``bl.sweep(..., dry_run=True)``'s answer on runs prepared as the sweep prepares them:
+    what the sweep would do with each (``batchlab.execute.dryrun``), its notes warned as the
+    sweep warns them (``stacklevel`` as ``_warn``'s: 4 from ``sweep``'s body), the
+    plan printed as plain lines when ``verbose``. Reads the store, writes nothing."""
+    from batchlab.execute.dryrun import dry_run_at
+    from batchlab.lineprogress import plan_lines
+
+    plan = dry_run_at(spec, prepared, store)
+    for note in plan.notes:
+        _warn(note, stacklevel)
+    if verbose:
+        where = str(store) if store.is_file() and store.stat().st_size else f"{store}, not created yet"
+        print("\n".join(plan_lines(plan, where)), flush=True)
+    return plan
 
 
 def _warn(line: str, stacklevel: int = 4) -> None:
@@ -102,7 +123,8 @@ def _warn(line: str, stacklevel: int = 4) -> None:
 def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = None, val: Any = None,
           grid: dict[str, list[Any]] | None = None, store: str | Path = DEFAULT_STORE,
           loss: Any = None, optimizer: Any = None, repeats: int = 1, workers: int = 1,
-          prune: str = "hopeless", verbose: bool = True, **train_fields: Any) -> SweepResult:
+          prune: str = "hopeless", verbose: bool = True, dry_run: bool = False,
+          **train_fields: Any) -> SweepResult | DryRun:
     """Train every point of ``grid`` on ``model`` and ``train``; return the result.
 
     ``model``: an ``nn.Module`` (deep-copied for every run and re-initialised with the run's
@@ -123,7 +145,11 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
     ``workers``: runs trained at a time, in worker processes when > 1 (the objects must be
     module-level, picklable; refused with the reason when they are not). ``verbose``: print
     a line when the plan is known and one per run that ends (in a terminal and in a notebook
-    alike); False prints nothing.
+    alike); False prints nothing. ``dry_run``: train and write nothing; check the inputs as the
+    sweep does and return a ``DryRun`` (``.runs``: each ``PlannedRun`` with what the sweep
+    would do with it, ``.would``: "train", "skip (finished)", "resume from step 40", ...;
+    ``.count()``), printed when ``verbose``, as ``batchlab sweep --dry-run``. An
+    ``lr = "auto"`` no earlier sweep stored is not measured: it stays "auto".
 
     Same rules as ``batchlab sweep``: finished runs in ``store`` are skipped, unfinished ones
     resume from their checkpoints, and changed objects (architecture, data, loss, optimizer)
@@ -147,7 +173,8 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
             from batchlab.fnsweep import sweep_function
 
             return sweep_function(name, train_fn, grid=grid, store=store, repeats=repeats,
-                                  workers=workers, prune=prune, verbose=verbose, fields=train_fields)
+                                  workers=workers, prune=prune, verbose=verbose, fields=train_fields,
+                                  dry_run=dry_run)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise SpecError(f"workers={workers!r} must be a whole number >= 1 (1: train in this process).")
         import torch
@@ -172,10 +199,12 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
                 raise SpecError(why)
         threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
         try:
-            prepared = _resolve_auto_lr(spec, runs, objects, store)
+            prepared = _resolve_auto_lr(spec, runs, objects, store, measure=not dry_run)
             prepared = replace(prepared, notes=plan_notes + prepared.notes)
             preflight(prepared.runs, objects)
             prepared = prepare_halving(spec, prepared, objects.run_inputs().load_data)
+            if dry_run:
+                return dry_run_result(spec, prepared, store, verbose)
             with Store(store) as st:
                 progress = LineProgress(spec.name) if verbose else None
                 executor = (InlineExecutor(inputs=objects.run_inputs()) if workers == 1 else

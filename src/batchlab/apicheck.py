@@ -114,8 +114,9 @@ def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
 def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
     """``check_objects``' companion for a sweep: every batch size fits in the training set
     (refused, as the CLI does, rather than trained full-batch), every schedule is valid
-    (``runs`` have their ``lr = "auto"`` resolved already), and no run forwards one example at
-    a time through a model whose BatchNorm trains (``spec_train.batchnorm_error``)."""
+    (of the runs whose ``lr = "auto"`` is resolved: a dry run leaves some unmeasured), and no
+    run forwards one example at a time through a model whose BatchNorm trains
+    (``spec_train.batchnorm_error``)."""
     from batchlab.train.scaling import scaled_lr
     from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
 
@@ -125,6 +126,8 @@ def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
         t = run.config.train
         if t.batch_size > n_train:
             too_big[t.batch_size] = n_train
+            continue
+        if t.lr == "auto":  # a dry run leaves it unmeasured: its schedule is checked once it is
             continue
         spe = steps_per_epoch(n_train, t.batch_size)
         schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr,

@@ -23,6 +23,7 @@ from batchlab.spec import Spec, TrainSpec
 
 if TYPE_CHECKING:
     from batchlab.apiresult import SweepResult
+    from batchlab.execute.dryrun import DryRun
     from batchlab.execute.function import TrainFn
 
 NOT_SWEPT = ("function", "options")  # set by the call itself
@@ -74,14 +75,16 @@ def source_fingerprint(fn: Any, fn_name: str) -> str | None:
 
 def sweep_function(name: str, fn: TrainFn, *, grid: dict[str, list[Any]] | None,
                    store: str | Path, repeats: int, workers: int, prune: str,
-                   fields: dict[str, Any], verbose: bool = True) -> SweepResult:
+                   fields: dict[str, Any], verbose: bool = True,
+                   dry_run: bool = False) -> SweepResult | DryRun:
     """Run the function sweep and return ``bl.sweep``'s result (see ``batchlab.api.sweep``);
-    ``verbose``: print the plan and one line per run that ends, as ``bl.sweep`` does. Raises
+    ``verbose``: print the plan and one line per run that ends, as ``bl.sweep`` does;
+    ``dry_run``: train and write nothing, return the ``DryRun`` (see ``bl.sweep``). Raises
     ExecutorError naming the most common cause when every run of the experiment that ended
     failed, as a model sweep does (the runs stay stored)."""
     import torch
 
-    from batchlab.api import API_AGAIN, SweepResult, _warn
+    from batchlab.api import API_AGAIN, SweepResult, _warn, dry_run_result
     from batchlab.execute.function import (
         check_importable,
         importable,
@@ -108,6 +111,8 @@ def sweep_function(name: str, fn: TrainFn, *, grid: dict[str, list[Any]] | None,
         fn = resolve_function(fn_name)
     spec = function_spec(name, fn_name, grid, dict(fields), repeats, prune)
     prepared = prepare_function_sweep(spec, fn, source_fingerprint(fn, fn_name))
+    if dry_run:  # a notice warns at the user's bl.sweep line, as below
+        return dry_run_result(spec, prepared, Path(store), verbose, stacklevel=5)
     executor = InlineExecutor(function=fn) if workers == 1 else LocalPoolExecutor(workers)
     threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
     try:

@@ -9,11 +9,14 @@ file and CI output: a notebook shows each line as soon as it is printed, with no
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from batchlab.events import Event, RunEnded
 from batchlab.plan import RunSpec
 from batchlab.results import schedule_label
+
+if TYPE_CHECKING:
+    from batchlab.execute.dryrun import DryRun
 
 
 def _number(value: object) -> str | None:
@@ -63,6 +66,24 @@ def point_label(run: RunSpec, keys: list[str]) -> str:
     return "".join(parts)
 
 
+def run_label(run: RunSpec, keys: list[str]) -> str:
+    """'B=32 lr=0.05 constant width=16': what tells ``run`` apart (``keys``: differing_keys)."""
+    t = run.config.train
+    return (f"B={t.batch_size} lr={_number(t.lr) or t.lr} {schedule_label(t.model_dump())}"
+            f"{point_label(run, keys)}")
+
+
+def plan_lines(plan: DryRun, where: str) -> list[str]:
+    """A dry run as plain lines (``bl.sweep(..., dry_run=True)``): a title, one line per run
+    (its id's first 8 characters, '-' while its lr = "auto" is unmeasured, as the id follows
+    from the LR) with what the sweep would do with it, and the count line."""
+    keys = differing_keys([p.run for p in plan.runs])
+    rows = [f"  {'-' if p.unmeasured else p.run.run_id[:8]:8} {run_label(p.run, keys)}: {p.would}"
+            for p in plan.runs]
+    return [f"dry run of sweep '{plan.experiment}' ({where}): nothing is trained or written",
+            *rows, plan.count()]
+
+
 class LineProgress:
     """Observer for ``run_sweep`` (``on_plan``, ``on_event``) printing to ``stream``."""
 
@@ -79,9 +100,7 @@ class LineProgress:
     def on_plan(self, runs: list[RunSpec], todo: set[str]) -> None:
         keys = differing_keys(runs)  # what else tells the runs apart: width=16 vs width=64
         for run in runs:
-            t = run.config.train
-            self.labels[run.run_id] = (f"{run.run_id[:8]} B={t.batch_size} lr={_number(t.lr) or t.lr} "
-                                       f"{schedule_label(t.model_dump())}{point_label(run, keys)}")
+            self.labels[run.run_id] = f"{run.run_id[:8]} {run_label(run, keys)}"
         self.todo = len(todo)
         skipped = len(runs) - len(todo)
         kept = f", {skipped} already in the store" if skipped else ""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from batchlab.events import FINAL_STATUSES, PENDING
@@ -22,7 +23,12 @@ from batchlab.execute.datacache import DataCache
 from batchlab.execute.freshness import reason_lines, stale_runs
 from batchlab.execute.halving import halving_note
 from batchlab.execute.mixed import label_sections
-from batchlab.execute.sweep import check_workers_can_import, known_auto_lrs, prepare_sweep
+from batchlab.execute.sweep import (
+    PreparedSweep,
+    check_workers_can_import,
+    known_auto_lrs,
+    prepare_sweep,
+)
 from batchlab.fingerprint import Fingerprint, changed_parts
 from batchlab.plan import RunSpec
 from batchlab.spec import Spec
@@ -73,9 +79,29 @@ def dry_run(spec: Spec, store: Store | None, *, cache: DataCache | None = None,
     import), when given. ``checkpoint_at``: where a run's checkpoint lives (default beside the
     store). Raises BatchlabError on bad input, with the sweep's own messages."""
     prepared = prepare_sweep(spec, cache, known_auto_lrs(store, spec.name), measure_lr=False)
-    runs, notes = prepared.runs, list(prepared.notes)
     if executor is not None:
-        check_workers_can_import(runs, executor)
+        check_workers_can_import(prepared.runs, executor)
+    return decide(spec, prepared, store, rerun=rerun, checkpoint_at=checkpoint_at)
+
+
+def dry_run_at(spec: Spec, prepared: PreparedSweep, path: Path) -> DryRun:
+    """``decide`` for the Python API, whose callers prepared the runs on their objects: the
+    store at ``path`` is opened read-only, and not at all when its file is missing or empty."""
+    if not (path.is_file() and path.stat().st_size > 0):
+        return decide(spec, prepared, None)
+    store = Store(path, create=False, read_only=True)
+    try:
+        return decide(spec, prepared, store)
+    finally:
+        store.close()
+
+
+def decide(spec: Spec, prepared: PreparedSweep, store: Store | None, *, rerun: bool = False,
+           checkpoint_at: Callable[[str], CheckpointLocation] | None = None) -> DryRun:
+    """What ``run_sweep(spec, store, prepared=prepared, rerun=rerun)`` would do with each of
+    ``prepared``'s runs (checked already; ``lr = "auto"`` left unmeasured where no LR is
+    known), reading ``store`` (None: every run would train); see ``dry_run``."""
+    runs, notes = prepared.runs, list(prepared.notes)
     if spec.sweep.prune == "halving" and halving_note(spec, runs, prepared.n_train) is None:
         notes.append(f"sweep.prune = 'halving': runs train to the rungs' budgets first; only the "
                      f"best 1/{spec.sweep.halving_eta} of the configurations at each rung go on.")
