@@ -271,6 +271,31 @@ def test_lr_auto_is_measured_on_the_objects_and_reused(tmp_path):
     assert (again.skipped, again.trained) == (1, 0)  # the stored suggestion keeps the run id
 
 
+def test_ctrl_c_while_finding_lrs_for_auto_keeps_those_found(tmp_path, monkeypatch):
+    import batchlab.probes.auto_lr as auto_lr
+
+    real, calls = auto_lr.lr_find, []
+
+    def measured(config, **kwargs):
+        calls.append(config.train.batch_size)
+        if calls == [16, 32]:
+            raise KeyboardInterrupt  # while batch 32's LR is measured
+        return real(config, **kwargs)
+
+    monkeypatch.setattr(auto_lr, "lr_find", measured)
+    store = tmp_path / "s.db"
+    kw = dict(grid={"batch_size": [16, 32]}, steps=40, lr="auto", store=store, threads=1)
+    with pytest.raises(KeyboardInterrupt), pytest.warns(
+            UserWarning, match=r"interrupted: the LR found for lr = 'auto' so far \(1 probe\) is stored"):
+        bl.sweep("auto", model=Net(), train=arrays(), **kw)
+    with Store(store) as st:
+        (probe,) = st.probes("auto", "lr_range")
+        assert probe.config["train"]["batch_size"] == 16 and st.runs("auto") == []
+    calls.clear()
+    res = bl.sweep("auto", model=Net(), train=arrays(), verbose=False, **kw)
+    assert calls == [32] and res.trained == 2  # batch 16's LR was reused
+
+
 def test_prune_is_a_sweep_keyword(tmp_path):
     """A collapsing LR is stopped early as pruned by default; prune="off" trains it to the end."""
     kw = dict(grid={"lr": [5.0]}, epochs=8)  # learns in epoch 1, then collapses

@@ -70,7 +70,14 @@ def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
     data's (labels remapped), then one per LR found, as a spec's sweep prints them.
     ``measure=False`` (a dry run): an LR not stored earlier stays "auto"."""
     from batchlab.execute.sweep import PreparedSweep, known_auto_lrs
-    from batchlab.probes.auto_lr import auto_lr_key, auto_lr_note, resolve_auto_lr
+    from batchlab.probes.auto_lr import (
+        AutoLrInterrupted,
+        auto_lr_key,
+        auto_lr_note,
+        finished_kept,
+        interrupted_note,
+        resolve_auto_lr,
+    )
     from batchlab.store import Store
 
     notes: list[str] = list(objects.data.notes)
@@ -87,8 +94,16 @@ def _resolve_auto_lr(spec: Spec, runs: list[RunSpec], objects: ObjectInputs,
                                     "auto_lr_key": auto_lr_key(config)}, result.to_dict()))
         notes.append(auto_lr_note(config, result))
 
-    resolved = resolve_auto_lr(runs, on_result=keep, known=known, measure=measure,
-                               inputs=objects.run_inputs())
+    try:
+        with finished_kept(probes):
+            resolved = resolve_auto_lr(runs, on_result=keep, known=known, measure=measure,
+                                       inputs=objects.run_inputs())
+    except AutoLrInterrupted as cut:  # the LRs found so far are kept: the next call reuses them
+        with Store(store) as st:
+            st.check_intact()
+            st.add_probes(spec.name, cut.probes)
+        _warn(f"interrupted: {interrupted_note(cut)}")
+        raise
     return PreparedSweep(resolved, probes, notes=notes)
 
 

@@ -154,6 +154,7 @@ def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "loc
     import_torch()  # the first seconds say what they are spent on
     from batchlab.execute.datacache import DataCache
     from batchlab.execute.sweep import known_auto_lrs, prepare_sweep, run_sweep
+    from batchlab.probes.auto_lr import AutoLrInterrupted, interrupted_note
     from batchlab.progress import SweepProgress
     from batchlab.results import run_row, with_differences
     from batchlab.store import Store
@@ -166,7 +167,14 @@ def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "loc
     executor = make_executor(executor_kind, workers, cache, **executor_options)  # bad options
     with on_ctrl_c("nothing was stored yet (the store is untouched); run the same command again "
                    "to start."), console.status(_checking(spec)):
-        prepared = prepare_sweep(spec, cache, known)  # bad input fails here, before any write
+        try:
+            prepared = prepare_sweep(spec, cache, known)  # bad input fails here, before any write
+        except AutoLrInterrupted as cut:  # LRs already found for lr = "auto" are worth keeping
+            with Store(store_path) as st:
+                st.check_intact()
+                st.add_probes(spec.name, cut.probes)
+            err_console.print(f"interrupted: {interrupted_note(cut)}", soft_wrap=True, markup=False)
+            raise typer.Exit(130) from None
     starting = f"starting {plural(workers, 'worker process', 'worker processes')}" if (
         executor_kind == "local" and workers > 1) else ""
     store = Store(store_path)

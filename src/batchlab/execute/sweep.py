@@ -36,7 +36,7 @@ from batchlab.fserrors import DiskError, check_writable_folder, removed_if_empty
 from batchlab.models import build_model
 from batchlab.models.check import check_forward
 from batchlab.plan import RunSpec, plan_runs
-from batchlab.probes.auto_lr import auto_lr_key, auto_lr_note, resolve_auto_lr
+from batchlab.probes.auto_lr import auto_lr_key, auto_lr_note, finished_kept, resolve_auto_lr
 from batchlab.spec import DataSpec, RunConfig, Spec
 from batchlab.spec_train import batchnorm_error
 from batchlab.store import RunRecord, Store
@@ -246,7 +246,8 @@ def prepare_sweep(spec: Spec, data_cache: DataCache | None = None,
                                     "data_fingerprint": hashes.data(config.data)}, result.to_dict()))
         notes.append(auto_lr_note(config, result))
 
-    runs = resolve_auto_lr(plan_runs(spec, notes), on_result=keep, known=known_lrs, measure=measure_lr)
+    with finished_kept(probes):  # a Ctrl-C keeps the LRs found so far (AutoLrInterrupted)
+        runs = resolve_auto_lr(plan_runs(spec, notes), on_result=keep, known=known_lrs, measure=measure_lr)
     cache = data_cache or DataCache()
     notes += preflight(runs, cache)
     check_halving(spec, runs)
@@ -322,8 +323,7 @@ def run_sweep(
         store.check_intact()  # before any write: a damaged store is refused, not added to
         runs, mixed = label_sections(store, spec.name, runs)  # another model under this name: say so
         store.add_experiment(spec.name, spec.model_dump(mode="json"), runs)
-        for kind, config, result in prepared.probes:
-            store.add_probe(spec.name, kind, config, result)
+        store.add_probes(spec.name, prepared.probes)
         status = {r.id: r.status for r in store.runs(spec.name)}
         notices = (prepared.notes + mixed
                    + refresh(store, runs, prepared.fingerprints, status, rerun=rerun))

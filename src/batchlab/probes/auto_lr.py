@@ -4,7 +4,8 @@ every run that asked for it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from batchlab.data.pipeline import LoadedData
@@ -13,6 +14,39 @@ from batchlab.probes.common import load_probe_data
 from batchlab.probes.lr_search import DEFAULT_STRATEGY, HORIZON, LrFindResult, lr_find
 from batchlab.spec import RunConfig
 from batchlab.train.scaling import scaled_lr
+
+#: a finished probe as a sweep stores it: (kind, config, result)
+Probe = tuple[str, dict[str, Any], dict[str, Any]]
+
+
+class AutoLrInterrupted(KeyboardInterrupt):
+    """Ctrl-C while ``lr = "auto"`` was measured, after some of its probes finished:
+    ``probes`` holds those, for the caller to store (a sweep run again reuses them rather than
+    measure them again)."""
+
+    def __init__(self, probes: list[Probe]) -> None:
+        super().__init__("interrupted while finding LRs for lr = 'auto'")
+        self.probes = list(probes)
+
+
+@contextmanager
+def finished_kept(probes: list[Probe]) -> Iterator[None]:
+    """A Ctrl-C inside the block becomes ``AutoLrInterrupted`` with ``probes`` as filled so far
+    (by ``resolve_auto_lr``'s ``on_result``), when any finished."""
+    try:
+        yield
+    except KeyboardInterrupt as cut:
+        if probes and not isinstance(cut, AutoLrInterrupted):
+            raise AutoLrInterrupted(probes) from None
+        raise
+
+
+def interrupted_note(cut: AutoLrInterrupted) -> str:
+    """What a Ctrl-C kept while ``lr = "auto"`` was measured, and how to go on."""
+    n = len(cut.probes)
+    return (f"the LR{'s' * (n != 1)} found for lr = 'auto' so far ({n} probe{'s' * (n != 1)}) "
+            f"{'are' if n != 1 else 'is'} stored and nothing else was; run the same sweep again "
+            "to find the rest and train (it reuses them).")
 
 
 def auto_lr_note(config: RunConfig, result: LrFindResult) -> str:

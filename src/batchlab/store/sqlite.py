@@ -259,6 +259,15 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?)", (experiment, kind, time.time(), _dumps(config), _dumps(result)))
             return int(cur.lastrowid)
 
+    def add_probes(self, experiment: str, probes: Iterable[tuple[str, dict[str, Any], dict[str, Any]]]
+                   ) -> None:
+        """Store several probe results, each ``(kind, config, result)``, in one transaction."""
+        with self.transaction("recording probes"):
+            self.conn.executemany(
+                "INSERT INTO probes(experiment, kind, created, config_json, result_json) "
+                "VALUES (?, ?, ?, ?, ?)", [(experiment, kind, time.time(), _dumps(config), _dumps(result))
+                                           for kind, config, result in probes])
+
     def probes(self, experiment: str | None = None, kind: str | None = None) -> list[ProbeRecord]:
         """Probe results, oldest first, optionally of one experiment and/or kind."""
         rows = self.conn.execute(
