@@ -41,7 +41,7 @@ def dry_run_sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str
         with console.status("checking the spec: loading data, building each model and "
                             "checking the schedules ..."):
             plan = dry_run(spec, store, cache=cache, executor=executor, rerun=rerun,
-                           checkpoint_at=checkpoint_at)
+                           checkpoint_at=checkpoint_at, out_of_process=executor_kind == "ray")
     finally:
         if store is not None:
             store.close()

@@ -72,14 +72,17 @@ class DryRun:
 
 def dry_run(spec: Spec, store: Store | None, *, cache: DataCache | None = None,
             executor: Executor | None = None, rerun: bool = False,
-            checkpoint_at: Callable[[str], CheckpointLocation] | None = None) -> DryRun:
+            checkpoint_at: Callable[[str], CheckpointLocation] | None = None,
+            out_of_process: bool = False) -> DryRun:
     """What ``run_sweep(spec, store, executor, rerun=rerun)`` would do with each run; trains
     and writes nothing. ``store``: opened read-only, or None when its file does not exist (every
     run would train). ``executor``: checked as the sweep checks it (factories its workers can
     import), when given. ``checkpoint_at``: where a run's checkpoint lives (default beside the
-    store). Raises BatchlabError on bad input, with the sweep's own messages."""
+    store). ``out_of_process``: the runs would train in other processes whose executor is not
+    built here (a Ray cluster's), checked as any such executor is. Raises BatchlabError on bad
+    input, with the sweep's own messages."""
     prepared = prepare_sweep(spec, cache, known_auto_lrs(store, spec.name), measure_lr=False)
-    if executor is not None:
+    if executor is not None or out_of_process:
         check_workers_can_import(prepared.runs, executor)
     return decide(spec, prepared, store, rerun=rerun, checkpoint_at=checkpoint_at)
 

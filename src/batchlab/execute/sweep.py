@@ -189,9 +189,10 @@ class PreparedSweep:
     n_train: dict[str, int] = field(default_factory=dict)  # training examples, by run id
 
 
-def check_workers_can_import(runs: list[RunSpec], executor: Executor) -> None:
+def check_workers_can_import(runs: list[RunSpec], executor: Executor | None) -> None:
     """A factory defined in ``__main__`` (a notebook, ``python -c``) cannot be imported by
-    worker processes, which have a ``__main__`` of their own: refuse before any run starts."""
+    worker processes, which have a ``__main__`` of their own: refuse before any run starts.
+    ``executor`` None: one not built here (a dry run's Ray cluster), never in process."""
     if getattr(executor, "in_process", False):
         return
     for run in runs:
