@@ -128,6 +128,26 @@ def test_version_1_store_is_migrated(tmp_path):
     assert meta["schema_version"] == str(SCHEMA_VERSION)
 
 
+def test_an_older_store_opened_read_only_is_read_upgraded_and_left_as_it_was(tmp_path):
+    """A dry run, the dashboard or read-only media read an older store through a copy in
+    memory: the file is not written (its bytes and schema version stay), the rows are read."""
+    path = tmp_path / "b.db"
+    with Store(path) as st:
+        st.add_probe("e", "lr_range", {}, {"suggested_lr": 0.1})
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE probes")
+    conn.execute("ALTER TABLE runs DROP COLUMN attempts")
+    conn.execute("ALTER TABLE runs DROP COLUMN fingerprint_json")
+    conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with Store(path, create=False, read_only=True) as st:
+        assert st.probes() == [] and st.runs() == []  # the version-1 store had no probes table
+    assert path.read_bytes() == before
+    assert dict(sqlite3.connect(path).execute("SELECT key, value FROM meta"))["schema_version"] == "1"
+
+
 RACE = """
 import sys, time
 from batchlab.store import Store

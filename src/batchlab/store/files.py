@@ -183,6 +183,14 @@ def _open(target: str | Path, path: Path, **options: Any) -> StoreConnection:
     return conn
 
 
+def in_memory_copy(conn: StoreConnection) -> StoreConnection:
+    """A copy in memory of the store ``conn`` reads: an older schema opened read-only is
+    upgraded there, so the file itself stays as it is."""
+    copy = _open(":memory:", conn.store_path)
+    conn.backup(copy)
+    return copy
+
+
 def connect(path: Path, readonly: bool) -> StoreConnection:
     """A connection in autocommit mode; ``readonly`` opens files on read-only media too and
     never makes a file beside the store. A damaged store raises StoreError from whichever

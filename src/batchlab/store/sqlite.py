@@ -42,6 +42,7 @@ from batchlab.store.files import (
     check_path,
     connect,
     create_file,
+    in_memory_copy,
     quick_check,
     writable,
 )
@@ -63,7 +64,8 @@ class Store:
     read-only media. ``Store(path, create=False, read_only=True)`` always connects read-only
     (SQLite ``mode=ro``), so no statement can write, even on a writable file (the dashboard).
     A file that is not a batchlab store is never modified: it is checked before anything is
-    written to it."""
+    written to it. An older schema is upgraded in the file, or, opened read-only, in a copy in
+    memory (the file stays as it is)."""
 
     def __init__(self, path: str | Path, *, create: bool = True, read_only: bool = False) -> None:
         if read_only and create:
@@ -96,6 +98,9 @@ class Store:
                 self.conn.execute("PRAGMA synchronous=NORMAL")
                 self.conn.execute("PRAGMA foreign_keys=ON")
             if version < SCHEMA_VERSION:
+                if self.readonly:  # read-only media, a dry run, the dashboard: the file stays old
+                    old, self.conn = self.conn, in_memory_copy(self.conn)
+                    old.close()
                 self._migrate(version)
         except BatchlabError:
             self.conn.close()
@@ -142,11 +147,6 @@ class Store:
                 f"store '{self.path}' has schema version {version}, newer than this batchlab "
                 f"understands ({SCHEMA_VERSION}); it was left untouched. Upgrade batchlab "
                 "(pip install -U batchlab) or use another --store."
-            )
-        if version < SCHEMA_VERSION and self.readonly:
-            raise StoreError(
-                f"store '{self.path}' has the older schema version {version} and is read-only, "
-                "so it cannot be upgraded; copy it to a folder you can write to and open the copy."
             )
         return version
 
