@@ -74,8 +74,11 @@ def test_a_cut_off_json_export_keeps_the_earlier_file(store, tmp_path, monkeypat
     def cut(*args, **kwargs):
         raise KeyboardInterrupt
 
+    import batchlab.paths
+
     with monkeypatch.context() as m:
-        m.setattr(export.os, "replace", cut)  # cut off after writing, before the file is in place
+        # cut off after writing, before the file is in place
+        m.setattr(batchlab.paths.os, "replace", cut)
         with pytest.raises(KeyboardInterrupt):
             export.export_experiment(store, "exp", "json", out)
-    assert out.read_bytes() == before and not list(tmp_path.glob("*.part"))
+    assert out.read_bytes() == before and not list(tmp_path.glob(".x.json.*"))  # no temporary file

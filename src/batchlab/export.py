@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import IO, Any
 from batchlab.analysis import analyze_experiment
 from batchlab.fserrors import DiskError, disk_error
 from batchlab.jsonsafe import json_safe
-from batchlab.paths import safe_name
+from batchlab.paths import safe_name, written_whole
 from batchlab.results import experiment_rows
 from batchlab.store import Store
 
@@ -63,13 +62,8 @@ def _whole(path: Path) -> Iterator[IO[str]]:
     """A text file that appears at ``path`` only once fully written (a temporary file beside
     it, renamed at the end): a Ctrl-C or a full disk midway leaves the earlier file, or none,
     never a truncated one that reads as a whole export."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        with open(tmp, "w", newline="") as f:
-            yield f
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with written_whole(path) as tmp, open(tmp, "w", newline="") as f:
+        yield f
 
 
 def export_experiment(store: Store, experiment: str, fmt: str, output: Path | None) -> Path:

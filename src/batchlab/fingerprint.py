@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batchlab.paths import written_whole
 from batchlab.spec import DataSpec, ModelSpec, RunConfig
 
 HASH_CACHE_NAME = "file-hashes.json"
@@ -106,18 +107,14 @@ class HashCache:
     def save(self) -> None:
         if not self._dirty:
             return
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         # entries of files that are gone (a temporary folder, a moved data set) are dropped,
         # so the cache stays the size of the data in use, not of every file ever hashed
         kept = {key: value for key, value in self._entries.items() if os.path.exists(key)}
-        try:
+        with contextlib.suppress(OSError):  # a cache that cannot be saved is hashed again
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(kept))
-            os.replace(tmp, self.path)  # readers see the old or the new file, never half of one
+            with written_whole(self.path) as tmp:  # readers see the old or the new file
+                tmp.write_text(json.dumps(kept))
             self._dirty = False
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
 
 
 def data_fingerprint(spec: DataSpec, cache: HashCache) -> str | None:

@@ -16,7 +16,6 @@ every run and loader process shares the operating system's page cache, none hold
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from batchlab.data.builtin import cache_dir
 from batchlab.data.imagefolder import read_image
 from batchlab.data.loader import Failed, collate, guarded, unwrap, worker_options
 from batchlab.fingerprint import HashCache, data_fingerprint, default_cache_file
+from batchlab.paths import written_whole
 from batchlab.spec import DataSpec
 
 # bump when the decoding changes (v2: torchvision.io for JPEG/PNG): old files are not read
@@ -92,8 +92,7 @@ class _Decode(TorchDataset):
 def _build(path: Path, paths: list[Path], size: int, workers: int,
            decode: Callable[[Path, int], np.ndarray]) -> None:
     """Decode every image into a temporary .npy beside ``path``, then rename it into place."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-    try:
+    with written_whole(path) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                         shape=(len(paths), size, size, 3))
         loader = DataLoader(_Decode(paths, size, decode), batch_size=BUILD_CHUNK,
@@ -104,9 +103,6 @@ def _build(path: Path, paths: list[Path], size: int, workers: int,
             start += len(chunk)
         out.flush()
         del out
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def decoded_pixels(path: Path, paths: list[Path], size: int, workers: int = 0,

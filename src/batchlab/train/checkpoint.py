@@ -12,12 +12,13 @@ driver or to a URL every node reaches: ``batchlab.execute.checkpoints``).
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+
+from batchlab.paths import written_whole
 
 FORMAT = 1
 
@@ -42,15 +43,8 @@ def write_file(path: Path, data: bytes) -> None:
     """Atomically replace ``path`` with ``data`` (temp file + rename, folders made as needed).
     On any failure the temporary file is removed and the previous file is kept."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()  # a partial file would hold the space and look like a checkpoint
-        raise
+    with written_whole(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def save_checkpoint(path: CheckpointLocation, state: dict[str, Any]) -> None:
