@@ -18,6 +18,25 @@ def fresh_checkpoint_costs(monkeypatch):
 
 
 @pytest.fixture
+def second_auto_lr_cut(monkeypatch):
+    """``lr = "auto"``'s probe as the sweep calls it, each call's batch size recorded in the
+    returned list, with a Ctrl-C while the second is measured (the first call at a sweep's
+    second batch size)."""
+    import batchlab.probes.auto_lr as auto_lr
+
+    real, calls = auto_lr.lr_find, []
+
+    def measured(config, **kwargs):
+        calls.append(config.train.batch_size)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(config, **kwargs)
+
+    monkeypatch.setattr(auto_lr, "lr_find", measured)
+    return calls
+
+
+@pytest.fixture
 def small_fs(tmp_path):
     """Mount a tiny tmpfs: ``small_fs(kb)`` returns its folder (``at``: mount on that path,
     made if missing; ``readonly``: mount it read-only); ``remount_ro(folder)`` makes a mounted

@@ -271,18 +271,8 @@ def test_lr_auto_is_measured_on_the_objects_and_reused(tmp_path):
     assert (again.skipped, again.trained) == (1, 0)  # the stored suggestion keeps the run id
 
 
-def test_ctrl_c_while_finding_lrs_for_auto_keeps_those_found(tmp_path, monkeypatch):
-    import batchlab.probes.auto_lr as auto_lr
-
-    real, calls = auto_lr.lr_find, []
-
-    def measured(config, **kwargs):
-        calls.append(config.train.batch_size)
-        if calls == [16, 32]:
-            raise KeyboardInterrupt  # while batch 32's LR is measured
-        return real(config, **kwargs)
-
-    monkeypatch.setattr(auto_lr, "lr_find", measured)
+def test_ctrl_c_while_finding_lrs_for_auto_keeps_those_found(tmp_path, second_auto_lr_cut):
+    calls = second_auto_lr_cut  # Ctrl-C while batch 32's LR is measured
     store = tmp_path / "s.db"
     kw = dict(grid={"batch_size": [16, 32]}, steps=40, lr="auto", store=store, threads=1)
     with pytest.raises(KeyboardInterrupt), pytest.warns(

@@ -155,23 +155,13 @@ def test_ctrl_c_in_an_export_says_it_is_unfinished(tmp_path, keras_logs, monkeyp
                 "unchanged); run the same command again to write it whole.")
 
 
-def test_ctrl_c_while_finding_lrs_for_auto_keeps_those_found(tmp_path, monkeypatch):
+def test_ctrl_c_while_finding_lrs_for_auto_keeps_those_found(tmp_path, second_auto_lr_cut):
     """Each LR for lr = "auto" costs about half a run: one found before Ctrl-C is stored, and
     the sweep run again reuses it instead of measuring it again."""
-    import batchlab.probes.auto_lr as auto_lr
-
+    calls = second_auto_lr_cut  # Ctrl-C while batch 16's LR is measured
     path = tmp_path / "cc.toml"
     path.write_text('name = "cc"\n' + TINY.replace("steps = 2", 'steps = 2\nlr = "auto"')
                     + '[sweep.grid]\n"train.batch_size" = [8, 16]\n')
-    real, calls = auto_lr.lr_find, []
-
-    def measured(config, **kwargs):
-        calls.append(config.train.batch_size)
-        if calls == [8, 16]:
-            raise KeyboardInterrupt  # while batch 16's LR is measured
-        return real(config, **kwargs)
-
-    monkeypatch.setattr(auto_lr, "lr_find", measured)
     db = tmp_path / "s.db"
     interrupted("sweep", path, "--store", db,
                 says="the LR found for lr = 'auto' so far (1 probe) is stored and nothing else "

@@ -111,8 +111,9 @@ def test_probes_round_trip(tmp_path):
         assert len(st.probes()) == 2
 
 
-def test_version_1_store_is_migrated(tmp_path):
-    path = tmp_path / "b.db"
+def version_1_store(path):
+    """A store at ``path`` made as batchlab's first schema had it (no probes, no attempts, no
+    fingerprints)."""
     Store(path).close()
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE probes")
@@ -121,6 +122,11 @@ def test_version_1_store_is_migrated(tmp_path):
     conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     conn.commit()
     conn.close()
+    return path
+
+
+def test_version_1_store_is_migrated(tmp_path):
+    path = version_1_store(tmp_path / "b.db")
     with Store(path) as st:
         st.add_probe("e", "k", {}, {})
         assert len(st.probes()) == 1
@@ -131,16 +137,7 @@ def test_version_1_store_is_migrated(tmp_path):
 def test_an_older_store_opened_read_only_is_read_upgraded_and_left_as_it_was(tmp_path):
     """A dry run, the dashboard or read-only media read an older store through a copy in
     memory: the file is not written (its bytes and schema version stay), the rows are read."""
-    path = tmp_path / "b.db"
-    with Store(path) as st:
-        st.add_probe("e", "lr_range", {}, {"suggested_lr": 0.1})
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TABLE probes")
-    conn.execute("ALTER TABLE runs DROP COLUMN attempts")
-    conn.execute("ALTER TABLE runs DROP COLUMN fingerprint_json")
-    conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
-    conn.commit()
-    conn.close()
+    path = version_1_store(tmp_path / "b.db")
     before = path.read_bytes()
     with Store(path, create=False, read_only=True) as st:
         assert st.probes() == [] and st.runs() == []  # the version-1 store had no probes table
