@@ -69,6 +69,20 @@ def test_without_a_range_test_the_figure_draws_each_rung_of_miniatures():
     assert plotted == len(finite)
 
 
+def test_a_run_too_short_for_miniatures_gets_a_figure_that_says_so():
+    from batchlab.probes.lr_search import lr_find
+    from batchlab.spec import RunConfig, spec_from_dict
+
+    s = spec_from_dict({"data": {"name": "synthetic", "shape": [12], "classes": 3, "size": 400},
+                        "model": {"name": "mlp", "hidden": [16]},
+                        "train": {"batch_size": 32, "threads": 1, "steps": 10}})
+    result = lr_find(RunConfig(data=s.data, model=s.model, train=s.train)).to_dict()
+    assert result["per_batch"][0]["trials"] == []  # 10 steps: not room for two 8-step miniatures
+    ax = probe_figure(view(record(1, "lr_range", result))).axes[0]
+    assert ax.get_title() == "no miniatures" and ax.get_yticks().size == 0
+    assert any(t.get_text().startswith("no miniature trained: the run is too short") for t in ax.texts)
+
+
 def test_max_batch_figure_marks_what_does_not_fit_only_when_something_does_not(views):
     v = views["max_batch"]
     assert any(not t["fits"] for t in v.result["trials"])  # the 10 KiB limit stops 128

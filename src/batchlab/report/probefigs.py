@@ -83,7 +83,13 @@ def _lr_range(v: ProbeView) -> Figure:
                        label=f"suggested at batch {b['batch_size']}: {num(lr)}")
     ax.set_xscale("log")
     curves = any(b["repeats"] for b in per)
-    if not curves:
+    untried = not curves and not any(b.get("trials") for b in per)
+    if untried:  # a run too short for two miniatures: say why the axes are empty
+        ax.text(0.5, 0.5, "no miniature trained: the run is too short to compare LRs within it,\n"
+                "so the suggestion is the optimizer's conventional LR, untried",
+                transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.35")
+        ax.set_yticks([])
+    elif not curves:
         _miniatures(ax, per)
     if lows:
         lo, hi = min(lows), max(tops)
@@ -94,6 +100,7 @@ def _lr_range(v: ProbeView) -> Figure:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", **LEGEND)
     axes_title(ax, "loss during the range test; faint: other seeds" if curves else
+               "no miniatures" if untried else
                "miniatures of the run, one line per rung (length in steps)")
     if many:
         _lr_vs_batch(axes[1], r)
