@@ -115,12 +115,13 @@ def dry_run_result(spec: Spec, prepared: PreparedSweep, store: Path, verbose: bo
     plan printed as plain lines when ``verbose``. Reads the store, writes nothing."""
     from batchlab.execute.dryrun import dry_run_at
     from batchlab.lineprogress import plan_lines
+    from batchlab.store.files import store_exists
 
     plan = dry_run_at(spec, prepared, store)
     for note in plan.notes:
         _warn(note, stacklevel)
     if verbose:
-        where = str(store) if store.is_file() and store.stat().st_size else f"{store}, not created yet"
+        where = str(store) if store_exists(store) else f"{store}, not created yet"
         print("\n".join(plan_lines(plan, where)), flush=True)
     return plan
 

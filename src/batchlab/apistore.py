@@ -61,12 +61,12 @@ def check_store(path: Path) -> None:
     this check must leave no empty store behind; nor is a missing folder (``check_folder``)."""
     from batchlab.fserrors import existing_ancestor
     from batchlab.store import Store
-    from batchlab.store.files import check_folder, check_path
+    from batchlab.store.files import check_folder, check_path, store_exists
 
     with api_store_errors():
         check_path(path)
         check_folder(path)
-        if path.exists() and path.stat().st_size > 0:
+        if store_exists(path):
             Store(path).close()  # an existing store opens for writing as the call will
             return
         folder = existing_ancestor(path.parent)

@@ -26,6 +26,7 @@ def dry_run_sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str
     from batchlab.execute.datacache import DataCache
     from batchlab.execute.dryrun import dry_run
     from batchlab.store import Store
+    from batchlab.store.files import store_exists
 
     cache = DataCache()
     # the options are checked as the sweep checks them; a Ray executor would start a cluster
@@ -35,7 +36,7 @@ def dry_run_sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str
     storage = executor_options.get("checkpoint_storage")
     checkpoint_at = None if storage is None else (
         lambda rid: UriCheckpoint(f"{storage.rstrip('/')}/{rid}.pt"))
-    exists = store_path.is_file() and store_path.stat().st_size > 0
+    exists = store_exists(store_path)
     store = Store(store_path, create=False, read_only=True) if exists else None
     try:
         with console.status("checking the spec: loading data, building each model and "

@@ -34,6 +34,7 @@ from batchlab.plan import RunSpec
 from batchlab.spec import Spec
 from batchlab.store import RunRecord, Store
 from batchlab.store.claims import held_runs
+from batchlab.store.files import store_exists
 from batchlab.store.lifecycle import checkpoint_file, fingerprints
 from batchlab.train.checkpoint import CheckpointLocation, resumable
 
@@ -90,7 +91,7 @@ def dry_run(spec: Spec, store: Store | None, *, cache: DataCache | None = None,
 def dry_run_at(spec: Spec, prepared: PreparedSweep, path: Path) -> DryRun:
     """``decide`` for the Python API, whose callers prepared the runs on their objects: the
     store at ``path`` is opened read-only, and not at all when its file is missing or empty."""
-    if not (path.is_file() and path.stat().st_size > 0):
+    if not store_exists(path):
         return decide(spec, prepared, None)
     store = Store(path, create=False, read_only=True)
     try:

@@ -183,6 +183,11 @@ def _open(target: str | Path, path: Path, **options: Any) -> StoreConnection:
     return conn
 
 
+def store_exists(path: Path) -> bool:
+    """Whether a store file is at ``path`` (an empty file is a placeholder, not yet a store)."""
+    return path.is_file() and path.stat().st_size > 0
+
+
 def in_memory_copy(conn: StoreConnection) -> StoreConnection:
     """A copy in memory of the store ``conn`` reads: an older schema opened read-only is
     upgraded there, so the file itself stays as it is."""

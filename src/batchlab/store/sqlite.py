@@ -44,6 +44,7 @@ from batchlab.store.files import (
     create_file,
     in_memory_copy,
     quick_check,
+    store_exists,
     writable,
 )
 from batchlab.store.records import Experiment, ProbeRecord, RunRecord, Series
@@ -51,6 +52,10 @@ from batchlab.store.records import Experiment, ProbeRecord, RunRecord, Series
 
 def _loads(text: str | None) -> dict[str, Any]:
     return json.loads(text) if text else {}
+
+
+_INSERT_PROBE = ("INSERT INTO probes(experiment, kind, created, config_json, result_json) "
+                 "VALUES (?, ?, ?, ?, ?)")
 
 
 def _dumps(obj: Any) -> str:
@@ -72,7 +77,7 @@ class Store:
             raise ValueError("a read-only store cannot be created: pass create=False")
         self.path = Path(path)
         check_path(self.path)
-        exists = self.path.exists() and self.path.stat().st_size > 0
+        exists = store_exists(self.path)
         if not exists and not create:
             raise StoreError(
                 f"store '{self.path}' does not exist; run a sweep first or pass --store PATH."
@@ -255,18 +260,15 @@ class Store:
         """Store one probe result under an experiment name; returns its id."""
         with self.transaction(f"recording a {kind} probe"):
             cur = self.conn.execute(
-                "INSERT INTO probes(experiment, kind, created, config_json, result_json) "
-                "VALUES (?, ?, ?, ?, ?)", (experiment, kind, time.time(), _dumps(config), _dumps(result)))
+                _INSERT_PROBE, (experiment, kind, time.time(), _dumps(config), _dumps(result)))
             return int(cur.lastrowid)
 
     def add_probes(self, experiment: str, probes: Iterable[tuple[str, dict[str, Any], dict[str, Any]]]
                    ) -> None:
         """Store several probe results, each ``(kind, config, result)``, in one transaction."""
         with self.transaction("recording probes"):
-            self.conn.executemany(
-                "INSERT INTO probes(experiment, kind, created, config_json, result_json) "
-                "VALUES (?, ?, ?, ?, ?)", [(experiment, kind, time.time(), _dumps(config), _dumps(result))
-                                           for kind, config, result in probes])
+            self.conn.executemany(_INSERT_PROBE, [(experiment, kind, time.time(), _dumps(config),
+                                                   _dumps(result)) for kind, config, result in probes])
 
     def probes(self, experiment: str | None = None, kind: str | None = None) -> list[ProbeRecord]:
         """Probe results, oldest first, optionally of one experiment and/or kind."""
