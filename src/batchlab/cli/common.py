@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import click
 import typer
@@ -104,8 +104,13 @@ def on_ctrl_c(kept: str) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        err_console.print(f"interrupted: {kept}", soft_wrap=True, markup=False, highlight=False)
-        raise typer.Exit(130) from None
+        interrupted(kept)
+
+
+def interrupted(kept: str) -> NoReturn:
+    """Say ``interrupted: <kept>`` on stderr (what was kept, how to continue); exit 130."""
+    err_console.print(f"interrupted: {kept}", soft_wrap=True, markup=False, highlight=False)
+    raise typer.Exit(130) from None
 
 
 StoreOpt = Annotated[Path, typer.Option("--store", metavar="FILE", help="SQLite store file.")]

@@ -25,6 +25,7 @@ from batchlab.cli.common import (
     exit_within,
     fmt,
     import_torch,
+    interrupted,
     load_cli_spec,
     on_ctrl_c,
     plural,
@@ -173,8 +174,7 @@ def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "loc
             with Store(store_path) as st:
                 st.check_intact()
                 st.add_probes(spec.name, cut.probes)
-            err_console.print(f"interrupted: {interrupted_note(cut)}", soft_wrap=True, markup=False)
-            raise typer.Exit(130) from None
+            interrupted(interrupted_note(cut))
     starting = f"starting {plural(workers, 'worker process', 'worker processes')}" if (
         executor_kind == "local" and workers > 1) else ""
     store = Store(store_path)

@@ -179,7 +179,8 @@ def _find_horizon(config: RunConfig, n_train: int, repeats: int,
                        steps_per_epoch(n_train, config.train.batch_size))
     range_cost = sum(len(t.lrs) for t in tests)
     outcome = horizon(config, max(0, int(budget * total) - range_cost), range_cost)
-    kept = [t.lr for t in (outcome.rungs or [[]])[-1] if t.rejected is None] or [outcome.lr]
+    last = outcome.rungs[-1] if outcome.rungs else []  # none: a run too short for miniatures
+    kept = [t.lr for t in last if t.rejected is None] or [outcome.lr]
     cost = range_cost + outcome.steps
     per_test = [t.suggestions() for t in tests]
     by_strategy = {HORIZON: outcome.lr,
