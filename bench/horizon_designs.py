@@ -48,8 +48,8 @@ HORIZONS = (1 / 30, 1 / 20, 1 / 15, 1 / 10, 1 / 6, 1 / 5, 1 / 4, 1 / 3)
 SEED_HORIZONS = (1 / 20, 1 / 10, 1 / 6)
 MIN_STEPS = 8
 #: the design batchlab ships (``lr_horizon``): a decade ladder at a twentieth of the run, then
-#: the best and 2/3 of a decade either side at a tenth
-SHIPPED = ((-3, 0, 3, 6), 1 / 20, 1 / 10, (-2, 0, 2))
+#: the best and 2/3 of a decade either side at a tenth, then a duel at a sixth where rung 1 drew
+SHIPPED = ((-3, 0, 3, 6), 1 / 20, 1 / 10, (-2, 0, 2), 1 / 6)
 
 
 # --------------------------------------------------------------------------- the tables
@@ -152,11 +152,30 @@ def choose(rows: list[dict[str, Any] | None], t: dict[str, Any]) -> dict[str, An
 Rank = Callable[[list[dict[str, Any] | None], dict[str, Any]], dict[str, Any] | None]
 
 
+def rival(rows: list[dict[str, Any] | None], pick: dict[str, Any], t: dict[str, Any],
+          bands: float = 1.0) -> dict[str, Any] | None:
+    """The kept row that rung 1 could not tell from ``pick``, as ``lr_horizon._rival`` finds it:
+    within ``bands`` binomial standard errors of the top accuracy (the lowest loss of several),
+    or for a regression within ``LOSS_TIE`` of the pick's loss; None when the pick won clearly."""
+    from batchlab.probes.lr_horizon import LOSS_TIE
+
+    others = [r for r in rows if _kept(r) and r is not pick]
+    if t["regression"]:
+        near = [r for r in others if r["val_loss"] <= pick["val_loss"] + LOSS_TIE * abs(pick["val_loss"])]
+    else:
+        top = max(r["val_acc"] for r in [pick, *others])
+        se = math.sqrt(max(top * (1 - top), 1e-12) / t["n_val"])
+        near = [r for r in others if r["val_acc"] >= top - bands * se]
+    return min(near, key=lambda r: r["val_loss"], default=None)
+
+
 def replay(t: dict[str, Any], span: Sequence[int], f0: float, f1: float | None,
-           width: Sequence[int], rank: Rank | None = None) -> tuple[float | None, float]:
+           width: Sequence[int], duel: float | None = None, rank: Rank | None = None,
+           duel_all: bool = False, bands: float = 1.0) -> tuple[float | None, float]:
     """The LR a design picks on case table ``t`` and what it cost (in runs): rung 0 over
     ``span`` at ``f0`` (grown a ladder step beyond an edge its best is on, twice at most),
-    then the best's ``width`` neighbours at ``f1``."""
+    then the best's ``width`` neighbours at ``f1``, then (``duel``) its pick and the ``rival``
+    within ``bands`` standard errors at ``duel`` (with ``duel_all``: the runner-up, every time)."""
     rank = rank or choose
     case: Case = t["case"]
     at = {(r["frac"], _position(case, r["lr"])): r for r in t["rows"]}
@@ -189,7 +208,15 @@ def replay(t: dict[str, Any], span: Sequence[int], f0: float, f1: float | None,
     kb = _position(case, best["lr"])
     second = [r for r in (at.get((f1, kb + w)) for w in width) if r is not None]
     pick = rank(second, t) or best
-    return pick["lr"], spent + cost(f1, len(second))
+    spent += cost(f1, len(second))
+    if duel is None or pick not in second:
+        return pick["lr"], spent
+    other = (min((r for r in second if _kept(r) and r is not pick), key=lambda r: r["val_loss"],
+                 default=None) if duel_all else rival(second, pick, t, bands))
+    if other is None:
+        return pick["lr"], spent
+    pair = [r for r in (at.get((duel, _position(case, x["lr"]))) for x in (pick, other)) if r]
+    return (rank(pair, t) or pick)["lr"], spent + cost(duel, len(pair))
 
 
 def judged(t: dict[str, Any], lr: float | None) -> tuple[bool, bool]:
@@ -251,8 +278,9 @@ def designs() -> list[tuple]:
 
 
 def label(design: tuple) -> str:
-    span, f0, f1, width = design
+    span, f0, f1, width, *duel = design
     then = f", then {list(width)} at 1/{round(1 / f1)}" if f1 else ""
+    then += f", then a duel at 1/{round(1 / duel[0])} where that drew" if duel and duel[0] else ""
     return f"ladder {list(span)} at 1/{round(1 / f0)}{then}"
 
 

@@ -153,11 +153,19 @@ def alternatives(ts: list[dict[str, Any]]) -> None:
                          ("accuracy ties within 2 standard errors", _two_se)):
         s = score(ts, SHIPPED, rank)
         print(f"  {s['in3']:2}/{n} within 3x, {s['in2']:2}/{n} within 2x: {label_}")
+    for label_, kw in (("without the duel (the design before it)", {"duel": None}),
+                       ("a duel in every case, the pick against rung 1's runner-up",
+                        {"duel_all": True}),
+                       ("a duel where rung 1's runner-up is within 2 standard errors",
+                        {"bands": 2.0})):
+        outs = [replay(t, *SHIPPED[:4], **{"duel": SHIPPED[4], **kw}) for t in ts]
+        print(f"  {within(ts, [lr for lr, _ in outs])}, cost median "
+              f"{np.median([c for _, c in outs]):.2f} max {max(c for _, c in outs):.2f}: {label_}")
     for f2 in (f for f in HORIZONS if f >= SHIPPED[2]):
-        outs = [third_rung(t, SHIPPED, f2) for t in ts]
+        outs = [third_rung(t, SHIPPED[:4], f2) for t in ts]
         print(f"  {within(ts, [lr for lr, _ in outs])}, cost median "
               f"{np.median([c for _, c in outs]):.2f}: a third rung, the pick and a third of a "
-              f"decade either side at 1/{round(1 / f2)}")
+              f"decade either side at 1/{round(1 / f2)}, every time, in place of the duel")
     picks = [replay(t, *SHIPPED)[0] for t in ts]
 
     def distance(lrs: Sequence[float | None]) -> float:

@@ -145,6 +145,56 @@ def _learns_only_from(h: int, best: float):
     return fake
 
 
+
+def _draw_then(winner: float, rival: float, regression: bool = False, h1: int = 30):
+    """A stand-in for ``run_trial`` whose miniatures up to ``h1`` steps (``config()``'s rung 1)
+    rank ``rival`` a hair behind ``winner`` (within noise) and whose longer ones rank it clearly
+    ahead; every other LR falls off a decade either side."""
+    from batchlab.probes.lr_trial import Trial
+
+    def fake(config, data, lr, steps, *args, **kwargs) -> Trial:
+        off = min(abs(math.log10(lr / winner)), abs(math.log10(lr / rival)))
+        if math.isclose(lr, rival) or math.isclose(lr, winner):
+            ahead = math.isclose(lr, rival) == (steps > h1)  # the rival leads only when longer
+            acc, loss = (0.90, 0.300) if ahead else (0.899, 0.302 if steps <= h1 else 0.5)
+        else:
+            acc, loss = 0.6 - 0.2 * off, 0.9 + off
+        return Trial(lr, steps, loss, math.nan if regression else acc, None)
+    return fake
+
+
+@pytest.mark.parametrize("regression", [False, True])
+def test_a_draw_at_rung_1_is_decided_by_a_duel_in_longer_miniatures(monkeypatch, regression):
+    from batchlab.probes import lr_horizon
+
+    h0, h1 = rung_steps(300, int(BUDGET * 300))
+    duel = round(lr_horizon.DUEL * h1)  # 50: the run's sixth
+    monkeypatch.setattr(lr_horizon, "run_trial", _draw_then(0.1, 0.1 * SPREAD, regression))
+    out = horizon_lr(config(), load_dataset(config().data))
+    first, second, pair = out.rungs
+    assert [t.lr for t in second] == pytest.approx([0.1 / SPREAD, 0.1, 0.1 * SPREAD])
+    assert [t.lr for t in pair] == pytest.approx([0.1, 0.1 * SPREAD])
+    assert {t.steps for t in pair} == {duel} and duel > h1
+    assert out.lr == pytest.approx(0.1 * SPREAD)  # rung 1 said 0.1; the longer look says otherwise
+    assert out.steps == sum(t.steps for t in out.trials) == 4 * h0 + 3 * h1 + 2 * duel <= 300
+    assert any("within noise of each other in 30-step miniatures: both again in 50-step" in n
+               for n in out.tried) and out.confidence == "medium"
+    assert f"then of 0.1 and {0.1 * SPREAD:.3g} in {duel}-step ones" in out.reason
+
+
+def test_a_clear_winner_at_rung_1_or_a_run_with_no_room_left_has_no_duel(monkeypatch):
+    from batchlab.probes import lr_horizon
+
+    # neighbours 2/3 of a decade off lose 0.13 of accuracy: far outside the noise
+    monkeypatch.setattr(lr_horizon, "run_trial", _learns_only_from(0, best=0.1))
+    out = horizon_lr(config(), load_dataset(config().data))
+    assert len(out.rungs) == 2 and not any("within noise" in n for n in out.tried)
+    assert out.lr == pytest.approx(0.1)
+    # a draw, but rung 1 ends where two longer miniatures would pass the run: no duel
+    monkeypatch.setattr(lr_horizon, "run_trial", _draw_then(0.1, 0.1 * SPREAD, h1=54))
+    out = horizon_lr(config(), load_dataset(config().data), budget=int(0.9 * 300))  # 4 x 27 + 3 x 54
+    assert len(out.rungs) == 2 and out.lr == pytest.approx(0.1) and out.steps <= 300
+
 @pytest.mark.parametrize("steps, neighbours", [(300, True), (100, False)])
 def test_miniatures_too_short_to_learn_are_run_again_longer(monkeypatch, steps, neighbours):
     from batchlab.probes import lr_horizon
@@ -178,8 +228,9 @@ def test_lr_find_horizon_runs_no_range_test_unless_asked():
     assert default_range_steps(HORIZON, cfg, 320) == 20  # 300 // 20 = 15, at least 20
     assert default_range_steps("valley", cfg, 320) == 100
     shown = lr_find(cfg, repeats=1).per_batch[0]
+    duel = 2 * shown.rung_steps[-1] if any("within noise" in n for n in shown.tried) else 0
     assert len(shown.tests) == 1 and shown.cost_steps == len(shown.tests[0].lrs) + sum(
-        t.steps for t in shown.trials) <= 0.5 * 300 + 2 * shown.rung_steps[0]
+        t.steps for t in shown.trials) <= min(300, 0.5 * 300 + 2 * shown.rung_steps[0] + duel)
 
 
 def test_a_range_test_that_blows_up_at_once_is_only_a_note():

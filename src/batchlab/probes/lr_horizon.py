@@ -24,6 +24,10 @@ trial ends annealed, as the run will.
    with confidence "low"; when no miniature learned anything at all, the answer is the
    optimizer's conventional LR (or the highest LR tried below one that blew up), with
    confidence "low" (``_uninformed``).
+4. A duel where rung 1 was a draw: when its runner-up is within noise of its best (inside
+   ``choose``'s one-standard-error accuracy band; for a regression within ``LOSS_TIE`` of its
+   loss), both train again for ``DUEL`` x rung 1's length (a sixth of the run at the default
+   budget), as far as the probe stays within one run, and the better of the two is the answer.
 
 How this design was chosen (bench/judgement.py's dev half only, by ``bench/horizon_designs.py``
 over miniatures of every grid LR at eight horizons): the fraction of cases within 3x of the
@@ -45,9 +49,20 @@ least, where rung 0's best needs no retrial) or left out, and the ladder runs ag
 only where it fits; a run too short for two miniatures gets the conventional LR untried.
 ``lr_find`` reports the total in steps and epochs.
 
-Why a larger budget can be worth it: on the bench's dev half, over two seeds of the miniatures,
-this design at half a run was within 3x of the grid's best LR on 59 of 72 case-seeds; a
-ladder at a tenth of the run and rung 1 at a sixth (0.9 run) on 65 of 72
+Why the duel (step 4), on the dev half only (``bench/horizon_designs.py`` replays it on the
+cached miniatures): within 3x of the grid's best on 42 of 44 cases from one seed of the
+miniatures (40 without it), 36 (35) from another; within 2x on 37 (34) and 32 (31). It duelled
+in 13 and 8 of the 44 cases and changed the pick in 5 and 1. A draw is where more steps pay:
+sixth-of-a-run miniatures of two LRs cost a third of a run, spent only where rung 1 could not
+decide, so the median cost stays at half a run (the maximum over the dev cases rose from 0.55 to
+0.84 runs). From the first seed, a duel in every case was within 3x on 42 and 2x on 39, at a
+median of 0.83 runs; a band of two standard errors, 42 and 37 at 0.64. The band is ``choose``'s
+own (the tie it breaks by the loss is the one a longer miniature decides); a regression's
+(``LOSS_TIE``) scored the same within 3x from 2 % to 10 %.
+
+Why a larger budget can be worth it: on the bench's first 36 dev cases, over two seeds of the
+miniatures, this design (before the duel) at half a run was within 3x of the grid's best LR on
+59 of 72 case-seeds; a ladder at a tenth of the run and rung 1 at a sixth (0.9 run) on 65 of 72
 (``bench/horizon_designs.py``; ``budget=0.9`` gives rungs of 0.09 and 0.18 of the run).
 
 Why the ladder again rather than the conventional LR at once: a held-out case of the bench
@@ -83,6 +98,8 @@ SPREAD = 10 ** (2 / 3)  # rung 1: the best of rung 0 and this factor either side
 MAX_EXTEND = 2  # extensions of the ladder by a decade, at most
 CLEAR_LOSS = 0.9  # a trial "clearly learned" below this fraction of the initial val loss
 MIN_STEPS = 8  # a trial shorter than this ranks LRs by noise
+DUEL = 5 / 3  # the duel's miniatures: this x rung 1's length (a tenth of the run -> a sixth)
+LOSS_TIE = 0.05  # a regression's rung-1 runner-up this close (relative) to the best's loss ties
 BUDGET = 0.5  # the whole probe's share of the run's steps, the range test included
 
 
@@ -179,6 +196,20 @@ def _clearly_learned(trial: Trial, base: Baseline) -> bool:
     below CLEAR_LOSS of the initial one (an accuracy a few points above chance on a large
     validation set is no sign of it: it can come from the first steps' noise)."""
     return trial.val_loss < CLEAR_LOSS * base.val_loss
+
+
+def _rival(trials: list[Trial], pick: Trial, base: Baseline) -> Trial | None:
+    """The kept trial of ``trials`` that could not be told from ``pick``: inside
+    ``lr_trial.choose``'s accuracy tie band (one standard error below the top accuracy; of several,
+    the lowest loss), or for a regression within LOSS_TIE of the pick's loss; None when the pick
+    won clearly."""
+    others = [t for t in trials if t.rejected is None and t is not pick]
+    if math.isfinite(pick.val_acc):
+        top = max(t.val_acc for t in [pick, *others])
+        near = [t for t in others if t.val_acc >= top - base.standard_error(top)]
+    else:
+        near = [t for t in others if t.val_loss <= pick.val_loss + LOSS_TIE * abs(pick.val_loss)]
+    return min(near, key=lambda t: t.val_loss, default=None)
 
 
 def _uninformed(default: float, best: Trial, base: Baseline, rungs: list[list[Trial]], cost: int,
@@ -292,7 +323,21 @@ def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None
     cost += sum(tr.steps for tr in second if tr is not best0)
     if len(second) > 1:
         rungs.append(second)
+    then = (f", then of {best0.lr / SPREAD:.3g}, {best0.lr:.3g} and {best0.lr * SPREAD:.3g} in "
+            f"{last}-step miniatures" if len(second) > 1 else "")
     pick = _best(second, base) or best0
+    rival = _rival(second, pick, base) if len(second) > 1 else None
+    duel = min(round(DUEL * last), (cap - cost) // 2)  # within one run, range tests included
+    if rival is not None and duel > last:
+        # rung 1 could not tell the two apart: longer miniatures can (step 4)
+        pair = sorted((pick, rival), key=lambda tr: tr.lr)
+        tried.append(f"{pair[0].lr:.3g} and {pair[1].lr:.3g} were within noise of each other in "
+                     f"{last}-step miniatures: both again in {duel}-step ones")
+        pair = [trial(tr.lr, duel) for tr in pair]
+        cost += sum(tr.steps for tr in pair)
+        rungs.append(pair)
+        pick = _best(pair, base) or pick
+        then += f", then of {pair[0].lr:.3g} and {pair[1].lr:.3g} in {duel}-step ones"
     lo, hi = min(tr.lr for tr in first), max(tr.lr for tr in first)
     edge = pick.lr in (min(tr.lr for tr in second), max(tr.lr for tr in second))
     # a pick that barely learned is still the best evidence there is (on the dev cases the
@@ -300,8 +345,6 @@ def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None
     confidence = "low" if not _clearly_learned(pick, base) else ("medium" if edge or tried else "high")
     score = (f"val acc {pick.val_acc:.1%} (val loss {pick.val_loss:.3g})"
              if math.isfinite(pick.val_acc) else f"val loss {pick.val_loss:.3g}")
-    then = (f", then of {best0.lr / SPREAD:.3g}, {best0.lr:.3g} and {best0.lr * SPREAD:.3g} in "
-            f"{last}-step miniatures" if len(second) > 1 else "")
     reason = (f"best of {len(first)} LRs a decade apart from {lo:.3g} to {hi:.3g}, each a "
               f"miniature of the run (its schedule squeezed into {h} steps){then}: {score} at "
               f"lr {pick.lr:.3g}")
