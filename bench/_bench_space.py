@@ -20,14 +20,15 @@ import numpy as np
 from _bench_data import SOURCES
 from _bench_models import TAKES
 
-CASES = 112
+CASES = 128
 SEED = 2026
-#: cases from this index on were added (CASES 96 -> 112) after the held-out half of the first
-#: 96 had been looked at (cases 0-31 many times, 32-47 three, 48-95 once to three times): their
-#: held-out cases are the unseen measurement. Earlier batches: 48-63 (FRESH 48, first measured
-#: at ed18717), 64-79 (FRESH 64, at 93858f0) and 80-95 (FRESH 80, at 657f37e). (The draw can
-#: repeat a case: 60, in dev, is 57, held-out, again.)
-FRESH = 96
+#: cases from this index on were added (CASES 112 -> 128) after the held-out half of the first
+#: 112 had been looked at (cases 0-31 many times, 32-47 three, 48-111 once to four times), and
+#: after the duel (lr_horizon step 4) had been chosen on dev and committed (38b8de0):
+#: their held-out cases are the unseen measurement. Earlier batches: 48-63 (FRESH 48, first
+#: measured at ed18717), 64-79 (FRESH 64, at 93858f0), 80-95 (FRESH 80, at 657f37e) and 96-111
+#: (FRESH 96, at 24d8628). (The draw can repeat a case: 60, in dev, is 57, held-out, again.)
+FRESH = 112
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 FAMILIES = ("mlp", "cnn", "resnet_bn", "sequence", "transformer")  # sequence: gru or conv1d

@@ -72,6 +72,20 @@ def test_exploding_loss_reports_the_first_step_above_the_factor():
     assert f"step {first}" in f.message and "initial 2.3" in f.message
 
 
+
+def test_exploding_after_fast_learning_quotes_the_untrained_loss():
+    """A loss logged every 9 steps that fell from 0.72 to 0.01 by the second point and blew up
+    later (Adam at LR 0.1 on breast cancer, in the judgement bench): the initial loss is the
+    first one, not the median of the two inside the first ten steps (0.36)."""
+    m = healthy_metrics()
+    steps = np.arange(0, 200, 9)
+    loss = np.where(steps == 0, 0.72, np.where(steps == 126, 21.9, 0.05))
+    loss[1] = 0.01
+    m["train_loss"] = series(loss, steps)
+    f = only(diagnose_run(m, "completed", {}), "exploding")
+    assert f.numbers["initial_loss"] == pytest.approx(0.72) and "initial 0.72" in f.message
+    assert f.step == 126
+
 def test_exploding_is_seen_in_the_evaluated_loss_without_per_step_losses():
     m = healthy_metrics()
     del m["train_loss"]
