@@ -255,10 +255,10 @@ def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None
     """Successive halving over the decade ladder at the run's horizon (module doc).
 
     ``budget``: the trials' steps (default BUDGET x the run's length, less ``spent``); rung 0's
-    extensions come on top of it. ``spent``: steps the probe has already taken (range tests):
-    the whole probe stays within one run, so rung 1 is shortened (never below rung 0's length)
-    where the extensions left it too little room, and the ladder runs again (step 3) only where
-    it fits.
+    extensions and a duel (step 4) come on top of it. ``spent``: steps the probe has already
+    taken (range tests): the whole probe stays within one run, so rung 1 is shortened (never
+    below rung 0's length) where the extensions left it too little room, and the ladder runs
+    again (step 3) and the duel only where they fit.
     """
     t = config.train
     seed = t.seed if seed is None else seed
