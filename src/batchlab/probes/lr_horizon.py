@@ -58,7 +58,9 @@ decide, so the median cost stays at half a run (the maximum over the dev cases r
 0.84 runs). From the first seed, a duel in every case was within 3x on 42 and 2x on 39, at a
 median of 0.83 runs; a band of two standard errors, 42 and 37 at 0.64. The band is ``choose``'s
 own (the tie it breaks by the loss is the one a longer miniature decides); a regression's
-(``LOSS_TIE``) scored the same within 3x from 2 % to 10 %.
+(``LOSS_TIE``) scored the same within 3x from 2 % to 10 %. On the held-out half it is within
+noise: +2 of 68 cases within 3x from the probe's default seed, -1 of 75 from another
+(``python bench/judgement.py --probe-seed 1``).
 
 Why a larger budget can be worth it: on the bench's first 36 dev cases, over two seeds of the
 miniatures, this design (before the duel) at half a run was within 3x of the grid's best LR on
