@@ -329,17 +329,17 @@ def horizon_lr(config: RunConfig, data: LoadedData, *, budget: int | None = None
             f"{last}-step miniatures" if len(second) > 1 else "")
     pick = _best(second, base) or best0
     rival = _rival(second, pick, base) if len(second) > 1 else None
-    duel = min(round(DUEL * last), (cap - cost) // 2)  # within one run, range tests included
-    if rival is not None and duel > last:
+    h2 = min(round(DUEL * last), (cap - cost) // 2)  # within one run, range tests included
+    if rival is not None and h2 > last:
         # rung 1 could not tell the two apart: longer miniatures can (step 4)
-        pair = sorted((pick, rival), key=lambda tr: tr.lr)
-        tried.append(f"{pair[0].lr:.3g} and {pair[1].lr:.3g} were within noise of each other in "
-                     f"{last}-step miniatures: both again in {duel}-step ones")
-        pair = [trial(tr.lr, duel) for tr in pair]
-        cost += sum(tr.steps for tr in pair)
-        rungs.append(pair)
-        pick = _best(pair, base) or pick
-        then += f", then of {pair[0].lr:.3g} and {pair[1].lr:.3g} in {duel}-step ones"
+        a, b = sorted((pick.lr, rival.lr))
+        tried.append(f"{a:.3g} and {b:.3g} were within noise of each other in {last}-step "
+                     f"miniatures: both again in {h2}-step ones")
+        duel = [trial(a, h2), trial(b, h2)]
+        cost += sum(tr.steps for tr in duel)
+        rungs.append(duel)
+        pick = _best(duel, base) or pick
+        then += f", then of {a:.3g} and {b:.3g} in {h2}-step ones"
     lo, hi = min(tr.lr for tr in first), max(tr.lr for tr in first)
     edge = pick.lr in (min(tr.lr for tr in second), max(tr.lr for tr in second))
     # a pick that barely learned is still the best evidence there is (on the dev cases the
