@@ -9,7 +9,8 @@ process of the run's tree, loader processes included):
   LeNet-5 at 32 px, batch 64, 1 torch thread, ``--steps`` steps;
 * stream on 1,000 vs 10,000 images: target, peak RSS within 10 %;
 * a 4-run ``batchlab sweep`` (local pool of 2) with ``data.cache`` on a fresh cache folder,
-  every process counting its JPEG decodes (a ``sitecustomize`` wraps ``PIL.Image.open``):
+  every process counting its image decodes (a ``sitecustomize`` wraps batchlab's one decoder,
+  ``batchlab.data.images.read_image``, before anything imports it):
   target, each image decoded once;
 * memory vs stream with 2 loader processes on alexnet_small, whose step costs more than
   decoding a batch: target, stream >= 0.8x memory samples/s;
@@ -60,8 +61,8 @@ SPEED_IMAGES = 2000
 SITECUSTOMIZE = """\
 import os
 if os.environ.get("BENCH_DECODE_LOG"):
-    import PIL.Image as _image
-    _real, _log = _image.open, os.environ["BENCH_DECODE_LOG"]
+    import batchlab.data.images as _images
+    _real, _log = _images.read_image, os.environ["BENCH_DECODE_LOG"]
 
     def _counted(*args, **kwargs):
         fd = os.open(_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
@@ -69,7 +70,7 @@ if os.environ.get("BENCH_DECODE_LOG"):
         os.close(fd)
         return _real(*args, **kwargs)
 
-    _image.open = _counted
+    _images.read_image = _counted
 """
 
 

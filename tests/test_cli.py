@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 
@@ -98,6 +99,16 @@ def test_demo_runs_the_classic_grid(tmp_path):
     assert "best val acc" in res.stdout
 
 
+@pytest.fixture(scope="module")
+def swept_store(tmp_path_factory):
+    """A store holding one swept experiment, made once for the bad-input tests (each copies it)."""
+    folder = tmp_path_factory.mktemp("swept")
+    (folder / "cli.toml").write_text(SPEC)
+    res = batchlab("sweep", folder / "cli.toml", "--store", folder / "s.db")
+    assert res.returncode == 0, res.stderr
+    return folder / "s.db"
+
+
 def bad(tmp_path, text):
     p = tmp_path / "bad.toml"
     p.write_text(text)
@@ -120,9 +131,10 @@ def bad(tmp_path, text):
          "model.hidden is set, but no run of the sweep reads it"),
     ],
 )
-def test_bad_input_exits_2_with_one_paragraph_and_no_store_change(tmp_path, spec_file, text, needle):
+def test_bad_input_exits_2_with_one_paragraph_and_no_store_change(tmp_path, swept_store, text, needle):
     db = tmp_path / "s.db"
-    assert batchlab("sweep", spec_file, "--store", db).returncode == 0
+    for made in swept_store.parent.glob("s.db*"):  # the store and whatever lies beside it
+        (shutil.copytree if made.is_dir() else shutil.copy)(made, tmp_path / made.name)
     before = db.read_bytes()
     res = batchlab("sweep", bad(tmp_path, text), "--store", db)
     assert res.returncode == 2, res.stdout + res.stderr

@@ -15,7 +15,7 @@ from PIL import Image
 
 from batchlab.data import Dataset
 from batchlab.data.decoded import cache_file, decoded_pixels
-from batchlab.data.imagefolder import read_image
+from batchlab.data.images import read_image
 from batchlab.data.pipeline import AUTO_MEMORY_SHARE, choose_pipeline, decoded_bytes, load_data
 from batchlab.data.stream import StreamData, open_stream
 from batchlab.errors import DataError
@@ -45,16 +45,16 @@ def test_auto_streams_when_the_decoded_set_exceeds_the_budget(tmp_path):
 
 
 def counting_decodes(monkeypatch) -> list[Path]:
-    """Patch the decoders' file readers (torchvision.io's for JPEG/PNG, Pillow's open for the
-    rest); returns the list of files read."""
-    import torchvision.io
-
-    import batchlab.data.imagefolder as imagefolder
+    """Patch the decoders (the tensor decoder for JPEG/PNG, Pillow's open for the rest);
+    returns the list of files decoded."""
+    import batchlab.data.images as images
 
     opened: list[Path] = []
-    for module, name in ((imagefolder.Image, "open"), (torchvision.io, "read_file")):
-        real = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda p, *a, real=real: opened.append(p) or real(p, *a))
+    name, decode = images.tensor_decoder()
+    counted = None if decode is None else (lambda p: opened.append(p) or decode(p))
+    monkeypatch.setattr(images, "tensor_decoder", lambda: (name, counted))
+    real = images.Image.open
+    monkeypatch.setattr(images.Image, "open", lambda p, *a: opened.append(p) or real(p, *a))
     return opened
 
 

@@ -2,8 +2,8 @@
 those processes is gone once the driver has ended: normally, by Ctrl-C, or killed with -9.
 
 The proof that loader processes decode is a log, not a timing: the driver runs from a script
-(``PROBE``) that wraps the decoders' file readers (torchvision.io's ``read_file`` for JPEG/PNG,
-Pillow's ``Image.open``) to append "decode <pid> <parent pid>", and that
+(``PROBE``) that wraps ``batchlab.data.images.read_image`` (the one decoder of every image
+pipeline, wrapped before any module imports it) to append "decode <pid> <parent pid>", and that
 each spawned run worker re-imports as its ``__mp_main__`` (so the wrapper is there too, and in
 the loader processes it forks), writing "worker <pid>" as it does.
 """
@@ -29,8 +29,7 @@ from image_writers import write_separable_folder  # noqa: E402
 
 PROBE = """\
 import os, sys
-import PIL.Image as I
-import torchvision.io as tio
+import batchlab.data.images as images
 
 LOG = os.environ["BATCHLAB_DECODE_LOG"]
 
@@ -44,7 +43,7 @@ def logged(real):
         return real(*args, **kwargs)
     return read
 
-I.open, tio.read_file = logged(I.open), logged(tio.read_file)
+images.read_image = logged(images.read_image)
 if __name__ == "__mp_main__":  # a spawned run worker importing this script as its main
     note(f"worker {os.getpid()}")
 if __name__ == "__main__":

@@ -107,8 +107,8 @@ def test_a_cached_sweep_decodes_each_image_once(tmp_path):
     cache = tmp_path / "cache"
     (tmp_path / "s.toml").write_text(SWEEP.format(root=root, cache=cache))
     probe = (
-        # the decoders' file readers: torchvision.io's for JPEG/PNG, Pillow's for the rest
-        "import sys, runpy, PIL.Image as I, torchvision.io as tio\n"
+        # the one decoder of every image pipeline, wrapped before any module imports it
+        "import sys, runpy, batchlab.data.images as images\n"
         "log = sys.argv[1]\n"
         "def counting(real):\n"
         "    def counted(*a, **k):\n"
@@ -116,7 +116,7 @@ def test_a_cached_sweep_decodes_each_image_once(tmp_path):
         "            fh.write('x')\n"
         "        return real(*a, **k)\n"
         "    return counted\n"
-        "I.open, tio.read_file = counting(I.open), counting(tio.read_file)\n"
+        "images.read_image = counting(images.read_image)\n"
         "sys.argv = ['batchlab', *sys.argv[2:]]\n"
         "runpy.run_module('batchlab', run_name='__main__')\n"
     )

@@ -25,14 +25,15 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from batchlab.data.builtin import cache_dir
-from batchlab.data.imagefolder import read_image
+from batchlab.data.images import read_image
 from batchlab.data.loader import Failed, collate, guarded, unwrap, worker_options
 from batchlab.fingerprint import HashCache, data_fingerprint, default_cache_file
 from batchlab.paths import written_whole
 from batchlab.spec import DataSpec
 
-# bump when the decoding changes (v2: torchvision.io for JPEG/PNG): old files are not read
-FORMAT = "v2"
+# bump when the decoding changes (v2: torchvision.io for JPEG/PNG; v3: a 16-bit PNG scaled to
+# 8 bits, no longer clipped): old files are not read
+FORMAT = "v3"
 BUILD_CHUNK = 64  # images per loader batch while building
 
 

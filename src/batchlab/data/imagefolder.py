@@ -1,5 +1,5 @@
-"""A folder of images with one sub-folder per class, decoded with torchvision.io (JPEG, PNG) or
-Pillow (the other formats).
+"""A folder of images with one sub-folder per class, decoded by ``data.images`` (TorchCodec or
+torchvision.io for JPEG and PNG, Pillow for the other formats).
 
 Layouts (classes are the sub-folder names, sorted, so label i is the i-th name):
 
@@ -13,7 +13,7 @@ Images with extensions .png .jpg .jpeg .bmp .gif .webp (any case) are read, conv
 resized to ``image_size`` x ``image_size`` (bilinear, antialiased), giving (3, S, S) float32 in
 [0, 1]. Hidden entries (and the __MACOSX folder of a zip made on a Mac) are ignored; other files
 are skipped and counted in the data's notes.
-Image files neither torchvision nor Pillow can decode are one DataError naming every one of them.
+Image files no decoder can read are one DataError naming every one of them.
 """
 
 from __future__ import annotations
@@ -23,16 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from batchlab.data.fileio import (
-    UnreadableFiles,
     data_path,
     fail,
     images_tensor,
     no_test_split,
-    reading,
 )
+from batchlab.data.images import read_images
 from batchlab.data.labels import refuse_single_class
 from batchlab.data.raw import RawData
 from batchlab.spec import DataSpec
@@ -57,66 +55,10 @@ def _images_in(folder: Path) -> list[Path]:
     return [p for p in _visible(list(folder.iterdir())) if p.suffix.lower() in EXTENSIONS]
 
 
-# Decoded by torchvision.io: JPEG 1.4-1.8x faster than Pillow (1.5-1.8 vs 2.3-3.2 ms for a
-# 320x256 JPEG resized to 32-224 px, one thread), PNG about the same (5.8-7.3 vs 6.2-8.4 ms);
-# the pixels agree with Pillow's to one level out of 255 (tests/data/test_data_decode.py).
-# BMP, GIF (torchvision returns every frame of an animated one) and WebP stay with Pillow.
-TORCHVISION_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg"})
-
-
 def _others_in(folder: Path) -> list[Path]:
     """The visible files of a class folder that are not images: skipped, and counted."""
     return [p for p in _visible(list(folder.iterdir()))
             if p.suffix.lower() not in EXTENSIONS and p.is_file()]
-
-
-def read_image(path: Path, size: int) -> np.ndarray:
-    """(size, size, 3) uint8 pixels of one image; a file that neither torchvision nor Pillow can
-    decode is a DataError.
-
-    The one decoder of both pipelines (memory and stream) and of the decoded cache, so every
-    path sees the same pixels: RGB (grey repeated, alpha dropped), bilinear antialiased resize.
-    """
-    with reading(path, "remove the file or replace it with a valid image"):
-        if path.suffix.lower() in TORCHVISION_EXTENSIONS:
-            pixels = _torchvision_decode(path, size)
-            if pixels is not None:
-                return pixels
-        with Image.open(path) as image:
-            rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(rgb, dtype=np.uint8)
-
-
-def _torchvision_decode(path: Path, size: int) -> np.ndarray | None:
-    """``read_image`` by torchvision.io; None where Pillow should try instead: a file
-    torchvision cannot decode (Pillow then decodes it or names the problem) or a 16-bit PNG."""
-    from torchvision.io import ImageReadMode, decode_image, read_file
-    from torchvision.transforms.v2 import InterpolationMode
-    from torchvision.transforms.v2.functional import resize
-
-    try:
-        image = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-    except RuntimeError:
-        return None
-    if image.dtype != torch.uint8 or image.dim() != 3:
-        return None
-    image = resize(image, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=True)
-    return image.permute(1, 2, 0).contiguous().numpy()
-
-
-def read_images(paths: list[Path], size: int) -> np.ndarray:
-    """(N, size, size, 3) uint8 pixels of ``paths``. Every file is tried: those Pillow cannot
-    decode are one DataError naming them all (not one per attempt)."""
-    pixels: list[np.ndarray] = []
-    bad: list[UnreadableFiles] = []
-    for path in paths:
-        try:
-            pixels.append(read_image(path, size))
-        except UnreadableFiles as err:
-            bad.append(err)
-    if bad:
-        raise UnreadableFiles.merge(bad)
-    return np.stack(pixels)
 
 
 def part_files(folder: Path, classes: list[str]) -> tuple[list[Path], list[int]]:

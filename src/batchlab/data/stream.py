@@ -30,7 +30,8 @@ from torch.utils.data import Dataset as TorchDataset
 from batchlab.data.augment import augment_batch
 from batchlab.data.decoded import cached_part
 from batchlab.data.fileio import images_tensor
-from batchlab.data.imagefolder import folder_files, read_image
+from batchlab.data.imagefolder import folder_files
+from batchlab.data.images import read_image
 from batchlab.data.loader import Failed, collate, guarded, unwrap, usable_workers, worker_options
 from batchlab.data.split import limit_indices, split_indices
 from batchlab.errors import DataError
