@@ -6,6 +6,7 @@ torchvision is a core dependency: these tests run in the one environment, with n
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -95,7 +96,10 @@ def test_dropout_reaches_the_builder():
 
 
 def test_auxiliary_heads_are_off_so_training_returns_logits():
-    model = build("googlenet", shape=(3, 64, 64)).train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torchvision's FutureWarning on its default init, too
+        model = build("googlenet", shape=(3, 64, 64)).train()
+        assert build("inception_v3", shape=(3, 75, 75)).fc.out_features == 5
     assert model(torch.randn(2, 3, 64, 64)).shape == (2, 5)
 
 

@@ -80,6 +80,9 @@ def _torchvision(spec: ModelSpec, arch: str, num_classes: int) -> tuple[nn.Modul
     kwargs = _kwargs(spec, ("num_classes", "weights"), dropout="dropout")
     if arch in _AUX:
         kwargs.setdefault("aux_logits", False)
+        # torchvision's default today, said explicitly: left unset, it warns on every build
+        # that the default will change
+        kwargs.setdefault("init_weights", True)
     named = spec.weights if spec.weights and not is_weights_file(spec.weights) else None
     enum = torchvision_weights(models, arch, named) if named else None
     model = _call(spec.name, models.get_model, arch, weights=enum, **kwargs)
