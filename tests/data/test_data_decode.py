@@ -80,7 +80,8 @@ def test_torchcodec_decodes_when_installed_and_agrees_with_torchvision_pixel_for
     pytest.importorskip("torchcodec", reason="TorchCodec is not installed (pip install batchlab[images])")
     assert images.tensor_decoder()[0] == "TorchCodec"
     found = decoders()
-    assert set(found) == {"TorchCodec", "torchvision.io"}  # torchvision 0.29 still has its own
+    if "torchvision.io" not in found:
+        pytest.skip("this torchvision has no image decoders left to compare with")
     for ext, mode in ((".jpg", "RGB"), (".jpg", "L"), (".png", "RGBA"), (".png", "P")):
         path = tmp_path / f"{mode}{ext}"
         photo(mode, 2).save(path)
