@@ -71,15 +71,10 @@ def test_a_broken_jpeg_is_a_data_error_naming_the_file(tmp_path):
         read_image(path, 8)
 
 
-def decoders() -> dict[str, images.Decoder]:
-    found = {"TorchCodec": images.codec_decoder(), "torchvision.io": images.vision_decoder()}
-    return {name: decode for name, decode in found.items() if decode is not None}
-
-
 def test_torchcodec_decodes_when_installed_and_agrees_with_torchvision_pixel_for_pixel(tmp_path):
     pytest.importorskip("torchcodec", reason="TorchCodec is not installed (pip install batchlab[images])")
     assert images.tensor_decoder()[0] == "TorchCodec"
-    found = decoders()
+    found = images.installed_decoders()
     if "torchvision.io" not in found:
         pytest.skip("this torchvision has no image decoders left to compare with")
     for ext, mode in ((".jpg", "RGB"), (".jpg", "L"), (".png", "RGBA"), (".png", "P")):
@@ -128,7 +123,7 @@ def sixteen_bit_png(path: Path) -> np.ndarray:
 
 @pytest.mark.parametrize("decoder", ["TorchCodec", "torchvision.io", "Pillow"])
 def test_a_16_bit_png_is_scaled_to_8_bits_not_clipped(tmp_path, monkeypatch, decoder):
-    decode = decoders().get(decoder) if decoder != "Pillow" else None
+    decode = images.installed_decoders().get(decoder) if decoder != "Pillow" else None
     if decoder != "Pillow" and decode is None:
         pytest.skip(f"{decoder} is not installed")
     monkeypatch.setattr(images, "tensor_decoder", lambda: (decoder, decode))

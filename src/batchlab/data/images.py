@@ -60,16 +60,19 @@ def vision_decoder() -> Decoder | None:
     return decode
 
 
+def installed_decoders() -> dict[str, Decoder]:
+    """Every tensor decoder that loads here, by name, in the order ``read_image`` prefers them:
+    TorchCodec, then torchvision.io."""
+    found = {"TorchCodec": codec_decoder(), "torchvision.io": vision_decoder()}
+    return {name: decode for name, decode in found.items() if decode is not None}
+
+
 @functools.cache
 def tensor_decoder() -> tuple[str, Decoder | None]:
     """``(name, decode)``: what decodes JPEG and PNG files into (3, H, W) RGB tensors (uint8,
-    or uint16 for a 16-bit PNG): TorchCodec, else torchvision.io, else ``("Pillow", None)``.
-    ``decode`` raises RuntimeError or ValueError on a file it cannot read."""
-    for name, find in (("TorchCodec", codec_decoder), ("torchvision.io", vision_decoder)):
-        decode = find()
-        if decode is not None:
-            return name, decode
-    return "Pillow", None
+    or uint16 for a 16-bit PNG), the first of ``installed_decoders``; ``("Pillow", None)``
+    without one. ``decode`` raises RuntimeError or ValueError on a file it cannot read."""
+    return next(iter(installed_decoders().items()), ("Pillow", None))
 
 
 def to_8bit(pixels: np.ndarray) -> np.ndarray:
@@ -87,7 +90,7 @@ def read_image(path: Path, size: int) -> np.ndarray:
                 return pixels
         with Image.open(path) as image:
             if image.mode in WIDE_MODES:
-                image = Image.fromarray(to_8bit(np.asarray(image))).convert("RGB")
+                image = Image.fromarray(to_8bit(np.asarray(image)))
             rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(rgb, dtype=np.uint8)
 
