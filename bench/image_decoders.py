@@ -10,7 +10,8 @@ RGB, bilinear antialiased resize to the image size) on the same files: photo-lik
 images (smooth colour fields with noise), saved as JPEG (quality 90) and PNG, resized to 32 and
 224 px. After one untimed decode each (loading its library), rounds interleave the decoders,
 their order rotating each round; each figure is the median over rounds of the mean time per
-image, and the ratio is Pillow's time over the decoder's (above 1: faster than Pillow). Not part of batchlab and not a test module.
+image, and the ratio is Pillow's time over the decoder's (above 1: faster than Pillow).
+Not part of batchlab and not a test module.
 """
 
 from __future__ import annotations
