@@ -69,3 +69,24 @@ def test_a_subclass_that_counts_its_own_way_is_used_for_every_row():
     rec.log_step(3, torch.tensor(1.0), 0.1)
     rec.flush()
     assert {(r[0], r[3], r[4]) for r in events[0].rows} == {("train_loss", 0.03, 15), ("lr", 0.03, 15)}
+
+
+def test_a_ctrl_c_inside_log_step_leaves_the_buffer_whole_and_flush_works(monkeypatch):
+    """A KeyboardInterrupt lands between any two bytecodes: one that cut ``log_step`` between
+    buffering the loss and buffering its step made the interrupted run's last flush raise
+    (CI, stop 35). The update is then either all there or not at all."""
+    rec, events = recorder()
+    rec.log_step(1, torch.tensor(1.5), 0.1)
+
+    def interrupted() -> float:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rec, "elapsed", interrupted)
+    try:
+        rec.log_step(2, torch.tensor(1.25), 0.1)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    assert rec.flush() is None
+    [batch] = events
+    assert sorted((r[0], r[1]) for r in batch.rows) == [("lr", 1), ("train_loss", 1)]

@@ -43,8 +43,9 @@ class Recorder:
         # wall time continues across a resume: offset by the time the run had already spent
         self._t0 = time.perf_counter() - clock_offset
         self._last_flush = time.perf_counter()
-        self._losses: list[torch.Tensor] = []
-        self._steps: list[tuple[int, float | None, float]] = []  # (step, lr, wall)
+        # (step, lr, wall, loss) in one list, appended whole: a Ctrl-C lands between two
+        # bytecodes, so two parallel lists could be left one entry apart (seen in CI)
+        self._updates: list[tuple[int, float | None, float, torch.Tensor]] = []
         self._rows: list[MetricRow] = []
         self._diverged_at: int | None = None  # found by check() since the last flush
         self.step_done = 0
@@ -69,8 +70,7 @@ class Recorder:
     def log_step(self, step: int, loss: torch.Tensor, lr: float | None) -> None:
         """Record update ``step``'s loss (a detached 0-d tensor) and the LR it used (None: not
         known, as in a tracked loop that logs no LR; no ``lr`` row is written then)."""
-        self._losses.append(loss)
-        self._steps.append((step, lr, self.elapsed()))
+        self._updates.append((step, lr, self.elapsed(), loss))
         self.step_done = step
 
     def log_values(self, step: int, values: dict[str, float]) -> None:
@@ -85,26 +85,26 @@ class Recorder:
     def check(self) -> int | None:
         """Turn the buffered losses into rows (one host transfer) and return the first step
         since the last flush whose loss was not finite, if any; nothing is emitted."""
-        if self._losses:
+        if updates := self._updates:
             # float64 on the host: exact for any loss dtype, and a tracked loop's Python floats
             # are stored as given rather than rounded to float32
-            values = torch.stack(self._losses).cpu().double().tolist()
+            values = torch.stack([u[3] for u in updates]).cpu().double().tolist()
             if self._diverged_at is None:
-                steps = self._steps
+                steps = updates
                 if not all(map(math.isfinite, values)):
                     bad = next(i for i, v in enumerate(values) if not math.isfinite(v))
                     self._diverged_at = steps[bad][0]
                     steps, values = steps[: bad + 1], values[: bad + 1]
                 self._rows.extend(self._step_rows(steps, values))
-            self._losses, self._steps = [], []
+            self._updates = []
         return self._diverged_at
 
-    def _step_rows(self, steps: list[tuple[int, float | None, float]],
+    def _step_rows(self, steps: list[tuple[int, float | None, float, torch.Tensor]],
                    losses: list[float]) -> list[MetricRow]:
         """The ``train_loss`` (and ``lr``) rows of those updates, in one pass (it runs over
         every step of a run)."""
         rows: list[MetricRow] = []
-        for (step, lr, wall), loss in zip(steps, losses, strict=True):
+        for (step, lr, wall, _), loss in zip(steps, losses, strict=True):
             ep, ex = self.position(step)
             rows.append(("train_loss", step, loss, ep, ex, wall))
             if lr is not None:
