@@ -34,7 +34,7 @@ def track_cut(path, experiment="cut"):
                 opt.step()
                 n += 1
                 run.log(n, train_loss=loss)
-            run.log(n, val_loss=float(loss), val_acc=0.5)
+            run.log(n, val_loss=loss.item(), val_acc=0.5)
     return path
 
 

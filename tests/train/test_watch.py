@@ -40,7 +40,7 @@ def test_grad_norm_and_update_ratio_are_those_of_the_update_after_arm():
     step(model, opt, x, y)
     grad = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in model.fc2.parameters()))
     pairs = zip(model.fc2.parameters(), before, strict=True)
-    delta = math.sqrt(sum(float((p - b).pow(2).sum()) for p, b in pairs))
+    delta = math.sqrt(sum(float((p.detach() - b).pow(2).sum()) for p, b in pairs))
     weight = math.sqrt(sum(float(b.pow(2).sum()) for b in before))
     got = watch.collect()
     assert got["layer/fc2/grad_norm"] == pytest.approx(grad, rel=1e-5)
@@ -73,7 +73,7 @@ def test_hooks_mode_grad_norm_and_update_ratio_match_the_update():
     step(model, opt, x, y)
     grad = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in model.fc2.parameters()))
     opt.zero_grad()  # a tracked loop may zero them before logging: the hooks kept the norms
-    delta = math.sqrt(sum(float((p - b).pow(2).sum())
+    delta = math.sqrt(sum(float((p.detach() - b).pow(2).sum())
                           for p, b in zip(model.fc2.parameters(), before, strict=True)))
     weight = math.sqrt(sum(float(b.pow(2).sum()) for b in before))
     got = watch.collect(steps=2)  # the ratio is per update
