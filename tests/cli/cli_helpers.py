@@ -27,6 +27,27 @@ def batchlab_cli(*args, cwd=None, stdin: str | None = None) -> subprocess.Comple
                           text=True, cwd=cwd, env=env(), input=stdin, timeout=300)
 
 
+# `batchlab ARGS` in this process, then its exit code and whether torch was imported
+WITHOUT_TORCH = """
+import sys
+sys.argv = ["batchlab", *sys.argv[1:]]
+from batchlab.cli import main
+code = 0
+try:
+    main()
+except SystemExit as e:
+    code = e.code
+print("EXIT", code, "TORCH-LOADED" if "torch" in sys.modules else "NO-TORCH")
+"""
+
+
+def cli_without_torch(*args) -> tuple[str, subprocess.CompletedProcess]:
+    """(``"EXIT <code> TORCH-LOADED|NO-TORCH"``, the process) of ``batchlab ARGS``."""
+    res = subprocess.run([sys.executable, "-c", WITHOUT_TORCH, *map(str, args)], capture_output=True,
+                         text=True, env=env(), timeout=120)
+    return res.stdout.strip().splitlines()[-1] if res.stdout.strip() else "", res
+
+
 def ls_overview(store: Path, experiment: str) -> tuple[str, list[str]]:
     """``batchlab ls``'s header line and the numbers in ``experiment``'s row (its run counts)."""
     res = batchlab_cli("ls", "--store", store)

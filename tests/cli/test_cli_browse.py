@@ -6,12 +6,10 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
-from cli_helpers import batchlab_cli, env, ls_overview
+from cli_helpers import batchlab_cli, cli_without_torch, ls_overview
 
 from batchlab.events import MetricRows, RunEnded, RunStarted
 from batchlab.plan import plan_runs
@@ -127,18 +125,6 @@ def test_help_reads_like_help():
     assert "n_train=60000" in csv_help and "sweep.grid" not in csv_help
 
 
-BROWSE_WITHOUT_TORCH = """
-import sys
-sys.argv = ["batchlab", *sys.argv[1:]]
-from batchlab.cli import main
-try:
-    main()
-except SystemExit:
-    pass
-print("TORCH-LOADED" if "torch" in sys.modules else "NO-TORCH")
-"""
-
-
 @pytest.mark.parametrize("args", [["--help"], ["ls"], ["ls", "exp"], ["show", "RUN"], ["--version"],
                                   ["rm", "--help"], ["dashboard", "--help"], ["rm", "RUN", "--yes"],
                                   ["export", "exp", "--format", "csv", "-o", "OUT"],
@@ -149,9 +135,8 @@ def test_browsing_commands_never_import_torch(db, tmp_path, args):
     args = [{"RUN": run_id, "OUT": str(tmp_path / "out")}.get(a, a) for a in args]
     if args[0] in ("ls", "show", "rm", "export") and "--help" not in args:
         args += ["--store", str(db)]
-    res = subprocess.run([sys.executable, "-c", BROWSE_WITHOUT_TORCH, *args], capture_output=True,
-                         text=True, env=env(), timeout=120)
-    assert res.stdout.strip().endswith("NO-TORCH"), res.stdout + res.stderr
+    last, res = cli_without_torch(*args)
+    assert last.endswith("NO-TORCH"), res.stdout + res.stderr
     if args[0] in ("rm", "export") and "--help" not in args:  # the command did its work
         with Store(db) as st:
             assert (run_id in {r.id for r in st.runs("exp")}) == (args[0] == "export")

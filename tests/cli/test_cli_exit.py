@@ -1,8 +1,12 @@
-"""The way out after Ctrl-C is bounded: a shutdown that hangs is cut short with the exit code."""
+"""The way out of the command line is bounded: a shutdown that hangs after Ctrl-C is cut short
+with the exit code, and a bad spec is refused before the seconds of importing torch."""
 
 import subprocess
 import sys
 import time
+
+import pytest
+from cli_helpers import cli_without_torch
 
 SCRIPT = """
 import atexit, sys, threading, time
@@ -28,3 +32,19 @@ def test_a_normal_shutdown_is_not_held_up_by_the_grace():
     start = time.monotonic()
     done = subprocess.run([sys.executable, "-c", quick], capture_output=True, text=True, timeout=60)
     assert done.returncode == 130 and time.monotonic() - start < 30
+
+
+@pytest.mark.parametrize("command", ["sweep", "run", "lr-find", "max-batch", "throughput",
+                                     "noise-scale", "recommend"])
+@pytest.mark.parametrize("bad", ["missing file", "bad --set"])
+def test_a_bad_spec_is_refused_before_torch_is_imported(tmp_path, command, bad):
+    """A typo in the spec or a --set costs well under a second, not the seconds of importing
+    torch first (the probe commands used to import it before reading the spec)."""
+    spec = tmp_path / "s.toml"
+    spec.write_text('[data]\nname = "synthetic"\n[model]\nname = "mlp"\n')
+    args = ([tmp_path / "nope.toml"] if bad == "missing file"
+            else [spec, "--set", "train.no_such_key=1"])
+    last, res = cli_without_torch(command, *args, "--store", tmp_path / "s.db")
+    assert last == "EXIT 2 NO-TORCH", res.stdout + res.stderr
+    assert ("does not exist" if bad == "missing file" else "no_such_key") in res.stderr
+    assert not (tmp_path / "s.db").exists()

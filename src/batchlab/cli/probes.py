@@ -32,10 +32,16 @@ if TYPE_CHECKING:  # pydantic is imported by the commands that run, not by --hel
 SpecArg = Annotated[Path, typer.Argument(help="TOML spec (its base config is probed).")]
 
 
-def base_config(spec: Spec) -> RunConfig:
+def probe_config(spec_file: Path, sets: list[str] | None) -> tuple[Spec, RunConfig]:
+    """The spec's run, read and checked before torch is imported (under a spinner saying so):
+    a bad spec or --set is refused in well under a second, as by ``sweep``, not after the
+    seconds of importing torch."""
     from batchlab.spec import RunConfig
 
-    return RunConfig(data=spec.data, model=spec.model, train=spec.train)
+    spec = load_cli_spec(spec_file, sets)
+    config = RunConfig(data=spec.data, model=spec.model, train=spec.train)
+    import_torch()
+    return spec, config
 
 
 def int_list(text: str | None, option: str) -> list[int] | None:
@@ -116,13 +122,11 @@ def lr_find_cmd(
     By default, miniatures of the run (its schedule squeezed into a twentieth, then a tenth of
     its steps) at LRs a decade apart are compared by successive halving; the other strategies
     read a range test (exponential LR ramp, smoothed loss)."""
-    import_torch()  # the seconds before the spinner below say what they are spent on
+    sizes = int_list(batch_sizes, "--batch-sizes")
+    spec, config = probe_config(spec_file, set_)
     from batchlab.analysis.scaling import alpha_line
     from batchlab.probes.lr_search import lr_find
 
-    spec = load_cli_spec(spec_file, set_)
-    config = base_config(spec)
-    sizes = int_list(batch_sizes, "--batch-sizes")
     what = "miniatures of the run" if strategy == "horizon" else "LR range test"
     result = measure(what, lambda: lr_find(
         config, batch_sizes=sizes, repeats=repeats, strategy=strategy, start_lr=start_lr,
@@ -194,13 +198,11 @@ def max_batch_cmd(
     """The largest batch that fits: doubling then binary search, one full training step per
     trial, with a safety margin; the peak memory of every size tried; and how to reach the
     batch you want by gradient accumulation when it does not fit in one step."""
-    import_torch()  # the seconds before the spinner below say what they are spent on
+    spec, config = probe_config(spec_file, set_)
     from batchlab.probes.batch_advice import fit_line
     from batchlab.probes.max_batch import max_batch
     from batchlab.probes.memory import format_size, parse_size
 
-    spec = load_cli_spec(spec_file, set_)
-    config = base_config(spec)
     limit = parse_size(memory_limit) if memory_limit else None
     r = measure("largest batch", lambda: max_batch(config, memory_limit=limit, margin=margin,
                                                    max_batch=max_, start=start, want=want),
@@ -238,13 +240,11 @@ def throughput(
     windows), and the knee beyond which doubling the batch gains less than 10%. Windows that
     disagree are measured again; a curve that stays noisy is reported unreliable, with no knee.
     With --options, what train.precision / train.channels_last would buy at the spec's batch."""
-    import_torch()  # the seconds before the spinner below say what they are spent on
+    sizes = int_list(batch_sizes, "--batch-sizes")
+    spec, config = probe_config(spec_file, set_)
     from batchlab.probes.memory import format_size
     from batchlab.probes.throughput import throughput_curve
 
-    spec = load_cli_spec(spec_file, set_)
-    config = base_config(spec)
-    sizes = int_list(batch_sizes, "--batch-sizes")
     r = measure("throughput curve",
                 lambda: throughput_curve(config, batch_sizes=sizes, workers=workers), config)
     table = Table(title=f"throughput ({r.device}, {r.threads} thread(s): {r.threads_reason})")
@@ -289,13 +289,11 @@ def noise_scale_cmd(
 ) -> None:
     """Gradient noise scale B_simple = tr(Sigma)/|G|^2 (McCandlish et al. 2018) from micro-batch
     and batch gradients, with a bootstrap confidence interval and its trace over training."""
-    import_torch()  # the seconds before the spinner below say what they are spent on
+    spec, config = probe_config(spec_file, set_)
     from batchlab.plan import RunSpec
     from batchlab.probes.auto_lr import resolve_auto_lr
     from batchlab.probes.noise_scale import measure_noise_scale
 
-    spec = load_cli_spec(spec_file, set_)
-    config = base_config(spec)
     if config.train.lr == "auto":  # under a spinner too: this range test takes seconds
         config = measure("finding an LR for lr = 'auto'",
                          lambda: resolve_auto_lr([RunSpec(config.run_id(), config)])[0].config, config)
@@ -326,14 +324,12 @@ def recommend(
     """Batch size, LR and warm-up from the probes: throughput, memory, noise scale and the LR
     suggestion (miniatures of the run), with the numbers behind each choice and a figure of
     predicted time vs batch."""
-    import_torch()  # the seconds before the spinner below say what they are spent on
+    sizes = int_list(batch_sizes, "--batch-sizes")
+    spec, config = probe_config(spec_file, set_)
     from batchlab.probes.memory import parse_size
     from batchlab.probes.recommend import recommend as recommend_fn
 
-    spec = load_cli_spec(spec_file, set_)
-    config = base_config(spec)
     limit = parse_size(memory_limit) if memory_limit else None
-    sizes = int_list(batch_sizes, "--batch-sizes")
     rec = measure("probing (throughput, memory, noise scale, LR suggestion)",
                   lambda: recommend_fn(config, batch_sizes=sizes, memory_limit=limit,
                                        noise_steps=noise_steps), config)
