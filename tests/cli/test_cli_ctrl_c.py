@@ -8,6 +8,7 @@ tests/test_cli_faults.py and tests/execute/test_executors.py)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -173,3 +174,31 @@ def test_ctrl_c_while_finding_lrs_for_auto_keeps_those_found(tmp_path, second_au
     res = invoke("sweep", path, "--store", db)
     assert res.exit_code == 0, res.output
     assert calls == [8, 16, "again", 16] and statuses(db, "cc") == ["completed", "completed"]
+
+
+CUT_INSIDE_EXEC = """
+import sys
+import batchlab.execute.sweep as sweep
+from batchlab.cli import main
+
+def cut(*args, **kwargs):
+    from batchlab.cli.common import err_console
+    err_console.print("training ...")  # as the progress does: what prints it is loaded now
+    exec("raise KeyboardInterrupt")  # Ctrl-C inside code made by exec (a dataclass's __init__)
+
+sweep.run_sweep = cut
+main()
+"""
+
+
+def test_a_handled_ctrl_c_inside_exec_d_code_still_exits_130(tmp_path, spec):
+    """CPython 3.11-3.13 end ``python -m batchlab`` by SIGINT then (-2 to its caller), unless
+    told the interrupt was handled (cli._forget_handled_interrupt). Run as ``-m``, as the
+    suite's end-to-end tests run the command line: its exit status is the one affected."""
+    (tmp_path / "cutmain.py").write_text(CUT_INSIDE_EXEC)
+    environ = env()
+    environ["PYTHONPATH"] += os.pathsep + str(tmp_path)
+    res = subprocess.run([sys.executable, "-m", "cutmain", "sweep", spec, "--store", tmp_path / "s.db"],
+                         capture_output=True, text=True, env=environ, timeout=120)
+    assert res.returncode == 130, res.stderr
+    assert "interrupted: finished runs are stored" in res.stderr and "Traceback" not in res.stderr

@@ -20,6 +20,7 @@ from batchlab.cli.common import (
     readable_app,
 )
 from batchlab.errors import SpecError
+from batchlab.integrations.logpaths import check_csvlog_path, check_logdir
 from batchlab.store import Store
 
 # readable like the program's own commands: "--map TAG=NAME", not "<list[str]>"
@@ -76,12 +77,13 @@ def tensorboard_cmd(
     store: NewStoreOpt = DEFAULT_STORE,
 ) -> None:
     """Import a TensorBoard log folder: scalars, hparams, batch size and LR from folder names."""
+    if step_unit not in ("auto", "step", "epoch"):
+        raise SpecError(f"--step-unit {step_unit!r} is not known; use step, epoch or auto.")
+    check_logdir(logdir)  # a wrong path is refused before the seconds of importing torch
     import_torch()  # batchlab.track stores the runs: the first seconds say what they are spent on
     from batchlab.integrations.importing import parse_pairs, settings
     from batchlab.integrations.tensorboard import import_tensorboard
 
-    if step_unit not in ("auto", "step", "epoch"):
-        raise SpecError(f"--step-unit {step_unit!r} is not known; use step, epoch or auto.")
     maps, sets = parse_pairs(mapping or [], "--map"), settings(overrides or [])
     name = experiment or logdir.resolve().name
     notes: list[str] = []
@@ -104,6 +106,8 @@ def csv_cmd(
     store: NewStoreOpt = DEFAULT_STORE,
 ) -> None:
     """Import Keras or Lightning CSVLogger files (epoch/step, loss, accuracy, val_loss, ..., lr)."""
+    for path in files:  # a wrong path is refused before the seconds of importing torch
+        check_csvlog_path(path)
     import_torch()  # batchlab.track stores the runs: the first seconds say what they are spent on
     from batchlab.integrations.csvlog import import_csvlogs
     from batchlab.integrations.importing import parse_pairs, settings

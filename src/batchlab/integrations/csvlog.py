@@ -34,6 +34,8 @@ from batchlab.integrations.importing import (
     metric_for,
     store_runs,
 )
+from batchlab.integrations.logpaths import CSV_PASS as _PASS
+from batchlab.integrations.logpaths import check_csvlog_path
 from batchlab.overrides import parse_value
 from batchlab.store import Store
 from batchlab.track import TrackedRun
@@ -77,7 +79,6 @@ def _hparams(folder: Path) -> dict[str, Any]:
     return out
 
 
-_PASS = "pass the file a CSVLogger wrote (Keras: the file given to it; Lightning: version_N/metrics.csv)"
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -85,14 +86,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     one that is not text. A UTF-8 byte-order mark (a file saved again by Excel) is skipped, and
     a header with no comma but semicolons or tabs sets the separator (Keras's CSVLogger takes
     ``separator=``)."""
-    if path.is_dir():
-        found = sorted(str(p) for p in path.rglob("*.csv"))
-        holds = f" (it holds {', '.join(found[:3])}{', ...' if len(found) > 3 else ''})" if found else ""
-        if not found and any(path.rglob("*tfevents*")):
-            holds = " (of TensorBoard event files: import it with 'batchlab import tensorboard')"
-        raise DataError(f"CSV log '{path}' is a folder, not a file{holds}; {_PASS}, one per run.")
-    if not path.is_file():
-        raise DataError(f"CSV log '{path}' does not exist; {_PASS}.")
+    check_csvlog_path(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             text = f.read()

@@ -26,6 +26,7 @@ from batchlab.integrations.importing import (
     metric_for,
     store_runs,
 )
+from batchlab.integrations.logpaths import check_logdir
 from batchlab.integrations.names import EXPORT_SUFFIX
 from batchlab.store import Store
 from batchlab.track import TrackedRun
@@ -87,28 +88,12 @@ def _is_timestamp(name: str) -> bool:
         return False
 
 
-def _event_folders(logdir: Path) -> list[Path]:
-    return sorted({p.parent for p in logdir.rglob("*tfevents*") if p.is_file()})
-
-
 def read_logdir(logdir: Path) -> dict[str, tuple[dict[str, Any], dict[str, list[Point]], float | None]]:
     """{run name: (hparams, {tag: points}, start)} for every run folder under ``logdir``; tags
     of a split folder are prefixed with its name ('validation/epoch_loss'); start: when the run
     began, for batchlab's own export (its HParams session start), else None."""
     ea = _reader()
-    if logdir.is_file():
-        if logdir.suffix.lower() == ".csv":
-            raise DataError(f"'{logdir}' is a CSV file, not a TensorBoard log folder; import it "
-                            f"with 'batchlab import csv {logdir}'.")
-        raise DataError(f"'{logdir}' is a file, not a TensorBoard log folder; pass the folder "
-                        f"that holds the event files ('{logdir.parent}' holds this one).")
-    if not logdir.is_dir():
-        raise DataError(f"TensorBoard log folder '{logdir}' does not exist; pass the folder you "
-                        "gave to SummaryWriter / the TensorBoard callback (log_dir).")
-    folders = _event_folders(logdir)
-    if not folders:
-        raise DataError(f"no TensorBoard event files (events.out.tfevents.*) under '{logdir}'; "
-                        "pass the log folder that holds the runs.")
+    folders = check_logdir(logdir)
     runs: dict[Path, tuple[dict[str, Any], dict[str, list[Point]]]] = {}
     starts: dict[Path, float | None] = {}
     for folder in folders:  # sorted: a run folder comes before its sub-folders
