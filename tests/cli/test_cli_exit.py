@@ -1,12 +1,15 @@
 """The way out of the command line is bounded: a shutdown that hangs after Ctrl-C is cut short
 with the exit code, and a bad spec is refused before the seconds of importing torch."""
 
+import os
+import signal
 import subprocess
 import sys
 import time
 
 import pytest
-from cli_helpers import cli_without_torch
+from cli_helpers import cli_without_torch, env
+from shell_signals import sigint_as_in_a_terminal
 
 SCRIPT = """
 import atexit, sys, threading, time
@@ -48,3 +51,36 @@ def test_a_bad_spec_is_refused_before_torch_is_imported(tmp_path, command, bad):
     assert last == "EXIT 2 NO-TORCH", res.stdout + res.stderr
     assert ("does not exist" if bad == "missing file" else "no_such_key") in res.stderr
     assert not (tmp_path / "s.db").exists()
+
+
+SLOW_SHUTDOWN = """
+import atexit, sys, time
+from batchlab.cli import main
+
+def unload():  # as torch's finalizers take a while when the interpreter exits
+    print("shutting down", flush=True)
+    time.sleep(5)
+
+atexit.register(unload)
+main()
+"""
+
+
+def test_ctrl_c_during_the_shutdown_after_the_work_keeps_the_exit_code_and_prints_nothing(tmp_path):
+    """The command's work is done and said: a Ctrl-C while the interpreter unloads neither
+    prints a traceback nor ends the process by SIGINT (-2 to its caller)."""
+    (tmp_path / "slowexit.py").write_text(SLOW_SHUTDOWN)
+    environ = env()
+    environ["PYTHONPATH"] += os.pathsep + str(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "slowexit", "--version"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=environ,
+                            preexec_fn=sigint_as_in_a_terminal)
+    try:
+        lines = iter(proc.stdout.readline, "")
+        assert any(line.startswith("shutting down") for line in lines)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "KeyboardInterrupt" not in err and "Traceback" not in err
