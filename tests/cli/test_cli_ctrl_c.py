@@ -202,3 +202,27 @@ def test_a_handled_ctrl_c_inside_exec_d_code_still_exits_130(tmp_path, spec):
                          capture_output=True, text=True, env=environ, timeout=120)
     assert res.returncode == 130, res.stderr
     assert "interrupted: finished runs are stored" in res.stderr and "Traceback" not in res.stderr
+
+
+UNHANDLED_CUT = """
+import batchlab.cli.probes as probes
+from batchlab.cli import main
+
+def cut(*args, **kwargs):  # a Ctrl-C where the command has no handler of its own
+    raise KeyboardInterrupt
+
+probes.probe_config = cut
+main()
+"""
+
+
+def test_a_ctrl_c_no_command_handles_still_says_one_line(tmp_path, spec):
+    """typer alone ends such a Ctrl-C silently with 130; the user is told what was kept."""
+    (tmp_path / "unhandled.py").write_text(UNHANDLED_CUT)
+    environ = env()
+    environ["PYTHONPATH"] += os.pathsep + str(tmp_path)
+    res = subprocess.run([sys.executable, "-m", "unhandled", "lr-find", spec, "--store",
+                          tmp_path / "s.db"], capture_output=True, text=True, env=environ, timeout=120)
+    assert res.returncode == 130, res.stderr
+    assert res.stderr.strip() == ("interrupted: what had finished before Ctrl-C is stored; run the "
+                                  "same command again to go on.")

@@ -91,6 +91,9 @@ def main() -> None:
     except SystemExit as done:
         code = done.code
         if code == 130:
+            if _ended_by_typer(done):
+                err_console.print("interrupted: what had finished before Ctrl-C is stored; run "
+                                  "the same command again to go on.", soft_wrap=True)
             _forget_handled_interrupt()
         raise
     finally:
@@ -107,6 +110,14 @@ def _shut_down_quietly(code: int) -> None:
     that hangs, with the command's exit code."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_within(code)
+
+
+def _ended_by_typer(done: SystemExit) -> bool:
+    """Whether typer turned a Ctrl-C that no command handled into this exit 130, silently:
+    its ``Exit(130)`` is raised *from* the KeyboardInterrupt, where a command that said what it
+    kept (``interrupted``) raises its own from None."""
+    cause = getattr(done.__context__, "__cause__", None)
+    return isinstance(done.__context__, typer.Exit) and isinstance(cause, KeyboardInterrupt)
 
 
 def _forget_handled_interrupt() -> None:
