@@ -184,7 +184,7 @@ from batchlab.cli import main
 def cut(*args, **kwargs):
     from batchlab.cli.common import err_console
     err_console.print("training ...")  # as the progress does: what prints it is loaded now
-    exec("raise KeyboardInterrupt")  # Ctrl-C inside code made by exec (a dataclass's __init__)
+    exec("raise KeyboardInterrupt")  # Ctrl-C inside code run by exec (as making a dataclass is)
 
 sweep.run_sweep = cut
 main()
