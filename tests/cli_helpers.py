@@ -48,6 +48,15 @@ def cli_without_torch(*args) -> tuple[str, subprocess.CompletedProcess]:
     return res.stdout.strip().splitlines()[-1] if res.stdout.strip() else "", res
 
 
+def as_module(folder: Path, name: str, source: str) -> tuple[list[str], dict[str, str]]:
+    """(argv, env) running ``source`` as ``python -m name``, written to ``folder``: the way
+    the end-to-end tests run the command line, whose exit status CPython treats its own way."""
+    (folder / f"{name}.py").write_text(source)
+    environ = env()
+    environ["PYTHONPATH"] += os.pathsep + str(folder)
+    return [sys.executable, "-m", name], environ
+
+
 def ls_overview(store: Path, experiment: str) -> tuple[str, list[str]]:
     """``batchlab ls``'s header line and the numbers in ``experiment``'s row (its run counts)."""
     res = batchlab_cli("ls", "--store", store)

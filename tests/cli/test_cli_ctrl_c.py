@@ -8,12 +8,11 @@ tests/test_cli_faults.py and tests/execute/test_executors.py)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
-from cli_helpers import env
+from cli_helpers import as_module, env
 from tiny_spec import TINY
 from typer.testing import CliRunner
 
@@ -195,11 +194,9 @@ def test_a_handled_ctrl_c_inside_exec_d_code_still_exits_130(tmp_path, spec):
     """CPython 3.11-3.13 end ``python -m batchlab`` by SIGINT then (-2 to its caller), unless
     told the interrupt was handled (cli._forget_handled_interrupt). Run as ``-m``, as the
     suite's end-to-end tests run the command line: its exit status is the one affected."""
-    (tmp_path / "cutmain.py").write_text(CUT_INSIDE_EXEC)
-    environ = env()
-    environ["PYTHONPATH"] += os.pathsep + str(tmp_path)
-    res = subprocess.run([sys.executable, "-m", "cutmain", "sweep", spec, "--store", tmp_path / "s.db"],
-                         capture_output=True, text=True, env=environ, timeout=120)
+    argv, environ = as_module(tmp_path, "cutmain", CUT_INSIDE_EXEC)
+    res = subprocess.run([*argv, "sweep", spec, "--store", tmp_path / "s.db"], capture_output=True,
+                         text=True, env=environ, timeout=120)
     assert res.returncode == 130, res.stderr
     assert "interrupted: finished runs are stored" in res.stderr and "Traceback" not in res.stderr
 
@@ -218,11 +215,9 @@ main()
 
 def test_a_ctrl_c_no_command_handles_still_says_one_line(tmp_path, spec):
     """typer alone ends such a Ctrl-C silently with 130; the user is told what was kept."""
-    (tmp_path / "unhandled.py").write_text(UNHANDLED_CUT)
-    environ = env()
-    environ["PYTHONPATH"] += os.pathsep + str(tmp_path)
-    res = subprocess.run([sys.executable, "-m", "unhandled", "lr-find", spec, "--store",
-                          tmp_path / "s.db"], capture_output=True, text=True, env=environ, timeout=120)
+    argv, environ = as_module(tmp_path, "unhandled", UNHANDLED_CUT)
+    res = subprocess.run([*argv, "lr-find", spec, "--store", tmp_path / "s.db"], capture_output=True,
+                         text=True, env=environ, timeout=120)
     assert res.returncode == 130, res.stderr
     assert res.stderr.strip() == ("interrupted: what had finished before Ctrl-C is stored; run the "
                                   "same command again to go on.")

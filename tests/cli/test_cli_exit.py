@@ -1,14 +1,13 @@
 """The way out of the command line is bounded: a shutdown that hangs after Ctrl-C is cut short
 with the exit code, and a bad spec is refused before the seconds of importing torch."""
 
-import os
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-from cli_helpers import cli_without_torch, env
+from cli_helpers import as_module, cli_without_torch
 from shell_signals import sigint_as_in_a_terminal
 
 SCRIPT = """
@@ -69,10 +68,8 @@ main()
 def test_ctrl_c_during_the_shutdown_after_the_work_keeps_the_exit_code_and_prints_nothing(tmp_path):
     """The command's work is done and said: a Ctrl-C while the interpreter unloads neither
     prints a traceback nor ends the process by SIGINT (-2 to its caller)."""
-    (tmp_path / "slowexit.py").write_text(SLOW_SHUTDOWN)
-    environ = env()
-    environ["PYTHONPATH"] += os.pathsep + str(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "slowexit", "--version"], stdout=subprocess.PIPE,
+    argv, environ = as_module(tmp_path, "slowexit", SLOW_SHUTDOWN)
+    proc = subprocess.Popen([*argv, "--version"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=environ,
                             preexec_fn=sigint_as_in_a_terminal)
     try:

@@ -34,8 +34,7 @@ from batchlab.integrations.importing import (
     metric_for,
     store_runs,
 )
-from batchlab.integrations.logpaths import CSV_PASS as _PASS
-from batchlab.integrations.logpaths import check_csvlog_path
+from batchlab.integrations.logpaths import CSV_PASS, check_csvlog_path
 from batchlab.overrides import parse_value
 from batchlab.store import Store
 from batchlab.track import TrackedRun
@@ -79,8 +78,6 @@ def _hparams(folder: Path) -> dict[str, Any]:
     return out
 
 
-
-
 def _rows(path: Path) -> list[dict[str, Any]]:
     """The rows of the CSV file at ``path`` as dicts; DataError for a folder, a missing file or
     one that is not text. A UTF-8 byte-order mark (a file saved again by Excel) is skipped, and
@@ -91,14 +88,14 @@ def _rows(path: Path) -> list[dict[str, Any]]:
         with open(path, newline="", encoding="utf-8-sig") as f:
             text = f.read()
     except UnicodeDecodeError:
-        raise DataError(f"'{path}' is not a CSV text file (its bytes are not UTF-8 text); {_PASS}."
+        raise DataError(f"'{path}' is not a CSV text file (its bytes are not UTF-8 text); {CSV_PASS}."
                         ) from None
     header = text.partition("\n")[0]
     separator = next((s for s in (",", ";", "\t") if s in header), ",")
     try:
         return list(csv.DictReader(io.StringIO(text, newline=""), delimiter=separator))
     except csv.Error as err:
-        raise DataError(f"'{path}' could not be read as CSV ({err}); {_PASS}.") from None
+        raise DataError(f"'{path}' could not be read as CSV ({err}); {CSV_PASS}.") from None
 
 
 def read_csvlog(path: Path) -> CsvLog:

@@ -20,6 +20,8 @@ import torch
 
 from batchlab.events import Event, MetricRow, MetricRows
 
+Update = tuple[int, float | None, float, torch.Tensor]  # (step, lr, wall, loss) of one update
+
 
 class Recorder:
     """Collects (step, loss, lr) per update and evaluation values; flushes to ``sink``."""
@@ -45,7 +47,7 @@ class Recorder:
         self._last_flush = time.perf_counter()
         # (step, lr, wall, loss) in one list, appended whole: a Ctrl-C lands between two
         # bytecodes, so two parallel lists could be left one entry apart (seen in CI)
-        self._updates: list[tuple[int, float | None, float, torch.Tensor]] = []
+        self._updates: list[Update] = []
         self._rows: list[MetricRow] = []
         self._diverged_at: int | None = None  # found by check() since the last flush
         self.step_done = 0
@@ -99,8 +101,7 @@ class Recorder:
             self._updates = []
         return self._diverged_at
 
-    def _step_rows(self, steps: list[tuple[int, float | None, float, torch.Tensor]],
-                   losses: list[float]) -> list[MetricRow]:
+    def _step_rows(self, steps: list[Update], losses: list[float]) -> list[MetricRow]:
         """The ``train_loss`` (and ``lr``) rows of those updates, in one pass (it runs over
         every step of a run)."""
         rows: list[MetricRow] = []
