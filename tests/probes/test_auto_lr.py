@@ -56,3 +56,19 @@ def test_each_lr_found_is_said_with_how_sure_and_its_cost_beside_the_run():
     assert float(said[1]) == float(f"{run.config.train.lr * 2:.3g}")  # linear: 2x train.lr at 32
     cost = found["per_batch"][0]["cost_epochs"]
     assert float(said[2]) == float(f"{cost:.2g}") and float(said[3]) == float(f"{cost / 2:.2g}")
+
+
+def test_a_probe_that_takes_every_step_of_the_run_costs_the_run_s_epochs_not_more():
+    """480 training examples at batch 64: 8 steps an epoch, the last of 32 examples. The probe
+    fits two 8-step miniatures in the 16-step run: 2 epochs, 1x the run (it said 2.1 epochs,
+    1.1x: its steps counted as full batches)."""
+    from batchlab.execute.sweep import prepare_sweep
+
+    spec = spec_from_dict({"data": {**DATA, "size": 600}, "model": {"name": "mlp", "hidden": [16]},
+                           "train": {"lr": "auto", "threads": 1, "epochs": 2, "batch_size": 64}})
+    prepared = prepare_sweep(spec)
+    (note,) = [n for n in prepared.notes if n.startswith("lr = 'auto'")]
+    ((_, _, found),) = prepared.probes
+    (b,) = found["per_batch"]
+    assert b["cost_steps"] == 16 and b["cost_epochs"] == 2.0
+    assert "finding it took 2 epochs of training, 1x the run's 2 epochs" in note, note

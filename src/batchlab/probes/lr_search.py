@@ -188,8 +188,16 @@ def _find_horizon(config: RunConfig, n_train: int, repeats: int,
     chosen = [s[DEFAULT_CURVE_STRATEGY] for s in per_test]
     return BatchFind(config.train.batch_size, outcome.lr, min(kept), max(kept), outcome.reason,
                      by_strategy, disagreement(by_strategy), tests, chosen, outcome.trials, cost,
-                     cost * config.train.batch_size / n_train, outcome.confidence,
+                     in_epochs(cost, config, n_train), outcome.confidence,
                      notes + outcome.tried, [r[0].steps if r else 0 for r in outcome.rungs])
+
+
+def in_epochs(steps: int, config: RunConfig, n_train: int) -> float:
+    """``steps`` at ``config``'s batch size in epochs as the run counts them (its steps per
+    epoch, the last batch of an epoch short): a probe that takes every step of the run costs
+    exactly its epochs, not more (steps x batch / examples would count the short batches
+    full: 16 steps of 64 on 480 examples read 2.1 of a 2-epoch run's epochs)."""
+    return steps / steps_per_epoch(n_train, config.train.batch_size)
 
 
 def _find_at(
@@ -227,9 +235,9 @@ def _find_at(
                 kept = [t.lr for t in trials if t.rejected is None]
                 lo, hi = min(kept), max(kept)
         by_strategy = {TRIAL: lr, **by_strategy}
-    epochs = cost * config.train.batch_size / n_train
     return BatchFind(config.train.batch_size, lr, lo, hi, reason, by_strategy,
-                     disagreement(by_strategy), tests, chosen, trials, cost, epochs)
+                     disagreement(by_strategy), tests, chosen, trials, cost,
+                     in_epochs(cost, config, n_train))
 
 
 def lr_find(
