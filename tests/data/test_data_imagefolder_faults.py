@@ -85,3 +85,21 @@ def test_files_that_are_not_images_are_counted_in_the_notes(tmp_path, load, pipe
     (root / "val" / "eel" / "thumbs.db").unlink()
     notes = load(spec(root, validation="test", pipeline=pipeline)).notes
     assert not [n for n in notes if "skipped" in n]
+
+
+@pytest.mark.parametrize("load,pipeline", [(load_dataset, "memory"), (open_stream, "stream")],
+                         ids=["memory", "stream"])
+def test_a_val_folder_that_split_does_not_read_is_named_in_the_notes(tmp_path, load, pipeline):
+    """train/ + val/ with validation = "split" (the default) holds out part of train/; val/
+    was skipped without a word."""
+    root = tmp_path / "img"
+    write_image_folder(root)
+    (unread,) = [n for n in load(spec(root, pipeline=pipeline)).notes if "is not read" in n]
+    assert unread == (f"data.path: '{root / 'val'}' is not read: data.validation = 'split' holds "
+                      "out val_fraction of train/ instead. Set data.validation = 'test' to "
+                      "validate on that folder.")
+    assert not [n for n in load(spec(root, validation="test", pipeline=pipeline)).notes
+                if "is not read" in n]
+    flat = tmp_path / "flat"
+    write_image_folder(flat, split=False)  # class folders only: nothing beside them to read
+    assert not [n for n in load(spec(flat, pipeline=pipeline)).notes if "is not read" in n]

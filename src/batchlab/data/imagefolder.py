@@ -126,11 +126,17 @@ class FolderFiles:
     test: tuple[list[Path], list[int]] | None = None
     skipped: tuple[Path, ...] = ()  # files in the class folders that are not images
     untested: tuple[str, ...] = ()  # classes of train/ with no image in the test tree
+    unread_test: Path | None = None  # a val/ (or test/) tree beside train/ that is not read
 
     def notes(self) -> list[str]:
         """What listing found that the user should hear: the files that were skipped and the
         classes the test tree has no image of (its accuracy leaves them out)."""
         out = []
+        if self.unread_test is not None:
+            # the train/ + val/ layout promises a validation tree; silence would read as using it
+            out.append(f"data.path: '{self.unread_test}' is not read: data.validation = 'split' "
+                       "holds out val_fraction of train/ instead. Set data.validation = 'test' "
+                       "to validate on that folder.")
         if self.untested:
             out.append(f"data.path: the validation tree has no images of class "
                        f"{', '.join(repr(c) for c in self.untested)} (train/ has "
@@ -168,7 +174,8 @@ def folder_files(spec: DataSpec, want_test: bool) -> FolderFiles:
     refuse_single_class(len(classes), classes[0], f"folder '{train_dir}'", None)
     train = part_files(train_dir, classes)
     if not want_test:
-        return FolderFiles(classes, train, skipped=tuple(skipped_files([train_dir], classes)))
+        return FolderFiles(classes, train, skipped=tuple(skipped_files([train_dir], classes)),
+                           unread_test=test_dir)
     assert test_dir is not None
     test_classes = _class_names(test_dir)
     unknown = sorted(set(test_classes) - set(classes))
