@@ -126,3 +126,28 @@ def test_one_example_per_forward_pass_through_batchnorm_is_refused(tmp_path):
                                         r"BatchNorm layers"):
         sweep(tmp_path, net, grid={"batch_size": [8, 4]}, accumulate=4)
     assert not (tmp_path / "s.db").exists()  # refused before the store is opened
+
+
+def test_a_float64_model_is_told_to_convert_not_to_change_its_shape(tmp_path):
+    # torch says only "mat1 and mat2 must have the same dtype"; the old advice was to make the
+    # model accept the data's shape, which is right already
+    with pytest.raises(ModelError) as err:
+        sweep(tmp_path, nn.Linear(64, 10).double())
+    text = str(err.value)
+    assert "parameters are torch.float64" in text and "model.float()" in text
+    assert "data's shape" not in text
+    with pytest.raises(ModelError, match="data's shape"):  # a real shape error keeps its advice
+        sweep(tmp_path, nn.Linear(63, 10))
+
+
+@pytest.mark.parametrize("probe", [False, True])
+def test_a_model_without_trainable_parameters_is_named_not_the_optimizer(tmp_path, probe):
+    # no optimizer= was given, yet the error said "optimizer= fails ... empty parameter list"
+    frozen = nn.Linear(64, 10).requires_grad_(False)
+    with pytest.raises(ModelError) as err:
+        if probe:
+            bl.lr_find(model=frozen, train=digits(), batch_size=32, epochs=1)
+        else:
+            sweep(tmp_path, frozen)
+    assert "model=Linear has no trainable parameters" in str(err.value)
+    assert "optimizer=" not in str(err.value)

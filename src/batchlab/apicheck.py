@@ -60,6 +60,18 @@ def check_regression_shapes(out: torch.Tensor, targets: torch.Tensor, loss_fn: L
     )
 
 
+def _forward_fix(net: torch.nn.Module, xb: torch.Tensor) -> str:
+    """What to change when the model fails on a batch: its dtype when its weights are not the
+    inputs' float32 (``model.double()``: torch's "mat1 and mat2 must have the same dtype"
+    says nothing of batchlab's conversion), else the shape it accepts."""
+    dtypes = sorted({str(p.dtype) for p in net.parameters() if p.is_floating_point()} - {str(xb.dtype)})
+    if dtypes:
+        return (f"Its parameters are {', '.join(dtypes)} but batchlab gives the model float32 "
+                "inputs (every input is converted to float32): pass model.float() (for mixed "
+                "precision, keep float32 weights and set precision='bf16').")
+    return "Make the model accept the data's shape."
+
+
 def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
     """Fail before anything runs or is stored: the data splits, the model takes a batch and
     gives one output per class for class labels (as a spec's model must), the loss gives a
@@ -74,7 +86,7 @@ def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
         except Exception as err:
             raise ModelError(
                 f"{objects.describe()} fails on a batch of inputs of shape {tuple(xb.shape)}: "
-                f"{type(err).__name__}: {err}. Make the model accept the data's shape."
+                f"{type(err).__name__}: {err}. {_forward_fix(net, xb)}"
             ) from None
         if not isinstance(out, torch.Tensor):  # nn.LSTM: (output, (h, c)); a dict of heads
             raise ModelError(
@@ -102,6 +114,12 @@ def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             raise ModelError("the loss must return a scalar tensor (the batch mean); "
                              f"it returned {type(value).__name__} {getattr(value, 'shape', '')}.")
+    if not any(p.requires_grad for p in net.parameters()):  # the optimizer would say "empty list"
+        raise ModelError(
+            f"{objects.describe()} has no trainable parameters (it has none, or every one has "
+            "requires_grad=False), so no run would learn anything; leave at least the layers "
+            "to train with requires_grad=True."
+        )
     try:  # a factory that fails would otherwise fail every run, one by one
         inputs.make_optimizer(config.train, net.parameters(), 0.01)
     except BatchlabError:
