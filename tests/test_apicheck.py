@@ -151,3 +151,11 @@ def test_a_model_without_trainable_parameters_is_named_not_the_optimizer(tmp_pat
             sweep(tmp_path, frozen)
     assert "model=Linear has no trainable parameters" in str(err.value)
     assert "optimizer=" not in str(err.value)
+
+
+def test_one_dimensional_inputs_are_told_to_reshape(tmp_path):
+    x, y = digits()
+    with pytest.raises(ModelError) as err:
+        sweep(tmp_path, nn.Linear(1, 10), data=(x[:, 0], y))
+    assert "inputs of shape (N,)); for one input feature pass x.reshape(-1, 1)" in str(err.value)
+    assert "data's shape" not in str(err.value)

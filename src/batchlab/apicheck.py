@@ -63,12 +63,16 @@ def check_regression_shapes(out: torch.Tensor, targets: torch.Tensor, loss_fn: L
 def _forward_fix(net: torch.nn.Module, xb: torch.Tensor) -> str:
     """What to change when the model fails on a batch: its dtype when its weights are not the
     inputs' float32 (``model.double()``: torch's "mat1 and mat2 must have the same dtype"
-    says nothing of batchlab's conversion), else the shape it accepts."""
+    says nothing of batchlab's conversion), inputs of one number per example (1-D ``x``),
+    else the shape it accepts."""
     dtypes = sorted({str(p.dtype) for p in net.parameters() if p.is_floating_point()} - {str(xb.dtype)})
     if dtypes:
         return (f"Its parameters are {', '.join(dtypes)} but batchlab gives the model float32 "
                 "inputs (every input is converted to float32): pass model.float() (for mixed "
                 "precision, keep float32 weights and set precision='bf16').")
+    if xb.ndim == 1:  # x of shape (N,): a Linear(1, ...) gets (N,) and multiplies it as a row
+        return ("Each example is a single number (inputs of shape (N,)); for one input feature "
+                "pass x.reshape(-1, 1), giving the model inputs of shape (N, 1).")
     return "Make the model accept the data's shape."
 
 
