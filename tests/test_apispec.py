@@ -52,3 +52,18 @@ def test_a_grid_of_the_wrong_shape_says_what_to_write(grid, words):
     with pytest.raises(SpecError) as err:
         spec(grid=grid)
     assert words in str(err.value)
+
+
+@pytest.mark.parametrize("grid, fields", [
+    ({"model.dropout": [0.1, 0.5]}, {}),
+    ({"model.hidden": [[8], [16]]}, {}),
+    (None, {"model.freeze": "backbone"}),
+])
+def test_model_settings_are_refused_for_a_model_passed_as_an_object(grid, fields):
+    # they were accepted and read by nothing: two runs of a dropout grid trained the same
+    # model under two run ids, shown as two configurations
+    with pytest.raises(SpecError) as err:
+        spec(grid=grid, **fields)
+    path = next(iter(grid or fields))
+    assert f"'{path}' sets {path}, a setting of batchlab's own models" in str(err.value)
+    assert "model=Net(dropout=p)" in str(err.value)

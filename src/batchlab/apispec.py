@@ -45,6 +45,14 @@ def field_path(key: str) -> str:
     if path in OBJECT_FIELDS:
         raise SpecError(f"'{key}' is set by the objects you pass (model=, train=, val=); "
                         "leave it out.")
+    if path.startswith("model."):  # the module passed is used as it is: nothing reads these
+        raise SpecError(
+            f"'{key}' sets {path}, a setting of batchlab's own models (the zoo, torchvision:, "
+            "timm:, a spec's factory); the model= you pass is trained as it is, so it would "
+            "change the run ids and nothing else. Build each variant yourself and sweep it "
+            "under the same experiment name, e.g. for p in (0.1, 0.5): "
+            "bl.sweep('exp', model=Net(dropout=p), ...) (the runs join, told apart by model)."
+        )
     return path
 
 
