@@ -67,3 +67,20 @@ def test_model_settings_are_refused_for_a_model_passed_as_an_object(grid, fields
     path = next(iter(grid or fields))
     assert f"'{path}' sets {path}, a setting of batchlab's own models" in str(err.value)
     assert "model=Net(dropout=p)" in str(err.value)
+
+
+@pytest.mark.parametrize("kw", [dict(weight_decay=0.1), dict(momentum=0.9),
+                                dict(grid={"optimizer": ["adam", "sgd"]}),
+                                dict(grid={"train.weight_decay": [0, 1e-4]})])
+def test_optimizer_settings_beside_an_optimizer_function_are_refused(tmp_path, kw):
+    # the function never reads them: weight_decay=0.1 trained without weight decay, stored
+    # as if with it, and a grid over it trained the same run twice under two ids
+    import batchlab as bl
+
+    x = np.zeros((40, 3), np.float32)
+    with pytest.raises(SpecError) as err:
+        bl.sweep("t", model=torch.nn.Linear(3, 2), train=(x, np.arange(40) % 2),
+                 optimizer=lambda params, lr: torch.optim.Adam(params, lr=lr),
+                 store=tmp_path / "s.db", epochs=1, verbose=False, **kw)
+    assert "configure batchlab's named optimizers, but optimizer= is your function" in str(err.value)
+    assert not (tmp_path / "s.db").exists()

@@ -56,6 +56,26 @@ def field_path(key: str) -> str:
     return path
 
 
+# what batchlab's named optimizers read (``build_optimizer``); an optimizer= function builds
+# its own, so these would change the run ids and nothing else
+OPTIMIZER_FIELDS = ("train.optimizer", "train.momentum", "train.nesterov", "train.weight_decay")
+
+
+def refuse_optimizer_fields(fields: Mapping[str, Any], grid: Any) -> None:
+    """SpecError when a keyword or grid key sets an ``OPTIMIZER_FIELDS`` field beside an
+    optimizer= function: ``weight_decay=0.1`` with ``lambda p, lr: Adam(p, lr=lr)`` was
+    trained without weight decay and stored as if with it."""
+    keys = [*fields, *(grid if isinstance(grid, dict) else {})]
+    named = [k for k in keys if isinstance(k, str) and field_path(k) in OPTIMIZER_FIELDS]
+    if named:
+        raise SpecError(
+            f"{', '.join(map(repr, named))} configure batchlab's named optimizers, but "
+            "optimizer= is your function, which builds the optimizer itself and never reads "
+            "them; set them in it (lambda params, lr: torch.optim.SGD(params, lr=lr, "
+            "momentum=0.9, weight_decay=5e-4)), or pass optimizer='sgd' (a name) to use them."
+        )
+
+
 def plain(value: Any) -> Any:
     """``value`` with numpy scalars and arrays as Python numbers and lists, inside dicts,
     lists and tuples too: ``np.int64(64)`` is 64 to the spec's validation and to the JSON of
