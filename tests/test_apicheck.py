@@ -66,6 +66,31 @@ def test_a_sweep_whose_every_run_failed_raises_with_the_cause(tmp_path):
         assert [r.status for r in db.store.runs("t")] == ["failed", "failed"]
 
 
+def test_a_call_whose_every_run_failed_raises_beside_runs_that_completed(tmp_path):
+    # the experiment's earlier run completed, so the call whose only run failed returned as a
+    # success (no error; with verbose=False not a word)
+    sweep(tmp_path, nn.Linear(64, 10), verbose=False)
+    with pytest.raises(ExecutorError) as err:
+        sweep(tmp_path, FailsOnBigBatches(), verbose=False)
+    assert "the only run this call trained (" in str(err.value)
+    assert "failed: RuntimeError: boom in forward" in str(err.value)
+    with pytest.raises(ExecutorError, match="all 2 runs this call trained failed with the same error"):
+        sweep(tmp_path, FailsOnBigBatches(), grid={"batch_size": [16, 64]}, verbose=False)
+    # one run of the call that completes: the call returns, its failed row in the table
+    done = sweep(tmp_path, FailsAtBatch16(), grid={"batch_size": [16, 48]}, verbose=False)
+    assert [(r["batch_size"], r["status"]) for r in done.rows
+            if r["model"].startswith("python:FailsAtBatch16")] == [(16, "failed"), (48, "completed")]
+
+
+class FailsAtBatch16(FailsOnBigBatches):
+    """Trains at every batch size but 16 (240 training examples: no last batch of 16 at 48)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(x) == 16 and self.training:
+            raise RuntimeError("boom at 16")
+        return self.fc(x)
+
+
 def test_a_batch_larger_than_the_training_set_is_refused(tmp_path):
     with pytest.raises(SpecError) as err:  # 300 examples, 240 after the validation split
         sweep(tmp_path, nn.Linear(64, 10), grid={"batch_size": [32, 4096]})

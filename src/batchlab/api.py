@@ -233,8 +233,8 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
                                     on_event=progress.on_event if progress else None)
         finally:
             torch.set_num_threads(threads)
-        if (why := outcome.all_failed(API_AGAIN.format(name=spec.name, store=store))) is not None:
-            raise ExecutorError(why)  # nothing trained: a table of failed rows would hide it
+        if (why := outcome.all_failed_here(API_AGAIN.format(name=spec.name, store=store))) is not None:
+            raise ExecutorError(why)  # nothing it trained worked: a table of failed rows would hide it
         return SweepResult(spec.name, store, outcome.planned, outcome.skipped, outcome.trained)
 
 

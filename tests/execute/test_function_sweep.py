@@ -111,6 +111,20 @@ def test_a_failing_function_fails_its_run_with_the_cause_and_where(tmp_path):
     assert metrics["train_loss"].value.tolist() == [2.0]  # the rows before the failure are kept
 
 
+def test_a_call_whose_runs_all_failed_raises_though_earlier_runs_completed(tmp_path):
+    # the experiment's width-8 run completed in the first call, so the second call, whose only
+    # run failed, returned as a success
+    def wide_fails(run):
+        if run.config["width"] > 8:
+            raise ValueError("too wide")
+        run.log(1, train_loss=1.0)
+
+    bl.sweep("w", wide_fails, grid={"width": [8]}, store=tmp_path / "s.db", verbose=False)
+    with pytest.raises(ExecutorError, match=r"the only run this call trained \(\w+\) failed: "
+                                            "ValueError: too wide"):
+        bl.sweep("w", wide_fails, grid={"width": [16]}, store=tmp_path / "s.db", verbose=False)
+
+
 def test_an_error_raised_inside_torch_names_the_users_line_that_called_it(tmp_path):
     def wrong_scheduler(run):
         run.scheduler(torch.nn.Linear(2, 2))  # a module, not its optimizer: torch raises
