@@ -184,3 +184,17 @@ def test_one_dimensional_inputs_are_told_to_reshape(tmp_path):
         sweep(tmp_path, nn.Linear(1, 10), data=(x[:, 0], y))
     assert "inputs of shape (N,)); for one input feature pass x.reshape(-1, 1)" in str(err.value)
     assert "data's shape" not in str(err.value)
+
+
+@pytest.mark.parametrize("call", ["sweep", "grid", "lr_find"])
+def test_cuda_without_a_gpu_is_refused_before_anything_trains(tmp_path, monkeypatch, call):
+    # each run failed with it (stored, one by one), and bl.lr_find raised torch's RuntimeError
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SpecError, match="device='cuda' but this machine has no CUDA device"):
+        if call == "lr_find":
+            bl.lr_find(model=nn.Linear(64, 10), train=digits(), device="cuda", epochs=1)
+        elif call == "grid":
+            sweep(tmp_path, nn.Linear(64, 10), grid={"device": ["cpu", "cuda"]})
+        else:
+            sweep(tmp_path, nn.Linear(64, 10), device="cuda")
+    assert not (tmp_path / "s.db").exists()

@@ -23,7 +23,7 @@ from batchlab.models.check import check_forward
 if TYPE_CHECKING:
     from batchlab.objects import ObjectInputs
     from batchlab.plan import RunSpec
-    from batchlab.spec import RunConfig
+    from batchlab.spec import RunConfig, TrainSpec
     from batchlab.train.inputs import LossFn
 
 
@@ -76,10 +76,20 @@ def _forward_fix(net: torch.nn.Module, xb: torch.Tensor) -> str:
     return "Make the model accept the data's shape."
 
 
+def check_device(train: TrainSpec) -> None:
+    """SpecError for ``device="cuda"`` on a machine without CUDA, as the CLI's preflight says
+    it: each run failed with it one by one (a probe raised torch's RuntimeError)."""
+    if train.device == "cuda" and not torch.cuda.is_available():
+        raise SpecError("device='cuda' but this machine has no CUDA device; use device='auto' "
+                        "(CUDA when present) or 'cpu'.")
+
+
 def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
-    """Fail before anything runs or is stored: the data splits, the model takes a batch and
-    gives one output per class for class labels (as a spec's model must), the loss gives a
-    scalar for it, and the optimizer factory works. Errors name the object and the fix."""
+    """Fail before anything runs or is stored: the device exists, the data splits, the model
+    takes a batch and gives one output per class for class labels (as a spec's model must),
+    the loss gives a scalar for it, and the optimizer factory works. Errors name the object
+    and the fix."""
+    check_device(config.train)
     inputs = objects.run_inputs()
     data = inputs.load_data(config.data)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
@@ -136,7 +146,8 @@ def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
 def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
     """``check_objects``' companion for a sweep: every batch size fits in the training set
     (refused, as the CLI does, rather than trained full-batch), every schedule is valid
-    (of the runs whose ``lr = "auto"`` is resolved: a dry run leaves some unmeasured), and no
+    (of the runs whose ``lr = "auto"`` is resolved: a dry run leaves some unmeasured), every
+    device exists, and no
     run forwards one example at a time through a model whose BatchNorm trains
     (``spec_train.batchnorm_error``)."""
     from batchlab.train.scaling import scaled_lr
@@ -146,6 +157,7 @@ def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
     too_big: dict[int, int] = {}
     for run in runs:
         t = run.config.train
+        check_device(t)  # a grid over train.device: check_objects saw the first run's only
         if t.batch_size > n_train:
             too_big[t.batch_size] = n_train
             continue
