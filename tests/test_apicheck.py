@@ -198,3 +198,17 @@ def test_cuda_without_a_gpu_is_refused_before_anything_trains(tmp_path, monkeypa
         else:
             sweep(tmp_path, nn.Linear(64, 10), device="cuda")
     assert not (tmp_path / "s.db").exists()
+
+
+@pytest.mark.parametrize("schedule, words", [
+    ({"name": "cosine", "warmup": 1000},
+     "train.schedule.warmup = 1000 steps is as long as the run (8 steps)"),
+    ("step",
+     "train.schedule step: its first decay comes after 10 epochs, at or past the end of a run of 1 epoch"),
+])
+def test_a_schedule_not_what_its_name_promises_is_said_as_the_cli_says_it(tmp_path, schedule, words):
+    # the CLI's sweep says these before training; bl.sweep trained them without a word
+    with pytest.warns(UserWarning, match="") as said:
+        sweep(tmp_path, nn.Linear(64, 10), schedule=schedule, verbose=False)
+    assert [str(w.message) for w in said if words in str(w.message)]
+    assert all(w.filename == __file__ for w in said if words in str(w.message))  # the caller's line

@@ -218,8 +218,8 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
         threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
         try:
             prepared = _resolve_auto_lr(spec, runs, objects, store, measure=not dry_run)
-            prepared = replace(prepared, notes=plan_notes + prepared.notes)
-            preflight(prepared.runs, objects)
+            schedule_notes = preflight(prepared.runs, objects)
+            prepared = replace(prepared, notes=plan_notes + prepared.notes + schedule_notes)
             prepared = prepare_halving(spec, prepared, objects.run_inputs().load_data)
             if dry_run:
                 return dry_run_result(spec, prepared, store, verbose)

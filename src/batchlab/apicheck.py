@@ -143,18 +143,21 @@ def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
                         f"{err}. It must take (params, lr) and return a torch.optim.Optimizer.") from None
 
 
-def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
+def preflight(runs: list[RunSpec], objects: ObjectInputs) -> list[str]:
     """``check_objects``' companion for a sweep: every batch size fits in the training set
     (refused, as the CLI does, rather than trained full-batch), every schedule is valid
     (of the runs whose ``lr = "auto"`` is resolved: a dry run leaves some unmeasured), every
     device exists, and no
     run forwards one example at a time through a model whose BatchNorm trains
-    (``spec_train.batchnorm_error``)."""
+    (``spec_train.batchnorm_error``). Returns the notes on schedules that are not what their
+    name promises over the run (``schedule_notes``: a warm-up as long as the run, a first
+    decay past its end), each once, for the sweep to say as the CLI's preflight does."""
     from batchlab.train.scaling import scaled_lr
-    from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
+    from batchlab.train.schedules import run_length, schedule_fn, schedule_notes, steps_per_epoch
 
     n_train = len(objects.run_inputs().load_data(runs[0].config.data).train_y)
     too_big: dict[int, int] = {}
+    notes: list[str] = []
     for run in runs:
         t = run.config.train
         check_device(t)  # a grid over train.device: check_objects saw the first run's only
@@ -164,8 +167,10 @@ def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
         if t.lr == "auto":  # a dry run leaves it unmeasured: its schedule is checked once it is
             continue
         spe = steps_per_epoch(n_train, t.batch_size)
+        total = run_length(t.steps, t.epochs, spe)
         schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr,
-                                          t.base_batch_size), run_length(t.steps, t.epochs, spe), spe)
+                                          t.base_batch_size), total, spe)
+        notes += [n for n in schedule_notes(t.schedule, total, spe) if n not in notes]
     refuse_batches_larger_than_data(too_big, "train= with more examples, or a smaller val_fraction")
     singles = [run.config.train for run in runs if run.config.train.micro_batch() < 2]
     if singles:  # the model is copied only when some run could meet the refusal
@@ -176,6 +181,7 @@ def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
             net = objects.make_model()
         if trains_batchnorm(net):
             raise SpecError(f"{batchnorm_error(singles[0], objects.model_name)}.")
+    return notes
 
 
 def _main_objects(objects: ObjectInputs, model: Any, loss: Any, optimizer: Any) -> list[str]:
