@@ -4,6 +4,7 @@ import math
 import shutil
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import fn_train
@@ -123,6 +124,23 @@ def test_a_call_whose_runs_all_failed_raises_though_earlier_runs_completed(tmp_p
     with pytest.raises(ExecutorError, match=r"the only run this call trained \(\w+\) failed: "
                                             "ValueError: too wide"):
         bl.sweep("w", wide_fails, grid={"width": [16]}, store=tmp_path / "s.db", verbose=False)
+
+
+def test_a_schedule_not_what_its_name_promises_is_said_when_the_run_length_is_known(tmp_path):
+    # a model sweep (and the CLI) says these; a function sweep trained them without a word
+    def logs(run):
+        run.log(1, train_loss=1.0)
+
+    with pytest.warns(UserWarning, match=r"warmup = 1000 steps is as long as the run \(10 steps\)"):
+        bl.sweep("wu", logs, schedule={"name": "cosine", "warmup": 1000}, steps=10, lr=0.1,
+                 store=tmp_path / "s.db", verbose=False)
+    with pytest.warns(UserWarning, match="first decay comes after 10 epochs, at or past the end"):
+        bl.sweep("st", logs, schedule="step", epochs=2, n_train=100, lr=0.1,
+                 store=tmp_path / "s.db", verbose=False)
+    with warnings.catch_warnings():  # run length unknown (epochs, no n_train): nothing said
+        warnings.simplefilter("error")
+        bl.sweep("unknown", logs, schedule={"name": "constant", "warmup": 3}, epochs=2, lr=0.1,
+                 store=tmp_path / "s.db", verbose=False)
 
 
 def test_an_error_raised_inside_torch_names_the_users_line_that_called_it(tmp_path):
