@@ -72,7 +72,12 @@ def _load(store: Store, experiment: str, target: float | None) -> _Experiment:
 
 
 def _prepare_output(out_html: Path) -> Path:
-    """Create the folders; remove PNGs of an earlier report so the folder matches the HTML."""
+    """Create the folders; remove PNGs of an earlier report so the folder matches the HTML.
+    ReportError for a path that is a folder, before any figure is drawn (open() failed on it
+    with a raw IsADirectoryError after the figures were written beside it)."""
+    if out_html.is_dir():
+        raise ReportError(f"cannot write the report to '{out_html}': it is a folder. Pass the "
+                          f"report's file path (-o FILE), e.g. '{out_html / 'report.html'}'.")
     folder = figures_dir(out_html)
     try:
         out_html.parent.mkdir(parents=True, exist_ok=True)
