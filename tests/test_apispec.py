@@ -84,3 +84,20 @@ def test_optimizer_settings_beside_an_optimizer_function_are_refused(tmp_path, k
                  store=tmp_path / "s.db", epochs=1, verbose=False, **kw)
     assert "configure batchlab's named optimizers, but optimizer= is your function" in str(err.value)
     assert not (tmp_path / "s.db").exists()
+
+
+@pytest.mark.parametrize("kw", [dict(val_fraction=0.5), dict(grid={"data.val_fraction": [0.1, 0.3]})])
+def test_val_fraction_beside_val_is_refused(tmp_path, kw):
+    # nothing is held out when val= is given: the runs trained on the same split, stored (and
+    # labelled "val_fraction=0.5") as other data
+    import batchlab as bl
+
+    x, y = np.zeros((40, 3), np.float32), np.arange(40) % 2
+    with pytest.raises(SpecError, match="'val_fraction'|'data.val_fraction'") as err:
+        bl.sweep("t", model=torch.nn.Linear(3, 2), train=(x, y), val=(x[:8], y[:8]),
+                 store=tmp_path / "s.db", epochs=1, verbose=False, **kw)
+    assert "with val= nothing is held out" in str(err.value)
+    with pytest.raises(SpecError, match="with val= nothing is held out"):  # the probes too
+        bl.throughput(model=torch.nn.Linear(3, 2), train=(x, y), val=(x[:8], y[:8]), val_fraction=0.5)
+    bl.sweep("t", model=torch.nn.Linear(3, 2), train=(x, y), val_fraction=0.5, batch_size=8,  # a split
+             store=tmp_path / "s.db", epochs=1, verbose=False)

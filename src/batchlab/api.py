@@ -55,12 +55,14 @@ def _spec(name: str, objects: ObjectInputs, grid: dict[str, list[Any]] | None,
           call: str = "sweep") -> Spec:
     """The spec of an API call; an optimizer given by name is the ``train.optimizer`` field.
     ``call``: the API function, named in errors (``bl.lr_find(...)``)."""
-    from batchlab.apispec import api_spec, refuse_optimizer_fields
+    from batchlab.apispec import api_spec, refuse_optimizer_fields, refuse_split_fields
 
     if isinstance(optimizer, str):
         fields = {**fields, "optimizer": optimizer}
     elif optimizer is not None:
         refuse_optimizer_fields(fields, grid)
+    if objects.data.val_x is not None:
+        refuse_split_fields(fields, grid)
     return api_spec(name, data=objects.data_spec(), model=objects.model_spec(), grid=grid,
                     fields=fields, repeats=repeats, prune=prune, call=call)
 

@@ -59,20 +59,38 @@ def field_path(key: str) -> str:
 # what batchlab's named optimizers read (``build_optimizer``); an optimizer= function builds
 # its own, so these would change the run ids and nothing else
 OPTIMIZER_FIELDS = ("train.optimizer", "train.momentum", "train.nesterov", "train.weight_decay")
+# what splits train= when no val= is given (``InMemoryData.dataset``); unread beside a val=
+SPLIT_FIELDS = ("data.val_fraction",)
+
+
+def keys_setting(paths: tuple[str, ...], fields: Mapping[str, Any], grid: Any) -> list[str]:
+    """The keywords and grid keys that set one of ``paths`` (unknown keys: ``field_path``'s
+    SpecError)."""
+    keys = [*fields, *(grid if isinstance(grid, dict) else {})]
+    return [k for k in keys if isinstance(k, str) and field_path(k) in paths]
 
 
 def refuse_optimizer_fields(fields: Mapping[str, Any], grid: Any) -> None:
     """SpecError when a keyword or grid key sets an ``OPTIMIZER_FIELDS`` field beside an
     optimizer= function: ``weight_decay=0.1`` with ``lambda p, lr: Adam(p, lr=lr)`` was
     trained without weight decay and stored as if with it."""
-    keys = [*fields, *(grid if isinstance(grid, dict) else {})]
-    named = [k for k in keys if isinstance(k, str) and field_path(k) in OPTIMIZER_FIELDS]
-    if named:
+    if named := keys_setting(OPTIMIZER_FIELDS, fields, grid):
         raise SpecError(
             f"{', '.join(map(repr, named))} configure batchlab's named optimizers, but "
             "optimizer= is your function, which builds the optimizer itself and never reads "
             "them; set them in it (lambda params, lr: torch.optim.SGD(params, lr=lr, "
             "momentum=0.9, weight_decay=5e-4)), or pass optimizer='sgd' (a name) to use them."
+        )
+
+
+def refuse_split_fields(fields: Mapping[str, Any], grid: Any) -> None:
+    """SpecError when a keyword or grid key sets ``val_fraction`` beside a val=: nothing is
+    split off then, yet the runs were stored (and labelled) as if it differed."""
+    if named := keys_setting(SPLIT_FIELDS, fields, grid):
+        raise SpecError(
+            f"{', '.join(map(repr, named))} sets the share of train= held out for validation "
+            "when no val= is given; with val= nothing is held out, so it would change the run "
+            "ids and nothing else. Leave it out, or leave out val= to split train= instead."
         )
 
 
