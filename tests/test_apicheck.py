@@ -214,13 +214,15 @@ def test_a_schedule_not_what_its_name_promises_is_said_as_the_cli_says_it(tmp_pa
     assert all(w.filename == __file__ for w in said if words in str(w.message))  # the caller's line
 
 
-def test_augmentations_get_the_clis_checks(tmp_path):
-    # resized_crop failed every run of flat data one by one; flip reversed a table's columns
-    # without a word (the CLI refuses the one and notes the other)
+def test_augmentations_and_channels_last_get_the_clis_checks(tmp_path):
+    # resized_crop and channels_last failed every run of flat data one by one; flip reversed a
+    # table's columns without a word (the CLI refuses the first two and notes the last)
     with pytest.raises(SpecError, match="'resized_crop' needs image examples"):
         sweep(tmp_path, nn.Linear(64, 10), augment=["resized_crop"])
     with pytest.raises(SpecError, match="'resized_crop' needs image examples"):  # a probe too
         bl.throughput(model=nn.Linear(64, 10), train=digits(), augment=["resized_crop"], batch_sizes=[16])
+    with pytest.raises(SpecError, match="channels_last = true needs image inputs"):
+        sweep(tmp_path, nn.Linear(64, 10), channels_last=True)
     assert not (tmp_path / "s.db").exists()
     with pytest.warns(UserWarning, match="data.augment flip on flat examples of 64 features"):
         sweep(tmp_path, nn.Linear(64, 10), augment=["flip"], verbose=False)

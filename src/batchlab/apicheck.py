@@ -84,15 +84,26 @@ def check_device(train: TrainSpec) -> None:
                         "(CUDA when present) or 'cpu'.")
 
 
+def check_layout(config: RunConfig, objects: ObjectInputs) -> str | None:
+    """The CLI's preflight checks of what needs image examples: SpecError for ``resized_crop``
+    or ``channels_last`` on other examples (each run failed with it, one by one); the note
+    ``check_augment`` gives for crop/flip of flat examples, or None."""
+    from batchlab.data.augment import check_augment
+    from batchlab.train.precision import check_channels_last
+
+    shape = tuple(objects.data.train_x.shape[1:])
+    if config.train.channels_last:
+        check_channels_last(shape)
+    return check_augment(config.data.augment, shape)
+
+
 def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
     """Fail before anything runs or is stored: the device exists, the data splits, the model
     takes a batch and gives one output per class for class labels (as a spec's model must),
     the loss gives a scalar for it, and the optimizer factory works. Errors name the object
     and the fix."""
-    from batchlab.data.augment import check_augment
-
     check_device(config.train)
-    check_augment(config.data.augment, tuple(objects.data.train_x.shape[1:]))  # its note: preflight's
+    check_layout(config, objects)
     inputs = objects.run_inputs()
     data = inputs.load_data(config.data)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
@@ -152,12 +163,11 @@ def preflight(runs: list[RunSpec], objects: ObjectInputs) -> list[str]:
     (of the runs whose ``lr = "auto"`` is resolved: a dry run leaves some unmeasured), every
     device exists, and no
     run forwards one example at a time through a model whose BatchNorm trains
-    (``spec_train.batchnorm_error``), nor augments examples that cannot take it
-    (``check_augment``). Returns the notes on schedules that are not what their name promises
+    (``spec_train.batchnorm_error``), nor needs images of examples that are not
+    (``check_layout``). Returns the notes on schedules that are not what their name promises
     over the run (``schedule_notes``: a warm-up as long as the run, a first decay past its
     end) and on crop/flip of flat examples, each once, for the sweep to say as the CLI's
     preflight does."""
-    from batchlab.data.augment import check_augment
     from batchlab.train.scaling import scaled_lr
     from batchlab.train.schedules import run_length, schedule_fn, schedule_notes, steps_per_epoch
 
@@ -167,9 +177,8 @@ def preflight(runs: list[RunSpec], objects: ObjectInputs) -> list[str]:
     for run in runs:
         t = run.config.train
         check_device(t)  # a grid over train.device: check_objects saw the first run's only
-        # as the CLI's preflight: resized_crop failed every run of flat data, and crop or flip
-        # moved a table's columns without a word
-        note = check_augment(run.config.data.augment, tuple(objects.data.train_x.shape[1:]))
+        # as the CLI's preflight: crop or flip moved a table's columns without a word
+        note = check_layout(run.config, objects)
         notes += [note] if note and note not in notes else []
         if t.batch_size > n_train:
             too_big[t.batch_size] = n_train
