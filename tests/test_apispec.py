@@ -30,6 +30,16 @@ def test_numpy_torch_tuples_and_ranges_are_lists_of_python_values():
     assert plain({"p": point}) == {"p": point}
 
 
+def test_float32_values_are_the_decimals_written_not_their_binary_expansion():
+    # torch.logspace (float32 by default) gave LRs 0.0010000000474974513, ...: labels, run ids
+    # and the next spec's TOML that a later grid of [0.001, 0.01] never matched
+    assert grid_values("lr", torch.logspace(-3, -1, 3)) == [0.001, 0.01, 0.1]
+    assert grid_values("lr", np.array([3e-4, 0.1], dtype=np.float32)) == [0.0003, 0.1]
+    assert grid_values("lr", [np.float32(0.1), np.float16(0.5)]) == [0.1, 0.5]
+    assert plain(np.float32(0.1)) == 0.1 and type(plain(np.float32(0.1))) is float
+    assert spec(lr=np.float32(0.05)).train.lr == 0.05
+
+
 def test_a_spec_of_numpy_values_validates_and_writes_json():
     s = spec(grid={"lr": np.array([0.1, 0.01]), "batch_size": list(np.array([16, 32]))},
              epochs=np.int64(2))

@@ -103,8 +103,23 @@ def plain(value: Any) -> Any:
     if type(value) in (list, tuple):  # not subclasses: a namedtuple is built otherwise
         return type(value)(plain(v) for v in value)
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
-        return value.tolist()  # a numpy scalar's Python number, an array's nested lists
+        return _short_floats(value).tolist()  # a scalar's Python number, an array's nested lists
     return value
+
+
+def _short_floats(value: Any) -> Any:
+    """A numpy float32/float16 scalar or array as float64 holding the shortest decimal that
+    reads back as each value: ``np.float32(0.1)`` holds 0.10000000149011612, which became the
+    run's LR, its label and its run id instead of the 0.1 written (``np.logspace(..., dtype=
+    np.float32)``, ``torch.logspace`` in a grid). Anything else unchanged."""
+    import numpy as np
+
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or dtype.kind != "f" or dtype.itemsize >= 8:
+        return value
+    array = np.asarray(value)
+    short = np.array([float(np.format_float_positional(v, unique=True)) for v in array.ravel()])
+    return short.reshape(array.shape) if array.ndim else short[0]
 
 
 def user_config(config: Any, who: str) -> dict[str, Any]:
@@ -147,7 +162,11 @@ def grid_values(key: str, values: Any) -> list[Any]:
     or a 1-D numpy array (pandas Series, torch tensor); SpecError for a single value or
     anything else, with the list to write instead."""
     if not isinstance(values, (*SEQUENCES, str, bytes, dict)) and hasattr(values, "tolist"):
-        values = values.tolist()  # numpy/pandas/torch: Python scalars, nested lists by dimension
+        if type(values).__module__.startswith("torch") and hasattr(values, "numpy"):
+            values = values.detach().cpu().numpy()  # float32 by default: read as numpy's are
+        if type(values).__module__.startswith("pandas"):
+            values = values.to_numpy()
+        values = _short_floats(values).tolist()  # Python scalars, nested lists by dimension
         if not isinstance(values, list):  # a 0-d array: one value
             raise SpecError(f"grid['{key}'] = {values!r} is a single value; a grid gives a list "
                             f"of values, e.g. grid={{'{key}': [{values!r}]}}.")
