@@ -111,3 +111,16 @@ def test_val_fraction_beside_val_is_refused(tmp_path, kw):
         bl.throughput(model=torch.nn.Linear(3, 2), train=(x, y), val=(x[:8], y[:8]), val_fraction=0.5)
     bl.sweep("t", model=torch.nn.Linear(3, 2), train=(x, y), val_fraction=0.5, batch_size=8,  # a split
              store=tmp_path / "s.db", epochs=1, verbose=False)
+
+
+def test_a_keyword_inside_what_the_grid_replaces_is_refused():
+    # the warm-up of every run of a schedule grid was 0, without a word
+    with pytest.raises(SpecError) as err:
+        spec(grid={"schedule": ["cosine", "constant"]}, **{"train.schedule.warmup": 5})
+    assert ("keyword 'train.schedule.warmup' sets train.schedule.warmup, but grid key 'schedule' "
+            "sets the whole train.schedule of every run, which replaces it; put 'warmup' in each "
+            "of the grid's values instead, e.g. grid={'schedule': [{'name': 'cosine', 'warmup': "
+            "...}, ...]}") in str(err.value)
+    # a keyword beside a grid inside it, or of the grid's own field (its default), still works
+    assert spec(grid={"train.schedule.warmup": [0, 5]}, schedule="cosine").train.schedule.name == "cosine"
+    assert spec(grid={"lr": [0.1, 0.01]}, lr=0.5).sweep.grid == {"train.lr": [0.1, 0.01]}

@@ -199,6 +199,22 @@ def api_spec(name: str, *, data: DataSpec, model: ModelSpec, grid: dict[str, lis
     return keyword_spec(raw, grid, fields, repeats, prune, where)
 
 
+def _refuse_replaced(source: str, key: str, path: str, keyword_paths: Mapping[str, str]) -> None:
+    """SpecError when grid key ``key`` (at ``path``) replaces, in every run, a field inside it
+    that a keyword set: ``train.schedule.warmup=5`` beside ``grid={'schedule': [...]}``
+    trained every run without the warm-up, without a word. (A keyword of the grid key's own
+    field is its default, as a spec file's ``train.lr`` beside a grid over it: wrappers such
+    as ``functools.partial(bl.sweep, lr=0.05)`` rely on it.)"""
+    for kpath, kw in keyword_paths.items():
+        if kpath.startswith(path + "."):
+            inner = kpath[len(path) + 1:]
+            example = (f", e.g. grid={{{key!r}: [{{'name': 'cosine', {inner!r}: ...}}, ...]}}"
+                       if path == "train.schedule" else "")
+            raise SpecError(f"{source}: keyword {kw!r} sets {kpath}, but grid key {key!r} sets "
+                            f"the whole {path} of every run, which replaces it; put {inner!r} in "
+                            f"each of the grid's values instead{example}.")
+
+
 def keyword_spec(raw: dict[str, Any], grid: dict[str, list[Any]] | None, fields: dict[str, Any],
                  repeats: int, prune: str, source: str,
                  path_of: Callable[[str], str] = field_path) -> Spec:
@@ -216,12 +232,15 @@ def keyword_spec(raw: dict[str, Any], grid: dict[str, list[Any]] | None, fields:
         given[what + path] = key
         return path
 
+    keyword_paths: dict[str, str] = {}
     for key, value in fields.items():
         path = once(key, "keywords")
+        keyword_paths[path] = key
         raw = set_path(raw, path, _value(path, plain(value)))
     sweep_grid: dict[str, list[Any]] = {}
     for key, values in _grid_items(grid):
         path = once(key, "grid keys")
+        _refuse_replaced(source, key, path, keyword_paths)
         sweep_grid[path] = [_value(path, v) for v in grid_values(key, values)]
     raw["sweep"] = {"grid": sweep_grid, "repeats": repeats, "prune": prune}
     return spec_from_dict(raw, source=source)
