@@ -161,9 +161,8 @@ def preflight(runs: list[RunSpec], objects: ObjectInputs) -> list[str]:
     """``check_objects``' companion for a sweep: every batch size fits in the training set
     (refused, as the CLI does, rather than trained full-batch), every schedule is valid
     (of the runs whose ``lr = "auto"`` is resolved: a dry run leaves some unmeasured), every
-    device exists, and no
-    run forwards one example at a time through a model whose BatchNorm trains
-    (``spec_train.batchnorm_error``), nor needs images of examples that are not
+    device exists, no run forwards one example at a time through a model whose BatchNorm
+    trains (``spec_train.batchnorm_error``) and none needs images of examples that are not
     (``check_layout``). Returns the notes on schedules that are not what their name promises
     over the run (``schedule_notes``: a warm-up as long as the run, a first decay past its
     end) and on crop/flip of flat examples, each once, for the sweep to say as the CLI's

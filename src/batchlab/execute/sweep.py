@@ -93,12 +93,11 @@ class SweepOutcome:
         return (f"{len(failed)} of the {len(self.trained_ids)} runs this command trained "
                 f"failed{share}: {cause}. The other runs are stored. {again}")
 
-
     def all_failed_here(self, again: str) -> str | None:
         """The Python API's error: ``all_failed``'s paragraph, or, when the experiment has
         other runs that ended well (an earlier call, another model), one for the runs this
         call trained when every one of them failed; None when one of them ended well. A call
-        whose only run failed (``device="cuda"`` without a GPU) returned as a success."""
+        whose every run failed beside an earlier model's runs returned as a success."""
         if (why := self.all_failed(again)) is not None:
             return why
         here = [r for r in self.records if r.id in self.trained_ids]
