@@ -159,7 +159,7 @@ class TrackedRun:
         if not isinstance(experiment, str) or not experiment.strip():
             raise SpecError(f"bl.track needs an experiment name (a non-empty string), got {experiment!r}.")
         if not isinstance(store, Store):
-            store_path(store, "bl.track")  # a wrong type fails here, not inside the block
+            store = store_path(store, "bl.track")  # a wrong type fails here, not inside the block
         if name is not None and not isinstance(name, str):
             raise SpecError(f"bl.track: name={name!r} must be a string (the run's stable name), "
                             "or left out for a new run each time.")
