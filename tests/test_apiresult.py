@@ -24,3 +24,20 @@ def test_a_result_whose_store_moved_says_so_in_the_apis_words(tmp_path):
                                   "experiment there.")
     with bl.open(tmp_path / "moved.db") as db:
         assert len(db.runs("t")) == 1
+
+
+def test_a_report_or_next_spec_under_the_home_folder_may_be_written_with_a_tilde(tmp_path, monkeypatch):
+    # "~/r.html" made a folder named "~" in the current folder and wrote the report there
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir()
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    result = bl.sweep("t", model=nn.Linear(3, 2), train=(x, (x[:, 0] > 0).astype(np.int64)),
+                      grid={"lr": [1e-4, 1e-3]}, batch_size=8, epochs=1, lr=0.1,
+                      store=tmp_path / "s.db", verbose=False)
+    assert result.report("~/r.html").html == home / "r.html" and (home / "r.html").is_file()
+    follow = result.next("~/n.toml")
+    assert follow.path == home / "n.toml" and follow.path.is_file()  # an LR grid to refine
+    assert not (here / "~").exists()

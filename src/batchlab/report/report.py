@@ -142,7 +142,7 @@ def write_report(store: Store, experiment: str, out_html: str | Path,
     give a report (panels without data say why).
     """
     t0 = time.perf_counter()
-    out_html = Path(out_html)
+    out_html = Path(out_html).expanduser()  # "~/r.html" made a folder named ~ here
     exp = _load(store, experiment, target)
     folder = _prepare_output(out_html)
     built = build_figures(exp.name, exp.runs, exp.probes, exp.analysis, style_for(exp.runs), folder)
@@ -201,7 +201,7 @@ def write_comparison(store: Store, exp_a: str, exp_b: str, out_html: str | Path,
     """Two experiments side by side: the same sections and figures as ``write_report``, A on
     the left, B on the right, with one colour/dash mapping over both. Errors as write_report."""
     t0 = time.perf_counter()
-    out_html = Path(out_html)
+    out_html = Path(out_html).expanduser()  # "~/r.html" made a folder named ~ here
     exps = [_load(store, exp_a, target), _load(store, exp_b, target)]
     folder = _prepare_output(out_html)
     style: StyleMap = style_for([r for e in exps for r in e.runs])
