@@ -143,6 +143,30 @@ def test_a_schedule_not_what_its_name_promises_is_said_when_the_run_length_is_kn
                  store=tmp_path / "s.db", verbose=False)
 
 
+def test_a_negative_step_is_said_as_bl_track_says_it(tmp_path):
+    # it was called "at or before the run's last save (step -1)" of a run that never saved
+    def negative(run):
+        run.log(-1, train_loss=1.0)
+
+    with pytest.raises(ExecutorError, match=r"step = -1 must be an integer >= 0"):
+        bl.sweep("neg", negative, lr=0.1, store=tmp_path / "s.db", verbose=False)
+
+
+def test_values_still_in_their_graph_are_read_without_a_torch_warning(tmp_path):
+    # a returned dict's val_loss with requires_grad made torch warn, from batchlab's line,
+    # "Converting a tensor with requires_grad=True to a scalar"
+    def graph(run):
+        w = torch.tensor(0.5, requires_grad=True)
+        run.log(1, train_loss=w * 2)
+        return {"val_loss": w * 0.6, "val_acc": 0.7}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = bl.sweep("graph", graph, lr=0.1, store=tmp_path / "s.db", verbose=False)
+    (row,) = res.rows
+    assert row["final_val_loss"] == pytest.approx(0.3) and row["final_train_loss"] == 1.0
+
+
 def test_an_error_raised_inside_torch_names_the_users_line_that_called_it(tmp_path):
     def wrong_scheduler(run):
         run.scheduler(torch.nn.Linear(2, 2))  # a module, not its optimizer: torch raises
