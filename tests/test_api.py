@@ -453,6 +453,16 @@ def test_bad_probe_batch_sizes_are_a_spec_error(probe, given, words):
     assert words in str(err.value)
 
 
+@pytest.mark.parametrize("sizes", [dict(batch_sizes=[1, 16]), dict(batch_size=1)])
+def test_lr_find_at_batch_1_of_a_batchnorm_model_is_refused_as_a_sweep_refuses_it(sizes):
+    # torch's raw ValueError ("Expected more than 1 value per channel when training") came out
+    bn = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    with pytest.raises(SpecError) as err:
+        bl.lr_find(model=bn, train=arrays(), epochs=1, **sizes)
+    assert "train.batch_size = 1 forwards 1 example at a time, but model 'Sequential' has " \
+           "BatchNorm layers" in str(err.value)
+
+
 def test_a_sweep_s_notice_is_a_warning_at_the_caller_s_line(tmp_path):
     """The store= handling wraps the sweep's body, not a helper call: the notice's warning
     still points at the user's bl.sweep line (a notebook shows that line)."""

@@ -71,3 +71,18 @@ def test_a_store_in_a_missing_folder_is_refused_not_made(tmp_path):
         with bl.track("t", store=missing):
             pass
     assert not missing.parent.exists()
+
+
+def test_a_store_under_the_home_folder_may_be_written_with_a_tilde(tmp_path, monkeypatch):
+    # "~/s.db" was refused for its missing folder '~', with the advice to make it (mkdir -p '~')
+    monkeypatch.setenv("HOME", str(tmp_path))
+    x = np.zeros((40, 3), np.float32)
+    result = bl.sweep("t", model=nn.Linear(3, 2), train=(x, np.arange(40) % 2), batch_size=8,
+                      epochs=1, store="~/s.db", verbose=False)
+    assert result.store == tmp_path / "s.db" and (tmp_path / "s.db").is_file()
+    with bl.open("~/s.db") as db:
+        assert db.experiments() == ["t"]
+    with bl.track("mine", store="~/s.db") as run:
+        run.log(1, train_loss=1.0)
+    with bl.open(tmp_path / "s.db") as db:
+        assert db.experiments() == ["t", "mine"]

@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from batchlab.errors import ModelError, SpecError
@@ -55,6 +56,50 @@ def test_architecture_fingerprint_sees_shapes_not_values():
     assert architecture_fingerprint(a) == architecture_fingerprint(b)
     assert architecture_fingerprint(a) != architecture_fingerprint(nn.Linear(3, 5))
     assert architecture_fingerprint(a) != architecture_fingerprint(nn.Sequential(nn.Linear(3, 4), nn.Tanh()))
+
+
+class Scaled(nn.Module):
+    """A model configured beyond its repr: ``p`` and the buffer ``shift`` change what it
+    computes, and neither shows in ``repr`` or in a shape."""
+
+    def __init__(self, p: float = 0.0, shift: float = 0.0):
+        super().__init__()
+        self.p = p
+        self.register_buffer("shift", torch.tensor([shift]))
+        self.lin = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.lin(F.dropout(x + self.shift, self.p, self.training))
+
+
+def test_architecture_fingerprint_sees_attributes_buffers_and_frozen_parameters():
+    """Two models that differ by a dropout rate held in an attribute, a constant buffer or a
+    frozen layer train differently: a rerun of the sweep with the other one skipped it as
+    finished and showed the first model's results."""
+    assert architecture_fingerprint(Scaled(0.0)) == architecture_fingerprint(Scaled(0.0))
+    assert architecture_fingerprint(Scaled(0.0)) != architecture_fingerprint(Scaled(0.9))
+    assert architecture_fingerprint(Scaled(shift=0.0)) != architecture_fingerprint(Scaled(shift=1.0))
+    frozen = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    frozen[0].requires_grad_(False)
+    assert architecture_fingerprint(frozen) != architecture_fingerprint(
+        nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2)))
+    # eval mode is not a setting (training sets the mode), nor are torch's own attributes
+    assert architecture_fingerprint(Scaled().eval()) == architecture_fingerprint(Scaled())
+
+
+def test_a_sweep_of_another_attribute_value_trains_new_runs(tmp_path):
+    import batchlab as bl
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    kw = {"train": (x, y), "batch_size": 16, "lr": 0.1, "epochs": 1, "verbose": False,
+          "store": str(tmp_path / "s.db")}
+    first = bl.sweep("attrs", model=Scaled(0.0), **kw)
+    with pytest.warns(UserWarning, match="another model"):
+        second = bl.sweep("attrs", model=Scaled(0.9), **kw)
+    assert (first.trained, second.skipped, second.trained) == (1, 0, 1)
+    assert len({row["run_id"] for row in second.rows}) == 2
 
 
 def test_callable_fingerprint_sees_name_source_and_settings():

@@ -53,6 +53,15 @@ def test_unknown_names_and_missing_files_are_clear_errors(store, tmp_path):
     assert not (tmp_path / "missing.db").exists()  # never creates an empty store
 
 
+def test_a_folder_is_named_as_a_folder_not_as_missing(tmp_path):
+    # it said "store '<folder>' does not exist" of a folder that does
+    with pytest.raises(StoreError) as err:
+        bl.open(tmp_path)
+    assert f"'{tmp_path}' is a folder" in str(err.value)
+    assert f"bl.open('{tmp_path / 'batchlab.db'}')" in str(err.value)
+    assert "does not exist" not in str(err.value)
+
+
 def test_one_metric_name_and_a_name_the_run_lacks(store, tmp_path, monkeypatch):
     monkeypatch.setattr(reader, "has_pandas", lambda: False)
     with bl.open(store) as db:

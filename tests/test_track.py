@@ -357,3 +357,20 @@ def test_a_run_without_lr_or_batch_size_that_barely_learned_reads_everywhere(tmp
     shown = batchlab("show", run.id, "--store", db)
     assert shown.returncode == 0, shown.stderr
     assert "LR too small: training loss fell only 0% (1 -> lowest 1) over the whole run" in shown.stdout
+
+
+@pytest.mark.parametrize("probe", [(torch.zeros(4, 8), torch.zeros(4, dtype=torch.long)), "x"])
+def test_watch_refuses_a_probe_the_model_cannot_take_at_once(tmp_path, probe):
+    # an (x, y) batch as the probe raised torch's raw TypeError from run.log, at the first
+    # step after an evaluation, with the run half trained
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    model.train()
+    with pytest.raises(SpecError) as err:
+        with bl.track("w", {"batch_size": 4}, store=tmp_path / "s.db") as run:
+            run.watch(model, probe=probe)
+    assert str(err.value).startswith("run.watch: the model fails on probe= (TypeError: ")
+    assert "not the (x, y) pair a DataLoader gives (probe=xb)" in str(err.value)
+    assert model.training  # its mode is kept
+    with bl.track("w", {"batch_size": 4}, store=tmp_path / "s.db") as run:
+        run.watch(model, probe=torch.zeros(4, 8))  # a batch of inputs is taken
+        run.log(1, train_loss=1.0)

@@ -55,10 +55,14 @@ def _spec(name: str, objects: ObjectInputs, grid: dict[str, list[Any]] | None,
           call: str = "sweep") -> Spec:
     """The spec of an API call; an optimizer given by name is the ``train.optimizer`` field.
     ``call``: the API function, named in errors (``bl.lr_find(...)``)."""
-    from batchlab.apispec import api_spec
+    from batchlab.apispec import api_spec, refuse_optimizer_fields, refuse_split_fields
 
     if isinstance(optimizer, str):
         fields = {**fields, "optimizer": optimizer}
+    elif optimizer is not None:
+        refuse_optimizer_fields(fields, grid)
+    if objects.data.val_x is not None:
+        refuse_split_fields(fields, grid)
     return api_spec(name, data=objects.data_spec(), model=objects.model_spec(), grid=grid,
                     fields=fields, repeats=repeats, prune=prune, call=call)
 
@@ -216,8 +220,8 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
         threads = torch.get_num_threads()  # train.threads applies to the runs, not to the session
         try:
             prepared = _resolve_auto_lr(spec, runs, objects, store, measure=not dry_run)
-            prepared = replace(prepared, notes=plan_notes + prepared.notes)
-            preflight(prepared.runs, objects)
+            schedule_notes = preflight(prepared.runs, objects)
+            prepared = replace(prepared, notes=plan_notes + prepared.notes + schedule_notes)
             prepared = prepare_halving(spec, prepared, objects.run_inputs().load_data)
             if dry_run:
                 return dry_run_result(spec, prepared, store, verbose)
@@ -231,8 +235,8 @@ def sweep(name: str, train_fn: Any = None, *, model: Any = None, train: Any = No
                                     on_event=progress.on_event if progress else None)
         finally:
             torch.set_num_threads(threads)
-        if (why := outcome.all_failed(API_AGAIN.format(name=spec.name, store=store))) is not None:
-            raise ExecutorError(why)  # nothing trained: a table of failed rows would hide it
+        if (why := outcome.all_failed_here(API_AGAIN.format(name=spec.name, store=store))) is not None:
+            raise ExecutorError(why)  # nothing it trained worked: a table of failed rows would hide it
         return SweepResult(spec.name, store, outcome.planned, outcome.skipped, outcome.trained)
 
 
@@ -247,8 +251,30 @@ PROBE_CALLS = {"lr_range": "lr_find", "max_batch": "max_batch", "throughput": "t
                "noise_scale": "noise_scale", "recommend": "recommend"}
 
 
+def _refuse_single_examples(config: RunConfig, objects: ObjectInputs, sizes: list[int]) -> None:
+    """SpecError when a probe would train at batch size 1 a model whose BatchNorm trains, as
+    a sweep's preflight refuses it: torch's raw ValueError ("Expected more than 1 value per
+    channel") came out of bl.lr_find."""
+    import torch
+
+    from batchlab.spec_train import batchnorm_error
+    from batchlab.train.accumulate import trains_batchnorm
+
+    if 1 not in sizes:
+        return
+    with torch.random.fork_rng(devices=[]):
+        net = objects.make_model()
+    if trains_batchnorm(net):
+        single = config.train.model_copy(update={"batch_size": 1, "accumulate": 1,
+                                                 "micro_batch_size": None, "devices": 1})
+        raise SpecError(f"{batchnorm_error(single, objects.model_name)}.")
+
+
 def _probe(kind: str, run: Any, model: Any, train: Any, val: Any, loss: Any, optimizer: Any,
-           store: str | Path | None, experiment: str, fields: dict[str, Any]) -> Any:
+           store: str | Path | None, experiment: str, fields: dict[str, Any],
+           batch_sizes: list[int] | None = None) -> Any:
+    """Run probe ``run(config, inputs)`` on the checked objects; ``batch_sizes``: those it
+    trains at, when it is given a list (default the config's batch size)."""
     from batchlab.apicheck import check_objects
     from batchlab.spec import RunConfig
     from batchlab.store import Store
@@ -258,6 +284,8 @@ def _probe(kind: str, run: Any, model: Any, train: Any, val: Any, loss: Any, opt
     spec = _spec(experiment, objects, None, dict(fields), optimizer, call=PROBE_CALLS[kind])
     config = RunConfig(data=spec.data, model=spec.model, train=spec.train)
     check_objects(config, objects)
+    if kind == "lr_range":  # the others say it as a ProbeError, or start at 2 (max_batch)
+        _refuse_single_examples(config, objects, batch_sizes or [config.train.batch_size])
     if path is not None:
         check_store(path)  # before the probe trains: a store refused after it loses the result
     result = run(config, objects.run_inputs())
@@ -309,7 +337,7 @@ def lr_find(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimi
     return _probe("lr_range", lambda c, i: probe(
         c, batch_sizes=sizes, repeats=repeats, strategy=strategy or DEFAULT_STRATEGY,
         start_lr=start_lr, end_lr=end_lr, steps=range_steps, inputs=i, budget=budget),
-        model, train, val, loss, optimizer, store, experiment, train_fields)
+        model, train, val, loss, optimizer, store, experiment, train_fields, sizes)
 
 
 def max_batch(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimizer: Any = None,

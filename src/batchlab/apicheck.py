@@ -23,7 +23,7 @@ from batchlab.models.check import check_forward
 if TYPE_CHECKING:
     from batchlab.objects import ObjectInputs
     from batchlab.plan import RunSpec
-    from batchlab.spec import RunConfig
+    from batchlab.spec import RunConfig, TrainSpec
     from batchlab.train.inputs import LossFn
 
 
@@ -60,10 +60,50 @@ def check_regression_shapes(out: torch.Tensor, targets: torch.Tensor, loss_fn: L
     )
 
 
+def _forward_fix(net: torch.nn.Module, xb: torch.Tensor) -> str:
+    """What to change when the model fails on a batch: its dtype when its weights are not the
+    inputs' float32 (``model.double()``: torch's "mat1 and mat2 must have the same dtype"
+    says nothing of batchlab's conversion), inputs of one number per example (1-D ``x``),
+    else the shape it accepts."""
+    dtypes = sorted({str(p.dtype) for p in net.parameters() if p.is_floating_point()} - {str(xb.dtype)})
+    if dtypes:
+        return (f"Its parameters are {', '.join(dtypes)} but batchlab gives the model float32 "
+                "inputs (every input is converted to float32): pass model.float() (for mixed "
+                "precision, keep float32 weights and set precision='bf16').")
+    if xb.ndim == 1:  # x of shape (N,): a Linear(1, ...) gets (N,) and multiplies it as a row
+        return ("Each example is a single number (inputs of shape (N,)); for one input feature "
+                "pass x.reshape(-1, 1), giving the model inputs of shape (N, 1).")
+    return "Make the model accept the data's shape."
+
+
+def check_device(train: TrainSpec) -> None:
+    """SpecError for ``device="cuda"`` on a machine without CUDA, as the CLI's preflight says
+    it: each run failed with it one by one (a probe raised torch's RuntimeError)."""
+    if train.device == "cuda" and not torch.cuda.is_available():
+        raise SpecError("device='cuda' but this machine has no CUDA device; use device='auto' "
+                        "(CUDA when present) or 'cpu'.")
+
+
+def check_layout(config: RunConfig, objects: ObjectInputs) -> str | None:
+    """The CLI's preflight checks of what needs image examples: SpecError for ``resized_crop``
+    or ``channels_last`` on other examples (each run failed with it, one by one); the note
+    ``check_augment`` gives for crop/flip of flat examples, or None."""
+    from batchlab.data.augment import check_augment
+    from batchlab.train.precision import check_channels_last
+
+    shape = tuple(objects.data.train_x.shape[1:])
+    if config.train.channels_last:
+        check_channels_last(shape)
+    return check_augment(config.data.augment, shape)
+
+
 def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
-    """Fail before anything runs or is stored: the data splits, the model takes a batch and
-    gives one output per class for class labels (as a spec's model must), the loss gives a
-    scalar for it, and the optimizer factory works. Errors name the object and the fix."""
+    """Fail before anything runs or is stored: the device exists, the data splits, the model
+    takes a batch and gives one output per class for class labels (as a spec's model must),
+    the loss gives a scalar for it, and the optimizer factory works. Errors name the object
+    and the fix."""
+    check_device(config.train)
+    check_layout(config, objects)
     inputs = objects.run_inputs()
     data = inputs.load_data(config.data)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
@@ -74,7 +114,7 @@ def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
         except Exception as err:
             raise ModelError(
                 f"{objects.describe()} fails on a batch of inputs of shape {tuple(xb.shape)}: "
-                f"{type(err).__name__}: {err}. Make the model accept the data's shape."
+                f"{type(err).__name__}: {err}. {_forward_fix(net, xb)}"
             ) from None
         if not isinstance(out, torch.Tensor):  # nn.LSTM: (output, (h, c)); a dict of heads
             raise ModelError(
@@ -102,6 +142,12 @@ def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             raise ModelError("the loss must return a scalar tensor (the batch mean); "
                              f"it returned {type(value).__name__} {getattr(value, 'shape', '')}.")
+    if not any(p.requires_grad for p in net.parameters()):  # the optimizer would say "empty list"
+        raise ModelError(
+            f"{objects.describe()} has no trainable parameters (it has none, or every one has "
+            "requires_grad=False), so no run would learn anything; leave at least the layers "
+            "to train with requires_grad=True."
+        )
     try:  # a factory that fails would otherwise fail every run, one by one
         inputs.make_optimizer(config.train, net.parameters(), 0.01)
     except BatchlabError:
@@ -111,27 +157,38 @@ def check_objects(config: RunConfig, objects: ObjectInputs) -> None:
                         f"{err}. It must take (params, lr) and return a torch.optim.Optimizer.") from None
 
 
-def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
+def preflight(runs: list[RunSpec], objects: ObjectInputs) -> list[str]:
     """``check_objects``' companion for a sweep: every batch size fits in the training set
     (refused, as the CLI does, rather than trained full-batch), every schedule is valid
-    (of the runs whose ``lr = "auto"`` is resolved: a dry run leaves some unmeasured), and no
-    run forwards one example at a time through a model whose BatchNorm trains
-    (``spec_train.batchnorm_error``)."""
+    (of the runs whose ``lr = "auto"`` is resolved: a dry run leaves some unmeasured), every
+    device exists, no run forwards one example at a time through a model whose BatchNorm
+    trains (``spec_train.batchnorm_error``) and none needs images of examples that are not
+    (``check_layout``). Returns the notes on schedules that are not what their name promises
+    over the run (``schedule_notes``: a warm-up as long as the run, a first decay past its
+    end) and on crop/flip of flat examples, each once, for the sweep to say as the CLI's
+    preflight does."""
     from batchlab.train.scaling import scaled_lr
-    from batchlab.train.schedules import run_length, schedule_fn, steps_per_epoch
+    from batchlab.train.schedules import run_length, schedule_fn, schedule_notes, steps_per_epoch
 
     n_train = len(objects.run_inputs().load_data(runs[0].config.data).train_y)
     too_big: dict[int, int] = {}
+    notes: list[str] = []
     for run in runs:
         t = run.config.train
+        check_device(t)  # a grid over train.device: check_objects saw the first run's only
+        # as the CLI's preflight: crop or flip moved a table's columns without a word
+        note = check_layout(run.config, objects)
+        notes += [note] if note and note not in notes else []
         if t.batch_size > n_train:
             too_big[t.batch_size] = n_train
             continue
         if t.lr == "auto":  # a dry run leaves it unmeasured: its schedule is checked once it is
             continue
         spe = steps_per_epoch(n_train, t.batch_size)
+        total = run_length(t.steps, t.epochs, spe)
         schedule_fn(t.schedule, scaled_lr(t.numeric_lr(), t.batch_size, t.scale_lr,
-                                          t.base_batch_size), run_length(t.steps, t.epochs, spe), spe)
+                                          t.base_batch_size), total, spe)
+        notes += [n for n in schedule_notes(t.schedule, total, spe) if n not in notes]
     refuse_batches_larger_than_data(too_big, "train= with more examples, or a smaller val_fraction")
     singles = [run.config.train for run in runs if run.config.train.micro_batch() < 2]
     if singles:  # the model is copied only when some run could meet the refusal
@@ -142,6 +199,7 @@ def preflight(runs: list[RunSpec], objects: ObjectInputs) -> None:
             net = objects.make_model()
         if trains_batchnorm(net):
             raise SpecError(f"{batchnorm_error(singles[0], objects.model_name)}.")
+    return notes
 
 
 def _main_objects(objects: ObjectInputs, model: Any, loss: Any, optimizer: Any) -> list[str]:

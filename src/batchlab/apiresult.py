@@ -3,9 +3,14 @@ figures, follow-up spec and report, each read from the store when asked for."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from batchlab.apistore import api_store_errors
+from batchlab.errors import StoreError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -13,6 +18,7 @@ if TYPE_CHECKING:
     from batchlab.analysis.experiment import ExperimentAnalysis
     from batchlab.nextspec import NextSpec
     from batchlab.report.report import ReportResult
+    from batchlab.store import Store
 
 
 @dataclass(frozen=True)
@@ -30,13 +36,28 @@ class SweepResult:
     skipped: int
     trained: int
 
+    @contextmanager
+    def _opened(self) -> Iterator[Store]:
+        """The store, opened for reading; its errors in the API's words (a store moved away
+        since the sweep said "run a sweep first or pass --store PATH", a flag Python has not)."""
+        from batchlab.store import Store
+
+        self._check_present()
+        with api_store_errors(), Store(self.store, create=False) as st:
+            yield st
+
+    def _check_present(self) -> None:
+        if not self.store.is_file():
+            raise StoreError(f"the store of sweep '{self.experiment}', '{self.store}', is gone "
+                             "(moved or deleted since the sweep); bl.open(its new path) reads "
+                             "the experiment there.")
+
     @property
     def rows(self) -> list[dict[str, Any]]:
         """One dict per run: id, status, batch size, LR, schedule, seed, summary metrics."""
         from batchlab.results import experiment_rows
-        from batchlab.store import Store
 
-        with Store(self.store, create=False) as st:
+        with self._opened() as st:
             return experiment_rows(st, self.experiment)
 
     @property
@@ -52,9 +73,8 @@ class SweepResult:
         time to target, scaling fits, conclusions; ``.answer``: what to pick and why, the
         findings by question; each run's ``.verdict``: one label and one sentence)."""
         from batchlab.analysis.experiment import analyze_experiment
-        from batchlab.store import Store
 
-        with Store(self.store, create=False) as st:
+        with self._opened() as st:
             return analyze_experiment(st, self.experiment)
 
     def plot(self, what: str = "curves", facet: str | None = None) -> Figure:
@@ -62,9 +82,8 @@ class SweepResult:
         curves against epochs, steps, examples and wall time; colour = LR, dash = batch size)
         of one ``facet`` (what else the sweep varied; default the first), or "heatmaps"."""
         from batchlab.report.build import experiment_figure
-        from batchlab.store import Store
 
-        with Store(self.store, create=False) as st:
+        with self._opened() as st:
             return experiment_figure(st, self.experiment, what, facet)
 
     def next(self, path: str | Path | None = None) -> NextSpec:
@@ -75,11 +94,14 @@ class SweepResult:
         ``bl.sweep`` of its spec) adds the runs to this experiment."""
         from batchlab.nextspec import write_next
 
-        return write_next(self.store, self.experiment, path)
+        self._check_present()
+        with api_store_errors():
+            return write_next(self.store, self.experiment, path)
 
     def report(self, path: str | Path, target: float | None = None) -> ReportResult:
         """Write the HTML report to ``path`` (figures in ``<stem>_files/`` beside it)."""
         from batchlab.reader import open_store
 
+        self._check_present()
         with open_store(self.store) as db:
             return db.report(self.experiment, path, target=target)

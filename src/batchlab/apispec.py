@@ -45,7 +45,53 @@ def field_path(key: str) -> str:
     if path in OBJECT_FIELDS:
         raise SpecError(f"'{key}' is set by the objects you pass (model=, train=, val=); "
                         "leave it out.")
+    if path.startswith("model."):  # the module passed is used as it is: nothing reads these
+        raise SpecError(
+            f"'{key}' sets {path}, a setting of batchlab's own models (the zoo, torchvision:, "
+            "timm:, a spec's factory); the model= you pass is trained as it is, so it would "
+            "change the run ids and nothing else. Build each variant yourself and sweep it "
+            "under the same experiment name, e.g. for p in (0.1, 0.5): "
+            "bl.sweep('exp', model=Net(dropout=p), ...) (the runs join, told apart by model)."
+        )
     return path
+
+
+# what batchlab's named optimizers read (``build_optimizer``); an optimizer= function builds
+# its own, so these would change the run ids and nothing else
+OPTIMIZER_FIELDS = ("train.optimizer", "train.momentum", "train.nesterov", "train.weight_decay")
+# what splits train= when no val= is given (``InMemoryData.dataset``); unread beside a val=
+SPLIT_FIELDS = ("data.val_fraction",)
+
+
+def keys_setting(paths: tuple[str, ...], fields: Mapping[str, Any], grid: Any) -> list[str]:
+    """The keywords and grid keys that set one of ``paths`` (unknown keys: ``field_path``'s
+    SpecError)."""
+    keys = [*fields, *(grid if isinstance(grid, dict) else {})]
+    return [k for k in keys if isinstance(k, str) and field_path(k) in paths]
+
+
+def refuse_optimizer_fields(fields: Mapping[str, Any], grid: Any) -> None:
+    """SpecError when a keyword or grid key sets an ``OPTIMIZER_FIELDS`` field beside an
+    optimizer= function: ``weight_decay=0.1`` with ``lambda p, lr: Adam(p, lr=lr)`` was
+    trained without weight decay and stored as if with it."""
+    if named := keys_setting(OPTIMIZER_FIELDS, fields, grid):
+        raise SpecError(
+            f"{', '.join(map(repr, named))} configure batchlab's named optimizers, but "
+            "optimizer= is your function, which builds the optimizer itself and never reads "
+            "them; set them in it (lambda params, lr: torch.optim.SGD(params, lr=lr, "
+            "momentum=0.9, weight_decay=5e-4)), or pass optimizer='sgd' (a name) to use them."
+        )
+
+
+def refuse_split_fields(fields: Mapping[str, Any], grid: Any) -> None:
+    """SpecError when a keyword or grid key sets ``val_fraction`` beside a val=: nothing is
+    split off then, yet the runs were stored (and labelled) as if it differed."""
+    if named := keys_setting(SPLIT_FIELDS, fields, grid):
+        raise SpecError(
+            f"{', '.join(map(repr, named))} sets the share of train= held out for validation "
+            "when no val= is given; with val= nothing is held out, so it would change the run "
+            "ids and nothing else. Leave it out, or leave out val= to split train= instead."
+        )
 
 
 def plain(value: Any) -> Any:
@@ -57,8 +103,23 @@ def plain(value: Any) -> Any:
     if type(value) in (list, tuple):  # not subclasses: a namedtuple is built otherwise
         return type(value)(plain(v) for v in value)
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
-        return value.tolist()  # a numpy scalar's Python number, an array's nested lists
+        return _short_floats(value).tolist()  # a scalar's Python number, an array's nested lists
     return value
+
+
+def _short_floats(value: Any) -> Any:
+    """A numpy float32/float16 scalar or array as float64 holding the shortest decimal that
+    reads back as each value: ``np.float32(0.1)`` holds 0.10000000149011612, which became the
+    run's LR, its label and its run id instead of the 0.1 written (``np.logspace(..., dtype=
+    np.float32)``, ``torch.logspace`` in a grid). Anything else unchanged."""
+    import numpy as np
+
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or dtype.kind != "f" or dtype.itemsize >= 8:
+        return value
+    array = np.asarray(value)
+    short = np.array([float(np.format_float_positional(v, unique=True)) for v in array.ravel()])
+    return short.reshape(array.shape) if array.ndim else short[0]
 
 
 def user_config(config: Any, who: str) -> dict[str, Any]:
@@ -101,7 +162,11 @@ def grid_values(key: str, values: Any) -> list[Any]:
     or a 1-D numpy array (pandas Series, torch tensor); SpecError for a single value or
     anything else, with the list to write instead."""
     if not isinstance(values, (*SEQUENCES, str, bytes, dict)) and hasattr(values, "tolist"):
-        values = values.tolist()  # numpy/pandas/torch: Python scalars, nested lists by dimension
+        if type(values).__module__.startswith("torch") and hasattr(values, "numpy"):
+            values = values.detach().cpu().numpy()  # float32 by default: read as numpy's are
+        if type(values).__module__.startswith("pandas"):
+            values = values.to_numpy()
+        values = _short_floats(values).tolist()  # Python scalars, nested lists by dimension
         if not isinstance(values, list):  # a 0-d array: one value
             raise SpecError(f"grid['{key}'] = {values!r} is a single value; a grid gives a list "
                             f"of values, e.g. grid={{'{key}': [{values!r}]}}.")
@@ -134,6 +199,22 @@ def api_spec(name: str, *, data: DataSpec, model: ModelSpec, grid: dict[str, lis
     return keyword_spec(raw, grid, fields, repeats, prune, where)
 
 
+def _refuse_replaced(source: str, key: str, path: str, keyword_paths: Mapping[str, str]) -> None:
+    """SpecError when grid key ``key`` (at ``path``) replaces, in every run, a field inside it
+    that a keyword set: ``train.schedule.warmup=5`` beside ``grid={'schedule': [...]}``
+    trained every run without the warm-up, without a word. (A keyword of the grid key's own
+    field is its default, as a spec file's ``train.lr`` beside a grid over it: wrappers such
+    as ``functools.partial(bl.sweep, lr=0.05)`` rely on it.)"""
+    for kpath, kw in keyword_paths.items():
+        if kpath.startswith(path + "."):
+            inner = kpath[len(path) + 1:]
+            example = (f", e.g. grid={{{key!r}: [{{'name': 'cosine', {inner!r}: ...}}, ...]}}"
+                       if path == "train.schedule" else "")
+            raise SpecError(f"{source}: keyword {kw!r} sets {kpath}, but grid key {key!r} sets "
+                            f"the whole {path} of every run, which replaces it; put {inner!r} in "
+                            f"each of the grid's values instead{example}.")
+
+
 def keyword_spec(raw: dict[str, Any], grid: dict[str, list[Any]] | None, fields: dict[str, Any],
                  repeats: int, prune: str, source: str,
                  path_of: Callable[[str], str] = field_path) -> Spec:
@@ -151,12 +232,15 @@ def keyword_spec(raw: dict[str, Any], grid: dict[str, list[Any]] | None, fields:
         given[what + path] = key
         return path
 
+    keyword_paths: dict[str, str] = {}
     for key, value in fields.items():
         path = once(key, "keywords")
+        keyword_paths[path] = key
         raw = set_path(raw, path, _value(path, plain(value)))
     sweep_grid: dict[str, list[Any]] = {}
     for key, values in _grid_items(grid):
         path = once(key, "grid keys")
+        _refuse_replaced(source, key, path, keyword_paths)
         sweep_grid[path] = [_value(path, v) for v in grid_values(key, values)]
     raw["sweep"] = {"grid": sweep_grid, "repeats": repeats, "prune": prune}
     return spec_from_dict(raw, source=source)

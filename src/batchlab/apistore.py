@@ -20,10 +20,12 @@ from batchlab.errors import BatchlabError, SpecError, StoreError
 
 
 def store_path(store: Any, call: str, default: bool = True) -> Path:
-    """``store`` as a Path; SpecError naming ``call`` (``batchlab.sweep('x')``) when it is not
-    a path. ``default``: the call has a default store (batchlab.db), which the error offers."""
+    """``store`` as a Path, ``~`` expanded as ``data.path`` is (a Python string is not the
+    shell's: ``store="~/study.db"`` was refused for its missing folder '~', with the advice to
+    make it: ``mkdir -p '~'``); SpecError naming ``call`` (``batchlab.sweep('x')``) when it is
+    not a path. ``default``: the call has a default store (batchlab.db), which the error offers."""
     if isinstance(store, str | os.PathLike) and str(store).strip():
-        return Path(store)
+        return Path(store).expanduser()
     tail = "; leave it out for batchlab.db in the current folder" if default else ""
     raise SpecError(f"{call}: store={store!r} must be the path of the store file (a str or "
                     f"pathlib.Path), e.g. store='study.db'{tail}.")

@@ -126,6 +126,6 @@ def sweep_function(name: str, fn: TrainFn, *, grid: dict[str, list[Any]] | None,
     finally:
         torch.set_num_threads(threads)
     # as a model sweep: a table of failed rows would hide that nothing trained
-    if (why := outcome.all_failed(API_AGAIN.format(name=spec.name, store=store))) is not None:
+    if (why := outcome.all_failed_here(API_AGAIN.format(name=spec.name, store=store))) is not None:
         raise ExecutorError(why)
     return SweepResult(spec.name, Path(store), outcome.planned, outcome.skipped, outcome.trained)

@@ -340,7 +340,8 @@ def write_next(store_path: str | Path, experiment: str, output: str | Path | Non
         plan = plan_next(st, experiment)
     if not plan.changes:
         return plan
-    out = Path(output) if output is not None else default_path(store_path, experiment)
+    # "~/next.toml" is the home folder's (it made a folder named ~ here)
+    out = Path(output).expanduser() if output is not None else default_path(store_path, experiment)
     plan.text = render(plan, store_path, out)
     try:
         out.write_text(plan.text)

@@ -8,8 +8,9 @@
   different weights and a rerun starts from the same ones; a callable model is called instead;
 - the spec fields that name them, so a run id covers the objects: ``data.path =
   "memory:<hash of the tensors>"``, ``model.name = "python:<class>"`` and ``model.kwargs``
-  holding the hashes of the architecture (repr + parameter and buffer shapes) and of the loss
-  and optimizer callables (qualified name + source). Change any of them and the sweep trains
+  holding the hashes of the architecture (repr + parameter and buffer shapes + frozen
+  parameters + the plain attributes and buffer values of the user's own module classes) and
+  of the loss and optimizer callables (qualified name + source). Change any of them and the sweep trains
   new runs; leave them and a rerun skips what is finished, as with a spec file.
 
 Not covered by the hash (stated in docs/python-api.md): plain functions a ``forward`` calls (only
@@ -84,15 +85,46 @@ def reinitialise(module: nn.Module) -> nn.Module:
     return module
 
 
+def _tensor_sha(tensor: torch.Tensor) -> str:
+    """SHA-256 of a tensor's bytes (any dtype: bfloat16 has no numpy twin, so read as bytes)."""
+    raw = tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8)
+    return hashlib.sha256(raw.numpy().tobytes()).hexdigest()[:16]
+
+
+def _own_settings(module: nn.Module) -> list[str]:
+    """What configures the module beyond its repr, shapes and class sources: the plain
+    attributes of every submodule whose class is not torch's (``self.p = p`` read by
+    ``forward``; torch's modules show theirs in the repr), the values of the buffers those
+    own (not reset by ``reset_parameters``, so every run keeps them), and which parameters
+    are frozen (``requires_grad=False``: they are not trained). Empty for a model with none
+    of these, so its fingerprint is the one it had before they were covered."""
+    lines = []
+    for prefix, sub in module.named_modules():
+        if type(sub).__module__.startswith("torch."):
+            continue
+        attrs = sorted((k, repr(v)) for k, v in vars(sub).items()
+                       if isinstance(v, PLAIN) and not k.startswith("_") and k != "training")
+        buffers = [f"{k}:{_tensor_sha(v)}" for k, v in sub.named_buffers(recurse=False)]
+        if attrs or buffers:
+            lines.append(f"settings {prefix}: {attrs!r} {buffers!r}")
+    frozen = [name for name, p in module.named_parameters() if not p.requires_grad]
+    if frozen:
+        lines.append(f"frozen: {frozen!r}")
+    return lines
+
+
 def architecture_fingerprint(module: nn.Module) -> str:
     """Hash of the module's repr, the source of every module class in it (an edited
-    ``forward`` of a block inside the model counts), and every parameter's and buffer's
-    name, shape and dtype (not their values: each run re-initialises them)."""
+    ``forward`` of a block inside the model counts), every parameter's and buffer's name,
+    shape and dtype (not the parameters' values: each run re-initialises them) and
+    ``_own_settings`` (an attribute such as a dropout rate, a constant buffer, frozen
+    parameters: two models differing only there train differently, so they must not share
+    a run id)."""
     classes = {f"{c.__module__}.{c.__qualname__}": c for c in map(type, module.modules())}
     sources = [_source(classes[name]) for name in sorted(classes)]
     shapes = [f"{n}:{tuple(t.shape)}:{t.dtype}" for n, t in
               [*module.named_parameters(), *module.named_buffers()]]
-    return _sha("\n".join([repr(module), *sources, *shapes]))
+    return _sha("\n".join([repr(module), *sources, *shapes, *_own_settings(module)]))
 
 
 # The builders below are small classes rather than closures so that ``RunInputs`` pickle:
@@ -272,6 +304,7 @@ class ObjectInputs:
             raise SpecError(f"optimizer= is a {type(optimizer).__name__}; pass a name ('sgd', "
                             "'adam', 'adamw', 'rmsprop', 'adagrad') or a function (params, lr) -> Optimizer.")
         with torch.random.fork_rng(devices=[]):  # building the probe copy must not move the user's RNG
+            torch.manual_seed(0)  # and a buffer a reset draws must hash the same on every call
             arch = architecture_fingerprint(make_model())
         prints = {"architecture": arch}
         if not isinstance(model, nn.Module):

@@ -39,6 +39,9 @@ class StoreReader:
 
     def __init__(self, path: str | Path) -> None:
         self.path = store_path(path, "bl.open", default=False)
+        if self.path.is_dir():  # "does not exist" would send the user looking for a path that does
+            raise StoreError(f"store '{self.path}' is a folder, not a store file; pass the path "
+                             f"of the store inside it, e.g. bl.open('{self.path / 'batchlab.db'}').")
         if not self.path.is_file():
             raise StoreError(f"store '{self.path}' does not exist; pass the path of a store a "
                              "sweep wrote (default batchlab.db in the folder it ran in).")

@@ -141,6 +141,26 @@ def _scalar(name: str, value: Any) -> torch.Tensor | float:
     return float(value)
 
 
+def _check_probe(model: torch.nn.Module, probe: Any) -> None:
+    """SpecError now when ``model`` cannot take ``probe`` (one forward pass, in eval mode and
+    under no_grad, so nothing it holds changes): an (x, y) batch given as the probe raised
+    torch's raw TypeError from run.log, at the first step after an evaluation."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(probe)
+    except Exception as err:
+        raise SpecError(
+            f"run.watch: the model fails on probe= ({type(err).__name__}: {err}); probe= is one "
+            "batch of the model's input as its forward takes it: the inputs x of a batch, not "
+            "the (x, y) pair a DataLoader gives (probe=xb), or leave it out for the first batch "
+            "the model sees."
+        ) from None
+    finally:
+        model.train(was_training)
+
+
 class TrackedRun:
     """One tracked run. Use as a context manager (``with bl.track(...) as run``), or call
     ``start()`` and ``finish(status)`` yourself (as the Lightning and Keras integrations do)."""
@@ -159,7 +179,7 @@ class TrackedRun:
         if not isinstance(experiment, str) or not experiment.strip():
             raise SpecError(f"bl.track needs an experiment name (a non-empty string), got {experiment!r}.")
         if not isinstance(store, Store):
-            store_path(store, "bl.track")  # a wrong type fails here, not inside the block
+            store = store_path(store, "bl.track")  # a wrong type fails here, not inside the block
         if name is not None and not isinstance(name, str):
             raise SpecError(f"bl.track: name={name!r} must be a string (the run's stable name), "
                             "or left out for a new run each time.")
@@ -260,14 +280,18 @@ class TrackedRun:
         examples of the first batch the model sees after ``watch``). Gradients are read as
         backward produces them, so zeroing them anywhere in the loop is fine (under an fp16
         GradScaler they are the scaled gradients). Costs a weight copy and one probe forward
-        pass per evaluation."""
+        pass per evaluation, and one here: a ``probe`` the model cannot take is a SpecError
+        now, not at the first step after an evaluation."""
         if not isinstance(model, torch.nn.Module):
             raise SpecError(f"run.watch needs the torch.nn.Module being trained, got "
                             f"{type(model).__name__}; pass the model (not its parameters).")
+        given = None if probe is None else first_examples(probe)
+        if given is not None:
+            _check_probe(model, given)
         if self._watch is not None:
             self._watch.disarm()
         self._watch = LayerWatch(model, hooks=True)
-        self._probe = None if probe is None else first_examples(probe)
+        self._probe = given
         if self._probe is None:
             def grab(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
                 if self._probe is None and args:

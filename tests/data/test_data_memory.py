@@ -169,3 +169,31 @@ def test_class_names_are_refused_with_how_to_number_them(dtype):
     text = str(err.value)
     assert "train[1] (targets) holds" in text and "e.g. 'cat'" in text
     assert "names, y = np.unique(y, return_inverse=True)" in text
+
+
+class BrokenAt7(torch.utils.data.Dataset):
+    """A Dataset whose example 7 cannot be read (a missing file), or is not a pair."""
+
+    def __init__(self, error: Exception | None):
+        self.error = error
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, i):
+        if i == 7:
+            if self.error is not None:
+                raise self.error
+            return torch.zeros(3), 1, "extra"
+        return torch.zeros(3), i % 2
+
+
+def test_a_dataset_failing_at_an_example_is_named_with_its_cause():
+    # the KeyError came out raw from batchlab's materialise loop, and a triple at example 7
+    # as "not enough values to unpack"
+    with pytest.raises(DataError) as err:
+        InMemoryData.from_objects(BrokenAt7(KeyError("missing file 7.png")), None)
+    assert "train[7] fails: the Dataset's __getitem__ raised KeyError: 'missing file 7.png'" in str(err.value)
+    assert isinstance(err.value.__cause__, KeyError)
+    with pytest.raises(DataError, match=r"train\[7\] is a tuple, not an \(input, target\) pair"):
+        InMemoryData.from_objects(BrokenAt7(None), None)

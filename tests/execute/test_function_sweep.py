@@ -4,6 +4,7 @@ import math
 import shutil
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import fn_train
@@ -109,6 +110,61 @@ def test_a_failing_function_fails_its_run_with_the_cause_and_where(tmp_path):
     assert "RuntimeError: CUDA out of memory (pretend)" in record.error
     assert "test_function_sweep.py" in record.error and "in broken" in record.error
     assert metrics["train_loss"].value.tolist() == [2.0]  # the rows before the failure are kept
+
+
+def test_a_call_whose_runs_all_failed_raises_though_earlier_runs_completed(tmp_path):
+    # the experiment's width-8 run completed in the first call, so the second call, whose only
+    # run failed, returned as a success
+    def wide_fails(run):
+        if run.config["width"] > 8:
+            raise ValueError("too wide")
+        run.log(1, train_loss=1.0)
+
+    bl.sweep("w", wide_fails, grid={"width": [8]}, store=tmp_path / "s.db", verbose=False)
+    with pytest.raises(ExecutorError, match=r"the only run this call trained \(\w+\) failed: "
+                                            "ValueError: too wide"):
+        bl.sweep("w", wide_fails, grid={"width": [16]}, store=tmp_path / "s.db", verbose=False)
+
+
+def test_a_schedule_not_what_its_name_promises_is_said_when_the_run_length_is_known(tmp_path):
+    # a model sweep (and the CLI) says these; a function sweep trained them without a word
+    def logs(run):
+        run.log(1, train_loss=1.0)
+
+    with pytest.warns(UserWarning, match=r"warmup = 1000 steps is as long as the run \(10 steps\)"):
+        bl.sweep("wu", logs, schedule={"name": "cosine", "warmup": 1000}, steps=10, lr=0.1,
+                 store=tmp_path / "s.db", verbose=False)
+    with pytest.warns(UserWarning, match="first decay comes after 10 epochs, at or past the end"):
+        bl.sweep("st", logs, schedule="step", epochs=2, n_train=100, lr=0.1,
+                 store=tmp_path / "s.db", verbose=False)
+    with warnings.catch_warnings():  # run length unknown (epochs, no n_train): nothing said
+        warnings.simplefilter("error")
+        bl.sweep("unknown", logs, schedule={"name": "constant", "warmup": 3}, epochs=2, lr=0.1,
+                 store=tmp_path / "s.db", verbose=False)
+
+
+def test_a_negative_step_is_said_as_bl_track_says_it(tmp_path):
+    # it was called "at or before the run's last save (step -1)" of a run that never saved
+    def negative(run):
+        run.log(-1, train_loss=1.0)
+
+    with pytest.raises(ExecutorError, match=r"step = -1 must be an integer >= 0"):
+        bl.sweep("neg", negative, lr=0.1, store=tmp_path / "s.db", verbose=False)
+
+
+def test_values_still_in_their_graph_are_read_without_a_torch_warning(tmp_path):
+    # a returned dict's val_loss with requires_grad made torch warn, from batchlab's line,
+    # "Converting a tensor with requires_grad=True to a scalar"
+    def graph(run):
+        w = torch.tensor(0.5, requires_grad=True)
+        run.log(1, train_loss=w * 2)
+        return {"val_loss": w * 0.6, "val_acc": 0.7}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = bl.sweep("graph", graph, lr=0.1, store=tmp_path / "s.db", verbose=False)
+    (row,) = res.rows
+    assert row["final_val_loss"] == pytest.approx(0.3) and row["final_train_loss"] == 1.0
 
 
 def test_an_error_raised_inside_torch_names_the_users_line_that_called_it(tmp_path):

@@ -95,6 +95,18 @@ def test_an_unwritable_output_path_is_a_clear_error(tmp_path):
     assert re.search(r"cannot write the report", one_paragraph(err.value))
 
 
+def test_an_output_path_that_is_a_folder_is_a_clear_error_before_any_figure(tmp_path):
+    # open() raised a raw IsADirectoryError, after the figures were drawn into 'out_files/'
+    (tmp_path / "out").mkdir()
+    with hand_store(tmp_path / "s.db", "one", [{"batch_size": 16, "lr": 0.1}]) as store:
+        with pytest.raises(ReportError) as err:
+            write_report(store, "one", tmp_path / "out")
+    text = one_paragraph(err.value)
+    assert f"cannot write the report to '{tmp_path / 'out'}': it is a folder" in text
+    assert f"e.g. '{tmp_path / 'out' / 'report.html'}'" in text
+    assert not (tmp_path / "out_files").exists()
+
+
 def test_a_second_report_replaces_the_figures_of_the_first(tmp_path):
     with hand_store(tmp_path / "s.db", "one", [{"batch_size": 16, "lr": 0.1}]) as store:
         (tmp_path / "r_files").mkdir()

@@ -60,17 +60,31 @@ def _tensor(value: Any, what: str) -> torch.Tensor:
         ) from None
 
 
+def _item(dataset: Any, i: int, what: str) -> Any:
+    """``dataset[i]`` checked to be an (input, target) pair; what the user's ``__getitem__``
+    raises (a missing file at example 7) is a DataError naming the example, its cause kept."""
+    try:
+        item = dataset[i]
+    except Exception as err:
+        raise DataError(
+            f"{what}[{i}] fails: the Dataset's __getitem__ raised {type(err).__name__}: {err}. "
+            f"batchlab reads every example of {what} into memory first; fix the Dataset (or "
+            "leave that example out, e.g. with torch.utils.data.Subset)."
+        ) from err
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise DataError(
+            f"{what}[{i}] is a {type(item).__name__}, not an (input, target) pair; a Dataset "
+            "passed to batchlab must return (x, y) from __getitem__."
+        )
+    return item
+
+
 def _materialise(dataset: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack every ``dataset[i]`` (an (input, target) pair) into two tensors."""
     n = len(dataset)
     if n == 0:
         raise DataError(f"{what} is an empty Dataset; give it at least one example.")
-    first = dataset[0]
-    if not isinstance(first, (tuple, list)) or len(first) != 2:
-        raise DataError(
-            f"{what}[0] is a {type(first).__name__}, not an (input, target) pair; a Dataset "
-            "passed to batchlab must return (x, y) from __getitem__."
-        )
+    first = _item(dataset, 0, what)
     if type(first[0]).__module__.startswith("PIL."):  # as an array: (H, W, C) bytes 0-255
         raise DataError(
             f"{what}[0] input is a PIL image ({type(first[0]).__name__}), not a tensor; give "
@@ -87,7 +101,7 @@ def _materialise(dataset: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
         )
     xs, ys = [], []
     for i in range(n):
-        x, y = dataset[i]
+        x, y = _item(dataset, i, what)
         xs.append(_tensor(x, f"{what}[{i}] input"))
         ys.append(_tensor(y, f"{what}[{i}] target"))
     try:

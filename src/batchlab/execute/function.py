@@ -23,7 +23,7 @@ from batchlab.errors import BatchlabError, SpecError
 from batchlab.errortext import error_text
 from batchlab.events import FAILED, INTERRUPTED, Event, RunEnded
 from batchlab.execute.halving import check_halving, halving_note
-from batchlab.execute.handle import CheckpointFailed, SweepRun, schedule_length
+from batchlab.execute.handle import CheckpointFailed, SweepRun, run_steps_per_epoch, schedule_length
 from batchlab.fingerprint import Fingerprint, HashCaches
 from batchlab.models.factory import _current
 from batchlab.plan import RunSpec, plan_runs
@@ -31,7 +31,7 @@ from batchlab.spec import RunConfig, Spec
 from batchlab.train.checkpoint import CheckpointLocation, resumable
 from batchlab.train.loop import train_run
 from batchlab.train.prune import PruneOrder
-from batchlab.train.schedules import schedule_fn
+from batchlab.train.schedules import schedule_fn, schedule_notes
 
 if TYPE_CHECKING:
     from batchlab.execute.sweep import PreparedSweep
@@ -177,8 +177,9 @@ def prepare_function_sweep(spec: Spec, function: TrainFn | None = None,
     hashes = HashCaches()
     prints: dict[str, Fingerprint] = {}
     n_train: dict[str, int] = {}
+    notes: list[str] = []
     for run in runs:
-        _check_run(run)
+        notes += [n for n in _check_run(run) if n not in notes]
         t = run.config.train
         if t.options.get("n_train"):
             n_train[run.run_id] = int(t.options["n_train"])
@@ -190,10 +191,14 @@ def prepare_function_sweep(spec: Spec, function: TrainFn | None = None,
                         "the training set's size: give n_train as a key of the sweep "
                         "(bl.sweep(..., n_train=len(train_set)) or train.options.n_train).")
     note = halving_note(spec, runs, n_train)  # n_train has every run here, when halving
-    return PreparedSweep(runs, fingerprints=prints, notes=[note] if note else [], n_train=n_train)
+    return PreparedSweep(runs, fingerprints=prints, notes=notes + ([note] if note else []),
+                         n_train=n_train)
 
 
-def _check_run(run: RunSpec) -> None:
+def _check_run(run: RunSpec) -> list[str]:
+    """SpecError for a run the function could not be given (its keys, its schedule); else the
+    ``schedule_notes`` a model sweep says of its schedule, when the run's length is known
+    (``n_train``/``steps_per_epoch``, or ``train.steps``)."""
     t = run.config.train
     for key in POSITIVE_OPTIONS:
         value = t.options.get(key)
@@ -209,3 +214,6 @@ def _check_run(run: RunSpec) -> None:
         raise
     except ValueError as err:
         raise SpecError(f"train.schedule of run {run.point}: {err}") from None
+    if run_steps_per_epoch(t.options, t.batch_size) is None and t.steps is None:
+        return []  # its length is a stand-in (schedule_length): nothing to say of it
+    return schedule_notes(t.schedule, *length)

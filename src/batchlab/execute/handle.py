@@ -230,7 +230,9 @@ class SweepRun(TrackedRun):
             wall_time: float | None = None, **values: Any) -> None:
         """``bl.track``'s ``run.log`` (see ``TrackedRun.log``); an evaluation is also judged
         by the sweep's pruning (``should_stop``)."""
-        if isinstance(step, int) and not isinstance(step, bool) and step <= self._floor:
+        # a negative step is bl.track's error to say (it was called one "at or before the last
+        # save" of a run that never saved)
+        if isinstance(step, int) and not isinstance(step, bool) and 0 <= step <= self._floor:
             raise SpecError(
                 f"run.log({step}, ...): step {step} is at or before the run's last save (step "
                 f"{self._floor}), whose rows are stored already. Log a step's values before "
@@ -243,6 +245,9 @@ class SweepRun(TrackedRun):
                 wall_time: float | None, values: dict[str, Any]) -> None:
         """Log ``values`` (``TrackedRun.log``) and keep what the summary reads: the latest
         training loss, the final and best evaluation values."""
+        # read below with float(): a tensor still in its graph (a returned dict's val_loss)
+        # made torch warn from batchlab's line, and the last loss kept its graph alive
+        values = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in values.items()}
         super().log(step, epoch=epoch, examples=examples, wall_time=wall_time, **values)
         self._logged_at.update(dict.fromkeys(values, step))
         if self.diverged_at is not None or self._rec is None:

@@ -93,6 +93,22 @@ class SweepOutcome:
         return (f"{len(failed)} of the {len(self.trained_ids)} runs this command trained "
                 f"failed{share}: {cause}. The other runs are stored. {again}")
 
+    def all_failed_here(self, again: str) -> str | None:
+        """The Python API's error: ``all_failed``'s paragraph, or, when the experiment has
+        other runs that ended well (an earlier call, another model), one for the runs this
+        call trained when every one of them failed; None when one of them ended well. A call
+        whose every run failed beside an earlier model's runs returned as a success."""
+        if (why := self.all_failed(again)) is not None:
+            return why
+        here = [r for r in self.records if r.id in self.trained_ids]
+        if not here or any(r.status != FAILED for r in here):
+            return None
+        cause, same = _common_cause(here)
+        if len(here) == 1:
+            return f"the only run this call trained ({here[0].id}) failed: {cause}. {again}"
+        return (f"all {len(here)} runs this call trained failed {same}: {cause}. The "
+                f"experiment's other runs are stored. {again}")
+
 
 def _common_cause(failed: list[RunRecord]) -> tuple[str, str]:
     """The most common last line of ``failed`` runs' errors (no final full stop), and how many

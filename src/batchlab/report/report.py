@@ -72,7 +72,12 @@ def _load(store: Store, experiment: str, target: float | None) -> _Experiment:
 
 
 def _prepare_output(out_html: Path) -> Path:
-    """Create the folders; remove PNGs of an earlier report so the folder matches the HTML."""
+    """Create the folders; remove PNGs of an earlier report so the folder matches the HTML.
+    ReportError for a path that is a folder, before any figure is drawn (open() failed on it
+    with a raw IsADirectoryError after the figures were written beside it)."""
+    if out_html.is_dir():
+        raise ReportError(f"cannot write the report to '{out_html}': it is a folder. Pass the "
+                          f"report's file path (-o FILE), e.g. '{out_html / 'report.html'}'.")
     folder = figures_dir(out_html)
     try:
         out_html.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +142,7 @@ def write_report(store: Store, experiment: str, out_html: str | Path,
     give a report (panels without data say why).
     """
     t0 = time.perf_counter()
-    out_html = Path(out_html)
+    out_html = Path(out_html).expanduser()  # "~/r.html" made a folder named ~ here
     exp = _load(store, experiment, target)
     folder = _prepare_output(out_html)
     built = build_figures(exp.name, exp.runs, exp.probes, exp.analysis, style_for(exp.runs), folder)
@@ -196,7 +201,7 @@ def write_comparison(store: Store, exp_a: str, exp_b: str, out_html: str | Path,
     """Two experiments side by side: the same sections and figures as ``write_report``, A on
     the left, B on the right, with one colour/dash mapping over both. Errors as write_report."""
     t0 = time.perf_counter()
-    out_html = Path(out_html)
+    out_html = Path(out_html).expanduser()  # "~/r.html" made a folder named ~ here
     exps = [_load(store, exp_a, target), _load(store, exp_b, target)]
     folder = _prepare_output(out_html)
     style: StyleMap = style_for([r for e in exps for r in e.runs])
