@@ -34,8 +34,10 @@ ALIASES = {"batchsize": "batch_size", "bs": "batch_size", "batch": "batch_size",
 # key=value inside a name, between any separators: the value is a number (1e-3 included) or a
 # word of letters and digits (so 'opt=adam_lr=0.1' is two pairs)
 _NAME_PAIR = re.compile(r"([A-Za-z][A-Za-z_]*)=([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|[A-Za-z][A-Za-z0-9]*)")
-# what an imported run's metrics are called in batchlab (any other name is kept as it is)
-KNOWN_METRICS = {"train_loss", "val_loss", "train_acc", "val_acc", "lr", "train_eval_loss"}
+# what an imported run's metrics are called in batchlab (any other name is kept as it is);
+# samples_per_s too: the report draws it, and batchlab's own export writes it
+KNOWN_METRICS = {"train_loss", "val_loss", "train_acc", "val_acc", "lr", "train_eval_loss",
+                 "samples_per_s"}
 
 
 def config_key(key: str) -> str:
