@@ -40,3 +40,13 @@ def test_set_steps_replaces_epochs_from_the_spec_and_says_so(tmp_path):
     raw = apply_overrides({"train": {"steps": 5}}, ["train.steps=9", "train.epochs=3"])
     assert raw == {"train": {"epochs": 3}}
     assert load_spec(p, ["train.steps=5", "train.epochs=2"]).train.epochs == 2
+
+
+@pytest.mark.parametrize("override", ["train.lr=inf", "train.lr=1e999", "train.weight_decay=inf",
+                                      "train.schedule.gamma=inf"])
+def test_an_infinite_number_is_refused(tmp_path, override):
+    p = tmp_path / "s.toml"
+    p.write_text("[train]\nepochs = 1\n")
+    field = override.split("=")[0]
+    with pytest.raises(SpecError, match=rf"'{field}': .*(finite|positive number)"):
+        load_spec(p, [override])

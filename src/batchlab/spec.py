@@ -53,7 +53,8 @@ AUTO_LR_UNRESOLVED = (
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf passes a positivity check (lr = inf, --set train.lr=1e999) and trains nothing useful
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataSpec(_Strict):
