@@ -178,7 +178,28 @@ def test_export_makes_missing_folders_and_refuses_a_folder_for_json(db, tmp_path
     assert (tmp_path / "a" / "b" / "runs.csv").read_text().count("\n") == 4  # header + 3 runs
     res = batchlab_cli("export", "exp", "--format", "json", "-o", tmp_path / "nodir", "--store", db)
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert "it is a folder, and the json export writes one file" in " ".join(res.stderr.split())
+    assert (f"--output '{tmp_path / 'nodir'}' is a folder, and this command writes one file; "
+            f"give the path of a file, e.g. --output {tmp_path / 'nodir' / 'exp.json'}."
+            ) in " ".join(res.stderr.split())
+
+
+@pytest.mark.parametrize("args, name", [(["report", "exp"], "exp-report.html"),
+                                        (["compare", "exp", "exp"], "exp-vs-exp.html"),
+                                        (["next", "exp"], "exp-next.toml"),
+                                        (["export", "exp", "-f", "json"], "exp.json")])
+@pytest.mark.parametrize("where", [".", "out/"])
+def test_a_one_file_output_that_names_a_folder_exits_2_and_writes_nothing(db, tmp_path, args, name,
+                                                                          where):
+    # '.' made the report fail with a traceback; 'out/' wrote a file named 'out'
+    work = tmp_path / "work"
+    work.mkdir()
+    res = batchlab_cli(*args, "-o", where, "--store", db, cwd=work)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    text = " ".join(res.stderr.split())
+    example = f"{where}{name}" if where.endswith("/") else name
+    assert (f"--output '{where}' is a folder, and this command writes one file; give the path "
+            f"of a file, e.g. --output {example}.") in text
+    assert list(work.iterdir()) == []
 
 
 def test_ls_shows_the_fields_runs_differ_in_beyond_batch_lr_schedule_and_seed(tmp_path):

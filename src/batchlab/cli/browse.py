@@ -19,9 +19,11 @@ from batchlab.cli.common import (
     err_console,
     fmt,
     on_ctrl_c,
+    output_file,
     plural,
 )
 from batchlab.errors import BatchlabError, StoreError
+from batchlab.paths import safe_name
 from batchlab.store import RunRecord, Store
 
 if TYPE_CHECKING:
@@ -182,7 +184,7 @@ def export(
     experiment: Annotated[str, typer.Argument(metavar="EXPERIMENT", help="Experiment name.")],
     format: Annotated[str, typer.Option(
         "--format", "-f", metavar="csv|json|tensorboard", help="Output format.")] = "csv",
-    output: Annotated[Path | None, typer.Option(
+    output: Annotated[str | None, typer.Option(
         "--output", "-o", metavar="PATH", help="Folder (csv, tensorboard) or file (json).")] = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
@@ -192,13 +194,16 @@ def export(
 
     if format not in FORMATS:
         raise BatchlabError(f"--format {format!r} is not supported; use one of {', '.join(FORMATS)}.")
+    # json writes one file: 'out/' must not become a file named 'out'
+    out_path = (output_file(output, Path(f"{safe_name(experiment)}.json")) if format == "json"
+                else None if output is None else Path(output))
     with Store(store, create=False) as st:
         n = len(st.runs(experiment))
         # seconds for a few hundred runs; the export is rewritten whole by the next one
         with on_ctrl_c("the export was not finished (the store is unchanged); run the same "
                        "command again to write it whole."), \
                 console.status(f"exporting {plural(n, 'run')} of '{experiment}' as {format} ..."):
-            out = export_experiment(st, experiment, format, output)
+            out = export_experiment(st, experiment, format, out_path)
     console.print(f"exported {plural(n, 'run')} of '{experiment}' to {out}")
 
 

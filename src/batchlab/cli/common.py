@@ -9,6 +9,7 @@ imports what it needs inside its function (``bench/cli_startup.py`` measures it)
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ import click
 import typer
 from rich.console import Console
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+
+from batchlab.errors import BatchlabError
 
 if TYPE_CHECKING:
     from batchlab.spec import Spec
@@ -134,6 +137,23 @@ def _store_folder_exists(path: Path) -> Path:
 NewStoreOpt = Annotated[Path, typer.Option(
     "--store", metavar="FILE", callback=_store_folder_exists,
     help="SQLite store file (created when missing, in an existing folder).")]
+def output_file(raw: str | None, default: Path) -> Path | None:
+    """``--output`` of a command that writes one file, as a Path; None when not given. The
+    option is a ``str``, not a ``Path``, so that a trailing '/' reaches this check.
+
+    A folder is refused (BatchlabError, exit 2, before anything is written), suggesting
+    ``default``'s file name in it: an existing one, one written with a trailing separator
+    ('out/', which pathlib would turn into a file named 'out'), or a path with no file name
+    ('.', '/', which made the report fail with a traceback)."""
+    if raw is None:
+        return None
+    path = Path(raw)
+    if raw.endswith(("/", os.sep)) or path.is_dir() or path.name in ("", ".", ".."):
+        raise BatchlabError(f"--output '{raw}' is a folder, and this command writes one file; "
+                            f"give the path of a file, e.g. --output {path / default.name}.")
+    return path
+
+
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", metavar="KEY=VALUE",
     help='Override a spec field, e.g. train.lr=0.05 or sweep.grid."train.batch_size"=[64] '

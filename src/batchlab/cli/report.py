@@ -8,10 +8,12 @@ from typing import Annotated
 
 import typer
 
-from batchlab.cli.common import DEFAULT_STORE, StoreOpt, app, console, on_ctrl_c
+from batchlab.cli.common import DEFAULT_STORE, StoreOpt, app, console, on_ctrl_c, output_file
 from batchlab.paths import safe_name
 from batchlab.store import Store
 
+OutputOpt = Annotated[str | None, typer.Option(
+    "--output", "-o", metavar="FILE", help="HTML file to write.")]
 TargetOpt = Annotated[float | None, typer.Option(
     "--target", min=0, max=1, help="Validation accuracy that counts as reached (default: 95% of the best).")]
 
@@ -45,12 +47,13 @@ def write_under_spinner(what: str, write: Callable[[], object], interrupted: str
 @app.command()
 def report(
     experiment: Annotated[str, typer.Argument(help="Experiment name.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="HTML file to write.")] = None,
+    output: OutputOpt = None,
     target: TargetOpt = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """One self-contained HTML report (figures, diagnosis, conclusions) plus its PNGs."""
-    out = output or report_path(experiment, store)
+    default = report_path(experiment, store)
+    out = output_file(output, default) or default
     with Store(store, create=False) as st:
         def write() -> object:
             from batchlab.report import write_report  # matplotlib: a second, under the spinner
@@ -64,12 +67,13 @@ def report(
 def compare(
     experiment_a: Annotated[str, typer.Argument(help="First experiment.")],
     experiment_b: Annotated[str, typer.Argument(help="Second experiment.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="HTML file to write.")] = None,
+    output: OutputOpt = None,
     target: TargetOpt = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """The same figures for two experiments side by side, in one HTML file."""
-    out = output or store.parent / f"{safe_name(experiment_a)}-vs-{safe_name(experiment_b)}.html"
+    default = store.parent / f"{safe_name(experiment_a)}-vs-{safe_name(experiment_b)}.html"
+    out = output_file(output, default) or default
     with Store(store, create=False) as st:
         def write() -> object:
             from batchlab.report import write_comparison  # matplotlib: under the spinner
