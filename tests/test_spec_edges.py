@@ -50,3 +50,17 @@ def test_an_infinite_number_is_refused(tmp_path, override):
     field = override.split("=")[0]
     with pytest.raises(SpecError, match=rf"'{field}': .*(finite|positive number)"):
         load_spec(p, [override])
+
+
+def test_grid_keys_written_without_quotes_are_the_same_field_paths(tmp_path):
+    # TOML nests an unquoted dotted key: it was refused ("'sweep.grid.train': Input should be a
+    # valid list"), while --set sweep.grid.train.lr=... took it
+    p = tmp_path / "s.toml"
+    p.write_text('[sweep.grid]\ntrain.lr = [0.1, 0.01]\n"train.batch_size" = [16]\n'
+                 'train.schedule.name = ["step", "cosine"]\n')
+    grid = load_spec(p).sweep.grid
+    assert grid == {"train.lr": [0.1, 0.01], "train.batch_size": [16],
+                    "train.schedule.name": ["step", "cosine"]}
+    p.write_text('[sweep.grid]\n"train.lr" = [0.1, 0.01]\n"train.batch_size" = [16]\n'
+                 '"train.schedule.name" = ["step", "cosine"]\n')
+    assert load_spec(p).sweep.grid == grid

@@ -289,6 +289,24 @@ class SweepSpec(_Strict):
     halving_eta: Annotated[int, Field(ge=2)] = Field(
         3, description="halving: keep the best 1/eta of the configurations at each rung")
 
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _dotted_keys(cls, value: Any) -> Any:
+        # TOML reads an unquoted `train.lr = [...]` under [sweep.grid] as a table {"train":
+        # {"lr": [...]}}; a grid value is always a list, never a table, so a table can only be
+        # such a path: flatten it back to "train.lr", as --set sweep.grid.train.lr=... is read
+        if not isinstance(value, dict):
+            return value
+
+        def flat(table: dict[str, Any], prefix: str) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for key, item in table.items():
+                out.update(flat(item, f"{prefix}{key}.") if isinstance(item, dict)
+                           else {f"{prefix}{key}": item})
+            return out
+
+        return flat(value, "")
+
 
 class Spec(_Strict):
     """A whole study: an experiment name plus data, model, train and sweep sections."""
