@@ -54,7 +54,8 @@ def test_an_infinite_number_is_refused(tmp_path, override):
 
 def test_grid_keys_written_without_quotes_are_the_same_field_paths(tmp_path):
     # TOML nests an unquoted dotted key: it was refused ("'sweep.grid.train': Input should be a
-    # valid list"), while --set sweep.grid.train.lr=... took it
+    # valid list", "unknown field 'sweep.random.params.train.lr'"), while --set
+    # sweep.grid.train.lr=... took it
     p = tmp_path / "s.toml"
     p.write_text('[sweep.grid]\ntrain.lr = [0.1, 0.01]\n"train.batch_size" = [16]\n'
                  'train.schedule.name = ["step", "cosine"]\n')
@@ -64,3 +65,8 @@ def test_grid_keys_written_without_quotes_are_the_same_field_paths(tmp_path):
     p.write_text('[sweep.grid]\n"train.lr" = [0.1, 0.01]\n"train.batch_size" = [16]\n'
                  '"train.schedule.name" = ["step", "cosine"]\n')
     assert load_spec(p).sweep.grid == grid
+    p.write_text('[sweep.random]\ncount = 2\n[sweep.random.params]\n'
+                 'train.lr = {log_uniform = [1e-3, 1e-1]}\ntrain.schedule.name = {choice = ["step"]}\n')
+    params = load_spec(p).sweep.random.params
+    assert params["train.lr"].log_uniform == (1e-3, 1e-1)
+    assert params["train.schedule.name"].choice == ["step"]

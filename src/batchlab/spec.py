@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -266,10 +267,33 @@ class Distribution(_Strict):
         return self
 
 
+def field_paths(value: Any, leaf: Callable[[Any], bool], prefix: str = "") -> Any:
+    """``value`` (a table of field paths) with its nested tables that are not ``leaf`` values
+    flattened into dotted keys, as ``--set sweep.grid.train.lr=...`` is read: TOML reads an
+    unquoted ``train.lr = ...`` under ``[sweep.grid]`` or ``[sweep.random.params]`` as the
+    table {"train": {"lr": ...}}. Anything but a dict is returned as it is (pydantic says what
+    is wrong with it)."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        out.update({f"{prefix}{key}": item} if leaf(item)
+                   else field_paths(item, leaf, f"{prefix}{key}."))
+    return out
+
+
 class RandomSpec(_Strict):
     count: PositiveInt
     seed: int = 0
     params: dict[str, Distribution]
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _dotted_keys(cls, value: Any) -> Any:
+        # a distribution is a table of its own, {log_uniform = [...]}, but of lists: a table
+        # of tables is a path
+        return field_paths(value, lambda item: not isinstance(item, dict) or not item
+                           or not all(isinstance(v, dict) for v in item.values()))
 
 
 class SweepSpec(_Strict):
@@ -292,20 +316,8 @@ class SweepSpec(_Strict):
     @field_validator("grid", mode="before")
     @classmethod
     def _dotted_keys(cls, value: Any) -> Any:
-        # TOML reads an unquoted `train.lr = [...]` under [sweep.grid] as a table {"train":
-        # {"lr": [...]}}; a grid value is always a list, never a table, so a table can only be
-        # such a path: flatten it back to "train.lr", as --set sweep.grid.train.lr=... is read
-        if not isinstance(value, dict):
-            return value
-
-        def flat(table: dict[str, Any], prefix: str) -> dict[str, Any]:
-            out: dict[str, Any] = {}
-            for key, item in table.items():
-                out.update(flat(item, f"{prefix}{key}.") if isinstance(item, dict)
-                           else {f"{prefix}{key}": item})
-            return out
-
-        return flat(value, "")
+        # a grid value is always a list, never a table: a table is a path (see field_paths)
+        return field_paths(value, lambda item: not isinstance(item, dict))
 
 
 class Spec(_Strict):
