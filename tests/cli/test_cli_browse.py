@@ -202,6 +202,16 @@ def test_a_one_file_output_that_names_a_folder_exits_2_and_writes_nothing(db, tm
     assert list(work.iterdir()) == []
 
 
+def test_ls_of_probes_only_names_a_report_command_that_pastes_as_it_is(tmp_path):
+    store = tmp_path / "my runs.db"
+    with Store(store) as st:
+        st.add_probe("my probes", "throughput", {}, {})
+    res = batchlab_cli("ls", "--store", store)
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.split())
+    assert f"`batchlab report 'my probes' --store '{store}'` shows them." in text
+
+
 def test_ls_shows_the_fields_runs_differ_in_beyond_batch_lr_schedule_and_seed(tmp_path):
     # a first sweep, then the same spec again with other weight decay and data.limit (as
     # --set or batchlab next does): the runs must not read the same

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -82,8 +83,9 @@ def ls(
         for name in probes_only:
             if found := st.probes(name):
                 kinds = ", ".join(sorted({p.kind for p in found}))
+                report = shlex.join(["batchlab", "report", name, "--store", str(store)])
                 console.print(f"'{name}' holds {len(found)} probe result(s) ({kinds}) and no "
-                              f"runs; 'batchlab report {name} --store {store}' shows them.")
+                              f"runs; `{report}` shows them.")
 
 
 def _verdicts(st: Store, experiment: str) -> dict[str, RunVerdict]:

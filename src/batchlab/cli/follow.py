@@ -22,7 +22,7 @@ def next_experiment(
     a finer LR grid around the best (beyond an edge, without the LRs that diverged), a
     regularisation sweep when the best run overfits, a longer run or a larger model when it
     underfits. `batchlab sweep FILE` adds its runs to the same experiment and report."""
-    from batchlab.nextspec import default_path, unrunnable_note, write_next
+    from batchlab.nextspec import default_path, sweep_command, unrunnable_note, write_next
 
     plan = write_next(store, experiment, output_file(output, default_path(store, experiment)))
     if plan.unfinished:
@@ -41,5 +41,5 @@ def next_experiment(
         console.print(f"  - not changed: {escape(kept)}", soft_wrap=True)
     note = unrunnable_note(plan.raw)
     console.print(escape(" ".join(note.split())) if note else
-                  f"run it: batchlab sweep {escape(str(plan.path))} --store {escape(str(store))}",
+                  f"run it: {escape(sweep_command(plan.path, store))}",
                   soft_wrap=True)

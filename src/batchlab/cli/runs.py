@@ -6,6 +6,7 @@ this module for ``--help`` costs nothing heavy.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -196,8 +197,9 @@ def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "loc
                                     f"experiment '{spec.name}' ({store_path})"))
         others = len(outcome.records) - len(records)
         if others:
+            ls = shlex.join(["batchlab", "ls", spec.name, "--store", str(store_path)])
             console.print(f"(experiment '{spec.name}' has {plural(others, 'other run')}; "
-                          f"'batchlab ls {spec.name} --store {store_path}' lists them all)")
+                          f"`{ls}` lists them all)")
         for r in records:
             if r.status == "failed":
                 err_console.print(f"[red]run {r.id} failed:[/] {escape(str(r.error))}")
