@@ -108,19 +108,20 @@ def lr_from_log(config: dict[str, Any], series: dict[str, list[Point]], name: st
 
 def check_config(config: dict[str, Any], name: str, overrides: dict[str, Any]) -> None:
     """SpecError, in the words of ``batchlab import``, for a value ``bl.track`` would refuse:
-    counts (batch_size, n_train, ...) must be positive integers and lr a number >= 0. Says
-    whether ``--set`` gave it or the run's name or log did."""
+    counts (batch_size, n_train, ...) must be positive integers and lr a finite number >= 0
+    (an infinite one would place the run nowhere on the report's LR axis). Says whether
+    ``--set`` gave it or the run's name or log did."""
     for key in (*_POSITIVE_INT, "lr"):
         value = config.get(key)
         if value is None or isinstance(value, bool):
             ok = value is None
         elif key == "lr":
-            ok = isinstance(value, int | float) and value >= 0
+            ok = isinstance(value, int | float) and math.isfinite(value) and value >= 0
         else:
             ok = isinstance(value, int) and value >= 1
         if ok:
             continue
-        want = "a number >= 0" if key == "lr" else "a whole number >= 1"
+        want = "a finite number >= 0" if key == "lr" else "a whole number >= 1"
         source = (f"--set {key}={value}" if key in overrides
                   else f"{key} = {value!r}, read from its name or log,")
         raise SpecError(f"{name}: {source} must be {want}; pass --set {key}=VALUE with {want} "
