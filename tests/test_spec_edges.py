@@ -70,3 +70,14 @@ def test_grid_keys_written_without_quotes_are_the_same_field_paths(tmp_path):
     params = load_spec(p).sweep.random.params
     assert params["train.lr"].log_uniform == (1e-3, 1e-1)
     assert params["train.schedule.name"].choice == ["step"]
+
+
+@pytest.mark.parametrize("name", ["", 'name = "mnist1d"\n', 'name = "synthetic"\n'])
+def test_a_data_path_for_a_built_in_data_set_is_refused(tmp_path, name):
+    # [data] path = "mydata.npz" without name = "npz" trained on digits, the default, silently
+    p = tmp_path / "s.toml"
+    p.write_text(f'[data]\n{name}path = "mydata.npz"\n')
+    with pytest.raises(SpecError, match=r"data.path = 'mydata.npz' is set, but data.name = '\w+' "
+                       r"is a built-in data set that reads no file; set data.name to the file's "
+                       r"format \(npz, "):
+        load_spec(p)
