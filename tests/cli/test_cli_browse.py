@@ -6,10 +6,13 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import time
+from functools import partial
 
 import pytest
-from cli_helpers import batchlab_cli, cli_without_torch, ls_overview
+from cli_helpers import batchlab_cli, cli_without_torch, env, ls_overview
 
 from batchlab.events import MetricRows, RunEnded, RunStarted
 from batchlab.plan import plan_runs
@@ -78,6 +81,24 @@ def test_rm_asks_and_removes_runs_metrics_and_checkpoints(db):
         assert st.experiments() == [] and st.runs() == []
         assert sum(st.count_metric_rows(i) for i in ids) == 0
     assert not ckpt.exists()
+
+
+def test_in_a_pipe_a_line_of_text_stays_one_line_whatever_its_length(db, tmp_path):
+    # a log (cron, CI, `| tee`) has no terminal width: rich cut stderr's lines at 80 columns
+    # ("pass --yes to remove\nwithout asking.") and stdout's at 180
+    bare = {k: v for k, v in env().items() if k != "COLUMNS"}
+    run = partial(subprocess.run, capture_output=True, text=True, env=bare, timeout=300)
+    res = run([sys.executable, "-m", "batchlab", "rm", "exp", "--store", str(db)], input="")
+    assert res.returncode == 1
+    assert ("nothing removed: no answer (no terminal, or Ctrl-C); pass --yes to remove without "
+            "asking.") in res.stderr.splitlines()
+    name = "a-long-experiment-name-" * 8
+    with Store(db) as st:
+        st.add_probe(name, "throughput", {}, {})
+    res = run([sys.executable, "-m", "batchlab", "ls", "--store", str(db)])
+    assert res.returncode == 0, res.stderr
+    assert any(line.startswith(f"'{name}' holds 1 probe result(s)") and line.endswith("shows them.")
+               for line in res.stdout.splitlines())
 
 
 def test_rm_yes_removes_one_run_by_prefix_and_unknown_targets_exit_2(db):

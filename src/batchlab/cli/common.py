@@ -82,9 +82,11 @@ def readable_app(**kwargs: Any) -> typer.Typer:
 
 
 app = readable_app()
-# tables are wide: when writing to a file or a pipe, do not squeeze them into 80 columns
-console = Console() if sys.stdout.isatty() else Console(width=180)
-err_console = Console(stderr=True)
+# tables are wide: when writing to a file or a pipe, do not squeeze them into 80 columns; and
+# there a line of text stays one line (soft_wrap), as a log needs: rich would cut it at the
+# width, 80 columns on stderr ("run 1a2b failed: ... (at late.py:7 in\nforward)")
+console = Console() if sys.stdout.isatty() else Console(width=180, soft_wrap=True)
+err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, soft_wrap=True)
 
 
 
