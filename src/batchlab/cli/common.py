@@ -122,15 +122,17 @@ StoreOpt = Annotated[Path, typer.Option("--store", metavar="FILE", help="SQLite 
 
 
 def _store_folder_exists(path: Path) -> Path:
-    """``--store`` of a command that creates the store when missing: its folder must exist.
+    """``--store`` of a command that creates the store when missing: its folder must exist,
+    and the path must be able to hold a file (not a folder, not under a file).
 
     A mistyped folder would otherwise be made and a fresh store started there, so a sweep would
     train everything again beside the real store. Checked when the command line is parsed,
-    before a probe spends minutes measuring. A path under a file is left to ``Store``, which
-    says so."""
-    from batchlab.store.files import check_folder
+    before a probe spends minutes measuring (`lr-find --store .` trained its miniatures, then
+    was refused when it stored them; `sweep --dry-run` listed runs it could never store)."""
+    from batchlab.store.files import check_folder, check_path
 
     check_folder(path)
+    check_path(path)
     return path
 
 
