@@ -81,3 +81,13 @@ def test_a_data_path_for_a_built_in_data_set_is_refused(tmp_path, name):
                        r"is a built-in data set that reads no file; set data.name to the file's "
                        r"format \(npz, "):
         load_spec(p)
+
+
+def test_a_spec_saved_with_a_byte_order_mark_or_in_utf16_is_read_or_named(tmp_path):
+    # Notepad's BOM read as "not valid TOML: Invalid statement (at line 1, column 1)"
+    p = tmp_path / "s.toml"
+    p.write_bytes("\ufeff[train]\r\nepochs = 3\r\n".encode())
+    assert load_spec(p).train.epochs == 3
+    p.write_bytes("[train]\nepochs = 3\n".encode("utf-16"))
+    with pytest.raises(SpecError, match=r"is not UTF-8 text \(.*\); save it as UTF-8"):
+        load_spec(p)

@@ -427,8 +427,12 @@ def load_spec(path: str | Path, overrides: list[str] | None = None,
     if not p.is_file():
         raise SpecError(f"spec file '{p}' does not exist; pass the path of a TOML spec (see examples/).")
     try:
-        raw = tomllib.loads(p.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        # utf-8-sig: a byte-order mark (Windows Notepad, PowerShell) is no syntax error at 1:1
+        raw = tomllib.loads(p.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as err:
+        raise SpecError(f"spec file '{p}' is not UTF-8 text ({err}); save it as UTF-8, as TOML "
+                        "requires, and retry.") from None
+    except tomllib.TOMLDecodeError as err:
         raise SpecError(f"spec file '{p}' is not valid TOML: {err}. Fix the syntax and retry.") from None
     raw.setdefault("name", p.stem)
     return spec_from_dict(apply_overrides(raw, overrides or [], notes), source=str(p))
