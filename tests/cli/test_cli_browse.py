@@ -233,6 +233,22 @@ def test_ls_of_probes_only_names_a_report_command_that_pastes_as_it_is(tmp_path)
     assert f"`batchlab report 'my probes' --store '{store}'` shows them." in text
 
 
+@pytest.mark.parametrize("name", ["sweep[bs]", "a[/]"])
+def test_an_experiment_name_with_brackets_is_printed_as_it_is(tmp_path, name):
+    # rich read it as markup: 'sweep[bs]' showed as 'sweep', 'a[/]' raised MarkupError
+    db = tmp_path / "s.db"
+    spec = spec_from_dict({"name": name, "model": {"name": "mymodels:make"}})
+    with Store(db) as st:
+        st.add_experiment(name, spec.model_dump(mode="json"), plan_runs(spec))
+    for args, says in ((["ls"], f"│ {name} "), (["ls", name], f"runs of '{name}'"),
+                       (["export", name, "-f", "json", "-o", tmp_path / "x.json"],
+                        f"exported 1 run of '{name}' to"),
+                       (["rm", name, "--yes"], f"removed experiment '{name}'")):
+        res = batchlab_cli(*args, "--store", db)
+        assert res.returncode == 0 and "Traceback" not in res.stderr, (args, res.stderr)
+        assert says in res.stdout, (args, res.stdout)
+
+
 def test_ls_shows_the_fields_runs_differ_in_beyond_batch_lr_schedule_and_seed(tmp_path):
     # a first sweep, then the same spec again with other weight decay and data.limit (as
     # --set or batchlab next does): the runs must not read the same

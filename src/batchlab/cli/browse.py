@@ -61,7 +61,9 @@ def ls(
     with Store(store, create=False) as st:
         gone = abandoned(st)
         if experiment is None:
-            table = Table(title=f"experiments in {store}")
+            # escape: a name or path such as 'sweep[bs]' is text, not rich markup (which showed
+            # 'sweep', and raised MarkupError on 'a[/]')
+            table = Table(title=escape(f"experiments in {store}"))
             for col in ("name", "runs", *STATUS_COLUMNS):
                 table.add_column(col, justify="left" if col == "name" else "right")
             for e in st.experiments():
@@ -72,7 +74,7 @@ def ls(
                     counts["interrupted"] = counts.get("interrupted", 0) + dead
                 cells = [counts.get(k, 0) for k in STATUS_COLUMNS]
                 cells[-1] += sum(counts.values()) - sum(cells)  # a status this version does not know
-                table.add_row(e.name, str(sum(counts.values())), *map(str, cells))
+                table.add_row(escape(e.name), str(sum(counts.values())), *map(str, cells))
             console.print(table)
             probes_only = [e.name for e in st.experiments() if not e.spec]
         else:
@@ -84,8 +86,8 @@ def ls(
             if found := st.probes(name):
                 kinds = ", ".join(sorted({p.kind for p in found}))
                 report = shlex.join(["batchlab", "report", name, "--store", str(store)])
-                console.print(f"'{name}' holds {len(found)} probe result(s) ({kinds}) and no "
-                              f"runs; `{report}` shows them.")
+                console.print(escape(f"'{name}' holds {len(found)} probe result(s) ({kinds}) and "
+                                     f"no runs; `{report}` shows them."))
 
 
 def _verdicts(st: Store, experiment: str) -> dict[str, RunVerdict]:
@@ -108,7 +110,7 @@ def _with_ids(rows: list[dict[str, Any]], records: list[RunRecord], experiment: 
     caption = "'batchlab show RUN' gives every finding with its numbers"
     if left_out:
         caption += f"; also differing: {', '.join(left_out)}"
-    table = Table(title=f"runs of '{experiment}'", caption=caption)
+    table = Table(title=escape(f"runs of '{experiment}'"), caption=caption)
     for col in ("run id", "status", "batch", "lr", "schedule", "seed", *extra,
                 *(header for header, _ in scores), "time s", "diagnosis", "why"):
         table.add_column(escape(col), overflow="fold")
@@ -204,9 +206,9 @@ def export(
         # seconds for a few hundred runs; the export is rewritten whole by the next one
         with on_ctrl_c("the export was not finished (the store is unchanged); run the same "
                        "command again to write it whole."), \
-                console.status(f"exporting {plural(n, 'run')} of '{experiment}' as {format} ..."):
+                console.status(escape(f"exporting {plural(n, 'run')} of '{experiment}' as {format} ...")):
             out = export_experiment(st, experiment, format, out_path)
-    console.print(f"exported {plural(n, 'run')} of '{experiment}' to {out}")
+    console.print(escape(f"exported {plural(n, 'run')} of '{experiment}' to {out}"))
 
 
 def _refuse_live(st: Store, run_ids: list[str]) -> None:
@@ -251,4 +253,4 @@ def rm(
         remove(st, removal)
     for rid in removal.run_ids:  # after the commit: a crash in between leaves unused files only
         checkpoint_file(store, rid).unlink(missing_ok=True)
-    console.print(f"removed {removal.describe()}")
+    console.print(escape(f"removed {removal.describe()}"))

@@ -174,7 +174,7 @@ def load_cli_spec(spec_file: Path, sets: list[str] | None) -> Spec:
     notes: list[str] = []
     spec = load_spec(spec_file, sets or [], notes)
     for note in notes:
-        err_console.print(f"note: {note}", soft_wrap=True)
+        err_console.print(f"note: {note}", soft_wrap=True, markup=False)
     return spec
 
 

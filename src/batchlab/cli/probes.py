@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from batchlab.cli.common import (
@@ -95,11 +96,11 @@ def keep(store: Path, spec: Spec, kind: str, config: RunConfig, result: dict[str
     with Store(store) as st:
         probe_id = st.add_probe(spec.name, kind, config.model_dump(mode="json"), result)
         record = next(p for p in st.probes(spec.name, kind) if p.id == probe_id)
-    msg = f"stored as a '{kind}' probe of experiment '{spec.name}' in {store}"
+    msg = escape(f"stored as a '{kind}' probe of experiment '{spec.name}' in {store}")
     # named as the report and the exports are: 'a/b' or '../x' must not make or leave folders
     path = write_probe_figure(record, store.parent / f"{safe_name(spec.name)}-{kind}.png")
     if path is not None:
-        msg += f"; figure: {path}"
+        msg += escape(f"; figure: {path}")
     console.print(msg)
 
 

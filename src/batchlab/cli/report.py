@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from batchlab.cli.common import DEFAULT_STORE, StoreOpt, app, console, on_ctrl_c, output_file
 from batchlab.paths import safe_name
@@ -25,8 +26,8 @@ def report_path(experiment: str, store: Path) -> Path:
 
 
 def print_written(result: object) -> None:
-    console.print(f"report: {result.html}  (figures in {result.figures_dir}/, "
-                  f"{len(result.figures)} PNG files, {result.seconds:.1f} s)")
+    console.print(escape(f"report: {result.html}  (figures in {result.figures_dir}/, "
+                         f"{len(result.figures)} PNG files, {result.seconds:.1f} s)"))
     for note in result.notes:
         console.print(f"  note: {note}")
 
@@ -39,7 +40,7 @@ def write_under_spinner(what: str, write: Callable[[], object], interrupted: str
     figures takes seconds), then say where it is. Ctrl-C: the line ``interrupted`` (what was
     kept, how to go on), exit 130."""
     with on_ctrl_c(interrupted), \
-            console.status(f"writing {what} (reading the store, drawing the figures) ..."):
+            console.status(escape(f"writing {what} (reading the store, drawing the figures) ...")):
         result = write()
     print_written(result)
 
