@@ -11,7 +11,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from cli_helpers import cli_without_torch
 
+from batchlab.paths import safe_name
 from batchlab.store import Store
 
 NAME = "cliprobe"
@@ -300,3 +302,31 @@ def test_memory_limit_below_one_sample_says_what_to_try(bad_runs):
 def test_garbage_memory_limit_lists_the_accepted_forms(bad_runs):
     err = " ".join(bad_runs["memory limit garbage"][0].stderr.split())
     assert "'10 bytes-ish'" in err and "e.g. 4GiB" in err
+
+
+def test_a_store_that_is_no_batchlab_store_is_refused_before_the_probe_measures(tmp_path):
+    # it was refused only when the result was stored, after every miniature had trained
+    spec = tmp_path / "probe.toml"
+    spec.write_text(SPEC)
+    foreign = tmp_path / "other.db"
+    foreign.write_bytes(b"a file of another program")
+    for args in (["lr-find", spec], ["max-batch", spec], ["throughput", spec],
+                 ["noise-scale", spec], ["recommend", spec]):
+        last, res = cli_without_torch(*args, "--store", foreign)
+        assert last == "EXIT 2 NO-TORCH", (args, res.stdout, res.stderr)
+        assert f"'{foreign}' is not a batchlab store" in " ".join(res.stderr.split())
+    assert foreign.read_bytes() == b"a file of another program"
+
+
+def test_the_figure_is_named_as_the_report_is_whatever_the_experiment_name(tmp_path):
+    # 'a/b' made a folder 'a' beside the store for 'b-noise_scale.png' ('../x' left the folder)
+    spec = tmp_path / "probe.toml"
+    spec.write_text(SPEC)
+    folder = tmp_path / "work"
+    folder.mkdir()
+    res = batchlab("noise-scale", spec, "--steps", "10", "--set", "name=a/b", "--store",
+                   folder / "p.db")
+    figure = folder / f"{safe_name('a/b')}-noise_scale.png"
+    assert f"figure: {figure}" in ok(res)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["p.db", figure.name])
+    assert figure.read_bytes().startswith(PNG)

@@ -41,3 +41,11 @@ def test_the_overall_bar_says_workers_are_starting_until_a_run_starts():
         progress.on_event(RunStarted(planned[0].run_id, 10, 0))
         assert overall(progress).fields["info"] == ""
     assert "retraining 1 run (abc)" in out.getvalue()
+
+
+def test_a_notice_is_plain_text_not_markup():
+    # "'data[v2].npz': ..." lost its "[v2]" (rich read it as a style); "a[/]" raised MarkupError
+    out = io.StringIO()
+    with SweepProgress(Console(file=out, width=200), "") as progress:
+        progress.notice("'data[v2].npz': the labels are not 0..K-1; a[/]")
+    assert "'data[v2].npz': the labels are not 0..K-1; a[/]" in out.getvalue()

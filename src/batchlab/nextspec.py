@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -312,13 +313,19 @@ def unrunnable_note(raw: Mapping[str, Any]) -> str | None:
     return None
 
 
+def sweep_command(spec_file: Path, store_path: Path) -> str:
+    """The shell command that runs the follow-up, quoted so that it can be pasted as it is
+    (a path with a space, a name with a quote)."""
+    return shlex.join(["batchlab", "sweep", str(spec_file), "--store", str(store_path)])
+
+
 def render(plan: NextSpec, store_path: Path, out: Path) -> str:
     """The TOML text of ``plan`` with a header saying what it is and how to run it; checked to
     read back as a valid spec (a SpecError here is a bug, never a file the user has to fix)."""
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     header = "\n".join([
         f"Follow-up of experiment '{plan.experiment}', written by `batchlab next` on {today}.",
-        *(unrunnable_note(plan.raw) or f"Run it with:\n  batchlab sweep {out} --store {store_path}"
+        *(unrunnable_note(plan.raw) or f"Run it with:\n  {sweep_command(out, store_path)}"
           ).splitlines(),
         f"It keeps the name '{plan.experiment}': its runs join that experiment, so its report",
         "shows both sweeps, and runs already trained are not trained again (rename `name` to",

@@ -49,8 +49,9 @@ class SweepProgress:
         self.progress.stop()
 
     def notice(self, line: str) -> None:
-        """A message about the sweep (a run retrained and why), printed above the bars."""
-        self.progress.console.print(line)
+        """A message about the sweep (a run retrained and why), printed above the bars: plain
+        text, not rich markup ('data[v2].npz' in a data note must not lose its '[v2]')."""
+        self.progress.console.print(line, markup=False)
 
     def _stored(self) -> str:
         return f"{self.done_before} already in the store" if self.done_before else ""

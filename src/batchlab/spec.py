@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -52,8 +53,13 @@ AUTO_LR_UNRESOLVED = (
 )
 
 
+# data sets made in memory, without a file (data.path would be ignored)
+BUILTIN_DATA = ("digits", "mnist1d", "synthetic")
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf passes a positivity check (lr = inf, --set train.lr=1e999) and trains nothing useful
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataSpec(_Strict):
@@ -88,6 +94,13 @@ class DataSpec(_Strict):
     def _needs_path(self) -> DataSpec:
         if self.name in ("mnist_idx", "cifar10", "cifar100", "image_folder", "npz") and not self.path:
             raise ValueError(f"data.path is required for data.name = {self.name!r}")
+        if self.name in BUILTIN_DATA and self.path:
+            # a spec that gives its file but not its format would train on digits, the
+            # default, in silence (and under another run id than digits without a path)
+            raise ValueError(
+                f"data.path = {self.path!r} is set, but data.name = {self.name!r} is a built-in "
+                "data set that reads no file; set data.name to the file's format (npz, "
+                "image_folder, mnist_idx, cifar10, cifar100), or remove data.path")
         if self.task == "regression" and self.name != "npz":
             raise ValueError(f"data.name = {self.name!r} holds class labels, so data.task = "
                              "'regression' does not apply; save inputs and float targets with "
@@ -265,10 +278,33 @@ class Distribution(_Strict):
         return self
 
 
+def field_paths(value: Any, leaf: Callable[[Any], bool], prefix: str = "") -> Any:
+    """``value`` (a table of field paths) with its nested tables that are not ``leaf`` values
+    flattened into dotted keys, as ``--set sweep.grid.train.lr=...`` is read: TOML reads an
+    unquoted ``train.lr = ...`` under ``[sweep.grid]`` or ``[sweep.random.params]`` as the
+    table {"train": {"lr": ...}}. Anything but a dict is returned as it is (pydantic says what
+    is wrong with it)."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        out.update({f"{prefix}{key}": item} if leaf(item)
+                   else field_paths(item, leaf, f"{prefix}{key}."))
+    return out
+
+
 class RandomSpec(_Strict):
     count: PositiveInt
     seed: int = 0
     params: dict[str, Distribution]
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _dotted_keys(cls, value: Any) -> Any:
+        # a distribution is a table of its own, {log_uniform = [...]}, but of lists: a table
+        # of tables is a path
+        return field_paths(value, lambda item: not isinstance(item, dict) or not item
+                           or not all(isinstance(v, dict) for v in item.values()))
 
 
 class SweepSpec(_Strict):
@@ -287,6 +323,12 @@ class SweepSpec(_Strict):
         "seen (which prunes hopeless runs too)")
     halving_eta: Annotated[int, Field(ge=2)] = Field(
         3, description="halving: keep the best 1/eta of the configurations at each rung")
+
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _dotted_keys(cls, value: Any) -> Any:
+        # a grid value is always a list, never a table: a table is a path (see field_paths)
+        return field_paths(value, lambda item: not isinstance(item, dict))
 
 
 class Spec(_Strict):
@@ -385,8 +427,12 @@ def load_spec(path: str | Path, overrides: list[str] | None = None,
     if not p.is_file():
         raise SpecError(f"spec file '{p}' does not exist; pass the path of a TOML spec (see examples/).")
     try:
-        raw = tomllib.loads(p.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        # utf-8-sig: a byte-order mark (Windows Notepad, PowerShell) is no syntax error at 1:1
+        raw = tomllib.loads(p.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as err:
+        raise SpecError(f"spec file '{p}' is not UTF-8 text ({err}); save it as UTF-8, as TOML "
+                        "requires, and retry.") from None
+    except tomllib.TOMLDecodeError as err:
         raise SpecError(f"spec file '{p}' is not valid TOML: {err}. Fix the syntax and retry.") from None
     raw.setdefault("name", p.stem)
     return spec_from_dict(apply_overrides(raw, overrides or [], notes), source=str(p))

@@ -66,9 +66,13 @@ def value(v: Any) -> str:
 
 
 def _comment(lines: list[str], text: str | None, indent: str = "") -> None:
-    """``text`` as comment lines of at most ~100 characters (its own line breaks kept)."""
+    """``text`` as comment lines of at most ~100 characters (its own line breaks kept); an
+    indented line, a command to paste, is kept whole however long (wrapped, a path with a
+    space in it would be cut in two)."""
     for line in (text or "").splitlines():
-        for part in textwrap.wrap(line, 98 - len(indent), break_on_hyphens=False) or [""]:
+        parts = [line] if line.startswith(" ") else textwrap.wrap(
+            line, 98 - len(indent), break_on_hyphens=False)
+        for part in parts or [""]:
             lines.append(f"{indent}# {part}".rstrip())
 
 

@@ -6,10 +6,13 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import time
+from functools import partial
 
 import pytest
-from cli_helpers import batchlab_cli, cli_without_torch, ls_overview
+from cli_helpers import batchlab_cli, cli_without_torch, env, ls_overview
 
 from batchlab.events import MetricRows, RunEnded, RunStarted
 from batchlab.plan import plan_runs
@@ -78,6 +81,24 @@ def test_rm_asks_and_removes_runs_metrics_and_checkpoints(db):
         assert st.experiments() == [] and st.runs() == []
         assert sum(st.count_metric_rows(i) for i in ids) == 0
     assert not ckpt.exists()
+
+
+def test_in_a_pipe_a_line_of_text_stays_one_line_whatever_its_length(db, tmp_path):
+    # a log (cron, CI, `| tee`) has no terminal width: rich cut stderr's lines at 80 columns
+    # ("pass --yes to remove\nwithout asking.") and stdout's at 180
+    bare = {k: v for k, v in env().items() if k != "COLUMNS"}
+    run = partial(subprocess.run, capture_output=True, text=True, env=bare, timeout=300)
+    res = run([sys.executable, "-m", "batchlab", "rm", "exp", "--store", str(db)], input="")
+    assert res.returncode == 1
+    assert ("nothing removed: no answer (no terminal, or Ctrl-C); pass --yes to remove without "
+            "asking.") in res.stderr.splitlines()
+    name = "a-long-experiment-name-" * 8
+    with Store(db) as st:
+        st.add_probe(name, "throughput", {}, {})
+    res = run([sys.executable, "-m", "batchlab", "ls", "--store", str(db)])
+    assert res.returncode == 0, res.stderr
+    assert any(line.startswith(f"'{name}' holds 1 probe result(s)") and line.endswith("shows them.")
+               for line in res.stdout.splitlines())
 
 
 def test_rm_yes_removes_one_run_by_prefix_and_unknown_targets_exit_2(db):
@@ -178,7 +199,54 @@ def test_export_makes_missing_folders_and_refuses_a_folder_for_json(db, tmp_path
     assert (tmp_path / "a" / "b" / "runs.csv").read_text().count("\n") == 4  # header + 3 runs
     res = batchlab_cli("export", "exp", "--format", "json", "-o", tmp_path / "nodir", "--store", db)
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert "it is a folder, and the json export writes one file" in " ".join(res.stderr.split())
+    assert (f"--output '{tmp_path / 'nodir'}' is a folder, and this command writes one file; "
+            f"give the path of a file, e.g. --output {tmp_path / 'nodir' / 'exp.json'}."
+            ) in " ".join(res.stderr.split())
+
+
+@pytest.mark.parametrize("args, name", [(["report", "exp"], "exp-report.html"),
+                                        (["compare", "exp", "exp"], "exp-vs-exp.html"),
+                                        (["next", "exp"], "exp-next.toml"),
+                                        (["export", "exp", "-f", "json"], "exp.json")])
+@pytest.mark.parametrize("where", [".", "out/"])
+def test_a_one_file_output_that_names_a_folder_exits_2_and_writes_nothing(db, tmp_path, args, name,
+                                                                          where):
+    # '.' made the report fail with a traceback; 'out/' wrote a file named 'out'
+    work = tmp_path / "work"
+    work.mkdir()
+    res = batchlab_cli(*args, "-o", where, "--store", db, cwd=work)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    text = " ".join(res.stderr.split())
+    example = f"{where}{name}" if where.endswith("/") else name
+    assert (f"--output '{where}' is a folder, and this command writes one file; give the path "
+            f"of a file, e.g. --output {example}.") in text
+    assert list(work.iterdir()) == []
+
+
+def test_ls_of_probes_only_names_a_report_command_that_pastes_as_it_is(tmp_path):
+    store = tmp_path / "my runs.db"
+    with Store(store) as st:
+        st.add_probe("my probes", "throughput", {}, {})
+    res = batchlab_cli("ls", "--store", store)
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.split())
+    assert f"`batchlab report 'my probes' --store '{store}'` shows them." in text
+
+
+@pytest.mark.parametrize("name", ["sweep[bs]", "a[/]"])
+def test_an_experiment_name_with_brackets_is_printed_as_it_is(tmp_path, name):
+    # rich read it as markup: 'sweep[bs]' showed as 'sweep', 'a[/]' raised MarkupError
+    db = tmp_path / "s.db"
+    spec = spec_from_dict({"name": name, "model": {"name": "mymodels:make"}})
+    with Store(db) as st:
+        st.add_experiment(name, spec.model_dump(mode="json"), plan_runs(spec))
+    for args, says in ((["ls"], f"│ {name} "), (["ls", name], f"runs of '{name}'"),
+                       (["export", name, "-f", "json", "-o", tmp_path / "x.json"],
+                        f"exported 1 run of '{name}' to"),
+                       (["rm", name, "--yes"], f"removed experiment '{name}'")):
+        res = batchlab_cli(*args, "--store", db)
+        assert res.returncode == 0 and "Traceback" not in res.stderr, (args, res.stderr)
+        assert says in res.stdout, (args, res.stdout)
 
 
 def test_ls_shows_the_fields_runs_differ_in_beyond_batch_lr_schedule_and_seed(tmp_path):

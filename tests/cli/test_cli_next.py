@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shlex
 import shutil
 import tomllib
 
@@ -67,6 +68,19 @@ def test_next_writes_a_commented_spec_that_parses_differs_and_runs(lr_store, tmp
     assert all(r.attempts == before[r.id] for r in runs if r.id in before)
     assert all(r.status in ("completed", "pruned", "diverged") for r in runs)
     assert len(analysis.runs) == 5  # one report over both sweeps
+
+
+def test_the_command_to_run_the_follow_up_pastes_as_it_is_with_spaces_in_paths(lr_store, tmp_path):
+    # it read 'batchlab sweep ... --store my runs/store.db': pasted, the shell split the path
+    folder = tmp_path / "my runs"
+    folder.mkdir()
+    store = shutil.copy(lr_store, folder / "store.db")
+    res = batchlab_cli("next", "lrs", "--store", store)
+    assert res.returncode == 0, res.stderr
+    command = shlex.split(res.stdout.split("run it: ")[1])
+    assert command == ["batchlab", "sweep", str(folder / "lrs-next.toml"), "--store", str(store)]
+    header = (folder / "lrs-next.toml").read_text().split("Run it with:\n#   ")[1].splitlines()[0]
+    assert shlex.split(header) == command
 
 
 def test_a_bad_experiment_name_exits_2_with_one_paragraph(lr_store, tmp_path):

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from cli_helpers import batchlab_cli, console_script, env
+from cli_helpers import batchlab_cli, cli_without_torch, console_script, env
 
 from batchlab.store import Store
 
@@ -142,6 +142,19 @@ def test_a_store_in_a_missing_folder_is_refused_not_made(tmp_path):
     res = batchlab_cli("run", "mine.toml", "--store", folder / "new.db", cwd=folder)
     assert res.returncode == 0, res.stderr
     assert (folder / "new.db").is_file()
+
+
+def test_a_store_path_that_cannot_be_a_file_is_refused_before_torch_is_imported(tmp_path):
+    # lr-find --store . trained every miniature, then said the store was a folder
+    folder = project(tmp_path)
+    (folder / "data.txt").write_text("a file, not a folder")
+    for store, says in ((folder, f"--store '{folder}' is a folder; give a file name inside it"),
+                        (folder / "data.txt" / "s.db", f"'{folder / 'data.txt'}' is a file, not a "
+                         "folder")):
+        for args in (["lr-find", folder / "mine.toml"], ["sweep", folder / "mine.toml", "--dry-run"]):
+            last, res = cli_without_torch(*args, "--store", store)
+            assert last == "EXIT 2 NO-TORCH", (args, res.stdout, res.stderr)
+            assert says in " ".join(res.stderr.split()) and "Traceback" not in res.stderr
 
 
 @pytest.mark.parametrize("args, says", [

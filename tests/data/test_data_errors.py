@@ -280,6 +280,13 @@ def test_npz_problems(tmp_path: Path) -> None:
     fails("d.npz", name="npz", path=str(path))
     path.write_bytes(b"garbage, not a zip archive")
     fails("d.npz", name="npz", path=str(path))
+    # a CSV given as data.path: said to be no .npz, not a pickle to load with allow_pickle
+    path.write_text("0.1,0.2,1\n0.3,0.4,0\n")
+    message = fails(f"file '{path}' is not a NumPy .npz archive", name="npz", path=str(path))
+    assert "pickle" not in message and "np.loadtxt" in message
+    np.savez(path, x=np.zeros(4), y=np.arange(4) % 2)  # one feature, saved as a 1-D x
+    fails("is 1-D, shape (4,), but must be (N, features, ...); for one feature per example "
+          "reshape it, x.reshape(-1, 1), then save it", name="npz", path=str(path))
 
 
 def test_npz_single_array_and_missing_test(tmp_path: Path) -> None:

@@ -172,7 +172,7 @@ def test_batchlab_tensorboard_export_imports_back(tmp_path):
         for s in range(1, 5):
             run.log(s, train_loss=1.0 / s, lr=0.1)
         # the per-layer signals run.watch records, and the train-set evaluation
-        run.log(4, val_loss=0.3, val_acc=0.9, train_eval_loss=0.25,
+        run.log(4, val_loss=0.3, val_acc=0.9, train_eval_loss=0.25, samples_per_s=1000.0,
                 **{"layer/fc.lr_head/grad_norm": 0.5, "layer/model/update_ratio": 1e-3})
     res = batchlab("export", "orig", "--format", "tensorboard", "-o", tmp_path / "tb", "--store", db)
     assert res.returncode == 0, res.stderr
@@ -187,7 +187,8 @@ def test_batchlab_tensorboard_export_imports_back(tmp_path):
         assert back.config["tracked"] == {} and back.config == orig.config
         a, b = st.metrics(orig.id), st.metrics(back.id)
     assert set(a) == set(b) == {"train_loss", "lr", "val_loss", "val_acc", "train_eval_loss",
-                                "layer/fc.lr_head/grad_norm", "layer/model/update_ratio"}
+                                "samples_per_s", "layer/fc.lr_head/grad_norm",
+                                "layer/model/update_ratio"}
     for name in a:
         assert b[name].step.tolist() == a[name].step.tolist()
         assert b[name].value.tolist() == np.float32(a[name].value).tolist()

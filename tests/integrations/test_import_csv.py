@@ -67,7 +67,8 @@ def test_keras_csvlogger_files_import_value_by_value(tmp_path):
 @pytest.mark.parametrize("setting, words", [
     ("batch_size=big", "--set batch_size=big must be a whole number >= 1"),
     ("n_train=abc", "--set n_train=abc must be a whole number >= 1"),
-    ("lr=-1", "--set lr=-1 must be a number >= 0"),
+    ("lr=-1", "--set lr=-1 must be a finite number >= 0"),
+    ("lr=inf", "--set lr=inf must be a finite number >= 0"),
 ])
 def test_a_bad_set_value_exits_2_in_the_command_line_s_words(tmp_path, setting, words):
     (tmp_path / "good.csv").write_text("epoch,loss\n0,0.5\n")

@@ -40,7 +40,8 @@ def test_removing_an_experiment_keeps_runs_another_one_uses(store):
     removal = plan_removal(store, "a")
     assert removal.experiment == "a" and len(removal.run_ids) == 1 and removal.kept_shared == 1
     assert removal.metric_rows == 3 and removal.probes == 1
-    assert "experiment 'a': 1 run, 3 metric rows, 1 probe result" in removal.describe()
+    assert removal.describe() == ("experiment 'a': 1 run, 3 metric rows, 1 probe result and their "
+                                  "checkpoints; 1 run shared with another experiment stays")
     remove(store, removal)
     assert [e.name for e in store.experiments()] == ["b"]
     assert len(store.runs()) == 3 - 1 and store.probes() == []

@@ -94,6 +94,10 @@ def test_newer_schema_is_refused(tmp_path):
 def test_missing_store_and_unknown_names(tmp_path):
     with pytest.raises(StoreError, match="does not exist"):
         Store(tmp_path / "none.db", create=False)
+    (tmp_path / "touched.db").touch()  # a placeholder, which a sweep makes a store
+    with pytest.raises(StoreError, match=r"store '.*touched.db' is an empty file, not a store yet; "
+                       "run a sweep first"):
+        Store(tmp_path / "touched.db", create=False)
     with Store(tmp_path / "b.db") as st:
         with pytest.raises(StoreError, match="no experiment named 'zz'"):
             st.runs("zz")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -19,9 +20,11 @@ from batchlab.cli.common import (
     err_console,
     fmt,
     on_ctrl_c,
+    output_file,
     plural,
 )
 from batchlab.errors import BatchlabError, StoreError
+from batchlab.paths import safe_name
 from batchlab.store import RunRecord, Store
 
 if TYPE_CHECKING:
@@ -58,7 +61,9 @@ def ls(
     with Store(store, create=False) as st:
         gone = abandoned(st)
         if experiment is None:
-            table = Table(title=f"experiments in {store}")
+            # escape: a name or path such as 'sweep[bs]' is text, not rich markup (which showed
+            # 'sweep', and raised MarkupError on 'a[/]')
+            table = Table(title=escape(f"experiments in {store}"))
             for col in ("name", "runs", *STATUS_COLUMNS):
                 table.add_column(col, justify="left" if col == "name" else "right")
             for e in st.experiments():
@@ -69,7 +74,7 @@ def ls(
                     counts["interrupted"] = counts.get("interrupted", 0) + dead
                 cells = [counts.get(k, 0) for k in STATUS_COLUMNS]
                 cells[-1] += sum(counts.values()) - sum(cells)  # a status this version does not know
-                table.add_row(e.name, str(sum(counts.values())), *map(str, cells))
+                table.add_row(escape(e.name), str(sum(counts.values())), *map(str, cells))
             console.print(table)
             probes_only = [e.name for e in st.experiments() if not e.spec]
         else:
@@ -80,8 +85,9 @@ def ls(
         for name in probes_only:
             if found := st.probes(name):
                 kinds = ", ".join(sorted({p.kind for p in found}))
-                console.print(f"'{name}' holds {len(found)} probe result(s) ({kinds}) and no "
-                              f"runs; 'batchlab report {name} --store {store}' shows them.")
+                report = shlex.join(["batchlab", "report", name, "--store", str(store)])
+                console.print(escape(f"'{name}' holds {len(found)} probe result(s) ({kinds}) and "
+                                     f"no runs; `{report}` shows them."))
 
 
 def _verdicts(st: Store, experiment: str) -> dict[str, RunVerdict]:
@@ -104,7 +110,7 @@ def _with_ids(rows: list[dict[str, Any]], records: list[RunRecord], experiment: 
     caption = "'batchlab show RUN' gives every finding with its numbers"
     if left_out:
         caption += f"; also differing: {', '.join(left_out)}"
-    table = Table(title=f"runs of '{experiment}'", caption=caption)
+    table = Table(title=escape(f"runs of '{experiment}'"), caption=caption)
     for col in ("run id", "status", "batch", "lr", "schedule", "seed", *extra,
                 *(header for header, _ in scores), "time s", "diagnosis", "why"):
         table.add_column(escape(col), overflow="fold")
@@ -182,7 +188,7 @@ def export(
     experiment: Annotated[str, typer.Argument(metavar="EXPERIMENT", help="Experiment name.")],
     format: Annotated[str, typer.Option(
         "--format", "-f", metavar="csv|json|tensorboard", help="Output format.")] = "csv",
-    output: Annotated[Path | None, typer.Option(
+    output: Annotated[str | None, typer.Option(
         "--output", "-o", metavar="PATH", help="Folder (csv, tensorboard) or file (json).")] = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
@@ -192,14 +198,17 @@ def export(
 
     if format not in FORMATS:
         raise BatchlabError(f"--format {format!r} is not supported; use one of {', '.join(FORMATS)}.")
+    # json writes one file: 'out/' must not become a file named 'out'
+    out_path = (output_file(output, Path(f"{safe_name(experiment)}.json")) if format == "json"
+                else None if output is None else Path(output))
     with Store(store, create=False) as st:
         n = len(st.runs(experiment))
         # seconds for a few hundred runs; the export is rewritten whole by the next one
         with on_ctrl_c("the export was not finished (the store is unchanged); run the same "
                        "command again to write it whole."), \
-                console.status(f"exporting {plural(n, 'run')} of '{experiment}' as {format} ..."):
-            out = export_experiment(st, experiment, format, output)
-    console.print(f"exported {plural(n, 'run')} of '{experiment}' to {out}")
+                console.status(escape(f"exporting {plural(n, 'run')} of '{experiment}' as {format} ...")):
+            out = export_experiment(st, experiment, format, out_path)
+    console.print(escape(f"exported {plural(n, 'run')} of '{experiment}' to {out}"))
 
 
 def _refuse_live(st: Store, run_ids: list[str]) -> None:
@@ -244,4 +253,4 @@ def rm(
         remove(st, removal)
     for rid in removal.run_ids:  # after the commit: a crash in between leaves unused files only
         checkpoint_file(store, rid).unlink(missing_ok=True)
-    console.print(f"removed {removal.describe()}")
+    console.print(escape(f"removed {removal.describe()}"))

@@ -9,6 +9,7 @@ imports what it needs inside its function (``bench/cli_startup.py`` measures it)
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ import click
 import typer
 from rich.console import Console
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+
+from batchlab.errors import BatchlabError
 
 if TYPE_CHECKING:
     from batchlab.spec import Spec
@@ -79,9 +82,11 @@ def readable_app(**kwargs: Any) -> typer.Typer:
 
 
 app = readable_app()
-# tables are wide: when writing to a file or a pipe, do not squeeze them into 80 columns
-console = Console() if sys.stdout.isatty() else Console(width=180)
-err_console = Console(stderr=True)
+# tables are wide: when writing to a file or a pipe, do not squeeze them into 80 columns; and
+# there a line of text stays one line (soft_wrap), as a log needs: rich would cut it at the
+# width, 80 columns on stderr ("run 1a2b failed: ... (at late.py:7 in\nforward)")
+console = Console() if sys.stdout.isatty() else Console(width=180, soft_wrap=True)
+err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, soft_wrap=True)
 
 
 
@@ -117,15 +122,17 @@ StoreOpt = Annotated[Path, typer.Option("--store", metavar="FILE", help="SQLite 
 
 
 def _store_folder_exists(path: Path) -> Path:
-    """``--store`` of a command that creates the store when missing: its folder must exist.
+    """``--store`` of a command that creates the store when missing: its folder must exist,
+    and the path must be able to hold a file (not a folder, not under a file).
 
     A mistyped folder would otherwise be made and a fresh store started there, so a sweep would
     train everything again beside the real store. Checked when the command line is parsed,
-    before a probe spends minutes measuring. A path under a file is left to ``Store``, which
-    says so."""
-    from batchlab.store.files import check_folder
+    before a probe spends minutes measuring (`lr-find --store .` trained its miniatures, then
+    was refused when it stored them; `sweep --dry-run` listed runs it could never store)."""
+    from batchlab.store.files import check_folder, check_path
 
     check_folder(path)
+    check_path(path)
     return path
 
 
@@ -134,6 +141,23 @@ def _store_folder_exists(path: Path) -> Path:
 NewStoreOpt = Annotated[Path, typer.Option(
     "--store", metavar="FILE", callback=_store_folder_exists,
     help="SQLite store file (created when missing, in an existing folder).")]
+def output_file(raw: str | None, default: Path) -> Path | None:
+    """``--output`` of a command that writes one file, as a Path; None when not given. The
+    option is a ``str``, not a ``Path``, so that a trailing '/' reaches this check.
+
+    A folder is refused (BatchlabError, exit 2, before anything is written), suggesting
+    ``default``'s file name in it: an existing one, one written with a trailing separator
+    ('out/', which pathlib would turn into a file named 'out'), or a path with no file name
+    ('.', '/', which made the report fail with a traceback)."""
+    if raw is None:
+        return None
+    path = Path(raw)
+    if raw.endswith(("/", os.sep)) or path.is_dir() or path.name in ("", ".", ".."):
+        raise BatchlabError(f"--output '{raw}' is a folder, and this command writes one file; "
+                            f"give the path of a file, e.g. --output {path / default.name}.")
+    return path
+
+
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", metavar="KEY=VALUE",
     help='Override a spec field, e.g. train.lr=0.05 or sweep.grid."train.batch_size"=[64] '
@@ -150,7 +174,7 @@ def load_cli_spec(spec_file: Path, sets: list[str] | None) -> Spec:
     notes: list[str] = []
     spec = load_spec(spec_file, sets or [], notes)
     for note in notes:
-        err_console.print(f"note: {note}", soft_wrap=True)
+        err_console.print(f"note: {note}", soft_wrap=True, markup=False)
     return spec
 
 

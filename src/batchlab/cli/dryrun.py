@@ -49,8 +49,8 @@ def dry_run_sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str
     for note in plan.notes:
         console.print(escape(note))
     where = str(store_path) if exists else f"{store_path}, not created yet"
-    console.print(plan_table(plan.runs, f"dry run of experiment '{spec.name}' ({where}): "
-                                        "nothing is trained or written"))
+    console.print(plan_table(plan.runs, escape(f"dry run of experiment '{spec.name}' ({where}): "
+                                               "nothing is trained or written")))
     console.print(plan.count())
     return plan
 

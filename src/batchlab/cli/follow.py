@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from batchlab.cli.common import DEFAULT_STORE, StoreOpt, app, console
+from batchlab.cli.common import DEFAULT_STORE, StoreOpt, app, console, output_file
 
 
 @app.command("next")
 def next_experiment(
     experiment: Annotated[str, typer.Argument(help="Experiment name.")],
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o",
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", metavar="PATH",
         help="Spec file to write (default: EXPERIMENT-next.toml beside the store).")] = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
@@ -23,9 +22,9 @@ def next_experiment(
     a finer LR grid around the best (beyond an edge, without the LRs that diverged), a
     regularisation sweep when the best run overfits, a longer run or a larger model when it
     underfits. `batchlab sweep FILE` adds its runs to the same experiment and report."""
-    from batchlab.nextspec import unrunnable_note, write_next
+    from batchlab.nextspec import default_path, sweep_command, unrunnable_note, write_next
 
-    plan = write_next(store, experiment, output)
+    plan = write_next(store, experiment, output_file(output, default_path(store, experiment)))
     if plan.unfinished:
         console.print(f"note: {escape(plan.unfinished)}", soft_wrap=True)
     if plan.path is None:
@@ -42,5 +41,5 @@ def next_experiment(
         console.print(f"  - not changed: {escape(kept)}", soft_wrap=True)
     note = unrunnable_note(plan.raw)
     console.print(escape(" ".join(note.split())) if note else
-                  f"run it: batchlab sweep {escape(str(plan.path))} --store {escape(str(store))}",
+                  f"run it: {escape(sweep_command(plan.path, store))}",
                   soft_wrap=True)

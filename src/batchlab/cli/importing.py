@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from batchlab.cli.common import (
@@ -47,15 +48,15 @@ IMPORT_CUT = ("the runs imported so far are stored; run the same command again t
 
 
 def _print_runs(store: Store, run_ids: list[str], experiment: str) -> None:
-    table = Table(title=f"imported into experiment '{experiment}' ({store.path})")
+    table = Table(title=escape(f"imported into experiment '{experiment}' ({store.path})"))
     for header in ("run", "name", "batch", "lr", "steps", "metrics", "status"):
         table.add_column(header)
     for rid in run_ids:
         rec = store.run(rid)
         train = rec.config.get("train", {})
-        table.add_row(rid, str(rec.environment.get("name", "")).split(":", 1)[-1],
+        table.add_row(rid, escape(str(rec.environment.get("name", "")).split(":", 1)[-1]),
                       fmt(train.get("batch_size")), fmt(train.get("lr")), fmt(rec.steps),
-                      ", ".join(store.metric_names(rid)), rec.status)
+                      escape(", ".join(store.metric_names(rid))), rec.status)
     console.print(table)
 
 
@@ -88,7 +89,7 @@ def tensorboard_cmd(
     name = experiment or logdir.resolve().name
     notes: list[str] = []
     # the path, not an open Store: a refused import must not create the file
-    with on_ctrl_c(IMPORT_CUT), console.status(f"reading and storing the runs in {logdir} ..."):
+    with on_ctrl_c(IMPORT_CUT), console.status(escape(f"reading and storing the runs in {logdir} ...")):
         runs = import_tensorboard(store, logdir, name, mapping=maps, overrides=sets,
                                   unit=step_unit, notes=notes)
     with Store(store) as st:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from batchlab.cli.common import (
@@ -23,6 +24,7 @@ from batchlab.cli.common import (
     on_ctrl_c,
 )
 from batchlab.errors import BatchlabError
+from batchlab.paths import safe_name
 from batchlab.store import Store
 
 if TYPE_CHECKING:  # pydantic is imported by the commands that run, not by --help (cli.common)
@@ -32,14 +34,20 @@ if TYPE_CHECKING:  # pydantic is imported by the commands that run, not by --hel
 SpecArg = Annotated[Path, typer.Argument(help="TOML spec (its base config is probed).")]
 
 
-def probe_config(spec_file: Path, sets: list[str] | None) -> tuple[Spec, RunConfig]:
+def probe_config(spec_file: Path, sets: list[str] | None, store: Path) -> tuple[Spec, RunConfig]:
     """The spec's run, read and checked before torch is imported (under a spinner saying so):
     a bad spec or --set is refused in well under a second, as by ``sweep``, not after the
-    seconds of importing torch."""
+    seconds of importing torch. So is a ``store`` file that is no batchlab store, or one this
+    process cannot write: the probe stores its result only once it has ended, after minutes
+    of measuring (a missing store is made then, not now)."""
     from batchlab.spec import RunConfig
+    from batchlab.store.files import store_exists
 
     spec = load_cli_spec(spec_file, sets)
     config = RunConfig(data=spec.data, model=spec.model, train=spec.train)
+    if store_exists(store):
+        with Store(store):
+            pass
     import_torch()
     return spec, config
 
@@ -88,10 +96,11 @@ def keep(store: Path, spec: Spec, kind: str, config: RunConfig, result: dict[str
     with Store(store) as st:
         probe_id = st.add_probe(spec.name, kind, config.model_dump(mode="json"), result)
         record = next(p for p in st.probes(spec.name, kind) if p.id == probe_id)
-    msg = f"stored as a '{kind}' probe of experiment '{spec.name}' in {store}"
-    path = write_probe_figure(record, store.parent / f"{spec.name}-{kind}.png")
+    msg = escape(f"stored as a '{kind}' probe of experiment '{spec.name}' in {store}")
+    # named as the report and the exports are: 'a/b' or '../x' must not make or leave folders
+    path = write_probe_figure(record, store.parent / f"{safe_name(spec.name)}-{kind}.png")
     if path is not None:
-        msg += f"; figure: {path}"
+        msg += escape(f"; figure: {path}")
     console.print(msg)
 
 
@@ -123,7 +132,7 @@ def lr_find_cmd(
     its steps) at LRs a decade apart are compared by successive halving; the other strategies
     read a range test (exponential LR ramp, smoothed loss)."""
     sizes = int_list(batch_sizes, "--batch-sizes")
-    spec, config = probe_config(spec_file, set_)
+    spec, config = probe_config(spec_file, set_, store)
     from batchlab.analysis.scaling import alpha_line
     from batchlab.probes.lr_search import lr_find
 
@@ -198,7 +207,7 @@ def max_batch_cmd(
     """The largest batch that fits: doubling then binary search, one full training step per
     trial, with a safety margin; the peak memory of every size tried; and how to reach the
     batch you want by gradient accumulation when it does not fit in one step."""
-    spec, config = probe_config(spec_file, set_)
+    spec, config = probe_config(spec_file, set_, store)
     from batchlab.probes.batch_advice import fit_line
     from batchlab.probes.max_batch import max_batch
     from batchlab.probes.memory import format_size, parse_size
@@ -241,7 +250,7 @@ def throughput(
     disagree are measured again; a curve that stays noisy is reported unreliable, with no knee.
     With --options, what train.precision / train.channels_last would buy at the spec's batch."""
     sizes = int_list(batch_sizes, "--batch-sizes")
-    spec, config = probe_config(spec_file, set_)
+    spec, config = probe_config(spec_file, set_, store)
     from batchlab.probes.memory import format_size
     from batchlab.probes.throughput import throughput_curve
 
@@ -289,7 +298,7 @@ def noise_scale_cmd(
 ) -> None:
     """Gradient noise scale B_simple = tr(Sigma)/|G|^2 (McCandlish et al. 2018) from micro-batch
     and batch gradients, with a bootstrap confidence interval and its trace over training."""
-    spec, config = probe_config(spec_file, set_)
+    spec, config = probe_config(spec_file, set_, store)
     from batchlab.plan import RunSpec
     from batchlab.probes.auto_lr import resolve_auto_lr
     from batchlab.probes.noise_scale import measure_noise_scale
@@ -325,7 +334,7 @@ def recommend(
     suggestion (miniatures of the run), with the numbers behind each choice and a figure of
     predicted time vs batch."""
     sizes = int_list(batch_sizes, "--batch-sizes")
-    spec, config = probe_config(spec_file, set_)
+    spec, config = probe_config(spec_file, set_, store)
     from batchlab.probes.memory import parse_size
     from batchlab.probes.recommend import recommend as recommend_fn
 

@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from batchlab.cli.common import DEFAULT_STORE, StoreOpt, app, console, on_ctrl_c
+from batchlab.cli.common import DEFAULT_STORE, StoreOpt, app, console, on_ctrl_c, output_file
 from batchlab.paths import safe_name
 from batchlab.store import Store
 
+OutputOpt = Annotated[str | None, typer.Option(
+    "--output", "-o", metavar="FILE", help="HTML file to write.")]
 TargetOpt = Annotated[float | None, typer.Option(
     "--target", min=0, max=1, help="Validation accuracy that counts as reached (default: 95% of the best).")]
 
@@ -23,8 +26,8 @@ def report_path(experiment: str, store: Path) -> Path:
 
 
 def print_written(result: object) -> None:
-    console.print(f"report: {result.html}  (figures in {result.figures_dir}/, "
-                  f"{len(result.figures)} PNG files, {result.seconds:.1f} s)")
+    console.print(escape(f"report: {result.html}  (figures in {result.figures_dir}/, "
+                         f"{len(result.figures)} PNG files, {result.seconds:.1f} s)"))
     for note in result.notes:
         console.print(f"  note: {note}")
 
@@ -37,7 +40,7 @@ def write_under_spinner(what: str, write: Callable[[], object], interrupted: str
     figures takes seconds), then say where it is. Ctrl-C: the line ``interrupted`` (what was
     kept, how to go on), exit 130."""
     with on_ctrl_c(interrupted), \
-            console.status(f"writing {what} (reading the store, drawing the figures) ..."):
+            console.status(escape(f"writing {what} (reading the store, drawing the figures) ...")):
         result = write()
     print_written(result)
 
@@ -45,12 +48,13 @@ def write_under_spinner(what: str, write: Callable[[], object], interrupted: str
 @app.command()
 def report(
     experiment: Annotated[str, typer.Argument(help="Experiment name.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="HTML file to write.")] = None,
+    output: OutputOpt = None,
     target: TargetOpt = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """One self-contained HTML report (figures, diagnosis, conclusions) plus its PNGs."""
-    out = output or report_path(experiment, store)
+    default = report_path(experiment, store)
+    out = output_file(output, default) or default
     with Store(store, create=False) as st:
         def write() -> object:
             from batchlab.report import write_report  # matplotlib: a second, under the spinner
@@ -64,12 +68,13 @@ def report(
 def compare(
     experiment_a: Annotated[str, typer.Argument(help="First experiment.")],
     experiment_b: Annotated[str, typer.Argument(help="Second experiment.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="HTML file to write.")] = None,
+    output: OutputOpt = None,
     target: TargetOpt = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """The same figures for two experiments side by side, in one HTML file."""
-    out = output or store.parent / f"{safe_name(experiment_a)}-vs-{safe_name(experiment_b)}.html"
+    default = store.parent / f"{safe_name(experiment_a)}-vs-{safe_name(experiment_b)}.html"
+    out = output_file(output, default) or default
     with Store(store, create=False) as st:
         def write() -> object:
             from batchlab.report import write_comparison  # matplotlib: under the spinner

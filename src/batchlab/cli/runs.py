@@ -6,6 +6,7 @@ this module for ``--help`` costs nothing heavy.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -193,11 +194,12 @@ def _sweep(spec: Spec, store_path: Path, workers: int, executor_kind: str = "loc
             planned = {r.run_id for r in prepared.runs}
             records = [r for r in records if r.id in planned]
         console.print(results_table(with_differences([run_row(r) for r in records], records),
-                                    f"experiment '{spec.name}' ({store_path})"))
+                                    escape(f"experiment '{spec.name}' ({store_path})")))
         others = len(outcome.records) - len(records)
         if others:
-            console.print(f"(experiment '{spec.name}' has {plural(others, 'other run')}; "
-                          f"'batchlab ls {spec.name} --store {store_path}' lists them all)")
+            ls = shlex.join(["batchlab", "ls", spec.name, "--store", str(store_path)])
+            console.print(escape(f"(experiment '{spec.name}' has {plural(others, 'other run')}; "
+                                 f"`{ls}` lists them all)"))
         for r in records:
             if r.status == "failed":
                 err_console.print(f"[red]run {r.id} failed:[/] {escape(str(r.error))}")

@@ -41,12 +41,21 @@ from batchlab.data.raw import RawData
 from batchlab.spec import DataSpec
 
 FIX = "save it with np.savez(path, x=inputs, y=labels[, x_test=..., y_test=...])"
+# how an .npz (a zip archive) or a lone .npy array starts; anything else np.load takes for a
+# pickle and refuses with advice about allow_pickle, which is wrong for a CSV or text file
+_NPZ_MAGIC, _NPY_MAGIC = b"PK", b"\x93NUMPY"
 REGRESSION_FIX = "save it with np.savez(path, x=inputs, y=targets[, x_test=..., y_test=...])"
 
 
 def _read_arrays(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], list[str]]:
     """Those of the arrays ``names`` the archive at ``path`` has, and the names of all it has."""
     with reading(path, FIX):
+        with path.open("rb") as fh:
+            head = fh.read(len(_NPY_MAGIC))
+        if not head.startswith((_NPZ_MAGIC, _NPY_MAGIC)):
+            raise fail(f"file '{path}'", "is not a NumPy .npz archive (neither a zip archive nor "
+                       "a .npy array: a CSV or other text file?)", "load it into arrays (np.loadtxt, "
+                       "pandas) and " + FIX)
         archive = np.load(path, allow_pickle=False)  # pickled objects could run code
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise fail(f"file '{path}'", "is a single .npy array, not an .npz archive", FIX)
@@ -72,6 +81,9 @@ def _array(archive: np.lib.npyio.NpzFile, name: str, path: Path) -> np.ndarray:
 def _inputs(x: np.ndarray, where: str) -> torch.Tensor:
     if x.dtype.kind not in "biuf":
         raise fail(where, f"must be numeric, got dtype {x.dtype}", FIX)
+    if x.ndim == 1:  # one number per example: a feature column, not N examples of nothing
+        raise fail(where, f"is 1-D, shape {x.shape}, but must be (N, features, ...)",
+                   "for one feature per example reshape it, x.reshape(-1, 1), then " + FIX)
     if x.ndim < 2 or x.shape[0] == 0:
         raise fail(where, f"must be (N, ...) with N > 0 examples, got shape {x.shape}", FIX)
     x = x.astype(np.float32)

@@ -34,8 +34,10 @@ ALIASES = {"batchsize": "batch_size", "bs": "batch_size", "batch": "batch_size",
 # key=value inside a name, between any separators: the value is a number (1e-3 included) or a
 # word of letters and digits (so 'opt=adam_lr=0.1' is two pairs)
 _NAME_PAIR = re.compile(r"([A-Za-z][A-Za-z_]*)=([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|[A-Za-z][A-Za-z0-9]*)")
-# what an imported run's metrics are called in batchlab (any other name is kept as it is)
-KNOWN_METRICS = {"train_loss", "val_loss", "train_acc", "val_acc", "lr", "train_eval_loss"}
+# what an imported run's metrics are called in batchlab (any other name is kept as it is);
+# samples_per_s too: the report draws it, and batchlab's own export writes it
+KNOWN_METRICS = {"train_loss", "val_loss", "train_acc", "val_acc", "lr", "train_eval_loss",
+                 "samples_per_s"}
 
 
 def config_key(key: str) -> str:
@@ -106,19 +108,20 @@ def lr_from_log(config: dict[str, Any], series: dict[str, list[Point]], name: st
 
 def check_config(config: dict[str, Any], name: str, overrides: dict[str, Any]) -> None:
     """SpecError, in the words of ``batchlab import``, for a value ``bl.track`` would refuse:
-    counts (batch_size, n_train, ...) must be positive integers and lr a number >= 0. Says
-    whether ``--set`` gave it or the run's name or log did."""
+    counts (batch_size, n_train, ...) must be positive integers and lr a finite number >= 0
+    (an infinite one would place the run nowhere on the report's LR axis). Says whether
+    ``--set`` gave it or the run's name or log did."""
     for key in (*_POSITIVE_INT, "lr"):
         value = config.get(key)
         if value is None or isinstance(value, bool):
             ok = value is None
         elif key == "lr":
-            ok = isinstance(value, int | float) and value >= 0
+            ok = isinstance(value, int | float) and math.isfinite(value) and value >= 0
         else:
             ok = isinstance(value, int) and value >= 1
         if ok:
             continue
-        want = "a number >= 0" if key == "lr" else "a whole number >= 1"
+        want = "a finite number >= 0" if key == "lr" else "a whole number >= 1"
         source = (f"--set {key}={value}" if key in overrides
                   else f"{key} = {value!r}, read from its name or log,")
         raise SpecError(f"{name}: {source} must be {want}; pass --set {key}=VALUE with {want} "

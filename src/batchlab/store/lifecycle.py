@@ -77,8 +77,9 @@ class Removal:
                  f"{self.metric_rows} metric rows"]
         if self.probes:
             parts.append(f"{self.probes} probe result{'s' if self.probes != 1 else ''}")
-        shared = (f"; {self.kept_shared} run{'s' if self.kept_shared != 1 else ''} shared with "
-                  "another experiment stay" if self.kept_shared else "")
+        one = self.kept_shared == 1
+        shared = (f"; {self.kept_shared} run{'' if one else 's'} shared with another experiment "
+                  f"{'stays' if one else 'stay'}" if self.kept_shared else "")
         return f"{what}: {', '.join(parts)} and their checkpoints{shared}"
 
 

@@ -79,9 +79,9 @@ class Store:
         check_path(self.path)
         exists = store_exists(self.path)
         if not exists and not create:
-            raise StoreError(
-                f"store '{self.path}' does not exist; run a sweep first or pass --store PATH."
-            )
+            # an empty file is a placeholder (touch, mkstemp): "does not exist" would deny it
+            missing = "is an empty file, not a store yet" if self.path.is_file() else "does not exist"
+            raise StoreError(f"store '{self.path}' {missing}; run a sweep first or pass --store PATH.")
         if not exists:
             create_file(self.path)
         self._check_header()
