@@ -8,10 +8,11 @@ the diagnosis calls for, as a spec dict with one comment per change saying why (
   weight decay, dropout, a smaller model, a ``data.limit`` learning curve), beside the
   unchanged configuration, so each remedy's effect is measured alone;
 - otherwise the **LR grid** per batch size (``batchlab.analysis.nextlr``): finer around the
-  best, beyond an edge, without the range that diverged or collapsed; and when the best run
+  best, beyond an edge, without the range that diverged or collapsed (a run at chance whose
+  LR was too small to move its loss marks no such range); and when the best run
   **underfits**, a longer run (its val loss was still falling: twice the epochs, the decay
   points with them) or a larger-model variant (training accuracy below
-  :data:`UNDERFIT_TRAIN_ACC` with a converged loss).
+  :data:`UNDERFIT_TRAIN_ACC` with a converged loss, unless its LR was too small to tell).
 
 The follow-up keeps the experiment's name: running it (``batchlab sweep FILE --store STORE``)
 adds its runs to the same experiment, so the report shows both sweeps together, and a run
@@ -102,6 +103,11 @@ def _failures(runs: list[RunAnalysis]) -> dict[str, str]:
     for r in runs:
         why = next((f.message for f in r.findings if f.kind == "pruned"), "")
         kinds = {f.kind for f in r.findings}
+        if "lr_too_small" in kinds:
+            # at chance because its loss never moved: its LR was too small, which says nothing
+            # of the LRs above it (counted as a failure, it capped the grid there and sent the
+            # follow-up below the LRs that were too small)
+            continue
         if r.status == "pruned" and "never learned" in why:
             out[r.run_id] = "never learned"
         elif r.status == "diverged" or "diverged" in kinds:
@@ -284,7 +290,12 @@ def plan_next(store: Store, experiment: str) -> NextSpec:
                              ": nearly converged, "
                              "not worth a run twice as long")
     elif best_runs and not fits and acc is not None:
-        _larger(plan, best_runs[0], acc)
+        if any(f.kind == "lr_too_small" for r in best_runs for f in r.findings):
+            plan.kept.append(f"the model: the best run's training accuracy ends at {pct(acc)}, but "
+                             "its LR was too small to tell (its training loss barely fell): "
+                             "the LR grid above comes first")
+        else:
+            _larger(plan, best_runs[0], acc)
     return plan
 
 

@@ -64,3 +64,12 @@ def test_a_regression_refines_around_the_lowest_validation_loss():
     assert bottom.lrs == (0.0316, 0.1, 0.316)  # 0.1 lies between 0.01 and the 1.0 that diverged
     assert bottom.why.startswith("batch 64: best LR 0.1 (val loss 0.05) lies between 0.01 and 1: ")
     assert bottom.why.endswith("LR 1 and above left out (1 of 1 runs diverged at 1)")
+
+
+def test_a_tie_goes_to_the_lower_validation_loss_not_the_lower_lr():
+    """Both at chance (50 %): the run whose loss fell further is the better one to go on from."""
+    flat, moved = group(16, 0.0001, 0.5), group(16, 0.001, 0.5)
+    flat["best_val_loss_mean"], moved["best_val_loss_mean"] = 0.722, 0.715
+    (plan,) = refine_lrs([flat, moved], {})
+    assert plan.why.startswith("batch 16: best LR 0.001 (val acc 50%) is the highest tried")
+    assert plan.lrs == (0.000316, 0.001, 0.00316, 0.01)

@@ -151,6 +151,27 @@ def test_a_best_run_that_cannot_fit_its_training_data_gets_a_larger_model_varian
     assert "model.hidden: the best run's training accuracy ends at 70% (< 90%)" in comments(result.text)
 
 
+def test_runs_whose_lr_was_too_small_send_the_grid_up_not_down(tmp_path):
+    """Two 5-step runs at LRs far too small end at chance with a loss that barely moved: the
+    diagnosis says "LR too small" of both. The follow-up went below 1e-4 (the tie went to the
+    lowest LR, and 1e-3's collapse to chance capped the grid there) and blamed the model's size."""
+    path = tmp_path / "low.db"
+    spec = spec_from_dict({"name": "low", "data": {"name": "synthetic", "shape": [8], "classes": 2,
+                                                   "size": 300},
+                           "model": {"name": "mlp", "hidden": [16]},
+                           "train": {"batch_size": 16, "steps": 5, "threads": 1, "checkpoint": False},
+                           "sweep": {"grid": {"train.lr": [1e-4, 1e-3]}}})
+    with Store(path) as st:
+        run_sweep(spec, st, InlineExecutor(threads=1))
+        analysis = analyze_experiment(st, "low")
+    assert all("lr_too_small" in {f.kind for f in r.findings} for r in analysis.runs)
+    result = SweepResult("low", path, 2, 0, 2).next(tmp_path / "n.toml")
+    lrs = load_spec(tmp_path / "n.toml").sweep.grid["train.lr"]
+    assert min(lrs) >= 1e-4 and max(lrs) > 1e-3, lrs
+    assert "left out" not in comments(result.text) and "model.hidden" not in result.text
+    assert "its LR was too small to tell (its training loss barely fell)" in comments(result.text)
+
+
 @pytest.fixture(scope="module")
 def overfit_store(tmp_path_factory):
     """60 digits, an MLP, 12 epochs: both LRs overfit (train acc 100%, val acc ~85%)."""

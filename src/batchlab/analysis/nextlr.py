@@ -2,8 +2,8 @@
 never into the range that failed.
 
 For each batch size of an experiment, :func:`refine_lrs` looks at the LRs tried there and the
-best eligible one (highest mean best val acc; lowest mean lowest val loss in an experiment that
-records no accuracy, a regression):
+best eligible one (highest mean best val acc, a tie going to the lower val loss; lowest mean
+lowest val loss in an experiment that records no accuracy, a regression):
 
 - between two tried LRs: the half-steps on either side (geometric means with its neighbours),
   so the next grid is twice as fine where the optimum lies;
@@ -61,6 +61,14 @@ def _failed_groups(groups: Sequence[Mapping[str, Any]], failed: Mapping[str, str
     return out
 
 
+def _ranking(group: Mapping[str, Any], m: Any) -> tuple[float, float]:
+    """Best first by the metric; a tie (runs that all ended at chance, say) by the lower
+    validation loss, where the one that learned a little stands apart (else the lowest LR
+    won the tie by its place in the list)."""
+    loss = group.get("best_val_loss_mean")
+    return m.order(group[m.mean]), -loss if loss is not None else -math.inf
+
+
 def _one_batch(b: int | None, groups: Sequence[Mapping[str, Any]], failed: Mapping[str, str]
                ) -> BatchLrs | None:
     tried = sorted({float(g["lr"]) for g in groups})
@@ -76,7 +84,7 @@ def _one_batch(b: int | None, groups: Sequence[Mapping[str, Any]], failed: Mappi
         lrs = (_round(low / ratio ** 2), _round(low / ratio))
         return BatchLrs(b, lrs, f"{where}no LR trained without failing (LR {low:g}: {fails[low]}"
                         + (", and every LR above" if len(tried) > 1 else "") + "): go below it")
-    best = max(eligible, key=lambda g: m.order(g[m.mean]))
+    best = max(eligible, key=lambda g: _ranking(g, m))
     lr = float(best["lr"])
     lo = max((x for x in tried if x < lr), default=None)
     hi = min((x for x in tried if x > lr), default=None)
