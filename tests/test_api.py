@@ -305,9 +305,24 @@ def test_prune_is_a_sweep_keyword(tmp_path):
 def test_a_probe_s_bad_keyword_names_the_probe(probe):
     """Not batchlab.sweep('probes'): the user called a probe (issue 21, part 2, item 12)."""
     with pytest.raises(SpecError) as err:
-        getattr(bl, probe)(model=Net(), train=arrays(), lr=-0.1)
+        getattr(bl, probe)(model=Net(), train=arrays(), weight_decay=-1)
     assert f"batchlab.{probe}(...)" in str(err.value) and "sweep" not in str(err.value)
-    assert "'train.lr': must be a positive number" in str(err.value)
+    assert "'train.weight_decay': Input should be greater than or equal to 0" in str(err.value)
+
+
+@pytest.mark.parametrize("probe, given, words", [
+    ("throughput", {"batch_size": 16}, "batchlab.throughput: batch_size= is not read by this "
+     "probe; it measures every size in batch_sizes= (default powers of two from 8 to 2048); "
+     "pass batch_sizes=[16] to measure that one."),
+    ("lr_find", {"lr": 0.1}, "batchlab.lr_find: lr= is not read by this probe; it is the LR this "
+     "probe looks for"),
+    ("lr_find", {"train.lr": 0.1}, "batchlab.lr_find: train.lr= is not read"),
+])
+def test_a_keyword_the_probe_never_reads_is_refused(probe, given, words):
+    """Accepted and ignored: throughput measured 8 to 2048 whatever batch_size said."""
+    with pytest.raises(SpecError) as err:
+        getattr(bl, probe)(model=Net(), train=arrays(), **given)
+    assert words in str(err.value)
 
 
 def test_a_sweep_s_bad_keyword_names_the_sweep(tmp_path):

@@ -295,6 +295,17 @@ def _probe(kind: str, run: Any, model: Any, train: Any, val: Any, loss: Any, opt
     return result
 
 
+def _refuse_unread(fields: dict[str, Any], call: str, unread: dict[str, str]) -> None:
+    """SpecError for a keyword the probe never reads (``unread``: name -> what to do instead;
+    ``{value}`` in it is the value given): ``bl.throughput(batch_size=16)`` measured 8 to 2048
+    and ``bl.lr_find(lr=0.1)`` searched as if it were not there, without a word."""
+    for key, instead in unread.items():
+        given = [k for k in (key, f"train.{key}") if k in fields]
+        if given:
+            raise SpecError(f"{call}: {given[0]}= is not read by this probe; "
+                            + instead.format(value=fields[given[0]]))
+
+
 def _batch_sizes(value: Any, call: str) -> list[int] | None:
     """A probe's ``batch_sizes``: None, one whole number (a list of one) or a sequence of
     them (list, tuple, range, numpy array) as a list of Python ints; SpecError otherwise."""
@@ -334,6 +345,9 @@ def lr_find(*, model: Any, train: Any, val: Any = None, loss: Any = None, optimi
     from batchlab.probes.lr_search import lr_find as probe
 
     sizes = _batch_sizes(batch_sizes, "batchlab.lr_find")
+    _refuse_unread(train_fields, "batchlab.lr_find", {"lr": (
+        "it is the LR this probe looks for (it tries LRs around the optimizer's usual one); "
+        "leave it out.")})
     return _probe("lr_range", lambda c, i: probe(
         c, batch_sizes=sizes, repeats=repeats, strategy=strategy or DEFAULT_STRATEGY,
         start_lr=start_lr, end_lr=end_lr, steps=range_steps, inputs=i, budget=budget),
@@ -364,6 +378,9 @@ def throughput(*, model: Any, train: Any, val: Any = None, loss: Any = None, opt
     from batchlab.probes.throughput import throughput_curve
 
     sizes = _batch_sizes(batch_sizes, "batchlab.throughput")
+    _refuse_unread(train_fields, "batchlab.throughput", {"batch_size": (
+        "it measures every size in batch_sizes= (default powers of two from 8 to 2048); pass "
+        "batch_sizes=[{value}] to measure that one.")})
     return _probe("throughput", lambda c, i: throughput_curve(c, batch_sizes=sizes, inputs=i),
                   model, train, val, loss, optimizer, store, experiment, train_fields)
 
