@@ -116,3 +116,21 @@ def test_runs_that_never_rose_above_chance_are_said_to_have_never_learned():
     sentence = problem_sentence(problem, every)
     assert "2 runs stayed at chance (never learned)" in sentence and "collapsed" not in sentence
     assert "too large" not in sentence
+
+
+def test_a_group_where_some_runs_never_learned_does_not_call_them_all_collapsed():
+    """Runs at chance from the start grouped with runs that fell there: 'N runs collapsed to
+    chance' was false of the first (an LR too small 'collapsed' at LR 1e-05)."""
+    never = Finding("collapsed", "collapsed: val acc never rose above chance", None, None,
+                    {"final_val_acc": 0.1, "best_val_acc": 0.11, "chance_level": 0.15})
+    fell = Finding("collapsed", "collapsed: val acc fell to chance", 40, 5.0,
+                   {"final_val_acc": 0.09, "best_val_acc": 0.19, "chance_level": 0.15,
+                    "collapse_step": 40.0})
+    every = [facts(f"b{b}-lr{lr}", lr, b) for b in (8, 32) for lr in (1e-05, 0.01, 10.0)]
+    bad = {(10.0, 8): never, (10.0, 32): fell, (1e-05, 32): never}
+    runs = [(f, [bad[(f.train["lr"], f.train["batch_size"])]]
+             if (f.train["lr"], f.train["batch_size"]) in bad else []) for f in every]
+    (problem,) = problems(runs)
+    sentence = problem_sentence(problem, every)
+    assert sentence == ("LR 1e-05 from batch 32; LR 10 at every batch size: 3 runs ended at chance "
+                        "(2 never learned, 1 collapsed) by epoch 5.")

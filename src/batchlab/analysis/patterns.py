@@ -103,8 +103,11 @@ def problem_sentence(p: Problem, every: Sequence[RunFacts]) -> str:
     lrs, place = where(p.runs, every)
     words, too_large = WORDING[p.kind].problem, WORDING[p.kind].too_large
     assert words is not None  # a Problem's kind is one of PROBLEM_ORDER, each with its words
-    if p.findings and all(never_rose(f) for f in p.findings):  # no fall: they never learned
+    never = sum(never_rose(f) for f in p.findings)
+    if p.findings and never == len(p.findings):  # no fall: they never learned
         words, too_large = "stayed at chance (never learned)", False
+    elif never:  # some fell to chance, some never left it: "collapsed" alone is false of those
+        words = f"ended at chance ({never} never learned, {len(p.findings) - never} collapsed)"
     tested = sorted({lr for lr, _ in map(_knobs, every) if isinstance(lr, int | float)})
     n = len(p.runs)
     count = f"{n} run{'s' if n > 1 else ''} {words if n > 1 else _singular(words)}"
