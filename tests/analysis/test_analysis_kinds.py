@@ -134,3 +134,15 @@ def test_a_group_where_some_runs_never_learned_does_not_call_them_all_collapsed(
     sentence = problem_sentence(problem, every)
     assert sentence == ("LR 1e-05 from batch 32; LR 10 at every batch size: 3 runs ended at chance "
                         "(2 never learned, 1 collapsed) by epoch 5.")
+
+
+def test_overfitting_by_the_accuracy_gap_alone_is_not_said_to_have_made_validation_worse():
+    """The gap signal (train acc 33% against val acc 23%, val loss still falling) overfits
+    without validation getting worse: the words fit both signals."""
+    gap = Finding("overfitting", "overfits from epoch 40: train acc 33.3%, val acc 23.1% (gap 10.3 "
+                  "points)", 320, 40.0, {"train_acc": 0.333, "val_acc": 0.231, "gap": 0.103})
+    every = [facts(f"b{b}-lr{lr}", lr, b) for b in (8, 32) for lr in (1e-05, 0.01)]
+    runs = [(f, [gap] if f.train["lr"] == 1e-05 else []) for f in every]
+    (problem,) = problems(runs)
+    assert problem_sentence(problem, every) == (
+        "LR 1e-05 at every batch size: 2 runs overfit (training pulled well ahead of validation).")

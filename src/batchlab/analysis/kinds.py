@@ -147,7 +147,7 @@ WORDING: dict[str, Wording] = {
         "had a val acc that swings between evaluations", True,
         "had an unstable val acc (swings between evaluations)", note=False, failed=True),
     "overfitting": Wording(
-        "overfits", _overfits, "overfit (validation got worse while training improved)", False,
+        "overfits", _overfits, "overfit (training pulled well ahead of validation)", False,
         "overfit", note=False, failed=False),
     "model_too_small": Wording(
         "model too small",
