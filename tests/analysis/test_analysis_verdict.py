@@ -74,3 +74,18 @@ def test_a_run_at_chance_from_the_start_never_learned_it_did_not_collapse():
                    {"final_val_acc": 0.1, "best_val_acc": 0.6, "chance_level": 0.15,
                     "n_classes": 10.0, "collapse_step": 40.0})
     assert run_verdict([fell], "completed").label == "collapsed"
+
+
+def test_a_regression_runs_standing_is_said_in_val_loss_with_its_numbers():
+    """A regression's run behind the best said only 'It ends below the best.' (no numbers, and a
+    loss that is higher, not lower); its evidence had them."""
+    behind = Finding("below_best", "below the sweep's best: val loss ends at 1.97, 423% above the "
+                     "best configuration's 0.376 (noise 14.4%)", None, None,
+                     {"final_val_loss": 1.9686, "sweep_best_val_loss": 0.3763, "noise": 0.144})
+    v = run_verdict([behind], "completed")
+    assert (v.label, v.sentence) == ("below best", "It ends at val loss 1.97, 423% above the best's 0.376.")
+    well = Finding("healthy", "healthy: val loss 0.376, within noise (31.9%) of the sweep's best "
+                   "0.376", None, None, {"final_val_loss": 0.3763, "sweep_best_val_loss": 0.3763,
+                                          "noise": 0.319})
+    assert run_verdict([well], "completed").sentence == (
+        "It trained well: val loss 0.376 within noise of the best.")

@@ -87,6 +87,9 @@ def _below_best(f: Finding) -> str:
     if "sweep_best_val_acc" in n:
         return (f"it ends at {pct(n['final_val_acc'])} val acc, "
                 f"{points(n['sweep_best_val_acc'] - n['final_val_acc'])} under the best")
+    if "sweep_best_val_loss" in n:  # a regression: a higher loss, not a lower score
+        final, best = n["final_val_loss"], n["sweep_best_val_loss"]
+        return f"it ends at val loss {final:.3g}, {pct(final / best - 1)} above the best's {best:.3g}"
     return "it ends below the best"
 
 
@@ -95,6 +98,8 @@ def _healthy(f: Finding) -> str:
     if "final_val_acc" in n:
         close = " within noise of the best" if "sweep_best_val_acc" in n else ""
         return f"it trained well: {pct(n['final_val_acc'])} val acc{close}"
+    if "sweep_best_val_loss" in n:
+        return f"it trained well: val loss {n['final_val_loss']:.3g} within noise of the best"
     return "it trained well"
 
 
