@@ -58,6 +58,16 @@ def test_a_learning_curve_never_goes_below_one_batch():
     assert "more_data" not in kinds(remedies(config(train={"batch_size": 256}), n_train=200))
 
 
+def test_the_learning_curve_remedy_fits_a_regression():
+    """It said a learning curve 'shows whether accuracy still grows' also of a regression, which
+    has no accuracy: the words name validation, whatever its metric."""
+    regression = config({"name": "npz", "path": "reg.npz", "task": "regression"},
+                        train={"batch_size": 64})
+    (more,) = [r for r in remedies(regression, n_train=240) if r.kind == "more_data"]
+    assert more.words == ("more data: a learning curve over data.limit = 120 (of the 240 training "
+                          "examples) shows whether validation still improves with the examples")
+
+
 def test_a_function_sweep_run_gets_no_weight_decay_for_an_optimizer_it_did_not_use():
     """A function sweep's stored train.optimizer is the spec default ('sgd'): the function
     built its own optimizer, so 'train.weight_decay is 0; try ...' would advise a knob it may

@@ -125,7 +125,7 @@ def _more_data(n_train: int | None, batch_size: Any) -> Remedy | None:
         return None
     return Remedy("more_data", f"more data: a learning curve over data.limit = "
                   f"{', '.join(map(str, limits))} (of the {n_train} training examples) shows whether "
-                  "accuracy still grows with the examples", tuple({"data.limit": n} for n in limits))
+                  "validation still improves with the examples", tuple({"data.limit": n} for n in limits))
 
 
 def remedies(config: Mapping[str, Any], n_train: int | None = None) -> list[Remedy]:
