@@ -47,6 +47,17 @@ def test_overfitting_by_accuracy_gap_alone_starts_where_the_gap_opens():
     assert f.epoch == 12 and "gap 15 points" in f.message
 
 
+def test_an_accuracy_gap_of_the_untrained_model_is_no_onset_of_overfitting():
+    """A synthetic split where the untrained model already scored 14 points higher on train than
+    on val read 'It overfits at epoch 0': nothing had trained yet."""
+    m = healthy_metrics(4)
+    m["train_acc"] = series([0.375, 0.441, 0.531, 0.746, 0.926], [0, 10, 20, 30, 40])
+    m["val_acc"] = series([0.2375, 0.2625, 0.4125, 0.55, 0.75], [0, 10, 20, 30, 40])
+    f = only(diagnose_run(m, "completed", {}), "overfitting")
+    assert (f.epoch, f.step) == (1, 10)
+    assert f.message.startswith("overfits from epoch 1: train acc 92.6%, val acc 75% (gap 17.6 points)")
+
+
 @pytest.mark.parametrize("status, summary", [("diverged", {"diverged_at_step": 57}), ("completed", {})])
 def test_diverged_at_the_first_non_finite_loss(status, summary):
     m = healthy_metrics()

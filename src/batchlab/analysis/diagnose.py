@@ -150,16 +150,18 @@ def _val_loss_rise(metrics: Mapping[str, Series], th: Thresholds) -> _Signal | N
 
 def _accuracy_gap(metrics: Mapping[str, Series], th: Thresholds) -> _Signal | None:
     """Final train accuracy more than ``overfit_gap`` above validation accuracy; the onset is
-    the first evaluation from which the gap stays above it."""
+    the first trained evaluation (after step 0) from which the gap stays above it."""
     tr, va = S.finite(S.get(metrics, "train_acc")), S.finite(S.get(metrics, "val_acc"))
     _, ti, vi = np.intersect1d(tr.step, va.step, return_indices=True)  # evaluations with both
-    if not ti.size:
+    if not ti.size or va.step[vi[-1]] <= 0:
         return None
     train_acc, val_acc = tr.value[ti], va.value[vi]
     gap = train_acc - val_acc
     if gap[-1] <= th.overfit_gap:
         return None
-    closed = np.flatnonzero(gap <= th.overfit_gap)
+    # the untrained model's gap is the split's luck, not overfitting: it is no onset (a run
+    # read "overfits from epoch 0" where the untrained model scored 37.5% on train, 23.8% on val)
+    closed = np.flatnonzero((gap <= th.overfit_gap) | (va.step[vi] <= 0))
     k = vi[closed[-1] + 1] if closed.size else vi[0]
     words = (f"train acc {pct(train_acc[-1])}, val acc {pct(val_acc[-1])} "
              f"(gap {100 * gap[-1]:.3g} points)")
