@@ -26,7 +26,10 @@ def error_text(err: BaseException, *, innermost: bool = True) -> str:
     """``err`` in one line, with " (at file.py:LINE in function)" of the innermost frame of the
     user's code; without one (a zoo model, batchlab's own data), the innermost frame of all
     when ``innermost``, else nothing (a model sweep: torch's file would only mislead)."""
-    text = "".join(traceback.format_exception_only(err)).strip()
+    # a message of several lines is joined: the sweep's cause paragraph reads a stored error's
+    # last line and the run tables its first, so each must hold the type and the message
+    lines = "".join(traceback.format_exception_only(err)).split("\n")
+    text = " ".join(line.strip() for line in lines if line.strip())
     frames = traceback.extract_tb(err.__traceback__)
     library = _library_folders()
     own = [f for f in frames if not f.filename.startswith("<frozen")
