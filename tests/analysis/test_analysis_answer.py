@@ -201,3 +201,17 @@ def test_a_causes_detail_says_how_its_count_relates_to_the_points():
     assert detail.endswith("(2 of them have it as their main finding; the other 1 is counted "
                            "under a more severe one.)")
     assert "main finding" not in _kind_details("lr_too_small", 3, runs)[0]
+
+
+def test_runs_stopped_by_an_error_are_said_under_what_failed():
+    """Two of the sweep's runs failed with an error: 'What failed and why' named every problem
+    but them (they have no finding to count under a cause)."""
+    runs = sweep()
+    for i in (0, 1):  # batch 16, lr 0.1, both seeds
+        rec, metrics = runs[i]
+        runs[i] = (rec.__class__(**{**rec.__dict__, "status": "failed", "error": "RuntimeError: boom"}),
+                   metrics)
+    points = analyze_runs(runs, "ans").answer.groups[FAILED]
+    assert points[-1].sentence == ("2 of 18 runs stopped with an error and never ranked (each run's "
+                                   "error is in its row).")
+    assert points[-1].details == ["failed: batch 16, lr 0.1, constant (x2)."]

@@ -161,6 +161,13 @@ def _failed(runs: Sequence[tuple[RunFacts, list[Finding]]], overview: Sequence[s
                     out[0] if out else None)
         if home is not None:
             home.details.extend(sentence)
+    # a run stopped by an error has no finding to count it under a cause: without this point
+    # "What failed and why" left out the runs that failed most plainly of all
+    if errored := [f for f in every if f.status == "failed"]:
+        n = len(errored)
+        out.append(Point(f"{n} of {len(every)} run{'s' if len(every) > 1 else ''} stopped with an "
+                         "error and never ranked (each run's error is in its row).",
+                         [f"failed: {C.listing([f.label for f in errored])}."]))
     return out
 
 
