@@ -215,3 +215,22 @@ def test_runs_stopped_by_an_error_are_said_under_what_failed():
     assert points[-1].sentence == ("2 of 18 runs stopped with an error and never ranked (each run's "
                                    "error is in its row).")
     assert points[-1].details == ["failed: batch 16, lr 0.1, constant (x2)."]
+
+
+def test_a_pick_that_never_rose_above_chance_is_not_said_to_have_collapsed_after_a_peak():
+    """A lone run at chance from its first evaluation (an LR too small) read 'Its runs collapsed
+    to chance after that peak (final val acc 8.06%): keep the best checkpoint': it had no peak."""
+    import numpy as np
+    from analysis_curves import record, series
+
+    steps = np.arange(4) * 10
+    metrics = {"val_acc": series([0.08, 0.075, 0.08, 0.0806], steps),
+               "train_acc": series([0.1, 0.12, 0.13, 0.14], steps),
+               "val_loss": series([2.35, 2.345, 2.34, 2.338], steps),
+               "train_loss": series([2.31, 2.306, 2.304, 2.302], steps)}
+    rec = record("flat", {"batch_size": 32, "lr": 0.003}, summary={"num_classes": 10},
+                 point={"train.batch_size": 32, "train.lr": 0.003})
+    score = analyze_runs([(rec, metrics)], "flat").answer.score
+    assert "after that peak" not in score
+    assert score.endswith("Its runs never rose above chance (final val acc 8.06%): there is no "
+                          "learned model to keep.")

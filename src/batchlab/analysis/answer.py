@@ -17,6 +17,7 @@ from typing import Any
 from batchlab.analysis import conclusions as C
 from batchlab.analysis.findings import Finding, pct
 from batchlab.analysis.groups import RunFacts, ranked
+from batchlab.analysis.kinds import never_rose
 from batchlab.analysis.metric import metric_of
 from batchlab.analysis.patterns import cause, problem_sentence, problems
 from batchlab.analysis.scaling import SCALING_RULES, CriticalBatchFit, ExponentVerdict, PowerLawFit
@@ -309,12 +310,17 @@ def write_answer(e: C.Evidence) -> Answer:
         return Answer(headline, None, "", "", _why(None, points, tables[0]), details, points)
     pick = _pick(best)
     score = _score(pick, target)
-    if any(cause(found) == "collapsed" for f, found in runs if f.run_id in best["group"]["run_ids"]):
+    at_chance = [found for f, found in runs
+                 if f.run_id in best["group"]["run_ids"] and cause(found) == "collapsed"]
+    final = best["group"]["final_val_acc_mean"]
+    ends = f" (final val acc {pct(final)})" if final is not None else ""
+    if at_chance and all(any(never_rose(x) for x in found) for found in at_chance):
+        # no peak to keep: at chance from the first evaluation, it learned nothing
+        score += f" Its runs never rose above chance{ends}: there is no learned model to keep."
+    elif at_chance:
         # ranked by its best val acc (an early-stopping checkpoint's), it lost it: say so
-        final = best["group"]["final_val_acc_mean"]
-        score += (" Its runs collapsed to chance after that peak" + (
-            f" (final val acc {pct(final)})" if final is not None else "") + ": keep the best "
-            "checkpoint, or pick a configuration that did not collapse.")
+        score += (f" Its runs collapsed to chance after that peak{ends}: keep the best "
+                  "checkpoint, or pick a configuration that did not collapse.")
     unfinished = sum(f.status in UNFINISHED for f in facts)
     # an interrupted or pending run may still overtake the pick: the headline says so
     so_far = (f" So far: {unfinished} of {len(facts)} runs have not finished, and the pick may "
