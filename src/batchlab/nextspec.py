@@ -12,7 +12,8 @@ the diagnosis calls for, as a spec dict with one comment per change saying why (
   LR was too small to move its loss marks no such range); and when the best run
   **underfits**, a longer run (its val loss was still falling: twice the epochs, the decay
   points with them) or a larger-model variant (training accuracy below
-  :data:`UNDERFIT_TRAIN_ACC` with a converged loss, unless its LR was too small to tell).
+  :data:`UNDERFIT_TRAIN_ACC` with a converged loss, unless its LR was too small to tell or it
+  ended at chance).
 
 The follow-up keeps the experiment's name: running it (``batchlab sweep FILE --store STORE``)
 adds its runs to the same experiment, so the report shows both sweeps together, and a run
@@ -294,6 +295,11 @@ def plan_next(store: Store, experiment: str) -> NextSpec:
             plan.kept.append(f"the model: the best run's training accuracy ends at {pct(acc)}, but "
                              "its LR was too small to tell (its training loss barely fell): "
                              "the LR grid above comes first")
+        elif any(f.kind == "collapsed" for r in best_runs for f in r.findings):
+            # at chance at the end, its low accuracy says how training went, not the model's size
+            plan.kept.append(f"the model: the best run's training accuracy ends at {pct(acc)}, but "
+                             "it ended at chance (collapsed or never learned), which says nothing "
+                             "of the model's size: the LR grid above comes first")
         else:
             _larger(plan, best_runs[0], acc)
     return plan

@@ -172,6 +172,40 @@ def test_runs_whose_lr_was_too_small_send_the_grid_up_not_down(tmp_path):
     assert "its LR was too small to tell (its training loss barely fell)" in comments(result.text)
 
 
+def test_a_best_run_that_ended_at_chance_is_no_sign_of_too_small_a_model(tmp_path):
+    """The best run rose to 50% val acc and collapsed back to chance (train acc 14% at the
+    end, its loss flat): the follow-up read "with a converged loss: the model underfits" and
+    doubled the MLP, a remedy for a model that cannot fit, not for a run that fell apart."""
+    spec = spec_from_dict({"name": "fell", "model": {"name": "mlp", "hidden": [16]},
+                           "train": {"epochs": 8}, "sweep": {"grid": {"train.lr": [0.1, 1.0]}}})
+    runs = plan_runs(spec)
+    path = tmp_path / "fell.db"
+    with Store(path) as st:
+        st.add_experiment("fell", spec.model_dump(mode="json"), runs)
+        for r in runs:
+            peak = 0.5 if r.config.train.lr == 0.1 else 0.12
+            st.record(RunStarted(r.run_id, 80, 0, {}))
+            rows = []
+            for e in range(9):
+                acc = 0.1 if e == 0 or e >= 6 else peak
+                loss = 2.3 if acc == 0.1 or e == 1 else 1.5  # it learned, then fell back
+                values = {"val_loss": loss, "train_eval_loss": loss, "val_acc": acc,
+                          "train_acc": 0.14 if e >= 6 else acc}
+                rows += [(k, e * 10, v, float(e), e * 320, float(e)) for k, v in values.items()]
+                if e:
+                    rows.append(("train_loss", e * 10, loss, float(e), e * 320, float(e)))
+            st.record(MetricRows(r.run_id, rows, 80))
+            st.record(RunEnded(r.run_id, "completed", 80, 1.0,
+                               {"n_train": 320, "num_classes": 10, "steps_per_epoch": 10}))
+        analysis = analyze_experiment(st, "fell")
+    best = [r for r in analysis.runs if r.run_id in analysis.best["group"]["run_ids"]]
+    assert {f.kind for f in best[0].findings} >= {"collapsed"}
+    result = SweepResult("fell", path, 2, 0, 2).next(tmp_path / "n.toml")
+    assert "model.hidden" not in result.text and "the model underfits" not in result.text
+    assert ("the model: the best run's training accuracy ends at 14%, but it ended at chance "
+            "(collapsed or never learned), which says nothing of the model's size") in comments(result.text)
+
+
 @pytest.fixture(scope="module")
 def overfit_store(tmp_path_factory):
     """60 digits, an MLP, 12 epochs: both LRs overfit (train acc 100%, val acc ~85%)."""
