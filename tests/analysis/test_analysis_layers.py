@@ -7,6 +7,7 @@ from analysis_curves import healthy_metrics, per_epoch, record, series
 from batchlab.analysis.capacity import add_capacity
 from batchlab.analysis.diagnose import diagnose_run
 from batchlab.analysis.experiment import analyze_runs
+from batchlab.analysis.findings import Finding
 from batchlab.analysis.layers import layer_findings, layer_order
 
 STEPS = [1, 11, 21, 31, 41]
@@ -131,3 +132,18 @@ def test_capacity_skips_runs_whose_config_records_no_lr():
     del no_lr.config["train"]["lr"]
     runs = [(no_lr, plateau_metrics(1.2, 0.6)), (record("b", {"lr": 0.01}), plateau_metrics(1.6, 0.45))]
     assert add_capacity(runs, [[], []]) == [[], []]
+
+
+def test_capacity_does_not_call_a_collapsed_run_too_small_a_model():
+    """A run that learned (2.3 -> 1.5) and fell back to ln C read "model too small: training loss
+    plateaus high at 2.3 (train acc 14%) at an LR that trains (lr 0.1: 2.3 -> 2.3)" beside its
+    collapse: its high loss is the collapse's, not the model's."""
+    back = plateau_metrics(1.5, 0.5)
+    back["train_eval_loss"] = per_epoch(lambda e: np.where((e >= 1) & (e < 12), 1.5, 2.3))
+    back["train_acc"] = per_epoch(lambda e: np.where((e >= 1) & (e < 12), 0.5, 0.14))
+    collapsed = Finding("collapsed", "collapsed at step 120 (epoch 12): ...", 120, 12.0,
+                        {"final_val_acc": 0.1, "best_val_acc": 0.5, "collapse_step": 120.0})
+    runs = [(record("a", {"lr": 0.1}), back), (record("b", {"lr": 1.0}), back)]
+    assert "model_too_small" in kinds(add_capacity(runs, [[], []])[0])  # the rule alone fires
+    out = add_capacity(runs, [[collapsed], [collapsed]])
+    assert [kinds(x) for x in out] == [["collapsed"], ["collapsed"]]

@@ -109,7 +109,8 @@ def add_capacity(runs: Sequence[tuple[RunRecord, Mapping[str, Series]]],
                  th: CapacityThresholds = CapacityThresholds()) -> list[list[Finding]]:  # noqa: B008
     """``findings`` (one list per run) with the capacity finding added to each run it applies
     to, in place of its standing (see :data:`STANDING`). Only runs whose configuration was
-    trained at 2+ LRs are judged; diverged and pruned runs are skipped (and rank no rival), and
+    trained at 2+ LRs are judged; diverged and pruned runs are skipped (and rank no rival), a
+    collapsed run is not judged (its high loss is the collapse's), and
     so are runs whose config records no LR (a tracked run's may not): an unknown LR can neither
     be said to train nor count as another LR tried."""
     fams: dict[str, list[int]] = {}
@@ -124,6 +125,10 @@ def add_capacity(runs: Sequence[tuple[RunRecord, Mapping[str, Series]]],
         finals = {i: _final_loss(runs[i][1]) for i in members}
         for i in members:
             lr = runs[i][0].config.get("train", {}).get("lr")
+            if any(f.kind == "collapsed" for f in out[i]):
+                # a loss back at ln C is the collapse (its own finding), not the model's limit:
+                # "an LR that trains (lr 0.1: 2.3 -> 2.3)" beside "fell to chance" contradicts it
+                continue
             rivals = [finals[j] for j in members if j != i]
             found = check_too_small(runs[i][1], lr, rivals, len(lrs), th)
             if found is not None:
