@@ -182,3 +182,11 @@ def test_the_lr_readings_exponent_is_worded_by_its_sign_and_the_horizon_strategy
     assert "best LR scales as B^-0.55 (falls as the batch grows" in reading
     assert "grows as B^-" not in reading
     assert "(the best of miniatures of the run, compared by successive halving)" in reading
+
+
+def test_a_batch_near_the_noise_scale_is_told_both_of_its_costs():
+    """Batch 16 at B_simple 28.6 read 'it needs ≈ 2.8× the fewest steps and about as many extra
+    examples': the examples cost E_min·(1 + B/B_simple) is 1.6×, not 'as many'."""
+    assert noise_advice(28.63, 16).endswith(
+        "Your batch 16 is near it: it needs ≈ 2.8× the fewest steps and ≈ 1.6× the fewest "
+        "examples, a balanced choice.")

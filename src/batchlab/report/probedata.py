@@ -270,8 +270,9 @@ def noise_advice(b_simple: float, batch_size: int | None) -> str:
             text += (f" Your batch {batch_size} is well above it: it needs ≈ {factor}× the fewest "
                      "steps, so a larger batch saves few steps and costs more examples.")
         else:
+            examples = f"{1 + batch_size / b_simple:.2g}"
             text += (f" Your batch {batch_size} is near it: it needs ≈ {factor}× the fewest steps "
-                     "and about as many extra examples, a balanced choice.")
+                     f"and ≈ {examples}× the fewest examples, a balanced choice.")
     return text
 
 
