@@ -190,3 +190,17 @@ def test_a_batch_near_the_noise_scale_is_told_both_of_its_costs():
     assert noise_advice(28.63, 16).endswith(
         "Your batch 16 is near it: it needs ≈ 2.8× the fewest steps and ≈ 1.6× the fewest "
         "examples, a balanced choice.")
+
+
+def test_the_horizon_lr_search_states_the_settings_it_ran_with():
+    """The settings column said '0 seed(s) each; LR from 1e-07 to 10 over 20 steps' of a search
+    by miniatures alone: no range test ran (no seeds, no such LR range or steps)."""
+    settings = {"budget": 0.5, "end_lr": 10.0, "repeats": 0, "start_lr": 1e-07, "steps": 20}
+    result = {"strategy": "horizon", "settings": settings, "suggested_lr": 0.0215,
+              "per_batch": [{"batch_size": 16, "suggested_lr": 0.0215, "repeats": []}]}
+    shown = view(record(1, "lr_range", result)).settings
+    assert shown == "batch sizes 16; miniatures of the run within 0.5 of the run's steps (no range test)"
+    with_range = {**result, "settings": {**settings, "repeats": 1}}
+    assert view(record(2, "lr_range", with_range)).settings == (
+        "batch sizes 16; miniatures of the run within 0.5 of the run's steps; beside them a range test, "
+        "1 seed(s) each, LR from 1e-07 to 10 over 20 steps")

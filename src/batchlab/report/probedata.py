@@ -199,9 +199,17 @@ def _lr_range(r: dict[str, Any], train: dict[str, Any]) -> tuple[str, str]:
     s = r.get("settings") or {}
     settings = ""
     if per:
-        settings = (f"batch sizes {_sizes([b['batch_size'] for b in per])}; "
-                    f"{s.get('repeats', len(per[0].get('repeats', [])))} seed(s) each; LR from "
-                    f"{num(s.get('start_lr'))} to {num(s.get('end_lr'))} over {s.get('steps', '?')} steps")
+        seeds = s.get("repeats", len(per[0].get("repeats", [])))
+        settings = f"batch sizes {_sizes([b['batch_size'] for b in per])}; "
+        if r.get("strategy") == "horizon":  # miniatures; a range test only with repeats >= 1
+            budget = f" within {num(s['budget'])} of the run's steps" if s.get("budget") else ""
+            settings += f"miniatures of the run{budget}"
+            settings += (f"; beside them a range test, {seeds} seed(s) each, LR from "
+                         f"{num(s.get('start_lr'))} to {num(s.get('end_lr'))} over "
+                         f"{s.get('steps', '?')} steps") if seeds else " (no range test)"
+        else:
+            settings += (f"{seeds} seed(s) each; LR from {num(s.get('start_lr'))} to "
+                         f"{num(s.get('end_lr'))} over {s.get('steps', '?')} steps")
     if not per:
         return settings, f"suggested LR {num(r['suggested_lr'])}" if r.get("suggested_lr") else _generic(r)
     found = [f"{num(b['suggested_lr'])} at batch {b['batch_size']}" if b.get("suggested_lr")
