@@ -204,3 +204,13 @@ def test_the_horizon_lr_search_states_the_settings_it_ran_with():
     assert view(record(2, "lr_range", with_range)).settings == (
         "batch sizes 16; miniatures of the run within 0.5 of the run's steps; beside them a range test, "
         "1 seed(s) each, LR from 1e-07 to 10 over 20 steps")
+
+
+def test_a_throughput_reason_that_ends_its_sentence_gets_one_full_stop():
+    """'... or with longer windows.. batch sizes [8, 32, 128]: ...' in the probe table."""
+    result = {"batch_sizes": [8, 32], "samples_per_s": [140.0, 1274.0], "knee": None,
+              "knee_reason": "the curve is unreliable: measure again with longer windows.",
+              "notes": ["batch sizes [8, 32]: measured again"], "settings": {}}
+    reading = view(record(1, "throughput", result)).reading
+    assert reading.endswith("no knee: the curve is unreliable: measure again with longer windows. "
+                            "batch sizes [8, 32]: measured again")

@@ -254,8 +254,8 @@ def _throughput(r: dict[str, Any], train: dict[str, Any]) -> tuple[str, str]:
     best = int(np.nanargmax(np.array(sps, dtype=float)))
     text = (f"Samples/s rise from {num(sps[0])} at batch {bs[0]} to {num(sps[best])} at batch "
             f"{bs[best]}; ")
-    text += (f"knee at batch {r['knee']}: {r.get('knee_reason')}." if r.get("knee") is not None
-             else f"no knee: {r.get('knee_reason')}.")
+    why = str(r.get("knee_reason")).rstrip(".")  # a reason may end its own sentence
+    text += (f"knee at batch {r['knee']}: {why}." if r.get("knee") is not None else f"no knee: {why}.")
     return settings, text + "".join(f" {n}" for n in r.get("notes") or [])
 
 
