@@ -89,3 +89,17 @@ def test_a_regression_runs_standing_is_said_in_val_loss_with_its_numbers():
                                           "noise": 0.319})
     assert run_verdict([well], "completed").sentence == (
         "It trained well: val loss 0.376 within noise of the best.")
+
+
+def test_an_exploding_runs_sentence_names_its_peak_when_far_above_the_first_crossing():
+    """'Its training loss rose to 14.8x its start at epoch 1.' of a loss that peaked at 1.56e+06
+    from 1.29 (1.2 million times its start): the sentence said only where it crossed the line."""
+    boom = Finding("exploding", "exploding: train loss 19 at step 20 (epoch 1), 14.8x its initial "
+                   "1.29 (peak 1.56e+06)", 20, 1.0,
+                   {"loss": 19.0, "initial_loss": 1.29, "peak_loss": 1.56e6, "factor": 14.8})
+    assert run_verdict([boom], "completed").sentence == (
+        "Its training loss rose to 14.8x its start at epoch 1, peaking at 1.21e+06x.")
+    near = Finding("exploding", "exploding: ...", 20, 1.0,
+                   {"loss": 19.0, "initial_loss": 1.29, "peak_loss": 20.2, "factor": 14.8})
+    assert run_verdict([near], "completed").sentence == (
+        "Its training loss rose to 14.8x its start at epoch 1.")

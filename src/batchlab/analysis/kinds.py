@@ -82,6 +82,17 @@ def _overfits(f: Finding) -> str:
     return f"it overfits{when(f)}"
 
 
+def _exploding(f: Finding) -> str:
+    """Where the loss first passed the line, and its peak when that is far higher: '14.8x' alone
+    of a loss that went on to 1.2 million times its start understates what happened."""
+    factor = _num(f, "factor", 10)
+    text = f"its training loss rose to {factor:.3g}x its start{when(f)}"
+    n = f.numbers
+    if n.get("initial_loss", 0) > 0 and n.get("peak_loss", 0) / n["initial_loss"] >= 2 * factor:
+        text += f", peaking at {n['peak_loss'] / n['initial_loss']:.3g}x"
+    return text
+
+
 def _below_best(f: Finding) -> str:
     n = f.numbers
     if "sweep_best_val_acc" in n:
@@ -133,8 +144,7 @@ WORDING: dict[str, Wording] = {
         "collapsed", collapse_words, "collapsed to chance", True,
         "collapsed to chance (val acc at chance, or the loss back at ln C)", note=False, failed=True),
     "exploding": Wording(
-        "exploding",
-        lambda f: f"its training loss rose to {_num(f, 'factor', 10):.3g}x its start{when(f)}",
+        "exploding", _exploding,
         "had an exploding loss", True, "had an exploding loss", note=False, failed=True),
     "exploding_gradients": Wording(
         "exploding gradients", _head, "had a layer's gradients explode", True,
