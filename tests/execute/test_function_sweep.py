@@ -98,6 +98,18 @@ def test_the_function_sees_the_resolved_point(tmp_path):
         assert lr == first == pytest.approx(0.1 * config["batch_size"] / 64)  # the linear rule
 
 
+def test_two_lambdas_swept_on_the_same_grid_are_runs_of_their_own(tmp_path):
+    db, kw = tmp_path / "s.db", dict(grid={"batch_size": [8]}, lr=0.1, epochs=1, verbose=False)
+    first = bl.sweep("a", lambda run: run.log(1, train_loss=1.0, val_acc=0.1), store=db, **kw)
+    second = bl.sweep("b", lambda run: run.log(1, train_loss=2.0, val_acc=0.9), store=db, **kw)
+    # both lambdas are '<lambda>': the second took the first's run as its own, skipped
+    assert (second.skipped, second.trained) == (0, 1)
+    assert [r["final_val_acc"] for r in first.rows + second.rows] == [0.1, 0.9]
+    line = sys._getframe().f_lineno - 4  # the second lambda's line
+    (record, _), = runs_of(db, "b").values()
+    assert record.config["train"]["function"].endswith(f".<locals>.<lambda>@{line}")
+
+
 def test_a_failing_function_fails_its_run_with_the_cause_and_where(tmp_path):
     def broken(run):
         run.log(1, train_loss=2.0)
