@@ -68,6 +68,20 @@ def test_a_top_k_accuracy_beside_the_accuracy_keeps_its_own_name(tmp_path):
     assert m[top_k].value == pytest.approx(history[top_k])
 
 
+def test_the_optimizers_float32_lr_is_stored_as_the_decimal_given(tmp_path):
+    x, y = np.zeros((20, 4), dtype="float32"), np.zeros(20, dtype="int64")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    cb = BatchlabCallback("lr", config={"batch_size": 10, "n_train": 20}, store=tmp_path / "s.db")
+    model.fit(x, y, batch_size=10, epochs=1, callbacks=[cb], verbose=0)
+    with Store(tmp_path / "s.db") as st:
+        (rec,) = st.runs("lr")
+        m = st.metrics(rec.id)
+    # Keras holds it as float32: it was stored as 0.009999999776482582, apart from lr=0.01
+    assert rec.config["train"]["lr"] == rec.summary["effective_lr"] == 0.01
+    assert m["lr"].value.tolist() == [0.01, 0.01]
+
+
 def lenet(classes: int = 10) -> "keras.Model":
     """The blog study's LeNet: conv32-conv64-maxpool-dropout-fc128-dropout-fc."""
     return keras.Sequential([

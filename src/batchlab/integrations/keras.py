@@ -28,14 +28,17 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import keras  # noqa: E402
 
-from batchlab.apispec import user_config  # noqa: E402
+from batchlab.apispec import plain, user_config  # noqa: E402
 from batchlab.integrations.names import batchlab_names  # noqa: E402
 from batchlab.store import Store  # noqa: E402
 from batchlab.track import TrackedRun  # noqa: E402
 
 
 def _number(value: Any) -> float:
-    return float(keras.ops.convert_to_numpy(value))
+    """A Keras value as the decimal it prints as: the optimizer holds its LR as float32, whose
+    0.01 is 0.009999999776482582 as a float64, which became the run's LR, its label and the
+    next spec's, apart from a run given lr=0.01 (as ``bl.track`` reads numpy float32)."""
+    return float(plain(keras.ops.convert_to_numpy(value)))
 
 
 class BatchlabCallback(keras.callbacks.Callback):
