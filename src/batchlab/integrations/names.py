@@ -51,8 +51,11 @@ def batchlab_name(name: str) -> str | None:
     return f"{'val' if tokens & _VAL else 'train'}_{kind}"
 
 
-def _words(name: str) -> int:
-    return len([w for w in re.split(r"[/_\-\s.]+", name) if w])
+def _plainness(name: str) -> tuple[int, bool, str]:
+    """Sorts the plainest name first: fewest words, then a per-step value before its
+    ``*_epoch`` mean (Lightning's CSVLogger writes ``train_loss_step`` and ``train_loss_epoch``),
+    then by name."""
+    return len([w for w in re.split(r"[/_\-\s.]+", name) if w]), name.endswith("_epoch"), name
 
 
 def batchlab_names(keys: Iterable[str]) -> dict[str, str]:
@@ -60,15 +63,15 @@ def batchlab_names(keys: Iterable[str]) -> dict[str, str]:
 
     Where several keys map to one name (Keras's ``val_accuracy`` and
     ``val_sparse_top_k_categorical_accuracy``, a module's ``loss`` and ``loss_kl``, Lightning's
-    ``val_loss/dataloader_idx_0`` and ``..._1``), the plainest takes it (fewest words; of
-    equals the first in sorted order, whatever order they came in: ``dataloader_idx_0``) and
+    ``val_loss/dataloader_idx_0`` and ``..._1``), the plainest takes it (``_plainness``, whatever order
+    they came in: ``dataloader_idx_0``, ``train_loss_step`` before ``train_loss_epoch``) and
     the others keep their own names. Which one became ``val_acc`` used to depend on the order
     they were logged in, so a top-k accuracy was stored as the val acc and the others were
     lost. Extra ``lr`` keys (a second param group's LR) are left out: the first is the run's."""
     named = {key: name for key in keys if (name := batchlab_name(key)) is not None}
     taken: dict[str, str] = {}
     for key, name in named.items():
-        if name not in taken or (_words(key), key) < (_words(taken[name]), taken[name]):
+        if name not in taken or _plainness(key) < _plainness(taken[name]):
             taken[name] = key
     return {key: name if taken[name] == key else key for key, name in named.items()
             if taken[name] == key or name != "lr"}
