@@ -30,13 +30,19 @@ NOT_SWEPT = ("function", "options")  # set by the call itself
 
 
 def function_name(fn: Any) -> str:
-    """``module:qualname`` of a training function; SpecError when ``fn`` is not a function
-    (a callable object's name would not tell two of them apart in the run ids)."""
+    """``module:qualname`` of a training function, with ``@<line>`` for a lambda (every lambda
+    of a module has the qualname ``<lambda>``); SpecError when ``fn`` is not a function (a
+    callable object's name would not tell two of them apart in the run ids)."""
     if not inspect.isfunction(fn):
         raise SpecError(f"bl.sweep's second argument is a {type(fn).__name__}; pass your training "
                         "function (def train(run): ...; wrap a callable object in one), or "
                         "model= and train= for batchlab's own loop.")
-    return f"{fn.__module__}:{fn.__qualname__}"
+    name = f"{fn.__module__}:{fn.__qualname__}"
+    if fn.__name__ == "<lambda>":
+        # the run ids cover this name: without the line, a second lambda swept on the same grid
+        # took the first one's runs as its own (skipped, showing the first lambda's results)
+        name += f"@{fn.__code__.co_firstlineno}"
+    return name
 
 
 def field_path(key: str) -> str:

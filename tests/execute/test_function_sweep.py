@@ -98,6 +98,18 @@ def test_the_function_sees_the_resolved_point(tmp_path):
         assert lr == first == pytest.approx(0.1 * config["batch_size"] / 64)  # the linear rule
 
 
+def test_two_lambdas_swept_on_the_same_grid_are_runs_of_their_own(tmp_path):
+    db, kw = tmp_path / "s.db", dict(grid={"batch_size": [8]}, lr=0.1, epochs=1, verbose=False)
+    first = bl.sweep("a", lambda run: run.log(1, train_loss=1.0, val_acc=0.1), store=db, **kw)
+    second = bl.sweep("b", lambda run: run.log(1, train_loss=2.0, val_acc=0.9), store=db, **kw)
+    # both lambdas are '<lambda>': the second took the first's run as its own, skipped
+    assert (second.skipped, second.trained) == (0, 1)
+    assert [r["final_val_acc"] for r in first.rows + second.rows] == [0.1, 0.9]
+    line = sys._getframe().f_lineno - 4  # the second lambda's line
+    (record, _), = runs_of(db, "b").values()
+    assert record.config["train"]["function"].endswith(f".<locals>.<lambda>@{line}")
+
+
 def test_a_failing_function_fails_its_run_with_the_cause_and_where(tmp_path):
     def broken(run):
         run.log(1, train_loss=2.0)
@@ -195,6 +207,38 @@ def test_a_non_finite_loss_ends_the_run_diverged_and_should_stop_says_so(tmp_pat
     assert stopped_at == [7]
     assert record.status == "diverged" and record.steps == 7
     assert metrics["train_loss"].step.tolist() == list(range(1, 8))
+
+
+def test_a_diverged_runs_summary_holds_only_the_values_its_stored_rows_hold(tmp_path):
+    def blows_up(run):
+        for step in range(1, 5):
+            run.log(step, train_loss=float("nan") if step == 4 else 1.0)
+        run.log(3, val_loss=0.5, val_acc=0.4)
+        # logged before the rows are flushed: the divergence at step 4 is not known yet
+        run.log(5, train_loss=0.2)
+        run.log(5, val_loss=0.1, val_acc=0.9)
+
+    bl.sweep("nan", blows_up, grid={"lr": [0.1]}, epochs=1, store=tmp_path / "s.db", verbose=False)
+    (record, metrics), = runs_of(tmp_path / "s.db", "nan").values()
+    assert record.status == "diverged" and record.steps == 4
+    assert metrics["val_acc"].step.tolist() == [3]  # step 5's rows are dropped
+    s = record.summary
+    # they read the step-5 values: best and final val acc 0.9, a row the store does not hold
+    assert (s["best_val_acc"], s["final_val_acc"], s["best_val_loss"]) == (0.4, 0.4, 0.5)
+    assert "final_train_loss" not in s  # step 4's loss is not finite; step 5's is not the run's
+
+
+def test_a_step_logged_twice_is_summarised_as_stored_its_last_value(tmp_path):
+    def twice(run):
+        run.log(1, train_loss=1.0)
+        run.log(1, val_loss=0.3, val_acc=0.9)
+        run.log(1, val_loss=0.4, val_acc=0.6)
+
+    bl.sweep("twice", twice, grid={"lr": [0.1]}, epochs=1, store=tmp_path / "s.db", verbose=False)
+    (record, metrics), = runs_of(tmp_path / "s.db", "twice").values()
+    assert metrics["val_loss"].value.tolist() == [0.4] and metrics["val_acc"].value.tolist() == [0.6]
+    s = record.summary
+    assert (s["best_val_loss"], s["best_val_acc"], s["final_val_acc"]) == (0.4, 0.6, 0.6)
 
 
 def test_a_collapsed_run_is_pruned_as_hopeless(tmp_path):

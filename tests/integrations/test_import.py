@@ -198,6 +198,32 @@ def test_batchlab_tensorboard_export_imports_back(tmp_path):
         assert b[name].wall_time == pytest.approx(a[name].wall_time, abs=0.05)
 
 
+def test_an_export_imports_back_with_its_training_set_size_and_classes(tmp_path):
+    """n_train and num_classes come back from the export's hparams: without them the imported
+    run had no chance level (a run at chance read 'LR too small', not 'never learned') and its
+    examples and samples/s were unknown, unless each was given again with --set."""
+    import batchlab as bl
+    from batchlab.integrations.tensorboard import import_tensorboard
+    from batchlab.report.tensorboard import hparams_of
+
+    db = tmp_path / "s.db"
+    config = {"batch_size": 4, "n_train": 8, "lr": 0.1, "num_classes": 3}
+    with bl.track("orig", config=config, store=db) as run:
+        for s in range(1, 5):
+            run.log(s, train_loss=1.1, lr=0.1)
+        run.log(4, val_loss=1.1, val_acc=0.33)
+    with Store(db) as st:
+        (orig,) = st.runs("orig")
+    assert {"n_train": 8, "num_classes": 3}.items() <= hparams_of(orig).items()
+    res = batchlab("export", "orig", "--format", "tensorboard", "-o", tmp_path / "tb", "--store", db)
+    assert res.returncode == 0, res.stderr
+    (back,) = import_tensorboard(str(db), tmp_path / "tb", "back", mapping={}, overrides={})
+    with Store(db) as st:
+        (back,) = st.runs("back")
+    assert back.config == orig.config and back.summary["num_classes"] == 3
+    assert "unknown_clocks" not in back.summary
+
+
 def test_the_import_reads_the_export_s_own_tags_and_file_suffix():
     from batchlab.integrations.names import EXPORT_SUFFIX, EXPORTED_TAGS
     from batchlab.report.tensorboard import FILE_SUFFIX, TAGS

@@ -167,6 +167,42 @@ def test_lightning_csvlogger_metrics_import_with_their_sparse_rows(tmp_path):
     assert m["lr"].step.tolist() == [1, 2, 4, 6, 7, 8, 10, 12] and set(m["lr"].value) == {0.1}
 
 
+def test_a_top_k_accuracy_column_keeps_its_own_name_beside_the_accuracy(tmp_path):
+    from batchlab.integrations.csvlog import import_csvlogs
+
+    path = tmp_path / "bs=16_lr=0.1.csv"  # a CSVLogger's columns with a SparseTopKCategoricalAccuracy
+    path.write_text("epoch,accuracy,loss,sparse_top_k_categorical_accuracy,val_accuracy,val_loss,"
+                    "val_sparse_top_k_categorical_accuracy\n0,0.3,1.2,0.7,0.25,1.3,0.65\n"
+                    "1,0.4,1.1,0.8,0.35,1.2,0.75\n")
+    notes: list[str] = []
+    (run,) = import_csvlogs(tmp_path / "s.db", [path], "topk", mapping={},
+                            overrides={"n_train": 64}, notes=notes)
+    with Store(tmp_path / "s.db") as st:
+        m = st.metrics(run.id)
+    # both columns of each pair went into one series: the top-k values stored as the accuracy
+    assert m["val_acc"].value.tolist() == [0.25, 0.35] and m["train_acc"].value.tolist() == [0.3, 0.4]
+    assert m["val_sparse_top_k_categorical_accuracy"].value.tolist() == [0.65, 0.75]
+    assert m["sparse_top_k_categorical_accuracy"].value.tolist() == [0.7, 0.8]
+    assert any("kept under their own names" in n and "val_sparse_top_k" in n for n in notes)
+
+
+def test_a_lightning_step_value_is_the_train_loss_and_its_epoch_mean_keeps_its_name(tmp_path):
+    from batchlab.integrations.csvlog import import_csvlogs
+
+    folder = tmp_path / "version_0"  # self.log("train_loss", loss, on_step=True, on_epoch=True)
+    folder.mkdir()
+    (folder / "metrics.csv").write_text(
+        "epoch,step,train_loss_epoch,train_loss_step,val_loss\n0,0,,1.0,\n0,1,,0.8,\n0,1,,,0.7\n"
+        "0,1,0.9,,\n1,2,,0.6,\n1,3,,0.5,\n1,3,,,0.55\n1,3,0.55,,\n")
+    (run,) = import_csvlogs(tmp_path / "s.db", [folder / "metrics.csv"], "lt", mapping={},
+                            overrides={"batch_size": 16, "lr": 0.1})
+    with Store(tmp_path / "s.db") as st:
+        m = st.metrics(run.id)
+    # both columns were one train_loss series: the epoch means replaced steps 2 and 4's losses
+    assert m["train_loss"].value.tolist() == [1.0, 0.8, 0.6, 0.5]
+    assert m["train_loss_epoch"].step.tolist() == [2, 4] and m["val_loss"].step.tolist() == [2, 4]
+
+
 def test_imports_say_what_they_dropped_left_unmapped_or_lack(tmp_path):
     path = tmp_path / "run-a.csv"  # a Keras file with a column batchlab has no name for
     path.write_text("epoch,loss,f1,val_loss,grad_norm\n0,1.0,0.5,1.1,3\n1,0.8,0.6,0.9,2\n")

@@ -48,6 +48,40 @@ def test_per_batch_losses_are_the_batches_own(tmp_path):
     assert rec.config["train"]["optimizer"] == "sgd" and rec.config["train"]["epochs"] == 2
 
 
+def test_a_top_k_accuracy_beside_the_accuracy_keeps_its_own_name(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 4)).astype("float32"), rng.integers(0, 3, 40)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=2)])
+    cb = BatchlabCallback("topk", config={"batch_size": 10, "n_train": 30}, store=tmp_path / "s.db")
+    history = model.fit(x, y, batch_size=10, epochs=2, validation_split=0.25, callbacks=[cb],
+                        verbose=0).history
+    with Store(tmp_path / "s.db") as st:
+        (rec,) = st.runs("topk")
+        m = st.metrics(rec.id)
+    # the top-2 accuracy came after the accuracy in Keras's logs and was stored as val_acc
+    assert m["val_acc"].value == pytest.approx(history["val_accuracy"])
+    assert m["train_acc"].value == pytest.approx(history["accuracy"])
+    top_k = "val_sparse_top_k_categorical_accuracy"
+    assert m[top_k].value == pytest.approx(history[top_k])
+
+
+def test_the_optimizers_float32_lr_is_stored_as_the_decimal_given(tmp_path):
+    x, y = np.zeros((20, 4), dtype="float32"), np.zeros(20, dtype="int64")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    cb = BatchlabCallback("lr", config={"batch_size": 10, "n_train": 20}, store=tmp_path / "s.db")
+    model.fit(x, y, batch_size=10, epochs=1, callbacks=[cb], verbose=0)
+    with Store(tmp_path / "s.db") as st:
+        (rec,) = st.runs("lr")
+        m = st.metrics(rec.id)
+    # Keras holds it as float32: it was stored as 0.009999999776482582, apart from lr=0.01
+    assert rec.config["train"]["lr"] == rec.summary["effective_lr"] == 0.01
+    assert m["lr"].value.tolist() == [0.01, 0.01]
+
+
 def lenet(classes: int = 10) -> "keras.Model":
     """The blog study's LeNet: conv32-conv64-maxpool-dropout-fc128-dropout-fc."""
     return keras.Sequential([

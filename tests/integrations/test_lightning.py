@@ -89,6 +89,44 @@ def test_fit_is_recorded_step_by_step_with_hyperparameters(tmp_path):
     assert "batch sizes [16]" in (tmp_path / "r.html").read_text()
 
 
+class TwoLoaders(Blobs):
+    """Validates on two loaders, and logs a top-1-of-half accuracy before its accuracy."""
+
+    def validation_step(self, batch, i, dataloader_idx=0):
+        x, y = batch
+        out = self.net(x)
+        acc = (out.argmax(1) == y).float().mean()
+        self.log("val_acc_half", acc / 2)
+        self.log("val_acc", acc)
+        self.log("val_loss", F.cross_entropy(out, y))
+        if dataloader_idx == 0:
+            self.seen["val_acc"].append(acc.item())
+
+
+def test_metrics_of_a_second_val_loader_and_qualified_names_keep_their_own_names(tmp_path):
+    db, module = tmp_path / "s.db", TwoLoaders()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, generator=g)
+    y = (x[:, 0] > 0).long()
+    data = torch.utils.data.TensorDataset
+    loaders = [torch.utils.data.DataLoader(data(x[:32], y[:32]), batch_size=32),
+               torch.utils.data.DataLoader(data(x[32:40], y[32:40]), batch_size=8)]
+    trainer = L.Trainer(max_epochs=2, logger=BatchlabLogger("two", store=db), log_every_n_steps=1,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        enable_checkpointing=False, num_sanity_val_steps=0, accelerator="cpu")
+    trainer.fit(module, torch.utils.data.DataLoader(data(x, y), batch_size=16), loaders)
+    with Store(db) as st:
+        (rec,) = st.runs("two")
+        m = st.metrics(rec.id)
+    # val_acc is the first loader's accuracy; before, whichever key came first took the name
+    # (val_acc_half, or the second loader's) and the others were dropped
+    assert m["val_acc"].value == pytest.approx(module.seen["val_acc"], rel=1e-6)
+    assert m["val_acc_half/dataloader_idx_0"].value == pytest.approx(
+        [a / 2 for a in module.seen["val_acc"]], rel=1e-6)
+    assert {"val_acc/dataloader_idx_1", "val_loss/dataloader_idx_1"} <= set(m)
+    assert m["val_loss"].step.tolist() == m["val_loss/dataloader_idx_1"].step.tolist() == [4, 8]
+
+
 def test_what_is_logged_after_the_fit_is_not_stored_and_said_once(tmp_path):
     db = tmp_path / "s.db"
     module = Blobs()

@@ -152,7 +152,11 @@ class SweepRun(TrackedRun):
         self._pruner = Pruner(prune or PruneOrder(hopeless=False), options.get("num_classes"))
         self._values: dict[str, Any] = dict(resume["summary"]) if resume else {}
         self._logged_at: dict[str, int] = {}  # each name logged by this call, at its latest step
-        self._last_loss: Any = self._values.get("final_train_loss")
+        self._last_loss: Any = self._values.pop("final_train_loss", None)
+        self._last_loss_step = self.resumed_step
+        # the KEPT values logged by this call, (name, step) -> (value, epoch): the summary reads
+        # them when the run ends, once it is known which steps a divergence left stored
+        self._kept: dict[tuple[str, int], tuple[float, float]] = {}
         self._lr_at: LRFn | None = None
         self._schedule_steps = 0  # the schedule's length in steps, once lr_at built it
         self.stop_reason: str | None = None  # why pruning stopped the run (hopeless)
@@ -252,18 +256,33 @@ class SweepRun(TrackedRun):
         self._logged_at.update(dict.fromkeys(values, step))
         if self.diverged_at is not None or self._rec is None:
             return
-        if "train_loss" in values:
-            self._last_loss = values["train_loss"]
+        if "train_loss" in values and step >= self._last_loss_step:
+            self._last_loss, self._last_loss_step = values["train_loss"], step
+        at_epoch = self._rec.position(step)[0] if epoch is None else float(epoch)
         for name in KEPT:
-            if name in values:
-                self._values[f"final_{name}"] = float(values[name])
-        acc = values.get("val_acc")
-        if acc is not None and float(acc) > self._values.get("best_val_acc", -math.inf):
-            at_epoch = self._rec.position(step)[0] if epoch is None else float(epoch)
-            self._values.update(best_val_acc=float(acc), best_val_acc_step=step,
-                                best_val_acc_epoch=at_epoch)
-        if "val_loss" in values and float(values["val_loss"]) < self._values.get("best_val_loss", math.inf):
-            self._values["best_val_loss"] = float(values["val_loss"])
+            if name in values:  # a step logged twice keeps its last value, as the store does
+                self._kept[name, step] = (float(values[name]), at_epoch)
+
+    def _final_values(self) -> dict[str, Any]:
+        """The summary's final and best values: the saved ones of a resumed run, then those
+        logged since, in step order, up to a divergence. The rows logged after the non-finite
+        loss are dropped (the Recorder finds it only at a flush, often after later values were
+        logged), so their values are not the run's either: they were summarised as its final
+        and best val acc while its stored rows ended at the divergence."""
+        out = dict(self._values)
+        last = math.inf if self.diverged_at is None else self.diverged_at
+        for (name, step), (value, epoch) in sorted(self._kept.items(), key=lambda kv: kv[0][1]):
+            if step > last:
+                continue
+            out[f"final_{name}"] = value
+            if name == "val_acc" and math.isfinite(value) and value > out.get("best_val_acc", -math.inf):
+                out.update(best_val_acc=value, best_val_acc_step=step, best_val_acc_epoch=epoch)
+            if name == "val_loss" and value < out.get("best_val_loss", math.inf):
+                out["best_val_loss"] = value
+        loss = self._loss_value()
+        if loss is not None and math.isfinite(loss) and self._last_loss_step <= last:
+            out["final_train_loss"] = loss
+        return out
 
     def _judge(self, step: int, values: dict[str, Any], epoch: float | None,
                examples: int | None) -> None:
@@ -327,7 +346,7 @@ class SweepRun(TrackedRun):
             return False
         why = checkpoint_or_why(self._path, {
             "run_id": self.id, "step": self.last_step, "wall_time": self._rec.elapsed(),
-            "summary": {**self._values, "final_train_loss": self._loss_value()},
+            "summary": self._final_values(),
             "prune": self._pruner.state(), "rng": rng_state(), "user": state,
         }, f"writing the checkpoint of run {self.id}")
         if why is not None:
@@ -373,13 +392,11 @@ class SweepRun(TrackedRun):
         """The trainer's summary keys from the values logged (no store here: the driver has it)."""
         assert self._rec is not None
         options = self.spec.train.options
-        out: dict[str, Any] = {**self._values, "total_steps": self.total_steps or steps,
+        out: dict[str, Any] = {**self._final_values(), "total_steps": self.total_steps or steps,
                                "steps_per_epoch": self.steps_per_epoch,
                                "n_train": options.get("n_train"), "effective_lr": self.lr}
         if options.get("num_classes"):
             out["num_classes"] = int(options["num_classes"])
-        if (loss := self._loss_value()) is not None and math.isfinite(loss):
-            out["final_train_loss"] = loss
         if self.diverged_at is not None:
             out["diverged_at_step"] = self.diverged_at
         if wall > 0 and self._rec.examples(steps):

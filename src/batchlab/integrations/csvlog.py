@@ -31,7 +31,7 @@ from batchlab.integrations.importing import (
     config_key,
     import_notes,
     lr_from_log,
-    metric_for,
+    metrics_for,
     store_runs,
 )
 from batchlab.integrations.logpaths import CSV_PASS, check_csvlog_path
@@ -144,7 +144,7 @@ def import_csvlogs(store: Store | str | Path, paths: list[Path], experiment: str
     planned = []
     for path, log in read:
         series: dict[str, list[Point]] = {}
-        tags = {column: metric_for(column, mapping) for column in log.columns}
+        tags = metrics_for(log.columns, mapping)
         for column, points in log.columns.items():
             if (metric := tags[column]) is not None:
                 series.setdefault(metric, []).extend(points)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from batchlab.errors import SpecError
-from batchlab.integrations.names import batchlab_name, own_name
+from batchlab.integrations.names import batchlab_name, batchlab_names, own_name
 from batchlab.overrides import parse_value
 from batchlab.store import Store
 from batchlab.track import _POSITIVE_INT, TrackedRun
@@ -166,6 +166,21 @@ def metric_for(tag: str, mapping: dict[str, str]) -> str | None:
         if tokens and tokens <= words:
             return counter
     return batchlab_name(tag)
+
+
+def metrics_for(tags: Iterable[str], mapping: dict[str, str]) -> dict[str, str | None]:
+    """``metric_for`` of each of a run's tags, except that where several tags would take one of
+    batchlab's names by their words (a Keras log's ``val_accuracy`` and
+    ``val_sparse_top_k_categorical_accuracy``) the plainest takes it and the others keep their
+    own names (``batchlab_names``; a second ``lr`` tag is dropped, with the import's note):
+    both were stored as one series, the top-k accuracy's values replacing the val acc's.
+    ``--map`` and the export's own tags are as given."""
+    out = {tag: metric_for(tag, mapping) for tag in tags}
+    by_words = [t for t, m in out.items() if m is not None and not m.startswith("@")
+                and t not in mapping and own_name(t) is None]
+    names = batchlab_names(by_words)
+    out.update({tag: names.get(tag) for tag in by_words})
+    return out
 
 
 @dataclass(frozen=True)

@@ -28,14 +28,17 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import keras  # noqa: E402
 
-from batchlab.apispec import user_config  # noqa: E402
-from batchlab.integrations.names import batchlab_name  # noqa: E402
+from batchlab.apispec import plain, user_config  # noqa: E402
+from batchlab.integrations.names import batchlab_names  # noqa: E402
 from batchlab.store import Store  # noqa: E402
 from batchlab.track import TrackedRun  # noqa: E402
 
 
 def _number(value: Any) -> float:
-    return float(keras.ops.convert_to_numpy(value))
+    """A Keras value as the decimal it prints as: the optimizer holds its LR as float32, whose
+    0.01 is 0.009999999776482582 as a float64, which became the run's LR, its label and the
+    next spec's, apart from a run given lr=0.01 (as ``bl.track`` reads numpy float32)."""
+    return float(plain(keras.ops.convert_to_numpy(value)))
 
 
 class BatchlabCallback(keras.callbacks.Callback):
@@ -84,12 +87,10 @@ class BatchlabCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.run is None:
             return
-        values = {}
-        for key, value in (logs or {}).items():
-            name = batchlab_name(key)
-            # the epoch's mean loss is not kept: the per-batch losses are
-            if name is not None and name != "train_loss" and isinstance(value, int | float):
-                values[name] = float(value)
+        numbers = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float)}
+        # the epoch's mean loss is not kept: the per-batch losses are
+        values = {name: numbers[key] for key, name in batchlab_names(numbers).items()
+                  if name != "train_loss"}
         if values:
             self.run.log(self.step, **values)
 

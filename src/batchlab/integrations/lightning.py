@@ -34,7 +34,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from batchlab.apispec import user_config
 from batchlab.errors import SpecError
 from batchlab.events import COMPLETED, FAILED
-from batchlab.integrations.names import batchlab_name
+from batchlab.integrations.names import batchlab_names
 from batchlab.paths import safe_name
 from batchlab.store import Store
 from batchlab.track import TrackedRun, tracked_run_id
@@ -108,12 +108,9 @@ class BatchlabLogger(Logger):
                               stacklevel=2)
             return
         run = self._open()
-        values: dict[str, float] = {}
-        for key, value in metrics.items():
-            name = batchlab_name(key.removesuffix("_step"))
-            if name is None or key.endswith("_epoch") or name in values:  # lr: first param group
-                continue
-            values[name] = value
+        logged = {key.removesuffix("_step"): value for key, value in metrics.items()
+                  if not key.endswith("_epoch")}
+        values = {name: logged[key] for key, name in batchlab_names(logged).items()}
         if values:
             run.log((step if step is not None else run.last_step) + 1, **values)
 

@@ -6,6 +6,7 @@ report and the diagnosis look for them."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from batchlab.layernames import SIGNALS, parse_metric
 
@@ -48,3 +49,29 @@ def batchlab_name(name: str) -> str | None:
     if kind is None:
         return name
     return f"{'val' if tokens & _VAL else 'train'}_{kind}"
+
+
+def _plainness(name: str) -> tuple[int, bool, str]:
+    """Sorts the plainest name first: fewest words, then a per-step value before its
+    ``*_epoch`` mean (Lightning's CSVLogger writes ``train_loss_step`` and ``train_loss_epoch``),
+    then by name."""
+    return len([w for w in re.split(r"[/_\-\s.]+", name) if w]), name.endswith("_epoch"), name
+
+
+def batchlab_names(keys: Iterable[str]) -> dict[str, str]:
+    """batchlab's names (``batchlab_name``) of metrics logged together, counters left out.
+
+    Where several keys map to one name (Keras's ``val_accuracy`` and
+    ``val_sparse_top_k_categorical_accuracy``, a module's ``loss`` and ``loss_kl``, Lightning's
+    ``val_loss/dataloader_idx_0`` and ``..._1``), the plainest takes it (``_plainness``, whatever order
+    they came in: ``dataloader_idx_0``, ``train_loss_step`` before ``train_loss_epoch``) and
+    the others keep their own names. Which one became ``val_acc`` used to depend on the order
+    they were logged in, so a top-k accuracy was stored as the val acc and the others were
+    lost. Extra ``lr`` keys (a second param group's LR) are left out: the first is the run's."""
+    named = {key: name for key in keys if (name := batchlab_name(key)) is not None}
+    taken: dict[str, str] = {}
+    for key, name in named.items():
+        if name not in taken or _plainness(key) < _plainness(taken[name]):
+            taken[name] = key
+    return {key: name if taken[name] == key else key for key, name in named.items()
+            if taken[name] == key or name != "lr"}

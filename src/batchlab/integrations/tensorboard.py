@@ -23,7 +23,7 @@ from batchlab.integrations.importing import (
     config_key,
     import_notes,
     lr_from_log,
-    metric_for,
+    metrics_for,
     store_runs,
 )
 from batchlab.integrations.logpaths import check_logdir
@@ -130,7 +130,7 @@ def import_tensorboard(store: Store | str | Path, logdir: Path, experiment: str,
     planned = []
     for name, (hparams, tags, start) in read_logdir(logdir).items():
         series: dict[str, list[Point]] = {}
-        metrics = {tag: metric_for(tag, mapping) for tag in tags}
+        metrics = metrics_for(tags, mapping)
         for tag, points in tags.items():
             metric = metrics[tag]
             if metric is not None and points:

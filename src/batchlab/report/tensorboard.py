@@ -160,7 +160,10 @@ def experiment_summary(tb: _TB, hparam_types: dict[str, type], metric_tags: Sequ
 
 # ----------------------------------------------------------------------- export
 def hparams_of(record: RunRecord) -> dict[str, Any]:
-    """The knobs people compare, plus every swept field, as flat name -> scalar."""
+    """The knobs people compare, plus every swept field, as flat name -> scalar; with the
+    training set's size and classes (``n_train``, ``num_classes``), which ``import
+    tensorboard`` reads back as config: without them an imported export had no chance level
+    (the diagnosis of a run at chance changed) and no examples seen."""
     cfg = record.config
     train = cfg.get("train", {})
     out: dict[str, Any] = {
@@ -169,7 +172,8 @@ def hparams_of(record: RunRecord) -> dict[str, Any]:
         "schedule": schedule_label(train), "optimizer": train.get("optimizer"),
         "seed": train.get("seed"), "scale_lr": train.get("scale_lr"),
         "model": cfg.get("model", {}).get("name"), "data": cfg.get("data", {}).get("name"),
-        "status": record.status,
+        "status": record.status, "n_train": record.summary.get("n_train"),
+        "num_classes": record.summary.get("num_classes"),
     }
     for k, v in record.point.items():  # swept fields the short names above do not cover
         if k.rsplit(".", 1)[-1] not in out and not k.startswith("train.schedule"):
