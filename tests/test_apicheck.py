@@ -70,14 +70,16 @@ def test_a_call_whose_every_run_failed_raises_beside_runs_that_completed(tmp_pat
     # the experiment's earlier run completed, so the call whose only run failed returned as a
     # success (no error; with verbose=False not a word)
     sweep(tmp_path, nn.Linear(64, 10), verbose=False)
-    with pytest.raises(ExecutorError) as err:
-        sweep(tmp_path, FailsOnBigBatches(), verbose=False)
-    assert "the only run this call trained (" in str(err.value)
-    assert "failed: RuntimeError: boom in forward" in str(err.value)
-    with pytest.raises(ExecutorError, match="all 2 runs this call trained failed with the same error"):
-        sweep(tmp_path, FailsOnBigBatches(), grid={"batch_size": [16, 64]}, verbose=False)
-    # one run of the call that completes: the call returns, its failed row in the table
-    done = sweep(tmp_path, FailsAtBatch16(), grid={"batch_size": [16, 48]}, verbose=False)
+    # the models differ on purpose: each later call says so, their runs sharing the experiment
+    with pytest.warns(UserWarning, match="already has runs with another model"):
+        with pytest.raises(ExecutorError) as err:
+            sweep(tmp_path, FailsOnBigBatches(), verbose=False)
+        assert "the only run this call trained (" in str(err.value)
+        assert "failed: RuntimeError: boom in forward" in str(err.value)
+        with pytest.raises(ExecutorError, match="all 2 runs this call trained failed with the same error"):
+            sweep(tmp_path, FailsOnBigBatches(), grid={"batch_size": [16, 64]}, verbose=False)
+        # one run of the call that completes: the call returns, its failed row in the table
+        done = sweep(tmp_path, FailsAtBatch16(), grid={"batch_size": [16, 48]}, verbose=False)
     assert [(r["batch_size"], r["status"]) for r in done.rows
             if r["model"].startswith("python:FailsAtBatch16")] == [(16, "failed"), (48, "completed")]
 
