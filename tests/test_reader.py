@@ -117,7 +117,9 @@ def test_an_experiment_of_probes_only_is_listed_read_reported_and_removed(tmp_pa
     listing = cli("ls")
     assert listing.returncode == 0 and "│ pr " in listing.stdout
     assert "'pr' holds 1 probe result(s) (throughput) and no runs" in listing.stdout
-    assert cli("ls", "pr").returncode == 0
+    one = cli("ls", "pr")  # its probes said, not an empty runs table with 'show RUN' of no run
+    assert one.returncode == 0 and "'pr' holds 1 probe result(s) (throughput) and no runs" in one.stdout
+    assert "run id" not in one.stdout and "batchlab show RUN" not in one.stdout
     removed = cli("rm", "pr", "--yes")
     assert removed.returncode == 0, removed.stderr
     with bl.open(path) as db:

@@ -79,9 +79,10 @@ def ls(
             probes_only = [e.name for e in st.experiments() if not e.spec]
         else:
             records = st.runs(experiment)
-            rows = with_differences(experiment_rows(st, experiment), records)
-            console.print(_with_ids(rows, records, experiment, gone, _verdicts(st, experiment)))
-            probes_only = [experiment] if not st.runs(experiment) else []
+            probes_only = [experiment] if not records and st.probes(experiment) else []
+            if not probes_only:  # an empty runs table, and 'show RUN' of no run, say nothing
+                rows = with_differences(experiment_rows(st, experiment), records)
+                console.print(_with_ids(rows, records, experiment, gone, _verdicts(st, experiment)))
         for name in probes_only:
             if found := st.probes(name):
                 kinds = ", ".join(sorted({p.kind for p in found}))
