@@ -53,8 +53,9 @@ AUTO_LR_UNRESOLVED = (
 )
 
 
-# data sets made in memory, without a file (data.path would be ignored)
+# data sets made in memory, without a file (data.path would be ignored), and those read from one
 BUILTIN_DATA = ("digits", "mnist1d", "synthetic")
+FILE_DATA = ("npz", "image_folder", "mnist_idx", "cifar10", "cifar100")
 
 
 class _Strict(BaseModel):
@@ -92,15 +93,15 @@ class DataSpec(_Strict):
 
     @model_validator(mode="after")
     def _needs_path(self) -> DataSpec:
-        if self.name in ("mnist_idx", "cifar10", "cifar100", "image_folder", "npz") and not self.path:
+        if self.name in FILE_DATA and not self.path:
             raise ValueError(f"data.path is required for data.name = {self.name!r}")
         if self.name in BUILTIN_DATA and self.path:
             # a spec that gives its file but not its format would train on digits, the
             # default, in silence (and under another run id than digits without a path)
             raise ValueError(
                 f"data.path = {self.path!r} is set, but data.name = {self.name!r} is a built-in "
-                "data set that reads no file; set data.name to the file's format (npz, "
-                "image_folder, mnist_idx, cifar10, cifar100), or remove data.path")
+                f"data set that reads no file; set data.name to the file's format "
+                f"({', '.join(FILE_DATA)}), or remove data.path")
         if self.task == "regression" and self.name != "npz":
             raise ValueError(f"data.name = {self.name!r} holds class labels, so data.task = "
                              "'regression' does not apply; save inputs and float targets with "
